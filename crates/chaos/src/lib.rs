@@ -1,0 +1,3 @@
+//! Break and prove: load generation, fault injection, the mock service, and the
+//! fault-tolerance spec that `blastwall verify` runs. See `ARCHITECTURE.md`.
+#![warn(missing_docs)]

@@ -1,0 +1,25 @@
+//! Fault-tolerance mechanisms as sans-IO state machines.
+//!
+//! Every mechanism here is a plain struct that takes the current time (`now: Instant`, read
+//! by the caller from a [`Clock`](clock::Clock)) and the outcomes of calls, and answers
+//! decisions: may this call go, how long to wait, which endpoint to eject. None of them
+//! sleeps, spawns, opens a socket or reads the wall clock, so each can be tested to the
+//! nanosecond with a [`ManualClock`](clock::ManualClock) and driven from any runtime.
+//!
+//! Behind the `tower` feature, each mechanism that wraps a call is also a `tower::Layer`
+//! that does only the async glue (sleeping for a backoff, waiting in a queue).
+#![warn(missing_docs)]
+
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
+pub mod bulkhead;
+pub mod clock;
+pub mod concurrency;
+pub mod ewma;
+pub mod hedge;
+pub mod outlier;
+pub mod ratelimit;
+pub mod retry;
+
+pub use clock::{Clock, ManualClock, SystemClock};
