@@ -1,0 +1,171 @@
+//! The cost of one admit-and-record, ours beside other crates that do the same job.
+//!
+//! Each benchmark performs the smallest complete cycle a caller pays per request: ask
+//! permission, then report the outcome (or release the permit). Uncontended runs on one
+//! thread; contended runs the same cycle while a second thread hammers the same instance,
+//! and reports the time per cycle seen by the measuring thread.
+//!
+//! Our state machines take `now` from the caller (one clock read per request serves every
+//! policy), so the loops advance a synthetic `now` by 100 ns per call; the other crates read
+//! their own clocks inside. The cost of a clock read on the machine is measured alongside
+//! (`clock/Instant::now`) so the two can be compared honestly.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// Runs `op` `iters` times on this thread while another thread runs `rival` in a loop on
+/// the same shared instance, and returns the time this thread spent.
+fn contended<S: Send + Sync + 'static>(
+    shared: Arc<S>,
+    iters: u64,
+    op: fn(&S, u64),
+    rival: fn(&S, u64),
+) -> Duration {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let other = {
+        let (shared, stop, started) = (shared.clone(), stop.clone(), started.clone());
+        thread::spawn(move || {
+            started.store(true, Ordering::Release);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                rival(&shared, i);
+                i = i.wrapping_add(1);
+            }
+        })
+    };
+    while !started.load(Ordering::Acquire) {
+        std::hint::spin_loop();
+    }
+    let begin = Instant::now();
+    for i in 0..iters {
+        op(&shared, i);
+    }
+    let spent = begin.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    other.join().expect("rival thread panicked");
+    spent
+}
+
+fn clock(c: &mut Criterion) {
+    c.bench_function("clock/Instant::now", |b| b.iter(|| black_box(Instant::now())));
+}
+
+fn breaker(c: &mut Criterion) {
+    let mut group = c.benchmark_group("breaker/uncontended");
+    let failsafe = failsafe::Config::new().build();
+    group.bench_function("failsafe", |b| {
+        b.iter(|| {
+            use failsafe::CircuitBreaker;
+            black_box(failsafe.call(|| Ok::<(), ()>(())))
+        })
+    });
+    let recloser = recloser::Recloser::default();
+    group.bench_function("recloser", |b| {
+        b.iter(|| black_box(recloser.call(|| Ok::<(), ()>(()))))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("breaker/contended-2-threads");
+    group.bench_function("failsafe", |b| {
+        let shared = Arc::new(failsafe::Config::new().build());
+        b.iter_custom(|iters| {
+            fn call(cb: &failsafe::StateMachine<impl failsafe::FailurePolicy, ()>, _: u64) {
+                use failsafe::CircuitBreaker;
+                let _ = black_box(cb.call(|| Ok::<(), ()>(())));
+            }
+            contended(shared.clone(), iters, call, call)
+        })
+    });
+    group.bench_function("recloser", |b| {
+        let shared = Arc::new(recloser::Recloser::default());
+        b.iter_custom(|iters| {
+            fn call(cb: &recloser::Recloser, _: u64) {
+                let _ = black_box(cb.call(|| Ok::<(), ()>(())));
+            }
+            contended(shared.clone(), iters, call, call)
+        })
+    });
+    group.finish();
+}
+
+fn rate_limiter(c: &mut Criterion) {
+    use governor::{Quota, RateLimiter};
+    use std::num::NonZeroU32;
+    // A rate high enough that every call is admitted: the admit path is what is measured.
+    let quota = || Quota::per_second(NonZeroU32::new(u32::MAX).expect("non-zero"));
+    let mut group = c.benchmark_group("ratelimit/uncontended");
+    let governor = RateLimiter::direct(quota());
+    group.bench_function("governor", |b| b.iter(|| black_box(governor.check())));
+    group.finish();
+
+    let mut group = c.benchmark_group("ratelimit/contended-2-threads");
+    group.bench_function("governor", |b| {
+        let shared = Arc::new(RateLimiter::direct(quota()));
+        b.iter_custom(|iters| {
+            contended(shared.clone(), iters, governor_check, governor_check)
+        })
+    });
+    group.finish();
+}
+
+type Governor = governor::DefaultDirectRateLimiter;
+fn governor_check(limiter: &Governor, _: u64) {
+    let _ = black_box(limiter.check());
+}
+
+fn bulkhead(c: &mut Criterion) {
+    let mut group = c.benchmark_group("bulkhead/uncontended");
+    let semaphore = tokio::sync::Semaphore::new(1024);
+    group.bench_function("tokio-semaphore", |b| {
+        b.iter(|| drop(black_box(semaphore.try_acquire())))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("bulkhead/contended-2-threads");
+    group.bench_function("tokio-semaphore", |b| {
+        let shared = Arc::new(tokio::sync::Semaphore::new(1024));
+        b.iter_custom(|iters| {
+            fn cycle(semaphore: &tokio::sync::Semaphore, _: u64) {
+                drop(black_box(semaphore.try_acquire()));
+            }
+            contended(shared.clone(), iters, cycle, cycle)
+        })
+    });
+    group.finish();
+}
+
+fn budget(c: &mut Criterion) {
+    use tower::retry::budget::{Budget, TpsBudget};
+    let tps = || TpsBudget::new(Duration::from_secs(10), 10, 0.2);
+    let mut group = c.benchmark_group("budget/uncontended");
+    let tower_budget = tps();
+    group.bench_function("tower-tps-budget", |b| {
+        b.iter(|| {
+            tower_budget.deposit();
+            black_box(tower_budget.withdraw())
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("budget/contended-2-threads");
+    group.bench_function("tower-tps-budget", |b| {
+        let shared = Arc::new(tps());
+        b.iter_custom(|iters| {
+            fn cycle(budget: &TpsBudget, _: u64) {
+                budget.deposit();
+                black_box(budget.withdraw());
+            }
+            contended(shared.clone(), iters, cycle, cycle)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, clock, breaker, rate_limiter, bulkhead, budget);
+criterion_main!(benches);
