@@ -1,3 +1,5 @@
 //! Break and prove: load generation, fault injection, the mock service, and the
 //! fault-tolerance spec that `blastwall verify` runs. See `ARCHITECTURE.md`.
 #![warn(missing_docs)]
+
+pub mod mock;

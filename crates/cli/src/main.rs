@@ -1,5 +1,7 @@
 //! `blastwall`: the one binary.
 
+mod mock;
+
 use clap::{Parser, Subcommand};
 
 /// Blastwall keeps services answering while their dependencies fail, and proves it.
@@ -14,14 +16,36 @@ struct Cli {
 enum Command {
     /// Show the fault-tolerance mechanisms surviving a failure, with nothing to configure.
     Demo,
+    /// Run a simulated service that misbehaves on demand (control API under /_mock/).
+    Mock(mock::MockArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Demo => {
             println!("demo: being built");
             Ok(())
         }
+        Command::Mock(args) => runtime.block_on(mock::run(args)),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
     }
 }

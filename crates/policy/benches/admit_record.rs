@@ -53,7 +53,9 @@ fn contended<S: Send + Sync + 'static>(
 }
 
 fn clock(c: &mut Criterion) {
-    c.bench_function("clock/Instant::now", |b| b.iter(|| black_box(Instant::now())));
+    c.bench_function("clock/Instant::now", |b| {
+        b.iter(|| black_box(Instant::now()))
+    });
 }
 
 fn breaker(c: &mut Criterion) {
@@ -107,9 +109,7 @@ fn rate_limiter(c: &mut Criterion) {
     let mut group = c.benchmark_group("ratelimit/contended-2-threads");
     group.bench_function("governor", |b| {
         let shared = Arc::new(RateLimiter::direct(quota()));
-        b.iter_custom(|iters| {
-            contended(shared.clone(), iters, governor_check, governor_check)
-        })
+        b.iter_custom(|iters| contended(shared.clone(), iters, governor_check, governor_check))
     });
     group.finish();
 }

@@ -1,0 +1,354 @@
+//! A simulated service that misbehaves on demand: the one fake upstream for demos and tests.
+//!
+//! A mock is a real HTTP/1.1 and HTTP/2 server on a real socket. It answers every request
+//! with its [`Behaviour`] (latency, status, failures, a capacity past which it answers 503
+//! like a saturated service, or no answer at all: reset or hang), and it can be told to
+//! change at run time through its control API under `/_mock/` (see [`control`]), so a test
+//! turns a healthy replica into a slow, failing or dead one in one call. Stopping a mock
+//! drops every connection at once, as a crashed process would.
+
+pub mod behaviour;
+pub mod control;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+pub use behaviour::{Action, Behaviour, InvalidBehaviour, Mode};
+
+/// The header every mock answer carries, naming the mock that answered.
+pub const NAME_HEADER: &str = "x-mock-name";
+
+/// How to start a mock.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// Named in every answer's `x-mock-name` header, so a test knows which replica answered.
+    pub name: String,
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// How to answer at first.
+    pub behaviour: Behaviour,
+    /// Seed for the failure and jitter draws, so a run can be repeated exactly.
+    pub seed: u64,
+}
+
+/// A running mock. Dropping the handle stops it.
+#[derive(Debug)]
+pub struct MockHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Counters a test reads to see what reached the mock.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Requests received, control requests excluded.
+    pub requests: u64,
+    /// Requests being handled now.
+    pub in_flight: u64,
+    /// Answers by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub answered_by_class: [u64; 5],
+    /// Requests refused with 503 because the mock was over capacity.
+    pub overloaded: u64,
+    /// Connections reset instead of answering.
+    pub resets: u64,
+    /// Requests left hanging.
+    pub hangs: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    name: String,
+    seed: u64,
+    behaviour: RwLock<Arc<Behaviour>>,
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    answered_by_class: [AtomicU64; 5],
+    overloaded: AtomicU64,
+    resets: AtomicU64,
+    hangs: AtomicU64,
+}
+
+/// Starts a mock; it serves until the handle is stopped or dropped.
+pub async fn start(config: MockConfig) -> Result<MockHandle, StartError> {
+    config.behaviour.validate()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let shared = Arc::new(Shared {
+        name: config.name,
+        seed: config.seed,
+        behaviour: RwLock::new(Arc::new(config.behaviour)),
+        requests: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+        answered_by_class: Default::default(),
+        overloaded: AtomicU64::new(0),
+        resets: AtomicU64::new(0),
+        hangs: AtomicU64::new(0),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
+    Ok(MockHandle {
+        addr,
+        shared,
+        stop,
+        task,
+    })
+}
+
+/// Why a mock could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The behaviour makes no sense.
+    #[error("invalid behaviour: {0}")]
+    Behaviour(#[from] InvalidBehaviour),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+}
+
+impl MockHandle {
+    /// The address the mock listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The behaviour in force.
+    pub fn behaviour(&self) -> Behaviour {
+        self.shared.behaviour().as_ref().clone()
+    }
+
+    /// Replaces the behaviour; requests already waiting keep the one they started with.
+    pub fn set_behaviour(&self, behaviour: Behaviour) -> Result<(), InvalidBehaviour> {
+        self.shared.set_behaviour(behaviour)
+    }
+
+    /// What has reached the mock so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Stops accepting and drops every connection at once, like a crashed process.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for MockHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Shared {
+    fn behaviour(&self) -> Arc<Behaviour> {
+        // A poisoned lock still holds a valid behaviour: every write replaces it whole.
+        self.behaviour
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn set_behaviour(&self, behaviour: Behaviour) -> Result<(), InvalidBehaviour> {
+        behaviour.validate()?;
+        *self
+            .behaviour
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(behaviour);
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            requests: load(&self.requests),
+            in_flight: load(&self.in_flight),
+            answered_by_class: self.answered_by_class.each_ref().map(load),
+            overloaded: load(&self.overloaded),
+            resets: load(&self.resets),
+            hangs: load(&self.hangs),
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    // NOTE: dropping the set aborts every connection task, which is how a stop drops
+    // connections at once.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, shared.clone()));
+                }
+                Err(error) => tracing::warn!(%error, "mock accept failed"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    // A second handle on the socket outlives hyper's, so a reset can set SO_LINGER to zero
+    // and be the last to close it: the peer then sees RST, not FIN.
+    let socket_for_reset: Option<OwnedFd> = stream.as_fd().try_clone_to_owned().ok();
+    let reset = Arc::new(Notify::new());
+    let service = {
+        let reset = reset.clone();
+        service_fn(move |request| answer(shared.clone(), reset.clone(), request))
+    };
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = connection => {}
+        _ = reset.notified() => {
+            if let Some(socket) = &socket_for_reset {
+                let _ = socket2::SockRef::from(socket).set_linger(Some(std::time::Duration::ZERO));
+            }
+        }
+    }
+}
+
+type MockResponse = Response<Full<Bytes>>;
+
+async fn answer(
+    shared: Arc<Shared>,
+    reset: Arc<Notify>,
+    request: Request<Incoming>,
+) -> Result<MockResponse, Infallible> {
+    if request.uri().path().starts_with(control::PREFIX) {
+        return Ok(control::handle(&shared, request).await);
+    }
+    let sequence = shared.requests.fetch_add(1, Ordering::Relaxed);
+    let in_flight = InFlight::enter(&shared.in_flight);
+    let behaviour = shared.behaviour();
+    let mut rng =
+        SmallRng::seed_from_u64(shared.seed ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let action = behaviour.decide(in_flight.count, rng.random(), rng.random());
+    let response = match action {
+        Action::Reset => {
+            shared.resets.fetch_add(1, Ordering::Relaxed);
+            reset.notify_one();
+            std::future::pending().await
+        }
+        Action::Hang => {
+            shared.hangs.fetch_add(1, Ordering::Relaxed);
+            std::future::pending().await
+        }
+        Action::Overloaded => {
+            shared.overloaded.fetch_add(1, Ordering::Relaxed);
+            let mut response = text(
+                &shared,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded\n".into(),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response
+        }
+        Action::Respond { delay, status } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let (parts, body) = request.into_parts();
+            // Reading the whole body lets keep-alive go on and lets echo report its size.
+            let body_bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes().len())
+                .unwrap_or(0);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if behaviour.echo {
+                let echo = control::Echo::of(&shared.name, &parts, body_bytes);
+                control::json(&shared, status, &echo)
+            } else {
+                text(&shared, status, Bytes::from(behaviour.body.clone()))
+            }
+        }
+    };
+    let class = usize::from(response.status().as_u16() / 100).saturating_sub(1);
+    if let Some(counter) = shared.answered_by_class.get(class) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(response)
+}
+
+fn text(shared: &Shared, status: StatusCode, body: Bytes) -> MockResponse {
+    respond(shared, status, "text/plain", body)
+}
+
+fn respond(
+    shared: &Shared,
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> MockResponse {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    if let Ok(name) = header::HeaderValue::from_str(&shared.name) {
+        headers.insert(NAME_HEADER, name);
+    }
+    response
+}
+
+/// Counts a request in flight for as long as it lives, however its future ends.
+struct InFlight<'a> {
+    counter: &'a AtomicU64,
+    count: u64,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        Self { counter, count }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}

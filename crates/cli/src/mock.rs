@@ -1,0 +1,94 @@
+//! `blastwall mock`: a simulated service that misbehaves on demand.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use blastwall_chaos::mock::{self, Behaviour, MockConfig, Mode};
+use clap::{Args, ValueEnum};
+
+/// Flags of `blastwall mock`.
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Address to listen on; port 0 picks a free port (printed on start).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Name sent in every answer's `x-mock-name` header.
+    #[arg(long, default_value = "mock")]
+    name: String,
+    /// Time to wait before answering, like `20ms`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
+    latency: Duration,
+    /// Up to this much more latency, uniformly at random.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
+    latency_jitter: Duration,
+    /// Status of a normal answer.
+    #[arg(long, default_value_t = 200)]
+    status: u16,
+    /// Body of a normal answer.
+    #[arg(long, default_value = "ok\n")]
+    body: String,
+    /// Share of requests (0 to 1) answered with --failure-status.
+    #[arg(long, default_value_t = 0.0)]
+    failure_rate: f64,
+    /// Status of a failed answer.
+    #[arg(long, default_value_t = 500)]
+    failure_status: u16,
+    /// Requests served at once before answering 503 with Retry-After.
+    #[arg(long)]
+    capacity: Option<u32>,
+    /// Whether to answer at all.
+    #[arg(long, value_enum, default_value_t = ModeArg::Serve)]
+    mode: ModeArg,
+    /// Answer with a JSON description of each request.
+    #[arg(long)]
+    echo: bool,
+    /// Seed for the failure and jitter draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Serve,
+    Reset,
+    Hang,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Serve => Mode::Serve,
+            ModeArg::Reset => Mode::Reset,
+            ModeArg::Hang => Mode::Hang,
+        }
+    }
+}
+
+/// Serves until interrupted or terminated.
+pub async fn run(args: MockArgs) -> anyhow::Result<()> {
+    let behaviour = Behaviour {
+        latency: args.latency,
+        latency_jitter: args.latency_jitter,
+        status: args.status,
+        body: args.body,
+        failure_rate: args.failure_rate,
+        failure_status: args.failure_status,
+        capacity: args.capacity,
+        mode: args.mode.into(),
+        echo: args.echo,
+    };
+    let handle = mock::start(MockConfig {
+        name: args.name.clone(),
+        listen: args.listen,
+        behaviour,
+        seed: args.seed,
+    })
+    .await
+    .context("cannot start the mock")?;
+    // NOTE: tests and scripts wait for this exact line to know the mock is ready.
+    println!("mock {:?} listening on http://{}", args.name, handle.addr());
+    crate::shutdown_signal().await;
+    handle.stop().await;
+    Ok(())
+}
