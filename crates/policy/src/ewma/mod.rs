@@ -120,7 +120,10 @@ impl Ewma {
     pub fn observe(&mut self, sample: Duration, now: Instant) {
         let sample = nanos(sample);
         self.state = Some(match self.state {
-            None => Sampled { nanos: sample, at: now },
+            None => Sampled {
+                nanos: sample,
+                at: now,
+            },
             Some(prev) => {
                 let w = weight(prev.at, now, self.decay_nanos);
                 Sampled {

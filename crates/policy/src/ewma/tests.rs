@@ -264,9 +264,8 @@ fn shared_peak_ewma_answers_like_the_plain_one() {
 #[test]
 fn shared_peak_ewma_is_usable_from_many_threads() {
     let t0 = Instant::now();
-    let shared = std::sync::Arc::new(
-        SharedPeakEwma::new(&PeakEwmaConfig::default(), t0).expect("valid"),
-    );
+    let shared =
+        std::sync::Arc::new(SharedPeakEwma::new(&PeakEwmaConfig::default(), t0).expect("valid"));
     let handles: Vec<_> = (0..4u64)
         .map(|k| {
             let shared = shared.clone();
