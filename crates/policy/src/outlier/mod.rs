@@ -68,7 +68,10 @@
 //!   for unknown ids (a call that outlived its endpoint) are ignored.
 //! - [`record`](OutlierDetector::record) never allocates; [`tick`](OutlierDetector::tick),
 //!   which allocates its list of events, should be called often (every second, say): it ends
-//!   ejections that elapsed and runs the interval rules once per `interval`.
+//!   ejections that elapsed and runs the interval rules once per `interval`. Between an
+//!   ejection's end and the `tick` that reports it the endpoint already routes, but its
+//!   errors do not yet count toward a new consecutive run; a late `tick` never prolongs an
+//!   ejection, it only delays that bookkeeping.
 //! - Every change comes back as an [`Event`] carrying the [`EjectionReason`] and the numbers
 //!   behind it; [`status`](OutlierDetector::status) answers for dashboards. A balancer
 //!   usually keeps its own routable set, rebuilt from these events, rather than asking
