@@ -24,7 +24,9 @@ pub struct Acquire {
 enum State {
     Unpolled,
     /// In the queue under this id, or granted (popped by `dispatch`) and not yet told.
-    Queued { id: u64 },
+    Queued {
+        id: u64,
+    },
     Done,
 }
 

@@ -86,7 +86,10 @@ fn config_rejects_zero_concurrency_and_a_queue_without_time_to_wait() {
         queue_timeout: Duration::ZERO,
         ..BulkheadConfig::default()
     };
-    assert_eq!(Bulkhead::new(no_wait).err(), Some(ConfigError::ZeroQueueTimeout));
+    assert_eq!(
+        Bulkhead::new(no_wait).err(),
+        Some(ConfigError::ZeroQueueTimeout)
+    );
     let shed_only = BulkheadConfig {
         max_queue: 0,
         queue_timeout: Duration::ZERO,

@@ -129,7 +129,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Called { future } => Poll::Ready(ready!(future.poll(cx)).map_err(Into::into)),
+            StateProj::Called { future } => {
+                Poll::Ready(ready!(future.poll(cx)).map_err(Into::into))
+            }
             StateProj::Rejected { error } => {
                 let error = error
                     .take()

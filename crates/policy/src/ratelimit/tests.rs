@@ -27,15 +27,32 @@ fn retry_after(result: Result<(), RateLimited>) -> Duration {
 fn config_rejects_zeros_and_unrepresentable_rates() {
     let base = RateLimitConfig::default();
     assert_eq!(base.validate(), Ok(()));
-    let zero_rate = RateLimitConfig { rate: 0, ..base.clone() };
+    let zero_rate = RateLimitConfig {
+        rate: 0,
+        ..base.clone()
+    };
     assert_eq!(zero_rate.validate(), Err(ConfigError::ZeroRate));
-    let zero_burst = RateLimitConfig { burst: 0, ..base.clone() };
+    let zero_burst = RateLimitConfig {
+        burst: 0,
+        ..base.clone()
+    };
     assert_eq!(zero_burst.validate(), Err(ConfigError::ZeroBurst));
-    let zero_period = RateLimitConfig { period: Duration::ZERO, ..base.clone() };
+    let zero_period = RateLimitConfig {
+        period: Duration::ZERO,
+        ..base.clone()
+    };
     assert_eq!(zero_period.validate(), Err(ConfigError::ZeroPeriod));
-    let too_fast = RateLimitConfig { rate: 10, period: Duration::from_nanos(9), ..base.clone() };
+    let too_fast = RateLimitConfig {
+        rate: 10,
+        period: Duration::from_nanos(9),
+        ..base.clone()
+    };
     assert_eq!(RateLimiter::new(too_fast).err(), Some(ConfigError::TooFast));
-    let too_slow = RateLimitConfig { rate: 1, period: Duration::MAX, ..base.clone() };
+    let too_slow = RateLimitConfig {
+        rate: 1,
+        period: Duration::MAX,
+        ..base.clone()
+    };
     assert_eq!(too_slow.validate(), Err(ConfigError::TooSlow));
     let huge_burst = RateLimitConfig {
         rate: 1,
@@ -48,7 +65,10 @@ fn config_rejects_zeros_and_unrepresentable_rates() {
 #[test]
 fn emission_interval_is_period_over_rate_rounded_up() {
     assert_eq!(limiter(10, ms(1000), 1).emission_interval(), ms(100));
-    assert_eq!(limiter(3, Duration::from_nanos(10), 1).emission_interval(), Duration::from_nanos(4));
+    assert_eq!(
+        limiter(3, Duration::from_nanos(10), 1).emission_interval(),
+        Duration::from_nanos(4)
+    );
 }
 
 #[test]
@@ -70,7 +90,11 @@ fn after_the_burst_cells_are_admitted_at_the_steady_rate() {
     }
     for k in 1..=5 {
         let at = t0 + ms(100 * k);
-        assert_eq!(retry_after(l.check(at - ms(1))), ms(1), "one ms early at slot {k}");
+        assert_eq!(
+            retry_after(l.check(at - ms(1))),
+            ms(1),
+            "one ms early at slot {k}"
+        );
         assert_eq!(l.check(at), Ok(()), "slot {k}");
         assert_eq!(retry_after(l.check(at)), ms(100), "slot {k} is taken");
     }
@@ -133,12 +157,16 @@ fn check_n_takes_all_or_nothing_and_says_when_the_batch_fits() {
     // Two cells are left: a batch of three must wait for one more slot.
     assert_eq!(
         l.check_n(3, t0),
-        Err(BatchRejected::RateLimited(RateLimited { retry_after: ms(100) }))
+        Err(BatchRejected::RateLimited(RateLimited {
+            retry_after: ms(100)
+        }))
     );
     assert_eq!(l.check_n(2, t0), Ok(()));
     assert_eq!(
         l.check_n(5, t0 + ms(10)),
-        Err(BatchRejected::RateLimited(RateLimited { retry_after: ms(490) }))
+        Err(BatchRejected::RateLimited(RateLimited {
+            retry_after: ms(490)
+        }))
     );
     assert_eq!(l.check_n(5, t0 + ms(500)), Ok(()));
 }
@@ -156,7 +184,10 @@ fn check_n_above_the_burst_can_never_be_admitted() {
     let l = limiter(10, ms(1000), 5);
     assert_eq!(
         l.check_n(6, Instant::now()),
-        Err(BatchRejected::ExceedsBurst { requested: 6, burst: 5 })
+        Err(BatchRejected::ExceedsBurst {
+            requested: 6,
+            burst: 5
+        })
     );
 }
 

@@ -62,7 +62,13 @@ async fn layer_without_a_queue_sheds_at_once() {
     let b = bulkhead(1, 0, Duration::ZERO);
     let mut svc = BulkheadLayer::new(b.clone()).layer(service_fn(slow));
     let _running = svc.ready().await.expect("ready").call(100);
-    let error = svc.ready().await.expect("ready").call(1).await.expect_err("full");
+    let error = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(1)
+        .await
+        .expect_err("full");
     assert!(error.is::<BulkheadFull>());
 }
 
@@ -72,7 +78,13 @@ async fn layer_gives_up_with_queue_timeout_and_leaves_the_queue() {
     let mut svc = BulkheadLayer::new(b.clone()).layer(service_fn(slow));
     let running = tokio::spawn(svc.ready().await.expect("ready").call(100));
     let start = Instant::now();
-    let error = svc.ready().await.expect("ready").call(1).await.expect_err("timeout");
+    let error = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(1)
+        .await
+        .expect_err("timeout");
     assert_eq!(
         error.downcast_ref::<QueueTimeout>(),
         Some(&QueueTimeout {
@@ -113,9 +125,16 @@ async fn poll_ready_takes_no_permit() {
 #[tokio::test(start_paused = true)]
 async fn inner_errors_pass_through_and_release_the_permit() {
     let b = bulkhead(1, 0, Duration::ZERO);
-    let mut svc = BulkheadLayer::new(b.clone())
-        .layer(service_fn(|_: ()| async { Err::<(), _>(std::io::Error::other("boom")) }));
-    let error = svc.ready().await.expect("ready").call(()).await.expect_err("inner");
+    let mut svc = BulkheadLayer::new(b.clone()).layer(service_fn(|_: ()| async {
+        Err::<(), _>(std::io::Error::other("boom"))
+    }));
+    let error = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(())
+        .await
+        .expect_err("inner");
     assert!(error.is::<std::io::Error>());
     assert_eq!(b.in_flight(), 0);
 }

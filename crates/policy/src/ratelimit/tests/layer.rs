@@ -25,15 +25,32 @@ async fn echo(n: u32) -> Result<u32, Infallible> {
 #[tokio::test(start_paused = true)]
 async fn layer_sheds_calls_over_the_rate_with_retry_after() {
     let mut svc = RateLimitLayer::new(limiter()).layer(service_fn(echo));
-    assert_eq!(svc.ready().await.expect("ready").call(1).await.expect("1"), 1);
-    assert_eq!(svc.ready().await.expect("ready").call(2).await.expect("2"), 2);
-    let error = svc.ready().await.expect("ready").call(3).await.expect_err("limited");
+    assert_eq!(
+        svc.ready().await.expect("ready").call(1).await.expect("1"),
+        1
+    );
+    assert_eq!(
+        svc.ready().await.expect("ready").call(2).await.expect("2"),
+        2
+    );
+    let error = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(3)
+        .await
+        .expect_err("limited");
     assert_eq!(
         error.downcast_ref::<RateLimited>(),
-        Some(&RateLimited { retry_after: Duration::from_millis(100) })
+        Some(&RateLimited {
+            retry_after: Duration::from_millis(100)
+        })
     );
     tokio::time::advance(Duration::from_millis(100)).await;
-    assert_eq!(svc.ready().await.expect("ready").call(4).await.expect("4"), 4);
+    assert_eq!(
+        svc.ready().await.expect("ready").call(4).await.expect("4"),
+        4
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -51,8 +68,15 @@ async fn clones_of_the_service_share_one_budget() {
 
 #[tokio::test(start_paused = true)]
 async fn inner_errors_pass_through_the_rate_limit() {
-    let mut svc = RateLimitLayer::new(limiter())
-        .layer(service_fn(|_: ()| async { Err::<(), _>(std::io::Error::other("boom")) }));
-    let error = svc.ready().await.expect("ready").call(()).await.expect_err("inner");
+    let mut svc = RateLimitLayer::new(limiter()).layer(service_fn(|_: ()| async {
+        Err::<(), _>(std::io::Error::other("boom"))
+    }));
+    let error = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(())
+        .await
+        .expect_err("inner");
     assert!(error.is::<std::io::Error>());
 }
