@@ -24,7 +24,7 @@
 //! [`AdaptivePermit`] measures its own RTT and reports it when recorded; a permit dropped
 //! without a record (a cancelled request) teaches the algorithm nothing.
 //!
-//! Behind the `tower` feature, [`AdaptiveConcurrencyLayer`] does the same around a service.
+//! Behind the `tower` feature, `AdaptiveConcurrencyLayer` does the same around a service.
 
 mod aimd;
 mod gradient2;
