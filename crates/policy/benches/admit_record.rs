@@ -52,6 +52,9 @@ fn contended<S: Send + Sync + 'static>(
     spent
 }
 
+/// The instant every contended benchmark counts from, so both threads see one timeline.
+static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
 fn clock(c: &mut Criterion) {
     c.bench_function("clock/Instant::now", |b| {
         b.iter(|| black_box(Instant::now()))
@@ -101,12 +104,39 @@ fn rate_limiter(c: &mut Criterion) {
     use std::num::NonZeroU32;
     // A rate high enough that every call is admitted: the admit path is what is measured.
     let quota = || Quota::per_second(NonZeroU32::new(u32::MAX).expect("non-zero"));
+    let ours = || {
+        blastwall_policy::ratelimit::RateLimiter::new(
+            blastwall_policy::ratelimit::RateLimitConfig {
+                rate: u32::MAX,
+                period: Duration::from_secs(1),
+                burst: u32::MAX,
+            },
+        )
+        .expect("valid config")
+    };
     let mut group = c.benchmark_group("ratelimit/uncontended");
+    let limiter = ours();
+    let mut now = Instant::now();
+    group.bench_function("blastwall", |b| {
+        b.iter(|| {
+            now += Duration::from_nanos(100);
+            black_box(limiter.check(now))
+        })
+    });
     let governor = RateLimiter::direct(quota());
     group.bench_function("governor", |b| b.iter(|| black_box(governor.check())));
     group.finish();
 
     let mut group = c.benchmark_group("ratelimit/contended-2-threads");
+    group.bench_function("blastwall", |b| {
+        let shared = Arc::new(ours());
+        b.iter_custom(|iters| {
+            fn check(limiter: &blastwall_policy::ratelimit::RateLimiter, i: u64) {
+                let _ = black_box(limiter.check(*EPOCH + Duration::from_nanos(i * 100)));
+            }
+            contended(shared.clone(), iters, check, check)
+        })
+    });
     group.bench_function("governor", |b| {
         let shared = Arc::new(RateLimiter::direct(quota()));
         b.iter_custom(|iters| contended(shared.clone(), iters, governor_check, governor_check))
@@ -120,7 +150,20 @@ fn governor_check(limiter: &Governor, _: u64) {
 }
 
 fn bulkhead(c: &mut Criterion) {
+    use blastwall_policy::bulkhead::{Bulkhead, BulkheadConfig};
+    let ours = || {
+        Bulkhead::new(BulkheadConfig {
+            max_concurrent: 1024,
+            max_queue: 0,
+            queue_timeout: Duration::from_secs(1),
+        })
+        .expect("valid config")
+    };
     let mut group = c.benchmark_group("bulkhead/uncontended");
+    let bulkhead = ours();
+    group.bench_function("blastwall", |b| {
+        b.iter(|| drop(black_box(bulkhead.try_acquire())))
+    });
     let semaphore = tokio::sync::Semaphore::new(1024);
     group.bench_function("tokio-semaphore", |b| {
         b.iter(|| drop(black_box(semaphore.try_acquire())))
@@ -128,6 +171,15 @@ fn bulkhead(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("bulkhead/contended-2-threads");
+    group.bench_function("blastwall", |b| {
+        let shared = Arc::new(ours());
+        b.iter_custom(|iters| {
+            fn cycle(bulkhead: &Bulkhead, _: u64) {
+                drop(black_box(bulkhead.try_acquire()));
+            }
+            contended(shared.clone(), iters, cycle, cycle)
+        })
+    });
     group.bench_function("tokio-semaphore", |b| {
         let shared = Arc::new(tokio::sync::Semaphore::new(1024));
         b.iter_custom(|iters| {
