@@ -105,8 +105,8 @@ fn equal_jitter_with_a_seeded_rng_is_exactly_reproducible() {
 
 #[test]
 fn decorrelated_jitter_grows_from_the_previous_delay() {
-    let config = BackoffConfig::exponential(100 * MS, 3.0, 10_000 * MS)
-        .with_jitter(Jitter::Decorrelated);
+    let config =
+        BackoffConfig::exponential(100 * MS, 3.0, 10_000 * MS).with_jitter(Jitter::Decorrelated);
     // Lowest draws stay at base; highest draws triple each time (the AWS formula).
     assert_eq!(delays(config, &mut lowest(), 3), vec![100 * MS; 3]);
     let high: Vec<_> = [300, 900, 2700, 8100, 10_000].map(|m| m * MS).into();
@@ -115,8 +115,8 @@ fn decorrelated_jitter_grows_from_the_previous_delay() {
 
 #[test]
 fn decorrelated_jitter_with_a_seeded_rng_follows_the_aws_formula() {
-    let config = BackoffConfig::exponential(100 * MS, 3.0, 1000 * MS)
-        .with_jitter(Jitter::Decorrelated);
+    let config =
+        BackoffConfig::exponential(100 * MS, 3.0, 1000 * MS).with_jitter(Jitter::Decorrelated);
     let got = delays(config, &mut SmallRng::seed_from_u64(3), 6);
     let mut twin = SmallRng::seed_from_u64(3);
     let (base, cap) = (100_000_000u64, 1_000_000_000u64);
@@ -144,7 +144,12 @@ fn reset_starts_the_sequence_again() {
 fn huge_attempt_numbers_neither_panic_nor_exceed_the_cap() {
     let config = BackoffConfig::exponential(100 * MS, 10.0, 1000 * MS);
     assert_eq!(config.ceiling(u32::MAX), 1000 * MS);
-    for jitter in [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
+    for jitter in [
+        Jitter::None,
+        Jitter::Full,
+        Jitter::Equal,
+        Jitter::Decorrelated,
+    ] {
         let mut backoff = Backoff {
             config: config.with_jitter(jitter),
             retries: u32::MAX - 1,
