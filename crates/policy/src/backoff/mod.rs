@@ -11,7 +11,7 @@
 //! | `None` | `ceiling(n)` (with `multiplier = 1`: a constant delay) |
 //! | `Full` | uniform in `[0, ceiling(n)]` |
 //! | `Equal` | `ceiling(n) / 2` + uniform in `[0, ceiling(n) / 2]` |
-//! | `Decorrelated` | `min(cap, uniform in [base, previous * multiplier])`, `previous` starting at `base` |
+//! | `Decorrelated` | `min(cap, uniform in [base, prev * multiplier])`; `prev`: last delay, or `base` |
 //!
 //! The blog's decorrelated jitter multiplies the previous delay by 3; here it is the configured
 //! `multiplier` (set it to 3 to get the blog's formula exactly), so one knob means "how fast the

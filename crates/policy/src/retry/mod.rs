@@ -21,7 +21,7 @@
 //! random number generator, sleeps for the returned delay itself, and deposits one original
 //! request into the budget per request.
 //!
-//! Behind the `tower` feature, [`RetryLayer`] does that glue for any `Service` whose requests
+//! Behind the `tower` feature, `RetryLayer` does that glue for any `Service` whose requests
 //! are `Clone`.
 
 use std::time::{Duration, Instant};
