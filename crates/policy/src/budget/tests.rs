@@ -167,6 +167,31 @@ fn concurrent_withdrawals_never_overspend() {
 }
 
 #[test]
+fn concurrent_callers_moving_the_ring_forward_stay_within_the_floor() {
+    // Four threads walk through 3 s of time, trying one withdrawal per millisecond each, so
+    // the ring is moved forward while others withdraw. The floor allows 10 per 1 s window;
+    // with one slice of slack, 3 s hold at most 10 * (3 + 1).
+    let t0 = Instant::now();
+    let budget = Arc::new(budget(0.0, 10, Duration::from_secs(1)));
+    budget.remaining(t0);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let budget = Arc::clone(&budget);
+            std::thread::spawn(move || {
+                (0..3000)
+                    .filter(|ms| budget.withdraw(t0 + MS * *ms).is_ok())
+                    .count()
+            })
+        })
+        .collect();
+    let granted: usize = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread finished"))
+        .sum();
+    assert!((30..=40).contains(&granted), "granted {granted}");
+}
+
+#[test]
 fn validation_rejects_nonsense() {
     let ok = BudgetConfig::default();
     assert!(ok.validate().is_ok());
