@@ -195,7 +195,18 @@ fn bulkhead(c: &mut Criterion) {
 fn budget(c: &mut Criterion) {
     use tower::retry::budget::{Budget, TpsBudget};
     let tps = || TpsBudget::new(Duration::from_secs(10), 10, 0.2);
+    use blastwall_policy::budget::{BudgetConfig, RetryBudget};
+    let ours = || RetryBudget::new(BudgetConfig::default()).expect("valid config");
     let mut group = c.benchmark_group("budget/uncontended");
+    let budget = ours();
+    let mut now = Instant::now();
+    group.bench_function("blastwall", |b| {
+        b.iter(|| {
+            now += Duration::from_nanos(100);
+            budget.deposit(now);
+            black_box(budget.withdraw(now))
+        })
+    });
     let tower_budget = tps();
     group.bench_function("tower-tps-budget", |b| {
         b.iter(|| {
@@ -206,6 +217,17 @@ fn budget(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("budget/contended-2-threads");
+    group.bench_function("blastwall", |b| {
+        let shared = Arc::new(ours());
+        b.iter_custom(|iters| {
+            fn cycle(budget: &RetryBudget, i: u64) {
+                let now = *EPOCH + Duration::from_nanos(i * 100);
+                budget.deposit(now);
+                let _ = black_box(budget.withdraw(now));
+            }
+            contended(shared.clone(), iters, cycle, cycle)
+        })
+    });
     group.bench_function("tower-tps-budget", |b| {
         let shared = Arc::new(tps());
         b.iter_custom(|iters| {
