@@ -98,6 +98,9 @@ use config::Compiled;
 use transition::TransitionQueue;
 use window::Window;
 
+/// Generations wrap within 63 bits; see [`CircuitBreaker::admit_word`].
+const GENERATION_MASK: u64 = u64::MAX >> 1;
+
 /// The state and the data that lives only in it.
 #[derive(Debug, Clone, Copy)]
 enum Phase {
@@ -312,6 +315,14 @@ impl CircuitBreaker {
         self.transition(State::Closed, Reason::Reset, now)
     }
 
+    /// The generation shifted left by one, with the low bit set when every call is admitted
+    /// (closed or forced closed). [`SharedBreaker`] publishes it in an atomic so that
+    /// admitting in those states needs no lock.
+    pub(crate) fn admit_word(&self) -> u64 {
+        let admits_all = matches!(self.phase, Phase::Closed | Phase::ForcedClosed);
+        (self.generation << 1) | u64::from(admits_all)
+    }
+
     /// The lazy transition due at `now`, if any.
     fn due(&self, now: Instant) -> Option<(State, Reason)> {
         match self.phase {
@@ -334,6 +345,7 @@ impl CircuitBreaker {
         }
     }
 
+    #[inline]
     fn record_closed(&mut self, outcome: Outcome, slow: bool, now: Instant) -> Option<Transition> {
         let failed = match outcome {
             Outcome::Ignored => return None,
@@ -457,7 +469,8 @@ impl CircuitBreaker {
             State::ForcedOpen => Phase::ForcedOpen,
             State::ForcedClosed => Phase::ForcedClosed,
         };
-        self.generation = self.generation.wrapping_add(1);
+        // NOTE: generations stay below 2^63 so `admit_word` can pack one with a flag.
+        self.generation = (self.generation + 1) & GENERATION_MASK;
         Transition {
             from,
             to,

@@ -4,8 +4,15 @@
 //! must happen once), so it is one [`CircuitBreaker`] behind a `std::sync::Mutex`. Every
 //! method takes the lock for a few tens of nanoseconds and never across an `.await`: the
 //! lock is taken and released inside each call, and a [`Permit`] holds no reference to it.
-//! A lock-free breaker would save little here and would make "exactly N probes" and "trip
-//! once" much harder to get right.
+//! A fully lock-free breaker would make "exactly N probes" and "trip once" much harder to
+//! get right, for little gain.
+//!
+//! One lock is avoided: while closed (or forced closed), which is nearly always, admitting
+//! needs nothing but the breaker's generation, so every locked call publishes
+//! `generation | admits-all` in an atomic and `try_acquire` reads that first. A call admitted
+//! from a word that a concurrent trip has just made old carries the old generation, so its
+//! outcome is ignored as stale, exactly as if it had been admitted a moment before the trip.
+//! So admit-and-record costs one lock, not two.
 //!
 //! The optional listener sees every transition, including the lazy ones that happen inside
 //! `try_acquire`, in the order they happened: it runs while the lock is held. So it must be
@@ -13,6 +20,7 @@
 //! breaker, which would deadlock.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -31,6 +39,8 @@ pub struct SharedBreaker {
 
 struct Inner {
     breaker: Mutex<CircuitBreaker>,
+    /// The breaker's `admit_word`, republished under the lock after every change.
+    admit: AtomicU64,
     listener: Option<Listener>,
 }
 
@@ -45,12 +55,7 @@ impl fmt::Debug for SharedBreaker {
 
 impl From<CircuitBreaker> for SharedBreaker {
     fn from(breaker: CircuitBreaker) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                breaker: Mutex::new(breaker),
-                listener: None,
-            }),
-        }
+        Self::build(breaker, None)
     }
 }
 
@@ -68,10 +73,15 @@ impl SharedBreaker {
         breaker: CircuitBreaker,
         listener: impl Fn(&Transition) + Send + Sync + 'static,
     ) -> Self {
+        Self::build(breaker, Some(Box::new(listener)))
+    }
+
+    fn build(breaker: CircuitBreaker, listener: Option<Listener>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                admit: AtomicU64::new(breaker.admit_word()),
                 breaker: Mutex::new(breaker),
-                listener: Some(Box::new(listener)),
+                listener,
             }),
         }
     }
@@ -80,13 +90,17 @@ impl SharedBreaker {
     /// delivered to it; without one, it waits for [`pop_transition`](Self::pop_transition).
     #[inline]
     pub fn try_acquire(&self, now: Instant) -> Result<Permit, BreakerOpen> {
+        let word = self.inner.admit.load(Ordering::Acquire);
+        if word & 1 == 1 {
+            return Ok(Permit {
+                generation: word >> 1,
+                acquired_at: now,
+                probe: false,
+            });
+        }
         let mut breaker = self.lock();
         let result = breaker.try_acquire(now);
-        if let Some(listener) = &self.inner.listener {
-            while let Some(transition) = breaker.pop_transition() {
-                listener(&transition);
-            }
-        }
+        self.settle(&mut breaker, None);
         result
     }
 
@@ -95,7 +109,7 @@ impl SharedBreaker {
     pub fn record(&self, permit: Permit, outcome: Outcome, now: Instant) -> Option<Transition> {
         let mut breaker = self.lock();
         let transition = breaker.record(permit, outcome, now);
-        self.notify(transition)
+        self.settle(&mut breaker, transition)
     }
 
     /// See [`CircuitBreaker::state`].
@@ -112,30 +126,28 @@ impl SharedBreaker {
     pub fn advance(&self, now: Instant) -> Option<Transition> {
         let mut breaker = self.lock();
         let transition = breaker.advance(now);
-        self.notify(transition)
+        self.settle(&mut breaker, transition)
     }
 
     /// See [`CircuitBreaker::force_open`].
     pub fn force_open(&self, now: Instant) -> Option<Transition> {
         let mut breaker = self.lock();
         let transition = breaker.force_open(now);
-        self.notify(transition)
+        self.settle(&mut breaker, transition)
     }
 
     /// See [`CircuitBreaker::force_closed`].
     pub fn force_closed(&self, now: Instant) -> Option<Transition> {
         let mut breaker = self.lock();
         let transition = breaker.force_closed(now);
-        self.notify(transition)
+        self.settle(&mut breaker, transition)
     }
 
     /// See [`CircuitBreaker::reset`].
     pub fn reset(&self, now: Instant) -> Transition {
         let mut breaker = self.lock();
         let transition = breaker.reset(now);
-        if let Some(listener) = &self.inner.listener {
-            listener(&transition);
-        }
+        self.settle(&mut breaker, Some(transition));
         transition
     }
 
@@ -150,18 +162,30 @@ impl SharedBreaker {
         self.lock().missed_transitions()
     }
 
-    /// Hands `transition` to the listener, if any. Called with the lock held, so listeners
-    /// see transitions in order.
-    fn notify(&self, transition: Option<Transition>) -> Option<Transition> {
-        if let (Some(listener), Some(t)) = (&self.inner.listener, &transition) {
-            listener(t);
+    /// After any change, with the lock held: publishes the admit word, then hands queued
+    /// transitions and `transition` to the listener, in order.
+    fn settle(
+        &self,
+        breaker: &mut CircuitBreaker,
+        transition: Option<Transition>,
+    ) -> Option<Transition> {
+        self.inner
+            .admit
+            .store(breaker.admit_word(), Ordering::Release);
+        if let Some(listener) = &self.inner.listener {
+            while let Some(queued) = breaker.pop_transition() {
+                listener(&queued);
+            }
+            if let Some(t) = &transition {
+                listener(t);
+            }
         }
         transition
     }
 
-    /// The breaker's state is consistent after every method (each applies its transition
-    /// before anything can panic), so a lock poisoned by a panicking listener is still good.
-    fn lock(&self) -> MutexGuard<'_, CircuitBreaker> {
+    /// Every method leaves the breaker consistent and publishes its admit word before a
+    /// listener runs, so a lock poisoned by a panicking listener is still good to use.
+    pub(super) fn lock(&self) -> MutexGuard<'_, CircuitBreaker> {
         self.inner
             .breaker
             .lock()

@@ -149,6 +149,8 @@ pub(crate) struct TimeWindow {
     /// The bucket number of the latest call, and its ring slot.
     head: u64,
     head_slot: usize,
+    /// When the head bucket ends; until then a call needs no bucket arithmetic.
+    head_end: Option<Instant>,
     counts: WindowCounts,
 }
 
@@ -163,6 +165,7 @@ impl TimeWindow {
             origin: None,
             head: 0,
             head_slot: 0,
+            head_end: None,
             counts: WindowCounts::default(),
         }
     }
@@ -177,6 +180,16 @@ impl TimeWindow {
 
     #[inline]
     fn record(&mut self, failed: bool, slow: bool, now: Instant) {
+        // Most calls land in the current bucket: one comparison, no division.
+        if self.head_end.is_none_or(|end| now >= end) {
+            self.roll(now);
+        }
+        self.buckets[self.head_slot].add(failed, slow);
+        self.counts.add(failed, slow);
+    }
+
+    /// Moves the head to the bucket `now` falls in.
+    fn roll(&mut self, now: Instant) {
         let origin = *self.origin.get_or_insert(now);
         let bucket = self.bucket_of(origin, now);
         // A call stamped earlier than the latest one (callers racing to record) lands in the
@@ -184,8 +197,9 @@ impl TimeWindow {
         if bucket > self.head {
             self.advance_to(bucket);
         }
-        self.buckets[self.head_slot].add(failed, slow);
-        self.counts.add(failed, slow);
+        let end_nanos = self.head.saturating_add(1).saturating_mul(self.width_nanos);
+        // `None` only centuries from the origin; then every call takes this slower path.
+        self.head_end = origin.checked_add(Duration::from_nanos(end_nanos));
     }
 
     /// Makes `bucket` the head, dropping every bucket that falls out of the window.

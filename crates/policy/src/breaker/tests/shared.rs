@@ -129,3 +129,31 @@ fn a_panicking_listener_leaves_the_breaker_usable() {
     assert_eq!(b.state(t0), State::ForcedOpen, "the transition was applied");
     assert_eq!(b.reset(t0).from, State::ForcedOpen);
 }
+
+#[test]
+fn admitting_while_closed_takes_no_lock() {
+    let t0 = Instant::now();
+    let b = SharedBreaker::new(trips_after_three()).expect("valid");
+    let held = b.lock();
+    let permit = b.try_acquire(t0).expect("closed admits without the lock");
+    drop(held);
+    assert_eq!(b.record(permit, Outcome::Failure, t0), None);
+    assert_eq!(
+        b.window_counts(t0).failures,
+        1,
+        "a lock-free permit records normally"
+    );
+}
+
+#[test]
+fn a_permit_admitted_just_before_a_trip_is_stale_after_it() {
+    let t0 = Instant::now();
+    let b = SharedBreaker::new(trips_after_three()).expect("valid");
+    let early = b.try_acquire(t0).expect("closed");
+    for _ in 0..3 {
+        fail(&b, t0);
+    }
+    assert!(b.try_acquire(t0).is_err(), "the published word says open");
+    assert_eq!(b.record(early, Outcome::Failure, t0), None);
+    assert_eq!(b.window_counts(t0).failures, 3);
+}
