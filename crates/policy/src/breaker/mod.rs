@@ -9,11 +9,43 @@
 //! few probes through (half-open) to decide whether to resume (closed) or wait longer.
 //!
 //! ```text
-//!            trip condition                    open period elapsed
-//!   Closed ─────────────────────► Open ─────────────────────────────► HalfOpen
-//!     ▲                            ▲  ◄──── probe failed / slow / timed out ──┘ │
-//!     └──────────────── N probes succeeded ─────────────────────────────────────┘
-//!   force_open → ForcedOpen, force_closed → ForcedClosed, reset → Closed (from anywhere)
+//!           trip condition               open period elapsed
+//!  Closed ─────────────────► Open ─────────────────────────► HalfOpen
+//!    ▲                        ▲                                 │  │
+//!    │                        └─ probe failed / slow / stuck ───┘  │
+//!    └──────────────────── N probes succeeded ─────────────────────┘
+//!
+//!  from any state: force_open → ForcedOpen, force_closed → ForcedClosed, reset → Closed
+//! ```
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use blastwall_policy::breaker::{BreakerConfig, CircuitBreaker, Outcome, State};
+//!
+//! let mut breaker = CircuitBreaker::new(BreakerConfig {
+//!     consecutive_failures: Some(2),
+//!     half_open_probes: 1,
+//!     ..BreakerConfig::default()
+//! })?;
+//! let t0 = Instant::now(); // in real code: one clock read per request
+//! for _ in 0..2 {
+//!     let permit = breaker.try_acquire(t0)?;
+//!     // ... make the call; it failed ...
+//!     if let Some(transition) = breaker.record(permit, Outcome::Failure, t0) {
+//!         assert_eq!(transition.to_string(), "closed → open: 2 consecutive failures");
+//!     }
+//! }
+//! let rejected = breaker.try_acquire(t0 + Duration::from_secs(1)).expect_err("open");
+//! assert_eq!(rejected.retry_after(), Some(Duration::from_secs(4)));
+//!
+//! // Five seconds later a probe goes through; the lazy transition waits in the queue.
+//! let later = t0 + Duration::from_secs(5);
+//! let probe = breaker.try_acquire(later)?;
+//! let lazy: Vec<_> = breaker.take_transitions().collect();
+//! assert_eq!(lazy[0].to, State::HalfOpen);
+//! let closed = breaker.record(probe, Outcome::Success, later);
+//! assert_eq!(closed.map(|t| t.to), Some(State::Closed));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Why this shape
