@@ -62,7 +62,27 @@ fn clock(c: &mut Criterion) {
 }
 
 fn breaker(c: &mut Criterion) {
+    use blastwall_policy::breaker::{BreakerConfig, CircuitBreaker, Outcome, SharedBreaker};
     let mut group = c.benchmark_group("breaker/uncontended");
+    let mut breaker = CircuitBreaker::new(BreakerConfig::default()).expect("valid config");
+    let mut now = Instant::now();
+    group.bench_function("blastwall", |b| {
+        b.iter(|| {
+            now += Duration::from_nanos(100);
+            if let Ok(permit) = breaker.try_acquire(now) {
+                black_box(breaker.record(permit, Outcome::Success, now));
+            }
+        })
+    });
+    let shared = SharedBreaker::new(BreakerConfig::default()).expect("valid config");
+    group.bench_function("blastwall-shared", |b| {
+        b.iter(|| {
+            now += Duration::from_nanos(100);
+            if let Ok(permit) = shared.try_acquire(now) {
+                black_box(shared.record(permit, Outcome::Success, now));
+            }
+        })
+    });
     let failsafe = failsafe::Config::new().build();
     group.bench_function("failsafe", |b| {
         b.iter(|| {
@@ -77,6 +97,18 @@ fn breaker(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("breaker/contended-2-threads");
+    group.bench_function("blastwall-shared", |b| {
+        let shared = Arc::new(SharedBreaker::new(BreakerConfig::default()).expect("valid config"));
+        b.iter_custom(|iters| {
+            fn cycle(breaker: &SharedBreaker, i: u64) {
+                let now = *EPOCH + Duration::from_nanos(i * 100);
+                if let Ok(permit) = breaker.try_acquire(now) {
+                    black_box(breaker.record(permit, Outcome::Success, now));
+                }
+            }
+            contended(shared.clone(), iters, cycle, cycle)
+        })
+    });
     group.bench_function("failsafe", |b| {
         let shared = Arc::new(failsafe::Config::new().build());
         b.iter_custom(|iters| {
@@ -107,7 +139,7 @@ fn rate_limiter(c: &mut Criterion) {
     let ours = || {
         blastwall_policy::ratelimit::RateLimiter::new(
             blastwall_policy::ratelimit::RateLimitConfig {
-                rate: u32::MAX,
+                rate: 1_000_000_000,
                 period: Duration::from_secs(1),
                 burst: u32::MAX,
             },
@@ -241,5 +273,89 @@ fn budget(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, clock, breaker, rate_limiter, bulkhead, budget);
+/// Polls a service that answers at once through one full call: ready, call, response.
+fn call_now<S: tower::Service<()>>(service: &mut S) -> Result<S::Response, S::Error> {
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    match service.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(err)) => return Err(err),
+        Poll::Pending => panic!("benchmarked services are always ready"),
+    }
+    let mut future = std::pin::pin!(service.call(()));
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(outcome) => outcome,
+        Poll::Pending => panic!("benchmarked services answer at once"),
+    }
+}
+
+/// The same cycle through tower middleware around a service that answers at once: what a
+/// Rust user of either crate pays per call.
+fn tower_layers(c: &mut Criterion) {
+    use blastwall_policy::breaker::{BreakerConfig, CircuitBreakerLayer, SharedBreaker};
+    use blastwall_policy::bulkhead::{Bulkhead, BulkheadConfig, BulkheadLayer};
+    use blastwall_policy::clock::SystemClock;
+    use tower::Layer;
+    use tower::util::ServiceFn;
+
+    type Ready = std::future::Ready<Result<(), std::convert::Infallible>>;
+    fn answer(_: ()) -> Ready {
+        std::future::ready(Ok(()))
+    }
+    type Answer = ServiceFn<fn(()) -> Ready>;
+    let inner = || -> Answer { tower::service_fn(answer as fn(()) -> Ready) };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _entered = runtime.enter();
+
+    let mut group = c.benchmark_group("tower/breaker");
+    let mut ours =
+        CircuitBreakerLayer::new(SharedBreaker::new(BreakerConfig::default()).expect("valid"))
+            .with_clock(SystemClock)
+            .layer(inner());
+    group.bench_function("blastwall", |b| {
+        b.iter(|| black_box(call_now(&mut ours).is_ok()))
+    });
+    let mut theirs = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+        .build()
+        .expect("valid")
+        .layer(inner());
+    group.bench_function("tower-resilience", |b| {
+        b.iter(|| black_box(call_now(&mut theirs).is_ok()))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("tower/bulkhead");
+    let config = BulkheadConfig {
+        max_concurrent: 1024,
+        max_queue: 0,
+        queue_timeout: Duration::from_secs(1),
+    };
+    let mut ours = BulkheadLayer::new(Bulkhead::new(config).expect("valid")).layer(inner());
+    group.bench_function("blastwall", |b| {
+        b.iter(|| black_box(call_now(&mut ours).is_ok()))
+    });
+    let mut theirs: tower_resilience::bulkhead::Bulkhead<Answer> =
+        tower_resilience::bulkhead::BulkheadLayer::builder()
+            .max_concurrent_calls(1024)
+            .build()
+            .expect("valid")
+            .layer(inner());
+    group.bench_function("tower-resilience", |b| {
+        b.iter(|| black_box(call_now(&mut theirs).is_ok()))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    clock,
+    breaker,
+    rate_limiter,
+    bulkhead,
+    budget,
+    tower_layers
+);
 criterion_main!(benches);
