@@ -1,5 +1,6 @@
 //! `blastwall`: the one binary.
 
+mod demo;
 mod mock;
 
 use clap::{Parser, Subcommand};
@@ -15,7 +16,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show the fault-tolerance mechanisms surviving a failure, with nothing to configure.
-    Demo,
+    Demo(demo::DemoArgs),
     /// Run a simulated service that misbehaves on demand (control API under /_mock/).
     Mock(mock::MockArgs),
 }
@@ -26,10 +27,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Demo => {
-            println!("demo: being built");
-            Ok(())
-        }
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Mock(args) => runtime.block_on(mock::run(args)),
     }
 }
