@@ -3,7 +3,7 @@
 //! Policies never read the time themselves: they take `now: Instant` as an argument. Callers
 //! that want a source to hand around use a [`Clock`]: [`SystemClock`] in production,
 //! [`ManualClock`] in tests, where time moves only when the test says so. Behind the `tower`
-//! feature, [`TokioClock`] reads tokio's clock, which tests can pause and advance
+//! feature, `TokioClock` reads tokio's clock, which tests can pause and advance
 //! (`#[tokio::test(start_paused = true)]`), so the tower layers stay deterministic too.
 
 use std::sync::Arc;
