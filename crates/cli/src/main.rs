@@ -1,5 +1,6 @@
 //! `blastwall`: the one binary.
 
+mod check;
 mod demo;
 mod mock;
 
@@ -15,20 +16,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Validate a config file and explain every error.
+    Check(check::CheckArgs),
     /// Show the fault-tolerance mechanisms surviving a failure, with nothing to configure.
     Demo(demo::DemoArgs),
     /// Run a simulated service that misbehaves on demand (control API under /_mock/).
     Mock(mock::MockArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Demo(args) => runtime.block_on(demo::run(args)),
-        Command::Mock(args) => runtime.block_on(mock::run(args)),
+        Command::Check(args) => check::run(args),
+        Command::Demo(args) => runtime
+            .block_on(demo::run(args))
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Mock(args) => runtime
+            .block_on(mock::run(args))
+            .map(|()| std::process::ExitCode::SUCCESS),
     }
 }
 

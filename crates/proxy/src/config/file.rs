@@ -1,0 +1,294 @@
+//! The config file as written: the TOML shape, with every field an operator may set.
+//!
+//! These types only describe the file (and generate its JSON Schema); [`super::validate`]
+//! turns them into the typed [`super::Config`] the proxy runs on. Values whose errors need
+//! to point at themselves after parsing (names referring to other sections, addresses,
+//! patterns) keep their span.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::values::{ByteSizeValue, DurationValue};
+
+/// A Blastwall config file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Blastwall configuration")]
+pub struct ConfigFile {
+    /// Settings of the proxy process as a whole.
+    #[serde(default)]
+    pub proxy: ProxySection,
+    /// Where the proxy accepts traffic. At least one.
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerSection>,
+    /// How requests are matched to clusters, tried in the order written; the first match wins.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteSection>,
+    /// Groups of interchangeable upstream endpoints, by name.
+    #[serde(default, rename = "cluster")]
+    #[schemars(with = "BTreeMap<String, ClusterSection>")]
+    pub clusters: BTreeMap<Spanned<String>, ClusterSection>,
+}
+
+/// Settings of the proxy process as a whole.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// The zone this proxy runs in. Endpoints in the same zone are preferred; traffic spills
+    /// to other zones only as the local zone loses healthy capacity. Unset: no zone awareness.
+    pub zone: Option<String>,
+    /// On SIGTERM, how long in-flight requests may take to finish before the proxy exits.
+    /// Default 30s.
+    #[schemars(with = "Option<DurationValue>")]
+    pub drain_timeout: Option<Spanned<DurationValue>>,
+}
+
+/// One listening socket.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    /// A name for logs and metrics, unique among listeners.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// `address:port` to listen on, like `0.0.0.0:8080` or `[::]:8443`.
+    #[schemars(with = "String")]
+    pub listen: Spanned<String>,
+    /// Serve TLS with these PEM files (ALPN offers h2 and http/1.1). Unset: plaintext, where
+    /// HTTP/2 is served to clients that speak it with prior knowledge (h2c).
+    pub tls: Option<TlsSection>,
+    /// Connections served at once; past this, new connections wait in the kernel backlog.
+    /// Default 10000.
+    pub max_connections: Option<u32>,
+    /// Largest request head (request line and headers). Default "16KiB". Past it: 431.
+    #[schemars(with = "Option<ByteSizeValue>")]
+    pub max_header_bytes: Option<Spanned<ByteSizeValue>>,
+    /// Most request headers. Default 100. Past it: 431.
+    pub max_headers: Option<u32>,
+    /// Largest request body. Default "10MiB". Past it: 413.
+    #[schemars(with = "Option<ByteSizeValue>")]
+    pub max_request_body: Option<Spanned<ByteSizeValue>>,
+    /// Time a client has to send a complete request head (slowloris defence). Default "10s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub header_read_timeout: Option<Spanned<DurationValue>>,
+    /// A connection with no request in flight is closed after this. Default "60s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub idle_timeout: Option<Spanned<DurationValue>>,
+    /// Requests served on one connection before it is closed. Default: unlimited.
+    pub max_requests_per_connection: Option<u32>,
+}
+
+/// TLS certificate and key, as PEM files. Relative paths are relative to the config file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain, leaf first.
+    #[schemars(with = "String")]
+    pub cert: Spanned<String>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    #[schemars(with = "String")]
+    pub key: Spanned<String>,
+}
+
+/// A route: which requests it takes, what it changes, and the cluster it sends them to.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// A name for logs and metrics. Default: `route-N`, counting from 1 in file order.
+    pub name: Option<String>,
+    /// Only requests on these listeners. Default: every listener.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub listeners: Option<Vec<Spanned<String>>>,
+    /// Which requests this route takes. Every condition given must hold; none given matches all.
+    #[serde(default, rename = "match")]
+    pub matcher: MatchSection,
+    /// The cluster requests go to.
+    #[schemars(with = "String")]
+    pub cluster: Spanned<String>,
+    /// Replace the matched `path_prefix` with this before forwarding.
+    pub rewrite_prefix: Option<String>,
+    /// Headers changed on the request before it is forwarded.
+    #[serde(default)]
+    pub request_headers: HeaderEditsSection,
+    /// Headers changed on the response before it is returned.
+    #[serde(default)]
+    pub response_headers: HeaderEditsSection,
+}
+
+/// Conditions on a request. Give at most one of `path`, `path_prefix`, `path_regex`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSection {
+    /// The `Host` (or HTTP/2 `:authority`), port ignored. `*.example.com` matches subdomains.
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
+    /// The path exactly.
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// Paths starting with this, on segment boundaries or not: `/api` matches `/api` and `/api/x`
+    /// and `/apix`; write `/api/` to require the slash.
+    #[schemars(with = "Option<String>")]
+    pub path_prefix: Option<Spanned<String>>,
+    /// A regular expression the whole path must match.
+    #[schemars(with = "Option<String>")]
+    pub path_regex: Option<Spanned<String>>,
+    /// Any of these methods.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub methods: Option<Vec<Spanned<String>>>,
+    /// Headers that must be present with exactly these values.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// Headers to add (replacing any of the same name) and to remove.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEditsSection {
+    /// Set these headers, replacing any existing value.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub add: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Remove these headers.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub remove: Vec<Spanned<String>>,
+}
+
+/// A cluster: interchangeable endpoints and how to spread requests over them.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The endpoints. At least one.
+    pub endpoints: Vec<EndpointSection>,
+    /// How to choose an endpoint. Default `peak_ewma`.
+    #[serde(default)]
+    pub balance: Balance,
+    /// What to hash for `consistent_hash`.
+    pub hash_on: Option<HashOnSection>,
+    /// Time to establish a connection to an endpoint. Default "1s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub connect_timeout: Option<Spanned<DurationValue>>,
+    /// Time for an endpoint to answer one request (response head). Default "15s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub request_timeout: Option<Spanned<DurationValue>>,
+    /// The protocol spoken to endpoints. Default `http1`.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// How often endpoints given by DNS name are resolved again. Default "30s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub dns_refresh: Option<Spanned<DurationValue>>,
+    /// When fewer than this percentage of a priority's endpoints are healthy, traffic is
+    /// spread over all of them rather than overload the few. Default 50; 0 turns it off.
+    pub panic_threshold: Option<u8>,
+    /// Idle keep-alive connections kept per endpoint. Default 64.
+    pub max_idle_per_endpoint: Option<u32>,
+    /// Active health checks. Unset: endpoints are assumed healthy.
+    pub health_check: Option<HealthCheckSection>,
+}
+
+/// One upstream endpoint.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSection {
+    /// `ip:port`, or `hostname:port` to resolve by DNS (every address it resolves to becomes
+    /// an endpoint with these settings).
+    #[schemars(with = "String")]
+    pub address: Spanned<String>,
+    /// Relative share of traffic, 1 to 1000. Default 1.
+    pub weight: Option<u32>,
+    /// The zone the endpoint runs in.
+    pub zone: Option<String>,
+    /// 0 is the primary priority; higher numbers take traffic only when every lower one is
+    /// unhealthy. Default 0.
+    pub priority: Option<u32>,
+}
+
+/// How to choose an endpoint for a request.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// In turn.
+    RoundRobin,
+    /// In turn, in proportion to weight (smooth weighted round robin).
+    WeightedRoundRobin,
+    /// The less busy of two endpoints drawn at random (power of two choices).
+    LeastRequest,
+    /// The cheaper of two random endpoints, by peak-EWMA latency times requests in flight.
+    #[default]
+    PeakEwma,
+    /// The same endpoint for the same key (a header or cookie), on a consistent-hash ring.
+    ConsistentHash,
+}
+
+/// What `consistent_hash` hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HashOnSection {
+    /// The value of this request header.
+    Header(String),
+    /// The value of this cookie.
+    Cookie(String),
+}
+
+/// The protocol spoken to endpoints.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c).
+    Http2,
+}
+
+/// Active health checks of a cluster's endpoints.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSection {
+    /// `http` (a request whose status must be expected) or `tcp` (a connection must open).
+    pub kind: HealthCheckKind,
+    /// Path requested by `http` checks. Default "/healthz".
+    pub path: Option<String>,
+    /// `Host` header of `http` checks. Default: the endpoint's address.
+    pub host: Option<String>,
+    /// Statuses that count as healthy, as codes or ranges: `[200, "200-299"]`. Default 200-299.
+    #[schemars(with = "Option<Vec<serde_json::Value>>")]
+    pub expected_statuses: Option<Spanned<Vec<StatusOrRange>>>,
+    /// Time between checks of one endpoint. Default "5s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub interval: Option<Spanned<DurationValue>>,
+    /// Time a check may take. Default "1s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub timeout: Option<Spanned<DurationValue>>,
+    /// Passing checks in a row before an unhealthy endpoint is healthy again. Default 2.
+    pub healthy_threshold: Option<u32>,
+    /// Failing checks in a row before a healthy endpoint is unhealthy. Default 3.
+    pub unhealthy_threshold: Option<u32>,
+    /// Up to this much random extra time between checks, so endpoints are not all checked at
+    /// once. Default "0ms".
+    #[schemars(with = "Option<DurationValue>")]
+    pub jitter: Option<Spanned<DurationValue>>,
+}
+
+/// Which kind of health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    /// An HTTP request; healthy when the status is expected.
+    Http,
+    /// A TCP connection; healthy when it opens.
+    Tcp,
+}
+
+/// A status code or a range written `"200-299"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StatusOrRange {
+    /// One status code.
+    Code(u16),
+    /// A range, inclusive, like `"200-299"`.
+    Range(String),
+}

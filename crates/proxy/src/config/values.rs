@@ -1,0 +1,173 @@
+//! Values written the way an operator writes them: durations as `250ms`, sizes as `16KiB`.
+//!
+//! Each parses once, at load, into the typed value the request path uses, and a value that
+//! does not parse is an error pointing at the value itself.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer};
+
+/// A duration written with its unit, like `250ms`, `10s` or `1m 30s`.
+///
+/// A value that does not parse is kept as its error rather than failing the whole parse, so
+/// validation can report it at its place along with every other error in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationValue(pub Result<Duration, String>);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration with its unit, like \"250ms\" or \"10s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DurationValue, E> {
+                Ok(DurationValue(parse_duration(text)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<DurationValue, E> {
+                Ok(DurationValue(Err(format!(
+                    "a bare number ({number}) has no unit: write it as a string with one, like \"{number}ms\" or \"{number}s\""
+                ))))
+            }
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<DurationValue, E> {
+                self.visit_i64(i64::try_from(number).unwrap_or(i64::MAX))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Parses `250ms`, `1.5s`, `1m 30s`; refuses negative durations with a message that says so.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('-') {
+        return Err(format!(
+            "duration \"{text}\" is negative; durations must be zero or more"
+        ));
+    }
+    if let Some((number, unit)) = split_fraction(trimmed) {
+        let scale = match unit {
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad_duration(text)),
+        };
+        return Duration::try_from_secs_f64(number * scale).map_err(|_| bad_duration(text));
+    }
+    humantime::parse_duration(trimmed).map_err(|_| bad_duration(text))
+}
+
+/// `1.5s` style values, which humantime does not take.
+fn split_fraction(text: &str) -> Option<(f64, &str)> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    if !number.contains('.') {
+        return None;
+    }
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+fn bad_duration(text: &str) -> String {
+    format!(
+        "invalid duration \"{text}\": expected a number and a unit (ms, s, m, h), like \"250ms\" or \"1.5s\""
+    )
+}
+
+impl JsonSchema for DurationValue {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A duration with its unit, like \"250ms\", \"1.5s\", \"10s\" or \"1m 30s\".",
+            "pattern": "^[0-9]+(\\.[0-9]+)?\\s*(ns|us|µs|ms|s|sec|m|min|h|hr)?(\\s+[0-9]+\\s*[a-zµ]+)*$"
+        })
+    }
+}
+
+/// A size in bytes written with its unit, like `16KiB` or `10MB`; kept as its error when it
+/// does not parse, like [`DurationValue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteSizeValue(pub Result<u64, String>);
+
+impl<'de> Deserialize<'de> for ByteSizeValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSizeValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size with its unit, like \"16KiB\" or \"10MB\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ByteSizeValue, E> {
+                Ok(ByteSizeValue(
+                    text.trim()
+                        .parse::<bytesize::ByteSize>()
+                        .map(|size| size.as_u64())
+                        .map_err(|_| {
+                            format!(
+                                "invalid size \"{text}\": expected a number and a unit (B, KB, KiB, MB, MiB, GB, GiB), like \"16KiB\""
+                            )
+                        }),
+                ))
+            }
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<ByteSizeValue, E> {
+                Ok(ByteSizeValue(Err(format!(
+                    "a bare number ({number}) has no unit: write it as a string with one, like \"{number}B\" or \"{number}KiB\""
+                ))))
+            }
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<ByteSizeValue, E> {
+                self.visit_i64(i64::try_from(number).unwrap_or(i64::MAX))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl JsonSchema for ByteSizeValue {
+    fn schema_name() -> Cow<'static, str> {
+        "ByteSize".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A size with its unit, like \"16KiB\", \"1MiB\" or \"10MB\".",
+            "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|B|[KMGT])?$"
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_their_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn negative_durations_are_refused_as_negative() {
+        let error = parse_duration("-1s").unwrap_err();
+        assert!(error.contains("negative"), "{error}");
+    }
+
+    #[test]
+    fn durations_without_a_unit_are_refused_with_an_example() {
+        let error = parse_duration("250").unwrap_err();
+        assert!(error.contains("like \"250ms\""), "{error}");
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("1.5parsecs").is_err());
+    }
+}
