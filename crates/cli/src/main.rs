@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod mock;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve traffic with a config file.
+    Run(run::RunArgs),
     /// Validate a config file and explain every error.
     Check(check::CheckArgs),
     /// Show the fault-tolerance mechanisms surviving a failure, with nothing to configure.
@@ -30,6 +33,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Check(args) => check::run(args),
         Command::Demo(args) => runtime
             .block_on(demo::run(args))

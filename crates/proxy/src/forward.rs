@@ -1,0 +1,485 @@
+//! One attempt against one endpoint: the pooled upstream client, the request as the upstream
+//! should see it, and the response as the client should see it.
+//!
+//! Bodies stream both ways; nothing is buffered whole. The endpoint stays counted in flight
+//! until the response body has been sent on, not just until its head arrives, so
+//! least-request and peak-EWMA balancing see the real load.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::cluster::{Cluster, EndpointGuard};
+use crate::config::{ClusterConfig, HeaderEdits, PathMatch, RouteConfig, UpstreamProtocol};
+
+/// Errors inside bodies, boxed: they come from either side of the proxy.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type the proxy serves and sends.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// The request id header, kept when a client sends one and created otherwise.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Names why the proxy answered itself, on every response it makes.
+pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-blastwall-error");
+
+/// The pooled keep-alive client to one cluster's endpoints.
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpConnector, ProxyBody>,
+}
+
+impl UpstreamClient {
+    /// A client with the cluster's connect timeout, pool size and protocol.
+    pub fn new(config: &ClusterConfig) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(config.max_idle_per_endpoint)
+            .http2_only(config.protocol == UpstreamProtocol::Http2)
+            .build(connector);
+        Self { client }
+    }
+}
+
+/// Who sent the request, as the listener saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Downstream {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// Why the proxy answered a request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyError {
+    /// No route matched.
+    NoRoute,
+    /// The cluster had no endpoint that could take the request.
+    NoHealthyEndpoint,
+    /// The endpoint refused or could not be reached.
+    ConnectFailed,
+    /// The endpoint did not answer within the cluster's request timeout.
+    UpstreamTimeout,
+    /// The connection to the endpoint failed after the request was sent.
+    UpstreamReset,
+}
+
+impl ProxyError {
+    /// The status the client gets, decided here and nowhere else.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::NoHealthyEndpoint => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::ConnectFailed | ProxyError::UpstreamReset => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// A short name, sent in `x-blastwall-error` and used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyError::NoRoute => "no_route",
+            ProxyError::NoHealthyEndpoint => "no_healthy_endpoint",
+            ProxyError::ConnectFailed => "connect_failed",
+            ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::UpstreamReset => "upstream_reset",
+        }
+    }
+}
+
+/// A response the proxy makes itself: the status of `error`, its name in a header, and a
+/// one-line explanation.
+pub fn error_response(error: ProxyError, detail: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(full(format!("{}: {detail}\n", error.as_str())));
+    *response.status_mut() = error.status();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(ERROR_HEADER, HeaderValue::from_static(error.as_str()));
+    response
+}
+
+/// A body of fixed bytes.
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Forwards a routed request to an endpoint of `cluster` and returns what the client gets.
+pub async fn forward(
+    downstream: Downstream,
+    route: &RouteConfig,
+    cluster: &Cluster,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = request.into_parts();
+    let request_id = ensure_request_id(&mut parts.headers);
+    let Some(guard) = cluster.pick(&parts) else {
+        return with_request_id(
+            error_response(
+                ProxyError::NoHealthyEndpoint,
+                &format!(
+                    "no endpoint of cluster \"{}\" can take requests",
+                    cluster.name()
+                ),
+            ),
+            &request_id,
+        );
+    };
+    let upstream = upstream_request(
+        downstream,
+        route,
+        &guard,
+        parts,
+        body.map_err(BoxError::from).boxed(),
+    );
+    let endpoint = guard.endpoint().clone();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        cluster.config().request_timeout,
+        cluster.client().client.request(upstream),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let response = match outcome {
+        Ok(Ok(response)) => {
+            endpoint.latency().observe(elapsed, Instant::now());
+            downstream_response(route, response, guard)
+        }
+        Ok(Err(error)) => {
+            endpoint.latency().observe_failure(elapsed, Instant::now());
+            let kind = if error.is_connect() {
+                ProxyError::ConnectFailed
+            } else {
+                ProxyError::UpstreamReset
+            };
+            tracing::debug!(cluster = cluster.name(), endpoint = %endpoint.address(), %error, "upstream request failed");
+            error_response(
+                kind,
+                &format!(
+                    "endpoint {} of cluster \"{}\": {error}",
+                    endpoint.address(),
+                    cluster.name()
+                ),
+            )
+        }
+        Err(_) => {
+            endpoint.latency().observe_failure(elapsed, Instant::now());
+            error_response(
+                ProxyError::UpstreamTimeout,
+                &format!(
+                    "endpoint {} of cluster \"{}\" did not answer within {:?}",
+                    endpoint.address(),
+                    cluster.name(),
+                    cluster.config().request_timeout
+                ),
+            )
+        }
+    };
+    with_request_id(response, &request_id)
+}
+
+fn with_request_id(
+    mut response: Response<ProxyBody>,
+    request_id: &HeaderValue,
+) -> Response<ProxyBody> {
+    response
+        .headers_mut()
+        .insert(REQUEST_ID, request_id.clone());
+    response
+}
+
+/// Keeps the client's request id, or creates one: unique within the process, and unlikely
+/// to repeat across processes (the high half is random per process).
+fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(&REQUEST_ID)
+        && !id.is_empty()
+        && id.len() <= 128
+    {
+        return id.clone();
+    }
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PROCESS: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(std::process::id())
+    });
+    let id = format!(
+        "{:016x}{:016x}",
+        *PROCESS,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let id = HeaderValue::from_str(&id).expect("hex digits are a valid header value");
+    headers.insert(REQUEST_ID, id.clone());
+    id
+}
+
+fn upstream_request(
+    downstream: Downstream,
+    route: &RouteConfig,
+    guard: &EndpointGuard,
+    mut parts: http::request::Parts,
+    body: ProxyBody,
+) -> Request<ProxyBody> {
+    let original_host = parts
+        .uri
+        .authority()
+        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+    let path_and_query = rewritten_path(route, &parts.uri);
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(guard.endpoint().authority().clone())
+        .path_and_query(path_and_query)
+        .build()
+        .unwrap_or_else(|_| parts.uri.clone());
+    let via = via_entry(parts.version);
+    parts.version = Version::HTTP_11;
+    let headers = &mut parts.headers;
+    remove_hop_by_hop(headers);
+    // An HTTP/2 client names the host in :authority; an HTTP/1.1 upstream needs it in Host.
+    if !headers.contains_key(header::HOST)
+        && let Some(host) = original_host
+    {
+        headers.insert(header::HOST, host);
+    }
+    append_forwarded_for(headers, downstream.peer);
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if downstream.tls { "https" } else { "http" }),
+    );
+    headers.append(header::VIA, via);
+    apply(&route.request_headers, headers);
+    Request::from_parts(parts, body)
+}
+
+fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
+    let path = uri.path();
+    let rewritten = match (&route.rewrite_prefix, &route.matcher.path) {
+        (Some(replacement), PathMatch::Prefix(prefix)) => {
+            match path.strip_prefix(prefix.as_str()) {
+                Some(rest) => {
+                    let joined = format!("{replacement}{rest}");
+                    if joined.starts_with('/') {
+                        joined
+                    } else {
+                        format!("/{joined}")
+                    }
+                }
+                None => path.to_owned(),
+            }
+        }
+        _ => path.to_owned(),
+    };
+    match uri.query() {
+        Some(query) => format!("{rewritten}?{query}"),
+        None => rewritten,
+    }
+}
+
+fn downstream_response(
+    route: &RouteConfig,
+    response: Response<Incoming>,
+    guard: EndpointGuard,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    let via = via_entry(parts.version);
+    remove_hop_by_hop(&mut parts.headers);
+    parts.headers.append(header::VIA, via);
+    apply(&route.response_headers, &mut parts.headers);
+    let body = HoldingEndpoint {
+        body,
+        _guard: guard,
+    };
+    Response::from_parts(parts, body.map_err(BoxError::from).boxed())
+}
+
+fn via_entry(version: Version) -> HeaderValue {
+    HeaderValue::from_static(match version {
+        Version::HTTP_2 => "2 blastwall",
+        Version::HTTP_10 => "1.0 blastwall",
+        _ => "1.1 blastwall",
+    })
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus any the
+/// `Connection` header names.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers; `TE: trailers` alone survives, as gRPC needs it end to end.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    let keep_te_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .any(|value| value.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    headers.remove(header::TE);
+    if keep_te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let client = peer.ip().to_string();
+    let value = match headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client}"),
+        _ => client,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    }
+}
+
+fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
+    for name in &edits.remove {
+        headers.remove(name);
+    }
+    for (name, value) in &edits.add {
+        headers.insert(name.clone(), value.clone());
+    }
+}
+
+/// A response body that keeps its endpoint counted in flight until the body ends or is
+/// dropped.
+struct HoldingEndpoint {
+    body: Incoming,
+    _guard: EndpointGuard,
+}
+
+impl Body for HoldingEndpoint {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn te_trailers_survives_other_te_values_do_not() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers[header::TE], "trailers");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::TE, HeaderValue::from_static("gzip"));
+        remove_hop_by_hop(&mut headers);
+        assert!(!headers.contains_key(header::TE));
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client() {
+        let mut headers = HeaderMap::new();
+        let peer: SocketAddr = "10.1.2.3:5555".parse().unwrap();
+        append_forwarded_for(&mut headers, peer);
+        assert_eq!(headers["x-forwarded-for"], "10.1.2.3");
+        append_forwarded_for(&mut headers, "192.0.2.9:1".parse().unwrap());
+        assert_eq!(headers["x-forwarded-for"], "10.1.2.3, 192.0.2.9");
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_created_unique() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("abc"));
+        assert_eq!(ensure_request_id(&mut headers), "abc");
+        let (mut first, mut second) = (HeaderMap::new(), HeaderMap::new());
+        let (a, b) = (
+            ensure_request_id(&mut first),
+            ensure_request_id(&mut second),
+        );
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert_eq!(first[REQUEST_ID], a);
+    }
+
+    #[test]
+    fn every_proxy_error_maps_to_one_status() {
+        assert_eq!(
+            ProxyError::NoHealthyEndpoint.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ProxyError::UpstreamTimeout.status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(ProxyError::ConnectFailed.status(), StatusCode::BAD_GATEWAY);
+        let response = error_response(ProxyError::NoRoute, "nothing here");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()[ERROR_HEADER], "no_route");
+    }
+}
