@@ -1,0 +1,126 @@
+//! The proxy forwards requests to the right upstream, as the upstream should see them.
+
+mod support;
+
+use http::{Method, StatusCode};
+use support::{Mock, Proxy, get, send};
+
+fn config(upstreams: &[&Mock]) -> String {
+    let endpoints: Vec<String> = upstreams
+        .iter()
+        .map(|mock| format!("{{ address = \"{}\" }}", mock.addr))
+        .collect();
+    format!(
+        r#"
+[[listener]]
+name = "public"
+listen = "127.0.0.1:0"
+
+[[route]]
+name = "api"
+cluster = "api"
+match = {{ path_prefix = "/api/" }}
+rewrite_prefix = "/v1/"
+request_headers = {{ add = {{ "x-added" = "yes" }}, remove = ["x-secret"] }}
+response_headers = {{ add = {{ "x-served-by" = "blastwall" }} }}
+
+[cluster.api]
+balance = "round_robin"
+endpoints = [{}]
+"#,
+        endpoints.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn a_request_reaches_the_upstream_rewritten_with_forwarding_headers() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let proxy = Proxy::start(&config(&[&upstream]));
+    let (status, headers, body) = send(
+        Method::POST,
+        &proxy.url("/api/orders?id=7"),
+        "hello",
+        &[("x-secret", "s"), ("connection", "x-drop"), ("x-drop", "1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["x-served-by"], "blastwall");
+    assert_eq!(headers["via"], "1.1 blastwall");
+    let echo: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["uri"], "/v1/orders?id=7");
+    assert_eq!(echo["body_bytes"], 5);
+    let received: Vec<(String, String)> =
+        serde_json::from_value(echo["headers"].clone()).expect("headers");
+    let header = |name: &str| {
+        received
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    assert_eq!(header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(header("x-forwarded-proto"), Some("http"));
+    assert_eq!(header("via"), Some("1.1 blastwall"));
+    assert_eq!(header("x-added"), Some("yes"));
+    assert_eq!(header("x-secret"), None, "removed by the route");
+    assert_eq!(header("x-drop"), None, "named by Connection, so hop-by-hop");
+    assert_eq!(
+        header("host"),
+        Some(proxy.addr().to_string().as_str()),
+        "the client's Host is kept"
+    );
+    assert_eq!(
+        header("x-request-id").map(str::len),
+        Some(32),
+        "a request id is created"
+    );
+}
+
+#[tokio::test]
+async fn round_robin_spreads_requests_over_every_endpoint() {
+    let (a, b) = (Mock::start("a", &[]), Mock::start("b", &[]));
+    let proxy = Proxy::start(&config(&[&a, &b]));
+    let mut answered_by = Vec::new();
+    for _ in 0..4 {
+        let (status, headers, _) = get(&proxy.url("/api/x")).await;
+        assert_eq!(status, StatusCode::OK);
+        answered_by.push(headers["x-mock-name"].to_str().expect("ascii").to_owned());
+    }
+    answered_by.sort();
+    assert_eq!(answered_by, ["a", "a", "b", "b"]);
+}
+
+#[tokio::test]
+async fn an_unmatched_request_gets_404_naming_why() {
+    let upstream = Mock::start("a", &[]);
+    let proxy = Proxy::start(&config(&[&upstream]));
+    let (status, headers, _) = get(&proxy.url("/elsewhere")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers["x-blastwall-error"], "no_route");
+    assert_eq!(upstream.requests().await, 0);
+}
+
+#[tokio::test]
+async fn a_dead_upstream_gets_502_and_a_slow_one_504() {
+    let upstream = Mock::start("a", &[]);
+    let addr = upstream.addr;
+    let text = config(&[&upstream]).replace(
+        "balance = \"round_robin\"",
+        "balance = \"round_robin\"\nrequest_timeout = \"200ms\"",
+    );
+    let proxy = Proxy::start(&text);
+    upstream.set_behaviour(r#"{"latency":"5s"}"#).await;
+    let (status, headers, _) = get(&proxy.url("/api/slow")).await;
+    assert_eq!(
+        (status, headers["x-blastwall-error"].to_str().ok()),
+        (StatusCode::GATEWAY_TIMEOUT, Some("upstream_timeout"))
+    );
+    drop(upstream);
+    let (status, headers, body) = get(&proxy.url("/api/gone")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(headers["x-blastwall-error"], "connect_failed");
+    assert!(
+        body.contains(&addr.to_string()),
+        "names the endpoint: {body}"
+    );
+}

@@ -1,0 +1,290 @@
+//! What every integration test needs: the real `blastwall` binary as a proxy or as a mock
+//! upstream, on 127.0.0.1 with ports the system picks, and an HTTP client.
+//!
+//! Processes are killed when their handle drops, so a failing test leaves nothing behind.
+//! Readiness is a line the process prints, never a fixed wait.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// How long a process may take to say it is ready.
+const READY_WITHIN: Duration = Duration::from_secs(20);
+
+/// A `blastwall` process, killed on drop.
+pub struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Everything it printed on stdout so far, for failure messages.
+    pub output: Vec<String>,
+}
+
+impl Process {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_blastwall"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("blastwall starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || forward_lines(stdout, sender));
+        Self {
+            child,
+            lines,
+            output: Vec::new(),
+        }
+    }
+
+    /// Waits for a stdout line containing `text` and returns it.
+    pub fn wait_for_line(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.output.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line containing {text:?} within {READY_WITHIN:?}; output: {:#?}",
+                    self.output
+                ),
+            }
+        }
+    }
+
+    /// Sends a signal (`"HUP"`, `"TERM"`, `"KILL"`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit, at most `within`, and returns whether it exited
+    /// successfully.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<bool> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+fn forward_lines(stdout: ChildStdout, sender: mpsc::Sender<String>) {
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if sender.send(line).is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn address_in(line: &str) -> SocketAddr {
+    let start = line.find("http://").expect("line has an address") + "http://".len();
+    line[start..].trim().parse().expect("a socket address")
+}
+
+/// A `blastwall mock` upstream.
+pub struct Mock {
+    /// The process.
+    pub process: Process,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its name, as sent in `x-mock-name`.
+    pub name: String,
+}
+
+impl Mock {
+    /// Starts a mock named `name` with extra `blastwall mock` flags.
+    pub fn start(name: &str, flags: &[&str]) -> Self {
+        Self::start_on("127.0.0.1:0", name, flags)
+    }
+
+    /// Starts a mock on a given address (to restart one where it was).
+    pub fn start_on(listen: &str, name: &str, flags: &[&str]) -> Self {
+        let mut args = vec!["mock", "--listen", listen, "--name", name];
+        args.extend_from_slice(flags);
+        let mut process = Process::spawn(&args);
+        let line = process.wait_for_line("listening on");
+        Self {
+            addr: address_in(&line),
+            process,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Replaces its behaviour (JSON, as `PUT /_mock/behaviour` takes it).
+    pub async fn set_behaviour(&self, json: &str) {
+        let (status, _, body) = send(
+            Method::PUT,
+            &format!("http://{}/_mock/behaviour", self.addr),
+            json,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "behaviour refused: {body}");
+    }
+
+    /// Its counters, as JSON.
+    pub async fn stats(&self) -> serde_json::Value {
+        let (_, _, body) = send(
+            Method::GET,
+            &format!("http://{}/_mock/stats", self.addr),
+            "",
+            &[],
+        )
+        .await;
+        serde_json::from_str(&body).expect("stats are JSON")
+    }
+
+    /// Requests it has received.
+    pub async fn requests(&self) -> u64 {
+        self.stats().await["requests"].as_u64().expect("a count")
+    }
+}
+
+/// A `blastwall run` proxy with a config written to a temporary folder.
+pub struct Proxy {
+    /// The process.
+    pub process: Process,
+    /// Listener addresses by name, in config order.
+    pub listeners: Vec<(String, SocketAddr)>,
+    /// The config file, which a test may rewrite before signalling a reload.
+    pub config_path: PathBuf,
+    _folder: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// Starts a proxy with this config text and waits until it is ready.
+    pub fn start(config: &str) -> Self {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let config_path = folder.path().join("blastwall.toml");
+        std::fs::write(&config_path, config).expect("config written");
+        let path = config_path.to_str().expect("utf-8 path").to_owned();
+        let mut process = Process::spawn(&["run", "-c", &path, "--log", "warn"]);
+        let mut listeners = Vec::new();
+        loop {
+            let line = process.wait_for_line("");
+            if line.starts_with("blastwall ready") {
+                break;
+            }
+            if let Some(rest) = line.strip_prefix("listener ") {
+                let name = rest.split('"').nth(1).unwrap_or_default().to_owned();
+                listeners.push((name, address_in(&line)));
+            }
+        }
+        Self {
+            process,
+            listeners,
+            config_path,
+            _folder: folder,
+        }
+    }
+
+    /// The address of the first listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.listeners[0].1
+    }
+
+    /// A URL on the first listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+}
+
+/// A response, read whole.
+pub type Answer = (StatusCode, HeaderMap, String);
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends one request on a fresh client and reads the whole answer.
+pub async fn send(method: Method, url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+    try_send(method, url, body, headers)
+        .await
+        .expect("an answer")
+}
+
+/// Like [`send`], but a transport failure is returned rather than a panic.
+pub async fn try_send(
+    method: Method,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<Answer, hyper_util::client::legacy::Error> {
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("a valid request");
+    let response = client().request(request).await?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|body| body.to_bytes())
+        .unwrap_or_default();
+    Ok((
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
+}
+
+/// GET a URL.
+pub async fn get(url: &str) -> Answer {
+    send(Method::GET, url, "", &[]).await
+}
+
+/// Polls `check` until it returns true, for at most `within`; for waiting on a state change
+/// the test caused (a health check noticing a dead endpoint), never for a fixed time.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
