@@ -8,6 +8,7 @@ pub mod balance;
 pub mod cluster;
 pub mod config;
 pub mod forward;
+pub mod health;
 pub mod listener;
 pub mod reload;
 pub mod router;
