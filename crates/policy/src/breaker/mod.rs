@@ -237,6 +237,19 @@ impl CircuitBreaker {
     /// timed out), which is queued for [`pop_transition`](Self::pop_transition).
     #[inline]
     pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, BreakerOpen> {
+        // ## Closed | ForcedClosed => admit (first, and inlined: the common case, with no
+        // lazy transition ever due)
+        if let Phase::Closed | Phase::ForcedClosed = self.phase {
+            return Ok(Permit {
+                generation: self.generation,
+                acquired_at: now,
+                probe: false,
+            });
+        }
+        self.try_acquire_slow(now)
+    }
+
+    fn try_acquire_slow(&mut self, now: Instant) -> Result<Permit, BreakerOpen> {
         if let Some(transition) = self.advance(now) {
             self.pending.push(transition);
         }
@@ -307,11 +320,16 @@ impl CircuitBreaker {
         if permit.generation != self.generation {
             return None;
         }
-        let duration = now.saturating_duration_since(permit.acquired_at);
-        let slow = duration >= self.compiled.slow_call_duration;
         match self.phase {
-            Phase::Closed => self.record_closed::<A>(outcome, slow, now),
-            Phase::HalfOpen { .. } => self.record_probe(outcome, slow, duration, now),
+            Phase::Closed => {
+                let slow = self.compiled.is_slow(permit.acquired_at, now);
+                self.record_closed::<A>(outcome, slow, now)
+            }
+            Phase::HalfOpen { .. } => {
+                let duration = now.saturating_duration_since(permit.acquired_at);
+                let slow = duration >= self.compiled.slow_call_duration;
+                self.record_probe(outcome, slow, duration, now)
+            }
             // Forced-closed does not count; open states issue no permits of their generation.
             Phase::ForcedClosed | Phase::Open { .. } | Phase::ForcedOpen => None,
         }
@@ -505,13 +523,22 @@ impl CircuitBreaker {
 }
 
 impl Compiled {
+    /// Whether a call from `acquired_at` to `now` took at least `slow_call_duration`. The
+    /// same as comparing `now.saturating_duration_since(acquired_at)`, but an `Instant`
+    /// addition and comparison are inlined where a subtraction is a call into std.
+    #[inline]
+    pub(crate) fn is_slow(&self, acquired_at: Instant, now: Instant) -> bool {
+        let limit = self.slow_call_duration;
+        limit.is_zero() || acquired_at.checked_add(limit).is_some_and(|end| now >= end)
+    }
+
     /// Whether the call just recorded can have met a trip condition. Judging is skipped
     /// otherwise, which changes no decision: a success that is not slow, moved no bucket out
     /// and did not bring the window up to `minimum_calls` can only lower or keep every rate,
     /// and the rates were below their thresholds after the previous call (or the breaker
     /// would have tripped then).
     #[inline]
-    fn may_trip(&self, failed: bool, slow: bool, recorded: Recorded) -> bool {
+    pub(crate) fn may_trip(&self, failed: bool, slow: bool, recorded: Recorded) -> bool {
         let run = failed && self.consecutive_failures.is_some_and(|l| recorded.run >= l);
         let rates = (self.failure_rate.is_some() || self.slow_call_rate.is_some())
             && recorded.calls >= self.minimum_calls
@@ -521,7 +548,7 @@ impl Compiled {
 
     /// The first trip condition that a run of `run` failures and a window holding `counts`
     /// meet, if any.
-    fn trip_reason(&self, run: u32, counts: WindowCounts) -> Option<Reason> {
+    pub(crate) fn trip_reason(&self, run: u32, counts: WindowCounts) -> Option<Reason> {
         if let Some(limit) = self.consecutive_failures
             && run >= limit
         {

@@ -163,8 +163,7 @@ impl SharedBreaker {
             Outcome::Failure => true,
             Outcome::Success => false,
         };
-        let duration = now.saturating_duration_since(permit.acquired_at);
-        let slow = duration >= inner.compiled.slow_call_duration;
+        let slow = inner.compiled.is_slow(permit.acquired_at, now);
         let Some(recorded) = inner.tally.record::<Concurrent>(failed, slow, now) else {
             return self.roll_and_record(permit, failed, slow, now);
         };
