@@ -84,6 +84,13 @@
 //! - **Slow probes fail.** With slow-call tripping on, a probe that succeeds slowly reopens
 //!   the breaker: a breaker that tripped because the upstream was slow must not close on
 //!   evidence that it still is. With slow-call tripping off, slowness is only counted.
+//! - **Shared without a lock while closed.** [`SharedBreaker`] keeps the state behind a
+//!   mutex, but the closed state, where a breaker spends nearly all its time, needs none:
+//!   admitting reads a published word, and recording counts into a tally of atomics that
+//!   lives outside the lock. The lock is taken to trip, to probe, and for everything an
+//!   operator does. The plain breaker writes the same tally with plain loads and stores, so
+//!   one implementation of the windows serves both; the `shared` and `window` modules argue
+//!   why no outcome is lost or counted twice.
 //! - **Open backoff.** Each failed round of probing can multiply the open period (up to a
 //!   cap), so a long outage is probed less and less often; the period returns to its base
 //!   once the breaker closes.
@@ -437,7 +444,9 @@ impl CircuitBreaker {
         if !self.compiled.may_trip(failed, slow, recorded) {
             return None;
         }
-        let reason = self.compiled.trip_reason(recorded.run, self.tally.counts())?;
+        let reason = self
+            .compiled
+            .trip_reason(recorded.run, self.tally.counts())?;
         Some(self.transition(State::Open, reason, now))
     }
 

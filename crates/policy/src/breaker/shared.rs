@@ -181,8 +181,7 @@ impl SharedBreaker {
     ) -> Option<Transition> {
         let recorded = {
             let breaker = self.lock();
-            if breaker.generation != permit.generation || !matches!(breaker.phase, Phase::Closed)
-            {
+            if breaker.generation != permit.generation || !matches!(breaker.phase, Phase::Closed) {
                 return None; // a transition got in first: the permit is stale now
             }
             self.inner

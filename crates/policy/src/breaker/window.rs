@@ -96,7 +96,10 @@ impl Access for Exclusive {
 
     #[inline]
     fn sub(a: &AtomicU64, by: u64) {
-        a.store(a.load(Ordering::Relaxed).wrapping_sub(by), Ordering::Relaxed);
+        a.store(
+            a.load(Ordering::Relaxed).wrapping_sub(by),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline]
@@ -126,7 +129,11 @@ impl Access for Exclusive {
         let ticket = w.tickets.load(Ordering::Relaxed);
         w.tickets.store(ticket + 1, Ordering::Relaxed);
         let slot = w.next.load(Ordering::Relaxed);
-        let after = if slot + 1 == w.slots.len() { 0 } else { slot + 1 };
+        let after = if slot + 1 == w.slots.len() {
+            0
+        } else {
+            slot + 1
+        };
         w.next.store(after, Ordering::Relaxed);
         (slot, ticket)
     }
@@ -610,7 +617,11 @@ impl TimeWindow {
         if shed {
             self.advance_to::<A>(head, bucket);
         }
-        let end = self.head.get().saturating_add(1).saturating_mul(self.width_nanos);
+        let end = self
+            .head
+            .get()
+            .saturating_add(1)
+            .saturating_mul(self.width_nanos);
         self.head_end.set(end);
         (self.add::<A>(failed, slow), shed)
     }
