@@ -139,7 +139,8 @@ impl SharedBreaker {
     }
 
     /// See [`CircuitBreaker::record`]. While closed this takes no lock unless the call trips
-    /// the breaker (or moves a time window to a new bucket); see the [breaker module docs](super).
+    /// the breaker (or moves a time window to a new bucket); see the
+    /// [breaker module docs](super).
     #[inline]
     pub fn record(&self, permit: Permit, outcome: Outcome, now: Instant) -> Option<Transition> {
         let inner = &*self.inner;
