@@ -84,6 +84,13 @@
 //! - **Slow probes fail.** With slow-call tripping on, a probe that succeeds slowly reopens
 //!   the breaker: a breaker that tripped because the upstream was slow must not close on
 //!   evidence that it still is. With slow-call tripping off, slowness is only counted.
+//! - **Shared without a lock while closed.** [`SharedBreaker`] keeps the state behind a
+//!   mutex, but the closed state, where a breaker spends nearly all its time, needs none:
+//!   admitting reads a published word, and recording counts into a tally of atomics that
+//!   lives outside the lock. The lock is taken to trip, to probe, and for everything an
+//!   operator does. The plain breaker writes the same tally with plain loads and stores, so
+//!   one implementation of the windows serves both; the `shared` and `window` modules argue
+//!   why no outcome is lost or counted twice.
 //! - **Open backoff.** Each failed round of probing can multiply the open period (up to a
 //!   cap), so a long outage is probed less and less often; the period returns to its base
 //!   once the breaker closes.
@@ -128,10 +135,14 @@ pub use window::WindowCounts;
 
 use config::Compiled;
 use transition::TransitionQueue;
-use window::Window;
+use window::{Access, Exclusive, Recorded, TallyCell};
 
-/// Generations wrap within 63 bits; see [`CircuitBreaker::admit_word`].
-const GENERATION_MASK: u64 = u64::MAX >> 1;
+/// Generations wrap within 62 bits; see [`CircuitBreaker::admit_word`].
+const GENERATION_MASK: u64 = u64::MAX >> 2;
+/// In an admit word: every call is admitted (closed or forced closed).
+const ADMITS_ALL: u64 = 0b01;
+/// In an admit word: outcomes are counted (closed).
+const COUNTS: u64 = 0b10;
 
 /// The state and the data that lives only in it.
 #[derive(Debug, Clone, Copy)]
@@ -173,8 +184,9 @@ pub struct CircuitBreaker {
     config: BreakerConfig,
     compiled: Compiled,
     phase: Phase,
-    window: Window,
-    consecutive_failures: u32,
+    /// The window and the run of consecutive failures; shared (not locked) by a
+    /// [`SharedBreaker`].
+    tally: TallyCell,
     /// Failed rounds of probing since the breaker last closed; drives the open backoff.
     reopens: u32,
     /// Bumped on every transition; permits from an older generation are stale.
@@ -191,11 +203,10 @@ impl CircuitBreaker {
     pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
         let compiled = config.validate()?;
         Ok(Self {
-            window: Window::new(config.window),
+            tally: TallyCell::new(config.window),
             config,
             compiled,
             phase: Phase::Closed,
-            consecutive_failures: 0,
             reopens: 0,
             generation: 0,
             pending: TransitionQueue::new(),
@@ -218,12 +229,12 @@ impl CircuitBreaker {
 
     /// What the window holds at `now`.
     pub fn window_counts(&self, now: Instant) -> WindowCounts {
-        self.window.counts_at(now)
+        self.tally.counts_at(now)
     }
 
     /// The current run of consecutive failures.
     pub fn consecutive_failures(&self) -> u32 {
-        self.consecutive_failures
+        self.tally.consecutive_failures()
     }
 
     /// Asks to make a call at `now`.
@@ -233,6 +244,19 @@ impl CircuitBreaker {
     /// timed out), which is queued for [`pop_transition`](Self::pop_transition).
     #[inline]
     pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, BreakerOpen> {
+        // ## Closed | ForcedClosed => admit (first, and inlined: the common case, with no
+        // lazy transition ever due)
+        if let Phase::Closed | Phase::ForcedClosed = self.phase {
+            return Ok(Permit {
+                generation: self.generation,
+                acquired_at: now,
+                probe: false,
+            });
+        }
+        self.try_acquire_slow(now)
+    }
+
+    fn try_acquire_slow(&mut self, now: Instant) -> Result<Permit, BreakerOpen> {
         if let Some(transition) = self.advance(now) {
             self.pending.push(transition);
         }
@@ -287,14 +311,32 @@ impl CircuitBreaker {
     /// A stale permit (issued before the last transition) changes nothing and returns `None`.
     #[inline]
     pub fn record(&mut self, permit: Permit, outcome: Outcome, now: Instant) -> Option<Transition> {
+        self.record_as::<Exclusive>(permit, outcome, now)
+    }
+
+    /// [`record`](Self::record), writing the tally with access `A`: [`Exclusive`] for the
+    /// owner, [`Concurrent`](window::Concurrent) under a [`SharedBreaker`]'s lock, where
+    /// lock-free recorders may be writing the same tally.
+    #[inline]
+    fn record_as<A: Access>(
+        &mut self,
+        permit: Permit,
+        outcome: Outcome,
+        now: Instant,
+    ) -> Option<Transition> {
         if permit.generation != self.generation {
             return None;
         }
-        let duration = now.saturating_duration_since(permit.acquired_at);
-        let slow = duration >= self.compiled.slow_call_duration;
         match self.phase {
-            Phase::Closed => self.record_closed(outcome, slow, now),
-            Phase::HalfOpen { .. } => self.record_probe(outcome, slow, duration, now),
+            Phase::Closed => {
+                let slow = self.compiled.is_slow(permit.acquired_at, now);
+                self.record_closed::<A>(outcome, slow, now)
+            }
+            Phase::HalfOpen { .. } => {
+                let duration = now.saturating_duration_since(permit.acquired_at);
+                let slow = duration >= self.compiled.slow_call_duration;
+                self.record_probe(outcome, slow, duration, now)
+            }
             // Forced-closed does not count; open states issue no permits of their generation.
             Phase::ForcedClosed | Phase::Open { .. } | Phase::ForcedOpen => None,
         }
@@ -347,12 +389,17 @@ impl CircuitBreaker {
         self.transition(State::Closed, Reason::Reset, now)
     }
 
-    /// The generation shifted left by one, with the low bit set when every call is admitted
-    /// (closed or forced closed). [`SharedBreaker`] publishes it in an atomic so that
-    /// admitting in those states needs no lock.
+    /// The generation shifted left by two, with [`ADMITS_ALL`] set when every call is
+    /// admitted (closed or forced closed) and [`COUNTS`] when outcomes are counted (closed).
+    /// [`SharedBreaker`] publishes it in an atomic so that admitting in those states, and
+    /// recording while closed, need no lock.
     pub(crate) fn admit_word(&self) -> u64 {
-        let admits_all = matches!(self.phase, Phase::Closed | Phase::ForcedClosed);
-        (self.generation << 1) | u64::from(admits_all)
+        let flags = match self.phase {
+            Phase::Closed => ADMITS_ALL | COUNTS,
+            Phase::ForcedClosed => ADMITS_ALL,
+            _ => 0,
+        };
+        (self.generation << 2) | flags
     }
 
     /// The lazy transition due at `now`, if any.
@@ -378,57 +425,29 @@ impl CircuitBreaker {
     }
 
     #[inline]
-    fn record_closed(&mut self, outcome: Outcome, slow: bool, now: Instant) -> Option<Transition> {
+    fn record_closed<A: Access>(
+        &mut self,
+        outcome: Outcome,
+        slow: bool,
+        now: Instant,
+    ) -> Option<Transition> {
         let failed = match outcome {
             Outcome::Ignored => return None,
             Outcome::Failure => true,
             Outcome::Success => false,
         };
-        self.window.record(failed, slow, now);
-        self.consecutive_failures = if failed {
-            self.consecutive_failures.saturating_add(1)
-        } else {
-            0
+        let recorded = match self.tally.record::<A>(failed, slow, now) {
+            Some(recorded) => recorded,
+            None => self.tally.roll_and_record::<A>(failed, slow, now),
         };
         // ## Closed => Open
-        let reason = self.trip_reason()?;
-        Some(self.transition(State::Open, reason, now))
-    }
-
-    /// The first trip condition that holds, if any.
-    #[inline]
-    fn trip_reason(&self) -> Option<Reason> {
-        let c = &self.compiled;
-        if let Some(limit) = c.consecutive_failures
-            && self.consecutive_failures >= limit
-        {
-            return Some(Reason::ConsecutiveFailures {
-                failures: self.consecutive_failures,
-            });
-        }
-        let counts = self.window.counts();
-        if counts.calls < c.minimum_calls {
+        if !self.compiled.may_trip(failed, slow, recorded) {
             return None;
         }
-        if let Some(t) = c.failure_rate
-            && t.reached(counts.failures, counts.calls)
-        {
-            return Some(Reason::FailureRate {
-                failures: counts.failures,
-                calls: counts.calls,
-                threshold: t.ratio,
-            });
-        }
-        if let Some(t) = c.slow_call_rate
-            && t.reached(counts.slow, counts.calls)
-        {
-            return Some(Reason::SlowCallRate {
-                slow: counts.slow,
-                calls: counts.calls,
-                threshold: t.ratio,
-            });
-        }
-        None
+        let reason = self
+            .compiled
+            .trip_reason(recorded.run, self.tally.counts())?;
+        Some(self.transition(State::Open, reason, now))
     }
 
     fn record_probe(
@@ -476,8 +495,7 @@ impl CircuitBreaker {
         let mut open_until = None;
         self.phase = match to {
             State::Closed => {
-                self.window.clear();
-                self.consecutive_failures = 0;
+                self.tally.clear();
                 self.reopens = 0;
                 Phase::Closed
             }
@@ -501,7 +519,7 @@ impl CircuitBreaker {
             State::ForcedOpen => Phase::ForcedOpen,
             State::ForcedClosed => Phase::ForcedClosed,
         };
-        // NOTE: generations stay below 2^63 so `admit_word` can pack one with a flag.
+        // NOTE: generations stay below 2^62 so `admit_word` can pack one with two flags.
         self.generation = (self.generation + 1) & GENERATION_MASK;
         Transition {
             from,
@@ -510,5 +528,62 @@ impl CircuitBreaker {
             at: now,
             open_until,
         }
+    }
+}
+
+impl Compiled {
+    /// Whether a call from `acquired_at` to `now` took at least `slow_call_duration`. The
+    /// same as comparing `now.saturating_duration_since(acquired_at)`, but an `Instant`
+    /// addition and comparison are inlined where a subtraction is a call into std.
+    #[inline]
+    pub(crate) fn is_slow(&self, acquired_at: Instant, now: Instant) -> bool {
+        let limit = self.slow_call_duration;
+        limit.is_zero() || acquired_at.checked_add(limit).is_some_and(|end| now >= end)
+    }
+
+    /// Whether the call just recorded can have met a trip condition. Judging is skipped
+    /// otherwise, which changes no decision: a success that is not slow, moved no bucket out
+    /// and did not bring the window up to `minimum_calls` can only lower or keep every rate,
+    /// and the rates were below their thresholds after the previous call (or the breaker
+    /// would have tripped then).
+    #[inline]
+    pub(crate) fn may_trip(&self, failed: bool, slow: bool, recorded: Recorded) -> bool {
+        let run = failed && self.consecutive_failures.is_some_and(|l| recorded.run >= l);
+        let rates = (self.failure_rate.is_some() || self.slow_call_rate.is_some())
+            && recorded.calls >= self.minimum_calls
+            && (failed || slow || recorded.shed || recorded.calls == self.minimum_calls);
+        run || rates
+    }
+
+    /// The first trip condition that a run of `run` failures and a window holding `counts`
+    /// meet, if any.
+    pub(crate) fn trip_reason(&self, run: u32, counts: WindowCounts) -> Option<Reason> {
+        if let Some(limit) = self.consecutive_failures
+            && run >= limit
+        {
+            return Some(Reason::ConsecutiveFailures { failures: run });
+        }
+        if counts.calls < self.minimum_calls {
+            return None;
+        }
+        if let Some(t) = self.failure_rate
+            && t.reached(counts.failures, counts.calls)
+        {
+            return Some(Reason::FailureRate {
+                failures: counts.failures,
+                calls: counts.calls,
+                threshold: t.ratio,
+            });
+        }
+        if let Some(t) = self.slow_call_rate
+            && t.reached(counts.slow, counts.calls)
+        {
+            return Some(Reason::SlowCallRate {
+                slow: counts.slow,
+                calls: counts.calls,
+                threshold: t.ratio,
+            });
+        }
+        None
     }
 }

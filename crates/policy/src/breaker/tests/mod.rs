@@ -2,7 +2,9 @@
 //! property tests against naive models, and the tower layer under paused tokio time.
 
 mod closed;
+mod concurrent;
 mod config;
+mod equivalence;
 mod forced;
 mod half_open;
 #[cfg(feature = "tower")]

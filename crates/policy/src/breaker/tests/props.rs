@@ -19,7 +19,7 @@ fn outcome() -> impl Strategy<Value = Outcome> {
 }
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(super) enum Op {
     Acquire,
     Record { pick: usize, outcome: Outcome },
     Advance(Duration),
@@ -29,7 +29,7 @@ enum Op {
     Reset,
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(super) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         10 => Just(Op::Acquire),
         10 => (any::<usize>(), outcome()).prop_map(|(pick, outcome)| Op::Record { pick, outcome }),
@@ -43,7 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn any_config() -> impl Strategy<Value = BreakerConfig> {
+pub(super) fn any_config() -> impl Strategy<Value = BreakerConfig> {
     (
         (1u32..=4, proptest::option::of(1u32..=4)),
         (
