@@ -200,6 +200,11 @@ fn bulkhead(c: &mut Criterion) {
     group.bench_function("tokio-semaphore", |b| {
         b.iter(|| drop(black_box(semaphore.try_acquire())))
     });
+    // Our permits are owned ('static, as a request future needs); this is tokio's equivalent.
+    let owned = Arc::new(tokio::sync::Semaphore::new(1024));
+    group.bench_function("tokio-semaphore-owned", |b| {
+        b.iter(|| drop(black_box(owned.clone().try_acquire_owned())))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("bulkhead/contended-2-threads");
