@@ -124,3 +124,28 @@ async fn a_dead_upstream_gets_502_and_a_slow_one_504() {
         "names the endpoint: {body}"
     );
 }
+
+#[tokio::test]
+async fn a_cluster_speaking_http2_gets_http2_from_the_proxy() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let text = config(&[&upstream]).replace(
+        "balance = \"round_robin\"",
+        "balance = \"round_robin\"\nprotocol = \"http2\"",
+    );
+    let proxy = Proxy::start(&text);
+    let (status, _, body) = get(&proxy.url("/api/h2")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
+    assert_eq!(echo["version"], "HTTP/2.0");
+}
+
+#[tokio::test]
+async fn a_large_body_streams_through_whole() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let proxy = Proxy::start(&config(&[&upstream]));
+    let body = "x".repeat(4 * 1024 * 1024);
+    let (status, _, answer) = send(Method::PUT, &proxy.url("/api/upload"), &body, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let echo: serde_json::Value = serde_json::from_str(&answer).expect("echo JSON");
+    assert_eq!(echo["body_bytes"], 4 * 1024 * 1024);
+}
