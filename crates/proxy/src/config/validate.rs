@@ -200,7 +200,10 @@ fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<Lis
                 continue;
             }
         };
-        if let Some(other) = addresses.insert(listen, name.clone()) {
+        // Port 0 asks the system for a free port, different each time: never a clash.
+        if listen.port() != 0
+            && let Some(other) = addresses.insert(listen, name.clone())
+        {
             check.error_at(
                 section.listen.span(),
                 format!("listener \"{other}\" already listens on {listen}"),

@@ -52,7 +52,11 @@ enum State {
     Untracked,
     /// HTTP/2: nothing to do.
     Http2,
-    /// A head was refused or timed out: end of stream for hyper from here on.
+    /// A head was refused: after the stand-in, hyper reads nothing more. Not the end of the
+    /// stream, which hyper would take as the client leaving and drop the answer; the
+    /// stand-in asks to close, so hyper closes once the answer is written.
+    Refused,
+    /// The connection timed out with no head to answer: end of stream for hyper.
     Closed,
 }
 
@@ -127,7 +131,9 @@ impl<S> Guarded<S> {
         let mut at = 0;
         while at < data.len() {
             match self.state {
-                State::Http2 | State::Untracked | State::Closed => return Ok(data.len()),
+                State::Http2 | State::Untracked | State::Refused | State::Closed => {
+                    return Ok(data.len());
+                }
                 State::Body(left) => {
                     let take = usize::try_from(left)
                         .unwrap_or(usize::MAX)
@@ -180,7 +186,7 @@ impl<S> Guarded<S> {
         self.tracker.reject(self.heads + 1, rejection);
         self.held = Vec::new();
         self.out.extend_from_slice(STAND_IN);
-        self.state = State::Closed;
+        self.state = State::Refused;
         self.deadline = None;
     }
 
@@ -250,8 +256,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             if this.drain_out(buf) {
                 return Poll::Ready(Ok(()));
             }
-            if this.state == State::Closed {
-                return Poll::Ready(Ok(()));
+            match this.state {
+                State::Closed => return Poll::Ready(Ok(())),
+                State::Refused => return Poll::Pending,
+                _ => {}
             }
             if this.state == State::Http2 {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
