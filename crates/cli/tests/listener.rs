@@ -452,3 +452,78 @@ async fn past_max_connections_a_connection_waits_until_another_closes() {
     drop(first);
     assert_eq!(second.response().await.map(|r| r.status), Some(200));
 }
+
+/// A body of `left` chunks of 600 bytes, with no length announced.
+struct Chunks {
+    left: u32,
+}
+
+impl hyper::body::Body for Chunks {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        this.left -= 1;
+        let chunk = bytes::Bytes::from(vec![b'c'; 600]);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+}
+
+#[tokio::test]
+async fn an_http2_body_growing_past_the_limit_gets_413_and_the_connection_serves_on() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let proxy = Proxy::start(&config(&upstream, "max_request_body = \"1KiB\""));
+    let stream = TcpStream::connect(proxy.addr()).await.expect("connects");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(connection);
+    let post = |left| {
+        http::Request::post(format!("http://{}/", proxy.addr()))
+            .body(Chunks { left })
+            .expect("a request")
+    };
+    let response = sender.send_request(post(3)).await.expect("an answer");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        response.headers()["x-blastwall-error"],
+        "request_body_too_large"
+    );
+    let response = sender.send_request(post(1)).await.expect("an answer");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "same connection, within the limit"
+    );
+}
+
+#[tokio::test]
+async fn after_a_chunked_request_the_connection_keeps_serving_and_timing_heads() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let proxy = Proxy::start(&config(&upstream, "header_read_timeout = \"1s\""));
+    let mut client = Client::connect(proxy.addr()).await;
+    client
+        .send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        .await;
+    let answer = client.response().await.expect("an answer");
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.contains("\"body_bytes\":5"), "{}", answer.body);
+    client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert_eq!(client.response().await.map(|r| r.status), Some(200));
+    // A head trickling in after that is still cut off at the deadline.
+    client.send(b"GET / HTTP/1.1\r\nHo").await;
+    assert!(
+        client.closed().await,
+        "the slow head is not waited for forever"
+    );
+}
