@@ -81,6 +81,14 @@ pub enum ProxyError {
     UpstreamTimeout,
     /// The connection to the endpoint failed after the request was sent.
     UpstreamReset,
+    /// The request is malformed or ambiguous (framing, Host) and was not forwarded.
+    BadRequest,
+    /// The client did not send a complete request head in time.
+    HeaderReadTimeout,
+    /// The request body is larger than the listener allows.
+    RequestBodyTooLarge,
+    /// The request head is larger, or has more headers, than the listener allows.
+    RequestHeadersTooLarge,
 }
 
 impl ProxyError {
@@ -91,6 +99,10 @@ impl ProxyError {
             ProxyError::NoHealthyEndpoint => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ConnectFailed | ProxyError::UpstreamReset => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::HeaderReadTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -102,6 +114,10 @@ impl ProxyError {
             ProxyError::ConnectFailed => "connect_failed",
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::UpstreamReset => "upstream_reset",
+            ProxyError::BadRequest => "bad_request",
+            ProxyError::HeaderReadTimeout => "header_read_timeout",
+            ProxyError::RequestBodyTooLarge => "request_body_too_large",
+            ProxyError::RequestHeadersTooLarge => "request_headers_too_large",
         }
     }
 }
@@ -128,12 +144,16 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
 }
 
 /// Forwards a routed request to an endpoint of `cluster` and returns what the client gets.
-pub async fn forward(
+pub async fn forward<B>(
     downstream: Downstream,
     route: &RouteConfig,
     cluster: &Cluster,
-    request: Request<Incoming>,
-) -> Response<ProxyBody> {
+    request: Request<B>,
+) -> Response<ProxyBody>
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
     let (mut parts, body) = request.into_parts();
     let request_id = ensure_request_id(&mut parts.headers);
     let Some(guard) = cluster.pick(&parts) else {
@@ -153,7 +173,7 @@ pub async fn forward(
         route,
         &guard,
         parts,
-        body.map_err(BoxError::from).boxed(),
+        body.map_err(Into::into).boxed(),
     );
     let endpoint = guard.endpoint().clone();
     let started = Instant::now();

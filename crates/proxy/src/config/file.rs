@@ -57,26 +57,33 @@ pub struct ListenerSection {
     #[schemars(with = "String")]
     pub listen: Spanned<String>,
     /// Serve TLS with these PEM files (ALPN offers h2 and http/1.1). Unset: plaintext, where
-    /// HTTP/2 is served to clients that speak it with prior knowledge (h2c).
+    /// HTTP/2 is served to clients that speak it with prior knowledge (h2c). The files are
+    /// read and checked (key matches certificate) when the config is loaded.
     pub tls: Option<TlsSection>,
     /// Connections served at once; past this, new connections wait in the kernel backlog.
     /// Default 10000.
     pub max_connections: Option<u32>,
-    /// Largest request head (request line and headers). Default "16KiB". Past it: 431.
+    /// Largest request head (request line and headers). Default "16KiB", at least "1KiB".
+    /// Past it: 431.
     #[schemars(with = "Option<ByteSizeValue>")]
     pub max_header_bytes: Option<Spanned<ByteSizeValue>>,
     /// Most request headers. Default 100. Past it: 431.
     pub max_headers: Option<u32>,
-    /// Largest request body. Default "10MiB". Past it: 413.
+    /// Largest request body. Default "10MiB". Past it: 413, at once when Content-Length says
+    /// so, mid-stream otherwise (the upstream request is abandoned).
     #[schemars(with = "Option<ByteSizeValue>")]
     pub max_request_body: Option<Spanned<ByteSizeValue>>,
-    /// Time a client has to send a complete request head (slowloris defence). Default "10s".
+    /// Time a client has to send a complete request head, from its first byte (from accept
+    /// for a connection's first request; the TLS handshake also within it). Past it: 408, or
+    /// the connection is closed if nothing was sent. Default "10s".
     #[schemars(with = "Option<DurationValue>")]
     pub header_read_timeout: Option<Spanned<DurationValue>>,
-    /// A connection with no request in flight is closed after this. Default "60s".
+    /// A connection with no request in flight is closed after this (HTTP/2: GOAWAY).
+    /// Default "60s".
     #[schemars(with = "Option<DurationValue>")]
     pub idle_timeout: Option<Spanned<DurationValue>>,
-    /// Requests served on one connection before it is closed. Default: unlimited.
+    /// Requests served on one connection before it is closed: the last answer carries
+    /// `Connection: close` (HTTP/2: a graceful GOAWAY). Default: unlimited.
     pub max_requests_per_connection: Option<u32>,
 }
 

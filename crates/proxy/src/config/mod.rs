@@ -78,6 +78,10 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// The PEM private key.
     pub key: PathBuf,
+    /// Where `cert` is written, so a certificate that cannot be used can point at it.
+    pub cert_location: Location,
+    /// Where `key` is written.
+    pub key_location: Location,
 }
 
 /// Limits a listener enforces on clients.

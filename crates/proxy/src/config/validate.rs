@@ -200,16 +200,16 @@ fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<Lis
                 continue;
             }
         };
-        if let Some(other) = addresses.insert(listen, name.clone()) {
+        // Port 0 asks the system for a free port, different each time: never a clash.
+        if listen.port() != 0
+            && let Some(other) = addresses.insert(listen, name.clone())
+        {
             check.error_at(
                 section.listen.span(),
                 format!("listener \"{other}\" already listens on {listen}"),
             );
         }
-        let tls = section.tls.map(|tls| TlsConfig {
-            cert: resolve_file(check, &tls.cert, "certificate"),
-            key: resolve_file(check, &tls.key, "private key"),
-        });
+        let tls = section.tls.and_then(|tls| self::tls(check, &name, &tls));
         let limits = ListenerLimits {
             max_connections: positive(
                 check,
@@ -259,6 +259,30 @@ fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<Lis
         });
     }
     listeners
+}
+
+/// Resolves the certificate and key files and checks that they make a usable TLS identity,
+/// so `blastwall check` catches what the listener would refuse at start.
+fn tls(check: &mut Checker<'_>, listener: &str, section: &file::TlsSection) -> Option<TlsConfig> {
+    let errors_before = check.errors.len();
+    let config = TlsConfig {
+        cert: resolve_file(check, &section.cert, "certificate"),
+        key: resolve_file(check, &section.key, "private key"),
+        cert_location: check.location(section.cert.span()),
+        key_location: check.location(section.key.span()),
+    };
+    if check.errors.len() > errors_before {
+        return None;
+    }
+    if let Err(error) = crate::listener::tls::server_config(&config) {
+        let span = match error.file() {
+            crate::listener::tls::TlsFile::Certificate => section.cert.span(),
+            crate::listener::tls::TlsFile::Key => section.key.span(),
+        };
+        check.error_at(span, format!("listener \"{listener}\": {error}"));
+        return None;
+    }
+    Some(config)
 }
 
 fn positive(check: &mut Checker<'_>, value: Option<u32>, default: u32, key: &str) -> u32 {

@@ -1,0 +1,297 @@
+//! Request checks: what a request must be before the proxy forwards it.
+//!
+//! Two layers, because hyper hides part of what arrived. [`check_head`] reads the raw bytes
+//! of an HTTP/1 request head, as [`super::guard`] sees them on the socket, and refuses what
+//! RFC 9112 calls ambiguous framing — the ground of request smuggling: both `Content-Length`
+//! and `Transfer-Encoding` (hyper silently drops one), conflicting or malformed lengths, a
+//! transfer coding whose last step is not `chunked`, `Transfer-Encoding` in HTTP/1.0, header
+//! lines folded (obs-fold) or with white space before the colon, and heads over the size or
+//! header-count limits. It also says how the body is framed, so the guard knows where the
+//! next head starts. [`check_parts`] runs on every request hyper hands over, HTTP/1 and
+//! HTTP/2 alike: Host must be single, well formed and agree with an absolute-form target
+//! or `:authority`, the head must fit the limits, and a declared body must fit
+//! `max_request_body`.
+//!
+//! Both are pure functions of their input, so they are unit tested here and fuzzed in
+//! `fuzz/`.
+
+use http::header::{self, HeaderMap};
+use http::request::Parts;
+use http::uri::Authority;
+use http::{Method, Version};
+
+use crate::forward::ProxyError;
+
+/// Headers above this many are parsed into a heap array rather than the stack.
+const STACK_HEADERS: usize = 64;
+
+/// The limits a request head is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Largest head (request line and header lines), in bytes.
+    pub max_header_bytes: usize,
+    /// Most header lines.
+    pub max_headers: usize,
+    /// Largest declared body, in bytes.
+    pub max_request_body: u64,
+}
+
+/// Why a request is refused, and what the client is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The kind, which decides the status.
+    pub error: ProxyError,
+    /// One line for the client and the log.
+    pub reason: String,
+}
+
+impl Rejection {
+    fn bad(reason: impl Into<String>) -> Self {
+        Self {
+            error: ProxyError::BadRequest,
+            reason: reason.into(),
+        }
+    }
+
+    fn too_large(reason: impl Into<String>) -> Self {
+        Self {
+            error: ProxyError::RequestHeadersTooLarge,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How the body after a head is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes (0: no body).
+    Length(u64),
+    /// Chunked: the end is found by decoding, which only hyper does.
+    Chunked,
+    /// What follows may not be HTTP at all (an upgrade or CONNECT).
+    Opaque,
+}
+
+/// The outcome of reading the bytes that start a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    /// The head is not complete yet, and so far within the limits.
+    Partial,
+    /// The head is the first `len` bytes, and its body is framed so.
+    Complete {
+        /// Bytes of the head, blank line included.
+        len: usize,
+        /// How the body is framed.
+        framing: Framing,
+    },
+}
+
+/// Checks the bytes that start an HTTP/1 request head (possibly with more after it).
+pub fn check_head(bytes: &[u8], limits: &HeadLimits) -> Result<Head, Rejection> {
+    if limits.max_headers <= STACK_HEADERS {
+        let mut headers = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        parse_head(bytes, limits, &mut headers[..limits.max_headers])
+    } else {
+        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        parse_head(bytes, limits, &mut headers)
+    }
+}
+
+fn parse_head<'b>(
+    bytes: &'b [u8],
+    limits: &HeadLimits,
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Head, Rejection> {
+    let mut request = httparse::Request::new(headers);
+    match request.parse(bytes) {
+        Ok(httparse::Status::Partial) => {
+            if bytes.len() > limits.max_header_bytes {
+                return Err(head_too_large(limits));
+            }
+            Ok(Head::Partial)
+        }
+        Ok(httparse::Status::Complete(len)) => {
+            if len > limits.max_header_bytes {
+                return Err(head_too_large(limits));
+            }
+            let framing = framing(&request)?;
+            Ok(Head::Complete { len, framing })
+        }
+        Err(httparse::Error::TooManyHeaders) => Err(Rejection::too_large(format!(
+            "more than {} header lines",
+            limits.max_headers
+        ))),
+        Err(error) => Err(Rejection::bad(format!(
+            "malformed request head: {}",
+            parse_error(error)
+        ))),
+    }
+}
+
+fn head_too_large(limits: &HeadLimits) -> Rejection {
+    Rejection::too_large(format!(
+        "request head larger than {} bytes",
+        limits.max_header_bytes
+    ))
+}
+
+fn parse_error(error: httparse::Error) -> &'static str {
+    match error {
+        httparse::Error::HeaderName => {
+            "invalid header name (white space before the colon, or a folded line)"
+        }
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Token => "invalid method or request target",
+        httparse::Error::Version => "invalid HTTP version",
+        httparse::Error::Status | httparse::Error::TooManyHeaders => "invalid request line",
+    }
+}
+
+/// RFC 9112 §6: the body's framing, refusing every ambiguous form.
+fn framing(request: &httparse::Request<'_, '_>) -> Result<Framing, Rejection> {
+    let mut length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut chunked_last = false;
+    let mut upgrade = false;
+    for header in request.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = content_length(header.value)
+                .ok_or_else(|| Rejection::bad("malformed Content-Length"))?;
+            if length.is_some_and(|earlier| earlier != value) {
+                return Err(Rejection::bad("conflicting Content-Length values"));
+            }
+            length = Some(value);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            if request.version == Some(0) {
+                return Err(Rejection::bad("Transfer-Encoding in an HTTP/1.0 request"));
+            }
+            for coding in header.value.split(|&byte| byte == b',') {
+                let coding = coding.trim_ascii();
+                if coding.is_empty() {
+                    continue;
+                }
+                if chunked_last {
+                    return Err(Rejection::bad(
+                        "Transfer-Encoding applies a coding after chunked",
+                    ));
+                }
+                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                transfer_encoding = true;
+            }
+            if !transfer_encoding {
+                return Err(Rejection::bad("empty Transfer-Encoding"));
+            }
+        } else if header.name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
+        }
+    }
+    if transfer_encoding && length.is_some() {
+        return Err(Rejection::bad(
+            "both Content-Length and Transfer-Encoding (ambiguous framing)",
+        ));
+    }
+    if transfer_encoding && !chunked_last {
+        return Err(Rejection::bad(
+            "Transfer-Encoding whose final coding is not chunked",
+        ));
+    }
+    if upgrade || request.method == Some("CONNECT") {
+        return Ok(Framing::Opaque);
+    }
+    Ok(if transfer_encoding {
+        Framing::Chunked
+    } else {
+        Framing::Length(length.unwrap_or(0))
+    })
+}
+
+/// A Content-Length value: decimal digits only (no sign, no list), as hyper reads it.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |total, digit| {
+        total.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
+}
+
+/// Checks a request as hyper parsed it (HTTP/1 or HTTP/2).
+pub fn check_parts(parts: &Parts, limits: &HeadLimits) -> Result<(), Rejection> {
+    check_host(parts)?;
+    let headers = &parts.headers;
+    if headers.len() > limits.max_headers {
+        return Err(Rejection::too_large(format!(
+            "more than {} header lines",
+            limits.max_headers
+        )));
+    }
+    if head_size(parts) > limits.max_header_bytes {
+        return Err(head_too_large(limits));
+    }
+    if let Some(length) = declared_length(headers)
+        && length > limits.max_request_body
+    {
+        return Err(Rejection {
+            error: ProxyError::RequestBodyTooLarge,
+            reason: format!(
+                "Content-Length {length} is over the limit of {} bytes",
+                limits.max_request_body
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// RFC 9112 §3.2 and RFC 9113 §8.3.1: one Host, well formed, agreeing with the target.
+fn check_host(parts: &Parts) -> Result<(), Rejection> {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Rejection::bad("more than one Host header"));
+    }
+    let Some(host) = host else {
+        if parts.version == Version::HTTP_11 {
+            return Err(Rejection::bad("HTTP/1.1 request without a Host header"));
+        }
+        return Ok(());
+    };
+    let authority = Authority::try_from(host.as_bytes())
+        .ok()
+        .filter(|authority| !authority.as_str().contains('@') && !authority.host().is_empty())
+        .ok_or_else(|| Rejection::bad("invalid Host header"))?;
+    if let Some(target) = parts.uri.authority()
+        && parts.method != Method::CONNECT
+        && !target.as_str().eq_ignore_ascii_case(authority.as_str())
+    {
+        return Err(Rejection::bad(format!(
+            "Host \"{authority}\" disagrees with the request target's authority \"{target}\""
+        )));
+    }
+    Ok(())
+}
+
+/// The size of the head as it would be written in HTTP/1.1.
+fn head_size(parts: &Parts) -> usize {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or(1, |path| path.as_str().len());
+    let request_line = parts.method.as_str().len() + target + " HTTP/1.1\r\n".len() + 1;
+    parts
+        .headers
+        .iter()
+        .fold(request_line + 2, |size, (name, value)| {
+            size + name.as_str().len() + value.len() + ": \r\n".len()
+        })
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| content_length(value.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,247 @@
+//! One accepted connection, from TLS handshake to close.
+//!
+//! The connection task owns everything about the connection: its place under
+//! `max_connections` (a semaphore permit held to the end), the TLS handshake (bounded by
+//! `header_read_timeout`, failing only this connection), the head [`Guarded`] I/O, hyper's
+//! HTTP/1.1 or HTTP/2 server, and the timers hyper does not have: closing a connection idle
+//! for `idle_timeout`, and a graceful HTTP/2 GOAWAY after `max_requests_per_connection`
+//! streams or when the proxy drains.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio_rustls::TlsAcceptor;
+
+use super::checks::{self, HeadLimits, Rejection};
+use super::guard::{Guarded, Start};
+use super::limits::{LimitedBody, TrackedBody};
+use super::tracker::{Ticket, Tracker};
+use crate::config::ListenerLimits;
+use crate::forward::{self, Downstream, ProxyBody, ProxyError};
+use crate::reload::Runtime;
+
+/// What every connection of one listener shares.
+pub(super) struct ListenerShared {
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) index: usize,
+    pub(super) name: String,
+    pub(super) limits: ListenerLimits,
+    pub(super) head_limits: HeadLimits,
+    pub(super) tls: Option<TlsAcceptor>,
+    pub(super) builder: auto::Builder<TokioExecutor>,
+}
+
+/// What keeps a connection counted: its place under `max_connections` and in the drain.
+pub(super) struct Holds {
+    pub(super) permit: OwnedSemaphorePermit,
+    pub(super) watcher: Watcher,
+    pub(super) stop: watch::Receiver<bool>,
+}
+
+/// Serves one accepted connection to its end.
+pub(super) async fn serve(
+    shared: Arc<ListenerShared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    holds: Holds,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(acceptor) = &shared.tls else {
+        let downstream = Downstream { peer, tls: false };
+        return drive(shared.clone(), stream, Start::Sniff, downstream, holds).await;
+    };
+    let timeout = shared.limits.header_read_timeout;
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(listener = %shared.name, %peer, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(listener = %shared.name, %peer, ?timeout, "TLS handshake timed out");
+            return;
+        }
+    };
+    let start = match stream.get_ref().1.alpn_protocol() {
+        Some(b"h2") => Start::Http2,
+        _ => Start::Sniff,
+    };
+    let downstream = Downstream { peer, tls: true };
+    drive(shared.clone(), stream, start, downstream, holds).await;
+}
+
+async fn drive<S>(
+    shared: Arc<ListenerShared>,
+    stream: S,
+    start: Start,
+    downstream: Downstream,
+    holds: Holds,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Holds {
+        permit,
+        watcher,
+        mut stop,
+    } = holds;
+    let tracker = Arc::new(Tracker::new());
+    let io = Guarded::new(
+        stream,
+        tracker.clone(),
+        shared.head_limits,
+        shared.limits.header_read_timeout,
+        start,
+    );
+    let service = {
+        let (shared, tracker) = (shared.clone(), tracker.clone());
+        service_fn(move |request: Request<Incoming>| {
+            // NOTE: counted here, when hyper calls the service, not when the future first
+            // runs: the guard numbers refused heads by this count.
+            let number = tracker.begin();
+            let ticket = Arc::new(Ticket::new(tracker.clone(), number));
+            let refused = tracker.take_rejection(number);
+            handle(
+                shared.clone(),
+                tracker.clone(),
+                ticket,
+                refused,
+                downstream,
+                request,
+            )
+        })
+    };
+    let connection = shared.builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let idle_timeout = shared.limits.idle_timeout;
+    let mut shutting_down = false;
+    loop {
+        let idle_deadline = tracker.idle_deadline(idle_timeout);
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(peer = %downstream.peer, %error, "connection ended with an error");
+                }
+                break;
+            }
+            () = tracker.changed(), if !shutting_down => {
+                if tracker.shutdown_requested() {
+                    connection.as_mut().graceful_shutdown();
+                    shutting_down = true;
+                }
+            }
+            () = tokio::time::sleep_until(idle_deadline.unwrap_or(far)), if idle_deadline.is_some() && !shutting_down => {
+                if tracker.idle_deadline(idle_timeout).is_some_and(|at| at <= tokio::time::Instant::now()) {
+                    tracing::debug!(peer = %downstream.peer, ?idle_timeout, "closing an idle connection");
+                    connection.as_mut().graceful_shutdown();
+                    shutting_down = true;
+                }
+            }
+            () = stopped(&mut stop), if !shutting_down => {
+                connection.as_mut().graceful_shutdown();
+                shutting_down = true;
+            }
+        }
+    }
+    drop(permit);
+    drop(watcher);
+}
+
+/// Resolves when the listener is told to stop (never, if it can no longer be told).
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Checks, routes and forwards one request, and answers what the limits say.
+async fn handle(
+    shared: Arc<ListenerShared>,
+    tracker: Arc<Tracker>,
+    ticket: Arc<Ticket>,
+    refused: Option<Rejection>,
+    downstream: Downstream,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let http2 = request.version() == Version::HTTP_2;
+    let last = shared
+        .limits
+        .max_requests_per_connection
+        .is_some_and(|max| ticket.number >= u64::from(max.get()));
+    let (parts, body) = request.into_parts();
+    let checked = match refused {
+        Some(rejection) => Err(rejection),
+        None => checks::check_parts(&parts, &shared.head_limits),
+    };
+    let mut close = last;
+    let response = match checked {
+        Err(rejection) => {
+            tracing::debug!(listener = %shared.name, peer = %downstream.peer, error = rejection.error.as_str(), reason = %rejection.reason, "request refused");
+            // The body was not read, so the connection cannot carry another request.
+            close = true;
+            forward::error_response(rejection.error, &rejection.reason)
+        }
+        Ok(()) => {
+            let body = LimitedBody::new(body, shared.limits.max_request_body, ticket.clone());
+            let response =
+                route_and_forward(&shared, downstream, Request::from_parts(parts, body)).await;
+            if ticket.body_overflowed() {
+                close = true;
+                forward::error_response(
+                    ProxyError::RequestBodyTooLarge,
+                    &format!(
+                        "request body over the limit of {} bytes",
+                        shared.limits.max_request_body
+                    ),
+                )
+            } else {
+                response
+            }
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    if close {
+        if http2 {
+            if last {
+                tracker.request_shutdown();
+            }
+        } else {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    let body = TrackedBody::new(body, ticket).boxed();
+    Ok(Response::from_parts(parts, body))
+}
+
+async fn route_and_forward(
+    shared: &ListenerShared,
+    downstream: Downstream,
+    request: Request<LimitedBody>,
+) -> Response<ProxyBody> {
+    let snapshot = shared.runtime.snapshot();
+    let (parts, body) = request.into_parts();
+    let Some(route_index) = snapshot
+        .router
+        .route(&snapshot.config, shared.index, &parts)
+    else {
+        return forward::error_response(ProxyError::NoRoute, "no route matches this request");
+    };
+    let route = &snapshot.config.routes[route_index];
+    let cluster = &snapshot.clusters[route.cluster];
+    forward::forward(downstream, route, cluster, Request::from_parts(parts, body)).await
+}

@@ -1,0 +1,127 @@
+//! Bodies that enforce a listener's limits and keep a request counted until it is done.
+//!
+//! [`LimitedBody`] stops a request body at `max_request_body`: a body that announced its
+//! length was already refused before forwarding, so this catches chunked and HTTP/2 bodies
+//! that grow past the limit mid-stream. It fails the body (which aborts the upstream request)
+//! and marks the [`Ticket`], so the listener answers 413 instead of the 502 the aborted
+//! attempt would give. [`TrackedBody`] holds the ticket until the response is sent.
+
+use std::error::Error;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use super::tracker::Ticket;
+use crate::forward::{BoxError, ProxyBody};
+
+/// The request body went past the listener's `max_request_body`.
+#[derive(Debug)]
+pub struct BodyTooLarge {
+    limit: u64,
+}
+
+impl fmt::Display for BodyTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request body over the limit of {} bytes", self.limit)
+    }
+}
+
+impl Error for BodyTooLarge {}
+
+/// A request body cut off past a size, counting its request in flight while it lives.
+#[derive(Debug)]
+pub(super) struct LimitedBody {
+    inner: Incoming,
+    limit: u64,
+    left: u64,
+    ticket: Arc<Ticket>,
+}
+
+impl LimitedBody {
+    pub(super) fn new(inner: Incoming, limit: u64, ticket: Arc<Ticket>) -> Self {
+        Self {
+            inner,
+            limit,
+            left: limit,
+            ticket,
+        }
+    }
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let size = data.len() as u64;
+                    if size > this.left {
+                        this.left = 0;
+                        this.ticket.mark_body_overflowed();
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
+                            limit: this.limit,
+                        }))));
+                    }
+                    this.left -= size;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that keeps its request counted in flight until it is sent or dropped.
+pub(super) struct TrackedBody {
+    inner: ProxyBody,
+    _ticket: Arc<Ticket>,
+}
+
+impl TrackedBody {
+    pub(super) fn new(inner: ProxyBody, ticket: Arc<Ticket>) -> Self {
+        Self {
+            inner,
+            _ticket: ticket,
+        }
+    }
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

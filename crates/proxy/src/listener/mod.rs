@@ -1,0 +1,197 @@
+//! Accepting connections and serving HTTP on them: the first stage a request passes.
+//!
+//! Each listener accepts on its own socket and serves HTTP/1.1 and HTTP/2 on every
+//! connection — HTTP/2 by prior knowledge (h2c) on plaintext, by ALPN under TLS ([`tls`]).
+//! It protects the proxy from its clients before a request is routed:
+//!
+//! - `max_connections`: a permit is taken *before* accepting, so connections past the limit
+//!   wait in the kernel backlog rather than being accepted and starved;
+//! - the request head ([`guard`], [`checks`]): size, header count and the RFC 9112 framing
+//!   rules that defeat request smuggling, with a deadline (`header_read_timeout`) against
+//!   slow clients; Host must be single and agree with the target;
+//! - the request body ([`limits`]): `max_request_body`, at once from `Content-Length` or
+//!   mid-stream for chunked and HTTP/2 bodies;
+//! - the connection ([`connection`]): `idle_timeout`, `max_requests_per_connection`, and a
+//!   graceful drain on shutdown.
+//!
+//! Every refusal is a response the proxy makes itself (`x-blastwall-error` and one line of
+//! reason) and touches only the connection it belongs to.
+
+pub mod checks;
+mod connection;
+mod guard;
+mod limits;
+pub mod tls;
+mod tracker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+pub use limits::BodyTooLarge;
+
+use crate::config::{ConfigError, ListenerConfig};
+use crate::reload::Runtime;
+use checks::HeadLimits;
+use connection::{Holds, ListenerShared};
+
+/// A listener whose socket is bound, ready to serve.
+pub struct BoundListener {
+    index: usize,
+    config: ListenerConfig,
+    socket: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for BoundListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundListener")
+            .field("index", &self.index)
+            .field("config", &self.config)
+            .field("socket", &self.socket)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl BoundListener {
+    /// Binds a listener's socket and loads its TLS identity; a failure points at the `listen`
+    /// line (port in use, no permission) or the `tls` file at fault.
+    pub async fn bind(
+        index: usize,
+        config: ListenerConfig,
+        config_path: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        let tls = match &config.tls {
+            None => None,
+            Some(tls_config) => match tls::server_config(tls_config) {
+                Ok(server) => Some(TlsAcceptor::from(server)),
+                Err(error) => {
+                    let location = match error.file() {
+                        tls::TlsFile::Certificate => &tls_config.cert_location,
+                        tls::TlsFile::Key => &tls_config.key_location,
+                    };
+                    return Err(ConfigError {
+                        path: config_path.to_owned(),
+                        location: Some(location.clone()),
+                        message: format!("listener \"{}\": {error}", config.name),
+                    });
+                }
+            },
+        };
+        match TcpListener::bind(config.listen).await {
+            Ok(socket) => Ok(Self {
+                index,
+                config,
+                socket,
+                tls,
+            }),
+            Err(error) => Err(ConfigError {
+                path: config_path.to_owned(),
+                location: Some(config.listen_location.clone()),
+                message: format!(
+                    "listener \"{}\" cannot listen on {}: {error}",
+                    config.name, config.listen
+                ),
+            }),
+        }
+    }
+
+    /// The address actually bound (the port is chosen by the system when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// The listener's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Whether the listener serves TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves until `stop` turns true, then stops accepting and asks its connections to
+    /// finish gracefully; each holds a `graceful` watcher so the caller can wait for them.
+    pub async fn serve(
+        self,
+        runtime: Arc<Runtime>,
+        graceful: Arc<GracefulShutdown>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let limits = self.config.limits.clone();
+        let permits = Arc::new(Semaphore::new(limits.max_connections));
+        let shared = Arc::new(ListenerShared {
+            runtime,
+            index: self.index,
+            name: self.config.name.clone(),
+            head_limits: HeadLimits {
+                max_header_bytes: limits.max_header_bytes,
+                max_headers: limits.max_headers,
+                max_request_body: limits.max_request_body,
+            },
+            builder: connection_builder(&self.config),
+            limits,
+            tls: self.tls,
+        });
+        loop {
+            // NOTE: the permit comes before accept, so past max_connections new connections
+            // wait in the backlog; it is held for the connection's whole life.
+            let permit = tokio::select! {
+                () = connection::stopped(&mut stop) => return,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+            };
+            let (stream, peer) = tokio::select! {
+                () = connection::stopped(&mut stop) => return,
+                accepted = self.socket.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Running out of file descriptors is the usual cause: back off briefly
+                        // rather than spin, and keep the listener.
+                        tracing::warn!(listener = %self.config.name, %error, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let holds = Holds {
+                permit,
+                watcher: graceful.watcher(),
+                stop: stop.clone(),
+            };
+            tokio::spawn(connection::serve(shared.clone(), stream, peer, holds));
+        }
+    }
+}
+
+/// hyper's settings for one listener. hyper's own head limits sit at twice the listener's:
+/// the guard and the checks refuse first with a proper answer, and hyper bounds memory for
+/// what they do not see (heads after a chunked body, HTTP/2 header blocks). hyper's header
+/// timeout is off: the guard times heads without cutting idle keep-alive connections.
+fn connection_builder(config: &ListenerConfig) -> auto::Builder<TokioExecutor> {
+    let limits = &config.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_headers(limits.max_headers.saturating_mul(2))
+        .max_buf_size(limits.max_header_bytes.saturating_mul(2).max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(
+            u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+        );
+    builder
+}

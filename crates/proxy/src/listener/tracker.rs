@@ -1,0 +1,199 @@
+//! What one connection's parts tell each other: the I/O guard, the service and the task that
+//! drives the connection share a [`Tracker`].
+//!
+//! The service counts requests in and out with a [`Ticket`] (held by the request body and
+//! the response body, so a request is in flight until both are done); the driver reads that
+//! to close connections idle for too long and to stop HTTP/2 connections after their
+//! request quota; the guard reads it to time request heads only while nothing is in flight,
+//! and leaves here the rejection of a head it refused, for the service to answer in turn.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::checks::Rejection;
+
+/// State one connection shares between its I/O, its service and its driver.
+#[derive(Debug)]
+pub(super) struct Tracker {
+    started: AtomicU64,
+    in_flight: AtomicUsize,
+    idle_since: Mutex<Instant>,
+    rejection: Mutex<Option<(u64, Rejection)>>,
+    shutdown: AtomicBool,
+    changed: Notify,
+}
+
+impl Tracker {
+    pub(super) fn new() -> Self {
+        Self {
+            started: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            rejection: Mutex::new(None),
+            shutdown: AtomicBool::new(false),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Requests begun so far on this connection.
+    pub(super) fn started(&self) -> u64 {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Requests in flight now.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Counts a request in; returns its 1-based number on the connection.
+    pub(super) fn begin(&self) -> u64 {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let number = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        self.changed.notify_one();
+        number
+    }
+
+    fn end(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self
+                .idle_since
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()) = Instant::now();
+        }
+        self.changed.notify_one();
+    }
+
+    /// When the connection will have been idle for `timeout`, if nothing is in flight.
+    pub(super) fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
+        if self.in_flight() > 0 {
+            return None;
+        }
+        let since = *self
+            .idle_since
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        Some(since + timeout)
+    }
+
+    /// Leaves the rejection of the head that will be request number `request`.
+    pub(super) fn reject(&self, request: u64, rejection: Rejection) {
+        *self
+            .rejection
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some((request, rejection));
+    }
+
+    /// The rejection left for request number `request`, if any.
+    pub(super) fn take_rejection(&self, request: u64) -> Option<Rejection> {
+        let mut slot = self
+            .rejection
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match slot.take() {
+            Some((number, rejection)) if number == request => Some(rejection),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
+    /// Asks the driver to shut the connection down gracefully.
+    pub(super) fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    /// Whether a graceful shutdown was asked for.
+    pub(super) fn shutdown_requested(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Resolves after the next change (a request beginning or ending, a shutdown asked for).
+    pub(super) async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+/// One request counted in flight until every holder (request body, response body) is gone.
+#[derive(Debug)]
+pub(super) struct Ticket {
+    tracker: std::sync::Arc<Tracker>,
+    /// The request's number on its connection, from 1.
+    pub(super) number: u64,
+    body_overflowed: AtomicBool,
+}
+
+impl Ticket {
+    pub(super) fn new(tracker: std::sync::Arc<Tracker>, number: u64) -> Self {
+        Self {
+            tracker,
+            number,
+            body_overflowed: AtomicBool::new(false),
+        }
+    }
+
+    /// Records that the request body went past the limit.
+    pub(super) fn mark_body_overflowed(&self) {
+        self.body_overflowed.store(true, Ordering::Release);
+    }
+
+    /// Whether the request body went past the limit.
+    pub(super) fn body_overflowed(&self) -> bool {
+        self.body_overflowed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.tracker.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_rejection_is_taken_only_by_the_request_it_belongs_to() {
+        let tracker = Tracker::new();
+        tracker.reject(
+            2,
+            Rejection {
+                error: crate::forward::ProxyError::BadRequest,
+                reason: "x".into(),
+            },
+        );
+        assert!(tracker.take_rejection(1).is_none());
+        assert!(tracker.take_rejection(2).is_some());
+        assert!(tracker.take_rejection(2).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_idle_only_when_every_ticket_is_gone() {
+        let tracker = Arc::new(Tracker::new());
+        let timeout = Duration::from_secs(5);
+        assert!(tracker.idle_deadline(timeout).is_some());
+        let ticket = Arc::new(Ticket::new(tracker.clone(), tracker.begin()));
+        let body_holder = ticket.clone();
+        assert_eq!(tracker.idle_deadline(timeout), None);
+        drop(ticket);
+        assert_eq!(
+            tracker.idle_deadline(timeout),
+            None,
+            "the body still holds it"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        drop(body_holder);
+        assert_eq!(
+            tracker.idle_deadline(timeout),
+            Some(Instant::now() + timeout)
+        );
+    }
+}
