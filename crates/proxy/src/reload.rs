@@ -27,21 +27,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds a snapshot, keeping each cluster of `previous` whose config is unchanged.
+    /// Builds a snapshot, keeping from `previous` each cluster that did not change and
+    /// the live endpoints of those that did (see [`Cluster::new`]).
     pub fn build(config: Config, previous: Option<&Snapshot>, now: Instant) -> Self {
         let clusters = config
             .clusters
             .iter()
             .map(|cluster_config| {
-                previous
-                    .and_then(|previous| {
-                        previous
-                            .clusters
-                            .iter()
-                            .find(|cluster| cluster.config() == cluster_config)
-                            .cloned()
-                    })
-                    .unwrap_or_else(|| Arc::new(Cluster::new(cluster_config.clone(), now)))
+                let replaced = previous.and_then(|previous| {
+                    previous
+                        .clusters
+                        .iter()
+                        .find(|cluster| cluster.name() == cluster_config.name)
+                });
+                Cluster::new(
+                    cluster_config.clone(),
+                    config.proxy.zone.as_deref(),
+                    replaced,
+                    now,
+                )
             })
             .collect();
         Self {

@@ -173,7 +173,8 @@ pub struct ClusterSection {
     /// How to choose an endpoint. Default `peak_ewma`.
     #[serde(default)]
     pub balance: Balance,
-    /// What to hash for `consistent_hash`.
+    /// What to hash for `consistent_hash`: requests without it are balanced by least
+    /// requests. Zones are ignored with `consistent_hash`, so a key sticks to one endpoint.
     pub hash_on: Option<HashOnSection>,
     /// Time to establish a connection to an endpoint. Default "1s".
     #[schemars(with = "Option<DurationValue>")]
@@ -187,12 +188,15 @@ pub struct ClusterSection {
     /// How often endpoints given by DNS name are resolved again. Default "30s".
     #[schemars(with = "Option<DurationValue>")]
     pub dns_refresh: Option<Spanned<DurationValue>>,
-    /// When fewer than this percentage of a priority's endpoints are healthy, traffic is
-    /// spread over all of them rather than overload the few. Default 50; 0 turns it off.
+    /// When fewer than this percentage of a priority's endpoint weight is healthy, and the
+    /// other priorities cannot absorb the rest, that priority's traffic is spread over all its
+    /// endpoints, healthy or not, rather than overload the few. Default 50; 0 turns it off
+    /// (then a cluster with no healthy endpoint answers 503).
     pub panic_threshold: Option<u8>,
     /// Idle keep-alive connections kept per endpoint. Default 64.
     pub max_idle_per_endpoint: Option<u32>,
-    /// Active health checks. Unset: endpoints are assumed healthy.
+    /// Active health checks. Unset: endpoints are assumed healthy. Set: a new endpoint takes
+    /// no traffic until its first check (run at once) passes, except by the panic rule.
     pub health_check: Option<HealthCheckSection>,
 }
 
@@ -206,10 +210,12 @@ pub struct EndpointSection {
     pub address: Spanned<String>,
     /// Relative share of traffic, 1 to 1000. Default 1.
     pub weight: Option<u32>,
-    /// The zone the endpoint runs in.
+    /// The zone the endpoint runs in. With `[proxy] zone` set, endpoints of that zone are
+    /// preferred while their healthy share is at least their priority's.
     pub zone: Option<String>,
-    /// 0 is the primary priority; higher numbers take traffic only when every lower one is
-    /// unhealthy. Default 0.
+    /// 0 is the primary priority. A priority keeps traffic in proportion to its healthy share
+    /// times 1.4 (so at 72% healthy it keeps everything); the rest spills to the next
+    /// priority, and comes back as endpoints recover. Default 0.
     pub priority: Option<u32>,
 }
 

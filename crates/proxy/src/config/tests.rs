@@ -248,6 +248,33 @@ fn health_checks_parse_status_ranges_and_refuse_bad_ones() {
 }
 
 #[test]
+fn health_check_paths_and_hosts_must_be_sendable() {
+    let text = MINIMAL.replace(
+        "[cluster.api]\n",
+        "[cluster.api.health_check]\nkind = \"http\"\npath = \"/he alth\"\nhost = \"bad\\nhost\"\n\n[cluster.api]\n",
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].contains("health_check.path must be a path"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("health_check.host must be a host name"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn hash_on_without_consistent_hash_is_refused() {
+    let text = MINIMAL.replace(
+        "[cluster.api]\n",
+        "[cluster.api]\nbalance = \"round_robin\"\nhash_on = { header = \"x-user\" }\n",
+    );
+    assert!(errors(&text)[0].contains("hash_on only applies to balance = \"consistent_hash\""));
+}
+
+#[test]
 fn missing_tls_files_are_named() {
     let text = MINIMAL.replace(
         "listen = \"127.0.0.1:8080\"\n",

@@ -344,6 +344,14 @@ fn cluster(
         .into_iter()
         .filter_map(|endpoint| self::endpoint(check, endpoint))
         .collect();
+    if section.hash_on.is_some() && section.balance != file::Balance::ConsistentHash {
+        check.error_at(
+            name.span(),
+            format!(
+                "cluster \"{cluster_name}\": hash_on only applies to balance = \"consistent_hash\""
+            ),
+        );
+    }
     let balance = match (section.balance, section.hash_on) {
         (file::Balance::RoundRobin, _) => BalanceConfig::RoundRobin,
         (file::Balance::WeightedRoundRobin, _) => BalanceConfig::WeightedRoundRobin,
@@ -484,11 +492,21 @@ fn health_check(
             let path = section
                 .path
                 .unwrap_or_else(|| DEFAULT_HEALTH_PATH.to_owned());
-            if !path.starts_with('/') {
+            if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
                 check.error_at(
                     cluster_span.clone(),
                     format!(
-                        "cluster \"{cluster}\": health_check.path must start with /, got \"{path}\""
+                        "cluster \"{cluster}\": health_check.path must be a path starting with /, like \"/healthz\", got \"{path}\""
+                    ),
+                );
+            }
+            if let Some(host) = &section.host
+                && (host.is_empty() || HeaderValue::from_str(host).is_err())
+            {
+                check.error_at(
+                    cluster_span.clone(),
+                    format!(
+                        "cluster \"{cluster}\": health_check.host must be a host name, got \"{host}\""
                     ),
                 );
             }

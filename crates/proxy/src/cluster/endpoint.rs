@@ -1,0 +1,168 @@
+//! One endpoint and what is known of it now: health, requests in flight, latency.
+//!
+//! Requests read this state on every pick, so it lives in atomics (health, in flight) or in a
+//! lock held for a few arithmetic operations (the latency estimate, the health hysteresis),
+//! never across an `.await`. An endpoint outlives a config reload or a DNS refresh that keeps
+//! it, so its state does too.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use blastwall_policy::ewma::{PeakEwmaConfig, SharedPeakEwma};
+use http::uri::Authority;
+
+use crate::config::EndpointConfig;
+use crate::health::{HealthState, HealthStatus, Thresholds, Transition};
+
+/// One endpoint and what is known of it now.
+#[derive(Debug)]
+pub struct Endpoint {
+    address: SocketAddr,
+    authority: Authority,
+    config: EndpointConfig,
+    /// Mirrors `health.status().is_healthy()` for lock-free reads.
+    healthy: AtomicBool,
+    health: Mutex<HealthState>,
+    in_flight: AtomicUsize,
+    latency: SharedPeakEwma,
+    /// Bumped on every health change; shared by every endpoint of a cluster (and of the
+    /// clusters that replace it on reload), so the cluster knows its routing is stale.
+    changes: Arc<AtomicU64>,
+}
+
+impl Endpoint {
+    /// A new endpoint at `address` configured by `config`, starting with `status`; `changes`
+    /// is the cluster's change counter.
+    pub(crate) fn new(
+        address: SocketAddr,
+        config: EndpointConfig,
+        status: HealthStatus,
+        changes: Arc<AtomicU64>,
+        now: Instant,
+    ) -> Self {
+        let authority = Authority::try_from(address.to_string().as_str())
+            .expect("a socket address is always a valid authority");
+        Self {
+            address,
+            authority,
+            config,
+            healthy: AtomicBool::new(status.is_healthy()),
+            health: Mutex::new(HealthState::new(status)),
+            in_flight: AtomicUsize::new(0),
+            latency: SharedPeakEwma::new(&PeakEwmaConfig::default(), now)
+                .expect("the default peak-EWMA config is valid"),
+            changes,
+        }
+    }
+
+    /// Where it is.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Its address as a URI authority.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// Its configured weight, zone and priority (and the address as written, which for a DNS
+    /// endpoint is the name it was resolved from).
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Its weight, 1 to 1000.
+    pub fn weight(&self) -> u32 {
+        self.config.weight
+    }
+
+    /// Whether it may take traffic (outside of panic).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// What health checks have concluded.
+    pub fn health(&self) -> HealthStatus {
+        self.lock_health().status()
+    }
+
+    /// Marks it healthy or not, outright (an operator's override; health checks go through
+    /// their hysteresis instead). The cluster's routing follows at the next pick.
+    pub fn set_healthy(&self, healthy: bool) -> Option<Transition> {
+        let status = if healthy {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::Unhealthy
+        };
+        self.force_health(status)
+    }
+
+    /// Sets the health status outright.
+    pub(crate) fn force_health(&self, status: HealthStatus) -> Option<Transition> {
+        let mut health = self.lock_health();
+        let transition = health.force(status);
+        self.publish(transition)
+    }
+
+    /// Takes in one health check result, through the hysteresis.
+    pub(crate) fn observe_health(
+        &self,
+        passed: bool,
+        thresholds: Thresholds,
+    ) -> Option<Transition> {
+        let mut health = self.lock_health();
+        let transition = health.observe(passed, thresholds);
+        self.publish(transition)
+    }
+
+    /// Requests it is serving now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Its latency estimate.
+    pub fn latency(&self) -> &SharedPeakEwma {
+        &self.latency
+    }
+
+    fn lock_health(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes a transition visible: the flag first, then the change counter, so whoever sees
+    /// the new count also sees the new flag.
+    fn publish(&self, transition: Option<Transition>) -> Option<Transition> {
+        if let Some(transition) = transition {
+            self.healthy
+                .store(transition.to.is_healthy(), Ordering::Release);
+            self.changes.fetch_add(1, Ordering::AcqRel);
+        }
+        transition
+    }
+}
+
+/// A request's hold on an endpoint: counts it in flight until dropped.
+#[derive(Debug)]
+pub struct EndpointGuard {
+    endpoint: Arc<Endpoint>,
+}
+
+impl EndpointGuard {
+    pub(crate) fn new(endpoint: Arc<Endpoint>) -> Self {
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self { endpoint }
+    }
+
+    /// The endpoint held.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.endpoint
+    }
+}
+
+impl Drop for EndpointGuard {
+    fn drop(&mut self) {
+        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}

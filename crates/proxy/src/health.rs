@@ -1,1 +1,0 @@
-//! Active health checks (HTTP and TCP) and their schedule.
