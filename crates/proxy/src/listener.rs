@@ -16,32 +16,36 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::config::{ConfigError, ListenerConfig};
 use crate::forward::{self, Downstream, ProxyBody, ProxyError};
-use crate::reload::Runtime;
+use crate::reload::{Runtime, Snapshot};
 
-/// A listener whose socket is bound, ready to serve.
-#[derive(Debug)]
+/// A listener whose socket is bound, ready to serve. Clones share the socket.
+#[derive(Debug, Clone)]
 pub struct BoundListener {
-    index: usize,
     config: ListenerConfig,
-    socket: TcpListener,
+    // NOTE: shared so a reload can hand the socket to a reconfigured listener without ever
+    // closing it; the socket closes when the last holder drops it.
+    socket: Arc<TcpListener>,
 }
+
+/// Tells a serving listener to stop accepting: the value sent is the snapshot its remaining
+/// requests use if the new config no longer has this listener.
+pub type StopSignal = watch::Receiver<Option<Arc<Snapshot>>>;
 
 impl BoundListener {
     /// Binds a listener's socket; a failure (port in use, no permission) points at the
     /// `listen` line of the config.
     pub async fn bind(
-        index: usize,
         config: ListenerConfig,
         config_path: &std::path::Path,
     ) -> Result<Self, ConfigError> {
         match TcpListener::bind(config.listen).await {
             Ok(socket) => Ok(Self {
-                index,
                 config,
-                socket,
+                socket: Arc::new(socket),
             }),
             Err(error) => Err(ConfigError {
                 path: config_path.to_owned(),
@@ -54,6 +58,19 @@ impl BoundListener {
         }
     }
 
+    /// The same socket with new settings (TLS, limits), for a reload that changed them but
+    /// not the address: connections waiting to be accepted are not refused.
+    pub fn reconfigure(
+        &self,
+        config: ListenerConfig,
+        _config_path: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            config,
+            socket: self.socket.clone(),
+        })
+    }
+
     /// The address actually bound (the port is chosen by the system when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.socket.local_addr().unwrap_or(self.config.listen)
@@ -64,24 +81,34 @@ impl BoundListener {
         &self.config.name
     }
 
-    /// Serves until `stop` turns true, then stops accepting and hands its connections to
-    /// `graceful` so the caller can wait for them to finish.
-    pub async fn serve(
-        self,
-        runtime: Arc<Runtime>,
-        graceful: Arc<GracefulShutdown>,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let builder = connection_builder(&self.config);
+    /// The listener's config.
+    pub fn config(&self) -> &ListenerConfig {
+        &self.config
+    }
+
+    /// Serves until `stop` carries a snapshot (or its sender is dropped), then stops
+    /// accepting, asks every connection to close once its requests are answered
+    /// (`Connection: close` on HTTP/1.1, GOAWAY on HTTP/2) and returns when they have.
+    /// Dropping the future closes every connection at once.
+    pub async fn serve(self, runtime: Arc<Runtime>, mut stop: StopSignal) {
+        let Self { config, socket } = self;
+        let builder = connection_builder(&config);
+        let name: Arc<str> = Arc::from(config.name.as_str());
+        let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
         loop {
             let (stream, peer) = tokio::select! {
-                _ = stop.changed() => return,
-                accepted = self.socket.accept() => match accepted {
+                changed = stop.changed() => match changed {
+                    Ok(()) if stop.borrow().is_none() => continue,
+                    _ => break,
+                },
+                Some(_) = connections.join_next() => continue,
+                accepted = socket.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         // Running out of file descriptors is the usual cause: back off briefly
                         // rather than spin, and keep the listener.
-                        tracing::warn!(listener = %self.config.name, %error, "accept failed");
+                        tracing::warn!(listener = %config.name, %error, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
                     }
@@ -89,19 +116,34 @@ impl BoundListener {
             };
             let _ = stream.set_nodelay(true);
             let downstream = Downstream { peer, tls: false };
-            let (runtime, index) = (runtime.clone(), self.index);
-            let service =
-                service_fn(move |request| handle(runtime.clone(), index, downstream, request));
+            let (runtime, name, retired) = (runtime.clone(), name.clone(), stop.clone());
+            let counted = runtime.clone();
+            let service = service_fn(move |request| {
+                handle(
+                    runtime.clone(),
+                    name.clone(),
+                    retired.clone(),
+                    downstream,
+                    request,
+                )
+            });
             let connection = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
             let connection = graceful.watch(connection);
-            tokio::spawn(async move {
+            connections.spawn(async move {
+                let _open = counted.traffic().connection();
                 if let Err(error) = connection.await {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
             });
         }
+        // Closing the socket now (unless a reconfigured listener took it over) makes new
+        // connections fail at once instead of waiting in the backlog.
+        drop(socket);
+        tokio::join!(graceful.shutdown(), async {
+            while connections.join_next().await.is_some() {}
+        });
     }
 }
 
@@ -123,11 +165,19 @@ fn connection_builder(config: &ListenerConfig) -> auto::Builder<TokioExecutor> {
 /// Routes one request and forwards it.
 async fn handle(
     runtime: Arc<Runtime>,
-    listener: usize,
+    listener: Arc<str>,
+    retired: StopSignal,
     downstream: Downstream,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let snapshot = runtime.snapshot();
+    let _in_flight = runtime.traffic().request();
+    let resolved = runtime.snapshot_for(&listener, || retired.borrow().clone());
+    let Some((snapshot, listener)) = resolved else {
+        return Ok(forward::error_response(
+            ProxyError::NoRoute,
+            "this listener was removed from the config",
+        ));
+    };
     let (parts, body) = request.into_parts();
     let Some(route_index) = snapshot.router.route(&snapshot.config, listener, &parts) else {
         return Ok(forward::error_response(
