@@ -94,8 +94,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 _ => {}
             }
         }
-        print_reload(&outcome, &proxy.runtime().snapshot().config.source.hash);
         print_listeners(&proxy.local_addrs(), &before);
+        print_reload(&outcome, &proxy.runtime().snapshot().config.source.hash);
     };
     let runtime = proxy.runtime();
     let traffic = runtime.traffic();
@@ -164,10 +164,11 @@ fn print_reload(outcome: &ReloadOutcome, in_force: &str) {
     match outcome {
         ReloadOutcome::Applied(applied) => println!("config reloaded (config {})", applied.hash),
         ReloadOutcome::Unchanged { hash } => println!("config unchanged (config {hash})"),
-        ReloadOutcome::Refused { errors, .. } => println!(
-            "config reload refused ({} errors; config {in_force} stays in force)",
-            errors.0.len()
-        ),
+        ReloadOutcome::Refused { errors, .. } => {
+            let count = errors.0.len();
+            let noun = if count == 1 { "error" } else { "errors" };
+            println!("config reload refused ({count} {noun}; config {in_force} stays in force)");
+        }
     }
 }
 

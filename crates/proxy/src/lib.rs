@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigError, ConfigErrors, Source};
 use crate::listener::BoundListener;
 use crate::reload::listeners::ListenerSet;
 use crate::reload::{
@@ -68,8 +68,19 @@ impl Proxy {
     /// Reads the config file again and puts it in force if it is valid and different.
     pub async fn reload(&mut self, trigger: ReloadTrigger) -> ReloadOutcome {
         let path = self.runtime.snapshot().config.source.path.clone();
-        let loaded = Config::load(&path);
-        self.apply(loaded, trigger).await
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let hash = Source::hash_of(text.as_bytes());
+                let loaded = Config::parse(&text, &path);
+                self.apply_loaded(Some(hash), loaded, trigger).await
+            }
+            Err(error) => {
+                let error =
+                    ConfigError::whole_file(&path, format!("cannot read the config file: {error}"));
+                self.apply_loaded(None, Err(ConfigErrors(vec![error])), trigger)
+                    .await
+            }
+        }
     }
 
     /// Puts a loaded config in force: listeners added are bound, removed ones stop accepting
@@ -82,17 +93,27 @@ impl Proxy {
         loaded: Result<Config, ConfigErrors>,
         trigger: ReloadTrigger,
     ) -> ReloadOutcome {
+        let hash = loaded
+            .as_ref()
+            .ok()
+            .map(|config| config.source.hash.clone());
+        self.apply_loaded(hash, loaded, trigger).await
+    }
+
+    async fn apply_loaded(
+        &mut self,
+        hash: Option<String>,
+        loaded: Result<Config, ConfigErrors>,
+        trigger: ReloadTrigger,
+    ) -> ReloadOutcome {
         let previous_hash = self.runtime.snapshot().config.source.hash.clone();
         let outcome = match loaded {
-            Err(errors) => ReloadOutcome::Refused { hash: None, errors },
-            Ok(config) if config.source.hash == previous_hash => ReloadOutcome::Unchanged {
+            _ if hash.as_ref() == Some(&previous_hash) => ReloadOutcome::Unchanged {
                 hash: previous_hash.clone(),
             },
+            Err(errors) => ReloadOutcome::Refused { hash, errors },
             Ok(config) => match self.listeners.plan(&config).await {
-                Err(errors) => ReloadOutcome::Refused {
-                    hash: Some(config.source.hash.clone()),
-                    errors,
-                },
+                Err(errors) => ReloadOutcome::Refused { hash, errors },
                 Ok(plan) => {
                     let listeners = plan.changes();
                     let hash = config.source.hash.clone();
@@ -185,12 +206,17 @@ fn log_reload(trigger: ReloadTrigger, previous_hash: &str, outcome: &ReloadOutco
         ReloadOutcome::Unchanged { hash } => {
             tracing::info!(%trigger, config = %hash, "config unchanged, nothing to reload");
         }
-        ReloadOutcome::Refused { hash, errors } => tracing::error!(
-            %trigger,
-            refused = hash.as_deref().unwrap_or("unreadable"),
-            config = %previous_hash,
-            errors = errors.0.len(),
-            "config reload refused, the config in force stays:\n{errors}"
-        ),
+        ReloadOutcome::Refused { hash, errors } => {
+            tracing::error!(
+                %trigger,
+                refused = hash.as_deref().unwrap_or("unreadable"),
+                config = %previous_hash,
+                errors = errors.0.len(),
+                "config reload refused; the config in force stays"
+            );
+            for error in &errors.0 {
+                tracing::error!("{error}");
+            }
+        }
     }
 }

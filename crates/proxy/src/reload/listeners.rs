@@ -198,12 +198,10 @@ impl ListenerSet {
     }
 
     /// Waits for every listener's connections to finish, for at most `timeout`; returns
-    /// whether they all did. Those left are cut when this returns.
+    /// whether they all did.
     pub(crate) async fn finish(&mut self, timeout: Duration) -> bool {
         let all_done = async { while self.tasks.join_next().await.is_some() {} };
-        let finished = tokio::time::timeout(timeout, all_done).await.is_ok();
-        self.tasks.abort_all();
-        finished
+        tokio::time::timeout(timeout, all_done).await.is_ok()
     }
 
     /// Aborts every listener and connection now.
