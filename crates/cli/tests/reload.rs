@@ -189,7 +189,7 @@ async fn a_reload_that_moves_a_cluster_to_new_endpoints_loses_no_request() {
     proxy.process.signal("HUP");
     proxy.process.wait_for_line("config reloaded");
     let moved = eventually(Duration::from_secs(20), || async {
-        load.answered_by("b") >= 50
+        load.answered_by("b") >= 200
     })
     .await;
     let tally = load.stop().await;

@@ -1,7 +1,8 @@
 //! The Blastwall data plane: a reverse proxy that applies the `blastwall-policy`
 //! mechanisms to every request. See `ARCHITECTURE.md` for the stages a request passes:
 //! [`listener`] → [`router`] → [`cluster`] / [`balance`] → [`forward`], with the config in
-//! force held by [`reload`].
+//! force held by [`reload`]. [`Proxy`] is the whole lifecycle: bind, serve, reload without
+//! dropping a request, drain.
 #![warn(missing_docs)]
 
 pub mod balance;

@@ -22,7 +22,7 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
-pub use drain::{DrainReport, RequestGuard, Traffic};
+pub use drain::{ConnectionGuard, DrainReport, RequestGuard, Traffic};
 pub use status::{
     AppliedReload, ClusterChanges, ListenerChanges, ReloadAttempt, ReloadOutcome, ReloadStatus,
     ReloadTrigger,
