@@ -1,19 +1,37 @@
 //! `blastwall run`: serve traffic with a config file until told to stop.
 //!
-//! SIGHUP reloads the config: the new one is validated first and a bad one is refused with
-//! its errors logged while the old one keeps serving. SIGTERM or Ctrl-C drains: listeners
-//! stop accepting, requests in flight finish (up to the config's drain timeout), and the
-//! process exits.
+//! One loop owns the proxy and does one thing at a time: a reload (SIGHUP, or the config
+//! file's content changed) or the drain (SIGTERM or SIGINT). Signals are caught before the
+//! config is even read, so one that arrives during startup or during a reload waits its
+//! turn: it is neither lost nor acted on twice (the kernel folds repeats of a pending signal
+//! into one).
+//!
+//! A reload validates the new file first; a bad one is refused with every error logged, and
+//! the old config keeps serving. The drain stops accepting at once, lets requests in flight
+//! finish for up to `[proxy] drain_timeout`, and exits 0; a second SIGTERM or SIGINT during
+//! the drain exits at once with status 1.
+//!
+//! Besides the log (stderr), events that scripts and tests wait for are printed as single
+//! lines on stdout: `listener "name" listening on http://addr`, `blastwall ready (config
+//! HASH)`, `config reloaded (config HASH)`, `config unchanged (config HASH)`,
+//! `config reload refused (N errors; config HASH stays in force)`, `draining (...)` and
+//! `drained (...)`.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::time::Duration;
 
 use blastwall_proxy::Proxy;
 use blastwall_proxy::config::Config;
-use blastwall_proxy::reload::Runtime;
+use blastwall_proxy::reload::watch::ConfigWatcher;
+use blastwall_proxy::reload::{DrainReport, ReloadOutcome, ReloadTrigger};
 use clap::Args;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// Exit status when a second signal cuts the drain short.
+const EXIT_DRAIN_CUT: i32 = 1;
 
 /// Flags of `blastwall run`.
 #[derive(Debug, Args)]
@@ -24,11 +42,21 @@ pub struct RunArgs {
     /// Log filter, like `info` or `blastwall_proxy=debug` (also read from RUST_LOG).
     #[arg(long, default_value = "info")]
     log: String,
+    /// How often to look at the config file; a change of its content reloads it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    watch_interval: Duration,
+    /// Reload only on SIGHUP, never because the file changed.
+    #[arg(long)]
+    no_watch: bool,
 }
 
-/// Serves until SIGTERM or Ctrl-C.
+/// Serves until SIGTERM or SIGINT, then drains.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log);
+    // NOTE: first, so that SIGHUP during startup does not kill the process (its default)
+    // and SIGTERM during startup is not lost.
+    let mut hangups = signal(SignalKind::hangup())?;
+    let mut stops = Stops::catch()?;
     let config = match Config::load(&args.config) {
         Ok(config) => config,
         Err(errors) => {
@@ -37,42 +65,122 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let hash = config.source.hash.clone();
-    let proxy = match Proxy::bind(config).await {
+    let mut proxy = match Proxy::bind(config).await {
         Ok(proxy) => proxy,
         Err(errors) => {
             eprintln!("{errors}");
             return Ok(ExitCode::FAILURE);
         }
     };
-    for (name, addr) in proxy.local_addrs() {
-        // NOTE: tests and scripts wait for these exact lines to know the proxy is ready.
-        println!("listener {name:?} listening on http://{addr}");
-    }
+    print_listeners(&proxy.local_addrs(), &[]);
     println!("blastwall ready (config {hash})");
-    tokio::spawn(reload_on_sighup(args.config.clone(), proxy.runtime()));
-    proxy.serve(crate::shutdown_signal()).await;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn reload_on_sighup(path: PathBuf, runtime: Arc<Runtime>) {
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; reload by restarting");
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        match Config::load(&path) {
-            Ok(config) => {
-                let hash = config.source.hash.clone();
-                runtime.replace(config);
-                tracing::info!(config = %hash, "config reloaded");
-            }
-            Err(errors) => {
-                tracing::error!(
-                    "config reload refused, the previous config stays in force:\n{errors}"
-                );
+    let mut watcher =
+        (!args.no_watch).then(|| ConfigWatcher::new(&args.config, hash, args.watch_interval));
+    let stopped_by = loop {
+        let trigger = tokio::select! {
+            biased;
+            name = stops.next() => break name,
+            Some(()) = hangups.recv() => ReloadTrigger::Signal,
+            _ = file_changed(&mut watcher) => ReloadTrigger::FileChanged,
+        };
+        let before = proxy.local_addrs();
+        let outcome = proxy.reload(trigger).await;
+        if let Some(watcher) = &mut watcher {
+            match &outcome {
+                ReloadOutcome::Applied(applied) => watcher.saw(applied.hash.clone()),
+                ReloadOutcome::Refused {
+                    hash: Some(hash), ..
+                } => watcher.saw(hash.clone()),
+                _ => {}
             }
         }
+        print_listeners(&proxy.local_addrs(), &before);
+        print_reload(&outcome, &proxy.runtime().snapshot().config.source.hash);
+    };
+    let runtime = proxy.runtime();
+    let traffic = runtime.traffic();
+    println!(
+        "draining on {stopped_by} ({} connections, {} requests in flight)",
+        traffic.connections(),
+        traffic.requests()
+    );
+    tokio::select! {
+        report = proxy.drain() => {
+            print_drained(&report);
+            Ok(ExitCode::SUCCESS)
+        }
+        name = stops.next() => {
+            tracing::warn!("{name} during the drain: exiting at once");
+            println!("drain cut short by {name}");
+            let _ = std::io::stdout().flush();
+            // Exiting here, not returning: dropping the runtime would wait for blocking tasks.
+            std::process::exit(EXIT_DRAIN_CUT);
+        }
     }
+}
+
+/// SIGTERM and SIGINT, caught from startup on.
+struct Stops {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Stops {
+    fn catch() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next stop signal's name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            Some(()) = self.terminate.recv() => "SIGTERM",
+            Some(()) = self.interrupt.recv() => "SIGINT",
+            else => std::future::pending().await,
+        }
+    }
+}
+
+/// The next change of the config file, or never when it is not watched.
+async fn file_changed(watcher: &mut Option<ConfigWatcher>) -> String {
+    match watcher {
+        Some(watcher) => watcher.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn print_listeners(now: &[(String, SocketAddr)], before: &[(String, SocketAddr)]) {
+    for (name, addr) in now {
+        if !before.iter().any(|(old, at)| old == name && at == addr) {
+            // NOTE: tests and scripts wait for these exact lines to know where to connect.
+            println!("listener {name:?} listening on http://{addr}");
+        }
+    }
+}
+
+fn print_reload(outcome: &ReloadOutcome, in_force: &str) {
+    match outcome {
+        ReloadOutcome::Applied(applied) => println!("config reloaded (config {})", applied.hash),
+        ReloadOutcome::Unchanged { hash } => println!("config unchanged (config {hash})"),
+        ReloadOutcome::Refused { errors, .. } => {
+            let count = errors.0.len();
+            let noun = if count == 1 { "error" } else { "errors" };
+            println!("config reload refused ({count} {noun}; config {in_force} stays in force)");
+        }
+    }
+}
+
+fn print_drained(report: &DrainReport) {
+    println!(
+        "drained in {:?} ({} connections, {} requests were in flight; {} connections and {} requests cut at the drain timeout)",
+        report.elapsed,
+        report.connections,
+        report.requests,
+        report.cut_connections,
+        report.cut_requests
+    );
 }
 
 fn init_logging(filter: &str) {

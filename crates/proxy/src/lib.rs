@@ -1,7 +1,8 @@
 //! The Blastwall data plane: a reverse proxy that applies the `blastwall-policy`
 //! mechanisms to every request. See `ARCHITECTURE.md` for the stages a request passes:
 //! [`listener`] → [`router`] → [`cluster`] / [`balance`] → [`forward`], with the config in
-//! force held by [`reload`].
+//! force held by [`reload`]. [`Proxy`] is the whole lifecycle: bind, serve, reload without
+//! dropping a request, drain.
 #![warn(missing_docs)]
 
 pub mod balance;
@@ -16,76 +17,207 @@ pub mod router;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::sync::watch;
-
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigError, ConfigErrors, Source};
 use crate::listener::BoundListener;
-use crate::reload::Runtime;
+use crate::reload::listeners::ListenerSet;
+use crate::reload::{
+    AppliedReload, DrainReport, ReloadAttempt, ReloadOutcome, ReloadTrigger, Runtime,
+};
 
-/// A proxy whose listeners are bound, ready to serve.
+/// A running proxy: its listeners accept from the moment it is bound, until it is drained.
+///
+/// Reloads and the drain take `&mut self` / `self`, so whoever owns the proxy runs them one
+/// at a time, in the order they were asked for.
 #[derive(Debug)]
 pub struct Proxy {
     runtime: Arc<Runtime>,
-    listeners: Vec<BoundListener>,
+    listeners: ListenerSet,
 }
 
 impl Proxy {
-    /// Binds every listener of `config`; reports every one that cannot bind.
+    /// Binds every listener of `config` and starts serving; reports every listener that
+    /// cannot bind.
     pub async fn bind(config: Config) -> Result<Self, ConfigErrors> {
-        let mut listeners = Vec::new();
+        let mut bound = Vec::new();
         let mut errors = Vec::new();
-        for (index, listener) in config.listeners.iter().enumerate() {
-            match BoundListener::bind(index, listener.clone(), &config.source.path).await {
-                Ok(bound) => listeners.push(bound),
+        for listener in &config.listeners {
+            match BoundListener::bind(listener.clone(), &config.source.path).await {
+                Ok(listener) => bound.push(listener),
                 Err(error) => errors.push(error),
             }
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Ok(Self {
-            runtime: Arc::new(Runtime::new(config)),
-            listeners,
-        })
+        let runtime = Arc::new(Runtime::new(config));
+        let listeners = ListenerSet::start(bound, &runtime);
+        Ok(Self { runtime, listeners })
     }
 
     /// Each listener's name and the address it is bound to.
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
-        self.listeners
-            .iter()
-            .map(|listener| (listener.name().to_owned(), listener.local_addr()))
-            .collect()
+        self.listeners.local_addrs()
     }
 
-    /// The config in force, for reloads and the admin API.
+    /// The config in force, reload status and traffic, for the admin API.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and lets requests in flight
-    /// finish for up to the config's drain timeout.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let (stop, stopped) = watch::channel(false);
-        let graceful = Arc::new(GracefulShutdown::new());
-        let mut tasks = tokio::task::JoinSet::new();
-        for listener in self.listeners {
-            tasks.spawn(listener.serve(self.runtime.clone(), graceful.clone(), stopped.clone()));
+    /// Reads the config file again and puts it in force if it is valid and different.
+    pub async fn reload(&mut self, trigger: ReloadTrigger) -> ReloadOutcome {
+        let path = self.runtime.snapshot().config.source.path.clone();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let hash = Source::hash_of(text.as_bytes());
+                let loaded = Config::parse(&text, &path);
+                self.apply_loaded(Some(hash), loaded, trigger).await
+            }
+            Err(error) => {
+                let error =
+                    ConfigError::whole_file(&path, format!("cannot read the config file: {error}"));
+                self.apply_loaded(None, Err(ConfigErrors(vec![error])), trigger)
+                    .await
+            }
         }
-        shutdown.await;
-        let _ = stop.send(true);
-        while tasks.join_next().await.is_some() {}
-        let drain_timeout = self.runtime.snapshot().config.proxy.drain_timeout;
-        let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-        if tokio::time::timeout(drain_timeout, graceful.shutdown())
-            .await
-            .is_err()
-        {
+    }
+
+    /// Puts a loaded config in force: listeners added are bound, removed ones stop accepting
+    /// and finish their requests, changed ones are re-bound, clusters whose config is
+    /// unchanged keep their live state. All or nothing: a config with errors, or a listener
+    /// that cannot bind, leaves everything as it was. The outcome is logged and recorded in
+    /// [`Runtime::reload_status`].
+    pub async fn apply(
+        &mut self,
+        loaded: Result<Config, ConfigErrors>,
+        trigger: ReloadTrigger,
+    ) -> ReloadOutcome {
+        let hash = loaded
+            .as_ref()
+            .ok()
+            .map(|config| config.source.hash.clone());
+        self.apply_loaded(hash, loaded, trigger).await
+    }
+
+    async fn apply_loaded(
+        &mut self,
+        hash: Option<String>,
+        loaded: Result<Config, ConfigErrors>,
+        trigger: ReloadTrigger,
+    ) -> ReloadOutcome {
+        let previous_hash = self.runtime.snapshot().config.source.hash.clone();
+        let outcome = match loaded {
+            _ if hash.as_ref() == Some(&previous_hash) => ReloadOutcome::Unchanged {
+                hash: previous_hash.clone(),
+            },
+            Err(errors) => ReloadOutcome::Refused { hash, errors },
+            Ok(config) => match self.listeners.plan(&config).await {
+                Err(errors) => ReloadOutcome::Refused { hash, errors },
+                Ok(plan) => {
+                    let listeners = plan.changes();
+                    let hash = config.source.hash.clone();
+                    let next = self.runtime.prepare(config);
+                    let replaced = self.listeners.commit(plan, &self.runtime, next);
+                    let clusters = self.runtime.snapshot().cluster_changes(&replaced);
+                    ReloadOutcome::Applied(AppliedReload {
+                        previous_hash: previous_hash.clone(),
+                        hash,
+                        listeners,
+                        clusters,
+                    })
+                }
+            },
+        };
+        log_reload(trigger, &previous_hash, &outcome);
+        self.runtime.record(ReloadAttempt {
+            at: SystemTime::now(),
+            trigger,
+            outcome: outcome.clone(),
+        });
+        outcome
+    }
+
+    /// Stops accepting at once (new connections are refused), asks keep-alive clients to
+    /// close, and waits for requests in flight for up to the config's drain timeout; what is
+    /// left then is cut.
+    pub async fn drain(mut self) -> DrainReport {
+        let started = Instant::now();
+        let snapshot = self.runtime.snapshot();
+        let timeout = snapshot.config.proxy.drain_timeout;
+        self.listeners.stop_accepting(&snapshot);
+        let traffic = self.runtime.traffic();
+        let (connections, requests) = (traffic.connections(), traffic.requests());
+        tracing::info!(
+            connections,
+            requests,
+            ?timeout,
+            "draining: stopped accepting, waiting for requests in flight"
+        );
+        let finished = self.listeners.finish(timeout).await;
+        let (cut_connections, cut_requests) = if finished {
+            (0, 0)
+        } else {
+            (traffic.connections(), traffic.requests())
+        };
+        self.listeners.cut().await;
+        let report = DrainReport {
+            connections,
+            requests,
+            cut_connections,
+            cut_requests,
+            elapsed: started.elapsed(),
+        };
+        if report.completed() {
+            tracing::info!(connections, requests, elapsed = ?report.elapsed, "drained: every request in flight finished");
+        } else {
             tracing::warn!(
-                ?drain_timeout,
-                "drain timeout reached with requests still in flight"
+                cut_connections,
+                cut_requests,
+                ?timeout,
+                "drain timeout reached: cut what was still in flight"
             );
+        }
+        report
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> DrainReport {
+        shutdown.await;
+        self.drain().await
+    }
+}
+
+fn log_reload(trigger: ReloadTrigger, previous_hash: &str, outcome: &ReloadOutcome) {
+    match outcome {
+        ReloadOutcome::Applied(applied) => tracing::info!(
+            %trigger,
+            config = %applied.hash,
+            previous = %previous_hash,
+            listeners_bound = applied.listeners.bound,
+            listeners_reconfigured = applied.listeners.reconfigured,
+            listeners_kept = applied.listeners.kept,
+            listeners_retired = applied.listeners.retired,
+            clusters_kept = applied.clusters.kept,
+            clusters_rebuilt = applied.clusters.rebuilt,
+            clusters_removed = applied.clusters.removed,
+            "config reloaded"
+        ),
+        ReloadOutcome::Unchanged { hash } => {
+            tracing::info!(%trigger, config = %hash, "config unchanged, nothing to reload");
+        }
+        ReloadOutcome::Refused { hash, errors } => {
+            tracing::error!(
+                %trigger,
+                refused = hash.as_deref().unwrap_or("unreadable"),
+                config = %previous_hash,
+                errors = errors.0.len(),
+                "config reload refused; the config in force stays"
+            );
+            for error in &errors.0 {
+                tracing::error!("{error}");
+            }
         }
     }
 }

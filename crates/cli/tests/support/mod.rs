@@ -190,11 +190,18 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy with this config text and waits until it is ready.
     pub fn start(config: &str) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// Starts a proxy with extra `blastwall run` flags (like `--no-watch`).
+    pub fn start_with(config: &str, flags: &[&str]) -> Self {
         let folder = tempfile::tempdir().expect("temporary folder");
         let config_path = folder.path().join("blastwall.toml");
         std::fs::write(&config_path, config).expect("config written");
         let path = config_path.to_str().expect("utf-8 path").to_owned();
-        let mut process = Process::spawn(&["run", "-c", &path, "--log", "warn"]);
+        let mut args = vec!["run", "-c", &path, "--log", "warn"];
+        args.extend_from_slice(flags);
+        let mut process = Process::spawn(&args);
         let mut listeners = Vec::new();
         loop {
             let line = process.wait_for_line("");
@@ -212,6 +219,14 @@ impl Proxy {
             config_path,
             _folder: folder,
         }
+    }
+
+    /// Replaces the config file the way editors and deploy tools do: a new file renamed
+    /// over the old one, so the proxy never reads half of it.
+    pub fn replace_config(&self, config: &str) {
+        let fresh = self.config_path.with_extension("toml.new");
+        std::fs::write(&fresh, config).expect("config written");
+        std::fs::rename(&fresh, &self.config_path).expect("config renamed into place");
     }
 
     /// The address of the first listener.

@@ -47,6 +47,13 @@ pub struct Source {
     pub hash: String,
 }
 
+impl Source {
+    /// The hash a config with this text would have, to tell whether a file changed.
+    pub fn hash_of(text: &[u8]) -> String {
+        validate::fnv1a_hex(text)
+    }
+}
+
 /// Settings of the process as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxySettings {

@@ -140,7 +140,7 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         clusters,
         source: Source {
             path: path.to_owned(),
-            hash: fnv1a_hex(text),
+            hash: fnv1a_hex(text.as_bytes()),
         },
     })
 }
@@ -789,9 +789,9 @@ fn header_edits(check: &mut Checker<'_>, section: HeaderEditsSection) -> HeaderE
 }
 
 /// FNV-1a: a stable, dependency-free fingerprint of the config text (not a security hash).
-fn fnv1a_hex(text: &str) -> String {
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+pub(super) fn fnv1a_hex(text: &[u8]) -> String {
+    let hash = text.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     format!("{hash:016x}")
 }

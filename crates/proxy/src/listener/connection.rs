@@ -22,9 +22,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 
+use super::StopSignal;
 use super::checks::{self, HeadLimits, Rejection};
 use super::guard::{Guarded, Start};
 use super::limits::{LimitedBody, TrackedBody};
@@ -36,8 +37,9 @@ use crate::reload::Runtime;
 /// What every connection of one listener shares.
 pub(super) struct ListenerShared {
     pub(super) runtime: Arc<Runtime>,
-    pub(super) index: usize,
     pub(super) name: String,
+    /// Carries the last snapshot this listener belonged to once a reload removes it.
+    pub(super) retired: StopSignal,
     pub(super) limits: ListenerLimits,
     pub(super) head_limits: HeadLimits,
     pub(super) tls: Option<TlsAcceptor>,
@@ -48,7 +50,7 @@ pub(super) struct ListenerShared {
 pub(super) struct Holds {
     pub(super) permit: OwnedSemaphorePermit,
     pub(super) watcher: Watcher,
-    pub(super) stop: watch::Receiver<bool>,
+    pub(super) stop: StopSignal,
 }
 
 /// Serves one accepted connection to its end.
@@ -160,11 +162,9 @@ async fn drive<S>(
     drop(watcher);
 }
 
-/// Resolves when the listener is told to stop (never, if it can no longer be told).
-pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
-    }
+/// Resolves when the listener is told to stop: a snapshot is sent, or the sender is gone.
+pub(super) async fn stopped(stop: &mut StopSignal) {
+    let _ = stop.wait_for(Option::is_some).await;
 }
 
 /// Checks, routes and forwards one request, and answers what the limits say.
@@ -176,6 +176,7 @@ async fn handle(
     downstream: Downstream,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let _in_flight = shared.runtime.traffic().request();
     let http2 = request.version() == Version::HTTP_2;
     let last = shared
         .limits
@@ -233,12 +234,17 @@ async fn route_and_forward(
     downstream: Downstream,
     request: Request<LimitedBody>,
 ) -> Response<ProxyBody> {
-    let snapshot = shared.runtime.snapshot();
+    let resolved = shared
+        .runtime
+        .snapshot_for(&shared.name, || shared.retired.borrow().clone());
+    let Some((snapshot, listener)) = resolved else {
+        return forward::error_response(
+            ProxyError::NoRoute,
+            "this listener was removed from the config",
+        );
+    };
     let (parts, body) = request.into_parts();
-    let Some(route_index) = snapshot
-        .router
-        .route(&snapshot.config, shared.index, &parts)
-    else {
+    let Some(route_index) = snapshot.router.route(&snapshot.config, listener, &parts) else {
         return forward::error_response(ProxyError::NoRoute, "no route matches this request");
     };
     let route = &snapshot.config.routes[route_index];

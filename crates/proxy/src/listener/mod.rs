@@ -32,27 +32,33 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 pub use limits::BodyTooLarge;
 
 use crate::config::{ConfigError, ListenerConfig};
-use crate::reload::Runtime;
+use crate::reload::{Runtime, Snapshot};
 use checks::HeadLimits;
 use connection::{Holds, ListenerShared};
 
-/// A listener whose socket is bound, ready to serve.
+/// A listener whose socket is bound, ready to serve. Clones share the socket.
+#[derive(Clone)]
 pub struct BoundListener {
-    index: usize,
     config: ListenerConfig,
-    socket: TcpListener,
+    // NOTE: shared so a reload can hand the socket to a reconfigured listener without ever
+    // closing it; the socket closes when the last holder drops it.
+    socket: Arc<TcpListener>,
     tls: Option<TlsAcceptor>,
 }
+
+/// Tells a serving listener to stop accepting: the value sent is the snapshot its remaining
+/// requests use if the new config no longer has this listener.
+pub type StopSignal = watch::Receiver<Option<Arc<Snapshot>>>;
 
 impl std::fmt::Debug for BoundListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BoundListener")
-            .field("index", &self.index)
             .field("config", &self.config)
             .field("socket", &self.socket)
             .field("tls", &self.tls.is_some())
@@ -64,32 +70,14 @@ impl BoundListener {
     /// Binds a listener's socket and loads its TLS identity; a failure points at the `listen`
     /// line (port in use, no permission) or the `tls` file at fault.
     pub async fn bind(
-        index: usize,
         config: ListenerConfig,
         config_path: &std::path::Path,
     ) -> Result<Self, ConfigError> {
-        let tls = match &config.tls {
-            None => None,
-            Some(tls_config) => match tls::server_config(tls_config) {
-                Ok(server) => Some(TlsAcceptor::from(server)),
-                Err(error) => {
-                    let location = match error.file() {
-                        tls::TlsFile::Certificate => &tls_config.cert_location,
-                        tls::TlsFile::Key => &tls_config.key_location,
-                    };
-                    return Err(ConfigError {
-                        path: config_path.to_owned(),
-                        location: Some(location.clone()),
-                        message: format!("listener \"{}\": {error}", config.name),
-                    });
-                }
-            },
-        };
+        let tls = load_tls(&config, config_path)?;
         match TcpListener::bind(config.listen).await {
             Ok(socket) => Ok(Self {
-                index,
                 config,
-                socket,
+                socket: Arc::new(socket),
                 tls,
             }),
             Err(error) => Err(ConfigError {
@@ -103,6 +91,20 @@ impl BoundListener {
         }
     }
 
+    /// The same socket with new settings (TLS, limits), for a reload that changed them but
+    /// not the address: connections waiting to be accepted are not refused.
+    pub fn reconfigure(
+        &self,
+        config: ListenerConfig,
+        config_path: &std::path::Path,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tls: load_tls(&config, config_path)?,
+            config,
+            socket: self.socket.clone(),
+        })
+    }
+
     /// The address actually bound (the port is chosen by the system when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.socket.local_addr().unwrap_or(self.config.listen)
@@ -113,52 +115,62 @@ impl BoundListener {
         &self.config.name
     }
 
+    /// The listener's config.
+    pub fn config(&self) -> &ListenerConfig {
+        &self.config
+    }
+
     /// Whether the listener serves TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
 
-    /// Serves until `stop` turns true, then stops accepting and asks its connections to
-    /// finish gracefully; each holds a `graceful` watcher so the caller can wait for them.
-    pub async fn serve(
-        self,
-        runtime: Arc<Runtime>,
-        graceful: Arc<GracefulShutdown>,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let limits = self.config.limits.clone();
+    /// Serves until `stop` carries a snapshot (or its sender is dropped), then stops
+    /// accepting, asks every connection to close once its requests are answered
+    /// (`Connection: close` on HTTP/1.1, GOAWAY on HTTP/2) and returns when they have.
+    /// Dropping the future closes every connection at once.
+    pub async fn serve(self, runtime: Arc<Runtime>, mut stop: StopSignal) {
+        let Self {
+            config,
+            socket,
+            tls,
+        } = self;
+        let limits = config.limits.clone();
         let permits = Arc::new(Semaphore::new(limits.max_connections));
         let shared = Arc::new(ListenerShared {
             runtime,
-            index: self.index,
-            name: self.config.name.clone(),
+            name: config.name.clone(),
+            retired: stop.clone(),
             head_limits: HeadLimits {
                 max_header_bytes: limits.max_header_bytes,
                 max_headers: limits.max_headers,
                 max_request_body: limits.max_request_body,
             },
-            builder: connection_builder(&self.config),
+            builder: connection_builder(&config),
             limits,
-            tls: self.tls,
+            tls,
         });
+        let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
         loop {
             // NOTE: the permit comes before accept, so past max_connections new connections
             // wait in the backlog; it is held for the connection's whole life.
             let permit = tokio::select! {
-                () = connection::stopped(&mut stop) => return,
+                () = connection::stopped(&mut stop) => break,
+                Some(_) = connections.join_next() => continue,
                 permit = permits.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
-                    Err(_) => return,
+                    Err(_) => break,
                 },
             };
             let (stream, peer) = tokio::select! {
-                () = connection::stopped(&mut stop) => return,
-                accepted = self.socket.accept() => match accepted {
+                () = connection::stopped(&mut stop) => break,
+                accepted = socket.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         // Running out of file descriptors is the usual cause: back off briefly
                         // rather than spin, and keep the listener.
-                        tracing::warn!(listener = %self.config.name, %error, "accept failed");
+                        tracing::warn!(listener = %config.name, %error, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
                     }
@@ -169,7 +181,41 @@ impl BoundListener {
                 watcher: graceful.watcher(),
                 stop: stop.clone(),
             };
-            tokio::spawn(connection::serve(shared.clone(), stream, peer, holds));
+            let shared = shared.clone();
+            connections.spawn(async move {
+                let _open = shared.runtime.traffic().connection();
+                connection::serve(shared.clone(), stream, peer, holds).await;
+            });
+        }
+        // Closing the socket now (unless a reconfigured listener took it over) makes new
+        // connections fail at once instead of waiting in the backlog.
+        drop(socket);
+        tokio::join!(graceful.shutdown(), async {
+            while connections.join_next().await.is_some() {}
+        });
+    }
+}
+
+/// Loads a listener's TLS identity; a bad file is an error at its `tls` line.
+fn load_tls(
+    config: &ListenerConfig,
+    config_path: &std::path::Path,
+) -> Result<Option<TlsAcceptor>, ConfigError> {
+    let Some(tls_config) = &config.tls else {
+        return Ok(None);
+    };
+    match tls::server_config(tls_config) {
+        Ok(server) => Ok(Some(TlsAcceptor::from(server))),
+        Err(error) => {
+            let location = match error.file() {
+                tls::TlsFile::Certificate => &tls_config.cert_location,
+                tls::TlsFile::Key => &tls_config.key_location,
+            };
+            Err(ConfigError {
+                path: config_path.to_owned(),
+                location: Some(location.clone()),
+                message: format!("listener \"{}\": {error}", config.name),
+            })
         }
     }
 }

@@ -1,0 +1,204 @@
+//! The config in force, and replacing it while traffic flows.
+//!
+//! Everything a request needs from the config is one [`Snapshot`] behind an `ArcSwap`: a
+//! request loads it once and keeps it to the end, so a reload never tears a request (it
+//! finishes on the config it started with, and a cluster the new config removed lives on
+//! until its last request is done). A new snapshot reuses the live [`Cluster`] of every
+//! cluster whose config did not change, so endpoint health, latency estimates and pooled
+//! connections survive the reload.
+//!
+//! A reload is all or nothing: the new file is read and validated, every new listener socket
+//! is bound, and only then is anything swapped (see `Proxy::reload` in the crate root). The
+//! outcome of every attempt is kept in [`ReloadStatus`] for the admin API, and [`watch`]
+//! notices a changed file without a signal.
+
+mod drain;
+pub(crate) mod listeners;
+mod status;
+pub mod watch;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+
+pub use drain::{ConnectionGuard, DrainReport, RequestGuard, Traffic};
+pub use status::{
+    AppliedReload, ClusterChanges, ListenerChanges, ReloadAttempt, ReloadOutcome, ReloadStatus,
+    ReloadTrigger,
+};
+
+use crate::cluster::Cluster;
+use crate::config::{ClusterConfig, Config};
+use crate::router::Router;
+
+/// Everything a request reads from the config in force.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// Routes by listener.
+    pub router: Router,
+    /// Live clusters, indexed as [`Config::clusters`].
+    pub clusters: Vec<Arc<Cluster>>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot, carrying over the live state of each cluster of `previous` that
+    /// keeps its name.
+    pub fn build(config: Config, previous: Option<&Snapshot>, now: Instant) -> Self {
+        let clusters = config
+            .clusters
+            .iter()
+            .map(|cluster_config| {
+                let previous = previous.and_then(|previous| {
+                    previous
+                        .clusters
+                        .iter()
+                        .find(|cluster| cluster.name() == cluster_config.name)
+                });
+                live_cluster(cluster_config, config.proxy.zone.as_deref(), previous, now)
+            })
+            .collect();
+        Self {
+            router: Router::new(&config),
+            config: Arc::new(config),
+            clusters,
+        }
+    }
+
+    /// The index of the listener called `name` in this snapshot's config, if it has one.
+    ///
+    /// Listeners are known by name across reloads (their index moves when the file is
+    /// reordered); there are a handful, so this is a few short comparisons.
+    pub fn listener_index(&self, name: &str) -> Option<usize> {
+        self.config
+            .listeners
+            .iter()
+            .position(|listener| listener.name == name)
+    }
+
+    /// How this snapshot's clusters relate to `previous`'s: kept as they were, new or
+    /// rebuilt, and gone.
+    pub fn cluster_changes(&self, previous: &Snapshot) -> ClusterChanges {
+        let kept = self
+            .clusters
+            .iter()
+            .filter(|cluster| {
+                previous
+                    .clusters
+                    .iter()
+                    .any(|old| Arc::ptr_eq(old, cluster))
+            })
+            .count();
+        let removed = previous
+            .clusters
+            .iter()
+            .filter(|old| !self.clusters.iter().any(|new| new.name() == old.name()))
+            .count();
+        ClusterChanges {
+            kept,
+            rebuilt: self.clusters.len() - kept,
+            removed,
+        }
+    }
+}
+
+/// The live cluster for `config`, given the cluster of the same name in force before.
+///
+/// NOTE: this is the one place that decides what survives a reload: `Cluster::new` returns
+/// the previous cluster itself when nothing changed, and otherwise keeps the live state
+/// (health, latency, requests in flight) of every endpoint whose address and settings did
+/// not change, and the connection pool when its settings did not.
+fn live_cluster(
+    config: &ClusterConfig,
+    local_zone: Option<&str>,
+    previous: Option<&Arc<Cluster>>,
+    now: Instant,
+) -> Arc<Cluster> {
+    Cluster::new(config.clone(), local_zone, previous, now)
+}
+
+/// The snapshot in force, swapped atomically, with what reloads and traffic look like now.
+#[derive(Debug)]
+pub struct Runtime {
+    current: ArcSwap<Snapshot>,
+    status: Mutex<ReloadStatus>,
+    traffic: Traffic,
+}
+
+impl Runtime {
+    /// Starts with `config`.
+    pub fn new(config: Config) -> Self {
+        let status = ReloadStatus::new(config.source.hash.clone(), SystemTime::now());
+        Self {
+            current: ArcSwap::from_pointee(Snapshot::build(config, None, Instant::now())),
+            status: Mutex::new(status),
+            traffic: Traffic::default(),
+        }
+    }
+
+    /// The snapshot in force now; hold it for the whole request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The snapshot for a request on listener `name`, with the listener's index in it.
+    ///
+    /// A listener that a reload removed (or renamed) still finishes the requests already on
+    /// its connections: they use `retired()`, the last snapshot it belonged to (asked only
+    /// when the snapshot in force does not have the listener).
+    pub fn snapshot_for(
+        &self,
+        name: &str,
+        retired: impl FnOnce() -> Option<Arc<Snapshot>>,
+    ) -> Option<(Arc<Snapshot>, usize)> {
+        let current = self.snapshot();
+        if let Some(index) = current.listener_index(name) {
+            return Some((current, index));
+        }
+        let retired = retired()?;
+        let index = retired.listener_index(name)?;
+        Some((retired, index))
+    }
+
+    /// Builds the snapshot for a new, validated config on top of the one in force, without
+    /// putting it in force.
+    pub fn prepare(&self, config: Config) -> Snapshot {
+        Snapshot::build(config, Some(&self.current.load()), Instant::now())
+    }
+
+    /// Puts a prepared snapshot in force and returns the one it replaces.
+    pub fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
+        self.current.swap(Arc::new(next))
+    }
+
+    /// Puts a new, already validated config in force, listeners left as they are.
+    pub fn replace(&self, config: Config) -> Arc<Snapshot> {
+        self.swap(self.prepare(config))
+    }
+
+    /// What reloads have done so far, for the admin API.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the outcome of a reload attempt.
+    pub fn record(&self, attempt: ReloadAttempt) {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(attempt);
+    }
+
+    /// Connections and requests in flight.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+}
+
+#[cfg(test)]
+mod tests;
