@@ -103,6 +103,14 @@ impl PeakEwma {
         from_nanos(self.estimate)
     }
 
+    /// Forgets every sample: the estimate is `default_rtt` again, as if created at `now`.
+    /// For an endpoint whose past no longer describes it, such as one back from an outage.
+    pub fn forget(&mut self, now: Instant) {
+        self.estimate = self.default_nanos;
+        self.at = now;
+        self.sampled = false;
+    }
+
     /// Whether any sample has been recorded.
     pub fn has_samples(&self) -> bool {
         self.sampled

@@ -42,6 +42,16 @@ impl SharedPeakEwma {
         self.lock().get(now)
     }
 
+    /// See [`PeakEwma::forget`].
+    pub fn forget(&self, now: Instant) {
+        self.lock().forget(now);
+    }
+
+    /// Whether any latency has been observed yet (before, the estimate is the default).
+    pub fn has_samples(&self) -> bool {
+        self.lock().has_samples()
+    }
+
     /// See [`PeakEwma::cost`].
     pub fn cost(&self, now: Instant, in_flight: usize) -> f64 {
         self.lock().cost(now, in_flight)

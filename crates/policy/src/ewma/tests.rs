@@ -353,3 +353,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_forgotten_peak_ewma_is_back_to_its_default_and_unsampled() {
+    let t0 = Instant::now();
+    let mut ewma = PeakEwma::new(&PeakEwmaConfig::default(), t0).unwrap();
+    ewma.observe_failure(Duration::from_millis(5), t0);
+    assert!(ewma.has_samples());
+    ewma.forget(t0 + Duration::from_secs(1));
+    assert!(!ewma.has_samples());
+    assert_eq!(
+        ewma.get(t0 + Duration::from_secs(1)),
+        PeakEwmaConfig::default().default_rtt
+    );
+}

@@ -121,11 +121,13 @@ impl Balancer {
                 .next(endpoints.iter().map(|endpoint| endpoint.weight())),
             (PoolState::Ring(ring), Some(key)) => ring.get(key).unwrap_or(0),
             _ if self.config == BalanceConfig::PeakEwma => {
-                two_choices(endpoints.len(), rng, |index| {
-                    let endpoint = &endpoints[index];
-                    endpoint.latency().cost(now, endpoint.in_flight())
-                        / f64::from(endpoint.weight())
-                })
+                let (first, second) = two_distinct(endpoints.len(), rng);
+                let (a, b) = (&endpoints[first], &endpoints[second]);
+                if peak_ewma_cost(b, a, now) < peak_ewma_cost(a, b, now) {
+                    second
+                } else {
+                    first
+                }
             }
             // Least request, and consistent hashing for requests without a key.
             _ => two_choices(endpoints.len(), rng, |index| {
@@ -149,13 +151,33 @@ impl Pool {
     }
 }
 
-/// Power of two choices: the cheaper of two distinct random indices below `count` (≥ 2).
-pub fn two_choices(count: usize, rng: &mut impl Rng, cost: impl Fn(usize) -> f64) -> usize {
+/// Peak-EWMA cost of `endpoint` per unit of weight, compared against `peer`.
+///
+/// An endpoint never measured borrows its peer's latency, so the choice between them falls
+/// to requests in flight: a new endpoint is tried at once rather than starved behind a
+/// pessimistic default estimate, and is not flooded either (its own in-flight count rises).
+fn peak_ewma_cost(endpoint: &Endpoint, peer: &Endpoint, now: Instant) -> f64 {
+    let latency = if endpoint.latency().has_samples() || !peer.latency().has_samples() {
+        endpoint.latency().get(now)
+    } else {
+        peer.latency().get(now)
+    };
+    latency.as_nanos() as f64 * (endpoint.in_flight() as f64 + 1.0) / f64::from(endpoint.weight())
+}
+
+/// Two distinct random indices below `count` (≥ 2).
+fn two_distinct(count: usize, rng: &mut impl Rng) -> (usize, usize) {
     let first = rng.random_range(0..count);
     let mut second = rng.random_range(0..count - 1);
     if second >= first {
         second += 1;
     }
+    (first, second)
+}
+
+/// Power of two choices: the cheaper of two distinct random indices below `count` (≥ 2).
+pub fn two_choices(count: usize, rng: &mut impl Rng, cost: impl Fn(usize) -> f64) -> usize {
+    let (first, second) = two_distinct(count, rng);
     if cost(second) < cost(first) {
         second
     } else {

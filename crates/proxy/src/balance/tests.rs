@@ -142,6 +142,71 @@ fn peak_ewma_avoids_the_slow_endpoint() {
 }
 
 #[test]
+fn peak_ewma_tries_an_endpoint_never_measured_instead_of_starving_it() {
+    let all = endpoints(&[1, 1]);
+    let now = Instant::now();
+    // Faster than the 30 ms default estimate: an unmeasured peer must not look slower.
+    all[0].latency().observe(Duration::from_millis(5), now);
+    let balancer = balancer(BalanceConfig::PeakEwma, &all);
+    let pool = balancer.pool(all.clone());
+    let mut rng = SmallRng::seed_from_u64(3);
+    let picks_of_new = (0..100)
+        .filter(|_| {
+            index_of(
+                &pool,
+                balancer.pick(&pool, None, now, &mut rng).expect("a pick"),
+            ) == 1
+        })
+        .count();
+    assert!(picks_of_new > 0, "the unmeasured endpoint was never tried");
+}
+
+#[test]
+fn peak_ewma_sends_to_the_less_busy_of_a_measured_and_an_unmeasured_endpoint() {
+    let all = endpoints(&[1, 1]);
+    let now = Instant::now();
+    all[0].latency().observe(Duration::from_millis(5), now);
+    let busy: Vec<EndpointGuard> = (0..3).map(|_| EndpointGuard::new(all[1].clone())).collect();
+    let balancer = balancer(BalanceConfig::PeakEwma, &all);
+    let pool = balancer.pool(all.clone());
+    let mut rng = SmallRng::seed_from_u64(3);
+    for _ in 0..20 {
+        let chosen = balancer.pick(&pool, None, now, &mut rng).expect("a pick");
+        assert_eq!(
+            index_of(&pool, chosen),
+            0,
+            "the unmeasured endpoint has 3 in flight"
+        );
+    }
+    drop(busy);
+}
+
+#[test]
+fn an_endpoint_back_to_health_forgets_its_latency_and_is_tried_again() {
+    let all = endpoints(&[1, 1]);
+    let now = Instant::now();
+    all[0].latency().observe(Duration::from_millis(5), now);
+    all[1].set_healthy(false);
+    all[1]
+        .latency()
+        .observe_failure(Duration::from_millis(5), now);
+    all[1].set_healthy(true);
+    assert!(!all[1].latency().has_samples());
+    let balancer = balancer(BalanceConfig::PeakEwma, &all);
+    let pool = balancer.pool(all.clone());
+    let mut rng = SmallRng::seed_from_u64(3);
+    let picks = (0..100)
+        .filter(|_| {
+            index_of(
+                &pool,
+                balancer.pick(&pool, None, now, &mut rng).expect("a pick"),
+            ) == 1
+        })
+        .count();
+    assert!(picks > 0, "the recovered endpoint was never tried");
+}
+
+#[test]
 fn consistent_hash_sticks_to_a_key_and_balances_keyless_requests() {
     let all = endpoints(&[1, 1, 1]);
     let key = HashKey::Header(HeaderName::from_static("x-user"));

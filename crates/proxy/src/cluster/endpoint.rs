@@ -135,6 +135,12 @@ impl Endpoint {
     /// the new count also sees the new flag.
     fn publish(&self, transition: Option<Transition>) -> Option<Transition> {
         if let Some(transition) = transition {
+            // NOTE: latency measured before an outage (failure penalties included) says
+            // nothing about the endpoint that came back; without forgetting it, peak-EWMA
+            // would keep a recovered endpoint idle for as long as the penalty takes to decay.
+            if transition.to.is_healthy() && !transition.from.is_healthy() {
+                self.latency.forget(Instant::now());
+            }
             self.healthy
                 .store(transition.to.is_healthy(), Ordering::Release);
             self.changes.fetch_add(1, Ordering::AcqRel);
