@@ -1,5 +1,5 @@
-//! `blastwall demo`: the fault-tolerance mechanisms keeping a caller answering while its
-//! dependency degrades, with nothing to configure.
+//! `blastwall demo library`: the policy library's mechanisms keeping a caller answering
+//! while its dependency degrades.
 //!
 //! A mock "payments" service runs on loopback; a caller sends it a steady open-loop load
 //! through the policy stack (bulkhead, retry with budget, circuit breaker, per-try timeout).
@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use super::{DemoArgs, format_latency, open_loop_second, percentile};
 use blastwall_chaos::mock::{self, Behaviour, MockConfig, MockHandle};
 use blastwall_policy::backoff::BackoffConfig;
 use blastwall_policy::breaker::{
@@ -23,7 +25,6 @@ use blastwall_policy::bulkhead::{
 };
 use blastwall_policy::retry::{Failure, FailureKind, RetryConfig, RetryLayer, RetryPolicy};
 use bytes::Bytes;
-use clap::Args;
 use http::{StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -32,28 +33,12 @@ use tower::timeout::TimeoutLayer;
 use tower::timeout::error::Elapsed;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 
-/// Flags of `blastwall demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// How long each phase lasts (healthy, slow, down, recovered).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "4s")]
-    phase: Duration,
-    /// Calls per second sent to the dependency.
-    #[arg(long, default_value_t = 50)]
-    rate: u32,
-}
-
 /// What the caller waits for at most per attempt; the slow phase answers far slower.
 const PER_TRY_TIMEOUT: Duration = Duration::from_millis(150);
 const SLOW_LATENCY: Duration = Duration::from_secs(2);
 
 /// Runs the demo and prints what happens.
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.rate > 0, "--rate must be at least 1");
-    anyhow::ensure!(
-        args.phase >= Duration::from_secs(3),
-        "--phase must be at least 3s, so the breaker's open time (up to 2s) fits in it"
-    );
+pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let mut payments = Payments::start().await?;
     let uri: Uri = format!("http://{}/charge", payments.addr).parse()?;
     let stack = Stack::new()?;
@@ -209,61 +194,32 @@ impl Tally {
     }
 }
 
-fn percentile(sorted: &[Duration], quantile: f64) -> Option<Duration> {
-    let last = sorted.len().checked_sub(1)?;
-    let rank = (quantile * last as f64).round() as usize;
-    sorted.get(rank.min(last)).copied()
-}
-
-fn format_latency(latency: Option<Duration>) -> String {
-    match latency {
-        None => "-".into(),
-        Some(latency) if latency < Duration::from_millis(1) => format!("{}µs", latency.as_micros()),
-        Some(latency) => format!("{:.1}ms", latency.as_secs_f64() * 1000.0),
-    }
-}
-
-/// Sends `rate` calls spread evenly over one second without waiting for answers (open loop,
-/// so a slow dependency cannot slow the load down and hide its own latency), then waits for
-/// the calls of this second to end.
+/// One second of open-loop calls through the stack.
 async fn drive_one_second(stack: &Stack, uri: &Uri, rate: u32) -> Tally {
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let mut calls = tokio::task::JoinSet::new();
-    let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    for _ in 0..rate {
-        ticks.tick().await;
-        let (mut client, uri, tally) = (stack.client.clone(), uri.clone(), tally.clone());
-        calls.spawn(async move {
-            let started = Instant::now();
-            let result = match client.ready().await {
+    let calls = open_loop_second(rate, || {
+        let (mut client, uri) = (stack.client.clone(), uri.clone());
+        async move {
+            match client.ready().await {
                 Ok(ready) => ready.call(uri).await,
                 Err(error) => Err(error),
-            };
-            let took = started.elapsed();
-            let mut tally = tally
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            tally.latencies.push(took);
-            match result {
-                Ok(status) if status.is_success() => tally.ok += 1,
-                Ok(_) => tally.failed += 1,
-                Err(error) if error.is::<BreakerOpen>() => tally.fast_failed += 1,
-                Err(error) if error.is::<BulkheadFull>() || error.is::<QueueTimeout>() => {
-                    tally.shed += 1
-                }
-                Err(_) => tally.failed += 1,
             }
-        });
+        }
+    })
+    .await;
+    let mut tally = Tally::default();
+    for (took, result) in calls {
+        tally.latencies.push(took);
+        match result {
+            Ok(status) if status.is_success() => tally.ok += 1,
+            Ok(_) => tally.failed += 1,
+            Err(error) if error.is::<BreakerOpen>() => tally.fast_failed += 1,
+            Err(error) if error.is::<BulkheadFull>() || error.is::<QueueTimeout>() => {
+                tally.shed += 1
+            }
+            Err(_) => tally.failed += 1,
+        }
     }
-    while calls.join_next().await.is_some() {}
-    Arc::try_unwrap(tally)
-        .map(|tally| {
-            tally
-                .into_inner()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        })
-        .unwrap_or_default()
+    tally
 }
 
 type CallResult = Result<StatusCode, BoxError>;
