@@ -6,29 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use support::{Mock, Proxy, eventually, send};
+use support::{Mock, Proxy, endpoint, eventually, send, single_cluster_config};
 
 /// A proxy with one cluster of `endpoints` (TOML inline tables) and extra cluster keys.
 fn proxy(cluster_keys: &str, endpoints: &[String]) -> Proxy {
-    Proxy::start(&format!(
-        r#"
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
-[[route]]
-cluster = "api"
-
-[cluster.api]
-{cluster_keys}
-endpoints = [{}]
-"#,
-        endpoints.join(", ")
-    ))
-}
-
-fn endpoint(mock: &Mock, extra: &str) -> String {
-    format!("{{ address = \"{}\" {extra} }}", mock.addr)
+    Proxy::start(&single_cluster_config(cluster_keys, endpoints, ""))
 }
 
 /// Which mock answered a request, with its status.

@@ -5,28 +5,16 @@ mod support;
 use std::time::Duration;
 
 use http::StatusCode;
-use support::{Mock, Proxy, eventually, get};
+use support::{Mock, Proxy, endpoint, eventually, get, single_cluster_config};
 
 const WITHIN: Duration = Duration::from_secs(15);
 
 fn proxy(mocks: &[&Mock]) -> Proxy {
-    let endpoints: Vec<String> = mocks
-        .iter()
-        .map(|mock| format!("{{ address = \"{}\" }}", mock.addr))
-        .collect();
-    Proxy::start(&format!(
+    let endpoints: Vec<String> = mocks.iter().map(|mock| endpoint(mock, "")).collect();
+    Proxy::start(&single_cluster_config(
+        "balance = \"round_robin\"",
+        &endpoints,
         r#"
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
-[[route]]
-cluster = "api"
-
-[cluster.api]
-balance = "round_robin"
-endpoints = [{}]
-
 [cluster.api.health_check]
 kind = "http"
 path = "/healthz"
@@ -36,7 +24,6 @@ healthy_threshold = 2
 unhealthy_threshold = 2
 jitter = "20ms"
 "#,
-        endpoints.join(", ")
     ))
 }
 

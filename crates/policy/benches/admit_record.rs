@@ -279,6 +279,7 @@ fn budget(c: &mut Criterion) {
 }
 
 /// Polls a service that answers at once through one full call: ready, call, response.
+#[cfg(feature = "tower")]
 fn call_now<S: tower::Service<()>>(service: &mut S) -> Result<S::Response, S::Error> {
     use std::task::{Context, Poll, Waker};
     let mut cx = Context::from_waker(Waker::noop());
@@ -295,7 +296,8 @@ fn call_now<S: tower::Service<()>>(service: &mut S) -> Result<S::Response, S::Er
 }
 
 /// The same cycle through tower middleware around a service that answers at once: what a
-/// Rust user of either crate pays per call.
+/// Rust user of either crate pays per call. Needs the `tower` feature.
+#[cfg(feature = "tower")]
 fn tower_layers(c: &mut Criterion) {
     use blastwall_policy::breaker::{BreakerConfig, CircuitBreakerLayer, SharedBreaker};
     use blastwall_policy::bulkhead::{Bulkhead, BulkheadConfig, BulkheadLayer};
@@ -354,6 +356,7 @@ fn tower_layers(c: &mut Criterion) {
     group.finish();
 }
 
+#[cfg(feature = "tower")]
 criterion_group!(
     benches,
     clock,
@@ -363,4 +366,6 @@ criterion_group!(
     budget,
     tower_layers
 );
+#[cfg(not(feature = "tower"))]
+criterion_group!(benches, clock, breaker, rate_limiter, bulkhead, budget);
 criterion_main!(benches);

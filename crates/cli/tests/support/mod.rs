@@ -303,3 +303,30 @@ where
     }
     false
 }
+
+/// A config with one listener on a free port, one route taking everything, and one cluster
+/// `api` with `cluster_keys`, `endpoints` (TOML inline tables, see [`endpoint`]) and then
+/// `sections` (sub-tables such as `[cluster.api.health_check]`).
+pub fn single_cluster_config(cluster_keys: &str, endpoints: &[String], sections: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "public"
+listen = "127.0.0.1:0"
+
+[[route]]
+cluster = "api"
+
+[cluster.api]
+{cluster_keys}
+endpoints = [{}]
+{sections}
+"#,
+        endpoints.join(", ")
+    )
+}
+
+/// An endpoint entry for a mock, with extra inline keys such as `, weight = 3`.
+pub fn endpoint(mock: &Mock, extra: &str) -> String {
+    format!("{{ address = \"{}\" {extra} }}", mock.addr)
+}

@@ -141,6 +141,19 @@ pin_project! {
     }
 }
 
+/// The end of a wait in a bulkhead queue bounded by `timeout`: the admission, or the
+/// rejection (`BulkheadFull`, `QueueTimeout`) as the layer's error.
+pub(crate) fn queue_outcome<T>(
+    waited: Result<Result<T, BulkheadFull>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+) -> Result<T, BoxError> {
+    match waited {
+        Ok(Ok(admitted)) => Ok(admitted),
+        Ok(Err(full)) => Err(full.into()),
+        Err(_elapsed) => Err(QueueTimeout { timeout }.into()),
+    }
+}
+
 impl<S, Req> Future for ResponseFuture<S, Req>
 where
     S: Service<Req>,
@@ -158,17 +171,12 @@ where
                     service,
                     request,
                 } => {
-                    let permit = match ready!(wait.poll(cx)) {
-                        Ok(Ok(permit)) => permit,
-                        Ok(Err(full)) => {
-                            state.set(State::Done);
-                            return Poll::Ready(Err(full.into()));
-                        }
-                        Err(_elapsed) => {
-                            let error = QueueTimeout { timeout: *timeout };
+                    let permit = match queue_outcome(ready!(wait.poll(cx)), *timeout) {
+                        Ok(permit) => permit,
+                        Err(error) => {
                             // Leave the queue now, not whenever the caller drops us.
                             state.set(State::Done);
-                            return Poll::Ready(Err(error.into()));
+                            return Poll::Ready(Err(error));
                         }
                     };
                     let (Some(mut service), Some(request)) = (service.take(), request.take())

@@ -54,6 +54,8 @@ use std::time::Duration;
 
 pub use acquire::Acquire;
 #[cfg(feature = "tower")]
+pub(crate) use layer::queue_outcome;
+#[cfg(feature = "tower")]
 pub use layer::{BulkheadLayer, BulkheadService, ResponseFuture};
 
 /// How many calls may run at once, and how many may wait for their turn.

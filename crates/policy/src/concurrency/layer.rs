@@ -17,6 +17,7 @@ use tokio::time::Timeout;
 use tower::{BoxError, Layer, Service};
 
 use super::{AdaptiveAcquire, AdaptiveLimiter, AdaptivePermit, LimitAlgorithm, Outcome};
+use crate::bulkhead::queue_outcome;
 use crate::bulkhead::{BulkheadFull, QueueTimeout};
 use crate::clock::{Clock, TokioClock};
 
@@ -273,16 +274,11 @@ where
                     service,
                     request,
                 } => {
-                    let admitted = match ready!(wait.poll(cx)) {
-                        Ok(Ok(admitted)) => admitted,
-                        Ok(Err(full)) => {
+                    let admitted = match queue_outcome(ready!(wait.poll(cx)), *timeout) {
+                        Ok(admitted) => admitted,
+                        Err(error) => {
                             state.set(State::Done);
-                            return Poll::Ready(Err(full.into()));
-                        }
-                        Err(_elapsed) => {
-                            let error = QueueTimeout { timeout: *timeout };
-                            state.set(State::Done);
-                            return Poll::Ready(Err(error.into()));
+                            return Poll::Ready(Err(error));
                         }
                     };
                     let (Some(mut service), Some(request)) = (service.take(), request.take())
