@@ -175,3 +175,34 @@ async fn a_second_sigterm_during_the_drain_exits_at_once() {
     );
     proxy.process.wait_for_line("drain cut short by SIGTERM");
 }
+
+#[tokio::test]
+async fn a_request_half_sent_when_the_drain_begins_is_still_answered() {
+    let upstream = Mock::start("a", &[]);
+    let mut proxy = Proxy::start(&config(&upstream, "10s"));
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connected");
+    stream
+        .write_all(b"GET /x HTTP/1.1\r\nhost: blastwall\r\n")
+        .await
+        .expect("first half written");
+    // Setup, not an assertion of timing: the proxy must have accepted the connection and
+    // read the first half before the drain begins, which loopback does in well under this.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.process.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream
+        .write_all(b"\r\n")
+        .await
+        .expect("second half written");
+    let mut head = Vec::new();
+    let mut buffer = [0; 1024];
+    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+        let read = stream.read(&mut buffer).await.expect("response read");
+        assert!(read > 0, "closed without answering the half-sent request");
+        head.extend_from_slice(&buffer[..read]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(proxy.process.wait_exit(Duration::from_secs(10)), Some(true));
+}

@@ -277,9 +277,17 @@ impl Cluster {
             .any(|member| Arc::ptr_eq(member, endpoint))
     }
 
-    /// A receiver that closes when the cluster is dropped.
+    /// A receiver that changes when the cluster is retired and closes when it is dropped;
+    /// its background tasks end on either.
     pub(crate) fn alive(&self) -> watch::Receiver<()> {
         self.alive.subscribe()
+    }
+
+    /// Stops the cluster's health-check and DNS tasks because a reload replaced it. Requests
+    /// still holding it finish, but it no longer judges endpoints it may share with its
+    /// successor, whose own tasks (and config) now decide their health.
+    pub fn retire(&self) {
+        self.alive.send_replace(());
     }
 
     fn start_tasks(self: &Arc<Self>, has_names: bool) {

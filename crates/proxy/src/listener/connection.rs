@@ -129,6 +129,8 @@ async fn drive<S>(
     tokio::pin!(connection);
     let idle_timeout = shared.limits.idle_timeout;
     let mut shutting_down = false;
+    // A stop that came before the first request began, waiting for it (see below).
+    let mut stop_pending = false;
     loop {
         let idle_deadline = tracker.idle_deadline(idle_timeout);
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
@@ -140,7 +142,7 @@ async fn drive<S>(
                 break;
             }
             () = tracker.changed(), if !shutting_down => {
-                if tracker.shutdown_requested() {
+                if tracker.shutdown_requested() || (stop_pending && tracker.started() > 0) {
                     connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }
@@ -152,9 +154,19 @@ async fn drive<S>(
                     shutting_down = true;
                 }
             }
-            () = stopped(&mut stop), if !shutting_down => {
-                connection.as_mut().graceful_shutdown();
-                shutting_down = true;
+            () = stopped(&mut stop), if !shutting_down && !stop_pending => {
+                // NOTE: until its first request begins, hyper's connection is still choosing
+                // HTTP/1 or HTTP/2 (the guard withholds a first head until it is whole), and a
+                // graceful shutdown then would cancel it, leaving a request half sent and
+                // unanswered. So once the client has sent anything, the stop waits for that
+                // request, which is then served with `Connection: close`; the guard's
+                // header_read_timeout bounds the wait. A connection that sent nothing closes.
+                if tracker.started() > 0 || !tracker.bytes_received() {
+                    connection.as_mut().graceful_shutdown();
+                    shutting_down = true;
+                } else {
+                    stop_pending = true;
+                }
             }
         }
     }

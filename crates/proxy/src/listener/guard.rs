@@ -295,6 +295,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 // The client closed; a withheld partial head dies with the connection.
                 return Poll::Ready(Ok(()));
             }
+            this.tracker.note_bytes_received();
             this.note_untracked_read();
             if !this.held.is_empty() {
                 // The head began in an earlier read: judge it with this read appended, and

@@ -155,7 +155,9 @@ impl BoundListener {
         loop {
             // NOTE: the permit comes before accept, so past max_connections new connections
             // wait in the backlog; it is held for the connection's whole life.
+            // Biased: once told to stop, accept nothing more even if a connection is waiting.
             let permit = tokio::select! {
+                biased;
                 () = connection::stopped(&mut stop) => break,
                 Some(_) = connections.join_next() => continue,
                 permit = permits.clone().acquire_owned() => match permit {
@@ -164,6 +166,7 @@ impl BoundListener {
                 },
             };
             let (stream, peer) = tokio::select! {
+                biased;
                 () = connection::stopped(&mut stop) => break,
                 accepted = socket.accept() => match accepted {
                     Ok(accepted) => accepted,

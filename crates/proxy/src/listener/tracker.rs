@@ -24,6 +24,8 @@ pub(super) struct Tracker {
     idle_since: Mutex<Instant>,
     rejection: Mutex<Option<(u64, Rejection)>>,
     shutdown: AtomicBool,
+    /// Whether the client has sent any byte yet.
+    received: AtomicBool,
     changed: Notify,
 }
 
@@ -35,6 +37,7 @@ impl Tracker {
             idle_since: Mutex::new(Instant::now()),
             rejection: Mutex::new(None),
             shutdown: AtomicBool::new(false),
+            received: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -100,6 +103,16 @@ impl Tracker {
                 None
             }
         }
+    }
+
+    /// Notes that the client has sent bytes (the first head may still be incomplete).
+    pub(super) fn note_bytes_received(&self) {
+        self.received.store(true, Ordering::Release);
+    }
+
+    /// Whether the client has sent anything on the connection.
+    pub(super) fn bytes_received(&self) -> bool {
+        self.received.load(Ordering::Acquire)
     }
 
     /// Asks the driver to shut the connection down gracefully.

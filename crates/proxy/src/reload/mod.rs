@@ -170,7 +170,14 @@ impl Runtime {
 
     /// Puts a prepared snapshot in force and returns the one it replaces.
     pub fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
-        self.current.swap(Arc::new(next))
+        let next = Arc::new(next);
+        let replaced = self.current.swap(next.clone());
+        for cluster in &replaced.clusters {
+            if !next.clusters.iter().any(|kept| Arc::ptr_eq(kept, cluster)) {
+                cluster.retire();
+            }
+        }
+        replaced
     }
 
     /// Puts a new, already validated config in force, listeners left as they are.

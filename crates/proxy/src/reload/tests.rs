@@ -103,6 +103,28 @@ fn a_removed_cluster_lives_on_while_a_request_holds_the_old_snapshot() {
 }
 
 #[test]
+fn a_replaced_cluster_is_retired_at_once_and_a_kept_one_is_not() {
+    let listeners = [("public", "127.0.0.1:0")];
+    let runtime = Runtime::new(parse(&config(
+        &listeners,
+        &[("kept", "127.0.0.1:9001"), ("moved", "127.0.0.1:9002")],
+    )));
+    let in_flight = runtime.snapshot();
+    let kept_alive = cluster(&in_flight, "kept").alive();
+    let moved_alive = cluster(&in_flight, "moved").alive();
+    runtime.replace(parse(&config(
+        &listeners,
+        &[("kept", "127.0.0.1:9001"), ("moved", "127.0.0.1:9003")],
+    )));
+    assert!(
+        moved_alive.has_changed().unwrap_or(true),
+        "the replaced cluster's health and DNS tasks stop although a request still holds it"
+    );
+    assert!(!kept_alive.has_changed().expect("the kept cluster lives"));
+    drop(in_flight);
+}
+
+#[test]
 fn listeners_are_found_by_name_when_the_file_reorders_them() {
     let clusters = [("a", "127.0.0.1:9001")];
     let runtime = Runtime::new(parse(&config(
