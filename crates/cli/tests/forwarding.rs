@@ -149,3 +149,59 @@ async fn a_large_body_streams_through_whole() {
     let echo: serde_json::Value = serde_json::from_str(&answer).expect("echo JSON");
     assert_eq!(echo["body_bytes"], 4 * 1024 * 1024);
 }
+
+#[tokio::test]
+async fn an_http2_upstream_gets_no_host_that_disagrees_with_its_authority() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let text = config(&[&upstream]).replace(
+        "balance = \"round_robin\"",
+        "balance = \"round_robin\"\nprotocol = \"http2\"",
+    );
+    let proxy = Proxy::start(&text);
+    let (status, _, body) = send(
+        Method::GET,
+        &proxy.url("/api/h2"),
+        "",
+        &[("host", "shop.example")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
+    let received: Vec<(String, String)> =
+        serde_json::from_value(echo["headers"].clone()).expect("headers");
+    let header = |name: &str| {
+        received
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    assert_eq!(header("host"), None);
+    assert_eq!(header("x-forwarded-host"), Some("shop.example"));
+}
+
+#[tokio::test]
+async fn proxy_credentials_stay_with_the_proxy_and_trailer_announcements_travel_on() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let proxy = Proxy::start(&config(&[&upstream]));
+    let (_, _, body) = send(
+        Method::GET,
+        &proxy.url("/api/x"),
+        "",
+        &[
+            ("proxy-authorization", "Basic c2VjcmV0"),
+            ("trailer", "x-checksum"),
+        ],
+    )
+    .await;
+    let echo: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
+    let received: Vec<(String, String)> =
+        serde_json::from_value(echo["headers"].clone()).expect("headers");
+    assert!(
+        !received.iter().any(|(key, _)| key == "proxy-authorization"),
+        "{received:?}"
+    );
+    assert!(
+        received.iter().any(|(key, _)| key == "trailer"),
+        "{received:?}"
+    );
+}

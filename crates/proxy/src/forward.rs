@@ -168,13 +168,23 @@ where
             &request_id,
         );
     };
-    let upstream = upstream_request(
+    let http2 = cluster.config().protocol == UpstreamProtocol::Http2;
+    let Some(upstream) = upstream_request(
         downstream,
         route,
         &guard,
+        http2,
         parts,
         body.map_err(Into::into).boxed(),
-    );
+    ) else {
+        return with_request_id(
+            error_response(
+                ProxyError::BadRequest,
+                "the request target cannot be forwarded",
+            ),
+            &request_id,
+        );
+    };
     let endpoint = guard.endpoint().clone();
     let started = Instant::now();
     let outcome = tokio::time::timeout(
@@ -255,32 +265,46 @@ fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     id
 }
 
+/// The request as the endpoint should see it; `None` when its target cannot be rebuilt for
+/// the endpoint (never, then, forwarded anywhere else).
 fn upstream_request(
     downstream: Downstream,
     route: &RouteConfig,
     guard: &EndpointGuard,
+    http2: bool,
     mut parts: http::request::Parts,
     body: ProxyBody,
-) -> Request<ProxyBody> {
-    let original_host = parts
-        .uri
-        .authority()
-        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+) -> Option<Request<ProxyBody>> {
+    // Userinfo is never part of a host: `user@host` names `host`.
+    let original_host = parts.uri.authority().and_then(|authority| {
+        let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+        HeaderValue::from_str(host).ok()
+    });
     let path_and_query = rewritten_path(route, &parts.uri);
+    // NOTE: a target that cannot be rebuilt is refused; falling back to the client's own
+    // URI would send an absolute-form request wherever the client names.
     parts.uri = Uri::builder()
         .scheme("http")
         .authority(guard.endpoint().authority().clone())
         .path_and_query(path_and_query)
         .build()
-        .unwrap_or_else(|_| parts.uri.clone());
+        .ok()?;
     let via = via_entry(parts.version);
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
     remove_hop_by_hop(headers);
-    // An HTTP/2 client names the host in :authority; an HTTP/1.1 upstream needs it in Host.
-    if !headers.contains_key(header::HOST)
+    if http2 {
+        // HTTP/2 names the host in :authority, which is the endpoint's address here; a Host
+        // that disagrees with it makes the request malformed (RFC 9113 §8.3.1), so the
+        // client's host travels in X-Forwarded-Host instead.
+        let host = headers.remove(header::HOST).or(original_host);
+        if let Some(host) = host {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
+    } else if !headers.contains_key(header::HOST)
         && let Some(host) = original_host
     {
+        // An HTTP/2 client names the host in :authority; an HTTP/1.1 upstream needs Host.
         headers.insert(header::HOST, host);
     }
     append_forwarded_for(headers, downstream.peer);
@@ -290,7 +314,7 @@ fn upstream_request(
     );
     headers.append(header::VIA, via);
     apply(&route.request_headers, headers);
-    Request::from_parts(parts, body)
+    Some(Request::from_parts(parts, body))
 }
 
 fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
@@ -343,13 +367,15 @@ fn via_entry(version: Version) -> HeaderValue {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus any the
-/// `Connection` header names.
+/// `Connection` header names, and the credentials meant for this proxy
+/// (`Proxy-Authorization`, which must not travel on). `Trailer` is end to end: removing it
+/// would make hyper drop the trailers it announces.
 const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHENTICATE,
-    header::TRAILER,
+    header::PROXY_AUTHORIZATION,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];

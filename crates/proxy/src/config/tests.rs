@@ -342,3 +342,18 @@ fn bad_values_are_all_reported_with_their_places() {
         errors[1]
     );
 }
+
+#[test]
+fn a_rewrite_prefix_that_is_not_a_path_is_refused() {
+    let text = MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\nmatch = { path_prefix = \"/a/\" }\nrewrite_prefix = \"/b c/\"\n",
+    );
+    assert!(
+        errors(&text)[0].contains("rewrite_prefix \"/b c/\" is not a path"),
+        "{:?}",
+        errors(&text)
+    );
+    let text = text.replace("/b c/", "v2/");
+    assert!(errors(&text)[0].contains("must be empty or start with /"));
+}

@@ -647,6 +647,16 @@ fn route(
             ),
         );
     }
+    if let Some(prefix) = &section.rewrite_prefix
+        && !is_path_prefix(prefix)
+    {
+        check.error_at(
+            section.cluster.span(),
+            format!(
+                "route \"{name}\": rewrite_prefix \"{prefix}\" is not a path: it must be empty or start with / and hold only characters a URI path may (no spaces, ? or #)"
+            ),
+        );
+    }
     let request_headers = header_edits(check, section.request_headers);
     let response_headers = header_edits(check, section.response_headers);
     Some(RouteConfig {
@@ -658,6 +668,15 @@ fn route(
         request_headers,
         response_headers,
     })
+}
+
+/// Whether `prefix` can begin a request path (empty strips the matched prefix): a rewritten
+/// path must stay a valid target.
+fn is_path_prefix(prefix: &str) -> bool {
+    prefix.is_empty()
+        || prefix.starts_with('/')
+            && !prefix.contains(['?', '#'])
+            && prefix.parse::<http::uri::PathAndQuery>().is_ok()
 }
 
 fn route_match(check: &mut Checker<'_>, section: MatchSection) -> RouteMatch {
