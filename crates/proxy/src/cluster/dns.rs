@@ -49,9 +49,12 @@ pub(super) fn merge(
         let addresses = match addresses {
             Some(addresses) => addresses.as_slice(),
             None => {
+                // The addresses this name resolved to last time, whatever its other settings
+                // were: a reload that changes only a weight, zone or priority must not empty
+                // the name until DNS answers again.
                 kept = current
                     .iter()
-                    .filter(|endpoint| endpoint.config() == entry)
+                    .filter(|endpoint| endpoint.config().address == entry.address)
                     .map(|endpoint| endpoint.address())
                     .collect();
                 kept.as_slice()
@@ -307,5 +310,26 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&first[0], &second[0]));
         assert_eq!(second[0].weight(), 5);
+    }
+
+    #[test]
+    fn a_name_whose_settings_change_keeps_its_addresses_until_dns_answers() {
+        let changes = Arc::default();
+        let mut entries = [name()];
+        let first = merge(
+            &entries,
+            &[Some(vec![address(1), address(2)])],
+            &[],
+            make(&changes),
+        );
+        entries[0].weight = 3;
+        let reloaded = merge(&entries, &[None], &first, make(&changes));
+        let addresses: Vec<SocketAddr> =
+            reloaded.iter().map(|endpoint| endpoint.address()).collect();
+        assert_eq!(addresses, [address(1), address(2)]);
+        assert!(
+            reloaded.iter().all(|endpoint| endpoint.weight() == 3),
+            "the new settings apply"
+        );
     }
 }
