@@ -3,7 +3,7 @@
 //!
 //! The service counts requests in and out with a [`Ticket`] (held by the request body and
 //! the response body, so a request is in flight until both are done); the driver reads that
-//! to close connections idle for too long and to stop HTTP/2 connections after their
+//! when its timer fires to close connections idle for too long and to stop HTTP/2 connections after their
 //! request quota; the guard reads it to time request heads only while nothing is in flight,
 //! and leaves here the rejection of a head it refused, for the service to answer in turn.
 
@@ -52,9 +52,7 @@ impl Tracker {
     /// Counts a request in; returns its 1-based number on the connection.
     pub(super) fn begin(&self) -> u64 {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let number = self.started.fetch_add(1, Ordering::AcqRel) + 1;
-        self.changed.notify_one();
-        number
+        self.started.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     fn end(&self) {
@@ -64,7 +62,6 @@ impl Tracker {
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner()) = Instant::now();
         }
-        self.changed.notify_one();
     }
 
     /// When the connection will have been idle for `timeout`, if nothing is in flight.
@@ -113,7 +110,8 @@ impl Tracker {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// Resolves after the next change (a request beginning or ending, a shutdown asked for).
+    /// Resolves after a shutdown is asked for (or spuriously). Requests beginning and ending
+    /// do not wake it: the driver's idle timer reads the counts when it fires.
     pub(super) async fn changed(&self) {
         self.changed.notified().await;
     }
