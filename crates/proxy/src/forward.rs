@@ -5,7 +5,7 @@
 //! until the response body has been sent on, not just until its head arrives, so
 //! least-request and peak-EWMA balancing see the real load.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -255,14 +255,22 @@ fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
         use std::hash::{BuildHasher, RandomState};
         RandomState::new().hash_one(std::process::id())
     });
-    let id = format!(
-        "{:016x}{:016x}",
-        *PROCESS,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let id = HeaderValue::from_str(&id).expect("hex digits are a valid header value");
+    let mut id = [0u8; 32];
+    hex(*PROCESS, &mut id[..16]);
+    hex(NEXT.fetch_add(1, Ordering::Relaxed), &mut id[16..]);
+    let id = HeaderValue::from_bytes(&id).expect("hex digits are a valid header value");
     headers.insert(REQUEST_ID, id.clone());
     id
+}
+
+/// Writes `value` as lower-case hex digits, zero padded to fill `out` (16 bytes for a u64).
+// NOTE: by hand rather than `format!`: this runs for every request without an id.
+fn hex(mut value: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in out.iter_mut().rev() {
+        *byte = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 /// The request as the endpoint should see it; `None` when its target cannot be rebuilt for
@@ -280,15 +288,7 @@ fn upstream_request(
         let host = authority.as_str().rsplit('@').next().unwrap_or_default();
         HeaderValue::from_str(host).ok()
     });
-    let path_and_query = rewritten_path(route, &parts.uri);
-    // NOTE: a target that cannot be rebuilt is refused; falling back to the client's own
-    // URI would send an absolute-form request wherever the client names.
-    parts.uri = Uri::builder()
-        .scheme("http")
-        .authority(guard.endpoint().authority().clone())
-        .path_and_query(path_and_query)
-        .build()
-        .ok()?;
+    parts.uri = upstream_uri(route, guard, &parts.uri)?;
     let via = via_entry(parts.version);
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
@@ -315,6 +315,33 @@ fn upstream_request(
     headers.append(header::VIA, via);
     apply(&route.request_headers, headers);
     Some(Request::from_parts(parts, body))
+}
+
+/// The URI the upstream is sent: the endpoint's authority, and the path (rewritten if the
+/// route says so) and query of the request.
+/// `None` when it cannot be built; the caller then refuses the request, since falling back
+/// to the client's own URI would send an absolute-form request wherever the client names.
+fn upstream_uri(route: &RouteConfig, guard: &EndpointGuard, uri: &Uri) -> Option<Uri> {
+    let authority = guard.endpoint().authority().clone();
+    // NOTE: without a rewrite the request's own path and query are reused as they are (a
+    // shared buffer, not a copy), which is what building from their text would give.
+    if route.rewrite_prefix.is_none()
+        && let Some(path_and_query) = uri.path_and_query()
+    {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(authority.clone());
+        parts.path_and_query = Some(path_and_query.clone());
+        if let Ok(rebuilt) = Uri::from_parts(parts) {
+            return Some(rebuilt);
+        }
+    }
+    Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(rewritten_path(route, uri))
+        .build()
+        .ok()
 }
 
 fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
@@ -382,38 +409,96 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 
 /// Removes hop-by-hop headers; `TE: trailers` alone survives, as gRPC needs it end to end.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    // NOTE: one pass over the names finds which of these headers are present (comparing
+    // names is cheap; looking each one up would hash it), and only those are removed. Most
+    // requests have none; most responses only `Connection`.
+    let mut present = [false; 7];
+    let mut te = false;
+    for name in headers.keys() {
+        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[index] = true;
+        } else if name == header::TE {
+            te = true;
+        }
+    }
+    // Index 0 is `Connection`: other headers it names go too (without allocating unless
+    // one of them is there).
+    let mut named: Vec<HeaderName> = Vec::new();
+    if present[0] {
+        let tokens = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok());
+        for name in tokens {
+            if !HOP_BY_HOP.contains(&name) && headers.contains_key(&name) {
+                named.push(name);
+            }
+        }
+    }
+    for name in &named {
         headers.remove(name);
     }
-    let keep_te_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .any(|value| value.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    headers.remove(header::TE);
-    if keep_te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
+    }
+    if te {
+        let keep_te_trailers = headers
+            .get_all(header::TE)
+            .iter()
+            .any(|value| value.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        headers.remove(header::TE);
+        if keep_te_trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let client = peer.ip().to_string();
+    let mut buffer = [0u8; 15];
     let value = match headers
-        .get("x-forwarded-for")
+        .get(X_FORWARDED_FOR)
         .and_then(|value| value.to_str().ok())
     {
-        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client}"),
-        _ => client,
+        Some(earlier) if !earlier.trim().is_empty() => {
+            HeaderValue::from_str(&format!("{earlier}, {}", peer.ip()))
+        }
+        _ => match peer.ip() {
+            IpAddr::V4(ip) => HeaderValue::from_bytes(ipv4_text(ip, &mut buffer)),
+            IpAddr::V6(ip) => HeaderValue::from_str(&ip.to_string()),
+        },
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    if let Ok(value) = value {
+        headers.insert(X_FORWARDED_FOR, value);
     }
+}
+
+/// An IPv4 address in dotted decimal, as `Display` writes it, without the formatting
+/// machinery (this runs for every request).
+fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
+    let mut len = 0;
+    for (index, octet) in ip.octets().into_iter().enumerate() {
+        if index > 0 {
+            buffer[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buffer[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buffer[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buffer[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    &buffer[..len]
 }
 
 fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
@@ -496,6 +581,21 @@ mod tests {
         assert_eq!(headers["x-forwarded-for"], "10.1.2.3");
         append_forwarded_for(&mut headers, "192.0.2.9:1".parse().unwrap());
         assert_eq!(headers["x-forwarded-for"], "10.1.2.3, 192.0.2.9");
+    }
+
+    #[test]
+    fn ipv4_text_is_what_display_writes() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "1.100.9.99",
+        ] {
+            let ip: Ipv4Addr = ip.parse().unwrap();
+            let mut buffer = [0u8; 15];
+            assert_eq!(ipv4_text(ip, &mut buffer), ip.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! Both are pure functions of their input, so they are unit tested here and fuzzed in
 //! `fuzz/`.
 
+use std::mem::MaybeUninit;
+
 use http::header::{self, HeaderMap};
 use http::request::Parts;
 use http::uri::Authority;
@@ -22,8 +24,9 @@ use http::{Method, Version};
 
 use crate::forward::ProxyError;
 
-/// Headers above this many are parsed into a heap array rather than the stack.
-const STACK_HEADERS: usize = 64;
+/// Up to this many header lines are parsed into a stack array (the default limit is 100);
+/// above, into a heap array.
+const STACK_HEADERS: usize = 128;
 
 /// The limits a request head is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +91,14 @@ pub enum Head {
 
 /// Checks the bytes that start an HTTP/1 request head (possibly with more after it).
 pub fn check_head(bytes: &[u8], limits: &HeadLimits) -> Result<Head, Rejection> {
+    // NOTE: uninitialised slots: this runs for every head, and filling 100 empty headers
+    // first would cost more than parsing a small head.
     if limits.max_headers <= STACK_HEADERS {
-        let mut headers = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        let mut headers = [const { MaybeUninit::uninit() }; STACK_HEADERS];
         parse_head(bytes, limits, &mut headers[..limits.max_headers])
     } else {
-        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        let mut headers = Vec::with_capacity(limits.max_headers);
+        headers.resize_with(limits.max_headers, MaybeUninit::uninit);
         parse_head(bytes, limits, &mut headers)
     }
 }
@@ -100,10 +106,10 @@ pub fn check_head(bytes: &[u8], limits: &HeadLimits) -> Result<Head, Rejection> 
 fn parse_head<'b>(
     bytes: &'b [u8],
     limits: &HeadLimits,
-    headers: &mut [httparse::Header<'b>],
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Head, Rejection> {
-    let mut request = httparse::Request::new(headers);
-    match request.parse(bytes) {
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(bytes, headers) {
         Ok(httparse::Status::Partial) => {
             if bytes.len() > limits.max_header_bytes {
                 return Err(head_too_large(limits));

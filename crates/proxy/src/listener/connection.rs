@@ -10,7 +10,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Version};
@@ -131,9 +130,12 @@ async fn drive<S>(
     let mut shutting_down = false;
     // A stop that came before the first request began, waiting for it (see below).
     let mut stop_pending = false;
+    // NOTE: one timer for the connection's life, re-armed only when it fires: never
+    // earlier than the real idle deadline (idle since some time after it was armed, plus
+    // the timeout), and requests do not touch it.
+    let idle_check = tokio::time::sleep(idle_timeout);
+    tokio::pin!(idle_check);
     loop {
-        let idle_deadline = tracker.idle_deadline(idle_timeout);
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(error) = result {
@@ -147,11 +149,16 @@ async fn drive<S>(
                     shutting_down = true;
                 }
             }
-            () = tokio::time::sleep_until(idle_deadline.unwrap_or(far)), if idle_deadline.is_some() && !shutting_down => {
-                if tracker.idle_deadline(idle_timeout).is_some_and(|at| at <= tokio::time::Instant::now()) {
-                    tracing::debug!(peer = %downstream.peer, ?idle_timeout, "closing an idle connection");
-                    connection.as_mut().graceful_shutdown();
-                    shutting_down = true;
+            () = idle_check.as_mut(), if !shutting_down => {
+                let now = tokio::time::Instant::now();
+                match tracker.idle_deadline(idle_timeout) {
+                    Some(at) if at <= now => {
+                        tracing::debug!(peer = %downstream.peer, ?idle_timeout, "closing an idle connection");
+                        connection.as_mut().graceful_shutdown();
+                        shutting_down = true;
+                    }
+                    Some(at) => idle_check.as_mut().reset(at),
+                    None => idle_check.as_mut().reset(now + idle_timeout),
                 }
             }
             () = stopped(&mut stop), if !shutting_down && !stop_pending => {
@@ -161,7 +168,7 @@ async fn drive<S>(
                 // unanswered. So once the client has sent anything, the stop waits for that
                 // request, which is then served with `Connection: close`; the guard's
                 // header_read_timeout bounds the wait. A connection that sent nothing closes.
-                if tracker.started() > 0 || !tracker.bytes_received() {
+                if tracker.started() > 0 || !tracker.bytes_received() || tracker.wake_on_begin() {
                     connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 } else {

@@ -3,7 +3,7 @@
 //!
 //! The service counts requests in and out with a [`Ticket`] (held by the request body and
 //! the response body, so a request is in flight until both are done); the driver reads that
-//! to close connections idle for too long and to stop HTTP/2 connections after their
+//! when its timer fires to close connections idle for too long and to stop HTTP/2 connections after their
 //! request quota; the guard reads it to time request heads only while nothing is in flight,
 //! and leaves here the rejection of a head it refused, for the service to answer in turn.
 
@@ -26,6 +26,8 @@ pub(super) struct Tracker {
     shutdown: AtomicBool,
     /// Whether the client has sent any byte yet.
     received: AtomicBool,
+    /// Whether the driver waits for a request to begin (a stop came before the first one).
+    wake_on_begin: AtomicBool,
     changed: Notify,
 }
 
@@ -38,6 +40,7 @@ impl Tracker {
             rejection: Mutex::new(None),
             shutdown: AtomicBool::new(false),
             received: AtomicBool::new(false),
+            wake_on_begin: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -55,9 +58,20 @@ impl Tracker {
     /// Counts a request in; returns its 1-based number on the connection.
     pub(super) fn begin(&self) -> u64 {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let number = self.started.fetch_add(1, Ordering::AcqRel) + 1;
-        self.changed.notify_one();
+        let number = self.started.fetch_add(1, Ordering::SeqCst) + 1;
+        // NOTE: SeqCst here and in `wake_on_begin` so that of a stop and a first request
+        // racing, at least one side sees the other and the driver is never left waiting.
+        if self.wake_on_begin.load(Ordering::SeqCst) {
+            self.changed.notify_one();
+        }
         number
+    }
+
+    /// Asks to be woken (through [`Tracker::changed`]) when the next request begins; returns
+    /// whether one already has, in which case no wake will come for it.
+    pub(super) fn wake_on_begin(&self) -> bool {
+        self.wake_on_begin.store(true, Ordering::SeqCst);
+        self.started.load(Ordering::SeqCst) > 0
     }
 
     fn end(&self) {
@@ -67,7 +81,6 @@ impl Tracker {
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner()) = Instant::now();
         }
-        self.changed.notify_one();
     }
 
     /// When the connection will have been idle for `timeout`, if nothing is in flight.
@@ -126,7 +139,9 @@ impl Tracker {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// Resolves after the next change (a request beginning or ending, a shutdown asked for).
+    /// Resolves after a shutdown is asked for, after a request begins once
+    /// [`Tracker::wake_on_begin`] was called, or spuriously. Requests otherwise do not wake
+    /// it: the driver's idle timer reads the counts when it fires.
     pub(super) async fn changed(&self) {
         self.changed.notified().await;
     }
