@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Version};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -194,7 +193,7 @@ async fn handle(
     refused: Option<Rejection>,
     downstream: Downstream,
     request: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<TrackedBody>, Infallible> {
     let _in_flight = shared.runtime.traffic().request();
     let http2 = request.version() == Version::HTTP_2;
     let last = shared
@@ -244,7 +243,8 @@ async fn handle(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
     }
-    let body = TrackedBody::new(body, ticket).boxed();
+    // NOTE: not boxed again: hyper takes the wrapper as it is, one allocation less.
+    let body = TrackedBody::new(body, ticket);
     Ok(Response::from_parts(parts, body))
 }
 
