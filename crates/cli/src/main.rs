@@ -7,12 +7,6 @@ mod run;
 
 use clap::{Parser, Subcommand};
 
-// NOTE: mimalloc rather than the system allocator: the proxy allocates and frees a few
-// dozen small blocks per request (header maps, bodies, futures), and glibc's malloc/free
-// were about a tenth of its CPU per request in the bench (bench/README.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Blastwall keeps services answering while their dependencies fail, and proves it.
 #[derive(Debug, Parser)]
 #[command(name = "blastwall", version, about)]
