@@ -17,12 +17,9 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::cluster::{Cluster, EndpointGuard};
-use crate::config::{ClusterConfig, HeaderEdits, PathMatch, RouteConfig, UpstreamProtocol};
+use crate::config::{HeaderEdits, PathMatch, RouteConfig, UpstreamProtocol};
 
 /// Errors inside bodies, boxed: they come from either side of the proxy.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -35,29 +32,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Names why the proxy answered itself, on every response it makes.
 pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-blastwall-error");
-
-/// The pooled keep-alive client to one cluster's endpoints.
-#[derive(Debug, Clone)]
-pub struct UpstreamClient {
-    client: Client<HttpConnector, ProxyBody>,
-}
-
-impl UpstreamClient {
-    /// A client with the cluster's connect timeout, pool size and protocol.
-    pub fn new(config: &ClusterConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(config.max_idle_per_endpoint)
-            .http2_only(config.protocol == UpstreamProtocol::Http2)
-            .build(connector);
-        Self { client }
-    }
-}
 
 /// Who sent the request, as the listener saw it.
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +163,7 @@ where
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         cluster.config().request_timeout,
-        cluster.client().client.request(upstream),
+        cluster.client().send(upstream),
     )
     .await;
     let elapsed = started.elapsed();
@@ -200,7 +174,7 @@ where
         }
         Ok(Err(error)) => {
             endpoint.latency().observe_failure(elapsed, Instant::now());
-            let kind = if error.is_connect() {
+            let kind = if error.kind().never_processed() {
                 ProxyError::ConnectFailed
             } else {
                 ProxyError::UpstreamReset

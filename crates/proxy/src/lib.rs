@@ -13,6 +13,7 @@ pub mod health;
 pub mod listener;
 pub mod reload;
 pub mod router;
+pub mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;

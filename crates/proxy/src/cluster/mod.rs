@@ -40,8 +40,8 @@ pub use self::endpoint::{Endpoint, EndpointGuard};
 pub use self::routing::{Routing, RoutingRules};
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
-use crate::forward::UpstreamClient;
 use crate::health::{self, HealthStatus, ProbeFailure, Thresholds};
+use crate::upstream::UpstreamClient;
 
 /// A cluster: its config, its endpoints, how it chooses among them, and its connection pool.
 #[derive(Debug)]
