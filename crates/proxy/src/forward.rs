@@ -1,5 +1,5 @@
-//! One attempt against one endpoint: the pooled upstream client, the request as the upstream
-//! should see it, and the response as the client should see it.
+//! The request as the upstream should see it, the response as the client should see it, and
+//! the answers the proxy makes itself.
 //!
 //! Bodies stream both ways; nothing is buffered whole. The endpoint stays counted in flight
 //! until the response body has been sent on, not just until its head arrives, so
@@ -9,7 +9,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -18,8 +17,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use crate::cluster::{Cluster, EndpointGuard};
-use crate::config::{HeaderEdits, PathMatch, RouteConfig, UpstreamProtocol};
+use crate::cluster::EndpointGuard;
+use crate::config::{HeaderEdits, PathMatch, RouteConfig};
 
 /// Errors inside bodies, boxed: they come from either side of the proxy.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -63,6 +62,16 @@ pub enum ProxyError {
     RequestBodyTooLarge,
     /// The request head is larger, or has more headers, than the listener allows.
     RequestHeadersTooLarge,
+    /// Shed under overload (its priority, or its bulkhead is full).
+    Shed,
+    /// Over the route's rate limit.
+    RateLimited,
+    /// The cluster's circuit breaker is open.
+    BreakerOpen,
+    /// The request's deadline passed before an answer came.
+    DeadlineExceeded,
+    /// The route's kill switch is on and it has no fallback.
+    KillSwitch,
 }
 
 impl ProxyError {
@@ -77,6 +86,11 @@ impl ProxyError {
             ProxyError::HeaderReadTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::Shed | ProxyError::BreakerOpen | ProxyError::KillSwitch => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -92,6 +106,11 @@ impl ProxyError {
             ProxyError::HeaderReadTimeout => "header_read_timeout",
             ProxyError::RequestBodyTooLarge => "request_body_too_large",
             ProxyError::RequestHeadersTooLarge => "request_headers_too_large",
+            ProxyError::Shed => "shed",
+            ProxyError::RateLimited => "rate_limited",
+            ProxyError::BreakerOpen => "breaker_open",
+            ProxyError::DeadlineExceeded => "deadline_exceeded",
+            ProxyError::KillSwitch => "kill_switch",
         }
     }
 }
@@ -117,95 +136,8 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         .boxed()
 }
 
-/// Forwards a routed request to an endpoint of `cluster` and returns what the client gets.
-pub async fn forward<B>(
-    downstream: Downstream,
-    route: &RouteConfig,
-    cluster: &Cluster,
-    request: Request<B>,
-) -> Response<ProxyBody>
-where
-    B: Body<Data = Bytes> + Send + Sync + 'static,
-    B::Error: Into<BoxError>,
-{
-    let (mut parts, body) = request.into_parts();
-    let request_id = ensure_request_id(&mut parts.headers);
-    let Some(guard) = cluster.pick(&parts) else {
-        return with_request_id(
-            error_response(
-                ProxyError::NoHealthyEndpoint,
-                &format!(
-                    "no endpoint of cluster \"{}\" can take requests",
-                    cluster.name()
-                ),
-            ),
-            &request_id,
-        );
-    };
-    let http2 = cluster.config().protocol == UpstreamProtocol::Http2;
-    let Some(upstream) = upstream_request(
-        downstream,
-        route,
-        &guard,
-        http2,
-        parts,
-        body.map_err(Into::into).boxed(),
-    ) else {
-        return with_request_id(
-            error_response(
-                ProxyError::BadRequest,
-                "the request target cannot be forwarded",
-            ),
-            &request_id,
-        );
-    };
-    let endpoint = guard.endpoint().clone();
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(
-        cluster.config().request_timeout,
-        cluster.client().send(upstream),
-    )
-    .await;
-    let elapsed = started.elapsed();
-    let response = match outcome {
-        Ok(Ok(response)) => {
-            endpoint.latency().observe(elapsed, Instant::now());
-            downstream_response(route, response, guard)
-        }
-        Ok(Err(error)) => {
-            endpoint.latency().observe_failure(elapsed, Instant::now());
-            let kind = if error.kind().never_processed() {
-                ProxyError::ConnectFailed
-            } else {
-                ProxyError::UpstreamReset
-            };
-            tracing::debug!(cluster = cluster.name(), endpoint = %endpoint.address(), %error, "upstream request failed");
-            error_response(
-                kind,
-                &format!(
-                    "endpoint {} of cluster \"{}\": {error}",
-                    endpoint.address(),
-                    cluster.name()
-                ),
-            )
-        }
-        Err(_) => {
-            endpoint.latency().observe_failure(elapsed, Instant::now());
-            error_response(
-                ProxyError::UpstreamTimeout,
-                &format!(
-                    "endpoint {} of cluster \"{}\" did not answer within {:?}",
-                    endpoint.address(),
-                    cluster.name(),
-                    cluster.config().request_timeout
-                ),
-            )
-        }
-    };
-    with_request_id(response, &request_id)
-}
-
-fn with_request_id(
+/// `response` with the request id.
+pub(crate) fn with_request_id(
     mut response: Response<ProxyBody>,
     request_id: &HeaderValue,
 ) -> Response<ProxyBody> {
@@ -217,7 +149,7 @@ fn with_request_id(
 
 /// Keeps the client's request id, or creates one: unique within the process, and unlikely
 /// to repeat across processes (the high half is random per process).
-fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(id) = headers.get(&REQUEST_ID)
         && !id.is_empty()
         && id.len() <= 128
@@ -249,7 +181,7 @@ fn hex(mut value: u64, out: &mut [u8]) {
 
 /// The request as the endpoint should see it; `None` when its target cannot be rebuilt for
 /// the endpoint (never, then, forwarded anywhere else).
-fn upstream_request(
+pub(crate) fn upstream_request(
     downstream: Downstream,
     route: &RouteConfig,
     guard: &EndpointGuard,
@@ -342,7 +274,7 @@ fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
     }
 }
 
-fn downstream_response(
+pub(crate) fn downstream_response(
     route: &RouteConfig,
     response: Response<Incoming>,
     guard: EndpointGuard,

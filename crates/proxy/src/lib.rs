@@ -1,18 +1,24 @@
 //! The Blastwall data plane: a reverse proxy that applies the `blastwall-policy`
 //! mechanisms to every request. See `ARCHITECTURE.md` for the stages a request passes:
-//! [`listener`] → [`router`] → [`cluster`] / [`balance`] → [`forward`], with the config in
+//! [`listener`] → [`router`] → [`pipeline`] (admission, attempts, fallback) → [`cluster`] /
+//! [`balance`] → [`upstream`], with the config in
 //! force held by [`reload`]. [`Proxy`] is the whole lifecycle: bind, serve, reload without
 //! dropping a request, drain.
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod balance;
 pub mod cluster;
 pub mod config;
+pub mod fallback;
 pub mod forward;
 pub mod health;
 pub mod listener;
+pub mod live;
+pub mod pipeline;
 pub mod reload;
 pub mod router;
+pub mod stats;
 pub mod upstream;
 
 use std::future::Future;

@@ -22,6 +22,7 @@
 
 mod dns;
 mod endpoint;
+mod passive;
 mod routing;
 
 use std::cell::RefCell;
@@ -37,6 +38,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, watch};
 
 pub use self::endpoint::{Endpoint, EndpointGuard};
+pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
 pub use self::routing::{Routing, RoutingRules};
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};

@@ -30,6 +30,7 @@ use super::limits::{LimitedBody, TrackedBody};
 use super::tracker::{Ticket, Tracker};
 use crate::config::ListenerLimits;
 use crate::forward::{self, Downstream, ProxyBody, ProxyError};
+use crate::pipeline;
 use crate::reload::Runtime;
 
 /// What every connection of one listener shares.
@@ -266,7 +267,11 @@ async fn route_and_forward(
     let Some(route_index) = snapshot.router.route(&snapshot.config, listener, &parts) else {
         return forward::error_response(ProxyError::NoRoute, "no route matches this request");
     };
-    let route = &snapshot.config.routes[route_index];
-    let cluster = &snapshot.clusters[route.cluster];
-    forward::forward(downstream, route, cluster, Request::from_parts(parts, body)).await
+    pipeline::serve(
+        downstream,
+        &snapshot,
+        route_index,
+        Request::from_parts(parts, body),
+    )
+    .await
 }

@@ -30,6 +30,7 @@ pub use status::{
 
 use crate::cluster::Cluster;
 use crate::config::{ClusterConfig, Config};
+use crate::live::LiveRoute;
 use crate::router::Router;
 
 /// Everything a request reads from the config in force.
@@ -41,6 +42,8 @@ pub struct Snapshot {
     pub router: Router,
     /// Live clusters, indexed as [`Config::clusters`].
     pub clusters: Vec<Arc<Cluster>>,
+    /// Live route state, indexed as [`Config::routes`].
+    pub routes: Vec<Arc<LiveRoute>>,
 }
 
 impl Snapshot {
@@ -60,8 +63,24 @@ impl Snapshot {
                 live_cluster(cluster_config, config.proxy.zone.as_deref(), previous, now)
             })
             .collect();
+        let routes = config
+            .routes
+            .iter()
+            .map(|route| {
+                let previous = previous.and_then(|previous| {
+                    previous
+                        .config
+                        .routes
+                        .iter()
+                        .position(|old| old.name == route.name)
+                        .map(|index| &*previous.routes[index])
+                });
+                Arc::new(LiveRoute::new(route, previous))
+            })
+            .collect();
         Self {
             router: Router::new(&config),
+            routes,
             config: Arc::new(config),
             clusters,
         }

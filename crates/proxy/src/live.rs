@@ -1,0 +1,37 @@
+//! Per-route live state: what a route's mechanisms remember between requests (admission
+//! queues and rate limits, the stale-if-error cache, kill switches, hedging latencies,
+//! counters).
+//!
+//! Like a [`crate::cluster::Cluster`], a [`LiveRoute`] outlives a reload that keeps the route
+//! (known by name): each part decides from the old and new config what it carries over, so a
+//! reload that only edits a header rule does not reset a rate limiter or empty a cache.
+
+use std::sync::Arc;
+
+use crate::admission::RouteAdmission;
+use crate::config::RouteConfig;
+use crate::fallback::RouteFallback;
+use crate::stats::RouteStats;
+
+/// One route's live state.
+#[derive(Debug)]
+pub struct LiveRoute {
+    /// Rate limits, priority shedding, bulkhead.
+    pub admission: RouteAdmission,
+    /// Fallbacks, stale-if-error cache, kill switch.
+    pub fallback: RouteFallback,
+    /// Counters.
+    pub stats: Arc<RouteStats>,
+}
+
+impl LiveRoute {
+    /// The live state for `config`, keeping what is still valid of `previous` (the route of
+    /// the same name in the config being replaced).
+    pub fn new(config: &RouteConfig, previous: Option<&LiveRoute>) -> Self {
+        Self {
+            admission: RouteAdmission::new(config, previous.map(|previous| &previous.admission)),
+            fallback: RouteFallback::new(config, previous.map(|previous| &previous.fallback)),
+            stats: previous.map_or_else(Default::default, |previous| previous.stats.clone()),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Counters of what the proxy decided, per route and per cluster.
+//!
+//! Plain relaxed atomics, one field per counter: the request path only adds, and readers
+//! (the admin API and Prometheus exporter of the observability work, tests) only load, so no
+//! ordering between counters is promised or needed. They live on [`crate::live::LiveRoute`]
+//! and [`crate::cluster::Cluster`], so they survive a reload exactly when the route or
+//! cluster does.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn increment(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What happened to a route's requests.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    /// Requests the route took.
+    pub requests: Counter,
+    /// Attempts after the first (retries), over all requests.
+    pub retries: Counter,
+    /// Hedged copies sent.
+    pub hedges: Counter,
+    /// Retries or hedges refused because the cluster's retry budget was spent.
+    pub budget_exhausted: Counter,
+    /// Requests that ran out of their deadline.
+    pub deadline_exceeded: Counter,
+}
+
+/// What happened to a cluster's requests.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Attempts sent to the cluster's endpoints.
+    pub attempts: Counter,
+    /// Attempts that failed (any outcome but success or overload).
+    pub attempt_failures: Counter,
+    /// Attempts answered with overload (503 / 429).
+    pub overloaded: Counter,
+}
