@@ -72,6 +72,9 @@ pub enum ProxyError {
     DeadlineExceeded,
     /// The route's kill switch is on and it has no fallback.
     KillSwitch,
+    /// The client did not send the request body in time (it is read whole before the first
+    /// attempt when a retry may need it again).
+    BodyReadTimeout,
 }
 
 impl ProxyError {
@@ -83,7 +86,9 @@ impl ProxyError {
             ProxyError::ConnectFailed | ProxyError::UpstreamReset => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
-            ProxyError::HeaderReadTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::HeaderReadTimeout | ProxyError::BodyReadTimeout => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             ProxyError::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::Shed | ProxyError::BreakerOpen | ProxyError::KillSwitch => {
@@ -111,6 +116,7 @@ impl ProxyError {
             ProxyError::BreakerOpen => "breaker_open",
             ProxyError::DeadlineExceeded => "deadline_exceeded",
             ProxyError::KillSwitch => "kill_switch",
+            ProxyError::BodyReadTimeout => "body_read_timeout",
         }
     }
 }

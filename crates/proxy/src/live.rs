@@ -8,6 +8,9 @@
 
 use std::sync::Arc;
 
+use blastwall_policy::hedge::HedgePolicy;
+use blastwall_policy::retry::RetryPolicy;
+
 use crate::admission::RouteAdmission;
 use crate::config::RouteConfig;
 use crate::fallback::RouteFallback;
@@ -22,6 +25,11 @@ pub struct LiveRoute {
     pub fallback: RouteFallback,
     /// Counters.
     pub stats: Arc<RouteStats>,
+    /// When to retry.
+    pub retry: RetryPolicy,
+    /// When to hedge, with the route's recent latencies (kept across reloads while the
+    /// hedge settings do not change).
+    pub hedge: Option<Arc<HedgePolicy>>,
 }
 
 impl LiveRoute {
@@ -32,6 +40,20 @@ impl LiveRoute {
             admission: RouteAdmission::new(config, previous.map(|previous| &previous.admission)),
             fallback: RouteFallback::new(config, previous.map(|previous| &previous.fallback)),
             stats: previous.map_or_else(Default::default, |previous| previous.stats.clone()),
+            retry: RetryPolicy::new(config.attempts.retry)
+                .expect("retry settings were validated with the config"),
+            hedge: config.attempts.hedge.map(|hedge| {
+                previous
+                    .and_then(|previous| previous.hedge.as_ref())
+                    .filter(|kept| *kept.config() == hedge)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(
+                            HedgePolicy::new(hedge)
+                                .expect("hedge settings were validated with the config"),
+                        )
+                    })
+            }),
         }
     }
 }

@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arc_swap::{ArcSwap, Guard};
+use blastwall_policy::budget::RetryBudget;
 use http::request::Parts;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -43,6 +44,7 @@ pub use self::routing::{Routing, RoutingRules};
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
 use crate::health::{self, HealthStatus, ProbeFailure, Thresholds};
+use crate::stats::ClusterStats;
 use crate::upstream::UpstreamClient;
 
 /// A cluster: its config, its endpoints, how it chooses among them, and its connection pool.
@@ -58,6 +60,10 @@ pub struct Cluster {
     rebuilding: Mutex<()>,
     balancer: Balancer,
     client: UpstreamClient,
+    /// What retries and hedges to this cluster may spend, shared by every route to it.
+    retry_budget: Arc<RetryBudget>,
+    /// Counters.
+    stats: Arc<ClusterStats>,
     /// Whether DNS names have been resolved (or tried) once; true without DNS names.
     resolved_once: AtomicBool,
     /// Woken after every health check and DNS resolution, for [`Cluster::first_health_round`].
@@ -71,6 +77,11 @@ thread_local! {
     static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::seed_from_u64(
         RandomState::new().hash_one(std::thread::current().id()),
     ));
+}
+
+/// Runs `f` with this thread's random number generator (cheap, uncontended).
+pub(crate) fn with_rng<T>(f: impl FnOnce(&mut SmallRng) -> T) -> T {
+    RNG.with(|rng| f(&mut rng.borrow_mut()))
 }
 
 impl Cluster {
@@ -130,6 +141,16 @@ impl Cluster {
             }
             _ => UpstreamClient::new(&config),
         };
+        let retry_budget = match previous {
+            Some(previous) if previous.config.retry_budget == config.retry_budget => {
+                previous.retry_budget.clone()
+            }
+            _ => Arc::new(
+                RetryBudget::new(config.retry_budget)
+                    .expect("the retry budget was validated with the config"),
+            ),
+        };
+        let stats = previous.map_or_else(Default::default, |previous| previous.stats.clone());
         let has_names = config
             .endpoints
             .iter()
@@ -151,6 +172,8 @@ impl Cluster {
             rebuilding: Mutex::new(()),
             balancer,
             client,
+            retry_budget,
+            stats,
             resolved_once: AtomicBool::new(resolved_once),
             progress: Notify::new(),
             alive: watch::Sender::new(()),
@@ -178,6 +201,16 @@ impl Cluster {
     /// The pooled client to this cluster's endpoints.
     pub fn client(&self) -> &UpstreamClient {
         &self.client
+    }
+
+    /// The retry budget every route to this cluster spends from.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.retry_budget
+    }
+
+    /// The cluster's counters.
+    pub fn stats(&self) -> &ClusterStats {
+        &self.stats
     }
 
     /// Chooses an endpoint for a request; `None` when no endpoint can take it.

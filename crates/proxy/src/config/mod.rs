@@ -7,6 +7,7 @@
 //! file, line and column (see [`error`]). Defaults are safe and written down in
 //! `examples/blastwall.toml`.
 
+pub mod attempts;
 pub mod error;
 pub mod file;
 mod validate;
@@ -20,8 +21,9 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 
+pub use attempts::RouteAttempts;
 pub use error::{ConfigError, ConfigErrors, Location};
-pub use file::{Balance, UpstreamProtocol};
+pub use file::{Balance, DecisionHeaders, UpstreamProtocol};
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -61,6 +63,10 @@ pub struct ProxySettings {
     pub zone: Option<String>,
     /// How long in-flight requests may take to finish on SIGTERM.
     pub drain_timeout: Duration,
+    /// The header carrying a request's remaining time in milliseconds.
+    pub deadline_header: HeaderName,
+    /// Which responses say what the proxy decided.
+    pub decision_headers: DecisionHeaders,
 }
 
 /// One listening socket.
@@ -127,6 +133,8 @@ pub struct RouteConfig {
     pub request_headers: HeaderEdits,
     /// Edits to the response before returning it.
     pub response_headers: HeaderEdits,
+    /// Deadlines, retries and hedging.
+    pub attempts: RouteAttempts,
 }
 
 /// Conditions on a request; all must hold.
@@ -197,6 +205,8 @@ pub struct ClusterConfig {
     pub max_idle_per_endpoint: usize,
     /// Active health checks, if any.
     pub health_check: Option<HealthCheckConfig>,
+    /// The budget retries and hedges to this cluster spend from.
+    pub retry_budget: blastwall_policy::budget::BudgetConfig,
 }
 
 /// How endpoints are chosen.

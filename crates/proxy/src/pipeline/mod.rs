@@ -9,6 +9,9 @@
 //! cluster's breakers and outlier detection); this module only decides the order and carries
 //! the request between them, so a reader sees in one place what happens to a request.
 
+mod attempts;
+mod body;
+mod deadline;
 mod outcome;
 
 use std::sync::Arc;
@@ -20,15 +23,24 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Body;
 
+pub use self::attempts::{idempotency, retry_after};
+pub use self::body::RequestBody;
+pub use self::deadline::BadDeadline;
 pub use self::outcome::AttemptOutcome;
 use crate::cluster::Cluster;
-use crate::config::{RouteConfig, UpstreamProtocol};
+use crate::config::{DecisionHeaders, RouteConfig};
 use crate::fallback::FallbackReason;
 use crate::forward::{
     self, BoxError, Downstream, ProxyBody, ProxyError, error_response, with_request_id,
 };
 use crate::live::LiveRoute;
 use crate::reload::Snapshot;
+
+/// The header saying how many attempts a request took, hedges included.
+pub const ATTEMPTS_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-attempts");
+
+/// A request carrying this header gets decision headers under `decision_headers = "on_request"`.
+pub const DEBUG_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-debug");
 
 /// The header naming which fallback answered, when one did.
 pub const FALLBACK_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-fallback");
@@ -92,6 +104,25 @@ async fn serve_routed(
         )
         .await;
     }
+    let now = Instant::now();
+    let attempts = &context.route.attempts;
+    let deadline = match deadline::deadline(
+        &parts.headers,
+        &context.snapshot.config.proxy.deadline_header,
+        attempts.timeout,
+        now,
+    ) {
+        Ok(deadline) => deadline,
+        Err(bad) => return error_response(ProxyError::BadRequest, &bad.to_string()),
+    };
+    if deadline.is_some_and(|deadline| deadline <= now) {
+        context.live.stats.deadline_exceeded.increment();
+        let error = error_response(
+            ProxyError::DeadlineExceeded,
+            "the caller's deadline had passed when the request arrived",
+        );
+        return fall_back(context, FallbackReason::Timeout, &parts, error).await;
+    }
     let _admitted = match context
         .live
         .admission
@@ -110,7 +141,7 @@ async fn serve_routed(
         }
     };
     let cluster = context.cluster;
-    let permit = match cluster.admit(Instant::now()) {
+    let permit = match cluster.admit(now) {
         Ok(permit) => permit,
         Err(open) => {
             let mut response = error_response(
@@ -128,16 +159,68 @@ async fn serve_routed(
             return fall_back(context, FallbackReason::BreakerOpen, &parts, response).await;
         }
     };
-    let (result, outcome) = attempt(context, cluster, parts.clone(), body).await;
-    permit.record(outcome, Instant::now());
-    match result {
+    cluster.retry_budget().deposit(now);
+    let body = if attempts.may_repeat() {
+        let read_by = deadline.unwrap_or(now + cluster.config().request_timeout);
+        let prepared = tokio::time::timeout_at(
+            read_by.into(),
+            RequestBody::prepare(body, attempts.buffer_limit),
+        )
+        .await;
+        match prepared {
+            Ok(Ok(body)) => body,
+            Ok(Err(error)) => {
+                return error_response(
+                    ProxyError::BadRequest,
+                    &format!("the request body could not be read: {error}"),
+                );
+            }
+            Err(_elapsed) => {
+                return error_response(
+                    ProxyError::BodyReadTimeout,
+                    "the request body did not arrive in time",
+                );
+            }
+        }
+    } else {
+        RequestBody::Streaming(body)
+    };
+    let attempted = attempts::run(context, cluster, &parts, body, deadline).await;
+    permit.record(attempted.outcome, Instant::now());
+    let decorate = decision_headers(context, &parts);
+    let mut response = match attempted.result {
         Ok(response) => fallback.observe(&parts, response),
-        Err(response) => fall_back(context, FallbackReason::Failed, &parts, response).await,
+        Err(response) => {
+            let reason = if attempted.timed_out {
+                FallbackReason::Timeout
+            } else {
+                FallbackReason::Failed
+            };
+            fall_back(context, reason, &parts, response).await
+        }
+    };
+    if decorate {
+        response
+            .headers_mut()
+            .insert(ATTEMPTS_HEADER, HeaderValue::from(attempted.sent));
+    } else {
+        response.headers_mut().remove(FALLBACK_HEADER);
+    }
+    response
+}
+
+/// Whether this request's response says what the proxy decided.
+fn decision_headers(context: &Context<'_>, parts: &http::request::Parts) -> bool {
+    match context.snapshot.config.proxy.decision_headers {
+        DecisionHeaders::Always => true,
+        DecisionHeaders::OnRequest => parts.headers.contains_key(DEBUG_HEADER),
+        DecisionHeaders::Never => false,
     }
 }
 
-/// One attempt against one endpoint of `cluster`: the response (or the proxy's error
-/// response) and what it says about the endpoint.
+/// One attempt against an endpoint of `cluster` (another cluster than the route's, for a
+/// fallback): the response, or the error response when it failed, and what it says about
+/// the endpoint. The body streams; it is not retried.
 pub async fn attempt(
     context: &Context<'_>,
     cluster: &Cluster,
@@ -147,81 +230,9 @@ pub async fn attempt(
     Result<Response<ProxyBody>, Response<ProxyBody>>,
     AttemptOutcome,
 ) {
-    let Some(guard) = cluster.pick_avoiding(&parts, &[]) else {
-        return (
-            Err(error_response(
-                ProxyError::NoHealthyEndpoint,
-                &format!(
-                    "no endpoint of cluster \"{}\" can take requests",
-                    cluster.name()
-                ),
-            )),
-            AttemptOutcome::Cancelled,
-        );
-    };
-    let http2 = cluster.config().protocol == UpstreamProtocol::Http2;
-    let Some(upstream) = forward::upstream_request(
-        context.downstream,
-        context.route,
-        &guard,
-        http2,
-        parts,
-        body,
-    ) else {
-        return (
-            Err(error_response(
-                ProxyError::BadRequest,
-                "the request target cannot be forwarded",
-            )),
-            AttemptOutcome::Cancelled,
-        );
-    };
-    let endpoint = guard.endpoint().clone();
-    let started = Instant::now();
-    let timeout = cluster.config().request_timeout;
-    let sent = tokio::time::timeout(timeout, cluster.client().send(upstream)).await;
-    let now = Instant::now();
-    let latency = now.saturating_duration_since(started);
-    let (result, outcome) = match sent {
-        Ok(Ok(response)) => {
-            let outcome = AttemptOutcome::of_status(response.status(), None);
-            cluster.record_outcome(&guard, outcome, latency, now);
-            (
-                Ok(forward::downstream_response(context.route, response, guard)),
-                outcome,
-            )
-        }
-        Ok(Err(error)) => {
-            let outcome = AttemptOutcome::of_failure(error.kind());
-            cluster.record_outcome(&guard, outcome, latency, now);
-            let kind = if error.kind().never_processed() {
-                ProxyError::ConnectFailed
-            } else {
-                ProxyError::UpstreamReset
-            };
-            tracing::debug!(cluster = cluster.name(), endpoint = %endpoint.address(), %error, "upstream request failed");
-            let detail = format!(
-                "endpoint {} of cluster \"{}\": {error}",
-                endpoint.address(),
-                cluster.name()
-            );
-            (Err(error_response(kind, &detail)), outcome)
-        }
-        Err(_) => {
-            let outcome = AttemptOutcome::Timeout;
-            cluster.record_outcome(&guard, outcome, latency, now);
-            let detail = format!(
-                "endpoint {} of cluster \"{}\" did not answer within {timeout:?}",
-                endpoint.address(),
-                cluster.name(),
-            );
-            (
-                Err(error_response(ProxyError::UpstreamTimeout, &detail)),
-                outcome,
-            )
-        }
-    };
-    (result, outcome)
+    let attempted =
+        attempts::run(context, cluster, &parts, RequestBody::Streaming(body), None).await;
+    (attempted.result, attempted.outcome)
 }
 
 /// The route's fallback for `reason` if it has one, marked with [`FALLBACK_HEADER`];

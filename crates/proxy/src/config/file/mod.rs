@@ -11,6 +11,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod attempts;
+
+pub use self::attempts::{
+    BackoffSection, HedgeSection, JitterKind, RetryBudgetSection, RetryCondition, RetrySection,
+};
 use super::values::{ByteSizeValue, DurationValue};
 
 /// A Blastwall config file.
@@ -44,6 +49,30 @@ pub struct ProxySection {
     /// Default 30s.
     #[schemars(with = "Option<DurationValue>")]
     pub drain_timeout: Option<Spanned<DurationValue>>,
+    /// The header that carries a request's remaining time, in whole milliseconds, between
+    /// proxies. Sent upstream on every attempt (the smaller of the route's remaining
+    /// deadline and the per-try timeout); honoured when it arrives, so a request nobody
+    /// waits for any more is not worked on. Default "x-blastwall-timeout-ms".
+    #[schemars(with = "Option<String>")]
+    pub deadline_header: Option<Spanned<String>>,
+    /// Which responses carry `x-blastwall-attempts` and `x-blastwall-fallback`: `always`,
+    /// `on_request` (only when the request has an `x-blastwall-debug` header) or `never`.
+    /// Default `always`.
+    #[serde(default)]
+    pub decision_headers: DecisionHeaders,
+}
+
+/// When responses say what the proxy decided.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionHeaders {
+    /// On every response.
+    #[default]
+    Always,
+    /// When the request carries `x-blastwall-debug`.
+    OnRequest,
+    /// Never.
+    Never,
 }
 
 /// One listening socket.
@@ -122,6 +151,18 @@ pub struct RouteSection {
     /// Headers changed on the response before it is returned.
     #[serde(default)]
     pub response_headers: HeaderEditsSection,
+    /// The longest a request may take in all: every attempt, backoff and hedge. Past it the
+    /// client gets 504 (or the fallback). Default: no overall limit beyond the attempts'.
+    #[schemars(with = "Option<DurationValue>")]
+    pub timeout: Option<Spanned<DurationValue>>,
+    /// The longest one attempt may wait for a response head. Default: the cluster's
+    /// `request_timeout`.
+    #[schemars(with = "Option<DurationValue>")]
+    pub per_try_timeout: Option<Spanned<DurationValue>>,
+    /// Retries. See the section.
+    pub retry: Option<RetrySection>,
+    /// Hedged requests. Unset: none.
+    pub hedge: Option<HedgeSection>,
 }
 
 /// Conditions on a request. Give at most one of `path`, `path_prefix`, `path_regex`.
@@ -198,6 +239,9 @@ pub struct ClusterSection {
     /// Active health checks. Unset: endpoints are assumed healthy. Set: a new endpoint takes
     /// no traffic until its first check (run at once) passes, except by the panic rule.
     pub health_check: Option<HealthCheckSection>,
+    /// The budget that retries and hedges to this cluster spend from. Default: 20% of
+    /// requests plus 10 a second.
+    pub retry_budget: Option<RetryBudgetSection>,
 }
 
 /// One upstream endpoint.

@@ -1,5 +1,7 @@
 //! From the file as written to the typed config, collecting every error with its place.
 
+mod attempts;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -24,6 +26,7 @@ use super::{
 };
 
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_DEADLINE_HEADER: &str = "x-blastwall-timeout-ms";
 const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
 const DEFAULT_MAX_HEADER_BYTES: u64 = 16 * 1024;
 const DEFAULT_MAX_HEADERS: u32 = 100;
@@ -96,9 +99,24 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         path,
         errors: Vec::new(),
     };
+    let deadline_header = match &file.proxy.deadline_header {
+        Some(name) => HeaderName::from_bytes(name.get_ref().as_bytes()).unwrap_or_else(|_| {
+            check.error_at(
+                name.span(),
+                format!(
+                    "deadline_header \"{}\" is not a valid header name",
+                    name.get_ref()
+                ),
+            );
+            HeaderName::from_static(DEFAULT_DEADLINE_HEADER)
+        }),
+        None => HeaderName::from_static(DEFAULT_DEADLINE_HEADER),
+    };
     let proxy = ProxySettings {
         zone: file.proxy.zone,
         drain_timeout: duration_or(&mut check, file.proxy.drain_timeout, DEFAULT_DRAIN_TIMEOUT),
+        deadline_header,
+        decision_headers: file.proxy.decision_headers,
     };
     let listeners = listeners(&mut check, file.listeners);
     let (clusters, cluster_index) = clusters(&mut check, file.clusters);
@@ -411,6 +429,7 @@ fn cluster(
     let health_check = section
         .health_check
         .and_then(|health| self::health_check(check, &cluster_name, name.span(), health));
+    let retry_budget = attempts::retry_budget(check, &cluster_name, section.retry_budget);
     Some(ClusterConfig {
         name: cluster_name,
         endpoints,
@@ -424,6 +443,7 @@ fn cluster(
             .max_idle_per_endpoint
             .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT) as usize,
         health_check,
+        retry_budget,
     })
 }
 
@@ -659,6 +679,15 @@ fn route(
     }
     let request_headers = header_edits(check, section.request_headers);
     let response_headers = header_edits(check, section.response_headers);
+    let attempts = attempts::route_attempts(
+        check,
+        &name,
+        section.cluster.span(),
+        section.timeout,
+        section.per_try_timeout,
+        section.retry,
+        section.hedge,
+    );
     Some(RouteConfig {
         name,
         listeners: route_listeners,
@@ -667,6 +696,7 @@ fn route(
         rewrite_prefix: section.rewrite_prefix,
         request_headers,
         response_headers,
+        attempts,
     })
 }
 

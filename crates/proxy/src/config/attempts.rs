@@ -1,0 +1,64 @@
+//! Typed settings for attempts: deadlines, retries, hedging, retry budgets.
+
+use std::time::Duration;
+
+use blastwall_policy::backoff::BackoffConfig;
+use blastwall_policy::hedge::HedgeConfig;
+use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, StatusSet};
+
+/// How a route's requests are attempted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteAttempts {
+    /// The longest a request may take in all.
+    pub timeout: Option<Duration>,
+    /// The longest one attempt may wait for a response head; `None`: the cluster's
+    /// `request_timeout`.
+    pub per_try_timeout: Option<Duration>,
+    /// When to retry.
+    pub retry: RetryConfig,
+    /// Request bodies up to this many bytes are kept for another attempt.
+    pub buffer_limit: u64,
+    /// Hedging, if on.
+    pub hedge: Option<HedgeConfig>,
+}
+
+impl RouteAttempts {
+    /// Whether a request may need its body twice (so it is worth keeping).
+    pub fn may_repeat(&self) -> bool {
+        self.retry.max_attempts > 1 || self.hedge.is_some()
+    }
+}
+
+impl Default for RouteAttempts {
+    /// No overall timeout; one retry elsewhere for a request that never reached the
+    /// upstream; no hedging.
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            per_try_timeout: None,
+            retry: RetryConfig {
+                max_attempts: 2,
+                backoff: BackoffConfig::default(),
+                retry_on: RetryOn {
+                    connect_failed: true,
+                    refused: true,
+                    reset: false,
+                    timeout: false,
+                    statuses: StatusSet::empty(),
+                },
+                retry_after: DEFAULT_RETRY_AFTER,
+                retry_non_idempotent: false,
+            },
+            buffer_limit: DEFAULT_BUFFER_LIMIT,
+            hedge: None,
+        }
+    }
+}
+
+/// How an upstream's `Retry-After` is treated unless the route says otherwise.
+pub const DEFAULT_RETRY_AFTER: RetryAfter = RetryAfter::Honour {
+    max: Duration::from_secs(1),
+};
+
+/// Request bodies kept for another attempt unless the route says otherwise.
+pub const DEFAULT_BUFFER_LIMIT: u64 = 64 * 1024;

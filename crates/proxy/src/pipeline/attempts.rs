@@ -1,0 +1,561 @@
+//! The attempts of one request against one cluster: retries, hedges, per-try timeouts and
+//! the request's deadline, decided by the policy crate's sans-IO machines.
+//!
+//! One loop waits for whichever comes first: an attempt finishing, the next retry's time,
+//! the next hedge's time, or the deadline. Everything that changes state happens in that
+//! loop, in one task, so there is no locking and no race between a hedge and a retry: the
+//! loop is the request's state machine, and its states are its local variables.
+//!
+//! - A retry goes, after its backoff (or the upstream's `Retry-After`), to another endpoint
+//!   when one can take it, and only when [`RetryPolicy::decide`] allows it: the failure is
+//!   retryable, repeating it is safe for the method, attempts and time remain, and the
+//!   cluster's budget has a retry to spend.
+//! - A hedge goes to another endpoint when the first attempt has been out for the hedge
+//!   delay; the first acceptable answer wins and the others are dropped (cancelled). While a
+//!   hedge is out, a failure of one copy waits for the other rather than retrying at once.
+//! - Every attempt is bounded by the per-try timeout and by what is left of the deadline,
+//!   which also travels upstream in the deadline header.
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime};
+
+use blastwall_policy::hedge::{HedgeDecision, HedgePolicy, NoHedge};
+use blastwall_policy::retry::{
+    Failure, FailureKind, GiveUp, Idempotency, RetryDecision, RetryState,
+};
+use http::request::Parts;
+use http::{HeaderMap, Method, Response, header};
+use hyper::body::Incoming;
+
+use super::body::RequestBody;
+use super::{AttemptOutcome, Context, deadline};
+use crate::cluster::{Cluster, EndpointGuard, with_rng};
+use crate::config::UpstreamProtocol;
+use crate::forward::{self, ProxyBody, ProxyError, error_response};
+use crate::upstream::UpstreamError;
+
+/// What the attempts came to.
+#[derive(Debug)]
+pub struct Attempted {
+    /// The response for the client: `Ok` when an endpoint answered acceptably, `Err` when
+    /// the request failed (the upstream's own error response, or the proxy's), which a
+    /// fallback may replace.
+    pub result: Result<Response<ProxyBody>, Response<ProxyBody>>,
+    /// The outcome of the attempt whose answer this is.
+    pub outcome: AttemptOutcome,
+    /// Attempts sent, hedges included.
+    pub sent: u32,
+    /// Whether the request ran out of time (rather than out of attempts).
+    pub timed_out: bool,
+}
+
+/// One attempt in flight.
+type InFlight<'a> = Pin<Box<dyn Future<Output = Finished> + Send + 'a>>;
+
+/// One attempt, finished.
+struct Finished {
+    guard: EndpointGuard,
+    result: Result<Response<Incoming>, SendFailure>,
+    latency: Duration,
+    /// The per-try timeout it had.
+    timeout: Duration,
+}
+
+enum SendFailure {
+    Upstream(UpstreamError),
+    Timeout,
+}
+
+/// What happens next after an attempt finished.
+enum Verdict {
+    /// This is the answer.
+    Done(Attempted),
+    /// A failure, returned if nothing better comes: wait for the other attempts in flight,
+    /// or retry at `retry_at`.
+    Continue {
+        failed: Attempted,
+        retry_at: Option<Instant>,
+    },
+}
+
+/// Runs the attempts of a request against `cluster` until one answers acceptably, the retry
+/// policy gives up, or the deadline passes.
+pub async fn run(
+    context: &Context<'_>,
+    cluster: &Cluster,
+    parts: &Parts,
+    mut body: RequestBody,
+    deadline: Option<Instant>,
+) -> Attempted {
+    let live = context.live;
+    let now = Instant::now();
+    let idempotency = idempotency(parts);
+    let mut retry = live.retry.start(idempotency, deadline);
+    let mut hedge = live
+        .hedge
+        .as_ref()
+        .filter(|_| idempotency == Idempotency::Idempotent && body.is_replayable())
+        .map(|policy| (policy, policy.start(now)));
+    let mut attempt_set = AttemptSet {
+        context,
+        cluster,
+        parts,
+        tried: Vec::with_capacity(2),
+        in_flight: Vec::with_capacity(1),
+        sent: 0,
+    };
+    if let Err(not_sent) = attempt_set.launch(&mut body, deadline, now) {
+        return attempt_set.failed(not_sent);
+    }
+    let mut next_retry: Option<Instant> = None;
+    // The last failed answer, returned if nothing better comes.
+    let mut last: Option<Attempted> = None;
+    loop {
+        let hedge_due = hedge
+            .as_ref()
+            .and_then(|(_, state)| state.next_hedge_at())
+            .filter(|_| !attempt_set.in_flight.is_empty());
+        let wake = [next_retry, hedge_due, deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        match attempt_set.next(wake).await {
+            Event::Finished(finished) => {
+                let others = !attempt_set.in_flight.is_empty();
+                let judged = Judged {
+                    context,
+                    cluster,
+                    others_in_flight: others,
+                    replayable: body.is_replayable(),
+                    sent: attempt_set.sent,
+                };
+                let verdict = judged.judge(
+                    finished,
+                    &mut retry,
+                    hedge.as_ref().map(|(policy, _)| &***policy),
+                );
+                match verdict {
+                    Verdict::Done(attempted) => return attempted,
+                    Verdict::Continue { failed, retry_at } => {
+                        next_retry = retry_at.or(next_retry);
+                        last = Some(failed);
+                    }
+                }
+            }
+            Event::Woke => {
+                let now = Instant::now();
+                if deadline.is_some_and(|deadline| now >= deadline) {
+                    live.stats.deadline_exceeded.increment();
+                    return timed_out(cluster, attempt_set.sent, deadline, now);
+                }
+                if next_retry.is_some_and(|at| now >= at) {
+                    next_retry = None;
+                    live.stats.retries.increment();
+                    if let Err(not_sent) = attempt_set.launch(&mut body, deadline, now) {
+                        return last.unwrap_or_else(|| attempt_set.failed(not_sent));
+                    }
+                }
+                if let Some((policy, state)) = hedge.as_mut()
+                    && state.next_hedge_at().is_some_and(|at| now >= at)
+                    && !attempt_set.in_flight.is_empty()
+                {
+                    match policy.poll_hedge(state, now, cluster.retry_budget()) {
+                        HedgeDecision::Send => {
+                            if attempt_set.hedge(&mut body, deadline, now) {
+                                live.stats.hedges.increment();
+                            }
+                        }
+                        HedgeDecision::Stop(NoHedge::BudgetExhausted) => {
+                            live.stats.budget_exhausted.increment();
+                        }
+                        HedgeDecision::WaitUntil(_) | HedgeDecision::Stop(_) => {}
+                    }
+                }
+            }
+        }
+        if attempt_set.in_flight.is_empty() && next_retry.is_none() {
+            // Every attempt failed and no retry is coming: the last failure stands.
+            return last.unwrap_or_else(|| Attempted {
+                result: Err(error_response(
+                    ProxyError::NoHealthyEndpoint,
+                    &format!("no endpoint of cluster \"{}\" answered", cluster.name()),
+                )),
+                outcome: AttemptOutcome::Cancelled,
+                sent: attempt_set.sent,
+                timed_out: false,
+            });
+        }
+    }
+}
+
+/// Why an attempt could not be sent, and the detail for the client.
+struct NotSent(ProxyError, String);
+
+enum Event {
+    Finished(Finished),
+    Woke,
+}
+
+/// The attempts of one request: those in flight, and the endpoints already tried.
+struct AttemptSet<'c, 'a> {
+    context: &'c Context<'a>,
+    cluster: &'c Cluster,
+    parts: &'c Parts,
+    tried: Vec<SocketAddr>,
+    in_flight: Vec<InFlight<'c>>,
+    sent: u32,
+}
+
+impl<'c> AttemptSet<'c, '_> {
+    /// Sends an attempt to an endpoint not tried yet when one can take it. `Err` is the
+    /// answer for the client when no attempt can be sent at all.
+    fn launch(
+        &mut self,
+        body: &mut RequestBody,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Result<(), NotSent> {
+        let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried) else {
+            return Err(NotSent(
+                ProxyError::NoHealthyEndpoint,
+                format!(
+                    "no endpoint of cluster \"{}\" can take requests",
+                    self.cluster.name()
+                ),
+            ));
+        };
+        self.send(guard, body, deadline, now)
+    }
+
+    /// Sends a hedge to an endpoint that is not already working on this request; `false`
+    /// when there is none.
+    fn hedge(&mut self, body: &mut RequestBody, deadline: Option<Instant>, now: Instant) -> bool {
+        let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried) else {
+            return false;
+        };
+        if self.tried.contains(&guard.endpoint().address()) {
+            return false;
+        }
+        self.send(guard, body, deadline, now).is_ok()
+    }
+
+    fn send(
+        &mut self,
+        guard: EndpointGuard,
+        body: &mut RequestBody,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Result<(), NotSent> {
+        let context = self.context;
+        let cluster = self.cluster;
+        let per_try = context
+            .route
+            .attempts
+            .per_try_timeout
+            .unwrap_or(cluster.config().request_timeout);
+        let timeout = match deadline {
+            Some(deadline) => per_try.min(deadline.saturating_duration_since(now)),
+            None => per_try,
+        };
+        let Some(attempt_body) = body.for_attempt() else {
+            return Err(NotSent(
+                ProxyError::UpstreamReset,
+                "the request body was already sent and cannot be sent again".to_owned(),
+            ));
+        };
+        let http2 = cluster.config().protocol == UpstreamProtocol::Http2;
+        let Some(mut request) = forward::upstream_request(
+            context.downstream,
+            context.route,
+            &guard,
+            http2,
+            self.parts.clone(),
+            attempt_body,
+        ) else {
+            return Err(NotSent(
+                ProxyError::BadRequest,
+                "the request target cannot be forwarded".to_owned(),
+            ));
+        };
+        request.headers_mut().insert(
+            context.snapshot.config.proxy.deadline_header.clone(),
+            deadline::header_value(timeout),
+        );
+        self.tried.push(guard.endpoint().address());
+        self.sent += 1;
+        cluster.stats().attempts.increment();
+        let client = cluster.client();
+        self.in_flight.push(Box::pin(async move {
+            let started = Instant::now();
+            let result = match tokio::time::timeout(timeout, client.send(request)).await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(error)) => Err(SendFailure::Upstream(error)),
+                Err(_elapsed) => Err(SendFailure::Timeout),
+            };
+            Finished {
+                guard,
+                result,
+                latency: started.elapsed(),
+                timeout,
+            }
+        }));
+        Ok(())
+    }
+
+    /// The answer for a request whose attempt could not be sent.
+    fn failed(&self, NotSent(error, detail): NotSent) -> Attempted {
+        Attempted {
+            result: Err(error_response(error, &detail)),
+            outcome: AttemptOutcome::Cancelled,
+            sent: self.sent,
+            timed_out: false,
+        }
+    }
+
+    /// The next attempt to finish, or `Woke` at `wake`.
+    async fn next(&mut self, wake: Option<Instant>) -> Event {
+        let mut sleep = pin!(wake.map(|at| tokio::time::sleep_until(at.into())));
+        let in_flight = &mut self.in_flight;
+        poll_fn(|cx| {
+            for index in 0..in_flight.len() {
+                if let Poll::Ready(finished) = in_flight[index].as_mut().poll(cx) {
+                    drop(in_flight.swap_remove(index));
+                    return Poll::Ready(Event::Finished(finished));
+                }
+            }
+            match sleep.as_mut().as_pin_mut().map(|sleep| sleep.poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Event::Woke),
+                _ => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+/// What [`Judged::judge`] needs to know about the request besides the attempt.
+struct Judged<'c, 'a> {
+    context: &'c Context<'a>,
+    cluster: &'c Cluster,
+    /// Whether other attempts (hedges) are still out.
+    others_in_flight: bool,
+    /// Whether the body can be sent again.
+    replayable: bool,
+    /// Attempts sent so far.
+    sent: u32,
+}
+
+impl Judged<'_, '_> {
+    /// Records what a finished attempt says about its endpoint and decides what follows.
+    fn judge(
+        &self,
+        finished: Finished,
+        retry: &mut RetryState,
+        hedge: Option<&HedgePolicy>,
+    ) -> Verdict {
+        let Finished {
+            guard,
+            result,
+            latency,
+            timeout,
+        } = finished;
+        let cluster = self.cluster;
+        let now = Instant::now();
+        let (outcome, kind, retry_after) = match &result {
+            Ok(response) => {
+                let retry_after = retry_after(response.headers(), SystemTime::now());
+                let outcome = AttemptOutcome::of_status(response.status(), retry_after);
+                (
+                    outcome,
+                    FailureKind::Status(response.status().as_u16()),
+                    retry_after,
+                )
+            }
+            Err(SendFailure::Timeout) => (AttemptOutcome::Timeout, FailureKind::Timeout, None),
+            Err(SendFailure::Upstream(error)) => {
+                (AttemptOutcome::of_failure(error.kind()), error.kind(), None)
+            }
+        };
+        cluster.record_outcome(&guard, outcome, latency, now);
+        match outcome {
+            AttemptOutcome::Success => {}
+            AttemptOutcome::Overloaded { .. } => cluster.stats().overloaded.increment(),
+            _ => cluster.stats().attempt_failures.increment(),
+        }
+        let endpoint = guard.endpoint().address();
+        let response = match result {
+            Ok(response) => {
+                if outcome == AttemptOutcome::Success {
+                    if let Some(hedge) = hedge {
+                        hedge.record(latency, now);
+                    }
+                    return Verdict::Done(Attempted {
+                        result: Ok(forward::downstream_response(
+                            self.context.route,
+                            response,
+                            guard,
+                        )),
+                        outcome,
+                        sent: self.sent,
+                        timed_out: false,
+                    });
+                }
+                forward::downstream_response(self.context.route, response, guard)
+            }
+            Err(SendFailure::Timeout) => error_response(
+                ProxyError::UpstreamTimeout,
+                &format!(
+                    "endpoint {endpoint} of cluster \"{}\" did not answer within {timeout:?}",
+                    cluster.name()
+                ),
+            ),
+            Err(SendFailure::Upstream(error)) => {
+                tracing::debug!(cluster = cluster.name(), %endpoint, %error, "upstream request failed");
+                let proxy_error = if error.kind().never_processed() {
+                    ProxyError::ConnectFailed
+                } else {
+                    ProxyError::UpstreamReset
+                };
+                error_response(
+                    proxy_error,
+                    &format!(
+                        "endpoint {endpoint} of cluster \"{}\": {error}",
+                        cluster.name()
+                    ),
+                )
+            }
+        };
+        let failed = Attempted {
+            result: Err(response),
+            outcome,
+            sent: self.sent,
+            timed_out: false,
+        };
+        if self.others_in_flight {
+            // A hedge may still answer; decide about retrying when every copy is back.
+            return Verdict::Continue {
+                failed,
+                retry_at: None,
+            };
+        }
+        if !self.replayable {
+            return Verdict::Done(failed);
+        }
+        let mut failure = Failure::new(kind);
+        failure.retry_after = retry_after;
+        let decision = with_rng(|rng| {
+            self.context
+                .live
+                .retry
+                .decide(retry, &failure, now, rng, cluster.retry_budget())
+        });
+        match decision {
+            RetryDecision::RetryAfter(wait) => Verdict::Continue {
+                failed,
+                retry_at: Some(now + wait),
+            },
+            RetryDecision::GiveUp(reason) => {
+                if reason == GiveUp::BudgetExhausted {
+                    self.context.live.stats.budget_exhausted.increment();
+                }
+                Verdict::Done(failed)
+            }
+        }
+    }
+}
+
+/// The answer when the deadline passed before any attempt answered.
+fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Instant>, now: Instant) -> Attempted {
+    let late = deadline.map_or(Duration::ZERO, |deadline| {
+        now.saturating_duration_since(deadline)
+    });
+    Attempted {
+        result: Err(error_response(
+            ProxyError::DeadlineExceeded,
+            &format!(
+                "no endpoint of cluster \"{}\" answered before the request's deadline ({sent} attempts; {late:?} past it)",
+                cluster.name()
+            ),
+        )),
+        outcome: AttemptOutcome::Timeout,
+        sent,
+        timed_out: true,
+    }
+}
+
+/// Whether repeating the request is harmless: the methods RFC 9110 §9.2.2 calls idempotent,
+/// or any request carrying an `Idempotency-Key` (the server then deduplicates).
+pub fn idempotency(parts: &Parts) -> Idempotency {
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    ) || parts.headers.contains_key("idempotency-key");
+    if idempotent {
+        Idempotency::Idempotent
+    } else {
+        Idempotency::NonIdempotent
+    }
+}
+
+/// The delay a `Retry-After` asks for: delta-seconds, or an HTTP date (a date in the past
+/// asks for no delay). `None` when absent or unreadable.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderValue, Request};
+
+    use super::*;
+
+    fn parts(method: Method) -> Parts {
+        Request::builder()
+            .method(method)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn idempotent_methods_or_an_idempotency_key_make_a_request_repeatable() {
+        assert_eq!(idempotency(&parts(Method::GET)), Idempotency::Idempotent);
+        assert_eq!(idempotency(&parts(Method::PUT)), Idempotency::Idempotent);
+        assert_eq!(
+            idempotency(&parts(Method::POST)),
+            Idempotency::NonIdempotent
+        );
+        let mut keyed = parts(Method::POST);
+        keyed
+            .headers
+            .insert("idempotency-key", HeaderValue::from_static("abc"));
+        assert_eq!(idempotency(&keyed), Idempotency::Idempotent);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(3)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(10));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(10)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(10));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&earlier).unwrap(),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers, now), None);
+    }
+}

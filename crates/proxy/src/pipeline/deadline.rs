@@ -1,0 +1,99 @@
+//! A request's deadline: the route's timeout, shortened by what the caller has left.
+//!
+//! Between proxies the remaining time travels as a relative number of milliseconds (like
+//! gRPC's `grpc-timeout`), not as a wall-clock instant, so clocks that disagree between
+//! machines do not matter. A caller can only shorten a request's time this way, never
+//! lengthen it past the route's own timeout, so the header needs no trust.
+
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// The caller's deadline header could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {header} header must be a whole number of milliseconds, got {value:?}")]
+pub struct BadDeadline {
+    /// The header's name.
+    pub header: HeaderName,
+    /// What it held (lossily).
+    pub value: String,
+}
+
+/// The longest a caller may announce: a day. Longer is read as a day, which is longer than
+/// any route's timeout would allow anyway.
+const LONGEST: Duration = Duration::from_secs(24 * 3600);
+
+/// The request's deadline: the earlier of `now + route_timeout` and the caller's remaining
+/// time in `header`. `Ok(None)` when neither bounds it.
+pub fn deadline(
+    headers: &HeaderMap,
+    header: &HeaderName,
+    route_timeout: Option<Duration>,
+    now: Instant,
+) -> Result<Option<Instant>, BadDeadline> {
+    let own = route_timeout.map(|timeout| now + timeout);
+    let Some(value) = headers.get(header) else {
+        return Ok(own);
+    };
+    let remaining = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .ok_or_else(|| BadDeadline {
+            header: header.clone(),
+            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        })?;
+    let theirs = now + Duration::from_millis(remaining).min(LONGEST);
+    Ok(Some(own.map_or(theirs, |own| own.min(theirs))))
+}
+
+/// The header value announcing `remaining` to the next hop: whole milliseconds, rounded
+/// down so the next hop never believes it has more time than this one will wait, and at
+/// least 1 (0 would say "already too late" of a request still being attempted).
+pub fn header_value(remaining: Duration) -> HeaderValue {
+    let millis = u64::try_from(remaining.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    HeaderValue::from(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: HeaderName = HeaderName::from_static("x-blastwall-timeout-ms");
+
+    fn with(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn the_earlier_of_the_route_timeout_and_the_callers_time_wins() {
+        let now = Instant::now();
+        let route = Some(Duration::from_secs(2));
+        let shorter = deadline(&with("500"), &HEADER, route, now).unwrap();
+        assert_eq!(shorter, Some(now + Duration::from_millis(500)));
+        let longer = deadline(&with("9000"), &HEADER, route, now).unwrap();
+        assert_eq!(longer, Some(now + Duration::from_secs(2)));
+        let none = deadline(&HeaderMap::new(), &HEADER, None, now).unwrap();
+        assert_eq!(none, None);
+        let theirs_only = deadline(&with("250"), &HEADER, None, now).unwrap();
+        assert_eq!(theirs_only, Some(now + Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_deadline_that_is_not_a_number_is_refused() {
+        let error = deadline(&with("soon"), &HEADER, None, Instant::now()).unwrap_err();
+        assert_eq!(error.value, "soon");
+        assert!(deadline(&with("-5"), &HEADER, None, Instant::now()).is_err());
+    }
+
+    #[test]
+    fn announced_time_rounds_down_but_never_to_zero() {
+        assert_eq!(header_value(Duration::from_micros(1500)), "1");
+        assert_eq!(header_value(Duration::from_micros(300)), "1");
+        assert_eq!(header_value(Duration::from_millis(2500)), "2500");
+    }
+}
