@@ -40,6 +40,7 @@ use tokio::sync::{Notify, watch};
 pub use self::endpoint::{Endpoint, EndpointGuard};
 pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
 pub use self::routing::{Routing, RoutingRules};
+use crate::admission::ClusterAdmission;
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
 use crate::health::{self, HealthStatus, ProbeFailure, Thresholds};
@@ -64,6 +65,8 @@ pub struct Cluster {
     progress: Notify,
     /// Closes when the cluster is dropped, which stops its tasks.
     alive: watch::Sender<()>,
+    /// The cluster-wide concurrency limit.
+    admission: ClusterAdmission,
 }
 
 thread_local! {
@@ -154,6 +157,11 @@ impl Cluster {
             resolved_once: AtomicBool::new(resolved_once),
             progress: Notify::new(),
             alive: watch::Sender::new(()),
+            admission: ClusterAdmission::new(
+                &config.name,
+                config.concurrency.as_ref(),
+                previous.map(|previous| &previous.admission),
+            ),
             config,
         });
         cluster.start_tasks(has_names);
@@ -173,6 +181,11 @@ impl Cluster {
     /// The endpoints now (DNS names expanded to the addresses they resolve to).
     pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
         self.endpoints.load_full()
+    }
+
+    /// The cluster-wide concurrency limit (`[cluster.NAME.concurrency]`).
+    pub fn admission(&self) -> &ClusterAdmission {
+        &self.admission
     }
 
     /// The pooled client to this cluster's endpoints.

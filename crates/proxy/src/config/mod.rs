@@ -7,6 +7,7 @@
 //! file, line and column (see [`error`]). Defaults are safe and written down in
 //! `examples/blastwall.toml`.
 
+pub mod admission;
 pub mod error;
 pub mod file;
 mod validate;
@@ -127,6 +128,8 @@ pub struct RouteConfig {
     pub request_headers: HeaderEdits,
     /// Edits to the response before returning it.
     pub response_headers: HeaderEdits,
+    /// Priority, concurrency limit, rate limit.
+    pub admission: admission::RouteAdmissionConfig,
 }
 
 /// Conditions on a request; all must hold.
@@ -197,6 +200,8 @@ pub struct ClusterConfig {
     pub max_idle_per_endpoint: usize,
     /// Active health checks, if any.
     pub health_check: Option<HealthCheckConfig>,
+    /// A concurrency limit over all the cluster's requests, if any.
+    pub concurrency: Option<admission::ConcurrencyConfig>,
 }
 
 /// How endpoints are chosen.

@@ -21,6 +21,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 
 pub use self::outcome::AttemptOutcome;
+use crate::admission;
 use crate::cluster::Cluster;
 use crate::config::{RouteConfig, UpstreamProtocol};
 use crate::fallback::FallbackReason;
@@ -92,7 +93,7 @@ async fn serve_routed(
         )
         .await;
     }
-    let _admitted = match context
+    let mut admitted = match context
         .live
         .admission
         .admit(&parts, context.downstream)
@@ -100,12 +101,7 @@ async fn serve_routed(
     {
         Ok(permit) => permit,
         Err(refusal) => {
-            let mut response = error_response(refusal.error, &refusal.reason);
-            if let Some(retry_after) = refusal.retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, retry_after_value(retry_after));
-            }
+            let response = refusal.into_response();
             return fall_back(context, FallbackReason::Shed, &parts, response).await;
         }
     };
@@ -128,10 +124,21 @@ async fn serve_routed(
             return fall_back(context, FallbackReason::BreakerOpen, &parts, response).await;
         }
     };
+    match cluster.admission().admit(admitted.priority()).await {
+        Ok(slot) => admitted.hold(slot),
+        Err(refusal) => {
+            let response = refusal.into_response();
+            return fall_back(context, FallbackReason::Shed, &parts, response).await;
+        }
+    }
     let (result, outcome) = attempt(context, cluster, parts.clone(), body).await;
-    permit.record(outcome, Instant::now());
+    let now = Instant::now();
+    permit.record(outcome, now);
+    admitted.observe(outcome, now);
     match result {
-        Ok(response) => fallback.observe(&parts, response),
+        Ok(response) => {
+            admission::hold_until_body_end(fallback.observe(&parts, response), admitted)
+        }
         Err(response) => fall_back(context, FallbackReason::Failed, &parts, response).await,
     }
 }

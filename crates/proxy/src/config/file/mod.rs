@@ -11,7 +11,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use self::admission::{
+    AdaptiveAlgorithm, ConcurrencySection, PrioritySection, RateLimitKeySection, RateLimitSection,
+};
 use super::values::{ByteSizeValue, DurationValue};
+
+mod admission;
 
 /// A Blastwall config file.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -44,6 +49,15 @@ pub struct ProxySection {
     /// Default 30s.
     #[schemars(with = "Option<DurationValue>")]
     pub drain_timeout: Option<Spanned<DurationValue>>,
+    /// The request header that sets a request's priority (`critical`, `high`, `normal`,
+    /// `low`), honoured only from `trusted_clients`. Default "x-blastwall-priority".
+    #[schemars(with = "Option<String>")]
+    pub priority_header: Option<Spanned<String>>,
+    /// Networks (CIDRs like "10.0.0.0/8", or single addresses) whose priority header is
+    /// honoured; other clients get their route's priority. Default: none.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub trusted_clients: Vec<Spanned<String>>,
 }
 
 /// One listening socket.
@@ -122,6 +136,17 @@ pub struct RouteSection {
     /// Headers changed on the response before it is returned.
     #[serde(default)]
     pub response_headers: HeaderEditsSection,
+    /// How important the route's requests are: `critical`, `high`, `normal` or `low`.
+    /// Under overload, lower priorities are shed first. Default `normal`.
+    #[serde(default)]
+    pub priority: PrioritySection,
+    /// The route's own concurrency limit (a bulkhead, or adaptive), so a slow dependency
+    /// can fill only its own routes' slots. Unset: unlimited.
+    #[schemars(with = "Option<ConcurrencySection>")]
+    pub concurrency: Option<Spanned<ConcurrencySection>>,
+    /// The route's rate limit, for the route as a whole or per client key. Unset: none.
+    #[schemars(with = "Option<RateLimitSection>")]
+    pub rate_limit: Option<Spanned<RateLimitSection>>,
 }
 
 /// Conditions on a request. Give at most one of `path`, `path_prefix`, `path_regex`.
@@ -198,6 +223,10 @@ pub struct ClusterSection {
     /// Active health checks. Unset: endpoints are assumed healthy. Set: a new endpoint takes
     /// no traffic until its first check (run at once) passes, except by the panic rule.
     pub health_check: Option<HealthCheckSection>,
+    /// A concurrency limit for the cluster as a whole, over all routes that use it (same
+    /// keys as a route's `concurrency`). Unset: unlimited.
+    #[schemars(with = "Option<ConcurrencySection>")]
+    pub concurrency: Option<Spanned<ConcurrencySection>>,
 }
 
 /// One upstream endpoint.

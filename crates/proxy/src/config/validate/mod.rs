@@ -1,5 +1,7 @@
 //! From the file as written to the typed config, collecting every error with its place.
 
+mod admission;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -100,6 +102,11 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         zone: file.proxy.zone,
         drain_timeout: duration_or(&mut check, file.proxy.drain_timeout, DEFAULT_DRAIN_TIMEOUT),
     };
+    let trust = admission::trust(
+        &mut check,
+        file.proxy.priority_header,
+        file.proxy.trusted_clients,
+    );
     let listeners = listeners(&mut check, file.listeners);
     let (clusters, cluster_index) = clusters(&mut check, file.clusters);
     let listener_index: HashMap<&str, usize> = listeners
@@ -112,7 +119,14 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         .into_iter()
         .enumerate()
         .filter_map(|(index, route)| {
-            self::route(&mut check, index, route, &cluster_index, &listener_index)
+            self::route(
+                &mut check,
+                index,
+                route,
+                &cluster_index,
+                &listener_index,
+                &trust,
+            )
         })
         .collect();
     if listeners.is_empty() && check.errors.is_empty() {
@@ -411,6 +425,9 @@ fn cluster(
     let health_check = section
         .health_check
         .and_then(|health| self::health_check(check, &cluster_name, name.span(), health));
+    let concurrency = section.concurrency.and_then(|section| {
+        admission::concurrency(check, &format!("cluster \"{cluster_name}\""), section)
+    });
     Some(ClusterConfig {
         name: cluster_name,
         endpoints,
@@ -424,6 +441,7 @@ fn cluster(
             .max_idle_per_endpoint
             .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT) as usize,
         health_check,
+        concurrency,
     })
 }
 
@@ -596,6 +614,7 @@ fn route(
     section: RouteSection,
     clusters: &HashMap<String, usize>,
     listeners: &HashMap<&str, usize>,
+    trust: &std::sync::Arc<super::admission::PriorityTrust>,
 ) -> Option<RouteConfig> {
     let name = section
         .name
@@ -659,6 +678,14 @@ fn route(
     }
     let request_headers = header_edits(check, section.request_headers);
     let response_headers = header_edits(check, section.response_headers);
+    let admission = admission::route(
+        check,
+        &name,
+        section.priority,
+        section.concurrency,
+        section.rate_limit,
+        trust,
+    );
     Some(RouteConfig {
         name,
         listeners: route_listeners,
@@ -667,6 +694,7 @@ fn route(
         rewrite_prefix: section.rewrite_prefix,
         request_headers,
         response_headers,
+        admission,
     })
 }
 
