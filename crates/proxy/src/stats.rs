@@ -54,3 +54,47 @@ pub struct ClusterStats {
     /// Attempts answered with overload (503 / 429).
     pub overloaded: Counter,
 }
+
+/// A value that goes up and down (a queue's depth, a limit), last written wins.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    /// The value now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What admission decided for a route or a cluster (see [`crate::admission`]). Owned by the
+/// route's or cluster's admission state, and carried over by reloads that keep it.
+#[derive(Debug, Default)]
+pub struct AdmissionStats {
+    /// Requests admitted.
+    pub admitted: Counter,
+    /// Requests shed with 503, for any of the reasons below.
+    pub shed: Counter,
+    /// Shed because every slot its priority may use was taken and the queue was full (or
+    /// there is no queue).
+    pub queue_full: Counter,
+    /// Shed at once because the queue ahead of it could not be served within the queue
+    /// timeout at the current pace.
+    pub queue_hopeless: Counter,
+    /// Shed after waiting the whole queue timeout.
+    pub queue_timeout: Counter,
+    /// Shed from the queue to make room for a higher-priority request.
+    pub displaced: Counter,
+    /// Refused with 429 by the rate limit.
+    pub rate_limited: Counter,
+    /// Requests waiting in the queue now.
+    pub queued: Gauge,
+    /// The concurrency limit now (moves with an adaptive limit).
+    pub limit: Gauge,
+    /// Client keys the rate limit tracks now.
+    pub rate_limit_keys: Gauge,
+}

@@ -1,35 +1,267 @@
-//! Whether a request may start at all: rate limits, priority shedding, bulkheads.
+//! Whether a request may start at all: rate limits, priorities, bulkheads and adaptive
+//! concurrency limits, per route and per cluster.
 //!
-//! STUB from the skeleton commit: admits everything. The admission helper builds it.
+//! A request meets, in order: its route's rate limit ([`ratelimit`]; 429 with the GCRA's
+//! `Retry-After`), then its route's concurrency limit, then (in the pipeline, once the
+//! cluster's breaker let it through) its cluster's concurrency limit ([`ClusterAdmission`]).
+//! Each concurrency limit is a [`Bulkhead`](blastwall_policy::bulkhead::Bulkhead) or an
+//! [`AdaptiveLimiter`](blastwall_policy::concurrency::AdaptiveLimiter) with a priority queue
+//! on top ([`limiter`], rules in [`queue`]); a refusal is 503 `shed` with `Retry-After`.
+//!
+//! # Why per route and per cluster
+//!
+//! A route's limit is its bulkhead: a slow dependency fills only the slots of the routes
+//! that call it, never the proxy's capacity for other routes. A cluster's limit protects
+//! the upstream from all routes together, and an adaptive one follows what the upstream can
+//! take: overload answers (503 / 429) and timeouts bring it down, AIMD-style.
+//!
+//! # Priorities
+//!
+//! A request's priority is its route's (`priority`, default normal), or the value of the
+//! `[proxy] priority_header` when the client is in `trusted_clients`. See [`queue`] for how
+//! priorities share a limit; in short, lower priorities are shed first and can never take
+//! the capacity kept for higher ones.
+//!
+//! # Reloads
+//!
+//! A reload that leaves a `concurrency` or `rate_limit` section unchanged keeps its state
+//! (slots held, queue, learnt limit, client keys); the counters always survive.
 
-use std::time::Duration;
+mod body;
+mod limiter;
+mod queue;
+mod ratelimit;
+#[cfg(test)]
+mod tests;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header;
+use http::request::Parts;
+
+pub use self::body::hold_until_body_end;
+use self::limiter::{LimitPermit, Limiter};
+pub use self::queue::ShedReason;
+use self::ratelimit::RouteRateLimit;
 use crate::config::RouteConfig;
-use crate::forward::{Downstream, ProxyError};
+use crate::config::admission::{ConcurrencyConfig, Priority, RouteAdmissionConfig};
+use crate::forward::{Downstream, ProxyBody, ProxyError, error_response};
+use crate::pipeline::{AttemptOutcome, retry_after_value};
+use crate::stats::AdmissionStats;
+
+/// What a shed client is told to wait: slots free up within a request's time, so soon.
+const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// A route's admission state.
 #[derive(Debug, Default)]
-pub struct RouteAdmission {}
+pub struct RouteAdmission {
+    name: String,
+    config: RouteAdmissionConfig,
+    concurrency: Option<Arc<Limiter>>,
+    rate_limit: Option<Arc<RouteRateLimit>>,
+    stats: Arc<AdmissionStats>,
+}
 
 impl RouteAdmission {
-    /// The state for `config`, keeping what is still valid of `previous`.
-    pub fn new(_config: &RouteConfig, _previous: Option<&RouteAdmission>) -> Self {
-        Self {}
+    /// The state for `config`, keeping what is still valid of `previous`: the limiter and
+    /// the rate limit whose sections did not change, and the counters.
+    pub fn new(config: &RouteConfig, previous: Option<&RouteAdmission>) -> Self {
+        let admission = &config.admission;
+        let stats = previous.map_or_else(Default::default, |previous| previous.stats.clone());
+        let concurrency = admission.concurrency.as_ref().map(|wanted| {
+            previous
+                .and_then(|previous| previous.concurrency.as_ref())
+                .filter(|kept| kept.config() == wanted)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Limiter::new(wanted.clone(), stats.clone())))
+        });
+        let rate_limit = admission.rate_limit.as_ref().map(|wanted| {
+            previous
+                .and_then(|previous| previous.rate_limit.as_ref())
+                .filter(|kept| kept.config() == wanted)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(RouteRateLimit::new(wanted.clone())))
+        });
+        Self {
+            name: config.name.clone(),
+            config: admission.clone(),
+            concurrency,
+            rate_limit,
+            stats,
+        }
     }
 
     /// Admits a request or refuses it; the permit is held until the response is complete.
     pub async fn admit(
         &self,
-        _parts: &http::request::Parts,
-        _downstream: Downstream,
+        parts: &Parts,
+        downstream: Downstream,
     ) -> Result<AdmissionPermit, Refusal> {
-        Ok(AdmissionPermit {})
+        self.admit_at(parts, downstream, Instant::now()).await
+    }
+
+    /// [`admit`](Self::admit) at a given time (for tests; the queue timeout still runs on
+    /// Tokio's clock).
+    pub async fn admit_at(
+        &self,
+        parts: &Parts,
+        downstream: Downstream,
+        now: Instant,
+    ) -> Result<AdmissionPermit, Refusal> {
+        if let Some(rate_limit) = &self.rate_limit
+            && let Err(limited) =
+                rate_limit.check(&parts.headers, downstream.peer.ip(), now, &self.stats)
+        {
+            self.stats.rate_limited.increment();
+            return Err(Refusal {
+                error: ProxyError::RateLimited,
+                retry_after: Some(limited.retry_after),
+                reason: format!("route \"{}\" is over its rate limit", self.name),
+            });
+        }
+        let priority = self.priority(parts, downstream);
+        let route = match &self.concurrency {
+            None => None,
+            Some(limiter) => Some(
+                limiter
+                    .acquire(priority, now)
+                    .await
+                    .map_err(|reason| Refusal::shed("route", &self.name, priority, reason))?,
+            ),
+        };
+        Ok(AdmissionPermit {
+            priority,
+            route,
+            cluster: None,
+        })
+    }
+
+    /// The request's priority: the header's, from a trusted client, else the route's.
+    pub fn priority(&self, parts: &Parts, downstream: Downstream) -> Priority {
+        let trust = &self.config.trust;
+        if !trust.trusted.is_empty()
+            && let Some(value) = parts.headers.get(&trust.header)
+            && trust.trusts(downstream.peer.ip())
+            && let Some(priority) = Priority::from_header(value.as_bytes())
+        {
+            return priority;
+        }
+        self.config.priority
+    }
+
+    /// What admission decided so far.
+    pub fn stats(&self) -> &Arc<AdmissionStats> {
+        &self.stats
+    }
+
+    /// The concurrency limit now, requests holding a slot, and requests waiting; `None`
+    /// without a `concurrency` section.
+    pub fn concurrency(&self) -> Option<(u32, u32, usize)> {
+        self.concurrency
+            .as_ref()
+            .map(|limiter| (limiter.limit(), limiter.in_flight(), limiter.queued()))
     }
 }
 
-/// Held while an admitted request is in progress (body included).
+/// A cluster's concurrency limit, over all the routes that send to it.
+#[derive(Debug, Default)]
+pub struct ClusterAdmission {
+    name: String,
+    limiter: Option<Arc<Limiter>>,
+    stats: Arc<AdmissionStats>,
+}
+
+impl ClusterAdmission {
+    /// The state for the cluster `name` with `config`, keeping `previous`'s limiter when
+    /// its config is unchanged, and its counters.
+    pub fn new(
+        name: &str,
+        config: Option<&ConcurrencyConfig>,
+        previous: Option<&ClusterAdmission>,
+    ) -> Self {
+        let stats = previous.map_or_else(Default::default, |previous| previous.stats.clone());
+        let limiter = config.map(|wanted| {
+            previous
+                .and_then(|previous| previous.limiter.as_ref())
+                .filter(|kept| kept.config() == wanted)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Limiter::new(wanted.clone(), stats.clone())))
+        });
+        Self {
+            name: name.to_owned(),
+            limiter,
+            stats,
+        }
+    }
+
+    /// A slot in the cluster for a request of `priority` (see
+    /// [`AdmissionPermit::priority`]); hold it with [`AdmissionPermit::hold`].
+    pub async fn admit(&self, priority: Priority) -> Result<ConcurrencyPermit, Refusal> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(ConcurrencyPermit(None));
+        };
+        limiter
+            .acquire(priority, Instant::now())
+            .await
+            .map(|permit| ConcurrencyPermit(Some(permit)))
+            .map_err(|reason| Refusal::shed("cluster", &self.name, priority, reason))
+    }
+
+    /// What admission decided so far.
+    pub fn stats(&self) -> &Arc<AdmissionStats> {
+        &self.stats
+    }
+
+    /// The concurrency limit now, requests holding a slot, and requests waiting.
+    pub fn concurrency(&self) -> Option<(u32, u32, usize)> {
+        self.limiter
+            .as_ref()
+            .map(|limiter| (limiter.limit(), limiter.in_flight(), limiter.queued()))
+    }
+}
+
+/// Held while an admitted request is in progress (body included): its route's slot and,
+/// once [held](Self::hold), its cluster's.
+///
+/// Tell it what the request came to with [`observe`](Self::observe), so adaptive limits
+/// learn; attach it to the response with [`hold_until_body_end`].
 #[derive(Debug)]
-pub struct AdmissionPermit {}
+pub struct AdmissionPermit {
+    priority: Priority,
+    route: Option<LimitPermit>,
+    cluster: Option<LimitPermit>,
+}
+
+impl AdmissionPermit {
+    /// The request's priority, as admission decided it.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// Holds the cluster's slot too, released with this permit.
+    pub fn hold(&mut self, cluster: ConcurrencyPermit) {
+        self.cluster = cluster.0;
+    }
+
+    /// What the request came to (its last attempt's outcome) and when its response head
+    /// arrived: adaptive limits learn latency from it, and lower the limit on overload
+    /// (503 / 429 from the upstream) or a timeout.
+    pub fn observe(&mut self, outcome: AttemptOutcome, at: Instant) {
+        for permit in [&mut self.route, &mut self.cluster].into_iter().flatten() {
+            permit.observe(outcome, at);
+        }
+    }
+
+    /// Whether it holds any slot (otherwise there is nothing to hold until the body ends).
+    pub fn holds_slots(&self) -> bool {
+        self.route.is_some() || self.cluster.is_some()
+    }
+}
+
+/// A cluster's slot for one request; see [`ClusterAdmission::admit`].
+#[derive(Debug)]
+pub struct ConcurrencyPermit(Option<LimitPermit>);
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone)]
@@ -40,4 +272,28 @@ pub struct Refusal {
     pub retry_after: Option<Duration>,
     /// One line for the client and the log.
     pub reason: String,
+}
+
+impl Refusal {
+    fn shed(owner: &str, name: &str, priority: Priority, reason: ShedReason) -> Self {
+        Refusal {
+            error: ProxyError::Shed,
+            retry_after: Some(SHED_RETRY_AFTER),
+            reason: format!(
+                "{owner} \"{name}\" shed a {priority}-priority request: {}",
+                reason.describe()
+            ),
+        }
+    }
+
+    /// The response a client gets: 503 `shed` or 429 `rate_limited`, with `Retry-After`.
+    pub fn into_response(self) -> http::Response<ProxyBody> {
+        let mut response = error_response(self.error, &self.reason);
+        if let Some(retry_after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_value(retry_after));
+        }
+        response
+    }
 }

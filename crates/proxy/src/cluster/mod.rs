@@ -41,6 +41,7 @@ use tokio::sync::{Notify, watch};
 pub use self::endpoint::{Endpoint, EndpointGuard};
 pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
 pub use self::routing::{Routing, RoutingRules};
+use crate::admission::ClusterAdmission;
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
 use crate::health::{self, HealthStatus, ProbeFailure, Thresholds};
@@ -70,6 +71,8 @@ pub struct Cluster {
     progress: Notify,
     /// Closes when the cluster is dropped, which stops its tasks.
     alive: watch::Sender<()>,
+    /// The cluster-wide concurrency limit.
+    admission: ClusterAdmission,
 }
 
 thread_local! {
@@ -177,6 +180,11 @@ impl Cluster {
             resolved_once: AtomicBool::new(resolved_once),
             progress: Notify::new(),
             alive: watch::Sender::new(()),
+            admission: ClusterAdmission::new(
+                &config.name,
+                config.concurrency.as_ref(),
+                previous.map(|previous| &previous.admission),
+            ),
             config,
         });
         cluster.start_tasks(has_names);
@@ -196,6 +204,11 @@ impl Cluster {
     /// The endpoints now (DNS names expanded to the addresses they resolve to).
     pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
         self.endpoints.load_full()
+    }
+
+    /// The cluster-wide concurrency limit (`[cluster.NAME.concurrency]`).
+    pub fn admission(&self) -> &ClusterAdmission {
+        &self.admission
     }
 
     /// The pooled client to this cluster's endpoints.

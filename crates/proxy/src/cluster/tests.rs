@@ -37,6 +37,7 @@ fn config(endpoints: Vec<EndpointConfig>, balance: BalanceConfig) -> ClusterConf
         max_idle_per_endpoint: 8,
         health_check: None,
         retry_budget: Default::default(),
+        concurrency: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! file, line and column (see [`error`]). Defaults are safe and written down in
 //! `examples/blastwall.toml`.
 
+pub mod admission;
 pub mod attempts;
 pub mod error;
 pub mod file;
@@ -135,6 +136,8 @@ pub struct RouteConfig {
     pub response_headers: HeaderEdits,
     /// Deadlines, retries and hedging.
     pub attempts: RouteAttempts,
+    /// Priority, concurrency limit, rate limit.
+    pub admission: admission::RouteAdmissionConfig,
 }
 
 /// Conditions on a request; all must hold.
@@ -207,6 +210,8 @@ pub struct ClusterConfig {
     pub health_check: Option<HealthCheckConfig>,
     /// The budget retries and hedges to this cluster spend from.
     pub retry_budget: blastwall_policy::budget::BudgetConfig,
+    /// A concurrency limit over all the cluster's requests, if any.
+    pub concurrency: Option<admission::ConcurrencyConfig>,
 }
 
 /// How endpoints are chosen.

@@ -27,6 +27,7 @@ pub use self::attempts::{idempotency, retry_after};
 pub use self::body::RequestBody;
 pub use self::deadline::BadDeadline;
 pub use self::outcome::AttemptOutcome;
+use crate::admission;
 use crate::cluster::Cluster;
 use crate::config::{DecisionHeaders, RouteConfig};
 use crate::fallback::FallbackReason;
@@ -91,7 +92,7 @@ where
 
 async fn serve_routed(
     context: &Context<'_>,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     body: ProxyBody,
 ) -> Response<ProxyBody> {
     let fallback = &context.live.fallback;
@@ -123,7 +124,7 @@ async fn serve_routed(
         );
         return fall_back(context, FallbackReason::Timeout, &parts, error).await;
     }
-    let _admitted = match context
+    let mut admitted = match context
         .live
         .admission
         .admit(&parts, context.downstream)
@@ -131,15 +132,16 @@ async fn serve_routed(
     {
         Ok(permit) => permit,
         Err(refusal) => {
-            let mut response = error_response(refusal.error, &refusal.reason);
-            if let Some(retry_after) = refusal.retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, retry_after_value(retry_after));
-            }
+            let response = refusal.into_response();
             return fall_back(context, FallbackReason::Shed, &parts, response).await;
         }
     };
+    // The next hop may trust this proxy's priority header: it carries the priority this
+    // request was admitted with, never what an untrusted client wrote.
+    parts.headers.insert(
+        context.route.admission.trust.header.clone(),
+        HeaderValue::from_static(admitted.priority().name()),
+    );
     let cluster = context.cluster;
     let permit = match cluster.admit(now) {
         Ok(permit) => permit,
@@ -159,6 +161,13 @@ async fn serve_routed(
             return fall_back(context, FallbackReason::BreakerOpen, &parts, response).await;
         }
     };
+    match cluster.admission().admit(admitted.priority()).await {
+        Ok(slot) => admitted.hold(slot),
+        Err(refusal) => {
+            let response = refusal.into_response();
+            return fall_back(context, FallbackReason::Shed, &parts, response).await;
+        }
+    }
     cluster.retry_budget().deposit(now);
     let body = if attempts.may_repeat() {
         let read_by = deadline.unwrap_or(now + cluster.config().request_timeout);
@@ -186,10 +195,17 @@ async fn serve_routed(
         RequestBody::Streaming(body)
     };
     let attempted = attempts::run(context, cluster, &parts, body, deadline).await;
-    permit.record(attempted.outcome, Instant::now());
+    let now = Instant::now();
+    permit.record(attempted.outcome, now);
+    admitted.observe(attempted.outcome, now);
     let decorate = decision_headers(context, &parts);
     let mut response = match attempted.result {
-        Ok(response) => fallback.observe(&parts, response),
+        Ok(response) => {
+            let response = fallback.observe(&parts, response);
+            // The slots stay taken until the body ends: a streaming answer still occupies
+            // the upstream.
+            admission::hold_until_body_end(response, admitted)
+        }
         Err(response) => {
             let reason = if attempted.timed_out {
                 FallbackReason::Timeout

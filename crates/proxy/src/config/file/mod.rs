@@ -11,8 +11,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod admission;
 mod attempts;
 
+pub use self::admission::{
+    AdaptiveAlgorithm, ConcurrencySection, PrioritySection, RateLimitKeySection, RateLimitSection,
+};
 pub use self::attempts::{
     BackoffSection, HedgeSection, JitterKind, RetryBudgetSection, RetryCondition, RetrySection,
 };
@@ -60,6 +64,15 @@ pub struct ProxySection {
     /// Default `always`.
     #[serde(default)]
     pub decision_headers: DecisionHeaders,
+    /// The request header that sets a request's priority (`critical`, `high`, `normal`,
+    /// `low`), honoured only from `trusted_clients`. Default "x-blastwall-priority".
+    #[schemars(with = "Option<String>")]
+    pub priority_header: Option<Spanned<String>>,
+    /// Networks (CIDRs like "10.0.0.0/8", or single addresses) whose priority header is
+    /// honoured; other clients get their route's priority. Default: none.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub trusted_clients: Vec<Spanned<String>>,
 }
 
 /// When responses say what the proxy decided.
@@ -163,6 +176,17 @@ pub struct RouteSection {
     pub retry: Option<RetrySection>,
     /// Hedged requests. Unset: none.
     pub hedge: Option<HedgeSection>,
+    /// How important the route's requests are: `critical`, `high`, `normal` or `low`.
+    /// Under overload, lower priorities are shed first. Default `normal`.
+    #[serde(default)]
+    pub priority: PrioritySection,
+    /// The route's own concurrency limit (a bulkhead, or adaptive), so a slow dependency
+    /// can fill only its own routes' slots. Unset: unlimited.
+    #[schemars(with = "Option<ConcurrencySection>")]
+    pub concurrency: Option<Spanned<ConcurrencySection>>,
+    /// The route's rate limit, for the route as a whole or per client key. Unset: none.
+    #[schemars(with = "Option<RateLimitSection>")]
+    pub rate_limit: Option<Spanned<RateLimitSection>>,
 }
 
 /// Conditions on a request. Give at most one of `path`, `path_prefix`, `path_regex`.
@@ -242,6 +266,10 @@ pub struct ClusterSection {
     /// The budget that retries and hedges to this cluster spend from. Default: 20% of
     /// requests plus 10 a second.
     pub retry_budget: Option<RetryBudgetSection>,
+    /// A concurrency limit for the cluster as a whole, over all routes that use it (same
+    /// keys as a route's `concurrency`). Unset: unlimited.
+    #[schemars(with = "Option<ConcurrencySection>")]
+    pub concurrency: Option<Spanned<ConcurrencySection>>,
 }
 
 /// One upstream endpoint.

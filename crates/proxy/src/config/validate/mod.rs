@@ -1,5 +1,6 @@
 //! From the file as written to the typed config, collecting every error with its place.
 
+mod admission;
 mod attempts;
 
 use std::collections::{BTreeMap, HashMap};
@@ -118,6 +119,11 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         deadline_header,
         decision_headers: file.proxy.decision_headers,
     };
+    let trust = admission::trust(
+        &mut check,
+        file.proxy.priority_header,
+        file.proxy.trusted_clients,
+    );
     let listeners = listeners(&mut check, file.listeners);
     let (clusters, cluster_index) = clusters(&mut check, file.clusters);
     let listener_index: HashMap<&str, usize> = listeners
@@ -130,7 +136,14 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         .into_iter()
         .enumerate()
         .filter_map(|(index, route)| {
-            self::route(&mut check, index, route, &cluster_index, &listener_index)
+            self::route(
+                &mut check,
+                index,
+                route,
+                &cluster_index,
+                &listener_index,
+                &trust,
+            )
         })
         .collect();
     if listeners.is_empty() && check.errors.is_empty() {
@@ -430,6 +443,9 @@ fn cluster(
         .health_check
         .and_then(|health| self::health_check(check, &cluster_name, name.span(), health));
     let retry_budget = attempts::retry_budget(check, &cluster_name, section.retry_budget);
+    let concurrency = section.concurrency.and_then(|section| {
+        admission::concurrency(check, &format!("cluster \"{cluster_name}\""), section)
+    });
     Some(ClusterConfig {
         name: cluster_name,
         endpoints,
@@ -444,6 +460,7 @@ fn cluster(
             .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT) as usize,
         health_check,
         retry_budget,
+        concurrency,
     })
 }
 
@@ -616,6 +633,7 @@ fn route(
     section: RouteSection,
     clusters: &HashMap<String, usize>,
     listeners: &HashMap<&str, usize>,
+    trust: &std::sync::Arc<super::admission::PriorityTrust>,
 ) -> Option<RouteConfig> {
     let name = section
         .name
@@ -688,6 +706,14 @@ fn route(
         section.retry,
         section.hedge,
     );
+    let admission = admission::route(
+        check,
+        &name,
+        section.priority,
+        section.concurrency,
+        section.rate_limit,
+        trust,
+    );
     Some(RouteConfig {
         name,
         listeners: route_listeners,
@@ -697,6 +723,7 @@ fn route(
         request_headers,
         response_headers,
         attempts,
+        admission,
     })
 }
 
