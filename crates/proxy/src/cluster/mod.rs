@@ -16,7 +16,8 @@
 //!
 //! # Tasks
 //!
-//! Health checks (one task per endpoint) and DNS refresh (one per cluster) hold only a weak
+//! Health checks (one task per endpoint), DNS refresh (one per cluster) and the passive
+//! checks' clock (one per cluster with breakers or outlier detection) hold only a weak
 //! reference to the cluster and a receiver that closes when it is dropped, so replacing a
 //! cluster by a reload stops its tasks at once.
 
@@ -38,11 +39,13 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, watch};
 
 pub use self::endpoint::{Endpoint, EndpointGuard};
-pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
+use self::passive::Passive;
+pub use self::passive::{ClusterBreakerOpen, ClusterPermit, EndpointPermit};
 pub use self::routing::{Routing, RoutingRules};
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
 use crate::health::{self, HealthStatus, ProbeFailure, Thresholds};
+use crate::stats::ClusterStats;
 use crate::upstream::UpstreamClient;
 
 /// A cluster: its config, its endpoints, how it chooses among them, and its connection pool.
@@ -64,6 +67,12 @@ pub struct Cluster {
     progress: Notify,
     /// Closes when the cluster is dropped, which stops its tasks.
     alive: watch::Sender<()>,
+    /// Set by [`Cluster::retire`]: it no longer judges endpoints.
+    retired: AtomicBool,
+    /// Breakers and outlier detection.
+    passive: Passive,
+    /// Counters; shared with the clusters that replace this one.
+    stats: Arc<ClusterStats>,
 }
 
 thread_local! {
@@ -142,6 +151,14 @@ impl Cluster {
             local_zone,
             panic_threshold: config.panic_threshold,
         };
+        let stats = previous.map_or_else(Default::default, |previous| previous.stats.clone());
+        let passive = Passive::new(
+            &config,
+            previous.map(|previous| (&previous.config, &previous.passive)),
+            &endpoints,
+            &stats,
+            now,
+        );
         let routing = Routing::build(&endpoints, rules, &balancer, count);
         let cluster = Arc::new(Self {
             local_zone: local_zone.map(str::to_owned),
@@ -154,8 +171,12 @@ impl Cluster {
             resolved_once: AtomicBool::new(resolved_once),
             progress: Notify::new(),
             alive: watch::Sender::new(()),
+            retired: AtomicBool::new(false),
+            passive,
+            stats,
             config,
         });
+        cluster.adopt_endpoints(now);
         cluster.start_tasks(has_names);
         cluster
     }
@@ -180,10 +201,15 @@ impl Cluster {
         &self.client
     }
 
-    /// Chooses an endpoint for a request; `None` when no endpoint can take it.
+    /// What the cluster's mechanisms decided so far.
+    pub fn stats(&self) -> &Arc<ClusterStats> {
+        &self.stats
+    }
+
+    /// Chooses an endpoint for a request; `None` when no endpoint can take it. See
+    /// [`pick_avoiding`](Self::pick_avoiding).
     pub fn pick(&self, request: &Parts) -> Option<EndpointGuard> {
-        let now = Instant::now();
-        RNG.with(|rng| self.pick_with(request, now, &mut rng.borrow_mut()))
+        self.pick_avoiding(request, &[])
     }
 
     /// [`pick`](Self::pick) with the time and randomness given, for deterministic tests.
@@ -193,10 +219,7 @@ impl Cluster {
         now: Instant,
         rng: &mut impl Rng,
     ) -> Option<EndpointGuard> {
-        let key = self.balancer.key(request);
-        let routing = self.routing();
-        let endpoint = routing.pick(&self.balancer, key, now, rng)?;
-        Some(EndpointGuard::new(endpoint.clone()))
+        self.pick_avoiding_with(request, &[], now, rng)
     }
 
     /// Where traffic goes now, rebuilt first if endpoints changed since it was computed.
@@ -217,6 +240,8 @@ impl Cluster {
         let endpoints = self.endpoints.load();
         let rebuilt = Routing::build(&endpoints, rules, &self.balancer, changes);
         self.routing.store(Arc::new(rebuilt));
+        // Health or membership changed: so may what outlier detection can afford to eject.
+        self.fit_ejection_cap(Instant::now());
         self.routing.load()
     }
 
@@ -289,7 +314,13 @@ impl Cluster {
     /// still holding it finish, but it no longer judges endpoints it may share with its
     /// successor, whose own tasks (and config) now decide their health.
     pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
         self.alive.send_replace(());
+    }
+
+    /// Whether a reload replaced it.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     fn start_tasks(self: &Arc<Self>, has_names: bool) {
@@ -308,6 +339,7 @@ impl Cluster {
         if has_names {
             dns::spawn(self);
         }
+        passive::spawn(self);
     }
 }
 

@@ -36,6 +36,7 @@ fn config(endpoints: Vec<EndpointConfig>, balance: BalanceConfig) -> ClusterConf
         panic_threshold: 0.5,
         max_idle_per_endpoint: 8,
         health_check: None,
+        passive: Default::default(),
     }
 }
 

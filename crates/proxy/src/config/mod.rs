@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod file;
+mod passive;
 mod validate;
 pub mod values;
 
@@ -22,6 +23,7 @@ use regex::Regex;
 
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use file::{Balance, UpstreamProtocol};
+pub use passive::PassiveConfig;
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -197,6 +199,8 @@ pub struct ClusterConfig {
     pub max_idle_per_endpoint: usize,
     /// Active health checks, if any.
     pub health_check: Option<HealthCheckConfig>,
+    /// Breakers and outlier detection.
+    pub passive: PassiveConfig,
 }
 
 /// How endpoints are chosen.

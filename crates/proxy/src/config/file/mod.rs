@@ -13,6 +13,13 @@ use toml::Spanned;
 
 use super::values::{ByteSizeValue, DurationValue};
 
+mod passive;
+
+pub use passive::{
+    CircuitBreakerSection, FailurePercentageSection, OutlierDetectionSection, SlowCallSection,
+    SuccessRateSection,
+};
+
 /// A Blastwall config file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +205,14 @@ pub struct ClusterSection {
     /// Active health checks. Unset: endpoints are assumed healthy. Set: a new endpoint takes
     /// no traffic until its first check (run at once) passes, except by the panic rule.
     pub health_check: Option<HealthCheckSection>,
+    /// A breaker for the cluster as a whole: while open, requests fail fast (503
+    /// `breaker_open`, or the route's fallback) without reaching any endpoint. Unset: none.
+    pub circuit_breaker: Option<CircuitBreakerSection>,
+    /// One breaker per endpoint: while an endpoint's is open, it takes no traffic (its share
+    /// goes to the others, as for an unhealthy endpoint). Unset: none.
+    pub endpoint_circuit_breaker: Option<CircuitBreakerSection>,
+    /// Passive outlier detection: eject endpoints that fail real traffic. Unset: off.
+    pub outlier_detection: Option<OutlierDetectionSection>,
 }
 
 /// One upstream endpoint.

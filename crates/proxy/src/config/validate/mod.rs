@@ -11,6 +11,8 @@ use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 use toml::Spanned;
 
+mod passive;
+
 use super::file::{
     self, ClusterSection, ConfigFile, EndpointSection, HashOnSection, HeaderEditsSection,
     HealthCheckSection, ListenerSection, MatchSection, RouteSection, StatusOrRange,
@@ -330,9 +332,10 @@ fn clusters(
 fn cluster(
     check: &mut Checker<'_>,
     name: &Spanned<String>,
-    section: ClusterSection,
+    mut section: ClusterSection,
 ) -> Option<ClusterConfig> {
     let cluster_name = name.get_ref().clone();
+    let passive = passive::passive(check, &cluster_name, name.span(), &mut section);
     if section.endpoints.is_empty() {
         check.error_at(
             name.span(),
@@ -424,6 +427,7 @@ fn cluster(
             .max_idle_per_endpoint
             .unwrap_or(DEFAULT_MAX_IDLE_PER_ENDPOINT) as usize,
         health_check,
+        passive,
     })
 }
 
