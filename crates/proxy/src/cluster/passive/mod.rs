@@ -217,16 +217,25 @@ impl Cluster {
         } else if outcome != AttemptOutcome::Cancelled {
             endpoint.latency().observe(latency, now);
         }
-        if let Some(permit) = guard.take_permit() {
-            permit.record(outcome, now);
-        }
+        // Outlier detection first: the cap it judges by counts this endpoint as serving,
+        // as it was when the attempt was sent, even if this outcome trips its breaker.
         if let Some(outliers) = &self.passive.outliers
             && let Some(outcome) = outlier_outcome(outcome)
             && !self.is_retired()
         {
+            // Brings the cap up to date if health or breakers changed since the last pick.
+            drop(self.routing());
             outliers.record(endpoint.address(), outcome, latency, now, |ids, event| {
                 self.apply_outlier_event(ids, event);
             });
+        }
+        if let Some(permit) = guard.take_permit() {
+            let tripped = endpoint.is_tripped();
+            permit.record(outcome, now);
+            if endpoint.is_tripped() != tripped {
+                // Less capacity: outlier detection may have to let others back at once.
+                self.fit_ejection_cap(now);
+            }
         }
     }
 
@@ -323,7 +332,7 @@ impl Cluster {
             && !self.is_retired()
         {
             let endpoints = self.endpoints();
-            outliers.tick(
+            outliers.fit(
                 &endpoints,
                 self.config.panic_threshold,
                 now,

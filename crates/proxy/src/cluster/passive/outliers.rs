@@ -149,7 +149,7 @@ impl Outliers {
     }
 
     /// Lowers (or restores) the detector's cap to what `endpoints` can afford now.
-    fn fit(
+    pub(super) fn fit(
         &self,
         endpoints: &[Arc<Endpoint>],
         panic_threshold: f64,
@@ -157,40 +157,57 @@ impl Outliers {
         mut apply: impl FnMut(&HashMap<SocketAddr, EndpointId>, Event),
     ) {
         let configured = self.configured.load();
-        let serving = endpoints
-            .iter()
-            .filter(|endpoint| endpoint.is_healthy() && !endpoint.is_tripped())
-            .count();
-        let cap = affordable_percent(&configured, endpoints.len(), serving, panic_threshold);
         let ids = self.ids.load();
         self.detector.with(|detector| {
-            let wanted = OutlierConfig {
-                max_ejection_percent: cap,
-                ..OutlierConfig::clone(&configured)
-            };
-            if *detector.config() == wanted {
-                return;
-            }
-            let events = detector
-                .set_config(wanted, now)
-                .expect("a valid config with a smaller percentage is valid");
-            for event in events {
-                apply(&ids, event);
+            // NOTE: un-ejecting to meet a lower cap may free an endpoint that cannot serve
+            // anyway (its breaker is open), which lowers the cap again: repeat until it
+            // holds, at most once per endpoint.
+            for _ in 0..=endpoints.len() {
+                let available =
+                    |endpoint: &&Arc<Endpoint>| endpoint.is_healthy() && !endpoint.is_tripped();
+                let serving = endpoints.iter().filter(available).count();
+                // Ejected endpoints that could not serve anyway cost nothing to keep ejected.
+                let spare = endpoints
+                    .iter()
+                    .filter(|endpoint| endpoint.is_ejected() && !available(endpoint))
+                    .count();
+                let cap = affordable_percent(
+                    &configured,
+                    endpoints.len(),
+                    serving,
+                    spare,
+                    panic_threshold,
+                );
+                let wanted = OutlierConfig {
+                    max_ejection_percent: cap,
+                    ..OutlierConfig::clone(&configured)
+                };
+                if *detector.config() == wanted {
+                    return;
+                }
+                let events = detector
+                    .set_config(wanted, now)
+                    .expect("a valid config with a smaller percentage is valid");
+                for event in events {
+                    apply(&ids, event);
+                }
             }
         });
     }
 }
 
 /// The largest `max_ejection_percent`, up to the configured one, that leaves at least
-/// `max(1, ceil(panic_threshold × total))` of the `serving` endpoints serving.
+/// `max(1, ceil(panic_threshold × total))` of the `serving` endpoints (healthy, breaker not
+/// open) serving, counting `spare` ejected endpoints that cannot serve anyway as free.
 pub(super) fn affordable_percent(
     config: &OutlierConfig,
     total: usize,
     serving: usize,
+    spare: usize,
     panic_threshold: f64,
 ) -> u8 {
     let keep = ((panic_threshold * total as f64).ceil() as usize).max(1);
-    let affordable = serving.saturating_sub(keep);
+    let affordable = serving.saturating_sub(keep) + spare;
     (0..=config.max_ejection_percent)
         .rev()
         .find(|percent| {
