@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use blastwall_policy::breaker::{
     BreakerConfig, CircuitBreaker, Outcome, Permit, SharedBreaker, State, Transition,
@@ -127,7 +127,7 @@ fn log_transition(cluster: &str, endpoint: Option<&Endpoint>, transition: &Trans
     match transition.to {
         State::Open | State::ForcedOpen => tracing::warn!(
             cluster, endpoint, %from, %to, %reason,
-            open_for = ?transition.open_until.map(|until| until.saturating_duration_since(transition.at)),
+            open_for = ?transition.open_until.map_or(Duration::ZERO, |until| until.saturating_duration_since(transition.at)),
             "circuit breaker opened"
         ),
         State::Closed | State::ForcedClosed => {
