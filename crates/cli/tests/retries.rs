@@ -319,10 +319,9 @@ async fn a_slow_answer_is_hedged_to_another_endpoint_and_the_first_answer_wins()
         assert_eq!(name(&answer), "fast", "{answer:?}");
         hedged += u32::from(attempts(&answer) == 2);
     }
-    assert_eq!(
-        hedged, 2,
-        "round robin sends every other request to the slow one first"
-    );
+    // Round robin sends at least every other request to the slow one first (every one,
+    // when the hedge's pick moves it on too).
+    assert!(hedged >= 2, "{hedged}");
 }
 
 #[tokio::test]

@@ -53,6 +53,24 @@ pub struct ClusterStats {
     pub attempt_failures: Counter,
     /// Attempts answered with overload (503 / 429).
     pub overloaded: Counter,
+    /// Times the cluster's breaker opened (from closed or half-open).
+    pub breaker_opened: Counter,
+    /// Times the cluster's breaker closed again after probes succeeded.
+    pub breaker_closed: Counter,
+    /// Requests refused at once because the cluster's breaker was open (or its half-open
+    /// probes were all taken).
+    pub fast_failures: Counter,
+    /// Times an endpoint's breaker opened.
+    pub endpoint_breaker_opened: Counter,
+    /// Times an endpoint's breaker closed again.
+    pub endpoint_breaker_closed: Counter,
+    /// Endpoints ejected by outlier detection.
+    pub ejections: Counter,
+    /// Ejections that ended (the endpoint takes traffic again).
+    pub ejections_ended: Counter,
+    /// Ejections refused because the cap (`max_ejection_percent`, the panic threshold, the
+    /// last endpoint) was reached: the cluster may be failing as a whole.
+    pub ejections_suppressed: Counter,
 }
 
 /// A value that goes up and down (a queue's depth, a limit), last written wins.

@@ -198,6 +198,7 @@ impl Cluster {
             self.endpoints.store(Arc::new(merged));
             self.changes
                 .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            self.adopt_endpoints(now);
             if self.config.health_check.is_some() {
                 for endpoint in added {
                     health::spawn(self, endpoint);

@@ -1,18 +1,22 @@
-//! One endpoint and what is known of it now: health, requests in flight, latency.
+//! One endpoint and what is known of it now: health, requests in flight, latency, and what
+//! traffic says of it (ejected by outlier detection, its breaker open).
 //!
-//! Requests read this state on every pick, so it lives in atomics (health, in flight) or in a
-//! lock held for a few arithmetic operations (the latency estimate, the health hysteresis),
-//! never across an `.await`. An endpoint outlives a config reload or a DNS refresh that keeps
-//! it, so its state does too.
+//! Requests read this state on every pick, so it lives in atomics (health, in flight,
+//! ejected, tripped) or in a lock held for a few arithmetic operations (the latency estimate,
+//! the health hysteresis), never across an `.await`. An endpoint outlives a config reload or
+//! a DNS refresh that keeps it, so its state does too.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use arc_swap::ArcSwapOption;
+use blastwall_policy::breaker::SharedBreaker;
 use blastwall_policy::ewma::{PeakEwmaConfig, SharedPeakEwma};
 use http::uri::Authority;
 
+use super::passive::EndpointPermit;
 use crate::config::EndpointConfig;
 use crate::health::{HealthState, HealthStatus, Thresholds, Transition};
 
@@ -27,6 +31,15 @@ pub struct Endpoint {
     health: Mutex<HealthState>,
     in_flight: AtomicUsize,
     latency: SharedPeakEwma,
+    /// Ejected by outlier detection.
+    ejected: AtomicBool,
+    /// Its breaker is open: no traffic until it lets probes through.
+    tripped: AtomicBool,
+    /// Its breaker, if the cluster gives endpoints one.
+    breaker: ArcSwapOption<SharedBreaker>,
+    /// Which installation of `breaker` is current; a replaced breaker's transitions are
+    /// ignored (see `passive`).
+    pub(super) breaker_epoch: AtomicU64,
     /// Bumped on every health change; shared by every endpoint of a cluster (and of the
     /// clusters that replace it on reload), so the cluster knows its routing is stale.
     changes: Arc<AtomicU64>,
@@ -53,6 +66,10 @@ impl Endpoint {
             in_flight: AtomicUsize::new(0),
             latency: SharedPeakEwma::new(&PeakEwmaConfig::default(), now)
                 .expect("the default peak-EWMA config is valid"),
+            ejected: AtomicBool::new(false),
+            tripped: AtomicBool::new(false),
+            breaker: ArcSwapOption::empty(),
+            breaker_epoch: AtomicU64::new(0),
             changes,
         }
     }
@@ -81,6 +98,62 @@ impl Endpoint {
     /// Whether it may take traffic (outside of panic).
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Whether routing may send it traffic: not ejected and its breaker not open. Health is
+    /// separate ([`is_healthy`](Self::is_healthy)): panic may use unhealthy endpoints, never
+    /// these.
+    pub fn is_routable(&self) -> bool {
+        !self.ejected.load(Ordering::Acquire) && !self.tripped.load(Ordering::Acquire)
+    }
+
+    /// Whether outlier detection has ejected it.
+    pub fn is_ejected(&self) -> bool {
+        self.ejected.load(Ordering::Acquire)
+    }
+
+    /// Whether its breaker is open.
+    pub fn is_tripped(&self) -> bool {
+        self.tripped.load(Ordering::Acquire)
+    }
+
+    /// Its breaker, if any.
+    pub fn breaker(&self) -> Option<Arc<SharedBreaker>> {
+        self.breaker.load_full()
+    }
+
+    /// Its breaker, without touching the reference count (the pick path).
+    pub(super) fn breaker_ref(&self) -> arc_swap::Guard<Option<Arc<SharedBreaker>>> {
+        self.breaker.load()
+    }
+
+    pub(super) fn set_breaker(&self, breaker: Option<Arc<SharedBreaker>>) {
+        self.breaker.store(breaker);
+    }
+
+    /// Marks it ejected or not; returns whether that changed anything.
+    pub(super) fn set_ejected(&self, ejected: bool) -> bool {
+        self.set_flag(&self.ejected, ejected)
+    }
+
+    /// Marks its breaker open or not; returns whether that changed anything.
+    pub(super) fn set_tripped(&self, tripped: bool) -> bool {
+        self.set_flag(&self.tripped, tripped)
+    }
+
+    /// Sets a routing flag; a change is published like a health change (the flag first,
+    /// then the change counter). Coming back, the latency estimate is forgotten: penalties
+    /// earned while failing would keep peak-EWMA from sending it the traffic that proves it
+    /// recovered.
+    fn set_flag(&self, flag: &AtomicBool, value: bool) -> bool {
+        if flag.swap(value, Ordering::AcqRel) == value {
+            return false;
+        }
+        if !value {
+            self.latency.forget(Instant::now());
+        }
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        true
     }
 
     /// What health checks have concluded.
@@ -149,16 +222,37 @@ impl Endpoint {
     }
 }
 
-/// A request's hold on an endpoint: counts it in flight until dropped.
+/// A request's hold on an endpoint: counts it in flight until dropped, and holds the
+/// endpoint breaker's permit until the outcome is recorded (dropped unrecorded, the permit
+/// counts for nothing, which frees a half-open probe slot).
 #[derive(Debug)]
 pub struct EndpointGuard {
     endpoint: Arc<Endpoint>,
+    /// NOTE: a lock only for `&self` access from `Cluster::record_outcome`; one owner, so
+    /// never contended (one atomic to take, one to release).
+    permit: Option<Mutex<Option<EndpointPermit>>>,
 }
 
 impl EndpointGuard {
     pub(crate) fn new(endpoint: Arc<Endpoint>) -> Self {
+        Self::with_permit(endpoint, None)
+    }
+
+    pub(super) fn with_permit(endpoint: Arc<Endpoint>, permit: Option<EndpointPermit>) -> Self {
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self { endpoint }
+        Self {
+            endpoint,
+            permit: permit.map(|permit| Mutex::new(Some(permit))),
+        }
+    }
+
+    /// The breaker permit, once (the outcome is recorded on it).
+    pub(super) fn take_permit(&self) -> Option<EndpointPermit> {
+        self.permit
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// The endpoint held.

@@ -16,7 +16,8 @@
 //!
 //! # Tasks
 //!
-//! Health checks (one task per endpoint) and DNS refresh (one per cluster) hold only a weak
+//! Health checks (one task per endpoint), DNS refresh (one per cluster) and the passive
+//! checks' clock (one per cluster with breakers or outlier detection) hold only a weak
 //! reference to the cluster and a receiver that closes when it is dropped, so replacing a
 //! cluster by a reload stops its tasks at once.
 
@@ -39,7 +40,8 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, watch};
 
 pub use self::endpoint::{Endpoint, EndpointGuard};
-pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
+use self::passive::Passive;
+pub use self::passive::{ClusterBreakerOpen, ClusterPermit, EndpointPermit};
 pub use self::routing::{Routing, RoutingRules};
 use crate::admission::ClusterAdmission;
 use crate::balance::Balancer;
@@ -63,8 +65,6 @@ pub struct Cluster {
     client: UpstreamClient,
     /// What retries and hedges to this cluster may spend, shared by every route to it.
     retry_budget: Arc<RetryBudget>,
-    /// Counters.
-    stats: Arc<ClusterStats>,
     /// Whether DNS names have been resolved (or tried) once; true without DNS names.
     resolved_once: AtomicBool,
     /// Woken after every health check and DNS resolution, for [`Cluster::first_health_round`].
@@ -73,6 +73,12 @@ pub struct Cluster {
     alive: watch::Sender<()>,
     /// The cluster-wide concurrency limit.
     admission: ClusterAdmission,
+    /// Set by [`Cluster::retire`]: it no longer judges endpoints.
+    retired: AtomicBool,
+    /// Breakers and outlier detection.
+    passive: Passive,
+    /// Counters; shared with the clusters that replace this one.
+    stats: Arc<ClusterStats>,
 }
 
 thread_local! {
@@ -153,7 +159,6 @@ impl Cluster {
                     .expect("the retry budget was validated with the config"),
             ),
         };
-        let stats = previous.map_or_else(Default::default, |previous| previous.stats.clone());
         let has_names = config
             .endpoints
             .iter()
@@ -166,6 +171,14 @@ impl Cluster {
             local_zone,
             panic_threshold: config.panic_threshold,
         };
+        let stats = previous.map_or_else(Default::default, |previous| previous.stats.clone());
+        let passive = Passive::new(
+            &config,
+            previous.map(|previous| (&previous.config, &previous.passive)),
+            &endpoints,
+            &stats,
+            now,
+        );
         let routing = Routing::build(&endpoints, rules, &balancer, count);
         let cluster = Arc::new(Self {
             local_zone: local_zone.map(str::to_owned),
@@ -176,7 +189,6 @@ impl Cluster {
             balancer,
             client,
             retry_budget,
-            stats,
             resolved_once: AtomicBool::new(resolved_once),
             progress: Notify::new(),
             alive: watch::Sender::new(()),
@@ -185,8 +197,12 @@ impl Cluster {
                 config.concurrency.as_ref(),
                 previous.map(|previous| &previous.admission),
             ),
+            retired: AtomicBool::new(false),
+            passive,
+            stats,
             config,
         });
+        cluster.adopt_endpoints(now);
         cluster.start_tasks(has_names);
         cluster
     }
@@ -221,15 +237,15 @@ impl Cluster {
         &self.retry_budget
     }
 
-    /// The cluster's counters.
-    pub fn stats(&self) -> &ClusterStats {
+    /// What the cluster's mechanisms decided so far.
+    pub fn stats(&self) -> &Arc<ClusterStats> {
         &self.stats
     }
 
-    /// Chooses an endpoint for a request; `None` when no endpoint can take it.
+    /// Chooses an endpoint for a request; `None` when no endpoint can take it. See
+    /// [`pick_avoiding`](Self::pick_avoiding).
     pub fn pick(&self, request: &Parts) -> Option<EndpointGuard> {
-        let now = Instant::now();
-        RNG.with(|rng| self.pick_with(request, now, &mut rng.borrow_mut()))
+        self.pick_avoiding(request, &[])
     }
 
     /// [`pick`](Self::pick) with the time and randomness given, for deterministic tests.
@@ -239,10 +255,7 @@ impl Cluster {
         now: Instant,
         rng: &mut impl Rng,
     ) -> Option<EndpointGuard> {
-        let key = self.balancer.key(request);
-        let routing = self.routing();
-        let endpoint = routing.pick(&self.balancer, key, now, rng)?;
-        Some(EndpointGuard::new(endpoint.clone()))
+        self.pick_avoiding_with(request, &[], now, rng)
     }
 
     /// Where traffic goes now, rebuilt first if endpoints changed since it was computed.
@@ -263,6 +276,8 @@ impl Cluster {
         let endpoints = self.endpoints.load();
         let rebuilt = Routing::build(&endpoints, rules, &self.balancer, changes);
         self.routing.store(Arc::new(rebuilt));
+        // Health or membership changed: so may what outlier detection can afford to eject.
+        self.fit_ejection_cap(Instant::now());
         self.routing.load()
     }
 
@@ -335,7 +350,13 @@ impl Cluster {
     /// still holding it finish, but it no longer judges endpoints it may share with its
     /// successor, whose own tasks (and config) now decide their health.
     pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
         self.alive.send_replace(());
+    }
+
+    /// Whether a reload replaced it.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     fn start_tasks(self: &Arc<Self>, has_names: bool) {
@@ -354,6 +375,7 @@ impl Cluster {
         if has_names {
             dns::spawn(self);
         }
+        passive::spawn(self);
     }
 }
 

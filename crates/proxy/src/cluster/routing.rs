@@ -6,6 +6,12 @@
 //! by [`crate::balance::load`]. A request then draws one number to choose a level, one to
 //! choose between the local zone and the others, and lets the balancer pick in that pool.
 //!
+//! An endpoint that is ejected or whose breaker is open counts as unhealthy in every share
+//! (priority, zone, panic), and is never a member of a pool, not even in panic: panic spreads
+//! traffic over endpoints health checks may be wrong about, but the passive checks have just
+//! seen these fail real requests (and outlier detection never ejects so many that a level
+//! would panic, see `passive`).
+//!
 //! Consistent hashing ignores zones (a key must land on the same endpoint whichever proxy
 //! sees it) and chooses the level from the key itself, so a key sticks to its level too.
 
@@ -66,7 +72,12 @@ impl Routing {
             .collect();
         priorities.sort_unstable();
         priorities.dedup();
-        let healthy: Vec<bool> = endpoints.iter().map(|e| e.is_healthy()).collect();
+        let routable: Vec<bool> = endpoints.iter().map(|e| e.is_routable()).collect();
+        let healthy: Vec<bool> = endpoints
+            .iter()
+            .zip(&routable)
+            .map(|(e, routable)| *routable && e.is_healthy())
+            .collect();
         // Per level: the whole level's capacity, and its local zone's.
         let capacities: Vec<(Capacity, Capacity)> = priorities
             .iter()
@@ -97,9 +108,9 @@ impl Routing {
             let panic = in_panic(*capacity, rules.panic_threshold, load.enough_capacity);
             let members = endpoints
                 .iter()
-                .zip(&healthy)
-                .filter(|(endpoint, healthy)| {
-                    endpoint.config().priority == *priority && (panic || **healthy)
+                .zip(healthy.iter().zip(&routable))
+                .filter(|(endpoint, (healthy, routable))| {
+                    endpoint.config().priority == *priority && **routable && (panic || **healthy)
                 })
                 .map(|(endpoint, _)| endpoint);
             // Zone awareness needs healthy endpoints to prefer (not in panic), a key-free
@@ -157,6 +168,17 @@ impl Routing {
         };
         let pool = self.pool(level_draw, rng.random::<f64>())?;
         balancer.pick(pool, key, now, rng)
+    }
+
+    /// Every endpoint that may take traffic now, level by level.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoint>> {
+        self.levels.iter().flat_map(|level| {
+            level
+                .local
+                .endpoints()
+                .iter()
+                .chain(level.remote.endpoints())
+        })
     }
 
     /// Whether any level is in panic (for status and logs).

@@ -38,6 +38,7 @@ fn config(endpoints: Vec<EndpointConfig>, balance: BalanceConfig) -> ClusterConf
         health_check: None,
         retry_budget: Default::default(),
         concurrency: None,
+        passive: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod admission;
 pub mod attempts;
 pub mod error;
 pub mod file;
+mod passive;
 mod validate;
 pub mod values;
 
@@ -25,6 +26,7 @@ use regex::Regex;
 pub use attempts::RouteAttempts;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use file::{Balance, DecisionHeaders, UpstreamProtocol};
+pub use passive::PassiveConfig;
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -212,6 +214,8 @@ pub struct ClusterConfig {
     pub retry_budget: blastwall_policy::budget::BudgetConfig,
     /// A concurrency limit over all the cluster's requests, if any.
     pub concurrency: Option<admission::ConcurrencyConfig>,
+    /// Breakers and outlier detection.
+    pub passive: PassiveConfig,
 }
 
 /// How endpoints are chosen.

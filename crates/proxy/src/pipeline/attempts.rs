@@ -133,7 +133,7 @@ pub async fn run(
                     sent: attempt_set.sent,
                 };
                 let verdict = judged.judge(
-                    finished,
+                    *finished,
                     &mut retry,
                     hedge.as_ref().map(|(policy, _)| &***policy),
                 );
@@ -195,7 +195,7 @@ pub async fn run(
 struct NotSent(ProxyError, String);
 
 enum Event {
-    Finished(Finished),
+    Finished(Box<Finished>),
     Woke,
 }
 
@@ -286,7 +286,6 @@ impl<'c> AttemptSet<'c, '_> {
         );
         self.tried.push(guard.endpoint().address());
         self.sent += 1;
-        cluster.stats().attempts.increment();
         let client = cluster.client();
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
@@ -323,7 +322,7 @@ impl<'c> AttemptSet<'c, '_> {
             for index in 0..in_flight.len() {
                 if let Poll::Ready(finished) = in_flight[index].as_mut().poll(cx) {
                     drop(in_flight.swap_remove(index));
-                    return Poll::Ready(Event::Finished(finished));
+                    return Poll::Ready(Event::Finished(Box::new(finished)));
                 }
             }
             match sleep.as_mut().as_pin_mut().map(|sleep| sleep.poll(cx)) {
@@ -379,11 +378,6 @@ impl Judged<'_, '_> {
             }
         };
         cluster.record_outcome(&guard, outcome, latency, now);
-        match outcome {
-            AttemptOutcome::Success => {}
-            AttemptOutcome::Overloaded { .. } => cluster.stats().overloaded.increment(),
-            _ => cluster.stats().attempt_failures.increment(),
-        }
         let endpoint = guard.endpoint().address();
         let response = match result {
             Ok(response) => {

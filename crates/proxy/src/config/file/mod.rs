@@ -22,6 +22,13 @@ pub use self::attempts::{
 };
 use super::values::{ByteSizeValue, DurationValue};
 
+mod passive;
+
+pub use passive::{
+    CircuitBreakerSection, FailurePercentageSection, OutlierDetectionSection, SlowCallSection,
+    SuccessRateSection,
+};
+
 /// A Blastwall config file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -270,6 +277,14 @@ pub struct ClusterSection {
     /// keys as a route's `concurrency`). Unset: unlimited.
     #[schemars(with = "Option<ConcurrencySection>")]
     pub concurrency: Option<Spanned<ConcurrencySection>>,
+    /// A breaker for the cluster as a whole: while open, requests fail fast (503
+    /// `breaker_open`, or the route's fallback) without reaching any endpoint. Unset: none.
+    pub circuit_breaker: Option<CircuitBreakerSection>,
+    /// One breaker per endpoint: while an endpoint's is open, it takes no traffic (its share
+    /// goes to the others, as for an unhealthy endpoint). Unset: none.
+    pub endpoint_circuit_breaker: Option<CircuitBreakerSection>,
+    /// Passive outlier detection: eject endpoints that fail real traffic. Unset: off.
+    pub outlier_detection: Option<OutlierDetectionSection>,
 }
 
 /// One upstream endpoint.

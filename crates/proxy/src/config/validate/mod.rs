@@ -14,6 +14,8 @@ use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 use toml::Spanned;
 
+mod passive;
+
 use super::file::{
     self, ClusterSection, ConfigFile, EndpointSection, HashOnSection, HeaderEditsSection,
     HealthCheckSection, ListenerSection, MatchSection, RouteSection, StatusOrRange,
@@ -361,9 +363,10 @@ fn clusters(
 fn cluster(
     check: &mut Checker<'_>,
     name: &Spanned<String>,
-    section: ClusterSection,
+    mut section: ClusterSection,
 ) -> Option<ClusterConfig> {
     let cluster_name = name.get_ref().clone();
+    let passive = passive::passive(check, &cluster_name, name.span(), &mut section);
     if section.endpoints.is_empty() {
         check.error_at(
             name.span(),
@@ -461,6 +464,7 @@ fn cluster(
         health_check,
         retry_budget,
         concurrency,
+        passive,
     })
 }
 
