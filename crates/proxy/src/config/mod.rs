@@ -8,6 +8,7 @@
 //! `examples/blastwall.toml`.
 
 pub mod error;
+pub mod fallback;
 pub mod file;
 mod validate;
 pub mod values;
@@ -127,6 +128,8 @@ pub struct RouteConfig {
     pub request_headers: HeaderEdits,
     /// Edits to the response before returning it.
     pub response_headers: HeaderEdits,
+    /// Its fallback and kill switch.
+    pub fallback: fallback::FallbackConfig,
 }
 
 /// Conditions on a request; all must hold.

@@ -48,6 +48,8 @@ pub struct Context<'a> {
     pub cluster: &'a Arc<Cluster>,
     /// Its request id.
     pub request_id: HeaderValue,
+    /// Whether the request has no body, so it can be sent again as it is (by a fallback).
+    pub request_body_empty: bool,
 }
 
 /// Serves a routed request: every stage above, and the response the client gets.
@@ -71,6 +73,7 @@ where
         live: &snapshot.routes[route_index],
         cluster: &snapshot.clusters[route.cluster],
         request_id,
+        request_body_empty: body.is_end_stream(),
     };
     context.live.stats.requests.increment();
     let response = serve_routed(&context, parts, body.map_err(Into::into).boxed()).await;
@@ -131,6 +134,9 @@ async fn serve_routed(
     let (result, outcome) = attempt(context, cluster, parts.clone(), body).await;
     permit.record(outcome, Instant::now());
     match result {
+        Ok(response) if crate::fallback::is_failure_status(response.status()) => {
+            fall_back(context, FallbackReason::Failed, &parts, response).await
+        }
         Ok(response) => fallback.observe(&parts, response),
         Err(response) => fall_back(context, FallbackReason::Failed, &parts, response).await,
     }

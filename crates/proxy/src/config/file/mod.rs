@@ -5,6 +5,8 @@
 //! to point at themselves after parsing (names referring to other sections, addresses,
 //! patterns) keep their span.
 
+pub mod fallback;
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
@@ -122,6 +124,9 @@ pub struct RouteSection {
     /// Headers changed on the response before it is returned.
     #[serde(default)]
     pub response_headers: HeaderEditsSection,
+    /// What the route answers when its cluster cannot, and its kill switch.
+    #[schemars(with = "Option<fallback::FallbackSection>")]
+    pub fallback: Option<Spanned<fallback::FallbackSection>>,
 }
 
 /// Conditions on a request. Give at most one of `path`, `path_prefix`, `path_regex`.

@@ -1,5 +1,7 @@
 //! From the file as written to the typed config, collecting every error with its place.
 
+mod fallback;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -659,6 +661,7 @@ fn route(
     }
     let request_headers = header_edits(check, section.request_headers);
     let response_headers = header_edits(check, section.response_headers);
+    let fallback = fallback::fallback(check, &name, cluster, section.fallback, clusters);
     Some(RouteConfig {
         name,
         listeners: route_listeners,
@@ -667,6 +670,7 @@ fn route(
         rewrite_prefix: section.rewrite_prefix,
         request_headers,
         response_headers,
+        fallback,
     })
 }
 
