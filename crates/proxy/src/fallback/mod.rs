@@ -184,3 +184,6 @@ impl RouteFallback {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Response, request};
+use http::{Method, Response, request};
 
 use self::entry::{CacheKey, Entry};
 use self::store::{Inserted, Limits, Store};
@@ -39,6 +39,9 @@ pub(crate) struct StaleCache {
     state: Mutex<State>,
     /// Bytes copied so far by bodies still streaming, bounded by `max_bytes` on their own.
     capturing: AtomicU64,
+    /// The config's `max_body` and `max_bytes`, read per response without the lock.
+    max_body: AtomicU64,
+    max_bytes: AtomicU64,
     stats: Arc<FallbackStats>,
 }
 
@@ -75,6 +78,8 @@ impl StaleCache {
                 config,
             }),
             capturing: AtomicU64::new(0),
+            max_body: AtomicU64::new(config.max_body),
+            max_bytes: AtomicU64::new(config.max_bytes),
             stats,
         }
     }
@@ -87,6 +92,8 @@ impl StaleCache {
     pub(crate) fn reconfigure(&self, config: StaleIfErrorConfig) {
         let mut state = self.lock();
         state.config = config;
+        self.max_body.store(config.max_body, Ordering::Relaxed);
+        self.max_bytes.store(config.max_bytes, Ordering::Relaxed);
         let limits = state.limits();
         let evicted = state.store.trim(limits);
         self.publish(&state, evicted);
@@ -106,22 +113,25 @@ impl StaleCache {
         response: &http::response::Parts,
         now: Instant,
     ) -> Option<Pending> {
-        let key = CacheKey::of(request)?;
+        if !matches!(request.method, Method::GET | Method::HEAD) {
+            return None;
+        }
         let entry = Entry::storable(request, response, now)?;
-        let config = self.lock().config;
+        let key = CacheKey::of(request)?;
+        let max_body = self.max_body.load(Ordering::Relaxed);
         let declared = response
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > config.max_body) {
+        if declared.is_some_and(|length| length > max_body) {
             self.stats.stale_too_large.increment();
             return None;
         }
         Some(Pending {
             key,
             entry,
-            max_body: config.max_body,
-            max_bytes: config.max_bytes,
+            max_body,
+            max_bytes: self.max_bytes.load(Ordering::Relaxed),
         })
     }
 
