@@ -29,6 +29,68 @@ impl Counter {
     }
 }
 
+/// A value that goes up and down (a size, a queue's depth, a limit), last written wins.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    /// The value now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a route's fallbacks and stale-if-error cache did. Kept on
+/// [`crate::fallback::RouteFallback`] (see `RouteFallback::stats`), across reloads that keep
+/// the route.
+#[derive(Debug, Default)]
+pub struct FallbackStats {
+    /// Requests answered from the stale-if-error cache.
+    pub served_stale: Counter,
+    /// Requests answered by the alternate cluster.
+    pub served_cluster: Counter,
+    /// Requests answered with the static response.
+    pub served_static: Counter,
+    /// Requests that wanted a fallback (the reason is one the route takes) but nothing could
+    /// answer: they got the proxy's error.
+    pub unserved: Counter,
+    /// Requests answered 503 `kill_switch` because the switch is on and nothing else answered.
+    pub killed: Counter,
+    /// Stale cache look-ups that found a response it may serve.
+    pub stale_hits: Counter,
+    /// Stale cache look-ups that found none (absent, another variant, or too old).
+    pub stale_misses: Counter,
+    /// Responses stored (or refreshed) in the stale cache.
+    pub stale_stored: Counter,
+    /// Responses dropped from the stale cache to stay within its limits.
+    pub stale_evicted: Counter,
+    /// Cacheable responses not stored because their body was over `max_body`, or the bodies
+    /// being copied were over `max_bytes`.
+    pub stale_too_large: Counter,
+    /// Responses in the stale cache now.
+    pub cache_entries: Gauge,
+    /// Bytes the stale cache holds now (bodies, headers and keys).
+    pub cache_bytes: Gauge,
+}
+
+impl FallbackStats {
+    /// The counter of requests served by the fallback of this kind (as named in
+    /// `x-blastwall-fallback`).
+    pub fn served(&self, kind: &str) -> Option<&Counter> {
+        match kind {
+            "stale" => Some(&self.served_stale),
+            "cluster" => Some(&self.served_cluster),
+            "static" => Some(&self.served_static),
+            _ => None,
+        }
+    }
+}
+
 /// What happened to a route's requests.
 #[derive(Debug, Default)]
 pub struct RouteStats {
@@ -71,22 +133,6 @@ pub struct ClusterStats {
     /// Ejections refused because the cap (`max_ejection_percent`, the panic threshold, the
     /// last endpoint) was reached: the cluster may be failing as a whole.
     pub ejections_suppressed: Counter,
-}
-
-/// A value that goes up and down (a queue's depth, a limit), last written wins.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicU64);
-
-impl Gauge {
-    /// Sets the value.
-    pub fn set(&self, value: u64) {
-        self.0.store(value, Ordering::Relaxed);
-    }
-
-    /// The value now.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 /// What admission decided for a route or a cluster (see [`crate::admission`]). Owned by the

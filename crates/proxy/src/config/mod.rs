@@ -10,6 +10,7 @@
 pub mod admission;
 pub mod attempts;
 pub mod error;
+pub mod fallback;
 pub mod file;
 mod passive;
 mod validate;
@@ -140,6 +141,8 @@ pub struct RouteConfig {
     pub attempts: RouteAttempts,
     /// Priority, concurrency limit, rate limit.
     pub admission: admission::RouteAdmissionConfig,
+    /// Its fallback and kill switch.
+    pub fallback: fallback::FallbackConfig,
 }
 
 /// Conditions on a request; all must hold.

@@ -1,12 +1,38 @@
-//! What a client gets when the upstream cannot answer: a static response, an alternate
-//! cluster, or the last good response (stale-if-error); and kill switches.
+//! What a client gets when the route's cluster cannot answer, and kill switches.
 //!
-//! STUB from the skeleton commit: no fallback. The degradation helper builds it.
+//! A route's `[route.fallback]` names the failures it covers (`on`) and what may answer in
+//! the cluster's place. When several are given they are tried in this order, and the first
+//! that answers wins:
+//!
+//! 1. the **stale-if-error cache** ([`stale`]): the last good response for the URL, if it is
+//!    still within its window (the most faithful answer: what the upstream itself said);
+//! 2. the **alternate cluster** ([`alternate`]): one attempt against another cluster
+//!    (requests without a body only, until bodies are kept replayable);
+//! 3. the **static response** ([`static_response`]): always answers.
+//!
+//! The response carries `x-blastwall-fallback: stale | cluster | static` (set by the
+//! pipeline from the kind returned here). The **kill switch** ([`kill_switch`]) sends every
+//! request to this path at once, without touching the cluster; with nothing to answer, the
+//! client gets 503 `kill_switch`.
+//!
+//! The live state here (the cache, the switch, the counters) outlives a reload that keeps the
+//! route: see [`RouteFallback::new`].
 
-use http::{Response, request::Parts};
+mod alternate;
+mod kill_switch;
+mod stale;
+mod static_response;
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Response, StatusCode, request::Parts};
+
+use self::kill_switch::KillSwitch;
+use self::stale::StaleCache;
 use crate::config::RouteConfig;
 use crate::forward::ProxyBody;
+use crate::stats::FallbackStats;
 
 /// Why a request is taking its fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,35 +49,141 @@ pub enum FallbackReason {
     KillSwitch,
 }
 
+/// Whether an upstream's answer with this status is a failure the fallback covers: the
+/// statuses RFC 5861 counts as errors for `stale-if-error` (500, 502, 503, 504).
+pub fn is_failure_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+/// No route of that name is in force.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no route named \"{0}\" is in force")]
+pub struct UnknownRoute(pub String);
+
 /// A route's fallback state.
-#[derive(Debug, Default)]
-pub struct RouteFallback {}
+#[derive(Debug)]
+pub struct RouteFallback {
+    kill_switch: KillSwitch,
+    stale: Option<Arc<StaleCache>>,
+    stats: Arc<FallbackStats>,
+}
+
+impl Default for RouteFallback {
+    fn default() -> Self {
+        Self {
+            kill_switch: KillSwitch::new(false, None),
+            stale: None,
+            stats: Arc::default(),
+        }
+    }
+}
 
 impl RouteFallback {
-    /// The state for `config`, keeping what is still valid of `previous`.
-    pub fn new(_config: &RouteConfig, _previous: Option<&RouteFallback>) -> Self {
-        Self {}
+    /// The state for `config`, keeping what is still valid of `previous`: the counters; the
+    /// stale cache and its entries when the route still has one (its new limits applied at
+    /// once); the kill switch as [`kill_switch`] says.
+    pub fn new(config: &RouteConfig, previous: Option<&RouteFallback>) -> Self {
+        let fallback = &config.fallback;
+        let stats = previous.map_or_else(Arc::default, |previous| previous.stats.clone());
+        let stale = fallback.stale_if_error.map(|limits| {
+            match previous.and_then(|previous| previous.stale.clone()) {
+                Some(cache) => {
+                    cache.reconfigure(limits);
+                    cache
+                }
+                None => Arc::new(StaleCache::new(limits, stats.clone())),
+            }
+        });
+        if stale.is_none() {
+            stats.cache_entries.set(0);
+            stats.cache_bytes.set(0);
+        }
+        Self {
+            kill_switch: KillSwitch::new(
+                fallback.kill_switch,
+                previous.map(|previous| &previous.kill_switch),
+            ),
+            stale,
+            stats,
+        }
     }
 
     /// Whether the route's kill switch is on: every request takes the fallback.
     pub fn killed(&self) -> bool {
-        false
+        self.kill_switch.is_on()
+    }
+
+    /// Turns the route's kill switch on or off at run time. It stays so across reloads that
+    /// do not change the route's `kill_switch` key (see [`kill_switch`]).
+    pub fn set_kill_switch(&self, on: bool) {
+        self.kill_switch.set(on);
+    }
+
+    /// What the route's fallbacks and stale cache did.
+    pub fn stats(&self) -> &Arc<FallbackStats> {
+        &self.stats
     }
 
     /// The fallback response for a request that could not be served, if the route has one
-    /// for `reason`. `None`: the client gets the proxy's error.
+    /// for `reason`, with the kind that answered (`stale`, `cluster`, `static`). `None`: the
+    /// client gets the proxy's error.
     pub async fn serve(
         &self,
-        _reason: FallbackReason,
-        _request: &Parts,
-        _context: &crate::pipeline::Context<'_>,
+        reason: FallbackReason,
+        request: &Parts,
+        context: &crate::pipeline::Context<'_>,
     ) -> Option<(Response<ProxyBody>, &'static str)> {
-        None
+        let config = &context.route.fallback;
+        let answer = if config.on.contains(reason) {
+            self.answer(request, context).await
+        } else {
+            None
+        };
+        match &answer {
+            Some((_, kind)) => {
+                if let Some(counter) = self.stats.served(kind) {
+                    counter.increment();
+                }
+            }
+            None if reason == FallbackReason::KillSwitch => self.stats.killed.increment(),
+            None if config.has_fallback() && config.on.contains(reason) => {
+                self.stats.unserved.increment();
+            }
+            None => {}
+        }
+        answer
+    }
+
+    /// The first fallback that answers, in the order of the module doc.
+    async fn answer(
+        &self,
+        request: &Parts,
+        context: &crate::pipeline::Context<'_>,
+    ) -> Option<(Response<ProxyBody>, &'static str)> {
+        let config = &context.route.fallback;
+        if let Some(cache) = &self.stale
+            && let Some(response) = cache.lookup(request, Instant::now())
+        {
+            return Some((response, "stale"));
+        }
+        if let Some(cluster) = config.cluster
+            && let Some(response) = alternate::serve(context, request, cluster).await
+        {
+            return Some((response, "cluster"));
+        }
+        let response = static_response::response(config.static_response.as_ref()?);
+        Some((response, "static"))
     }
 
     /// Sees every response the upstream gave (for the stale-if-error cache) and returns it,
     /// possibly with a body that copies what it streams.
-    pub fn observe(&self, _request: &Parts, response: Response<ProxyBody>) -> Response<ProxyBody> {
-        response
+    pub fn observe(&self, request: &Parts, response: Response<ProxyBody>) -> Response<ProxyBody> {
+        match &self.stale {
+            Some(cache) => cache.capture(request, response, Instant::now()),
+            None => response,
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

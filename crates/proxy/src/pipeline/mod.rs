@@ -61,6 +61,8 @@ pub struct Context<'a> {
     pub cluster: &'a Arc<Cluster>,
     /// Its request id.
     pub request_id: HeaderValue,
+    /// Whether the request has no body, so it can be sent again as it is (by a fallback).
+    pub request_body_empty: bool,
 }
 
 /// Serves a routed request: every stage above, and the response the client gets.
@@ -84,6 +86,7 @@ where
         live: &snapshot.routes[route_index],
         cluster: &snapshot.clusters[route.cluster],
         request_id,
+        request_body_empty: body.is_end_stream(),
     };
     context.live.stats.requests.increment();
     let response = serve_routed(&context, parts, body.map_err(Into::into).boxed()).await;
@@ -206,6 +209,9 @@ async fn serve_routed(
             // the upstream.
             admission::hold_until_body_end(response, admitted)
         }
+        // An upstream's 429 goes to the client as it is, Retry-After and all: only 5xx
+        // answers are errors a fallback may hide (RFC 5861).
+        Err(response) if !crate::fallback::is_failure_status(response.status()) => response,
         Err(response) => {
             let reason = if attempted.timed_out {
                 FallbackReason::Timeout

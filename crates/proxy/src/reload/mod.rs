@@ -30,6 +30,7 @@ pub use status::{
 
 use crate::cluster::Cluster;
 use crate::config::{ClusterConfig, Config};
+use crate::fallback::UnknownRoute;
 use crate::live::LiveRoute;
 use crate::router::Router;
 
@@ -223,6 +224,20 @@ impl Runtime {
     /// Connections and requests in flight.
     pub fn traffic(&self) -> &Traffic {
         &self.traffic
+    }
+
+    /// Turns the kill switch of the route called `route` on or off, in the config in force.
+    /// It stays so across reloads that do not change that route's `kill_switch` key.
+    pub fn set_kill_switch(&self, route: &str, on: bool) -> Result<(), UnknownRoute> {
+        let snapshot = self.snapshot();
+        let index = snapshot
+            .config
+            .routes
+            .iter()
+            .position(|config| config.name == route)
+            .ok_or_else(|| UnknownRoute(route.to_owned()))?;
+        snapshot.routes[index].fallback.set_kill_switch(on);
+        Ok(())
     }
 }
 

@@ -5,6 +5,8 @@
 //! to point at themselves after parsing (names referring to other sections, addresses,
 //! patterns) keep their span.
 
+pub mod fallback;
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
@@ -194,6 +196,9 @@ pub struct RouteSection {
     /// The route's rate limit, for the route as a whole or per client key. Unset: none.
     #[schemars(with = "Option<RateLimitSection>")]
     pub rate_limit: Option<Spanned<RateLimitSection>>,
+    /// What the route answers when its cluster cannot, and its kill switch.
+    #[schemars(with = "Option<fallback::FallbackSection>")]
+    pub fallback: Option<Spanned<fallback::FallbackSection>>,
 }
 
 /// Conditions on a request. Give at most one of `path`, `path_prefix`, `path_regex`.

@@ -2,6 +2,7 @@
 
 mod admission;
 mod attempts;
+mod fallback;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -718,6 +719,7 @@ fn route(
         section.rate_limit,
         trust,
     );
+    let fallback = fallback::fallback(check, &name, cluster, section.fallback, clusters);
     Some(RouteConfig {
         name,
         listeners: route_listeners,
@@ -728,6 +730,7 @@ fn route(
         response_headers,
         attempts,
         admission,
+        fallback,
     })
 }
 

@@ -1,0 +1,108 @@
+//! A route's fallback, typed: which failures take it, and what answers.
+//!
+//! Everything the request path needs is decided here at load (the static response's headers
+//! and body are built, the alternate cluster is an index), so taking a fallback parses and
+//! reads nothing.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::fallback::FallbackReason;
+
+/// A route's fallback. The default has no fallback and the kill switch off.
+#[derive(Debug, Clone, Default)]
+pub struct FallbackConfig {
+    /// Which reasons take the fallback.
+    pub on: FallbackTriggers,
+    /// The kill switch as configured.
+    pub kill_switch: bool,
+    /// The stale-if-error cache, tried first.
+    pub stale_if_error: Option<StaleIfErrorConfig>,
+    /// An alternate cluster (index into [`super::Config::clusters`]), tried second.
+    pub cluster: Option<usize>,
+    /// A static response, tried last.
+    pub static_response: Option<StaticResponse>,
+}
+
+impl FallbackConfig {
+    /// Whether anything can answer in the route's place.
+    pub fn has_fallback(&self) -> bool {
+        self.stale_if_error.is_some() || self.cluster.is_some() || self.static_response.is_some()
+    }
+}
+
+/// A set of [`FallbackReason`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FallbackTriggers(u8);
+
+impl FallbackTriggers {
+    /// No reason.
+    pub const NONE: Self = Self(0);
+    /// Every reason.
+    pub const ALL: Self = Self(0b1_1111);
+
+    fn bit(reason: FallbackReason) -> u8 {
+        1 << match reason {
+            FallbackReason::Failed => 0,
+            FallbackReason::BreakerOpen => 1,
+            FallbackReason::Shed => 2,
+            FallbackReason::Timeout => 3,
+            FallbackReason::KillSwitch => 4,
+        }
+    }
+
+    /// The set with `reason` added.
+    #[must_use]
+    pub fn with(self, reason: FallbackReason) -> Self {
+        Self(self.0 | Self::bit(reason))
+    }
+
+    /// Whether `reason` is in the set.
+    pub fn contains(self, reason: FallbackReason) -> bool {
+        self.0 & Self::bit(reason) != 0
+    }
+}
+
+impl Default for FallbackTriggers {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// A fixed response, built at load.
+#[derive(Debug, Clone)]
+pub struct StaticResponse {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+}
+
+/// Limits and window of a route's stale-if-error cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleIfErrorConfig {
+    /// How long after becoming stale a response without `stale-if-error=N` may be served.
+    pub max_age: Duration,
+    /// Most responses kept.
+    pub max_entries: NonZeroUsize,
+    /// Largest body kept, in bytes.
+    pub max_body: u64,
+    /// Memory the kept responses may take, in bytes (and, separately, the bodies in copy).
+    pub max_bytes: u64,
+}
+
+impl Default for StaleIfErrorConfig {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(300),
+            max_entries: NonZeroUsize::new(1000).expect("1000 is not zero"),
+            max_body: 1024 * 1024,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! One kept response, and the rules that decide whether a response may be kept (RFC 9111
+//! §3 with the shared-cache rules) and for how long it may be served on error (§4.2 with
+//! RFC 5861's `stale-if-error`).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, request, response};
+
+use super::cache_control::CacheControl;
+
+/// Statuses kept: those RFC 9111 §4.2.2 calls heuristically cacheable, less 206 (a part is
+/// not the resource), 405, 414 and 501 (errors about the request or the server, not a last
+/// good answer).
+const KEPT_STATUSES: [u16; 8] = [200, 203, 204, 300, 301, 308, 404, 410];
+
+/// The primary key of a response: method, host and target (path and query).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct CacheKey(Box<str>);
+
+impl CacheKey {
+    /// The key of a GET or HEAD request; `None` for other methods, which are never kept.
+    pub(crate) fn of(request: &request::Parts) -> Option<Self> {
+        let method = match request.method {
+            Method::GET => 'G',
+            Method::HEAD => 'H',
+            _ => return None,
+        };
+        let host = request
+            .uri
+            .authority()
+            .map(|authority| authority.as_str())
+            .or_else(|| {
+                request
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|host| host.to_str().ok())
+            })
+            .unwrap_or_default();
+        let target = request
+            .uri
+            .path_and_query()
+            .map_or("/", |target| target.as_str());
+        let mut key = String::with_capacity(2 + host.len() + target.len());
+        key.push(method);
+        key.push(' ');
+        key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+        key.push_str(target);
+        Some(Self(key.into_boxed_str()))
+    }
+
+    /// Bytes it takes.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// A kept response and what decides how long it may be served.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The request's values of each header the response's `Vary` names: a request matches
+    /// only with the same values (RFC 9111 §4.1). One variant per key is kept, the latest.
+    pub vary: Vec<(HeaderName, Vec<HeaderValue>)>,
+    /// When the response head was received.
+    pub received: Instant,
+    /// Its age when received (its `Age` field).
+    pub initial_age: Duration,
+    /// How long it is fresh (`s-maxage`, `max-age`, or `Expires` minus `Date`; else zero).
+    pub freshness: Duration,
+    /// How long after becoming stale it may be served on error: its own `stale-if-error`;
+    /// zero when `s-maxage` forbids serving it stale; `None` for the route's `max_age`.
+    pub stale_window: Option<Duration>,
+}
+
+impl Entry {
+    /// The entry for a response to `request`, without its body yet, if it may be kept.
+    pub(crate) fn storable(
+        request: &request::Parts,
+        response: &response::Parts,
+        now: Instant,
+    ) -> Option<Self> {
+        if !KEPT_STATUSES.contains(&response.status.as_u16())
+            || CacheControl::of(&request.headers).no_store
+            || response.headers.contains_key(header::SET_COOKIE)
+        {
+            return None;
+        }
+        let directives = CacheControl::of(&response.headers);
+        if directives.no_store
+            || directives.private
+            || directives.no_cache
+            || directives.must_revalidate
+        {
+            return None;
+        }
+        // RFC 9111 §3.5: a shared cache keeps an answer to an authorized request only when
+        // the response says it may.
+        if request.headers.contains_key(header::AUTHORIZATION)
+            && !directives.public
+            && directives.s_maxage.is_none()
+        {
+            return None;
+        }
+        let vary = vary(request, &response.headers)?;
+        let seconds = Duration::from_secs;
+        let freshness = directives
+            .s_maxage
+            .or(directives.max_age)
+            .map(seconds)
+            .or_else(|| expires_lifetime(&response.headers))
+            .unwrap_or_default();
+        let stale_window = match (directives.stale_if_error, directives.s_maxage) {
+            (Some(window), _) => Some(seconds(window)),
+            // s-maxage carries proxy-revalidate (RFC 9111 §5.2.2.10): not stale, unless the
+            // response itself allows it on error.
+            (None, Some(_)) => Some(Duration::ZERO),
+            (None, None) => None,
+        };
+        let initial_age = response
+            .headers
+            .get(header::AGE)
+            .and_then(|age| age.to_str().ok()?.trim().parse::<u64>().ok())
+            .map(seconds)
+            .unwrap_or_default();
+        let mut headers = response.headers.clone();
+        headers.remove(header::AGE);
+        Some(Self {
+            status: response.status,
+            headers,
+            body: Bytes::new(),
+            vary,
+            received: now,
+            initial_age,
+            freshness,
+            stale_window,
+        })
+    }
+
+    /// Its age at `now` (RFC 9111 §4.2.3: its age when received plus the time kept; the
+    /// `Date`-based apparent age is left out, as it depends on clocks agreeing).
+    pub(crate) fn age(&self, now: Instant) -> Duration {
+        self.initial_age + now.saturating_duration_since(self.received)
+    }
+
+    /// Whether it may be served on error at `now`, with `max_age` the route's window for
+    /// responses that do not give their own.
+    pub(crate) fn servable(&self, now: Instant, max_age: Duration) -> bool {
+        let staleness = self.age(now).saturating_sub(self.freshness);
+        staleness <= self.stale_window.unwrap_or(max_age)
+    }
+
+    /// Whether `request` selects this variant.
+    pub(crate) fn matches(&self, request: &request::Parts) -> bool {
+        self.vary
+            .iter()
+            .all(|(name, values)| request.headers.get_all(name).iter().eq(values.iter()))
+    }
+
+    /// Memory it takes, roughly: body, headers (with a per-field overhead), key, and the
+    /// entry itself.
+    pub(crate) fn size(&self, key: &CacheKey) -> u64 {
+        const FIELD_OVERHEAD: usize = 32;
+        let fields: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD)
+            .sum();
+        let vary: usize = self
+            .vary
+            .iter()
+            .map(|(name, values)| {
+                name.as_str().len()
+                    + values
+                        .iter()
+                        .map(|value| value.len() + FIELD_OVERHEAD)
+                        .sum::<usize>()
+            })
+            .sum();
+        (self.body.len() + fields + vary + 2 * key.len() + size_of::<Self>()) as u64
+    }
+}
+
+/// The request's values of the headers the response's `Vary` names; `None` (not kept) for
+/// `Vary: *` or a name that is not a field name.
+fn vary(
+    request: &request::Parts,
+    response: &HeaderMap,
+) -> Option<Vec<(HeaderName, Vec<HeaderValue>)>> {
+    let mut selected = Vec::new();
+    for value in response.get_all(header::VARY) {
+        for name in value.to_str().ok()?.split(',') {
+            let name = name.trim();
+            if name.is_empty() {
+                continue;
+            }
+            if name == "*" {
+                return None;
+            }
+            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+            let values = request.headers.get_all(&name).iter().cloned().collect();
+            selected.push((name, values));
+        }
+    }
+    Some(selected)
+}
+
+/// `Expires` minus `Date`; zero when `Expires` is not a valid date (RFC 9111 §5.3: already
+/// expired), `None` without both.
+fn expires_lifetime(headers: &HeaderMap) -> Option<Duration> {
+    let expires = headers.get(header::EXPIRES)?;
+    let date = headers
+        .get(header::DATE)
+        .and_then(|date| httpdate::parse_http_date(date.to_str().ok()?).ok())?;
+    let Some(expires) = expires
+        .to_str()
+        .ok()
+        .and_then(|expires| httpdate::parse_http_date(expires).ok())
+    else {
+        return Some(Duration::ZERO);
+    };
+    Some(expires.duration_since(date).unwrap_or_default())
+}
