@@ -132,7 +132,15 @@ pub async fn run(plan: Plan, started: impl FnOnce()) -> Summary {
     shared.recorder().summary(timetable.span(), elapsed)
 }
 
-/// Queues every request at its due time, catching up at once after a late wake-up.
+/// How early the dispatcher queues a request. Tokio's timer ticks every millisecond and
+/// a sleep ends on the tick after its deadline, so a dispatcher waking *at* each due time
+/// would send every request up to a millisecond late and charge that to the server. Woken
+/// this much early it sends each request at most this much before it is due, and the
+/// request's latency then counts from when it was sent (see [`worker`]).
+const LEAD: Duration = Duration::from_millis(1);
+
+/// Queues every request at its due time (up to [`LEAD`] early), catching up at once after
+/// a late wake-up.
 async fn dispatch(
     timetable: &Timetable,
     mut mix: ClassMix,
@@ -141,7 +149,7 @@ async fn dispatch(
 ) {
     let mut queued = 0;
     while queued < timetable.total() {
-        let due = timetable.due_by(start.elapsed());
+        let due = timetable.due_by(start.elapsed() + LEAD);
         while queued < due {
             let job = Job {
                 due: start + timetable.due(queued),
@@ -153,7 +161,8 @@ async fn dispatch(
             queued += 1;
         }
         if queued < timetable.total() {
-            tokio::time::sleep_until(start + timetable.due(queued)).await;
+            let next = start + timetable.due(queued);
+            tokio::time::sleep_until(next.checked_sub(LEAD).unwrap_or(next)).await;
         }
     }
 }
@@ -171,6 +180,9 @@ async fn worker(
         let job = jobs.lock().await.recv().await;
         let Some(job) = job else { return };
         let picked = Instant::now();
+        // NOTE: latency counts from the due time, or from the send if the dispatcher
+        // queued the request a little early: never from a time later than either.
+        let origin = job.due.min(picked);
         let deadline = job.due + shared.plan.timeout;
         let due = job.due - shared.start;
         if picked >= deadline {
@@ -184,7 +196,9 @@ async fn worker(
             );
             continue;
         }
-        shared.recorder().sent(due, picked - job.due);
+        shared
+            .recorder()
+            .sent(due, picked.saturating_duration_since(job.due));
         let outcome =
             match tokio::time::timeout_at(deadline, attempt(&mut connection, &shared, job.class))
                 .await
@@ -196,7 +210,7 @@ async fn worker(
                     Outcome::Error(ErrorKind::Timeout)
                 }
             };
-        let latency = Instant::now() - job.due;
+        let latency = Instant::now() - origin;
         shared.recorder().record(job.class, due, latency, outcome);
     }
 }

@@ -4,7 +4,8 @@
 //! The recorder is fed offsets from the run's start (when a request was due, how long it
 //! took), never reads a clock, and so is tested with made-up times. Latency is measured
 //! from the time a request was due, not from when it was sent: time spent waiting for a
-//! free connection is part of what the client saw.
+//! free connection is part of what the client saw. (The engine sends up to a timer tick
+//! early rather than late; such a request counts from its send.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
