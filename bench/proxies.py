@@ -67,6 +67,7 @@ class Settings:
     paced_seconds: int
     paced_connections: int
     paced_mean_delay_ms: int
+    paced_rate: int
     calibrate_seconds: int
     quiet_wait: float
     retries: int
@@ -81,6 +82,7 @@ FULL = Settings(
     paced_seconds=10,
     paced_connections=50,
     paced_mean_delay_ms=10,
+    paced_rate=4500,
     calibrate_seconds=5,
     quiet_wait=20,
     retries=2,
@@ -93,6 +95,7 @@ QUICK = Settings(
     paced_seconds=2,
     paced_connections=50,
     paced_mean_delay_ms=10,
+    paced_rate=4500,
     calibrate_seconds=1,
     quiet_wait=5,
     retries=0,
@@ -119,9 +122,10 @@ def tool(name: str) -> str | None:
     return None
 
 
-def ensure_packages() -> dict[str, str]:
-    """Installs nginx, haproxy and wrk from Debian if missing, without starting services."""
-    missing = [name for name in ("nginx", "haproxy", "wrk") if tool(name) is None]
+def ensure_packages(names: tuple[str, ...] = ("nginx", "haproxy", "wrk")) -> dict[str, str]:
+    """Installs the tools `names` (nginx, haproxy, wrk) from Debian if missing, without
+    starting services, and returns their paths and taskset's."""
+    missing = [name for name in names if tool(name) is None]
     if missing:
         log(f"installing {', '.join(missing)} with apt-get")
         policy = Path("/usr/sbin/policy-rc.d")
@@ -145,7 +149,7 @@ def ensure_packages() -> dict[str, str]:
             if created_policy:
                 policy.unlink()
     paths = {}
-    for name in ("nginx", "haproxy", "wrk", "taskset"):
+    for name in (*names, "taskset"):
         path = tool(name)
         if path is None:
             sys.exit(f"{name} is still missing after installing")
@@ -514,6 +518,11 @@ class Load:
     wrk: str
     taskset: str
     workdir: Path
+    # The paced phase: "load" (blastwall load, open loop at `paced_rate`) or "wrk" (wrk
+    # with a random delay per connection: closed loop, coordinated omission).
+    paced_with: str = "wrk"
+    blastwall: Path | None = None
+    paced_rate: int = 4500
 
     def __post_init__(self) -> None:
         (self.workdir / "report.lua").write_text(REPORT_LUA)
@@ -521,6 +530,8 @@ class Load:
 
     def run(self, port: int, seconds: float, connections: int,
             paced_delay_ms: int | None = None) -> dict:
+        if paced_delay_ms is not None and self.paced_with == "load":
+            return self.run_open(port, seconds, connections)
         script = "paced.lua" if paced_delay_ms is not None else "report.lua"
         command = [
             *pinned(self.taskset, LOAD_CORE), self.wrk, "-t1", f"-c{connections}",
@@ -541,6 +552,41 @@ class Load:
                 result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
                 return result
         raise RuntimeError(f"wrk printed no report:\n{stdout}")
+
+
+    def run_open(self, port: int, seconds: float, connections: int) -> dict:
+        """`blastwall load` at a fixed rate: each request's latency counts from when it was
+        due, so a stall is charged to every request it delayed. Same keys as `run`."""
+        command = [
+            *pinned(self.taskset, LOAD_CORE), str(self.blastwall), "load",
+            f"http://127.0.0.1:{port}/", "--rate", str(self.paced_rate),
+            "--duration", f"{max(1, round(seconds))}s", "--connections", str(connections),
+            "--timeout", "5s", "--json",
+        ]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
+        renice_session(process.pid)
+        stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"blastwall load failed: {stderr.strip()}")
+        report = json.loads(stdout)
+        total, latency = report["total"], report["total"]["latency_us"]
+        return {
+            "requests": total["requests"],
+            "duration_us": round(report["elapsed_s"] * 1e6),
+            "errors": sum(total["errors"].values()),
+            "non2xx": sum(count for status, count in total["statuses"].items()
+                          if not status.startswith("2")),
+            "mean_us": latency["mean"],
+            "p50_us": latency["p50"],
+            "p90_us": latency["p90"],
+            "p99_us": latency["p99"],
+            "p999_us": latency["p999"],
+            "max_us": latency["max"],
+            # The rate it kept up, not requests over the wait for the last answers.
+            "rps": report["achieved_rate"],
+            "open_loop": True,
+        }
 
 
 # --------------------------------------------------------------------------------------
@@ -880,6 +926,13 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=-10,
                         help="niceness of proxies, upstream and wrk alike (default -10: "
                              "other work on the machine disturbs the figures less)")
+    parser.add_argument("--paced-with", choices=("load", "wrk"), default="load",
+                        help="client of the latency phase: load (default: `blastwall "
+                             "load`, open loop at --paced-rate, latency from each "
+                             "request's due time) or wrk (random delay per connection, "
+                             "closed loop)")
+    parser.add_argument("--paced-rate", type=int,
+                        help="requests/s of the open-loop latency phase (default 4500)")
     parser.add_argument("--json", type=Path, help="write every run's raw figures here")
     parser.add_argument("--skip-install", action="store_true")
     parser.add_argument("--skip-build", action="store_true")
@@ -889,6 +942,8 @@ def main() -> int:
     NICE = args.nice
     if args.rounds:
         settings.rounds = args.rounds
+    if args.paced_rate:
+        settings.paced_rate = args.paced_rate
     if os.cpu_count() is None or os.cpu_count() < 2:
         sys.exit("needs at least 2 CPUs (core 0 for proxies, core 1 for load + upstream)")
 
@@ -907,7 +962,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="blastwall-bench-"))
     procs = Processes(workdir)
     try:
-        load = Load(paths["wrk"], paths["taskset"], workdir)
+        load = Load(paths["wrk"], paths["taskset"], workdir, paced_with=args.paced_with,
+                    blastwall=blastwall, paced_rate=settings.paced_rate)
+        info["paced_with"] = args.paced_with
         kind = args.upstream
         if kind == "auto":
             calibration = calibrate_upstreams(procs, blastwall, paths, workdir, load, settings)
@@ -952,10 +1009,14 @@ def main() -> int:
     if any(count != 1 for count in workers):
         log(f"WARNING: blastwall ran with {workers} tokio worker threads, not 1")
     print()
+    paced = (f"paced open loop (blastwall load) {settings.paced_rate} requests/s over at most "
+             f"{settings.paced_connections} connections"
+             if args.paced_with == "load" else
+             f"paced {settings.paced_connections} connections, mean "
+             f"{settings.paced_mean_delay_ms} ms between requests")
     print(f"Upstream: {kind}; {settings.rounds} round(s); closed loop "
-          f"{settings.closed_connections} connections × {settings.closed_seconds} s; paced "
-          f"{settings.paced_connections} connections, mean {settings.paced_mean_delay_ms} ms "
-          f"between requests, {settings.paced_seconds} s. Medians over rounds.")
+          f"{settings.closed_connections} connections × {settings.closed_seconds} s; "
+          f"{paced}, {settings.paced_seconds} s. Medians over rounds.")
     print()
     print(table(summary))
     print()

@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod load;
 mod mock;
 mod run;
 
@@ -25,6 +26,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a simulated service that misbehaves on demand (control API under /_mock/).
     Mock(mock::MockArgs),
+    /// Send HTTP load at a fixed rate (open loop) and report latency and errors.
+    Load(load::LoadArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -40,6 +43,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             .map(|()| std::process::ExitCode::SUCCESS),
         Command::Mock(args) => runtime
             .block_on(mock::run(args))
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Load(args) => runtime
+            .block_on(load::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
     }
 }

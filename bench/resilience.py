@@ -1,0 +1,792 @@
+#!/usr/bin/env python3
+"""Five failures, three proxies: Blastwall, nginx and HAProxy in front of the same replicas.
+
+Three `blastwall mock` replicas serve behind each proxy in turn; `blastwall load` sends
+open-loop traffic at a fixed rate through the proxy while the script breaks the replicas
+in the same way at the same moments for every proxy: a replica crashes (kill -9), one
+replica turns slow, the whole dependency stops answering, the dependency is overloaded 3×
+with half the traffic high priority, and the dependency goes away and comes back. For each
+proxy and scenario it prints the client-visible error rate, p50/p99 latency (from each
+request's due time, so stalls are not hidden) and retry amplification (requests the
+replicas received ÷ requests the client sent), and writes everything as JSON. See
+bench/README.md ("Resilience benchmark") for what each scenario does.
+
+Python 3 standard library only; shares its helpers with bench/proxies.py. Run as root (it
+may apt-get install nginx-light and haproxy; neither is started as a service).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import proxies
+from proxies import (
+    LOAD_CORE,
+    PROXY_CORE,
+    REPO,
+    Processes,
+    build_blastwall,
+    check_answer,
+    ensure_packages,
+    free_port,
+    log,
+    machine,
+    pinned,
+    tool,
+    wait_for_line,
+    wait_for_port,
+)
+
+PROXIES = ("blastwall", "nginx", "haproxy")
+SCENARIOS = ("crash", "gray", "down", "overload", "recovery")
+REPLICAS = 3
+
+# The same numbers go into every proxy's config, so each gets the same budget of time.
+CONNECT_TIMEOUT_MS = 250
+PER_TRY_TIMEOUT_MS = 500      # one attempt (nginx proxy_read_timeout, HAProxy timeout server)
+OVERALL_TIMEOUT_MS = 2000     # all attempts (nginx proxy_next_upstream_timeout)
+ATTEMPTS = 3                  # counting the first (HAProxy: retries 2)
+HEALTH_INTERVAL_MS = 1000
+CLIENT_TIMEOUT = "3s"         # the client gives up after the proxies have
+# A healthy replica: 2-5 ms per request.
+HEALTHY = {"latency": "2ms", "latency_jitter": "3ms"}
+SLOW_BY_MS = 200              # gray failure: one replica this much slower
+OVERLOAD_CAPACITY = 2         # requests in flight per replica when overloaded
+FAIL_FAST_MS = 100            # "failing fast": a timeline point's p99 below this
+RECOVERED_OK_SHARE = 0.99     # "recovered": every later timeline point at least this ok
+
+
+@dataclass
+class Settings:
+    rate: int            # requests per second offered by the client
+    duration: float      # seconds of measured load per proxy and scenario
+    warmup: float        # seconds of healthy load first (pools, EWMA), not measured
+    interval: str = "100ms"
+
+
+FULL = Settings(rate=300, duration=20, warmup=2)
+QUICK = Settings(rate=150, duration=6, warmup=1)
+
+
+# --------------------------------------------------------------------------------------
+# Replicas: `blastwall mock` processes, changed at run time through their control API.
+
+
+def mock_call(port: int, method: str, path: str, body: dict | None = None) -> dict:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        payload = json.dumps(body).encode() if body is not None else None
+        connection.request(method, path, body=payload,
+                           headers={"content-type": "application/json"} if payload else {})
+        response = connection.getresponse()
+        text = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"mock {port} {method} {path}: {response.status} {text!r}")
+        return json.loads(text)
+    finally:
+        connection.close()
+
+
+class Replica:
+    """One mock process. It may be killed and restarted on the same port; `received()`
+    counts requests across restarts (the control API's own calls are not counted)."""
+
+    def __init__(self, index: int, procs: Processes, blastwall: Path, taskset: str) -> None:
+        self.name = f"replica-{index}"
+        self.index = index
+        self.procs = procs
+        self.blastwall = blastwall
+        self.taskset = taskset
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+        self.received_before = 0   # requests counted by processes since killed
+        self.start()
+
+    def start(self) -> None:
+        command = pinned(self.taskset, LOAD_CORE) + [
+            str(self.blastwall), "mock", "--listen", f"127.0.0.1:{self.port}",
+            "--name", self.name, "--seed", str(self.index),
+            "--latency", HEALTHY["latency"], "--latency-jitter", HEALTHY["latency_jitter"]]
+        env = dict(os.environ, TOKIO_WORKER_THREADS="1")
+        self.process = self.procs.start(self.name, command, env=env, capture=True)
+        line = wait_for_line(self.process, "mock ")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def behave(self, **changes: object) -> None:
+        """Sets the behaviour: the healthy one with `changes` on top."""
+        if self.alive():
+            mock_call(self.port, "PUT", "/_mock/behaviour", {**HEALTHY, **changes})
+
+    def received(self) -> int:
+        live = mock_call(self.port, "GET", "/_mock/stats")["requests"] if self.alive() else 0
+        return self.received_before + live
+
+    def kill(self) -> None:
+        """kill -9: every connection drops at once, new ones are refused."""
+        if not self.alive():
+            return
+        try:
+            self.received_before = self.received()
+        except (OSError, RuntimeError):
+            pass
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.procs.stop(self.process)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.procs.stop(self.process)
+            self.process = None
+
+
+# --------------------------------------------------------------------------------------
+# Proxies, each with its best equivalent of the same resilience settings.
+
+
+def blastwall_today(ports: list[int]) -> str:
+    """Only keys the proxy parses before issue 4: peak-EWMA balancing, timeouts and active
+    health checks. No retries, no breakers, no shedding."""
+    endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
+    return f"""
+[[listener]]
+name = "bench"
+listen = "127.0.0.1:0"
+
+[[route]]
+name = "all"
+cluster = "api"
+
+[cluster.api]
+balance = "peak_ewma"
+connect_timeout = "{CONNECT_TIMEOUT_MS}ms"
+request_timeout = "{PER_TRY_TIMEOUT_MS}ms"
+endpoints = [{endpoints}]
+
+[cluster.api.health_check]
+kind = "http"
+path = "/"
+interval = "{HEALTH_INTERVAL_MS}ms"
+timeout = "{CONNECT_TIMEOUT_MS}ms"
+healthy_threshold = 2
+unhealthy_threshold = 2
+"""
+
+
+def blastwall_issue4(ports: list[int]) -> str:
+    """The full config of /work/wt/ISSUE4.md (issue 4's keys). Written before those keys
+    were merged: run `blastwall check` on it after the merge (the script does, and says
+    which keys it refuses)."""
+    endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
+    return f"""
+[proxy]
+deadline_header = "x-blastwall-deadline-ms"
+priority_header = "x-blastwall-priority"
+trusted_clients = ["127.0.0.1/32"]
+
+[[listener]]
+name = "bench"
+listen = "127.0.0.1:0"
+
+[[route]]
+name = "all"
+cluster = "api"
+timeout = "{OVERALL_TIMEOUT_MS}ms"
+per_try_timeout = "{PER_TRY_TIMEOUT_MS}ms"
+priority = "normal"
+
+[route.retry]
+attempts = {ATTEMPTS}
+backoff = {{ base = "10ms", max = "100ms", jitter = "full" }}
+on = ["connect_failure", "refused", "reset", "timeout", "gateway_error", "overloaded"]
+retry_after_max = "100ms"
+
+[route.concurrency]
+adaptive = "gradient2"
+min = 4
+max = 200
+queue = 50
+queue_timeout = "50ms"
+
+[route.fallback]
+on = ["failed", "breaker_open", "shed", "timeout"]
+static = {{ status = 503, headers = {{ "content-type" = "text/plain", "retry-after" = "1" }}, body = "degraded\\n" }}
+
+[cluster.api]
+balance = "peak_ewma"
+connect_timeout = "{CONNECT_TIMEOUT_MS}ms"
+request_timeout = "{PER_TRY_TIMEOUT_MS}ms"
+endpoints = [{endpoints}]
+
+[cluster.api.health_check]
+kind = "http"
+path = "/"
+interval = "{HEALTH_INTERVAL_MS}ms"
+timeout = "{CONNECT_TIMEOUT_MS}ms"
+healthy_threshold = 2
+unhealthy_threshold = 2
+
+[cluster.api.retry_budget]
+ratio = 0.2
+min_per_second = 10
+
+[cluster.api.circuit_breaker]
+failure_rate_percent = 50
+slow_call_percent = 80
+slow_call_duration = "{PER_TRY_TIMEOUT_MS}ms"
+minimum_calls = 20
+window = "2s"
+open_duration = "1s"
+half_open_probes = 3
+
+[cluster.api.endpoint_circuit_breaker]
+consecutive_failures = 5
+open_duration = "1s"
+half_open_probes = 1
+
+[cluster.api.outlier_detection]
+consecutive_errors = 5
+consecutive_gateway_errors = 5
+interval = "1s"
+base_ejection_time = "5s"
+max_ejection_percent = 34
+slow_call = {{ threshold = "100ms" }}
+"""
+
+
+BLASTWALL_CONFIGS = {"today": blastwall_today, "issue4": blastwall_issue4}
+
+
+def nginx_config(workdir: Path, port: int, ports: list[int]) -> str:
+    # least_conn is nginx's nearest to peak-EWMA; passive health is max_fails/fail_timeout.
+    # No max_conns: without NGINX Plus's `queue`, a full server group answers 502 at once.
+    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;"
+                        for p in ports)
+    return f"""
+worker_processes 1;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx.error.log error;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/nginx-body;
+    proxy_temp_path {workdir}/nginx-proxy-temp;
+    fastcgi_temp_path {workdir}/nginx-fastcgi;
+    uwsgi_temp_path {workdir}/nginx-uwsgi;
+    scgi_temp_path {workdir}/nginx-scgi;
+    keepalive_requests 1000000;
+    upstream backend {{
+        least_conn;
+{servers}
+        keepalive 64;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_connect_timeout {CONNECT_TIMEOUT_MS}ms;
+            proxy_send_timeout {PER_TRY_TIMEOUT_MS}ms;
+            proxy_read_timeout {PER_TRY_TIMEOUT_MS}ms;
+            proxy_next_upstream error timeout http_502 http_503 http_504;
+            proxy_next_upstream_tries {ATTEMPTS};
+            proxy_next_upstream_timeout {OVERALL_TIMEOUT_MS}ms;
+        }}
+    }}
+}}
+"""
+
+
+def haproxy_config(port: int, ports: list[int]) -> str:
+    # leastconn; passive health (observe layer7, error-limit, on-error mark-down) with
+    # active checks to bring a server back; retries with redispatch to another server;
+    # per-server maxconn (the replicas' capacity) so excess waits in HAProxy's queue,
+    # where the priority class lets high-priority requests go first.
+    servers = "\n".join(f"    server r{i} 127.0.0.1:{p} check" for i, p in enumerate(ports))
+    return f"""
+global
+    nbthread 1
+    maxconn 8192
+
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect {CONNECT_TIMEOUT_MS}ms
+    timeout client 30s
+    timeout server {PER_TRY_TIMEOUT_MS}ms
+    timeout queue {PER_TRY_TIMEOUT_MS}ms
+    timeout http-keep-alive 30s
+    retries {ATTEMPTS - 1}
+    option redispatch 1
+    retry-on conn-failure empty-response response-timeout 502 503 504
+
+frontend bench
+    bind 127.0.0.1:{port}
+    http-request set-priority-class int(-10) if {{ req.hdr(x-blastwall-priority) -m str high }}
+    http-request set-priority-class int(10) if {{ req.hdr(x-blastwall-priority) -m str low }}
+    default_backend replicas
+
+backend replicas
+    balance leastconn
+    option httpchk GET /
+    http-check expect status 200
+    default-server inter {HEALTH_INTERVAL_MS}ms fall 2 rise 2 observe layer7 error-limit 5 on-error mark-down maxconn {OVERLOAD_CAPACITY}
+{servers}
+"""
+
+
+def check_blastwall_config(blastwall: Path, text: str, workdir: Path) -> str | None:
+    """None when `blastwall check` accepts the config, else what it said."""
+    path = workdir / "check.toml"
+    path.write_text(text)
+    done = subprocess.run([str(blastwall), "check", str(path)], capture_output=True,
+                          text=True)
+    return None if done.returncode == 0 else (done.stdout + done.stderr).strip()
+
+
+@dataclass
+class Proxy:
+    name: str
+    port: int
+    process: subprocess.Popen
+
+
+def start_proxy(name: str, procs: Processes, blastwall: Path, paths: dict[str, str],
+                workdir: Path, ports: list[int], variant: str) -> Proxy:
+    taskset = pinned(paths["taskset"], PROXY_CORE)
+    if name == "blastwall":
+        config = workdir / "blastwall.toml"
+        config.write_text(BLASTWALL_CONFIGS[variant](ports))
+        env = dict(os.environ, TOKIO_WORKER_THREADS="1")
+        process = procs.start("blastwall", taskset + [
+            str(blastwall), "run", "-c", str(config), "--log", "warn", "--no-watch"],
+            env=env, capture=True)
+        line = wait_for_line(process, "listener ")
+        port = int(line.rsplit(":", 1)[1])
+        wait_for_line(process, "blastwall ready")
+    elif name == "nginx":
+        port = free_port()
+        config = workdir / "nginx.conf"
+        config.write_text(nginx_config(workdir, port, ports))
+        process = procs.start("nginx", taskset + [
+            paths["nginx"], "-c", str(config), "-p", str(workdir),
+            "-e", str(workdir / "nginx.error.log")])
+        wait_for_port(port, process)
+    else:
+        port = free_port()
+        config = workdir / "haproxy.cfg"
+        config.write_text(haproxy_config(port, ports))
+        process = procs.start("haproxy", taskset + [paths["haproxy"], "-f", str(config),
+                                                    "-db"])
+        wait_for_port(port, process)
+    check_answer(port)
+    return Proxy(name, port, process)
+
+
+# --------------------------------------------------------------------------------------
+# Load: `blastwall load`, open loop, with faults at fixed offsets from its start.
+
+
+@dataclass
+class Fault:
+    at: float                      # seconds after the load started
+    what: str
+    act: object                    # callable()
+    happened: float | None = None  # when it was done, seconds after the load started
+
+
+def connections_for(settings: Settings) -> int:
+    # Enough connections that a client timeout's worth of requests can be in flight,
+    # so the client stays open-loop even while every request hangs.
+    return min(2000, math.ceil(settings.rate * 3.2))
+
+
+def run_load(procs: Processes, blastwall: Path, taskset: str, port: int, settings: Settings,
+             seconds: float, faults: list[Fault], mix: str | None, label: str) -> dict:
+    command = pinned(taskset, LOAD_CORE) + [
+        str(blastwall), "load", f"http://127.0.0.1:{port}/", "--rate", str(settings.rate),
+        "--duration", f"{seconds}s", "--connections", str(connections_for(settings)),
+        "--timeout", CLIENT_TIMEOUT, "--timeline-interval", settings.interval, "--json"]
+    if mix:
+        command += ["--header-mix", mix]
+    process = procs.start(label, command, capture=True)
+    # The start line goes to stderr, which Processes sends to the log file.
+    deadline = time.monotonic() + 30
+    while "load started" not in process.log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"blastwall load did not start: {process.log.read_text()}")
+        time.sleep(0.005)
+    started = time.monotonic()
+    try:
+        for fault in sorted(faults, key=lambda fault: fault.at):
+            delay = started + fault.at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            fault.act()
+            fault.happened = time.monotonic() - started
+            log(f"  {fault.happened:5.2f}s {fault.what}")
+        stdout, _ = process.communicate(timeout=seconds + 30)
+    finally:
+        # Stops the load too if a fault could not be injected.
+        procs.stop(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"blastwall load failed: {process.log.read_text()[-2000:]}")
+    return json.loads(stdout)
+
+
+# --------------------------------------------------------------------------------------
+# Scenarios: what breaks, when, and what is measured.
+
+
+def scenario_faults(name: str, replicas: list[Replica], settings: Settings,
+                    down_mode: str) -> tuple[list[Fault], str | None]:
+    """The faults of a scenario (offsets from the load's start) and its header mix."""
+    d = settings.duration
+    first = replicas[0]
+    if name == "crash":
+        return [Fault(d / 3, f"kill -9 {first.name}", first.kill)], None
+    if name == "gray":
+        slow = {"latency": f"{2 + SLOW_BY_MS}ms"}
+        return [Fault(d / 3, f"{first.name} +{SLOW_BY_MS}ms", lambda: first.behave(**slow))], None
+    if name == "down":
+        def down() -> None:
+            for replica in replicas:
+                replica.behave(mode=down_mode)
+        return [Fault(d / 3, f"every replica: mode {down_mode}", down)], None
+    if name == "overload":
+        # Cluster capacity = replicas × capacity / latency = rate / 3.
+        latency_ms = round(3 * REPLICAS * OVERLOAD_CAPACITY * 1000 / settings.rate)
+
+        def overload() -> None:
+            for replica in replicas:
+                replica.behave(capacity=OVERLOAD_CAPACITY, latency=f"{latency_ms}ms",
+                               latency_jitter="0ms")
+        return ([Fault(0, f"every replica: capacity {OVERLOAD_CAPACITY} at {latency_ms}ms "
+                          f"(3× overload)", overload)],
+                "x-blastwall-priority=high:0.5,low:0.5")
+    if name == "recovery":
+        def kill_all() -> None:
+            for replica in replicas:
+                replica.kill()
+
+        def restart_all() -> None:
+            for replica in replicas:
+                replica.start()
+        return [Fault(d / 4, "kill -9 every replica", kill_all),
+                Fault(d / 2, "restart every replica", restart_all)], None
+    raise ValueError(name)
+
+
+def percent(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def from_point(timeline: list[dict], interval: float, since: float) -> list[dict]:
+    """The timeline points from the one `since` falls in, those without requests left out."""
+    return [p for p in timeline
+            if p["t"] + interval > since + 1e-9 and p["ok"] + p["failed"] > 0]
+
+
+def time_until(timeline: list[dict], interval: float, since: float,
+               good: object) -> float | None:
+    """Seconds from `since` to the start of the first timeline point from which every
+    later point with requests is `good` (0 if the point `since` falls in already is);
+    None if the run ended before that."""
+    points = from_point(timeline, interval, since)
+    first_good = None
+    for point in points:
+        if good(point):
+            if first_good is None:
+                first_good = point["t"]
+        else:
+            first_good = None
+    return None if first_good is None else max(0.0, first_good - since)
+
+
+def analyse(name: str, report: dict, faults: list[Fault], received: int,
+            received_after_fault: int) -> dict:
+    total = report["total"]
+    sent = report["sent"]
+    fault_at = faults[0].happened or 0.0
+    # Requests due from the fault on (the timetable is fixed: index / rate).
+    due_after_fault = max(1, report["requests"] - math.floor(fault_at * report["rate"]))
+    result = {
+        "requests": report["requests"],
+        "sent": sent,
+        "achieved_rate": report["achieved_rate"],
+        "error_rate": total["error_rate"],
+        "p50_ms": total["latency_us"]["p50"] / 1000,
+        "p99_ms": total["latency_us"]["p99"] / 1000,
+        "max_ms": total["latency_us"]["max"] / 1000,
+        "statuses": total["statuses"],
+        "errors": total["errors"],
+        "upstream_requests": received,
+        "amplification": percent(received, sent),
+        "upstream_requests_after_fault": received_after_fault,
+        "amplification_after_fault": received_after_fault / due_after_fault,
+        "faults": [{"at": f.happened, "what": f.what} for f in faults],
+    }
+    timeline = report["timeline"]
+    interval = report["timeline_interval_s"]
+    after = from_point(timeline, interval, fault_at)
+    result["error_rate_after_fault"] = percent(sum(p["failed"] for p in after),
+                                               sum(p["ok"] + p["failed"] for p in after))
+    if name == "down":
+        result["time_to_fail_fast_s"] = time_until(
+            timeline, interval, fault_at, lambda p: p["p99_us"] < FAIL_FAST_MS * 1000)
+    if name == "recovery":
+        back_at = faults[-1].happened or 0.0
+        result["time_to_recover_s"] = time_until(
+            timeline, interval, back_at,
+            lambda p: p["ok"] / (p["ok"] + p["failed"]) >= RECOVERED_OK_SHARE)
+    if name == "overload":
+        result["classes"] = {
+            class_name.split("=", 1)[1]: {
+                "error_rate": tally["error_rate"],
+                "p50_ms": tally["latency_us"]["p50"] / 1000,
+                "p99_ms": tally["latency_us"]["p99"] / 1000,
+                "statuses": tally["statuses"],
+            }
+            for class_name, tally in zip(report["class_names"], report["classes"])}
+    return result
+
+
+def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Path,
+                 paths: dict[str, str], settings: Settings, variant: str,
+                 down_mode: str) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"resilience-{scenario}-{proxy_name}-",
+                                    dir=procs.logs))
+    replicas = [Replica(i, procs, blastwall, paths["taskset"]) for i in range(REPLICAS)]
+    proxy = None
+    try:
+        ports = [replica.port for replica in replicas]
+        proxy = start_proxy(proxy_name, procs, blastwall, paths, workdir, ports, variant)
+        run_load(procs, blastwall, paths["taskset"], proxy.port, settings, settings.warmup,
+                 [], None, f"warmup-{scenario}-{proxy_name}")
+        faults, mix = scenario_faults(scenario, replicas, settings, down_mode)
+        before = sum(replica.received() for replica in replicas)
+        # What the replicas had received when the first fault struck, for the
+        # amplification of the faulty part of the run.
+        at_fault: dict[str, int] = {}
+        first_act = faults[0].act
+
+        def snapshot_then_act() -> None:
+            at_fault["received"] = sum(replica.received() for replica in replicas)
+            first_act()
+        faults[0].act = snapshot_then_act
+        report = run_load(procs, blastwall, paths["taskset"], proxy.port, settings,
+                          settings.duration, faults, mix, f"load-{scenario}-{proxy_name}")
+        after = sum(replica.received() for replica in replicas)
+        result = analyse(scenario, report, faults, after - before,
+                         after - at_fault.get("received", before))
+        result["report"] = report
+        return result
+    finally:
+        if proxy is not None:
+            procs.stop(proxy.process)
+        for replica in replicas:
+            replica.stop()
+
+
+# --------------------------------------------------------------------------------------
+# Report.
+
+
+def fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def note(scenario: str, row: dict) -> str:
+    if scenario == "down":
+        return ("fails fast after " + fmt(row.get("time_to_fail_fast_s"), "{:.1f} s")
+                if row.get("time_to_fail_fast_s") is not None else "never fails fast")
+    if scenario == "recovery":
+        return ("back after " + fmt(row.get("time_to_recover_s"), "{:.1f} s")
+                if row.get("time_to_recover_s") is not None else "not back by the end")
+    if scenario == "overload":
+        classes = row.get("classes", {})
+        return "; ".join(f"{name}: {fmt(c['error_rate'], '{:.1%}')} errors, "
+                         f"p99 {fmt(c['p99_ms'], '{:.0f}')} ms"
+                         for name, c in classes.items())
+    return "errors after the fault " + fmt(row.get("error_rate_after_fault"), "{:.1%}")
+
+
+def table(results: dict[str, dict[str, dict]]) -> str:
+    lines = ["| scenario | proxy | error rate | p50 ms | p99 ms "
+             "| retry amplification (from the fault) | |",
+             "|---|---|---|---|---|---|---|"]
+    for scenario, rows in results.items():
+        for proxy_name, row in rows.items():
+            if "failed" in row:
+                lines.append(f"| {scenario} | {proxy_name} | failed: {row['failed']} "
+                             f"| | | | |")
+                continue
+            lines.append(
+                f"| {scenario} | {proxy_name} | {fmt(row['error_rate'], '{:.2%}')} "
+                f"| {fmt(row['p50_ms'], '{:.1f}')} | {fmt(row['p99_ms'], '{:.0f}')} "
+                f"| {fmt(row['amplification_after_fault'], '{:.2f}×')} "
+                f"| {note(scenario, row)} |")
+    return "\n".join(lines)
+
+
+def tool_versions(paths: dict[str, str], blastwall: Path) -> dict[str, str]:
+    def first_line(command: list[str]) -> str:
+        done = subprocess.run(command, capture_output=True, text=True)
+        text = (done.stdout or done.stderr).strip()
+        return text.splitlines()[0] if text else "?"
+
+    found = {"blastwall": first_line([str(blastwall), "--version"])}
+    for name in ("nginx", "haproxy"):
+        if paths.get(name):
+            found[name] = first_line([paths[name], "-v"])
+    return found
+
+
+def raise_fd_limit() -> None:
+    # Thousands of client, proxy and upstream sockets; children inherit the limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: {QUICK.duration:g} s per scenario and proxy at "
+                             f"{QUICK.rate}/s (full: {FULL.duration:g} s at {FULL.rate}/s)")
+    parser.add_argument("--rate", type=int, help="requests per second offered")
+    parser.add_argument("--duration", type=float, help="seconds of load per scenario")
+    parser.add_argument("--proxies", default=",".join(PROXIES),
+                        help="comma-separated subset of " + ",".join(PROXIES))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="comma-separated subset of " + ",".join(SCENARIOS))
+    parser.add_argument("--blastwall-config", choices=("auto", "today", "issue4"),
+                        default="auto",
+                        help="issue4: retries, budget, breakers, outlier detection, "
+                             "shedding and fallbacks (needs issue 4 merged); today: only "
+                             "keys that existed before; auto (default): issue4 if "
+                             "`blastwall check` accepts it, else today, with a warning")
+    parser.add_argument("--down-mode", choices=("hang", "reset"), default="hang",
+                        help="how the dependency is down in scenario 'down' (default "
+                             "hang: requests never answered)")
+    parser.add_argument("--nice", type=int, default=-10,
+                        help="niceness of every process started (default -10)")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--skip-install", action="store_true")
+    parser.add_argument("--skip-build", action="store_true",
+                        help="use $CARGO_TARGET_DIR/release/blastwall as it is")
+    parser.add_argument("--blastwall", type=Path,
+                        help="use this blastwall binary (no build)")
+    args = parser.parse_args()
+    settings = QUICK if args.quick else FULL
+    if args.rate:
+        settings.rate = args.rate
+    if args.duration:
+        settings.duration = args.duration
+    proxies.NICE = args.nice
+    chosen_proxies = [p for p in args.proxies.split(",") if p]
+    chosen_scenarios = [s for s in args.scenarios.split(",") if s]
+    for name in chosen_proxies:
+        if name not in PROXIES:
+            sys.exit(f"unknown proxy {name!r}")
+    for name in chosen_scenarios:
+        if name not in SCENARIOS:
+            sys.exit(f"unknown scenario {name!r}")
+    if os.cpu_count() is None or os.cpu_count() < 2:
+        sys.exit("needs at least 2 CPUs (core 0 for proxies, core 1 for load + replicas)")
+    raise_fd_limit()
+
+    wanted = tuple(p for p in ("nginx", "haproxy") if p in chosen_proxies)
+    paths = ensure_packages(wanted) if not args.skip_install else {
+        name: tool(name) for name in (*wanted, "taskset")}
+    if args.blastwall:
+        blastwall = args.blastwall.resolve()
+    elif args.skip_build:
+        target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+        blastwall = target / "release" / "blastwall"
+    else:
+        blastwall = build_blastwall()
+
+    workdir = Path(tempfile.mkdtemp(prefix="blastwall-resilience-"))
+    variant = args.blastwall_config
+    refused = check_blastwall_config(blastwall, blastwall_issue4([1, 2, 3]), workdir)
+    if variant == "auto":
+        variant = "today" if refused else "issue4"
+        if refused:
+            log("WARNING: this blastwall refuses issue 4's config, so it runs with only "
+                "today's keys (no retries, breakers, shedding):\n" + refused)
+    elif variant == "issue4" and refused:
+        sys.exit(f"blastwall check refuses issue 4's config:\n{refused}")
+
+    info = {"machine": machine(), "versions": tool_versions(paths, blastwall),
+            "settings": settings.__dict__, "blastwall_config": variant,
+            "down_mode": args.down_mode, "nice": args.nice,
+            "connections": connections_for(settings)}
+    log(f"versions: {info['versions']}; blastwall config: {variant}")
+
+    procs = Processes(workdir)
+    results: dict[str, dict[str, dict]] = {}
+    try:
+        for scenario in chosen_scenarios:
+            results[scenario] = {}
+            for proxy_name in chosen_proxies:
+                log(f"{scenario} / {proxy_name}: {settings.duration:g} s at "
+                    f"{settings.rate}/s")
+                try:
+                    row = run_scenario(scenario, proxy_name, procs, blastwall, paths,
+                                       settings, variant, args.down_mode)
+                except (RuntimeError, OSError, ValueError,
+                        subprocess.TimeoutExpired) as error:
+                    log(f"  FAILED: {error}")
+                    row = {"failed": str(error)}
+                else:
+                    log(f"  error rate {row['error_rate']:.2%}, p50 {row['p50_ms']:.1f} ms, "
+                        f"p99 {row['p99_ms']:.0f} ms, amplification from the fault "
+                        f"{fmt(row['amplification_after_fault'], '{:.2f}')}; "
+                        f"{note(scenario, row)}")
+                results[scenario][proxy_name] = row
+    except BaseException:
+        log(f"interrupted; configs and logs kept in {workdir}")
+        raise
+    finally:
+        procs.stop_all()
+    failed = any("failed" in row for rows in results.values() for row in rows.values())
+    if failed:
+        log(f"some runs failed; configs and logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print(f"{settings.rate} requests/s for {settings.duration:g} s per scenario and proxy, "
+          f"{REPLICAS} replicas, blastwall config: {variant}. Latency from each request's "
+          f"due time (open loop); amplification = requests the replicas received ÷ "
+          f"requests the client sent, both from the first fault on.")
+    print()
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps({"info": info, "results": results}, indent=2) + "\n")
+        log(f"figures written to {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

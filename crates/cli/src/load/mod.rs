@@ -1,0 +1,315 @@
+//! `blastwall load`: an open-loop HTTP load generator.
+//!
+//! Requests are sent at a fixed rate on a timetable set before the run ([`schedule`]), over
+//! a bounded number of keep-alive connections ([`engine`]), and each one's latency is
+//! counted from when it was due ([`stats`]), so a server that stalls is charged for every
+//! request the stall delayed (no coordinated omission). A run is always bounded by a
+//! duration, a request count or both. The benchmarks use it as their client; its JSON
+//! report has counts by status and error kind, percentiles, a per-class breakdown when
+//! traffic is split by a header value, and a timeline to plot.
+
+mod engine;
+mod schedule;
+mod stats;
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::Args;
+use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use serde::Serialize;
+
+use engine::Plan;
+use schedule::Timetable;
+use stats::{Summary, TallySummary};
+
+/// Flags of `blastwall load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The URL every request goes to (`http://host:port/path?query`).
+    url: Uri,
+    /// Requests per second, sent on a fixed timetable whatever the answers take.
+    #[arg(long)]
+    rate: f64,
+    /// Stop scheduling after this long, like `10s` (default 10s when --requests is absent).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Stop after this many requests (with --duration, whichever comes first).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Keep-alive connections kept open at most; a request waits for a free one.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// HTTP method.
+    #[arg(long, default_value = "GET")]
+    method: Method,
+    /// An extra request header, `name: value` (repeatable).
+    #[arg(long = "header", short = 'H', value_parser = parse_header)]
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request body.
+    #[arg(long, default_value = "")]
+    body: String,
+    /// A request not answered this long after it was due fails as a timeout.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    timeout: Duration,
+    /// Split traffic by one header's value, with weights, and report each class apart:
+    /// `x-blastwall-priority=high:0.5,low:0.5`.
+    #[arg(long, value_parser = parse_mix)]
+    header_mix: Option<HeaderMix>,
+    /// Width of a timeline point in the JSON report.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    timeline_interval: Duration,
+    /// Print the report as JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `--header-mix` flag: one header, several values with weights.
+#[derive(Debug, Clone)]
+pub struct HeaderMix {
+    name: HeaderName,
+    classes: Vec<(HeaderValue, f64)>,
+}
+
+fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected `name: value`, got {text:?}"))?;
+    let name = HeaderName::try_from(name.trim()).map_err(|err| format!("header name: {err}"))?;
+    let value =
+        HeaderValue::try_from(value.trim()).map_err(|err| format!("header value: {err}"))?;
+    Ok((name, value))
+}
+
+fn parse_mix(text: &str) -> Result<HeaderMix, String> {
+    let (name, classes) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected `header=value:weight,...`, got {text:?}"))?;
+    let name = HeaderName::try_from(name.trim()).map_err(|err| format!("header name: {err}"))?;
+    let mut parsed = Vec::new();
+    for class in classes.split(',') {
+        let (value, weight) = class
+            .rsplit_once(':')
+            .ok_or_else(|| format!("expected `value:weight`, got {class:?}"))?;
+        let value = HeaderValue::try_from(value.trim())
+            .map_err(|err| format!("header value {value:?}: {err}"))?;
+        let weight: f64 = weight
+            .trim()
+            .parse()
+            .map_err(|err| format!("weight {weight:?}: {err}"))?;
+        if !(weight > 0.0 && weight.is_finite()) {
+            return Err(format!("weight of {value:?} must be above 0, got {weight}"));
+        }
+        parsed.push((value, weight));
+    }
+    Ok(HeaderMix {
+        name,
+        classes: parsed,
+    })
+}
+
+/// The JSON report: what was asked, then what was measured.
+#[derive(Debug, Serialize)]
+struct Report {
+    url: String,
+    method: String,
+    rate: f64,
+    requests: u64,
+    connections: usize,
+    timeout_s: f64,
+    /// Names of the classes, `header=value`, in the order of `classes`.
+    class_names: Vec<String>,
+    #[serde(flatten)]
+    summary: Summary,
+}
+
+/// Runs the load and prints its report.
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let plan = plan(&args).await?;
+    let class_names = match &plan.mix {
+        Some((name, classes)) => classes
+            .iter()
+            .map(|(value, _)| format!("{name}={}", String::from_utf8_lossy(value.as_bytes())))
+            .collect(),
+        None => vec!["all".to_owned()],
+    };
+    let timetable = plan.timetable;
+    let connections = plan.connections;
+    let summary = engine::run(plan, || {
+        // NOTE: scripts wait for this line on stderr to time their faults from it.
+        eprintln!(
+            "load started: {} requests at {}/s",
+            timetable.total(),
+            timetable.rate()
+        );
+    })
+    .await;
+    let report = Report {
+        url: args.url.to_string(),
+        method: args.method.to_string(),
+        rate: args.rate,
+        requests: timetable.total(),
+        connections,
+        timeout_s: args.timeout.as_secs_f64(),
+        class_names,
+        summary,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", human(&report))?;
+    }
+    Ok(())
+}
+
+async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
+    if !(args.rate > 0.0 && args.rate.is_finite()) {
+        bail!("--rate must be above 0, got {}", args.rate);
+    }
+    if args.connections == 0 {
+        bail!("--connections must be at least 1");
+    }
+    if args.timeout.is_zero() {
+        bail!("--timeout must be above 0");
+    }
+    if args.url.scheme_str() != Some("http") {
+        bail!("only http:// URLs are supported, got {}", args.url);
+    }
+    let authority = args.url.authority().context("the URL has no host")?.clone();
+    let port = authority.port_u16().unwrap_or(80);
+    let addr = tokio::net::lookup_host((authority.host(), port))
+        .await
+        .with_context(|| format!("cannot resolve {}", authority.host()))?
+        .next()
+        .with_context(|| format!("{} has no address", authority.host()))?;
+    let target: Uri = args
+        .url
+        .path_and_query()
+        .map_or("/", |path| path.as_str())
+        .parse()
+        .context("request target")?;
+    let mut headers = HeaderMap::new();
+    headers.insert(HOST, HeaderValue::try_from(authority.as_str())?);
+    for (name, value) in &args.headers {
+        headers.append(name.clone(), value.clone());
+    }
+    // Without either bound the run would never end: ten seconds is the default.
+    let duration = match (args.duration, args.requests) {
+        (None, None) => Some(Duration::from_secs(10)),
+        (duration, _) => duration,
+    };
+    Ok(Plan {
+        addr,
+        method: args.method.clone(),
+        target,
+        headers,
+        body: Bytes::from(args.body.clone()),
+        mix: args.header_mix.clone().map(|mix| (mix.name, mix.classes)),
+        timetable: Timetable::new(args.rate, args.requests, duration),
+        connections: args.connections,
+        timeout: args.timeout,
+        interval: args.timeline_interval,
+    })
+}
+
+fn ms(micros: u64) -> String {
+    format!("{:.2}ms", micros as f64 / 1000.0)
+}
+
+fn tally_line(tally: &TallySummary) -> String {
+    let statuses: Vec<_> = tally
+        .statuses
+        .iter()
+        .map(|(status, count)| format!("{status}×{count}"))
+        .collect();
+    let errors: Vec<_> = tally
+        .errors
+        .iter()
+        .filter(|(_, count)| **count > 0)
+        .map(|(kind, count)| format!("{kind}×{count}"))
+        .collect();
+    let latency = &tally.latency_us;
+    format!(
+        "{} requests, {} ok, {} failed ({:.2}%); statuses [{}] errors [{}]\n    latency p50 {} p90 {} p99 {} p99.9 {} max {}\n",
+        tally.requests,
+        tally.ok,
+        tally.failed,
+        tally.error_rate * 100.0,
+        statuses.join(" "),
+        errors.join(" "),
+        ms(latency.p50),
+        ms(latency.p90),
+        ms(latency.p99),
+        ms(latency.p999),
+        ms(latency.max),
+    )
+}
+
+fn human(report: &Report) -> String {
+    let summary = &report.summary;
+    let mut text = format!(
+        "{} {} at {}/s over {} connections: {} requests in {:.2}s, {:.1} sent/s\n",
+        report.method,
+        report.url,
+        report.rate,
+        report.connections,
+        report.requests,
+        summary.elapsed_s,
+        summary.achieved_rate,
+    );
+    text += &format!("  all: {}", tally_line(&summary.total));
+    if report.class_names.len() > 1 {
+        for (name, tally) in report.class_names.iter().zip(&summary.classes) {
+            text += &format!("  {name}: {}", tally_line(tally));
+        }
+    }
+    text += &format!(
+        "  latency counts from each request's due time; sent late by p99 {} max {}; {} expired waiting for a connection\n",
+        ms(summary.send_delay_us.p99),
+        ms(summary.send_delay_us.max),
+        summary.expired_unsent,
+    );
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_mix_names_one_header_and_weighted_values() {
+        let mix = parse_mix("x-blastwall-priority=high:0.5,low:0.5").expect("valid");
+        assert_eq!(mix.name, "x-blastwall-priority");
+        assert_eq!(mix.classes.len(), 2);
+        assert_eq!(mix.classes[0].0, "high");
+        assert!((mix.classes[1].1 - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_mix_value_may_contain_a_colon_since_the_weight_is_after_the_last_one() {
+        let mix = parse_mix("x-key=a:b:2").expect("valid");
+        assert_eq!(mix.classes[0].0, "a:b");
+        assert!((mix.classes[0].1 - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_mix_without_weights_or_with_a_zero_weight_is_refused() {
+        assert!(parse_mix("x-p=high,low").is_err());
+        assert!(parse_mix("x-p=high:0,low:1").is_err());
+        assert!(parse_mix("x-p=high:-1").is_err());
+        assert!(parse_mix("high:1").is_err());
+    }
+
+    #[test]
+    fn headers_are_name_colon_value() {
+        let (name, value) = parse_header("X-Test:  a b ").expect("valid");
+        assert_eq!(name, "x-test");
+        assert_eq!(value, "a b");
+        assert!(parse_header("no colon").is_err());
+    }
+}
