@@ -39,6 +39,13 @@ fn count(row: &[String], column: usize) -> u32 {
 fn proxy_demo_routes_around_a_slow_replica_fails_over_and_fails_back() {
     let (stdout, rows) = run_demo("proxy");
     assert_eq!(rows.len(), 12, "three rows per phase:\n{stdout}");
+    for row in &rows {
+        assert_eq!(
+            count(row, 4),
+            0,
+            "retries answer even the requests that meet a crash:\n{stdout}"
+        );
+    }
     // Columns: second, phase, requests, ok, errors, p50, p99, primary-a, primary-b, standby.
     for healthy in &rows[..3] {
         assert_eq!(

@@ -5,8 +5,9 @@
 //! - **gray failure**: one primary turns slow (still passing its health checks); peak-EWMA
 //!   balancing sees its latency and sends it little or nothing, so the client's latency stays
 //!   the healthy one's;
-//! - **primaries down**: both primaries crash; health checks take them out within a few
-//!   hundred milliseconds and the standby (priority 1) takes all traffic;
+//! - **primaries down**: both primaries crash; until health checks take them out (a few
+//!   hundred milliseconds), retries send each request that meets a dead primary to another
+//!   replica, so no client sees an error; then the standby (priority 1) takes all traffic;
 //! - **recovered**: the primaries come back; health checks return them and traffic fails
 //!   back to them.
 
@@ -57,7 +58,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         replicas.addrs[0], replicas.addrs[1], replicas.addrs[2]
     );
     println!(
-        "  peak-EWMA balancing, HTTP health checks every 200ms; a client sends {} requests/s\n",
+        "  peak-EWMA balancing, HTTP health checks every 200ms, up to 3 attempts per request;\n  a client sends {} requests/s\n",
         args.rate
     );
     println!(
@@ -84,9 +85,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "the standby answered in their place, then traffic went back to the primaries on its own."
     );
     println!(
-        "Errors appear only in the moment between a crash and its detection: retries, breakers"
+        "No request failed: in the moment between a crash and its detection, retries sent each"
     );
-    println!("and fallbacks in the proxy (the next milestone) will answer those too.");
+    println!("request that met a dead primary to another replica, within the retry budget.");
     Ok(())
 }
 
@@ -100,6 +101,12 @@ listen = "127.0.0.1:0"
 [[route]]
 name = "checkout"
 cluster = "checkout"
+timeout = "1s"
+per_try_timeout = "300ms"
+
+[route.retry]
+attempts = 3
+backoff = {{ base = "5ms", max = "50ms" }}
 
 [cluster.checkout]
 balance = "peak_ewma"
