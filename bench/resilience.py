@@ -196,7 +196,7 @@ def blastwall_issue4(ports: list[int]) -> str:
     endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
     return f"""
 [proxy]
-deadline_header = "x-blastwall-deadline-ms"
+deadline_header = "x-blastwall-timeout-ms"
 priority_header = "x-blastwall-priority"
 trusted_clients = ["127.0.0.1/32"]
 
@@ -217,12 +217,6 @@ backoff = {{ base = "10ms", max = "100ms", jitter = "full" }}
 on = ["connect_failure", "refused", "reset", "timeout", "gateway_error", "overloaded"]
 retry_after_max = "100ms"
 
-[route.concurrency]
-adaptive = "gradient2"
-min = 4
-max = 200
-queue = 50
-queue_timeout = "50ms"
 
 [route.fallback]
 on = ["failed", "breaker_open", "shed", "timeout"]
@@ -245,6 +239,15 @@ unhealthy_threshold = 2
 [cluster.api.retry_budget]
 ratio = 0.2
 min_per_second = 10
+
+# The cluster's bulkhead, sized like HAProxy's per-server maxconn (the replicas'
+# capacity): a hung or saturated dependency holds only that many requests; the rest wait
+# briefly in a queue served highest priority first, or are shed at once when the queue
+# cannot be served in time, rather than queued behind doomed work.
+[cluster.api.concurrency]
+limit = {REPLICAS * OVERLOAD_CAPACITY}
+queue = 50
+queue_timeout = "100ms"
 
 [cluster.api.circuit_breaker]
 failure_rate_percent = 50
@@ -482,7 +485,7 @@ def scenario_faults(name: str, replicas: list[Replica], settings: Settings,
                                latency_jitter="0ms")
         return ([Fault(0, f"every replica: capacity {OVERLOAD_CAPACITY} at {latency_ms}ms "
                           f"(3× overload)", overload)],
-                "x-blastwall-priority=high:0.5,low:0.5")
+                "x-blastwall-priority=high:0.25,low:0.75")
     if name == "recovery":
         def kill_all() -> None:
             for replica in replicas:

@@ -316,6 +316,16 @@ impl Cluster {
             unhealthy: check.unhealthy_threshold,
         };
         if let Some(transition) = endpoint.observe_health(result.is_ok(), thresholds) {
+            // NOTE: an active check that finds the endpoint healthy again is better evidence
+            // than the breaker's open timer (Envoy unejects on it likewise): without this, an
+            // endpoint that came back would wait out an open period that may have grown long
+            // while it was down.
+            if transition.to.is_healthy()
+                && endpoint.is_tripped()
+                && let Some(breaker) = endpoint.breaker()
+            {
+                breaker.reset(Instant::now());
+            }
             match &result {
                 Ok(()) => tracing::info!(
                     cluster = self.name(), endpoint = %endpoint.address(),

@@ -465,3 +465,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_endpoint_that_passes_its_health_checks_again_has_its_breaker_closed() {
+    use std::num::NonZeroU32;
+
+    use crate::config::{HealthCheck, HealthCheckConfig};
+    use crate::health::ProbeFailure;
+
+    let passive = PassiveConfig {
+        endpoint_circuit_breaker: Some(BreakerConfig {
+            open_duration: Duration::from_secs(60),
+            ..breaker(2)
+        }),
+        ..PassiveConfig::default()
+    };
+    let mut config = config(2, passive);
+    config.health_check = Some(HealthCheckConfig {
+        kind: HealthCheck::Tcp,
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        healthy_threshold: NonZeroU32::MIN,
+        unhealthy_threshold: NonZeroU32::MIN,
+        jitter: Duration::ZERO,
+    });
+    let now = Instant::now();
+    let cluster = Cluster::new(config, None, None, now);
+    let down = || ProbeFailure::Timeout(Duration::from_secs(1));
+    for endpoint in cluster.endpoints().iter() {
+        cluster.record_check(endpoint, Ok(()));
+    }
+    let first = cluster.endpoints()[0].clone();
+    attempt(&cluster, 1, AttemptOutcome::ConnectFailed, now);
+    attempt(&cluster, 1, AttemptOutcome::ConnectFailed, now);
+    assert!(first.is_tripped());
+    cluster.record_check(&first, Err(down()));
+    assert!(first.is_tripped(), "a failed check leaves the breaker open");
+    // Back up: the check's evidence closes the breaker without waiting out its 60s.
+    cluster.record_check(&first, Ok(()));
+    assert!(!first.is_tripped());
+    assert_eq!(reached(&cluster, 20, now), BTreeSet::from([1, 2]));
+}
