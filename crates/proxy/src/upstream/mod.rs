@@ -110,22 +110,34 @@ impl UpstreamClient {
     ) -> Result<Response<Incoming>, UpstreamError> {
         for_http1(&mut request, authority);
         let pool = &self.shared.pool;
+        // NOTE: connecting and resending are boxed, here and for HTTP/2: they are rare,
+        // and inline they would make every request's future larger, and it is moved
+        // (copied) several times on its way into hyper's connection task.
         let (sender, reused) = match pool.checkout_http1(authority.as_str()) {
             Some(sender) => (sender, true),
-            None => (self.connect_http1(authority).await?, false),
+            None => (Box::pin(self.connect_http1(authority)).await?, false),
         };
         match self.try_http1(authority, sender, request).await {
             Ok(response) => Ok(response),
             // ## A kept connection closed under us, the request unsent => once more, fresh
             Err(Attempt::NotSent(request, error)) if reused => {
-                tracing::debug!(%authority, %error, "kept connection closed before the request was sent; sending on a new one");
-                let sender = self.connect_http1(authority).await?;
-                self.try_http1(authority, sender, *request)
-                    .await
-                    .map_err(Attempt::into_error)
+                Box::pin(self.resend_http1(authority, *request, error)).await
             }
             Err(attempt) => Err(attempt.into_error()),
         }
+    }
+
+    async fn resend_http1(
+        &self,
+        authority: &Authority,
+        request: Request<ProxyBody>,
+        error: hyper::Error,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        tracing::debug!(%authority, %error, "kept connection closed before the request was sent; sending on a new one");
+        let sender = self.connect_http1(authority).await?;
+        self.try_http1(authority, sender, request)
+            .await
+            .map_err(Attempt::into_error)
     }
 
     async fn try_http1(
@@ -153,14 +165,23 @@ impl UpstreamClient {
             Ok(response) => Ok(response),
             // ## The shared connection closed under us, the request unsent => once more
             Err(Attempt::NotSent(request, error)) if reused => {
-                tracing::debug!(%authority, %error, "HTTP/2 connection closed before the request was sent; sending on a new one");
-                let (sender, id, _) = self.http2_connection(authority).await?;
-                self.try_http2(authority, sender, id, *request)
-                    .await
-                    .map_err(Attempt::into_error)
+                Box::pin(self.resend_http2(authority, *request, error)).await
             }
             Err(attempt) => Err(attempt.into_error()),
         }
+    }
+
+    async fn resend_http2(
+        &self,
+        authority: &Authority,
+        request: Request<ProxyBody>,
+        error: hyper::Error,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        tracing::debug!(%authority, %error, "HTTP/2 connection closed before the request was sent; sending on a new one");
+        let (sender, id, _) = self.http2_connection(authority).await?;
+        self.try_http2(authority, sender, id, request)
+            .await
+            .map_err(Attempt::into_error)
     }
 
     async fn try_http2(
@@ -200,7 +221,7 @@ impl UpstreamClient {
                     waited = true;
                 }
                 Http2Checkout::Connect(connecting) => {
-                    let sender = self.connect_http2(authority).await?;
+                    let sender = Box::pin(self.connect_http2(authority)).await?;
                     let id = connecting.install(&sender);
                     return Ok((sender, id, false));
                 }
