@@ -13,7 +13,7 @@ mod validate;
 pub mod values;
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -61,6 +61,9 @@ pub struct ProxySettings {
     pub zone: Option<String>,
     /// How long in-flight requests may take to finish on SIGTERM.
     pub drain_timeout: Duration,
+    /// Threads that serve traffic (1: a single-threaded runtime); `None`: one per core.
+    /// Applied when the process starts, never by a reload.
+    pub worker_threads: Option<NonZeroUsize>,
 }
 
 /// One listening socket.

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -99,6 +99,7 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
     let proxy = ProxySettings {
         zone: file.proxy.zone,
         drain_timeout: duration_or(&mut check, file.proxy.drain_timeout, DEFAULT_DRAIN_TIMEOUT),
+        worker_threads: worker_threads(&mut check, file.proxy.worker_threads),
     };
     let listeners = listeners(&mut check, file.listeners);
     let (clusters, cluster_index) = clusters(&mut check, file.clusters);
@@ -283,6 +284,22 @@ fn tls(check: &mut Checker<'_>, listener: &str, section: &file::TlsSection) -> O
         return None;
     }
     Some(config)
+}
+
+/// More threads than this is a typo, not a machine.
+const MAX_WORKER_THREADS: u32 = 1024;
+
+fn worker_threads(check: &mut Checker<'_>, value: Option<Spanned<u32>>) -> Option<NonZeroUsize> {
+    let value = value?;
+    let threads = *value.get_ref();
+    if (1..=MAX_WORKER_THREADS).contains(&threads) {
+        return NonZeroUsize::new(threads as usize);
+    }
+    check.error_at(
+        value.span(),
+        format!("worker_threads must be between 1 and {MAX_WORKER_THREADS}, not {threads}"),
+    );
+    None
 }
 
 fn positive(check: &mut Checker<'_>, value: Option<u32>, default: u32, key: &str) -> u32 {
