@@ -19,6 +19,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -50,6 +51,17 @@ pub struct RunArgs {
     no_watch: bool,
 }
 
+impl RunArgs {
+    /// `[proxy] worker_threads` of the config file, read before the runtime exists (the
+    /// runtime is built for it). A file that does not load gives `None` here; `run` then
+    /// reports its errors.
+    pub fn worker_threads(&self) -> Option<NonZeroUsize> {
+        Config::load(&self.config)
+            .ok()
+            .and_then(|config| config.proxy.worker_threads)
+    }
+}
+
 /// Serves until SIGTERM or SIGINT, then drains.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log);
@@ -72,6 +84,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let worker_threads = proxy.runtime().snapshot().config.proxy.worker_threads;
     print_listeners(&proxy.local_addrs(), &[]);
     println!("blastwall ready (config {hash})");
     let mut watcher =
@@ -95,7 +108,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
         print_listeners(&proxy.local_addrs(), &before);
-        print_reload(&outcome, &proxy.runtime().snapshot().config.source.hash);
+        let snapshot = proxy.runtime().snapshot();
+        if snapshot.config.proxy.worker_threads != worker_threads {
+            tracing::warn!(
+                "[proxy] worker_threads changed: the thread count is set at start and stays as it is until a restart"
+            );
+        }
+        print_reload(&outcome, &snapshot.config.source.hash);
     };
     let runtime = proxy.runtime();
     let traffic = runtime.traffic();

@@ -205,3 +205,26 @@ async fn proxy_credentials_stay_with_the_proxy_and_trailer_announcements_travel_
         "{received:?}"
     );
 }
+
+#[tokio::test]
+async fn one_worker_thread_serves_everything_on_the_main_thread() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let config = format!("[proxy]\nworker_threads = 1\n{}", config(&[&upstream]));
+    let proxy = Proxy::start(&config);
+    for _ in 0..3 {
+        let (status, _, body) = get(&proxy.url("/api/one")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // A current-thread runtime starts no tokio worker threads (only, on demand, blocking
+    // threads named for what they do).
+    let tasks = format!("/proc/{}/task", proxy.process.pid());
+    let names: Vec<String> = std::fs::read_dir(&tasks)
+        .expect("the proxy's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    assert!(
+        names.iter().all(|name| !name.starts_with("tokio-")),
+        "{names:?}"
+    );
+}

@@ -17,7 +17,7 @@ mod validate;
 pub mod values;
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -71,6 +71,9 @@ pub struct ProxySettings {
     pub deadline_header: HeaderName,
     /// Which responses say what the proxy decided.
     pub decision_headers: DecisionHeaders,
+    /// Threads that serve traffic (1: a single-threaded runtime); `None`: one per core.
+    /// Applied when the process starts, never by a reload.
+    pub worker_threads: Option<NonZeroUsize>,
 }
 
 /// One listening socket.

@@ -357,3 +357,20 @@ fn a_rewrite_prefix_that_is_not_a_path_is_refused() {
     let text = text.replace("/b c/", "v2/");
     assert!(errors(&text)[0].contains("must be empty or start with /"));
 }
+
+#[test]
+fn worker_threads_is_unset_by_default_and_must_be_at_least_one() {
+    assert_eq!(parse(MINIMAL).unwrap().proxy.worker_threads, None);
+    let one = format!("[proxy]\nworker_threads = 1\n{MINIMAL}");
+    assert_eq!(
+        parse(&one).unwrap().proxy.worker_threads,
+        NonZeroUsize::new(1)
+    );
+    let errors = errors(&format!("[proxy]\nworker_threads = 0\n{MINIMAL}"));
+    assert!(
+        first_line(&errors[0])
+            .starts_with("blastwall.toml:2:18: worker_threads must be between 1 and 1024, not 0"),
+        "{}",
+        errors[0]
+    );
+}

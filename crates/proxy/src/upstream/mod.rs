@@ -4,38 +4,86 @@
 //! [`UpstreamError`], already classified into the protocol-free [`FailureKind`] the retry
 //! policy reasons about. The classification is made here, where the error is born, because
 //! only here is it known whether a request provably never reached the endpoint (a refused
-//! connection, an HTTP/2 `REFUSED_STREAM`): the one case in which even a POST may be retried.
+//! connection, a request hyper handed back unsent, an HTTP/2 `REFUSED_STREAM`): the one
+//! case in which even a POST may be retried.
+//!
+//! Connections are hyper's own `client::conn` ones, kept per endpoint by [`pool`]: for
+//! HTTP/1.1 a list of connections each carrying one request at a time, for HTTP/2 one
+//! multiplexed connection per endpoint, replaced when it closes. A kept connection can turn
+//! out closed just as it is reused (the endpoint timed it out); when hyper hands the
+//! request back unsent, it is sent once more on a new connection. A request that may have
+//! been sent is never re-sent here: that is the retry policy's call.
+//!
+//! [`FailureKind`]: blastwall_policy::retry::FailureKind
 
-use blastwall_policy::retry::FailureKind;
-use http::{Request, Response};
+mod error;
+mod pool;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http::header::{HOST, HeaderValue};
+use http::uri::Authority;
+use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::{TrySendError, http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
 
+pub use self::error::UpstreamError;
+use self::pool::{Http1, Http2, Http2Checkout, Pool};
 use crate::config::{ClusterConfig, UpstreamProtocol};
 use crate::forward::ProxyBody;
+
+/// How long a kept connection may go unused before it is closed: long enough to carry
+/// traffic over lulls, shorter than the idle timeouts most servers use (nginx 75 s
+/// upstream keep-alive aside, which closes first and is handled as a closed connection).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The pooled keep-alive client to one cluster's endpoints.
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, ProxyBody>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    connect_timeout: Duration,
+    http2: bool,
+    idle_timeout: Duration,
+    pool: Pool,
+    /// Whether the task that closes idle connections runs (started by the first send, so
+    /// that a client can be built outside a runtime).
+    reaper: AtomicBool,
+}
+
+/// A send that did not get a response.
+enum Attempt {
+    /// hyper handed the request back without writing any of it.
+    NotSent(Box<Request<ProxyBody>>, hyper::Error),
+    /// The request may have been sent.
+    Failed(hyper::Error),
 }
 
 impl UpstreamClient {
     /// A client with the cluster's connect timeout, pool size and protocol.
     pub fn new(config: &ClusterConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(config.max_idle_per_endpoint)
-            .http2_only(config.protocol == UpstreamProtocol::Http2)
-            .build(connector);
-        Self { client }
+        Self::with_idle_timeout(config, IDLE_TIMEOUT)
+    }
+
+    fn with_idle_timeout(config: &ClusterConfig, idle_timeout: Duration) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                connect_timeout: config.connect_timeout,
+                http2: config.protocol == UpstreamProtocol::Http2,
+                idle_timeout,
+                pool: Pool::new(config.max_idle_per_endpoint),
+                reaper: AtomicBool::new(false),
+            }),
+        }
     }
 
     /// Sends `request` (its URI names the endpoint) on a pooled connection and returns the
@@ -44,53 +92,244 @@ impl UpstreamClient {
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        self.client
-            .request(request)
-            .await
-            .map_err(UpstreamError::from_client)
-    }
-}
-
-/// A send that failed, with what it means for a retry.
-#[derive(Debug, thiserror::Error)]
-#[error("{source}")]
-pub struct UpstreamError {
-    kind: FailureKind,
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl UpstreamError {
-    /// How the send failed: [`FailureKind::ConnectFailed`] or [`FailureKind::Refused`] when
-    /// the endpoint cannot have processed the request, [`FailureKind::Reset`] when it may
-    /// have.
-    pub fn kind(&self) -> FailureKind {
-        self.kind
-    }
-
-    fn from_client(error: hyper_util::client::legacy::Error) -> Self {
-        let kind = if error.is_connect() {
-            FailureKind::ConnectFailed
-        } else if refused_stream(&error) {
-            FailureKind::Refused
-        } else {
-            FailureKind::Reset
+        let Some(authority) = request.uri().authority().cloned() else {
+            return Err(UpstreamError::no_endpoint());
         };
-        Self {
-            kind,
-            source: Box::new(error),
+        self.start_reaper();
+        if self.shared.http2 {
+            self.send_http2(&authority, request).await
+        } else {
+            self.send_http1(&authority, request).await
+        }
+    }
+
+    async fn send_http1(
+        &self,
+        authority: &Authority,
+        mut request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        for_http1(&mut request, authority);
+        let pool = &self.shared.pool;
+        // NOTE: connecting and resending are boxed, here and for HTTP/2: they are rare,
+        // and inline they would make every request's future larger, and it is moved
+        // (copied) several times on its way into hyper's connection task.
+        let (sender, reused) = match pool.checkout_http1(authority.as_str()) {
+            Some(sender) => (sender, true),
+            None => (Box::pin(self.connect_http1(authority)).await?, false),
+        };
+        match self.try_http1(authority, sender, request).await {
+            Ok(response) => Ok(response),
+            // ## A kept connection closed under us, the request unsent => once more, fresh
+            Err(Attempt::NotSent(request, error)) if reused => {
+                Box::pin(self.resend_http1(authority, *request, error)).await
+            }
+            Err(attempt) => Err(attempt.into_error()),
+        }
+    }
+
+    async fn resend_http1(
+        &self,
+        authority: &Authority,
+        request: Request<ProxyBody>,
+        error: hyper::Error,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        tracing::debug!(%authority, %error, "kept connection closed before the request was sent; sending on a new one");
+        let sender = self.connect_http1(authority).await?;
+        self.try_http1(authority, sender, request)
+            .await
+            .map_err(Attempt::into_error)
+    }
+
+    async fn try_http1(
+        &self,
+        authority: &Authority,
+        mut sender: Http1,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, Attempt> {
+        match sender.try_send_request(request).await {
+            Ok(response) => {
+                self.shared.pool.give_back_http1(authority.as_str(), sender);
+                Ok(response)
+            }
+            Err(error) => Err(Attempt::from(error)),
+        }
+    }
+
+    async fn send_http2(
+        &self,
+        authority: &Authority,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let (sender, id, reused) = self.http2_connection(authority).await?;
+        match self.try_http2(authority, sender, id, request).await {
+            Ok(response) => Ok(response),
+            // ## The shared connection closed under us, the request unsent => once more
+            Err(Attempt::NotSent(request, error)) if reused => {
+                Box::pin(self.resend_http2(authority, *request, error)).await
+            }
+            Err(attempt) => Err(attempt.into_error()),
+        }
+    }
+
+    async fn resend_http2(
+        &self,
+        authority: &Authority,
+        request: Request<ProxyBody>,
+        error: hyper::Error,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        tracing::debug!(%authority, %error, "HTTP/2 connection closed before the request was sent; sending on a new one");
+        let (sender, id, _) = self.http2_connection(authority).await?;
+        self.try_http2(authority, sender, id, request)
+            .await
+            .map_err(Attempt::into_error)
+    }
+
+    async fn try_http2(
+        &self,
+        authority: &Authority,
+        mut sender: Http2,
+        id: u64,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, Attempt> {
+        let result = sender.try_send_request(request).await;
+        result.map_err(|error| {
+            let attempt = Attempt::from(error);
+            let ends = match &attempt {
+                Attempt::NotSent(..) => true,
+                Attempt::Failed(error) => error::ends_http2_connection(error),
+            };
+            if ends || sender.is_closed() {
+                self.shared.pool.evict_http2(authority.as_str(), id);
+            }
+            attempt
+        })
+    }
+
+    /// The endpoint's shared HTTP/2 connection (and whether it was already open), made
+    /// now if there is none; while one request connects, the others wait for it.
+    async fn http2_connection(
+        &self,
+        authority: &Authority,
+    ) -> Result<(Http2, u64, bool), UpstreamError> {
+        let mut waited = false;
+        loop {
+            match self.shared.pool.checkout_http2(authority.as_str(), waited) {
+                Http2Checkout::Ready(sender, id) => return Ok((sender, id, true)),
+                Http2Checkout::Wait(mut done) => {
+                    // Err only says the connecting request is done, which is the news.
+                    let _ = done.changed().await;
+                    waited = true;
+                }
+                Http2Checkout::Connect(connecting) => {
+                    let sender = Box::pin(self.connect_http2(authority)).await?;
+                    let id = connecting.install(&sender);
+                    return Ok((sender, id, false));
+                }
+            }
+        }
+    }
+
+    async fn connect_http1(&self, authority: &Authority) -> Result<Http1, UpstreamError> {
+        let io = self.connect(authority).await?;
+        let (sender, connection) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(UpstreamError::handshake)?;
+        let authority = authority.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%authority, %error, "upstream connection failed");
+            }
+        });
+        Ok(sender)
+    }
+
+    async fn connect_http2(&self, authority: &Authority) -> Result<Http2, UpstreamError> {
+        let io = self.connect(authority).await?;
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(UpstreamError::handshake)?;
+        let authority = authority.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%authority, %error, "upstream HTTP/2 connection failed");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// A TCP connection to the endpoint, without Nagle's delay, within the connect timeout.
+    async fn connect(&self, authority: &Authority) -> Result<TokioIo<TcpStream>, UpstreamError> {
+        let timeout = self.shared.connect_timeout;
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(authority.as_str()))
+            .await
+            .map_err(|_| UpstreamError::connect_timed_out(timeout))?
+            .map_err(UpstreamError::connect_io)?;
+        stream
+            .set_nodelay(true)
+            .map_err(UpstreamError::connect_io)?;
+        Ok(TokioIo::new(stream))
+    }
+
+    fn start_reaper(&self) {
+        let reaper = &self.shared.reaper;
+        if reaper.load(Ordering::Relaxed) || reaper.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let every = self.shared.idle_timeout / pool::EPOCHS_PER_IDLE_TIMEOUT;
+        tokio::spawn(reap(Arc::downgrade(&self.shared), every));
+    }
+}
+
+/// Closes idle connections every `every` until the client is gone.
+async fn reap(shared: Weak<Shared>, every: Duration) {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.pool.reap();
+    }
+}
+
+/// What an HTTP/1.1 connection to an endpoint expects: a `Host` header (the endpoint, if
+/// the request has none) and the target in origin form (`/path?query`), or authority form
+/// for `CONNECT`; an HTTP/2 connection takes the absolute URI for its pseudo-headers.
+fn for_http1(request: &mut Request<ProxyBody>, authority: &Authority) {
+    if !request.headers().contains_key(HOST)
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(HOST, host);
+    }
+    let target = if request.method() == Method::CONNECT {
+        Uri::from(authority.clone())
+    } else {
+        match request.uri().path_and_query() {
+            Some(path) if path.as_str() != "/" => Uri::from(path.clone()),
+            _ => Uri::default(),
+        }
+    };
+    *request.uri_mut() = target;
+}
+
+impl From<TrySendError<Request<ProxyBody>>> for Attempt {
+    fn from(mut error: TrySendError<Request<ProxyBody>>) -> Self {
+        match error.take_message() {
+            Some(request) => Attempt::NotSent(Box::new(request), error.into_error()),
+            None => Attempt::Failed(error.into_error()),
         }
     }
 }
 
-/// Whether an HTTP/2 endpoint refused the stream (`REFUSED_STREAM`, or a `GOAWAY` that
-/// excluded it): RFC 9113 §8.7 guarantees such a request was not processed.
-fn refused_stream(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+impl Attempt {
+    fn into_error(self) -> UpstreamError {
+        match self {
+            Attempt::NotSent(_, error) => UpstreamError::not_sent(error),
+            Attempt::Failed(error) => UpstreamError::sent(error),
         }
-        source = cause.source();
     }
-    false
 }

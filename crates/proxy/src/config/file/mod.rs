@@ -82,6 +82,12 @@ pub struct ProxySection {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub trusted_clients: Vec<Spanned<String>>,
+    /// Threads that serve traffic. 1 runs everything on one thread (no work stealing, no
+    /// wakeups across threads: the least CPU per request, for one core or one process per
+    /// core); more is a work-stealing pool of that many. Unset: one per CPU core (or
+    /// `TOKIO_WORKER_THREADS`). Read at start: a reload does not change it.
+    #[schemars(with = "Option<u32>", range(min = 1, max = 1024))]
+    pub worker_threads: Option<Spanned<u32>>,
 }
 
 /// When responses say what the proxy decided.

@@ -6,7 +6,7 @@ mod fallback;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -121,6 +121,7 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         drain_timeout: duration_or(&mut check, file.proxy.drain_timeout, DEFAULT_DRAIN_TIMEOUT),
         deadline_header,
         decision_headers: file.proxy.decision_headers,
+        worker_threads: worker_threads(&mut check, file.proxy.worker_threads),
     };
     let trust = admission::trust(
         &mut check,
@@ -317,6 +318,22 @@ fn tls(check: &mut Checker<'_>, listener: &str, section: &file::TlsSection) -> O
         return None;
     }
     Some(config)
+}
+
+/// More threads than this is a typo, not a machine.
+const MAX_WORKER_THREADS: u32 = 1024;
+
+fn worker_threads(check: &mut Checker<'_>, value: Option<Spanned<u32>>) -> Option<NonZeroUsize> {
+    let value = value?;
+    let threads = *value.get_ref();
+    if (1..=MAX_WORKER_THREADS).contains(&threads) {
+        return NonZeroUsize::new(threads as usize);
+    }
+    check.error_at(
+        value.span(),
+        format!("worker_threads must be between 1 and {MAX_WORKER_THREADS}, not {threads}"),
+    );
+    None
 }
 
 fn positive(check: &mut Checker<'_>, value: Option<u32>, default: u32, key: &str) -> u32 {

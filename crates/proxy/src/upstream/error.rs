@@ -1,0 +1,113 @@
+//! What a failed send means, decided where it failed.
+//!
+//! Only the pool knows whether a request provably never reached the endpoint: the connect
+//! failed, hyper handed the request back unsent, or an HTTP/2 endpoint refused the stream.
+//! Those are the failures after which even a POST may be retried; everything else may have
+//! been processed and is a [`FailureKind::Reset`].
+
+use std::time::Duration;
+
+use blastwall_policy::retry::FailureKind;
+
+/// A send that failed, with what it means for a retry.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct UpstreamError {
+    kind: FailureKind,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Why a connection to an endpoint could not be made.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("the request URI names no endpoint")]
+    NoEndpoint,
+    #[error("connect failed: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("connect timed out after {0:?}")]
+    TimedOut(Duration),
+    #[error("connection handshake failed: {0}")]
+    Handshake(#[source] hyper::Error),
+}
+
+/// A request hyper handed back without having written any of it.
+#[derive(Debug, thiserror::Error)]
+#[error("request not sent, the connection closed first: {0}")]
+struct NotSent(#[source] hyper::Error);
+
+impl UpstreamError {
+    /// How the send failed: [`FailureKind::ConnectFailed`] or [`FailureKind::Refused`] when
+    /// the endpoint cannot have processed the request, [`FailureKind::Reset`] when it may
+    /// have.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    pub(super) fn no_endpoint() -> Self {
+        Self::connect(ConnectError::NoEndpoint)
+    }
+
+    pub(super) fn connect_io(error: std::io::Error) -> Self {
+        Self::connect(ConnectError::Io(error))
+    }
+
+    pub(super) fn connect_timed_out(after: Duration) -> Self {
+        Self::connect(ConnectError::TimedOut(after))
+    }
+
+    pub(super) fn handshake(error: hyper::Error) -> Self {
+        Self::connect(ConnectError::Handshake(error))
+    }
+
+    fn connect(error: ConnectError) -> Self {
+        Self {
+            kind: FailureKind::ConnectFailed,
+            source: Box::new(error),
+        }
+    }
+
+    /// hyper handed the request back: none of it was written.
+    pub(super) fn not_sent(error: hyper::Error) -> Self {
+        Self {
+            kind: FailureKind::Refused,
+            source: Box::new(NotSent(error)),
+        }
+    }
+
+    /// The request was handed to the connection and may have been (partly) sent.
+    pub(super) fn sent(error: hyper::Error) -> Self {
+        let kind = if refused_stream(&error) {
+            FailureKind::Refused
+        } else {
+            FailureKind::Reset
+        };
+        Self {
+            kind,
+            source: Box::new(error),
+        }
+    }
+}
+
+/// Whether an HTTP/2 endpoint refused the stream (`REFUSED_STREAM`, or a `GOAWAY` that
+/// excluded it): RFC 9113 §8.7 guarantees such a request was not processed.
+fn refused_stream(error: &(dyn std::error::Error + 'static)) -> bool {
+    h2_error(error).is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+}
+
+/// Whether the error ends the whole HTTP/2 connection (a `GOAWAY`, an I/O error), so that
+/// no later request should be sent on it. A connection that closed is noticed anyway
+/// (`is_closed`); this catches the one that is still draining after a `GOAWAY`.
+pub(super) fn ends_http2_connection(error: &(dyn std::error::Error + 'static)) -> bool {
+    h2_error(error).is_some_and(|h2| h2.is_go_away() || h2.is_io())
+}
+
+fn h2_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a h2::Error> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            return Some(h2);
+        }
+        source = cause.source();
+    }
+    None
+}
