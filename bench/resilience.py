@@ -196,6 +196,7 @@ def blastwall_issue4(ports: list[int]) -> str:
     endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
     return f"""
 [proxy]
+worker_threads = 1          # one worker, like nginx's worker_processes 1 and HAProxy's nbthread 1
 deadline_header = "x-blastwall-timeout-ms"
 priority_header = "x-blastwall-priority"
 trusted_clients = ["127.0.0.1/32"]
