@@ -266,13 +266,33 @@ impl Cluster {
                 return Some(guard);
             }
         }
-        // Then the least loaded candidate that is not avoided, and only then one that is:
-        // better the endpoint that failed than none.
+        // Then the least loaded candidate that is not avoided; then a healthy endpoint of a
+        // priority that takes no traffic now (a retry whose every candidate failed spills
+        // over to the standby, as Envoy's previous-priorities retry does); and only then one
+        // already tried: better the endpoint that failed than none.
         let mut candidates: Vec<&Arc<Endpoint>> = routing.endpoints().collect();
         candidates
             .sort_by_key(|endpoint| (avoid.contains(&endpoint.address()), endpoint.in_flight()));
-        candidates
+        if let Some(guard) = candidates
+            .iter()
+            .filter(|endpoint| !avoid.contains(&endpoint.address()))
+            .find_map(|endpoint| admit_endpoint(endpoint, now))
+        {
+            return Some(guard);
+        }
+        let everyone = self.endpoints();
+        let mut standby: Vec<&Arc<Endpoint>> = everyone
+            .iter()
+            .filter(|endpoint| {
+                endpoint.is_healthy()
+                    && endpoint.is_routable()
+                    && !avoid.contains(&endpoint.address())
+            })
+            .collect();
+        standby.sort_by_key(|endpoint| (endpoint.config().priority, endpoint.in_flight()));
+        standby
             .into_iter()
+            .chain(candidates)
             .find_map(|endpoint| admit_endpoint(endpoint, now))
     }
 

@@ -315,6 +315,24 @@ fn a_retry_avoids_the_failed_endpoint_unless_it_is_the_only_one() {
 }
 
 #[test]
+fn a_retry_whose_every_candidate_failed_spills_over_to_the_standby_priority() {
+    let now = Instant::now();
+    let mut config = config(3, PassiveConfig::default());
+    config.endpoints[2].priority = 1;
+    let cluster = Cluster::new(config, None, None, now);
+    let mut rng = SmallRng::seed_from_u64(5);
+    // The primaries take all the traffic while healthy…
+    assert_eq!(reached(&cluster, 30, now), BTreeSet::from([1, 2]));
+    // …but a retry that already met both goes to the standby rather than back to them.
+    for _ in 0..10 {
+        let guard = cluster
+            .pick_avoiding_with(&request(), &[address(1), address(2)], now, &mut rng)
+            .expect("a pick");
+        assert_eq!(guard.endpoint().address(), address(3));
+    }
+}
+
+#[test]
 fn the_cluster_breaker_fails_fast_then_closes_after_its_probe() {
     let passive = PassiveConfig {
         circuit_breaker: Some(breaker(3)),
