@@ -29,6 +29,7 @@ pub use self::deadline::BadDeadline;
 pub use self::outcome::AttemptOutcome;
 use crate::admission;
 use crate::cluster::Cluster;
+use crate::config::admission::Priority;
 use crate::config::{DecisionHeaders, RouteConfig};
 use crate::fallback::FallbackReason;
 use crate::forward::{
@@ -140,11 +141,15 @@ async fn serve_routed(
         }
     };
     // The next hop may trust this proxy's priority header: it carries the priority this
-    // request was admitted with, never what an untrusted client wrote.
-    parts.headers.insert(
-        context.route.admission.trust.header.clone(),
-        HeaderValue::from_static(admitted.priority().name()),
-    );
+    // request was admitted with, never what an untrusted client wrote. (Absent and normal,
+    // the default everywhere, it is left absent: one header insert less per request.)
+    let priority_header = &context.route.admission.trust.header;
+    if admitted.priority() != Priority::Normal || parts.headers.contains_key(priority_header) {
+        parts.headers.insert(
+            priority_header.clone(),
+            HeaderValue::from_static(admitted.priority().name()),
+        );
+    }
     let cluster = context.cluster;
     let permit = match cluster.admit(now) {
         Ok(permit) => permit,
