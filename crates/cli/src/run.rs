@@ -11,8 +11,12 @@
 //! finish for up to `[proxy] drain_timeout`, and exits 0; a second SIGTERM or SIGINT during
 //! the drain exits at once with status 1.
 //!
+//! A reload asked for through the admin API (`POST /admin/reload`) is one more trigger of
+//! the same loop, answered with its outcome.
+//!
 //! Besides the log (stderr), events that scripts and tests wait for are printed as single
-//! lines on stdout: `listener "name" listening on http://addr`, `blastwall ready (config
+//! lines on stdout: `listener "name" listening on http://addr`, `admin listening on
+//! http://addr`, `blastwall ready (config
 //! HASH)`, `config reloaded (config HASH)`, `config unchanged (config HASH)`,
 //! `config reload refused (N errors; config HASH stays in force)`, `draining (...)` and
 //! `drained (...)`.
@@ -86,15 +90,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let worker_threads = proxy.runtime().snapshot().config.proxy.worker_threads;
     print_listeners(&proxy.local_addrs(), &[]);
+    if let Some(addr) = proxy.admin_addr() {
+        println!("admin listening on http://{addr}");
+    }
     println!("blastwall ready (config {hash})");
     let mut watcher =
         (!args.no_watch).then(|| ConfigWatcher::new(&args.config, hash, args.watch_interval));
     let stopped_by = loop {
-        let trigger = tokio::select! {
+        let (trigger, asked) = tokio::select! {
             biased;
             name = stops.next() => break name,
-            Some(()) = hangups.recv() => ReloadTrigger::Signal,
-            _ = file_changed(&mut watcher) => ReloadTrigger::FileChanged,
+            Some(()) = hangups.recv() => (ReloadTrigger::Signal, None),
+            _ = file_changed(&mut watcher) => (ReloadTrigger::FileChanged, None),
+            asked = proxy.reload_requested() => (ReloadTrigger::Api, Some(asked)),
         };
         let before = proxy.local_addrs();
         let outcome = proxy.reload(trigger).await;
@@ -115,6 +123,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
         print_reload(&outcome, &snapshot.config.source.hash);
+        if let Some(asked) = asked {
+            asked.reply(outcome);
+        }
     };
     let runtime = proxy.runtime();
     let traffic = runtime.traffic();

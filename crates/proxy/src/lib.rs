@@ -6,6 +6,7 @@
 //! dropping a request, drain.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod admission;
 pub mod balance;
 pub mod cluster;
@@ -15,10 +16,12 @@ pub mod forward;
 pub mod health;
 pub mod listener;
 pub mod live;
+pub mod metrics;
 pub mod pipeline;
 pub mod reload;
 pub mod router;
 pub mod stats;
+pub mod telemetry;
 pub mod upstream;
 
 use std::future::Future;
@@ -26,6 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use crate::admin::{AdminServer, ReloadRequest};
 use crate::config::{Config, ConfigError, ConfigErrors, Source};
 use crate::listener::BoundListener;
 use crate::reload::listeners::ListenerSet;
@@ -41,6 +45,8 @@ use crate::reload::{
 pub struct Proxy {
     runtime: Arc<Runtime>,
     listeners: ListenerSet,
+    /// The admin API, unless `[admin] listen = "off"` (or its default address was taken).
+    admin: Option<AdminServer>,
 }
 
 impl Proxy {
@@ -55,12 +61,42 @@ impl Proxy {
                 Err(error) => errors.push(error),
             }
         }
+        let admin_socket = match admin::bind(&config.admin, &config.source.path).await {
+            Ok(socket) => socket,
+            Err(error) => {
+                errors.push(error);
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         let runtime = Arc::new(Runtime::new(config));
         let listeners = ListenerSet::start(bound, &runtime);
-        Ok(Self { runtime, listeners })
+        let admin = admin_socket.and_then(|socket| {
+            AdminServer::start(socket, runtime.clone(), listeners.local_addrs())
+                .inspect_err(|error| tracing::error!(%error, "admin listener cannot start"))
+                .ok()
+        });
+        Ok(Self {
+            runtime,
+            listeners,
+            admin,
+        })
+    }
+
+    /// Where the admin API listens, if it does.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::local_addr)
+    }
+
+    /// The next reload asked for through the admin API (never, without one): do it like a
+    /// SIGHUP's, then [`ReloadRequest::reply`] with the outcome.
+    pub async fn reload_requested(&mut self) -> ReloadRequest {
+        match &mut self.admin {
+            Some(admin) => admin.reload_requested().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Each listener's name and the address it is bound to.
@@ -128,6 +164,13 @@ impl Proxy {
                     let next = self.runtime.prepare(config);
                     let replaced = self.listeners.commit(plan, &self.runtime, next);
                     let clusters = self.runtime.snapshot().cluster_changes(&replaced);
+                    if let Some(admin) = &self.admin {
+                        admin.reconfigure(
+                            &replaced.config.admin,
+                            &self.runtime.snapshot().config.admin,
+                            self.listeners.local_addrs(),
+                        );
+                    }
                     ReloadOutcome::Applied(AppliedReload {
                         previous_hash: previous_hash.clone(),
                         hash,
@@ -153,6 +196,9 @@ impl Proxy {
         let started = Instant::now();
         let snapshot = self.runtime.snapshot();
         let timeout = snapshot.config.proxy.drain_timeout;
+        if let Some(admin) = &self.admin {
+            admin.set_draining();
+        }
         self.listeners.stop_accepting(&snapshot);
         let traffic = self.runtime.traffic();
         let (connections, requests) = (traffic.connections(), traffic.requests());

@@ -133,6 +133,8 @@ pub struct ClusterStats {
     /// Ejections refused because the cap (`max_ejection_percent`, the panic threshold, the
     /// last endpoint) was reached: the cluster may be failing as a whole.
     pub ejections_suppressed: Counter,
+    /// Recent breaker, ejection and health events, for the admin API.
+    pub events: crate::admin::events::EventLog,
 }
 
 /// What admission decided for a route or a cluster (see [`crate::admission`]). Owned by the

@@ -330,3 +330,24 @@ endpoints = [{}]
 pub fn endpoint(mock: &Mock, extra: &str) -> String {
     format!("{{ address = \"{}\" {extra} }}", mock.addr)
 }
+
+/// Where a proxy's admin API listens (from its `admin listening on` line).
+pub fn admin_addr(proxy: &Proxy) -> SocketAddr {
+    let line = proxy
+        .process
+        .output
+        .iter()
+        .find(|line| line.starts_with("admin listening on"))
+        .expect("the proxy printed its admin address");
+    address_in(line)
+}
+
+/// A URL on a proxy's admin API.
+pub fn admin_url(proxy: &Proxy, path: &str) -> String {
+    format!("http://{}{path}", admin_addr(proxy))
+}
+
+/// `[admin]` on a free loopback port, with extra keys.
+pub fn admin_section(extra: &str) -> String {
+    format!("\n[admin]\nlisten = \"127.0.0.1:0\"\n{extra}\n")
+}

@@ -35,6 +35,8 @@ pub struct Endpoint {
     ejected: AtomicBool,
     /// Its breaker is open: no traffic until it lets probes through.
     tripped: AtomicBool,
+    /// Drained by an operator (admin API): no traffic, whatever health checks say.
+    drained: AtomicBool,
     /// Its breaker, if the cluster gives endpoints one.
     breaker: ArcSwapOption<SharedBreaker>,
     /// Which installation of `breaker` is current; a replaced breaker's transitions are
@@ -68,6 +70,7 @@ impl Endpoint {
                 .expect("the default peak-EWMA config is valid"),
             ejected: AtomicBool::new(false),
             tripped: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
             breaker: ArcSwapOption::empty(),
             breaker_epoch: AtomicU64::new(0),
             changes,
@@ -100,11 +103,25 @@ impl Endpoint {
         self.healthy.load(Ordering::Acquire)
     }
 
-    /// Whether routing may send it traffic: not ejected and its breaker not open. Health is
-    /// separate ([`is_healthy`](Self::is_healthy)): panic may use unhealthy endpoints, never
-    /// these.
+    /// Whether routing may send it traffic: not ejected, its breaker not open, not drained.
+    /// Health is separate ([`is_healthy`](Self::is_healthy)): panic may use unhealthy
+    /// endpoints, never these.
     pub fn is_routable(&self) -> bool {
-        !self.ejected.load(Ordering::Acquire) && !self.tripped.load(Ordering::Acquire)
+        !self.ejected.load(Ordering::Acquire)
+            && !self.tripped.load(Ordering::Acquire)
+            && !self.drained.load(Ordering::Acquire)
+    }
+
+    /// Whether an operator drained it.
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Acquire)
+    }
+
+    /// Takes it out of routing (or puts it back) on an operator's order, apart from health:
+    /// health checks go on judging it, and cannot bring a drained endpoint back. Returns
+    /// whether that changed anything.
+    pub fn set_drained(&self, drained: bool) -> bool {
+        self.set_flag(&self.drained, drained)
     }
 
     /// Whether outlier detection has ejected it.

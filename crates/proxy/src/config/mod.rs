@@ -7,6 +7,7 @@
 //! file, line and column (see [`error`]). Defaults are safe and written down in
 //! `examples/blastwall.toml`.
 
+pub mod admin;
 pub mod admission;
 pub mod attempts;
 pub mod error;
@@ -40,6 +41,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Clusters; routes refer to them by index.
     pub clusters: Vec<ClusterConfig>,
+    /// The admin listener.
+    pub admin: admin::AdminConfig,
     /// Where the config came from and a hash of its text, to tell configs apart.
     pub source: Source,
 }
@@ -51,6 +54,8 @@ pub struct Source {
     pub path: PathBuf,
     /// A hash of the file's text (FNV-1a, hex), shown in logs and metrics after reloads.
     pub hash: String,
+    /// The file's text as loaded, for the admin API's view of the config in force.
+    pub text: std::sync::Arc<str>,
 }
 
 impl Source {

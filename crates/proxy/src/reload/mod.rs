@@ -145,6 +145,8 @@ pub struct Runtime {
     current: ArcSwap<Snapshot>,
     status: Mutex<ReloadStatus>,
     traffic: Traffic,
+    /// Reloads and kill switches, for the admin API's timeline.
+    events: crate::admin::events::EventLog,
 }
 
 impl Runtime {
@@ -155,6 +157,7 @@ impl Runtime {
             current: ArcSwap::from_pointee(Snapshot::build(config, None, Instant::now())),
             status: Mutex::new(status),
             traffic: Traffic::default(),
+            events: Default::default(),
         }
     }
 
@@ -215,6 +218,9 @@ impl Runtime {
 
     /// Records the outcome of a reload attempt.
     pub fn record(&self, attempt: ReloadAttempt) {
+        if let Some(event) = crate::admin::reload_event(&attempt) {
+            self.events.push(event); // admin: events
+        }
         self.status
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -237,7 +243,13 @@ impl Runtime {
             .position(|config| config.name == route)
             .ok_or_else(|| UnknownRoute(route.to_owned()))?;
         snapshot.routes[index].fallback.set_kill_switch(on);
+        self.events.push(crate::admin::kill_switch_event(route, on)); // admin: events
         Ok(())
+    }
+
+    /// Reloads and kill switches so far (clusters keep their own events in their stats).
+    pub fn events(&self) -> &crate::admin::events::EventLog {
+        &self.events
     }
 }
 

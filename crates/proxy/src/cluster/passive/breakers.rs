@@ -69,6 +69,9 @@ pub(super) fn cluster_breaker(
     let stats = stats.clone();
     SharedBreaker::with_listener(breaker, move |transition| {
         log_transition(&cluster, None, transition);
+        stats
+            .events
+            .push(crate::admin::breaker_event(&cluster, None, transition)); // admin: events
         match transition.to {
             State::Open => stats.breaker_opened.increment(),
             State::Closed if transition.from == State::HalfOpen => stats.breaker_closed.increment(),
@@ -100,6 +103,11 @@ pub(super) fn install_endpoint_breaker(
             return;
         }
         log_transition(&cluster, Some(&endpoint), transition);
+        stats.events.push(crate::admin::breaker_event(
+            &cluster,
+            Some(endpoint.address()),
+            transition,
+        )); // admin: events
         match transition.to {
             State::Open => stats.endpoint_breaker_opened.increment(),
             State::Closed if transition.from == State::HalfOpen => {

@@ -179,6 +179,11 @@ pub struct ClusterBreakerOpen {
 }
 
 impl Cluster {
+    /// The cluster's breaker, if it has one.
+    pub fn breaker(&self) -> Option<&SharedBreaker> {
+        self.passive.breaker.as_ref()
+    }
+
     /// Asks the cluster's breaker for leave to send one request.
     pub fn admit(&self, now: Instant) -> Result<ClusterPermit, ClusterBreakerOpen> {
         let Some(breaker) = &self.passive.breaker else {
@@ -382,6 +387,9 @@ impl Cluster {
             }
         }
         let cluster = self.name();
+        if let Some(event) = crate::admin::outlier_event(cluster, address, &event) {
+            self.stats.events.push(event); // admin: events
+        }
         match event {
             Event::Ejected(ejection) => {
                 self.stats.ejections.increment();

@@ -13,9 +13,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod admin;
 mod admission;
 mod attempts;
 
+pub use self::admin::AdminSection;
 pub use self::admission::{
     AdaptiveAlgorithm, ConcurrencySection, PrioritySection, RateLimitKeySection, RateLimitSection,
 };
@@ -49,6 +51,8 @@ pub struct ConfigFile {
     #[serde(default, rename = "cluster")]
     #[schemars(with = "BTreeMap<String, ClusterSection>")]
     pub clusters: BTreeMap<Spanned<String>, ClusterSection>,
+    /// The admin API and dashboard listener.
+    pub admin: Option<AdminSection>,
 }
 
 /// Settings of the proxy process as a whole.

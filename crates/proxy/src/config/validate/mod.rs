@@ -1,5 +1,6 @@
 //! From the file as written to the typed config, collecting every error with its place.
 
+mod admin;
 mod admission;
 mod attempts;
 mod fallback;
@@ -128,6 +129,7 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         file.proxy.priority_header,
         file.proxy.trusted_clients,
     );
+    let admin = admin::admin(&mut check, file.admin);
     let listeners = listeners(&mut check, file.listeners);
     let (clusters, cluster_index) = clusters(&mut check, file.clusters);
     let listener_index: HashMap<&str, usize> = listeners
@@ -173,9 +175,11 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         listeners,
         routes,
         clusters,
+        admin,
         source: Source {
             path: path.to_owned(),
             hash: fnv1a_hex(text.as_bytes()),
+            text: text.into(),
         },
     })
 }

@@ -1,0 +1,116 @@
+//! The dashboard in a real browser: headless Chromium (Debian's `chromium`, driven by
+//! `playwright-core` from npm, see `dashboard/`) watches the page while an upstream dies, and
+//! must see the endpoint go down and its breaker open. A screenshot is saved in the target
+//! folder (`CARGO_TARGET_TMPDIR/dashboard.png`).
+//!
+//! `.ci/run` installs the browser and the npm package and sets `BLASTWALL_REQUIRE_BROWSER=1`,
+//! so there a missing browser fails the test; elsewhere it is skipped, loudly.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use http::StatusCode;
+use support::{
+    Mock, Proxy, admin_section, admin_url, endpoint, eventually, get, single_cluster_config,
+};
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// The script's folder, and why the browser cannot run, if it cannot.
+fn browser() -> Result<PathBuf, String> {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Err(format!(
+            "no chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Err("no node on the PATH".into());
+    }
+    if !folder.join("node_modules/playwright-core").exists() {
+        return Err(format!(
+            "no playwright-core: run npm ci in {}",
+            folder.display()
+        ));
+    }
+    Ok(folder)
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_a_killed_upstream_down_with_its_breaker_open() {
+    let folder = match browser() {
+        Ok(folder) => folder,
+        Err(missing) if std::env::var("BLASTWALL_REQUIRE_BROWSER").as_deref() == Ok("1") => {
+            panic!("BLASTWALL_REQUIRE_BROWSER=1 but the browser test cannot run: {missing}")
+        }
+        Err(missing) => {
+            eprintln!("\n!!!! SKIPPED the dashboard browser test: {missing} !!!!\n");
+            return;
+        }
+    };
+    let (a, b) = (Mock::start("a", &[]), Mock::start("b", &[]));
+    let endpoints = [endpoint(&a, ""), endpoint(&b, "")];
+    let sections = format!(
+        "\n[cluster.api.endpoint_circuit_breaker]\nconsecutive_failures = 1\nopen_duration = \"60s\"\n{}",
+        admin_section("")
+    );
+    let proxy = Proxy::start(&single_cluster_config("", &endpoints, &sections));
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let mut node = Command::new("node")
+        .arg(folder.join("check.mjs"))
+        .arg(admin_url(&proxy, "/dashboard"))
+        .arg(b.addr.to_string())
+        .arg(&screenshot)
+        .current_dir(&folder)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node starts");
+    let stdout = node.stdout.take().expect("piped");
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("browser: {line}");
+            let _ = sender.send(line);
+        }
+    });
+    let up = lines.recv_timeout(WITHIN);
+    if !up.as_ref().is_ok_and(|line| line.contains("endpoint up")) {
+        let _ = node.kill();
+        panic!("the page never showed the endpoint up: {up:?}");
+    }
+
+    b.process.signal("KILL");
+    let opened = eventually(WITHIN, || async {
+        get(&proxy.url("/work")).await;
+        let (_, _, body) = get(&admin_url(&proxy, "/admin/clusters")).await;
+        body.contains("\"breaker\":\"open\"")
+    })
+    .await;
+    assert!(opened, "the killed endpoint's breaker never opened");
+    assert_eq!(get(&proxy.url("/work")).await.0, StatusCode::OK);
+    let mut stdin = node.stdin.take().expect("piped");
+    writeln!(stdin, "killed").expect("the script reads");
+    drop(stdin);
+    let status = tokio::task::spawn_blocking(move || node.wait())
+        .await
+        .expect("joined")
+        .expect("node ran");
+    assert!(
+        status.success(),
+        "the browser check failed (see its output above)"
+    );
+    assert!(
+        screenshot.exists(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+    println!("dashboard screenshot: {}", screenshot.display());
+}

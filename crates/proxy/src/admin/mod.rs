@@ -1,0 +1,327 @@
+//! The admin API and dashboard: JSON over HTTP on a listener of its own, so an operator can
+//! see a failure as it spreads and act on it without a restart.
+//!
+//! It is kept apart from the traffic listeners on purpose: its own socket (loopback by
+//! default), its own tiny router (see [`router::ROUTES`], which the OpenAPI document at
+//! `/admin/openapi.json` describes in full), plain HTTP/1.1, and nothing on the request path
+//! of proxied traffic. It reads what the proxy already keeps (the [`Runtime`]: snapshot,
+//! cluster and endpoint state, counters, [`events`]) and acts through the same calls the
+//! rest of the proxy uses: endpoint drain flags, breaker overrides, kill switches. A reload
+//! is not done here but asked of whoever owns the [`crate::Proxy`] (the run loop), so an
+//! API reload is the very same as one from SIGHUP.
+//!
+//! Readiness (`/healthz/ready`) is true once the listeners are bound (the admin listener
+//! starts after them) and every cluster has run its first round of health checks, and false
+//! again from the moment the drain starts.
+
+pub mod auth;
+pub mod events;
+pub mod reply;
+pub mod router;
+
+mod actions;
+mod stream;
+mod views;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use self::events::{
+    breaker_event, health_event, kill_switch_event, outlier_event, reload_event,
+};
+use self::reply::{AdminBody, error_json};
+use self::router::{Call, NoRoute};
+use crate::config::ConfigError;
+use crate::config::admin::AdminConfig;
+use crate::reload::{ReloadOutcome, Runtime};
+
+/// Binds the admin socket of `config` (`None` when off). An address written in the file
+/// must bind (a located error otherwise); the default one is skipped with a warning when
+/// taken, so a second proxy on a host still starts.
+pub async fn bind(config: &AdminConfig, path: &Path) -> Result<Option<TcpListener>, ConfigError> {
+    let Some(addr) = config.listen else {
+        return Ok(None);
+    };
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(error) if !config.listen_explicit => {
+            tracing::warn!(%addr, %error, "the default admin address is taken: running without the admin API (set [admin] listen)");
+            Ok(None)
+        }
+        Err(error) => Err(ConfigError {
+            path: path.to_owned(),
+            location: config.listen_location.clone(),
+            message: format!("cannot bind the admin listener on {addr}: {error}"),
+        }),
+    }
+}
+
+/// Largest request body the admin API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A reload asked for through the API; answer it with [`ReloadRequest::reply`].
+#[derive(Debug)]
+pub struct ReloadRequest {
+    reply: oneshot::Sender<ReloadOutcome>,
+}
+
+impl ReloadRequest {
+    /// Sends the outcome back to the API call that asked.
+    pub fn reply(self, outcome: ReloadOutcome) {
+        // The caller may have gone (its connection closed): nothing to tell then.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// What handlers share.
+#[derive(Debug)]
+pub(crate) struct AdminState {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) started: Instant,
+    /// Whether the admin listener is on loopback (mutations without a token only then).
+    pub(crate) loopback: bool,
+    /// The admin listener's own address.
+    pub(crate) local_addr: SocketAddr,
+    /// Traffic listeners and where they are bound, kept current by the proxy.
+    pub(crate) listeners: Mutex<Vec<(String, SocketAddr)>>,
+    pub(crate) draining: AtomicBool,
+    pub(crate) reloads: mpsc::Sender<ReloadRequest>,
+}
+
+/// The running admin listener; stops serving when dropped.
+#[derive(Debug)]
+pub struct AdminServer {
+    state: Arc<AdminState>,
+    reloads: mpsc::Receiver<ReloadRequest>,
+    stop: watch::Sender<()>,
+}
+
+impl AdminServer {
+    /// Starts serving on `listener` for `runtime`, whose traffic listeners are `listeners`.
+    pub fn start(
+        listener: TcpListener,
+        runtime: Arc<Runtime>,
+        listeners: Vec<(String, SocketAddr)>,
+    ) -> std::io::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        let (sender, reloads) = mpsc::channel(4);
+        let state = Arc::new(AdminState {
+            runtime,
+            started: Instant::now(),
+            loopback: local_addr.ip().is_loopback(),
+            local_addr,
+            listeners: Mutex::new(listeners),
+            draining: AtomicBool::new(false),
+            reloads: sender,
+        });
+        let (stop, stopped) = watch::channel(());
+        tokio::spawn(accept(listener, state.clone(), stopped));
+        Ok(Self {
+            state,
+            reloads,
+            stop,
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.local_addr
+    }
+
+    /// After a reload: records where the traffic listeners are bound now, and warns that a
+    /// new admin address waits for a restart (the token applies at once: it is read from
+    /// the config in force on every call).
+    pub fn reconfigure(
+        &self,
+        before: &AdminConfig,
+        now: &AdminConfig,
+        listeners: Vec<(String, SocketAddr)>,
+    ) {
+        if before.listen != now.listen {
+            tracing::warn!(
+                "[admin] listen changed: the admin listener stays on {} until a restart",
+                self.state.local_addr
+            );
+        }
+        *self
+            .state
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = listeners;
+    }
+
+    /// Marks the proxy draining: readiness fails from now on.
+    pub fn set_draining(&self) {
+        self.state.draining.store(true, Ordering::Release);
+    }
+
+    /// The next reload asked for through the API.
+    pub async fn reload_requested(&mut self) -> ReloadRequest {
+        match self.reloads.recv().await {
+            Some(request) => request,
+            // NOTE: the state holds a sender for as long as this server lives.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        self.stop.send_replace(());
+    }
+}
+
+async fn accept(listener: TcpListener, state: Arc<AdminState>, mut stopped: watch::Receiver<()>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stopped.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "admin listener: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&state, request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = stopped.changed() => {}
+            }
+        });
+    }
+}
+
+/// Answers one admin request.
+pub(crate) async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<AdminBody> {
+    let (parts, body) = request.into_parts();
+    let call = match router::route(&parts.method, parts.uri.path()) {
+        Ok(call) => call,
+        Err(NoRoute::NotFound) => {
+            return error_json(
+                StatusCode::NOT_FOUND,
+                &format!("no such path: {}", parts.uri.path()),
+            );
+        }
+        Err(NoRoute::MethodNotAllowed(allowed)) => {
+            let allow: Vec<&str> = allowed.iter().map(http::Method::as_str).collect();
+            let mut response = error_json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!(
+                    "{} is not allowed here; use {}",
+                    parts.method,
+                    allow.join(", ")
+                ),
+            );
+            if let Ok(value) = http::HeaderValue::from_str(&allow.join(", ")) {
+                response.headers_mut().insert(http::header::ALLOW, value);
+            }
+            return response;
+        }
+    };
+    if !is_read(&call) {
+        let snapshot = state.runtime.snapshot();
+        if let Err(error) = auth::authorize(
+            &parts.headers,
+            snapshot.config.admin.token.as_ref(),
+            state.loopback,
+        ) {
+            let status = match error {
+                auth::AuthError::Missing => StatusCode::UNAUTHORIZED,
+                auth::AuthError::Wrong | auth::AuthError::NoToken => StatusCode::FORBIDDEN,
+            };
+            let mut response = error_json(status, &error.to_string());
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"blastwall-admin\""),
+            );
+            return response;
+        }
+    }
+    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            return error_json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("cannot read the request body (at most {MAX_BODY} bytes): {error}"),
+            );
+        }
+    };
+    dispatch(state, call, body).await
+}
+
+fn is_read(call: &Call) -> bool {
+    matches!(
+        call,
+        Call::Live
+            | Call::Ready
+            | Call::Status
+            | Call::Config
+            | Call::Clusters
+            | Call::Routes
+            | Call::Events
+            | Call::Stream
+            | Call::OpenApi
+            | Call::Dashboard
+            | Call::Metrics
+    )
+}
+
+async fn dispatch(state: &AdminState, call: Call, body: Bytes) -> Response<AdminBody> {
+    match call {
+        Call::Live => reply::json(StatusCode::OK, &serde_json::json!({ "live": true })),
+        Call::Ready => views::ready(state),
+        Call::Status => views::status(state),
+        Call::Config => views::config(state),
+        Call::Clusters => reply::json(StatusCode::OK, &views::clusters(&state.runtime)),
+        Call::Routes => reply::json(StatusCode::OK, &views::routes(&state.runtime)),
+        Call::Events => reply::json(StatusCode::OK, &views::events(&state.runtime)),
+        Call::Stream => stream::response(state.runtime.clone()),
+        Call::OpenApi => reply::with_type(StatusCode::OK, "application/json", OPENAPI),
+        Call::Dashboard => reply::with_type(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
+        Call::Metrics => reply::with_type(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::render(&state.runtime),
+        ),
+        Call::Drain { cluster, address } => actions::drain(state, &cluster, &address, true),
+        Call::Undrain { cluster, address } => actions::drain(state, &cluster, &address, false),
+        Call::ClusterBreaker { cluster } => actions::breaker(state, &cluster, None, &body),
+        Call::EndpointBreaker { cluster, address } => {
+            actions::breaker(state, &cluster, Some(&address), &body)
+        }
+        Call::KillSwitch { route } => actions::kill_switch(state, &route, &body),
+        Call::Reload => actions::reload(state).await,
+        Call::LogLevel => actions::log_level(&body),
+    }
+}
+
+/// The OpenAPI 3 document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The dashboard page: one file, no external assets.
+pub const DASHBOARD: &str = include_str!("dashboard.html");
