@@ -15,6 +15,7 @@ pub mod forward;
 pub mod health;
 pub mod listener;
 pub mod live;
+pub mod metrics;
 pub mod pipeline;
 pub mod reload;
 pub mod router;
@@ -71,6 +72,12 @@ impl Proxy {
     /// The config in force, reload status and traffic, for the admin API.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.clone()
+    }
+
+    /// Every metric now, in the Prometheus text format: what the admin listener serves at
+    /// `GET /metrics` (see [`metrics::render`]), for embedders and tests without one.
+    pub fn metrics_text(&self) -> String {
+        metrics::render(&self.runtime)
     }
 
     /// Reads the config file again and puts it in force if it is valid and different.
