@@ -109,6 +109,12 @@ impl Proxy {
         self.runtime.clone()
     }
 
+    /// Every metric now, in the Prometheus text format: what the admin listener serves at
+    /// `GET /metrics` (see [`metrics::render`]), for embedders and tests without one.
+    pub fn metrics_text(&self) -> String {
+        metrics::render(&self.runtime)
+    }
+
     /// Reads the config file again and puts it in force if it is valid and different.
     pub async fn reload(&mut self, trigger: ReloadTrigger) -> ReloadOutcome {
         let path = self.runtime.snapshot().config.source.path.clone();

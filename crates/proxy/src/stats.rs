@@ -8,6 +8,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::metrics::{Histogram, InFlight, StatusClasses};
+
 /// One monotonically increasing counter.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -104,6 +106,12 @@ pub struct RouteStats {
     pub budget_exhausted: Counter,
     /// Requests that ran out of their deadline.
     pub deadline_exceeded: Counter,
+    /// Responses by status class (see [`crate::metrics::record_request`]).
+    pub responses: StatusClasses,
+    /// Time from routing to the response headers.
+    pub duration: Histogram,
+    /// Requests routed and not yet answered.
+    pub in_flight: InFlight,
 }
 
 /// What happened to a cluster's requests.
@@ -135,6 +143,8 @@ pub struct ClusterStats {
     pub ejections_suppressed: Counter,
     /// Recent breaker, ejection and health events, for the admin API.
     pub events: crate::admin::events::EventLog,
+    /// Duration of each attempt against an endpoint.
+    pub attempt_duration: Histogram,
 }
 
 /// What admission decided for a route or a cluster (see [`crate::admission`]). Owned by the

@@ -204,6 +204,7 @@ pub(super) fn routes(runtime: &Runtime) -> Value {
             let cluster = &snapshot.clusters[config.cluster];
             let (stats, fallback, admission) =
                 (&live.stats, live.fallback.stats(), live.admission.stats());
+            let latency = stats.duration.snapshot();
             json!({
                 "name": config.name,
                 "cluster": cluster.name(),
@@ -217,14 +218,18 @@ pub(super) fn routes(runtime: &Runtime) -> Value {
                 "rate_limited": admission.rate_limited.get(),
                 "fallback_unserved": fallback.unserved.get(),
                 "killed": fallback.killed.get(),
-                // Requests the proxy answered with its own error, as far as the counters
-                // tell; responses by status class come with the metrics histograms.
-                "errors": stats.deadline_exceeded.get()
-                    + admission.shed.get()
-                    + admission.rate_limited.get()
-                    + fallback.unserved.get()
-                    + fallback.killed.get(),
-                "p99_ms": Value::Null,
+                // What clients saw: 5xx answers, the proxy's own and the upstream's.
+                "errors": stats.responses.counts()[4],
+                // Cumulative latency buckets (to the response head); the dashboard takes the
+                // difference between two snapshots for the p99 of the last interval.
+                "latency": {
+                    "bounds_ms": crate::metrics::histogram::BUCKET_BOUNDS_NANOS
+                        .iter()
+                        .map(|nanos| *nanos as f64 / 1e6)
+                        .collect::<Vec<f64>>(),
+                    "cumulative": latency.cumulative,
+                    "count": latency.count,
+                },
             })
         })
         .collect();

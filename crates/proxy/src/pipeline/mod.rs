@@ -36,6 +36,7 @@ use crate::forward::{
     self, BoxError, Downstream, ProxyBody, ProxyError, error_response, with_request_id,
 };
 use crate::live::LiveRoute;
+use crate::metrics;
 use crate::reload::Snapshot;
 
 /// The header saying how many attempts a request took, hedges included.
@@ -90,7 +91,10 @@ where
         request_body_empty: body.is_end_stream(),
     };
     context.live.stats.requests.increment();
+    // metrics: in flight until answered, then its duration and status class.
+    let in_flight = metrics::request_started(&context.live.stats);
     let response = serve_routed(&context, parts, body.map_err(Into::into).boxed()).await;
+    metrics::record_request(in_flight, response.status());
     with_request_id(response, &context.request_id)
 }
 

@@ -179,7 +179,7 @@ pub struct ClusterBreakerOpen {
 }
 
 impl Cluster {
-    /// The cluster's breaker, if it has one.
+    /// The cluster's breaker, if it has one (for the metrics and the admin API).
     pub fn breaker(&self) -> Option<&SharedBreaker> {
         self.passive.breaker.as_ref()
     }
@@ -213,6 +213,7 @@ impl Cluster {
     ) {
         let endpoint = guard.endpoint();
         self.stats.attempts.increment();
+        self.stats.attempt_duration.observe(latency);
         if outcome.is_failure() {
             self.stats.attempt_failures.increment();
             endpoint.latency().observe_failure(latency, now);
