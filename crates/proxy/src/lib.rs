@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod router;
 pub mod stats;
+pub mod telemetry;
 pub mod upstream;
 
 use std::future::Future;

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fallback;
 pub mod file;
 mod passive;
+pub mod telemetry;
 mod validate;
 pub mod values;
 
@@ -28,6 +29,7 @@ pub use attempts::RouteAttempts;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use file::{Balance, DecisionHeaders, UpstreamProtocol};
 pub use passive::PassiveConfig;
+pub use telemetry::TelemetryConfig;
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -40,6 +42,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Clusters; routes refer to them by index.
     pub clusters: Vec<ClusterConfig>,
+    /// The access log and tracing.
+    pub telemetry: TelemetryConfig,
     /// Where the config came from and a hash of its text, to tell configs apart.
     pub source: Source,
 }

@@ -3,6 +3,7 @@
 mod admission;
 mod attempts;
 mod fallback;
+mod telemetry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -128,6 +129,7 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         file.proxy.priority_header,
         file.proxy.trusted_clients,
     );
+    let telemetry = telemetry::telemetry(&mut check, file.access_log, file.tracing);
     let listeners = listeners(&mut check, file.listeners);
     let (clusters, cluster_index) = clusters(&mut check, file.clusters);
     let listener_index: HashMap<&str, usize> = listeners
@@ -173,6 +175,7 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         listeners,
         routes,
         clusters,
+        telemetry,
         source: Source {
             path: path.to_owned(),
             hash: fnv1a_hex(text.as_bytes()),
