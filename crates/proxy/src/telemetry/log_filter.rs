@@ -31,3 +31,29 @@ pub fn set_log_filter(filter: &str) -> Result<(), String> {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[test]
+    fn the_filter_is_changed_through_the_installed_setter_only() {
+        // NOTE: the only test touching the process-wide slot.
+        assert!(set_log_filter("debug").is_err(), "nothing installed yet");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorder = seen.clone();
+        assert!(install_log_filter(move |filter| {
+            if filter.contains('!') {
+                return Err(format!("bad filter {filter}"));
+            }
+            recorder.lock().unwrap().push(filter.to_owned());
+            Ok(())
+        }));
+        assert!(!install_log_filter(|_| Ok(())), "the first setter stays");
+        assert_eq!(set_log_filter("blastwall_proxy=debug"), Ok(()));
+        assert!(set_log_filter("!").is_err());
+        assert_eq!(*seen.lock().unwrap(), ["blastwall_proxy=debug"]);
+    }
+}
