@@ -126,6 +126,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(asked) = asked {
             asked.reply(outcome);
         }
+        // telemetry: SIGHUP reopens the access log (log rotation), even when the config
+        // did not change.
+        snapshot.telemetry.reopen();
     };
     let runtime = proxy.runtime();
     let traffic = runtime.traffic();
@@ -213,11 +216,23 @@ fn print_drained(report: &DrainReport) {
     );
 }
 
+/// The log subscriber, its filter behind a reload layer so that
+/// `blastwall_proxy::telemetry::set_log_filter` (the admin API's `PUT /admin/log-level`)
+/// can change it while the proxy runs.
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let (filter, handle) = reload::Layer::new(filter);
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().with_writer(std::io::stderr))
         .try_init();
+    if installed.is_ok() {
+        blastwall_proxy::telemetry::install_log_filter(move |text| {
+            let filter = EnvFilter::try_new(text).map_err(|error| error.to_string())?;
+            handle.reload(filter).map_err(|error| error.to_string())
+        });
+    }
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fallback;
 pub mod file;
 mod passive;
+pub mod telemetry;
 mod validate;
 pub mod values;
 
@@ -29,6 +30,7 @@ pub use attempts::RouteAttempts;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use file::{Balance, DecisionHeaders, UpstreamProtocol};
 pub use passive::PassiveConfig;
+pub use telemetry::TelemetryConfig;
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ pub struct Config {
     pub clusters: Vec<ClusterConfig>,
     /// The admin listener.
     pub admin: admin::AdminConfig,
+    /// The access log and tracing.
+    pub telemetry: TelemetryConfig,
     /// Where the config came from and a hash of its text, to tell configs apart.
     pub source: Source,
 }

@@ -35,6 +35,7 @@ use super::{AttemptOutcome, Context, deadline};
 use crate::cluster::{Cluster, EndpointGuard, with_rng};
 use crate::config::UpstreamProtocol;
 use crate::forward::{self, ProxyBody, ProxyError, error_response};
+use crate::telemetry::span::AttemptSpan;
 use crate::upstream::UpstreamError;
 
 /// What the attempts came to.
@@ -50,6 +51,8 @@ pub struct Attempted {
     pub sent: u32,
     /// Whether the request ran out of time (rather than out of attempts).
     pub timed_out: bool,
+    /// The endpoint whose answer (or failure) this is, and its time to the response head.
+    pub upstream: Option<(SocketAddr, Duration)>,
 }
 
 /// One attempt in flight.
@@ -62,6 +65,8 @@ struct Finished {
     latency: Duration,
     /// The per-try timeout it had.
     timeout: Duration,
+    /// telemetry: its span, when the request is traced.
+    span: Option<AttemptSpan>,
 }
 
 enum SendFailure {
@@ -186,6 +191,7 @@ pub async fn run(
                 outcome: AttemptOutcome::Cancelled,
                 sent: attempt_set.sent,
                 timed_out: false,
+                upstream: None,
             });
         }
     }
@@ -290,6 +296,10 @@ impl<'c> AttemptSet<'c, '_> {
         );
         self.tried.push(guard.endpoint().address());
         self.sent += 1;
+        // telemetry: the attempt's span, and its id upstream as the parent.
+        let span = (context.trace.as_ref()).map(|trace| {
+            trace.attempt(request.headers_mut(), self.sent, guard.endpoint().address())
+        });
         let client = cluster.client();
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
@@ -303,6 +313,7 @@ impl<'c> AttemptSet<'c, '_> {
                 result,
                 latency: started.elapsed(),
                 timeout,
+                span,
             }
         }));
         Ok(())
@@ -315,6 +326,7 @@ impl<'c> AttemptSet<'c, '_> {
             outcome: AttemptOutcome::Cancelled,
             sent: self.sent,
             timed_out: false,
+            upstream: None,
         }
     }
 
@@ -363,6 +375,7 @@ impl Judged<'_, '_> {
             result,
             latency,
             timeout,
+            span,
         } = finished;
         let cluster = self.cluster;
         let now = Instant::now();
@@ -388,6 +401,13 @@ impl Judged<'_, '_> {
         };
         cluster.record_outcome(&guard, outcome, latency, now);
         let endpoint = guard.endpoint().address();
+        if let (Some(trace), Some(span)) = (&self.context.trace, span) {
+            // telemetry: the attempt's span ends with its answer.
+            trace.end_attempt(
+                span,
+                result.as_ref().ok().map(|answer| answer.status().as_u16()),
+            );
+        }
         let response = match result {
             Ok(response) => {
                 if outcome == AttemptOutcome::Success {
@@ -403,6 +423,7 @@ impl Judged<'_, '_> {
                         outcome,
                         sent: self.sent,
                         timed_out: false,
+                        upstream: Some((endpoint, latency)),
                     });
                 }
                 forward::downstream_response(self.context.route, response, guard)
@@ -435,6 +456,7 @@ impl Judged<'_, '_> {
             outcome,
             sent: self.sent,
             timed_out: false,
+            upstream: Some((endpoint, latency)),
         };
         if self.others_in_flight {
             // A hedge may still answer; decide about retrying when every copy is back.
@@ -485,6 +507,7 @@ fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Instant>, now: Insta
         outcome: AttemptOutcome::Timeout,
         sent,
         timed_out: true,
+        upstream: None,
     }
 }
 

@@ -38,6 +38,7 @@ use crate::forward::{
 use crate::live::LiveRoute;
 use crate::metrics;
 use crate::reload::Snapshot;
+use crate::telemetry::Served;
 
 /// The header saying how many attempts a request took, hedges included.
 pub const ATTEMPTS_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-attempts");
@@ -65,6 +66,8 @@ pub struct Context<'a> {
     pub request_id: HeaderValue,
     /// Whether the request has no body, so it can be sent again as it is (by a fallback).
     pub request_body_empty: bool,
+    /// Its trace, when tracing is on.
+    pub trace: Option<crate::telemetry::span::RequestTrace>,
 }
 
 /// Serves a routed request: every stage above, and the response the client gets.
@@ -80,6 +83,9 @@ where
 {
     let (mut parts, body) = request.into_parts();
     let request_id = forward::ensure_request_id(&mut parts.headers);
+    // telemetry: arrival time and trace, `None` at no cost when off.
+    let (started, trace) = snapshot.telemetry.start(&mut parts.headers);
+    let (method, mut served) = (parts.method.clone(), Served::default());
     let route = &snapshot.config.routes[route_index];
     let context = Context {
         downstream,
@@ -89,19 +95,26 @@ where
         cluster: &snapshot.clusters[route.cluster],
         request_id,
         request_body_empty: body.is_end_stream(),
+        trace,
     };
     context.live.stats.requests.increment();
     // metrics: in flight until answered, then its duration and status class.
     let in_flight = metrics::request_started(&context.live.stats);
-    let response = serve_routed(&context, parts, body.map_err(Into::into).boxed()).await;
+    let body = body.map_err(Into::into).boxed();
+    let response = serve_routed(&context, parts, body, &mut served).await;
     metrics::record_request(in_flight, response.status());
-    with_request_id(response, &context.request_id)
+    let response = with_request_id(response, &context.request_id);
+    // telemetry: the request's span and access log line.
+    let telemetry = &snapshot.telemetry;
+    telemetry.finish(&context, &method, started, &served, &response);
+    response
 }
 
 async fn serve_routed(
     context: &Context<'_>,
     mut parts: http::request::Parts,
     body: ProxyBody,
+    served: &mut Served,
 ) -> Response<ProxyBody> {
     let fallback = &context.live.fallback;
     if fallback.killed() {
@@ -207,6 +220,9 @@ async fn serve_routed(
         RequestBody::Streaming(body)
     };
     let attempted = attempts::run(context, cluster, &parts, body, deadline).await;
+    // telemetry: who answered, and how fast.
+    (served.endpoint, served.upstream) = attempted.upstream.unzip();
+    served.attempts = attempted.sent;
     let now = Instant::now();
     permit.record(attempted.outcome, now);
     admitted.observe(attempted.outcome, now);
@@ -235,7 +251,8 @@ async fn serve_routed(
             .headers_mut()
             .insert(ATTEMPTS_HEADER, HeaderValue::from(attempted.sent));
     } else {
-        response.headers_mut().remove(FALLBACK_HEADER);
+        // telemetry: kept for the access log.
+        served.fallback = response.headers_mut().remove(FALLBACK_HEADER);
     }
     response
 }

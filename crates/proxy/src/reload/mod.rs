@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub clusters: Vec<Arc<Cluster>>,
     /// Live route state, indexed as [`Config::routes`].
     pub routes: Vec<Arc<LiveRoute>>,
+    /// The access log and tracer, kept across reloads that do not change them.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl Snapshot {
@@ -79,8 +81,13 @@ impl Snapshot {
                 Arc::new(LiveRoute::new(route, previous))
             })
             .collect();
+        let telemetry = crate::telemetry::Telemetry::build(
+            &config.telemetry,
+            previous.map(|previous| &previous.telemetry),
+        );
         Self {
             router: Router::new(&config),
+            telemetry,
             routes,
             config: Arc::new(config),
             clusters,

@@ -1,6 +1,247 @@
-//! Logs, access logs and tracing (stub until the telemetry branch lands: it owns this module).
+//! What the proxy tells the world about the requests it serves, beyond metrics: an access
+//! log (one JSON line per request), W3C trace context propagated upstream with spans
+//! exported over OTLP, and the run-time log level of the proxy's own logs.
+//!
+//! Everything here is off by default and costs nothing when off: [`Telemetry::start`]
+//! returns `None`s without reading a clock, and no span, id or line is made. When on, the
+//! request path only formats and queues; files and collectors are written by threads of
+//! their own (see [`access_log`] and [`otlp`]), behind bounded queues that drop (and count)
+//! rather than slow a request down.
+//!
+//! The pipeline calls this module three times: [`Telemetry::start`] when a request arrives,
+//! [`span::RequestTrace::attempt`] / [`span::RequestTrace::end_attempt`] around each
+//! attempt, and [`Telemetry::finish`] with the response head.
 
-/// Sets the proxy's log filter at run time (not available in this stub).
-pub fn set_log_filter(_: &str) -> Result<(), String> {
-    Err("not available".into())
+pub mod access_log;
+mod log_filter;
+pub mod otlp;
+pub mod record;
+pub mod span;
+pub mod traceparent;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderMap, HeaderValue, Method, Response};
+use hyper::body::Body;
+use rand::Rng;
+
+use self::access_log::AccessLog;
+pub use self::log_filter::{install_log_filter, set_log_filter};
+use self::record::Record;
+use self::span::{RequestSpan, RequestTrace, Tracer};
+use self::traceparent::{TraceId, TraceParent};
+use crate::cluster::with_rng;
+use crate::config::TelemetryConfig;
+use crate::forward::{ERROR_HEADER, ProxyBody};
+use crate::pipeline::{Context, FALLBACK_HEADER};
+
+/// The access log and the tracer of one config, carried over across reloads that keep them.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    access_log: Option<(Arc<AccessLog>, f64)>,
+    tracer: Option<Arc<Tracer>>,
+}
+
+/// When a request arrived, recorded only when something will report it.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    at: Instant,
+    time: SystemTime,
+    /// The caller's trace, for the access log when tracing is off.
+    trace_id: Option<TraceId>,
+}
+
+/// What the pipeline learnt about a request on its way, for the access log and span.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// The endpoint of the attempt whose answer (or failure) the client got.
+    pub endpoint: Option<SocketAddr>,
+    /// That attempt's time to its response head.
+    pub upstream: Option<Duration>,
+    /// Attempts sent.
+    pub attempts: u32,
+    /// The fallback that answered, when the response no longer says so.
+    pub fallback: Option<HeaderValue>,
+}
+
+impl Telemetry {
+    /// The telemetry `config` asks for, keeping `previous`'s writer and exporter when their
+    /// settings did not change (the access log file is then opened again: a reload is also
+    /// how a rotated log is reopened). A log file that cannot be opened is logged as an
+    /// error and leaves the access log off; the proxy serves on.
+    pub fn build(config: &TelemetryConfig, previous: Option<&Telemetry>) -> Self {
+        let access_log = config.access_log.as_ref().and_then(|wanted| {
+            let kept = previous
+                .and_then(|previous| previous.access_log.as_ref())
+                .filter(|(log, _)| log.target == wanted.target)
+                .map(|(log, _)| {
+                    log.reopen();
+                    log.clone()
+                });
+            let log = match kept {
+                Some(log) => log,
+                None => match AccessLog::start(wanted) {
+                    Ok(log) => Arc::new(log),
+                    Err(error) => {
+                        tracing::error!(target = ?wanted.target, %error, "the access log cannot be opened; requests are not logged");
+                        return None;
+                    }
+                },
+            };
+            Some((log, wanted.sample))
+        });
+        let tracer = config.tracing.as_ref().and_then(|wanted| {
+            let kept = previous
+                .and_then(|previous| previous.tracer.as_ref())
+                .filter(|tracer| tracer.config == *wanted);
+            match kept {
+                Some(tracer) => Some(tracer.clone()),
+                None => otlp::start(wanted)
+                    .inspect_err(|error| {
+                        tracing::error!(%error, "the OTLP exporter cannot start; spans are not exported");
+                    })
+                    .ok(),
+            }
+        });
+        Self { access_log, tracer }
+    }
+
+    /// The access log, when on (its [`AccessLog::dropped`] count is worth exporting).
+    pub fn access_log(&self) -> Option<&AccessLog> {
+        self.access_log.as_ref().map(|(log, _)| &**log)
+    }
+
+    /// The tracer, when on.
+    pub fn tracer(&self) -> Option<&Arc<Tracer>> {
+        self.tracer.as_ref()
+    }
+
+    /// Opens the access log file again (on SIGHUP, after log rotation).
+    pub fn reopen(&self) {
+        if let Some((log, _)) = &self.access_log {
+            log.reopen();
+        }
+    }
+
+    /// A request arrived with these headers: its arrival time if anything will report it,
+    /// and its trace if tracing is on (the headers lose a `tracestate` whose `traceparent`
+    /// is invalid). Both `None`, at no cost, when everything is off.
+    pub fn start(&self, headers: &mut HeaderMap) -> (Option<Started>, Option<RequestTrace>) {
+        if self.access_log.is_none() && self.tracer.is_none() {
+            return (None, None);
+        }
+        let trace = self.tracer.as_ref().map(|tracer| tracer.begin(headers));
+        let trace_id = match &trace {
+            Some(trace) => Some(trace.trace_id),
+            None => TraceParent::from_headers(headers).map(|parent| parent.trace_id),
+        };
+        let started = Started {
+            at: Instant::now(),
+            time: SystemTime::now(),
+            trace_id,
+        };
+        (Some(started), trace)
+    }
+
+    /// The response head is ready: ends the request's span and writes its access log line
+    /// (sampled; failures always).
+    pub(crate) fn finish(
+        &self,
+        context: &Context<'_>,
+        method: &Method,
+        started: Option<Started>,
+        served: &Served,
+        response: &Response<ProxyBody>,
+    ) {
+        let Some(started) = started else { return };
+        let status = response.status().as_u16();
+        if let Some(trace) = &context.trace {
+            trace.end(RequestSpan {
+                route: &context.route.name,
+                cluster: context.cluster.name(),
+                method: method.as_str(),
+                endpoint: served.endpoint,
+                status,
+                attempts: served.attempts,
+            });
+        }
+        let Some((log, sample)) = &self.access_log else {
+            return;
+        };
+        let headers = response.headers();
+        let error = headers.get(ERROR_HEADER);
+        let failed = status >= 500 || error.is_some();
+        if !failed && *sample < 1.0 && with_rng(|rng| rng.random::<f64>() >= *sample) {
+            return;
+        }
+        let record = Record {
+            time: started.time,
+            request_id: context.request_id.as_bytes(),
+            trace_id: started.trace_id,
+            method: method.as_str(),
+            route: &context.route.name,
+            cluster: context.cluster.name(),
+            endpoint: served.endpoint,
+            status,
+            bytes: response.body().size_hint().exact(),
+            upstream: served.upstream,
+            total: started.at.elapsed(),
+            attempts: served.attempts,
+            fallback: served
+                .fallback
+                .as_ref()
+                .or_else(|| headers.get(FALLBACK_HEADER))
+                .map(HeaderValue::as_bytes),
+            error: error.map(HeaderValue::as_bytes),
+        };
+        log.write(record.to_line());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::traceparent::TRACEPARENT;
+    use super::*;
+
+    #[test]
+    fn with_everything_off_a_request_costs_no_clock_trace_or_id() {
+        let telemetry = Telemetry::build(&TelemetryConfig::default(), None);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let before = headers.clone();
+        let (started, trace) = telemetry.start(&mut headers);
+        assert!(started.is_none() && trace.is_none());
+        assert!(telemetry.tracer().is_none() && telemetry.access_log().is_none());
+        assert_eq!(
+            headers, before,
+            "the caller's context passes through untouched"
+        );
+    }
+}
+
+#[cfg(test)]
+mod propagation_tests {
+    use http::HeaderValue;
+
+    use super::traceparent::{TRACEPARENT, TRACESTATE};
+    use super::*;
+
+    #[test]
+    fn traceparent_and_tracestate_are_not_hop_by_hop() {
+        let mut headers = HeaderMap::new();
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.insert(TRACEPARENT, HeaderValue::from_static(parent));
+        headers.insert(TRACESTATE, HeaderValue::from_static("a=1,b=2"));
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        crate::forward::remove_hop_by_hop(&mut headers);
+        assert_eq!(headers[TRACEPARENT], parent);
+        assert_eq!(headers[TRACESTATE], "a=1,b=2");
+    }
 }

@@ -6,6 +6,7 @@
 //! patterns) keep their span.
 
 pub mod fallback;
+pub mod telemetry;
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,10 @@ pub struct ConfigFile {
     pub clusters: BTreeMap<Spanned<String>, ClusterSection>,
     /// The admin API and dashboard listener.
     pub admin: Option<AdminSection>,
+    /// One JSON line per request (telemetry). Off unless `path` is set.
+    pub access_log: Option<telemetry::AccessLogSection>,
+    /// Trace context and spans over OTLP (telemetry). Off unless `otlp_endpoint` is set.
+    pub tracing: Option<telemetry::TracingSection>,
 }
 
 /// Settings of the proxy process as a whole.

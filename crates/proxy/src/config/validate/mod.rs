@@ -4,6 +4,7 @@ mod admin;
 mod admission;
 mod attempts;
 mod fallback;
+mod telemetry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -130,6 +131,7 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         file.proxy.trusted_clients,
     );
     let admin = admin::admin(&mut check, file.admin);
+    let telemetry = telemetry::telemetry(&mut check, file.access_log, file.tracing);
     let listeners = listeners(&mut check, file.listeners);
     let (clusters, cluster_index) = clusters(&mut check, file.clusters);
     let listener_index: HashMap<&str, usize> = listeners
@@ -176,6 +178,7 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
         routes,
         clusters,
         admin,
+        telemetry,
         source: Source {
             path: path.to_owned(),
             hash: fnv1a_hex(text.as_bytes()),

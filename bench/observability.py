@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Blastwall with the access log (and optionally tracing) on and off: throughput and CPU.
+
+A `blastwall mock` upstream, one proxy (`worker_threads = 1`) per variant, and
+`blastwall load` driving it: a saturating run (--rate far above capacity, 32 connections,
+so the answered rate is the proxy's capacity) and a paced run at --paced rps, over which
+the proxy's CPU time per request is read from /proc. Variants alternate, round after round,
+and medians are printed, so drift of a shared machine hits every variant alike.
+
+Only the Python standard library is used. Usage:
+    cargo build --release -p blastwall
+    bench/observability.py [--rounds 3] [--seconds 5] [--paced 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def line_with(process: subprocess.Popen, text: str) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if text in line:
+            return line
+    raise RuntimeError(f"no line with {text!r}")
+
+
+def address(line: str) -> str:
+    return line.split("http://", 1)[1].strip()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def load(binary: Path, url: str, rate: int, seconds: float) -> dict:
+    report = subprocess.run(
+        [str(binary), "load", "--rate", str(rate), "--duration", f"{seconds}s",
+         "--connections", "32", "--json", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(report[report.index("{"):])
+
+
+def answered(report: dict) -> int:
+    return report["total"]["ok"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=str(
+        Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "blastwall"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--paced", type=int, default=2000)
+    parser.add_argument("--saturate", type=int, default=40000)
+    args = parser.parse_args()
+    binary = Path(args.binary)
+    work = Path(tempfile.mkdtemp(prefix="blastwall-obs-"))
+    mock = subprocess.Popen([str(binary), "mock", "--listen", "127.0.0.1:0", "--name", "up"],
+                            stdout=subprocess.PIPE, text=True)
+    upstream = address(line_with(mock, "listening on"))
+    variants = {
+        "off": "",
+        "access_log": f'[access_log]\npath = "{work / "access.log"}"\n',
+    }
+    results: dict[str, dict[str, list[float]]] = {v: {"rps": [], "cpu_us": []} for v in variants}
+    try:
+        for round_ in range(args.rounds):
+            for name, sections in variants.items():
+                config = work / f"{name}.toml"
+                config.write_text(
+                    '[proxy]\nworker_threads = 1\n[[listener]]\nname = "public"\n'
+                    'listen = "127.0.0.1:0"\n[[route]]\ncluster = "api"\n'
+                    f'[cluster.api]\nendpoints = [{{ address = "{upstream}" }}]\n{sections}')
+                proxy = subprocess.Popen([str(binary), "run", "-c", str(config), "--no-watch",
+                                          "--log", "warn"], stdout=subprocess.PIPE, text=True)
+                try:
+                    url = "http://" + address(line_with(proxy, "listening on")) + "/bench"
+                    line_with(proxy, "blastwall ready")
+                    load(binary, url, 500, 1)  # warm up connections
+                    saturated = load(binary, url, args.saturate, args.seconds)
+                    results[name]["rps"].append(answered(saturated) / args.seconds)
+                    before = cpu_seconds(proxy.pid)
+                    paced = load(binary, url, args.paced, args.seconds)
+                    spent = cpu_seconds(proxy.pid) - before
+                    results[name]["cpu_us"].append(spent / max(answered(paced), 1) * 1e6)
+                finally:
+                    proxy.terminate()
+                    proxy.wait()
+                print(f"round {round_ + 1} {name}: {results[name]['rps'][-1]:.0f} rps, "
+                      f"{results[name]['cpu_us'][-1]:.1f} us CPU/request", flush=True)
+    finally:
+        mock.terminate()
+        mock.wait()
+    base = statistics.median(results["off"]["rps"])
+    for name, figures in results.items():
+        rps = statistics.median(figures["rps"])
+        cpu = statistics.median(figures["cpu_us"])
+        print(f"{name:>10}: median {rps:.0f} rps ({(rps / base - 1) * 100:+.1f}%), "
+              f"{cpu:.1f} us CPU/request")
+    lines = (work / "access.log").read_text().count("\n") if (work / "access.log").exists() else 0
+    print(f"access log lines written: {lines}")
+
+
+if __name__ == "__main__":
+    main()
