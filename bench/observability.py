@@ -76,7 +76,7 @@ def main() -> None:
         "off": "",
         "access_log": f'[access_log]\npath = "{work / "access.log"}"\n',
     }
-    results: dict[str, dict[str, list[float]]] = {v: {"rps": [], "cpu_us": []} for v in variants}
+    results: dict[str, dict[str, list[float]]] = {v: {"rps": [], "cpu_us": [], "cpu_us_saturated": []} for v in variants}
     try:
         for round_ in range(args.rounds):
             for name, sections in variants.items():
@@ -91,8 +91,12 @@ def main() -> None:
                     url = "http://" + address(line_with(proxy, "listening on")) + "/bench"
                     line_with(proxy, "blastwall ready")
                     load(binary, url, 500, 1)  # warm up connections
+                    before = cpu_seconds(proxy.pid)
                     saturated = load(binary, url, args.saturate, args.seconds)
+                    spent = cpu_seconds(proxy.pid) - before
                     results[name]["rps"].append(answered(saturated) / args.seconds)
+                    results[name]["cpu_us_saturated"].append(
+                        spent / max(answered(saturated), 1) * 1e6)
                     before = cpu_seconds(proxy.pid)
                     paced = load(binary, url, args.paced, args.seconds)
                     spent = cpu_seconds(proxy.pid) - before
@@ -101,7 +105,8 @@ def main() -> None:
                     proxy.terminate()
                     proxy.wait()
                 print(f"round {round_ + 1} {name}: {results[name]['rps'][-1]:.0f} rps, "
-                      f"{results[name]['cpu_us'][-1]:.1f} us CPU/request", flush=True)
+                      f"{results[name]['cpu_us_saturated'][-1]:.1f} us CPU/request saturated, "
+                      f"{results[name]['cpu_us'][-1]:.1f} paced", flush=True)
     finally:
         mock.terminate()
         mock.wait()
@@ -109,8 +114,9 @@ def main() -> None:
     for name, figures in results.items():
         rps = statistics.median(figures["rps"])
         cpu = statistics.median(figures["cpu_us"])
+        saturated = statistics.median(figures["cpu_us_saturated"])
         print(f"{name:>10}: median {rps:.0f} rps ({(rps / base - 1) * 100:+.1f}%), "
-              f"{cpu:.1f} us CPU/request")
+              f"{saturated:.1f} us CPU/request saturated, {cpu:.1f} paced")
     lines = (work / "access.log").read_text().count("\n") if (work / "access.log").exists() else 0
     print(f"access log lines written: {lines}")
 

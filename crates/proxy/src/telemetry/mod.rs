@@ -196,7 +196,7 @@ impl Telemetry {
                 .map(HeaderValue::as_bytes),
             error: error.map(HeaderValue::as_bytes),
         };
-        log.write(record.to_line());
+        log.write_with(|line| record.write_to(line));
     }
 }
 

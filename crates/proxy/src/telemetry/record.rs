@@ -47,10 +47,16 @@ impl Record<'_> {
     /// The JSON line, newline included.
     pub fn to_line(&self) -> String {
         let mut line = String::with_capacity(320);
+        self.write_to(&mut line);
+        line
+    }
+
+    /// Appends the JSON line, newline included, to `line`.
+    pub fn write_to(&self, line: &mut String) {
         line.push_str("{\"time\":\"");
-        rfc3339(self.time, &mut line);
+        rfc3339(self.time, line);
         line.push_str("\",\"request_id\":");
-        string(self.request_id, &mut line);
+        string(self.request_id, line);
         line.push_str(",\"trace_id\":");
         match &self.trace_id {
             Some(trace_id) => {
@@ -63,11 +69,11 @@ impl Record<'_> {
             None => line.push_str("null"),
         }
         line.push_str(",\"method\":");
-        string(self.method.as_bytes(), &mut line);
+        string(self.method.as_bytes(), line);
         line.push_str(",\"route\":");
-        string(self.route.as_bytes(), &mut line);
+        string(self.route.as_bytes(), line);
         line.push_str(",\"cluster\":");
-        string(self.cluster.as_bytes(), &mut line);
+        string(self.cluster.as_bytes(), line);
         line.push_str(",\"endpoint\":");
         match self.endpoint {
             Some(endpoint) => {
@@ -84,17 +90,16 @@ impl Record<'_> {
         }
         line.push_str(",\"upstream_ms\":");
         match self.upstream {
-            Some(upstream) => millis(upstream, &mut line),
+            Some(upstream) => millis(upstream, line),
             None => line.push_str("null"),
         }
         line.push_str(",\"total_ms\":");
-        millis(self.total, &mut line);
+        millis(self.total, line);
         let _ = write!(line, ",\"attempts\":{},\"fallback\":", self.attempts);
-        optional_string(self.fallback, &mut line);
+        optional_string(self.fallback, line);
         line.push_str(",\"error\":");
-        optional_string(self.error, &mut line);
+        optional_string(self.error, line);
         line.push_str("}\n");
-        line
     }
 }
 
