@@ -190,9 +190,9 @@ unhealthy_threshold = 2
 
 
 def blastwall_issue4(ports: list[int]) -> str:
-    """The full config of /work/wt/ISSUE4.md (issue 4's keys). Written before those keys
-    were merged: run `blastwall check` on it after the merge (the script does, and says
-    which keys it refuses)."""
+    """Blastwall's best config for these scenarios: retries under a budget, breakers,
+    outlier detection, a bulkhead sized like HAProxy's maxconn with priority shedding, a
+    static fallback, health checks (see bench/README.md for why each setting)."""
     endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
     return f"""
 [proxy]
