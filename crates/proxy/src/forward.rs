@@ -392,7 +392,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
 
 /// An IPv4 address in dotted decimal, as `Display` writes it, without the formatting
 /// machinery (this runs for every request).
-fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
+pub(crate) fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
     let mut len = 0;
     for (index, octet) in ip.octets().into_iter().enumerate() {
         if index > 0 {
