@@ -47,6 +47,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         .into_iter()
         .next()
         .context("the demo proxy has a listener")?;
+    let dashboard = proxy.admin_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(proxy.serve(async {
         let _ = stopped.await;
@@ -61,6 +62,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "  peak-EWMA balancing, HTTP health checks every 200ms, up to 3 attempts per request;\n  a client sends {} requests/s\n",
         args.rate
     );
+    if let Some(admin) = dashboard {
+        println!("  watch it live: http://{admin}/dashboard (metrics at http://{admin}/metrics)\n");
+    }
     println!(
         "  second  phase          requests    ok  errors      p50      p99   primary-a primary-b standby"
     );
