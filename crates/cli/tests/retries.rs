@@ -8,29 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use support::{Answer, Mock, Proxy, endpoint, get, send};
+use support::{Answer, Mock, Proxy, endpoint, get, route_config, seen_header, send};
 
 /// A proxy with one route to cluster `api` holding `endpoints`; `route` holds the route's
 /// keys and sub-tables (`[route.retry]`…), `cluster` the cluster's keys.
 fn proxy(route: &str, cluster: &str, endpoints: &[String]) -> Proxy {
-    Proxy::start(&format!(
-        r#"
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
-[cluster.api]
-balance = "round_robin"
-{cluster}
-endpoints = [{}]
-
-[[route]]
-name = "api"
-cluster = "api"
-{route}
-"#,
-        endpoints.join(", ")
-    ))
+    Proxy::start(&route_config(route, cluster, endpoints))
 }
 
 fn name(answer: &Answer) -> &str {
@@ -47,17 +30,6 @@ fn attempts(answer: &Answer) -> u32 {
         .ok()
         .and_then(|count| count.parse().ok())
         .expect("an attempt count")
-}
-
-/// The value of `name` among the headers an echoing mock saw.
-fn seen_header(echoed: &str, name: &str) -> Option<String> {
-    let seen: serde_json::Value = serde_json::from_str(echoed).expect("an echo");
-    seen["headers"]
-        .as_array()?
-        .iter()
-        .find(|pair| pair[0] == name)
-        .and_then(|pair| pair[1].as_str())
-        .map(str::to_owned)
 }
 
 /// An address where nothing listens: bound, then released.

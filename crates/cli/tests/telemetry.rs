@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use support::{Mock, Proxy, endpoint, eventually, send};
+use support::{Mock, Proxy, endpoint, eventually, route_config, seen_header, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -23,27 +23,10 @@ fn client_traceparent() -> String {
 /// A proxy with route `api` to cluster `api` (round robin over `endpoints`, two attempts)
 /// and `sections` appended.
 fn proxy(endpoints: &[String], sections: &str) -> Proxy {
-    Proxy::start(&format!(
-        r#"
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
-[cluster.api]
-balance = "round_robin"
-endpoints = [{}]
-
-[[route]]
-name = "api"
-cluster = "api"
-[route.retry]
-attempts = 2
-backoff = {{ base = "1ms", max = "2ms" }}
-
-{sections}
-"#,
-        endpoints.join(", ")
-    ))
+    let route = format!(
+        "[route.retry]\nattempts = 2\nbackoff = {{ base = \"1ms\", max = \"2ms\" }}\n\n{sections}"
+    );
+    Proxy::start(&route_config(&route, "", endpoints))
 }
 
 /// The access log's lines so far, parsed.
@@ -53,17 +36,6 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|line| serde_json::from_str(line).expect("every line is JSON"))
         .collect()
-}
-
-/// The value of `name` among the headers an echoing mock saw.
-fn seen_header(echoed: &str, name: &str) -> Option<String> {
-    let seen: serde_json::Value = serde_json::from_str(echoed).expect("an echo");
-    seen["headers"]
-        .as_array()?
-        .iter()
-        .find(|pair| pair[0] == name)
-        .and_then(|pair| pair[1].as_str())
-        .map(str::to_owned)
 }
 
 #[tokio::test]

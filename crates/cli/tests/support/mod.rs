@@ -351,3 +351,38 @@ pub fn admin_url(proxy: &Proxy, path: &str) -> String {
 pub fn admin_section(extra: &str) -> String {
     format!("\n[admin]\nlisten = \"127.0.0.1:0\"\n{extra}\n")
 }
+
+/// A config with one listener, cluster `api` (round robin over `endpoints`, inline tables,
+/// plus `cluster_keys`) and one route `api` to it with `route_keys` (its keys and
+/// sub-tables such as `[route.retry]`; top-level sections may follow them too).
+pub fn route_config(route_keys: &str, cluster_keys: &str, endpoints: &[String]) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "public"
+listen = "127.0.0.1:0"
+
+[cluster.api]
+balance = "round_robin"
+{cluster_keys}
+endpoints = [{}]
+
+[[route]]
+name = "api"
+cluster = "api"
+{route_keys}
+"#,
+        endpoints.join(", ")
+    )
+}
+
+/// The value of header `name` as an echoing mock (`{"echo": true}`) saw it, from its answer.
+pub fn seen_header(echoed: &str, name: &str) -> Option<String> {
+    let seen: serde_json::Value = serde_json::from_str(echoed).expect("an echo");
+    seen["headers"]
+        .as_array()?
+        .iter()
+        .find(|pair| pair[0] == name)
+        .and_then(|pair| pair[1].as_str())
+        .map(str::to_owned)
+}
