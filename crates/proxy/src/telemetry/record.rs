@@ -45,6 +45,7 @@ pub struct Record<'a> {
 
 impl Record<'_> {
     /// The JSON line, newline included.
+    #[cfg(test)]
     pub fn to_line(&self) -> String {
         let mut line = String::with_capacity(320);
         self.write_to(&mut line);
