@@ -267,11 +267,5 @@ async fn route_and_forward(
     let Some(route_index) = snapshot.router.route(&snapshot.config, listener, &parts) else {
         return forward::error_response(ProxyError::NoRoute, "no route matches this request");
     };
-    pipeline::serve(
-        downstream,
-        &snapshot,
-        route_index,
-        Request::from_parts(parts, body),
-    )
-    .await
+    pipeline::serve(downstream, &snapshot, route_index, (parts, body)).await
 }

@@ -29,6 +29,7 @@ use blastwall_policy::retry::{
 use http::request::Parts;
 use http::{HeaderMap, Method, Response, header};
 use hyper::body::Incoming;
+use smallvec::SmallVec;
 
 use super::body::RequestBody;
 use super::{AttemptOutcome, Context, deadline};
@@ -108,8 +109,8 @@ pub async fn run(
         context,
         cluster,
         parts,
-        tried: Vec::with_capacity(2),
-        in_flight: Vec::with_capacity(1),
+        tried: SmallVec::new(),
+        in_flight: SmallVec::new(),
         sent: 0,
     };
     if let Err(not_sent) = attempt_set.launch(&mut body, deadline, now) {
@@ -206,12 +207,14 @@ enum Event {
 }
 
 /// The attempts of one request: those in flight, and the endpoints already tried.
+// NOTE: kept inline up to two tried and one in flight (most requests take one attempt), so
+// a request's attempts allocate nothing but the attempt's own future.
 struct AttemptSet<'c, 'a> {
     context: &'c Context<'a>,
     cluster: &'c Cluster,
     parts: &'c Parts,
-    tried: Vec<SocketAddr>,
-    in_flight: Vec<InFlight<'c>>,
+    tried: SmallVec<[SocketAddr; 2]>,
+    in_flight: SmallVec<[InFlight<'c>; 1]>,
     sent: u32,
 }
 

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body, Frame, SizeHint};
 
 use crate::forward::{BoxError, ProxyBody, full};
@@ -114,10 +114,9 @@ impl RequestBody {
     }
 }
 
+/// An empty body; boxing it allocates nothing (it is zero-sized), unlike an empty `Full`.
 fn empty() -> ProxyBody {
-    Full::new(Bytes::new())
-        .map_err(|never| match never {})
-        .boxed()
+    Empty::new().map_err(|never| match never {}).boxed()
 }
 
 fn concat(mut chunks: VecDeque<Bytes>, size: u64) -> Bytes {
