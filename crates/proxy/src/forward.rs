@@ -342,7 +342,13 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok());
+            .map(str::trim)
+            // NOTE: the tokens nearly every message carries are no header to look for; an
+            // unknown name would be parsed (and allocated) only to be found absent.
+            .filter(|token| {
+                !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
+            })
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok());
         for name in tokens {
             if !HOP_BY_HOP.contains(&name) && headers.contains_key(&name) {
                 named.push(name);

@@ -514,13 +514,15 @@ fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Instant>, now: Insta
     }
 }
 
+const IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("idempotency-key");
+
 /// Whether repeating the request is harmless: the methods RFC 9110 §9.2.2 calls idempotent,
 /// or any request carrying an `Idempotency-Key` (the server then deduplicates).
 pub fn idempotency(parts: &Parts) -> Idempotency {
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    ) || parts.headers.contains_key("idempotency-key");
+    ) || parts.headers.contains_key(IDEMPOTENCY_KEY);
     if idempotent {
         Idempotency::Idempotent
     } else {

@@ -5,6 +5,7 @@
 //! machines do not matter. A caller can only shorten a request's time this way, never
 //! lengthen it past the route's own timeout, so the header needs no trust.
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -54,7 +55,16 @@ pub fn header_value(remaining: Duration) -> HeaderValue {
     let millis = u64::try_from(remaining.as_millis())
         .unwrap_or(u64::MAX)
         .max(1);
-    HeaderValue::from(millis)
+    // NOTE: without a caller's deadline or a route timeout, every attempt of a route
+    // announces the same value (its per-try timeout). The last value made on this thread is
+    // kept and shared (a reference count) instead of formatting and allocating anew.
+    thread_local! {
+        static LAST: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((kept, value)) if *kept == millis => value.clone(),
+        _ => last.insert((millis, HeaderValue::from(millis))).1.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -95,5 +105,18 @@ mod tests {
         assert_eq!(header_value(Duration::from_micros(1500)), "1");
         assert_eq!(header_value(Duration::from_micros(300)), "1");
         assert_eq!(header_value(Duration::from_millis(2500)), "2500");
+    }
+
+    #[test]
+    fn the_announced_value_is_whole_milliseconds_whether_kept_or_new() {
+        for (remaining, text) in [
+            (Duration::from_millis(1500), "1500"),
+            (Duration::from_millis(1500), "1500"),
+            (Duration::from_micros(2_999_999), "2999"),
+            (Duration::from_micros(10), "1"),
+            (Duration::from_millis(1500), "1500"),
+        ] {
+            assert_eq!(header_value(remaining), text);
+        }
     }
 }

@@ -250,7 +250,7 @@ async fn serve_routed(
     if decorate {
         response
             .headers_mut()
-            .insert(ATTEMPTS_HEADER, HeaderValue::from(attempted.sent));
+            .insert(ATTEMPTS_HEADER, count_value(attempted.sent));
     } else {
         // telemetry: kept for the access log.
         served.fallback = response.headers_mut().remove(FALLBACK_HEADER);
@@ -308,8 +308,28 @@ fn fall_back<'a>(
     })
 }
 
+/// A small count as a header value: the common ones (every response says how many attempts
+/// it took) are static, so they cost no allocation.
+fn count_value(count: u32) -> HeaderValue {
+    const COUNTS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match COUNTS.get(count as usize) {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(count),
+    }
+}
+
 /// A `Retry-After` value in whole seconds, rounded up (a client told 0 would retry at once).
 pub fn retry_after_value(delay: std::time::Duration) -> HeaderValue {
     let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
     HeaderValue::from(seconds.max(1))
+}
+
+#[cfg(test)]
+mod count_tests {
+    #[test]
+    fn counts_read_as_their_decimal_text() {
+        for count in [0u32, 1, 9, 10, 11, 4_000_000_000] {
+            assert_eq!(super::count_value(count), count.to_string().as_str());
+        }
+    }
 }
