@@ -5,6 +5,8 @@
 //! load (routes limited to other listeners are left out of it), and every condition is
 //! already typed, so matching does no parsing and no allocation.
 
+use std::cell::OnceCell;
+
 use http::request::Parts;
 use http::{HeaderMap, Uri, header};
 
@@ -41,18 +43,20 @@ impl Router {
 
     /// The index of the first route of `listener` that takes this request.
     pub fn route(&self, config: &Config, listener: usize, request: &Parts) -> Option<usize> {
-        let host = request_host(&request.uri, &request.headers);
+        // The host is found (a header lookup and a scan) only once a route asks for it.
+        let host = OnceCell::new();
         self.by_listener
             .get(listener)?
             .iter()
             .copied()
-            .find(|&index| matches(&config.routes[index], host, request))
+            .find(|&index| matches(&config.routes[index], &host, request))
     }
 }
 
-fn matches(route: &RouteConfig, host: Option<&str>, request: &Parts) -> bool {
+fn matches<'a>(route: &RouteConfig, host: &OnceCell<Option<&'a str>>, request: &'a Parts) -> bool {
     let matcher = &route.matcher;
     if let Some(wanted) = &matcher.host {
+        let host = host.get_or_init(|| request_host(&request.uri, &request.headers));
         let Some(host) = host else { return false };
         let host_matches = match wanted {
             HostMatch::Exact(exact) => host.eq_ignore_ascii_case(exact),

@@ -29,9 +29,9 @@ use super::guard::{Guarded, Start};
 use super::limits::{LimitedBody, TrackedBody};
 use super::tracker::{Ticket, Tracker};
 use crate::config::ListenerLimits;
-use crate::forward::{self, Downstream, ProxyBody, ProxyError};
+use crate::forward::{self, Downstream, ProxyError};
 use crate::pipeline;
-use crate::reload::Runtime;
+use crate::reload::{Runtime, Snapshot};
 
 /// What every connection of one listener shares.
 pub(super) struct ListenerShared {
@@ -216,8 +216,12 @@ async fn handle(
         }
         Ok(()) => {
             let body = LimitedBody::new(body, shared.limits.max_request_body, ticket.clone());
-            let response =
-                route_and_forward(&shared, downstream, Request::from_parts(parts, body)).await;
+            let response = match route(&shared, &parts) {
+                Ok((snapshot, route_index)) => {
+                    pipeline::serve(downstream, snapshot, route_index, (parts, body)).await
+                }
+                Err(no_route) => forward::error_response(ProxyError::NoRoute, no_route),
+            };
             if ticket.body_overflowed() {
                 close = true;
                 forward::error_response(
@@ -249,23 +253,19 @@ async fn handle(
     Ok(Response::from_parts(parts, body))
 }
 
-async fn route_and_forward(
+/// The snapshot and route for a request, or why it has none.
+// NOTE: a plain function, not one more `async` level around the pipeline: each level's
+// future is copied whole when it is created, and this one would hold the pipeline's.
+fn route(
     shared: &ListenerShared,
-    downstream: Downstream,
-    request: Request<LimitedBody>,
-) -> Response<ProxyBody> {
+    parts: &http::request::Parts,
+) -> Result<(Arc<Snapshot>, usize), &'static str> {
     let resolved = shared
         .runtime
         .snapshot_for(&shared.name, || shared.retired.borrow().clone());
-    let Some((snapshot, listener)) = resolved else {
-        return forward::error_response(
-            ProxyError::NoRoute,
-            "this listener was removed from the config",
-        );
-    };
-    let (parts, body) = request.into_parts();
-    let Some(route_index) = snapshot.router.route(&snapshot.config, listener, &parts) else {
-        return forward::error_response(ProxyError::NoRoute, "no route matches this request");
-    };
-    pipeline::serve(downstream, &snapshot, route_index, (parts, body)).await
+    let (snapshot, listener) = resolved.ok_or("this listener was removed from the config")?;
+    let route_index = (snapshot.router)
+        .route(&snapshot.config, listener, parts)
+        .ok_or("no route matches this request")?;
+    Ok((snapshot, route_index))
 }

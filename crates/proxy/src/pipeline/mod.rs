@@ -75,7 +75,7 @@ pub struct Context<'a> {
 /// Serves a routed request: every stage above, and the response the client gets.
 pub async fn serve<B>(
     downstream: Downstream,
-    snapshot: &Snapshot,
+    snapshot: Arc<Snapshot>,
     route_index: usize,
     (mut parts, body): (http::request::Parts, B),
 ) -> Response<ProxyBody>
@@ -90,7 +90,7 @@ where
     let route = &snapshot.config.routes[route_index];
     let context = Context {
         downstream,
-        snapshot,
+        snapshot: &snapshot,
         route,
         live: &snapshot.routes[route_index],
         cluster: &snapshot.clusters[route.cluster],
