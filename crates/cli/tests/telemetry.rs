@@ -6,7 +6,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::{Method, StatusCode};
 use support::{Mock, Proxy, endpoint, eventually, route_config, seen_header, send};
@@ -120,6 +120,43 @@ async fn access_log_lines_record_a_success_a_retry_and_a_failure() {
     assert_eq!(failed["status"], 502);
     assert_eq!(failed["attempts"], 2);
     assert_eq!(failed["error"], "upstream_reset");
+}
+
+#[tokio::test]
+async fn access_log_times_are_the_utc_wall_clock_time_each_request_arrived() {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let log = folder.path().join("access.log");
+    let mock = Mock::start("clock", &[]);
+    let proxy = proxy(
+        &[endpoint(&mock, "")],
+        &format!("[access_log]\npath = {:?}\n", log.to_str().expect("utf-8")),
+    );
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        let id = format!("req-clock-{n}");
+        let before = SystemTime::now();
+        let answer = send(Method::GET, &proxy.url("/"), "", &[("x-request-id", &id)]).await;
+        assert_eq!(answer.0, StatusCode::OK);
+        sent.push((id, before, SystemTime::now()));
+    }
+    let written = eventually(Duration::from_secs(10), || async { lines(&log).len() >= 3 }).await;
+    assert!(written, "access log: {:?}", lines(&log));
+    let lines = lines(&log);
+    for (id, before, after) in sent {
+        let line = lines
+            .iter()
+            .find(|line| line["request_id"] == *id)
+            .unwrap_or_else(|| panic!("no line for {id}: {lines:?}"));
+        let text = line["time"].as_str().expect("a time");
+        let time = humantime::parse_rfc3339(text).expect("RFC 3339 in UTC");
+        // Written in whole milliseconds: up to one before the instant it stands for.
+        assert!(
+            time + Duration::from_millis(1) > before && time <= after,
+            "{id} at {text}, sent at {} and answered by {}",
+            humantime::format_rfc3339_micros(before),
+            humantime::format_rfc3339_micros(after)
+        );
+    }
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ pub mod histogram;
 mod route;
 pub mod text;
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::StatusCode;
 
@@ -59,10 +59,20 @@ pub fn request_started(stats: &RouteStats) -> RequestInFlight<'_> {
 }
 
 /// Records a request's response: its status class and its duration (to the response
-/// headers; a streaming body may go on).
-pub fn record_request(request: RequestInFlight<'_>, status: StatusCode) {
+/// headers; a streaming body may go on), which it returns for the access log.
+pub fn record_request(request: RequestInFlight<'_>, status: StatusCode) -> Duration {
+    let duration = request.started.elapsed();
     request.stats.responses.record(status);
-    request.stats.duration.observe(request.started.elapsed());
+    request.stats.duration.observe(duration);
+    duration
+}
+
+impl RequestInFlight<'_> {
+    /// When the request started: the instant telemetry tells its arrival from, so that a
+    /// request reads the clock once for both.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
 }
 
 impl Drop for RequestInFlight<'_> {

@@ -83,9 +83,13 @@ where
     B: Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
+    // metrics: in flight until answered, then its duration and status class.
+    let in_flight = metrics::request_started(&snapshot.routes[route_index].stats);
     let request_id = forward::ensure_request_id(&mut parts.headers);
-    // telemetry: arrival time and trace, `None` at no cost when off.
-    let (started, trace) = snapshot.telemetry.start(&mut parts.headers);
+    // telemetry: arrival (the metrics' instant) and trace, `None` at no cost when off.
+    let (started, trace) = snapshot
+        .telemetry
+        .start(&mut parts.headers, in_flight.started());
     let (method, mut served) = (parts.method.clone(), Served::default());
     let route = &snapshot.config.routes[route_index];
     let context = Context {
@@ -99,11 +103,9 @@ where
         trace,
     };
     context.live.stats.requests.increment();
-    // metrics: in flight until answered, then its duration and status class.
-    let in_flight = metrics::request_started(&context.live.stats);
     let body = body.map_err(Into::into).boxed();
     let response = serve_routed(&context, parts, body, &mut served).await;
-    metrics::record_request(in_flight, response.status());
+    served.total = metrics::record_request(in_flight, response.status());
     let response = with_request_id(response, &context.request_id);
     // telemetry: the request's span and access log line.
     let telemetry = &snapshot.telemetry;

@@ -16,11 +16,13 @@
 //! rename the file, then signal.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::record::DateCache;
+use super::wall_clock::WallClock;
 use crate::config::telemetry::{AccessLogConfig, AccessLogTarget};
 
 /// Bytes waiting for the writer at most (some 30k lines); past this lines are dropped.
@@ -38,11 +40,25 @@ pub struct AccessLog {
     shared: Arc<Shared>,
 }
 
+/// What a line is written into and with, under the log's lock.
+///
+/// NOTE: the clock and the date cache live under the lock a line takes anyway, so reading
+/// them costs no synchronisation of its own (and the lock is held for the few hundred
+/// instructions a line takes to write, never for I/O).
+#[derive(Debug)]
+pub struct Pending {
+    /// Lines not yet written.
+    pub lines: Vec<u8>,
+    /// When requests arrived, in wall-clock time.
+    pub clock: WallClock,
+    /// The date up to the second, written once a second.
+    pub dates: DateCache,
+}
+
 /// What the request path and the writer share.
 #[derive(Debug)]
 struct Shared {
-    /// Lines not yet written.
-    pending: Mutex<String>,
+    pending: Mutex<Pending>,
     /// Bytes `pending` may hold.
     capacity: usize,
     dropped: AtomicU64,
@@ -68,7 +84,11 @@ impl AccessLog {
         Self {
             target,
             shared: Arc::new(Shared {
-                pending: Mutex::new(String::with_capacity(64 * 1024)),
+                pending: Mutex::new(Pending {
+                    lines: Vec::with_capacity(64 * 1024),
+                    clock: WallClock::new(),
+                    dates: DateCache::default(),
+                }),
                 capacity,
                 dropped: AtomicU64::new(0),
                 reopen: AtomicBool::new(false),
@@ -77,11 +97,11 @@ impl AccessLog {
         }
     }
 
-    /// Appends one line, which `line` writes (newline included); drops it (and counts it)
-    /// if the writer is behind.
-    pub fn write_with(&self, line: impl FnOnce(&mut String)) {
+    /// Appends one line, which `line` writes to [`Pending::lines`] (newline included); drops
+    /// it (and counts it) if the writer is behind.
+    pub fn write_with(&self, line: impl FnOnce(&mut Pending)) {
         let mut pending = self.shared.lock();
-        if pending.len() >= self.shared.capacity {
+        if pending.lines.len() >= self.shared.capacity {
             drop(pending);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -92,7 +112,7 @@ impl AccessLog {
     /// Appends one line already written.
     #[cfg(test)]
     fn write(&self, line: &str) {
-        self.write_with(|pending| pending.push_str(line));
+        self.write_with(|pending| pending.lines.extend_from_slice(line.as_bytes()));
     }
 
     /// Lines dropped so far because the writer was behind.
@@ -113,43 +133,40 @@ impl Drop for AccessLog {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, String> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Swaps the pending lines out for `spare` (emptied; its capacity is reused).
-    fn take(&self, spare: &mut String) {
+    fn take(&self, spare: &mut Vec<u8>) {
         spare.clear();
-        std::mem::swap(&mut *self.lock(), spare);
+        std::mem::swap(&mut self.lock().lines, spare);
     }
 }
 
 /// Where the writer writes.
+///
+/// NOTE: a file is written unbuffered: a batch is already one buffer, written with one
+/// `write`; a `BufWriter` would only copy every line once more.
 enum Output {
     Stdout,
-    File(BufWriter<File>, std::path::PathBuf),
+    File(File, std::path::PathBuf),
 }
 
 impl Output {
     fn open(target: &AccessLogTarget) -> std::io::Result<Self> {
         Ok(match target {
             AccessLogTarget::Stdout => Output::Stdout,
-            AccessLogTarget::File(path) => Output::File(
-                BufWriter::with_capacity(
-                    64 * 1024,
-                    OpenOptions::new().create(true).append(true).open(path)?,
-                ),
-                path.clone(),
-            ),
+            AccessLogTarget::File(path) => Output::File(append(path)?, path.clone()),
         })
     }
 
-    fn write(&mut self, line: &str) {
+    fn write(&mut self, lines: &[u8]) {
         let result = match self {
-            // NOTE: one write of a whole line under stdout's lock, so lines never interleave
+            // NOTE: one write of whole lines under stdout's lock, so lines never interleave
             // with the readiness lines the binary prints.
-            Output::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
-            Output::File(file, _) => file.write_all(line.as_bytes()),
+            Output::Stdout => std::io::stdout().lock().write_all(lines),
+            Output::File(file, _) => file.write_all(lines),
         };
         if let Err(error) = result {
             tracing::warn!(%error, "access log write failed");
@@ -169,8 +186,8 @@ impl Output {
     fn reopen(&mut self) {
         self.flush();
         if let Output::File(file, path) = self {
-            match OpenOptions::new().create(true).append(true).open(&*path) {
-                Ok(fresh) => *file = BufWriter::with_capacity(64 * 1024, fresh),
+            match append(path) {
+                Ok(fresh) => *file = fresh,
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "access log could not be opened again; writing to the old file");
                 }
@@ -179,10 +196,15 @@ impl Output {
     }
 }
 
+/// Opens `path` to append to, creating it if need be.
+fn append(path: &std::path::Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
 /// The writer thread: until the log is dropped, write what is buffered every
 /// [`WRITE_EVERY`], flushing each time.
 fn write_lines(shared: &Shared, mut output: Output) {
-    let mut batch = String::with_capacity(64 * 1024);
+    let mut batch = Vec::with_capacity(64 * 1024);
     loop {
         std::thread::sleep(WRITE_EVERY);
         let closed = shared.closed.load(Ordering::Acquire);
@@ -211,9 +233,9 @@ mod tests {
             log.write(&format!("{n}\n"));
         }
         assert_eq!(log.dropped(), 3);
-        let mut batch = String::new();
+        let mut batch = Vec::new();
         log.shared.take(&mut batch);
-        assert_eq!(batch, "0\n1\n");
+        assert_eq!(batch, b"0\n1\n");
         log.write("5\n");
         assert_eq!(log.dropped(), 3, "room again once the writer caught up");
     }

@@ -13,15 +13,18 @@
 //! attempt, and [`Telemetry::finish`] with the response head.
 
 pub mod access_log;
+pub mod headers;
+pub mod json;
 mod log_filter;
 pub mod otlp;
 pub mod record;
 pub mod span;
 pub mod traceparent;
+pub mod wall_clock;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, Response};
 use hyper::body::Body;
@@ -44,11 +47,11 @@ pub struct Telemetry {
     tracer: Option<Arc<Tracer>>,
 }
 
-/// When a request arrived, recorded only when something will report it.
+/// When a request arrived, kept only when something will report it.
 #[derive(Debug, Clone, Copy)]
 pub struct Started {
+    /// The instant the pipeline took (for its metrics) when the request arrived.
     at: Instant,
-    time: SystemTime,
     /// The caller's trace, for the access log when tracing is off.
     trace_id: Option<TraceId>,
 }
@@ -64,6 +67,8 @@ pub struct Served {
     pub attempts: u32,
     /// The fallback that answered, when the response no longer says so.
     pub fallback: Option<HeaderValue>,
+    /// From the request's arrival to its response head, as the metrics measured it.
+    pub total: Duration,
 }
 
 impl Telemetry {
@@ -125,10 +130,17 @@ impl Telemetry {
         }
     }
 
-    /// A request arrived with these headers: its arrival time if anything will report it,
+    /// A request arrived `at` with these headers: its arrival if anything will report it,
     /// and its trace if tracing is on (the headers lose a `tracestate` whose `traceparent`
     /// is invalid). Both `None`, at no cost, when everything is off.
-    pub fn start(&self, headers: &mut HeaderMap) -> (Option<Started>, Option<RequestTrace>) {
+    ///
+    /// NOTE: `at` is the instant the pipeline took anyway, and the access log tells the wall
+    /// time from it ([`wall_clock`]): the access log reads no clock of its own per request.
+    pub fn start(
+        &self,
+        headers: &mut HeaderMap,
+        at: Instant,
+    ) -> (Option<Started>, Option<RequestTrace>) {
         if self.access_log.is_none() && self.tracer.is_none() {
             return (None, None);
         }
@@ -137,11 +149,7 @@ impl Telemetry {
             Some(trace) => Some(trace.trace_id),
             None => TraceParent::from_headers(headers).map(|parent| parent.trace_id),
         };
-        let started = Started {
-            at: Instant::now(),
-            time: SystemTime::now(),
-            trace_id,
-        };
+        let started = Started { at, trace_id };
         (Some(started), trace)
     }
 
@@ -170,33 +178,34 @@ impl Telemetry {
         let Some((log, sample)) = &self.access_log else {
             return;
         };
-        let headers = response.headers();
-        let error = headers.get(ERROR_HEADER);
+        let [error, fallback] =
+            headers::find(response.headers(), [&ERROR_HEADER, &FALLBACK_HEADER])
+                .map(|found| found.first);
         let failed = status >= 500 || error.is_some();
         if !failed && *sample < 1.0 && with_rng(|rng| rng.random::<f64>() >= *sample) {
             return;
         }
-        let record = Record {
-            time: started.time,
-            request_id: context.request_id.as_bytes(),
-            trace_id: started.trace_id,
-            method: method.as_str(),
-            route: &context.route.name,
-            cluster: context.cluster.name(),
-            endpoint: served.endpoint,
-            status,
-            bytes: response.body().size_hint().exact(),
-            upstream: served.upstream,
-            total: started.at.elapsed(),
-            attempts: served.attempts,
-            fallback: served
-                .fallback
-                .as_ref()
-                .or_else(|| headers.get(FALLBACK_HEADER))
-                .map(HeaderValue::as_bytes),
-            error: error.map(HeaderValue::as_bytes),
-        };
-        log.write_with(|line| record.write_to(line));
+        let fallback = served.fallback.as_ref().or(fallback);
+        let bytes = response.body().size_hint().exact();
+        log.write_with(|pending| {
+            let record = Record {
+                time: pending.clock.time_of(started.at),
+                request_id: context.request_id.as_bytes(),
+                trace_id: started.trace_id,
+                method: method.as_str(),
+                route: &context.route.name,
+                cluster: context.cluster.name(),
+                endpoint: served.endpoint,
+                status,
+                bytes,
+                upstream: served.upstream,
+                total: served.total,
+                attempts: served.attempts,
+                fallback: fallback.map(HeaderValue::as_bytes),
+                error: error.map(HeaderValue::as_bytes),
+            };
+            record.write_to(&mut pending.lines, &mut pending.dates);
+        });
     }
 }
 
@@ -216,7 +225,7 @@ mod tests {
             HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         );
         let before = headers.clone();
-        let (started, trace) = telemetry.start(&mut headers);
+        let (started, trace) = telemetry.start(&mut headers, Instant::now());
         assert!(started.is_none() && trace.is_none());
         assert!(telemetry.tracer().is_none() && telemetry.access_log().is_none());
         assert_eq!(

@@ -36,12 +36,11 @@ pub struct TraceParent {
 impl TraceParent {
     /// The request's trace context; `None` when absent, repeated or malformed.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let mut values = headers.get_all(TRACEPARENT).iter();
-        let value = values.next()?;
-        if values.next().is_some() {
+        let [found] = super::headers::find(headers, [&TRACEPARENT]);
+        if found.repeated {
             return None;
         }
-        Self::parse(value.as_bytes())
+        Self::parse(found.first?.as_bytes())
     }
 
     /// Parses one value per the spec: lower-case hex only; version `ff` is invalid; version

@@ -1,0 +1,81 @@
+//! Finding the few headers telemetry reads (`traceparent`, the proxy's own marks on a
+//! response) by comparing names rather than hashing them.
+//!
+//! NOTE: `HeaderMap::get` hashes the name it looks for, and for a name the HTTP standard
+//! does not define, as all of these are, that is a loop over its bytes: some 150
+//! instructions a lookup, against about a dozen to compare the name of one header. A
+//! request or response has a handful of headers, so up to [`SCAN_UP_TO`] of them one pass
+//! compares every name; past that, lookups cost less and are used.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Headers up to which [`find`] compares names rather than looking them up.
+pub const SCAN_UP_TO: usize = 16;
+
+/// What [`find`] found of one name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Found<'a> {
+    /// Its first value.
+    pub first: Option<&'a HeaderValue>,
+    /// Whether it has more than one.
+    pub repeated: bool,
+}
+
+/// Each of `names` in `headers`.
+pub fn find<'a, const N: usize>(headers: &'a HeaderMap, names: [&HeaderName; N]) -> [Found<'a>; N] {
+    if headers.len() > SCAN_UP_TO {
+        return names.map(|name| {
+            let mut values = headers.get_all(name).iter();
+            Found {
+                first: values.next(),
+                repeated: values.next().is_some(),
+            }
+        });
+    }
+    let mut found = [Found::default(); N];
+    for (name, value) in headers {
+        if let Some(at) = names.iter().position(|wanted| *wanted == name) {
+            let found = &mut found[at];
+            found.repeated |= found.first.is_some();
+            found.first.get_or_insert(value);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header;
+
+    use super::*;
+
+    const WANTED: HeaderName = HeaderName::from_static("x-wanted");
+    const TWICE: HeaderName = HeaderName::from_static("x-twice");
+    const ABSENT: HeaderName = HeaderName::from_static("x-absent");
+
+    #[test]
+    fn comparing_names_finds_what_lookups_find_with_few_or_many_headers() {
+        for others in [0, 3, SCAN_UP_TO - 4, SCAN_UP_TO, 40] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::SERVER, HeaderValue::from_static("nginx"));
+            headers.append(TWICE, HeaderValue::from_static("1"));
+            headers.insert(WANTED, HeaderValue::from_static("yes"));
+            headers.append(TWICE, HeaderValue::from_static("2"));
+            for n in 0..others {
+                let name = HeaderName::try_from(format!("x-other-{n}")).unwrap();
+                headers.insert(name, HeaderValue::from_static("other"));
+            }
+            let [wanted, twice, absent] = find(&headers, [&WANTED, &TWICE, &ABSENT]);
+            let with = headers.len();
+            assert_eq!(
+                wanted.first,
+                Some(&HeaderValue::from_static("yes")),
+                "{with}"
+            );
+            assert!(!wanted.repeated, "{with}");
+            assert_eq!(twice.first, Some(&HeaderValue::from_static("1")), "{with}");
+            assert!(twice.repeated, "{with}");
+            assert_eq!(absent, Found::default(), "{with}");
+        }
+    }
+}
