@@ -5,7 +5,10 @@ A `blastwall mock` upstream, one proxy (`worker_threads = 1`) per variant, and
 `blastwall load` driving it: a saturating run (--rate far above capacity, 32 connections,
 so the answered rate is the proxy's capacity) and a paced run at --paced rps, over which
 the proxy's CPU time per request is read from /proc. Variants alternate, round after round,
-and medians are printed, so drift of a shared machine hits every variant alike.
+and medians are printed, so drift of a shared machine hits every variant alike. On two or
+more cores the proxy is pinned to core 0 and the mock and load generator to core 1
+(`--no-pin` to turn it off), and the proxy's requests/s per core is derived from its CPU
+time per request under load, which does not depend on how fast core 1 feeds it.
 
 Only the Python standard library is used. Usage:
     cargo build --release -p blastwall
@@ -45,9 +48,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def load(binary: Path, url: str, rate: int, seconds: float) -> dict:
+def load(binary: Path, url: str, rate: int, seconds: float, pin: list[str]) -> dict:
     report = subprocess.run(
-        [str(binary), "load", "--rate", str(rate), "--duration", f"{seconds}s",
+        pin + [str(binary), "load", "--rate", str(rate), "--duration", f"{seconds}s",
          "--connections", "32", "--json", url],
         check=True, capture_output=True, text=True,
     ).stdout
@@ -66,10 +69,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--paced", type=int, default=2000)
     parser.add_argument("--saturate", type=int, default=40000)
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the proxy to core 0 and the rest to core 1")
     args = parser.parse_args()
+    pinned = not args.no_pin and (os.cpu_count() or 1) >= 2
+    proxy_core = ["taskset", "-c", "0"] if pinned else []
+    other_core = ["taskset", "-c", "1"] if pinned else []
     binary = Path(args.binary)
     work = Path(tempfile.mkdtemp(prefix="blastwall-obs-"))
-    mock = subprocess.Popen([str(binary), "mock", "--listen", "127.0.0.1:0", "--name", "up"],
+    mock = subprocess.Popen(other_core + [str(binary), "mock", "--listen", "127.0.0.1:0", "--name", "up"],
                             stdout=subprocess.PIPE, text=True)
     upstream = address(line_with(mock, "listening on"))
     variants = {
@@ -85,20 +93,20 @@ def main() -> None:
                     '[proxy]\nworker_threads = 1\n[[listener]]\nname = "public"\n'
                     'listen = "127.0.0.1:0"\n[[route]]\ncluster = "api"\n'
                     f'[cluster.api]\nendpoints = [{{ address = "{upstream}" }}]\n{sections}')
-                proxy = subprocess.Popen([str(binary), "run", "-c", str(config), "--no-watch",
+                proxy = subprocess.Popen(proxy_core + [str(binary), "run", "-c", str(config), "--no-watch",
                                           "--log", "warn"], stdout=subprocess.PIPE, text=True)
                 try:
                     url = "http://" + address(line_with(proxy, "listening on")) + "/bench"
                     line_with(proxy, "blastwall ready")
-                    load(binary, url, 500, 1)  # warm up connections
+                    load(binary, url, 500, 1, other_core)  # warm up connections
                     before = cpu_seconds(proxy.pid)
-                    saturated = load(binary, url, args.saturate, args.seconds)
+                    saturated = load(binary, url, args.saturate, args.seconds, other_core)
                     spent = cpu_seconds(proxy.pid) - before
                     results[name]["rps"].append(answered(saturated) / args.seconds)
                     results[name]["cpu_us_saturated"].append(
                         spent / max(answered(saturated), 1) * 1e6)
                     before = cpu_seconds(proxy.pid)
-                    paced = load(binary, url, args.paced, args.seconds)
+                    paced = load(binary, url, args.paced, args.seconds, other_core)
                     spent = cpu_seconds(proxy.pid) - before
                     results[name]["cpu_us"].append(spent / max(answered(paced), 1) * 1e6)
                 finally:
@@ -111,12 +119,18 @@ def main() -> None:
         mock.terminate()
         mock.wait()
     base = statistics.median(results["off"]["rps"])
+    base_capacity = 1e6 / statistics.median(results["off"]["cpu_us_saturated"])
+    print("pinned: proxy on core 0, mock and load on core 1" if pinned else "not pinned")
     for name, figures in results.items():
         rps = statistics.median(figures["rps"])
         cpu = statistics.median(figures["cpu_us"])
         saturated = statistics.median(figures["cpu_us_saturated"])
+        # What one core of the proxy serves, from its CPU time per request under load: the
+        # throughput figure that does not depend on the load generator's core.
+        capacity = 1e6 / saturated
         print(f"{name:>10}: median {rps:.0f} rps ({(rps / base - 1) * 100:+.1f}%), "
-              f"{saturated:.1f} us CPU/request saturated, {cpu:.1f} paced")
+              f"{saturated:.1f} us CPU/request saturated = {capacity:.0f} requests/s per core "
+              f"({(capacity / base_capacity - 1) * 100:+.1f}%), {cpu:.1f} paced")
     lines = (work / "access.log").read_text().count("\n") if (work / "access.log").exists() else 0
     print(f"access log lines written: {lines}")
 
