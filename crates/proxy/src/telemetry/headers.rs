@@ -5,7 +5,8 @@
 //! does not define, as all of these are, that is a loop over its bytes: some 150
 //! instructions a lookup, against about a dozen to compare the name of one header. A
 //! request or response has a handful of headers, so up to [`SCAN_UP_TO`] of them one pass
-//! compares every name; past that, lookups cost less and are used.
+//! compares every distinct name (and looks up the values of a name found, which is rare);
+//! past that, lookups cost less and are used.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -24,23 +25,25 @@ pub struct Found<'a> {
 /// Each of `names` in `headers`.
 pub fn find<'a, const N: usize>(headers: &'a HeaderMap, names: [&HeaderName; N]) -> [Found<'a>; N] {
     if headers.len() > SCAN_UP_TO {
-        return names.map(|name| {
-            let mut values = headers.get_all(name).iter();
-            Found {
-                first: values.next(),
-                repeated: values.next().is_some(),
-            }
-        });
+        return names.map(|name| lookup(headers, name));
     }
     let mut found = [Found::default(); N];
-    for (name, value) in headers {
+    // Each name once (its values, in the rare case it is there, by lookup).
+    for name in headers.keys() {
         if let Some(at) = names.iter().position(|wanted| *wanted == name) {
-            let found = &mut found[at];
-            found.repeated |= found.first.is_some();
-            found.first.get_or_insert(value);
+            found[at] = lookup(headers, names[at]);
         }
     }
     found
+}
+
+/// What `headers` holds of `name`, looked up.
+fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Found<'a> {
+    let mut values = headers.get_all(name).iter();
+    Found {
+        first: values.next(),
+        repeated: values.next().is_some(),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,13 @@ pub trait Buffer {
 
     /// Appends one ASCII byte.
     fn put_byte(&mut self, byte: u8);
+
+    /// Appends the first `len` (at most `W`) bytes of `bytes`. (A buffer may copy all `W`, a
+    /// move of a constant length, and take back the rest: cheaper than a copy of a length not
+    /// known, which is a call to `memcpy`.)
+    fn put_prefix<const W: usize>(&mut self, bytes: [u8; W], len: usize) {
+        self.put(&bytes[..len]);
+    }
 }
 
 impl Buffer for Vec<u8> {
@@ -23,6 +30,13 @@ impl Buffer for Vec<u8> {
     #[inline]
     fn put_byte(&mut self, byte: u8) {
         self.push(byte);
+    }
+
+    #[inline]
+    fn put_prefix<const W: usize>(&mut self, bytes: [u8; W], len: usize) {
+        let end = self.len() + len;
+        self.extend_from_slice(&bytes);
+        self.truncate(end);
     }
 }
 
@@ -37,24 +51,127 @@ impl Buffer for String {
     }
 }
 
+/// JSON text written into an array (on the stack) rather than a buffer that may grow: with
+/// the writing inlined, the length written stays in a register (the array is borrowed, not
+/// held, so that the length is a value of its own) and a piece costs a compare and its copy;
+/// the whole is then copied where it goes. What does not fit is not written, and
+/// [`Self::written`] is `None`.
+#[derive(Debug)]
+pub struct ArrayBuffer<'a, const N: usize> {
+    bytes: &'a mut [u8; N],
+    /// Bytes written; `N + 1` once something did not fit.
+    len: usize,
+}
+
+impl<'a, const N: usize> ArrayBuffer<'a, N> {
+    /// An empty buffer over `bytes`.
+    pub fn new(bytes: &'a mut [u8; N]) -> Self {
+        Self { bytes, len: 0 }
+    }
+
+    /// What was written, unless something did not fit.
+    pub fn written(&self) -> Option<&[u8]> {
+        self.bytes.get(..self.len)
+    }
+}
+
+impl<const N: usize> Buffer for ArrayBuffer<'_, N> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        // `len` is at most `N + 1` and a slice at most `isize::MAX` long: no overflow.
+        let end = self.len + bytes.len();
+        if end <= N {
+            self.bytes[self.len..end].copy_from_slice(bytes);
+            self.len = end;
+        } else {
+            self.len = N + 1;
+        }
+    }
+
+    #[inline(always)]
+    fn put_byte(&mut self, byte: u8) {
+        if self.len < N {
+            self.bytes[self.len] = byte;
+            self.len += 1;
+        } else {
+            self.len = N + 1;
+        }
+    }
+
+    #[inline(always)]
+    fn put_prefix<const W: usize>(&mut self, bytes: [u8; W], len: usize) {
+        if self.len + W <= N {
+            self.bytes[self.len..self.len + W].copy_from_slice(&bytes);
+            self.len += len;
+        } else {
+            self.put(&bytes[..len]);
+        }
+    }
+}
+
 /// A JSON string; bytes that are not ASCII (header values may carry them) are read as
 /// Latin-1, so the line stays valid JSON whatever a client sent.
 ///
-/// NOTE: runs of bytes that need no escape, in practice the whole value, are found eight
-/// bytes at a time and copied whole: a push per byte was a third of a line's cost.
+/// NOTE: eight bytes at a time, tested and copied as one word when none needs an escape
+/// (in practice every word, the last padded): a push per byte was a third of a line's cost,
+/// and a copy of a run of unknown length is a call to `memcpy`, dearer than these moves.
+/// Inlined, as all the writing below is, so that a line is written by one function.
+#[inline(always)]
 pub fn string(value: &[u8], out: &mut impl Buffer) {
     out.put_byte(b'"');
     let mut rest = value;
-    loop {
-        let (clean, escaped) = rest.split_at(clean_prefix(rest));
-        out.put(clean);
-        let Some((&byte, after)) = escaped.split_first() else {
-            break;
-        };
-        escape(byte, out);
+    while let Some((&word, after)) = rest.split_first_chunk::<8>() {
+        if clean(word) {
+            out.put(&word);
+        } else {
+            escape_all(&word, out);
+        }
         rest = after;
     }
+    if !rest.is_empty() {
+        let word = padded_word(rest);
+        if clean(word) {
+            out.put_prefix(word, rest.len());
+        } else {
+            escape_all(rest, out);
+        }
+    }
     out.put_byte(b'"');
+}
+
+/// Up to eight bytes as a word, padded with spaces (which need no escape). Copied as two
+/// pieces of a constant length that overlap, rather than a copy of a length not known.
+#[inline(always)]
+fn padded_word(chunk: &[u8]) -> [u8; 8] {
+    let mut word = [b' '; 8];
+    let len = chunk.len();
+    match len {
+        8.. => word.copy_from_slice(&chunk[..8]),
+        4..8 => {
+            word[..4].copy_from_slice(&chunk[..4]);
+            word[len - 4..len].copy_from_slice(&chunk[len - 4..]);
+        }
+        2..4 => {
+            word[..2].copy_from_slice(&chunk[..2]);
+            word[len - 2..len].copy_from_slice(&chunk[len - 2..]);
+        }
+        1 => word[0] = chunk[0],
+        0 => {}
+    }
+    word
+}
+
+/// `chunk`, a byte at a time, escaping those that need it. (Inlined all the same: a call
+/// taking the buffer would keep its length out of a register everywhere else.)
+#[inline(always)]
+fn escape_all(chunk: &[u8], out: &mut impl Buffer) {
+    for &byte in chunk {
+        if needs_escape(byte) {
+            escape(byte, out);
+        } else {
+            out.put_byte(byte);
+        }
+    }
 }
 
 /// Whether `byte` cannot stand in a JSON string as it is (or, past ASCII, alone in UTF-8).
@@ -62,38 +179,26 @@ fn needs_escape(byte: u8) -> bool {
     !matches!(byte, 0x20..=0x7e) || byte == b'"' || byte == b'\\'
 }
 
-/// How many bytes at the start of `value` [`needs_escape`] passes.
+/// Whether no byte of `word` [`needs_escape`].
 ///
-/// Eight at a time, each test below on all eight bytes of a word at once (the classic
-/// "SWAR" tests for a byte less than, greater than or equal to a constant): each result is
-/// non-zero exactly when some byte of the word passes that test. A word that fails is
-/// looked at again byte by byte.
-fn clean_prefix(value: &[u8]) -> usize {
+/// Each test below looks at all eight bytes at once (the classic "SWAR" tests for a byte
+/// less than, or greater than, a constant, on a 64-bit word): its result has a high bit set
+/// when, and only when, some byte passes the test.
+#[inline(always)]
+fn clean(word: [u8; 8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH_BITS: u64 = ONES * 0x80;
     let less_than = |word: u64, bound: u8| word.wrapping_sub(ONES * u64::from(bound)) & !word;
     let more_than = |word: u64, bound: u8| word.wrapping_add(ONES * u64::from(0x7f - bound)) | word;
-    let mut clean = 0;
-    for chunk in value.chunks_exact(8) {
-        let word = u64::from_ne_bytes(chunk.try_into().expect("chunks of eight bytes"));
-        let escapes = less_than(word, 0x20)
-            | more_than(word, 0x7e)
-            | less_than(word ^ (ONES * u64::from(b'"')), 1)
-            | less_than(word ^ (ONES * u64::from(b'\\')), 1);
-        if escapes & HIGH_BITS != 0 {
-            break;
-        }
-        clean += 8;
-    }
-    let rest = &value[clean..];
-    clean
-        + rest
-            .iter()
-            .position(|&byte| needs_escape(byte))
-            .unwrap_or(rest.len())
+    let word = u64::from_ne_bytes(word);
+    let escapes = less_than(word, 0x20)
+        | more_than(word, 0x7e)
+        | less_than(word ^ (ONES * u64::from(b'"')), 1)
+        | less_than(word ^ (ONES * u64::from(b'\\')), 1);
+    escapes & (ONES * 0x80) == 0
 }
 
 /// `byte` escaped: `\"`, `\\`, or `\u00XX` for the character of that Latin-1 code.
+#[inline(always)]
 fn escape(byte: u8, out: &mut impl Buffer) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     match byte {
@@ -109,41 +214,46 @@ fn escape(byte: u8, out: &mut impl Buffer) {
     }
 }
 
-/// A number in decimal. (One digit, the usual attempt count, is one byte written.)
-#[inline]
+/// A number in decimal: one byte for one digit (the usual attempt count), one move of a
+/// constant length up to eight (a port, a body's size), `itoa` past that.
+#[inline(always)]
 pub fn number(value: u64, out: &mut impl Buffer) {
     if value < 10 {
         return out.put_byte(b'0' + value as u8);
     }
+    if value < 100_000_000 {
+        let len = value.ilog10() as usize + 1;
+        let mut digits = [b'0'; 8];
+        let mut rest = value;
+        for digit in digits[..len].iter_mut().rev() {
+            *digit += (rest % 10) as u8;
+            rest /= 10;
+        }
+        return out.put_prefix(digits, len);
+    }
     out.put(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// A number in decimal, zero padded to `WIDTH` digits: constant divisors, and one copy of
-/// a constant length.
-#[inline]
+/// A number in decimal, zero padded to `WIDTH` digits: one copy of a constant length.
+#[inline(always)]
 pub fn padded<const WIDTH: usize>(value: u64, out: &mut impl Buffer) {
+    match digits::<WIDTH>(value) {
+        Some(digits) => out.put(&digits),
+        None => number(value, out),
+    }
+}
+
+/// `value` in `WIDTH` decimal digits, zero padded (the divisors are constants); `None` if it
+/// has more.
+#[inline(always)]
+pub fn digits<const WIDTH: usize>(value: u64) -> Option<[u8; WIDTH]> {
     let mut digits = [b'0'; WIDTH];
     let mut rest = value;
     for digit in digits.iter_mut().rev() {
         *digit += (rest % 10) as u8;
         rest /= 10;
     }
-    if rest > 0 {
-        return number(value, out);
-    }
-    out.put(&digits);
-}
-
-/// A byte in decimal, without `itoa`'s tables (an IPv4 address is four).
-#[inline]
-pub fn small(value: u8, out: &mut impl Buffer) {
-    if value >= 100 {
-        out.put_byte(b'0' + value / 100);
-    }
-    if value >= 10 {
-        out.put_byte(b'0' + value / 10 % 10);
-    }
-    out.put_byte(b'0' + value % 10);
+    (rest == 0).then_some(digits)
 }
 
 #[cfg(test)]
@@ -201,31 +311,61 @@ mod tests {
     #[test]
     fn an_escape_is_found_at_every_place_of_an_eight_byte_word() {
         for escape in [0x00, 0x1f, b'"', b'\\', 0x7f, 0x80, 0xff] {
+            for place in 0..8 {
+                let mut word = *b"abcdefgh";
+                word[place] = escape;
+                assert!(!clean(word), "{escape:#x} at {place}");
+            }
             for place in 0..24 {
                 let mut value = *b"abcdefgh ~!#[]{}ABCDEFGH";
                 value[place] = escape;
-                assert_eq!(clean_prefix(&value), place, "{escape:#x} at {place}");
-                assert_eq!(escaped(&value), naive(&value));
+                assert_eq!(escaped(&value), naive(&value), "{escape:#x} at {place}");
             }
         }
         // The bytes next to those the tests look for pass.
-        assert_eq!(clean_prefix(b" !#[]~~~ !#[]~~~"), 16);
+        assert!(clean(*b" !#[]~~~") && clean(*b"!#[]]#! "));
     }
 
     #[test]
     fn numbers_are_written_as_format_writes_them() {
-        for value in [0u64, 7, 10, 99, 100, 255, 999, 1_000, 65_535, u64::MAX] {
+        for value in [
+            0u64,
+            7,
+            10,
+            99,
+            100,
+            255,
+            999,
+            1_000,
+            65_535,
+            99_999_999,
+            100_000_000,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             number(value, &mut out);
             assert_eq!(out, value.to_string().as_bytes());
             let mut out = Vec::new();
             padded::<3>(value, &mut out);
             assert_eq!(out, format!("{value:03}").as_bytes());
-            if let Ok(byte) = u8::try_from(value) {
-                let mut out = Vec::new();
-                small(byte, &mut out);
-                assert_eq!(out, value.to_string().as_bytes());
-            }
+        }
+    }
+
+    #[test]
+    fn an_array_buffer_keeps_what_fits_and_says_when_something_did_not() {
+        let mut bytes = [0; 8];
+        let mut fits = ArrayBuffer::new(&mut bytes);
+        string(b"abc", &mut fits);
+        fits.put(b"123");
+        assert_eq!(fits.written(), Some(&b"\"abc\"123"[..]));
+        for overflow in [&b"abcdefg"[..], b"abcdefghijklmnop"] {
+            let mut bytes = [0; 8];
+            let mut full = ArrayBuffer::new(&mut bytes);
+            string(overflow, &mut full);
+            assert_eq!(full.written(), None, "{overflow:?}");
+            full.put(b"x");
+            full.put_byte(b'y');
+            assert_eq!(full.written(), None, "{overflow:?}");
         }
     }
 

@@ -13,6 +13,7 @@
 //! attempt, and [`Telemetry::finish`] with the response head.
 
 pub mod access_log;
+pub mod date;
 pub mod headers;
 pub mod json;
 mod log_filter;
@@ -186,26 +187,23 @@ impl Telemetry {
             return;
         }
         let fallback = served.fallback.as_ref().or(fallback);
-        let bytes = response.body().size_hint().exact();
-        log.write_with(|pending| {
-            let record = Record {
-                time: pending.clock.time_of(started.at),
-                request_id: context.request_id.as_bytes(),
-                trace_id: started.trace_id,
-                method: method.as_str(),
-                route: &context.route.name,
-                cluster: context.cluster.name(),
-                endpoint: served.endpoint,
-                status,
-                bytes,
-                upstream: served.upstream,
-                total: served.total,
-                attempts: served.attempts,
-                fallback: fallback.map(HeaderValue::as_bytes),
-                error: error.map(HeaderValue::as_bytes),
-            };
-            record.write_to(&mut pending.lines, &mut pending.dates);
-        });
+        let record = Record {
+            time: log.clock.time_of(started.at),
+            request_id: context.request_id.as_bytes(),
+            trace_id: started.trace_id,
+            method: method.as_str(),
+            route: &context.route.name,
+            cluster: context.cluster.name(),
+            endpoint: served.endpoint,
+            status,
+            bytes: response.body().size_hint().exact(),
+            upstream: served.upstream,
+            total: served.total,
+            attempts: served.attempts,
+            fallback: fallback.map(HeaderValue::as_bytes),
+            error: error.map(HeaderValue::as_bytes),
+        };
+        log.append(&record);
     }
 }
 

@@ -13,61 +13,68 @@
 //! (an operator, NTP stepping) shows in the log within a second of traffic, as it would have
 //! with a clock read per line.
 //!
-//! NOTE: it takes `&mut self`: the access log keeps it under the lock that a line is appended
-//! under, which the line takes anyway, so it needs no synchronisation of its own.
+//! NOTE: lock-free, read through `&self` by every request: the anchor is kept as the offset
+//! between the clocks (the wall time at a fixed `base` instant), one atomic word, so there is
+//! no pair to tear. Two requests that both find the anchor stale both read the clocks and
+//! store offsets that differ by the nanoseconds between their reads; either is right.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long after its anchor an instant may be before the system clock is read again.
 pub const ANCHOR_FOR: Duration = Duration::from_secs(1);
 
 /// Wall-clock times of monotonic instants, from an anchor read at most once a second.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct WallClock {
-    /// A monotonic instant…
-    anchor: Instant,
-    /// …and the wall-clock time then, read together.
-    anchor_time: SystemTime,
+    /// The instant every other is measured from (when the clock was made).
+    base: Instant,
+    /// The wall-clock time at `base`, in nanoseconds since the Unix epoch, as the last anchor
+    /// tells it.
+    base_time: AtomicU64,
+    /// When the clocks were last read, in nanoseconds after `base`.
+    anchored: AtomicU64,
 }
 
 impl WallClock {
     /// A clock anchored now.
     pub fn new() -> Self {
-        let (anchor, anchor_time) = read_clocks();
-        Self::anchored(anchor, anchor_time)
+        let (now, time) = read_clocks();
+        Self::anchored(now, time)
     }
 
-    /// A clock anchored at `anchor`, which was `anchor_time` on the wall clock.
-    pub fn anchored(anchor: Instant, anchor_time: SystemTime) -> Self {
+    /// A clock anchored at `anchor`, which was `time` on the wall clock.
+    pub fn anchored(anchor: Instant, time: SystemTime) -> Self {
         Self {
-            anchor,
-            anchor_time,
+            base: anchor,
+            base_time: AtomicU64::new(since_epoch(time)),
+            anchored: AtomicU64::new(0),
         }
     }
 
     /// The wall-clock time at `at`, reading the system clock again if `at` is more than
-    /// [`ANCHOR_FOR`] past the anchor.
-    pub fn time_of(&mut self, at: Instant) -> SystemTime {
+    /// [`ANCHOR_FOR`] past the anchor. (An instant before the clock was made, which no request
+    /// of the access log that owns it has, is told as that moment.)
+    pub fn time_of(&self, at: Instant) -> SystemTime {
         self.time_of_with(at, read_clocks)
     }
 
     /// [`Self::time_of`], with `read` to read the clocks (monotonic, wall) when it must.
     fn time_of_with(
-        &mut self,
+        &self,
         at: Instant,
         read: impl FnOnce() -> (Instant, SystemTime),
     ) -> SystemTime {
-        if let Some(after) = at.checked_duration_since(self.anchor) {
-            if after < ANCHOR_FOR {
-                return self.anchor_time + after;
-            }
-            (self.anchor, self.anchor_time) = read();
+        let after = nanos(at.saturating_duration_since(self.base));
+        if after.saturating_sub(self.anchored.load(Ordering::Relaxed)) >= nanos(ANCHOR_FOR) {
+            let (now, time) = read();
+            let now = nanos(now.saturating_duration_since(self.base));
+            let base_time = since_epoch(time).saturating_sub(now);
+            self.base_time.store(base_time, Ordering::Relaxed);
+            self.anchored.store(now, Ordering::Relaxed);
         }
-        // `at` is before the anchor: a request that arrived before it was last read (a slow
-        // one), or the anchor was read just now. Monotonic clocks never go back, so `at` is
-        // not after a fresh anchor; `saturating` only spares a panic should a platform's be.
-        let before = self.anchor.saturating_duration_since(at);
-        self.anchor_time.checked_sub(before).unwrap_or(UNIX_EPOCH)
+        let base_time = self.base_time.load(Ordering::Relaxed);
+        UNIX_EPOCH + Duration::from_nanos(base_time.saturating_add(after))
     }
 }
 
@@ -80,6 +87,16 @@ impl Default for WallClock {
 /// The monotonic and the wall clock, read together.
 fn read_clocks() -> (Instant, SystemTime) {
     (Instant::now(), SystemTime::now())
+}
+
+/// `duration` in nanoseconds (enough for 584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `time` in nanoseconds since the Unix epoch (none before it).
+fn since_epoch(time: SystemTime) -> u64 {
+    nanos(time.duration_since(UNIX_EPOCH).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -99,7 +116,7 @@ mod tests {
 
     #[test]
     fn an_instant_within_a_second_of_the_anchor_is_told_from_it_without_a_read() {
-        let (mut clock, t0, wall) = anchored();
+        let (clock, t0, wall) = anchored();
         for offset in [0, 1, 999_999, 999_999_999] {
             let at = t0 + Duration::from_nanos(offset);
             assert_eq!(
@@ -110,17 +127,8 @@ mod tests {
     }
 
     #[test]
-    fn an_instant_before_the_anchor_is_told_backwards_without_a_read() {
-        let t0 = Instant::now();
-        let wall = UNIX_EPOCH + Duration::from_secs(1_714_566_896);
-        let later = t0 + Duration::from_secs(30);
-        let mut clock = WallClock::anchored(later, wall + Duration::from_secs(30));
-        assert_eq!(clock.time_of_with(t0, never_read), wall);
-    }
-
-    #[test]
     fn a_second_past_the_anchor_the_clocks_are_read_again() {
-        let (mut clock, t0, wall) = anchored();
+        let (clock, t0, wall) = anchored();
         let at = t0 + ANCHOR_FOR;
         // The system clock was stepped back by an hour meanwhile; the fresh anchor, read
         // 2ms after `at`, says so.
@@ -132,17 +140,23 @@ mod tests {
             )
         };
         assert_eq!(clock.time_of_with(at, read), stepped);
-        // And the new anchor serves the next second.
+        // The new anchor serves the next second…
         let next = at + Duration::from_millis(500);
         assert_eq!(
             clock.time_of_with(next, never_read),
             stepped + Duration::from_millis(500)
         );
+        // …and an instant before it (a slow request's arrival) is told backwards from it.
+        let early = t0 + Duration::from_millis(10);
+        assert_eq!(
+            clock.time_of_with(early, never_read),
+            stepped - ANCHOR_FOR + Duration::from_millis(10)
+        );
     }
 
     #[test]
     fn the_time_told_is_the_system_clock_s_utc_time() {
-        let mut clock = WallClock::new();
+        let clock = WallClock::new();
         let before = SystemTime::now();
         let at = Instant::now();
         let after = SystemTime::now();
