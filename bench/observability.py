@@ -61,6 +61,13 @@ def answered(report: dict) -> int:
     return report["total"]["ok"]
 
 
+def elapsed(report: dict, nominal: float) -> float:
+    """The run's wall time: past its nominal duration when the client fell behind the
+    schedule (a saturating rate always does), and the rate must be counted over it."""
+    summary = report.get("summary", report)
+    return float(summary.get("elapsed_s", nominal))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=str(
@@ -71,6 +78,9 @@ def main() -> None:
     parser.add_argument("--saturate", type=int, default=40000)
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin the proxy to core 0 and the rest to core 1")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run every variant at once, each at --paced rps, and compare "
+                             "their CPU per request over the same seconds")
     args = parser.parse_args()
     pinned = not args.no_pin and (os.cpu_count() or 1) >= 2
     proxy_core = ["taskset", "-c", "0"] if pinned else []
@@ -84,6 +94,13 @@ def main() -> None:
         "off": "",
         "access_log": f'[access_log]\npath = "{work / "access.log"}"\n',
     }
+    if args.side_by_side:
+        try:
+            side_by_side(binary, work, upstream, variants, args, proxy_core, other_core)
+        finally:
+            mock.terminate()
+            mock.wait()
+        return
     results: dict[str, dict[str, list[float]]] = {v: {"rps": [], "cpu_us": [], "cpu_us_saturated": []} for v in variants}
     try:
         for round_ in range(args.rounds):
@@ -102,7 +119,8 @@ def main() -> None:
                     before = cpu_seconds(proxy.pid)
                     saturated = load(binary, url, args.saturate, args.seconds, other_core)
                     spent = cpu_seconds(proxy.pid) - before
-                    results[name]["rps"].append(answered(saturated) / args.seconds)
+                    results[name]["rps"].append(
+                        answered(saturated) / elapsed(saturated, args.seconds))
                     results[name]["cpu_us_saturated"].append(
                         spent / max(answered(saturated), 1) * 1e6)
                     before = cpu_seconds(proxy.pid)
@@ -131,8 +149,74 @@ def main() -> None:
         print(f"{name:>10}: median {rps:.0f} rps ({(rps / base - 1) * 100:+.1f}%), "
               f"{saturated:.1f} us CPU/request saturated = {capacity:.0f} requests/s per core "
               f"({(capacity / base_capacity - 1) * 100:+.1f}%), {cpu:.1f} paced")
+    # Each round runs the variants back to back, so their ratio within a round cancels the
+    # drift between rounds (on a shared VM the same binary's rate varies 2x between rounds).
+    for name, figures in results.items():
+        if name == "off":
+            continue
+        ratios = [on / off for on, off in zip(figures["rps"], results["off"]["rps"])]
+        cpu_ratios = [on / off for on, off in
+                      zip(figures["cpu_us_saturated"], results["off"]["cpu_us_saturated"])]
+        print(f"{name:>10}: paired per round, median rps ratio {statistics.median(ratios):.3f} "
+              f"({(statistics.median(ratios) - 1) * 100:+.1f}%), median CPU/request ratio "
+              f"{statistics.median(cpu_ratios):.3f}")
     lines = (work / "access.log").read_text().count("\n") if (work / "access.log").exists() else 0
     print(f"access log lines written: {lines}")
+
+
+def side_by_side(binary: Path, work: Path, upstream: str, variants: dict[str, str],
+                 args: argparse.Namespace, proxy_core: list[str], other_core: list[str]) -> None:
+    """Every variant's proxy at once on the same core, each driven at the same paced rate.
+
+    On a shared VM the same binary's CPU per request drifts by 2x from one minute to the
+    next (steal, frequency); proxies measured over the same seconds on the same core see
+    the same drift, so the ratio of their CPU per request is what the variant costs.
+    """
+    import threading
+    proxies = {}
+    try:
+        for name, sections in variants.items():
+            config = work / f"side-{name}.toml"
+            config.write_text(
+                '[proxy]\nworker_threads = 1\n[admin]\nlisten = "127.0.0.1:0"\n'
+                '[[listener]]\nname = "public"\nlisten = "127.0.0.1:0"\n[[route]]\n'
+                f'cluster = "api"\n[cluster.api]\nendpoints = [{{ address = "{upstream}" }}]\n'
+                f'{sections}')
+            proxy = subprocess.Popen(proxy_core + [str(binary), "run", "-c", str(config),
+                                     "--no-watch", "--log", "warn"],
+                                     stdout=subprocess.PIPE, text=True)
+            url = "http://" + address(line_with(proxy, "listening on")) + "/bench"
+            line_with(proxy, "blastwall ready")
+            proxies[name] = (proxy, url)
+        ratios = []
+        for round_ in range(args.rounds):
+            before = {name: cpu_seconds(proxy.pid) for name, (proxy, _) in proxies.items()}
+            reports: dict[str, dict] = {}
+
+            def drive(name: str, url: str) -> None:
+                reports[name] = load(binary, url, args.paced, args.seconds, other_core)
+
+            threads = [threading.Thread(target=drive, args=(name, url))
+                       for name, (_, url) in proxies.items()]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            cpu = {name: (cpu_seconds(proxy.pid) - before[name]) / max(answered(reports[name]), 1)
+                   * 1e6 for name, (proxy, _) in proxies.items()}
+            ratio = cpu["access_log"] / cpu["off"]
+            ratios.append(ratio)
+            print(f"round {round_ + 1}: CPU/request off {cpu['off']:.1f} us, access log "
+                  f"{cpu['access_log']:.1f} us, ratio {ratio:.3f}", flush=True)
+        median = statistics.median(ratios)
+        print(f"side by side, {args.paced} rps each, {args.rounds} rounds of {args.seconds} s: "
+              f"median CPU/request ratio {median:.3f} (access log {(median - 1) * 100:+.1f}%), "
+              f"so {(1 / median - 1) * 100:+.1f}% requests/s per core; rounds "
+              f"{sorted(round(r, 3) for r in ratios)}")
+    finally:
+        for proxy, _ in proxies.values():
+            proxy.terminate()
+            proxy.wait()
 
 
 if __name__ == "__main__":
