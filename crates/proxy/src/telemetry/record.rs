@@ -224,22 +224,14 @@ pub(crate) fn example() -> Record<'static> {
 mod tests {
     use super::*;
 
+    /// The example, retried and failed, with an id that needs escaping.
     fn record() -> Record<'static> {
         Record {
-            time: UNIX_EPOCH + Duration::from_millis(1_714_566_896_789),
             request_id: b"id-\"1\"",
-            trace_id: Some([0xab; 16]),
-            method: "GET",
-            route: "api",
-            cluster: "backend",
-            endpoint: Some("127.0.0.1:8080".parse().unwrap()),
-            status: 200,
-            bytes: Some(12),
-            upstream: Some(Duration::from_micros(1234)),
             total: Duration::from_micros(2001),
             attempts: 2,
-            fallback: None,
             error: Some(b"upstream_timeout"),
+            ..example()
         }
     }
 
