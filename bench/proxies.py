@@ -243,16 +243,22 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its children processes (nginx's workers)."""
-    total = 0
+def cpu_user_system(pid: int) -> tuple[float, float]:
+    """utime and stime of a process and its children processes (nginx's workers)."""
+    user = system = 0
     for member in process_tree(pid):
         try:
             after_comm = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(after_comm[11]) + int(after_comm[12])
-    return total / CLK_TCK
+        user += int(after_comm[11])
+        system += int(after_comm[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its children processes (nginx's workers)."""
+    return sum(cpu_user_system(pid))
 
 
 def peak_rss_kib(pid: int) -> int:
