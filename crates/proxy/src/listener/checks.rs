@@ -19,7 +19,6 @@ use std::mem::MaybeUninit;
 
 use http::header::{self, HeaderMap};
 use http::request::Parts;
-use http::uri::Authority;
 use http::{Method, Version};
 
 use crate::forward::ProxyError;
@@ -263,19 +262,71 @@ fn check_host(parts: &Parts) -> Result<(), Rejection> {
         }
         return Ok(());
     };
-    let authority = Authority::try_from(host.as_bytes())
-        .ok()
-        .filter(|authority| !authority.as_str().contains('@') && !authority.host().is_empty())
-        .ok_or_else(|| Rejection::bad("invalid Host header"))?;
+    let host = host.as_bytes();
+    if !valid_host(host) {
+        return Err(Rejection::bad("invalid Host header"));
+    }
     if let Some(target) = parts.uri.authority()
         && parts.method != Method::CONNECT
-        && !target.as_str().eq_ignore_ascii_case(authority.as_str())
+        && !target.as_str().as_bytes().eq_ignore_ascii_case(host)
     {
         return Err(Rejection::bad(format!(
-            "Host \"{authority}\" disagrees with the request target's authority \"{target}\""
+            "Host \"{}\" disagrees with the request target's authority \"{target}\"",
+            String::from_utf8_lossy(host)
         )));
     }
     Ok(())
+}
+
+/// Whether a Host value is an authority without userinfo and with a host: what
+/// `http::uri::Authority::try_from` accepts, less `@` and an empty host.
+// NOTE: by hand, because `Authority::try_from` copies the value into a new buffer, one
+// allocation per request only to be dropped. A test checks it against `Authority` on
+// arbitrary input.
+fn valid_host(value: &[u8]) -> bool {
+    // `Authority` allows at most 8 colons inside brackets, and one port colon after.
+    const MAX_COLONS: u32 = 8;
+    let Some(&first) = value.first() else {
+        return false;
+    };
+    if first == b':' {
+        // No host before the port.
+        return false;
+    }
+    let mut colons = 0;
+    let (mut open, mut closed, mut percent) = (false, false, false);
+    for &byte in value {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => {}
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'-' | b'.' | b';'
+            | b'=' | b'_' | b'~' => {}
+            // Only inside an IPv6 literal, where it starts a zone identifier.
+            b'%' => percent = true,
+            b':' => {
+                if colons >= MAX_COLONS {
+                    return false;
+                }
+                colons += 1;
+            }
+            b'[' => {
+                if percent || open {
+                    return false;
+                }
+                open = true;
+            }
+            b']' => {
+                if !open || closed {
+                    return false;
+                }
+                closed = true;
+                colons = 0;
+                percent = false;
+            }
+            // Userinfo, a path, a query, a fragment, or not a URI character at all.
+            _ => return false,
+        }
+    }
+    open == closed && colons <= 1 && !percent
 }
 
 /// The size of the head as it would be written in HTTP/1.1.
