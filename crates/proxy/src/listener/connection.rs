@@ -239,7 +239,15 @@ async fn handle(
             let body = LimitedBody::new(body, shared.limits.max_request_body, ticket.clone());
             let response = match route(&shared, &parts) {
                 Ok((snapshot, route_index)) => {
-                    pipeline::serve(downstream, snapshot, route_index, (parts, body)).await
+                    // NOTE: pinned where it is made and awaited through the pin: awaited by
+                    // value, the pipeline's future (kilobytes) is copied once more first.
+                    std::pin::pin!(pipeline::serve(
+                        downstream,
+                        snapshot,
+                        route_index,
+                        (parts, body)
+                    ))
+                    .await
                 }
                 Err(no_route) => forward::error_response(ProxyError::NoRoute, no_route),
             };
