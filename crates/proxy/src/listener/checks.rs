@@ -17,9 +17,8 @@
 
 use std::mem::MaybeUninit;
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::uri::Authority;
 use http::{Method, Version};
 
 use crate::forward::ProxyError;
@@ -225,18 +224,20 @@ fn content_length(value: &[u8]) -> Option<u64> {
 
 /// Checks a request as hyper parsed it (HTTP/1 or HTTP/2).
 pub fn check_parts(parts: &Parts, limits: &HeadLimits) -> Result<(), Rejection> {
-    check_host(parts)?;
-    let headers = &parts.headers;
-    if headers.len() > limits.max_headers {
+    let headers = HeaderSummary::of(parts);
+    check_host(parts, &headers)?;
+    if parts.headers.len() > limits.max_headers {
         return Err(Rejection::too_large(format!(
             "more than {} header lines",
             limits.max_headers
         )));
     }
-    if head_size(parts) > limits.max_header_bytes {
+    if headers.head_size > limits.max_header_bytes {
         return Err(head_too_large(limits));
     }
-    if let Some(length) = declared_length(headers)
+    if let Some(length) = headers
+        .content_length
+        .and_then(|value| content_length(value.as_bytes()))
         && length > limits.max_request_body
     {
         return Err(Rejection {
@@ -250,53 +251,125 @@ pub fn check_parts(parts: &Parts, limits: &HeadLimits) -> Result<(), Rejection> 
     Ok(())
 }
 
+/// What [`check_parts`] needs of the headers.
+// NOTE: gathered in one walk over the headers, which the head size needs anyway: looking
+// Host and Content-Length up in the map instead hashes each name, and costs more than
+// comparing them on the way for the few headers a request has.
+struct HeaderSummary<'a> {
+    /// The first Host value.
+    host: Option<&'a HeaderValue>,
+    /// Whether there is more than one Host value.
+    hosts_repeated: bool,
+    /// The first Content-Length value.
+    content_length: Option<&'a HeaderValue>,
+    /// The size of the head as it would be written in HTTP/1.1.
+    head_size: usize,
+}
+
+impl<'a> HeaderSummary<'a> {
+    fn of(parts: &'a Parts) -> Self {
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or(1, |path| path.as_str().len());
+        let request_line = parts.method.as_str().len() + target + " HTTP/1.1\r\n".len() + 1;
+        let mut summary = Self {
+            host: None,
+            hosts_repeated: false,
+            content_length: None,
+            head_size: request_line + 2,
+        };
+        // NOTE: `iter` yields a name's values in order, so the first met is what `get`
+        // would return.
+        for (name, value) in &parts.headers {
+            summary.head_size += name.as_str().len() + value.len() + ": \r\n".len();
+            if name == header::HOST {
+                summary.hosts_repeated |= summary.host.is_some();
+                summary.host.get_or_insert(value);
+            } else if name == header::CONTENT_LENGTH {
+                summary.content_length.get_or_insert(value);
+            }
+        }
+        summary
+    }
+}
+
 /// RFC 9112 §3.2 and RFC 9113 §8.3.1: one Host, well formed, agreeing with the target.
-fn check_host(parts: &Parts) -> Result<(), Rejection> {
-    let mut hosts = parts.headers.get_all(header::HOST).iter();
-    let host = hosts.next();
-    if hosts.next().is_some() {
+fn check_host(parts: &Parts, headers: &HeaderSummary<'_>) -> Result<(), Rejection> {
+    if headers.hosts_repeated {
         return Err(Rejection::bad("more than one Host header"));
     }
-    let Some(host) = host else {
+    let Some(host) = headers.host else {
         if parts.version == Version::HTTP_11 {
             return Err(Rejection::bad("HTTP/1.1 request without a Host header"));
         }
         return Ok(());
     };
-    let authority = Authority::try_from(host.as_bytes())
-        .ok()
-        .filter(|authority| !authority.as_str().contains('@') && !authority.host().is_empty())
-        .ok_or_else(|| Rejection::bad("invalid Host header"))?;
+    let host = host.as_bytes();
+    if !valid_host(host) {
+        return Err(Rejection::bad("invalid Host header"));
+    }
     if let Some(target) = parts.uri.authority()
         && parts.method != Method::CONNECT
-        && !target.as_str().eq_ignore_ascii_case(authority.as_str())
+        && !target.as_str().as_bytes().eq_ignore_ascii_case(host)
     {
         return Err(Rejection::bad(format!(
-            "Host \"{authority}\" disagrees with the request target's authority \"{target}\""
+            "Host \"{}\" disagrees with the request target's authority \"{target}\"",
+            String::from_utf8_lossy(host)
         )));
     }
     Ok(())
 }
 
-/// The size of the head as it would be written in HTTP/1.1.
-fn head_size(parts: &Parts) -> usize {
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or(1, |path| path.as_str().len());
-    let request_line = parts.method.as_str().len() + target + " HTTP/1.1\r\n".len() + 1;
-    parts
-        .headers
-        .iter()
-        .fold(request_line + 2, |size, (name, value)| {
-            size + name.as_str().len() + value.len() + ": \r\n".len()
-        })
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| content_length(value.as_bytes()))
+/// Whether a Host value is an authority without userinfo and with a host: what
+/// `http::uri::Authority::try_from` accepts, less `@` and an empty host.
+// NOTE: by hand, because `Authority::try_from` copies the value into a new buffer, one
+// allocation per request only to be dropped. A test checks it against `Authority` on
+// arbitrary input.
+fn valid_host(value: &[u8]) -> bool {
+    // `Authority` allows at most 8 colons inside brackets, and one port colon after.
+    const MAX_COLONS: u32 = 8;
+    let Some(&first) = value.first() else {
+        return false;
+    };
+    if first == b':' {
+        // No host before the port.
+        return false;
+    }
+    let mut colons = 0;
+    let (mut open, mut closed, mut percent) = (false, false, false);
+    for &byte in value {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => {}
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'-' | b'.' | b';'
+            | b'=' | b'_' | b'~' => {}
+            // Only inside an IPv6 literal, where it starts a zone identifier.
+            b'%' => percent = true,
+            b':' => {
+                if colons >= MAX_COLONS {
+                    return false;
+                }
+                colons += 1;
+            }
+            b'[' => {
+                if percent || open {
+                    return false;
+                }
+                open = true;
+            }
+            b']' => {
+                if !open || closed {
+                    return false;
+                }
+                closed = true;
+                colons = 0;
+                percent = false;
+            }
+            // Userinfo, a path, a query, a fragment, or not a URI character at all.
+            _ => return false,
+        }
+    }
+    open == closed && colons <= 1 && !percent
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Version};
@@ -27,6 +28,7 @@ use super::StopSignal;
 use super::checks::{self, HeadLimits, Rejection};
 use super::guard::{Guarded, Start};
 use super::limits::{LimitedBody, TrackedBody};
+use super::side_wake::SideWake;
 use super::tracker::{Ticket, Tracker};
 use crate::config::ListenerLimits;
 use crate::forward::{self, Downstream, ProxyError};
@@ -135,33 +137,44 @@ async fn drive<S>(
     // the timeout), and requests do not touch it.
     let idle_check = tokio::time::sleep(idle_timeout);
     tokio::pin!(idle_check);
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(peer = %downstream.peer, %error, "connection ended with an error");
-                }
-                break;
+    let changed = tracker.changed();
+    tokio::pin!(changed);
+    let stopping = stopped(&mut stop);
+    tokio::pin!(stopping);
+    // NOTE: the signals besides the connection are polled with their own waker, and only
+    // after it fired (see `side_wake`): the connection task wakes several times per request,
+    // and these signals almost never have anything to say.
+    let side = Arc::new(SideWake::new());
+    let side_waker = Waker::from(side.clone());
+    let mut task_waker = None;
+    let result = std::future::poll_fn(|cx| {
+        side.register(&mut task_waker, cx.waker());
+        loop {
+            if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                return Poll::Ready(result);
             }
-            () = tracker.changed(), if !shutting_down => {
+            if shutting_down || !side.take_fired() {
+                return Poll::Pending;
+            }
+            let mut side_cx = Context::from_waker(&side_waker);
+            while changed.as_mut().poll(&mut side_cx).is_ready() {
+                changed.set(tracker.changed());
                 if tracker.shutdown_requested() || (stop_pending && tracker.started() > 0) {
-                    connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }
             }
-            () = idle_check.as_mut(), if !shutting_down => {
+            while !shutting_down && idle_check.as_mut().poll(&mut side_cx).is_ready() {
                 let now = tokio::time::Instant::now();
                 match tracker.idle_deadline(idle_timeout) {
                     Some(at) if at <= now => {
                         tracing::debug!(peer = %downstream.peer, ?idle_timeout, "closing an idle connection");
-                        connection.as_mut().graceful_shutdown();
                         shutting_down = true;
                     }
                     Some(at) => idle_check.as_mut().reset(at),
                     None => idle_check.as_mut().reset(now + idle_timeout),
                 }
             }
-            () = stopped(&mut stop), if !shutting_down && !stop_pending => {
+            if !shutting_down && !stop_pending && stopping.as_mut().poll(&mut side_cx).is_ready() {
                 // NOTE: until its first request begins, hyper's connection is still choosing
                 // HTTP/1 or HTTP/2 (the guard withholds a first head until it is whole), and a
                 // graceful shutdown then would cancel it, leaving a request half sent and
@@ -169,13 +182,21 @@ async fn drive<S>(
                 // request, which is then served with `Connection: close`; the guard's
                 // header_read_timeout bounds the wait. A connection that sent nothing closes.
                 if tracker.started() > 0 || !tracker.bytes_received() || tracker.wake_on_begin() {
-                    connection.as_mut().graceful_shutdown();
                     shutting_down = true;
                 } else {
                     stop_pending = true;
                 }
             }
+            if !shutting_down {
+                return Poll::Pending;
+            }
+            // Shutting down: hyper has to hear it, and then be polled again.
+            connection.as_mut().graceful_shutdown();
         }
+    })
+    .await;
+    if let Err(error) = result {
+        tracing::debug!(peer = %downstream.peer, %error, "connection ended with an error");
     }
     drop(permit);
     drop(watcher);
@@ -218,7 +239,15 @@ async fn handle(
             let body = LimitedBody::new(body, shared.limits.max_request_body, ticket.clone());
             let response = match route(&shared, &parts) {
                 Ok((snapshot, route_index)) => {
-                    pipeline::serve(downstream, snapshot, route_index, (parts, body)).await
+                    // NOTE: pinned where it is made and awaited through the pin: awaited by
+                    // value, the pipeline's future (kilobytes) is copied once more first.
+                    std::pin::pin!(pipeline::serve(
+                        downstream,
+                        snapshot,
+                        route_index,
+                        (parts, body)
+                    ))
+                    .await
                 }
                 Err(no_route) => forward::error_response(ProxyError::NoRoute, no_route),
             };

@@ -21,6 +21,7 @@ pub mod checks;
 mod connection;
 mod guard;
 mod limits;
+mod side_wake;
 pub mod tls;
 mod tracker;
 

@@ -215,3 +215,41 @@ fn parsed_heads_are_held_to_the_limits_too() {
         Err(ProxyError::RequestHeadersTooLarge)
     );
 }
+
+/// What `check_host` accepted before it validated Host by hand.
+fn authority_accepts(value: &[u8]) -> bool {
+    http::uri::Authority::try_from(value)
+        .is_ok_and(|authority| !authority.as_str().contains('@') && !authority.host().is_empty())
+}
+
+proptest::proptest! {
+    #[test]
+    fn host_validation_agrees_with_the_authority_parser(
+        value in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(b"a:[]%@/?#1.-".to_vec()),
+                proptest::num::u8::ANY,
+            ],
+            0..24,
+        )
+    ) {
+        proptest::prop_assert_eq!(valid_host(&value), authority_accepts(&value));
+    }
+}
+
+#[test]
+fn host_validation_agrees_with_the_authority_parser_on_every_short_value() {
+    let alphabet = b"a:[]%@/?#.~ \"";
+    let mut value = Vec::new();
+    for length in 0..=5u32 {
+        for mut index in 0..alphabet.len().pow(length) {
+            value.clear();
+            for _ in 0..length {
+                value.push(alphabet[index % alphabet.len()]);
+                index /= alphabet.len();
+            }
+            let text = String::from_utf8_lossy(&value);
+            assert_eq!(valid_host(&value), authority_accepts(&value), "{text:?}");
+        }
+    }
+}
