@@ -5,13 +5,14 @@
 //! until the response body has been sent on, not just until its head arrives, so
 //! least-request and peak-EWMA balancing see the real load.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -170,9 +171,30 @@ pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     let mut id = [0u8; 32];
     hex(*PROCESS, &mut id[..16]);
     hex(NEXT.fetch_add(1, Ordering::Relaxed), &mut id[16..]);
-    let id = HeaderValue::from_bytes(&id).expect("hex digits are a valid header value");
+    let id = shared_value(&id).expect("hex digits are a valid header value");
     headers.insert(REQUEST_ID, id.clone());
     id
+}
+
+/// A header value of `text` in memory shared with other values made on this thread.
+// NOTE: values made per request (request ids, X-Forwarded-For) are cut from a chunk kept
+// per thread rather than each copied into a buffer of its own: that costs an allocation,
+// and a second one when the value is first cloned (a `Bytes` made from a `Vec` becomes
+// shared then); here a clone only counts a reference. A chunk lives until the last value
+// cut from it is dropped, so it is kept small.
+pub(crate) fn shared_value(text: &[u8]) -> Result<HeaderValue, InvalidHeaderValue> {
+    const CHUNK: usize = 1024;
+    thread_local! {
+        static CHUNKS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    }
+    let bytes = CHUNKS.with_borrow_mut(|chunk| {
+        if chunk.capacity() < text.len() {
+            *chunk = BytesMut::with_capacity(CHUNK.max(text.len()));
+        }
+        chunk.extend_from_slice(text);
+        chunk.split().freeze()
+    });
+    HeaderValue::from_maybe_shared(bytes)
 }
 
 /// Writes `value` as lower-case hex digits, zero padded to fill `out` (16 bytes for a u64).
@@ -387,7 +409,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
             HeaderValue::from_str(&format!("{earlier}, {}", peer.ip()))
         }
         _ => match peer.ip() {
-            IpAddr::V4(ip) => HeaderValue::from_bytes(ipv4_text(ip, &mut buffer)),
+            IpAddr::V4(ip) => shared_value(ipv4_text(ip, &mut buffer)),
             IpAddr::V6(ip) => HeaderValue::from_str(&ip.to_string()),
         },
     };
@@ -529,6 +551,22 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 32);
         assert_eq!(first[REQUEST_ID], a);
+    }
+
+    #[test]
+    fn values_stay_whole_across_the_chunks_they_are_cut_from() {
+        let long = [b'a'; 3000];
+        assert_eq!(shared_value(&long).unwrap().as_bytes(), &long[..]);
+        assert!(shared_value(b"bad\n").is_err());
+        let ids: Vec<HeaderValue> = (0..1000)
+            .map(|_| ensure_request_id(&mut HeaderMap::new()))
+            .collect();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            assert_eq!(id.len(), 32);
+            assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
+        }
     }
 
     #[test]
