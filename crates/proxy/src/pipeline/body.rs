@@ -17,10 +17,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::forward::{BoxError, ProxyBody, full};
+use crate::forward::{BoxError, ProxyBody, empty, full};
 
 /// A request body, ready for one attempt or for many.
 #[derive(Debug)]
@@ -112,11 +112,6 @@ impl RequestBody {
             RequestBody::Spent => None,
         }
     }
-}
-
-/// An empty body; boxing it allocates nothing (it is zero-sized), unlike an empty `Full`.
-fn empty() -> ProxyBody {
-    Empty::new().map_err(|never| match never {}).boxed()
 }
 
 fn concat(mut chunks: VecDeque<Bytes>, size: u64) -> Bytes {

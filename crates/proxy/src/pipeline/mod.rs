@@ -103,7 +103,14 @@ where
         trace,
     };
     context.live.stats.requests.increment();
-    let body = body.map_err(Into::into).boxed();
+    // NOTE: a body already at its end is dropped for an empty one, which boxes without
+    // allocating: most requests have none, and `RequestBody::prepare` would drop it anyway.
+    let body = if context.request_body_empty {
+        drop(body);
+        forward::empty()
+    } else {
+        body.map_err(Into::into).boxed()
+    };
     let response = serve_routed(&context, parts, body, &mut served).await;
     served.total = metrics::record_request(in_flight, response.status());
     let response = with_request_id(response, &context.request_id);
