@@ -64,6 +64,8 @@ struct Finished {
     guard: EndpointGuard,
     result: Result<Response<Incoming>, SendFailure>,
     latency: Duration,
+    /// When it finished: the instant it is judged at.
+    at: Instant,
     /// The per-try timeout it had.
     timeout: Duration,
     /// telemetry: its span, when the request is traced.
@@ -308,16 +310,25 @@ impl<'c> AttemptSet<'c, '_> {
         });
         let client = cluster.client();
         self.in_flight.push(Box::pin(async move {
-            let started = Instant::now();
-            let result = match tokio::time::timeout(timeout, client.send(request)).await {
+            // NOTE: one clock read starts both the latency and the per-try timeout (which
+            // `timeout` would read again), and the one at the end is also the instant the
+            // attempt is judged at. A timeout too long for an instant to hold waits 30 years,
+            // in effect forever, which is what `timeout` does with it.
+            let started = tokio::time::Instant::now();
+            let expires = started
+                .checked_add(timeout)
+                .unwrap_or_else(|| started + Duration::from_secs(86400 * 365 * 30));
+            let result = match tokio::time::timeout_at(expires, client.send(request)).await {
                 Ok(Ok(response)) => Ok(response),
                 Ok(Err(error)) => Err(SendFailure::Upstream(error)),
                 Err(_elapsed) => Err(SendFailure::Timeout),
             };
+            let finished = tokio::time::Instant::now();
             Finished {
                 guard,
                 result,
-                latency: started.elapsed(),
+                latency: finished.saturating_duration_since(started),
+                at: finished.into_std(),
                 timeout,
                 span,
             }
@@ -380,11 +391,11 @@ impl Judged<'_, '_> {
             guard,
             result,
             latency,
+            at: now,
             timeout,
             span,
         } = finished;
         let cluster = self.cluster;
-        let now = Instant::now();
         let (outcome, kind, retry_after) = match &result {
             Ok(response) => {
                 // Only an overloaded answer's Retry-After matters (to retry or not): the clock
