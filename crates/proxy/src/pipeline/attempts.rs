@@ -94,7 +94,7 @@ enum Verdict {
 pub async fn run(
     context: &Context<'_>,
     cluster: &Cluster,
-    parts: &Parts,
+    parts: &mut Parts,
     mut body: RequestBody,
     deadline: Option<Instant>,
 ) -> Attempted {
@@ -217,7 +217,7 @@ enum Event {
 struct AttemptSet<'c, 'a> {
     context: &'c Context<'a>,
     cluster: &'c Cluster,
-    parts: &'c Parts,
+    parts: &'c mut Parts,
     tried: SmallVec<[SocketAddr; 2]>,
     in_flight: SmallVec<[InFlight<'c>; 1]>,
     sent: u32,
@@ -282,8 +282,12 @@ impl<'c> AttemptSet<'c, '_> {
         };
         let http2 = cluster.config().protocol == UpstreamProtocol::Http2;
         let mut parts = self.parts.clone();
-        // NOTE: a cloned header map has no spare room, and forwarding adds about five
-        // headers: one reservation instead of a rehash for each growth step.
+        // NOTE: a cloned header map has no spare room (its entries are allocated to its
+        // length), and forwarding adds about five headers. The attempt takes the request's
+        // own map instead, which has room (hyper parses each request into a map kept from an
+        // earlier message), and the request keeps the exact copy, which is only read from
+        // here on. The reservation covers a map that did not have the room.
+        std::mem::swap(&mut parts.headers, &mut self.parts.headers);
         parts.headers.reserve(8);
         let Some(mut request) = forward::upstream_request(
             context.downstream,

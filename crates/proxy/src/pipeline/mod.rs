@@ -232,7 +232,7 @@ async fn serve_routed(
     } else {
         RequestBody::Streaming(body)
     };
-    let attempted = attempts::run(context, cluster, &parts, body, deadline).await;
+    let attempted = attempts::run(context, cluster, &mut parts, body, deadline).await;
     // telemetry: who answered, and how fast.
     (served.endpoint, served.upstream) = attempted.upstream.unzip();
     served.attempts = attempted.sent;
@@ -285,14 +285,20 @@ fn decision_headers(context: &Context<'_>, parts: &http::request::Parts) -> bool
 pub async fn attempt(
     context: &Context<'_>,
     cluster: &Cluster,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     body: ProxyBody,
 ) -> (
     Result<Response<ProxyBody>, Response<ProxyBody>>,
     AttemptOutcome,
 ) {
-    let attempted =
-        attempts::run(context, cluster, &parts, RequestBody::Streaming(body), None).await;
+    let attempted = attempts::run(
+        context,
+        cluster,
+        &mut parts,
+        RequestBody::Streaming(body),
+        None,
+    )
+    .await;
     (attempted.result, attempted.outcome)
 }
 
