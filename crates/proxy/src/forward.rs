@@ -169,12 +169,15 @@ pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
         return id.clone();
     }
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    static PROCESS: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    // NOTE: the process's half, as hex digits, is written once, not for every request.
+    static PROCESS: std::sync::LazyLock<[u8; 16]> = std::sync::LazyLock::new(|| {
         use std::hash::{BuildHasher, RandomState};
-        RandomState::new().hash_one(std::process::id())
+        let mut digits = [0u8; 16];
+        hex(RandomState::new().hash_one(std::process::id()), &mut digits);
+        digits
     });
     let mut id = [0u8; 32];
-    hex(*PROCESS, &mut id[..16]);
+    id[..16].copy_from_slice(&*PROCESS);
     hex(NEXT.fetch_add(1, Ordering::Relaxed), &mut id[16..]);
     let id = shared_value(&id).expect("hex digits are a valid header value");
     headers.insert(REQUEST_ID, id.clone());

@@ -245,7 +245,7 @@ impl Cluster {
     /// Chooses an endpoint for a request; `None` when no endpoint can take it. See
     /// [`pick_avoiding`](Self::pick_avoiding).
     pub fn pick(&self, request: &Parts) -> Option<EndpointGuard> {
-        self.pick_avoiding(request, &[])
+        self.pick_avoiding(request, &[], Instant::now())
     }
 
     /// [`pick`](Self::pick) with the time and randomness given, for deterministic tests.

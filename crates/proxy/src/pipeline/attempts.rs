@@ -232,7 +232,7 @@ impl<'c> AttemptSet<'c, '_> {
         deadline: Option<Instant>,
         now: Instant,
     ) -> Result<(), NotSent> {
-        let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried) else {
+        let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried, now) else {
             return Err(NotSent(
                 ProxyError::NoHealthyEndpoint,
                 format!(
@@ -247,7 +247,7 @@ impl<'c> AttemptSet<'c, '_> {
     /// Sends a hedge to an endpoint that is not already working on this request; `false`
     /// when there is none.
     fn hedge(&mut self, body: &mut RequestBody, deadline: Option<Instant>, now: Instant) -> bool {
-        let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried) else {
+        let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried, now) else {
             return false;
         };
         if self.tried.contains(&guard.endpoint().address()) {

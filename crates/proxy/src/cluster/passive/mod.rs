@@ -248,8 +248,13 @@ impl Cluster {
     /// Chooses an endpoint for a request, avoiding the addresses in `avoid` (endpoints that
     /// already failed this request) while another endpoint can take it. Never an ejected
     /// endpoint or one whose breaker is open; a half-open one only while it has a probe slot.
-    pub fn pick_avoiding(&self, request: &Parts, avoid: &[SocketAddr]) -> Option<EndpointGuard> {
-        let now = Instant::now();
+    /// `now` is the caller's reading of the clock (it has one at hand).
+    pub fn pick_avoiding(
+        &self,
+        request: &Parts,
+        avoid: &[SocketAddr],
+        now: Instant,
+    ) -> Option<EndpointGuard> {
         RNG.with(|rng| self.pick_avoiding_with(request, avoid, now, &mut rng.borrow_mut()))
     }
 
