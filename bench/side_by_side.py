@@ -13,8 +13,13 @@ crate), the least a hyper HTTP/1 server and client can do to forward a request. 
 floor under any proxy built on hyper. Each proxy's CPU is also split into user and system
 time, since the kernel's share (the same sockets and system calls) is alike for all.
 
+With `--before BINARY` another blastwall binary (an earlier build) runs beside them with the
+same config: the ratio of the two is the figure for a change, steadier than the ratios
+against nginx and HAProxy, which drift between runs by a few hundredths.
+
 Needs root for the Debian packages (as `proxies.py`). Usage:
     sudo python3 bench/side_by_side.py [--rate 12000] [--rounds 5] [--seconds 4] [--floor]
+                                       [--before BINARY]
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import proxies  # noqa: E402  (the configs and process handling are shared)
 
 FLOOR = "hyper-floor"
+BEFORE = "blastwall-before"
 
 
 def load(blastwall: Path, taskset: str, port: int, rate: int, seconds: float) -> dict:
@@ -73,8 +79,11 @@ def main() -> int:
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--floor", action="store_true",
                         help="also run hyper_floor, a bare hyper server and client")
+    parser.add_argument("--before", type=Path, metavar="BINARY",
+                        help="also run this blastwall binary (an earlier build)")
     args = parser.parse_args()
-    names = ("blastwall", "nginx", "haproxy") + ((FLOOR,) if args.floor else ())
+    names = (("blastwall", "nginx", "haproxy") + ((FLOOR,) if args.floor else ())
+             + ((BEFORE,) if args.before else ()))
     paths = proxies.ensure_packages() if not args.skip_install else {
         name: proxies.tool(name) for name in ("nginx", "haproxy", "wrk", "taskset")}
     blastwall = (Path(proxies.os.environ.get("CARGO_TARGET_DIR", proxies.REPO / "target"))
@@ -84,7 +93,11 @@ def main() -> int:
     try:
         upstream = proxies.start_upstream("nginx", procs, blastwall, paths, workdir)
         targets = {name: proxies.start_target(name, procs, blastwall, paths, workdir, upstream)
-                   for name in names if name != FLOOR}
+                   for name in names if name not in (FLOOR, BEFORE)}
+        if args.before:
+            (workdir / BEFORE).mkdir()
+            targets[BEFORE] = proxies.start_target("blastwall", procs, args.before, paths,
+                                                   workdir / BEFORE, upstream)
         if args.floor:
             binary = floor_binary() if args.skip_build else build_floor()
             targets[FLOOR] = start_floor(binary, procs, paths["taskset"], upstream)
