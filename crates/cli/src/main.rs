@@ -10,6 +10,12 @@ use std::num::NonZeroUsize;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: a proxied request makes about eleven short-lived
+/// allocations (futures, header maps, bodies), several too large for glibc's per-thread
+/// cache, and glibc spent ~2,500 instructions per request on them (callgrind).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Blastwall keeps services answering while their dependencies fail, and proves it.
 #[derive(Debug, Parser)]
 #[command(name = "blastwall", version, about)]
