@@ -160,9 +160,11 @@ pub(crate) fn with_request_id(
 }
 
 /// Keeps the client's request id, or creates one: unique within the process, and unlikely
-/// to repeat across processes (the high half is random per process).
-pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&REQUEST_ID)
+/// to repeat across processes (the high half is random per process). `sent` says whether
+/// the request has the header at all ([`Seen::request_id`]).
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap, sent: bool) -> HeaderValue {
+    if sent
+        && let Some(id) = headers.get(&REQUEST_ID)
         && !id.is_empty()
         && id.len() <= 128
     {
@@ -222,6 +224,7 @@ pub(crate) fn upstream_request(
     route: &RouteConfig,
     guard: &EndpointGuard,
     http2: bool,
+    seen: Seen,
     mut parts: http::request::Parts,
     body: ProxyBody,
 ) -> Option<Request<ProxyBody>> {
@@ -234,7 +237,9 @@ pub(crate) fn upstream_request(
     let via = via_entry(parts.version);
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
-    remove_hop_by_hop(headers);
+    if seen.hop_by_hop {
+        remove_hop_by_hop(headers);
+    }
     if http2 {
         // HTTP/2 names the host in :authority, which is the endpoint's address here; a Host
         // that disagrees with it makes the request malformed (RFC 9113 §8.3.1), so the
@@ -249,7 +254,7 @@ pub(crate) fn upstream_request(
         // An HTTP/2 client names the host in :authority; an HTTP/1.1 upstream needs Host.
         headers.insert(header::HOST, host);
     }
-    append_forwarded_for(headers, downstream.peer);
+    append_forwarded_for(headers, downstream.peer, seen.forwarded_for);
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(if downstream.tls { "https" } else { "http" }),
@@ -357,31 +362,37 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = [false; 7];
     let mut te = false;
     for name in headers.keys() {
-        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
-            present[index] = true;
-        } else if name == header::TE {
-            te = true;
+        match hop_by_hop_index(name.as_str()) {
+            Some(index) if index < HOP_BY_HOP.len() => present[index] = true,
+            Some(_) => te = true,
+            None => {}
         }
     }
     // Index 0 is `Connection`: other headers it names go too (without allocating unless
     // one of them is there).
     let mut named: Vec<HeaderName> = Vec::new();
     if present[0] {
-        let tokens = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            // NOTE: the tokens nearly every message carries are no header to look for; an
-            // unknown name would be parsed (and allocated) only to be found absent.
-            .filter(|token| {
-                !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
-            })
-            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok());
-        for name in tokens {
-            if !HOP_BY_HOP.contains(&name) && headers.contains_key(&name) {
-                named.push(name);
+        // NOTE: the options nearly every message carries name no header to look for; an
+        // unknown name would be parsed (and allocated) only to be found absent. A value that
+        // is one of them alone, as most are, is not even split.
+        let names_none = |option: &str| {
+            option.eq_ignore_ascii_case("keep-alive") || option.eq_ignore_ascii_case("close")
+        };
+        for value in &headers.get_all(header::CONNECTION) {
+            let Ok(value) = value.to_str() else {
+                continue;
+            };
+            if names_none(value) {
+                continue;
+            }
+            for option in value.split(',').map(str::trim) {
+                if !names_none(option)
+                    && let Ok(name) = HeaderName::from_bytes(option.as_bytes())
+                    && !HOP_BY_HOP.contains(&name)
+                    && headers.contains_key(&name)
+                {
+                    named.push(name);
+                }
             }
         }
     }
@@ -405,25 +416,121 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// `name`'s place in [`HOP_BY_HOP`], or `HOP_BY_HOP.len()` for `TE`; `None` for the rest.
+// NOTE: by the name's text, which a match compares by length first: nearly every name is
+// none of these, and comparing it to eight header names in turn cost about 80 instructions
+// a name.
+fn hop_by_hop_index(name: &str) -> Option<usize> {
+    match name {
+        "connection" => Some(0),
+        "keep-alive" => Some(1),
+        "proxy-connection" => Some(2),
+        "proxy-authenticate" => Some(3),
+        "proxy-authorization" => Some(4),
+        "transfer-encoding" => Some(5),
+        "upgrade" => Some(6),
+        "te" => Some(7),
+        _ => None,
+    }
+}
+
+/// Which of the request headers the proxy reads a request has, found in one walk over its
+/// names when it arrives.
+// NOTE: looking up a header that is not there still hashes its name (about 110
+// instructions for a name like `x-forwarded-for`), and most requests have none of these.
+// The walk compares a name only with those of its length, which costs less for the dozen
+// headers a request has than the five lookups it saves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Seen {
+    /// `X-Request-Id`.
+    pub request_id: bool,
+    /// `X-Forwarded-For`.
+    pub forwarded_for: bool,
+    /// Any hop-by-hop header, or `TE`.
+    pub hop_by_hop: bool,
+    /// The caller's deadline header (`proxy.deadline_header`).
+    pub deadline: bool,
+    /// The route's priority header.
+    pub priority: bool,
+    /// `X-Blastwall-Debug`.
+    pub debug: bool,
+}
+
+impl Seen {
+    pub(crate) fn of(
+        headers: &HeaderMap,
+        deadline: &HeaderName,
+        priority: &HeaderName,
+        debug: &HeaderName,
+    ) -> Self {
+        let mut seen = Self::default();
+        for name in headers.keys() {
+            let text = name.as_str();
+            let is = |wanted: &HeaderName| wanted.as_str().len() == text.len() && wanted == name;
+            seen.request_id |= is(&REQUEST_ID);
+            seen.forwarded_for |= is(&X_FORWARDED_FOR);
+            seen.deadline |= is(deadline);
+            seen.priority |= is(priority);
+            seen.debug |= is(debug);
+            seen.hop_by_hop |= hop_by_hop_index(text).is_some();
+        }
+        seen
+    }
+}
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let mut buffer = [0u8; 15];
-    let value = match headers
-        .get(X_FORWARDED_FOR)
-        .and_then(|value| value.to_str().ok())
-    {
+/// Appends the peer to `X-Forwarded-For`; `sent` says whether the request has the header
+/// at all ([`Seen::forwarded_for`]).
+fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr, sent: bool) {
+    let earlier = if sent {
+        headers
+            .get(X_FORWARDED_FOR)
+            .and_then(|value| value.to_str().ok())
+    } else {
+        None
+    };
+    let value = match earlier {
         Some(earlier) if !earlier.trim().is_empty() => {
             HeaderValue::from_str(&format!("{earlier}, {}", peer.ip()))
         }
-        _ => match peer.ip() {
-            IpAddr::V4(ip) => shared_value(ipv4_text(ip, &mut buffer)),
-            IpAddr::V6(ip) => HeaderValue::from_str(&ip.to_string()),
-        },
+        _ => Ok(peer_value(peer.ip())),
     };
     if let Ok(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
     }
+}
+
+/// `ip` as a header value.
+// NOTE: the last one made on this thread is kept and shared (a reference count): a sidecar
+// hears one client, and a proxy behind a load balancer a few, so most requests come from
+// the address the one before came from, and writing it out anew costs ~250 instructions.
+fn peer_value(ip: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    last_made(&LAST, ip, |ip| {
+        let mut buffer = [0u8; 15];
+        match ip {
+            IpAddr::V4(ip) => shared_value(ipv4_text(ip, &mut buffer)),
+            IpAddr::V6(ip) => shared_value(ip.to_string().as_bytes()),
+        }
+        .expect("an address's text is a valid header value")
+    })
+}
+
+/// The value made for `key` the last time on this thread, kept in `last`, or, for another
+/// key, `make(key)`, which is then kept instead. For values that repeat from one request to
+/// the next: a clone only counts a reference.
+pub(crate) fn last_made<K: Copy + PartialEq>(
+    last: &'static std::thread::LocalKey<RefCell<Option<(K, HeaderValue)>>>,
+    key: K,
+    make: impl FnOnce(K) -> HeaderValue,
+) -> HeaderValue {
+    last.with_borrow_mut(|last| match last {
+        Some((kept, value)) if *kept == key => value.clone(),
+        _ => last.insert((key, make(key))).1.clone(),
+    })
 }
 
 /// An IPv4 address in dotted decimal, as `Display` writes it, without the formatting
@@ -497,6 +604,12 @@ mod tests {
             HeaderValue::from_static("keep-alive, x-secret"),
         );
         headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.append(header::CONNECTION, HeaderValue::from_static("close"));
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_static("x-other ,Keep-Alive"),
+        );
+        headers.insert("x-other", HeaderValue::from_static("2"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         headers.insert(
             header::TRANSFER_ENCODING,
@@ -525,10 +638,106 @@ mod tests {
     fn forwarded_for_appends_the_client() {
         let mut headers = HeaderMap::new();
         let peer: SocketAddr = "10.1.2.3:5555".parse().unwrap();
-        append_forwarded_for(&mut headers, peer);
+        append_forwarded_for(&mut headers, peer, false);
         assert_eq!(headers["x-forwarded-for"], "10.1.2.3");
-        append_forwarded_for(&mut headers, "192.0.2.9:1".parse().unwrap());
+        append_forwarded_for(&mut headers, "192.0.2.9:1".parse().unwrap(), true);
         assert_eq!(headers["x-forwarded-for"], "10.1.2.3, 192.0.2.9");
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_known_by_their_text() {
+        for (index, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name.as_str()), Some(index), "{name}");
+        }
+        assert_eq!(
+            hop_by_hop_index(header::TE.as_str()),
+            Some(HOP_BY_HOP.len())
+        );
+        for other in ["host", "user-agent", "connections", "t", "x-forwarded-for"] {
+            assert_eq!(hop_by_hop_index(other), None, "{other}");
+        }
+    }
+
+    const DEADLINE: HeaderName = HeaderName::from_static("x-deadline-ms");
+    const PRIORITY: HeaderName = HeaderName::from_static("x-prio");
+    const DEBUG: HeaderName = HeaderName::from_static("x-debug");
+
+    /// What [`Seen::of`] should find, by looking each header up.
+    fn seen_by_lookup(headers: &HeaderMap) -> Seen {
+        Seen {
+            request_id: headers.contains_key(REQUEST_ID),
+            forwarded_for: headers.contains_key(X_FORWARDED_FOR),
+            hop_by_hop: HOP_BY_HOP
+                .iter()
+                .chain([&header::TE])
+                .any(|name| headers.contains_key(name)),
+            deadline: headers.contains_key(DEADLINE),
+            priority: headers.contains_key(PRIORITY),
+            debug: headers.contains_key(DEBUG),
+        }
+    }
+
+    #[test]
+    fn seen_finds_the_headers_a_lookup_finds() {
+        let mut headers = HeaderMap::new();
+        let none = Seen::of(&headers, &DEADLINE, &PRIORITY, &DEBUG);
+        assert_eq!(none, Seen::default());
+        for name in [
+            "x-request-id",
+            "X-Forwarded-For",
+            "x-deadline-ms",
+            "x-prio",
+            "x-debug",
+        ] {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("1"),
+            );
+        }
+        headers.append(header::HOST, HeaderValue::from_static("a"));
+        let seen = Seen::of(&headers, &DEADLINE, &PRIORITY, &DEBUG);
+        assert_eq!(seen, seen_by_lookup(&headers));
+        assert!(
+            seen.request_id && seen.forwarded_for && seen.deadline && seen.priority && seen.debug
+        );
+        assert!(!seen.hop_by_hop);
+        headers.append(header::TE, HeaderValue::from_static("trailers"));
+        assert!(Seen::of(&headers, &DEADLINE, &PRIORITY, &DEBUG).hop_by_hop);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn seen_agrees_with_lookups(names in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "x-request-id", "x-forwarded-for", "x-deadline-ms", "x-prio", "x-debug",
+                "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+                "proxy-authorization", "transfer-encoding", "upgrade", "te", "host",
+                "x-request-ie", "x-forwarded-fo", "x-prix", "accept", "x-debugs", "trailer",
+            ]),
+            0..12,
+        )) {
+            let mut headers = HeaderMap::new();
+            for name in names {
+                headers.append(HeaderName::from_static(name), HeaderValue::from_static("1"));
+            }
+            let seen = Seen::of(&headers, &DEADLINE, &PRIORITY, &DEBUG);
+            proptest::prop_assert_eq!(seen, seen_by_lookup(&headers));
+        }
+    }
+
+    #[test]
+    fn the_peer_value_is_the_address_of_each_peer() {
+        for ip in [
+            "10.0.0.1",
+            "10.0.0.1",
+            "::1",
+            "192.0.2.7",
+            "::1",
+            "10.0.0.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(peer_value(ip), ip.to_string());
+        }
     }
 
     #[test]
@@ -550,11 +759,11 @@ mod tests {
     fn request_ids_are_kept_or_created_unique() {
         let mut headers = HeaderMap::new();
         headers.insert(REQUEST_ID, HeaderValue::from_static("abc"));
-        assert_eq!(ensure_request_id(&mut headers), "abc");
+        assert_eq!(ensure_request_id(&mut headers, true), "abc");
         let (mut first, mut second) = (HeaderMap::new(), HeaderMap::new());
         let (a, b) = (
-            ensure_request_id(&mut first),
-            ensure_request_id(&mut second),
+            ensure_request_id(&mut first, false),
+            ensure_request_id(&mut second, false),
         );
         assert_ne!(a, b);
         assert_eq!(a.len(), 32);
@@ -567,7 +776,7 @@ mod tests {
         assert_eq!(shared_value(&long).unwrap().as_bytes(), &long[..]);
         assert!(shared_value(b"bad\n").is_err());
         let ids: Vec<HeaderValue> = (0..1000)
-            .map(|_| ensure_request_id(&mut HeaderMap::new()))
+            .map(|_| ensure_request_id(&mut HeaderMap::new(), false))
             .collect();
         let distinct: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(distinct.len(), ids.len());

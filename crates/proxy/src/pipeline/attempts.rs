@@ -294,6 +294,7 @@ impl<'c> AttemptSet<'c, '_> {
             context.route,
             &guard,
             http2,
+            context.seen,
             parts,
             attempt_body,
         ) else {

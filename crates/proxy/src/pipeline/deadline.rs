@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 
 /// The caller's deadline header could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,15 +25,15 @@ pub struct BadDeadline {
 const LONGEST: Duration = Duration::from_secs(24 * 3600);
 
 /// The request's deadline: the earlier of `now + route_timeout` and the caller's remaining
-/// time in `header`. `Ok(None)` when neither bounds it.
+/// time in `value`, the request's `header`. `Ok(None)` when neither bounds it.
 pub fn deadline(
-    headers: &HeaderMap,
+    value: Option<&HeaderValue>,
     header: &HeaderName,
     route_timeout: Option<Duration>,
     now: Instant,
 ) -> Result<Option<Instant>, BadDeadline> {
     let own = route_timeout.map(|timeout| now + timeout);
-    let Some(value) = headers.get(header) else {
+    let Some(value) = value else {
         return Ok(own);
     };
     let remaining = value
@@ -61,15 +61,13 @@ pub fn header_value(remaining: Duration) -> HeaderValue {
     thread_local! {
         static LAST: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
     }
-    LAST.with_borrow_mut(|last| match last {
-        Some((kept, value)) if *kept == millis => value.clone(),
-        _ => last.insert((millis, HeaderValue::from(millis))).1.clone(),
-    })
+    crate::forward::last_made(&LAST, millis, HeaderValue::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     const HEADER: HeaderName = HeaderName::from_static("x-blastwall-timeout-ms");
 
@@ -83,21 +81,21 @@ mod tests {
     fn the_earlier_of_the_route_timeout_and_the_callers_time_wins() {
         let now = Instant::now();
         let route = Some(Duration::from_secs(2));
-        let shorter = deadline(&with("500"), &HEADER, route, now).unwrap();
+        let shorter = deadline(with("500").get(&HEADER), &HEADER, route, now).unwrap();
         assert_eq!(shorter, Some(now + Duration::from_millis(500)));
-        let longer = deadline(&with("9000"), &HEADER, route, now).unwrap();
+        let longer = deadline(with("9000").get(&HEADER), &HEADER, route, now).unwrap();
         assert_eq!(longer, Some(now + Duration::from_secs(2)));
-        let none = deadline(&HeaderMap::new(), &HEADER, None, now).unwrap();
+        let none = deadline(None, &HEADER, None, now).unwrap();
         assert_eq!(none, None);
-        let theirs_only = deadline(&with("250"), &HEADER, None, now).unwrap();
+        let theirs_only = deadline(with("250").get(&HEADER), &HEADER, None, now).unwrap();
         assert_eq!(theirs_only, Some(now + Duration::from_millis(250)));
     }
 
     #[test]
     fn a_deadline_that_is_not_a_number_is_refused() {
-        let error = deadline(&with("soon"), &HEADER, None, Instant::now()).unwrap_err();
+        let error = deadline(with("soon").get(&HEADER), &HEADER, None, Instant::now()).unwrap_err();
         assert_eq!(error.value, "soon");
-        assert!(deadline(&with("-5"), &HEADER, None, Instant::now()).is_err());
+        assert!(deadline(with("-5").get(&HEADER), &HEADER, None, Instant::now()).is_err());
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct Context<'a> {
     pub cluster: &'a Arc<Cluster>,
     /// Its request id.
     pub request_id: HeaderValue,
+    /// Which of the headers the proxy reads it has.
+    pub(crate) seen: forward::Seen,
     /// Whether the request has no body, so it can be sent again as it is (by a fallback).
     pub request_body_empty: bool,
     /// Its trace, when tracing is on.
@@ -85,13 +87,19 @@ where
 {
     // metrics: in flight until answered, then its duration and status class.
     let in_flight = metrics::request_started(&snapshot.routes[route_index].stats);
-    let request_id = forward::ensure_request_id(&mut parts.headers);
+    let route = &snapshot.config.routes[route_index];
+    let seen = forward::Seen::of(
+        &parts.headers,
+        &snapshot.config.proxy.deadline_header,
+        &route.admission.trust.header,
+        &DEBUG_HEADER,
+    );
+    let request_id = forward::ensure_request_id(&mut parts.headers, seen.request_id);
     // telemetry: arrival (the metrics' instant) and trace, `None` at no cost when off.
     let (started, trace) = snapshot
         .telemetry
         .start(&mut parts.headers, in_flight.started());
     let (method, mut served) = (parts.method.clone(), Served::default());
-    let route = &snapshot.config.routes[route_index];
     let context = Context {
         downstream,
         snapshot: &snapshot,
@@ -99,6 +107,7 @@ where
         live: &snapshot.routes[route_index],
         cluster: &snapshot.clusters[route.cluster],
         request_id,
+        seen,
         request_body_empty: body.is_end_stream(),
         trace,
     };
@@ -141,9 +150,14 @@ async fn serve_routed(
     // one clock read less, and only the microseconds spent getting here earlier.
     let now = arrived;
     let attempts = &context.route.attempts;
+    let deadline_header = &context.snapshot.config.proxy.deadline_header;
     let deadline = match deadline::deadline(
-        &parts.headers,
-        &context.snapshot.config.proxy.deadline_header,
+        context
+            .seen
+            .deadline
+            .then(|| parts.headers.get(deadline_header))
+            .flatten(),
+        deadline_header,
         attempts.timeout,
         now,
     ) {
@@ -174,7 +188,7 @@ async fn serve_routed(
     // request was admitted with, never what an untrusted client wrote. (Absent and normal,
     // the default everywhere, it is left absent: one header insert less per request.)
     let priority_header = &context.route.admission.trust.header;
-    if admitted.priority() != Priority::Normal || parts.headers.contains_key(priority_header) {
+    if admitted.priority() != Priority::Normal || context.seen.priority {
         parts.headers.insert(
             priority_header.clone(),
             HeaderValue::from_static(admitted.priority().name()),
@@ -239,7 +253,7 @@ async fn serve_routed(
     let now = Instant::now();
     permit.record(attempted.outcome, now);
     admitted.observe(attempted.outcome, now);
-    let decorate = decision_headers(context, &parts);
+    let decorate = decision_headers(context);
     let mut response = match attempted.result {
         Ok(response) => {
             let response = fallback.observe(&parts, response);
@@ -271,10 +285,10 @@ async fn serve_routed(
 }
 
 /// Whether this request's response says what the proxy decided.
-fn decision_headers(context: &Context<'_>, parts: &http::request::Parts) -> bool {
+fn decision_headers(context: &Context<'_>) -> bool {
     match context.snapshot.config.proxy.decision_headers {
         DecisionHeaders::Always => true,
-        DecisionHeaders::OnRequest => parts.headers.contains_key(DEBUG_HEADER),
+        DecisionHeaders::OnRequest => context.seen.debug,
         DecisionHeaders::Never => false,
     }
 }
