@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod fallback;
 pub mod forward;
+pub mod headers;
 pub mod health;
 pub mod listener;
 pub mod live;

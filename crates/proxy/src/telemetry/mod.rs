@@ -14,7 +14,6 @@
 
 pub mod access_log;
 pub mod date;
-pub mod headers;
 pub mod json;
 mod log_filter;
 pub mod otlp;
@@ -180,7 +179,7 @@ impl Telemetry {
             return;
         };
         let [error, fallback] =
-            headers::find(response.headers(), [&ERROR_HEADER, &FALLBACK_HEADER])
+            crate::headers::find(response.headers(), [&ERROR_HEADER, &FALLBACK_HEADER])
                 .map(|found| found.first);
         let failed = status >= 500 || error.is_some();
         if !failed && *sample < 1.0 && with_rng(|rng| rng.random::<f64>() >= *sample) {

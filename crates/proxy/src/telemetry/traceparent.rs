@@ -36,7 +36,7 @@ pub struct TraceParent {
 impl TraceParent {
     /// The request's trace context; `None` when absent, repeated or malformed.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let [found] = super::headers::find(headers, [&TRACEPARENT]);
+        let [found] = crate::headers::find(headers, [&TRACEPARENT]);
         if found.repeated {
             return None;
         }
