@@ -16,10 +16,11 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue}
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use crate::cluster::EndpointGuard;
 use crate::config::{HeaderEdits, PathMatch, RouteConfig};
+use crate::upstream::UpstreamBody;
 
 /// Errors inside bodies, boxed: they come from either side of the proxy.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -315,7 +316,7 @@ fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
 
 pub(crate) fn downstream_response(
     route: &RouteConfig,
-    response: Response<Incoming>,
+    response: Response<UpstreamBody>,
     guard: EndpointGuard,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
@@ -327,7 +328,7 @@ pub(crate) fn downstream_response(
         body,
         _guard: guard,
     };
-    Response::from_parts(parts, body.map_err(BoxError::from).boxed())
+    Response::from_parts(parts, body.boxed())
 }
 
 fn via_entry(version: Version) -> HeaderValue {
@@ -418,7 +419,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 // NOTE: by the name's text, which a match compares by length first: nearly every name is
 // none of these, and comparing it to eight header names in turn cost about 80 instructions
 // a name.
-fn hop_by_hop_index(name: &str) -> Option<usize> {
+pub(crate) fn hop_by_hop_index(name: &str) -> Option<usize> {
     match name {
         "connection" => Some(0),
         "keep-alive" => Some(1),
@@ -561,18 +562,18 @@ fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
 /// A response body that keeps its endpoint counted in flight until the body ends or is
 /// dropped.
 struct HoldingEndpoint {
-    body: Incoming,
+    body: UpstreamBody,
     _guard: EndpointGuard,
 }
 
 impl Body for HoldingEndpoint {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         Pin::new(&mut self.get_mut().body).poll_frame(cx)
     }
 

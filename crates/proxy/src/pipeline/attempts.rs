@@ -28,7 +28,6 @@ use blastwall_policy::retry::{
 };
 use http::request::Parts;
 use http::{HeaderMap, Method, Response, header};
-use hyper::body::Incoming;
 use smallvec::SmallVec;
 
 use super::body::RequestBody;
@@ -37,7 +36,7 @@ use crate::cluster::{Cluster, EndpointGuard, with_rng};
 use crate::config::UpstreamProtocol;
 use crate::forward::{self, ProxyBody, ProxyError, error_response};
 use crate::telemetry::span::AttemptSpan;
-use crate::upstream::UpstreamError;
+use crate::upstream::{UpstreamBody, UpstreamError};
 
 /// What the attempts came to.
 #[derive(Debug)]
@@ -62,7 +61,7 @@ type InFlight<'a> = Pin<Box<dyn Future<Output = Finished> + Send + 'a>>;
 /// One attempt, finished.
 struct Finished {
     guard: EndpointGuard,
-    result: Result<Response<Incoming>, SendFailure>,
+    result: Result<Response<UpstreamBody>, SendFailure>,
     latency: Duration,
     /// When it finished: the instant it is judged at.
     at: Instant,
@@ -315,18 +314,17 @@ impl<'c> AttemptSet<'c, '_> {
         });
         let client = cluster.client();
         self.in_flight.push(Box::pin(async move {
-            // NOTE: one clock read starts both the latency and the per-try timeout (which
-            // `timeout` would read again), and the one at the end is also the instant the
-            // attempt is judged at. A timeout too long for an instant to hold waits 30 years,
-            // in effect forever, which is what `timeout` does with it.
+            // NOTE: one clock read starts both the latency and the per-try timeout, and the
+            // one at the end is also the instant the attempt is judged at. A timeout too
+            // long for an instant to hold waits 30 years, in effect forever.
             let started = tokio::time::Instant::now();
             let expires = started
                 .checked_add(timeout)
                 .unwrap_or_else(|| started + Duration::from_secs(86400 * 365 * 30));
-            let result = match tokio::time::timeout_at(expires, client.send(request)).await {
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(error)) => Err(SendFailure::Upstream(error)),
-                Err(_elapsed) => Err(SendFailure::Timeout),
+            let result = match client.send(request, expires).await {
+                Ok(response) => Ok(response),
+                Err(error) if error.kind() == FailureKind::Timeout => Err(SendFailure::Timeout),
+                Err(error) => Err(SendFailure::Upstream(error)),
             };
             let finished = tokio::time::Instant::now();
             Finished {

@@ -30,10 +30,10 @@ enum ConnectError {
     Handshake(#[source] hyper::Error),
 }
 
-/// A request hyper handed back without having written any of it.
+/// A request of which not a byte was written.
 #[derive(Debug, thiserror::Error)]
 #[error("request not sent, the connection closed first: {0}")]
-struct NotSent(#[source] hyper::Error);
+struct NotSent(#[source] Box<dyn std::error::Error + Send + Sync>);
 
 impl UpstreamError {
     /// How the send failed: [`FailureKind::ConnectFailed`] or [`FailureKind::Refused`] when
@@ -59,6 +59,14 @@ impl UpstreamError {
         Self::connect(ConnectError::Handshake(error))
     }
 
+    /// No answer came within the attempt's timeout.
+    pub(super) fn timed_out() -> Self {
+        Self {
+            kind: FailureKind::Timeout,
+            source: Box::new(super::h1::Error::TimedOut),
+        }
+    }
+
     fn connect(error: ConnectError) -> Self {
         Self {
             kind: FailureKind::ConnectFailed,
@@ -70,7 +78,23 @@ impl UpstreamError {
     pub(super) fn not_sent(error: hyper::Error) -> Self {
         Self {
             kind: FailureKind::Refused,
-            source: Box::new(NotSent(error)),
+            source: Box::new(NotSent(Box::new(error))),
+        }
+    }
+
+    /// An HTTP/1.1 request that got no answer: refused when not a byte of it was written,
+    /// reset when the endpoint may have seen it.
+    pub(super) fn from_http1(failure: super::h1::Failure) -> Self {
+        match failure {
+            super::h1::Failure::Sent(super::h1::Error::TimedOut) => Self::timed_out(),
+            super::h1::Failure::NotSent(_, error) => Self {
+                kind: FailureKind::Refused,
+                source: Box::new(NotSent(Box::new(error))),
+            },
+            super::h1::Failure::Sent(error) => Self {
+                kind: FailureKind::Reset,
+                source: Box::new(error),
+            },
         }
     }
 

@@ -7,36 +7,43 @@
 //! connection, a request hyper handed back unsent, an HTTP/2 `REFUSED_STREAM`): the one
 //! case in which even a POST may be retried.
 //!
-//! Connections are hyper's own `client::conn` ones, kept per endpoint by [`pool`]: for
-//! HTTP/1.1 a list of connections each carrying one request at a time, for HTTP/2 one
-//! multiplexed connection per endpoint, replaced when it closes. A kept connection can turn
-//! out closed just as it is reused (the endpoint timed it out); when hyper hands the
-//! request back unsent, it is sent once more on a new connection. A request that may have
-//! been sent is never re-sent here: that is the retry policy's call.
+//! Connections are kept per endpoint by [`pool`]: for HTTP/1.1 a list of [`h1`]
+//! connections (spoken here, in the request's own task) each carrying one request at a
+//! time, for HTTP/2 one multiplexed hyper `client::conn` connection per endpoint, replaced
+//! when it closes. A kept connection can turn out closed just as it is reused (the
+//! endpoint timed it out); when not a byte of the request was written, it is sent once more
+//! on a new connection. A request that may have been sent is never re-sent here: that is
+//! the retry policy's call.
 //!
 //! [`FailureKind`]: blastwall_policy::retry::FailureKind
 
 mod error;
+mod h1;
 mod pool;
 #[cfg(test)]
 mod tests;
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
 use http::uri::Authority;
 use http::{Method, Request, Response, Uri};
-use hyper::body::Incoming;
-use hyper::client::conn::{TrySendError, http1, http2};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::{TrySendError, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 pub use self::error::UpstreamError;
+pub use self::h1::{ChunkedError, Decoded, Decoder, Framing, Head, HeadError, take_head};
 use self::pool::{Http1, Http2, Http2Checkout, Pool};
 use crate::config::{ClusterConfig, UpstreamProtocol};
-use crate::forward::ProxyBody;
+use crate::forward::{BoxError, ProxyBody};
 
 /// How long a kept connection may go unused before it is closed: long enough to carry
 /// traffic over lulls, shorter than the idle timeouts most servers use (nginx 75 s
@@ -60,7 +67,45 @@ struct Shared {
     reaper: AtomicBool,
 }
 
-/// A send that did not get a response.
+/// A response body from an endpoint.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    /// From an HTTP/1.1 connection of this module's own.
+    Http1(h1::Body),
+    /// From hyper's HTTP/2 client.
+    Http2(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Http1(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+            UpstreamBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Http1(body) => body.is_end_stream(),
+            UpstreamBody::Http2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Http1(body) => body.size_hint(),
+            UpstreamBody::Http2(body) => body.size_hint(),
+        }
+    }
+}
+
+/// An HTTP/2 send that did not get a response.
 enum Attempt {
     /// hyper handed the request back without writing any of it.
     NotSent(Box<Request<ProxyBody>>, hyper::Error),
@@ -87,19 +132,25 @@ impl UpstreamClient {
     }
 
     /// Sends `request` (its URI names the endpoint) on a pooled connection and returns the
-    /// response head; the body streams as the caller reads it.
+    /// response head, or a [`FailureKind::Timeout`] error if it has not come by `expires`;
+    /// the body streams as the caller reads it.
+    ///
+    /// [`FailureKind::Timeout`]: blastwall_policy::retry::FailureKind::Timeout
     pub async fn send(
         &self,
         request: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+        expires: Instant,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let Some(authority) = request.uri().authority().cloned() else {
             return Err(UpstreamError::no_endpoint());
         };
         self.start_reaper();
         if self.shared.http2 {
-            self.send_http2(&authority, request).await
+            tokio::time::timeout_at(expires, self.send_http2(&authority, request))
+                .await
+                .unwrap_or_else(|_| Err(UpstreamError::timed_out()))
         } else {
-            self.send_http1(&authority, request).await
+            self.send_http1(&authority, request, expires).await
         }
     }
 
@@ -107,23 +158,30 @@ impl UpstreamClient {
         &self,
         authority: &Authority,
         mut request: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+        expires: Instant,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         for_http1(&mut request, authority);
         let pool = &self.shared.pool;
         // NOTE: connecting and resending are boxed, here and for HTTP/2: they are rare,
         // and inline they would make every request's future larger, and it is moved
         // (copied) several times on its way into hyper's connection task.
-        let (sender, reused) = match pool.checkout_http1(authority.as_str()) {
-            Some(sender) => (sender, true),
-            None => (Box::pin(self.connect_http1(authority)).await?, false),
+        let (connection, reused) = match pool.checkout_http1(authority.as_str()) {
+            Some(connection) => (connection, true),
+            None => (
+                Box::pin(self.connect_http1(authority, expires)).await?,
+                false,
+            ),
         };
-        match self.try_http1(authority, sender, request).await {
+        match self
+            .try_http1(authority, connection, request, expires)
+            .await
+        {
             Ok(response) => Ok(response),
             // ## A kept connection closed under us, the request unsent => once more, fresh
-            Err(Attempt::NotSent(request, error)) if reused => {
-                Box::pin(self.resend_http1(authority, *request, error)).await
+            Err(h1::Failure::NotSent(Some(request), error)) if reused => {
+                Box::pin(self.resend_http1(authority, *request, error, expires)).await
             }
-            Err(attempt) => Err(attempt.into_error()),
+            Err(failure) => Err(UpstreamError::from_http1(failure)),
         }
     }
 
@@ -131,38 +189,44 @@ impl UpstreamClient {
         &self,
         authority: &Authority,
         request: Request<ProxyBody>,
-        error: hyper::Error,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+        error: h1::Error,
+        expires: Instant,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         tracing::debug!(%authority, %error, "kept connection closed before the request was sent; sending on a new one");
-        let sender = self.connect_http1(authority).await?;
-        self.try_http1(authority, sender, request)
+        let connection = self.connect_http1(authority, expires).await?;
+        self.try_http1(authority, connection, request, expires)
             .await
-            .map_err(Attempt::into_error)
+            .map_err(UpstreamError::from_http1)
     }
 
     async fn try_http1(
         &self,
         authority: &Authority,
-        mut sender: Http1,
+        connection: Http1,
         request: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, Attempt> {
-        match sender.try_send_request(request).await {
-            Ok(response) => {
-                self.shared.pool.give_back_http1(authority.as_str(), sender);
-                Ok(response)
-            }
-            Err(error) => Err(Attempt::from(error)),
+        expires: Instant,
+    ) -> Result<Response<UpstreamBody>, h1::Failure> {
+        let home = || h1::Home {
+            shared: self.shared.clone(),
+            authority: authority.clone(),
+        };
+        let (response, idle) = h1::send(connection, request, expires, home).await?;
+        if let Some(connection) = idle {
+            self.shared
+                .pool
+                .give_back_http1(authority.as_str(), connection);
         }
+        Ok(response.map(UpstreamBody::Http1))
     }
 
     async fn send_http2(
         &self,
         authority: &Authority,
         request: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let (sender, id, reused) = self.http2_connection(authority).await?;
         match self.try_http2(authority, sender, id, request).await {
-            Ok(response) => Ok(response),
+            Ok(response) => Ok(response.map(UpstreamBody::Http2)),
             // ## The shared connection closed under us, the request unsent => once more
             Err(Attempt::NotSent(request, error)) if reused => {
                 Box::pin(self.resend_http2(authority, *request, error)).await
@@ -176,11 +240,12 @@ impl UpstreamClient {
         authority: &Authority,
         request: Request<ProxyBody>,
         error: hyper::Error,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         tracing::debug!(%authority, %error, "HTTP/2 connection closed before the request was sent; sending on a new one");
         let (sender, id, _) = self.http2_connection(authority).await?;
         self.try_http2(authority, sender, id, request)
             .await
+            .map(|response| response.map(UpstreamBody::Http2))
             .map_err(Attempt::into_error)
     }
 
@@ -229,23 +294,20 @@ impl UpstreamClient {
         }
     }
 
-    async fn connect_http1(&self, authority: &Authority) -> Result<Http1, UpstreamError> {
-        let io = self.connect(authority).await?;
-        let (sender, connection) = http1::Builder::new()
-            .handshake(io)
+    /// A new connection, unless `expires` (the attempt's) comes before it is made.
+    async fn connect_http1(
+        &self,
+        authority: &Authority,
+        expires: Instant,
+    ) -> Result<Http1, UpstreamError> {
+        let stream = tokio::time::timeout_at(expires, self.connect(authority))
             .await
-            .map_err(UpstreamError::handshake)?;
-        let authority = authority.clone();
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%authority, %error, "upstream connection failed");
-            }
-        });
-        Ok(sender)
+            .unwrap_or_else(|_| Err(UpstreamError::timed_out()))?;
+        Ok(h1::Connection::new(stream))
     }
 
     async fn connect_http2(&self, authority: &Authority) -> Result<Http2, UpstreamError> {
-        let io = self.connect(authority).await?;
+        let io = TokioIo::new(self.connect(authority).await?);
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -261,7 +323,7 @@ impl UpstreamClient {
     }
 
     /// A TCP connection to the endpoint, without Nagle's delay, within the connect timeout.
-    async fn connect(&self, authority: &Authority) -> Result<TokioIo<TcpStream>, UpstreamError> {
+    async fn connect(&self, authority: &Authority) -> Result<TcpStream, UpstreamError> {
         let timeout = self.shared.connect_timeout;
         let stream = tokio::time::timeout(timeout, TcpStream::connect(authority.as_str()))
             .await
@@ -270,7 +332,7 @@ impl UpstreamClient {
         stream
             .set_nodelay(true)
             .map_err(UpstreamError::connect_io)?;
-        Ok(TokioIo::new(stream))
+        Ok(stream)
     }
 
     fn start_reaper(&self) {

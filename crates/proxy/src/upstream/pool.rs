@@ -4,9 +4,8 @@
 //! SipHash (byte by byte, twice a request) and hands every HTTP/1.1 connection back through
 //! a task spawned per request. Here the key is the endpoint's authority text, hashed a word
 //! at a time with a multiply-rotate hash (the keys are our own endpoints' addresses, not
-//! attacker-chosen), and an HTTP/1.1 connection goes back into its endpoint's list as soon
-//! as its response head arrives: one still streaming its body is simply not ready
-//! (`is_ready`) and is passed over by the next checkout, so nothing needs spawning.
+//! attacker-chosen), and an HTTP/1.1 connection goes back into its endpoint's list when its
+//! response has been read to the end (with the head, for most small answers).
 //!
 //! Idle time is counted in epochs of a quarter of the idle timeout, advanced by the
 //! client's reaper: a returned connection notes the epoch (one relaxed load), and the
@@ -18,13 +17,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use tokio::sync::watch;
 
+use super::h1;
 use crate::forward::ProxyBody;
 
 /// A connection that carries one HTTP/1.1 request at a time.
-pub(super) type Http1 = http1::SendRequest<ProxyBody>;
+pub(super) type Http1 = Box<h1::Connection>;
 /// A handle on a multiplexed HTTP/2 connection.
 pub(super) type Http2 = http2::SendRequest<ProxyBody>;
 
@@ -46,7 +46,7 @@ pub(super) struct Pool {
 /// One endpoint's connections.
 #[derive(Debug, Default)]
 struct Endpoint {
-    /// HTTP/1.1 connections not waiting for a response head, most recently used last.
+    /// HTTP/1.1 connections between requests, most recently used last.
     http1: VecDeque<Idle>,
     /// The one shared HTTP/2 connection.
     http2: Http2Slot,
@@ -54,7 +54,7 @@ struct Endpoint {
 
 #[derive(Debug)]
 struct Idle {
-    sender: Http1,
+    connection: Http1,
     epoch: u64,
 }
 
@@ -103,30 +103,23 @@ impl Pool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The most recently used HTTP/1.1 connection to `authority` that is ready for a
-    /// request. Closed ones met on the way are dropped; busy ones (a response body still
-    /// streaming) stay.
+    /// The most recently used HTTP/1.1 connection to `authority` that the endpoint has not
+    /// closed. Closed ones met on the way are dropped.
     pub(super) fn checkout_http1(&self, authority: &str) -> Option<Http1> {
         let mut endpoints = self.endpoints();
         let idle = &mut endpoints.get_mut(authority)?.http1;
-        let mut index = idle.len();
-        while index > 0 {
-            index -= 1;
-            let sender = &idle[index].sender;
-            if sender.is_closed() {
-                idle.remove(index);
-            } else if sender.is_ready() {
-                return idle.remove(index).map(|idle| idle.sender);
+        while let Some(Idle { connection, .. }) = idle.pop_back() {
+            if !connection.is_closed() {
+                return Some(connection);
             }
         }
         None
     }
 
-    /// Keeps an HTTP/1.1 connection whose response head has arrived, for a later request
-    /// once its body is done. Over the endpoint's cap the oldest kept connection is dropped
-    /// (hyper closes it after any response it is still carrying).
-    pub(super) fn give_back_http1(&self, authority: &str, sender: Http1) {
-        if self.max_idle == 0 || sender.is_closed() {
+    /// Keeps an HTTP/1.1 connection whose response has ended, for a later request. Over
+    /// the endpoint's cap the oldest kept connection is closed.
+    pub(super) fn give_back_http1(&self, authority: &str, connection: Http1) {
+        if self.max_idle == 0 || connection.is_closed() {
             return;
         }
         let epoch = self.epoch.load(Ordering::Relaxed);
@@ -136,12 +129,12 @@ impl Pool {
             None => &mut endpoints.entry(authority.into()).or_default().http1,
         };
         if idle.len() >= self.max_idle {
-            idle.retain(|idle| !idle.sender.is_closed());
+            idle.retain(|idle| !idle.connection.is_closed());
             while idle.len() >= self.max_idle {
                 idle.pop_front();
             }
         }
-        idle.push_back(Idle { sender, epoch });
+        idle.push_back(Idle { connection, epoch });
     }
 
     /// The endpoint's shared HTTP/2 connection, or what to do without one. After having
@@ -205,7 +198,7 @@ impl Pool {
         self.endpoints().retain(|_, endpoint| {
             endpoint
                 .http1
-                .retain(|idle| !idle.sender.is_closed() && fresh(idle.epoch));
+                .retain(|idle| !idle.connection.is_closed() && fresh(idle.epoch));
             if let Http2Slot::Ready { sender, epoch, .. } = &endpoint.http2
                 && (sender.is_closed() || !fresh(*epoch))
             {
@@ -222,7 +215,7 @@ impl Pool {
             endpoint
                 .http1
                 .iter()
-                .filter(|idle| !idle.sender.is_closed())
+                .filter(|idle| !idle.connection.is_closed())
                 .count()
         })
     }

@@ -42,13 +42,18 @@ fn get(authority: &str) -> Request<ProxyBody> {
         .expect("a valid request")
 }
 
-async fn body(response: Response<Incoming>) -> Bytes {
+async fn body(response: Response<UpstreamBody>) -> Bytes {
     response
         .into_body()
         .collect()
         .await
         .expect("the whole body")
         .to_bytes()
+}
+
+/// An expiry no test reaches.
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(60)
 }
 
 /// Polls `done` (bounded, 5 s) until it holds: waits for a state, asserts no timing.
@@ -164,7 +169,7 @@ async fn requests_in_turn_reuse_one_kept_connection() {
     let upstream = Upstream::start(FOREVER, None).await;
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
     for _ in 0..3 {
-        let response = client.send(get(&upstream.authority)).await.unwrap();
+        let response = client.send(get(&upstream.authority), soon()).await.unwrap();
         assert_eq!(body(response).await, "ok");
     }
     assert_eq!(upstream.accepted(), 1);
@@ -178,7 +183,7 @@ async fn a_kept_connection_the_endpoint_closed_is_replaced() {
     };
     let upstream = Upstream::start(once, None).await;
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
-    let response = client.send(get(&upstream.authority)).await.unwrap();
+    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
     assert_eq!(body(response).await, "ok");
     let pool = &client.shared.pool;
     assert_eq!(pool.open_http1(&upstream.authority), 1);
@@ -190,7 +195,7 @@ async fn a_kept_connection_the_endpoint_closed_is_replaced() {
         "closed, not yet swept"
     );
 
-    let response = client.send(get(&upstream.authority)).await.unwrap();
+    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
     assert_eq!(body(response).await, "ok");
     assert_eq!(upstream.accepted(), 2);
 }
@@ -199,20 +204,22 @@ async fn a_kept_connection_the_endpoint_closed_is_replaced() {
 async fn a_request_handed_back_unsent_is_sent_on_a_new_connection() {
     let upstream = Upstream::start(FOREVER, None).await;
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
-    // A kept connection whose endpoint has closed it, which hyper has not read yet: it
-    // still looks ready, so the pool hands it out, and only the send finds it closed.
-    let (near, far) = tokio::io::duplex(4096);
-    let (sender, connection) = http1::handshake(TokioIo::new(near)).await.unwrap();
-    tokio::spawn(connection);
-    eventually(|| sender.is_ready()).await;
-    drop(far);
-    assert!(sender.is_ready() && !sender.is_closed());
+    // A kept connection that cannot be written to although its endpoint has not closed it
+    // (shut for writing on this side): it looks open, so the pool hands it out, and only
+    // the send finds it broken, before a byte of the request is written.
+    let dead_end = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = std::net::TcpStream::connect(dead_end.local_addr().unwrap()).unwrap();
+    let _accepted = dead_end.accept().unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let connection = h1::Connection::new(TcpStream::from_std(stream).unwrap());
+    assert!(!connection.is_closed());
     client
         .shared
         .pool
-        .give_back_http1(&upstream.authority, sender);
+        .give_back_http1(&upstream.authority, connection);
 
-    let response = client.send(get(&upstream.authority)).await.unwrap();
+    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
     assert_eq!(body(response).await, "ok");
     assert_eq!(
         upstream.accepted(),
@@ -229,10 +236,13 @@ async fn a_request_that_may_have_been_sent_is_not_sent_again() {
     };
     let upstream = Upstream::start(once, None).await;
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
-    let response = client.send(get(&upstream.authority)).await.unwrap();
+    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
     assert_eq!(body(response).await, "ok");
 
-    let error = client.send(get(&upstream.authority)).await.unwrap_err();
+    let error = client
+        .send(get(&upstream.authority), soon())
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), FailureKind::Reset, "{error}");
     assert_eq!(upstream.accepted(), 1);
 }
@@ -243,7 +253,7 @@ async fn a_refused_connection_is_a_connect_failure() {
     let authority = listener.local_addr().unwrap().to_string();
     drop(listener);
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
-    let error = client.send(get(&authority)).await.unwrap_err();
+    let error = client.send(get(&authority), soon()).await.unwrap_err();
     assert_eq!(error.kind(), FailureKind::ConnectFailed, "{error}");
 }
 
@@ -266,7 +276,10 @@ async fn a_connect_gives_up_after_the_connect_timeout() {
     let mut config = config(UpstreamProtocol::Http1, 8);
     config.connect_timeout = Duration::from_secs(3);
     let client = UpstreamClient::new(&config);
-    let error = client.send(get(&address.to_string())).await.unwrap_err();
+    let error = client
+        .send(get(&address.to_string()), soon())
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), FailureKind::ConnectFailed);
     assert!(error.to_string().contains("timed out after 3s"), "{error}");
 }
@@ -288,7 +301,7 @@ async fn an_endpoint_keeps_at_most_its_idle_cap() {
 async fn idle_connections_are_closed_after_the_idle_timeout() {
     let upstream = Upstream::start(FOREVER, None).await;
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
-    let response = client.send(get(&upstream.authority)).await.unwrap();
+    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
     assert_eq!(body(response).await, "ok");
     let pool = &client.shared.pool;
     // The reaper advances idle time a quarter of the idle timeout at a time.
@@ -360,7 +373,7 @@ async fn http2_requests_share_one_connection_and_replace_it_when_it_closes() {
 
     upstream.cut_connections();
     eventually(|| !client.shared.pool.open_http2(&upstream.authority)).await;
-    let response = client.send(get(&upstream.authority)).await.unwrap();
+    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
     assert_eq!(body(response).await, "ok");
     assert_eq!(upstream.accepted.load(Ordering::SeqCst), 2);
 }
@@ -371,7 +384,7 @@ async fn concurrently(client: &UpstreamClient, authority: &str, count: usize) ->
         .map(|_| {
             let (client, request) = (client.clone(), get(authority));
             tokio::spawn(async move {
-                let response = client.send(request).await.unwrap();
+                let response = client.send(request, soon()).await.unwrap();
                 body(response).await
             })
         })

@@ -1,0 +1,251 @@
+//! A response head off the wire: parsed by httparse, framed as RFC 9112 §6.3 says, and
+//! turned into the `http` types without copying a value (each is a slice of the head).
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Version};
+use smallvec::SmallVec;
+
+use crate::forward;
+
+/// The largest response head taken, in bytes (hyper's client takes about 400 KiB; nginx
+/// 4–8 KiB by default). Big enough for any sane set of cookies.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most header lines a response head may have.
+pub const MAX_HEADERS: usize = 128;
+
+/// How the body after a response head is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: the answer to `HEAD`, a 204, a 304.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the endpoint closes the connection.
+    UntilClose,
+}
+
+/// A final (non-interim) response head.
+#[derive(Debug)]
+pub struct Head {
+    /// The status.
+    pub status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The end-to-end headers: those that only describe this connection (RFC 9110 §7.6.1)
+    /// are left out, except `Connection` when it names other headers, which
+    /// [`forward::remove_hop_by_hop`] then removes with it.
+    pub headers: HeaderMap,
+    /// How its body is delimited.
+    pub framing: Framing,
+    /// Whether the connection may carry another request after this response.
+    pub keep_alive: bool,
+}
+
+/// Why a response head is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// Not HTTP/1 as RFC 9112 writes it, or framed ambiguously.
+    #[error("malformed response head: {0}")]
+    Malformed(&'static str),
+    /// Over [`MAX_HEAD_BYTES`].
+    #[error("response head larger than {MAX_HEAD_BYTES} bytes")]
+    TooLarge,
+    /// Over [`MAX_HEADERS`] header lines.
+    #[error("more than {MAX_HEADERS} response header lines")]
+    TooManyHeaders,
+}
+
+/// Takes the final response head off the front of `buffer`, dropping interim (1xx) heads
+/// before it. `Ok(None)`: it is not whole yet; read more and call again.
+pub fn take_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>, HeadError> {
+    loop {
+        let Some(located) = locate(buffer)? else {
+            if buffer.len() > MAX_HEAD_BYTES {
+                return Err(HeadError::TooLarge);
+            }
+            return Ok(None);
+        };
+        let bytes = buffer.split_to(located.len).freeze();
+        match located.status {
+            101 => {
+                // Never asked for: the proxy forwards no Upgrade header.
+                return Err(HeadError::Malformed(
+                    "101 Switching Protocols without an upgrade asked for",
+                ));
+            }
+            100..=199 => continue,
+            _ => return build(&bytes, &located, head_request).map(Some),
+        }
+    }
+}
+
+/// Where a parsed header's name and value are in the head.
+#[derive(Debug, Clone, Copy)]
+struct Indices {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// A whole head found at the front of a buffer.
+#[derive(Debug)]
+struct Located {
+    len: usize,
+    status: u16,
+    minor_version: u8,
+    headers: SmallVec<[Indices; 16]>,
+}
+
+fn locate(buffer: &[u8]) -> Result<Option<Located>, HeadError> {
+    // NOTE: uninitialised slots, as the request checks do: filling 128 empty headers first
+    // would cost more than parsing a small head.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buffer,
+        &mut slots,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(httparse::Error::Status) => return Err(HeadError::Malformed("invalid status")),
+        Err(httparse::Error::Version) => {
+            return Err(HeadError::Malformed("invalid HTTP version"));
+        }
+        Err(httparse::Error::HeaderName) => {
+            return Err(HeadError::Malformed("invalid header name"));
+        }
+        Err(httparse::Error::HeaderValue) => {
+            return Err(HeadError::Malformed("invalid header value"));
+        }
+        Err(httparse::Error::NewLine | httparse::Error::Token) => {
+            return Err(HeadError::Malformed("invalid status line"));
+        }
+    };
+    if len > MAX_HEAD_BYTES {
+        return Err(HeadError::TooLarge);
+    }
+    let start = buffer.as_ptr() as usize;
+    let span = |slice: &[u8]| (slice.as_ptr() as usize - start, slice.len());
+    Ok(Some(Located {
+        len,
+        status: response.code.unwrap_or_default(),
+        minor_version: response.version.unwrap_or_default(),
+        headers: response
+            .headers
+            .iter()
+            .map(|header| Indices {
+                name: span(header.name.as_bytes()),
+                value: span(header.value),
+            })
+            .collect(),
+    }))
+}
+
+fn build(bytes: &Bytes, located: &Located, head_request: bool) -> Result<Head, HeadError> {
+    let status =
+        StatusCode::from_u16(located.status).map_err(|_| HeadError::Malformed("invalid status"))?;
+    let version = match located.minor_version {
+        0 => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let mut headers = HeaderMap::with_capacity(located.headers.len());
+    let mut length: Option<u64> = None;
+    let mut chunked: Option<bool> = None;
+    let (mut close, mut keep_alive_asked, mut names_others) = (false, false, false);
+    for indices in &located.headers {
+        let (at, len) = indices.name;
+        let name = HeaderName::from_bytes(&bytes[at..at + len])
+            .map_err(|_| HeadError::Malformed("invalid header name"))?;
+        let (at, len) = indices.value;
+        let value = &bytes[at..at + len];
+        if name == header::CONTENT_LENGTH {
+            let this =
+                content_length(value).ok_or(HeadError::Malformed("invalid Content-Length"))?;
+            if length.is_some_and(|earlier| earlier != this) {
+                return Err(HeadError::Malformed("conflicting Content-Length values"));
+            }
+            length = Some(this);
+        }
+        match forward::hop_by_hop_index(name.as_str()) {
+            None => {}
+            Some(0) => {
+                for option in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+                    if option.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive_asked = true;
+                    } else if !option.is_empty() {
+                        names_others = true;
+                    }
+                }
+                if !names_others {
+                    continue;
+                }
+            }
+            Some(5) => {
+                // Transfer-Encoding: the last coding decides.
+                let last = value
+                    .rsplit(|&byte| byte == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .find(|coding| !coding.is_empty());
+                chunked = Some(last.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked")));
+                continue;
+            }
+            Some(_) => continue,
+        }
+        let value = HeaderValue::from_maybe_shared(bytes.slice(at..at + len))
+            .map_err(|_| HeadError::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    let no_body =
+        head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let framing = match (chunked, length) {
+        _ if no_body => Framing::Empty,
+        (Some(true), _) => Framing::Chunked,
+        (Some(false), _) => Framing::UntilClose,
+        (None, Some(length)) => Framing::Length(length),
+        (None, None) => Framing::UntilClose,
+    };
+    if chunked.is_some() && length.is_some() {
+        // RFC 9112 §6.3: Transfer-Encoding overrides, and the length must not be passed on.
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let keep_alive = framing != Framing::UntilClose
+        && !(chunked.is_some() && length.is_some())
+        && match version {
+            Version::HTTP_10 => keep_alive_asked && !close,
+            _ => !close,
+        };
+    Ok(Head {
+        status,
+        version,
+        headers,
+        framing,
+        keep_alive,
+    })
+}
+
+/// A Content-Length value: decimal digits, or a list of the same repeated (RFC 9110
+/// §8.6 lets a recipient take `42, 42` as 42).
+fn content_length(value: &[u8]) -> Option<u64> {
+    let mut length: Option<u64> = None;
+    for item in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+        if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let this = item
+            .iter()
+            .fold(0u64, |total, digit| total * 10 + u64::from(digit - b'0'));
+        if length.is_some_and(|earlier| earlier != this) {
+            return None;
+        }
+        length = Some(this);
+    }
+    length
+}

@@ -1,0 +1,659 @@
+//! HTTP/1.1 to an endpoint, spoken here rather than through hyper's client.
+//!
+//! Why by hand: hyper's client runs every connection as a task of its own and passes each
+//! request to it, and the response back, through channels. Per request that is a channel
+//! send, a oneshot, a second task woken and scheduled, and a dispatcher between them: about
+//! 5,000 instructions, an eighth of the proxy's CPU per proxied request. Here the request's
+//! own task writes the request and reads the answer, and a body already in the read buffer
+//! with its head (most small answers) hands the connection straight back to the pool.
+//!
+//! What it speaks: requests framed by their `Content-Length`, by the body's known length,
+//! or chunked; answers framed as RFC 9112 §6.3 says (no body for `HEAD`, 204 and 304, then
+//! `Transfer-Encoding`, then `Content-Length`, else until close), interim (1xx) answers
+//! skipped, trailers passed on both ways. A connection carries one request at a time and is
+//! kept only when the answer allows it and ended exactly where its framing said.
+//!
+//! What it leaves out, on purpose: upgrades (the proxy forwards no `Upgrade`), pipelining,
+//! and waiting for `100 Continue` (the body follows the head at once, which RFC 9110
+//! §10.1.1 allows).
+
+mod chunked;
+mod head;
+#[cfg(test)]
+mod tests;
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap};
+use http::request::Parts;
+use http::uri::Authority;
+use http::{Method, Request, Response};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::io::{AsyncWrite, Interest};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+pub use self::chunked::{ChunkedError, Decoded, Decoder};
+pub use self::head::{Framing, Head, HeadError, take_head};
+use super::Shared;
+use crate::forward::{BoxError, ProxyBody};
+
+/// Room kept free in the read buffer before a read, and what is added when there is less.
+const MIN_READ_SPACE: usize = 1024;
+const READ_CHUNK: usize = 8 * 1024;
+/// Request body bytes gathered before they are written.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+/// One HTTP/1.1 connection to an endpoint, with its buffers and its timer.
+#[derive(Debug)]
+pub(super) struct Connection {
+    io: TcpStream,
+    read: BytesMut,
+    write: Vec<u8>,
+    /// Bounds each request's wait for its answer.
+    // NOTE: one timer for the connection's life, moved to each request's expiry: tokio
+    // moves a registered timer to a later instant without touching its wheel (it re-files
+    // the entry when the earlier instant comes), where a timer per request is registered
+    // and removed under the driver's lock every time.
+    timer: Pin<Box<Sleep>>,
+    /// How much of `write` is already written.
+    written: usize,
+    /// Whether any byte of the current request has been written.
+    sent_any: bool,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing the request failed: {0}")]
+    Write(#[source] io::Error),
+    #[error("reading the response failed: {0}")]
+    Read(#[source] io::Error),
+    #[error("the endpoint closed the connection without answering")]
+    ClosedBeforeAnswer,
+    #[error("the endpoint closed the connection in the middle of the response head")]
+    ClosedInHead,
+    #[error("the endpoint closed the connection before the response body ended")]
+    ClosedInBody,
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error(transparent)]
+    Chunked(#[from] ChunkedError),
+    #[error("the request body failed: {0}")]
+    RequestBody(#[source] BoxError),
+    #[error("the request body does not match its Content-Length of {0} bytes")]
+    LengthMismatch(u64),
+    #[error("no answer within the attempt's timeout")]
+    TimedOut,
+}
+
+/// A request that got no answer, and whether the endpoint can have seen any of it.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// Not a byte of it was written. The request comes back when its body is untouched, so
+    /// that it can go out as it is on another connection.
+    NotSent(Option<Box<Request<ProxyBody>>>, Error),
+    /// It may have been (partly) received.
+    Sent(Error),
+}
+
+/// Where a connection goes back to when the body that holds it ends.
+#[derive(Debug)]
+pub(super) struct Home {
+    pub(super) shared: Arc<Shared>,
+    pub(super) authority: Authority,
+}
+
+impl Home {
+    fn keep(self, connection: Box<Connection>) {
+        (self.shared.pool).give_back_http1(self.authority.as_str(), connection);
+    }
+}
+
+/// How a request's body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestFraming {
+    /// No body.
+    None,
+    /// This many bytes, stated by the request's own `Content-Length`.
+    Declared(u64),
+    /// This many bytes (the body's known size), stated in a `Content-Length` added here.
+    Known(u64),
+    /// Chunked.
+    Chunked,
+}
+
+impl Connection {
+    pub(super) fn new(io: TcpStream) -> Box<Self> {
+        Box::new(Self {
+            io,
+            read: BytesMut::new(),
+            write: Vec::new(),
+            timer: Box::pin(tokio::time::sleep_until(far_future())),
+            written: 0,
+            sent_any: false,
+        })
+    }
+
+    /// Whether the endpoint has closed or reset the connection, as far as the runtime has
+    /// heard: a kept connection closed while idle is not handed out again.
+    // NOTE: no system call: this reads the readiness the I/O driver recorded from epoll,
+    // where a peer's FIN or RST shows as read-closed.
+    pub(super) fn is_closed(&self) -> bool {
+        let ready = pin!(self.io.ready(Interest::READABLE));
+        match ready.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(ready)) => ready.is_read_closed() || ready.is_error(),
+            Poll::Ready(Err(_)) => true,
+            Poll::Pending => false,
+        }
+    }
+
+    /// Reads what the socket has into the read buffer; `Ok(0)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read.capacity() - self.read.len() < MIN_READ_SPACE {
+            self.read.reserve(READ_CHUNK);
+        }
+        loop {
+            ready!(self.io.poll_read_ready(cx))?;
+            match self.io.try_read_buf(&mut self.read) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Writes out the write buffer.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.write.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.write[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+            self.sent_any = true;
+        }
+        self.write.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// `Pending` when the timer has not run out (and will wake the task when it does).
+    // NOTE: polled only when the request is about to wait, not on every poll: each poll
+    // registers the waker again and takes a scheduling budget unit, ~120 instructions.
+    fn poll_timed_out(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
+        self.timer.as_mut().poll(cx).map(|()| Error::TimedOut)
+    }
+
+    /// Reads until a final response head is whole.
+    async fn read_head(&mut self, head_request: bool) -> Result<Head, Error> {
+        poll_fn(|cx| {
+            loop {
+                if !self.read.is_empty()
+                    && let Some(head) = take_head(&mut self.read, head_request)?
+                {
+                    return Poll::Ready(Ok(head));
+                }
+                let Poll::Ready(filled) = self.poll_fill(cx) else {
+                    return self.poll_timed_out(cx).map(Err);
+                };
+                match filled {
+                    Ok(0) if self.read.is_empty() => {
+                        return Poll::Ready(Err(Error::ClosedBeforeAnswer));
+                    }
+                    Ok(0) => return Poll::Ready(Err(Error::ClosedInHead)),
+                    Ok(_) => {}
+                    Err(error) => return Poll::Ready(Err(Error::Read(error))),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Writes the request's body after its head (already in the write buffer), gathering
+    /// what the body has ready into one write.
+    async fn write_request(
+        &mut self,
+        body: &mut ProxyBody,
+        framing: RequestFraming,
+        body_taken: &mut bool,
+    ) -> Result<(), Error> {
+        let mut ended = framing == RequestFraming::None;
+        let mut left = match framing {
+            RequestFraming::Declared(length) | RequestFraming::Known(length) => length,
+            _ => 0,
+        };
+        poll_fn(|cx| {
+            loop {
+                while !ended && self.write.len() < WRITE_HIGH_WATER {
+                    match Pin::new(&mut *body).poll_frame(cx) {
+                        Poll::Ready(Some(Ok(frame))) => {
+                            *body_taken = true;
+                            ended = encode_frame(&mut self.write, frame, framing, &mut left)?;
+                        }
+                        Poll::Ready(Some(Err(error))) => {
+                            *body_taken = true;
+                            return Poll::Ready(Err(Error::RequestBody(error)));
+                        }
+                        Poll::Ready(None) => {
+                            *body_taken = true;
+                            ended = true;
+                            encode_end(&mut self.write, framing, left, None)?;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+                if self.write.is_empty() {
+                    return if ended {
+                        Poll::Ready(Ok(()))
+                    } else {
+                        self.poll_timed_out(cx).map(Err)
+                    };
+                }
+                let Poll::Ready(flushed) = self.poll_flush(cx) else {
+                    return self.poll_timed_out(cx).map(Err);
+                };
+                flushed.map_err(Error::Write)?;
+            }
+        })
+        .await
+    }
+}
+
+/// Sends `request` (its target in origin form, with `Host`) on `connection` and reads the
+/// response head, unless `expires` comes first. With the response comes the connection
+/// when it can take another request now (the body was already read whole); otherwise the
+/// body holds it and gives it back to `home` when it ends.
+pub(super) async fn send(
+    mut connection: Box<Connection>,
+    request: Request<ProxyBody>,
+    expires: Instant,
+    home: impl FnOnce() -> Home,
+) -> Result<(Response<Body>, Option<Box<Connection>>), Failure> {
+    connection.timer.as_mut().reset(expires);
+    let (parts, mut body) = request.into_parts();
+    let framing = request_framing(&parts.headers, &body);
+    connection.sent_any = false;
+    connection.written = 0;
+    connection.write.clear();
+    encode_head(&mut connection.write, &parts, framing);
+    let head_request = parts.method == Method::HEAD;
+    let mut body_taken = false;
+    let written = connection
+        .write_request(&mut body, framing, &mut body_taken)
+        .await;
+    let head = match written {
+        Ok(()) => connection.read_head(head_request).await,
+        Err(error) if !connection.sent_any && !matches!(error, Error::TimedOut) => {
+            let request = (!body_taken).then(|| Box::new(Request::from_parts(parts, body)));
+            return Err(Failure::NotSent(request, error));
+        }
+        Err(error @ Error::Write(_)) => {
+            // The endpoint may have answered before closing (a 413 to a body it will not
+            // take): that answer is better than the error.
+            match connection.read_head(head_request).await {
+                Ok(mut head) => {
+                    head.keep_alive = false;
+                    Ok(head)
+                }
+                Err(_) => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    let head = head.map_err(Failure::Sent)?;
+    let Head {
+        status,
+        version,
+        headers,
+        framing,
+        keep_alive,
+    } = head;
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    let buffered = connection.read.len() as u64;
+    let (body, kept) = match framing {
+        Framing::Empty | Framing::Length(0) => (Body::empty(), keep_alive && buffered == 0),
+        Framing::Length(length) if buffered >= length => {
+            let bytes = connection.read.split_to(length as usize).freeze();
+            (Body::full(bytes), keep_alive && buffered == length)
+        }
+        framing => {
+            let remaining = match framing {
+                Framing::Length(length) => Remaining::Length(length),
+                Framing::Chunked => Remaining::Chunked(Decoder::new()),
+                _ => Remaining::UntilClose,
+            };
+            let streaming = Streaming {
+                connection,
+                remaining,
+                keep_alive,
+                home: home(),
+            };
+            *response.body_mut() = Body {
+                state: State::Streaming(Box::new(streaming)),
+            };
+            return Ok((response, None));
+        }
+    };
+    *response.body_mut() = body;
+    Ok((response, kept.then_some(connection)))
+}
+
+/// How the request's body goes on the wire: as its `Content-Length` says, as its known
+/// size says, or chunked.
+fn request_framing(headers: &HeaderMap, body: &ProxyBody) -> RequestFraming {
+    if body.is_end_stream() {
+        return RequestFraming::None;
+    }
+    let mut declared: Option<u64> = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        match value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            Some(length) if declared.is_none_or(|earlier| earlier == length) => {
+                declared = Some(length);
+            }
+            _ => {
+                declared = None;
+                break;
+            }
+        }
+    }
+    match (declared, body.size_hint().exact()) {
+        (Some(length), _) => RequestFraming::Declared(length),
+        (None, Some(length)) => RequestFraming::Known(length),
+        (None, None) => RequestFraming::Chunked,
+    }
+}
+
+/// Writes the request line and headers; the framing headers are this connection's own.
+fn encode_head(out: &mut Vec<u8>, parts: &Parts, framing: RequestFraming) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = match parts.uri.path_and_query() {
+        Some(path) => path.as_str(),
+        None => parts.uri.authority().map_or("/", Authority::as_str),
+    };
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let own_length = !matches!(framing, RequestFraming::Declared(_));
+    for (name, value) in &parts.headers {
+        if *name == header::TRANSFER_ENCODING || (own_length && *name == header::CONTENT_LENGTH) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        RequestFraming::Known(length) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        RequestFraming::None | RequestFraming::Declared(_) => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a body frame as `framing` delimits it; `left` counts down a stated length.
+/// `Ok(true)` when the frame ended the body (trailers come last).
+fn encode_frame(
+    out: &mut Vec<u8>,
+    frame: Frame<Bytes>,
+    framing: RequestFraming,
+    left: &mut u64,
+) -> Result<bool, Error> {
+    match frame.into_data() {
+        Ok(data) => {
+            if data.is_empty() {
+                return Ok(false);
+            }
+            match framing {
+                RequestFraming::Chunked => {
+                    write_hex(out, data.len());
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(&data);
+                    out.extend_from_slice(b"\r\n");
+                }
+                RequestFraming::Declared(length) | RequestFraming::Known(length) => {
+                    *left = left
+                        .checked_sub(data.len() as u64)
+                        .ok_or(Error::LengthMismatch(length))?;
+                    out.extend_from_slice(&data);
+                }
+                RequestFraming::None => {}
+            }
+            Ok(false)
+        }
+        // Only the chunked coding carries trailers; a length-delimited body drops them, as
+        // hyper does.
+        Err(frame) => match frame.into_trailers() {
+            Ok(trailers) => encode_end(out, framing, *left, Some(&trailers)).map(|()| true),
+            Err(_) => Ok(false),
+        },
+    }
+}
+
+/// Appends the end of the body: the last chunk (and trailers), or nothing once the stated
+/// length is complete.
+fn encode_end(
+    out: &mut Vec<u8>,
+    framing: RequestFraming,
+    left: u64,
+    trailers: Option<&HeaderMap>,
+) -> Result<(), Error> {
+    match framing {
+        RequestFraming::Chunked => {
+            out.extend_from_slice(b"0\r\n");
+            for (name, value) in trailers.into_iter().flatten() {
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"\r\n");
+            Ok(())
+        }
+        RequestFraming::Declared(length) | RequestFraming::Known(length) if left > 0 => {
+            Err(Error::LengthMismatch(length))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An instant no request waits for: about 30 years ahead, which `Instant` always holds.
+pub(super) fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86400 * 365 * 30)
+}
+
+fn write_hex(out: &mut Vec<u8>, mut value: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = DIGITS[value & 0xf];
+        value >>= 4;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// A response body from an HTTP/1.1 endpoint.
+#[derive(Debug)]
+pub struct Body {
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    Done,
+    /// The whole body, read with the head.
+    Full(Bytes),
+    /// The rest comes from the connection, which the body holds until it ends.
+    Streaming(Box<Streaming>),
+}
+
+#[derive(Debug)]
+struct Streaming {
+    connection: Box<Connection>,
+    remaining: Remaining,
+    keep_alive: bool,
+    home: Home,
+}
+
+#[derive(Debug)]
+enum Remaining {
+    Length(u64),
+    Chunked(Decoder),
+    UntilClose,
+}
+
+/// What the next poll of a streaming body gave.
+enum Step {
+    Frame(Frame<Bytes>),
+    /// The last frame: the body ends with it.
+    Last(Frame<Bytes>),
+    End,
+}
+
+impl Body {
+    fn empty() -> Self {
+        Self { state: State::Done }
+    }
+
+    fn full(bytes: Bytes) -> Self {
+        Self {
+            state: State::Full(bytes),
+        }
+    }
+
+    /// Ends the body: its connection goes back to the pool if it ended cleanly where the
+    /// framing said and may carry another request.
+    fn finish(&mut self) {
+        if let State::Streaming(streaming) = std::mem::replace(&mut self.state, State::Done) {
+            let Streaming {
+                connection,
+                keep_alive,
+                home,
+                ..
+            } = *streaming;
+            if keep_alive && connection.read.is_empty() {
+                home.keep(connection);
+            }
+        }
+    }
+}
+
+impl Streaming {
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<Step, Error>> {
+        loop {
+            let read = &mut self.connection.read;
+            match &mut self.remaining {
+                Remaining::Length(left) => {
+                    if !read.is_empty() {
+                        let take = usize::try_from(*left).unwrap_or(usize::MAX).min(read.len());
+                        *left -= take as u64;
+                        let frame = Frame::data(read.split_to(take).freeze());
+                        return Poll::Ready(Ok(if *left == 0 {
+                            Step::Last(frame)
+                        } else {
+                            Step::Frame(frame)
+                        }));
+                    }
+                }
+                Remaining::Chunked(decoder) => match decoder.decode(read)? {
+                    Decoded::Data(data) => return Poll::Ready(Ok(Step::Frame(Frame::data(data)))),
+                    Decoded::Trailers(trailers) => {
+                        return Poll::Ready(Ok(Step::Last(Frame::trailers(trailers))));
+                    }
+                    Decoded::End => return Poll::Ready(Ok(Step::End)),
+                    Decoded::NeedMore => {}
+                },
+                Remaining::UntilClose => {
+                    if !read.is_empty() {
+                        return Poll::Ready(Ok(Step::Frame(Frame::data(read.split().freeze()))));
+                    }
+                }
+            }
+            match ready!(self.connection.poll_fill(cx)) {
+                Ok(0) => {
+                    return Poll::Ready(match self.remaining {
+                        Remaining::UntilClose => Ok(Step::End),
+                        _ => Err(Error::ClosedInBody),
+                    });
+                }
+                Ok(_) => {}
+                Err(error) => return Poll::Ready(Err(Error::Read(error))),
+            }
+        }
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = self.get_mut();
+        let streaming = match &mut this.state {
+            State::Done => return Poll::Ready(None),
+            State::Full(_) => {
+                let State::Full(bytes) = std::mem::replace(&mut this.state, State::Done) else {
+                    unreachable!("matched just above");
+                };
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            State::Streaming(streaming) => streaming,
+        };
+        let step = ready!(streaming.poll_step(cx));
+        Poll::Ready(match step {
+            Ok(Step::Frame(frame)) => Some(Ok(frame)),
+            Ok(Step::Last(frame)) => {
+                this.finish();
+                Some(Ok(frame))
+            }
+            Ok(Step::End) => {
+                this.finish();
+                None
+            }
+            Err(error) => {
+                // The connection is in an unknown state: dropped, not kept.
+                this.state = State::Done;
+                Some(Err(error))
+            }
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.state {
+            State::Done => SizeHint::with_exact(0),
+            State::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
+            State::Streaming(streaming) => match streaming.remaining {
+                Remaining::Length(left) => SizeHint::with_exact(left),
+                _ => SizeHint::default(),
+            },
+        }
+    }
+}
