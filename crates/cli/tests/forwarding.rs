@@ -228,3 +228,70 @@ async fn one_worker_thread_serves_everything_on_the_main_thread() {
         "{names:?}"
     );
 }
+
+/// A route with no header edits of its own: the forwarding headers the proxy adds are
+/// written straight into the request head (HTTP/1.1) or appended to its map (HTTP/2), and
+/// still replace what a client wrote where they should.
+#[tokio::test]
+async fn forwarding_headers_replace_or_extend_the_clients_over_http1_and_http2() {
+    for protocol in ["http1", "http2"] {
+        let upstream = Mock::start("a", &["--echo"]);
+        let text = format!(
+            r#"
+[[listener]]
+name = "public"
+listen = "127.0.0.1:0"
+
+[[route]]
+name = "all"
+cluster = "plain"
+
+[cluster.plain]
+protocol = "{protocol}"
+endpoints = [{{ address = "{}" }}]
+"#,
+            upstream.addr
+        );
+        let proxy = Proxy::start(&text);
+        let sent = [
+            ("x-forwarded-for", "10.1.1.1"),
+            ("x-forwarded-proto", "https"),
+            ("via", "1.0 edge"),
+            ("x-blastwall-timeout-ms", "5000"),
+        ];
+        for client_headers in [&sent[..], &[]] {
+            let (status, _, body) = send(Method::GET, &proxy.url("/"), "", client_headers).await;
+            assert_eq!(status, StatusCode::OK, "{protocol}: {body}");
+            let echo: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
+            let received: Vec<(String, String)> =
+                serde_json::from_value(echo["headers"].clone()).expect("headers");
+            let values = |name: &str| -> Vec<&str> {
+                received
+                    .iter()
+                    .filter(|(key, _)| key == name)
+                    .map(|(_, value)| value.as_str())
+                    .collect()
+            };
+            let with_client = !client_headers.is_empty();
+            let context = format!("{protocol}, client headers: {with_client}");
+            let forwarded_for = if with_client {
+                "10.1.1.1, 127.0.0.1"
+            } else {
+                "127.0.0.1"
+            };
+            assert_eq!(values("x-forwarded-for"), [forwarded_for], "{context}");
+            assert_eq!(values("x-forwarded-proto"), ["http"], "{context}");
+            let via: &[&str] = if with_client {
+                &["1.0 edge", "1.1 blastwall"]
+            } else {
+                &["1.1 blastwall"]
+            };
+            assert_eq!(values("via").join(", "), via.join(", "), "{context}");
+            assert_eq!(values("x-request-id").len(), 1, "{context}");
+            let deadline = values("x-blastwall-timeout-ms");
+            assert_eq!(deadline.len(), 1, "{context}: {deadline:?}");
+            let remaining: u64 = deadline[0].parse().expect("milliseconds");
+            assert!(!with_client || remaining <= 5000, "{context}: {remaining}");
+        }
+    }
+}

@@ -202,6 +202,13 @@ pub struct HeaderEdits {
     pub remove: Vec<HeaderName>,
 }
 
+impl HeaderEdits {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
 /// A cluster of interchangeable endpoints.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterConfig {

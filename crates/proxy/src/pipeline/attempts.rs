@@ -288,7 +288,7 @@ impl<'c> AttemptSet<'c, '_> {
         // here on. The reservation covers a map that did not have the room.
         std::mem::swap(&mut parts.headers, &mut self.parts.headers);
         parts.headers.reserve(8);
-        let Some(mut request) = forward::upstream_request(
+        let Some((mut request, mut added)) = forward::upstream_request(
             context.downstream,
             context.route,
             &guard,
@@ -302,10 +302,14 @@ impl<'c> AttemptSet<'c, '_> {
                 "the request target cannot be forwarded".to_owned(),
             ));
         };
-        request.headers_mut().insert(
-            context.snapshot.config.proxy.deadline_header.clone(),
-            deadline::header_value(timeout),
-        );
+        // The endpoint's deadline replaces the caller's (and a route's).
+        let deadline_header = context.snapshot.config.proxy.deadline_header.clone();
+        let remaining = deadline::header_value(timeout);
+        if context.seen.deadline || !context.route.request_headers.is_empty() {
+            request.headers_mut().insert(deadline_header, remaining);
+        } else {
+            added.push(deadline_header, remaining);
+        }
         self.tried.push(guard.endpoint().address());
         self.sent += 1;
         // telemetry: the attempt's span, and its id upstream as the parent.
@@ -321,7 +325,7 @@ impl<'c> AttemptSet<'c, '_> {
             let expires = started
                 .checked_add(timeout)
                 .unwrap_or_else(|| started + Duration::from_secs(86400 * 365 * 30));
-            let result = match client.send(request, expires).await {
+            let result = match client.send(request, added, expires).await {
                 Ok(response) => Ok(response),
                 Err(error) if error.kind() == FailureKind::Timeout => Err(SendFailure::Timeout),
                 Err(error) => Err(SendFailure::Upstream(error)),

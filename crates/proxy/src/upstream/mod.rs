@@ -43,7 +43,7 @@ pub use self::error::UpstreamError;
 pub use self::h1::{ChunkedError, Decoded, Decoder, Framing, Head, HeadError, take_head};
 use self::pool::{Http1, Http2, Http2Checkout, Pool};
 use crate::config::{ClusterConfig, UpstreamProtocol};
-use crate::forward::{BoxError, ProxyBody};
+use crate::forward::{AddedHeaders, BoxError, ProxyBody};
 
 /// How long a kept connection may go unused before it is closed: long enough to carry
 /// traffic over lulls, shorter than the idle timeouts most servers use (nginx 75 s
@@ -138,7 +138,8 @@ impl UpstreamClient {
     /// [`FailureKind::Timeout`]: blastwall_policy::retry::FailureKind::Timeout
     pub async fn send(
         &self,
-        request: Request<ProxyBody>,
+        mut request: Request<ProxyBody>,
+        added: AddedHeaders,
         expires: Instant,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let Some(authority) = request.uri().authority().cloned() else {
@@ -146,11 +147,12 @@ impl UpstreamClient {
         };
         self.start_reaper();
         if self.shared.http2 {
+            added.append_to(request.headers_mut());
             tokio::time::timeout_at(expires, self.send_http2(&authority, request))
                 .await
                 .unwrap_or_else(|_| Err(UpstreamError::timed_out()))
         } else {
-            self.send_http1(&authority, request, expires).await
+            self.send_http1(&authority, request, &added, expires).await
         }
     }
 
@@ -158,6 +160,7 @@ impl UpstreamClient {
         &self,
         authority: &Authority,
         mut request: Request<ProxyBody>,
+        added: &AddedHeaders,
         expires: Instant,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         for_http1(&mut request, authority);
@@ -173,13 +176,13 @@ impl UpstreamClient {
             ),
         };
         match self
-            .try_http1(authority, connection, request, expires)
+            .try_http1(authority, connection, request, added, expires)
             .await
         {
             Ok(response) => Ok(response),
             // ## A kept connection closed under us, the request unsent => once more, fresh
             Err(h1::Failure::NotSent(Some(request), error)) if reused => {
-                Box::pin(self.resend_http1(authority, *request, error, expires)).await
+                Box::pin(self.resend_http1(authority, *request, added, error, expires)).await
             }
             Err(failure) => Err(UpstreamError::from_http1(failure)),
         }
@@ -189,12 +192,13 @@ impl UpstreamClient {
         &self,
         authority: &Authority,
         request: Request<ProxyBody>,
+        added: &AddedHeaders,
         error: h1::Error,
         expires: Instant,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         tracing::debug!(%authority, %error, "kept connection closed before the request was sent; sending on a new one");
         let connection = self.connect_http1(authority, expires).await?;
-        self.try_http1(authority, connection, request, expires)
+        self.try_http1(authority, connection, request, added, expires)
             .await
             .map_err(UpstreamError::from_http1)
     }
@@ -204,13 +208,14 @@ impl UpstreamClient {
         authority: &Authority,
         connection: Http1,
         request: Request<ProxyBody>,
+        added: &AddedHeaders,
         expires: Instant,
     ) -> Result<Response<UpstreamBody>, h1::Failure> {
         let home = || h1::Home {
             shared: self.shared.clone(),
             authority: authority.clone(),
         };
-        let (response, idle) = h1::send(connection, request, expires, home).await?;
+        let (response, idle) = h1::send(connection, request, added, expires, home).await?;
         if let Some(connection) = idle {
             self.shared
                 .pool

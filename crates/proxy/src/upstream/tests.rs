@@ -52,6 +52,14 @@ async fn body(response: Response<UpstreamBody>) -> Bytes {
 }
 
 /// An expiry no test reaches.
+/// `request` sent with nothing added, to be answered soon.
+async fn fetch(
+    client: &UpstreamClient,
+    request: Request<ProxyBody>,
+) -> Result<Response<UpstreamBody>, UpstreamError> {
+    client.send(request, AddedHeaders::default(), soon()).await
+}
+
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(60)
 }
@@ -169,7 +177,7 @@ async fn requests_in_turn_reuse_one_kept_connection() {
     let upstream = Upstream::start(FOREVER, None).await;
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
     for _ in 0..3 {
-        let response = client.send(get(&upstream.authority), soon()).await.unwrap();
+        let response = fetch(&client, get(&upstream.authority)).await.unwrap();
         assert_eq!(body(response).await, "ok");
     }
     assert_eq!(upstream.accepted(), 1);
@@ -183,7 +191,7 @@ async fn a_kept_connection_the_endpoint_closed_is_replaced() {
     };
     let upstream = Upstream::start(once, None).await;
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
-    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
+    let response = fetch(&client, get(&upstream.authority)).await.unwrap();
     assert_eq!(body(response).await, "ok");
     let pool = &client.shared.pool;
     assert_eq!(pool.open_http1(&upstream.authority), 1);
@@ -195,7 +203,7 @@ async fn a_kept_connection_the_endpoint_closed_is_replaced() {
         "closed, not yet swept"
     );
 
-    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
+    let response = fetch(&client, get(&upstream.authority)).await.unwrap();
     assert_eq!(body(response).await, "ok");
     assert_eq!(upstream.accepted(), 2);
 }
@@ -219,7 +227,7 @@ async fn a_request_handed_back_unsent_is_sent_on_a_new_connection() {
         .pool
         .give_back_http1(&upstream.authority, connection);
 
-    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
+    let response = fetch(&client, get(&upstream.authority)).await.unwrap();
     assert_eq!(body(response).await, "ok");
     assert_eq!(
         upstream.accepted(),
@@ -236,13 +244,10 @@ async fn a_request_that_may_have_been_sent_is_not_sent_again() {
     };
     let upstream = Upstream::start(once, None).await;
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
-    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
+    let response = fetch(&client, get(&upstream.authority)).await.unwrap();
     assert_eq!(body(response).await, "ok");
 
-    let error = client
-        .send(get(&upstream.authority), soon())
-        .await
-        .unwrap_err();
+    let error = fetch(&client, get(&upstream.authority)).await.unwrap_err();
     assert_eq!(error.kind(), FailureKind::Reset, "{error}");
     assert_eq!(upstream.accepted(), 1);
 }
@@ -253,7 +258,7 @@ async fn a_refused_connection_is_a_connect_failure() {
     let authority = listener.local_addr().unwrap().to_string();
     drop(listener);
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
-    let error = client.send(get(&authority), soon()).await.unwrap_err();
+    let error = fetch(&client, get(&authority)).await.unwrap_err();
     assert_eq!(error.kind(), FailureKind::ConnectFailed, "{error}");
 }
 
@@ -276,10 +281,7 @@ async fn a_connect_gives_up_after_the_connect_timeout() {
     let mut config = config(UpstreamProtocol::Http1, 8);
     config.connect_timeout = Duration::from_secs(3);
     let client = UpstreamClient::new(&config);
-    let error = client
-        .send(get(&address.to_string()), soon())
-        .await
-        .unwrap_err();
+    let error = fetch(&client, get(&address.to_string())).await.unwrap_err();
     assert_eq!(error.kind(), FailureKind::ConnectFailed);
     assert!(error.to_string().contains("timed out after 3s"), "{error}");
 }
@@ -301,7 +303,7 @@ async fn an_endpoint_keeps_at_most_its_idle_cap() {
 async fn idle_connections_are_closed_after_the_idle_timeout() {
     let upstream = Upstream::start(FOREVER, None).await;
     let client = UpstreamClient::new(&config(UpstreamProtocol::Http1, 8));
-    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
+    let response = fetch(&client, get(&upstream.authority)).await.unwrap();
     assert_eq!(body(response).await, "ok");
     let pool = &client.shared.pool;
     // The reaper advances idle time a quarter of the idle timeout at a time.
@@ -373,7 +375,7 @@ async fn http2_requests_share_one_connection_and_replace_it_when_it_closes() {
 
     upstream.cut_connections();
     eventually(|| !client.shared.pool.open_http2(&upstream.authority)).await;
-    let response = client.send(get(&upstream.authority), soon()).await.unwrap();
+    let response = fetch(&client, get(&upstream.authority)).await.unwrap();
     assert_eq!(body(response).await, "ok");
     assert_eq!(upstream.accepted.load(Ordering::SeqCst), 2);
 }
@@ -384,7 +386,7 @@ async fn concurrently(client: &UpstreamClient, authority: &str, count: usize) ->
         .map(|_| {
             let (client, request) = (client.clone(), get(authority));
             tokio::spawn(async move {
-                let response = client.send(request, soon()).await.unwrap();
+                let response = fetch(&client, request).await.unwrap();
                 body(response).await
             })
         })

@@ -16,6 +16,9 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most header lines a response head may have.
 pub const MAX_HEADERS: usize = 128;
 
+/// Headers a response usually gains in the proxy.
+const ADDED_ON_THE_WAY_BACK: usize = 4;
+
 /// How the body after a response head is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -154,7 +157,10 @@ fn build(bytes: &Bytes, located: &Located, head_request: bool) -> Result<Head, H
         0 => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let mut headers = HeaderMap::with_capacity(located.headers.len());
+    // NOTE: room for the headers the proxy adds on the way back (`Via`, the request id,
+    // a route's own): growing the map for them rehashes it and reallocates, ~900
+    // instructions, once per request.
+    let mut headers = HeaderMap::with_capacity(located.headers.len() + ADDED_ON_THE_WAY_BACK);
     let mut length: Option<u64> = None;
     let mut chunked: Option<bool> = None;
     let (mut close, mut keep_alive_asked, mut names_others) = (false, false, false);

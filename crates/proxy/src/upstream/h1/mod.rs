@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::Authority;
 use http::{Method, Request, Response};
@@ -41,7 +41,7 @@ use tokio::time::{Instant, Sleep};
 pub use self::chunked::{ChunkedError, Decoded, Decoder};
 pub use self::head::{Framing, Head, HeadError, take_head};
 use super::Shared;
-use crate::forward::{BoxError, ProxyBody};
+use crate::forward::{AddedHeaders, BoxError, ProxyBody};
 
 /// Room kept free in the read buffer before a read, and what is added when there is less.
 const MIN_READ_SPACE: usize = 1024;
@@ -271,6 +271,7 @@ impl Connection {
 pub(super) async fn send(
     mut connection: Box<Connection>,
     request: Request<ProxyBody>,
+    added: &AddedHeaders,
     expires: Instant,
     home: impl FnOnce() -> Home,
 ) -> Result<(Response<Body>, Option<Box<Connection>>), Failure> {
@@ -280,7 +281,7 @@ pub(super) async fn send(
     connection.sent_any = false;
     connection.written = 0;
     connection.write.clear();
-    encode_head(&mut connection.write, &parts, framing);
+    encode_head(&mut connection.write, &parts, added, framing);
     let head_request = parts.method == Method::HEAD;
     let mut body_taken = false;
     let written = connection
@@ -375,8 +376,9 @@ fn request_framing(headers: &HeaderMap, body: &ProxyBody) -> RequestFraming {
     }
 }
 
-/// Writes the request line and headers; the framing headers are this connection's own.
-fn encode_head(out: &mut Vec<u8>, parts: &Parts, framing: RequestFraming) {
+/// Writes the request line and headers, `added` after the map's; the framing headers are
+/// this connection's own.
+fn encode_head(out: &mut Vec<u8>, parts: &Parts, added: &AddedHeaders, framing: RequestFraming) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let target = match parts.uri.path_and_query() {
@@ -390,10 +392,10 @@ fn encode_head(out: &mut Vec<u8>, parts: &Parts, framing: RequestFraming) {
         if *name == header::TRANSFER_ENCODING || (own_length && *name == header::CONTENT_LENGTH) {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        encode_line(out, name, value);
+    }
+    for (name, value) in added.iter() {
+        encode_line(out, name, value);
     }
     match framing {
         RequestFraming::Known(length) => {
@@ -404,6 +406,13 @@ fn encode_head(out: &mut Vec<u8>, parts: &Parts, framing: RequestFraming) {
         RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         RequestFraming::None | RequestFraming::Declared(_) => {}
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn encode_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
@@ -458,10 +467,7 @@ fn encode_end(
         RequestFraming::Chunked => {
             out.extend_from_slice(b"0\r\n");
             for (name, value) in trailers.into_iter().flatten() {
-                out.extend_from_slice(name.as_str().as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(value.as_bytes());
-                out.extend_from_slice(b"\r\n");
+                encode_line(out, name, value);
             }
             out.extend_from_slice(b"\r\n");
             Ok(())

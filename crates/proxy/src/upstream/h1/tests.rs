@@ -304,13 +304,17 @@ fn request(method: Method, headers: &[(&str, &str)], body: ProxyBody) -> Request
 }
 
 fn encoded(request: &Request<ProxyBody>) -> String {
+    encoded_with(request, &AddedHeaders::default())
+}
+
+fn encoded_with(request: &Request<ProxyBody>, added: &AddedHeaders) -> String {
     let framing = request_framing(request.headers(), request.body());
     let mut out = Vec::new();
     let mut head = Request::new(());
     *head.method_mut() = request.method().clone();
     *head.uri_mut() = request.uri().clone();
     *head.headers_mut() = request.headers().clone();
-    encode_head(&mut out, &head.into_parts().0, framing);
+    encode_head(&mut out, &head.into_parts().0, added, framing);
     String::from_utf8(out).unwrap()
 }
 
@@ -367,6 +371,26 @@ fn request_heads_carry_their_framing() {
     assert_eq!(
         encoded(&unknown),
         "POST /p?q=1 HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+}
+
+#[test]
+fn added_lines_follow_the_maps_own() {
+    let get = request(
+        Method::GET,
+        &[("host", "a"), ("via", "1.0 edge")],
+        crate::forward::empty(),
+    );
+    let mut added = AddedHeaders::default();
+    added.push(header::VIA, HeaderValue::from_static("1.1 blastwall"));
+    added.push(
+        HeaderName::from_static("x-forwarded-for"),
+        HeaderValue::from_static("10.0.0.1"),
+    );
+    assert_eq!(
+        encoded_with(&get, &added),
+        "GET /p?q=1 HTTP/1.1\r\nhost: a\r\nvia: 1.0 edge\r\nvia: 1.1 blastwall\r\n\
+         x-forwarded-for: 10.0.0.1\r\n\r\n"
     );
 }
 
@@ -444,6 +468,7 @@ async fn exchange(
     send(
         connect(authority).await,
         request,
+        &AddedHeaders::default(),
         soon(),
         home_for(client, authority),
     )
@@ -596,9 +621,15 @@ async fn a_closed_connection_with_nothing_written_hands_the_request_back() {
     let connection = Connection::new(TcpStream::from_std(stream).unwrap());
     let client = client();
     let get = request(Method::GET, &[], crate::forward::empty());
-    let failure = send(connection, get, soon(), home_for(&client, "127.0.0.1:1"))
-        .await
-        .unwrap_err();
+    let failure = send(
+        connection,
+        get,
+        &AddedHeaders::default(),
+        soon(),
+        home_for(&client, "127.0.0.1:1"),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(failure, Failure::NotSent(Some(_), Error::Write(_))),
         "{failure:?}"
@@ -616,6 +647,7 @@ async fn no_answer_by_the_expiry_is_a_timeout() {
     let failure = send(
         connect(&authority).await,
         get,
+        &AddedHeaders::default(),
         expires,
         home_for(&client, &authority),
     )
