@@ -66,8 +66,12 @@ pub enum HeadError {
 /// Takes the final response head off the front of `buffer`, dropping interim (1xx) heads
 /// before it. `Ok(None)`: it is not whole yet; read more and call again.
 pub fn take_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>, HeadError> {
+    // NOTE: the spans live here and are filled in place: returned inside a `Located` they
+    // were copied (half a kilobyte) on each of the ways out.
+    let mut spans = Spans::new();
     loop {
-        let Some(located) = locate(buffer)? else {
+        spans.clear();
+        let Some(located) = locate(buffer, &mut spans)? else {
             if buffer.len() > MAX_HEAD_BYTES {
                 return Err(HeadError::TooLarge);
             }
@@ -82,28 +86,43 @@ pub fn take_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Hea
                 ));
             }
             100..=199 => continue,
-            _ => return build(&bytes, &located, head_request).map(Some),
+            _ => return build(&bytes, &located, &spans, head_request).map(Some),
         }
     }
 }
 
-/// Where a parsed header's name and value are in the head.
+/// Where a parsed header's name and value are in the head (which is at most
+/// [`MAX_HEAD_BYTES`] long).
 #[derive(Debug, Clone, Copy)]
-struct Indices {
-    name: (usize, usize),
-    value: (usize, usize),
+struct Span {
+    name_at: u32,
+    name_len: u32,
+    value_at: u32,
+    value_len: u32,
 }
 
-/// A whole head found at the front of a buffer.
-#[derive(Debug)]
+impl Span {
+    fn name(self) -> std::ops::Range<usize> {
+        self.name_at as usize..(self.name_at + self.name_len) as usize
+    }
+
+    fn value(self) -> std::ops::Range<usize> {
+        self.value_at as usize..(self.value_at + self.value_len) as usize
+    }
+}
+
+type Spans = SmallVec<[Span; 16]>;
+
+/// The status line of a whole head found at the front of a buffer, and its length.
+#[derive(Debug, Clone, Copy)]
 struct Located {
     len: usize,
     status: u16,
     minor_version: u8,
-    headers: SmallVec<[Indices; 16]>,
 }
 
-fn locate(buffer: &[u8]) -> Result<Option<Located>, HeadError> {
+/// Parses the head at the front of `buffer`, its header lines' places into `spans`.
+fn locate(buffer: &[u8], spans: &mut Spans) -> Result<Option<Located>, HeadError> {
     // NOTE: uninitialised slots, as the request checks do: filling 128 empty headers first
     // would cost more than parsing a small head.
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -134,23 +153,31 @@ fn locate(buffer: &[u8]) -> Result<Option<Located>, HeadError> {
         return Err(HeadError::TooLarge);
     }
     let start = buffer.as_ptr() as usize;
-    let span = |slice: &[u8]| (slice.as_ptr() as usize - start, slice.len());
+    // Within the head, so below MAX_HEAD_BYTES: the casts cannot truncate.
+    let span = |slice: &[u8]| ((slice.as_ptr() as usize - start) as u32, slice.len() as u32);
+    spans.extend(response.headers.iter().map(|header| {
+        let (name_at, name_len) = span(header.name.as_bytes());
+        let (value_at, value_len) = span(header.value);
+        Span {
+            name_at,
+            name_len,
+            value_at,
+            value_len,
+        }
+    }));
     Ok(Some(Located {
         len,
         status: response.code.unwrap_or_default(),
         minor_version: response.version.unwrap_or_default(),
-        headers: response
-            .headers
-            .iter()
-            .map(|header| Indices {
-                name: span(header.name.as_bytes()),
-                value: span(header.value),
-            })
-            .collect(),
     }))
 }
 
-fn build(bytes: &Bytes, located: &Located, head_request: bool) -> Result<Head, HeadError> {
+fn build(
+    bytes: &Bytes,
+    located: &Located,
+    spans: &Spans,
+    head_request: bool,
+) -> Result<Head, HeadError> {
     let status =
         StatusCode::from_u16(located.status).map_err(|_| HeadError::Malformed("invalid status"))?;
     let version = match located.minor_version {
@@ -160,16 +187,14 @@ fn build(bytes: &Bytes, located: &Located, head_request: bool) -> Result<Head, H
     // NOTE: room for the headers the proxy adds on the way back (`Via`, the request id,
     // a route's own): growing the map for them rehashes it and reallocates, ~900
     // instructions, once per request.
-    let mut headers = HeaderMap::with_capacity(located.headers.len() + ADDED_ON_THE_WAY_BACK);
+    let mut headers = HeaderMap::with_capacity(spans.len() + ADDED_ON_THE_WAY_BACK);
     let mut length: Option<u64> = None;
     let mut chunked: Option<bool> = None;
     let (mut close, mut keep_alive_asked, mut names_others) = (false, false, false);
-    for indices in &located.headers {
-        let (at, len) = indices.name;
-        let name = HeaderName::from_bytes(&bytes[at..at + len])
+    for &span in spans {
+        let name = HeaderName::from_bytes(&bytes[span.name()])
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
-        let (at, len) = indices.value;
-        let value = &bytes[at..at + len];
+        let value = &bytes[span.value()];
         if name == header::CONTENT_LENGTH {
             let this =
                 content_length(value).ok_or(HeadError::Malformed("invalid Content-Length"))?;
@@ -205,7 +230,7 @@ fn build(bytes: &Bytes, located: &Located, head_request: bool) -> Result<Head, H
             }
             Some(_) => continue,
         }
-        let value = HeaderValue::from_maybe_shared(bytes.slice(at..at + len))
+        let value = HeaderValue::from_maybe_shared(bytes.slice(span.value()))
             .map_err(|_| HeadError::Malformed("invalid header value"))?;
         headers.append(name, value);
     }
