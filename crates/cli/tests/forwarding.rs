@@ -62,6 +62,14 @@ async fn a_request_reaches_the_upstream_rewritten_with_forwarding_headers() {
     assert_eq!(header("x-forwarded-proto"), Some("http"));
     assert_eq!(header("via"), Some("1.1 blastwall"));
     assert_eq!(header("x-added"), Some("yes"));
+    assert_eq!(
+        received
+            .iter()
+            .filter(|(key, _)| key == "x-blastwall-timeout-ms")
+            .count(),
+        1,
+        "the deadline header, once, where the route edits headers"
+    );
     assert_eq!(header("x-secret"), None, "removed by the route");
     assert_eq!(header("x-drop"), None, "named by Connection, so hop-by-hop");
     assert_eq!(

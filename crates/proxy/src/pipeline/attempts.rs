@@ -282,10 +282,12 @@ impl<'c> AttemptSet<'c, '_> {
         let http2 = cluster.config().protocol == UpstreamProtocol::Http2;
         let mut parts = self.parts.clone();
         // NOTE: a cloned header map has no spare room (its entries are allocated to its
-        // length), and forwarding adds about five headers. The attempt takes the request's
-        // own map instead, which has room (hyper parses each request into a map kept from an
-        // earlier message), and the request keeps the exact copy, which is only read from
-        // here on. The reservation covers a map that did not have the room.
+        // length), and forwarding may add headers to it (a trace context; the forwarding
+        // headers when they replace a client's, or when the route edits headers). The
+        // attempt takes the request's own map instead, which has room (hyper parses each
+        // request into a map kept from an earlier message), and the request keeps the exact
+        // copy, which is only read from here on. The reservation covers a map that did not
+        // have the room.
         std::mem::swap(&mut parts.headers, &mut self.parts.headers);
         parts.headers.reserve(8);
         let Some((mut request, mut added)) = forward::upstream_request(

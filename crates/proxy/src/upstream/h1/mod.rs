@@ -179,6 +179,9 @@ impl Connection {
         }
         self.write.clear();
         self.written = 0;
+        // A large body frame (a kept request body comes as one) is copied in whole; its
+        // room is not kept with the pooled connection.
+        self.write.shrink_to(WRITE_HIGH_WATER);
         Poll::Ready(Ok(()))
     }
 

@@ -586,6 +586,34 @@ async fn a_streamed_request_body_goes_chunked_with_its_trailers() {
 }
 
 #[tokio::test]
+async fn a_large_body_frame_leaves_no_large_buffer_with_the_kept_connection() {
+    const BODY: usize = 1 << 20;
+    let (authority, _server) = raw_server(|seen| {
+        let head_end = seen.windows(4).position(|window| window == b"\r\n\r\n")? + 4;
+        (seen.len() - head_end == BODY).then(|| {
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                false,
+            )
+        })
+    })
+    .await;
+    let client = client();
+    let whole = Full::new(Bytes::from(vec![b'x'; BODY]))
+        .map_err(|never| match never {})
+        .boxed();
+    let post = request(Method::POST, &[], whole);
+    let (response, idle) = exchange(&client, &authority, post).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let idle = idle.expect("the connection is free again");
+    assert!(
+        idle.write.capacity() <= WRITE_HIGH_WATER,
+        "{} bytes kept",
+        idle.write.capacity()
+    );
+}
+
+#[tokio::test]
 async fn an_answer_before_the_body_is_taken_is_the_answer() {
     // The endpoint refuses the body after the head and closes without reading it: writing
     // the rest fails, and the 413 it sent is what the request gets.
