@@ -10,6 +10,7 @@ pub mod admin;
 pub mod admission;
 pub mod balance;
 pub mod cluster;
+pub mod codec;
 pub mod config;
 pub mod fallback;
 pub mod forward;

@@ -40,8 +40,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 pub use self::error::UpstreamError;
-pub use self::h1::{ChunkedError, Decoded, Decoder, Framing, Head, HeadError, take_head};
+pub use self::h1::{Framing, Head, HeadError, take_head};
 use self::pool::{Http1, Http2, Http2Checkout, Pool};
+pub use crate::codec::{ChunkedError, Decoded, Decoder};
 use crate::config::{ClusterConfig, UpstreamProtocol};
 use crate::forward::{AddedHeaders, BoxError, ProxyBody};
 

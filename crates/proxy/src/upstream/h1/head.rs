@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 use smallvec::SmallVec;
 
-use crate::forward;
+use crate::{codec, forward};
 
 /// The largest response head taken, in bytes (hyper's client takes about 400 KiB; nginx
 /// 4–8 KiB by default). Big enough for any sane set of cookies.
@@ -196,8 +196,8 @@ fn build(
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
         let value = &bytes[span.value()];
         if name == header::CONTENT_LENGTH {
-            let this =
-                content_length(value).ok_or(HeadError::Malformed("invalid Content-Length"))?;
+            let this = codec::content_length(value)
+                .ok_or(HeadError::Malformed("invalid Content-Length"))?;
             if length.is_some_and(|earlier| earlier != this) {
                 return Err(HeadError::Malformed("conflicting Content-Length values"));
             }
@@ -260,23 +260,4 @@ fn build(
         framing,
         keep_alive,
     })
-}
-
-/// A Content-Length value: decimal digits, or a list of the same repeated (RFC 9110
-/// §8.6 lets a recipient take `42, 42` as 42).
-fn content_length(value: &[u8]) -> Option<u64> {
-    let mut length: Option<u64> = None;
-    for item in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
-        if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let this = item
-            .iter()
-            .fold(0u64, |total, digit| total * 10 + u64::from(digit - b'0'));
-        if length.is_some_and(|earlier| earlier != this) {
-            return None;
-        }
-        length = Some(this);
-    }
-    length
 }

@@ -17,7 +17,6 @@
 //! and waiting for `100 Continue` (the body follows the head at once, which RFC 9110
 //! §10.1.1 allows).
 
-mod chunked;
 mod head;
 #[cfg(test)]
 mod tests;
@@ -29,7 +28,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::request::Parts;
 use http::uri::Authority;
 use http::{Method, Request, Response};
@@ -38,9 +37,11 @@ use tokio::io::{AsyncWrite, Interest};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-pub use self::chunked::{ChunkedError, Decoded, Decoder};
 pub use self::head::{Framing, Head, HeadError, take_head};
 use super::Shared;
+use crate::codec::{
+    ChunkedError, Decoded, Decoder, Delimit, LengthMismatch, encode_end, encode_frame, encode_line,
+};
 use crate::forward::{AddedHeaders, BoxError, ProxyBody};
 
 /// Room kept free in the read buffer before a read, and what is added when there is less.
@@ -86,8 +87,8 @@ pub enum Error {
     Chunked(#[from] ChunkedError),
     #[error("the request body failed: {0}")]
     RequestBody(#[source] BoxError),
-    #[error("the request body does not match its Content-Length of {0} bytes")]
-    LengthMismatch(u64),
+    #[error("the request {0}")]
+    LengthMismatch(#[from] LengthMismatch),
     #[error("no answer within the attempt's timeout")]
     TimedOut,
 }
@@ -126,6 +127,18 @@ enum RequestFraming {
     Known(u64),
     /// Chunked.
     Chunked,
+}
+
+impl RequestFraming {
+    fn delimit(self) -> Delimit {
+        match self {
+            RequestFraming::None => Delimit::None,
+            RequestFraming::Declared(length) | RequestFraming::Known(length) => {
+                Delimit::Length(length)
+            }
+            RequestFraming::Chunked => Delimit::Chunked,
+        }
+    }
 }
 
 impl Connection {
@@ -225,9 +238,10 @@ impl Connection {
         framing: RequestFraming,
         body_taken: &mut bool,
     ) -> Result<(), Error> {
-        let mut ended = framing == RequestFraming::None;
-        let mut left = match framing {
-            RequestFraming::Declared(length) | RequestFraming::Known(length) => length,
+        let delimit = framing.delimit();
+        let mut ended = delimit == Delimit::None;
+        let mut left = match delimit {
+            Delimit::Length(length) => length,
             _ => 0,
         };
         poll_fn(|cx| {
@@ -236,7 +250,7 @@ impl Connection {
                     match Pin::new(&mut *body).poll_frame(cx) {
                         Poll::Ready(Some(Ok(frame))) => {
                             *body_taken = true;
-                            ended = encode_frame(&mut self.write, frame, framing, &mut left)?;
+                            ended = encode_frame(&mut self.write, frame, delimit, &mut left, true)?;
                         }
                         Poll::Ready(Some(Err(error))) => {
                             *body_taken = true;
@@ -245,7 +259,7 @@ impl Connection {
                         Poll::Ready(None) => {
                             *body_taken = true;
                             ended = true;
-                            encode_end(&mut self.write, framing, left, None)?;
+                            encode_end(&mut self.write, delimit, left, None)?;
                         }
                         Poll::Pending => break,
                     }
@@ -412,94 +426,9 @@ fn encode_head(out: &mut Vec<u8>, parts: &Parts, added: &AddedHeaders, framing: 
     out.extend_from_slice(b"\r\n");
 }
 
-fn encode_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends a body frame as `framing` delimits it; `left` counts down a stated length.
-/// `Ok(true)` when the frame ended the body (trailers come last).
-fn encode_frame(
-    out: &mut Vec<u8>,
-    frame: Frame<Bytes>,
-    framing: RequestFraming,
-    left: &mut u64,
-) -> Result<bool, Error> {
-    match frame.into_data() {
-        Ok(data) => {
-            if data.is_empty() {
-                return Ok(false);
-            }
-            match framing {
-                RequestFraming::Chunked => {
-                    write_hex(out, data.len());
-                    out.extend_from_slice(b"\r\n");
-                    out.extend_from_slice(&data);
-                    out.extend_from_slice(b"\r\n");
-                }
-                RequestFraming::Declared(length) | RequestFraming::Known(length) => {
-                    *left = left
-                        .checked_sub(data.len() as u64)
-                        .ok_or(Error::LengthMismatch(length))?;
-                    out.extend_from_slice(&data);
-                }
-                RequestFraming::None => {}
-            }
-            Ok(false)
-        }
-        // Only the chunked coding carries trailers; a length-delimited body drops them, as
-        // hyper does.
-        Err(frame) => match frame.into_trailers() {
-            Ok(trailers) => encode_end(out, framing, *left, Some(&trailers)).map(|()| true),
-            Err(_) => Ok(false),
-        },
-    }
-}
-
-/// Appends the end of the body: the last chunk (and trailers), or nothing once the stated
-/// length is complete.
-fn encode_end(
-    out: &mut Vec<u8>,
-    framing: RequestFraming,
-    left: u64,
-    trailers: Option<&HeaderMap>,
-) -> Result<(), Error> {
-    match framing {
-        RequestFraming::Chunked => {
-            out.extend_from_slice(b"0\r\n");
-            for (name, value) in trailers.into_iter().flatten() {
-                encode_line(out, name, value);
-            }
-            out.extend_from_slice(b"\r\n");
-            Ok(())
-        }
-        RequestFraming::Declared(length) | RequestFraming::Known(length) if left > 0 => {
-            Err(Error::LengthMismatch(length))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// An instant no request waits for: about 30 years ahead, which `Instant` always holds.
 pub(super) fn far_future() -> Instant {
     Instant::now() + std::time::Duration::from_secs(86400 * 365 * 30)
-}
-
-fn write_hex(out: &mut Vec<u8>, mut value: usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = DIGITS[value & 0xf];
-        value >>= 4;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// A response body from an HTTP/1.1 endpoint.

@@ -14,6 +14,7 @@ use super::head::MAX_HEAD_BYTES;
 use super::*;
 use crate::config::{BalanceConfig, ClusterConfig, UpstreamProtocol};
 use crate::upstream::UpstreamClient;
+use http::header::HeaderName;
 
 fn parse(bytes: &[u8]) -> Result<Option<Head>, HeadError> {
     take_head(&mut BytesMut::from(bytes), false)

@@ -1,0 +1,141 @@
+//! HTTP/1.1 on the wire, as both ends of the proxy speak it: the listener's server
+//! ([`crate::listener`]) and the client to endpoints ([`crate::upstream`]).
+//!
+//! Sans-IO: [`Decoder`] takes the chunked coding apart from a read buffer, and
+//! [`Delimit`] with [`encode_frame`] / [`encode_end`] write a body's frames as its head
+//! announced them (a length, chunked, or until the connection closes). Each side owns its
+//! socket and its buffers; only the byte formats live here.
+
+mod chunked;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::body::Frame;
+
+pub use self::chunked::{ChunkedError, Decoded, Decoder};
+
+/// How a body is delimited on the wire, as its head announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delimit {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// The chunked coding.
+    Chunked,
+    /// Everything until the connection closes (an answer to an HTTP/1.0 client).
+    UntilClose,
+}
+
+/// A body that did not match the length its head announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the body does not match its Content-Length of {0} bytes")]
+pub struct LengthMismatch(pub u64);
+
+/// Appends one header line.
+pub fn encode_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a body frame as `delimit` says; `left` counts down an announced length.
+/// `Ok(true)` when the frame ended the body (trailers come last). Trailers go out only in
+/// the chunked coding and when `trailers` allows; otherwise they are dropped, as hyper does.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    frame: Frame<Bytes>,
+    delimit: Delimit,
+    left: &mut u64,
+    trailers: bool,
+) -> Result<bool, LengthMismatch> {
+    match frame.into_data() {
+        Ok(data) => {
+            if data.is_empty() {
+                return Ok(false);
+            }
+            match delimit {
+                Delimit::Chunked => {
+                    write_hex(out, data.len());
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(&data);
+                    out.extend_from_slice(b"\r\n");
+                }
+                Delimit::Length(length) => {
+                    *left = left
+                        .checked_sub(data.len() as u64)
+                        .ok_or(LengthMismatch(length))?;
+                    out.extend_from_slice(&data);
+                }
+                Delimit::UntilClose => out.extend_from_slice(&data),
+                Delimit::None => {}
+            }
+            Ok(false)
+        }
+        Err(frame) => match frame.into_trailers() {
+            Ok(fields) => {
+                let fields = trailers.then_some(&fields);
+                encode_end(out, delimit, *left, fields).map(|()| true)
+            }
+            Err(_) => Ok(false),
+        },
+    }
+}
+
+/// Appends the end of a body: the last chunk (and trailers), or nothing once an announced
+/// length is complete.
+pub fn encode_end(
+    out: &mut Vec<u8>,
+    delimit: Delimit,
+    left: u64,
+    trailers: Option<&HeaderMap>,
+) -> Result<(), LengthMismatch> {
+    match delimit {
+        Delimit::Chunked => {
+            out.extend_from_slice(b"0\r\n");
+            for (name, value) in trailers.into_iter().flatten() {
+                encode_line(out, name, value);
+            }
+            out.extend_from_slice(b"\r\n");
+            Ok(())
+        }
+        Delimit::Length(length) if left > 0 => Err(LengthMismatch(length)),
+        _ => Ok(()),
+    }
+}
+
+/// Appends a chunk size.
+fn write_hex(out: &mut Vec<u8>, mut value: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = DIGITS[value & 0xf];
+        value >>= 4;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// A Content-Length value: decimal digits, or a list of the same repeated (RFC 9110
+/// §8.6 lets a recipient take `42, 42` as 42).
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    let mut length: Option<u64> = None;
+    for item in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+        if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let this = item
+            .iter()
+            .fold(0u64, |total, digit| total * 10 + u64::from(digit - b'0'));
+        if length.is_some_and(|earlier| earlier != this) {
+            return None;
+        }
+        length = Some(this);
+    }
+    length
+}
