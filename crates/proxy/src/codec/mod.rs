@@ -11,6 +11,7 @@ mod chunked;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::body::Frame;
+use smallvec::SmallVec;
 
 pub use self::chunked::{ChunkedError, Decoded, Decoder};
 
@@ -25,6 +26,45 @@ pub enum Delimit {
     Chunked,
     /// Everything until the connection closes (an answer to an HTTP/1.0 client).
     UntilClose,
+}
+
+/// Where a parsed header's name and value are in its head, so that the head can be frozen
+/// into `Bytes` and each value taken as a slice of it, without a copy.
+// NOTE: offsets, not the parser's slices: those borrow the buffer that is split off and
+// frozen afterwards. 32 bits, as every head the proxy takes is far below 4 GiB.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    name_at: u32,
+    name_len: u32,
+    value_at: u32,
+    value_len: u32,
+}
+
+/// The header places of one head; most heads fit inline.
+pub type Spans = SmallVec<[Span; 16]>;
+
+impl Span {
+    /// The place in `head` (which the parser was given) of `header` (which it returned).
+    pub fn of(head: &[u8], header: &httparse::Header<'_>) -> Self {
+        let start = head.as_ptr() as usize;
+        let at = |slice: &[u8]| (slice.as_ptr() as usize - start) as u32;
+        Self {
+            name_at: at(header.name.as_bytes()),
+            name_len: header.name.len() as u32,
+            value_at: at(header.value),
+            value_len: header.value.len() as u32,
+        }
+    }
+
+    /// The name's range in the head.
+    pub fn name(self) -> std::ops::Range<usize> {
+        self.name_at as usize..(self.name_at + self.name_len) as usize
+    }
+
+    /// The value's range in the head.
+    pub fn value(self) -> std::ops::Range<usize> {
+        self.value_at as usize..(self.value_at + self.value_len) as usize
+    }
 }
 
 /// A body that did not match the length its head announced.

@@ -1,16 +1,15 @@
 //! Request checks: what a request must be before the proxy forwards it.
 //!
-//! Two layers, because hyper hides part of what arrived. [`check_head`] reads the raw bytes
-//! of an HTTP/1 request head, as [`super::guard`] sees them on the socket, and refuses what
+//! Two layers. [`check_head`] / [`locate_head`] read the raw bytes of an HTTP/1 request head
+//! as the listener's server ([`super::h1`]) reads them off the socket, and refuse what
 //! RFC 9112 calls ambiguous framing — the ground of request smuggling: both `Content-Length`
-//! and `Transfer-Encoding` (hyper silently drops one), conflicting or malformed lengths, a
-//! transfer coding whose last step is not `chunked`, `Transfer-Encoding` in HTTP/1.0, header
-//! lines folded (obs-fold) or with white space before the colon, and heads over the size or
-//! header-count limits. It also says how the body is framed, so the guard knows where the
-//! next head starts. [`check_parts`] runs on every request hyper hands over, HTTP/1 and
-//! HTTP/2 alike: Host must be single, well formed and agree with an absolute-form target
-//! or `:authority`, the head must fit the limits, and a declared body must fit
-//! `max_request_body`.
+//! and `Transfer-Encoding`, conflicting or malformed lengths, a transfer coding whose last
+//! step is not `chunked`, `Transfer-Encoding` in HTTP/1.0, header lines folded (obs-fold) or
+//! with white space before the colon, and heads over the size or header-count limits. They
+//! also say how the body is framed, so the server knows where the next head starts.
+//! [`check_parts`] runs on every request, HTTP/1 and HTTP/2 (from hyper) alike: Host must be
+//! single, well formed and agree with an absolute-form target or `:authority`, the head must
+//! fit the limits, and a declared body must fit `max_request_body`.
 //!
 //! Both are pure functions of their input, so they are unit tested here and fuzzed in
 //! `fuzz/`.
@@ -21,6 +20,7 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Version};
 
+use crate::codec::{Span, Spans};
 use crate::forward::ProxyError;
 
 /// Up to this many header lines are parsed into a stack array (the default limit is 100);
@@ -68,9 +68,9 @@ impl Rejection {
 pub enum Framing {
     /// Exactly this many bytes (0: no body).
     Length(u64),
-    /// Chunked: the end is found by decoding, which only hyper does.
+    /// Chunked: the end is found by decoding.
     Chunked,
-    /// What follows may not be HTTP at all (an upgrade or CONNECT).
+    /// What follows may not be HTTP at all (CONNECT).
     Opaque,
 }
 
@@ -90,15 +90,37 @@ pub enum Head {
 
 /// Checks the bytes that start an HTTP/1 request head (possibly with more after it).
 pub fn check_head(bytes: &[u8], limits: &HeadLimits) -> Result<Head, Rejection> {
+    locate_head(bytes, limits, &mut HeadPlaces::default())
+}
+
+/// Where the parts of a whole request head are in its bytes, to build the request from.
+#[derive(Debug, Default)]
+pub struct HeadPlaces {
+    /// The method's range.
+    pub method: std::ops::Range<usize>,
+    /// The request target's range.
+    pub target: std::ops::Range<usize>,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// Each header line's name and value.
+    pub headers: Spans,
+}
+
+/// [`check_head`], noting in `places` where the parts of a whole head are.
+pub fn locate_head(
+    bytes: &[u8],
+    limits: &HeadLimits,
+    places: &mut HeadPlaces,
+) -> Result<Head, Rejection> {
     // NOTE: uninitialised slots: this runs for every head, and filling 100 empty headers
     // first would cost more than parsing a small head.
     if limits.max_headers <= STACK_HEADERS {
         let mut headers = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-        parse_head(bytes, limits, &mut headers[..limits.max_headers])
+        parse_head(bytes, limits, &mut headers[..limits.max_headers], places)
     } else {
         let mut headers = Vec::with_capacity(limits.max_headers);
         headers.resize_with(limits.max_headers, MaybeUninit::uninit);
-        parse_head(bytes, limits, &mut headers)
+        parse_head(bytes, limits, &mut headers, places)
     }
 }
 
@@ -106,6 +128,7 @@ fn parse_head<'b>(
     bytes: &'b [u8],
     limits: &HeadLimits,
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
+    places: &mut HeadPlaces,
 ) -> Result<Head, Rejection> {
     let mut request = httparse::Request::new(&mut []);
     match request.parse_with_uninit_headers(bytes, headers) {
@@ -120,6 +143,16 @@ fn parse_head<'b>(
                 return Err(head_too_large(limits));
             }
             let framing = framing(&request)?;
+            let start = bytes.as_ptr() as usize;
+            let range = |text: &str| {
+                let at = text.as_ptr() as usize - start;
+                at..at + text.len()
+            };
+            places.method = request.method.map(range).unwrap_or_default();
+            places.target = request.path.map(range).unwrap_or_default();
+            places.minor_version = request.version.unwrap_or(1);
+            places.headers.clear();
+            (places.headers).extend(request.headers.iter().map(|header| Span::of(bytes, header)));
             Ok(Head::Complete { len, framing })
         }
         Err(httparse::Error::TooManyHeaders) => Err(Rejection::too_large(format!(
@@ -133,7 +166,8 @@ fn parse_head<'b>(
     }
 }
 
-fn head_too_large(limits: &HeadLimits) -> Rejection {
+/// The refusal of a head over `max_header_bytes`.
+pub(super) fn head_too_large(limits: &HeadLimits) -> Rejection {
     Rejection::too_large(format!(
         "request head larger than {} bytes",
         limits.max_header_bytes
@@ -158,7 +192,6 @@ fn framing(request: &httparse::Request<'_, '_>) -> Result<Framing, Rejection> {
     let mut length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut chunked_last = false;
-    let mut upgrade = false;
     for header in request.headers.iter() {
         if header.name.eq_ignore_ascii_case("content-length") {
             let value = content_length(header.value)
@@ -187,8 +220,6 @@ fn framing(request: &httparse::Request<'_, '_>) -> Result<Framing, Rejection> {
             if !transfer_encoding {
                 return Err(Rejection::bad("empty Transfer-Encoding"));
             }
-        } else if header.name.eq_ignore_ascii_case("upgrade") {
-            upgrade = true;
         }
     }
     if transfer_encoding && length.is_some() {
@@ -201,7 +232,9 @@ fn framing(request: &httparse::Request<'_, '_>) -> Result<Framing, Rejection> {
             "Transfer-Encoding whose final coding is not chunked",
         ));
     }
-    if upgrade || request.method == Some("CONNECT") {
+    // NOTE: an Upgrade header changes nothing: the proxy forwards none and never switches
+    // protocols, so the connection stays HTTP/1.1 and the body is framed as usual.
+    if request.method == Some("CONNECT") {
         return Ok(Framing::Opaque);
     }
     Ok(if transfer_encoding {

@@ -2,22 +2,25 @@
 //!
 //! The connection task owns everything about the connection: its place under
 //! `max_connections` (a semaphore permit held to the end), the TLS handshake (bounded by
-//! `header_read_timeout`, failing only this connection), the head [`Guarded`] I/O, hyper's
-//! HTTP/1.1 or HTTP/2 server, and the timers hyper does not have: closing a connection idle
-//! for `idle_timeout`, and a graceful HTTP/2 GOAWAY after `max_requests_per_connection`
-//! streams or when the proxy drains.
+//! `header_read_timeout`, failing only this connection), and the protocol: HTTP/1.1 by the
+//! listener's own server ([`h1`], which also hands back a connection that opens with the
+//! HTTP/2 preface), HTTP/2 by hyper's, with the timers hyper does not have: closing a
+//! connection idle for `idle_timeout`, and a graceful GOAWAY after
+//! `max_requests_per_connection` streams or when the proxy drains.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use http::header::{self, HeaderValue};
-use http::{Request, Response, Version};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -25,13 +28,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 
 use super::StopSignal;
-use super::checks::{self, HeadLimits, Rejection};
-use super::guard::{Guarded, Start};
+use super::checks;
+use super::h1::{self, Ended};
 use super::limits::{LimitedBody, TrackedBody};
 use super::side_wake::SideWake;
 use super::tracker::{Ticket, Tracker};
 use crate::config::ListenerLimits;
-use crate::forward::{self, Downstream, ProxyError};
+use crate::forward::{self, Downstream, ProxyBody, ProxyError};
 use crate::pipeline;
 use crate::reload::{Runtime, Snapshot};
 
@@ -42,9 +45,11 @@ pub(super) struct ListenerShared {
     /// Carries the last snapshot this listener belonged to once a reload removes it.
     pub(super) retired: StopSignal,
     pub(super) limits: ListenerLimits,
-    pub(super) head_limits: HeadLimits,
     pub(super) tls: Option<TlsAcceptor>,
-    pub(super) builder: auto::Builder<TokioExecutor>,
+    /// What the HTTP/1.1 server holds each connection to.
+    pub(super) http1: h1::Settings,
+    /// hyper's HTTP/2 server, as this listener sets it up.
+    pub(super) http2: http2::Builder<TokioExecutor>,
 }
 
 /// What keeps a connection counted: its place under `max_connections` and in the drain.
@@ -64,7 +69,7 @@ pub(super) async fn serve(
     let _ = stream.set_nodelay(true);
     let Some(acceptor) = &shared.tls else {
         let downstream = Downstream { peer, tls: false };
-        return drive(shared.clone(), stream, Start::Sniff, downstream, holds).await;
+        return serve_http1(&shared, stream, downstream, holds).await;
     };
     let timeout = shared.limits.header_read_timeout;
     let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
@@ -78,18 +83,75 @@ pub(super) async fn serve(
             return;
         }
     };
-    let start = match stream.get_ref().1.alpn_protocol() {
-        Some(b"h2") => Start::Http2,
-        _ => Start::Sniff,
-    };
     let downstream = Downstream { peer, tls: true };
-    drive(shared.clone(), stream, start, downstream, holds).await;
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let stream = Prefixed::new(stream, Bytes::new());
+        return serve_http2(shared.clone(), stream, downstream, holds).await;
+    }
+    serve_http1(&shared, stream, downstream, holds).await;
 }
 
-async fn drive<S>(
+/// Serves HTTP/1.1, or HTTP/2 if the client opens with its preface.
+async fn serve_http1<S>(
+    shared: &Arc<ListenerShared>,
+    stream: S,
+    downstream: Downstream,
+    holds: Holds,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Holds {
+        permit,
+        watcher,
+        mut stop,
+    } = holds;
+    let shared_ref: &ListenerShared = shared;
+    let ended = h1::serve(stream, &shared.http1, stopped(&mut stop), |parts, body| {
+        respond(shared_ref, downstream, parts, body)
+    })
+    .await;
+    let holds = Holds {
+        permit,
+        watcher,
+        stop,
+    };
+    match ended {
+        Ended::Closed => {}
+        Ended::Http2(stream, read) => {
+            let stream = Prefixed::new(stream, read);
+            serve_http2(shared.clone(), stream, downstream, holds).await;
+        }
+    }
+}
+
+/// Routes and forwards one HTTP/1.1 request (already checked by the server).
+async fn respond(
+    shared: &ListenerShared,
+    downstream: Downstream,
+    parts: Parts,
+    body: h1::RequestBody,
+) -> Response<ProxyBody> {
+    let _in_flight = shared.runtime.traffic().request();
+    match route(shared, &parts) {
+        // NOTE: pinned where it is made and awaited through the pin: awaited by value, the
+        // pipeline's future (kilobytes) is copied once more first.
+        Ok((snapshot, route_index)) => {
+            pin!(pipeline::serve(
+                downstream,
+                snapshot,
+                route_index,
+                (parts, body)
+            ))
+            .await
+        }
+        Err(no_route) => forward::error_response(ProxyError::NoRoute, no_route),
+    }
+}
+
+/// Serves HTTP/2 with hyper's server.
+async fn serve_http2<S>(
     shared: Arc<ListenerShared>,
     stream: S,
-    start: Start,
     downstream: Downstream,
     holds: Holds,
 ) where
@@ -101,37 +163,18 @@ async fn drive<S>(
         mut stop,
     } = holds;
     let tracker = Arc::new(Tracker::new());
-    let io = Guarded::new(
-        stream,
-        tracker.clone(),
-        shared.head_limits,
-        shared.limits.header_read_timeout,
-        start,
-    );
     let service = {
         let (shared, tracker) = (shared.clone(), tracker.clone());
         service_fn(move |request: Request<Incoming>| {
-            // NOTE: counted here, when hyper calls the service, not when the future first
-            // runs: the guard numbers refused heads by this count.
             let number = tracker.begin();
             let ticket = Arc::new(Ticket::new(tracker.clone(), number));
-            let refused = tracker.take_rejection(number);
-            handle(
-                shared.clone(),
-                tracker.clone(),
-                ticket,
-                refused,
-                downstream,
-                request,
-            )
+            handle(shared.clone(), tracker.clone(), ticket, downstream, request)
         })
     };
-    let connection = shared.builder.serve_connection(TokioIo::new(io), service);
+    let connection = shared.http2.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let idle_timeout = shared.limits.idle_timeout;
     let mut shutting_down = false;
-    // A stop that came before the first request began, waiting for it (see below).
-    let mut stop_pending = false;
     // NOTE: one timer for the connection's life, re-armed only when it fires: never
     // earlier than the real idle deadline (idle since some time after it was armed, plus
     // the timeout), and requests do not touch it.
@@ -159,9 +202,7 @@ async fn drive<S>(
             let mut side_cx = Context::from_waker(&side_waker);
             while changed.as_mut().poll(&mut side_cx).is_ready() {
                 changed.set(tracker.changed());
-                if tracker.shutdown_requested() || (stop_pending && tracker.started() > 0) {
-                    shutting_down = true;
-                }
+                shutting_down |= tracker.shutdown_requested();
             }
             while !shutting_down && idle_check.as_mut().poll(&mut side_cx).is_ready() {
                 let now = tokio::time::Instant::now();
@@ -174,23 +215,11 @@ async fn drive<S>(
                     None => idle_check.as_mut().reset(now + idle_timeout),
                 }
             }
-            if !shutting_down && !stop_pending && stopping.as_mut().poll(&mut side_cx).is_ready() {
-                // NOTE: until its first request begins, hyper's connection is still choosing
-                // HTTP/1 or HTTP/2 (the guard withholds a first head until it is whole), and a
-                // graceful shutdown then would cancel it, leaving a request half sent and
-                // unanswered. So once the client has sent anything, the stop waits for that
-                // request, which is then served with `Connection: close`; the guard's
-                // header_read_timeout bounds the wait. A connection that sent nothing closes.
-                if tracker.started() > 0 || !tracker.bytes_received() || tracker.wake_on_begin() {
-                    shutting_down = true;
-                } else {
-                    stop_pending = true;
-                }
-            }
+            shutting_down |= stopping.as_mut().poll(&mut side_cx).is_ready();
             if !shutting_down {
                 return Poll::Pending;
             }
-            // Shutting down: hyper has to hear it, and then be polled again.
+            // Shutting down: hyper has to hear it (a GOAWAY), and then be polled again.
             connection.as_mut().graceful_shutdown();
         }
     })
@@ -207,41 +236,31 @@ pub(super) async fn stopped(stop: &mut StopSignal) {
     let _ = stop.wait_for(Option::is_some).await;
 }
 
-/// Checks, routes and forwards one request, and answers what the limits say.
+/// Checks, routes and forwards one HTTP/2 request, and answers what the limits say.
 async fn handle(
     shared: Arc<ListenerShared>,
     tracker: Arc<Tracker>,
     ticket: Arc<Ticket>,
-    refused: Option<Rejection>,
     downstream: Downstream,
     request: Request<Incoming>,
 ) -> Result<Response<TrackedBody>, Infallible> {
     let _in_flight = shared.runtime.traffic().request();
-    let http2 = request.version() == Version::HTTP_2;
     let last = shared
         .limits
         .max_requests_per_connection
         .is_some_and(|max| ticket.number >= u64::from(max.get()));
     let (parts, body) = request.into_parts();
-    let checked = match refused {
-        Some(rejection) => Err(rejection),
-        None => checks::check_parts(&parts, &shared.head_limits),
-    };
-    let mut close = last;
-    let response = match checked {
+    let response = match checks::check_parts(&parts, &shared.http1.head_limits) {
         Err(rejection) => {
             tracing::debug!(listener = %shared.name, peer = %downstream.peer, error = rejection.error.as_str(), reason = %rejection.reason, "request refused");
-            // The body was not read, so the connection cannot carry another request.
-            close = true;
             forward::error_response(rejection.error, &rejection.reason)
         }
         Ok(()) => {
             let body = LimitedBody::new(body, shared.limits.max_request_body, ticket.clone());
             let response = match route(&shared, &parts) {
                 Ok((snapshot, route_index)) => {
-                    // NOTE: pinned where it is made and awaited through the pin: awaited by
-                    // value, the pipeline's future (kilobytes) is copied once more first.
-                    std::pin::pin!(pipeline::serve(
+                    // NOTE: pinned where it is made and awaited through the pin, as above.
+                    pin!(pipeline::serve(
                         downstream,
                         snapshot,
                         route_index,
@@ -252,7 +271,6 @@ async fn handle(
                 Err(no_route) => forward::error_response(ProxyError::NoRoute, no_route),
             };
             if ticket.body_overflowed() {
-                close = true;
                 forward::error_response(
                     ProxyError::RequestBodyTooLarge,
                     &format!(
@@ -265,18 +283,10 @@ async fn handle(
             }
         }
     };
-    let (mut parts, body) = response.into_parts();
-    if close {
-        if http2 {
-            if last {
-                tracker.request_shutdown();
-            }
-        } else {
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
+    if last {
+        tracker.request_shutdown();
     }
+    let (parts, body) = response.into_parts();
     // NOTE: not boxed again: hyper takes the wrapper as it is, one allocation less.
     let body = TrackedBody::new(body, ticket);
     Ok(Response::from_parts(parts, body))
@@ -297,4 +307,71 @@ fn route(
         .route(&snapshot.config, listener, parts)
         .ok_or("no route matches this request")?;
     Ok((snapshot, route_index))
+}
+
+/// A stream whose first bytes were already read (while looking for the HTTP/2 preface):
+/// they are read again first.
+// NOTE: hyper-util has the same (`Rewind`), but keeps it private.
+#[derive(Debug)]
+struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    fn new(inner: S, prefix: Bytes) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }

@@ -6,20 +6,20 @@
 //!
 //! - `max_connections`: a permit is taken *before* accepting, so connections past the limit
 //!   wait in the kernel backlog rather than being accepted and starved;
-//! - the request head ([`guard`], [`checks`]): size, header count and the RFC 9112 framing
+//! - the request head ([`h1`], [`checks`]): size, header count and the RFC 9112 framing
 //!   rules that defeat request smuggling, with a deadline (`header_read_timeout`) against
 //!   slow clients; Host must be single and agree with the target;
 //! - the request body ([`limits`]): `max_request_body`, at once from `Content-Length` or
 //!   mid-stream for chunked and HTTP/2 bodies;
-//! - the connection ([`connection`]): `idle_timeout`, `max_requests_per_connection`, and a
-//!   graceful drain on shutdown.
+//! - the connection ([`h1`] for HTTP/1.1, [`connection`] for HTTP/2): `idle_timeout`,
+//!   `max_requests_per_connection`, and a graceful drain on shutdown.
 //!
 //! Every refusal is a response the proxy makes itself (`x-blastwall-error` and one line of
 //! reason) and touches only the connection it belongs to.
 
 pub mod checks;
 mod connection;
-mod guard;
+pub mod h1;
 mod limits;
 mod side_wake;
 pub mod tls;
@@ -28,8 +28,8 @@ mod tracker;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -142,12 +142,17 @@ impl BoundListener {
             runtime,
             name: config.name.clone(),
             retired: stop.clone(),
-            head_limits: HeadLimits {
-                max_header_bytes: limits.max_header_bytes,
-                max_headers: limits.max_headers,
-                max_request_body: limits.max_request_body,
+            http1: h1::Settings {
+                head_limits: HeadLimits {
+                    max_header_bytes: limits.max_header_bytes,
+                    max_headers: limits.max_headers,
+                    max_request_body: limits.max_request_body,
+                },
+                header_read_timeout: limits.header_read_timeout,
+                idle_timeout: limits.idle_timeout,
+                max_requests: limits.max_requests_per_connection,
             },
-            builder: connection_builder(&config),
+            http2: http2_builder(&config),
             limits,
             tls,
         });
@@ -224,30 +229,14 @@ fn load_tls(
     }
 }
 
-/// hyper's settings for one listener. hyper's own head size limits sit at twice the
-/// listener's: the guard and the checks refuse first with a proper answer, and hyper bounds
-/// memory for what they do not see (heads after a chunked body, HTTP/2 header blocks).
-/// hyper's header count limit is the listener's own, which the guard enforces first on every
-/// head it sees. hyper's header timeout is off: the guard times heads without cutting idle
-/// keep-alive connections.
-fn connection_builder(config: &ListenerConfig) -> auto::Builder<TokioExecutor> {
+/// hyper's HTTP/2 settings for one listener. Its header list limit sits at twice the
+/// listener's head size: the checks refuse first with a proper answer, and hyper bounds
+/// memory for what they do not see.
+fn http2_builder(config: &ListenerConfig) -> http2::Builder<TokioExecutor> {
     let limits = &config.limits;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        // NOTE: not doubled like the sizes: hyper parses into an inline array of 100
-        // header slots when its limit allows no more, and into two heap arrays allocated and
-        // freed per request otherwise (~1k instructions). At the default limit of 100 that
-        // keeps every request's parse off the heap.
-        .max_headers(limits.max_headers)
-        .max_buf_size(limits.max_header_bytes.saturating_mul(2).max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(
-            u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
-        );
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new()).max_header_list_size(
+        u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+    );
     builder
 }

@@ -1,11 +1,10 @@
-//! What one connection's parts tell each other: the I/O guard, the service and the task that
-//! drives the connection share a [`Tracker`].
+//! What one HTTP/2 connection's parts tell each other: the service and the task that drives
+//! the connection share a [`Tracker`].
 //!
 //! The service counts requests in and out with a [`Ticket`] (held by the request body and
 //! the response body, so a request is in flight until both are done); the driver reads that
-//! when its timer fires to close connections idle for too long and to stop HTTP/2 connections after their
-//! request quota; the guard reads it to time request heads only while nothing is in flight,
-//! and leaves here the rejection of a head it refused, for the service to answer in turn.
+//! when its timer fires to close connections idle for too long, and hears from it when a
+//! connection reached its request quota.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,20 +13,13 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::checks::Rejection;
-
 /// State one connection shares between its I/O, its service and its driver.
 #[derive(Debug)]
 pub(super) struct Tracker {
     started: AtomicU64,
     in_flight: AtomicUsize,
     idle_since: Mutex<Instant>,
-    rejection: Mutex<Option<(u64, Rejection)>>,
     shutdown: AtomicBool,
-    /// Whether the client has sent any byte yet.
-    received: AtomicBool,
-    /// Whether the driver waits for a request to begin (a stop came before the first one).
-    wake_on_begin: AtomicBool,
     changed: Notify,
 }
 
@@ -37,17 +29,9 @@ impl Tracker {
             started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
-            rejection: Mutex::new(None),
             shutdown: AtomicBool::new(false),
-            received: AtomicBool::new(false),
-            wake_on_begin: AtomicBool::new(false),
             changed: Notify::new(),
         }
-    }
-
-    /// Requests begun so far on this connection.
-    pub(super) fn started(&self) -> u64 {
-        self.started.load(Ordering::Acquire)
     }
 
     /// Requests in flight now.
@@ -58,20 +42,7 @@ impl Tracker {
     /// Counts a request in; returns its 1-based number on the connection.
     pub(super) fn begin(&self) -> u64 {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let number = self.started.fetch_add(1, Ordering::SeqCst) + 1;
-        // NOTE: SeqCst here and in `wake_on_begin` so that of a stop and a first request
-        // racing, at least one side sees the other and the driver is never left waiting.
-        if self.wake_on_begin.load(Ordering::SeqCst) {
-            self.changed.notify_one();
-        }
-        number
-    }
-
-    /// Asks to be woken (through [`Tracker::changed`]) when the next request begins; returns
-    /// whether one already has, in which case no wake will come for it.
-    pub(super) fn wake_on_begin(&self) -> bool {
-        self.wake_on_begin.store(true, Ordering::SeqCst);
-        self.started.load(Ordering::SeqCst) > 0
+        self.started.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     fn end(&self) {
@@ -95,39 +66,6 @@ impl Tracker {
         Some(since + timeout)
     }
 
-    /// Leaves the rejection of the head that will be request number `request`.
-    pub(super) fn reject(&self, request: u64, rejection: Rejection) {
-        *self
-            .rejection
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = Some((request, rejection));
-    }
-
-    /// The rejection left for request number `request`, if any.
-    pub(super) fn take_rejection(&self, request: u64) -> Option<Rejection> {
-        let mut slot = self
-            .rejection
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        match slot.take() {
-            Some((number, rejection)) if number == request => Some(rejection),
-            other => {
-                *slot = other;
-                None
-            }
-        }
-    }
-
-    /// Notes that the client has sent bytes (the first head may still be incomplete).
-    pub(super) fn note_bytes_received(&self) {
-        self.received.store(true, Ordering::Release);
-    }
-
-    /// Whether the client has sent anything on the connection.
-    pub(super) fn bytes_received(&self) -> bool {
-        self.received.load(Ordering::Acquire)
-    }
-
     /// Asks the driver to shut the connection down gracefully.
     pub(super) fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
@@ -139,8 +77,7 @@ impl Tracker {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// Resolves after a shutdown is asked for, after a request begins once
-    /// [`Tracker::wake_on_begin`] was called, or spuriously. Requests otherwise do not wake
+    /// Resolves after a shutdown is asked for, or spuriously. Requests otherwise do not wake
     /// it: the driver's idle timer reads the counts when it fires.
     pub(super) async fn changed(&self) {
         self.changed.notified().await;
@@ -187,21 +124,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-
-    #[test]
-    fn a_rejection_is_taken_only_by_the_request_it_belongs_to() {
-        let tracker = Tracker::new();
-        tracker.reject(
-            2,
-            Rejection {
-                error: crate::forward::ProxyError::BadRequest,
-                reason: "x".into(),
-            },
-        );
-        assert!(tracker.take_rejection(1).is_none());
-        assert!(tracker.take_rejection(2).is_some());
-        assert!(tracker.take_rejection(2).is_none());
-    }
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_is_idle_only_when_every_ticket_is_gone() {

@@ -37,6 +37,14 @@ fn a_plain_head_is_complete_with_its_framing() {
     assert!(matches!(
         head(upgrade),
         Ok(Head::Complete {
+            framing: Framing::Length(0),
+            ..
+        })
+    ));
+    let connect = "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n";
+    assert!(matches!(
+        head(connect),
+        Ok(Head::Complete {
             framing: Framing::Opaque,
             ..
         })

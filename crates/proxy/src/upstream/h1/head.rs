@@ -6,9 +6,9 @@ use std::mem::MaybeUninit;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
-use smallvec::SmallVec;
 
-use crate::{codec, forward};
+use crate::codec::{self, Span, Spans};
+use crate::forward;
 
 /// The largest response head taken, in bytes (hyper's client takes about 400 KiB; nginx
 /// 4–8 KiB by default). Big enough for any sane set of cookies.
@@ -91,28 +91,6 @@ pub fn take_head(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Hea
     }
 }
 
-/// Where a parsed header's name and value are in the head (which is at most
-/// [`MAX_HEAD_BYTES`] long).
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    name_at: u32,
-    name_len: u32,
-    value_at: u32,
-    value_len: u32,
-}
-
-impl Span {
-    fn name(self) -> std::ops::Range<usize> {
-        self.name_at as usize..(self.name_at + self.name_len) as usize
-    }
-
-    fn value(self) -> std::ops::Range<usize> {
-        self.value_at as usize..(self.value_at + self.value_len) as usize
-    }
-}
-
-type Spans = SmallVec<[Span; 16]>;
-
 /// The status line of a whole head found at the front of a buffer, and its length.
 #[derive(Debug, Clone, Copy)]
 struct Located {
@@ -152,19 +130,12 @@ fn locate(buffer: &[u8], spans: &mut Spans) -> Result<Option<Located>, HeadError
     if len > MAX_HEAD_BYTES {
         return Err(HeadError::TooLarge);
     }
-    let start = buffer.as_ptr() as usize;
-    // Within the head, so below MAX_HEAD_BYTES: the casts cannot truncate.
-    let span = |slice: &[u8]| ((slice.as_ptr() as usize - start) as u32, slice.len() as u32);
-    spans.extend(response.headers.iter().map(|header| {
-        let (name_at, name_len) = span(header.name.as_bytes());
-        let (value_at, value_len) = span(header.value);
-        Span {
-            name_at,
-            name_len,
-            value_at,
-            value_len,
-        }
-    }));
+    spans.extend(
+        response
+            .headers
+            .iter()
+            .map(|header| Span::of(buffer, header)),
+    );
     Ok(Some(Located {
         len,
         status: response.code.unwrap_or_default(),

@@ -1,0 +1,711 @@
+//! HTTP/1.1 to clients, spoken here rather than through hyper's server.
+//!
+//! Why by hand: behind hyper's server the proxy needed a guard of its own that parsed
+//! every head before hyper parsed it again (hyper takes `Content-Length` with
+//! `Transfer-Encoding`, answers its parse errors with a bare status and times idle
+//! connections as slow heads), a boxed future per request, and a dispatcher between the
+//! socket and the request: about 9,000 instructions per request, a third of the proxy's CPU.
+//! Here one task per connection reads a head, checks and frames it once
+//! ([`take_head`]), runs the request's future in place, and writes the answer; a body that
+//! came with its head is handed over whole, and an answer read whole from the endpoint goes
+//! out with its head in one write.
+//!
+//! What it speaks: RFC 9112 requests (pipelined ones are answered in order), bodies framed
+//! by `Content-Length` or chunked with trailers, `Expect: 100-continue`, keep-alive for
+//! HTTP/1.1 and for HTTP/1.0 clients that ask; answers framed by their length, chunked, or
+//! until close for HTTP/1.0. A connection that opens with the HTTP/2 preface is handed back
+//! to the listener, bytes read included, for hyper's HTTP/2 server.
+//!
+//! The listener's limits live here: head size and count (431), framing (400), a head not
+//! whole within `header_read_timeout` of its first byte or of accept (408, or a silent close
+//! when nothing came), `idle_timeout` between requests, `max_requests_per_connection`, and a
+//! request body past `max_request_body` (413). A stop closes an idle connection at once and
+//! lets a request already begun finish with `Connection: close`.
+
+mod body;
+mod request;
+#[cfg(test)]
+mod tests;
+
+use std::future::{Future, poll_fn};
+use std::io::{self, Write as _};
+use std::num::NonZeroU32;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::header;
+use http::request::Parts;
+use http::{Method, Response, StatusCode, Version};
+use hyper::body::{Body as _, Frame};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+
+pub use self::body::{BodyError, RequestBody};
+use self::body::{Channel, Demand};
+pub use self::request::{RequestHead, take_head};
+use super::checks::{self, Framing, HeadLimits, Rejection};
+use super::side_wake::SideWake;
+use crate::codec::{self, Decoded, Decoder, Delimit, encode_end, encode_frame, encode_line};
+use crate::forward::{self, ProxyBody, ProxyError};
+
+/// The HTTP/2 client connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Room kept free in the read buffer before a read, and what is added when there is less.
+const MIN_READ_SPACE: usize = 1024;
+const READ_CHUNK: usize = 8 * 1024;
+/// Answer bytes gathered before they are written.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// What a connection is held to.
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub(super) head_limits: HeadLimits,
+    pub(super) header_read_timeout: Duration,
+    pub(super) idle_timeout: Duration,
+    pub(super) max_requests: Option<NonZeroU32>,
+}
+
+/// How a connection's HTTP/1.1 ended.
+#[derive(Debug)]
+pub(super) enum Ended<S> {
+    /// It is closed.
+    Closed,
+    /// It opened with the HTTP/2 preface: the stream, and the bytes already read from it.
+    Http2(S, Bytes),
+}
+
+/// What waiting for a head gave.
+#[derive(Debug)]
+// NOTE: returned once per request and matched at once, never stored: boxing the head would
+// cost an allocation per request to save a move.
+#[allow(clippy::large_enum_variant)]
+enum Awaited {
+    Head(RequestHead),
+    Refused(Rejection),
+    Close,
+    Http2,
+}
+
+/// A streaming request body's progress, as the connection sees it.
+#[derive(Debug)]
+enum Feed {
+    /// Whole: nothing more to read for it.
+    Done,
+    /// Still coming through `channel`.
+    Streaming {
+        channel: Arc<Channel>,
+        remaining: Remaining,
+        received: u64,
+        expect_continue: bool,
+    },
+    /// Its reader dropped it before its end.
+    Abandoned,
+    /// The client broke it off, or sent more than `max_request_body`.
+    Failed { too_large: bool },
+}
+
+#[derive(Debug)]
+enum Remaining {
+    Length(u64),
+    Chunked(Decoder),
+}
+
+/// An answer being written.
+struct Writing {
+    body: ProxyBody,
+    delimit: Delimit,
+    left: u64,
+    trailers: bool,
+    ended: bool,
+}
+
+/// One client connection's HTTP/1.1 state: its socket, buffers and timer.
+struct Connection<'a, S> {
+    io: S,
+    settings: &'a Settings,
+    read: BytesMut,
+    write: Vec<u8>,
+    written: usize,
+    /// Bounds the wait for a head, or for the next request on an idle connection.
+    // NOTE: one timer for the connection's life. It is moved earlier only for a head that
+    // does not come whole in one read; otherwise it fires at its old instant and is then
+    // moved to the real deadline, so requests do not touch it.
+    timer: Pin<Box<Sleep>>,
+    timer_at: Instant,
+    timer_elapsed: bool,
+    /// When the head being awaited began (accept, for the first).
+    head_started: Option<Instant>,
+    idle_since: Instant,
+    /// How much of the read buffer was already looked at for the end of a head.
+    looked_at: usize,
+    /// No request yet: the HTTP/2 preface may still come.
+    fresh: bool,
+    /// Told to stop: the connection closes after the request it has begun, if any.
+    stopping: bool,
+    requests: u32,
+    // NOTE: the stop signal and the timer are polled with their own waker, and only after
+    // it fired (see `side_wake`): the task wakes several times per request, and they almost
+    // never have anything to say.
+    side: Arc<SideWake>,
+    side_waker: Waker,
+    task_waker: Option<Waker>,
+    stop: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+}
+
+/// Serves HTTP/1.1 on `io` until the connection closes, answering each request with
+/// `respond`. `stop` resolves when the listener stops.
+pub(super) async fn serve<'a, S, R, F>(
+    io: S,
+    settings: &'a Settings,
+    stop: impl Future<Output = ()> + Send + 'a,
+    mut respond: R,
+) -> Ended<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: FnMut(Parts, RequestBody) -> F,
+    F: Future<Output = Response<ProxyBody>>,
+{
+    let now = Instant::now();
+    let side = Arc::new(SideWake::new());
+    let mut connection = Connection {
+        io,
+        settings,
+        read: BytesMut::new(),
+        write: Vec::new(),
+        written: 0,
+        timer: Box::pin(tokio::time::sleep_until(now + settings.header_read_timeout)),
+        timer_at: now + settings.header_read_timeout,
+        timer_elapsed: false,
+        head_started: Some(now),
+        idle_since: now,
+        looked_at: 0,
+        fresh: true,
+        stopping: false,
+        requests: 0,
+        side_waker: Waker::from(side.clone()),
+        side,
+        task_waker: None,
+        stop: Box::pin(stop),
+    };
+    loop {
+        let head = match poll_fn(|cx| connection.poll_head(cx)).await {
+            Awaited::Head(head) => head,
+            Awaited::Refused(rejection) => {
+                connection.refuse(&rejection).await;
+                return Ended::Closed;
+            }
+            Awaited::Close => {
+                connection.close().await;
+                return Ended::Closed;
+            }
+            Awaited::Http2 => return Ended::Http2(connection.io, connection.read.freeze()),
+        };
+        connection.requests = connection.requests.saturating_add(1);
+        if let Err(rejection) = checks::check_parts(&head.parts, &settings.head_limits) {
+            connection.refuse(&rejection).await;
+            return Ended::Closed;
+        }
+        if !connection.exchange(head, &mut respond).await {
+            connection.close().await;
+            return Ended::Closed;
+        }
+        connection.idle_since = Instant::now();
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
+    /// Reads what the socket has into the read buffer; `Ok(0)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read.capacity() - self.read.len() < MIN_READ_SPACE {
+            self.read.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read)
+    }
+
+    /// Writes out the write buffer.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.write.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.write[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.write.clear();
+        self.written = 0;
+        // A large answer frame is copied in whole; its room is not kept while idle.
+        self.write.shrink_to(WRITE_HIGH_WATER);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Polls the side signals if they may have fired: whether the stop came, whether the
+    /// timer ran out.
+    fn poll_side(&mut self, cx: &Context<'_>) -> (bool, bool) {
+        self.side.register(&mut self.task_waker, cx.waker());
+        if !self.side.take_fired() {
+            return (false, false);
+        }
+        let mut side_cx = Context::from_waker(&self.side_waker);
+        let stopped = !self.stopping && self.stop.as_mut().poll(&mut side_cx).is_ready();
+        if stopped {
+            self.stopping = true;
+        }
+        let elapsed = !self.timer_elapsed && self.timer.as_mut().poll(&mut side_cx).is_ready();
+        if elapsed {
+            self.timer_elapsed = true;
+        }
+        (stopped, elapsed)
+    }
+
+    /// When the wait for the next head runs out.
+    fn head_deadline(&self) -> Instant {
+        match self.head_started {
+            Some(started) => started + self.settings.header_read_timeout,
+            None => self.idle_since + self.settings.idle_timeout,
+        }
+    }
+
+    /// Reads until a request head is whole, the client leaves, a timer runs out or the
+    /// listener stops.
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Awaited> {
+        loop {
+            if !self.read.is_empty() {
+                let preface = self.fresh && self.read[0] == b'P';
+                if preface && self.read.starts_with(PREFACE) {
+                    return Poll::Ready(Awaited::Http2);
+                }
+                // NOTE: a head can only end on a line feed, so a trickling client costs one
+                // parse per line, not one per read.
+                let new_line = self.read[self.looked_at..].contains(&b'\n');
+                self.looked_at = self.read.len();
+                let limits = &self.settings.head_limits;
+                if self.read.len() > limits.max_header_bytes && !new_line {
+                    return Poll::Ready(Awaited::Refused(checks::head_too_large(limits)));
+                }
+                if new_line && !(preface && PREFACE.starts_with(&self.read)) {
+                    match take_head(&mut self.read, limits) {
+                        Ok(Some(head)) => {
+                            self.fresh = false;
+                            self.head_started = None;
+                            self.looked_at = 0;
+                            return Poll::Ready(Awaited::Head(head));
+                        }
+                        Ok(None) => {}
+                        Err(rejection) => return Poll::Ready(Awaited::Refused(rejection)),
+                    }
+                }
+            }
+            match self.poll_fill(cx) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Awaited::Close),
+                Poll::Ready(Ok(_)) => continue,
+                Poll::Pending => {}
+            }
+            // Waiting: for a head that has begun, or for the next request.
+            if !self.read.is_empty() && self.head_started.is_none() {
+                self.head_started = Some(Instant::now());
+            }
+            if self.stopping && self.read.is_empty() {
+                return Poll::Ready(Awaited::Close);
+            }
+            let deadline = self.head_deadline();
+            if self.timer_elapsed || self.timer_at > deadline {
+                self.timer.as_mut().reset(deadline);
+                self.timer_at = deadline;
+                self.timer_elapsed = false;
+                // Polled once with the side waker, so that it wakes the task when it fires.
+                let mut side_cx = Context::from_waker(&self.side_waker);
+                if self.timer.as_mut().poll(&mut side_cx).is_ready() {
+                    self.timer_elapsed = true;
+                }
+            }
+            let (stopped, _) = self.poll_side(cx);
+            if stopped && self.read.is_empty() {
+                // Idle, or nothing sent yet: nothing to finish.
+                return Poll::Ready(Awaited::Close);
+            }
+            if !self.timer_elapsed {
+                return Poll::Pending;
+            }
+            if Instant::now() < deadline {
+                // Fired at an older, earlier instant: moved to the real deadline above on
+                // the next turn.
+                continue;
+            }
+            if self.read.is_empty() {
+                // Nothing of a request arrived: close without an answer.
+                return Poll::Ready(Awaited::Close);
+            }
+            return Poll::Ready(Awaited::Refused(Rejection {
+                error: ProxyError::HeaderReadTimeout,
+                reason: format!(
+                    "request head not complete within {:?}",
+                    self.settings.header_read_timeout
+                ),
+            }));
+        }
+    }
+
+    /// Answers one request; true when the connection may carry another.
+    async fn exchange<R, F>(&mut self, head: RequestHead, respond: &mut R) -> bool
+    where
+        R: FnMut(Parts, RequestBody) -> F,
+        F: Future<Output = Response<ProxyBody>>,
+    {
+        let RequestHead {
+            parts,
+            framing,
+            keep_alive,
+            expect_continue,
+            takes_trailers,
+        } = head;
+        let head_request = parts.method == Method::HEAD;
+        let version = parts.version;
+        let buffered = self.read.len() as u64;
+        let (body, mut feed) = match framing {
+            Framing::Length(0) | Framing::Opaque => (RequestBody::empty(), Feed::Done),
+            Framing::Length(length) if buffered >= length => {
+                let bytes = self.read.split_to(length as usize).freeze();
+                (RequestBody::full(bytes), Feed::Done)
+            }
+            Framing::Length(length) => {
+                let channel = Arc::new(Channel::default());
+                let body = RequestBody::streaming(channel.clone(), Some(length));
+                let feed = Feed::Streaming {
+                    channel,
+                    remaining: Remaining::Length(length),
+                    received: 0,
+                    expect_continue,
+                };
+                (body, feed)
+            }
+            Framing::Chunked => {
+                let channel = Arc::new(Channel::default());
+                let body = RequestBody::streaming(channel.clone(), None);
+                let feed = Feed::Streaming {
+                    channel,
+                    remaining: Remaining::Chunked(Decoder::new()),
+                    received: 0,
+                    expect_continue,
+                };
+                (body, feed)
+            }
+        };
+        let last = self
+            .settings
+            .max_requests
+            .is_some_and(|max| self.requests >= max.get());
+        let mut close = !keep_alive || last || self.stopping || framing == Framing::Opaque;
+        let mut answer = pin!(respond(parts, body));
+        let mut writing: Option<Writing> = None;
+        let outcome = poll_fn(|cx| {
+            loop {
+                let mut progress = false;
+                let (stopped, _) = self.poll_side(cx);
+                close |= stopped;
+                if writing.is_none()
+                    && let Poll::Ready(response) = answer.as_mut().poll(cx)
+                {
+                    let response = match feed {
+                        Feed::Failed { too_large: true } => forward::error_response(
+                            ProxyError::RequestBodyTooLarge,
+                            &format!(
+                                "request body over the limit of {} bytes",
+                                self.settings.head_limits.max_request_body
+                            ),
+                        ),
+                        _ => response,
+                    };
+                    // A body not yet whole when the answer starts may never be: the
+                    // connection cannot promise to carry another request.
+                    close |= !matches!(feed, Feed::Done);
+                    writing = Some(self.start_answer(
+                        response,
+                        head_request,
+                        version,
+                        takes_trailers,
+                        &mut close,
+                    ));
+                    progress = true;
+                }
+                if let Some(answer) = &mut writing {
+                    match self.poll_answer(cx, answer) {
+                        Poll::Ready(Ok(())) => return Poll::Ready(true),
+                        Poll::Ready(Err(error)) => {
+                            tracing::debug!(%error, "writing the answer failed");
+                            return Poll::Ready(false);
+                        }
+                        Poll::Pending => {}
+                    }
+                }
+                if let Poll::Ready(()) = self.poll_feed(cx, &mut feed, writing.is_none()) {
+                    progress = true;
+                }
+                if !progress {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await;
+        outcome && !close && matches!(feed, Feed::Done)
+    }
+
+    /// Writes `response`'s head into the write buffer, and says how its body follows.
+    fn start_answer(
+        &mut self,
+        response: Response<ProxyBody>,
+        head_request: bool,
+        version: Version,
+        takes_trailers: bool,
+        close: &mut bool,
+    ) -> Writing {
+        let (parts, body) = response.into_parts();
+        let status = parts.status;
+        let no_body = status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let stated = if no_body {
+            None
+        } else {
+            let mut values = parts.headers.get_all(header::CONTENT_LENGTH).iter();
+            match (values.next(), values.next()) {
+                (Some(value), None) => codec::content_length(value.as_bytes()),
+                _ => None,
+            }
+        };
+        // The framing headers are this connection's own, as are `Connection` and its
+        // options; a stated length is kept when it is valid.
+        let (delimit, own_length) = if no_body {
+            (Delimit::None, None)
+        } else if head_request {
+            // The length a GET would have, when the answer has it and does not say it.
+            let known = body.size_hint().exact().filter(|&length| length > 0);
+            (Delimit::None, known.filter(|_| stated.is_none()))
+        } else if let Some(length) = stated {
+            (Delimit::Length(length), None)
+        } else if let Some(length) = body.size_hint().exact() {
+            (Delimit::Length(length), Some(length))
+        } else if version == Version::HTTP_11 {
+            (Delimit::Chunked, None)
+        } else {
+            *close = true;
+            (Delimit::UntilClose, None)
+        };
+        let out = &mut self.write;
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let keep_stated = head_request || stated.is_some();
+        let mut dated = false;
+        for (name, value) in &parts.headers {
+            if *name == header::CONNECTION
+                || *name == header::TRANSFER_ENCODING
+                || name.as_str() == "keep-alive"
+                || (*name == header::CONTENT_LENGTH && (!keep_stated || no_body))
+            {
+                continue;
+            }
+            dated |= *name == header::DATE;
+            encode_line(out, name, value);
+        }
+        match (delimit, own_length) {
+            (_, Some(length)) => {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            (Delimit::Chunked, _) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            _ => {}
+        }
+        if !dated {
+            // Writing into a Vec cannot fail.
+            let _ = write!(
+                out,
+                "date: {}\r\n",
+                httpdate::HttpDate::from(SystemTime::now())
+            );
+        }
+        if *close {
+            out.extend_from_slice(b"connection: close\r\n");
+        } else if version == Version::HTTP_10 {
+            out.extend_from_slice(b"connection: keep-alive\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        let left = match delimit {
+            Delimit::Length(length) => length,
+            _ => 0,
+        };
+        Writing {
+            body,
+            delimit,
+            left,
+            trailers: takes_trailers,
+            ended: matches!(delimit, Delimit::None | Delimit::Length(0)),
+        }
+    }
+
+    /// Writes the answer's body after its head, gathering what the body has ready into one
+    /// write.
+    fn poll_answer(
+        &mut self,
+        cx: &mut Context<'_>,
+        answer: &mut Writing,
+    ) -> Poll<Result<(), forward::BoxError>> {
+        loop {
+            while !answer.ended && self.write.len() < WRITE_HIGH_WATER {
+                match Pin::new(&mut answer.body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        answer.ended = encode_frame(
+                            &mut self.write,
+                            frame,
+                            answer.delimit,
+                            &mut answer.left,
+                            answer.trailers,
+                        )?;
+                    }
+                    Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+                    Poll::Ready(None) => {
+                        answer.ended = true;
+                        encode_end(&mut self.write, answer.delimit, answer.left, None)?;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if self.write.is_empty() {
+                return if answer.ended {
+                    Poll::Ready(Ok(()))
+                } else {
+                    Poll::Pending
+                };
+            }
+            ready!(self.poll_flush(cx))?;
+        }
+    }
+
+    /// Reads the next piece of a streaming request body when its reader wants one. Ready
+    /// when something changed.
+    fn poll_feed(&mut self, cx: &mut Context<'_>, feed: &mut Feed, may_continue: bool) -> Poll<()> {
+        let Feed::Streaming {
+            channel,
+            remaining,
+            received,
+            expect_continue,
+        } = feed
+        else {
+            return Poll::Pending;
+        };
+        match channel.demand(cx.waker()) {
+            Demand::Waiting => return Poll::Pending,
+            Demand::Abandoned => {
+                *feed = Feed::Abandoned;
+                return Poll::Ready(());
+            }
+            Demand::More => {}
+        }
+        if *expect_continue && self.read.is_empty() && may_continue && channel.asked() {
+            // The client waits to be told to send the body (RFC 9110 §10.1.1).
+            self.write.extend_from_slice(CONTINUE);
+            *expect_continue = false;
+        }
+        if !self.write.is_empty() && may_continue {
+            match self.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => {
+                    channel.end(Err(BodyError::Client(error.to_string())));
+                    *feed = Feed::Failed { too_large: false };
+                    return Poll::Ready(());
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let limit = self.settings.head_limits.max_request_body;
+        loop {
+            let step = match remaining {
+                Remaining::Length(left) => {
+                    if self.read.is_empty() {
+                        None
+                    } else {
+                        let take = usize::try_from(*left)
+                            .unwrap_or(usize::MAX)
+                            .min(self.read.len());
+                        *left -= take as u64;
+                        let data = self.read.split_to(take).freeze();
+                        Some(Ok((Frame::data(data), *left == 0)))
+                    }
+                }
+                Remaining::Chunked(decoder) => match decoder.decode(&mut self.read) {
+                    Ok(Decoded::Data(data)) => Some(Ok((Frame::data(data), false))),
+                    Ok(Decoded::Trailers(trailers)) => Some(Ok((Frame::trailers(trailers), true))),
+                    Ok(Decoded::End) => {
+                        channel.end(Ok(()));
+                        *feed = Feed::Done;
+                        return Poll::Ready(());
+                    }
+                    Ok(Decoded::NeedMore) => None,
+                    Err(error) => Some(Err(BodyError::Client(error.to_string()))),
+                },
+            };
+            match step {
+                Some(Ok((frame, last))) => {
+                    if let Some(data) = frame.data_ref() {
+                        *received += data.len() as u64;
+                    }
+                    if *received > limit {
+                        channel.end(Err(BodyError::TooLarge(limit)));
+                        *feed = Feed::Failed { too_large: true };
+                    } else {
+                        channel.send(frame, last);
+                        if last {
+                            *feed = Feed::Done;
+                        }
+                    }
+                    return Poll::Ready(());
+                }
+                Some(Err(error)) => {
+                    channel.end(Err(error));
+                    *feed = Feed::Failed { too_large: false };
+                    return Poll::Ready(());
+                }
+                None => {}
+            }
+            let error = match ready!(self.poll_fill(cx)) {
+                Ok(0) => "the client closed the connection before the body ended".to_owned(),
+                Ok(_) => continue,
+                Err(error) => error.to_string(),
+            };
+            channel.end(Err(BodyError::Client(error)));
+            *feed = Feed::Failed { too_large: false };
+            return Poll::Ready(());
+        }
+    }
+
+    /// Answers a refused head (or one not whole in time), then closes.
+    async fn refuse(&mut self, rejection: &Rejection) {
+        tracing::debug!(error = rejection.error.as_str(), reason = %rejection.reason, "request refused");
+        let response = forward::error_response(rejection.error, &rejection.reason);
+        let mut close = true;
+        let mut answer = self.start_answer(response, false, Version::HTTP_11, false, &mut close);
+        let limit = self.settings.header_read_timeout;
+        let written = poll_fn(|cx| self.poll_answer(cx, &mut answer));
+        // A client that does not read its answer does not keep the connection.
+        if tokio::time::timeout(limit, written).await.is_ok() {
+            self.close().await;
+        }
+    }
+
+    /// Writes what is pending and closes the sending side, within `header_read_timeout`
+    /// for a client that does not read.
+    async fn close(&mut self) {
+        let limit = self.settings.header_read_timeout;
+        let closed = poll_fn(|cx| {
+            ready!(self.poll_flush(cx))?;
+            Pin::new(&mut self.io).poll_shutdown(cx)
+        });
+        let _ = tokio::time::timeout(limit, closed).await;
+    }
+}
