@@ -366,7 +366,11 @@ pub(crate) fn downstream_response(
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     let via = via_entry(parts.version);
-    remove_hop_by_hop(&mut parts.headers);
+    // NOTE: an HTTP/1.1 head arrives without them (`upstream::h1` leaves them out as it
+    // builds the map), which saves a walk over every response's headers.
+    if !matches!(body, UpstreamBody::Http1(_)) {
+        remove_hop_by_hop(&mut parts.headers);
+    }
     parts.headers.append(header::VIA, via);
     apply(&route.response_headers, &mut parts.headers);
     let body = HoldingEndpoint {

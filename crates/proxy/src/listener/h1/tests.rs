@@ -441,3 +441,48 @@ proptest! {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_read_by_another_task_streams_through_whole() {
+    // As an HTTP/2 upstream reads it: from its connection's own task, on any thread.
+    let settings = Settings {
+        head_limits: HeadLimits {
+            max_request_body: 1 << 20,
+            ..settings().head_limits
+        },
+        ..settings()
+    };
+    let (server_side, mut client) = tokio::io::duplex(4096);
+    let server = serve(
+        server_side,
+        &settings,
+        std::future::pending(),
+        |parts, body| {
+            let reader =
+                tokio::spawn(async move { body.collect().await.map(|body| body.to_bytes()) });
+            async move {
+                let data = reader.await.expect("joined").expect("whole");
+                let _ = parts;
+                Response::new(full(format!("{}", data.len())))
+            }
+        },
+    );
+    let body = vec![b'x'; 300_000];
+    let client = async {
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        client.write_all(head.as_bytes()).await.expect("written");
+        for piece in body.chunks(7000) {
+            client.write_all(piece).await.expect("written");
+        }
+        client.shutdown().await.expect("shut down");
+        let mut output = Vec::new();
+        client.read_to_end(&mut output).await.expect("read");
+        String::from_utf8_lossy(&output).into_owned()
+    };
+    let (_, output) = tokio::join!(server, client);
+    assert!(output.starts_with("HTTP/1.1 200"), "{output}");
+    assert!(output.ends_with("\r\n\r\n300000"), "{output}");
+}

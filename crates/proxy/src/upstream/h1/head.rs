@@ -39,9 +39,8 @@ pub struct Head {
     pub status: StatusCode,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
-    /// The end-to-end headers: those that only describe this connection (RFC 9110 §7.6.1)
-    /// are left out, except `Connection` when it names other headers, which
-    /// [`forward::remove_hop_by_hop`] then removes with it.
+    /// The end-to-end headers only: those that describe this connection (RFC 9110 §7.6.1),
+    /// and those its `Connection` header names, are left out.
     pub headers: HeaderMap,
     /// How its body is delimited.
     pub framing: Framing,
@@ -217,6 +216,11 @@ fn build(
     if chunked.is_some() && length.is_some() {
         // RFC 9112 §6.3: Transfer-Encoding overrides, and the length must not be passed on.
         headers.remove(header::CONTENT_LENGTH);
+    }
+    if names_others {
+        // The headers `Connection` names are this connection's too; with them gone the map
+        // holds only end-to-end headers, and the proxy need not look again.
+        forward::remove_hop_by_hop(&mut headers);
     }
     let keep_alive = framing != Framing::UntilClose
         && !(chunked.is_some() && length.is_some())
