@@ -284,12 +284,12 @@ impl<'c> AttemptSet<'c, '_> {
         // NOTE: a cloned header map has no spare room (its entries are allocated to its
         // length), and forwarding may add headers to it (a trace context; the forwarding
         // headers when they replace a client's, or when the route edits headers). The
-        // attempt takes the request's own map instead, which has room (hyper parses each
-        // request into a map kept from an earlier message), and the request keeps the exact
-        // copy, which is only read from here on. The reservation covers a map that did not
-        // have the room.
+        // attempt takes the request's own map instead, which the listener made with
+        // `forward::HEADER_ROOM` to spare, and the request keeps the exact copy, which is
+        // only read from here on. The reservation covers a map that did not have the room
+        // (a retry's: it gets the copy).
         std::mem::swap(&mut parts.headers, &mut self.parts.headers);
-        parts.headers.reserve(8);
+        parts.headers.reserve(forward::ATTEMPT_HEADER_ROOM);
         let Some((mut request, mut added)) = forward::upstream_request(
             context.downstream,
             context.route,

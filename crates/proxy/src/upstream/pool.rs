@@ -119,7 +119,9 @@ impl Pool {
     /// Keeps an HTTP/1.1 connection whose response has ended, for a later request. Over
     /// the endpoint's cap the oldest kept connection is closed.
     pub(super) fn give_back_http1(&self, authority: &str, connection: Http1) {
-        if self.max_idle == 0 || connection.is_closed() {
+        // NOTE: not checked for closing here: it has just ended a response cleanly, and
+        // a checkout checks it (after its time idle, when it matters) anyway.
+        if self.max_idle == 0 {
             return;
         }
         let epoch = self.epoch.load(Ordering::Relaxed);

@@ -6,10 +6,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Uri, Version};
 
+use crate::forward;
 use crate::listener::checks::{Framing, Head, HeadLimits, HeadPlaces, Rejection, locate_head};
-
-/// Headers a request usually gains in the proxy (the request id, a trace context).
-const ADDED_ON_THE_WAY: usize = 2;
 
 /// A whole, checked request head.
 #[derive(Debug)]
@@ -43,7 +41,7 @@ pub fn take_head(
 
 fn build(bytes: &Bytes, places: &HeadPlaces, framing: Framing) -> Result<RequestHead, Rejection> {
     let bad = |reason: &str| Rejection {
-        error: crate::forward::ProxyError::BadRequest,
+        error: forward::ProxyError::BadRequest,
         reason: format!("malformed request head: {reason}"),
     };
     let method =
@@ -54,7 +52,7 @@ fn build(bytes: &Bytes, places: &HeadPlaces, framing: Framing) -> Result<Request
         0 => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let mut headers = HeaderMap::with_capacity(places.headers.len() + ADDED_ON_THE_WAY);
+    let mut headers = HeaderMap::with_capacity(places.headers.len() + forward::HEADER_ROOM);
     let (mut close, mut keep_alive_asked) = (false, false);
     let (mut expect_continue, mut takes_trailers) = (false, false);
     for &span in &places.headers {
