@@ -58,6 +58,12 @@ const MIN_READ_SPACE: usize = 1024;
 const READ_CHUNK: usize = 8 * 1024;
 /// Answer bytes gathered before they are written.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Write buffer room kept between answers.
+const WRITE_KEPT: usize = 4 * 1024;
+/// What is read and thrown away, at most, after answering a request whose body was not
+/// read (see `close`).
+const LINGER_BYTES: usize = 256 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(2);
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// What a connection is held to.
@@ -76,6 +82,16 @@ pub(super) enum Ended<S> {
     Closed,
     /// It opened with the HTTP/2 preface: the stream, and the bytes already read from it.
     Http2(S, Bytes),
+}
+
+/// What follows an answered request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Keep,
+    /// Close; `linger` when the client may still be sending the request's body.
+    Close {
+        linger: bool,
+    },
 }
 
 /// What waiting for a head gave.
@@ -106,6 +122,18 @@ enum Feed {
     Abandoned,
     /// The client broke it off, or sent more than `max_request_body`.
     Failed { too_large: bool },
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        // A reader on another task (an HTTP/2 upstream's) must hear that no more is coming,
+        // however the exchange ended: answered early, a failed write, or cancelled.
+        if let Feed::Streaming { channel, .. } = self {
+            channel.end(Err(BodyError::Client(
+                "the connection ended before the body did".to_owned(),
+            )));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -199,7 +227,7 @@ where
                 return Ended::Closed;
             }
             Awaited::Close => {
-                connection.close().await;
+                connection.close(false).await;
                 return Ended::Closed;
             }
             Awaited::Http2 => return Ended::Http2(connection.io, connection.read.freeze()),
@@ -209,8 +237,8 @@ where
             connection.refuse(&rejection).await;
             return Ended::Closed;
         }
-        if !connection.exchange(head, &mut respond).await {
-            connection.close().await;
+        if let Next::Close { linger } = connection.exchange(head, &mut respond).await {
+            connection.close(linger).await;
             return Ended::Closed;
         }
         connection.idle_since = Instant::now();
@@ -235,10 +263,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             }
             self.written += n;
         }
+        // NOTE: TLS holds records it could not write yet until it is flushed; a plain
+        // socket holds nothing.
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
         self.write.clear();
         self.written = 0;
         // A large answer frame is copied in whole; its room is not kept while idle.
-        self.write.shrink_to(WRITE_HIGH_WATER);
+        self.write.shrink_to(WRITE_KEPT);
         Poll::Ready(Ok(()))
     }
 
@@ -349,8 +380,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         }
     }
 
-    /// Answers one request; true when the connection may carry another.
-    async fn exchange<R, F>(&mut self, head: RequestHead, respond: &mut R) -> bool
+    /// Answers one request, and says whether the connection may carry another.
+    async fn exchange<R, F>(&mut self, head: RequestHead, respond: &mut R) -> Next
     where
         R: FnMut(Parts, RequestBody) -> F,
         F: Future<Output = Response<ProxyBody>>,
@@ -450,7 +481,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             }
         })
         .await;
-        outcome && !close && matches!(feed, Feed::Done)
+        let whole = matches!(feed, Feed::Done);
+        if outcome && !close && whole {
+            Next::Keep
+        } else {
+            Next::Close { linger: !whole }
+        }
     }
 
     /// Writes `response`'s head into the write buffer, and says how its body follows.
@@ -694,18 +730,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         let written = poll_fn(|cx| self.poll_answer(cx, &mut answer));
         // A client that does not read its answer does not keep the connection.
         if tokio::time::timeout(limit, written).await.is_ok() {
-            self.close().await;
+            self.close(true).await;
         }
     }
 
     /// Writes what is pending and closes the sending side, within `header_read_timeout`
-    /// for a client that does not read.
-    async fn close(&mut self) {
+    /// for a client that does not read. With `linger`, what the client is still sending
+    /// (a body the proxy answered without reading) is read and thrown away for a while:
+    /// closed with unread bytes, the socket would send a reset, which can destroy the
+    /// answer before the client reads it.
+    async fn close(&mut self, linger: bool) {
         let limit = self.settings.header_read_timeout;
         let closed = poll_fn(|cx| {
             ready!(self.poll_flush(cx))?;
             Pin::new(&mut self.io).poll_shutdown(cx)
         });
-        let _ = tokio::time::timeout(limit, closed).await;
+        if !matches!(tokio::time::timeout(limit, closed).await, Ok(Ok(()))) || !linger {
+            return;
+        }
+        let mut discarded = 0;
+        let drained = poll_fn(|cx| {
+            loop {
+                self.read.clear();
+                match ready!(self.poll_fill(cx)) {
+                    Ok(n) if n > 0 && discarded < LINGER_BYTES => discarded += n,
+                    _ => return Poll::Ready(()),
+                }
+            }
+        });
+        let _ = tokio::time::timeout(LINGER_TIME, drained).await;
     }
 }

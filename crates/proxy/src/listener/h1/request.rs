@@ -75,6 +75,8 @@ fn build(bytes: &Bytes, places: &HeadPlaces, framing: Framing) -> Result<Request
             .map_err(|_| bad("invalid header value"))?;
         headers.append(name, value);
     }
+    // RFC 9110 §15.2: no interim answer goes to an HTTP/1.0 client.
+    let expect_continue = expect_continue && version == Version::HTTP_11;
     let keep_alive = match version {
         Version::HTTP_10 => keep_alive_asked && !close,
         _ => !close,

@@ -486,3 +486,131 @@ async fn a_body_read_by_another_task_streams_through_whole() {
     assert!(output.starts_with("HTTP/1.1 200"), "{output}");
     assert!(output.ends_with("\r\n\r\n300000"), "{output}");
 }
+
+#[tokio::test]
+async fn a_body_reader_on_another_task_hears_the_end_when_the_answer_comes_first() {
+    let settings = settings();
+    let (told, heard) = oneshot::channel();
+    let mut told = Some(told);
+    let (server_side, mut client) = tokio::io::duplex(4096);
+    let server = serve(server_side, &settings, std::future::pending(), |_, body| {
+        let told = told.take().expect("one request");
+        tokio::spawn(async move {
+            let _ = told.send(body.collect().await.is_err());
+        });
+        async { Response::new(full("early")) }
+    });
+    let client = async {
+        client
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            .await
+            .expect("written");
+        let mut output = Vec::new();
+        client.read_to_end(&mut output).await.expect("read");
+        drop(client);
+        String::from_utf8_lossy(&output).into_owned()
+    };
+    let (_, output) = tokio::join!(server, client);
+    assert!(output.contains("connection: close"), "{output}");
+    let failed = tokio::time::timeout(Duration::from_secs(10), heard)
+        .await
+        .expect("the reader is not left waiting")
+        .expect("told");
+    assert!(failed, "the cut body ends in an error, not as whole");
+}
+
+#[tokio::test]
+async fn http10_clients_are_never_sent_100_continue() {
+    let settings = settings();
+    let (_stop, stop) = oneshot::channel();
+    let mut output = Vec::new();
+    let sink = &mut output;
+    serve_with(&settings, stop, |mut client| async move {
+        client
+            .write_all(b"POST / HTTP/1.0\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+            .await
+            .expect("written");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        client.write_all(b"body").await.expect("written");
+        client.read_to_end(sink).await.expect("read");
+    })
+    .await;
+    let output = String::from_utf8_lossy(&output);
+    assert!(!output.contains("100 Continue"), "{output}");
+    assert!(output.contains("POST / body"), "{output}");
+}
+
+/// A stream that, like TLS, holds what it is given until it is flushed.
+struct HoldsUntilFlushed {
+    inner: DuplexStream,
+    held: Vec<u8>,
+}
+
+impl AsyncRead for HoldsUntilFlushed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HoldsUntilFlushed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().held.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        while !this.held.is_empty() {
+            let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &this.held))?;
+            this.held.drain(..n);
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn an_answer_is_flushed_through_a_stream_that_holds_writes() {
+    let settings = settings();
+    let (server_side, mut client) = tokio::io::duplex(1024);
+    let server_side = HoldsUntilFlushed {
+        inner: server_side,
+        held: Vec::new(),
+    };
+    let server = serve(server_side, &settings, std::future::pending(), echo);
+    let client = async {
+        client
+            .write_all(b"GET /whole HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("written");
+        let mut output = Vec::new();
+        let mut buffer = [0; 1024];
+        while !String::from_utf8_lossy(&output).ends_with("GET /whole  ") {
+            let read = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buffer))
+                .await
+                .expect("the answer arrives while the connection stays open")
+                .expect("read");
+            assert!(read > 0, "closed");
+            output.extend_from_slice(&buffer[..read]);
+        }
+        drop(client);
+    };
+    tokio::select! {
+        _ = server => panic!("the server ended first"),
+        () = client => {}
+    }
+}
