@@ -96,25 +96,18 @@ async fn serve_http1<S>(
     shared: &Arc<ListenerShared>,
     stream: S,
     downstream: Downstream,
-    holds: Holds,
+    mut holds: Holds,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Holds {
-        permit,
-        watcher,
-        mut stop,
-    } = holds;
     let shared_ref: &ListenerShared = shared;
-    let ended = h1::serve(stream, &shared.http1, stopped(&mut stop), |parts, body| {
-        respond(shared_ref, downstream, parts, body)
-    })
+    let ended = h1::serve(
+        stream,
+        &shared.http1,
+        stopped(&mut holds.stop),
+        |parts, body| respond(shared_ref, downstream, parts, body),
+    )
     .await;
-    let holds = Holds {
-        permit,
-        watcher,
-        stop,
-    };
     match ended {
         Ended::Closed => {}
         Ended::Http2(stream, read) => {

@@ -163,17 +163,15 @@ struct Connection<'a, S> {
     // does not come whole in one read; otherwise it fires at its old instant and is then
     // moved to the real deadline, so requests do not touch it.
     timer: Pin<Box<Sleep>>,
-    timer_at: Instant,
     timer_elapsed: bool,
     /// When the head being awaited began (accept, for the first).
     head_started: Option<Instant>,
     idle_since: Instant,
     /// How much of the read buffer was already looked at for the end of a head.
     looked_at: usize,
-    /// No request yet: the HTTP/2 preface may still come.
-    fresh: bool,
     /// Told to stop: the connection closes after the request it has begun, if any.
     stopping: bool,
+    /// Heads taken so far; none yet, the HTTP/2 preface may still come.
     requests: u32,
     // NOTE: the stop signal and the timer are polled with their own waker, and only after
     // it fired (see `side_wake`): the task wakes several times per request, and they almost
@@ -206,12 +204,10 @@ where
         write: Vec::new(),
         written: 0,
         timer: Box::pin(tokio::time::sleep_until(now + settings.header_read_timeout)),
-        timer_at: now + settings.header_read_timeout,
         timer_elapsed: false,
         head_started: Some(now),
         idle_since: now,
         looked_at: 0,
-        fresh: true,
         stopping: false,
         requests: 0,
         side_waker: Waker::from(side.clone()),
@@ -305,7 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Awaited> {
         loop {
             if !self.read.is_empty() {
-                let preface = self.fresh && self.read[0] == b'P';
+                let preface = self.requests == 0 && self.read[0] == b'P';
                 if preface && self.read.starts_with(PREFACE) {
                     return Poll::Ready(Awaited::Http2);
                 }
@@ -320,7 +316,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 if new_line && !(preface && PREFACE.starts_with(&self.read)) {
                     match take_head(&mut self.read, limits) {
                         Ok(Some(head)) => {
-                            self.fresh = false;
                             self.head_started = None;
                             self.looked_at = 0;
                             return Poll::Ready(Awaited::Head(head));
@@ -343,9 +338,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 return Poll::Ready(Awaited::Close);
             }
             let deadline = self.head_deadline();
-            if self.timer_elapsed || self.timer_at > deadline {
+            if self.timer_elapsed || self.timer.deadline() > deadline {
                 self.timer.as_mut().reset(deadline);
-                self.timer_at = deadline;
                 self.timer_elapsed = false;
                 // Polled once with the side waker, so that it wakes the task when it fires.
                 let mut side_cx = Context::from_waker(&self.side_waker);

@@ -50,7 +50,7 @@ async fn echo(parts: Parts, body: RequestBody) -> Response<ProxyBody> {
         trailers.join(",")
     );
     if parts.uri.path() == "/chunked" {
-        return Response::new(UnknownLength(Some(Bytes::from(text))).boxed());
+        return Response::new(UnknownLength([Frame::data(Bytes::from(text))].into()).boxed());
     }
     let mut response = Response::new(full(text));
     response
@@ -59,8 +59,8 @@ async fn echo(parts: Parts, body: RequestBody) -> Response<ProxyBody> {
     response
 }
 
-/// A body of one frame whose length is not known in advance.
-struct UnknownLength(Option<Bytes>);
+/// A body of frames whose length is not known in advance.
+struct UnknownLength(std::collections::VecDeque<Frame<Bytes>>);
 
 impl hyper::body::Body for UnknownLength {
     type Data = Bytes;
@@ -70,7 +70,7 @@ impl hyper::body::Body for UnknownLength {
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, forward::BoxError>>> {
-        Poll::Ready(self.get_mut().0.take().map(|data| Ok(Frame::data(data))))
+        Poll::Ready(self.get_mut().0.pop_front().map(Ok))
     }
 }
 
@@ -612,5 +612,39 @@ async fn an_answer_is_flushed_through_a_stream_that_holds_writes() {
     tokio::select! {
         _ = server => panic!("the server ended first"),
         () = client => {}
+    }
+}
+
+#[tokio::test]
+async fn trailers_go_only_to_clients_that_take_them() {
+    let settings = settings();
+    let with_trailers = |_: Parts, _: RequestBody| async {
+        let mut fields = http::HeaderMap::new();
+        fields.insert("x-sum", HeaderValue::from_static("7"));
+        let frames = vec![
+            Frame::data(Bytes::from_static(b"data")),
+            Frame::trailers(fields),
+        ];
+        Response::new(UnknownLength(frames.into()).boxed())
+    };
+    for (te, expected) in [("TE: trailers\r\n", true), ("", false)] {
+        let (server_side, mut client) = tokio::io::duplex(4096);
+        let server = serve(
+            server_side,
+            &settings,
+            std::future::pending(),
+            with_trailers,
+        );
+        let request = format!("GET / HTTP/1.1\r\nHost: x\r\n{te}\r\n");
+        let client = async {
+            client.write_all(request.as_bytes()).await.expect("written");
+            client.shutdown().await.expect("shut down");
+            let mut output = Vec::new();
+            client.read_to_end(&mut output).await.expect("read");
+            String::from_utf8_lossy(&output).into_owned()
+        };
+        let (_, output) = tokio::join!(server, client);
+        assert!(output.contains("4\r\ndata\r\n0\r\n"), "{output}");
+        assert_eq!(output.contains("x-sum: 7\r\n"), expected, "{output}");
     }
 }
