@@ -1,0 +1,149 @@
+#!/bin/bash
+# usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production] [RUNS]
+#
+# Instructions per proxied request, counted by callgrind: repeatable for one binary whatever
+# else the machine is doing, so it is the figure to compare two builds by (the CPU-time
+# figures of proxies.py and side_by_side.py move by more than a few percent between rounds).
+#
+# The proxy runs one worker thread (`worker_threads = 1`) under `valgrind --tool=callgrind`
+# in front of an nginx that answers `200 ok` to everything (health checks included). After
+# a 3 s warm-up the counters are zeroed, `wrk -t1 -c4` runs for 6 s, and the counters are
+# dumped; then they are zeroed again and dumped after 6 s with no traffic, and that idle
+# count (timers, health checks, the reaper) is subtracted. Instructions per request =
+# (loaded - idle) / requests wrk completed. The figure is printed per run, then the mean.
+#
+# Configs:
+#   bare        one route, one endpoint, nothing else (the `cgf.py` config of the passes in
+#               bench/README.md);
+#   production  what a production team would write: route timeout and per-try timeout,
+#               three attempts with jittered backoff and a retry budget, an adaptive
+#               concurrency limit on the route and the cluster, stale-if-error, active HTTP
+#               health checks, cluster and endpoint breakers, outlier detection.
+# Needs valgrind, nginx and wrk (Debian: valgrind nginx-light wrk). Everything runs on
+# 127.0.0.1; everything it starts it stops.
+set -euo pipefail
+binary=${1:?usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production] [RUNS]}
+kind=${2:-bare}
+runs=${3:-2}
+binary=$(realpath "$binary")
+for tool in valgrind callgrind_control nginx wrk; do
+  command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool is missing" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+up=$(free_port)
+cat >"$work/up.conf" <<EOC
+worker_processes 1; daemon off; pid $work/up.pid; error_log $work/up.err warn;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $work/b; proxy_temp_path $work/p;
+fastcgi_temp_path $work/f; uwsgi_temp_path $work/u; scgi_temp_path $work/s;
+keepalive_requests 1000000; server { listen 127.0.0.1:$up; default_type text/plain;
+location / { return 200 "ok\n"; } } }
+EOC
+taskset -c 1 nginx -c "$work/up.conf" &
+pids+=($!)
+
+config() {
+  local port=$1
+  printf '[proxy]\nworker_threads = 1\n\n[admin]\nlisten = "off"\n\n'
+  printf '[[listener]]\nname = "bench"\nlisten = "127.0.0.1:%s"\n\n' "$port"
+  case "$kind" in
+    bare)
+      printf '[[route]]\nname = "all"\ncluster = "u"\n\n[cluster.u]\n'
+      printf 'endpoints = [{ address = "127.0.0.1:%s" }]\n' "$up"
+      ;;
+    production)
+      cat <<EOC
+[[route]]
+name = "all"
+cluster = "u"
+timeout = "2s"
+per_try_timeout = "500ms"
+
+[route.retry]
+attempts = 3
+backoff = { base = "25ms", max = "250ms", jitter = "full" }
+
+[route.concurrency]
+adaptive = "gradient2"
+max = 1000
+queue = 50
+
+[route.fallback]
+stale_if_error = { max_age = "5m" }
+
+[cluster.u]
+balance = "peak_ewma"
+retry_budget = { ratio = 0.2, min_per_second = 10 }
+endpoints = [{ address = "127.0.0.1:$up" }]
+
+[cluster.u.concurrency]
+adaptive = "aimd"
+max = 1000
+queue = 100
+
+[cluster.u.health_check]
+kind = "http"
+path = "/healthz"
+interval = "1s"
+timeout = "500ms"
+
+[cluster.u.circuit_breaker]
+failure_rate_percent = 50
+
+[cluster.u.endpoint_circuit_breaker]
+consecutive_failures = 5
+
+[cluster.u.outlier_detection]
+consecutive_gateway_errors = 3
+failure_percentage = { threshold = 85, request_volume = 50 }
+EOC
+      ;;
+    *) echo "callgrind.sh: config is bare or production, not $kind" >&2; exit 2 ;;
+  esac
+}
+
+total_ir() { # the instruction total of one callgrind dump file
+  awk '/^(summary|totals):/ { print $2; exit }' "$1"
+}
+
+results=()
+for run in $(seq 1 "$runs"); do
+  port=$(free_port)
+  config "$port" >"$work/bw.toml"
+  "$binary" check "$work/bw.toml" >/dev/null
+  rm -f "$work"/callgrind.out.*
+  taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" \
+    "$binary" run -c "$work/bw.toml" --log warn >"$work/bw.log" 2>&1 &
+  proxy=$!
+  pids+=("$proxy")
+  for _ in $(seq 1 200); do
+    curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  taskset -c 1 wrk -t1 -c4 -d3s "http://127.0.0.1:$port/" >/dev/null
+  callgrind_control -z "$proxy" >/dev/null 2>&1
+  requests=$(taskset -c 1 wrk -t1 -c4 -d6s "http://127.0.0.1:$port/" | awk '/requests in/ { print $1 }')
+  # The first dump is written as callgrind.out.PID.1, the second as .2.
+  callgrind_control -d "$proxy" >/dev/null 2>&1
+  callgrind_control -z "$proxy" >/dev/null 2>&1
+  sleep 6
+  callgrind_control -d "$proxy" >/dev/null 2>&1
+  kill "$proxy"
+  wait "$proxy" 2>/dev/null || true
+  loaded=$(total_ir "$work/callgrind.out.$proxy.1")
+  idle=$(total_ir "$work/callgrind.out.$proxy.2")
+  per=$(((loaded - idle) / requests))
+  echo "run $run ($kind): $requests requests, $loaded - $idle instructions: $per per request"
+  results+=("$per")
+done
+printf '%s\n' "${results[@]}" | awk -v kind="$kind" '{ s += $1; n++ } END { printf "%s: %d instructions per request (mean of %d)\n", kind, s / n, n }'
