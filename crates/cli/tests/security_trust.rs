@@ -5,7 +5,7 @@
 mod support;
 
 use http::{Method, StatusCode};
-use support::{Mock, Proxy, get, route_config, send};
+use support::{Mock, Proxy, get, route_config, seen_header, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -143,5 +143,86 @@ async fn a_deadline_of_zero_never_gets_a_stale_answer_from_a_healthy_cluster() {
     upstream.set_behaviour(r#"{"status":503}"#).await;
     let (status, headers, body) = get(&proxy.url("/catalog")).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "catalog v2"));
+    assert_eq!(headers["x-blastwall-fallback"], "stale");
+}
+
+#[tokio::test]
+async fn an_answer_to_a_request_with_a_cookie_is_not_served_stale_to_another_client() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let proxy = Proxy::start(&with_sections(DISTRUSTING, STALE, &upstream, ""));
+    let (status, _, body) = send(
+        Method::GET,
+        &proxy.url("/me"),
+        "",
+        &[("cookie", "session=alice")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("session=alice"), "{body}");
+    upstream.set_behaviour(r#"{"status":503}"#).await;
+    let (status, headers, body) = get(&proxy.url("/me")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(!headers.contains_key("x-blastwall-fallback"), "{headers:?}");
+    assert!(!body.contains("alice"), "{body}");
+}
+
+const FORWARDING: [(&str, &str); 4] = [
+    ("x-forwarded-host", "evil.example"),
+    ("x-forwarded-port", "8443"),
+    ("x-forwarded-prefix", "/evil"),
+    ("forwarded", "for=192.0.2.1;host=evil.example;proto=https"),
+];
+
+#[tokio::test]
+async fn an_untrusted_clients_forwarding_headers_never_reach_the_upstream() {
+    for protocol in ["http1", "http2"] {
+        let upstream = Mock::start("a", &["--echo"]);
+        let text = format!(
+            "{DISTRUSTING}{}",
+            route_config(
+                "",
+                &format!("protocol = \"{protocol}\""),
+                &[format!("{{ address = \"{}\" }}", upstream.addr)]
+            )
+        );
+        let proxy = Proxy::start(&text);
+        let (status, _, body) = send(Method::GET, &proxy.url("/"), "", &FORWARDING).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for name in ["x-forwarded-port", "x-forwarded-prefix", "forwarded"] {
+            assert_eq!(seen_header(&body, name), None, "{protocol}: {name}: {body}");
+        }
+        assert_ne!(
+            seen_header(&body, "x-forwarded-host").as_deref(),
+            Some("evil.example"),
+            "{protocol}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_clients_forwarding_headers_travel_on_and_key_the_cache() {
+    let upstream = Mock::start("a", &["--echo"]);
+    let proxy = Proxy::start(&with_sections(TRUSTING, STALE, &upstream, ""));
+    let (status, _, body) = send(Method::GET, &proxy.url("/page"), "", &FORWARDING).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        seen_header(&body, "x-forwarded-host").as_deref(),
+        Some("evil.example")
+    );
+    assert_eq!(
+        seen_header(&body, "x-forwarded-prefix").as_deref(),
+        Some("/evil")
+    );
+    assert_eq!(
+        seen_header(&body, "forwarded").as_deref(),
+        Some("for=192.0.2.1;host=evil.example;proto=https, for=127.0.0.1;proto=http")
+    );
+    // What the upstream said for one forwarded host is not what others get for theirs.
+    upstream.set_behaviour(r#"{"status":503}"#).await;
+    let (status, headers, body) = get(&proxy.url("/page")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(!headers.contains_key("x-blastwall-fallback"), "{headers:?}");
+    let (status, headers, _) = send(Method::GET, &proxy.url("/page"), "", &FORWARDING).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["x-blastwall-fallback"], "stale");
 }

@@ -68,6 +68,17 @@ impl FallbackReason {
     }
 }
 
+/// What the upstream's answer to a request may depend on besides the request's head: part
+/// of the stale cache's key, with the method, host, target and the headers `Vary` names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// Whether the client came over TLS (the upstream hears it in `X-Forwarded-Proto`).
+    pub tls: bool,
+    /// Whether the request carries forwarding headers (`X-Forwarded-Host`, `-Port`,
+    /// `-Prefix`, `Forwarded`) that travel upstream: only a trusted client's do.
+    pub forwarded: bool,
+}
+
 /// Whether an upstream's answer with this status is a failure the fallback covers: the
 /// statuses RFC 5861 counts as errors for `stale-if-error` (500, 502, 503, 504).
 pub fn is_failure_status(status: StatusCode) -> bool {
@@ -183,7 +194,7 @@ impl RouteFallback {
         let config = &context.route.fallback;
         if let Some(cache) = &self.stale
             && (reason.cluster_failed() || reason == FallbackReason::KillSwitch)
-            && let Some(response) = cache.lookup(request, Instant::now())
+            && let Some(response) = cache.lookup(request, context.provenance(), Instant::now())
         {
             return Some((response, "stale"));
         }
@@ -198,9 +209,14 @@ impl RouteFallback {
 
     /// Sees every response the upstream gave (for the stale-if-error cache) and returns it,
     /// possibly with a body that copies what it streams.
-    pub fn observe(&self, request: &Parts, response: Response<ProxyBody>) -> Response<ProxyBody> {
+    pub fn observe(
+        &self,
+        request: &Parts,
+        provenance: Provenance,
+        response: Response<ProxyBody>,
+    ) -> Response<ProxyBody> {
         match &self.stale {
-            Some(cache) => cache.capture(request, response, Instant::now()),
+            Some(cache) => cache.capture(request, provenance, response, Instant::now()),
             None => response,
         }
     }

@@ -33,7 +33,7 @@ use crate::admission;
 use crate::cluster::Cluster;
 use crate::config::admission::Priority;
 use crate::config::{DecisionHeaders, RouteConfig};
-use crate::fallback::FallbackReason;
+use crate::fallback::{FallbackReason, Provenance};
 use crate::forward::{
     self, BoxError, Downstream, ProxyBody, ProxyError, error_response, with_request_id,
 };
@@ -88,12 +88,18 @@ where
     // metrics: in flight until answered, then its duration and status class.
     let in_flight = metrics::request_started(&snapshot.routes[route_index].stats);
     let route = &snapshot.config.routes[route_index];
-    let seen = forward::Seen::of(
+    let mut seen = forward::Seen::of(
         &parts.headers,
         &snapshot.config.proxy.deadline_header,
         &route.admission.trust.header,
         &DEBUG_HEADER,
     );
+    // Forwarding headers name the site the upstream answers for: only a trusted client's
+    // travel on (see `forward::FORWARDING`); from here on `seen.forwarded` means those.
+    if seen.forwarded && !route.admission.trust.trusts(downstream.peer.ip()) {
+        forward::remove_forwarding(&mut parts.headers);
+        seen.forwarded = false;
+    }
     let request_id = forward::ensure_request_id(&mut parts.headers, seen.request_id);
     // telemetry: arrival (the metrics' instant) and trace, `None` at no cost when off.
     let (started, trace) = snapshot
@@ -263,7 +269,7 @@ async fn serve_routed(
     let decorate = decision_headers(context);
     let mut response = match attempted.result {
         Ok(response) => {
-            let response = fallback.observe(&parts, response);
+            let response = fallback.observe(&parts, context.provenance(), response);
             // The slots stay taken until the body ends: a streaming answer still occupies
             // the upstream.
             admission::hold_until_body_end(response, admitted)
@@ -298,6 +304,14 @@ impl Context<'_> {
     /// client steers the proxy (priority, deadline, forwarding) taken from it.
     pub fn trusted(&self) -> bool {
         self.route.admission.trust.trusts(self.downstream.peer.ip())
+    }
+
+    /// What the upstream's answer depends on besides the request's head.
+    pub fn provenance(&self) -> Provenance {
+        Provenance {
+            tls: self.downstream.tls,
+            forwarded: self.seen.forwarded,
+        }
     }
 }
 
