@@ -114,6 +114,39 @@ async fn a_client_that_stalls_its_body_leaves_the_endpoint_in_service() {
     assert_eq!(status, StatusCode::OK, "{headers:?} {body}");
 }
 
+#[tokio::test]
+async fn a_client_that_leaves_mid_body_leaves_the_endpoint_in_service() {
+    let upstream = Mock::start("a", &[]);
+    let sections = "\n[cluster.api.endpoint_circuit_breaker]\nconsecutive_failures = 1\nopen_duration = \"60s\"\n";
+    let text = format!(
+        "{DISTRUSTING}{}{sections}",
+        route_config(
+            "[route.retry]\nattempts = 1",
+            "request_timeout = \"10s\"",
+            &[format!("{{ address = \"{}\" }}", upstream.addr)]
+        )
+    );
+    let proxy = Proxy::start(&text);
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connects");
+    let head =
+        "POST /upload HTTP/1.1\r\nhost: shop.example\r\ncontent-length: 100\r\n\r\nxxxxxxxxxx";
+    stream.write_all(head.as_bytes()).await.expect("writes");
+    // The upstream has the request before the client goes: its body is then the client's.
+    assert!(
+        support::eventually(std::time::Duration::from_secs(10), || async {
+            upstream.requests().await >= 1
+        })
+        .await
+    );
+    stream.shutdown().await.expect("half-closes");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.contains("upstream_reset"), "{answer}");
+    let (status, headers, body) = get(&proxy.url("/")).await;
+    assert_eq!(status, StatusCode::OK, "{headers:?} {body}");
+}
+
 const STALE: &str = "[route.fallback]\nstale_if_error = { max_age = \"10m\" }";
 
 #[tokio::test]

@@ -523,18 +523,7 @@ impl Seen {
         priority: &HeaderName,
         debug: &HeaderName,
     ) -> Self {
-        let [
-            request_id,
-            forwarded_for,
-            forwarded_proto,
-            deadline,
-            priority,
-            debug,
-            forwarded_host,
-            forwarded_port,
-            forwarded_prefix,
-            forwarded,
-        ] = crate::headers::find(
+        let (found, forwarded) = crate::headers::find_also(
             headers,
             [
                 &REQUEST_ID,
@@ -543,18 +532,22 @@ impl Seen {
                 deadline,
                 priority,
                 debug,
-                &FORWARDING[0],
-                &FORWARDING[1],
-                &FORWARDING[2],
-                &FORWARDING[3],
             ],
-        )
-        .map(|found| found.first.is_some());
+            is_forwarding,
+        );
+        let [
+            request_id,
+            forwarded_for,
+            forwarded_proto,
+            deadline,
+            priority,
+            debug,
+        ] = found.map(|found| found.first.is_some());
         Self {
             request_id,
             forwarded_for,
             forwarded_proto,
-            forwarded: forwarded_host || forwarded_port || forwarded_prefix || forwarded,
+            forwarded,
             deadline,
             priority,
             debug,
@@ -581,6 +574,14 @@ pub(crate) const FORWARDING: [HeaderName; 4] = [
     HeaderName::from_static("x-forwarded-prefix"),
     header::FORWARDED,
 ];
+
+/// Whether `name` is one of [`FORWARDING`], by its text (see `headers::find_also`).
+fn is_forwarding(name: &str) -> bool {
+    matches!(
+        name,
+        "x-forwarded-host" | "x-forwarded-port" | "x-forwarded-prefix" | "forwarded"
+    )
+}
 
 /// Removes the [`FORWARDING`] headers: an untrusted client's, as its request arrives.
 pub(crate) fn remove_forwarding(headers: &mut HeaderMap) {
@@ -807,6 +808,17 @@ mod tests {
         );
         remove_forwarding(&mut headers);
         assert!(headers.is_empty());
+        for name in &FORWARDING {
+            assert!(is_forwarding(name.as_str()), "{name}");
+        }
+        for other in [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded",
+            "forward",
+        ] {
+            assert!(!is_forwarding(other), "{other}");
+        }
     }
 
     #[test]

@@ -46,3 +46,20 @@ async fn the_stale_cache_and_counters_survive_a_reload_that_keeps_the_route() {
     assert!(without.stale.is_none());
     assert_eq!(without.stats().cache_entries.get(), 0);
 }
+
+#[test]
+fn only_a_failure_of_the_cluster_opens_the_stale_cache() {
+    use super::FallbackReason;
+    for reason in [
+        FallbackReason::Failed,
+        FallbackReason::BreakerOpen,
+        FallbackReason::Timeout,
+    ] {
+        assert!(reason.cluster_failed(), "{reason:?}");
+    }
+    // A request the proxy shed, or whose caller's own time ran out, says nothing about the
+    // cluster: any client can arrange either while the cluster answers.
+    for reason in [FallbackReason::Shed, FallbackReason::CallerDeadline] {
+        assert!(!reason.cluster_failed(), "{reason:?}");
+    }
+}
