@@ -244,8 +244,12 @@ async fn one_worker_thread_serves_everything_on_the_main_thread() {
 async fn forwarding_headers_replace_or_extend_the_clients_over_http1_and_http2() {
     for protocol in ["http1", "http2"] {
         let upstream = Mock::start("a", &["--echo"]);
+        // Trusted, so that its deadline is honoured (and may only shorten the route's).
         let text = format!(
             r#"
+[proxy]
+trusted_clients = ["127.0.0.1"]
+
 [[listener]]
 name = "public"
 listen = "127.0.0.1:0"

@@ -227,11 +227,15 @@ async fn an_overloaded_endpoint_is_retried_elsewhere() {
 async fn the_remaining_deadline_travels_upstream_and_a_late_request_is_refused() {
     let echo = Mock::start("echo", &[]);
     echo.set_behaviour(r#"{"echo": true}"#).await;
-    let proxy = proxy(
-        "timeout = \"3s\"\nper_try_timeout = \"1s\"\n",
-        "",
-        &[endpoint(&echo, "")],
-    );
+    // The caller's deadline is honoured from trusted clients only (see security_trust.rs).
+    let proxy = Proxy::start(&format!(
+        "[proxy]\ntrusted_clients = [\"127.0.0.1\"]\n{}",
+        route_config(
+            "timeout = \"3s\"\nper_try_timeout = \"1s\"\n",
+            "",
+            &[endpoint(&echo, "")],
+        )
+    ));
     let answer = get(&proxy.url("/work")).await;
     let announced: u64 = seen_header(&answer.2, "x-blastwall-timeout-ms")
         .unwrap()

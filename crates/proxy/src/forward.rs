@@ -294,6 +294,11 @@ pub(crate) fn upstream_request(
         headers.insert(header::HOST, host);
     }
     let proto = HeaderValue::from_static(if downstream.tls { "https" } else { "http" });
+    if seen.forwarded {
+        // A trusted client's forwarding headers travel on (an untrusted one's were removed
+        // as the request arrived, see `remove_forwarding`); this hop joins its `Forwarded`.
+        append_forwarded(headers, downstream);
+    }
     let mut added = AddedHeaders::default();
     let edits = &route.request_headers;
     if edits.is_empty() {
@@ -501,6 +506,8 @@ pub(crate) struct Seen {
     pub forwarded_for: bool,
     /// `X-Forwarded-Proto`.
     pub forwarded_proto: bool,
+    /// Any of the forwarding headers only a trusted client may send ([`FORWARDING`]).
+    pub forwarded: bool,
     /// The caller's deadline header (`proxy.deadline_header`).
     pub deadline: bool,
     /// The route's priority header.
@@ -516,14 +523,7 @@ impl Seen {
         priority: &HeaderName,
         debug: &HeaderName,
     ) -> Self {
-        let [
-            request_id,
-            forwarded_for,
-            forwarded_proto,
-            deadline,
-            priority,
-            debug,
-        ] = crate::headers::find(
+        let (found, forwarded) = crate::headers::find_also(
             headers,
             [
                 &REQUEST_ID,
@@ -533,12 +533,21 @@ impl Seen {
                 priority,
                 debug,
             ],
-        )
-        .map(|found| found.first.is_some());
+            is_forwarding,
+        );
+        let [
+            request_id,
+            forwarded_for,
+            forwarded_proto,
+            deadline,
+            priority,
+            debug,
+        ] = found.map(|found| found.first.is_some());
         Self {
             request_id,
             forwarded_for,
             forwarded_proto,
+            forwarded,
             deadline,
             priority,
             debug,
@@ -548,6 +557,63 @@ impl Seen {
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Forwarding headers that name where the request was first sent (`X-Forwarded-Host`,
+/// `-Port`, `-Prefix`, and `Forwarded`, whose last element is `Forwarded`): an upstream
+/// builds links and redirects from them, so a client that could write them could make the
+/// upstream answer for another site, an answer the stale cache would then keep for
+/// everyone. They are taken only from `trusted_clients` (like the deadline and priority
+/// headers), and are then part of the cache's key.
+///
+/// The other two are the proxy's to write for every client: `X-Forwarded-For` gets the
+/// peer appended (an upstream trusts its last element, which is always the truth) and
+/// `X-Forwarded-Proto` is replaced.
+pub(crate) const FORWARDING: [HeaderName; 4] = [
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    header::FORWARDED,
+];
+
+/// Whether `name` is one of [`FORWARDING`], by its text (see `headers::find_also`).
+fn is_forwarding(name: &str) -> bool {
+    matches!(
+        name,
+        "x-forwarded-host" | "x-forwarded-port" | "x-forwarded-prefix" | "forwarded"
+    )
+}
+
+/// Removes the [`FORWARDING`] headers: an untrusted client's, as its request arrives.
+pub(crate) fn remove_forwarding(headers: &mut HeaderMap) {
+    for name in &FORWARDING {
+        headers.remove(name);
+    }
+}
+
+/// Adds this hop (`for=` the peer, `proto=` the client's scheme) to a trusted client's
+/// `Forwarded` list, if it sent one (RFC 7239 §7.1); as `X-Forwarded-For` is extended.
+fn append_forwarded(headers: &mut HeaderMap, downstream: Downstream) {
+    let Some(earlier) = headers
+        .get(header::FORWARDED)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return;
+    };
+    let proto = if downstream.tls { "https" } else { "http" };
+    // An IPv6 address is quoted and bracketed (RFC 7239 §6).
+    let hop = match downstream.peer.ip() {
+        IpAddr::V4(ip) => format!("for={ip};proto={proto}"),
+        IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto={proto}"),
+    };
+    let value = if earlier.trim().is_empty() {
+        HeaderValue::from_str(&hop)
+    } else {
+        HeaderValue::from_str(&format!("{earlier}, {hop}"))
+    };
+    if let Ok(value) = value {
+        headers.insert(header::FORWARDED, value);
+    }
+}
 
 /// Appends the peer to `X-Forwarded-For`; `sent` says whether the request has the header
 /// at all ([`Seen::forwarded_for`]).
@@ -714,6 +780,48 @@ mod tests {
     }
 
     #[test]
+    fn a_trusted_clients_forwarded_list_gets_this_hop_appended() {
+        let mut headers = HeaderMap::new();
+        let plain = Downstream {
+            peer: "10.1.2.3:5555".parse().unwrap(),
+            tls: false,
+        };
+        append_forwarded(&mut headers, plain);
+        assert!(
+            headers.is_empty(),
+            "nothing is added to a request without one"
+        );
+        headers.insert(header::FORWARDED, HeaderValue::from_static("for=192.0.2.1"));
+        append_forwarded(&mut headers, plain);
+        assert_eq!(
+            headers[header::FORWARDED],
+            "for=192.0.2.1, for=10.1.2.3;proto=http"
+        );
+        let v6 = Downstream {
+            peer: "[2001:db8::1]:443".parse().unwrap(),
+            tls: true,
+        };
+        append_forwarded(&mut headers, v6);
+        assert_eq!(
+            headers[header::FORWARDED],
+            "for=192.0.2.1, for=10.1.2.3;proto=http, for=\"[2001:db8::1]\";proto=https"
+        );
+        remove_forwarding(&mut headers);
+        assert!(headers.is_empty());
+        for name in &FORWARDING {
+            assert!(is_forwarding(name.as_str()), "{name}");
+        }
+        for other in [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded",
+            "forward",
+        ] {
+            assert!(!is_forwarding(other), "{other}");
+        }
+    }
+
+    #[test]
     fn hop_by_hop_names_are_known_by_their_text() {
         for (index, name) in HOP_BY_HOP.iter().enumerate() {
             assert_eq!(hop_by_hop_index(name.as_str()), Some(index), "{name}");
@@ -737,6 +845,7 @@ mod tests {
             request_id: headers.contains_key(REQUEST_ID),
             forwarded_for: headers.contains_key(X_FORWARDED_FOR),
             forwarded_proto: headers.contains_key(X_FORWARDED_PROTO),
+            forwarded: FORWARDING.iter().any(|name| headers.contains_key(name)),
             deadline: headers.contains_key(DEADLINE),
             priority: headers.contains_key(PRIORITY),
             debug: headers.contains_key(DEBUG),
@@ -755,6 +864,7 @@ mod tests {
             "x-deadline-ms",
             "x-prio",
             "x-debug",
+            "x-forwarded-prefix",
         ] {
             headers.append(
                 HeaderName::from_bytes(name.as_bytes()).unwrap(),
@@ -771,6 +881,7 @@ mod tests {
                 && seen.deadline
                 && seen.priority
                 && seen.debug
+                && seen.forwarded
         );
     }
 
@@ -783,6 +894,8 @@ mod tests {
                 "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                 "proxy-authorization", "transfer-encoding", "upgrade", "te", "host",
                 "x-request-ie", "x-forwarded-fo", "x-prix", "accept", "x-debugs", "trailer",
+                "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "forwarded",
+                "x-forwarded-hos", "forwarde",
             ]),
             // Past `SCAN_UP_TO` distinct names, `find` looks them up instead.
             0..24,

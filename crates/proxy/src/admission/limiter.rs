@@ -389,13 +389,14 @@ impl LimitPermit {
             AttemptOutcome::Success | AttemptOutcome::ServerError(_) => Outcome::Success,
             // Saturated, or too slow to answer: signs of overload, so the limit comes down.
             AttemptOutcome::Overloaded { .. } | AttemptOutcome::Timeout => Outcome::Dropped,
-            // Broken rather than busy, or nothing learnt: breakers and outlier detection
-            // deal with those.
+            // Broken rather than busy, or nothing learnt (the client's doing included):
+            // breakers and outlier detection deal with those.
             AttemptOutcome::GatewayError(_)
             | AttemptOutcome::ConnectFailed
             | AttemptOutcome::Refused
             | AttemptOutcome::Reset
-            | AttemptOutcome::Cancelled => Outcome::Ignored,
+            | AttemptOutcome::Cancelled
+            | AttemptOutcome::ClientCaused(_) => Outcome::Ignored,
         };
         self.observed = Some((outcome, at));
     }

@@ -49,7 +49,8 @@ impl FallbackTriggers {
             FallbackReason::Failed => 0,
             FallbackReason::BreakerOpen => 1,
             FallbackReason::Shed => 2,
-            FallbackReason::Timeout => 3,
+            // `timeout` in the config: the caller's time is time all the same.
+            FallbackReason::Timeout | FallbackReason::CallerDeadline => 3,
             FallbackReason::KillSwitch => 4,
         }
     }

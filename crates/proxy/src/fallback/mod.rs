@@ -5,7 +5,10 @@
 //! that answers wins:
 //!
 //! 1. the **stale-if-error cache** ([`stale`]): the last good response for the URL, if it is
-//!    still within its window (the most faithful answer: what the upstream itself said);
+//!    still within its window (the most faithful answer: what the upstream itself said),
+//!    and only when the cluster really failed or the kill switch is on
+//!    ([`FallbackReason::cluster_failed`]): never for a request the proxy shed or whose
+//!    own deadline ran out, which any client can arrange while the cluster answers;
 //! 2. the **alternate cluster** ([`alternate`]): one attempt against another cluster
 //!    (requests without a body only, until bodies are kept replayable);
 //! 3. the **static response** ([`static_response`]): always answers.
@@ -43,10 +46,37 @@ pub enum FallbackReason {
     BreakerOpen,
     /// Admission refused the request (shed or rate limited).
     Shed,
-    /// The route's deadline passed.
+    /// The route's deadline passed, or an attempt's timeout, before the cluster answered.
     Timeout,
+    /// The caller's own deadline (its deadline header) passed: the client's doing, which
+    /// says nothing about the cluster. Configured as `timeout`.
+    CallerDeadline,
     /// The route's kill switch is on.
     KillSwitch,
+}
+
+impl FallbackReason {
+    /// Whether the cluster itself failed the request (rather than the proxy refusing it or
+    /// the client running out of its own time): only then, or with the kill switch on, may
+    /// the stale-if-error cache answer, so that no client can read it while the cluster is
+    /// answering.
+    pub fn cluster_failed(self) -> bool {
+        matches!(
+            self,
+            FallbackReason::Failed | FallbackReason::BreakerOpen | FallbackReason::Timeout
+        )
+    }
+}
+
+/// What the upstream's answer to a request may depend on besides the request's head: part
+/// of the stale cache's key, with the method, host, target and the headers `Vary` names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// Whether the client came over TLS (the upstream hears it in `X-Forwarded-Proto`).
+    pub tls: bool,
+    /// Whether the request carries forwarding headers (`X-Forwarded-Host`, `-Port`,
+    /// `-Prefix`, `Forwarded`) that travel upstream: only a trusted client's do.
+    pub forwarded: bool,
 }
 
 /// Whether an upstream's answer with this status is a failure the fallback covers: the
@@ -135,7 +165,7 @@ impl RouteFallback {
     ) -> Option<(Response<ProxyBody>, &'static str)> {
         let config = &context.route.fallback;
         let answer = if config.on.contains(reason) {
-            self.answer(request, context).await
+            self.answer(reason, request, context).await
         } else {
             None
         };
@@ -157,12 +187,14 @@ impl RouteFallback {
     /// The first fallback that answers, in the order of the module doc.
     async fn answer(
         &self,
+        reason: FallbackReason,
         request: &Parts,
         context: &crate::pipeline::Context<'_>,
     ) -> Option<(Response<ProxyBody>, &'static str)> {
         let config = &context.route.fallback;
         if let Some(cache) = &self.stale
-            && let Some(response) = cache.lookup(request, Instant::now())
+            && (reason.cluster_failed() || reason == FallbackReason::KillSwitch)
+            && let Some(response) = cache.lookup(request, context.provenance(), Instant::now())
         {
             return Some((response, "stale"));
         }
@@ -177,9 +209,14 @@ impl RouteFallback {
 
     /// Sees every response the upstream gave (for the stale-if-error cache) and returns it,
     /// possibly with a body that copies what it streams.
-    pub fn observe(&self, request: &Parts, response: Response<ProxyBody>) -> Response<ProxyBody> {
+    pub fn observe(
+        &self,
+        request: &Parts,
+        provenance: Provenance,
+        response: Response<ProxyBody>,
+    ) -> Response<ProxyBody> {
         match &self.stale {
-            Some(cache) => cache.capture(request, response, Instant::now()),
+            Some(cache) => cache.capture(request, provenance, response, Instant::now()),
             None => response,
         }
     }

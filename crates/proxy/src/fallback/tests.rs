@@ -4,7 +4,7 @@ use std::time::Instant;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 
-use super::RouteFallback;
+use super::{Provenance, RouteFallback};
 use crate::config::{Config, RouteConfig};
 use crate::forward;
 
@@ -21,7 +21,11 @@ async fn the_stale_cache_and_counters_survive_a_reload_that_keeps_the_route() {
     let first = RouteFallback::new(&route("stale_if_error = {}"), None);
     let request = Request::get("http://shop.example/a").body(()).unwrap();
     let (request, ()) = request.into_parts();
-    let observed = first.observe(&request, Response::new(forward::full("kept")));
+    let observed = first.observe(
+        &request,
+        Provenance::default(),
+        Response::new(forward::full("kept")),
+    );
     observed.into_body().collect().await.unwrap();
     assert_eq!(first.stats().stale_stored.get(), 1);
 
@@ -30,11 +34,32 @@ async fn the_stale_cache_and_counters_survive_a_reload_that_keeps_the_route() {
         Some(&first),
     );
     let cache = resized.stale.as_ref().expect("still has a cache");
-    assert!(cache.lookup(&request, Instant::now()).is_some());
+    assert!(
+        cache
+            .lookup(&request, Provenance::default(), Instant::now())
+            .is_some()
+    );
     assert!(resized.killed(), "the key changed");
     assert!(std::sync::Arc::ptr_eq(resized.stats(), first.stats()));
 
     let without = RouteFallback::new(&route("static = {}\nkill_switch = true"), Some(&resized));
     assert!(without.stale.is_none());
     assert_eq!(without.stats().cache_entries.get(), 0);
+}
+
+#[test]
+fn only_a_failure_of_the_cluster_opens_the_stale_cache() {
+    use super::FallbackReason;
+    for reason in [
+        FallbackReason::Failed,
+        FallbackReason::BreakerOpen,
+        FallbackReason::Timeout,
+    ] {
+        assert!(reason.cluster_failed(), "{reason:?}");
+    }
+    // A request the proxy shed, or whose caller's own time ran out, says nothing about the
+    // cluster: any client can arrange either while the cluster answers.
+    for reason in [FallbackReason::Shed, FallbackReason::CallerDeadline] {
+        assert!(!reason.cluster_failed(), "{reason:?}");
+    }
 }

@@ -15,6 +15,9 @@
 //!   hedge is out, a failure of one copy waits for the other rather than retrying at once.
 //! - Every attempt is bounded by the per-try timeout and by what is left of the deadline,
 //!   which also travels upstream in the deadline header.
+//! - An attempt the client ended (its own deadline cut it short, it stalled or broke its
+//!   body) is classified as it finishes ([`ClientCause`]): it is recorded as saying nothing
+//!   about the endpoint, and it is not retried.
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
@@ -30,8 +33,9 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Response, header};
 use smallvec::SmallVec;
 
-use super::body::RequestBody;
-use super::{AttemptOutcome, Context, deadline};
+use super::body::{RequestBody, Upload, UploadState};
+use super::deadline::{self, Deadline};
+use super::{AttemptOutcome, ClientCause, Context};
 use crate::cluster::{Cluster, EndpointGuard, with_rng};
 use crate::config::UpstreamProtocol;
 use crate::forward::{self, ProxyBody, ProxyError, error_response};
@@ -74,6 +78,31 @@ struct Finished {
 enum SendFailure {
     Upstream(UpstreamError),
     Timeout,
+    /// The client's doing, not the endpoint's.
+    Client(ClientCause, Option<UpstreamError>),
+}
+
+impl SendFailure {
+    /// What a failed send means: the client's doing when the attempt ran out of the
+    /// caller's own time (`callers_time`), or when its streaming body (`upload`) had the
+    /// attempt waiting for the client or failed; the endpoint's otherwise.
+    fn of(error: UpstreamError, callers_time: bool, upload: Option<&Upload>) -> Self {
+        let timed_out = error.kind() == FailureKind::Timeout;
+        match upload.map(Upload::state) {
+            Some(UploadState::Failed) => {
+                return SendFailure::Client(ClientCause::BodyFailed, Some(error));
+            }
+            Some(UploadState::Waiting) if timed_out => {
+                return SendFailure::Client(ClientCause::SlowBody, None);
+            }
+            _ => {}
+        }
+        match (timed_out, callers_time) {
+            (true, true) => SendFailure::Client(ClientCause::Deadline, None),
+            (true, false) => SendFailure::Timeout,
+            (false, _) => SendFailure::Upstream(error),
+        }
+    }
 }
 
 /// What happens next after an attempt finished.
@@ -95,12 +124,14 @@ pub async fn run(
     cluster: &Cluster,
     parts: &mut Parts,
     mut body: RequestBody,
-    deadline: Option<Instant>,
+    deadline: Option<Deadline>,
 ) -> Attempted {
     let live = context.live;
     let now = Instant::now();
     let idempotency = idempotency(parts);
-    let mut retry = live.retry.start(idempotency, deadline);
+    let mut retry = live
+        .retry
+        .start(idempotency, deadline.map(|deadline| deadline.at));
     let mut hedge = live
         .hedge
         .as_ref()
@@ -125,7 +156,7 @@ pub async fn run(
             .as_ref()
             .and_then(|(_, state)| state.next_hedge_at())
             .filter(|_| !attempt_set.in_flight.is_empty());
-        let wake = [next_retry, hedge_due, deadline]
+        let wake = [next_retry, hedge_due, deadline.map(|deadline| deadline.at)]
             .into_iter()
             .flatten()
             .min();
@@ -154,7 +185,7 @@ pub async fn run(
             }
             Event::Woke => {
                 let now = Instant::now();
-                if deadline.is_some_and(|deadline| now >= deadline) {
+                if deadline.is_some_and(|deadline| now >= deadline.at) {
                     live.stats.deadline_exceeded.increment();
                     return timed_out(cluster, attempt_set.sent, deadline, now);
                 }
@@ -228,7 +259,7 @@ impl<'c> AttemptSet<'c, '_> {
     fn launch(
         &mut self,
         body: &mut RequestBody,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
         now: Instant,
     ) -> Result<(), NotSent> {
         let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried, now) else {
@@ -245,7 +276,7 @@ impl<'c> AttemptSet<'c, '_> {
 
     /// Sends a hedge to an endpoint that is not already working on this request; `false`
     /// when there is none.
-    fn hedge(&mut self, body: &mut RequestBody, deadline: Option<Instant>, now: Instant) -> bool {
+    fn hedge(&mut self, body: &mut RequestBody, deadline: Option<Deadline>, now: Instant) -> bool {
         let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried, now) else {
             return false;
         };
@@ -259,7 +290,7 @@ impl<'c> AttemptSet<'c, '_> {
         &mut self,
         guard: EndpointGuard,
         body: &mut RequestBody,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
         now: Instant,
     ) -> Result<(), NotSent> {
         let context = self.context;
@@ -269,11 +300,14 @@ impl<'c> AttemptSet<'c, '_> {
             .attempts
             .per_try_timeout
             .unwrap_or(cluster.config().request_timeout);
-        let timeout = match deadline {
-            Some(deadline) => per_try.min(deadline.saturating_duration_since(now)),
-            None => per_try,
+        // Whether the attempt's time is the caller's: running out of it is then its doing.
+        let (timeout, callers_time) = match deadline {
+            Some(deadline) if deadline.at.saturating_duration_since(now) < per_try => {
+                (deadline.at.saturating_duration_since(now), deadline.callers)
+            }
+            _ => (per_try, false),
         };
-        let Some(attempt_body) = body.for_attempt() else {
+        let Some((attempt_body, upload)) = body.for_attempt() else {
             return Err(NotSent(
                 ProxyError::UpstreamReset,
                 "the request body was already sent and cannot be sent again".to_owned(),
@@ -329,8 +363,7 @@ impl<'c> AttemptSet<'c, '_> {
                 .unwrap_or_else(|| started + Duration::from_secs(86400 * 365 * 30));
             let result = match client.send(request, added, expires).await {
                 Ok(response) => Ok(response),
-                Err(error) if error.kind() == FailureKind::Timeout => Err(SendFailure::Timeout),
-                Err(error) => Err(SendFailure::Upstream(error)),
+                Err(error) => Err(SendFailure::of(error, callers_time, upload.as_ref())),
             };
             let finished = tokio::time::Instant::now();
             Finished {
@@ -424,6 +457,11 @@ impl Judged<'_, '_> {
             Err(SendFailure::Upstream(error)) => {
                 (AttemptOutcome::of_failure(error.kind()), error.kind(), None)
             }
+            Err(SendFailure::Client(cause, _)) => (
+                AttemptOutcome::ClientCaused(*cause),
+                FailureKind::Other,
+                None,
+            ),
         };
         cluster.record_outcome(&guard, outcome, latency, now);
         let endpoint = guard.endpoint().address();
@@ -476,12 +514,13 @@ impl Judged<'_, '_> {
                     ),
                 )
             }
+            Err(SendFailure::Client(cause, error)) => client_caused(cause, error.as_ref()),
         };
         let failed = Attempted {
             result: Err(response),
             outcome,
             sent: self.sent,
-            timed_out: false,
+            timed_out: outcome == AttemptOutcome::ClientCaused(ClientCause::Deadline),
             upstream: Some((endpoint, latency)),
         };
         if self.others_in_flight {
@@ -491,7 +530,8 @@ impl Judged<'_, '_> {
                 retry_at: None,
             };
         }
-        if !self.replayable {
+        // The client's doing is not the endpoint's: another endpoint would fare no better.
+        if !self.replayable || matches!(outcome, AttemptOutcome::ClientCaused(_)) {
             return Verdict::Done(failed);
         }
         let mut failure = Failure::new(kind);
@@ -517,11 +557,37 @@ impl Judged<'_, '_> {
     }
 }
 
-/// The answer when the deadline passed before any attempt answered.
-fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Instant>, now: Instant) -> Attempted {
+/// The answer for an attempt the client ended.
+fn client_caused(cause: ClientCause, error: Option<&UpstreamError>) -> Response<ProxyBody> {
+    match cause {
+        ClientCause::Deadline => error_response(
+            ProxyError::DeadlineExceeded,
+            "no answer came within the time the request's caller gave it",
+        ),
+        ClientCause::SlowBody => error_response(
+            ProxyError::BodyReadTimeout,
+            "the request body did not arrive in time",
+        ),
+        ClientCause::BodyFailed => error_response(
+            ProxyError::BadRequest,
+            &match error {
+                Some(error) => format!("the request body could not be read: {error}"),
+                None => "the request body could not be read".to_owned(),
+            },
+        ),
+    }
+}
+
+/// The answer when the deadline passed before any attempt answered: the caller's doing
+/// when the deadline was its own.
+fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Deadline>, now: Instant) -> Attempted {
     let late = deadline.map_or(Duration::ZERO, |deadline| {
-        now.saturating_duration_since(deadline)
+        now.saturating_duration_since(deadline.at)
     });
+    let outcome = match deadline {
+        Some(Deadline { callers: true, .. }) => AttemptOutcome::ClientCaused(ClientCause::Deadline),
+        _ => AttemptOutcome::Timeout,
+    };
     Attempted {
         result: Err(error_response(
             ProxyError::DeadlineExceeded,
@@ -530,7 +596,7 @@ fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Instant>, now: Insta
                 cluster.name()
             ),
         )),
-        outcome: AttemptOutcome::Timeout,
+        outcome,
         sent,
         timed_out: true,
         upstream: None,

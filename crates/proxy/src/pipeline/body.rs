@@ -10,9 +10,15 @@
 //! NOTE: reading a small body whole before forwarding costs the first attempt the time the
 //! client takes to upload it; Envoy's retry buffering makes the same trade. Requests
 //! without a body (most GETs) cost nothing here.
+//!
+//! A body that streams is watched ([`Upload`]) as its attempt sends it: when the attempt
+//! fails, whether it was waiting for the client's next bytes, or the client's body failed,
+//! tells whose doing the failure was (see [`ClientCause`](super::ClientCause)).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -86,27 +92,36 @@ impl RequestBody {
         !matches!(self, RequestBody::Streaming(_) | RequestBody::Spent)
     }
 
-    /// The body for one attempt: a copy when kept, the stream itself (once) otherwise.
-    /// `None` when a streaming body has already been given to an attempt.
-    pub fn for_attempt(&mut self) -> Option<ProxyBody> {
+    /// The body for one attempt: a copy when kept, the stream itself (once) otherwise,
+    /// watched (see [`Upload`]). `None` when a streaming body has already been given to an
+    /// attempt.
+    pub fn for_attempt(&mut self) -> Option<(ProxyBody, Option<Upload>)> {
         match self {
-            RequestBody::Empty => Some(empty()),
+            RequestBody::Empty => Some((empty(), None)),
             RequestBody::Kept {
                 data,
                 trailers: None,
-            } => Some(full(data.clone())),
+            } => Some((full(data.clone()), None)),
             RequestBody::Kept {
                 data,
                 trailers: Some(trailers),
-            } => Some(
+            } => Some((
                 Replay {
                     data: Some(data.clone()),
                     trailers: Some(trailers.clone()),
                 }
                 .boxed(),
-            ),
+                None,
+            )),
             RequestBody::Streaming(_) => match std::mem::replace(self, RequestBody::Spent) {
-                RequestBody::Streaming(body) => Some(body),
+                RequestBody::Streaming(body) => {
+                    let upload = Upload::default();
+                    let watched = Watched {
+                        body,
+                        upload: upload.clone(),
+                    };
+                    Some((watched.boxed(), Some(upload)))
+                }
                 _ => None,
             },
             RequestBody::Spent => None,
@@ -159,6 +174,79 @@ impl Body for Prefixed {
             hint.set_upper(upper + buffered);
         }
         hint
+    }
+}
+
+/// What the client's side of a streaming request body was doing when its attempt last
+/// polled it: shared between the body, which the upstream client owns, and the attempt.
+// NOTE: one allocation per request whose body streams (kept bodies and empty ones, nearly
+// every request, are complete already and need no watching), and a relaxed store per poll.
+#[derive(Debug, Clone, Default)]
+pub struct Upload(Arc<AtomicU8>);
+
+/// What [`Upload`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    /// Not polled yet, or its last poll gave data: the client was keeping up.
+    Flowing,
+    /// Its last poll found nothing: the attempt was waiting for the client.
+    Waiting,
+    /// It ended: the whole body was sent.
+    Ended,
+    /// It failed: the client left, or sent more than it may.
+    Failed,
+}
+
+impl Upload {
+    const STATES: [UploadState; 4] = [
+        UploadState::Flowing,
+        UploadState::Waiting,
+        UploadState::Ended,
+        UploadState::Failed,
+    ];
+
+    /// What the body was doing when last polled.
+    pub fn state(&self) -> UploadState {
+        Self::STATES[usize::from(self.0.load(Ordering::Relaxed)) % Self::STATES.len()]
+    }
+
+    fn set(&self, state: UploadState) {
+        self.0.store(state as u8, Ordering::Relaxed);
+    }
+}
+
+/// A streaming body that says what it was doing in its [`Upload`].
+struct Watched {
+    body: ProxyBody,
+    upload: Upload,
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        this.upload.set(match &polled {
+            Poll::Pending => UploadState::Waiting,
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => UploadState::Ended,
+            Poll::Ready(Some(Ok(_))) => UploadState::Flowing,
+            Poll::Ready(Some(Err(_))) => UploadState::Failed,
+            Poll::Ready(None) => UploadState::Ended,
+        });
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -231,8 +319,8 @@ mod tests {
             .await
             .unwrap();
         assert!(body.is_replayable());
-        assert_eq!(collect(body.for_attempt().unwrap()).await, "abcd");
-        assert_eq!(collect(body.for_attempt().unwrap()).await, "abcd");
+        assert_eq!(collect(body.for_attempt().unwrap().0).await, "abcd");
+        assert_eq!(collect(body.for_attempt().unwrap().0).await, "abcd");
     }
 
     #[tokio::test]
@@ -241,7 +329,7 @@ mod tests {
             .await
             .unwrap();
         assert!(!body.is_replayable());
-        assert_eq!(collect(body.for_attempt().unwrap()).await, "abcdefghi");
+        assert_eq!(collect(body.for_attempt().unwrap().0).await, "abcdefghi");
         assert!(body.for_attempt().is_none());
     }
 
@@ -249,14 +337,60 @@ mod tests {
     async fn a_body_announced_larger_than_the_limit_is_not_read() {
         let mut body = RequestBody::prepare(full("0123456789"), 4).await.unwrap();
         assert!(!body.is_replayable());
-        assert_eq!(collect(body.for_attempt().unwrap()).await, "0123456789");
+        assert_eq!(collect(body.for_attempt().unwrap().0).await, "0123456789");
     }
 
     #[tokio::test]
     async fn no_body_is_empty_and_replayable() {
         let mut body = RequestBody::prepare(empty(), 4).await.unwrap();
         assert!(matches!(body, RequestBody::Empty));
-        assert_eq!(collect(body.for_attempt().unwrap()).await, "");
+        assert_eq!(collect(body.for_attempt().unwrap().0).await, "");
+    }
+
+    /// A body that gives `first`, then finds nothing more (the client stalls), or fails.
+    struct Stalling(Option<Bytes>, bool);
+
+    impl Body for Stalling {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            let this = self.get_mut();
+            match this.0.take() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None if this.1 => Poll::Ready(Some(Err("the client left".into()))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streaming_body_tells_whether_its_attempt_waits_for_the_client() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        for (fails, last) in [(false, UploadState::Waiting), (true, UploadState::Failed)] {
+            let source = Stalling(Some(Bytes::from_static(b"ab")), fails).boxed();
+            let mut body = RequestBody::Streaming(source);
+            let (mut sent, upload) = body.for_attempt().unwrap();
+            let upload = upload.expect("a streaming body is watched");
+            assert_eq!(upload.state(), UploadState::Flowing);
+            assert!(Pin::new(&mut sent).poll_frame(&mut cx).is_ready());
+            assert_eq!(upload.state(), UploadState::Flowing);
+            let _ = Pin::new(&mut sent).poll_frame(&mut cx);
+            assert_eq!(upload.state(), last);
+        }
+        let mut whole = RequestBody::Streaming(chunked(&["abc"]));
+        let (sent, upload) = whole.for_attempt().unwrap();
+        assert_eq!(collect(sent).await, "abc");
+        assert_eq!(upload.unwrap().state(), UploadState::Ended);
+        let mut kept = RequestBody::prepare(chunked(&["ab"]), 10).await.unwrap();
+        assert!(
+            kept.for_attempt().unwrap().1.is_none(),
+            "a kept body is whole"
+        );
     }
 
     #[tokio::test]
@@ -270,7 +404,7 @@ mod tests {
         .boxed();
         let mut body = RequestBody::prepare(source, 10).await.unwrap();
         for _ in 0..2 {
-            let collected = body.for_attempt().unwrap().collect().await.unwrap();
+            let collected = body.for_attempt().unwrap().0.collect().await.unwrap();
             assert_eq!(collected.trailers(), Some(&trailers));
             assert_eq!(collected.to_bytes(), "ab");
         }

@@ -3,7 +3,13 @@
 //! Between proxies the remaining time travels as a relative number of milliseconds (like
 //! gRPC's `grpc-timeout`), not as a wall-clock instant, so clocks that disagree between
 //! machines do not matter. A caller can only shorten a request's time this way, never
-//! lengthen it past the route's own timeout, so the header needs no trust.
+//! lengthen it past the route's own timeout.
+//!
+//! Shortening is still power: an attempt cut short by the caller's time looks, from here,
+//! like an endpoint too slow to answer. So the header is read only from `trusted_clients`
+//! (the pipeline checks, as admission does for the priority header), and a [`Deadline`]
+//! remembers whose it is: running out of the caller's time is the caller's doing
+//! ([`ClientCause::Deadline`](super::ClientCause::Deadline)), never held against an endpoint.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -24,17 +30,35 @@ pub struct BadDeadline {
 /// any route's timeout would allow anyway.
 const LONGEST: Duration = Duration::from_secs(24 * 3600);
 
+/// When a request runs out of time, and whose time it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// The instant.
+    pub at: Instant,
+    /// Whether it is the caller's (its header asked for less than the route's timeout):
+    /// running out of it then says nothing about the upstream.
+    pub callers: bool,
+}
+
+impl Deadline {
+    /// The route's own deadline.
+    fn routes(at: Instant) -> Self {
+        Self { at, callers: false }
+    }
+}
+
 /// The request's deadline: the earlier of `now + route_timeout` and the caller's remaining
-/// time in `value`, the request's `header`. `Ok(None)` when neither bounds it.
+/// time in `value`, the request's `header` (the caller's only when it is the earlier).
+/// `Ok(None)` when neither bounds it.
 pub fn deadline(
     value: Option<&HeaderValue>,
     header: &HeaderName,
     route_timeout: Option<Duration>,
     now: Instant,
-) -> Result<Option<Instant>, BadDeadline> {
+) -> Result<Option<Deadline>, BadDeadline> {
     let own = route_timeout.map(|timeout| now + timeout);
     let Some(value) = value else {
-        return Ok(own);
+        return Ok(own.map(Deadline::routes));
     };
     let remaining = value
         .to_str()
@@ -45,7 +69,13 @@ pub fn deadline(
             value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
         })?;
     let theirs = now + Duration::from_millis(remaining).min(LONGEST);
-    Ok(Some(own.map_or(theirs, |own| own.min(theirs))))
+    Ok(Some(match own {
+        Some(own) if own <= theirs => Deadline::routes(own),
+        _ => Deadline {
+            at: theirs,
+            callers: true,
+        },
+    }))
 }
 
 /// The header value announcing `remaining` to the next hop: whole milliseconds, rounded
@@ -81,14 +111,20 @@ mod tests {
     fn the_earlier_of_the_route_timeout_and_the_callers_time_wins() {
         let now = Instant::now();
         let route = Some(Duration::from_secs(2));
+        let callers = |at| Some(Deadline { at, callers: true });
         let shorter = deadline(with("500").get(&HEADER), &HEADER, route, now).unwrap();
-        assert_eq!(shorter, Some(now + Duration::from_millis(500)));
+        assert_eq!(shorter, callers(now + Duration::from_millis(500)));
         let longer = deadline(with("9000").get(&HEADER), &HEADER, route, now).unwrap();
-        assert_eq!(longer, Some(now + Duration::from_secs(2)));
+        assert_eq!(longer, Some(Deadline::routes(now + Duration::from_secs(2))));
         let none = deadline(None, &HEADER, None, now).unwrap();
         assert_eq!(none, None);
+        let own_only = deadline(None, &HEADER, route, now).unwrap();
+        assert_eq!(
+            own_only,
+            Some(Deadline::routes(now + Duration::from_secs(2)))
+        );
         let theirs_only = deadline(with("250").get(&HEADER), &HEADER, None, now).unwrap();
-        assert_eq!(theirs_only, Some(now + Duration::from_millis(250)));
+        assert_eq!(theirs_only, callers(now + Duration::from_millis(250)));
     }
 
     #[test]

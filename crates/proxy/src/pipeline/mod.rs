@@ -26,14 +26,14 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 
 pub use self::attempts::{idempotency, retry_after};
-pub use self::body::RequestBody;
-pub use self::deadline::BadDeadline;
-pub use self::outcome::AttemptOutcome;
+pub use self::body::{RequestBody, Upload, UploadState};
+pub use self::deadline::{BadDeadline, Deadline};
+pub use self::outcome::{AttemptOutcome, ClientCause};
 use crate::admission;
 use crate::cluster::Cluster;
 use crate::config::admission::Priority;
 use crate::config::{DecisionHeaders, RouteConfig};
-use crate::fallback::FallbackReason;
+use crate::fallback::{FallbackReason, Provenance};
 use crate::forward::{
     self, BoxError, Downstream, ProxyBody, ProxyError, error_response, with_request_id,
 };
@@ -88,12 +88,18 @@ where
     // metrics: in flight until answered, then its duration and status class.
     let in_flight = metrics::request_started(&snapshot.routes[route_index].stats);
     let route = &snapshot.config.routes[route_index];
-    let seen = forward::Seen::of(
+    let mut seen = forward::Seen::of(
         &parts.headers,
         &snapshot.config.proxy.deadline_header,
         &route.admission.trust.header,
         &DEBUG_HEADER,
     );
+    // Forwarding headers name the site the upstream answers for: only a trusted client's
+    // travel on (see `forward::FORWARDING`); from here on `seen.forwarded` means those.
+    if seen.forwarded && !route.admission.trust.trusts(downstream.peer.ip()) {
+        forward::remove_forwarding(&mut parts.headers);
+        seen.forwarded = false;
+    }
     let request_id = forward::ensure_request_id(&mut parts.headers, seen.request_id);
     // telemetry: arrival (the metrics' instant) and trace, `None` at no cost when off.
     let (started, trace) = snapshot
@@ -151,26 +157,27 @@ async fn serve_routed(
     let now = arrived;
     let attempts = &context.route.attempts;
     let deadline_header = &context.snapshot.config.proxy.deadline_header;
-    let deadline = match deadline::deadline(
-        context
-            .seen
-            .deadline
-            .then(|| parts.headers.get(deadline_header))
-            .flatten(),
-        deadline_header,
-        attempts.timeout,
-        now,
-    ) {
+    // The caller's deadline only from a trusted client: see `deadline`. (Most requests have
+    // no such header, and pay nothing for the check.)
+    let callers = (context.seen.deadline && context.trusted())
+        .then(|| parts.headers.get(deadline_header))
+        .flatten();
+    let deadline = match deadline::deadline(callers, deadline_header, attempts.timeout, now) {
         Ok(deadline) => deadline,
         Err(bad) => return error_response(ProxyError::BadRequest, &bad.to_string()),
     };
-    if deadline.is_some_and(|deadline| deadline <= now) {
+    if let Some(deadline) = deadline.filter(|deadline| deadline.at <= now) {
         context.live.stats.deadline_exceeded.increment();
         let error = error_response(
             ProxyError::DeadlineExceeded,
             "the caller's deadline had passed when the request arrived",
         );
-        return fall_back(context, FallbackReason::Timeout, &parts, error).await;
+        let reason = if deadline.callers {
+            FallbackReason::CallerDeadline
+        } else {
+            FallbackReason::Timeout
+        };
+        return fall_back(context, reason, &parts, error).await;
     }
     let mut admitted = match context
         .live
@@ -226,7 +233,9 @@ async fn serve_routed(
     let body = if context.request_body_empty {
         RequestBody::Empty
     } else if attempts.may_repeat() {
-        let read_by = deadline.unwrap_or(now + cluster.config().request_timeout);
+        let read_by = deadline.map_or(now + cluster.config().request_timeout, |deadline| {
+            deadline.at
+        });
         let prepared = tokio::time::timeout_at(
             read_by.into(),
             RequestBody::prepare(body, attempts.buffer_limit),
@@ -260,7 +269,7 @@ async fn serve_routed(
     let decorate = decision_headers(context);
     let mut response = match attempted.result {
         Ok(response) => {
-            let response = fallback.observe(&parts, response);
+            let response = fallback.observe(&parts, context.provenance(), response);
             // The slots stay taken until the body ends: a streaming answer still occupies
             // the upstream.
             admission::hold_until_body_end(response, admitted)
@@ -269,10 +278,12 @@ async fn serve_routed(
         // answers are errors a fallback may hide (RFC 5861).
         Err(response) if !crate::fallback::is_failure_status(response.status()) => response,
         Err(response) => {
-            let reason = if attempted.timed_out {
-                FallbackReason::Timeout
-            } else {
-                FallbackReason::Failed
+            let reason = match attempted.outcome {
+                AttemptOutcome::ClientCaused(ClientCause::Deadline) => {
+                    FallbackReason::CallerDeadline
+                }
+                _ if attempted.timed_out => FallbackReason::Timeout,
+                _ => FallbackReason::Failed,
             };
             fall_back(context, reason, &parts, response).await
         }
@@ -286,6 +297,22 @@ async fn serve_routed(
         served.fallback = response.headers_mut().remove(FALLBACK_HEADER);
     }
     response
+}
+
+impl Context<'_> {
+    /// Whether the client is in `trusted_clients`: only then are the headers by which a
+    /// client steers the proxy (priority, deadline, forwarding) taken from it.
+    pub fn trusted(&self) -> bool {
+        self.route.admission.trust.trusts(self.downstream.peer.ip())
+    }
+
+    /// What the upstream's answer depends on besides the request's head.
+    pub fn provenance(&self) -> Provenance {
+        Provenance {
+            tls: self.downstream.tls,
+            forwarded: self.seen.forwarded,
+        }
+    }
 }
 
 /// Whether this request's response says what the proxy decided.

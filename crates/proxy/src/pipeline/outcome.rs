@@ -1,4 +1,10 @@
 //! What one attempt came to, in the terms every judge of an endpoint uses.
+//!
+//! An attempt can also end by the client's doing: its own deadline ran out, it stopped
+//! sending its body, or its body failed (it left). Those are classified where they are
+//! seen, in the attempt ([`ClientCause`]), and every judge reads them as saying nothing
+//! about the endpoint: otherwise any client could open a breaker, eject an endpoint or skew
+//! the latency estimate for everyone with a header or a slow upload.
 
 use std::time::Duration;
 
@@ -36,6 +42,23 @@ pub enum AttemptOutcome {
     /// The attempt was abandoned by the proxy (the client left, a hedge won): says nothing
     /// about the endpoint.
     Cancelled,
+    /// The client ended the attempt (see [`ClientCause`]): says nothing about the endpoint,
+    /// neither its health nor its latency, and is not retried.
+    ClientCaused(ClientCause),
+}
+
+/// How a client, not the endpoint, ended an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCause {
+    /// The caller's own deadline (its deadline header, shorter than the route's time) ran
+    /// out before the endpoint answered.
+    Deadline,
+    /// The client had not sent its request body when the attempt's time ran out: the
+    /// endpoint was waiting for the client.
+    SlowBody,
+    /// The client's request body failed while it was being sent (the client left, or sent
+    /// more than it may).
+    BodyFailed,
 }
 
 impl AttemptOutcome {
@@ -62,18 +85,32 @@ impl AttemptOutcome {
     }
 
     /// Whether the endpoint failed (counts against it in breakers and outlier detection).
-    /// Overload and cancellation do not.
+    /// Overload, cancellation and what the client caused do not.
     pub fn is_failure(self) -> bool {
         !matches!(
             self,
-            AttemptOutcome::Success | AttemptOutcome::Overloaded { .. } | AttemptOutcome::Cancelled
+            AttemptOutcome::Success
+                | AttemptOutcome::Overloaded { .. }
+                | AttemptOutcome::Cancelled
+                | AttemptOutcome::ClientCaused(_)
+        )
+    }
+
+    /// Whether it tells nothing about the endpoint: it must not be recorded as the
+    /// endpoint's failure, success or latency.
+    pub fn says_nothing(self) -> bool {
+        matches!(
+            self,
+            AttemptOutcome::Cancelled | AttemptOutcome::ClientCaused(_)
         )
     }
 
     /// The same outcome as the retry policy's failure kind, `None` for success.
     pub fn failure_kind(self) -> Option<FailureKind> {
         match self {
-            AttemptOutcome::Success | AttemptOutcome::Cancelled => None,
+            AttemptOutcome::Success
+            | AttemptOutcome::Cancelled
+            | AttemptOutcome::ClientCaused(_) => None,
             AttemptOutcome::Overloaded { .. } => Some(FailureKind::Status(503)),
             AttemptOutcome::ServerError(status) | AttemptOutcome::GatewayError(status) => {
                 Some(FailureKind::Status(status.as_u16()))
@@ -105,5 +142,21 @@ mod tests {
         assert!(AttemptOutcome::of_status(StatusCode::INTERNAL_SERVER_ERROR, None).is_failure());
         assert!(!AttemptOutcome::of_status(StatusCode::NOT_FOUND, None).is_failure());
         assert!(!AttemptOutcome::Cancelled.is_failure());
+    }
+
+    #[test]
+    fn what_a_client_caused_is_neither_a_failure_nor_retried() {
+        for cause in [
+            ClientCause::Deadline,
+            ClientCause::SlowBody,
+            ClientCause::BodyFailed,
+        ] {
+            let outcome = AttemptOutcome::ClientCaused(cause);
+            assert!(!outcome.is_failure());
+            assert!(outcome.says_nothing());
+            assert_eq!(outcome.failure_kind(), None);
+        }
+        assert!(!AttemptOutcome::Success.says_nothing());
+        assert!(!AttemptOutcome::Timeout.says_nothing());
     }
 }

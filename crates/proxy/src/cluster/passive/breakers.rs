@@ -14,12 +14,14 @@ use super::super::Endpoint;
 use crate::pipeline::AttemptOutcome;
 use crate::stats::ClusterStats;
 
-/// What an attempt's outcome means to a breaker. Overload and cancellation say nothing
-/// about the dependency: they neither trip nor heal it (see `AttemptOutcome`).
+/// What an attempt's outcome means to a breaker. Overload, cancellation and what the
+/// client caused say nothing about the dependency: they neither trip nor heal it (see
+/// `AttemptOutcome`).
 pub(super) fn breaker_outcome(outcome: AttemptOutcome) -> Outcome {
     match outcome {
         AttemptOutcome::Success => Outcome::Success,
-        AttemptOutcome::Overloaded { .. } | AttemptOutcome::Cancelled => Outcome::Ignored,
+        AttemptOutcome::Overloaded { .. } => Outcome::Ignored,
+        _ if outcome.says_nothing() => Outcome::Ignored,
         _ => Outcome::Failure,
     }
 }

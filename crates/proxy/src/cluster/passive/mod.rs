@@ -220,7 +220,7 @@ impl Cluster {
         } else if let AttemptOutcome::Overloaded { .. } = outcome {
             self.stats.overloaded.increment();
             endpoint.latency().observe(latency, now);
-        } else if outcome != AttemptOutcome::Cancelled {
+        } else if !outcome.says_nothing() {
             endpoint.latency().observe(latency, now);
         }
         // Outlier detection first: the cap it judges by counts this endpoint as serving,

@@ -29,7 +29,9 @@ use crate::pipeline::AttemptOutcome;
 /// recorded at all: overload (a busy endpoint is not a broken one) and cancellation.
 pub(super) fn outlier_outcome(outcome: AttemptOutcome) -> Option<Outcome> {
     match outcome {
-        AttemptOutcome::Overloaded { .. } | AttemptOutcome::Cancelled => None,
+        AttemptOutcome::Overloaded { .. }
+        | AttemptOutcome::Cancelled
+        | AttemptOutcome::ClientCaused(_) => None,
         AttemptOutcome::Success => Some(Outcome::Success),
         AttemptOutcome::ServerError(_) => Some(Outcome::ServerError),
         AttemptOutcome::GatewayError(_)

@@ -16,7 +16,7 @@ use super::super::Cluster;
 use crate::config::{
     BalanceConfig, ClusterConfig, EndpointAddress, EndpointConfig, PassiveConfig, UpstreamProtocol,
 };
-use crate::pipeline::AttemptOutcome;
+use crate::pipeline::{AttemptOutcome, ClientCause};
 
 const GATEWAY: AttemptOutcome = AttemptOutcome::GatewayError(StatusCode::BAD_GATEWAY);
 const OVERLOADED: AttemptOutcome = AttemptOutcome::Overloaded { retry_after: None };
@@ -140,6 +140,47 @@ fn overload_never_ejects_an_endpoint_nor_trips_a_breaker() {
     assert_eq!(cluster.stats().ejections.get(), 0);
     assert_eq!(cluster.stats().endpoint_breaker_opened.get(), 0);
     assert_eq!(cluster.stats().breaker_opened.get(), 0);
+}
+
+#[test]
+fn what_a_client_caused_never_ejects_trips_or_teaches_latency() {
+    let mut passive = outliers(|config| {
+        config.consecutive_errors = Some(2);
+        config.consecutive_gateway_errors = Some(2);
+    });
+    passive.endpoint_circuit_breaker = Some(breaker(2));
+    passive.circuit_breaker = Some(breaker(2));
+    let now = Instant::now();
+    let cluster = Cluster::new(config(2, passive), None, None, now);
+    let endpoint = cluster.endpoints()[0].clone();
+    let causes = [
+        ClientCause::Deadline,
+        ClientCause::SlowBody,
+        ClientCause::BodyFailed,
+    ];
+    for cause in causes.into_iter().cycle().take(30) {
+        let outcome = AttemptOutcome::ClientCaused(cause);
+        let permit = cluster
+            .admit(now)
+            .expect("the cluster breaker stays closed");
+        let guard = cluster
+            .pick_avoiding_with(
+                &request(),
+                &[address(2)],
+                now,
+                &mut SmallRng::seed_from_u64(1),
+            )
+            .expect("a pick");
+        cluster.record_outcome(&guard, outcome, Duration::from_secs(30), now);
+        permit.record(outcome, now);
+    }
+    cluster.tick(now + Duration::from_secs(60));
+    assert_eq!(reached(&cluster, 10, now), BTreeSet::from([1, 2]));
+    assert_eq!(cluster.stats().ejections.get(), 0);
+    assert_eq!(cluster.stats().endpoint_breaker_opened.get(), 0);
+    assert_eq!(cluster.stats().breaker_opened.get(), 0);
+    assert_eq!(cluster.stats().attempt_failures.get(), 0);
+    assert!(!endpoint.latency().has_samples(), "no latency was learnt");
 }
 
 #[test]

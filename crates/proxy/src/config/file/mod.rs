@@ -73,8 +73,9 @@ pub struct ProxySection {
     pub drain_timeout: Option<Spanned<DurationValue>>,
     /// The header that carries a request's remaining time, in whole milliseconds, between
     /// proxies. Sent upstream on every attempt (the smaller of the route's remaining
-    /// deadline and the per-try timeout); honoured when it arrives, so a request nobody
-    /// waits for any more is not worked on. Default "x-blastwall-timeout-ms".
+    /// deadline and the per-try timeout); honoured when it arrives from `trusted_clients`
+    /// (only), so a request nobody waits for any more is not worked on. Running out of a
+    /// caller's time never counts against an endpoint. Default "x-blastwall-timeout-ms".
     #[schemars(with = "Option<String>")]
     pub deadline_header: Option<Spanned<String>>,
     /// Which responses carry `x-blastwall-attempts` and `x-blastwall-fallback`: `always`,
@@ -86,8 +87,10 @@ pub struct ProxySection {
     /// `low`), honoured only from `trusted_clients`. Default "x-blastwall-priority".
     #[schemars(with = "Option<String>")]
     pub priority_header: Option<Spanned<String>>,
-    /// Networks (CIDRs like "10.0.0.0/8", or single addresses) whose priority header is
-    /// honoured; other clients get their route's priority. Default: none.
+    /// Networks (CIDRs like "10.0.0.0/8", or single addresses) whose priority and deadline
+    /// headers are honoured, and whose `X-Forwarded-Host`, `-Port`, `-Prefix` and
+    /// `Forwarded` headers travel upstream; other clients' are ignored or removed.
+    /// Default: none.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub trusted_clients: Vec<Spanned<String>>,

@@ -9,19 +9,30 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, request, response};
 
 use super::cache_control::CacheControl;
+use crate::fallback::Provenance;
+use crate::forward::FORWARDING;
 
 /// Statuses kept: those RFC 9111 §4.2.2 calls heuristically cacheable, less 206 (a part is
 /// not the resource), 405, 414 and 501 (errors about the request or the server, not a last
 /// good answer).
 const KEPT_STATUSES: [u16; 8] = [200, 203, 204, 300, 301, 308, 404, 410];
 
-/// The primary key of a response: method, host and target (path and query).
+/// The primary key of a response: method, scheme, host and target (path and query), and,
+/// when a trusted client sent them, the forwarding headers that travel upstream (they name
+/// the site the upstream answers for). The request headers its `Vary` names complete it
+/// ([`Entry::matches`]).
+///
+/// NOTE: everything else the proxy sends that may change the answer is the proxy's own or
+/// removed: `X-Forwarded-Proto` is the scheme keyed here; an untrusted client's forwarding
+/// headers are removed as it arrives; `X-Forwarded-For` ends with the peer, and an answer
+/// that depends on the client's address must say so (`Vary`, `private`), as it must to any
+/// shared cache.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct CacheKey(Box<str>);
 
 impl CacheKey {
     /// The key of a GET or HEAD request; `None` for other methods, which are never kept.
-    pub(crate) fn of(request: &request::Parts) -> Option<Self> {
+    pub(crate) fn of(request: &request::Parts, provenance: Provenance) -> Option<Self> {
         let method = match request.method {
             Method::GET => 'G',
             Method::HEAD => 'H',
@@ -42,11 +53,28 @@ impl CacheKey {
             .uri
             .path_and_query()
             .map_or("/", |target| target.as_str());
-        let mut key = String::with_capacity(2 + host.len() + target.len());
+        let scheme = if provenance.tls {
+            "https://"
+        } else {
+            "http://"
+        };
+        let mut key = String::with_capacity(2 + scheme.len() + host.len() + target.len());
         key.push(method);
         key.push(' ');
+        key.push_str(scheme);
         key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
         key.push_str(target);
+        if provenance.forwarded {
+            // After the target, each on a line of its own: neither can hold a newline.
+            for name in &FORWARDING {
+                for value in request.headers.get_all(name) {
+                    key.push('\n');
+                    key.push_str(name.as_str());
+                    key.push(':');
+                    key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                }
+            }
+        }
         Some(Self(key.into_boxed_str()))
     }
 
@@ -98,11 +126,15 @@ impl Entry {
             return None;
         }
         // RFC 9111 §3.5: a shared cache keeps an answer to an authorized request only when
-        // the response says it may.
+        // the response says it may. An answer to a request with a cookie is as likely to
+        // be that one user's: kept only when the response says it is for anyone.
         if request.headers.contains_key(header::AUTHORIZATION)
             && !directives.public
             && directives.s_maxage.is_none()
         {
+            return None;
+        }
+        if request.headers.contains_key(header::COOKIE) && !directives.public {
             return None;
         }
         let vary = vary(request, &response.headers)?;

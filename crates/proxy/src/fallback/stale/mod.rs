@@ -5,7 +5,8 @@
 //! does, fresh or not. It only remembers, and when the route's fallback is taken it answers
 //! with a response that is still within its window: fresh (by `s-maxage`, `max-age` or
 //! `Expires`), or stale by no more than the response's own `stale-if-error=N`, or else the
-//! route's `max_age`. What is kept, and why, is in [`entry`]; the bounds (entries and bytes,
+//! route's `max_age`. Its key is everything the upstream's answer may depend on (see
+//! [`CacheKey`]), so that no client can have an answer kept that others then get. What is kept, and why, is in [`entry`]; the bounds (entries and bytes,
 //! least recently used first) in [`store`]; how a body is copied while it streams to the
 //! client, never buffered ahead of it, in [`capture`].
 //!
@@ -29,6 +30,7 @@ use http::{Method, Response, request};
 
 use self::entry::{CacheKey, Entry};
 use self::store::{Inserted, Limits, Store};
+use super::Provenance;
 use crate::config::fallback::StaleIfErrorConfig;
 use crate::forward::{self, ProxyBody};
 use crate::stats::FallbackStats;
@@ -110,6 +112,7 @@ impl StaleCache {
     pub(crate) fn pending(
         &self,
         request: &request::Parts,
+        provenance: Provenance,
         response: &http::response::Parts,
         now: Instant,
     ) -> Option<Pending> {
@@ -117,7 +120,7 @@ impl StaleCache {
             return None;
         }
         let entry = Entry::storable(request, response, now)?;
-        let key = CacheKey::of(request)?;
+        let key = CacheKey::of(request, provenance)?;
         let max_body = self.max_body.load(Ordering::Relaxed);
         let declared = response
             .headers
@@ -158,9 +161,10 @@ impl StaleCache {
     pub(crate) fn lookup(
         &self,
         request: &request::Parts,
+        provenance: Provenance,
         now: Instant,
     ) -> Option<Response<ProxyBody>> {
-        let found = CacheKey::of(request).and_then(|key| {
+        let found = CacheKey::of(request, provenance).and_then(|key| {
             let mut state = self.lock();
             let max_age = state.config.max_age;
             let entry = state.store.get(&key)?;
@@ -201,11 +205,12 @@ impl StaleCache {
     pub(crate) fn capture(
         self: &Arc<Self>,
         request: &request::Parts,
+        provenance: Provenance,
         response: Response<ProxyBody>,
         now: Instant,
     ) -> Response<ProxyBody> {
         let (parts, body) = response.into_parts();
-        let Some(pending) = self.pending(request, &parts, now) else {
+        let Some(pending) = self.pending(request, provenance, &parts, now) else {
             return Response::from_parts(parts, body);
         };
         Response::from_parts(

@@ -13,6 +13,7 @@ use proptest::prelude::*;
 
 use super::StaleCache;
 use crate::config::fallback::StaleIfErrorConfig;
+use crate::fallback::Provenance;
 use crate::forward::{BoxError, ProxyBody};
 use crate::stats::FallbackStats;
 
@@ -84,7 +85,7 @@ async fn pass(
     response: Response<ProxyBody>,
     now: Instant,
 ) -> Result<Bytes, BoxError> {
-    let observed = cache.capture(request, response, now);
+    let observed = cache.capture(request, Provenance::default(), response, now);
     observed
         .into_body()
         .collect()
@@ -115,7 +116,7 @@ async fn served(
     request: &http::request::Parts,
     now: Instant,
 ) -> Option<(StatusCode, HeaderMap, Bytes)> {
-    let response = cache.lookup(request, now)?;
+    let response = cache.lookup(request, Provenance::default(), now)?;
     let (parts, body) = response.into_parts();
     Some((
         parts.status,
@@ -300,6 +301,80 @@ async fn responses_that_must_not_be_kept_are_not() {
 }
 
 #[tokio::test]
+async fn an_answer_to_a_request_with_a_cookie_is_kept_only_when_it_says_public() {
+    let cache = cache(limits());
+    let t0 = Instant::now();
+    let alice = get("/me", &[("cookie", "session=alice")]);
+    for directives in [&[][..], &[("cache-control", "max-age=60")][..]] {
+        let answer = response(200, directives, chunks(&["alice's page"]));
+        pass(&cache, &alice, answer, t0).await.unwrap();
+        assert!(
+            served(&cache, &get("/me", &[]), t0).await.is_none(),
+            "{directives:?}"
+        );
+        assert!(served(&cache, &alice, t0).await.is_none(), "{directives:?}");
+    }
+    assert_eq!(cache.stats.stale_stored.get(), 0);
+    let public = response(200, &[("cache-control", "public")], chunks(&["anyone's"]));
+    pass(&cache, &alice, public, t0).await.unwrap();
+    assert!(
+        served(&cache, &get("/me", &[]), t0).await.is_some(),
+        "public allows it"
+    );
+}
+
+#[tokio::test]
+async fn the_scheme_and_a_trusted_clients_forwarding_headers_are_in_the_key() {
+    let cache = cache(limits());
+    let t0 = Instant::now();
+    let plain = Provenance::default();
+    let tls = Provenance { tls: true, ..plain };
+    let forwarded = Provenance {
+        forwarded: true,
+        ..plain
+    };
+    let lookup = |request: &http::request::Parts, provenance| {
+        cache.lookup(request, provenance, t0).is_some()
+    };
+    let page = get("/page", &[]);
+    cache
+        .capture(&page, tls, response(200, &[], full_body("secure")), t0)
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    assert!(lookup(&page, tls));
+    assert!(!lookup(&page, plain), "kept for https, not for http");
+
+    let evil = get("/page", &[("x-forwarded-host", "evil.example")]);
+    cache
+        .capture(&evil, forwarded, response(200, &[], full_body("evil")), t0)
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    assert!(lookup(&evil, forwarded));
+    assert!(!lookup(&page, plain), "not for requests without the header");
+    let other = get("/page", &[("x-forwarded-host", "shop.example")]);
+    assert!(!lookup(&other, forwarded), "nor for another forwarded host");
+    let prefixed = get(
+        "/page",
+        &[
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-prefix", "/a"),
+        ],
+    );
+    assert!(
+        !lookup(&prefixed, forwarded),
+        "every forwarding header counts"
+    );
+}
+
+fn full_body(text: &'static str) -> ProxyBody {
+    crate::forward::full(text)
+}
+
+#[tokio::test]
 async fn a_vary_response_is_served_only_to_requests_with_the_same_values() {
     let cache = cache(limits());
     let t0 = Instant::now();
@@ -414,7 +489,12 @@ async fn a_body_the_client_abandons_is_not_kept() {
     let t0 = Instant::now();
     let request = get("/left", &[]);
     let mut observed = cache
-        .capture(&request, response(200, &[], chunks(&["a", "b"])), t0)
+        .capture(
+            &request,
+            Provenance::default(),
+            response(200, &[], chunks(&["a", "b"])),
+            t0,
+        )
         .into_body();
     let _first = observed.frame().await;
     drop(observed);
@@ -432,7 +512,12 @@ async fn a_complete_body_is_kept_even_if_never_polled_to_its_end() {
     let request = get("/full", &[]);
     let full = crate::forward::full("whole");
     let mut observed = cache
-        .capture(&request, response(200, &[], full), t0)
+        .capture(
+            &request,
+            Provenance::default(),
+            response(200, &[], full),
+            t0,
+        )
         .into_body();
     let frame = observed.frame().await.unwrap().unwrap();
     assert_eq!(frame.into_data().unwrap(), "whole");
