@@ -12,6 +12,8 @@ use http::{HeaderMap, Uri, header};
 
 use crate::config::{Config, HostMatch, PathMatch, RouteConfig};
 
+pub mod path;
+
 /// Routes by listener, in match order.
 #[derive(Debug, Clone)]
 pub struct Router {
