@@ -275,3 +275,43 @@ cluster = "slow"
         }
     }
 }
+
+#[tokio::test]
+async fn over_http2_paths_are_normalized_and_framing_look_alikes_refused_too() {
+    let mock = Mock::start("a", &["--echo"]);
+    let proxy = echo_proxy(&mock, "");
+    let stream = TcpStream::connect(proxy.addr()).await.expect("connected");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("an h2c handshake");
+    tokio::spawn(connection);
+    let request = |path: &str, extra: Option<(&str, &str)>| {
+        let mut request = http::Request::get(format!("http://{}{path}", proxy.addr()));
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        request
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("a request")
+    };
+    let answer = sender
+        .send_request(request("/a/../%6d//x", None))
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 200);
+    let body = http_body_util::BodyExt::collect(answer.into_body())
+        .await
+        .expect("a body")
+        .to_bytes();
+    let seen: serde_json::Value = serde_json::from_slice(&body).expect("an echo");
+    assert_eq!(seen["uri"], "/m/x");
+    let answer = sender
+        .send_request(request("/x", Some(("content_length", "5"))))
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 400);
+    assert_eq!(mock.requests().await, 1);
+}
