@@ -16,7 +16,8 @@
 //! redo the other coding too, or pass the body on without the coding it is in. Forwarding
 //! `chunked` and dropping `gzip`, as the proxy did, hands the endpoint a body it cannot read.
 //! [`check_parts`] runs on every request, HTTP/1 and HTTP/2 (from hyper) alike: Host must be
-//! single, well formed and agree with an absolute-form target or `:authority`, the head must
+//! single, well formed and agree with an absolute-form target or `:authority`, no header may
+//! be a look-alike of a framing header nor Content-Length disagree with itself, the head must
 //! fit the limits, and a declared body must fit `max_request_body`.
 //!
 //! Both are pure functions of their input, so they are unit tested here and fuzzed in
