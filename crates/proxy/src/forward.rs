@@ -116,6 +116,9 @@ pub enum ProxyError {
     /// The client did not send the request body in time (it is read whole before the first
     /// attempt when a retry may need it again).
     BodyReadTimeout,
+    /// The request uses a transfer coding other than `chunked` alone, which the proxy
+    /// does not decode and so cannot pass on intact (RFC 9112 §6.1: 501).
+    UnsupportedTransferCoding,
 }
 
 impl ProxyError {
@@ -137,6 +140,7 @@ impl ProxyError {
             }
             ProxyError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -158,6 +162,7 @@ impl ProxyError {
             ProxyError::DeadlineExceeded => "deadline_exceeded",
             ProxyError::KillSwitch => "kill_switch",
             ProxyError::BodyReadTimeout => "body_read_timeout",
+            ProxyError::UnsupportedTransferCoding => "unsupported_transfer_coding",
         }
     }
 }
@@ -278,7 +283,7 @@ pub(crate) fn upstream_request(
     let via = via_entry(parts.version);
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
-    remove_hop_by_hop(headers);
+    remove_hop_by_hop(headers, &[&route.admission.trust.header]);
     if http2 {
         // HTTP/2 names the host in :authority, which is the endpoint's address here; a Host
         // that disagrees with it makes the request malformed (RFC 9113 §8.3.1), so the
@@ -382,7 +387,7 @@ pub(crate) fn downstream_response(
     // NOTE: an HTTP/1.1 head arrives without them (`upstream::h1` leaves them out as it
     // builds the map), which saves a walk over every response's headers.
     if !matches!(body, UpstreamBody::Http1(_)) {
-        remove_hop_by_hop(&mut parts.headers);
+        remove_hop_by_hop(&mut parts.headers, &[]);
     }
     parts.headers.append(header::VIA, via);
     apply(&route.response_headers, &mut parts.headers);
@@ -415,8 +420,37 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+/// Headers a `Connection` option cannot remove. RFC 9110 §7.6.1 has a proxy remove the
+/// fields its `Connection` header names, but a sender must not name a field meant for every
+/// recipient, and these are: `Host` routes the message and `Content-Length` frames it (taking
+/// either away would let a client, or an endpoint, change how the next hop reads the
+/// message), `TE` and `Trailer` follow their own rules (`TE: trailers` goes on; `Trailer`
+/// announces trailers end to end), and the rest are what the proxy itself writes or reads
+/// for the next hop (the request id, forwarding headers, the trace context). A request or
+/// response that names them is not refused: `Connection: TE` is what RFC 9110 §10.1.4 asks
+/// of a client that sends `TE`, so real clients send it. The option is ignored instead.
+// NOTE: `Transfer-Encoding` is missing: it is hop by hop, always removed, and each side
+// writes its own framing.
+const NOT_NAMEABLE: [HeaderName; 13] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::TE,
+    header::TRAILER,
+    REQUEST_ID,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    HeaderName::from_static("x-forwarded-host"),
+    header::FORWARDED,
+    header::VIA,
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+    ERROR_HEADER,
+];
+
 /// Removes hop-by-hop headers; `TE: trailers` alone survives, as gRPC needs it end to end.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+/// The headers `Connection` names go too, except those in [`NOT_NAMEABLE`] and `keep` (the
+/// configured headers the proxy writes for the next hop, such as its priority header).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep: &[&HeaderName]) {
     // NOTE: one pass over the names finds which of these headers are present (comparing
     // names is cheap; looking each one up would hash it), and only those are removed. Most
     // requests have none; most responses only `Connection`.
@@ -450,6 +484,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
                 if !names_none(option)
                     && let Ok(name) = HeaderName::from_bytes(option.as_bytes())
                     && !HOP_BY_HOP.contains(&name)
+                    && !NOT_NAMEABLE.contains(&name)
+                    && !keep.contains(&&name)
                     && headers.contains_key(&name)
                 {
                     named.push(name);
@@ -752,20 +788,70 @@ mod tests {
         );
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert("x-kept", HeaderValue::from_static("1"));
-        remove_hop_by_hop(&mut headers);
+        remove_hop_by_hop(&mut headers, &[]);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn connection_cannot_name_away_host_framing_or_the_proxys_own_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static(
+                "host, content-length, TE, trailer, x-forwarded-for, x-request-id, \
+                 traceparent, x-prio, x-secret",
+            ),
+        );
+        for (name, value) in [
+            ("host", "shop.example"),
+            ("content-length", "5"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-request-id", "abc"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("x-prio", "high"),
+            ("x-secret", "1"),
+        ] {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        remove_hop_by_hop(&mut headers, &[&PRIORITY]);
+        assert!(
+            !headers.contains_key("x-secret"),
+            "an ordinary named header goes"
+        );
+        assert!(!headers.contains_key(header::CONNECTION));
+        for name in [
+            "host",
+            "content-length",
+            "te",
+            "trailer",
+            "x-forwarded-for",
+            "x-request-id",
+            "traceparent",
+            "x-prio",
+        ] {
+            assert!(headers.contains_key(name), "{name} was removed");
+        }
+        assert_eq!(headers[header::TE], "trailers");
     }
 
     #[test]
     fn te_trailers_survives_other_te_values_do_not() {
         let mut headers = HeaderMap::new();
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        remove_hop_by_hop(&mut headers);
+        remove_hop_by_hop(&mut headers, &[]);
         assert_eq!(headers[header::TE], "trailers");
         let mut headers = HeaderMap::new();
         headers.insert(header::TE, HeaderValue::from_static("gzip"));
-        remove_hop_by_hop(&mut headers);
+        remove_hop_by_hop(&mut headers, &[]);
         assert!(!headers.contains_key(header::TE));
     }
 

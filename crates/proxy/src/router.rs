@@ -3,7 +3,9 @@
 //! Routes are tried in the order the config lists them and the first whose every condition
 //! holds wins, as an operator reading the file expects. Each listener gets its own list at
 //! load (routes limited to other listeners are left out of it), and every condition is
-//! already typed, so matching does no parsing and no allocation.
+//! already typed, so matching does no parsing and no allocation. Paths are matched as
+//! [`path::normalize`] left them when the request arrived, so that another spelling of a
+//! path cannot miss the route that guards it.
 
 use std::cell::OnceCell;
 
@@ -11,6 +13,8 @@ use http::request::Parts;
 use http::{HeaderMap, Uri, header};
 
 use crate::config::{Config, HostMatch, PathMatch, RouteConfig};
+
+pub mod path;
 
 /// Routes by listener, in match order.
 #[derive(Debug, Clone)]

@@ -4,6 +4,12 @@
 //! what it found, or that it needs more bytes. Chunk data comes out as slices of the
 //! buffer (no copy); sizes, line endings and trailers are held to the RFC, with bounds on
 //! the lengths an endpoint controls.
+//!
+//! Line endings are CRLF and nothing else, in the chunk-size line, its extensions (which
+//! httparse skips byte by byte, a bare LF included) and the trailer section (where httparse
+//! takes a bare LF as a line end): a recipient that ends a line at a bare LF, as some do,
+//! would see a different body, and that disagreement is what request smuggling is made of.
+//! Trailers are filtered as they are read ([`super::trailer_allowed`]).
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -84,6 +90,13 @@ impl Decoder {
                     }
                     match httparse::parse_chunk_size(buffer) {
                         Ok(httparse::Status::Complete((len, size))) => {
+                            // NOTE: the line ends in CRLF (httparse found it); before it,
+                            // an extension may hold any byte httparse skipped.
+                            if buffer[..len - 2].iter().any(|&byte| is_control(byte)) {
+                                return Err(ChunkedError(
+                                    "control character or bare LF in a chunk-size line",
+                                ));
+                            }
                             let _ = buffer.split_to(len);
                             self.state = if size == 0 {
                                 State::Trailers
@@ -140,6 +153,9 @@ impl Decoder {
             self.state = State::Done;
             return Ok(Decoded::End);
         }
+        if buffer.first() == Some(&b'\n') {
+            return Err(ChunkedError("bare LF after the last chunk"));
+        }
         let mut slots = [httparse::EMPTY_HEADER; MAX_TRAILERS];
         let (len, fields) = match httparse::parse_headers(buffer, &mut slots) {
             Ok(httparse::Status::Complete((len, fields))) => (len, fields),
@@ -154,10 +170,17 @@ impl Decoder {
             }
             Err(_) => return Err(ChunkedError("malformed trailer section")),
         };
+        if has_bare_lf(&buffer[..len]) {
+            return Err(ChunkedError("bare LF in the trailer section"));
+        }
         let mut trailers = HeaderMap::with_capacity(fields.len());
         for field in fields {
             let name = HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| ChunkedError("invalid trailer name"))?;
+            if !super::trailer_allowed(&name) {
+                tracing::debug!(%name, "trailer field dropped");
+                continue;
+            }
             let value = HeaderValue::from_bytes(field.value)
                 .map_err(|_| ChunkedError("invalid trailer value"))?;
             trailers.append(name, value);
@@ -165,5 +188,90 @@ impl Decoder {
         let _ = buffer.split_to(len);
         self.state = State::Done;
         Ok(Decoded::Trailers(trailers))
+    }
+}
+
+/// A byte no chunk-size line may hold: a control character other than HTAB (CR and LF
+/// included: the line's own CRLF is not looked at), or DEL.
+fn is_control(byte: u8) -> bool {
+    (byte < 0x20 && byte != b'\t') || byte == 0x7f
+}
+
+/// Whether `bytes` has an LF that no CR comes right before.
+fn has_bare_lf(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(at, &byte)| byte == b'\n' && (at == 0 || bytes[at - 1] != b'\r'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `wire` whole: the data, and the trailers if any; or why it was refused.
+    fn decode_all(wire: &[u8]) -> Result<(Vec<u8>, Option<HeaderMap>), ChunkedError> {
+        let mut buffer = BytesMut::from(wire);
+        let mut decoder = Decoder::new();
+        let (mut data, mut trailers) = (Vec::new(), None);
+        loop {
+            match decoder.decode(&mut buffer)? {
+                Decoded::Data(bytes) => data.extend_from_slice(&bytes),
+                Decoded::Trailers(fields) => trailers = Some(fields),
+                Decoded::End => return Ok((data, trailers)),
+                Decoded::NeedMore => return Err(ChunkedError("incomplete")),
+            }
+        }
+    }
+
+    #[test]
+    fn a_chunked_body_with_extensions_and_trailers_decodes() {
+        let (data, trailers) =
+            decode_all(b"3;name=\"va;l\"\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 9\r\n\r\n").unwrap();
+        assert_eq!(data, b"abcde");
+        assert_eq!(trailers.unwrap()["x-sum"], "9");
+        assert_eq!(decode_all(b"0\r\n\r\n").unwrap(), (Vec::new(), None));
+    }
+
+    #[test]
+    fn a_bare_lf_or_a_control_character_in_a_chunk_extension_is_refused() {
+        for wire in [
+            &b"3;a\nb\r\nabc\r\n0\r\n\r\n"[..],
+            b"3;\n\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\x00\r\nabc\r\n0\r\n\r\n",
+            b"0;x\n\r\n\r\n",
+        ] {
+            let refused = decode_all(wire);
+            assert!(refused.is_err(), "{:?}", String::from_utf8_lossy(wire));
+            assert_ne!(refused, Err(ChunkedError("incomplete")));
+        }
+        assert!(decode_all(b"3;a=\tb\r\nabc\r\n0\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn a_last_chunk_ended_by_a_bare_lf_is_refused() {
+        for wire in [
+            &b"0\r\n\n"[..],
+            b"3\r\nabc\r\n0\r\n\n",
+            b"0\r\nx-sum: 1\n\r\n",
+            b"0\r\nx-sum: 1\r\n\n",
+        ] {
+            let refused = decode_all(wire);
+            assert!(refused.is_err(), "{:?}", String::from_utf8_lossy(wire));
+            assert_ne!(refused, Err(ChunkedError("incomplete")));
+        }
+    }
+
+    #[test]
+    fn trailers_that_would_frame_route_or_authorize_are_dropped() {
+        let (_, trailers) = decode_all(
+            b"0\r\nContent-Length: 99\r\nHost: evil\r\nx-sum: 1\r\nTransfer-Encoding: chunked\r\n\
+              Authorization: Basic eA==\r\nCookie: a=b\r\nContent-Type: text/x\r\n\
+              Content_Length: 5\r\nConnection: close\r\nTE: trailers\r\ngrpc-status: 0\r\n\r\n",
+        )
+        .unwrap();
+        let trailers = trailers.unwrap();
+        let names: Vec<_> = trailers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-sum", "grpc-status"]);
     }
 }

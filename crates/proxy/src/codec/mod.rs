@@ -7,6 +7,7 @@
 //! socket and its buffers; only the byte formats live here.
 
 mod chunked;
+mod fields;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -14,6 +15,7 @@ use hyper::body::Frame;
 use smallvec::SmallVec;
 
 pub use self::chunked::{ChunkedError, Decoded, Decoder};
+pub use self::fields::{framing_look_alike, keep_allowed_trailers, trailer_allowed};
 
 /// How a body is delimited on the wire, as its head announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,12 +3,21 @@
 //! Two layers. [`check_head`] / [`locate_head`] read the raw bytes of an HTTP/1 request head
 //! as the listener's server ([`super::h1`]) reads them off the socket, and refuse what
 //! RFC 9112 calls ambiguous framing — the ground of request smuggling: both `Content-Length`
-//! and `Transfer-Encoding`, conflicting or malformed lengths, a transfer coding whose last
-//! step is not `chunked`, `Transfer-Encoding` in HTTP/1.0, header lines folded (obs-fold) or
-//! with white space before the colon, and heads over the size or header-count limits. They
-//! also say how the body is framed, so the server knows where the next head starts.
+//! and `Transfer-Encoding`, conflicting or malformed lengths, `chunked` applied twice or
+//! followed by another coding, `Transfer-Encoding` in HTTP/1.0, a look-alike of a framing
+//! header (`Content_Length`, see [`crate::codec::framing_look_alike`]), header lines folded
+//! (obs-fold) or with white space before the colon, and heads over the size or header-count
+//! limits. They also say how the body is framed, so the server knows where the next head
+//! starts.
+//!
+//! A transfer coding other than `chunked` (`gzip, chunked`) is refused with 501, as nginx
+//! does (RFC 9112 §6.1 lets a server do so for a coding it does not implement): the proxy
+//! decodes the chunked coding and writes the body out again, so it would have to undo and
+//! redo the other coding too, or pass the body on without the coding it is in. Forwarding
+//! `chunked` and dropping `gzip`, as the proxy did, hands the endpoint a body it cannot read.
 //! [`check_parts`] runs on every request, HTTP/1 and HTTP/2 (from hyper) alike: Host must be
-//! single, well formed and agree with an absolute-form target or `:authority`, the head must
+//! single, well formed and agree with an absolute-form target or `:authority`, no header may
+//! be a look-alike of a framing header nor Content-Length disagree with itself, the head must
 //! fit the limits, and a declared body must fit `max_request_body`.
 //!
 //! Both are pure functions of their input, so they are unit tested here and fuzzed in
@@ -51,6 +60,13 @@ impl Rejection {
     fn bad(reason: impl Into<String>) -> Self {
         Self {
             error: ProxyError::BadRequest,
+            reason: reason.into(),
+        }
+    }
+
+    fn not_implemented(reason: impl Into<String>) -> Self {
+        Self {
+            error: ProxyError::UnsupportedTransferCoding,
             reason: reason.into(),
         }
     }
@@ -214,22 +230,25 @@ fn framing(request: &httparse::Request<'_, '_>) -> Result<Framing, Rejection> {
                         "Transfer-Encoding applies a coding after chunked",
                     ));
                 }
-                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                if !coding.eq_ignore_ascii_case(b"chunked") {
+                    return Err(Rejection::not_implemented(format!(
+                        "Transfer-Encoding \"{}\": only chunked is supported",
+                        String::from_utf8_lossy(header.value)
+                    )));
+                }
+                chunked_last = true;
                 transfer_encoding = true;
             }
             if !transfer_encoding {
                 return Err(Rejection::bad("empty Transfer-Encoding"));
             }
+        } else if crate::codec::framing_look_alike(header.name.as_bytes()) {
+            return Err(look_alike(header.name));
         }
     }
     if transfer_encoding && length.is_some() {
         return Err(Rejection::bad(
             "both Content-Length and Transfer-Encoding (ambiguous framing)",
-        ));
-    }
-    if transfer_encoding && !chunked_last {
-        return Err(Rejection::bad(
-            "Transfer-Encoding whose final coding is not chunked",
         ));
     }
     // NOTE: an Upgrade header changes nothing: the proxy forwards none and never switches
@@ -242,6 +261,13 @@ fn framing(request: &httparse::Request<'_, '_>) -> Result<Framing, Rejection> {
     } else {
         Framing::Length(length.unwrap_or(0))
     })
+}
+
+/// The refusal of a header named like a framing header, `_` for `-`.
+fn look_alike(name: &str) -> Rejection {
+    Rejection::bad(format!(
+        "header \"{name}\" is a look-alike of a framing header (`_` for `-`)"
+    ))
 }
 
 /// A Content-Length value: decimal digits only (no sign, no list), as hyper reads it.
@@ -259,6 +285,12 @@ fn content_length(value: &[u8]) -> Option<u64> {
 pub fn check_parts(parts: &Parts, limits: &HeadLimits) -> Result<(), Rejection> {
     let headers = HeaderSummary::of(parts);
     check_host(parts, &headers)?;
+    if let Some(name) = headers.look_alike {
+        return Err(look_alike(name.as_str()));
+    }
+    if headers.lengths_differ {
+        return Err(Rejection::bad("conflicting Content-Length values"));
+    }
     if parts.headers.len() > limits.max_headers {
         return Err(Rejection::too_large(format!(
             "more than {} header lines",
@@ -295,6 +327,11 @@ struct HeaderSummary<'a> {
     hosts_repeated: bool,
     /// The first Content-Length value.
     content_length: Option<&'a HeaderValue>,
+    /// Whether a later Content-Length value differs from the first (hyper's HTTP/2 server
+    /// reads only the first).
+    lengths_differ: bool,
+    /// A header named like a framing header, `_` for `-`.
+    look_alike: Option<&'a header::HeaderName>,
     /// The size of the head as it would be written in HTTP/1.1.
     head_size: usize,
 }
@@ -310,6 +347,8 @@ impl<'a> HeaderSummary<'a> {
             host: None,
             hosts_repeated: false,
             content_length: None,
+            lengths_differ: false,
+            look_alike: None,
             head_size: request_line + 2,
         };
         // NOTE: `iter` yields a name's values in order, so the first met is what `get`
@@ -320,7 +359,10 @@ impl<'a> HeaderSummary<'a> {
                 summary.hosts_repeated |= summary.host.is_some();
                 summary.host.get_or_insert(value);
             } else if name == header::CONTENT_LENGTH {
-                summary.content_length.get_or_insert(value);
+                let first = *summary.content_length.get_or_insert(value);
+                summary.lengths_differ |= first != value;
+            } else if crate::codec::framing_look_alike(name.as_str().as_bytes()) {
+                summary.look_alike.get_or_insert(name);
             }
         }
         summary

@@ -121,11 +121,11 @@ async fn serve_http1<S>(
 async fn respond(
     shared: &ListenerShared,
     downstream: Downstream,
-    parts: Parts,
+    mut parts: Parts,
     body: h1::RequestBody,
 ) -> Response<ProxyBody> {
     let _in_flight = shared.runtime.traffic().request();
-    match route(shared, &parts) {
+    match route(shared, &mut parts) {
         // NOTE: pinned where it is made and awaited through the pin: awaited by value, the
         // pipeline's future (kilobytes) is copied once more first.
         Ok((snapshot, route_index)) => {
@@ -242,7 +242,7 @@ async fn handle(
         .limits
         .max_requests_per_connection
         .is_some_and(|max| ticket.number >= u64::from(max.get()));
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let response = match checks::check_parts(&parts, &shared.http1.head_limits) {
         Err(rejection) => {
             tracing::debug!(listener = %shared.name, peer = %downstream.peer, error = rejection.error.as_str(), reason = %rejection.reason, "request refused");
@@ -250,7 +250,7 @@ async fn handle(
         }
         Ok(()) => {
             let body = LimitedBody::new(body, shared.limits.max_request_body, ticket.clone());
-            let response = match route(&shared, &parts) {
+            let response = match route(&shared, &mut parts) {
                 Ok((snapshot, route_index)) => {
                     // NOTE: pinned where it is made and awaited through the pin, as above.
                     pin!(pipeline::serve(
@@ -285,13 +285,15 @@ async fn handle(
     Ok(Response::from_parts(parts, body))
 }
 
-/// The snapshot and route for a request, or why it has none.
+/// The snapshot and route for a request, or why it has none. The request's path is
+/// normalized first ([`crate::router::path`]): routes match it, and the endpoint gets it.
 // NOTE: a plain function, not one more `async` level around the pipeline: each level's
 // future is copied whole when it is created, and this one would hold the pipeline's.
 fn route(
     shared: &ListenerShared,
-    parts: &http::request::Parts,
+    parts: &mut http::request::Parts,
 ) -> Result<(Arc<Snapshot>, usize), &'static str> {
+    crate::router::path::normalize(&mut parts.uri);
     let resolved = shared
         .runtime
         .snapshot_for(&shared.name, || shared.retired.borrow().clone());

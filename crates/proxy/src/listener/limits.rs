@@ -4,7 +4,9 @@
 //! length was already refused before forwarding, so this catches chunked and HTTP/2 bodies
 //! that grow past the limit mid-stream. It fails the body (which aborts the upstream request)
 //! and marks the [`Ticket`], so the listener answers 413 instead of the 502 the aborted
-//! attempt would give. [`TrackedBody`] holds the ticket until the response is sent.
+//! attempt would give. It also drops the trailer fields no trailer may carry
+//! ([`crate::codec::trailer_allowed`]), as the HTTP/1.1 server's decoder does for its own.
+//! [`TrackedBody`] holds the ticket until the response is sent.
 
 use std::error::Error;
 use std::fmt;
@@ -62,7 +64,10 @@ impl Body for LimitedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
+            Poll::Ready(Some(Ok(mut frame))) => {
+                if let Some(trailers) = frame.trailers_mut() {
+                    crate::codec::keep_allowed_trailers(trailers);
+                }
                 if let Some(data) = frame.data_ref() {
                     let size = data.len() as u64;
                     if size > this.left {

@@ -492,26 +492,33 @@ impl Judged<'_, '_> {
                 }
                 forward::downstream_response(self.context.route, response, guard)
             }
-            Err(SendFailure::Timeout) => error_response(
-                ProxyError::UpstreamTimeout,
-                &format!(
-                    "endpoint {endpoint} of cluster \"{}\" did not answer within {timeout:?}",
-                    cluster.name()
-                ),
-            ),
+            // NOTE: what the client reads names the cluster, never the endpoint nor the
+            // error's own text (an I/O or TLS error may name an address or a host): those
+            // go to the log here, and to the access log and the admin API as the attempt's
+            // upstream.
+            Err(SendFailure::Timeout) => {
+                tracing::debug!(cluster = cluster.name(), %endpoint, ?timeout, "upstream request timed out");
+                error_response(
+                    ProxyError::UpstreamTimeout,
+                    &format!(
+                        "an endpoint of cluster \"{}\" did not answer within {timeout:?}",
+                        cluster.name()
+                    ),
+                )
+            }
             Err(SendFailure::Upstream(error)) => {
                 tracing::debug!(cluster = cluster.name(), %endpoint, %error, "upstream request failed");
-                let proxy_error = if error.kind().never_processed() {
-                    ProxyError::ConnectFailed
+                let (proxy_error, what) = if error.kind().never_processed() {
+                    (ProxyError::ConnectFailed, "could not be reached")
                 } else {
-                    ProxyError::UpstreamReset
+                    (
+                        ProxyError::UpstreamReset,
+                        "failed before its answer was complete",
+                    )
                 };
                 error_response(
                     proxy_error,
-                    &format!(
-                        "endpoint {endpoint} of cluster \"{}\": {error}",
-                        cluster.name()
-                    ),
+                    &format!("an endpoint of cluster \"{}\" {what}", cluster.name()),
                 )
             }
             Err(SendFailure::Client(cause, error)) => client_caused(cause, error.as_ref()),

@@ -26,7 +26,7 @@ mod tests;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -87,7 +87,17 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             UpstreamBody::Http1(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
-            UpstreamBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+            UpstreamBody::Http2(body) => {
+                // The HTTP/1.1 client's decoder filters the trailers it reads; hyper's
+                // HTTP/2 client does not.
+                let mut frame = ready!(Pin::new(body).poll_frame(cx));
+                if let Some(Ok(frame)) = &mut frame
+                    && let Some(trailers) = frame.trailers_mut()
+                {
+                    crate::codec::keep_allowed_trailers(trailers);
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(BoxError::from)))
+            }
         }
     }
 

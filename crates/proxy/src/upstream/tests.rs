@@ -397,3 +397,31 @@ async fn concurrently(client: &UpstreamClient, authority: &str, count: usize) ->
     }
     bodies
 }
+
+#[tokio::test]
+async fn an_http2_endpoints_trailers_come_through_filtered() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let service = service_fn(|_| async {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            trailers.insert("content-length", http::HeaderValue::from_static("99"));
+            trailers.insert("set-cookie", http::HeaderValue::from_static("a=b"));
+            let body = Full::new(Bytes::from_static(b"ok"))
+                .with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
+            Ok::<_, Infallible>(Response::new(body))
+        });
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+    let client = UpstreamClient::new(&config(UpstreamProtocol::Http2, 8));
+    let response = fetch(&client, get(&authority)).await.unwrap();
+    let collected = response.into_body().collect().await.expect("the body");
+    let trailers = collected.trailers().expect("trailers").clone();
+    assert_eq!(collected.to_bytes(), "ok");
+    let names: Vec<_> = trailers.keys().map(|name| name.as_str()).collect();
+    assert_eq!(names, ["grpc-status"]);
+}

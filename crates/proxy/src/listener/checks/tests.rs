@@ -25,7 +25,7 @@ fn a_plain_head_is_complete_with_its_framing() {
             framing: Framing::Length(5)
         })
     );
-    let chunked = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+    let chunked = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n";
     assert!(matches!(
         head(chunked),
         Ok(Head::Complete {
@@ -76,7 +76,6 @@ fn ambiguous_lengths_and_codings_are_refused() {
         ("Content-Length: 0x10", "malformed"),
         ("Content-Length: 99999999999999999999999", "malformed"),
         ("Transfer-Encoding: chunked, gzip", "after chunked"),
-        ("Transfer-Encoding: gzip", "final coding is not chunked"),
         (
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity",
             "after chunked",
@@ -260,4 +259,48 @@ fn host_validation_agrees_with_the_authority_parser_on_every_short_value() {
             assert_eq!(valid_host(&value), authority_accepts(&value), "{text:?}");
         }
     }
+}
+
+#[test]
+fn a_transfer_coding_besides_chunked_is_not_implemented() {
+    for coding in [
+        "gzip, chunked",
+        "gzip",
+        "deflate,chunked",
+        "identity, chunked",
+        "chunked;q=1",
+    ] {
+        let text = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {coding}\r\n\r\n");
+        let (error, reason) = refused(&text);
+        assert_eq!(error, ProxyError::UnsupportedTransferCoding, "{coding}");
+        assert_eq!(error.status(), http::StatusCode::NOT_IMPLEMENTED);
+        assert!(reason.contains("only chunked"), "{coding}: {reason}");
+    }
+    let split = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(refused(split).0, ProxyError::UnsupportedTransferCoding);
+}
+
+#[test]
+fn look_alikes_of_the_framing_headers_are_refused() {
+    for header in [
+        "Content_Length: 5",
+        "content_length: 0",
+        "Transfer_Encoding: chunked",
+        "TRANSFER_encoding: chunked",
+    ] {
+        let text = format!("POST / HTTP/1.1\r\nHost: a\r\n{header}\r\n\r\n");
+        let (error, reason) = refused(&text);
+        assert_eq!(error, ProxyError::BadRequest, "{header}");
+        assert!(reason.contains("look-alike"), "{header}: {reason}");
+    }
+    let fine = "GET / HTTP/1.1\r\nHost: a\r\nX_Custom: 1\r\nContent-Length: 0\r\n\r\n";
+    assert!(head(fine).is_ok());
+    let hyper = parts(
+        http::Request::post("/")
+            .version(Version::HTTP_2)
+            .header("host", "a")
+            .header("content_length", "5"),
+    );
+    let rejection = check_parts(&hyper, &LIMITS).expect_err("a look-alike");
+    assert_eq!(rejection.error, ProxyError::BadRequest);
 }

@@ -55,6 +55,7 @@ fn build(bytes: &Bytes, places: &HeadPlaces, framing: Framing) -> Result<Request
     let mut headers = HeaderMap::with_capacity(places.headers.len() + forward::HEADER_ROOM);
     let (mut close, mut keep_alive_asked) = (false, false);
     let (mut expect_continue, mut takes_trailers) = (false, false);
+    let mut length_kept = false;
     for &span in &places.headers {
         let name =
             HeaderName::from_bytes(&bytes[span.name()]).map_err(|_| bad("invalid header name"))?;
@@ -66,6 +67,12 @@ fn build(bytes: &Bytes, places: &HeadPlaces, framing: Framing) -> Result<Request
             }
         } else if name == header::EXPECT {
             expect_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        } else if name == header::CONTENT_LENGTH {
+            // Repeated equal lengths (`locate_head` refused unequal ones) go on as one.
+            if length_kept {
+                continue;
+            }
+            length_kept = true;
         } else if name == header::TE {
             takes_trailers |= value
                 .split(|&byte| byte == b',')

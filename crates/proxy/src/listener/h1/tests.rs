@@ -648,3 +648,49 @@ async fn trailers_go_only_to_clients_that_take_them() {
         assert_eq!(output.contains("x-sum: 7\r\n"), expected, "{output}");
     }
 }
+
+#[test]
+fn repeated_equal_content_lengths_are_kept_as_one() {
+    let mut buffer = BytesMut::from(
+        &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc"[..],
+    );
+    let head = take_head(&mut buffer, &settings().head_limits)
+        .expect("a valid head")
+        .expect("a whole head");
+    assert_eq!(head.framing, Framing::Length(3));
+    let lengths: Vec<_> = head
+        .parts
+        .headers
+        .get_all("content-length")
+        .iter()
+        .collect();
+    assert_eq!(lengths, ["3"]);
+}
+
+#[tokio::test]
+async fn a_bare_lf_in_a_chunked_request_body_fails_the_body() {
+    for body in [&b"3;a\nb\r\nabc\r\n0\r\n\r\n"[..], b"3\r\nabc\r\n0\r\n\n"] {
+        let mut input =
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        input.extend_from_slice(body);
+        let output = exchange(&settings(), &input).await;
+        // The echo answers 502 when the body fails, and echoes it when it does not.
+        assert!(output.starts_with("HTTP/1.1 502 "), "{output}");
+        assert!(output.contains("malformed chunked body"), "{output}");
+    }
+}
+
+#[tokio::test]
+async fn forbidden_request_trailers_do_not_reach_the_responder() {
+    let output = exchange(
+        &settings(),
+        b"POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\
+          Host: evil\r\nContent-Length: 9\r\nx-sum: 1\r\nCookie: a=b\r\n\r\n",
+    )
+    .await;
+    assert!(output.contains("POST /t a x-sum"), "{output}");
+    assert!(
+        !output.contains("host") && !output.contains("cookie"),
+        "{output}"
+    );
+}

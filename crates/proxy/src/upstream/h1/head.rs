@@ -1,5 +1,11 @@
 //! A response head off the wire: parsed by httparse, framed as RFC 9112 §6.3 says, and
 //! turned into the `http` types without copying a value (each is a slice of the head).
+//!
+//! Held to the rules the listener holds requests to, where they matter to the client: a
+//! transfer coding other than `chunked` alone is refused (the proxy writes the body out in
+//! its own framing, so `gzip, chunked` would reach the client without its `gzip`), repeated
+//! equal lengths go on as one, and a `Connection` header cannot name away the
+//! `Content-Length` or `Trailer` of the answer ([`forward::remove_hop_by_hop`]).
 
 use std::mem::MaybeUninit;
 
@@ -159,7 +165,7 @@ fn build(
     // instructions, once per request.
     let mut headers = HeaderMap::with_capacity(spans.len() + ADDED_ON_THE_WAY_BACK);
     let mut length: Option<u64> = None;
-    let mut chunked: Option<bool> = None;
+    let mut chunked = false;
     let (mut close, mut keep_alive_asked, mut names_others) = (false, false, false);
     for &span in spans {
         let name = HeaderName::from_bytes(&bytes[span.name()])
@@ -168,10 +174,14 @@ fn build(
         if name == header::CONTENT_LENGTH {
             let this = codec::content_length(value)
                 .ok_or(HeadError::Malformed("invalid Content-Length"))?;
-            if length.is_some_and(|earlier| earlier != this) {
-                return Err(HeadError::Malformed("conflicting Content-Length values"));
+            match length {
+                Some(earlier) if earlier != this => {
+                    return Err(HeadError::Malformed("conflicting Content-Length values"));
+                }
+                // The same length again: one line of it goes on.
+                Some(_) => continue,
+                None => length = Some(this),
             }
-            length = Some(this);
         }
         match forward::hop_by_hop_index(name.as_str()) {
             None => {}
@@ -190,12 +200,21 @@ fn build(
                 }
             }
             Some(5) => {
-                // Transfer-Encoding: the last coding decides.
-                let last = value
-                    .rsplit(|&byte| byte == b',')
-                    .map(<[u8]>::trim_ascii)
-                    .find(|coding| !coding.is_empty());
-                chunked = Some(last.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked")));
+                // Transfer-Encoding: `chunked`, once, and nothing else.
+                for coding in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+                    if coding.is_empty() {
+                        continue;
+                    }
+                    if chunked || !coding.eq_ignore_ascii_case(b"chunked") {
+                        return Err(HeadError::Malformed(
+                            "a transfer coding other than chunked alone",
+                        ));
+                    }
+                    chunked = true;
+                }
+                if !chunked {
+                    return Err(HeadError::Malformed("empty Transfer-Encoding"));
+                }
                 continue;
             }
             Some(_) => continue,
@@ -208,22 +227,21 @@ fn build(
         head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let framing = match (chunked, length) {
         _ if no_body => Framing::Empty,
-        (Some(true), _) => Framing::Chunked,
-        (Some(false), _) => Framing::UntilClose,
-        (None, Some(length)) => Framing::Length(length),
-        (None, None) => Framing::UntilClose,
+        (true, _) => Framing::Chunked,
+        (false, Some(length)) => Framing::Length(length),
+        (false, None) => Framing::UntilClose,
     };
-    if chunked.is_some() && length.is_some() {
+    if chunked && length.is_some() {
         // RFC 9112 §6.3: Transfer-Encoding overrides, and the length must not be passed on.
         headers.remove(header::CONTENT_LENGTH);
     }
     if names_others {
         // The headers `Connection` names are this connection's too; with them gone the map
         // holds only end-to-end headers, and the proxy need not look again.
-        forward::remove_hop_by_hop(&mut headers);
+        forward::remove_hop_by_hop(&mut headers, &[]);
     }
     let keep_alive = framing != Framing::UntilClose
-        && !(chunked.is_some() && length.is_some())
+        && !(chunked && length.is_some())
         && match version {
             Version::HTTP_10 => keep_alive_asked && !close,
             _ => !close,

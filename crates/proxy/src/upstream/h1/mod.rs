@@ -394,7 +394,8 @@ fn request_framing(headers: &HeaderMap, body: &ProxyBody) -> RequestFraming {
 }
 
 /// Writes the request line and headers, `added` after the map's; the framing headers are
-/// this connection's own.
+/// this connection's own: a declared length is written once, as one number, however the
+/// map holds it (repeated equal values go on as one).
 fn encode_head(out: &mut Vec<u8>, parts: &Parts, added: &AddedHeaders, framing: RequestFraming) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
@@ -404,9 +405,8 @@ fn encode_head(out: &mut Vec<u8>, parts: &Parts, added: &AddedHeaders, framing: 
     };
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let own_length = !matches!(framing, RequestFraming::Declared(_));
     for (name, value) in &parts.headers {
-        if *name == header::TRANSFER_ENCODING || (own_length && *name == header::CONTENT_LENGTH) {
+        if *name == header::TRANSFER_ENCODING || *name == header::CONTENT_LENGTH {
             continue;
         }
         encode_line(out, name, value);
@@ -415,13 +415,13 @@ fn encode_head(out: &mut Vec<u8>, parts: &Parts, added: &AddedHeaders, framing: 
         encode_line(out, name, value);
     }
     match framing {
-        RequestFraming::Known(length) => {
+        RequestFraming::Known(length) | RequestFraming::Declared(length) => {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        RequestFraming::None | RequestFraming::Declared(_) => {}
+        RequestFraming::None => {}
     }
     out.extend_from_slice(b"\r\n");
 }

@@ -91,14 +91,10 @@ fn framing_follows_rfc_9112() {
     );
     assert_eq!(
         framing(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n",
             false
         ),
         (Framing::Chunked, true)
-    );
-    assert_eq!(
-        framing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false),
-        (Framing::UntilClose, false)
     );
     assert_eq!(
         framing(b"HTTP/1.1 200 OK\r\n\r\n", false),
@@ -143,6 +139,51 @@ fn the_headers_a_connection_header_names_are_left_out_with_it() {
     );
     let names: Vec<_> = head.headers.keys().map(|name| name.as_str()).collect();
     assert_eq!(names, ["content-length"]);
+}
+
+#[test]
+fn a_connection_header_cannot_name_away_the_length_that_frames_the_answer() {
+    let head = whole(
+        b"HTTP/1.1 200 OK\r\nConnection: content-length, x-secret\r\nContent-Length: 2\r\n\
+          X-Secret: 1\r\nTrailer: x-sum\r\nConnection: trailer\r\n\r\nok",
+    );
+    assert_eq!(head.framing, Framing::Length(2));
+    assert_eq!(head.headers["content-length"], "2");
+    assert_eq!(head.headers["trailer"], "x-sum");
+    assert!(!head.headers.contains_key("x-secret"));
+    let answer_to_head = take_head(
+        &mut BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 7\r\n\r\n"[..],
+        ),
+        true,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(answer_to_head.headers["content-length"], "7");
+}
+
+#[test]
+fn repeated_equal_lengths_reach_the_client_as_one() {
+    let head = whole(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok");
+    assert_eq!(head.framing, Framing::Length(2));
+    assert_eq!(head.headers.get_all("content-length").iter().count(), 1);
+}
+
+#[test]
+fn an_answer_with_a_transfer_coding_besides_chunked_is_refused() {
+    for text in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    ] {
+        assert!(
+            matches!(parse(text), Err(HeadError::Malformed(_))),
+            "{}",
+            String::from_utf8_lossy(text)
+        );
+    }
 }
 
 #[test]
@@ -369,6 +410,21 @@ fn request_heads_carry_their_framing() {
     assert_eq!(
         encoded(&unknown),
         "POST /p?q=1 HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+}
+
+#[test]
+fn repeated_equal_lengths_go_upstream_as_one() {
+    let declared = request(
+        Method::POST,
+        &[("content-length", "2"), ("content-length", "2")],
+        Full::new(Bytes::from_static(b"ab"))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    assert_eq!(
+        encoded(&declared),
+        "POST /p?q=1 HTTP/1.1\r\ncontent-length: 2\r\n\r\n"
     );
 }
 
