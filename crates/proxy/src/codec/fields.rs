@@ -26,9 +26,8 @@ use http::header::HeaderName;
 pub fn trailer_allowed(name: &HeaderName) -> bool {
     let name = name.as_str();
     // NOTE: `HeaderName`s are lower case, so the text compares exactly.
-    if name.starts_with("proxy-") || name.starts_with("if-") || name.starts_with("content-") {
-        // Proxy credentials and hop-by-hop fields; conditionals; and how to process the
-        // content (`Content-Length`, `-Type`, `-Encoding`, `-Range`, `-Location`, ...).
+    if name.starts_with("proxy-") || name.starts_with("if-") {
+        // Proxy credentials and hop-by-hop fields; conditionals.
         return false;
     }
     if framing_look_alike(name.as_bytes()) {
@@ -37,7 +36,11 @@ pub fn trailer_allowed(name: &HeaderName) -> bool {
     !matches!(
         name,
         // Framing and routing.
-        "transfer-encoding" | "host" | "trailer"
+        "content-length" | "transfer-encoding" | "host" | "trailer"
+        // How to process the content. (`Content-Digest` is not among them: RFC 9530 has
+        // it sent as a trailer when the content is streamed.)
+        | "content-type" | "content-encoding" | "content-range" | "content-location"
+        | "content-language" | "content-disposition"
         // Hop by hop.
         | "connection" | "keep-alive" | "te" | "upgrade"
         // Authentication and cookies.
@@ -115,7 +118,13 @@ mod tests {
             let name = HeaderName::from_static(name);
             assert!(!trailer_allowed(&name), "{name}");
         }
-        for name in ["grpc-status", "grpc-message", "x-checksum", "server-timing"] {
+        for name in [
+            "grpc-status",
+            "grpc-message",
+            "x-checksum",
+            "server-timing",
+            "content-digest",
+        ] {
             let name = HeaderName::from_static(name);
             assert!(trailer_allowed(&name), "{name}");
         }
