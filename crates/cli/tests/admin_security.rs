@@ -1,6 +1,7 @@
 //! The admin listener against what a hostile web page or a hostile client can do: forged
-//! cross-site mutations and DNS rebinding are refused, and a flood of half-sent requests
-//! cannot take the descriptors the traffic listener needs.
+//! cross-site mutations and DNS rebinding are refused, a flood of half-sent requests cannot
+//! take the descriptors the traffic listener needs, and no view, event or log line shows a
+//! header value or the token from the config.
 
 mod support;
 
@@ -12,13 +13,22 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 use support::{
     Mock, Process, Proxy, admin_addr, admin_section, admin_url, endpoint, get, listening_address,
-    single_cluster_config,
+    send, single_cluster_config,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Bound on every wait for an answer; a passing test never comes near it.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// Secrets the config sets in header values and as the token; none may be shown.
+const SECRETS: &[&str] = &[
+    "upstream-bearer-s3cret",
+    "cookie-s3cret",
+    "match-key-s3cret",
+    "fallback-s3cret",
+    "admin-token-s3cret",
+];
 
 fn proxy_without_token(mock: &Mock) -> Proxy {
     Proxy::start(&single_cluster_config(
@@ -129,6 +139,7 @@ struct Limited {
     listener: SocketAddr,
     admin: SocketAddr,
     log: PathBuf,
+    config_path: PathBuf,
     _folder: tempfile::TempDir,
 }
 
@@ -149,6 +160,7 @@ impl Limited {
             listener,
             admin,
             log,
+            config_path,
             _folder: folder,
         }
     }
@@ -202,4 +214,114 @@ async fn half_sent_requests_past_the_cap_do_not_starve_the_traffic_listener() {
         (1..=2).contains(&refusals),
         "the refusals should be logged once per burst, not per connection ({refusals}):\n{log}"
     );
+}
+
+/// A config setting every kind of header value, and the token, to one of [`SECRETS`].
+fn config_with_secrets(mock: &Mock, route_extra: &str) -> String {
+    format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+token = "admin-token-s3cret"
+
+[[listener]]
+name = "public"
+listen = "127.0.0.1:0"
+
+[[route]]
+name = "api"
+cluster = "api"
+match.headers = {{ "x-api-key" = "match-key-s3cret" }}
+request_headers = {{ add = {{ "authorization" = "Bearer upstream-bearer-s3cret" }}, remove = ["x-debug"] }}
+response_headers.add."set-cookie" = "session=cookie-s3cret"
+fallback = {{ static = {{ status = 503, headers = {{ "x-fallback" = "fallback-s3cret" }}, body = "down" }} }}
+{route_extra}
+
+[cluster.api]
+endpoints = [{}]
+"#,
+        endpoint(mock, "")
+    )
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "{what} shows {secret}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_config_view_and_every_other_view_show_no_header_value_or_token() {
+    let mock = Mock::start("a", &[]);
+    let proxy = Proxy::start(&config_with_secrets(&mock, ""));
+    let (status, _, body) = get(&admin_url(&proxy, "/admin/config")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_no_secret("/admin/config", &body);
+    let config: Value = serde_json::from_str(&body).expect("JSON");
+    let route = &config["config"]["route"][0];
+    assert_eq!(
+        route["request_headers"]["add"]["authorization"],
+        "<redacted>"
+    );
+    assert_eq!(route["request_headers"]["remove"][0], "x-debug");
+    assert_eq!(route["match"]["headers"]["x-api-key"], "<redacted>");
+    for path in [
+        "/admin/status",
+        "/admin/clusters",
+        "/admin/routes",
+        "/admin/events",
+        "/admin/openapi.json",
+        "/metrics",
+        "/dashboard",
+    ] {
+        let (status, _, body) = get(&admin_url(&proxy, path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_no_secret(path, &body);
+    }
+}
+
+#[tokio::test]
+async fn a_reload_refused_on_a_secret_line_shows_the_secret_nowhere() {
+    let mock = Mock::start("a", &[]);
+    let good = config_with_secrets(&mock, "");
+    let proxy = Limited::start("-Sn 4096", &good);
+    // An unknown key beside a secret (the file does not parse), then an invalid header
+    // value (a control character, so validation refuses it): both point at secret lines.
+    let unknown_key = good.replace(
+        "remove = [\"x-debug\"] }",
+        "remove = [\"x-debug\"], bogus = 1 }",
+    );
+    let invalid_value = good.replace(
+        "Bearer upstream-bearer-s3cret",
+        "Bearer upstream-bearer-s3cret\\u0001",
+    );
+    for bad in [unknown_key, invalid_value] {
+        assert_ne!(bad, good);
+        std::fs::write(&proxy.config_path, bad).expect("config written");
+        let url = format!("http://{}/admin/reload", proxy.admin);
+        let (status, _, answer) = send(
+            Method::POST,
+            &url,
+            "",
+            &[
+                ("authorization", "Bearer admin-token-s3cret"),
+                ("content-type", "application/json"),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_no_secret("the reload answer", &answer);
+        assert!(answer.contains("blastwall.toml:"), "not located: {answer}");
+        for path in ["/admin/status", "/admin/events"] {
+            let (_, _, body) = get(&format!("http://{}{path}", proxy.admin)).await;
+            assert_no_secret(path, &body);
+            assert!(
+                body.contains("blastwall.toml:"),
+                "{path} is not located: {body}"
+            );
+        }
+    }
+    let log = proxy.log();
+    assert!(log.contains("reload refused"), "{log}");
+    assert_no_secret("the log", &log);
 }

@@ -276,8 +276,9 @@ fn log_reload(trigger: ReloadTrigger, previous_hash: &str, outcome: &ReloadOutco
                 errors = errors.0.len(),
                 "config reload refused; the config in force stays"
             );
+            // NOTE: the summary, never the source line: it may hold a secret.
             for error in &errors.0 {
-                tracing::error!("{error}");
+                tracing::error!("{}", error.summary());
             }
         }
     }

@@ -124,6 +124,36 @@ fn the_config_view_redacts_the_admin_token() {
     );
 }
 
+#[test]
+fn the_config_view_redacts_every_header_value_the_config_sets() {
+    let text = r#"
+[proxy]
+decision_headers = "always"
+
+[[route]]
+cluster = "api"
+match.headers = { "x-api-key" = "k-secret" }
+request_headers = { add = { "authorization" = "Bearer r-secret", "x-n" = 12345 }, remove = ["x-debug"] }
+response_headers.add."set-cookie" = "c-secret"
+fallback = { static = { headers = { "x-f" = "f-secret" } } }
+"#;
+    let json = views::config_json(text).expect("the config converts");
+    for secret in ["k-secret", "r-secret", "c-secret", "f-secret", "12345"] {
+        assert!(!json.to_string().contains(secret), "{secret} in {json}");
+    }
+    let route = &json["route"][0];
+    assert_eq!(
+        route["request_headers"]["add"]["authorization"],
+        "<redacted>"
+    );
+    assert_eq!(route["request_headers"]["add"]["x-n"], "<redacted>");
+    assert_eq!(route["request_headers"]["remove"][0], "x-debug");
+    assert_eq!(route["response_headers"]["add"]["set-cookie"], "<redacted>");
+    assert_eq!(route["match"]["headers"]["x-api-key"], "<redacted>");
+    assert_eq!(json["proxy"]["decision_headers"], "always");
+    assert_eq!(route["cluster"], "api");
+}
+
 async fn raw_call(server: &AdminServer, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(server.local_addr())
