@@ -78,6 +78,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // and SIGTERM during startup is not lost.
     let mut hangups = signal(SignalKind::hangup())?;
     let mut stops = Stops::catch()?;
+    // As many descriptors as the process may have, before the config is checked against
+    // them (see `blastwall_proxy::descriptors`).
+    match blastwall_proxy::descriptors::raise_open_file_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-file limit raised to the hard limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let config = match Config::load(&args.config) {
         Ok(config) => config,
         Err(errors) => {
