@@ -7,9 +7,14 @@
 //! into one).
 //!
 //! A reload validates the new file first; a bad one is refused with every error logged, and
-//! the old config keeps serving. The drain stops accepting at once, lets requests in flight
-//! finish for up to `[proxy] drain_timeout`, and exits 0; a second SIGTERM or SIGINT during
-//! the drain exits at once with status 1.
+//! the old config keeps serving. Logged errors give file, line, column and message but
+//! never the offending line, which may hold a header value or the token; a config that does
+//! not load at start is shown with its lines only when stderr is a terminal (the operator
+//! at a shell), not when it is a log a supervisor keeps.
+//!
+//! The drain stops accepting at once, lets requests in flight finish for up to
+//! `[proxy] drain_timeout`, and exits 0; a second SIGTERM or SIGINT during the drain exits
+//! at once with status 1.
 //!
 //! A reload asked for through the admin API (`POST /admin/reload`) is one more trigger of
 //! the same loop, answered with its outcome.
@@ -21,7 +26,7 @@
 //! `config reload refused (N errors; config HASH stays in force)`, `draining (...)` and
 //! `drained (...)`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -29,7 +34,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use blastwall_proxy::Proxy;
-use blastwall_proxy::config::Config;
+use blastwall_proxy::config::{Config, ConfigErrors};
 use blastwall_proxy::reload::watch::ConfigWatcher;
 use blastwall_proxy::reload::{DrainReport, ReloadOutcome, ReloadTrigger};
 use clap::Args;
@@ -73,10 +78,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // and SIGTERM during startup is not lost.
     let mut hangups = signal(SignalKind::hangup())?;
     let mut stops = Stops::catch()?;
+    // As many descriptors as the process may have, before the config is checked against
+    // them (see `blastwall_proxy::descriptors`).
+    match blastwall_proxy::descriptors::raise_open_file_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-file limit raised to the hard limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let config = match Config::load(&args.config) {
         Ok(config) => config,
         Err(errors) => {
-            eprintln!("{errors}");
+            print_start_errors(&errors);
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -84,7 +95,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut proxy = match Proxy::bind(config).await {
         Ok(proxy) => proxy,
         Err(errors) => {
-            eprintln!("{errors}");
+            print_start_errors(&errors);
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -202,6 +213,16 @@ fn print_reload(outcome: &ReloadOutcome, in_force: &str) {
             let noun = if count == 1 { "error" } else { "errors" };
             println!("config reload refused ({count} {noun}; config {in_force} stays in force)");
         }
+    }
+}
+
+/// Why the proxy cannot start: with the offending lines on a terminal, as a summary (no
+/// source text, which may hold a secret) into a log.
+fn print_start_errors(errors: &ConfigErrors) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("{errors}");
+    } else {
+        eprintln!("{}", errors.summary());
     }
 }
 

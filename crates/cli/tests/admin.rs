@@ -34,7 +34,10 @@ async fn act(proxy: &Proxy, method: Method, path: &str, body: &str) -> (StatusCo
         method,
         &admin_url(proxy, path),
         body,
-        &[("authorization", &bearer)],
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+        ],
     )
     .await;
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
@@ -253,18 +256,25 @@ async fn mutations_without_the_token_are_refused_and_change_nothing() {
     let proxy = proxy(&[&a], "\n[cluster.api.circuit_breaker]\n");
     let url = admin_url(&proxy, "/admin/clusters/api/breaker");
     let body = r#"{"action": "force_open"}"#;
-    let (status, _, answer) = send(Method::POST, &url, body, &[]).await;
+    let json = ("content-type", "application/json");
+    let (status, _, answer) = send(Method::POST, &url, body, &[json]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
     let (status, _, _) = send(
         Method::POST,
         &url,
         body,
-        &[("authorization", "Bearer wrong")],
+        &[("authorization", "Bearer wrong"), json],
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(get(&proxy.url("/work")).await.0, StatusCode::OK);
-    let (status, _, _) = send(Method::POST, &admin_url(&proxy, "/admin/reload"), "", &[]).await;
+    let (status, _, _) = send(
+        Method::POST,
+        &admin_url(&proxy, "/admin/reload"),
+        "",
+        &[json],
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 

@@ -12,6 +12,7 @@ pub mod balance;
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod descriptors;
 pub mod fallback;
 pub mod forward;
 pub mod headers;
@@ -53,8 +54,10 @@ pub struct Proxy {
 
 impl Proxy {
     /// Binds every listener of `config` and starts serving; reports every listener that
-    /// cannot bind.
+    /// cannot bind. A config that cannot fit the open-file limit is refused first (see
+    /// [`descriptors`]).
     pub async fn bind(config: Config) -> Result<Self, ConfigErrors> {
+        descriptors::fits_open_file_limit(&config).map_err(|error| ConfigErrors(vec![error]))?;
         let mut bound = Vec::new();
         let mut errors = Vec::new();
         for listener in &config.listeners {
@@ -159,6 +162,12 @@ impl Proxy {
         trigger: ReloadTrigger,
     ) -> ReloadOutcome {
         let previous_hash = self.runtime.snapshot().config.source.hash.clone();
+        // A config that cannot fit the open-file limit is refused like an invalid one.
+        let loaded = loaded.and_then(|config| {
+            descriptors::fits_open_file_limit(&config)
+                .map(|()| config)
+                .map_err(|error| ConfigErrors(vec![error]))
+        });
         let outcome = match loaded {
             _ if hash.as_ref() == Some(&previous_hash) => ReloadOutcome::Unchanged {
                 hash: previous_hash.clone(),
@@ -276,8 +285,9 @@ fn log_reload(trigger: ReloadTrigger, previous_hash: &str, outcome: &ReloadOutco
                 errors = errors.0.len(),
                 "config reload refused; the config in force stays"
             );
+            // NOTE: the summary, never the source line: it may hold a secret.
             for error in &errors.0 {
-                tracing::error!("{error}");
+                tracing::error!("{}", error.summary());
             }
         }
     }

@@ -386,3 +386,34 @@ pub fn seen_header(echoed: &str, name: &str) -> Option<String> {
         .and_then(|pair| pair[1].as_str())
         .map(str::to_owned)
 }
+
+impl Process {
+    /// Runs `blastwall` with `args` under `ulimit {limit}` (like `-n 160`, soft and hard, or
+    /// `-Sn 256`, soft only), its stderr (the log) written to `log`.
+    pub fn spawn_limited(limit: &str, args: &[&str], log: &std::path::Path) -> Self {
+        let log = std::fs::File::create(log).expect("a log file");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit $0 && exec \"$@\"")
+            .arg(limit)
+            .arg(env!("CARGO_BIN_EXE_blastwall"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("sh starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || forward_lines(stdout, sender));
+        Self {
+            child,
+            lines,
+            output: Vec::new(),
+        }
+    }
+}
+
+/// The address in a `... listening on http://addr` line.
+pub fn listening_address(line: &str) -> SocketAddr {
+    address_in(line)
+}

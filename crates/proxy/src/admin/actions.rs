@@ -15,6 +15,7 @@ use super::events::{Event, EventKind};
 use super::reply::{self, AdminBody, ApiError, error_json};
 use super::{AdminState, ReloadRequest};
 use crate::cluster::{Cluster, Endpoint};
+use crate::config::ConfigError;
 use crate::reload::ReloadOutcome;
 
 /// How long an API reload may wait for the run loop (busy with another reload or a drain).
@@ -271,8 +272,9 @@ pub(super) async fn reload(state: &AdminState) -> Response<AdminBody> {
             StatusCode::UNPROCESSABLE_ENTITY,
             &json!({
                 "outcome": "refused",
-                "error": errors.to_string(),
-                "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                // No source text: the offending line may hold a secret.
+                "error": errors.summary(),
+                "errors": errors.0.iter().map(ConfigError::summary).collect::<Vec<_>>(),
             }),
         ),
     }

@@ -227,7 +227,7 @@ pub fn reload_event(attempt: &crate::reload::ReloadAttempt) -> Option<Event> {
         ),
         ReloadOutcome::Refused { errors, .. } => (
             EventKind::ReloadRefused,
-            format!("reload refused ({}): {errors}", attempt.trigger),
+            format!("reload refused ({}): {}", attempt.trigger, errors.summary()),
         ),
         ReloadOutcome::Unchanged { .. } => return None,
     };

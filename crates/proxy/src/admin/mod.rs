@@ -10,6 +10,12 @@
 //! is not done here but asked of whoever owns the [`crate::Proxy`] (the run loop), so an
 //! API reload is the very same as one from SIGHUP.
 //!
+//! Being its own listener, it also guards itself: at most `[admin] max_connections` at once
+//! (a connection past it is closed at once), a `header_read_timeout` for each request head,
+//! body and keep-alive wait, and mutations only from the listener's own origin with a JSON
+//! content type (see [`guard`]), so neither a flood of half-sent requests nor a web page in
+//! the operator's browser can reach past it.
+//!
 //! Readiness (`/healthz/ready`) is true once the listeners are bound (the admin listener
 //! starts after them) and every cluster has run its first round of health checks, and false
 //! again from the moment the drain starts.
@@ -20,6 +26,7 @@ pub mod reply;
 pub mod router;
 
 mod actions;
+mod guard;
 mod stream;
 mod views;
 
@@ -30,16 +37,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 pub use self::events::{
     breaker_event, health_event, kill_switch_event, outlier_event, reload_event,
@@ -130,7 +137,8 @@ impl AdminServer {
             reloads: sender,
         });
         let (stop, stopped) = watch::channel(());
-        tokio::spawn(accept(listener, state.clone(), stopped));
+        let cap = state.runtime.snapshot().config.admin.max_connections;
+        tokio::spawn(accept(listener, state.clone(), cap, stopped));
         Ok(Self {
             state,
             reloads,
@@ -144,8 +152,8 @@ impl AdminServer {
     }
 
     /// After a reload: records where the traffic listeners are bound now, and warns that a
-    /// new admin address waits for a restart (the token applies at once: it is read from
-    /// the config in force on every call).
+    /// new admin address or connection cap waits for a restart (the token and the header
+    /// timeout apply at once: they are read from the config in force).
     pub fn reconfigure(
         &self,
         before: &AdminConfig,
@@ -156,6 +164,12 @@ impl AdminServer {
             tracing::warn!(
                 "[admin] listen changed: the admin listener stays on {} until a restart",
                 self.state.local_addr
+            );
+        }
+        if before.max_connections != now.max_connections {
+            tracing::warn!(
+                "[admin] max_connections changed: the admin listener keeps {} until a restart",
+                before.max_connections
             );
         }
         *self
@@ -186,7 +200,44 @@ impl Drop for AdminServer {
     }
 }
 
-async fn accept(listener: TcpListener, state: Arc<AdminState>, mut stopped: watch::Receiver<()>) {
+/// How often refusals over the connection cap are logged, at most: a flood is one warning
+/// (with a count), not one line per connection.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Counts connections refused over the cap and says so at most once per interval.
+#[derive(Debug, Default)]
+struct Refusals {
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Refusals {
+    fn refused(&mut self, cap: usize) {
+        self.unlogged += 1;
+        let now = Instant::now();
+        if self
+            .logged_at
+            .is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_INTERVAL)
+        {
+            tracing::warn!(
+                refused = self.unlogged,
+                cap,
+                "admin listener over its connection cap ([admin] max_connections): closing new connections at once (logged at most every {REFUSAL_LOG_INTERVAL:?})"
+            );
+            self.unlogged = 0;
+            self.logged_at = Some(now);
+        }
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    cap: usize,
+    mut stopped: watch::Receiver<()>,
+) {
+    let slots = Arc::new(Semaphore::new(cap));
+    let mut refusals = Refusals::default();
     loop {
         let (stream, _) = tokio::select! {
             _ = stopped.changed() => return,
@@ -199,14 +250,27 @@ async fn accept(listener: TcpListener, state: Arc<AdminState>, mut stopped: watc
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Closed at once: a connection over the cap holds no descriptor past this line.
+            drop(stream);
+            refusals.refused(cap);
+            continue;
+        };
         let state = state.clone();
         let mut stopped = stopped.clone();
+        let timeout = state.runtime.snapshot().config.admin.header_read_timeout;
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&state, request).await) }
+                async move { Ok::<_, std::convert::Infallible>(handle(&state, request, timeout).await) }
             });
+            // NOTE: hyper arms the header timeout whenever it waits for a request head, the
+            // first one and each next one on a keep-alive connection, so it is the idle
+            // timeout as well.
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = connection => {}
@@ -217,7 +281,11 @@ async fn accept(listener: TcpListener, state: Arc<AdminState>, mut stopped: watc
 }
 
 /// Answers one admin request.
-pub(crate) async fn handle(state: &AdminState, request: Request<Incoming>) -> Response<AdminBody> {
+pub(crate) async fn handle(
+    state: &AdminState,
+    request: Request<Incoming>,
+    body_timeout: Duration,
+) -> Response<AdminBody> {
     let (parts, body) = request.into_parts();
     let call = match router::route(&parts.method, parts.uri.path()) {
         Ok(call) => call,
@@ -244,6 +312,13 @@ pub(crate) async fn handle(state: &AdminState, request: Request<Incoming>) -> Re
         }
     };
     if !is_read(&call) {
+        if let Err(error) = guard::check_mutation(
+            &parts.headers,
+            parts.uri.authority().map(http::uri::Authority::as_str),
+            state.local_addr,
+        ) {
+            return error.into_response();
+        }
         let snapshot = state.runtime.snapshot();
         if let Err(error) = auth::authorize(
             &parts.headers,
@@ -262,12 +337,19 @@ pub(crate) async fn handle(state: &AdminState, request: Request<Incoming>) -> Re
             return response;
         }
     }
-    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
+    let reading = http_body_util::Limited::new(body, MAX_BODY).collect();
+    let body = match tokio::time::timeout(body_timeout, reading).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(error)) => {
             return error_json(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("cannot read the request body (at most {MAX_BODY} bytes): {error}"),
+            );
+        }
+        Err(_) => {
+            return error_json(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!("the request body did not arrive within {body_timeout:?}"),
             );
         }
     };

@@ -53,10 +53,13 @@ async fn call(
     token: Option<&str>,
 ) -> (StatusCode, Value) {
     let mut request = Request::builder()
-        .method(method)
+        .method(method.clone())
         .uri(format!("http://{}{path}", server.local_addr()));
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if method != Method::GET {
+        request = request.header("content-type", "application/json");
     }
     let request = request
         .body(Full::new(Bytes::from(body.to_owned())))
@@ -119,6 +122,157 @@ fn the_config_view_redacts_the_admin_token() {
         json["cluster"]["api"]["endpoints"][0]["address"],
         "127.0.0.1:9"
     );
+}
+
+#[test]
+fn the_config_view_redacts_every_header_value_the_config_sets() {
+    let text = r#"
+[proxy]
+decision_headers = "always"
+
+[[route]]
+cluster = "api"
+match.headers = { "x-api-key" = "k-secret" }
+request_headers = { add = { "authorization" = "Bearer r-secret", "x-n" = 12345 }, remove = ["x-debug"] }
+response_headers.add."set-cookie" = "c-secret"
+fallback = { static = { headers = { "x-f" = "f-secret" } } }
+"#;
+    let json = views::config_json(text).expect("the config converts");
+    for secret in ["k-secret", "r-secret", "c-secret", "f-secret", "12345"] {
+        assert!(!json.to_string().contains(secret), "{secret} in {json}");
+    }
+    let route = &json["route"][0];
+    assert_eq!(
+        route["request_headers"]["add"]["authorization"],
+        "<redacted>"
+    );
+    assert_eq!(route["request_headers"]["add"]["x-n"], "<redacted>");
+    assert_eq!(route["request_headers"]["remove"][0], "x-debug");
+    assert_eq!(route["response_headers"]["add"]["set-cookie"], "<redacted>");
+    assert_eq!(route["match"]["headers"]["x-api-key"], "<redacted>");
+    assert_eq!(json["proxy"]["decision_headers"], "always");
+    assert_eq!(route["cluster"], "api");
+}
+
+async fn raw_call(server: &AdminServer, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connects");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("request sent");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .expect("answer read");
+    answer
+}
+
+#[tokio::test]
+async fn a_forged_cross_site_mutation_is_refused_before_it_acts() {
+    let server = server("").await;
+    let port = server.local_addr().port();
+    let body = r#"{"on": true}"#;
+    let post = |host: &str, headers: &str| {
+        format!(
+            "POST /admin/routes/everything/kill_switch HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let own = format!("127.0.0.1:{port}");
+    let answer = raw_call(
+        &server,
+        &post(
+            &own,
+            "Origin: http://evil.example\r\nContent-Type: text/plain\r\n",
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("\"error\""), "{answer}");
+    let rebound = format!("evil.example:{port}");
+    let answer = raw_call(
+        &server,
+        &post(&rebound, "Content-Type: application/json\r\n"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let answer = raw_call(&server, &post(&own, "Content-Type: text/plain\r\n")).await;
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+    let (_, routes) = call(&server, Method::GET, "/admin/routes", "", None).await;
+    assert_eq!(routes["routes"][0]["kill_switch"], false, "{routes}");
+}
+
+#[tokio::test]
+async fn a_half_sent_request_is_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server("[admin]\nheader_read_timeout = \"1s\"").await;
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connects");
+    stream
+        .write_all(b"GET /admin/status HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .expect("sent");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "still open past the header timeout");
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_at_once_and_the_others_served() {
+    use tokio::io::AsyncReadExt;
+    let server = server("[admin]\nmax_connections = 2").await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(
+            tokio::net::TcpStream::connect(server.local_addr())
+                .await
+                .expect("connects"),
+        );
+    }
+    // Both slots taken: the next one is closed without an answer.
+    let mut over = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connects");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        over.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "not closed at once");
+    drop(held);
+    let answered = eventually_ok(&server).await;
+    assert!(
+        answered,
+        "a slot freed by a closed connection was not reused"
+    );
+}
+
+/// Polls `GET /healthz/live` until it answers (a closed connection frees its slot a moment
+/// after the close).
+async fn eventually_ok(server: &AdminServer) -> bool {
+    for _ in 0..200 {
+        let request = Request::get(format!("http://{}/healthz/live", server.local_addr()))
+            .body(Full::new(Bytes::new()))
+            .expect("a request");
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        if let Ok(response) = client.request(request).await
+            && response.status() == StatusCode::OK
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
 }
 
 #[tokio::test]

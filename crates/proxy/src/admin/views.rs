@@ -103,7 +103,8 @@ pub(super) fn status(state: &AdminState) -> Response<AdminBody> {
     )
 }
 
-/// `GET /admin/config`: the file in force, as JSON, with the admin token redacted.
+/// `GET /admin/config`: the file in force, as JSON, with every secret redacted (see
+/// [`config_json`]).
 pub(super) fn config(state: &AdminState) -> Response<AdminBody> {
     let snapshot = state.runtime.snapshot();
     let source = &snapshot.config.source;
@@ -120,11 +121,18 @@ pub(super) fn config(state: &AdminState) -> Response<AdminBody> {
     }
 }
 
-/// The config text as JSON, secrets replaced (TLS key files are named by path only, so
-/// their contents are never here).
+/// The config text as JSON, secrets replaced.
+///
+/// Which values are secret is not guessed from header names (a key may travel as
+/// `x-internal-auth` as well as `authorization`): every header value the config sets is
+/// redacted, wherever headers are written (`match.headers`, `request_headers`,
+/// `response_headers`, a fallback's `headers`); the header names stay, and so do the names
+/// a header edit removes. The admin token is redacted too (its variable's name, in
+/// `token_env`, is not a secret). TLS key files are named by path only, so their contents
+/// are never here.
 pub(super) fn config_json(text: &str) -> Result<Value, String> {
     let parsed: toml::Value = toml::from_str(text)
-        .map_err(|error| format!("the config in force does not parse: {error}"))?;
+        .map_err(|_| "the config in force does not parse again (its source changed?)".to_owned())?;
     let mut value =
         serde_json::to_value(parsed).map_err(|error| format!("the config is not JSON: {error}"))?;
     if let Some(admin) = value.get_mut("admin").and_then(Value::as_object_mut)
@@ -132,7 +140,38 @@ pub(super) fn config_json(text: &str) -> Result<Value, String> {
     {
         *token = Value::String(REDACTED.to_owned());
     }
+    redact_header_values(&mut value, false);
     Ok(value)
+}
+
+/// Replaces every string under a table of header values with [`REDACTED`]; `inside` says
+/// whether `value` is already under one.
+fn redact_header_values(value: &mut Value, inside: bool) {
+    match value {
+        Value::Object(table) => {
+            for (key, entry) in table.iter_mut() {
+                // A header edit's `remove` lists names, not values.
+                if inside && key == "remove" {
+                    continue;
+                }
+                // `[proxy] decision_headers` is a mode (`always`, `never`), not headers.
+                let holds_headers =
+                    (key == "headers" || key.ends_with("_headers")) && key != "decision_headers";
+                redact_header_values(entry, inside || holds_headers);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                redact_header_values(item, inside);
+            }
+        }
+        Value::String(text) if inside => REDACTED.clone_into(text),
+        // Numbers and booleans are redacted too: `x-api-key = 12345` is a value as well.
+        Value::Number(_) | Value::Bool(_) if inside => {
+            *value = Value::String(REDACTED.to_owned());
+        }
+        _ => {}
+    }
 }
 
 /// `GET /admin/clusters`.

@@ -3,11 +3,16 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::Location;
 
 /// The default admin address: loopback only.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+/// Admin connections served at once by default: a few dashboards, scripts and scrapers.
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
+/// The default time to send a request head (and body), and to send the next one.
+pub const DEFAULT_ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The admin listener's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +25,10 @@ pub struct AdminConfig {
     pub listen_location: Option<Location>,
     /// The bearer token mutating calls must carry, if any.
     pub token: Option<AdminToken>,
+    /// Connections served at once; past it a new one is closed at once.
+    pub max_connections: usize,
+    /// Time to send a request head, then its body; also the keep-alive idle time.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for AdminConfig {
@@ -29,6 +38,8 @@ impl Default for AdminConfig {
             listen_explicit: false,
             listen_location: None,
             token: None,
+            max_connections: DEFAULT_ADMIN_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_ADMIN_HEADER_READ_TIMEOUT,
         }
     }
 }

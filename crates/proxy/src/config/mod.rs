@@ -94,6 +94,8 @@ pub struct ListenerConfig {
     pub listen: SocketAddr,
     /// Where `listen` is written, so a bind failure can point at it.
     pub listen_location: Location,
+    /// Where `max_connections` is written; `None` when it is the default.
+    pub max_connections_location: Option<Location>,
     /// TLS, if served.
     pub tls: Option<TlsConfig>,
     /// Limits that protect the proxy from clients.

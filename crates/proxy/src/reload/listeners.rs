@@ -259,6 +259,7 @@ fn same_settings(running: &ListenerConfig, next: &ListenerConfig) -> bool {
         name,
         listen,
         listen_location: _,
+        max_connections_location: _,
         tls,
         limits,
     } = running;

@@ -141,10 +141,11 @@ impl ReloadStatus {
         self.applied + self.unchanged + self.refused
     }
 
-    /// The errors of the last attempt, as an operator reads them, if it was refused.
+    /// The errors of the last attempt, if it was refused: each at its file, line and
+    /// column, without source text (see [`ConfigErrors::summary`]).
     pub fn last_error(&self) -> Option<String> {
         match &self.last.as_ref()?.outcome {
-            ReloadOutcome::Refused { errors, .. } => Some(errors.to_string()),
+            ReloadOutcome::Refused { errors, .. } => Some(errors.summary()),
             _ => None,
         }
     }

@@ -4,6 +4,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::values::DurationValue;
+
 /// The admin API and dashboard: JSON over HTTP on a listener of its own.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -21,4 +23,12 @@ pub struct AdminSection {
     /// The name of an environment variable holding the token, read when the config loads.
     #[schemars(with = "Option<String>")]
     pub token_env: Option<Spanned<String>>,
+    /// Admin connections served at once; past this, a new one is closed at once (so a
+    /// flood of connections cannot take the descriptors the traffic listeners need).
+    /// Default 64.
+    pub max_connections: Option<u32>,
+    /// Time a client has to send a complete request head, and again its body; also how
+    /// long a keep-alive connection may wait for its next request. Default "10s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub header_read_timeout: Option<Spanned<DurationValue>>,
 }

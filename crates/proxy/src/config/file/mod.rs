@@ -131,7 +131,8 @@ pub struct ListenerSection {
     pub tls: Option<TlsSection>,
     /// Connections served at once; past this, new connections wait in the kernel backlog.
     /// Default 10000.
-    pub max_connections: Option<u32>,
+    #[schemars(with = "Option<u32>")]
+    pub max_connections: Option<Spanned<u32>>,
     /// Largest request head (request line and headers). Default "16KiB", at least "1KiB".
     /// Past it: 431.
     #[schemars(with = "Option<ByteSizeValue>")]

@@ -1,9 +1,10 @@
 //! Validation of `[admin]`: the address parses (or is "off"), exactly one way of giving the
-//! token, the token's variable is set, and a listener off loopback has a token.
+//! token, the token's variable is set, a listener off loopback has a token, and its limits
+//! are more than zero.
 
 use toml::Spanned;
 
-use super::Checker;
+use super::{Checker, duration_or};
 use crate::config::admin::{AdminConfig, AdminToken};
 use crate::config::file::AdminSection;
 
@@ -35,6 +36,22 @@ pub(super) fn admin(check: &mut Checker<'_>, section: Option<AdminSection>) -> A
         };
     }
     config.token = token(check, section.token, section.token_env);
+    match section.max_connections {
+        Some(0) => check.error("[admin] max_connections must be at least 1"),
+        Some(cap) => config.max_connections = cap as usize,
+        None => {}
+    }
+    let span = section.header_read_timeout.as_ref().map(Spanned::span);
+    config.header_read_timeout = duration_or(
+        check,
+        section.header_read_timeout,
+        config.header_read_timeout,
+    );
+    if config.header_read_timeout.is_zero()
+        && let Some(span) = span
+    {
+        check.error_at(span, "[admin] header_read_timeout must be more than zero");
+    }
     if let (Some(addr), None) = (config.listen, &config.token)
         && !addr.ip().is_loopback()
     {

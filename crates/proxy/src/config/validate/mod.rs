@@ -255,7 +255,10 @@ fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<Lis
         let limits = ListenerLimits {
             max_connections: positive(
                 check,
-                section.max_connections,
+                section
+                    .max_connections
+                    .as_ref()
+                    .map(|value| *value.get_ref()),
                 DEFAULT_MAX_CONNECTIONS,
                 "max_connections",
             ) as usize,
@@ -296,6 +299,10 @@ fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<Lis
             name,
             listen,
             listen_location: check.location(section.listen.span()),
+            max_connections_location: section
+                .max_connections
+                .as_ref()
+                .map(|value| check.location(value.span())),
             tls,
             limits,
         });
