@@ -22,6 +22,7 @@ import time
 
 import h2.config
 import h2.connection
+import h2.settings
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -35,6 +36,8 @@ from hyperframe.frame import (
 
 # No flood runs longer than this, whatever happens.
 TIME_LIMIT = 10.0
+# The polite client's requests take their time on a busy machine; they are bounded too.
+POLITE_TIME_LIMIT = 40.0
 # Frames written per send(): large enough to flood, small enough to keep reading in between.
 BATCH = 200
 PING = 6
@@ -332,6 +335,62 @@ def streams(conn):
     return flood(conn, frames(), 20_000)
 
 
+def polite(conn):
+    """Not a flood: a busy client that plays by the rules, on one connection. Requests one
+    after another, the WINDOW_UPDATEs the h2 library sends for the data it reads, a PING every
+    20 requests, a SETTINGS every 100, and every fourth request cancelled as soon as it is sent.
+    Returns how many requests were answered 200, or cancelled."""
+    import h2.events
+
+    answered = 0
+    started = time.monotonic()
+    for number in range(600):  # POLITE_REQUESTS in h2_floods.rs; over 500, so cancels are judged
+        if conn.outcome is not None or time.monotonic() - started > POLITE_TIME_LIMIT:
+            break
+        stream_id = conn.h2.get_next_available_stream_id()
+        conn.h2.send_headers(
+            stream_id,
+            [(":method", "GET"), (":scheme", "http"), (":authority", "localhost"), (":path", "/")],
+            end_stream=True,
+        )
+        if number % 20 == 0:
+            conn.h2.ping(number.to_bytes(8, "big"))
+        if number % 100 == 0:
+            conn.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+        cancel = number % 4 == 3
+        if cancel:
+            conn.h2.reset_stream(stream_id, error_code=8)
+            answered += 1
+        conn.send(conn.h2.data_to_send())
+        done = cancel
+        while not done and conn.outcome is None and time.monotonic() - started < POLITE_TIME_LIMIT:
+            select.select([conn.sock], [], [], 0.1)
+            try:
+                data = conn.sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                conn.outcome = "closed"
+                break
+            if not data:
+                conn.outcome = "closed"
+                break
+            for event in conn.h2.receive_data(data):
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    conn.outcome = "goaway"
+                    conn.error_code = int(event.error_code)
+                    conn.debug = (event.additional_data or b"").decode("utf-8", "replace")
+                elif isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream_id:
+                    if dict(event.headers).get(":status") == "200":
+                        answered += 1
+                elif isinstance(event, h2.events.DataReceived):
+                    conn.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    done = done or event.stream_id == stream_id
+            conn.send(conn.h2.data_to_send())
+    return answered
+
+
 SCENARIOS = {
     "rapid_reset": rapid_reset,
     "reset_after_accept": reset_after_accept,
@@ -345,6 +404,7 @@ SCENARIOS = {
     "hpack_bomb": hpack_bomb,
     "stream_ids": stream_ids,
     "streams": streams,
+    "polite": polite,
 }
 
 
@@ -355,7 +415,8 @@ def main():
     sent = SCENARIOS[scenario](conn)
     flood_seconds = time.monotonic() - started
     # A server that bounds the flood ends the connection; give it a moment to say so.
-    conn.linger(3.0)
+    if scenario != "polite":
+        conn.linger(3.0)
     print(
         json.dumps(
             {
