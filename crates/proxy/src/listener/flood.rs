@@ -54,7 +54,7 @@ mod tests;
 /// Streams a client may have open at once. nginx's `http2_max_concurrent_streams` is 128
 /// (hyper's own default 200, Go's 250); RFC 9113 advises no fewer than 100. Each one is a
 /// request in the pipeline, so this is what one connection can ask of the upstreams at once.
-pub(super) const MAX_CONCURRENT_STREAMS: u32 = 128;
+const MAX_CONCURRENT_STREAMS: u32 = 128;
 
 /// Streams the client may reset while we still hold them before the connection is closed
 /// (rapid reset, CVE-2023-44487). `h2`'s default, 20: a client cancels a handful of requests

@@ -14,8 +14,9 @@
 //! - the connection ([`h1`] for HTTP/1.1, [`connection`] for HTTP/2): `idle_timeout`,
 //!   `max_requests_per_connection`, and a graceful drain on shutdown;
 //! - HTTP/2 floods ([`flood`]): rapid reset, CONTINUATION, HPACK bombs and the like, bounded
-//!   by hyper at the values set there, and floods of control frames (PING, SETTINGS, …)
-//!   bounded by a guard under hyper; an abusive connection gets a GOAWAY and is closed.
+//!   by hyper at the values set there; floods of control frames (PING, SETTINGS, …) and of
+//!   cancelled requests bounded by a guard under hyper. An abusive connection gets a GOAWAY
+//!   and is closed.
 //!
 //! Every refusal is a response the proxy makes itself (`x-blastwall-error` and one line of
 //! reason) and touches only the connection it belongs to.
