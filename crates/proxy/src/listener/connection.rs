@@ -6,7 +6,8 @@
 //! listener's own server ([`h1`], which also hands back a connection that opens with the
 //! HTTP/2 preface), HTTP/2 by hyper's, with the timers hyper does not have: closing a
 //! connection idle for `idle_timeout`, and a graceful GOAWAY after
-//! `max_requests_per_connection` streams or when the proxy drains.
+//! `max_requests_per_connection` streams or when the proxy drains; and the flood guard
+//! ([`flood`](super::flood)) for the control-frame floods hyper lets through.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::StopSignal;
 use super::checks;
+use super::flood::FloodGuard;
 use super::h1::{self, Ended};
 use super::limits::{LimitedBody, TrackedBody};
 use super::side_wake::SideWake;
@@ -164,7 +166,9 @@ async fn serve_http2<S>(
             handle(shared.clone(), tracker.clone(), ticket, downstream, request)
         })
     };
-    let connection = shared.http2.serve_connection(TokioIo::new(stream), service);
+    // The flood guard reads every frame head the client sends, before hyper does.
+    let stream = TokioIo::new(FloodGuard::new(stream));
+    let connection = shared.http2.serve_connection(stream, service);
     tokio::pin!(connection);
     let idle_timeout = shared.limits.idle_timeout;
     let mut shutting_down = false;

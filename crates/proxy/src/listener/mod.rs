@@ -12,13 +12,18 @@
 //! - the request body ([`limits`]): `max_request_body`, at once from `Content-Length` or
 //!   mid-stream for chunked and HTTP/2 bodies;
 //! - the connection ([`h1`] for HTTP/1.1, [`connection`] for HTTP/2): `idle_timeout`,
-//!   `max_requests_per_connection`, and a graceful drain on shutdown.
+//!   `max_requests_per_connection`, and a graceful drain on shutdown;
+//! - HTTP/2 floods ([`flood`]): rapid reset, CONTINUATION, HPACK bombs and the like, bounded
+//!   by hyper at the values set there; floods of control frames (PING, SETTINGS, …) and of
+//!   cancelled requests bounded by a guard under hyper. An abusive connection gets a GOAWAY
+//!   and is closed.
 //!
 //! Every refusal is a response the proxy makes itself (`x-blastwall-error` and one line of
 //! reason) and touches only the connection it belongs to.
 
 pub mod checks;
 mod connection;
+mod flood;
 pub mod h1;
 mod limits;
 mod side_wake;
@@ -229,12 +234,13 @@ fn load_tls(
     }
 }
 
-/// hyper's HTTP/2 settings for one listener. Its header list limit sits at twice the
-/// listener's head size: the checks refuse first with a proper answer, and hyper bounds
-/// memory for what they do not see.
+/// hyper's HTTP/2 settings for one listener: the flood limits, then the listener's own. Its
+/// header list limit sits at twice the listener's head size: the checks refuse first with a
+/// proper answer, and hyper bounds memory for what they do not see.
 fn http2_builder(config: &ListenerConfig) -> http2::Builder<TokioExecutor> {
     let limits = &config.limits;
     let mut builder = http2::Builder::new(TokioExecutor::new());
+    flood::settings(&mut builder);
     builder.timer(TokioTimer::new()).max_header_list_size(
         u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
     );
