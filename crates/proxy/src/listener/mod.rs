@@ -21,6 +21,7 @@ pub mod checks;
 mod connection;
 pub mod h1;
 mod limits;
+pub mod pace;
 mod side_wake;
 pub mod tls;
 mod tracker;
@@ -151,6 +152,14 @@ impl BoundListener {
                 header_read_timeout: limits.header_read_timeout,
                 idle_timeout: limits.idle_timeout,
                 max_requests: limits.max_requests_per_connection,
+                body_pace: pace::PaceRule {
+                    timeout: limits.request_body_timeout,
+                    min_rate: limits.min_data_rate,
+                },
+                send_pace: pace::PaceRule {
+                    timeout: limits.send_timeout,
+                    min_rate: limits.min_data_rate,
+                },
             },
             http2: http2_builder(&config),
             limits,
@@ -235,8 +244,11 @@ fn load_tls(
 fn http2_builder(config: &ListenerConfig) -> http2::Builder<TokioExecutor> {
     let limits = &config.limits;
     let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder.timer(TokioTimer::new()).max_header_list_size(
-        u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
-    );
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(
+            u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+        )
+        .max_concurrent_streams(limits.http2_max_concurrent_streams);
     builder
 }
