@@ -5,6 +5,13 @@
 //! that grow past the limit mid-stream. It fails the body (which aborts the upstream request)
 //! and marks the [`Ticket`], so the listener answers 413 instead of the 502 the aborted
 //! attempt would give. [`TrackedBody`] holds the ticket until the response is sent.
+//!
+//! Both tell the connection's tracker when they wait on the client (see [`Waits`]): a
+//! request body its reader polls and the client has not sent, an answer whose frame hyper
+//! took and has not asked for the next (it asks only once the client's flow-control window
+//! and the socket took the last).
+//!
+//! [`Waits`]: super::tracker::Waits
 
 use std::error::Error;
 use std::fmt;
@@ -39,6 +46,8 @@ pub(super) struct LimitedBody {
     limit: u64,
     left: u64,
     ticket: Arc<Ticket>,
+    /// Counted among the transfers waiting on the client.
+    waits: bool,
 }
 
 impl LimitedBody {
@@ -48,6 +57,7 @@ impl LimitedBody {
             limit,
             left: limit,
             ticket,
+            waits: false,
         }
     }
 }
@@ -61,7 +71,18 @@ impl Body for LimitedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let waits = polled.is_pending();
+        if waits != this.waits {
+            this.waits = waits;
+            let bodies = &this.ticket.tracker().bodies;
+            if waits {
+                bodies.wait();
+            } else {
+                bodies.resume(true);
+            }
+        }
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let size = data.len() as u64;
@@ -91,17 +112,37 @@ impl Body for LimitedBody {
     }
 }
 
+impl Drop for LimitedBody {
+    fn drop(&mut self) {
+        if self.waits {
+            self.ticket.tracker().bodies.resume(false);
+        }
+    }
+}
+
 /// A response body that keeps its request counted in flight until it is sent or dropped.
 pub(super) struct TrackedBody {
     inner: ProxyBody,
-    _ticket: Arc<Ticket>,
+    ticket: Arc<Ticket>,
+    /// Counted among the transfers waiting on the client: a frame was handed to hyper and
+    /// it has not asked for the next.
+    waits: bool,
 }
 
 impl TrackedBody {
     pub(super) fn new(inner: ProxyBody, ticket: Arc<Ticket>) -> Self {
         Self {
             inner,
-            _ticket: ticket,
+            ticket,
+            waits: false,
+        }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        if self.waits {
+            self.ticket.tracker().sends.resume(false);
         }
     }
 }
@@ -114,7 +155,22 @@ impl Body for TrackedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let sends = &this.ticket.tracker().sends;
+        if this.waits {
+            // Asked again: the client took the last frame.
+            this.waits = false;
+            sends.resume(true);
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && frame.is_data()
+            && !this.inner.is_end_stream()
+        {
+            this.waits = true;
+            sends.wait();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
