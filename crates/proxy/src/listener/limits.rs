@@ -7,9 +7,9 @@
 //! attempt would give. [`TrackedBody`] holds the ticket until the response is sent.
 //!
 //! Both tell the connection's tracker when they wait on the client (see [`Waits`]): a
-//! request body its reader polls and the client has not sent, an answer whose frame hyper
-//! took and has not asked for the next (it asks only once the client's flow-control window
-//! and the socket took the last).
+//! request body its reader polls and the client has not sent, an answer hyper has not
+//! asked for its first frame or for the next one after a frame it took (it asks only once
+//! the client's flow-control window and the socket have room).
 //!
 //! [`Waits`]: super::tracker::Waits
 
@@ -131,10 +131,16 @@ pub(super) struct TrackedBody {
 
 impl TrackedBody {
     pub(super) fn new(inner: ProxyBody, ticket: Arc<Ticket>) -> Self {
+        // NOTE: it waits from the start: hyper asks for a first frame only once the client's
+        // window has room, so a client that opens none from the start is seen too.
+        let waits = !inner.is_end_stream();
+        if waits {
+            ticket.tracker().sends.wait();
+        }
         Self {
             inner,
             ticket,
-            waits: false,
+            waits,
         }
     }
 }
