@@ -251,6 +251,13 @@ async fn slow_heads_bodies_and_readers_are_closed_in_time_and_a_normal_client_is
             (_, Err(failure)) => failures.push(failure),
         }
     }
+    eprintln!(
+        "normal client p50/p99: quiet {:?}/{:?}, beside {SLOW}x3 slow clients {:?}/{:?}",
+        percentile(&mut quiet, 0.5),
+        percentile(&mut quiet, 0.99),
+        percentile(&mut beside, 0.5),
+        percentile(&mut beside, 0.99),
+    );
     assert!(
         failures.is_empty(),
         "{} failed: {failures:?}",
@@ -293,13 +300,6 @@ async fn slow_heads_bodies_and_readers_are_closed_in_time_and_a_normal_client_is
         slowest("slow head"),
         slowest("slow body"),
         slowest("slow read")
-    );
-    eprintln!(
-        "normal client p50/p99: quiet {:?}/{:?}, beside {SLOW}x3 slow clients {:?}/{:?}",
-        percentile(&mut quiet, 0.5),
-        percentile(&mut quiet, 0.99),
-        percentile(&mut beside, 0.5),
-        percentile(&mut beside, 0.99),
     );
 }
 
@@ -353,4 +353,36 @@ async fn an_http2_client_that_opens_no_window_is_closed_after_send_timeout() {
     let (status, _, body) = get(&proxy.url("/large")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.len(), LARGE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_stops_sending_a_body_is_closed_after_request_body_timeout() {
+    let (_small, _large, proxy) = start().await;
+    let tcp = TcpStream::connect(proxy.addr()).await.expect("connected");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2c handshake");
+    let connection = tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready for a stream");
+    let request = Request::post(proxy.url("/"))
+        .header("content-length", "1000")
+        .body(())
+        .expect("a valid request");
+    let (_response, mut body) = client.send_request(request, false).expect("sent");
+    body.send_data(Bytes::from_static(b"first bytes"), false)
+        .expect("a first piece");
+    let started = Instant::now();
+    // Nothing more is sent, and the stream is held open.
+    let ended = tokio::time::timeout(TIMEOUT + SLACK, connection).await;
+    assert!(
+        ended.is_ok(),
+        "the connection was still open {:?} after the body stopped",
+        started.elapsed()
+    );
+    drop(body);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            open_connections(&proxy).await == 0
+        })
+        .await,
+        "the proxy still holds the connection"
+    );
 }
