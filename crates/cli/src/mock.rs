@@ -43,6 +43,9 @@ pub struct MockArgs {
     /// Answer with a JSON description of each request.
     #[arg(long)]
     echo: bool,
+    /// Answer with this many bytes instead of the body (a large answer).
+    #[arg(long)]
+    body_size: Option<usize>,
     /// Seed for the failure and jitter draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -77,6 +80,7 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
         capacity: args.capacity,
         mode: args.mode.into(),
         echo: args.echo,
+        body_size: args.body_size,
     };
     let handle = mock::start(MockConfig {
         name: args.name.clone(),

@@ -32,6 +32,9 @@ pub struct Behaviour {
     pub mode: Mode,
     /// Answer with a JSON description of the request received instead of `body`.
     pub echo: bool,
+    /// Answer with this many bytes (`x`) instead of `body`: a large answer, for tests of
+    /// clients that read slowly, without sending it in the behaviour.
+    pub body_size: Option<usize>,
 }
 
 impl Default for Behaviour {
@@ -46,6 +49,7 @@ impl Default for Behaviour {
             capacity: None,
             mode: Mode::Serve,
             echo: false,
+            body_size: None,
         }
     }
 }

@@ -299,6 +299,8 @@ async fn answer(
             if behaviour.echo {
                 let echo = control::Echo::of(&shared.name, &parts, body_bytes);
                 control::json(&shared, status, &echo)
+            } else if let Some(size) = behaviour.body_size {
+                text(&shared, status, Bytes::from(vec![b'x'; size]))
             } else {
                 text(&shared, status, Bytes::from(behaviour.body.clone()))
             }

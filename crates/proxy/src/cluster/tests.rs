@@ -31,6 +31,7 @@ fn config(endpoints: Vec<EndpointConfig>, balance: BalanceConfig) -> ClusterConf
         balance,
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(1),
+        body_read_timeout: Duration::from_secs(60),
         protocol: UpstreamProtocol::Http1,
         dns_refresh: Duration::from_secs(30),
         panic_threshold: 0.5,

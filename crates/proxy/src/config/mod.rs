@@ -132,6 +132,23 @@ pub struct ListenerLimits {
     pub idle_timeout: Duration,
     /// Requests per connection before it is closed.
     pub max_requests_per_connection: Option<NonZeroU32>,
+    /// Longest wait for the next piece of a request body being read.
+    pub request_body_timeout: Duration,
+    /// Longest an answer's write may make no progress.
+    pub send_timeout: Duration,
+    /// Slowest average transfer rate a client may keep, if any.
+    pub min_data_rate: Option<MinDataRate>,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub http2_max_concurrent_streams: u32,
+}
+
+/// The slowest a client may send or read, and when it starts to be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinDataRate {
+    /// Bytes per second, averaged from the first wait; more than zero.
+    pub bytes_per_second: u64,
+    /// Time from the first wait before the rate is judged.
+    pub grace: Duration,
 }
 
 /// A route.
@@ -224,6 +241,8 @@ pub struct ClusterConfig {
     pub connect_timeout: Duration,
     /// Time for a response head.
     pub request_timeout: Duration,
+    /// Longest wait for the next piece of a response body.
+    pub body_read_timeout: Duration,
     /// Protocol to endpoints.
     pub protocol: UpstreamProtocol,
     /// DNS re-resolution interval.

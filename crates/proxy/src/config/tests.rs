@@ -37,11 +37,25 @@ fn a_minimal_config_takes_safe_defaults() {
     assert_eq!(listener.limits.max_headers, 100);
     assert_eq!(listener.limits.max_header_bytes, 16 * 1024);
     assert_eq!(listener.limits.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(
+        listener.limits.request_body_timeout,
+        Duration::from_secs(30)
+    );
+    assert_eq!(listener.limits.send_timeout, Duration::from_secs(30));
+    assert_eq!(
+        listener.limits.min_data_rate,
+        Some(MinDataRate {
+            bytes_per_second: 256,
+            grace: Duration::from_secs(10)
+        })
+    );
+    assert_eq!(listener.limits.http2_max_concurrent_streams, 100);
     assert_eq!(config.routes[0].name, "route-1");
     assert_eq!(config.routes[0].cluster, 0);
     let cluster = &config.clusters[0];
     assert_eq!(cluster.balance, BalanceConfig::PeakEwma);
     assert_eq!(cluster.connect_timeout, Duration::from_secs(1));
+    assert_eq!(cluster.body_read_timeout, Duration::from_secs(60));
     assert_eq!(cluster.panic_threshold, 0.5);
     assert_eq!(config.proxy.drain_timeout, Duration::from_secs(30));
     assert_eq!(config.source.hash.len(), 16);
@@ -372,5 +386,32 @@ fn worker_threads_is_unset_by_default_and_must_be_at_least_one() {
             .starts_with("blastwall.toml:2:18: worker_threads must be between 1 and 1024, not 0"),
         "{}",
         errors[0]
+    );
+}
+
+#[test]
+fn slow_client_limits_take_their_units_and_a_zero_rate_turns_the_rate_off() {
+    let text = MINIMAL.replace(
+        "listen = \"127.0.0.1:8080\"\n",
+        "listen = \"127.0.0.1:8080\"\nsend_timeout = \"2s\"\nmin_data_rate = \"0B/s\"\n",
+    );
+    let config = parse(&text).unwrap();
+    let limits = &config.listeners[0].limits;
+    assert_eq!(limits.send_timeout, Duration::from_secs(2));
+    assert_eq!(limits.min_data_rate, None);
+    let text = MINIMAL.replace(
+        "listen = \"127.0.0.1:8080\"\n",
+        "listen = \"127.0.0.1:8080\"\nmin_data_rate = \"256B\"\nrequest_body_timeout = \"0s\"\n",
+    );
+    let errors = errors(&text);
+    assert!(
+        errors.iter().any(|error| error.contains("like \"256B/s\"")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.contains("request_body_timeout")),
+        "{errors:?}"
     );
 }

@@ -144,6 +144,46 @@ impl JsonSchema for ByteSizeValue {
     }
 }
 
+/// A data rate written as a size per second, like `256B/s` or `1KiB/s`; kept as its error
+/// when it does not parse, like [`DurationValue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateValue(pub Result<u64, String>);
+
+impl<'de> Deserialize<'de> for RateValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(RateValue(parse_rate(&text)))
+    }
+}
+
+/// Parses `256B/s` or `1KiB/s` into bytes per second.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "invalid rate \"{text}\": expected a size per second, like \"256B/s\" or \"1KiB/s\""
+        )
+    };
+    let size = text.trim().strip_suffix("/s").ok_or_else(bad)?;
+    size.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|_| bad())
+}
+
+impl JsonSchema for RateValue {
+    fn schema_name() -> Cow<'static, str> {
+        "Rate".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A size per second, like \"256B/s\" or \"1KiB/s\".",
+            "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|B|[KMGT])?/s$"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +209,14 @@ mod tests {
         assert!(error.contains("like \"250ms\""), "{error}");
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("1.5parsecs").is_err());
+    }
+
+    #[test]
+    fn rates_are_sizes_per_second() {
+        assert_eq!(parse_rate("256B/s"), Ok(256));
+        assert_eq!(parse_rate("1KiB/s"), Ok(1024));
+        assert_eq!(parse_rate("0B/s"), Ok(0));
+        let error = parse_rate("1KiB").unwrap_err();
+        assert!(error.contains("like \"256B/s\""), "{error}");
     }
 }

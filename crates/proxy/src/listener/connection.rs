@@ -5,8 +5,13 @@
 //! `header_read_timeout`, failing only this connection), and the protocol: HTTP/1.1 by the
 //! listener's own server ([`h1`], which also hands back a connection that opens with the
 //! HTTP/2 preface), HTTP/2 by hyper's, with the timers hyper does not have: closing a
-//! connection idle for `idle_timeout`, and a graceful GOAWAY after
-//! `max_requests_per_connection` streams or when the proxy drains; and the flood guard
+//! connection idle for `idle_timeout`, a graceful GOAWAY after
+//! `max_requests_per_connection` streams or when the proxy drains, and a stall watch: when
+//! a stream waits on the client (it opens no flow-control window for an answer, or sends no
+//! more of a body) and nothing of that direction moves for `send_timeout` (or
+//! `request_body_timeout`), a GOAWAY, and the connection is closed a short grace later
+//! whatever its streams still hold: hyper does not poll an answer while its window is shut,
+//! so no timer of the stream's own could see it; and the flood guard
 //! ([`flood`](super::flood)) for the control-frame floods hyper lets through.
 
 use std::convert::Infallible;
@@ -34,7 +39,7 @@ use super::flood::FloodGuard;
 use super::h1::{self, Ended};
 use super::limits::{LimitedBody, TrackedBody};
 use super::side_wake::SideWake;
-use super::tracker::{Ticket, Tracker};
+use super::tracker::{StallWatch, Ticket, Tracker};
 use crate::config::ListenerLimits;
 use crate::forward::{self, Downstream, ProxyBody, ProxyError};
 use crate::pipeline;
@@ -181,6 +186,19 @@ async fn serve_http2<S>(
     tokio::pin!(changed);
     let stopping = stopped(&mut stop);
     tokio::pin!(stopping);
+    // NOTE: one more timer for the connection's life, ticking every eighth of the shorter
+    // stall timeout (3.75 s by default): a stall is seen within an eighth of its timeout.
+    let send_timeout = shared.limits.send_timeout;
+    let body_timeout = shared.limits.request_body_timeout;
+    let tick = send_timeout.min(body_timeout) / 8;
+    let stall_check = tokio::time::sleep(tick);
+    tokio::pin!(stall_check);
+    let mut sends = StallWatch::new(tokio::time::Instant::now());
+    let mut bodies = StallWatch::new(tokio::time::Instant::now());
+    // Set once a stall was seen: the GOAWAY went out, the connection ends when it fires.
+    let mut killing = false;
+    let mut stopped_polled = false;
+    let mut goaway_sent = false;
     // NOTE: the signals besides the connection are polled with their own waker, and only
     // after it fired (see `side_wake`): the connection task wakes several times per request,
     // and these signals almost never have anything to say.
@@ -193,11 +211,32 @@ async fn serve_http2<S>(
             if let Poll::Ready(result) = connection.as_mut().poll(cx) {
                 return Poll::Ready(result);
             }
-            if shutting_down || !side.take_fired() {
+            if !side.take_fired() {
                 return Poll::Pending;
             }
             let mut side_cx = Context::from_waker(&side_waker);
-            while changed.as_mut().poll(&mut side_cx).is_ready() {
+            while !killing && stall_check.as_mut().poll(&mut side_cx).is_ready() {
+                let now = tokio::time::Instant::now();
+                let stalled_send = sends.tick(&tracker.sends, now, send_timeout);
+                let stalled_body = bodies.tick(&tracker.bodies, now, body_timeout);
+                if stalled_send || stalled_body {
+                    tracing::debug!(
+                        peer = %downstream.peer,
+                        stalled_send,
+                        stalled_body,
+                        "closing a connection whose client stalls its streams"
+                    );
+                    killing = true;
+                    shutting_down = true;
+                }
+                // Ticking on, or the end of the grace the GOAWAY gets.
+                stall_check.as_mut().reset(now + tick);
+            }
+            if killing && stall_check.as_mut().poll(&mut side_cx).is_ready() {
+                // The grace is over: whatever the streams hold is dropped with them.
+                return Poll::Ready(Ok(()));
+            }
+            while !shutting_down && changed.as_mut().poll(&mut side_cx).is_ready() {
                 changed.set(tracker.changed());
                 shutting_down |= tracker.shutdown_requested();
             }
@@ -212,11 +251,15 @@ async fn serve_http2<S>(
                     None => idle_check.as_mut().reset(now + idle_timeout),
                 }
             }
-            shutting_down |= stopping.as_mut().poll(&mut side_cx).is_ready();
-            if !shutting_down {
+            if !stopped_polled && stopping.as_mut().poll(&mut side_cx).is_ready() {
+                stopped_polled = true;
+                shutting_down = true;
+            }
+            if !shutting_down || goaway_sent {
                 return Poll::Pending;
             }
             // Shutting down: hyper has to hear it (a GOAWAY), and then be polled again.
+            goaway_sent = true;
             connection.as_mut().graceful_shutdown();
         }
     })

@@ -7,6 +7,13 @@
 //! attempt would give. It also drops the trailer fields no trailer may carry
 //! ([`crate::codec::trailer_allowed`]), as the HTTP/1.1 server's decoder does for its own.
 //! [`TrackedBody`] holds the ticket until the response is sent.
+//!
+//! Both tell the connection's tracker when they wait on the client (see [`Waits`]): a
+//! request body its reader polls and the client has not sent, an answer hyper has not
+//! asked for its first frame or for the next one after a frame it took (it asks only once
+//! the client's flow-control window and the socket have room).
+//!
+//! [`Waits`]: super::tracker::Waits
 
 use std::error::Error;
 use std::fmt;
@@ -41,6 +48,8 @@ pub(super) struct LimitedBody {
     limit: u64,
     left: u64,
     ticket: Arc<Ticket>,
+    /// Counted among the transfers waiting on the client.
+    waits: bool,
 }
 
 impl LimitedBody {
@@ -50,6 +59,7 @@ impl LimitedBody {
             limit,
             left: limit,
             ticket,
+            waits: false,
         }
     }
 }
@@ -63,7 +73,18 @@ impl Body for LimitedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let waits = polled.is_pending();
+        if waits != this.waits {
+            this.waits = waits;
+            let bodies = &this.ticket.tracker().bodies;
+            if waits {
+                bodies.wait();
+            } else {
+                bodies.resume(true);
+            }
+        }
+        match polled {
             Poll::Ready(Some(Ok(mut frame))) => {
                 if let Some(trailers) = frame.trailers_mut() {
                     crate::codec::keep_allowed_trailers(trailers);
@@ -96,17 +117,43 @@ impl Body for LimitedBody {
     }
 }
 
+impl Drop for LimitedBody {
+    fn drop(&mut self) {
+        if self.waits {
+            self.ticket.tracker().bodies.resume(false);
+        }
+    }
+}
+
 /// A response body that keeps its request counted in flight until it is sent or dropped.
 pub(super) struct TrackedBody {
     inner: ProxyBody,
-    _ticket: Arc<Ticket>,
+    ticket: Arc<Ticket>,
+    /// Counted among the transfers waiting on the client: a frame was handed to hyper and
+    /// it has not asked for the next.
+    waits: bool,
 }
 
 impl TrackedBody {
     pub(super) fn new(inner: ProxyBody, ticket: Arc<Ticket>) -> Self {
+        // NOTE: it waits from the start: hyper asks for a first frame only once the client's
+        // window has room, so a client that opens none from the start is seen too.
+        let waits = !inner.is_end_stream();
+        if waits {
+            ticket.tracker().sends.wait();
+        }
         Self {
             inner,
-            _ticket: ticket,
+            ticket,
+            waits,
+        }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        if self.waits {
+            self.ticket.tracker().sends.resume(false);
         }
     }
 }
@@ -119,7 +166,22 @@ impl Body for TrackedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let sends = &this.ticket.tracker().sends;
+        if this.waits {
+            // Asked again: the client took the last frame.
+            this.waits = false;
+            sends.resume(true);
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && frame.is_data()
+            && !this.inner.is_end_stream()
+        {
+            this.waits = true;
+            sends.wait();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

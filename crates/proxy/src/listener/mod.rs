@@ -26,6 +26,7 @@ mod connection;
 mod flood;
 pub mod h1;
 mod limits;
+pub mod pace;
 mod side_wake;
 pub mod tls;
 mod tracker;
@@ -156,6 +157,14 @@ impl BoundListener {
                 header_read_timeout: limits.header_read_timeout,
                 idle_timeout: limits.idle_timeout,
                 max_requests: limits.max_requests_per_connection,
+                body_pace: pace::PaceRule {
+                    timeout: limits.request_body_timeout,
+                    min_rate: limits.min_data_rate,
+                },
+                send_pace: pace::PaceRule {
+                    timeout: limits.send_timeout,
+                    min_rate: limits.min_data_rate,
+                },
             },
             http2: http2_builder(&config),
             limits,
@@ -241,8 +250,11 @@ fn http2_builder(config: &ListenerConfig) -> http2::Builder<TokioExecutor> {
     let limits = &config.limits;
     let mut builder = http2::Builder::new(TokioExecutor::new());
     flood::settings(&mut builder);
-    builder.timer(TokioTimer::new()).max_header_list_size(
-        u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
-    );
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(
+            u32::try_from(limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+        )
+        .max_concurrent_streams(limits.http2_max_concurrent_streams);
     builder
 }

@@ -4,7 +4,10 @@
 //! The service counts requests in and out with a [`Ticket`] (held by the request body and
 //! the response body, so a request is in flight until both are done); the driver reads that
 //! when its timer fires to close connections idle for too long, and hears from it when a
-//! connection reached its request quota.
+//! connection reached its request quota. The bodies also count, per direction, the
+//! transfers that wait on the client and how often one moved ([`Waits`]): the driver's
+//! stall watch reads them, so that a client that opens no flow-control window, or sends
+//! no more of a body, does not hold the connection and what its streams hold forever.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,6 +24,42 @@ pub(super) struct Tracker {
     idle_since: Mutex<Instant>,
     shutdown: AtomicBool,
     changed: Notify,
+    /// Answers whose next frame waits for the client to take the last one.
+    pub(super) sends: Waits,
+    /// Request bodies their reader waits on the client for.
+    pub(super) bodies: Waits,
+}
+
+/// Transfers of one direction that wait on the client, and a count of their moves.
+// NOTE: written by the bodies as they are polled (an answer on the connection's own task, a
+// request body on its reader's): a few uncontended atomic operations per frame.
+#[derive(Debug, Default)]
+pub(super) struct Waits {
+    waiting: AtomicUsize,
+    moved: AtomicU64,
+}
+
+impl Waits {
+    /// A transfer starts to wait on the client.
+    pub(super) fn wait(&self) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A waiting transfer moved on (`moved`), or stopped waiting without moving (it ended).
+    pub(super) fn resume(&self, moved: bool) {
+        if moved {
+            self.moved.fetch_add(1, Ordering::Relaxed);
+        }
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether any transfer waits, and the count of moves so far.
+    pub(super) fn read(&self) -> (bool, u64) {
+        (
+            self.waiting.load(Ordering::Relaxed) > 0,
+            self.moved.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Tracker {
@@ -31,6 +70,8 @@ impl Tracker {
             idle_since: Mutex::new(Instant::now()),
             shutdown: AtomicBool::new(false),
             changed: Notify::new(),
+            sends: Waits::default(),
+            bodies: Waits::default(),
         }
     }
 
@@ -84,6 +125,48 @@ impl Tracker {
     }
 }
 
+/// The driver's look, tick after tick, at one direction's [`Waits`]: a stall is a transfer
+/// waiting at two ticks `timeout` apart, and nothing of the direction moving in between.
+///
+/// Connection-wide, not per stream: a stream the client starves while it reads the others
+/// is not seen (the cap on concurrent streams bounds what that holds).
+#[derive(Debug)]
+pub(super) struct StallWatch {
+    last_tick: Instant,
+    was_waiting: bool,
+    last_moved: u64,
+    /// The tick since which something waited and nothing moved.
+    still_since: Option<Instant>,
+}
+
+impl StallWatch {
+    pub(super) fn new(now: Instant) -> Self {
+        Self {
+            last_tick: now,
+            was_waiting: false,
+            last_moved: 0,
+            still_since: None,
+        }
+    }
+
+    /// Looks at `waits` at `now`: whether it stalled for `timeout`.
+    pub(super) fn tick(&mut self, waits: &Waits, now: Instant, timeout: Duration) -> bool {
+        let (waiting, moved) = waits.read();
+        let still = waiting && self.was_waiting && moved == self.last_moved;
+        let stalled = if still {
+            let since = *self.still_since.get_or_insert(self.last_tick);
+            now.saturating_duration_since(since) >= timeout
+        } else {
+            self.still_since = None;
+            false
+        };
+        self.last_tick = now;
+        self.was_waiting = waiting;
+        self.last_moved = moved;
+        stalled
+    }
+}
+
 /// One request counted in flight until every holder (request body, response body) is gone.
 #[derive(Debug)]
 pub(super) struct Ticket {
@@ -110,6 +193,11 @@ impl Ticket {
     /// Whether the request body went past the limit.
     pub(super) fn body_overflowed(&self) -> bool {
         self.body_overflowed.load(Ordering::Acquire)
+    }
+
+    /// The connection's tracker.
+    pub(super) fn tracker(&self) -> &Tracker {
+        &self.tracker
     }
 }
 
@@ -144,6 +232,35 @@ mod tests {
         assert_eq!(
             tracker.idle_deadline(timeout),
             Some(Instant::now() + timeout)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_is_something_waiting_and_nothing_moving_for_the_timeout() {
+        let waits = Waits::default();
+        let timeout = Duration::from_secs(8);
+        let tick = Duration::from_secs(1);
+        let mut watch = StallWatch::new(Instant::now());
+        let mut stalled_after = None;
+        waits.wait();
+        for second in 1..=20u64 {
+            tokio::time::advance(tick).await;
+            if second == 4 {
+                // Moved, and waits again for the next frame.
+                waits.resume(true);
+                waits.wait();
+            }
+            if watch.tick(&waits, Instant::now(), timeout) {
+                stalled_after = Some(second);
+                break;
+            }
+        }
+        assert_eq!(stalled_after, Some(4 + 8), "timed from the move");
+        waits.resume(false);
+        tokio::time::advance(tick).await;
+        assert!(
+            !watch.tick(&waits, Instant::now(), timeout),
+            "nothing waits"
         );
     }
 }

@@ -17,6 +17,15 @@ pub struct UpstreamError {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// An endpoint's response body stopped coming for the cluster's `body_read_timeout`: the
+/// endpoint's fault (never the client's), and its connection is dropped, never pooled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the endpoint sent no more of the response body for {timeout:?}")]
+pub struct BodyStalled {
+    /// The cluster's `body_read_timeout`.
+    pub timeout: Duration,
+}
+
 /// Why a connection to an endpoint could not be made.
 #[derive(Debug, thiserror::Error)]
 enum ConnectError {

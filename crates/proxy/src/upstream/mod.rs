@@ -19,7 +19,10 @@
 
 mod error;
 mod h1;
+mod http2_body;
 mod pool;
+#[cfg(test)]
+mod stall_tests;
 #[cfg(test)]
 mod tests;
 
@@ -39,8 +42,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-pub use self::error::UpstreamError;
+pub use self::error::{BodyStalled, UpstreamError};
 pub use self::h1::{Framing, Head, HeadError, take_head};
+pub use self::http2_body::Http2Body;
 use self::pool::{Http1, Http2, Http2Checkout, Pool};
 pub use crate::codec::{ChunkedError, Decoded, Decoder};
 use crate::config::{ClusterConfig, UpstreamProtocol};
@@ -60,6 +64,8 @@ pub struct UpstreamClient {
 #[derive(Debug)]
 struct Shared {
     connect_timeout: Duration,
+    /// Longest wait for the next piece of a response body.
+    body_read_timeout: Duration,
     http2: bool,
     idle_timeout: Duration,
     pool: Pool,
@@ -74,7 +80,7 @@ pub enum UpstreamBody {
     /// From an HTTP/1.1 connection of this module's own.
     Http1(h1::Body),
     /// From hyper's HTTP/2 client.
-    Http2(Incoming),
+    Http2(Http2Body),
 }
 
 impl Body for UpstreamBody {
@@ -86,7 +92,13 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            UpstreamBody::Http1(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+            // A stall goes up as itself, so that whoever records the outcome can tell it.
+            UpstreamBody::Http1(body) => {
+                Pin::new(body).poll_frame(cx).map_err(|error| match error {
+                    h1::Error::BodyStalled(stalled) => BoxError::from(stalled),
+                    error => BoxError::from(error),
+                })
+            }
             UpstreamBody::Http2(body) => {
                 // The HTTP/1.1 client's decoder filters the trailers it reads; hyper's
                 // HTTP/2 client does not.
@@ -96,7 +108,7 @@ impl Body for UpstreamBody {
                 {
                     crate::codec::keep_allowed_trailers(trailers);
                 }
-                Poll::Ready(frame.map(|frame| frame.map_err(BoxError::from)))
+                Poll::Ready(frame)
             }
         }
     }
@@ -134,6 +146,7 @@ impl UpstreamClient {
         Self {
             shared: Arc::new(Shared {
                 connect_timeout: config.connect_timeout,
+                body_read_timeout: config.body_read_timeout,
                 http2: config.protocol == UpstreamProtocol::Http2,
                 idle_timeout,
                 pool: Pool::new(config.max_idle_per_endpoint),
@@ -242,13 +255,18 @@ impl UpstreamClient {
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let (sender, id, reused) = self.http2_connection(authority).await?;
         match self.try_http2(authority, sender, id, request).await {
-            Ok(response) => Ok(response.map(UpstreamBody::Http2)),
+            Ok(response) => Ok(self.http2_body(response)),
             // ## The shared connection closed under us, the request unsent => once more
             Err(Attempt::NotSent(request, error)) if reused => {
                 Box::pin(self.resend_http2(authority, *request, error)).await
             }
             Err(attempt) => Err(attempt.into_error()),
         }
+    }
+
+    fn http2_body(&self, response: Response<Incoming>) -> Response<UpstreamBody> {
+        let timeout = self.shared.body_read_timeout;
+        response.map(|body| UpstreamBody::Http2(Http2Body::new(body, timeout)))
     }
 
     async fn resend_http2(
@@ -261,7 +279,7 @@ impl UpstreamClient {
         let (sender, id, _) = self.http2_connection(authority).await?;
         self.try_http2(authority, sender, id, request)
             .await
-            .map(|response| response.map(UpstreamBody::Http2))
+            .map(|response| self.http2_body(response))
             .map_err(Attempt::into_error)
     }
 

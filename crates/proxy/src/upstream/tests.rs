@@ -25,6 +25,7 @@ fn config(protocol: UpstreamProtocol, max_idle: usize) -> ClusterConfig {
         balance: BalanceConfig::RoundRobin,
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
+        body_read_timeout: Duration::from_secs(60),
         protocol,
         dns_refresh: Duration::from_secs(30),
         panic_threshold: 0.5,

@@ -25,7 +25,7 @@ pub use self::admission::{
 pub use self::attempts::{
     BackoffSection, HedgeSection, JitterKind, RetryBudgetSection, RetryCondition, RetrySection,
 };
-use super::values::{ByteSizeValue, DurationValue};
+use super::values::{ByteSizeValue, DurationValue, RateValue};
 
 mod passive;
 
@@ -155,6 +155,29 @@ pub struct ListenerSection {
     /// Requests served on one connection before it is closed: the last answer carries
     /// `Connection: close` (HTTP/2: a graceful GOAWAY). Default: unlimited.
     pub max_requests_per_connection: Option<u32>,
+    /// The longest the proxy waits for the next piece of a request body it is reading.
+    /// Past it: 408 if the answer has not begun, else the connection is closed (HTTP/2:
+    /// GOAWAY, then closed). Default "30s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub request_body_timeout: Option<Spanned<DurationValue>>,
+    /// The longest writing an answer may make no progress because the client does not read
+    /// it (HTTP/2: does not open its flow-control window). Past it the connection is closed
+    /// (HTTP/2: GOAWAY, then closed). Default "30s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub send_timeout: Option<Spanned<DurationValue>>,
+    /// The slowest a client may send a request body or read an answer, averaged from the
+    /// first time the transfer waits on it, once `min_data_rate_grace` has passed: a client
+    /// that trickles a byte at a time within `request_body_timeout`/`send_timeout` still
+    /// cannot hold a connection for long. HTTP/1.1; on HTTP/2 each frame must move within
+    /// `send_timeout`. "0B/s" turns it off. Default "256B/s".
+    #[schemars(with = "Option<RateValue>")]
+    pub min_data_rate: Option<Spanned<RateValue>>,
+    /// How long a transfer may stay under `min_data_rate` before it is judged, so small
+    /// bodies and slow starts are not. Default "10s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub min_data_rate_grace: Option<Spanned<DurationValue>>,
+    /// Most requests (streams) one HTTP/2 connection may have open at once. Default 100.
+    pub http2_max_concurrent_streams: Option<u32>,
 }
 
 /// TLS certificate and key, as PEM files. Relative paths are relative to the config file.
@@ -278,6 +301,11 @@ pub struct ClusterSection {
     /// Time for an endpoint to answer one request (response head). Default "15s".
     #[schemars(with = "Option<DurationValue>")]
     pub request_timeout: Option<Spanned<DurationValue>>,
+    /// The longest the proxy waits for the next piece of a response body from an
+    /// endpoint. Past it the answer is cut off (the client's connection is closed), the
+    /// endpoint's connection is dropped, and the failure is the endpoint's. Default "60s".
+    #[schemars(with = "Option<DurationValue>")]
+    pub body_read_timeout: Option<Spanned<DurationValue>>,
     /// The protocol spoken to endpoints. Default `http1`.
     #[serde(default)]
     pub protocol: UpstreamProtocol,

@@ -23,12 +23,12 @@ use super::file::{
     self, ClusterSection, ConfigFile, EndpointSection, HashOnSection, HeaderEditsSection,
     HealthCheckSection, ListenerSection, MatchSection, RouteSection, StatusOrRange,
 };
-use super::values::{ByteSizeValue, DurationValue};
+use super::values::{ByteSizeValue, DurationValue, RateValue};
 use super::{
     BalanceConfig, ClusterConfig, Config, ConfigError, ConfigErrors, EndpointAddress,
     EndpointConfig, HashKey, HeaderEdits, HealthCheck, HealthCheckConfig, HostMatch,
-    ListenerConfig, ListenerLimits, Location, PathMatch, ProxySettings, RouteConfig, RouteMatch,
-    Source, TlsConfig,
+    ListenerConfig, ListenerLimits, Location, MinDataRate, PathMatch, ProxySettings, RouteConfig,
+    RouteMatch, Source, TlsConfig,
 };
 
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +39,12 @@ const DEFAULT_MAX_HEADERS: u32 = 100;
 const DEFAULT_MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MIN_DATA_RATE: u64 = 256;
+const DEFAULT_MIN_DATA_RATE_GRACE: Duration = Duration::from_secs(10);
+const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(30);
@@ -215,6 +221,29 @@ fn size_or(check: &mut Checker<'_>, value: Option<Spanned<ByteSizeValue>>, defau
     }
 }
 
+/// A listener's minimum data rate: `None` when turned off ("0B/s").
+fn min_data_rate(
+    check: &mut Checker<'_>,
+    rate: Option<Spanned<RateValue>>,
+    grace: Option<Spanned<DurationValue>>,
+) -> Option<MinDataRate> {
+    let bytes_per_second = match rate {
+        None => DEFAULT_MIN_DATA_RATE,
+        Some(rate) => match &rate.get_ref().0 {
+            Ok(rate) => *rate,
+            Err(message) => {
+                check.error_at(rate.span(), message.clone());
+                DEFAULT_MIN_DATA_RATE
+            }
+        },
+    };
+    let grace = duration_or(check, grace, DEFAULT_MIN_DATA_RATE_GRACE);
+    (bytes_per_second > 0).then_some(MinDataRate {
+        bytes_per_second,
+        grace,
+    })
+}
+
 fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<ListenerConfig> {
     let mut names: HashMap<String, ()> = HashMap::new();
     let mut addresses: HashMap<SocketAddr, String> = HashMap::new();
@@ -284,15 +313,32 @@ fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<Lis
             max_requests_per_connection: section
                 .max_requests_per_connection
                 .and_then(NonZeroU32::new),
+            request_body_timeout: duration_or(
+                check,
+                section.request_body_timeout,
+                DEFAULT_REQUEST_BODY_TIMEOUT,
+            ),
+            send_timeout: duration_or(check, section.send_timeout, DEFAULT_SEND_TIMEOUT),
+            min_data_rate: min_data_rate(check, section.min_data_rate, section.min_data_rate_grace),
+            http2_max_concurrent_streams: positive(
+                check,
+                section.http2_max_concurrent_streams,
+                DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+                "http2_max_concurrent_streams",
+            ),
         };
         if limits.max_header_bytes < 1024 {
             check.error(format!(
                 "listener \"{name}\": max_header_bytes must be at least 1KiB, or no real request fits"
             ));
         }
-        if limits.header_read_timeout.is_zero() || limits.idle_timeout.is_zero() {
+        if limits.header_read_timeout.is_zero()
+            || limits.idle_timeout.is_zero()
+            || limits.request_body_timeout.is_zero()
+            || limits.send_timeout.is_zero()
+        {
             check.error(format!(
-                "listener \"{name}\": header_read_timeout and idle_timeout must be more than zero"
+                "listener \"{name}\": header_read_timeout, idle_timeout, request_body_timeout and send_timeout must be more than zero"
             ));
         }
         listeners.push(ListenerConfig {
@@ -461,10 +507,13 @@ fn cluster(
     }
     let connect_timeout = duration_or(check, section.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
     let request_timeout = duration_or(check, section.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+    let body_read_timeout =
+        duration_or(check, section.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT);
     let dns_refresh = duration_or(check, section.dns_refresh, DEFAULT_DNS_REFRESH);
     for (key, value) in [
         ("connect_timeout", connect_timeout),
         ("request_timeout", request_timeout),
+        ("body_read_timeout", body_read_timeout),
         ("dns_refresh", dns_refresh),
     ] {
         if value.is_zero() {
@@ -487,6 +536,7 @@ fn cluster(
         balance,
         connect_timeout,
         request_timeout,
+        body_read_timeout,
         protocol: section.protocol,
         dns_refresh,
         panic_threshold: f64::from(panic_percent.min(100)) / 100.0,

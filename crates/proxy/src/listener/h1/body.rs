@@ -66,6 +66,10 @@ pub enum BodyError {
     /// The body went past the listener's `max_request_body`.
     #[error("request body over the limit of {0} bytes")]
     TooLarge(u64),
+    /// The client stopped sending it, or sent it too slowly (`request_body_timeout`,
+    /// `min_data_rate`): the client's fault, never the endpoint's.
+    #[error("the client's request body stalled: {0}")]
+    Stalled(#[from] crate::listener::pace::Stall),
 }
 
 /// Where a streaming body's pieces pass from the connection to the body's reader.

@@ -18,12 +18,18 @@
 //!
 //! The listener's limits live here: head size and count (431), framing (400), a head not
 //! whole within `header_read_timeout` of its first byte or of accept (408, or a silent close
-//! when nothing came), `idle_timeout` between requests, `max_requests_per_connection`, and a
-//! request body past `max_request_body` (413). A stop closes an idle connection at once and
-//! lets a request already begun finish with `Connection: close`.
+//! when nothing came), `idle_timeout` between requests, `max_requests_per_connection`, a
+//! request body past `max_request_body` (413), and the pace of what waits on the client
+//! ([`pace`](super::pace)): a request body that stops coming or trickles (408 if the answer
+//! has not begun, else the connection is dropped) and an answer the client does not read
+//! (the connection is dropped, unflushed: a client that does not read would not take a
+//! graceful close either). A stop closes an idle connection at once and lets a request
+//! already begun finish with `Connection: close`.
 
 mod body;
 mod request;
+#[cfg(test)]
+mod stall_tests;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +53,7 @@ pub use self::body::{BodyError, RequestBody};
 use self::body::{Channel, Demand};
 pub use self::request::{RequestHead, take_head};
 use super::checks::{self, Framing, HeadLimits, Rejection};
+use super::pace::{Pace, PaceRule, Stall};
 use super::side_wake::SideWake;
 use crate::codec::{self, Decoded, Decoder, Delimit, encode_end, encode_frame, encode_line};
 use crate::forward::{self, ProxyBody, ProxyError};
@@ -73,6 +80,10 @@ pub(super) struct Settings {
     pub(super) header_read_timeout: Duration,
     pub(super) idle_timeout: Duration,
     pub(super) max_requests: Option<NonZeroU32>,
+    /// What a request body being read is held to.
+    pub(super) body_pace: PaceRule,
+    /// What an answer being written is held to.
+    pub(super) send_pace: PaceRule,
 }
 
 /// How a connection's HTTP/1.1 ended.
@@ -92,6 +103,18 @@ enum Next {
     Close {
         linger: bool,
     },
+    /// Close at once, writing nothing more: the client stalled.
+    Drop,
+}
+
+/// How an exchange's answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    Whole,
+    /// Writing it failed.
+    Failed,
+    /// The client stalled a transfer.
+    Stalled,
 }
 
 /// What waiting for a head gave.
@@ -142,6 +165,15 @@ enum Remaining {
     Chunked(Decoder),
 }
 
+/// Which transfer waits on the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// The request body.
+    Body,
+    /// The answer.
+    Send,
+}
+
 /// An answer being written.
 struct Writing {
     body: ProxyBody,
@@ -171,6 +203,15 @@ struct Connection<'a, S> {
     looked_at: usize,
     /// Told to stop: the connection closes after the request it has begun, if any.
     stopping: bool,
+    /// Bytes read from and written to the socket so far: what the paces measure.
+    moved_in: u64,
+    moved_out: u64,
+    /// A streaming request body's pace, while it waits on the client.
+    body_pace: Pace,
+    /// An answer's pace, while its write waits on the client.
+    send_pace: Pace,
+    /// Set by `poll_feed` when it waits for the client to send more of the body.
+    feed_waits: bool,
     /// Heads taken so far; none yet, the HTTP/2 preface may still come.
     requests: u32,
     // NOTE: the stop signal and the timer are polled with their own waker, and only after
@@ -209,6 +250,11 @@ where
         idle_since: now,
         looked_at: 0,
         stopping: false,
+        moved_in: 0,
+        moved_out: 0,
+        body_pace: Pace::default(),
+        send_pace: Pace::default(),
+        feed_waits: false,
         requests: 0,
         side_waker: Waker::from(side.clone()),
         side,
@@ -233,9 +279,13 @@ where
             connection.refuse(&rejection).await;
             return Ended::Closed;
         }
-        if let Next::Close { linger } = connection.exchange(head, &mut respond).await {
-            connection.close(linger).await;
-            return Ended::Closed;
+        match connection.exchange(head, &mut respond).await {
+            Next::Keep => {}
+            Next::Close { linger } => {
+                connection.close(linger).await;
+                return Ended::Closed;
+            }
+            Next::Drop => return Ended::Closed,
         }
         connection.idle_since = Instant::now();
     }
@@ -247,7 +297,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         if self.read.capacity() - self.read.len() < MIN_READ_SPACE {
             self.read.reserve(READ_CHUNK);
         }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read)
+        let filled = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read);
+        if let Poll::Ready(Ok(n)) = filled {
+            self.moved_in += n as u64;
+        }
+        filled
     }
 
     /// Writes out the write buffer.
@@ -258,6 +312,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.written += n;
+            self.moved_out += n as u64;
         }
         // NOTE: TLS holds records it could not write yet until it is flushed; a plain
         // socket holds nothing.
@@ -424,7 +479,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             .max_requests
             .is_some_and(|max| self.requests >= max.get());
         let mut close = !keep_alive || last || self.stopping || framing == Framing::Opaque;
-        let mut answer = pin!(respond(parts, body));
+        // NOTE: in an `Option` so that a stalled body can drop the pipeline's future (and
+        // the slots and connection it holds) before the 408 is written.
+        let mut answer = pin!(Some(respond(parts, body)));
         let mut writing: Option<Writing> = None;
         let outcome = poll_fn(|cx| {
             loop {
@@ -432,8 +489,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 let (stopped, _) = self.poll_side(cx);
                 close |= stopped;
                 if writing.is_none()
-                    && let Poll::Ready(response) = answer.as_mut().poll(cx)
+                    && let Some(pending) = answer.as_mut().as_pin_mut()
+                    && let Poll::Ready(response) = pending.poll(cx)
                 {
+                    answer.set(None);
                     let response = match feed {
                         Feed::Failed { too_large: true } => forward::error_response(
                             ProxyError::RequestBodyTooLarge,
@@ -458,10 +517,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 }
                 if let Some(answer) = &mut writing {
                     match self.poll_answer(cx, answer) {
-                        Poll::Ready(Ok(())) => return Poll::Ready(true),
+                        Poll::Ready(Ok(())) => return Poll::Ready(Answered::Whole),
                         Poll::Ready(Err(error)) => {
                             tracing::debug!(%error, "writing the answer failed");
-                            return Poll::Ready(false);
+                            return Poll::Ready(Answered::Failed);
                         }
                         Poll::Pending => {}
                     }
@@ -469,17 +528,109 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 if let Poll::Ready(()) = self.poll_feed(cx, &mut feed, writing.is_none()) {
                     progress = true;
                 }
-                if !progress {
-                    return Poll::Pending;
+                if progress {
+                    continue;
+                }
+                // About to wait: on the client, and for too long?
+                let sending = writing.is_some() && !self.write.is_empty();
+                match self.poll_pace(sending) {
+                    Ok(()) => return Poll::Pending,
+                    Err((Direction::Send, stall)) => {
+                        tracing::debug!(%stall, "the client does not read its answer");
+                        return Poll::Ready(Answered::Stalled);
+                    }
+                    Err((Direction::Body, stall)) => {
+                        tracing::debug!(%stall, "the client does not send its request body");
+                        if let Feed::Streaming { channel, .. } = &feed {
+                            channel.end(Err(BodyError::Stalled(stall)));
+                        }
+                        feed = Feed::Failed { too_large: false };
+                        if writing.is_some() {
+                            return Poll::Ready(Answered::Stalled);
+                        }
+                        // Nothing of the answer went out yet: the client hears why. The
+                        // pipeline is dropped unfinished, so the endpoint is not blamed.
+                        answer.set(None);
+                        close = true;
+                        let response = forward::error_response(
+                            ProxyError::BodyReadTimeout,
+                            &format!("the request body stalled: {stall}"),
+                        );
+                        writing = Some(self.start_answer(
+                            response,
+                            head_request,
+                            version,
+                            false,
+                            &mut close,
+                        ));
+                    }
                 }
             }
         })
         .await;
+        self.body_pace.rest();
+        self.send_pace.rest();
         let whole = matches!(feed, Feed::Done);
-        if outcome && !close && whole {
-            Next::Keep
+        match outcome {
+            Answered::Stalled => Next::Drop,
+            Answered::Whole if !close && whole => Next::Keep,
+            _ => Next::Close { linger: !whole },
+        }
+    }
+
+    /// Keeps the paces of what waits on the client (the answer's write when `sending`, the
+    /// request body when `poll_feed` waits for it), and the timer at the first of their
+    /// deadlines. `Err` when one of them stalled.
+    fn poll_pace(&mut self, sending: bool) -> Result<(), (Direction, Stall)> {
+        let settings = self.settings;
+        let mut moved = false;
+        if sending {
+            moved |= self
+                .send_pace
+                .wait(self.moved_out, &settings.send_pace)
+                .is_some();
         } else {
-            Next::Close { linger: !whole }
+            self.send_pace.rest();
+        }
+        if self.feed_waits {
+            moved |= self
+                .body_pace
+                .wait(self.moved_in, &settings.body_pace)
+                .is_some();
+        } else {
+            self.body_pace.rest();
+        }
+        if !self.send_pace.is_waiting() && !self.body_pace.is_waiting() {
+            return Ok(());
+        }
+        loop {
+            if self.timer_elapsed {
+                let now = Instant::now();
+                self.send_pace
+                    .check(now, self.moved_out, &settings.send_pace)
+                    .map_err(|stall| (Direction::Send, stall))?;
+                self.body_pace
+                    .check(now, self.moved_in, &settings.body_pace)
+                    .map_err(|stall| (Direction::Body, stall))?;
+                moved = true;
+            }
+            let deadline = match (self.send_pace.deadline(), self.body_pace.deadline()) {
+                (Some(send), Some(body)) => send.min(body),
+                (Some(deadline), None) | (None, Some(deadline)) => deadline,
+                (None, None) => return Ok(()),
+            };
+            if !moved && self.timer.deadline() == deadline {
+                return Ok(());
+            }
+            moved = false;
+            self.timer.as_mut().reset(deadline);
+            self.timer_elapsed = false;
+            // Polled once with the side waker, so that it wakes the task when it fires.
+            let mut side_cx = Context::from_waker(&self.side_waker);
+            if self.timer.as_mut().poll(&mut side_cx).is_pending() {
+                return Ok(());
+            }
+            self.timer_elapsed = true;
         }
     }
 
@@ -620,6 +771,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     /// Reads the next piece of a streaming request body when its reader wants one. Ready
     /// when something changed.
     fn poll_feed(&mut self, cx: &mut Context<'_>, feed: &mut Feed, may_continue: bool) -> Poll<()> {
+        self.feed_waits = false;
         let Feed::Streaming {
             channel,
             remaining,
@@ -650,7 +802,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     *feed = Feed::Failed { too_large: false };
                     return Poll::Ready(());
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // The client does not take the `100 Continue`: its body waits on it.
+                    self.feed_waits = true;
+                    return Poll::Pending;
+                }
             }
         }
         let limit = self.settings.head_limits.max_request_body;
@@ -703,7 +859,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 }
                 None => {}
             }
-            let error = match ready!(self.poll_fill(cx)) {
+            let Poll::Ready(filled) = self.poll_fill(cx) else {
+                self.feed_waits = true;
+                return Poll::Pending;
+            };
+            let error = match filled {
                 Ok(0) => "the client closed the connection before the body ended".to_owned(),
                 Ok(_) => continue,
                 Err(error) => error.to_string(),

@@ -23,6 +23,14 @@ fn settings() -> Settings {
         header_read_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(60),
         max_requests: None,
+        body_pace: PaceRule {
+            timeout: Duration::from_secs(30),
+            min_rate: None,
+        },
+        send_pace: PaceRule {
+            timeout: Duration::from_secs(30),
+            min_rate: None,
+        },
     }
 }
 

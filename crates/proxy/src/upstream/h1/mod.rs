@@ -11,7 +11,9 @@
 //! or chunked; answers framed as RFC 9112 §6.3 says (no body for `HEAD`, 204 and 304, then
 //! `Transfer-Encoding`, then `Content-Length`, else until close), interim (1xx) answers
 //! skipped, trailers passed on both ways. A connection carries one request at a time and is
-//! kept only when the answer allows it and ended exactly where its framing said.
+//! kept only when the answer allows it and ended exactly where its framing said. A body
+//! that stops coming for the cluster's `body_read_timeout` fails with [`BodyStalled`] (the
+//! endpoint's fault) and its connection is dropped; the connection's one timer bounds it.
 //!
 //! What it leaves out, on purpose: upgrades (the proxy forwards no `Upgrade`), pipelining,
 //! and waiting for `100 Continue` (the body follows the head at once, which RFC 9110
@@ -38,7 +40,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 pub use self::head::{Framing, Head, HeadError, take_head};
-use super::Shared;
+use super::{BodyStalled, Shared};
 use crate::codec::{
     ChunkedError, Decoded, Decoder, Delimit, LengthMismatch, encode_end, encode_frame, encode_line,
 };
@@ -66,6 +68,8 @@ pub(super) struct Connection {
     written: usize,
     /// Whether any byte of the current request has been written.
     sent_any: bool,
+    /// Bytes read so far: what a streaming body's timer measures progress by.
+    moved: u64,
 }
 
 /// Why a request got no answer.
@@ -91,6 +95,8 @@ pub enum Error {
     LengthMismatch(#[from] LengthMismatch),
     #[error("no answer within the attempt's timeout")]
     TimedOut,
+    #[error(transparent)]
+    BodyStalled(#[from] BodyStalled),
 }
 
 /// A request that got no answer, and whether the endpoint can have seen any of it.
@@ -150,6 +156,7 @@ impl Connection {
             timer: Box::pin(tokio::time::sleep_until(far_future())),
             written: 0,
             sent_any: false,
+            moved: 0,
         })
     }
 
@@ -175,7 +182,12 @@ impl Connection {
             ready!(self.io.poll_read_ready(cx))?;
             match self.io.try_read_buf(&mut self.read) {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                result => return Poll::Ready(result),
+                result => {
+                    if let Ok(n) = result {
+                        self.moved += n as u64;
+                    }
+                    return Poll::Ready(result);
+                }
             }
         }
     }
@@ -353,6 +365,7 @@ pub(super) async fn send(
                 remaining,
                 keep_alive,
                 home: home(),
+                timer_mark: None,
             };
             *response.body_mut() = Body {
                 state: State::Streaming(Box::new(streaming)),
@@ -452,6 +465,9 @@ struct Streaming {
     remaining: Remaining,
     keep_alive: bool,
     home: Home,
+    /// The bytes read when the timer was last moved to `body_read_timeout` ahead; `None`
+    /// while it still bounds the head.
+    timer_mark: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -528,7 +544,10 @@ impl Streaming {
                     }
                 }
             }
-            match ready!(self.connection.poll_fill(cx)) {
+            let Poll::Ready(filled) = self.connection.poll_fill(cx) else {
+                return self.poll_stalled(cx);
+            };
+            match filled {
                 Ok(0) => {
                     return Poll::Ready(match self.remaining {
                         Remaining::UntilClose => Ok(Step::End),
@@ -539,6 +558,24 @@ impl Streaming {
                 Err(error) => return Poll::Ready(Err(Error::Read(error))),
             }
         }
+    }
+}
+
+impl Streaming {
+    /// The body waits for the endpoint: `Pending`, or the stall once nothing came for
+    /// `body_read_timeout`.
+    // NOTE: the connection's own timer, moved only when bytes came since it was last set
+    // (a clock read and a move to a later instant, which tokio does without its lock); a
+    // body read whole without waiting never touches it.
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<Result<Step, Error>> {
+        let timeout = self.home.shared.body_read_timeout;
+        let connection = &mut self.connection;
+        if self.timer_mark != Some(connection.moved) {
+            self.timer_mark = Some(connection.moved);
+            connection.timer.as_mut().reset(Instant::now() + timeout);
+        }
+        ready!(connection.timer.as_mut().poll(cx));
+        Poll::Ready(Err(BodyStalled { timeout }.into()))
     }
 }
 

@@ -498,6 +498,7 @@ fn client() -> UpstreamClient {
         balance: BalanceConfig::RoundRobin,
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
+        body_read_timeout: Duration::from_secs(60),
         protocol: UpstreamProtocol::Http1,
         dns_refresh: Duration::from_secs(30),
         panic_threshold: 0.5,
