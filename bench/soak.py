@@ -41,8 +41,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import proxies
-from proxies import LOAD_CORE, REPO, Processes, build_blastwall, check_answer, log, machine
-from proxies import pinned, tool, wait_for_line
+from proxies import (
+    LOAD_CORE,
+    REPO,
+    Processes,
+    build_blastwall,
+    check_answer,
+    log,
+    machine,
+    pinned,
+    tool,
+    wait_for_line,
+)
 from resilience import (
     ATTEMPTS,
     CONNECT_TIMEOUT_MS,
@@ -58,6 +68,7 @@ from resilience import (
 
 FAULTS = ("crash", "hang", "slow", "reload", "slowloris")
 FD_KINDS = ("listening", "downstream", "upstream", "other")
+TCP_ESTABLISHED = 1   # linux/include/net/tcp_states.h
 CLIENT_TIMEOUT = "3s"
 # A few samples, not one, make "before" and "after" a fault: one sample can land on a
 # moment of garbage (a burst of connections closing, jemalloc purging).
@@ -381,8 +392,15 @@ class Burst(threading.Thread):
                     self.send(conn, b"x", started)
                 for conn in groups["slow_headers"] + groups["slow_bodies"]:
                     self.peek(conn, started)
+                for conn in groups["never_read"]:
+                    self.check_open(conn, started)
                 self.stop.wait(1)
         finally:
+            # What the proxy did by the end of the hold (a head timeout lands about then).
+            for conn in groups["slow_headers"] + groups["slow_bodies"]:
+                self.peek(conn, started)
+            for conn in groups["never_read"]:
+                self.check_open(conn, started)
             for conns in groups.values():
                 for conn in conns:
                     if conn["sock"] is not None:
@@ -393,6 +411,20 @@ class Burst(threading.Thread):
         # How far the proxy got answering them before its writes would block.
         self.result["never_read"]["unread_bytes_median"] = med(unread)
         self.result["held_s"] = round(time.monotonic() - started, 1)
+
+    @staticmethod
+    def check_open(conn: dict, started: float) -> None:
+        """Whether the proxy closed a connection we do not read from: its TCP state (the
+        first byte of TCP_INFO) leaves ESTABLISHED once the proxy's FIN or RST arrives."""
+        sock = conn["sock"]
+        if sock is None or conn["closed_at"] is not None:
+            return
+        try:
+            state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+        except OSError:
+            state = None
+        if state != TCP_ESTABLISHED:
+            conn["closed_at"] = time.monotonic() - started
 
     @staticmethod
     def unread(sock: socket.socket) -> int | None:
@@ -594,7 +626,10 @@ def run_soak(procs: Processes, blastwall: Path, settings: Settings, kinds: tuple
         injector.stop_bursts()
         sampler.halt.set()
         sampler.join(timeout=5)
-    return {"samples": sampler.samples, "faults": faults, "load": report,
+    faults_done = [{"kind": f.kind, "target": f.replica.name if f.replica else None,
+                    "planned_at": f.at, "struck": f.struck, "ended": f.ended,
+                    "detail": f.detail} for f in faults]
+    return {"samples": sampler.samples, "faults": faults_done, "load": report,
             "proxy_output": proxy.output, "ports": {"proxy": proxy.port,
                                                     "admin": proxy.admin}}
 
@@ -615,10 +650,10 @@ def growth(final: float | None, baseline: float | None) -> float | None:
     return (final - baseline) / baseline if final is not None and baseline else None
 
 
-def analyse(run: dict, settings: Settings, tolerance: float) -> dict:
+def analyse(run: dict, settings: Settings, kinds: tuple[str, ...], tolerance: float) -> dict:
     samples = run["samples"]
-    faults: list[Fault] = run["faults"]
-    baseline_until = faults[0].at if faults else settings.warmup + settings.fault_every
+    faults: list[dict] = run["faults"]
+    baseline_until = faults[0]["planned_at"] if faults else settings.warmup + settings.fault_every
     summary: dict = {"tolerance": tolerance}
     for key in ("rss_kib", "fds", "connections", *(f"fds_{kind}" for kind in FD_KINDS)):
         baseline = med(values(samples, key, settings.warmup, baseline_until))
@@ -628,12 +663,32 @@ def analyse(run: dict, settings: Settings, tolerance: float) -> dict:
         summary[key] = {"baseline": baseline, "final": final,
                         "peak": max(everything) if everything else None,
                         "growth": growth(final, baseline)}
+    # A leak grows for as long as the faults go on; a high-water mark (pools, allocator
+    # caches grown to the worst fault so far) stops once every fault has been seen.
+    # The trend after the first full rotation tells them apart.
+    since = faults[len(kinds)]["planned_at"] if len(faults) > len(kinds) else None
+    summary["trend_since"] = since
+    # Only quiet samples: those outside every fault's `settle` seconds, so the trend is
+    # of where the proxy comes back to, not of where the faults happened to fall.
+    windows = [(f["struck"] or f["planned_at"], (f["struck"] or f["planned_at"])
+                + settings.settle) for f in faults]
+    quiet = [s for s in samples if since is not None and s["t"] >= since
+             and not any(start <= s["t"] < end for start, end in windows)]
+    for key in ("rss_kib", "fds"):
+        points = [(s["t"], s[key]) for s in quiet if s[key] is not None]
+        summary[key]["per_minute_after_first_rotation"] = (
+            statistics.linear_regression([t for t, _ in points],
+                                         [v for _, v in points]).slope * 60
+            if len(points) > 2 else None)
+        summary[key]["final_vs_first_rotation"] = growth(
+            summary[key]["final"], med(values(samples, key, since - EDGE_SAMPLES, since))
+            if since is not None else None)
     timeline = run["load"]["timeline"]
     rows = []
     for fault in faults:
-        struck = fault.struck if fault.struck is not None else fault.at
-        row = {"kind": fault.kind, "target": fault.replica.name if fault.replica else None,
-               "at": round(struck, 1), "detail": fault.detail}
+        struck = fault["struck"] if fault["struck"] is not None else fault["planned_at"]
+        row = {"kind": fault["kind"], "target": fault["target"], "at": round(struck, 1),
+               "detail": fault["detail"]}
         for key in ("rss_kib", "fds"):
             before = med(values(samples, key, struck - EDGE_SAMPLES, struck))
             during = values(samples, key, struck, struck + settings.settle)
@@ -675,6 +730,19 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}"
 
 
+def trend(summary: dict, settings: Settings) -> str:
+    since = summary["trend_since"]
+    if since is None:
+        return "Too few faults for a trend after the first rotation."
+    rss, fds = summary["rss_kib"], summary["fds"]
+    return (f"After the first rotation of faults (from t={since:g} s, the value just before "
+            f"to the final): RSS {pct(rss['final_vs_first_rotation'])}, trend "
+            f"{rss['per_minute_after_first_rotation']:+.0f} KiB/min; descriptors "
+            f"{pct(fds['final_vs_first_rotation'])}, trend "
+            f"{fds['per_minute_after_first_rotation']:+.2f}/min (least squares over the samples "
+            f"outside every fault's {settings.settle:g} s).")
+
+
 def report(summary: dict, settings: Settings) -> str:
     rss, fds, conns = summary["rss_kib"], summary["fds"], summary["connections"]
     lines = [
@@ -692,6 +760,8 @@ def report(summary: dict, settings: Settings) -> str:
         *(f"| fds: {kind} | {num(summary[f'fds_{kind}']['baseline'])} "
           f"| {num(summary[f'fds_{kind}']['peak'])} | {num(summary[f'fds_{kind}']['final'])} "
           f"| {pct(summary[f'fds_{kind}']['growth'])} |" for kind in FD_KINDS),
+        "",
+        trend(summary, settings),
         "",
         f"Per fault: before = median of the {EDGE_SAMPLES} s before; peak = highest in the "
         f"{settings.settle:g} s from the fault; after = median of the samples "
@@ -737,6 +807,9 @@ def main() -> int:
     parser.add_argument("--rate", type=int, help=f"requests/s (default {FULL.rate})")
     parser.add_argument("--fault-every", type=float,
                         help=f"seconds between faults (default {FULL.fault_every:g})")
+    parser.add_argument("--hold", type=float,
+                        help=f"seconds a fault lasts (default {FULL.hold:g}); with a hold "
+                             f"longer than --fault-every faults overlap")
     parser.add_argument("--faults", default=",".join(FAULTS),
                         help="the rotation, comma-separated (default: "
                              + ",".join(FAULTS) + ")")
@@ -749,7 +822,15 @@ def main() -> int:
     parser.add_argument("--skip-build", action="store_true",
                         help="use $CARGO_TARGET_DIR/release/blastwall as it is")
     parser.add_argument("--blastwall", type=Path, help="use this binary (no build)")
+    parser.add_argument("--analyse", type=Path, metavar="JSON",
+                        help="run nothing: print the report of a run saved with --json")
     args = parser.parse_args()
+    if args.analyse:
+        saved = json.loads(args.analyse.read_text())
+        settings = Settings(**saved["info"]["settings"])
+        print(report(analyse(saved, settings, tuple(saved["info"]["faults"]),
+                             args.tolerance), settings))
+        return 0
     settings = QUICK if args.quick else FULL
     if args.duration:
         settings.duration = args.duration
@@ -757,6 +838,9 @@ def main() -> int:
         settings.rate = args.rate
     if args.fault_every:
         settings.fault_every = args.fault_every
+    if args.hold:
+        settings.hold = args.hold
+        settings.settle = max(settings.settle, args.hold + 5)
     kinds = tuple(kind for kind in args.faults.split(",") if kind)
     for kind in kinds:
         if kind not in FAULTS:
@@ -803,16 +887,14 @@ def main() -> int:
     proxy_log = (workdir / "blastwall.log").read_text(errors="replace").splitlines()
     info["proxy_log"] = {"lines": len(proxy_log), "last": proxy_log[-20:]}
     shutil.rmtree(workdir, ignore_errors=True)
-    summary = analyse(run, settings, args.tolerance)
+    summary = analyse(run, settings, kinds, args.tolerance)
     print()
     print(report(summary, settings))
     if args.json:
-        faults = [{"kind": f.kind, "target": f.replica.name if f.replica else None,
-                   "planned_at": f.at, "struck": f.struck, "ended": f.ended,
-                   "detail": f.detail} for f in run["faults"]]
         args.json.write_text(json.dumps({
-            "info": info, "summary": summary, "samples": run["samples"], "faults": faults,
-            "load": run["load"], "proxy_output": run["proxy_output"]}, indent=1) + "\n")
+            "info": info, "summary": summary, "samples": run["samples"],
+            "faults": run["faults"], "load": run["load"],
+            "proxy_output": run["proxy_output"]}, indent=1) + "\n")
         log(f"timeline written to {args.json}")
     return 0
 
