@@ -21,7 +21,6 @@ Ctrl-C or an error too; all traffic goes to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import errno
 import fcntl
 import http.client
 import json
@@ -448,28 +447,20 @@ class Burst(threading.Thread):
 
     @staticmethod
     def peek(conn: dict, started: float) -> None:
-        """Whether the proxy answered (an early 408/413/...) or closed the connection."""
+        """Reads what the proxy sent (an early 408, a 503, ...) and notes its first line,
+        and whether the proxy closed the connection (EOF or reset)."""
         sock = conn["sock"]
-        if sock is None or conn["closed_at"] is not None:
-            return
-        try:
-            data = sock.recv(256, socket.MSG_PEEK)
-        except BlockingIOError:
-            return
-        except OSError as error:
-            if error.errno in (errno.ECONNRESET, errno.EPIPE):
-                conn["closed_at"] = time.monotonic() - started
-            return
-        if data and conn["answer"] is None:
-            conn["answer"] = data.split(b"\r\n", 1)[0].decode("latin-1")
-        if not data:
-            conn["closed_at"] = time.monotonic() - started
-        elif conn["answer"] is not None:
-            # Answered: read it away so EOF behind it shows on the next peek.
+        while sock is not None and conn["closed_at"] is None:
             try:
-                sock.recv(65536)
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return
             except OSError:
-                pass
+                data = b""
+            if not data:
+                conn["closed_at"] = time.monotonic() - started
+            elif conn["answer"] is None:
+                conn["answer"] = data.split(b"\r\n", 1)[0].decode("latin-1")
 
     @staticmethod
     def tally(conns: list[dict]) -> dict:
