@@ -193,8 +193,8 @@ class Proxy:
         self.config.write_text(soak_config(ports, self.generation))
         # --no-watch: only the SIGHUP reloads, so each reload is the fault's own.
         self.process = procs.start("blastwall", [
-            "nice", "-n", str(proxies.NICE), str(blastwall), "run", "-c", str(self.config), "--log", "warn", "--no-watch"],
-            capture=True)
+            "nice", "-n", str(proxies.NICE), str(blastwall), "run", "-c", str(self.config),
+            "--log", "warn", "--no-watch"], capture=True)
         self.pid = self.process.pid
         self.port = int(wait_for_line(self.process, "listener ").rsplit(":", 1)[1])
         self.admin = int(wait_for_line(self.process, "admin listening on ")
