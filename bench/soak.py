@@ -193,8 +193,8 @@ class Proxy:
         self.config.write_text(soak_config(ports, self.generation))
         # --no-watch: only the SIGHUP reloads, so each reload is the fault's own.
         self.process = procs.start("blastwall", [
-            "nice", "-n", str(proxies.NICE), str(blastwall), "run", "-c", str(self.config), "--log", "warn", "--no-watch"],
-            capture=True)
+            "nice", "-n", str(proxies.NICE), str(blastwall), "run", "-c", str(self.config),
+            "--log", "warn", "--no-watch"], capture=True)
         self.pid = self.process.pid
         self.port = int(wait_for_line(self.process, "listener ").rsplit(":", 1)[1])
         self.admin = int(wait_for_line(self.process, "admin listening on ")
@@ -801,6 +801,9 @@ def main() -> int:
     parser.add_argument("--hold", type=float,
                         help=f"seconds a fault lasts (default {FULL.hold:g}); with a hold "
                              f"longer than --fault-every faults overlap")
+    parser.add_argument("--burst", metavar="HEADS,BODIES,NEVER_READ",
+                        help="connections of each kind in a slowloris burst (default "
+                             f"{FULL.slow_headers},{FULL.slow_bodies},{FULL.never_read})")
     parser.add_argument("--faults", default=",".join(FAULTS),
                         help="the rotation, comma-separated (default: "
                              + ",".join(FAULTS) + ")")
@@ -832,6 +835,12 @@ def main() -> int:
     if args.hold:
         settings.hold = args.hold
         settings.settle = max(settings.settle, args.hold + 5)
+    if args.burst:
+        try:
+            settings.slow_headers, settings.slow_bodies, settings.never_read = (
+                int(count) for count in args.burst.split(","))
+        except ValueError:
+            sys.exit("--burst takes three counts: HEADS,BODIES,NEVER_READ")
     kinds = tuple(kind for kind in args.faults.split(",") if kind)
     for kind in kinds:
         if kind not in FAULTS:
