@@ -224,6 +224,14 @@ response_headers = {{ add = {{ "x-route" = "rest" }} }}
     assert!(encoded_slash.head.contains("x-route: rest"));
     let seen: serde_json::Value = serde_json::from_str(&encoded_slash.body).expect("an echo");
     assert_eq!(seen["uri"], "/m%2Fx", "an encoded slash stays encoded");
+    // `%32` is `2`: decoded around the stray `%`s it would leave `%2e%2e`, a `..` for the
+    // endpoint that no route saw.
+    let stray_percent = raw(
+        &proxy,
+        b"GET /a/%%32e%%32e/m/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(stray_percent.status, 400, "{}", stray_percent.body);
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@
 //! `chunked` and dropping `gzip`, as the proxy did, hands the endpoint a body it cannot read.
 //! [`check_parts`] runs on every request, HTTP/1 and HTTP/2 (from hyper) alike: Host must be
 //! single, well formed and agree with an absolute-form target or `:authority`, no header may
-//! be a look-alike of a framing header nor Content-Length disagree with itself, the head must
+//! be a look-alike of a framing header nor Content-Length come twice, the head must
 //! fit the limits, and a declared body must fit `max_request_body`.
 //!
 //! Both are pure functions of their input, so they are unit tested here and fuzzed in
@@ -288,8 +288,11 @@ pub fn check_parts(parts: &Parts, limits: &HeadLimits) -> Result<(), Rejection> 
     if let Some(name) = headers.look_alike {
         return Err(look_alike(name.as_str()));
     }
-    if headers.lengths_differ {
-        return Err(Rejection::bad("conflicting Content-Length values"));
+    if headers.lengths_repeated {
+        // RFC 9110 §8.6 lets a recipient refuse a repeated length, or replace it with one.
+        // An HTTP/1.1 head was already left with one line (`h1::take_head`), so only an
+        // HTTP/2 request gets here, and it is refused rather than edited on the way.
+        return Err(Rejection::bad("more than one Content-Length"));
     }
     if parts.headers.len() > limits.max_headers {
         return Err(Rejection::too_large(format!(
@@ -327,9 +330,9 @@ struct HeaderSummary<'a> {
     hosts_repeated: bool,
     /// The first Content-Length value.
     content_length: Option<&'a HeaderValue>,
-    /// Whether a later Content-Length value differs from the first (hyper's HTTP/2 server
-    /// reads only the first).
-    lengths_differ: bool,
+    /// Whether Content-Length is there more than once (hyper's HTTP/2 server reads only the
+    /// first, and passes them all on).
+    lengths_repeated: bool,
     /// A header named like a framing header, `_` for `-`.
     look_alike: Option<&'a header::HeaderName>,
     /// The size of the head as it would be written in HTTP/1.1.
@@ -347,7 +350,7 @@ impl<'a> HeaderSummary<'a> {
             host: None,
             hosts_repeated: false,
             content_length: None,
-            lengths_differ: false,
+            lengths_repeated: false,
             look_alike: None,
             head_size: request_line + 2,
         };
@@ -359,8 +362,8 @@ impl<'a> HeaderSummary<'a> {
                 summary.hosts_repeated |= summary.host.is_some();
                 summary.host.get_or_insert(value);
             } else if name == header::CONTENT_LENGTH {
-                let first = *summary.content_length.get_or_insert(value);
-                summary.lengths_differ |= first != value;
+                summary.lengths_repeated |= summary.content_length.is_some();
+                summary.content_length.get_or_insert(value);
             } else if crate::codec::framing_look_alike(name.as_str().as_bytes()) {
                 summary.look_alike.get_or_insert(name);
             }

@@ -144,7 +144,7 @@ async fn respond(
             ))
             .await
         }
-        Err(no_route) => forward::error_response(ProxyError::NoRoute, no_route),
+        Err((error, reason)) => forward::error_response(error, reason),
     }
 }
 
@@ -308,7 +308,7 @@ async fn handle(
                     ))
                     .await
                 }
-                Err(no_route) => forward::error_response(ProxyError::NoRoute, no_route),
+                Err((error, reason)) => forward::error_response(error, reason),
             };
             if ticket.body_overflowed() {
                 forward::error_response(
@@ -333,21 +333,26 @@ async fn handle(
 }
 
 /// The snapshot and route for a request, or why it has none. The request's path is
-/// normalized first ([`crate::router::path`]): routes match it, and the endpoint gets it.
+/// normalized first ([`crate::router::path`]): routes match it, and the endpoint gets it;
+/// a path with a malformed escape is refused.
 // NOTE: a plain function, not one more `async` level around the pipeline: each level's
 // future is copied whole when it is created, and this one would hold the pipeline's.
 fn route(
     shared: &ListenerShared,
     parts: &mut http::request::Parts,
-) -> Result<(Arc<Snapshot>, usize), &'static str> {
-    crate::router::path::normalize(&mut parts.uri);
+) -> Result<(Arc<Snapshot>, usize), (ProxyError, &'static str)> {
+    crate::router::path::normalize(&mut parts.uri)
+        .map_err(|malformed| (ProxyError::BadRequest, malformed.0))?;
     let resolved = shared
         .runtime
         .snapshot_for(&shared.name, || shared.retired.borrow().clone());
-    let (snapshot, listener) = resolved.ok_or("this listener was removed from the config")?;
+    let (snapshot, listener) = resolved.ok_or((
+        ProxyError::NoRoute,
+        "this listener was removed from the config",
+    ))?;
     let route_index = (snapshot.router)
         .route(&snapshot.config, listener, parts)
-        .ok_or("no route matches this request")?;
+        .ok_or((ProxyError::NoRoute, "no route matches this request"))?;
     Ok((snapshot, route_index))
 }
 

@@ -12,8 +12,11 @@
 //! (`%6d` is `m`, `%2E` is `.`); dot segments are removed as §5.2.4 `remove_dot_segments`
 //! does (a `..` above the root stays at the root); empty segments (`//`) are merged. What
 //! is not: encoded reserved characters (`%2F` stays `%2F`: decoded, it would split a
-//! segment that the client meant as one), an invalid escape (left as it is, it names no
-//! other path), and the query.
+//! segment that the client meant as one), and the query. A `%` that does not start an
+//! escape (`%zz`, `%%32e`) makes the path malformed (RFC 3986 has no bare `%`), and the
+//! request is refused: decoding around it could make a new escape (`%%32e` holds `%2e`
+//! once `%32` is decoded) that the endpoint would decode into a dot segment the proxy never
+//! saw.
 //!
 //! Cost: a path with no `%` and no `/` followed by `/` or `.`, which is nearly every path,
 //! is one scan over its bytes and no allocation.
@@ -21,33 +24,39 @@
 use http::Uri;
 use http::uri::PathAndQuery;
 
+/// A path with a `%` that does not start an escape of two hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedPath(pub &'static str);
+
 /// Normalizes `uri`'s path in place; a path already normal is left untouched (the check is
 /// one scan, with no allocation).
-pub fn normalize(uri: &mut Uri) {
-    let Some(path) = normalized(uri.path()) else {
-        return;
+pub fn normalize(uri: &mut Uri) -> Result<(), MalformedPath> {
+    let Some(path) = normalized(uri.path())? else {
+        return Ok(());
     };
     let path_and_query = match uri.query() {
         Some(query) => format!("{path}?{query}"),
         None => path,
     };
     let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) else {
-        return;
+        return Err(MalformedPath("the normalized path is not a valid path"));
     };
     let mut parts = std::mem::take(uri).into_parts();
     parts.path_and_query = Some(path_and_query);
     // NOTE: only the path changed, from one valid path to another, so the parts still
     // make a URI; should they not, the default (`/`) is safer than the unnormalized path.
     *uri = Uri::from_parts(parts).unwrap_or_default();
+    Ok(())
 }
 
 /// `path` normalized, or `None` when it already is.
-pub fn normalized(path: &str) -> Option<String> {
+pub fn normalized(path: &str) -> Result<Option<String>, MalformedPath> {
     if !path.starts_with('/') || !needs_a_look(path.as_bytes()) {
         // `*` (OPTIONS) and authority-form targets have no path to normalize.
-        return None;
+        return Ok(None);
     }
-    let decoded = decode_unreserved(path);
+    let decoded = decode_unreserved(path)?;
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
     for segment in decoded.split('/').skip(1) {
@@ -71,34 +80,38 @@ pub fn normalized(path: &str) -> Option<String> {
     if trailing_slash || out.is_empty() {
         out.push('/');
     }
-    (out != path).then_some(out)
+    Ok((out != path).then_some(out))
 }
 
 /// Whether `path` may not be normal: it has an escape, or a `/` followed by `/` or `.`.
+// NOTE: without branches or an early return, which lets the loop be vectorized: nearly
+// every path is normal, so the whole path is read anyway.
 fn needs_a_look(path: &[u8]) -> bool {
-    let mut after_slash = false;
+    let (mut found, mut previous) = (false, 0u8);
     for &byte in path {
-        if byte == b'%' || (after_slash && (byte == b'/' || byte == b'.')) {
-            return true;
-        }
-        after_slash = byte == b'/';
+        found |= (byte == b'%') | ((previous == b'/') & ((byte == b'/') | (byte == b'.')));
+        previous = byte;
     }
-    false
+    found
 }
 
-/// `path` with its percent-encoded unreserved characters decoded.
-fn decode_unreserved(path: &str) -> String {
+/// `path` with its percent-encoded unreserved characters decoded, and the others kept.
+fn decode_unreserved(path: &str) -> Result<String, MalformedPath> {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut at = 0;
     while at < bytes.len() {
-        if bytes[at] == b'%'
-            && let Some(decoded) = bytes
+        if bytes[at] == b'%' {
+            let hex = bytes
                 .get(at + 1..at + 3)
-                .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok())
-            && (decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~'))
-        {
-            out.push(char::from(decoded));
+                .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+                .ok_or(MalformedPath("a % in the path does not start an escape"))?;
+            let decoded = (hex_value(hex[0]) << 4) | hex_value(hex[1]);
+            if decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(decoded));
+            } else {
+                out.push_str(&path[at..at + 3]);
+            }
             at += 3;
             continue;
         }
@@ -106,7 +119,16 @@ fn decode_unreserved(path: &str) -> String {
         out.push(char::from(bytes[at]));
         at += 1;
     }
-    out
+    Ok(out)
+}
+
+/// The value of a hex digit.
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
+    }
 }
 
 #[cfg(test)]
@@ -116,7 +138,7 @@ mod tests {
     #[test]
     fn normal_paths_are_left_alone() {
         for path in ["/", "/m/x", "/m/x/", "/a.b/c", "/a/b.", "/~user", "*"] {
-            assert_eq!(normalized(path), None, "{path}");
+            assert_eq!(normalized(path), Ok(None), "{path}");
         }
     }
 
@@ -139,28 +161,63 @@ mod tests {
             ("/%7euser/%41b", "/~user/Ab"),
             ("/.well-known/x", "/.well-known/x"),
         ] {
-            let normal = normalized(path).unwrap_or_else(|| path.to_owned());
+            let normal = normalized(path).unwrap().unwrap_or_else(|| path.to_owned());
             assert_eq!(normal, expected, "{path}");
         }
     }
 
     #[test]
-    fn encoded_reserved_characters_and_bad_escapes_stay_as_they_are() {
-        assert_eq!(normalized("/m%2Fx"), None);
-        assert_eq!(normalized("/a%2F..%2Fm"), None);
-        assert_eq!(normalized("/a/%zz/%4"), None);
-        assert_eq!(normalized("/a/%2f/../b").as_deref(), Some("/a/b"));
+    fn encoded_reserved_characters_stay_encoded() {
+        assert_eq!(normalized("/m%2Fx"), Ok(None));
+        assert_eq!(normalized("/a%2F..%2Fm"), Ok(None));
+        assert_eq!(normalized("/a/%2f/../b"), Ok(Some("/a/b".to_owned())));
+        assert_eq!(normalized("/a%20b/%C3%A9"), Ok(None));
+    }
+
+    #[test]
+    fn a_percent_that_starts_no_escape_is_malformed() {
+        // `%%32e` would become `%2e` once `%32` is decoded: a dot segment for the endpoint.
+        for path in ["/a/%%32e%%32e/m/x", "/a/%zz", "/a/%4", "/%", "/a%g0"] {
+            assert!(normalized(path).is_err(), "{path}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Normalizing is idempotent, and a normal path has no dot segment, no empty
+        /// segment and no escape of an unreserved character, whatever pieces it was made of.
+        #[test]
+        fn a_normalized_path_is_normal(pieces in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "/", ".", "..", "%2e", "%2E", "%6d", "%2F", "m", "%", "x", "%32", "e",
+            ]),
+            0..12,
+        )) {
+            let path = format!("/{}", pieces.concat());
+            let Ok(normal) = normalized(&path) else {
+                // A stray `%`: refused, nothing to check.
+                return Ok(());
+            };
+            let normal = normal.unwrap_or(path);
+            proptest::prop_assert_eq!(normalized(&normal), Ok(None), "{}", normal);
+            let segments: Vec<&str> = normal.split('/').skip(1).collect();
+            if let Some((_, inner)) = segments.split_last() {
+                proptest::prop_assert!(!inner.contains(&""), "{}", normal);
+            }
+            proptest::prop_assert!(!segments.contains(&".") && !segments.contains(&".."), "{}", normal);
+            let lower = normal.to_ascii_lowercase();
+            proptest::prop_assert!(!lower.contains("%2e") && !lower.contains("%6d"), "{}", normal);
+        }
     }
 
     #[test]
     fn a_normalized_uri_keeps_its_query_and_authority() {
         let mut uri: Uri = "http://h.example/a/../%6d/x?q=/../y".parse().unwrap();
-        normalize(&mut uri);
+        normalize(&mut uri).unwrap();
         assert_eq!(uri, "http://h.example/m/x?q=/../y");
         let mut origin: Uri = "//m/x?z"
             .parse()
             .unwrap_or_else(|_| "/m/x?z".parse().unwrap());
-        normalize(&mut origin);
+        normalize(&mut origin).unwrap();
         assert_eq!(origin.path(), "/m/x");
     }
 }

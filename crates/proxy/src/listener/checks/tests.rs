@@ -304,3 +304,25 @@ fn look_alikes_of_the_framing_headers_are_refused() {
     let rejection = check_parts(&hyper, &LIMITS).expect_err("a look-alike");
     assert_eq!(rejection.error, ProxyError::BadRequest);
 }
+
+#[test]
+fn a_parsed_request_with_more_than_one_content_length_is_refused() {
+    // An HTTP/1.1 head keeps one line of repeated equal lengths (`h1::take_head`); hyper's
+    // HTTP/2 server reads only the first and passes them all on.
+    for second in ["5", "6"] {
+        let twice = parts(
+            http::Request::post("/")
+                .version(Version::HTTP_2)
+                .header("host", "a")
+                .header("content-length", "5")
+                .header("content-length", second),
+        );
+        let rejection = check_parts(&twice, &LIMITS).expect_err(second);
+        assert_eq!(rejection.error, ProxyError::BadRequest);
+        assert!(
+            rejection.reason.contains("Content-Length"),
+            "{}",
+            rejection.reason
+        );
+    }
+}
