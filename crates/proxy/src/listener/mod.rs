@@ -12,7 +12,12 @@
 //! - the request body ([`limits`]): `max_request_body`, at once from `Content-Length` or
 //!   mid-stream for chunked and HTTP/2 bodies;
 //! - the connection ([`h1`] for HTTP/1.1, [`connection`] for HTTP/2): `idle_timeout`,
-//!   `max_requests_per_connection`, and a graceful drain on shutdown;
+//!   `max_requests_per_connection`, `http2_max_concurrent_streams`, and a graceful drain on
+//!   shutdown;
+//! - what waits on the client ([`pace`]): a request body that stops or trickles
+//!   (`request_body_timeout`, `min_data_rate`), an answer the client does not read
+//!   (`send_timeout`), so that no client holds a connection, its permit, an upstream
+//!   connection or a concurrency slot forever;
 //! - HTTP/2 floods ([`flood`]): rapid reset, CONTINUATION, HPACK bombs and the like, bounded
 //!   by hyper at the values set there; floods of control frames (PING, SETTINGS, …) and of
 //!   cancelled requests bounded by a guard under hyper. An abusive connection gets a GOAWAY
