@@ -148,6 +148,7 @@ async fn flood(scenario: &'static str, mock_flags: &[&str]) -> Option<Ending> {
     let proxy = Proxy::start(&config);
     let pid = proxy.process.pid();
     let before = Usage::of(pid);
+    let started = std::time::Instant::now();
 
     let address = proxy.addr().to_string();
     let script = tokio::task::spawn_blocking(move || run_script(scenario, address));
@@ -183,7 +184,14 @@ async fn flood(scenario: &'static str, mock_flags: &[&str]) -> Option<Ending> {
         ending.seconds,
         rss / 1024
     );
-    assert!(cpu < CPU_GROWTH, "{scenario}: proxy CPU grew by {cpu:?}");
+    // The other client's answers cost CPU too, for as long as the scenario runs (a polite
+    // client on a loaded machine runs for tens of seconds): a flood the proxy does not bound
+    // keeps a core busy, so the bound is half a core over the run, on top of CPU_GROWTH.
+    let bound = CPU_GROWTH + started.elapsed() / 2;
+    assert!(
+        cpu < bound,
+        "{scenario}: proxy CPU grew by {cpu:?} (bound {bound:?})"
+    );
     assert!(
         rss < RSS_GROWTH,
         "{scenario}: proxy RSS grew by {} KiB",
