@@ -216,8 +216,24 @@ impl Entry {
     }
 }
 
+/// Request headers whose value the endpoint sees is the proxy's, written per client or per
+/// request (the peer appended to `X-Forwarded-For` and `Forwarded`, this hop's `Via`, a
+/// fresh request id or trace context), not the client's. A response that varies on one of
+/// them depends on who asked (its address, say): matched on the client's own values, two
+/// clients that sent none would share it, so it is not kept.
+const PER_CLIENT: [&str; 8] = [
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "via",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "x-forwarded-proto",
+];
+
 /// The request's values of the headers the response's `Vary` names; `None` (not kept) for
-/// `Vary: *` or a name that is not a field name.
+/// `Vary: *`, a name that is not a field name, or one of [`PER_CLIENT`].
 fn vary(
     request: &request::Parts,
     response: &HeaderMap,
@@ -233,6 +249,9 @@ fn vary(
                 return None;
             }
             let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+            if PER_CLIENT.contains(&name.as_str()) {
+                return None;
+            }
             let values = request.headers.get_all(&name).iter().cloned().collect();
             selected.push((name, values));
         }

@@ -396,6 +396,32 @@ async fn a_vary_response_is_served_only_to_requests_with_the_same_values() {
 }
 
 #[tokio::test]
+async fn a_response_that_varies_on_a_header_the_proxy_writes_per_client_is_not_kept() {
+    // The endpoint saw the proxy's X-Forwarded-For (the peer appended), not the client's:
+    // keyed on the client's own (none), the answer for one address would go to every other.
+    let cache = cache(limits());
+    let t0 = Instant::now();
+    for name in ["X-Forwarded-For", "forwarded", "Via", "x-request-id"] {
+        let path = format!("/per-client/{name}");
+        let request = get(&path, &[]);
+        let answer = response(200, &[("vary", name)], chunks(&["for 10.0.0.1"]));
+        pass(&cache, &request, answer, t0).await.unwrap();
+        assert!(
+            served(&cache, &request, t0).await.is_none(),
+            "Vary: {name} was kept"
+        );
+    }
+    let request = get("/per-client/mixed", &[]);
+    let answer = response(
+        200,
+        &[("vary", "accept-encoding"), ("vary", "x-forwarded-for")],
+        chunks(&["x"]),
+    );
+    pass(&cache, &request, answer, t0).await.unwrap();
+    assert!(served(&cache, &request, t0).await.is_none());
+}
+
+#[tokio::test]
 async fn the_least_recently_used_goes_when_entries_or_bytes_are_at_their_cap() {
     let config = StaleIfErrorConfig {
         max_entries: NonZeroUsize::new(2).unwrap(),
