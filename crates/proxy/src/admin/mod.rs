@@ -108,6 +108,10 @@ pub(crate) struct AdminState {
     pub(crate) listeners: Mutex<Vec<(String, SocketAddr)>>,
     pub(crate) draining: AtomicBool,
     pub(crate) reloads: mpsc::Sender<ReloadRequest>,
+    /// Event streams (`/admin/stream`) open at once: a quarter of the connection cap, so
+    /// that streams, which never end by themselves, cannot take every connection and starve
+    /// the health checks an orchestrator depends on.
+    pub(crate) streams: Arc<Semaphore>,
 }
 
 /// The running admin listener; stops serving when dropped.
@@ -127,6 +131,7 @@ impl AdminServer {
     ) -> std::io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let (sender, reloads) = mpsc::channel(4);
+        let cap = runtime.snapshot().config.admin.max_connections;
         let state = Arc::new(AdminState {
             runtime,
             started: Instant::now(),
@@ -135,9 +140,9 @@ impl AdminServer {
             listeners: Mutex::new(listeners),
             draining: AtomicBool::new(false),
             reloads: sender,
+            streams: Arc::new(Semaphore::new(stream::cap(cap))),
         });
         let (stop, stopped) = watch::channel(());
-        let cap = state.runtime.snapshot().config.admin.max_connections;
         tokio::spawn(accept(listener, state.clone(), cap, stopped));
         Ok(Self {
             state,
@@ -382,7 +387,20 @@ async fn dispatch(state: &AdminState, call: Call, body: Bytes) -> Response<Admin
         Call::Clusters => reply::json(StatusCode::OK, &views::clusters(&state.runtime)),
         Call::Routes => reply::json(StatusCode::OK, &views::routes(&state.runtime)),
         Call::Events => reply::json(StatusCode::OK, &views::events(&state.runtime)),
-        Call::Stream => stream::response(state.runtime.clone()),
+        Call::Stream => match state.streams.clone().try_acquire_owned() {
+            Ok(permit) => stream::response(state.runtime.clone(), permit),
+            Err(_) => {
+                let mut response = error_json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many event streams open: at most a quarter of [admin] max_connections",
+                );
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("5"),
+                );
+                response
+            }
+        },
         Call::OpenApi => reply::with_type(StatusCode::OK, "application/json", OPENAPI),
         Call::Dashboard => reply::with_type(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
         Call::Metrics => reply::with_type(

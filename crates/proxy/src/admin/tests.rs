@@ -257,6 +257,56 @@ async fn connections_past_the_cap_are_closed_at_once_and_the_others_served() {
     );
 }
 
+#[tokio::test]
+async fn event_streams_take_at_most_a_quarter_of_the_connections_so_health_checks_still_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server("[admin]\nmax_connections = 8").await;
+    let open_stream = || async {
+        let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .expect("connects");
+        stream
+            .write_all(b"GET /admin/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("written");
+        let mut head = vec![0u8; 512];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        (stream, String::from_utf8_lossy(&head[..read]).into_owned())
+    };
+    // A quarter of 8: two streams, each of which would otherwise hold its connection forever.
+    let (first, head) = open_stream().await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (second, head) = open_stream().await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (_third, head) = open_stream().await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
+    let (status, _) = call(&server, Method::GET, "/healthz/live", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    // A stream's end gives its place back.
+    drop((first, second));
+    let mut reopened = false;
+    for _ in 0..200 {
+        let (_stream, head) = open_stream().await;
+        if head.starts_with("HTTP/1.1 200") {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(reopened, "a closed stream's place was not given back");
+}
+
+#[test]
+fn the_stream_cap_is_a_quarter_of_the_connection_cap_and_at_least_one() {
+    assert_eq!(super::stream::cap(64), 16);
+    assert_eq!(super::stream::cap(3), 1);
+    assert_eq!(super::stream::cap(1), 1);
+}
+
 /// Polls `GET /healthz/live` until it answers (a closed connection frees its slot a moment
 /// after the close).
 async fn eventually_ok(server: &AdminServer) -> bool {
