@@ -15,6 +15,11 @@ const MAX_TRAILERS_BYTES: usize = 16 * 1024;
 /// The most trailer fields taken.
 const MAX_TRAILERS: usize = 64;
 
+/// A byte RFC 9110 §5.5 allows nowhere in a line's text: a control byte other than HTAB.
+fn is_control(byte: u8) -> bool {
+    (byte < 0x20 && byte != b'\t') || byte == 0x7f
+}
+
 /// Where the decoder is in the coding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -84,6 +89,11 @@ impl Decoder {
                     }
                     match httparse::parse_chunk_size(buffer) {
                         Ok(httparse::Status::Complete((len, size))) => {
+                            // httparse takes any byte but CR in an extension; a bare LF
+                            // there ends the line early for a laxer reader.
+                            if buffer[..len - 2].iter().any(|&byte| is_control(byte)) {
+                                return Err(ChunkedError("control byte in a chunk-size line"));
+                            }
                             let _ = buffer.split_to(len);
                             self.state = if size == 0 {
                                 State::Trailers

@@ -223,6 +223,28 @@ fn malformed_chunked_bodies_are_refused() {
     assert!(decode_all(&mut Decoder::new(), &mut BytesMut::from(&long[..])).is_err());
 }
 
+#[test]
+fn a_chunk_size_line_with_a_control_byte_is_refused() {
+    // httparse takes any byte but CR in a chunk extension, a bare LF included: a server
+    // that ends the line at that LF reads the body's bytes as chunk sizes ("funky chunks").
+    for text in [
+        &b"2;a\nb\r\nok\r\n0\r\n\r\n"[..],
+        b"2;a\x00\r\nok\r\n0\r\n\r\n",
+        b"2;a\x7f\r\nok\r\n0\r\n\r\n",
+        b"0;a\nb\r\n\r\n",
+    ] {
+        let mut buffer = BytesMut::from(text);
+        assert!(
+            decode_all(&mut Decoder::new(), &mut buffer).is_err(),
+            "{}",
+            text.escape_ascii()
+        );
+    }
+    let mut buffer = BytesMut::from(&b"2;a=\"b c\"\t\r\nok\r\n0\r\n\r\n"[..]);
+    let (data, _, ended) = decode_all(&mut Decoder::new(), &mut buffer).unwrap();
+    assert!(ended && data == b"ok");
+}
+
 proptest! {
     /// Any body, cut into any chunks and fed in any pieces, decodes to itself, ends once,
     /// and leaves what follows it in the buffer.
