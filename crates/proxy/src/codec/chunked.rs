@@ -102,6 +102,11 @@ impl Decoder {
                             };
                         }
                         Ok(httparse::Status::Partial) => {
+                            // Refused at once, not when the line ends (if it ever does).
+                            let line = buffer.strip_suffix(b"\r").unwrap_or(buffer);
+                            if line.iter().any(|&byte| is_control(byte)) {
+                                return Err(ChunkedError("control byte in a chunk-size line"));
+                            }
                             if buffer.len() > MAX_SIZE_LINE {
                                 return Err(ChunkedError("chunk-size line too long"));
                             }

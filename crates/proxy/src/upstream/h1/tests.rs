@@ -232,6 +232,8 @@ fn a_chunk_size_line_with_a_control_byte_is_refused() {
         b"2;a\x00\r\nok\r\n0\r\n\r\n",
         b"2;a\x7f\r\nok\r\n0\r\n\r\n",
         b"0;a\nb\r\n\r\n",
+        // Refused before the line ends.
+        b"4;\n",
     ] {
         let mut buffer = BytesMut::from(text);
         assert!(
