@@ -40,6 +40,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 pub use self::error::UpstreamError;
+#[doc(hidden)]
+pub use self::h1::replay::{Replayed, replay};
 pub use self::h1::{Framing, Head, HeadError, take_head};
 use self::pool::{Http1, Http2, Http2Checkout, Pool};
 pub use crate::codec::{ChunkedError, Decoded, Decoder};

@@ -18,6 +18,8 @@
 //! §10.1.1 allows).
 
 mod head;
+#[doc(hidden)]
+pub mod replay;
 #[cfg(test)]
 mod tests;
 

@@ -976,3 +976,28 @@ async fn a_connection_back_from_a_small_answer_is_checked_without_a_system_call(
     assert!(idle.io.poll_read_ready(&mut cx).is_pending());
     assert!(idle.is_reusable());
 }
+
+#[test]
+fn a_replayed_answer_is_kept_only_when_its_framing_ends_at_the_last_byte_read() {
+    let answer: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let exact = replay::replay(&mut [answer].into_iter(), false).unwrap();
+    assert!(exact.kept && exact.taken == answer.len() && exact.body == b"ok");
+    let more = [answer, b"HTTP/1.1 200 OK\r\n"].concat();
+    let past = replay::replay(&mut [&more[..]].into_iter(), false).unwrap();
+    assert!(!past.kept && past.taken == answer.len() && past.read == more.len());
+    // The same answer streamed over two reads, the second of which ends it.
+    let (head, body) = answer.split_at(answer.len() - 1);
+    let streamed = replay::replay(&mut [head, body].into_iter(), false).unwrap();
+    assert_eq!(streamed, exact);
+    let chunked: &[u8] =
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+    let ended = replay::replay(&mut [chunked, b"next"].into_iter(), false).unwrap();
+    assert!(ended.kept && ended.body == b"ok" && ended.read == chunked.len());
+    let until_close: &[u8] = b"HTTP/1.1 200 OK\r\n\r\nall";
+    let closed = replay::replay(&mut [until_close].into_iter(), false).unwrap();
+    assert!(!closed.kept && closed.body == b"all");
+    assert!(matches!(
+        replay::replay(&mut [&answer[..answer.len() - 1]].into_iter(), false),
+        Err(Error::ClosedInBody)
+    ));
+}
