@@ -5,7 +5,9 @@
 //! a task spawned per request. Here the key is the endpoint's authority text, hashed a word
 //! at a time with a multiply-rotate hash (the keys are our own endpoints' addresses, not
 //! attacker-chosen), and an HTTP/1.1 connection goes back into its endpoint's list when its
-//! response has been read to the end (with the head, for most small answers).
+//! response has been read to the end (with the head, for most small answers), and comes out
+//! again only if its endpoint has neither closed it nor sent anything since
+//! (`h1::Connection::is_reusable`, free of system calls in the common case).
 //!
 //! Idle time is counted in epochs of a quarter of the idle timeout, advanced by the
 //! client's reaper: a returned connection notes the epoch (one relaxed load), and the

@@ -10,8 +10,10 @@
 //! What it speaks: requests framed by their `Content-Length`, by the body's known length,
 //! or chunked; answers framed as RFC 9112 §6.3 says (no body for `HEAD`, 204 and 304, then
 //! `Transfer-Encoding`, then `Content-Length`, else until close), interim (1xx) answers
-//! skipped, trailers passed on both ways. A connection carries one request at a time and is
-//! kept only when the answer allows it and ended exactly where its framing said.
+//! skipped, trailers passed on both ways. A connection carries one request at a time; it is
+//! kept only when the answer allows it and ended exactly where its framing said, and handed
+//! out again only if the endpoint has sent nothing since (a byte nobody asked for would be
+//! read as the next request's answer, which may be another client's).
 //!
 //! What it leaves out, on purpose: upgrades (the proxy forwards no `Upgrade`), pipelining,
 //! and waiting for `100 Continue` (the body follows the head at once, which RFC 9110
