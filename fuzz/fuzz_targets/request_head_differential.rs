@@ -25,8 +25,10 @@
 //!    (and the model) refuse, since the two framings are the classic smuggling pair.
 //! 3. `Content-Length` as a list (`5, 5`), with a sign or not decimal: ours refuses what is
 //!    not `1*DIGIT` (RFC 9110 §8.6 allows either taking identical lists or refusing).
-//! 4. `Transfer-Encoding` empty, naming `chunked` before another coding, or not ending in
-//!    `chunked`: refused (RFC 9112 §6.3 says a request so framed is answered 400).
+//! 4. A `Transfer-Encoding` line naming no coding (wherever it comes; RFC 9110 §5.6.1
+//!    would skip empty list elements), naming `chunked` before another coding, or codings
+//!    not ending in `chunked`: refused (RFC 9112 §6.3 says a request so framed is
+//!    answered 400).
 //! 5. The request line after httparse: ours refuses a method or target that `http` cannot
 //!    hold (`Method::from_bytes`, `Uri::from_maybe_shared`), and a header name or value
 //!    that `http` cannot hold.
@@ -112,6 +114,7 @@ fn model_framing(request: &httparse::Request<'_, '_>) -> Option<Framing> {
             length = Some(this);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_encoding = true;
+            let before = codings.len();
             codings.extend(
                 header
                     .value
@@ -119,6 +122,10 @@ fn model_framing(request: &httparse::Request<'_, '_>) -> Option<Framing> {
                     .map(trim)
                     .filter(|coding| !coding.is_empty()),
             );
+            if codings.len() == before {
+                // Difference 4: a line naming no coding.
+                return None;
+            }
         }
     }
     if transfer_encoding {
