@@ -21,6 +21,11 @@ const MAX_TRAILERS_BYTES: usize = 16 * 1024;
 /// The most trailer fields taken.
 const MAX_TRAILERS: usize = 64;
 
+/// A byte RFC 9110 §5.5 allows nowhere in a line's text: a control byte other than HTAB.
+fn is_control(byte: u8) -> bool {
+    (byte < 0x20 && byte != b'\t') || byte == 0x7f
+}
+
 /// Where the decoder is in the coding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -105,6 +110,11 @@ impl Decoder {
                             };
                         }
                         Ok(httparse::Status::Partial) => {
+                            // Refused at once, not when the line ends (if it ever does).
+                            let line = buffer.strip_suffix(b"\r").unwrap_or(buffer);
+                            if line.iter().any(|&byte| is_control(byte)) {
+                                return Err(ChunkedError("control byte in a chunk-size line"));
+                            }
                             if buffer.len() > MAX_SIZE_LINE {
                                 return Err(ChunkedError("chunk-size line too long"));
                             }
@@ -189,12 +199,6 @@ impl Decoder {
         self.state = State::Done;
         Ok(Decoded::Trailers(trailers))
     }
-}
-
-/// A byte no chunk-size line may hold: a control character other than HTAB (CR and LF
-/// included: the line's own CRLF is not looked at), or DEL.
-fn is_control(byte: u8) -> bool {
-    (byte < 0x20 && byte != b'\t') || byte == 0x7f
 }
 
 /// Whether `bytes` has an LF that no CR comes right before.

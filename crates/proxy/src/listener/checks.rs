@@ -220,11 +220,15 @@ fn framing(request: &httparse::Request<'_, '_>) -> Result<Framing, Rejection> {
             if request.version == Some(0) {
                 return Err(Rejection::bad("Transfer-Encoding in an HTTP/1.0 request"));
             }
+            // NOTE: each line must name a coding, wherever it comes: checking only that
+            // one was seen so far refused an empty line before `chunked` but took it after.
+            let mut line_names_one = false;
             for coding in header.value.split(|&byte| byte == b',') {
                 let coding = coding.trim_ascii();
                 if coding.is_empty() {
                     continue;
                 }
+                line_names_one = true;
                 if chunked_last {
                     return Err(Rejection::bad(
                         "Transfer-Encoding applies a coding after chunked",
@@ -239,7 +243,7 @@ fn framing(request: &httparse::Request<'_, '_>) -> Result<Framing, Rejection> {
                 chunked_last = true;
                 transfer_encoding = true;
             }
-            if !transfer_encoding {
+            if !line_names_one {
                 return Err(Rejection::bad("empty Transfer-Encoding"));
             }
         } else if crate::codec::framing_look_alike(header.name.as_bytes()) {

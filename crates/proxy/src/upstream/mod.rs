@@ -43,6 +43,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 pub use self::error::{BodyStalled, UpstreamError};
+#[doc(hidden)]
+pub use self::h1::replay::{Replayed, replay};
 pub use self::h1::{Framing, Head, HeadError, take_head};
 pub use self::http2_body::Http2Body;
 use self::pool::{Http1, Http2, Http2Checkout, Pool};

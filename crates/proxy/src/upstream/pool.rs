@@ -5,7 +5,9 @@
 //! a task spawned per request. Here the key is the endpoint's authority text, hashed a word
 //! at a time with a multiply-rotate hash (the keys are our own endpoints' addresses, not
 //! attacker-chosen), and an HTTP/1.1 connection goes back into its endpoint's list when its
-//! response has been read to the end (with the head, for most small answers).
+//! response has been read to the end (with the head, for most small answers), and comes out
+//! again only if its endpoint has neither closed it nor sent anything since
+//! (`h1::Connection::is_reusable`, free of system calls in the common case).
 //!
 //! Idle time is counted in epochs of a quarter of the idle timeout, advanced by the
 //! client's reaper: a returned connection notes the epoch (one relaxed load), and the
@@ -103,13 +105,14 @@ impl Pool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The most recently used HTTP/1.1 connection to `authority` that the endpoint has not
-    /// closed. Closed ones met on the way are dropped.
+    /// The most recently used HTTP/1.1 connection to `authority` that may carry a request:
+    /// not closed by the endpoint, and sent nothing since its last answer ended. The others
+    /// met on the way are dropped.
     pub(super) fn checkout_http1(&self, authority: &str) -> Option<Http1> {
         let mut endpoints = self.endpoints();
         let idle = &mut endpoints.get_mut(authority)?.http1;
         while let Some(Idle { connection, .. }) = idle.pop_back() {
-            if !connection.is_closed() {
+            if connection.is_reusable() {
                 return Some(connection);
             }
         }
@@ -119,8 +122,8 @@ impl Pool {
     /// Keeps an HTTP/1.1 connection whose response has ended, for a later request. Over
     /// the endpoint's cap the oldest kept connection is closed.
     pub(super) fn give_back_http1(&self, authority: &str, connection: Http1) {
-        // NOTE: not checked for closing here: it has just ended a response cleanly, and
-        // a checkout checks it (after its time idle, when it matters) anyway.
+        // NOTE: not checked here: it has just ended a response cleanly, and a checkout
+        // checks it (after its time idle, when it matters) anyway.
         if self.max_idle == 0 {
             return;
         }
@@ -131,7 +134,7 @@ impl Pool {
             None => &mut endpoints.entry(authority.into()).or_default().http1,
         };
         if idle.len() >= self.max_idle {
-            idle.retain(|idle| !idle.connection.is_closed());
+            idle.retain(|idle| idle.connection.is_reusable());
             while idle.len() >= self.max_idle {
                 idle.pop_front();
             }
@@ -200,7 +203,7 @@ impl Pool {
         self.endpoints().retain(|_, endpoint| {
             endpoint
                 .http1
-                .retain(|idle| !idle.connection.is_closed() && fresh(idle.epoch));
+                .retain(|idle| idle.connection.is_reusable() && fresh(idle.epoch));
             if let Http2Slot::Ready { sender, epoch, .. } = &endpoint.http2
                 && (sender.is_closed() || !fresh(*epoch))
             {
@@ -210,14 +213,14 @@ impl Pool {
         });
     }
 
-    /// HTTP/1.1 connections kept for `authority` that are not known to be closed.
+    /// HTTP/1.1 connections kept for `authority` that could be handed out.
     #[cfg(test)]
     pub(super) fn open_http1(&self, authority: &str) -> usize {
         self.endpoints().get(authority).map_or(0, |endpoint| {
             endpoint
                 .http1
                 .iter()
-                .filter(|idle| !idle.connection.is_closed())
+                .filter(|idle| idle.connection.is_reusable())
                 .count()
         })
     }
@@ -228,6 +231,14 @@ impl Pool {
         self.endpoints().get(authority).is_some_and(|endpoint| {
             matches!(&endpoint.http2, Http2Slot::Ready { sender, .. } if !sender.is_closed())
         })
+    }
+
+    /// The most recently kept HTTP/1.1 connection to `authority`, taken unchecked.
+    #[cfg(test)]
+    pub(super) fn take_http1(&self, authority: &str) -> Option<Http1> {
+        let mut endpoints = self.endpoints();
+        let idle = endpoints.get_mut(authority)?.http1.pop_back()?;
+        Some(idle.connection)
     }
 
     /// HTTP/1.1 connections kept for `authority`, open or not yet noticed closed.

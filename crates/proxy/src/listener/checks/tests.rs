@@ -80,6 +80,13 @@ fn ambiguous_lengths_and_codings_are_refused() {
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity",
             "after chunked",
         ),
+        // An empty Transfer-Encoding line is refused wherever it comes, not only first
+        // (found by the request_head_differential fuzz target).
+        ("Transfer-Encoding: \r\nTransfer-Encoding: chunked", "empty"),
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: ,",
+            "empty",
+        ),
     ];
     for (header, expected) in cases {
         let text = format!("POST / HTTP/1.1\r\nHost: a\r\n{header}\r\n\r\n");

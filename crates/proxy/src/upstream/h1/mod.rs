@@ -10,22 +10,26 @@
 //! What it speaks: requests framed by their `Content-Length`, by the body's known length,
 //! or chunked; answers framed as RFC 9112 §6.3 says (no body for `HEAD`, 204 and 304, then
 //! `Transfer-Encoding`, then `Content-Length`, else until close), interim (1xx) answers
-//! skipped, trailers passed on both ways. A connection carries one request at a time and is
-//! kept only when the answer allows it and ended exactly where its framing said. A body
-//! that stops coming for the cluster's `body_read_timeout` fails with [`BodyStalled`] (the
-//! endpoint's fault) and its connection is dropped; the connection's one timer bounds it.
+//! skipped, trailers passed on both ways. A connection carries one request at a time; it is
+//! kept only when the answer allows it and ended exactly where its framing said, and handed
+//! out again only if the endpoint has sent nothing since (a byte nobody asked for would be
+//! read as the next request's answer, which may be another client's). A body that stops
+//! coming for the cluster's `body_read_timeout` fails with [`BodyStalled`] (the endpoint's
+//! fault) and its connection is dropped; the connection's one timer bounds it.
 //!
 //! What it leaves out, on purpose: upgrades (the proxy forwards no `Upgrade`), pipelining,
 //! and waiting for `100 Continue` (the body follows the head at once, which RFC 9110
 //! §10.1.1 allows).
 
 mod head;
+#[doc(hidden)]
+pub mod replay;
 #[cfg(test)]
 mod tests;
 
 use std::future::poll_fn;
 use std::io;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
@@ -35,7 +39,7 @@ use http::request::Parts;
 use http::uri::Authority;
 use http::{Method, Request, Response};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use tokio::io::{AsyncWrite, Interest};
+use tokio::io::{AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
@@ -160,36 +164,47 @@ impl Connection {
         })
     }
 
-    /// Whether the endpoint has closed or reset the connection, as far as the runtime has
-    /// heard: a kept connection closed while idle is not handed out again.
-    // NOTE: no system call: this reads the readiness the I/O driver recorded from epoll,
-    // where a peer's FIN or RST shows as read-closed.
-    pub(super) fn is_closed(&self) -> bool {
-        let ready = pin!(self.io.ready(Interest::READABLE));
-        match ready.poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(ready)) => ready.is_read_closed() || ready.is_error(),
-            Poll::Ready(Err(_)) => true,
-            Poll::Pending => false,
-        }
+    /// Whether the connection may carry a request now: the endpoint has neither closed it
+    /// nor sent a byte since its last answer ended. A byte nobody asked for is the tail of
+    /// an answer that ran past its framing (a body after a 204, more than its
+    /// `Content-Length`, a second answer to one request): read as the next request's
+    /// answer, it would hand one client what belongs to another. Such a connection, like a
+    /// closed one, is never used again.
+    // NOTE: no system call unless the runtime has heard of something. tokio's readiness is
+    // edge-based: cleared only when a read finds the socket empty (`WouldBlock`, or a read
+    // shorter than the room given, see `poll_fill`), set again when epoll reports a byte
+    // or a FIN. Not readable therefore means nothing came since the last read, and the
+    // peek returns `Pending` at once; readable means something may have, and one
+    // non-blocking peek says what (`WouldBlock` clears the readiness, so the next check is
+    // free again). A peek, not a read: a connection found unusable stays so however often
+    // it is asked. A byte that has arrived but that the I/O driver has not yet reported is
+    // not seen: hyper's client has the same blind spot.
+    pub(super) fn is_reusable(&self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut peeked = ReadBuf::new(&mut byte);
+        // Ready: a byte nobody asked for, the end of the stream, or an error.
+        (self.io)
+            .poll_peek(&mut Context::from_waker(Waker::noop()), &mut peeked)
+            .is_pending()
     }
 
     /// Reads what the socket has into the read buffer; `Ok(0)` at the end of the stream.
+    // NOTE: through `AsyncRead`, not `try_read_buf`: tokio clears the readiness after a
+    // read shorter than the room it was given (the socket is then empty, under epoll),
+    // which keeps `is_reusable` free of a system call after most answers.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.read.capacity() - self.read.len() < MIN_READ_SPACE {
             self.read.reserve(READ_CHUNK);
         }
-        loop {
-            ready!(self.io.poll_read_ready(cx))?;
-            match self.io.try_read_buf(&mut self.read) {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                result => {
-                    if let Ok(n) = result {
-                        self.moved += n as u64;
-                    }
-                    return Poll::Ready(result);
-                }
-            }
+        let result = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut self.read
+        ));
+        if let Ok(n) = result {
+            self.moved += n as u64;
         }
+        Poll::Ready(result)
     }
 
     /// Writes out the write buffer.
@@ -347,19 +362,9 @@ pub(super) async fn send(
     *response.status_mut() = status;
     *response.version_mut() = version;
     *response.headers_mut() = headers;
-    let buffered = connection.read.len() as u64;
-    let (body, kept) = match framing {
-        Framing::Empty | Framing::Length(0) => (Body::empty(), keep_alive && buffered == 0),
-        Framing::Length(length) if buffered >= length => {
-            let bytes = connection.read.split_to(length as usize).freeze();
-            (Body::full(bytes), keep_alive && buffered == length)
-        }
-        framing => {
-            let remaining = match framing {
-                Framing::Length(length) => Remaining::Length(length),
-                Framing::Chunked => Remaining::Chunked(Decoder::new()),
-                _ => Remaining::UntilClose,
-            };
+    let (body, kept) = match start_body(framing, keep_alive, &mut connection.read) {
+        Start::Whole { body, reusable } => (body.map_or_else(Body::empty, Body::full), reusable),
+        Start::Streaming(remaining) => {
             let streaming = Streaming {
                 connection,
                 remaining,
@@ -375,6 +380,46 @@ pub(super) async fn send(
     };
     *response.body_mut() = body;
     Ok((response, kept.then_some(connection)))
+}
+
+/// How a response body starts, given what was read with its head.
+#[derive(Debug)]
+enum Start {
+    /// It is all there (`None`: there is none), and the connection may carry another
+    /// request at once if `reusable`.
+    Whole { body: Option<Bytes>, reusable: bool },
+    /// The rest is still to come from the connection.
+    Streaming(Remaining),
+}
+
+/// The body after a head framed so, from `read` (what came with the head) if it is there.
+fn start_body(framing: Framing, keep_alive: bool, read: &mut BytesMut) -> Start {
+    let buffered = read.len() as u64;
+    match framing {
+        Framing::Empty | Framing::Length(0) => Start::Whole {
+            body: None,
+            reusable: reusable(keep_alive, read),
+        },
+        Framing::Length(length) if buffered >= length => {
+            let bytes = read.split_to(length as usize).freeze();
+            Start::Whole {
+                body: Some(bytes),
+                reusable: reusable(keep_alive, read),
+            }
+        }
+        Framing::Length(length) => Start::Streaming(Remaining::Length(length)),
+        Framing::Chunked => Start::Streaming(Remaining::Chunked(Decoder::new())),
+        Framing::UntilClose => Start::Streaming(Remaining::UntilClose),
+    }
+}
+
+/// Whether a connection may carry another request once an answer has ended: the answer
+/// allowed it, and its framing ended exactly at the last byte read.
+// NOTE: the one place this is decided; bytes that come after it (an endpoint answering
+// twice, or sending more than it framed, a moment late) are caught as the connection is
+// handed out again, by `Connection::is_reusable`.
+fn reusable(keep_alive: bool, read: &BytesMut) -> bool {
+    keep_alive && read.is_empty()
 }
 
 /// How the request's body goes on the wire: as its `Content-Length` says, as its known
@@ -506,9 +551,48 @@ impl Body {
                 home,
                 ..
             } = *streaming;
-            if keep_alive && connection.read.is_empty() {
+            if reusable(keep_alive, &connection.read) {
                 home.keep(connection);
             }
+        }
+    }
+}
+
+impl Remaining {
+    /// Takes the next piece of the body off the front of `read`; `None` until more bytes
+    /// come.
+    fn take(&mut self, read: &mut BytesMut) -> Result<Option<Step>, Error> {
+        Ok(match self {
+            Remaining::Length(left) => {
+                if read.is_empty() {
+                    return Ok(None);
+                }
+                let take = usize::try_from(*left).unwrap_or(usize::MAX).min(read.len());
+                *left -= take as u64;
+                let frame = Frame::data(read.split_to(take).freeze());
+                Some(if *left == 0 {
+                    Step::Last(frame)
+                } else {
+                    Step::Frame(frame)
+                })
+            }
+            Remaining::Chunked(decoder) => match decoder.decode(read)? {
+                Decoded::Data(data) => Some(Step::Frame(Frame::data(data))),
+                Decoded::Trailers(trailers) => Some(Step::Last(Frame::trailers(trailers))),
+                Decoded::End => Some(Step::End),
+                Decoded::NeedMore => None,
+            },
+            Remaining::UntilClose => {
+                (!read.is_empty()).then(|| Step::Frame(Frame::data(read.split().freeze())))
+            }
+        })
+    }
+
+    /// What the endpoint closing the connection here means.
+    fn at_close(&self) -> Result<Step, Error> {
+        match self {
+            Remaining::UntilClose => Ok(Step::End),
+            _ => Err(Error::ClosedInBody),
         }
     }
 }
@@ -516,44 +600,14 @@ impl Body {
 impl Streaming {
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<Step, Error>> {
         loop {
-            let read = &mut self.connection.read;
-            match &mut self.remaining {
-                Remaining::Length(left) => {
-                    if !read.is_empty() {
-                        let take = usize::try_from(*left).unwrap_or(usize::MAX).min(read.len());
-                        *left -= take as u64;
-                        let frame = Frame::data(read.split_to(take).freeze());
-                        return Poll::Ready(Ok(if *left == 0 {
-                            Step::Last(frame)
-                        } else {
-                            Step::Frame(frame)
-                        }));
-                    }
-                }
-                Remaining::Chunked(decoder) => match decoder.decode(read)? {
-                    Decoded::Data(data) => return Poll::Ready(Ok(Step::Frame(Frame::data(data)))),
-                    Decoded::Trailers(trailers) => {
-                        return Poll::Ready(Ok(Step::Last(Frame::trailers(trailers))));
-                    }
-                    Decoded::End => return Poll::Ready(Ok(Step::End)),
-                    Decoded::NeedMore => {}
-                },
-                Remaining::UntilClose => {
-                    if !read.is_empty() {
-                        return Poll::Ready(Ok(Step::Frame(Frame::data(read.split().freeze()))));
-                    }
-                }
+            if let Some(step) = self.remaining.take(&mut self.connection.read)? {
+                return Poll::Ready(Ok(step));
             }
             let Poll::Ready(filled) = self.connection.poll_fill(cx) else {
                 return self.poll_stalled(cx);
             };
             match filled {
-                Ok(0) => {
-                    return Poll::Ready(match self.remaining {
-                        Remaining::UntilClose => Ok(Step::End),
-                        _ => Err(Error::ClosedInBody),
-                    });
-                }
+                Ok(0) => return Poll::Ready(self.remaining.at_close()),
                 Ok(_) => {}
                 Err(error) => return Poll::Ready(Err(Error::Read(error))),
             }

@@ -264,6 +264,30 @@ fn malformed_chunked_bodies_are_refused() {
     assert!(decode_all(&mut Decoder::new(), &mut BytesMut::from(&long[..])).is_err());
 }
 
+#[test]
+fn a_chunk_size_line_with_a_control_byte_is_refused() {
+    // httparse takes any byte but CR in a chunk extension, a bare LF included: a server
+    // that ends the line at that LF reads the body's bytes as chunk sizes ("funky chunks").
+    for text in [
+        &b"2;a\nb\r\nok\r\n0\r\n\r\n"[..],
+        b"2;a\x00\r\nok\r\n0\r\n\r\n",
+        b"2;a\x7f\r\nok\r\n0\r\n\r\n",
+        b"0;a\nb\r\n\r\n",
+        // Refused before the line ends.
+        b"4;\n",
+    ] {
+        let mut buffer = BytesMut::from(text);
+        assert!(
+            decode_all(&mut Decoder::new(), &mut buffer).is_err(),
+            "{}",
+            text.escape_ascii()
+        );
+    }
+    let mut buffer = BytesMut::from(&b"2;a=\"b c\"\t\r\nok\r\n0\r\n\r\n"[..]);
+    let (data, _, ended) = decode_all(&mut Decoder::new(), &mut buffer).unwrap();
+    assert!(ended && data == b"ok");
+}
+
 proptest! {
     /// Any body, cut into any chunks and fed in any pieces, decodes to itself, ends once,
     /// and leaves what follows it in the buffer.
@@ -764,4 +788,273 @@ async fn a_connection_timer_moved_later_fires_at_the_later_instant_only() {
     assert!(connection.timer.as_mut().poll(&mut cx).is_pending());
     tokio::time::advance(Duration::from_secs(3)).await;
     assert!(connection.timer.as_mut().poll(&mut cx).is_ready());
+}
+
+/// An endpoint that answers its first request with `first` and then, when the test says
+/// so, sends `stray` on the same connection, which nobody asked for. Every later request,
+/// on any connection, gets `answer N` (N counted from 1 over all connections).
+struct Misbehaving {
+    authority: String,
+    stray: Option<tokio::sync::oneshot::Sender<()>>,
+    stray_sent: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Misbehaving {
+    async fn start(first: &'static [u8], stray: &'static [u8]) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::sync::{Mutex, oneshot};
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let (stray_tx, stray_rx) = oneshot::channel::<()>();
+        let (sent_tx, sent_rx) = oneshot::channel::<()>();
+        let signals = Arc::new(Mutex::new(Some((stray_rx, sent_tx))));
+        let served = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (signals, served) = (signals.clone(), served.clone());
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    loop {
+                        while !ends_with_head(&seen) {
+                            match stream.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => seen.extend_from_slice(&buffer[..n]),
+                            }
+                        }
+                        seen.clear();
+                        let n = served.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n == 1 {
+                            stream.write_all(first).await.unwrap();
+                            let Some((stray_rx, sent_tx)) = signals.lock().await.take() else {
+                                return;
+                            };
+                            if stray_rx.await.is_ok() {
+                                stream.write_all(stray).await.unwrap();
+                                let _ = sent_tx.send(());
+                            }
+                        } else {
+                            let body = format!("answer {n}");
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if stream.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            authority,
+            stray: Some(stray_tx),
+            stray_sent: Some(sent_rx),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> Request<ProxyBody> {
+        Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.authority))
+            .body(crate::forward::empty())
+            .unwrap()
+    }
+
+    /// Has the stray bytes sent, and waits until they are written.
+    async fn send_stray(&mut self) {
+        self.stray.take().unwrap().send(()).unwrap();
+        self.stray_sent.take().unwrap().await.unwrap();
+    }
+}
+
+/// One client asks, the endpoint answers and, once the connection is back in the pool,
+/// sends `stray`; the next client must get its own answer, never those bytes.
+async fn the_next_request_gets_its_own_answer_after(
+    method: Method,
+    first: &'static [u8],
+    stray: &'static [u8],
+) {
+    let mut upstream = Misbehaving::start(first, stray).await;
+    let client = client();
+    let pool = &client.shared.pool;
+    let response = (client.send(
+        upstream.request(method, "/one"),
+        AddedHeaders::default(),
+        soon(),
+    ))
+    .await
+    .unwrap();
+    response.into_body().collect().await.unwrap();
+    upstream.send_stray().await;
+    // Wait until the runtime has heard of the stray bytes, the connection put back as it was.
+    let idle = pool
+        .take_http1(&upstream.authority)
+        .expect("the connection was kept after the first answer");
+    idle.io.readable().await.unwrap();
+    pool.give_back_http1(&upstream.authority, idle);
+
+    let second = client
+        .send(
+            upstream.request(Method::GET, "/two"),
+            AddedHeaders::default(),
+            soon(),
+        )
+        .await
+        .expect("the second request gets an answer");
+    let body = second.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "answer 2", "the second request got another's bytes");
+}
+
+/// What a misbehaving endpoint sends after its answer: a whole answer of its own, which
+/// read as the next request's answer would hand that client someone else's response.
+const STRAY_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstray";
+
+#[tokio::test]
+async fn a_body_sent_after_a_204_is_not_read_as_the_next_answer() {
+    the_next_request_gets_its_own_answer_after(
+        Method::GET,
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        STRAY_ANSWER,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_body_sent_after_a_304_is_not_read_as_the_next_answer() {
+    the_next_request_gets_its_own_answer_after(
+        Method::GET,
+        b"HTTP/1.1 304 Not Modified\r\ncontent-length: 40\r\n\r\n",
+        STRAY_ANSWER,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_body_sent_after_the_answer_to_head_is_not_read_as_the_next_answer() {
+    the_next_request_gets_its_own_answer_after(
+        Method::HEAD,
+        b"HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n",
+        STRAY_ANSWER,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn more_body_than_the_length_after_a_whole_answer_is_not_read_as_the_next_answer() {
+    the_next_request_gets_its_own_answer_after(
+        Method::GET,
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        STRAY_ANSWER,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn more_body_than_the_length_after_a_streamed_answer_is_not_read_as_the_next_answer() {
+    // The head says more than comes with it: the body streams, and its end gives the
+    // connection back; then the endpoint goes on.
+    const FIRST: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 70000\r\n\r\n";
+    let mut first = FIRST.to_vec();
+    first.resize(FIRST.len() + 70000, b'b');
+    the_next_request_gets_its_own_answer_after(Method::GET, first.leak(), STRAY_ANSWER).await;
+}
+
+#[tokio::test]
+async fn more_after_the_end_of_a_chunked_answer_is_not_read_as_the_next_answer() {
+    the_next_request_gets_its_own_answer_after(
+        Method::GET,
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        STRAY_ANSWER,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_second_answer_to_one_request_is_not_read_as_the_next_answer() {
+    the_next_request_gets_its_own_answer_after(
+        Method::GET,
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecond",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_byte_sent_while_idle_retires_the_connection() {
+    the_next_request_gets_its_own_answer_after(
+        Method::GET,
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst",
+        b"X",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bytes_past_the_framing_in_the_same_read_retire_the_connection_at_once() {
+    let (authority, _server) = raw_server(|seen| {
+        ends_with_head(seen).then(|| {
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n".to_vec(),
+                false,
+            )
+        })
+    })
+    .await;
+    let client = client();
+    let get = request(Method::GET, &[], crate::forward::empty());
+    let (response, idle) = exchange(&client, &authority, get).await.unwrap();
+    assert!(idle.is_none(), "bytes past the framing: not kept");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "ok");
+}
+
+#[tokio::test]
+async fn a_connection_back_from_a_small_answer_is_checked_without_a_system_call() {
+    // After an answer read in a read shorter than its room, the runtime knows the socket
+    // is empty: handing the connection out again needs no read to tell.
+    let (authority, _server) = raw_server(|seen| {
+        ends_with_head(seen).then(|| {
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+                false,
+            )
+        })
+    })
+    .await;
+    let client = client();
+    let get = request(Method::GET, &[], crate::forward::empty());
+    let (_, idle) = exchange(&client, &authority, get).await.unwrap();
+    let idle = idle.expect("kept");
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(idle.io.poll_read_ready(&mut cx).is_pending());
+    assert!(idle.is_reusable());
+}
+
+#[test]
+fn a_replayed_answer_is_kept_only_when_its_framing_ends_at_the_last_byte_read() {
+    let answer: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let exact = replay::replay(&mut [answer].into_iter(), false).unwrap();
+    assert!(exact.kept && exact.taken == answer.len() && exact.body == b"ok");
+    let more = [answer, b"HTTP/1.1 200 OK\r\n"].concat();
+    let past = replay::replay(&mut [&more[..]].into_iter(), false).unwrap();
+    assert!(!past.kept && past.taken == answer.len() && past.read == more.len());
+    // The same answer streamed over two reads, the second of which ends it.
+    let (head, body) = answer.split_at(answer.len() - 1);
+    let streamed = replay::replay(&mut [head, body].into_iter(), false).unwrap();
+    assert_eq!(streamed, exact);
+    let chunked: &[u8] =
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+    let ended = replay::replay(&mut [chunked, b"next"].into_iter(), false).unwrap();
+    assert!(ended.kept && ended.body == b"ok" && ended.read == chunked.len());
+    let until_close: &[u8] = b"HTTP/1.1 200 OK\r\n\r\nall";
+    let closed = replay::replay(&mut [until_close].into_iter(), false).unwrap();
+    assert!(!closed.kept && closed.body == b"all");
+    assert!(matches!(
+        replay::replay(&mut [&answer[..answer.len() - 1]].into_iter(), false),
+        Err(Error::ClosedInBody)
+    ));
 }
