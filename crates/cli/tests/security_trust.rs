@@ -182,6 +182,34 @@ async fn a_deadline_of_zero_never_gets_a_stale_answer_from_a_healthy_cluster() {
 }
 
 #[tokio::test]
+async fn the_applications_own_500_to_one_request_never_opens_the_stale_cache() {
+    // A client can make an application answer 500 with input it fails on; that says the
+    // request failed, not the cluster, so it must not read what the cache keeps for the URL.
+    let upstream = Mock::start("a", &[]);
+    upstream
+        .set_behaviour(r#"{"body":"profile of the last caller"}"#)
+        .await;
+    let proxy = Proxy::start(&with_sections(DISTRUSTING, STALE, &upstream, ""));
+    let (status, _, body) = get(&proxy.url("/profile")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    upstream
+        .set_behaviour(r#"{"status":500,"body":"boom"}"#)
+        .await;
+    let (status, headers, body) = get(&proxy.url("/profile")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(!headers.contains_key("x-blastwall-fallback"), "{headers:?}");
+    assert_ne!(body, "profile of the last caller");
+    // A gateway error (something behind the application failed) still opens it.
+    upstream.set_behaviour(r#"{"status":502}"#).await;
+    let (status, headers, body) = get(&proxy.url("/profile")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "profile of the last caller")
+    );
+    assert_eq!(headers["x-blastwall-fallback"], "stale");
+}
+
+#[tokio::test]
 async fn an_answer_to_a_request_with_a_cookie_is_not_served_stale_to_another_client() {
     let upstream = Mock::start("a", &["--echo"]);
     let proxy = Proxy::start(&with_sections(DISTRUSTING, STALE, &upstream, ""));

@@ -46,7 +46,8 @@ impl FallbackTriggers {
 
     fn bit(reason: FallbackReason) -> u8 {
         1 << match reason {
-            FallbackReason::Failed => 0,
+            // `failed` in the config: the endpoint's own 500 is a failed request too.
+            FallbackReason::Failed | FallbackReason::ServerError => 0,
             FallbackReason::BreakerOpen => 1,
             FallbackReason::Shed => 2,
             // `timeout` in the config: the caller's time is time all the same.

@@ -7,8 +7,9 @@
 //! 1. the **stale-if-error cache** ([`stale`]): the last good response for the URL, if it is
 //!    still within its window (the most faithful answer: what the upstream itself said),
 //!    and only when the cluster really failed or the kill switch is on
-//!    ([`FallbackReason::cluster_failed`]): never for a request the proxy shed or whose
-//!    own deadline ran out, which any client can arrange while the cluster answers;
+//!    ([`FallbackReason::cluster_failed`]): never for a request the proxy shed, whose own
+//!    deadline ran out, or that the application answered with a 500 of its own, which any
+//!    client can arrange while the cluster answers;
 //! 2. the **alternate cluster** ([`alternate`]): one attempt against another cluster
 //!    (requests without a body only, until bodies are kept replayable);
 //! 3. the **static response** ([`static_response`]): always answers.
@@ -42,6 +43,11 @@ use crate::stats::FallbackStats;
 pub enum FallbackReason {
     /// Every attempt failed.
     Failed,
+    /// The attempts ended on the endpoint's own 5xx answer (a 500, not a gateway error nor
+    /// overload): the application failed this one request, which a client can provoke with
+    /// input the application fails on. Configured as `failed`; it does not open the stale
+    /// cache (an application failing every request trips the breaker, which does).
+    ServerError,
     /// The cluster's breaker is open (or no endpoint can be tried).
     BreakerOpen,
     /// Admission refused the request (shed or rate limited).

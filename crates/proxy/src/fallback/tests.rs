@@ -62,4 +62,6 @@ fn only_a_failure_of_the_cluster_opens_the_stale_cache() {
     for reason in [FallbackReason::Shed, FallbackReason::CallerDeadline] {
         assert!(!reason.cluster_failed(), "{reason:?}");
     }
+    // Nor does the application's own 500 to one request: input it fails on provokes it.
+    assert!(!FallbackReason::ServerError.cluster_failed());
 }

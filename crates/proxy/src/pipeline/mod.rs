@@ -283,6 +283,7 @@ async fn serve_routed(
                     FallbackReason::CallerDeadline
                 }
                 _ if attempted.timed_out => FallbackReason::Timeout,
+                AttemptOutcome::ServerError(_) => FallbackReason::ServerError,
                 _ => FallbackReason::Failed,
             };
             fall_back(context, reason, &parts, response).await
