@@ -99,15 +99,18 @@ fn matches<'a>(route: &RouteConfig, host: &OnceCell<Option<&'a str>>, request: &
     })
 }
 
-/// The host a request is for, without its port: the URI's authority (HTTP/2 `:authority`,
-/// or an absolute-form HTTP/1.1 target), else the `Host` header.
+/// The host a request is for, without its port or the root's trailing dot (`shop.example.`
+/// is the same name as `shop.example`, and must not slip past a route that matches it): the
+/// URI's authority (HTTP/2 `:authority`, or an absolute-form HTTP/1.1 target), else the
+/// `Host` header.
 pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     let authority = match uri.authority() {
         Some(authority) => authority.as_str(),
         None => headers.get(header::HOST)?.to_str().ok()?,
     };
     let without_userinfo = authority.rsplit('@').next().unwrap_or(authority);
-    Some(strip_port(without_userinfo))
+    let host = strip_port(without_userinfo);
+    Some(host.strip_suffix('.').unwrap_or(host))
 }
 
 fn strip_port(authority: &str) -> &str {
@@ -175,6 +178,17 @@ mod tests {
         );
         assert_eq!(
             route_of(&config, 0, get("/", "api.example")).as_deref(),
+            Some("sub")
+        );
+        for fully_qualified in ["shop.example.", "SHOP.EXAMPLE.:8080"] {
+            assert_eq!(
+                route_of(&config, 0, get("/", fully_qualified)).as_deref(),
+                Some("exact"),
+                "{fully_qualified}"
+            );
+        }
+        assert_eq!(
+            route_of(&config, 0, get("/", "api.example.")).as_deref(),
             Some("sub")
         );
         assert_eq!(
