@@ -121,6 +121,32 @@ async fn a_transfer_coding_besides_chunked_gets_501_and_never_reaches_the_endpoi
 }
 
 #[tokio::test]
+async fn connect_gets_501_and_an_asterisk_get_400_and_neither_reaches_the_endpoint() {
+    let mock = Mock::start("a", &["--echo"]);
+    let proxy = echo_proxy(&mock, "");
+    let answer = raw(
+        &proxy,
+        b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.status, 501, "{}", answer.body);
+    assert!(
+        answer
+            .head
+            .contains("x-blastwall-error: unsupported_method"),
+        "{}",
+        answer.head
+    );
+    let answer = raw(
+        &proxy,
+        b"GET * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(mock.requests().await, 0);
+}
+
+#[tokio::test]
 async fn a_bare_lf_in_a_chunked_body_never_makes_a_whole_request_upstream() {
     let mock = Mock::start("a", &["--echo"]);
     let proxy = echo_proxy(&mock, "");

@@ -119,6 +119,8 @@ pub enum ProxyError {
     /// The request uses a transfer coding other than `chunked` alone, which the proxy
     /// does not decode and so cannot pass on intact (RFC 9112 §6.1: 501).
     UnsupportedTransferCoding,
+    /// A method the proxy does not forward: CONNECT (it tunnels nothing), RFC 9110 §9.1: 501.
+    UnsupportedMethod,
 }
 
 impl ProxyError {
@@ -140,7 +142,9 @@ impl ProxyError {
             }
             ProxyError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
+            ProxyError::UnsupportedTransferCoding | ProxyError::UnsupportedMethod => {
+                StatusCode::NOT_IMPLEMENTED
+            }
         }
     }
 
@@ -163,6 +167,7 @@ impl ProxyError {
             ProxyError::KillSwitch => "kill_switch",
             ProxyError::BodyReadTimeout => "body_read_timeout",
             ProxyError::UnsupportedTransferCoding => "unsupported_transfer_coding",
+            ProxyError::UnsupportedMethod => "unsupported_method",
         }
     }
 }

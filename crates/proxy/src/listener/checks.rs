@@ -287,6 +287,7 @@ fn content_length(value: &[u8]) -> Option<u64> {
 
 /// Checks a request as hyper parsed it (HTTP/1 or HTTP/2).
 pub fn check_parts(parts: &Parts, limits: &HeadLimits) -> Result<(), Rejection> {
+    check_method_and_target(parts)?;
     let headers = HeaderSummary::of(parts);
     check_host(parts, &headers)?;
     if let Some(name) = headers.look_alike {
@@ -374,6 +375,26 @@ impl<'a> HeaderSummary<'a> {
         }
         summary
     }
+}
+
+/// CONNECT is not forwarded: the proxy tunnels nothing, and forwarded as a request it would
+/// reach the endpoint with a target rewritten to the endpoint's own address (501). The
+/// asterisk target (`*`) is OPTIONS's alone (RFC 9112 §3.2.4): with any other method it is
+/// malformed (400).
+fn check_method_and_target(parts: &Parts) -> Result<(), Rejection> {
+    if parts.method == Method::CONNECT {
+        return Err(Rejection {
+            error: ProxyError::UnsupportedMethod,
+            reason: "CONNECT is not forwarded: the proxy tunnels nothing".to_owned(),
+        });
+    }
+    if parts.uri.path() == "*" && parts.method != Method::OPTIONS {
+        return Err(Rejection::bad(format!(
+            "the asterisk target is for OPTIONS only, not {}",
+            parts.method
+        )));
+    }
+    Ok(())
 }
 
 /// RFC 9112 §3.2 and RFC 9113 §8.3.1: one Host, well formed, agreeing with the target.

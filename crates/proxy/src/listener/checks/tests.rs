@@ -333,3 +333,28 @@ fn a_parsed_request_with_more_than_one_content_length_is_refused() {
         );
     }
 }
+
+#[test]
+fn connect_is_not_forwarded_and_the_asterisk_target_is_for_options_only() {
+    let connect = parts(
+        http::Request::builder()
+            .method(Method::CONNECT)
+            .uri("a:443")
+            .header("host", "a:443"),
+    );
+    let rejection = check_parts(&connect, &LIMITS).expect_err("CONNECT");
+    assert_eq!(rejection.error, ProxyError::UnsupportedMethod);
+    assert_eq!(rejection.error.status(), http::StatusCode::NOT_IMPLEMENTED);
+    let star = parts(http::Request::get("*").header("host", "a"));
+    assert_eq!(
+        check_parts(&star, &LIMITS).map_err(|rejection| rejection.error),
+        Err(ProxyError::BadRequest)
+    );
+    let options = parts(
+        http::Request::builder()
+            .method(Method::OPTIONS)
+            .uri("*")
+            .header("host", "a"),
+    );
+    assert_eq!(check_parts(&options, &LIMITS), Ok(()));
+}
