@@ -349,3 +349,37 @@ async fn over_http2_paths_are_normalized_and_framing_look_alikes_refused_too() {
     assert_eq!(answer.status(), 400);
     assert_eq!(mock.requests().await, 1);
 }
+
+#[tokio::test]
+async fn an_http2_clients_cookie_fields_reach_an_http1_endpoint_as_one_line() {
+    let mock = Mock::start("a", &["--echo"]);
+    let proxy = echo_proxy(&mock, "");
+    let stream = TcpStream::connect(proxy.addr()).await.expect("connected");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("an h2c handshake");
+    tokio::spawn(connection);
+    let request = http::Request::get(format!("http://{}/x", proxy.addr()))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("a request");
+    let answer = sender.send_request(request).await.expect("answered");
+    assert_eq!(answer.status(), 200);
+    let body = http_body_util::BodyExt::collect(answer.into_body())
+        .await
+        .expect("a body")
+        .to_bytes();
+    let seen: serde_json::Value = serde_json::from_slice(&body).expect("an echo");
+    let cookies: Vec<&str> = seen["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .filter(|pair| pair[0] == "cookie")
+        .filter_map(|pair| pair[1].as_str())
+        .collect();
+    assert_eq!(cookies, ["a=1; b=2"]);
+}

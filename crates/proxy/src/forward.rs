@@ -286,9 +286,13 @@ pub(crate) fn upstream_request(
     });
     parts.uri = upstream_uri(route, guard, &parts.uri)?;
     let via = via_entry(parts.version);
+    let from_http2 = parts.version == Version::HTTP_2;
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
     remove_hop_by_hop(headers, &[&route.admission.trust.header]);
+    if from_http2 && !http2 {
+        join_cookies(headers);
+    }
     if http2 {
         // HTTP/2 names the host in :authority, which is the endpoint's address here; a Host
         // that disagrees with it makes the request malformed (RFC 9113 §8.3.1), so the
@@ -656,6 +660,25 @@ fn append_forwarded(headers: &mut HeaderMap, downstream: Downstream) {
     }
 }
 
+/// Joins the `Cookie` fields an HTTP/2 client may split into one, with `"; "`, as RFC 9113
+/// §8.2.3 asks before the request goes on over HTTP/1.1 (where a second `Cookie` line is
+/// not allowed, and servers read only one of them).
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (cookies.next(), cookies.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for cookie in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(cookie.as_bytes());
+    }
+    // NOTE: each part was a valid value, and "; " is too, so the whole is one.
+    if let Ok(joined) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, joined);
+    }
+}
+
 /// Appends the peer to `X-Forwarded-For`; `sent` says whether the request has the header
 /// at all ([`Seen::forwarded_for`]).
 fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr, sent: bool) {
@@ -846,6 +869,19 @@ mod tests {
             assert!(headers.contains_key(name), "{name} was removed");
         }
         assert_eq!(headers[header::TE], "trailers");
+    }
+
+    #[test]
+    fn an_http2_clients_cookie_fields_go_to_http1_as_one() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        join_cookies(&mut headers);
+        assert_eq!(headers[header::COOKIE], "a=1");
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        headers.append(header::COOKIE, HeaderValue::from_static("c=3"));
+        join_cookies(&mut headers);
+        assert_eq!(headers.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(headers[header::COOKIE], "a=1; b=2; c=3");
     }
 
     #[test]
