@@ -237,6 +237,31 @@ const FORWARDING: [(&str, &str); 4] = [
 ];
 
 #[tokio::test]
+async fn an_untrusted_clients_address_scheme_and_original_url_headers_never_reach_the_upstream() {
+    // Frameworks take the client's address, the scheme and even the routed path from these.
+    let names = [
+        "x-real-ip",
+        "true-client-ip",
+        "x-client-ip",
+        "x-forwarded-ssl",
+        "x-forwarded-scheme",
+        "x-forwarded-server",
+        "x-host",
+        "x-original-host",
+        "x-original-url",
+        "x-rewrite-url",
+    ];
+    let upstream = Mock::start("a", &["--echo"]);
+    let proxy = Proxy::start(&with_sections(DISTRUSTING, "", &upstream, ""));
+    let headers: Vec<(&str, &str)> = names.iter().map(|name| (*name, "/admin")).collect();
+    let (status, _, body) = send(Method::GET, &proxy.url("/"), "", &headers).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for name in names {
+        assert_eq!(seen_header(&body, name), None, "{name}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn an_untrusted_clients_forwarding_headers_never_reach_the_upstream() {
     for protocol in ["http1", "http2"] {
         let upstream = Mock::start("a", &["--echo"]);

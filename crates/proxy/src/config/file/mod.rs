@@ -88,8 +88,10 @@ pub struct ProxySection {
     #[schemars(with = "Option<String>")]
     pub priority_header: Option<Spanned<String>>,
     /// Networks (CIDRs like "10.0.0.0/8", or single addresses) whose priority and deadline
-    /// headers are honoured, and whose `X-Forwarded-Host`, `-Port`, `-Prefix` and
-    /// `Forwarded` headers travel upstream; other clients' are ignored or removed.
+    /// headers are honoured, and whose forwarding headers (`X-Forwarded-Host`, `-Port`,
+    /// `-Prefix`, `-Ssl`, `-Scheme`, `-Server`, `Forwarded`, `X-Host`, `X-Original-Host`,
+    /// `X-Real-IP`, `True-Client-IP`, `X-Client-IP`, `X-Original-URL`, `X-Rewrite-URL`)
+    /// travel upstream; other clients' are ignored or removed.
     /// Default: none.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
