@@ -258,6 +258,13 @@ response_headers = {{ add = {{ "x-route" = "rest" }} }}
     )
     .await;
     assert_eq!(stray_percent.status, 400, "{}", stray_percent.body);
+    // What servers read as `/` (a backslash) or as `..` (a dot segment with parameters, in
+    // servlet containers) is refused: the endpoint would resolve what no route saw.
+    for target in ["/m\\x", "/m%5Cx", "/x/..;/m/x"] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        let answer = raw(&proxy, request.as_bytes()).await;
+        assert_eq!(answer.status, 400, "{target}: {}", answer.body);
+    }
 }
 
 #[tokio::test]

@@ -16,7 +16,9 @@
 //! escape (`%zz`, `%%32e`) makes the path malformed (RFC 3986 has no bare `%`), and the
 //! request is refused: decoding around it could make a new escape (`%%32e` holds `%2e`
 //! once `%32` is decoded) that the endpoint would decode into a dot segment the proxy never
-//! saw.
+//! saw. For the same reason a backslash (literal or `%5C`), which some servers read as a
+//! `/`, and a dot segment with parameters (`/..;/`, which servlet containers read as `..`)
+//! are refused.
 //!
 //! Cost: a path with no `%` and no `/` followed by `/` or `.`, which is nearly every path,
 //! is one scan over its bytes and no allocation.
@@ -57,6 +59,16 @@ pub fn normalized(path: &str) -> Result<Option<String>, MalformedPath> {
         return Ok(None);
     }
     let decoded = decode_unreserved(path)?;
+    if decoded.contains('\\')
+        || decoded
+            .as_bytes()
+            .windows(3)
+            .any(|escape| escape.eq_ignore_ascii_case(b"%5c"))
+    {
+        return Err(MalformedPath(
+            "a backslash in the path, which some servers read as a slash",
+        ));
+    }
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
     for segment in decoded.split('/').skip(1) {
@@ -65,6 +77,11 @@ pub fn normalized(path: &str) -> Result<Option<String>, MalformedPath> {
             "" | "." => {}
             ".." => {
                 segments.pop();
+            }
+            dot if dot.starts_with(".;") || dot.starts_with("..;") => {
+                return Err(MalformedPath(
+                    "a dot segment with parameters (`..;`), which servlet containers read as a dot segment",
+                ));
             }
             segment => {
                 segments.push(segment);
@@ -89,7 +106,9 @@ pub fn normalized(path: &str) -> Result<Option<String>, MalformedPath> {
 fn needs_a_look(path: &[u8]) -> bool {
     let (mut found, mut previous) = (false, 0u8);
     for &byte in path {
-        found |= (byte == b'%') | ((previous == b'/') & ((byte == b'/') | (byte == b'.')));
+        found |= (byte == b'%')
+            | (byte == b'\\')
+            | ((previous == b'/') & ((byte == b'/') | (byte == b'.')));
         previous = byte;
     }
     found
@@ -180,6 +199,24 @@ mod tests {
         for path in ["/a/%%32e%%32e/m/x", "/a/%zz", "/a/%4", "/%", "/a%g0"] {
             assert!(normalized(path).is_err(), "{path}");
         }
+    }
+
+    #[test]
+    fn a_backslash_or_a_dot_segment_with_parameters_is_malformed() {
+        for path in [
+            "/m\\x",
+            "/m%5cx",
+            "/m%5Cx",
+            "/x/..;/m/x",
+            "/x/.;/m/x",
+            "/x/%2e%2e;p=1/m/x",
+        ] {
+            assert!(normalized(path).is_err(), "{path}");
+        }
+        // Parameters on an ordinary segment, and dots inside a name, are left as they are.
+        assert_eq!(normalized("/m;jsessionid=1/x"), Ok(None));
+        assert_eq!(normalized("/a/.well-known/x"), Ok(None));
+        assert_eq!(normalized("/a/..b/x"), Ok(None));
     }
 
     proptest::proptest! {
