@@ -210,6 +210,38 @@ async fn the_applications_own_500_to_one_request_never_opens_the_stale_cache() {
 }
 
 #[tokio::test]
+async fn a_request_the_saturated_clusters_limit_sheds_gets_the_stale_answer() {
+    // The cluster's own concurrency limit refusing a request says the cluster cannot keep
+    // up: what a stale answer is for (the route's own limits, a client's doing, do not).
+    let upstream = Mock::start("a", &[]);
+    upstream.set_behaviour(r#"{"body":"catalog v1"}"#).await;
+    let config = with_sections(
+        DISTRUSTING,
+        STALE,
+        &upstream,
+        "\n[cluster.api.concurrency]\nlimit = 1\nqueue = 0\n",
+    );
+    let proxy = Proxy::start(&config);
+    let (status, _, body) = get(&proxy.url("/catalog")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "catalog v1"));
+    upstream
+        .set_behaviour(r#"{"body":"catalog v2","latency":"1s"}"#)
+        .await;
+    let url = proxy.url("/catalog");
+    let holder = tokio::spawn(async move { get(&url).await });
+    let in_flight = support::eventually(std::time::Duration::from_secs(5), || async {
+        upstream.requests().await >= 2
+    })
+    .await;
+    assert!(in_flight, "the first request never reached the endpoint");
+    let (status, headers, body) = get(&proxy.url("/catalog")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "catalog v1"));
+    assert_eq!(headers["x-blastwall-fallback"], "stale");
+    let (status, _, body) = holder.await.expect("the holder");
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "catalog v2"));
+}
+
+#[tokio::test]
 async fn an_answer_to_a_request_with_a_cookie_is_not_served_stale_to_another_client() {
     let upstream = Mock::start("a", &["--echo"]);
     let proxy = Proxy::start(&with_sections(DISTRUSTING, STALE, &upstream, ""));

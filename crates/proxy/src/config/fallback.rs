@@ -49,7 +49,8 @@ impl FallbackTriggers {
             // `failed` in the config: the endpoint's own 500 is a failed request too.
             FallbackReason::Failed | FallbackReason::ServerError => 0,
             FallbackReason::BreakerOpen => 1,
-            FallbackReason::Shed => 2,
+            // `shed` in the config: by the route's limits or the cluster's.
+            FallbackReason::Shed | FallbackReason::Overloaded => 2,
             // `timeout` in the config: the caller's time is time all the same.
             FallbackReason::Timeout | FallbackReason::CallerDeadline => 3,
             FallbackReason::KillSwitch => 4,

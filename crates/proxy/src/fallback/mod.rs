@@ -7,9 +7,10 @@
 //! 1. the **stale-if-error cache** ([`stale`]): the last good response for the URL, if it is
 //!    still within its window (the most faithful answer: what the upstream itself said),
 //!    and only when the cluster really failed or the kill switch is on
-//!    ([`FallbackReason::cluster_failed`]): never for a request the proxy shed, whose own
-//!    deadline ran out, or that the application answered with a 500 of its own, which any
-//!    client can arrange while the cluster answers;
+//!    ([`FallbackReason::cluster_failed`], which counts the cluster's own concurrency limit
+//!    refusing a request: a saturated cluster): never for a request the route's own limits
+//!    shed, whose own deadline ran out, or that the application answered with a 500 of its
+//!    own, which any client can arrange while the cluster answers;
 //! 2. the **alternate cluster** ([`alternate`]): one attempt against another cluster
 //!    (requests without a body only, until bodies are kept replayable);
 //! 3. the **static response** ([`static_response`]): always answers.
@@ -50,8 +51,12 @@ pub enum FallbackReason {
     ServerError,
     /// The cluster's breaker is open (or no endpoint can be tried).
     BreakerOpen,
-    /// Admission refused the request (shed or rate limited).
+    /// The route's admission refused the request (its rate limit or its concurrency limit).
     Shed,
+    /// The cluster's concurrency limit refused the request: the cluster is saturated (it
+    /// answers slower than its load needs). Configured as `shed`; unlike the route's own
+    /// limits, it opens the stale cache, which is what a saturated cluster should degrade to.
+    Overloaded,
     /// The route's deadline passed, or an attempt's timeout, before the cluster answered.
     Timeout,
     /// The caller's own deadline (its deadline header) passed: the client's doing, which
@@ -69,7 +74,10 @@ impl FallbackReason {
     pub fn cluster_failed(self) -> bool {
         matches!(
             self,
-            FallbackReason::Failed | FallbackReason::BreakerOpen | FallbackReason::Timeout
+            FallbackReason::Failed
+                | FallbackReason::BreakerOpen
+                | FallbackReason::Timeout
+                | FallbackReason::Overloaded
         )
     }
 }

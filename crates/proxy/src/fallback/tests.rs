@@ -54,6 +54,7 @@ fn only_a_failure_of_the_cluster_opens_the_stale_cache() {
         FallbackReason::Failed,
         FallbackReason::BreakerOpen,
         FallbackReason::Timeout,
+        FallbackReason::Overloaded,
     ] {
         assert!(reason.cluster_failed(), "{reason:?}");
     }

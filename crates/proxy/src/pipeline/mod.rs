@@ -224,7 +224,7 @@ async fn serve_routed(
         Ok(slot) => admitted.hold(slot),
         Err(refusal) => {
             let response = refusal.into_response();
-            return fall_back(context, FallbackReason::Shed, &parts, response).await;
+            return fall_back(context, FallbackReason::Overloaded, &parts, response).await;
         }
     }
     cluster.retry_budget().deposit(now);
