@@ -172,6 +172,10 @@ fn reference_chunked(body: &[u8]) -> Chunked {
         let Some(end) = body[at..].windows(2).position(|pair| pair == b"\r\n") else {
             // No CRLF yet: partial unless what is there is already wrong.
             let line = &body[at..];
+            if line.first().is_some_and(|byte| !byte.is_ascii_hexdigit()) {
+                // A size line starts with a hex digit: a lone CR already is not one.
+                return Chunked::Malformed;
+            }
             return if line_is_bad(line.strip_suffix(b"\r").unwrap_or(line), true) {
                 Chunked::Malformed
             } else {
