@@ -33,7 +33,7 @@
 //!    hold (`Method::from_bytes`, `Uri::from_maybe_shared`), and a header name or value
 //!    that `http` cannot hold.
 //! 6. Chunked: ours refuses a size line over 4 KiB, a trailer section over 16 KiB or over
-//!    64 fields, and a chunk size of more than 15 hex digits (leading zeros included).
+//!    64 fields, and a chunk size of more than 16 hex digits (leading zeros included).
 //! 7. Chunked, where ours is the more lenient and it is harmless: white space after the
 //!    chunk size without an extension (`5 \r\n`, httparse's "implied LWS"). The proxy
 //!    decodes the body and encodes it afresh on the way to the endpoint, so no extension
@@ -172,6 +172,10 @@ fn reference_chunked(body: &[u8]) -> Chunked {
         let Some(end) = body[at..].windows(2).position(|pair| pair == b"\r\n") else {
             // No CRLF yet: partial unless what is there is already wrong.
             let line = &body[at..];
+            if line.first().is_some_and(|byte| !byte.is_ascii_hexdigit()) {
+                // A size line starts with a hex digit: a lone CR already is not one.
+                return Chunked::Malformed;
+            }
             return if line_is_bad(line.strip_suffix(b"\r").unwrap_or(line), true) {
                 Chunked::Malformed
             } else {
@@ -224,8 +228,8 @@ fn line_is_bad(line: &[u8], partial: bool) -> bool {
     if digits == 0 {
         return !(partial && line.is_empty());
     }
-    if digits > 15 {
-        // Difference 6: httparse takes at most 15 digits; so does the reference.
+    if digits > 16 {
+        // Difference 6: at most 16 digits (a u64, leading zeros included), as httparse.
         return true;
     }
     let mut rest = &line[digits..];
