@@ -169,7 +169,8 @@ enum Chunked {
 }
 
 /// RFC 9112 §7.1 read strictly: `chunk-size [ chunk-ext ] CRLF`, the extension free of
-/// control bytes but HTAB; white space allowed before each `;` (BWS).
+/// control bytes but HTAB; white space allowed before each `;` (BWS); trailer lines ended
+/// by CRLF.
 fn reference_chunked(body: &[u8]) -> Chunked {
     let mut at = 0;
     let mut data = Vec::new();
@@ -201,10 +202,21 @@ fn reference_chunked(body: &[u8]) -> Chunked {
         };
         at += end + 2;
         if size == 0 {
-            // Trailers: field lines up to an empty line.
+            // Trailers: field lines up to an empty line, each ended by CRLF (httparse also
+            // takes a bare LF, which RFC 9112 §7.1 does not: `0\r\n\n` is refused).
             let mut slots = [httparse::EMPTY_HEADER; 256];
+            let bare_lf = |bytes: &[u8]| {
+                bytes
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &byte)| byte == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
+            };
             return match httparse::parse_headers(&body[at..], &mut slots) {
+                Ok(httparse::Status::Complete((len, _))) if bare_lf(&body[at..at + len]) => {
+                    Chunked::Malformed
+                }
                 Ok(httparse::Status::Complete((len, _))) => Chunked::End(at + len, data),
+                Ok(httparse::Status::Partial) if bare_lf(&body[at..]) => Chunked::Malformed,
                 Ok(httparse::Status::Partial) => Chunked::Partial,
                 Err(_) => Chunked::Malformed,
             };
