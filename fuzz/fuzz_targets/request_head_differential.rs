@@ -193,7 +193,10 @@ fn reference_chunked(body: &[u8]) -> Chunked {
         if line_is_bad(line, false) {
             return Chunked::Malformed;
         }
-        let digits = line.iter().take_while(|byte| byte.is_ascii_hexdigit()).count();
+        let digits = line
+            .iter()
+            .take_while(|byte| byte.is_ascii_hexdigit())
+            .count();
         let Ok(size) = u64::from_str_radix(
             std::str::from_utf8(&line[..digits]).expect("hex digits are ASCII"),
             16,
@@ -242,7 +245,10 @@ fn reference_chunked(body: &[u8]) -> Chunked {
 
 /// Whether a chunk-size line (without its CRLF) is malformed; `partial`: more may follow.
 fn line_is_bad(line: &[u8], partial: bool) -> bool {
-    let digits = line.iter().take_while(|byte| byte.is_ascii_hexdigit()).count();
+    let digits = line
+        .iter()
+        .take_while(|byte| byte.is_ascii_hexdigit())
+        .count();
     if digits == 0 {
         return !(partial && line.is_empty());
     }
@@ -301,10 +307,7 @@ fn compare_chunked(body: &[u8]) {
 /// How many lines of a head are `Content-Length` fields.
 fn content_length_lines(head: &[u8]) -> usize {
     head.split(|&byte| byte == b'\n')
-        .filter(|line| {
-            line.len() > 15
-                && line[..15].eq_ignore_ascii_case(b"content-length:")
-        })
+        .filter(|line| line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
         .count()
 }
 
