@@ -317,18 +317,26 @@ cluster = "slow"
     }
 }
 
-#[tokio::test]
-async fn over_http2_paths_are_normalized_and_framing_look_alikes_refused_too() {
-    let mock = Mock::start("a", &["--echo"]);
-    let proxy = echo_proxy(&mock, "");
+/// An HTTP/2 (prior knowledge) connection to the proxy, driven in the background.
+async fn h2c(
+    proxy: &Proxy,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
     let stream = TcpStream::connect(proxy.addr()).await.expect("connected");
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+    let (sender, connection) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(stream),
     )
     .await
     .expect("an h2c handshake");
     tokio::spawn(connection);
+    sender
+}
+
+#[tokio::test]
+async fn over_http2_paths_are_normalized_and_framing_look_alikes_refused_too() {
+    let mock = Mock::start("a", &["--echo"]);
+    let proxy = echo_proxy(&mock, "");
+    let mut sender = h2c(&proxy).await;
     let request = |path: &str, extra: Option<(&str, &str)>| {
         let mut request = http::Request::get(format!("http://{}{path}", proxy.addr()));
         if let Some((name, value)) = extra {
@@ -361,14 +369,7 @@ async fn over_http2_paths_are_normalized_and_framing_look_alikes_refused_too() {
 async fn an_http2_clients_cookie_fields_reach_an_http1_endpoint_as_one_line() {
     let mock = Mock::start("a", &["--echo"]);
     let proxy = echo_proxy(&mock, "");
-    let stream = TcpStream::connect(proxy.addr()).await.expect("connected");
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("an h2c handshake");
-    tokio::spawn(connection);
+    let mut sender = h2c(&proxy).await;
     let request = http::Request::get(format!("http://{}/x", proxy.addr()))
         .header("cookie", "a=1")
         .header("cookie", "b=2")
