@@ -206,7 +206,8 @@ fn reference_chunked(body: &[u8]) -> Chunked {
         at += end + 2;
         if size == 0 {
             // Trailers: field lines up to an empty line, each ended by CRLF (httparse also
-            // takes a bare LF, which RFC 9112 §7.1 does not: `0\r\n\n` is refused).
+            // takes a bare LF, which RFC 9112 §7.1 does not: `0\r\n\n` is refused). Ours
+            // judges the section once it is whole, so a partial one is only partial.
             let mut slots = [httparse::EMPTY_HEADER; 256];
             let bare_lf = |bytes: &[u8]| {
                 bytes
@@ -219,7 +220,6 @@ fn reference_chunked(body: &[u8]) -> Chunked {
                     Chunked::Malformed
                 }
                 Ok(httparse::Status::Complete((len, _))) => Chunked::End(at + len, data),
-                Ok(httparse::Status::Partial) if bare_lf(&body[at..]) => Chunked::Malformed,
                 Ok(httparse::Status::Partial) => Chunked::Partial,
                 Err(_) => Chunked::Malformed,
             };
