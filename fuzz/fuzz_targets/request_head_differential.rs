@@ -40,6 +40,9 @@
 //!    chunk size without an extension (`5 \r\n`, httparse's "implied LWS"). The proxy
 //!    decodes the body and encodes it afresh on the way to the endpoint, so no extension
 //!    and no size line of the client's reaches anyone else.
+//! 8. A header named like a framing header with `_` for `-` (`Transfer_Encoding`):
+//!    refused, since a server that maps `-` and `_` to one name (CGI's `HTTP_*`) would
+//!    read it as a second, unchecked framing header.
 #![no_main]
 
 use blastwall_proxy::codec::{Decoded, Decoder};
@@ -95,12 +98,20 @@ fn trim(mut value: &[u8]) -> &[u8] {
     value
 }
 
-/// RFC 9112 §6.1 and §6.3 for a request, read strictly (differences 2 to 4).
+/// RFC 9112 §6.1 and §6.3 for a request, read strictly (differences 2 to 4, and 8).
 fn model_framing(request: &httparse::Request<'_, '_>) -> Option<Framing> {
     let mut length: Option<u64> = None;
     let mut codings: Vec<&[u8]> = Vec::new();
     let mut transfer_encoding = false;
     for header in request.headers.iter() {
+        let dashed = header.name.replace('_', "-");
+        if header.name.contains('_')
+            && (dashed.eq_ignore_ascii_case("content-length")
+                || dashed.eq_ignore_ascii_case("transfer-encoding"))
+        {
+            // Difference 8: a look-alike of a framing header.
+            return None;
+        }
         if header.name.eq_ignore_ascii_case("content-length") {
             let value = trim(header.value);
             if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
@@ -351,7 +362,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(Head::Partial) => panic!("httparse has a whole head of {len} bytes, ours waits"),
             Err(rejection) => {
-                // Differences 1 to 4.
+                // Differences 1 to 4, and 8.
                 let allowed = len > LIMITS.max_header_bytes
                     || headers > LIMITS.max_headers
                     || framing.is_none();
