@@ -28,7 +28,7 @@ use regex::Regex;
 
 pub use attempts::RouteAttempts;
 pub use error::{ConfigError, ConfigErrors, Location};
-pub use file::{Balance, DecisionHeaders, UpstreamProtocol};
+pub use file::{Balance, DecisionHeaders, EscapedSlashes, UpstreamProtocol};
 pub use passive::PassiveConfig;
 pub use telemetry::TelemetryConfig;
 
@@ -140,6 +140,8 @@ pub struct ListenerLimits {
     pub min_data_rate: Option<MinDataRate>,
     /// Streams one HTTP/2 connection may have open at once.
     pub http2_max_concurrent_streams: u32,
+    /// What a path with an encoded slash (`%2F`) gets.
+    pub escaped_slashes: EscapedSlashes,
 }
 
 /// The slowest a client may send or read, and when it starts to be judged.

@@ -415,3 +415,27 @@ fn slow_client_limits_take_their_units_and_a_zero_rate_turns_the_rate_off() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn encoded_slashes_are_refused_unless_the_listener_says_otherwise() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(
+        config.listeners[0].limits.escaped_slashes,
+        EscapedSlashes::Reject
+    );
+    let text = MINIMAL.replace(
+        "listen = \"127.0.0.1:8080\"\n",
+        "listen = \"127.0.0.1:8080\"\nescaped_slashes = \"decode\"\n",
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.listeners[0].limits.escaped_slashes,
+        EscapedSlashes::Decode
+    );
+    let text = text.replace("\"decode\"", "\"unescape\"");
+    let refused = errors(&text);
+    assert!(
+        first_line(&refused[0]).starts_with("blastwall.toml:5:19: unknown variant `unescape`"),
+        "{refused:?}"
+    );
+}

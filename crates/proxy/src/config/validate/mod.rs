@@ -326,6 +326,7 @@ fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<Lis
                 DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
                 "http2_max_concurrent_streams",
             ),
+            escaped_slashes: section.escaped_slashes,
         };
         if limits.max_header_bytes < 1024 {
             check.error(format!(
