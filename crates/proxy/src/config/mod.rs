@@ -179,16 +179,31 @@ pub struct RouteConfig {
 }
 
 /// Conditions on a request; all must hold.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RouteMatch {
     /// Host condition.
     pub host: Option<HostMatch>,
-    /// Path condition.
+    /// Path condition, read as [`crate::router::path_match`] says.
     pub path: PathMatch,
+    /// Whether the path condition tells upper from lower case (ASCII).
+    pub case_sensitive: bool,
     /// Allowed methods; `None` for any.
     pub methods: Option<Vec<Method>>,
     /// Headers that must be present with these exact values.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Default for RouteMatch {
+    /// Every request, as a route without conditions takes.
+    fn default() -> Self {
+        Self {
+            host: None,
+            path: PathMatch::Any,
+            case_sensitive: true,
+            methods: None,
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// A host condition, lowercased at load.

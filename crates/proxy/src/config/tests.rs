@@ -439,3 +439,31 @@ fn encoded_slashes_are_refused_unless_the_listener_says_otherwise() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn routes_match_paths_case_sensitively_unless_told_not_to() {
+    assert!(parse(MINIMAL).unwrap().routes[0].matcher.case_sensitive);
+    let text = MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\nmatch = { path_prefix = \"/m/\", case_sensitive = false }\n",
+    );
+    assert!(!parse(&text).unwrap().routes[0].matcher.case_sensitive);
+    let refused = errors(&text.replace("false", "\"no\""));
+    assert!(
+        first_line(&refused[0]).starts_with("blastwall.toml:8:"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_route_path_with_segment_parameters_is_refused_as_never_matching() {
+    let text = MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\nmatch = { path_prefix = \"/m;v=1/\" }\n",
+    );
+    let refused = errors(&text);
+    assert!(
+        first_line(&refused[0]).starts_with("blastwall.toml:8:25: \"/m;v=1/\" would never match"),
+        "{refused:?}"
+    );
+}

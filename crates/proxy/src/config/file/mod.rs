@@ -282,6 +282,11 @@ pub struct MatchSection {
     /// A regular expression the whole path must match.
     #[schemars(with = "Option<String>")]
     pub path_regex: Option<Spanned<String>>,
+    /// Whether `path`, `path_prefix` and `path_regex` tell upper from lower case. `false`
+    /// matches ASCII letters in either case, as an endpoint that ignores case (IIS, some
+    /// S3-compatible stores) reads them, so `/M/x` cannot slip past a `/m/` route.
+    /// Default true.
+    pub case_sensitive: Option<bool>,
     /// Any of these methods.
     #[schemars(with = "Option<Vec<String>>")]
     pub methods: Option<Vec<Spanned<String>>>,
