@@ -3,7 +3,8 @@
 //! `/m/x`), encoded slashes (`/m%2Fx`, which many frameworks decode) and case (`/M/x`, for
 //! endpoints that ignore it). A route `/m/` whose kill switch is on shows which route a
 //! request met: only one that slipped past it reaches the echoing mock. Over HTTP/1.1 (raw
-//! sockets, as these are requests client libraries may tidy) and HTTP/2 alike.
+//! sockets, as these are requests client libraries may tidy) and HTTP/2 alike. And what the
+//! endpoint is asked (rewritten or not) and what the stale cache keys stay one path.
 
 mod support;
 
@@ -213,4 +214,48 @@ async fn over_http2_the_same_spellings_meet_the_same_route() {
         (503, killed.clone())
     );
     assert_eq!(mock.requests().await, 0, "nothing reached the endpoint");
+}
+
+#[tokio::test]
+async fn the_stale_cache_keeps_an_answer_under_the_path_the_endpoint_was_asked() {
+    let upstream = Mock::start("a", &[]);
+    upstream.set_behaviour(r#"{"body":"v1"}"#).await;
+    let proxy = Proxy::start(&format!(
+        r#"
+[[listener]]
+name = "decode"
+listen = "127.0.0.1:0"
+escaped_slashes = "decode"
+
+[[listener]]
+name = "keep"
+listen = "127.0.0.1:0"
+escaped_slashes = "keep"
+
+[[route]]
+cluster = "api"
+fallback = {{ stale_if_error = {{ max_age = "10m" }} }}
+
+[cluster.api]
+endpoints = [{}]
+"#,
+        endpoint(&upstream, "")
+    ));
+    let (decode, keep) = (listener(&proxy, "decode"), listener(&proxy, "keep"));
+    // Decoded, `/c/a%2Fb` is `/c/a/b` to the endpoint, and so to the cache.
+    let (status, _, body) = raw_get(decode, "/c/a%2Fb").await;
+    assert_eq!((status, body.as_str()), (200, "v1"));
+    upstream.set_behaviour(r#"{"status":503}"#).await;
+    for target in ["/c/a/b", "/c/a%2Fb"] {
+        let (status, head, body) = raw_get(decode, target).await;
+        assert_eq!((status, body.as_str()), (200, "v1"), "{target}");
+        assert!(
+            head.contains("x-blastwall-fallback: stale"),
+            "{target}: {head}"
+        );
+    }
+    // Kept, `%2F` is what the endpoint would be asked: an answer nobody got for it.
+    let (status, head, _) = raw_get(keep, "/c/a%2Fb").await;
+    assert_eq!(status, 503);
+    assert!(!head.contains("x-blastwall-fallback"), "{head}");
 }
