@@ -20,6 +20,7 @@ use hyper::body::{Body, Frame, SizeHint};
 
 use crate::cluster::EndpointGuard;
 use crate::config::{HeaderEdits, PathMatch, RouteConfig};
+use crate::router::path_match::RoutedPath;
 use crate::upstream::UpstreamBody;
 
 /// Errors inside bodies, boxed: they come from either side of the proxy.
@@ -366,7 +367,9 @@ fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
     let path = uri.path();
     let rewritten = match (&route.rewrite_prefix, &route.matcher.path) {
         (Some(replacement), PathMatch::Prefix(prefix)) => {
-            match path.strip_prefix(prefix.as_str()) {
+            // Where the route's prefix ends however the path spelt it (parameters, case).
+            let end = RoutedPath::new(path).prefix_end(prefix, route.matcher.case_sensitive);
+            match end.and_then(|end| path.get(end..)) {
                 Some(rest) => {
                     let joined = format!("{replacement}{rest}");
                     if joined.starts_with('/') {

@@ -4,7 +4,8 @@
 //! holds wins, as an operator reading the file expects. Each listener gets its own list at
 //! load (routes limited to other listeners are left out of it), and every condition is
 //! already typed, so matching does no parsing and no allocation. Paths are matched as
-//! [`path::normalize`] left them when the request arrived, so that another spelling of a
+//! [`path::normalize`] left them when the request arrived, and read as [`path_match`] says
+//! (segment parameters left out, case as the route asks), so that another spelling of a
 //! path cannot miss the route that guards it.
 
 use std::cell::OnceCell;
@@ -12,9 +13,12 @@ use std::cell::OnceCell;
 use http::request::Parts;
 use http::{HeaderMap, Uri, header};
 
-use crate::config::{Config, HostMatch, PathMatch, RouteConfig};
+use crate::config::{Config, HostMatch, RouteConfig};
 
 pub mod path;
+pub mod path_match;
+
+use path_match::RoutedPath;
 
 /// Routes by listener, in match order.
 #[derive(Debug, Clone)]
@@ -49,15 +53,21 @@ impl Router {
     pub fn route(&self, config: &Config, listener: usize, request: &Parts) -> Option<usize> {
         // The host is found (a header lookup and a scan) only once a route asks for it.
         let host = OnceCell::new();
+        let path = RoutedPath::new(request.uri.path());
         self.by_listener
             .get(listener)?
             .iter()
             .copied()
-            .find(|&index| matches(&config.routes[index], &host, request))
+            .find(|&index| matches(&config.routes[index], &host, path, request))
     }
 }
 
-fn matches<'a>(route: &RouteConfig, host: &OnceCell<Option<&'a str>>, request: &'a Parts) -> bool {
+fn matches<'a>(
+    route: &RouteConfig,
+    host: &OnceCell<Option<&'a str>>,
+    path: RoutedPath<'_>,
+    request: &'a Parts,
+) -> bool {
     let matcher = &route.matcher;
     if let Some(wanted) = &matcher.host {
         let host = host.get_or_init(|| request_host(&request.uri, &request.headers));
@@ -75,14 +85,7 @@ fn matches<'a>(route: &RouteConfig, host: &OnceCell<Option<&'a str>>, request: &
             return false;
         }
     }
-    let path = request.uri.path();
-    let path_matches = match &matcher.path {
-        PathMatch::Any => true,
-        PathMatch::Exact(exact) => path == exact,
-        PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()),
-        PathMatch::Regex(regex) => regex.is_match(path),
-    };
-    if !path_matches {
+    if !path.matches(&matcher.path, matcher.case_sensitive) {
         return false;
     }
     if let Some(methods) = &matcher.methods
@@ -220,6 +223,54 @@ mod tests {
             None,
             "the regex is anchored"
         );
+    }
+
+    #[test]
+    fn segment_parameters_do_not_hide_a_path_from_its_route() {
+        let config = config(
+            "[[route]]\nname = \"m\"\ncluster = \"c\"\nmatch = { path_prefix = \"/m/\" }\n[[route]]\nname = \"exact\"\ncluster = \"c\"\nmatch = { path = \"/health\" }\n[[route]]\nname = \"re\"\ncluster = \"c\"\nmatch = { path_regex = \"/v[0-9]+/users\" }\n[[route]]\nname = \"rest\"\ncluster = \"c\"\n",
+        );
+        for (path, route) in [
+            ("/m;p=1/x", "m"),
+            ("/m;jsessionid=a;b=c/x", "m"),
+            ("/;x/m/x", "m"),
+            ("/m/x;p", "m"),
+            ("/health;x", "exact"),
+            ("/health;x/", "rest"),
+            ("/v2;a/users", "re"),
+            ("/v2/users;b=/", "rest"),
+            ("/m;p", "rest"),
+            ("/mx;p/", "rest"),
+        ] {
+            assert_eq!(
+                route_of(&config, 0, get(path, "h")).as_deref(),
+                Some(route),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_route_that_ignores_case_matches_its_path_in_any_case() {
+        let config = config(
+            "[[route]]\nname = \"m\"\ncluster = \"c\"\nmatch = { path_prefix = \"/m/\", case_sensitive = false }\n[[route]]\nname = \"exact\"\ncluster = \"c\"\nmatch = { path = \"/Health\", case_sensitive = false }\n[[route]]\nname = \"re\"\ncluster = \"c\"\nmatch = { path_regex = \"/v[0-9]+/users\", case_sensitive = false }\n[[route]]\nname = \"strict\"\ncluster = \"c\"\nmatch = { path_prefix = \"/s/\" }\n[[route]]\nname = \"rest\"\ncluster = \"c\"\n",
+        );
+        for (path, route) in [
+            ("/M/x", "m"),
+            ("/m/X", "m"),
+            ("/M;p=1/x", "m"),
+            ("/HEALTH", "exact"),
+            ("/health", "exact"),
+            ("/V2/Users", "re"),
+            ("/s/x", "strict"),
+            ("/S/x", "rest"),
+        ] {
+            assert_eq!(
+                route_of(&config, 0, get(path, "h")).as_deref(),
+                Some(route),
+                "{path}"
+            );
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use regex::Regex;
 
 pub use attempts::RouteAttempts;
 pub use error::{ConfigError, ConfigErrors, Location};
-pub use file::{Balance, DecisionHeaders, UpstreamProtocol};
+pub use file::{Balance, DecisionHeaders, EscapedSlashes, UpstreamProtocol};
 pub use passive::PassiveConfig;
 pub use telemetry::TelemetryConfig;
 
@@ -140,6 +140,8 @@ pub struct ListenerLimits {
     pub min_data_rate: Option<MinDataRate>,
     /// Streams one HTTP/2 connection may have open at once.
     pub http2_max_concurrent_streams: u32,
+    /// What a path with an encoded slash (`%2F`) gets.
+    pub escaped_slashes: EscapedSlashes,
 }
 
 /// The slowest a client may send or read, and when it starts to be judged.
@@ -177,16 +179,31 @@ pub struct RouteConfig {
 }
 
 /// Conditions on a request; all must hold.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RouteMatch {
     /// Host condition.
     pub host: Option<HostMatch>,
-    /// Path condition.
+    /// Path condition, read as [`crate::router::path_match`] says.
     pub path: PathMatch,
+    /// Whether the path condition tells upper from lower case (ASCII).
+    pub case_sensitive: bool,
     /// Allowed methods; `None` for any.
     pub methods: Option<Vec<Method>>,
     /// Headers that must be present with these exact values.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Default for RouteMatch {
+    /// Every request, as a route without conditions takes.
+    fn default() -> Self {
+        Self {
+            host: None,
+            path: PathMatch::Any,
+            case_sensitive: true,
+            methods: None,
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// A host condition, lowercased at load.

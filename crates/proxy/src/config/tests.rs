@@ -415,3 +415,55 @@ fn slow_client_limits_take_their_units_and_a_zero_rate_turns_the_rate_off() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn encoded_slashes_are_refused_unless_the_listener_says_otherwise() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(
+        config.listeners[0].limits.escaped_slashes,
+        EscapedSlashes::Reject
+    );
+    let text = MINIMAL.replace(
+        "listen = \"127.0.0.1:8080\"\n",
+        "listen = \"127.0.0.1:8080\"\nescaped_slashes = \"decode\"\n",
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.listeners[0].limits.escaped_slashes,
+        EscapedSlashes::Decode
+    );
+    let text = text.replace("\"decode\"", "\"unescape\"");
+    let refused = errors(&text);
+    assert!(
+        first_line(&refused[0]).starts_with("blastwall.toml:5:19: unknown variant `unescape`"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn routes_match_paths_case_sensitively_unless_told_not_to() {
+    assert!(parse(MINIMAL).unwrap().routes[0].matcher.case_sensitive);
+    let text = MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\nmatch = { path_prefix = \"/m/\", case_sensitive = false }\n",
+    );
+    assert!(!parse(&text).unwrap().routes[0].matcher.case_sensitive);
+    let refused = errors(&text.replace("false", "\"no\""));
+    assert!(
+        first_line(&refused[0]).starts_with("blastwall.toml:8:"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_route_path_with_segment_parameters_is_refused_as_never_matching() {
+    let text = MINIMAL.replace(
+        "cluster = \"api\"\n",
+        "cluster = \"api\"\nmatch = { path_prefix = \"/m;v=1/\" }\n",
+    );
+    let refused = errors(&text);
+    assert!(
+        first_line(&refused[0]).starts_with("blastwall.toml:8:25: \"/m;v=1/\" would never match"),
+        "{refused:?}"
+    );
+}

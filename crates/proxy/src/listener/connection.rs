@@ -341,7 +341,7 @@ fn route(
     shared: &ListenerShared,
     parts: &mut http::request::Parts,
 ) -> Result<(Arc<Snapshot>, usize), (ProxyError, &'static str)> {
-    crate::router::path::normalize(&mut parts.uri)
+    crate::router::path::normalize(&mut parts.uri, shared.limits.escaped_slashes)
         .map_err(|malformed| (ProxyError::BadRequest, malformed.0))?;
     let resolved = shared
         .runtime

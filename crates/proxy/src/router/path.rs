@@ -11,8 +11,12 @@
 //! What is normalized (RFC 3986 §6.2.2): percent-encoded unreserved characters are decoded
 //! (`%6d` is `m`, `%2E` is `.`); dot segments are removed as §5.2.4 `remove_dot_segments`
 //! does (a `..` above the root stays at the root); empty segments (`//`) are merged. What
-//! is not: encoded reserved characters (`%2F` stays `%2F`: decoded, it would split a
-//! segment that the client meant as one), and the query. A `%` that does not start an
+//! is not: encoded reserved characters, and the query. An encoded slash (`%2F`) is the one
+//! the listener decides about (`escaped_slashes`): many frameworks decode it, so `/m%2Fx`
+//! would reach `/m/x` past a `/m/` route, yet decoding it splits a segment the client may
+//! have meant as one. So by default it is refused; `decode` makes it a `/` before every
+//! other rule (as Envoy's `UNESCAPE_AND_FORWARD`), and `keep` leaves it, for endpoints that
+//! keep `%2F` apart from `/`. A `%` that does not start an
 //! escape (`%zz`, `%%32e`) makes the path malformed (RFC 3986 has no bare `%`), and the
 //! request is refused: decoding around it could make a new escape (`%%32e` holds `%2e`
 //! once `%32` is decoded) that the endpoint would decode into a dot segment the proxy never
@@ -26,6 +30,8 @@
 use http::Uri;
 use http::uri::PathAndQuery;
 
+use crate::config::EscapedSlashes;
+
 /// A path with a `%` that does not start an escape of two hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -33,8 +39,8 @@ pub struct MalformedPath(pub &'static str);
 
 /// Normalizes `uri`'s path in place; a path already normal is left untouched (the check is
 /// one scan, with no allocation).
-pub fn normalize(uri: &mut Uri) -> Result<(), MalformedPath> {
-    let Some(path) = normalized(uri.path())? else {
+pub fn normalize(uri: &mut Uri, escaped_slashes: EscapedSlashes) -> Result<(), MalformedPath> {
+    let Some(path) = normalized(uri.path(), escaped_slashes)? else {
         return Ok(());
     };
     let path_and_query = match uri.query() {
@@ -53,12 +59,15 @@ pub fn normalize(uri: &mut Uri) -> Result<(), MalformedPath> {
 }
 
 /// `path` normalized, or `None` when it already is.
-pub fn normalized(path: &str) -> Result<Option<String>, MalformedPath> {
+pub fn normalized(
+    path: &str,
+    escaped_slashes: EscapedSlashes,
+) -> Result<Option<String>, MalformedPath> {
     if !path.starts_with('/') || !needs_a_look(path.as_bytes()) {
         // `*` (OPTIONS) and authority-form targets have no path to normalize.
         return Ok(None);
     }
-    let decoded = decode_unreserved(path)?;
+    let decoded = decode_unreserved(path, escaped_slashes)?;
     if decoded.contains('\\')
         || decoded
             .as_bytes()
@@ -114,8 +123,9 @@ fn needs_a_look(path: &[u8]) -> bool {
     found
 }
 
-/// `path` with its percent-encoded unreserved characters decoded, and the others kept.
-fn decode_unreserved(path: &str) -> Result<String, MalformedPath> {
+/// `path` with its percent-encoded unreserved characters decoded, and the others kept but
+/// for an encoded slash, which is refused, decoded or kept as `escaped_slashes` says.
+fn decode_unreserved(path: &str, escaped_slashes: EscapedSlashes) -> Result<String, MalformedPath> {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut at = 0;
@@ -128,6 +138,13 @@ fn decode_unreserved(path: &str) -> Result<String, MalformedPath> {
             let decoded = (hex_value(hex[0]) << 4) | hex_value(hex[1]);
             if decoded.is_ascii_alphanumeric() || matches!(decoded, b'-' | b'.' | b'_' | b'~') {
                 out.push(char::from(decoded));
+            } else if decoded == b'/' && escaped_slashes != EscapedSlashes::Keep {
+                if escaped_slashes == EscapedSlashes::Reject {
+                    return Err(MalformedPath(
+                        "an encoded slash (%2F) in the path, which some servers decode to a slash; this listener refuses it (escaped_slashes)",
+                    ));
+                }
+                out.push('/');
             } else {
                 out.push_str(&path[at..at + 3]);
             }
@@ -154,10 +171,15 @@ fn hex_value(digit: u8) -> u8 {
 mod tests {
     use super::*;
 
+    /// `path` normalized by a listener that refuses encoded slashes, as by default.
+    fn normal(path: &str) -> Result<Option<String>, MalformedPath> {
+        normalized(path, EscapedSlashes::Reject)
+    }
+
     #[test]
     fn normal_paths_are_left_alone() {
         for path in ["/", "/m/x", "/m/x/", "/a.b/c", "/a/b.", "/~user", "*"] {
-            assert_eq!(normalized(path), Ok(None), "{path}");
+            assert_eq!(normal(path), Ok(None), "{path}");
         }
     }
 
@@ -180,24 +202,55 @@ mod tests {
             ("/%7euser/%41b", "/~user/Ab"),
             ("/.well-known/x", "/.well-known/x"),
         ] {
-            let normal = normalized(path).unwrap().unwrap_or_else(|| path.to_owned());
+            let normal = normal(path).unwrap().unwrap_or_else(|| path.to_owned());
             assert_eq!(normal, expected, "{path}");
         }
     }
 
     #[test]
     fn encoded_reserved_characters_stay_encoded() {
-        assert_eq!(normalized("/m%2Fx"), Ok(None));
-        assert_eq!(normalized("/a%2F..%2Fm"), Ok(None));
-        assert_eq!(normalized("/a/%2f/../b"), Ok(Some("/a/b".to_owned())));
-        assert_eq!(normalized("/a%20b/%C3%A9"), Ok(None));
+        assert_eq!(normal("/a%20b/%C3%A9"), Ok(None));
+        assert_eq!(normal("/a%3Bb/%3F"), Ok(None));
+        // `%25` is `%`: decoded it would make a new escape, so it stays.
+        assert_eq!(normal("/m%252Fx"), Ok(None));
+        let keep = |path| normalized(path, EscapedSlashes::Keep);
+        assert_eq!(keep("/m%2Fx"), Ok(None));
+        assert_eq!(keep("/a%2F..%2Fm"), Ok(None));
+        assert_eq!(keep("/a/%2f/../b"), Ok(Some("/a/b".to_owned())));
+    }
+
+    #[test]
+    fn an_encoded_slash_is_refused_unless_the_listener_says_otherwise() {
+        for path in ["/m%2Fx", "/m%2fx", "/a%2F..%2Fm", "/%2F/m/x", "/a/../m%2Fx"] {
+            assert!(normal(path).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_decoded_encoded_slash_is_a_slash_to_every_other_rule() {
+        let decode = |path| normalized(path, EscapedSlashes::Decode);
+        for (path, expected) in [
+            ("/m%2Fx", "/m/x"),
+            ("/m%2fx", "/m/x"),
+            ("/a%2F..%2Fm%2Fx", "/m/x"),
+            ("/m%2F%2Fx", "/m/x"),
+            ("/%2Fm/./x", "/m/x"),
+            ("/m%2F.%2Fx%2F", "/m/x/"),
+        ] {
+            assert_eq!(decode(path), Ok(Some(expected.to_owned())), "{path}");
+        }
+        assert!(
+            decode("/x%2F..;%2Fm").is_err(),
+            "a dot segment with parameters"
+        );
+        assert!(decode("/m%2F%5Cx").is_err(), "a backslash");
     }
 
     #[test]
     fn a_percent_that_starts_no_escape_is_malformed() {
         // `%%32e` would become `%2e` once `%32` is decoded: a dot segment for the endpoint.
         for path in ["/a/%%32e%%32e/m/x", "/a/%zz", "/a/%4", "/%", "/a%g0"] {
-            assert!(normalized(path).is_err(), "{path}");
+            assert!(normal(path).is_err(), "{path}");
         }
     }
 
@@ -211,12 +264,12 @@ mod tests {
             "/x/.;/m/x",
             "/x/%2e%2e;p=1/m/x",
         ] {
-            assert!(normalized(path).is_err(), "{path}");
+            assert!(normal(path).is_err(), "{path}");
         }
         // Parameters on an ordinary segment, and dots inside a name, are left as they are.
-        assert_eq!(normalized("/m;jsessionid=1/x"), Ok(None));
-        assert_eq!(normalized("/a/.well-known/x"), Ok(None));
-        assert_eq!(normalized("/a/..b/x"), Ok(None));
+        assert_eq!(normal("/m;jsessionid=1/x"), Ok(None));
+        assert_eq!(normal("/a/.well-known/x"), Ok(None));
+        assert_eq!(normal("/a/..b/x"), Ok(None));
     }
 
     proptest::proptest! {
@@ -225,17 +278,24 @@ mod tests {
         #[test]
         fn a_normalized_path_is_normal(pieces in proptest::collection::vec(
             proptest::sample::select(vec![
-                "/", ".", "..", "%2e", "%2E", "%6d", "%2F", "m", "%", "x", "%32", "e",
+                "/", ".", "..", "%2e", "%2E", "%6d", "%2F", "%2f", "m", "%", "x", "%32", "e",
             ]),
             0..12,
-        )) {
+        ), slashes in proptest::sample::select(vec![
+            EscapedSlashes::Reject,
+            EscapedSlashes::Decode,
+            EscapedSlashes::Keep,
+        ])) {
             let path = format!("/{}", pieces.concat());
-            let Ok(normal) = normalized(&path) else {
-                // A stray `%`: refused, nothing to check.
+            let Ok(normal) = normalized(&path, slashes) else {
+                // A stray `%`, or a refused `%2F`: nothing to check.
                 return Ok(());
             };
             let normal = normal.unwrap_or(path);
-            proptest::prop_assert_eq!(normalized(&normal), Ok(None), "{}", normal);
+            proptest::prop_assert_eq!(normalized(&normal, slashes), Ok(None), "{}", normal);
+            if slashes != EscapedSlashes::Keep {
+                proptest::prop_assert!(!normal.to_ascii_lowercase().contains("%2f"), "{}", normal);
+            }
             let segments: Vec<&str> = normal.split('/').skip(1).collect();
             if let Some((_, inner)) = segments.split_last() {
                 proptest::prop_assert!(!inner.contains(&""), "{}", normal);
@@ -249,12 +309,12 @@ mod tests {
     #[test]
     fn a_normalized_uri_keeps_its_query_and_authority() {
         let mut uri: Uri = "http://h.example/a/../%6d/x?q=/../y".parse().unwrap();
-        normalize(&mut uri).unwrap();
+        normalize(&mut uri, EscapedSlashes::Reject).unwrap();
         assert_eq!(uri, "http://h.example/m/x?q=/../y");
         let mut origin: Uri = "//m/x?z"
             .parse()
             .unwrap_or_else(|_| "/m/x?z".parse().unwrap());
-        normalize(&mut origin).unwrap();
+        normalize(&mut origin, EscapedSlashes::Reject).unwrap();
         assert_eq!(origin.path(), "/m/x");
     }
 }

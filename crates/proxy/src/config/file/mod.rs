@@ -180,6 +180,26 @@ pub struct ListenerSection {
     pub min_data_rate_grace: Option<Spanned<DurationValue>>,
     /// Most requests (streams) one HTTP/2 connection may have open at once. Default 100.
     pub http2_max_concurrent_streams: Option<u32>,
+    /// What a request whose path holds an encoded slash (`%2F`) gets. Many servers and
+    /// frameworks decode it to `/`, so `/m%2Fx` would reach `/m/x` without matching a `/m/`
+    /// route: `reject` answers 400; `decode` makes it a `/` before the path is matched and
+    /// forwarded; `keep` matches and forwards it as written, which is safe only when every
+    /// endpoint behind the listener keeps `%2F` apart from `/`. Default `reject`.
+    #[serde(default)]
+    pub escaped_slashes: EscapedSlashes,
+}
+
+/// What a listener does with an encoded slash (`%2F`) in a request's path.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EscapedSlashes {
+    /// Refuse the request (400): the endpoint might read the path differently from the route.
+    #[default]
+    Reject,
+    /// Decode it to `/` before the path is matched and forwarded.
+    Decode,
+    /// Match and forward the path as written: for endpoints that keep `%2F` apart from `/`.
+    Keep,
 }
 
 /// TLS certificate and key, as PEM files. Relative paths are relative to the config file.
@@ -262,6 +282,11 @@ pub struct MatchSection {
     /// A regular expression the whole path must match.
     #[schemars(with = "Option<String>")]
     pub path_regex: Option<Spanned<String>>,
+    /// Whether `path`, `path_prefix` and `path_regex` tell upper from lower case. `false`
+    /// matches ASCII letters in either case, as an endpoint that ignores case (IIS, some
+    /// S3-compatible stores) reads them, so `/M/x` cannot slip past a `/m/` route.
+    /// Default true.
+    pub case_sensitive: Option<bool>,
     /// Any of these methods.
     #[schemars(with = "Option<Vec<String>>")]
     pub methods: Option<Vec<Spanned<String>>>,

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
-use regex::Regex;
+use regex::RegexBuilder;
 use toml::Spanned;
 
 mod passive;
@@ -326,6 +326,7 @@ fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<Lis
                 DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
                 "http2_max_concurrent_streams",
             ),
+            escaped_slashes: section.escaped_slashes,
         };
         if limits.max_header_bytes < 1024 {
             check.error(format!(
@@ -848,6 +849,14 @@ fn route_match(check: &mut Checker<'_>, section: MatchSection) -> RouteMatch {
                 path.span(),
                 format!("paths start with /, got \"{}\"", path.get_ref()),
             );
+        } else if path.get_ref().contains(';') {
+            check.error_at(
+                path.span(),
+                format!(
+                    "\"{}\" would never match: routes match paths with each segment's parameters (from ; to the next /) left out, as servlet containers read them",
+                    path.get_ref()
+                ),
+            );
         }
     }
     let path = if let Some(path) = section.path {
@@ -855,7 +864,11 @@ fn route_match(check: &mut Checker<'_>, section: MatchSection) -> RouteMatch {
     } else if let Some(prefix) = section.path_prefix {
         PathMatch::Prefix(prefix.into_inner())
     } else if let Some(pattern) = section.path_regex {
-        match Regex::new(&format!("^(?:{})$", pattern.get_ref())) {
+        let anchored = format!("^(?:{})$", pattern.get_ref());
+        let built = RegexBuilder::new(&anchored)
+            .case_insensitive(section.case_sensitive == Some(false))
+            .build();
+        match built {
             Ok(regex) => PathMatch::Regex(regex),
             Err(error) => {
                 check.error_at(pattern.span(), format!("invalid path_regex: {error}"));
@@ -895,6 +908,7 @@ fn route_match(check: &mut Checker<'_>, section: MatchSection) -> RouteMatch {
     RouteMatch {
         host,
         path,
+        case_sensitive: section.case_sensitive.unwrap_or(true),
         methods,
         headers,
     }
