@@ -22,6 +22,7 @@
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,6 +34,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Response, header};
 use smallvec::SmallVec;
 
+use super::answer::Unjudged;
 use super::body::{RequestBody, Upload, UploadState};
 use super::deadline::{self, Deadline};
 use super::{AttemptOutcome, ClientCause, Context};
@@ -121,7 +123,7 @@ enum Verdict {
 /// policy gives up, or the deadline passes.
 pub async fn run(
     context: &Context<'_>,
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     parts: &mut Parts,
     mut body: RequestBody,
     deadline: Option<Deadline>,
@@ -412,7 +414,7 @@ impl<'c> AttemptSet<'c, '_> {
 /// What [`Judged::judge`] needs to know about the request besides the attempt.
 struct Judged<'c, 'a> {
     context: &'c Context<'a>,
-    cluster: &'c Cluster,
+    cluster: &'c Arc<Cluster>,
     /// Whether other attempts (hedges) are still out.
     others_in_flight: bool,
     /// Whether the body can be sent again.
@@ -463,7 +465,22 @@ impl Judged<'_, '_> {
                 None,
             ),
         };
-        cluster.record_outcome(&guard, outcome, latency, now);
+        // A success whose body is still to come is judged when the body ends (`answer`).
+        let unjudged = match &result {
+            Ok(response)
+                if outcome == AttemptOutcome::Success && !response.body().is_complete() =>
+            {
+                cluster.record_streaming_head(&guard, latency, now);
+                Some(Unjudged {
+                    cluster: Arc::clone(cluster),
+                    latency,
+                })
+            }
+            _ => {
+                cluster.record_outcome(&guard, outcome, latency, now);
+                None
+            }
+        };
         let endpoint = guard.endpoint().address();
         if let (Some(trace), Some(span)) = (&self.context.trace, span) {
             // telemetry: the attempt's span ends with its answer.
@@ -483,6 +500,7 @@ impl Judged<'_, '_> {
                             self.context.route,
                             response,
                             guard,
+                            unjudged,
                         )),
                         outcome,
                         sent: self.sent,
@@ -490,7 +508,7 @@ impl Judged<'_, '_> {
                         upstream: Some((endpoint, latency)),
                     });
                 }
-                forward::downstream_response(self.context.route, response, guard)
+                forward::downstream_response(self.context.route, response, guard, None)
             }
             // NOTE: what the client reads names the cluster, never the endpoint nor the
             // error's own text (an I/O or TLS error may name an address or a host): those

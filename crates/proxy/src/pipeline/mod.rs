@@ -9,6 +9,7 @@
 //! cluster's breakers and outlier detection); this module only decides the order and carries
 //! the request between them, so a reader sees in one place what happens to a request.
 
+pub(crate) mod answer;
 mod attempts;
 mod body;
 mod deadline;
@@ -28,7 +29,7 @@ use hyper::body::Body;
 pub use self::attempts::{idempotency, retry_after};
 pub use self::body::{RequestBody, Upload, UploadState};
 pub use self::deadline::{BadDeadline, Deadline};
-pub use self::outcome::{AttemptOutcome, ClientCause};
+pub use self::outcome::{AttemptOutcome, BodyFailure, ClientCause};
 use crate::admission;
 use crate::cluster::Cluster;
 use crate::config::admission::Priority;
@@ -330,7 +331,7 @@ fn decision_headers(context: &Context<'_>) -> bool {
 /// the endpoint. The body streams; it is not retried.
 pub async fn attempt(
     context: &Context<'_>,
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     mut parts: http::request::Parts,
     body: ProxyBody,
 ) -> (
