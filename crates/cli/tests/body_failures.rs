@@ -106,6 +106,25 @@ async fn an_endpoint_breaker_opens_on_bodies_cut_short() {
     assert_eq!(cluster_stats(&proxy).await["endpoint_breaker_opened"], 1);
 }
 
+#[tokio::test]
+async fn the_cluster_breaker_opens_on_bodies_cut_short() {
+    let broken = Mock::start("broken", &["--mode", "cut-body"]);
+    let breaker =
+        "\n[cluster.api.circuit_breaker]\nconsecutive_failures = 3\nopen_duration = \"60s\"\n";
+    let proxy = proxy(&[&broken], "", breaker);
+    let opened = eventually(WITHIN, || async {
+        let (_, headers, _) = get(&proxy.url("/work")).await;
+        headers
+            .get("x-blastwall-error")
+            .is_some_and(|error| error == "breaker_open")
+    })
+    .await;
+    assert!(opened, "the cluster's breaker never opened");
+    let stats = cluster_stats(&proxy).await;
+    assert_eq!(stats["breaker_opened"], 1, "{stats}");
+    assert_eq!(stats["attempt_body_failures"], 3, "{stats}");
+}
+
 /// A socket that takes little at a time (see slow_clients.rs): the proxy cannot hand it a
 /// large answer at once, so it has to wait for the client.
 fn small_window_socket() -> std::io::Result<TcpSocket> {

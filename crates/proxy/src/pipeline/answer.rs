@@ -17,8 +17,9 @@
 //!   Only the upstream body's own errors are seen here, below every wrapper, so no
 //!   client's doing can be charged to the endpoint.
 //!
-//! The endpoint's breaker permit stays with the guard until then, so a half-open breaker's
-//! probe is judged by the whole answer too. A body already whole with its head (most small
+//! The endpoint's breaker permit stays with the guard until then, and the cluster breaker's
+//! permit with the body, so a half-open breaker's probe is judged by the whole answer too
+//! (dropped unjudged, each permit counts as ignored). A body already whole with its head (most small
 //! answers) is judged at once, as before, and costs nothing more here.
 //!
 //! [`AttemptOutcome::BodyFailed`]: super::AttemptOutcome::BodyFailed
@@ -32,7 +33,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
 use super::BodyFailure;
-use crate::cluster::{Cluster, EndpointGuard};
+use crate::cluster::{Cluster, ClusterPermit, EndpointGuard};
 use crate::forward::BoxError;
 use crate::upstream::UpstreamBody;
 
@@ -43,6 +44,8 @@ pub(crate) struct Unjudged {
     pub(crate) cluster: Arc<Cluster>,
     /// The attempt's time to its head.
     pub(crate) latency: Duration,
+    /// The cluster breaker's permit, when this attempt's answer is the request's.
+    pub(crate) permit: Option<ClusterPermit>,
 }
 
 /// A response body that keeps its endpoint counted in flight until the body ends or is
@@ -68,7 +71,12 @@ impl HoldingEndpoint {
 
     /// Records the verdict, once.
     fn judge(&mut self, ended: Result<(), (BodyFailure, &BoxError)>) {
-        let Some(Unjudged { cluster, latency }) = self.unjudged.take() else {
+        let Some(Unjudged {
+            cluster,
+            latency,
+            permit,
+        }) = self.unjudged.take()
+        else {
             return;
         };
         let ended = ended.map_err(|(failure, error)| {
@@ -78,7 +86,11 @@ impl HoldingEndpoint {
             );
             failure
         });
-        cluster.record_body_end(&self.guard, ended, latency, Instant::now());
+        let now = Instant::now();
+        let outcome = cluster.record_body_end(&self.guard, ended, latency, now);
+        if let Some(permit) = permit {
+            permit.record(outcome, now);
+        }
     }
 }
 

@@ -38,7 +38,7 @@ use super::answer::Unjudged;
 use super::body::{RequestBody, Upload, UploadState};
 use super::deadline::{self, Deadline};
 use super::{AttemptOutcome, ClientCause, Context};
-use crate::cluster::{Cluster, EndpointGuard, with_rng};
+use crate::cluster::{Cluster, ClusterPermit, EndpointGuard, with_rng};
 use crate::config::UpstreamProtocol;
 use crate::forward::{self, ProxyBody, ProxyError, error_response};
 use crate::telemetry::span::AttemptSpan;
@@ -120,13 +120,16 @@ enum Verdict {
 }
 
 /// Runs the attempts of a request against `cluster` until one answers acceptably, the retry
-/// policy gives up, or the deadline passes.
+/// policy gives up, or the deadline passes. A success whose body is still to come takes the
+/// cluster breaker's `permit` along, to be recorded when the body ends; otherwise the
+/// caller records it with the outcome.
 pub async fn run(
     context: &Context<'_>,
     cluster: &Arc<Cluster>,
     parts: &mut Parts,
     mut body: RequestBody,
     deadline: Option<Deadline>,
+    permit: &mut Option<ClusterPermit>,
 ) -> Attempted {
     let live = context.live;
     let now = Instant::now();
@@ -176,6 +179,7 @@ pub async fn run(
                     finished,
                     &mut retry,
                     hedge.as_ref().map(|(policy, _)| &***policy),
+                    permit,
                 );
                 match verdict {
                     Verdict::Done(attempted) => return attempted,
@@ -430,6 +434,7 @@ impl Judged<'_, '_> {
         finished: Finished,
         retry: &mut RetryState,
         hedge: Option<&HedgePolicy>,
+        permit: &mut Option<ClusterPermit>,
     ) -> Verdict {
         let Finished {
             guard,
@@ -471,9 +476,11 @@ impl Judged<'_, '_> {
                 if outcome == AttemptOutcome::Success && !response.body().is_complete() =>
             {
                 cluster.record_streaming_head(&guard, latency, now);
+                // A success ends the request: the cluster's breaker waits for the body too.
                 Some(Unjudged {
                     cluster: Arc::clone(cluster),
                     latency,
+                    permit: permit.take(),
                 })
             }
             _ => {

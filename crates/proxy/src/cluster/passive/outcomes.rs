@@ -36,14 +36,15 @@ impl Cluster {
 
     /// Judges an attempt recorded with [`Cluster::record_streaming_head`] once its body
     /// ended: whole, or failed by the endpoint (`latency` is still the time to the head).
-    /// A body the client dropped is never recorded (the permit's drop ignores it).
+    /// A body the client dropped is never recorded (the permit's drop ignores it). Returns
+    /// the attempt's outcome, for the cluster's breaker.
     pub fn record_body_end(
         &self,
         guard: &EndpointGuard,
         ended: Result<(), BodyFailure>,
         latency: Duration,
         now: Instant,
-    ) {
+    ) -> AttemptOutcome {
         let outcome = match ended {
             Ok(()) => AttemptOutcome::Success,
             Err(failure) => {
@@ -53,6 +54,7 @@ impl Cluster {
             }
         };
         self.judge(guard, outcome, latency, now);
+        outcome
     }
 
     /// The counters and the latency estimate of an attempt whose head came (or that failed).
