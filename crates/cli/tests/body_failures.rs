@@ -178,11 +178,16 @@ async fn read_slowly(
 
 /// Slow readers and clients that leave half-way, against an endpoint that answers `size`
 /// bytes: none of it may be charged to the endpoint.
-async fn slow_clients_charge_nothing(cluster_keys: &str, size: usize, small_window: bool) {
+async fn slow_clients_charge_nothing(
+    cluster_keys: &str,
+    sections: &str,
+    size: usize,
+    small_window: bool,
+) {
     let upstream = Mock::start("large", &["--body-size", &size.to_string()]);
     let sensitive = "\n[cluster.api.outlier_detection]\nconsecutive_errors = 1\nconsecutive_gateway_errors = 1\nbase_ejection_time = \"60s\"\n";
     let keys = format!("body_read_timeout = \"250ms\"\n{cluster_keys}");
-    let proxy = proxy(&[&upstream], &keys, sensitive);
+    let proxy = proxy(&[&upstream], &keys, &format!("{sensitive}{sections}"));
     // Six times the body read timeout without reading: the proxy waits on the client, not
     // on the endpoint, so the whole answer still comes.
     let pause = Duration::from_millis(1500);
@@ -215,16 +220,19 @@ async fn slow_clients_charge_nothing(cluster_keys: &str, size: usize, small_wind
     assert_eq!(body.len(), size, "the endpoint still serves");
 }
 
+/// With the stale-if-error cache capturing each answer (and giving up on it when the client
+/// leaves), as a route with that fallback does.
 #[tokio::test]
 async fn a_client_that_stops_reading_or_leaves_never_gets_a_healthy_endpoint_ejected() {
-    slow_clients_charge_nothing("", LARGE, true).await;
+    let stale = "\n[route.fallback]\nstale_if_error = { max_age = \"10m\", max_body = \"2MiB\" }\n";
+    slow_clients_charge_nothing("", stale, LARGE, true).await;
 }
 
 /// The same for HTTP/1.1: once the buffers between the endpoint and the proxy are full, a
 /// client that pauses and then reads fast has the proxy wait on the endpoint again.
 #[tokio::test]
 async fn an_http1_endpoint_is_not_charged_for_the_time_a_client_did_not_read() {
-    slow_clients_charge_nothing("", 64 * LARGE, false).await;
+    slow_clients_charge_nothing("", "", 64 * LARGE, false).await;
 }
 
 /// Over HTTP/2 the endpoint can send only its stream's window ahead of what the proxy took,
@@ -232,7 +240,7 @@ async fn an_http1_endpoint_is_not_charged_for_the_time_a_client_did_not_read() {
 /// the body read timeout must start anew then, not run through the client's pause.
 #[tokio::test]
 async fn an_http2_endpoint_is_not_charged_for_the_time_a_client_did_not_read() {
-    slow_clients_charge_nothing("protocol = \"http2\"", 16 * LARGE, false).await;
+    slow_clients_charge_nothing("protocol = \"http2\"", "", 16 * LARGE, false).await;
 }
 
 /// Runs the futures at once and collects their outputs in order.
