@@ -56,6 +56,8 @@ enum ModeArg {
     Serve,
     Reset,
     Hang,
+    CutBody,
+    StallBody,
 }
 
 impl From<ModeArg> for Mode {
@@ -64,6 +66,8 @@ impl From<ModeArg> for Mode {
             ModeArg::Serve => Mode::Serve,
             ModeArg::Reset => Mode::Reset,
             ModeArg::Hang => Mode::Hang,
+            ModeArg::CutBody => Mode::CutBody,
+            ModeArg::StallBody => Mode::StallBody,
         }
     }
 }

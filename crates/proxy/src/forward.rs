@@ -3,23 +3,21 @@
 //!
 //! Bodies stream both ways; nothing is buffered whole. The endpoint stays counted in flight
 //! until the response body has been sent on, not just until its head arrives, so
-//! least-request and peak-EWMA balancing see the real load.
+//! least-request and peak-EWMA balancing see the real load (see `pipeline::answer`).
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body, Frame, SizeHint};
 
 use crate::cluster::EndpointGuard;
 use crate::config::{HeaderEdits, PathMatch, RouteConfig};
+use crate::pipeline::answer::{HoldingEndpoint, Unjudged};
 use crate::router::path_match::RoutedPath;
 use crate::upstream::UpstreamBody;
 
@@ -389,10 +387,13 @@ fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
     }
 }
 
+/// The endpoint's response as the client should see it; its body holds `guard` and, when
+/// the attempt is `unjudged`, records its verdict when it ends (see [`HoldingEndpoint`]).
 pub(crate) fn downstream_response(
     route: &RouteConfig,
     response: Response<UpstreamBody>,
     guard: EndpointGuard,
+    unjudged: Option<Unjudged>,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     let via = via_entry(parts.version);
@@ -403,10 +404,7 @@ pub(crate) fn downstream_response(
     }
     parts.headers.append(header::VIA, via);
     apply(&route.response_headers, &mut parts.headers);
-    let body = HoldingEndpoint {
-        body,
-        _guard: guard,
-    };
+    let body = HoldingEndpoint::new(body, guard, unjudged);
     Response::from_parts(parts, body.boxed())
 }
 
@@ -789,33 +787,6 @@ fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
     }
     for (name, value) in &edits.add {
         headers.insert(name.clone(), value.clone());
-    }
-}
-
-/// A response body that keeps its endpoint counted in flight until the body ends or is
-/// dropped.
-struct HoldingEndpoint {
-    body: UpstreamBody,
-    _guard: EndpointGuard,
-}
-
-impl Body for HoldingEndpoint {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -119,8 +119,12 @@ pub struct RouteStats {
 pub struct ClusterStats {
     /// Attempts sent to the cluster's endpoints.
     pub attempts: Counter,
-    /// Attempts that failed (any outcome but success or overload).
+    /// Attempts that failed (any outcome but success or overload), those whose body failed
+    /// included.
     pub attempt_failures: Counter,
+    /// Attempts whose head said success but whose body then failed: cut short, stalled past
+    /// `body_read_timeout`, malformed, or reset (never a client that stopped reading).
+    pub attempt_body_failures: Counter,
     /// Attempts answered with overload (503 / 429).
     pub overloaded: Counter,
     /// Times the cluster's breaker opened (from closed or half-open).

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::body::Cut;
+
 /// How a mock answers every request that is not for its control API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,6 +66,11 @@ pub enum Mode {
     Reset,
     /// Accept the request and never answer, like a stuck dependency.
     Hang,
+    /// Answer, but break the body off half-way: the connection is closed (HTTP/1.1) or the
+    /// stream reset (HTTP/2) before the `Content-Length` promised is sent.
+    CutBody,
+    /// Answer, but stop sending half-way through the body and never send the rest.
+    StallBody,
 }
 
 /// A behaviour that makes no sense.
@@ -108,11 +115,13 @@ impl Behaviour {
     /// Decides what to do with one request, given how many are in flight counting this one
     /// and two uniform random numbers in `[0, 1)` (for failure and jitter).
     pub fn decide(&self, in_flight: u64, failure_draw: f64, jitter_draw: f64) -> Action {
-        match self.mode {
+        let cut = match self.mode {
             Mode::Reset => return Action::Reset,
             Mode::Hang => return Action::Hang,
-            Mode::Serve => {}
-        }
+            Mode::Serve => None,
+            Mode::CutBody => Some(Cut::Fail),
+            Mode::StallBody => Some(Cut::Stall),
+        };
         if self
             .capacity
             .is_some_and(|capacity| in_flight > u64::from(capacity))
@@ -125,7 +134,7 @@ impl Behaviour {
         } else {
             self.status
         };
-        Action::Respond { delay, status }
+        Action::Respond { delay, status, cut }
     }
 }
 
@@ -138,6 +147,8 @@ pub enum Action {
         delay: Duration,
         /// The status to answer with.
         status: u16,
+        /// How the body is broken off, if it is.
+        cut: Option<Cut>,
     },
     /// Over capacity: answer `503` with `Retry-After` at once.
     Overloaded,
@@ -158,7 +169,8 @@ mod tests {
             action,
             Action::Respond {
                 delay: Duration::ZERO,
-                status: 200
+                status: 200,
+                cut: None,
             }
         );
     }
@@ -181,6 +193,23 @@ mod tests {
     }
 
     #[test]
+    fn body_modes_answer_with_their_body_broken_off() {
+        for (mode, cut) in [(Mode::CutBody, Cut::Fail), (Mode::StallBody, Cut::Stall)] {
+            let behaviour = Behaviour {
+                mode,
+                ..Behaviour::default()
+            };
+            assert!(matches!(
+                behaviour.decide(1, 0.5, 0.0),
+                Action::Respond { status: 200, cut: Some(found), .. } if found == cut
+            ));
+            let json = serde_json::to_string(&behaviour).expect("serializes");
+            let back: Behaviour = serde_json::from_str(&json).expect("parses");
+            assert_eq!(back.mode, mode);
+        }
+    }
+
+    #[test]
     fn jitter_adds_its_share_of_the_range() {
         let behaviour = Behaviour {
             latency: Duration::from_millis(100),
@@ -191,7 +220,8 @@ mod tests {
             behaviour.decide(1, 1.0, 0.5),
             Action::Respond {
                 delay: Duration::from_millis(125),
-                status: 200
+                status: 200,
+                cut: None,
             }
         );
     }

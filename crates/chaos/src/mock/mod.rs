@@ -2,12 +2,14 @@
 //!
 //! A mock is a real HTTP/1.1 and HTTP/2 server on a real socket. It answers every request
 //! with its [`Behaviour`] (latency, status, failures, a capacity past which it answers 503
-//! like a saturated service, or no answer at all: reset or hang), and it can be told to
+//! like a saturated service, no answer at all: reset or hang, or an answer broken off
+//! half-way: its body cut or stalled, see [`body`]), and it can be told to
 //! change at run time through its control API under `/_mock/` (see [`control`]), so a test
 //! turns a healthy replica into a slow, failing or dead one in one call. Stopping a mock
 //! drops every connection at once, as a crashed process would.
 
 pub mod behaviour;
+pub mod body;
 pub mod control;
 
 use std::convert::Infallible;
@@ -18,7 +20,7 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -31,6 +33,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 pub use behaviour::{Action, Behaviour, InvalidBehaviour, Mode};
+use body::{Cut, MockBody};
 
 /// The header every mock answer carries, naming the mock that answered.
 pub const NAME_HEADER: &str = "x-mock-name";
@@ -72,6 +75,8 @@ pub struct Stats {
     pub resets: u64,
     /// Requests left hanging.
     pub hangs: u64,
+    /// Answers whose body was broken off half-way (cut or stalled).
+    pub cut_bodies: u64,
 }
 
 #[derive(Debug)]
@@ -85,6 +90,7 @@ struct Shared {
     overloaded: AtomicU64,
     resets: AtomicU64,
     hangs: AtomicU64,
+    cut_bodies: AtomicU64,
 }
 
 /// Starts a mock; it serves until the handle is stopped or dropped.
@@ -110,6 +116,7 @@ pub async fn start(config: MockConfig) -> Result<MockHandle, StartError> {
         overloaded: AtomicU64::new(0),
         resets: AtomicU64::new(0),
         hangs: AtomicU64::new(0),
+        cut_bodies: AtomicU64::new(0),
     });
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
@@ -198,6 +205,7 @@ impl Shared {
             overloaded: load(&self.overloaded),
             resets: load(&self.resets),
             hangs: load(&self.hangs),
+            cut_bodies: load(&self.cut_bodies),
         }
     }
 }
@@ -246,7 +254,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-type MockResponse = Response<Full<Bytes>>;
+type MockResponse = Response<MockBody>;
 
 async fn answer(
     shared: Arc<Shared>,
@@ -284,7 +292,7 @@ async fn answer(
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             response
         }
-        Action::Respond { delay, status } => {
+        Action::Respond { delay, status, cut } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let (parts, body) = request.into_parts();
             // Reading the whole body lets keep-alive go on and lets echo report its size.
@@ -296,13 +304,20 @@ async fn answer(
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            if behaviour.echo {
+            let response = if behaviour.echo {
                 let echo = control::Echo::of(&shared.name, &parts, body_bytes);
                 control::json(&shared, status, &echo)
             } else if let Some(size) = behaviour.body_size {
                 text(&shared, status, Bytes::from(vec![b'x'; size]))
             } else {
                 text(&shared, status, Bytes::from(behaviour.body.clone()))
+            };
+            match cut {
+                Some(cut) => {
+                    shared.cut_bodies.fetch_add(1, Ordering::Relaxed);
+                    cut_off(response, cut)
+                }
+                None => response,
             }
         }
     };
@@ -323,7 +338,7 @@ fn respond(
     content_type: &'static str,
     body: Bytes,
 ) -> MockResponse {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(MockBody::whole(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -334,6 +349,17 @@ fn respond(
         headers.insert(NAME_HEADER, name);
     }
     response
+}
+
+/// `response` with its body broken off half-way by `cut`; its `Content-Length` promises
+/// the whole body.
+fn cut_off(response: MockResponse, cut: Cut) -> MockResponse {
+    let (mut parts, body) = response.into_parts();
+    let whole = body.into_whole();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, whole.len().into());
+    Response::from_parts(parts, MockBody::cut(whole, cut))
 }
 
 /// Counts a request in flight for as long as it lives, however its future ends.

@@ -204,6 +204,7 @@ fn cluster_json(cluster: &Cluster, now: Instant) -> Value {
         "stats": {
             "attempts": stats.attempts.get(),
             "attempt_failures": stats.attempt_failures.get(),
+            "attempt_body_failures": stats.attempt_body_failures.get(),
             "overloaded": stats.overloaded.get(),
             "fast_failures": stats.fast_failures.get(),
             "breaker_opened": stats.breaker_opened.get(),

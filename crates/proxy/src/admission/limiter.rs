@@ -395,6 +395,7 @@ impl LimitPermit {
             | AttemptOutcome::ConnectFailed
             | AttemptOutcome::Refused
             | AttemptOutcome::Reset
+            | AttemptOutcome::BodyFailed(_)
             | AttemptOutcome::Cancelled
             | AttemptOutcome::ClientCaused(_) => Outcome::Ignored,
         };

@@ -25,10 +25,18 @@ pub(super) async fn serve(
         return None;
     }
     let cluster = context.snapshot.clusters.get(cluster)?;
-    let permit = cluster.admit(Instant::now()).ok()?;
-    let (result, outcome) =
-        pipeline::attempt(context, cluster, request.clone(), forward::full("")).await;
-    permit.record(outcome, Instant::now());
+    let mut permit = Some(cluster.admit(Instant::now()).ok()?);
+    let (result, outcome) = pipeline::attempt(
+        context,
+        cluster,
+        request.clone(),
+        forward::full(""),
+        &mut permit,
+    )
+    .await;
+    if let Some(permit) = permit {
+        permit.record(outcome, Instant::now());
+    }
     result
         .ok()
         .filter(|response| !super::is_failure_status(response.status()))

@@ -43,6 +43,14 @@ fn attempts(out: &mut Exposition, snapshot: &Snapshot) {
     per_cluster(
         out,
         snapshot,
+        "blastwall_upstream_attempt_body_failures_total",
+        Kind::Counter,
+        "Attempts whose response body failed after a successful head (cut short, stalled, reset).",
+        |cluster| cluster.stats().attempt_body_failures.get(),
+    );
+    per_cluster(
+        out,
+        snapshot,
         "blastwall_upstream_overloaded_total",
         Kind::Counter,
         "Attempts answered with overload (503 or 429).",

@@ -22,6 +22,7 @@
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,10 +34,11 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Response, header};
 use smallvec::SmallVec;
 
+use super::answer::Unjudged;
 use super::body::{RequestBody, Upload, UploadState};
 use super::deadline::{self, Deadline};
 use super::{AttemptOutcome, ClientCause, Context};
-use crate::cluster::{Cluster, EndpointGuard, with_rng};
+use crate::cluster::{Cluster, ClusterPermit, EndpointGuard, with_rng};
 use crate::config::UpstreamProtocol;
 use crate::forward::{self, ProxyBody, ProxyError, error_response};
 use crate::telemetry::span::AttemptSpan;
@@ -118,13 +120,16 @@ enum Verdict {
 }
 
 /// Runs the attempts of a request against `cluster` until one answers acceptably, the retry
-/// policy gives up, or the deadline passes.
+/// policy gives up, or the deadline passes. A success whose body is still to come takes the
+/// cluster breaker's `permit` along, to be recorded when the body ends; otherwise the
+/// caller records it with the outcome.
 pub async fn run(
     context: &Context<'_>,
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     parts: &mut Parts,
     mut body: RequestBody,
     deadline: Option<Deadline>,
+    permit: &mut Option<ClusterPermit>,
 ) -> Attempted {
     let live = context.live;
     let now = Instant::now();
@@ -174,6 +179,7 @@ pub async fn run(
                     finished,
                     &mut retry,
                     hedge.as_ref().map(|(policy, _)| &***policy),
+                    permit,
                 );
                 match verdict {
                     Verdict::Done(attempted) => return attempted,
@@ -412,7 +418,7 @@ impl<'c> AttemptSet<'c, '_> {
 /// What [`Judged::judge`] needs to know about the request besides the attempt.
 struct Judged<'c, 'a> {
     context: &'c Context<'a>,
-    cluster: &'c Cluster,
+    cluster: &'c Arc<Cluster>,
     /// Whether other attempts (hedges) are still out.
     others_in_flight: bool,
     /// Whether the body can be sent again.
@@ -428,6 +434,7 @@ impl Judged<'_, '_> {
         finished: Finished,
         retry: &mut RetryState,
         hedge: Option<&HedgePolicy>,
+        permit: &mut Option<ClusterPermit>,
     ) -> Verdict {
         let Finished {
             guard,
@@ -463,7 +470,24 @@ impl Judged<'_, '_> {
                 None,
             ),
         };
-        cluster.record_outcome(&guard, outcome, latency, now);
+        // A success whose body is still to come is judged when the body ends (`answer`).
+        let unjudged = match &result {
+            Ok(response)
+                if outcome == AttemptOutcome::Success && !response.body().is_complete() =>
+            {
+                cluster.record_streaming_head(&guard, latency, now);
+                // A success ends the request: the cluster's breaker waits for the body too.
+                Some(Unjudged {
+                    cluster: Arc::clone(cluster),
+                    latency,
+                    permit: permit.take(),
+                })
+            }
+            _ => {
+                cluster.record_outcome(&guard, outcome, latency, now);
+                None
+            }
+        };
         let endpoint = guard.endpoint().address();
         if let (Some(trace), Some(span)) = (&self.context.trace, span) {
             // telemetry: the attempt's span ends with its answer.
@@ -483,6 +507,7 @@ impl Judged<'_, '_> {
                             self.context.route,
                             response,
                             guard,
+                            unjudged,
                         )),
                         outcome,
                         sent: self.sent,
@@ -490,7 +515,7 @@ impl Judged<'_, '_> {
                         upstream: Some((endpoint, latency)),
                     });
                 }
-                forward::downstream_response(self.context.route, response, guard)
+                forward::downstream_response(self.context.route, response, guard, None)
             }
             // NOTE: what the client reads names the cluster, never the endpoint nor the
             // error's own text (an I/O or TLS error may name an address or a host): those

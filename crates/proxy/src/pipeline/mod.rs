@@ -9,6 +9,7 @@
 //! cluster's breakers and outlier detection); this module only decides the order and carries
 //! the request between them, so a reader sees in one place what happens to a request.
 
+pub(crate) mod answer;
 mod attempts;
 mod body;
 mod deadline;
@@ -28,9 +29,9 @@ use hyper::body::Body;
 pub use self::attempts::{idempotency, retry_after};
 pub use self::body::{RequestBody, Upload, UploadState};
 pub use self::deadline::{BadDeadline, Deadline};
-pub use self::outcome::{AttemptOutcome, ClientCause};
+pub use self::outcome::{AttemptOutcome, BodyFailure, ClientCause};
 use crate::admission;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::admission::Priority;
 use crate::config::{DecisionHeaders, RouteConfig};
 use crate::fallback::{FallbackReason, Provenance};
@@ -259,12 +260,15 @@ async fn serve_routed(
     } else {
         RequestBody::Streaming(body)
     };
-    let attempted = attempts::run(context, cluster, &mut parts, body, deadline).await;
+    let mut permit = Some(permit);
+    let attempted = attempts::run(context, cluster, &mut parts, body, deadline, &mut permit).await;
     // telemetry: who answered, and how fast.
     (served.endpoint, served.upstream) = attempted.upstream.unzip();
     served.attempts = attempted.sent;
     let now = Instant::now();
-    permit.record(attempted.outcome, now);
+    if let Some(permit) = permit {
+        permit.record(attempted.outcome, now);
+    }
     admitted.observe(attempted.outcome, now);
     let decorate = decision_headers(context);
     let mut response = match attempted.result {
@@ -327,12 +331,14 @@ fn decision_headers(context: &Context<'_>) -> bool {
 
 /// One attempt against an endpoint of `cluster` (another cluster than the route's, for a
 /// fallback): the response, or the error response when it failed, and what it says about
-/// the endpoint. The body streams; it is not retried.
+/// the endpoint. The body streams; it is not retried. The cluster breaker's `permit` is
+/// taken when a success's body is still to come (see [`attempts::run`]).
 pub async fn attempt(
     context: &Context<'_>,
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     mut parts: http::request::Parts,
     body: ProxyBody,
+    permit: &mut Option<ClusterPermit>,
 ) -> (
     Result<Response<ProxyBody>, Response<ProxyBody>>,
     AttemptOutcome,
@@ -343,6 +349,7 @@ pub async fn attempt(
         &mut parts,
         RequestBody::Streaming(body),
         None,
+        permit,
     )
     .await;
     (attempted.result, attempted.outcome)

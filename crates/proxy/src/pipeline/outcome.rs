@@ -5,11 +5,18 @@
 //! seen, in the attempt ([`ClientCause`]), and every judge reads them as saying nothing
 //! about the endpoint: otherwise any client could open a breaker, eject an endpoint or skew
 //! the latency estimate for everyone with a header or a slow upload.
+//!
+//! An attempt whose head said success is not judged until its body has arrived: an endpoint
+//! that starts its answers and never finishes them ([`AttemptOutcome::BodyFailed`]) fails
+//! like one answering 502. Only the upstream's own body errors count: a client that stops
+//! reading or leaves drops the body, which says nothing.
 
 use std::time::Duration;
 
 use blastwall_policy::retry::FailureKind;
 use http::StatusCode;
+
+use crate::upstream::BodyStalled;
 
 /// What one attempt against one endpoint came to.
 ///
@@ -39,6 +46,8 @@ pub enum AttemptOutcome {
     Reset,
     /// No response head within the attempt's timeout.
     Timeout,
+    /// The head came, but the body broke off before its end (see [`BodyFailure`]).
+    BodyFailed(BodyFailure),
     /// The attempt was abandoned by the proxy (the client left, a hedge won): says nothing
     /// about the endpoint.
     Cancelled,
@@ -59,6 +68,33 @@ pub enum ClientCause {
     /// The client's request body failed while it was being sent (the client left, or sent
     /// more than it may).
     BodyFailed,
+}
+
+/// How an endpoint's response body failed after a head that said success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFailure {
+    /// Nothing more came for the cluster's `body_read_timeout` while the proxy waited on it
+    /// ([`BodyStalled`]).
+    Stalled,
+    /// It ended short: the connection closed before the length promised or the last chunk,
+    /// the chunked framing was malformed, or the HTTP/2 stream or connection was reset.
+    Broken,
+}
+
+impl BodyFailure {
+    /// What an error of an endpoint's response body means. Every error such a body fails
+    /// with is the endpoint's (the client's side never reaches it: a client that leaves or
+    /// stops reading drops or stops polling the body, which then fails with nothing).
+    pub fn of(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if error.is::<BodyStalled>() {
+                return BodyFailure::Stalled;
+            }
+            cause = error.source();
+        }
+        BodyFailure::Broken
+    }
 }
 
 impl AttemptOutcome {
@@ -118,7 +154,10 @@ impl AttemptOutcome {
             AttemptOutcome::ConnectFailed => Some(FailureKind::ConnectFailed),
             AttemptOutcome::Refused => Some(FailureKind::Refused),
             AttemptOutcome::Reset => Some(FailureKind::Reset),
-            AttemptOutcome::Timeout => Some(FailureKind::Timeout),
+            AttemptOutcome::Timeout | AttemptOutcome::BodyFailed(BodyFailure::Stalled) => {
+                Some(FailureKind::Timeout)
+            }
+            AttemptOutcome::BodyFailed(BodyFailure::Broken) => Some(FailureKind::Reset),
         }
     }
 }
@@ -158,5 +197,36 @@ mod tests {
         }
         assert!(!AttemptOutcome::Success.says_nothing());
         assert!(!AttemptOutcome::Timeout.says_nothing());
+    }
+
+    #[test]
+    fn a_body_that_breaks_off_is_a_failure_of_the_endpoint() {
+        for failure in [BodyFailure::Stalled, BodyFailure::Broken] {
+            let outcome = AttemptOutcome::BodyFailed(failure);
+            assert!(outcome.is_failure());
+            assert!(!outcome.says_nothing());
+        }
+        assert_eq!(
+            AttemptOutcome::BodyFailed(BodyFailure::Stalled).failure_kind(),
+            Some(FailureKind::Timeout)
+        );
+        assert_eq!(
+            AttemptOutcome::BodyFailed(BodyFailure::Broken).failure_kind(),
+            Some(FailureKind::Reset)
+        );
+    }
+
+    #[test]
+    fn a_stall_is_told_from_other_body_errors_even_wrapped() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapped")]
+        struct Wrapped(#[source] BodyStalled);
+        let stalled = BodyStalled {
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(BodyFailure::of(&stalled), BodyFailure::Stalled);
+        assert_eq!(BodyFailure::of(&Wrapped(stalled)), BodyFailure::Stalled);
+        let closed = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(BodyFailure::of(&closed), BodyFailure::Broken);
     }
 }

@@ -85,6 +85,17 @@ pub enum UpstreamBody {
     Http2(Http2Body),
 }
 
+impl UpstreamBody {
+    /// Whether the whole body is in hand already (read with the head, or empty): it can no
+    /// longer fail.
+    pub fn is_complete(&self) -> bool {
+        match self {
+            UpstreamBody::Http1(body) => body.is_in_hand(),
+            UpstreamBody::Http2(body) => body.is_end_stream(),
+        }
+    }
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = BoxError;

@@ -3,7 +3,9 @@
 //!
 //! Active health checks ask an endpoint whether it is up; these watch what it does to real
 //! requests. Every attempt's [`AttemptOutcome`] is recorded once, in
-//! [`Cluster::record_outcome`], and each mechanism reads it the same way:
+//! [`Cluster::record_outcome`] (or, for a success whose body still streams, in
+//! [`Cluster::record_body_end`] when the body ends: an endpoint that starts its answers
+//! and breaks them off fails), and each mechanism reads it the same way:
 //!
 //! - the **endpoint breaker** (`[cluster.X.endpoint_circuit_breaker]`) admits each attempt
 //!   ([`Cluster::pick_avoiding`] takes a permit; the [`EndpointGuard`] carries it); while
@@ -38,7 +40,10 @@
 //! stops recording to outlier detection, whose ejections would act on endpoints its
 //! successor now judges.
 
+#[cfg(test)]
+mod body_tests;
 mod breakers;
+mod outcomes;
 mod outliers;
 mod task;
 #[cfg(test)]
@@ -58,7 +63,7 @@ pub use self::breakers::EndpointPermit;
 use self::breakers::{
     breaker_outcome, cluster_breaker, install_endpoint_breaker, remove_endpoint_breaker,
 };
-use self::outliers::{Outliers, address_of, outlier_outcome};
+use self::outliers::{Outliers, address_of};
 pub(super) use self::task::spawn;
 use super::{Cluster, Endpoint, EndpointGuard, RNG};
 use crate::config::ClusterConfig;
@@ -198,49 +203,6 @@ impl Cluster {
                 Err(ClusterBreakerOpen {
                     retry_after: open.retry_after(),
                 })
-            }
-        }
-    }
-
-    /// Records one attempt's outcome against its endpoint: latency estimate, counters, the
-    /// endpoint's breaker (on the permit the pick took) and outlier detection.
-    pub fn record_outcome(
-        &self,
-        guard: &EndpointGuard,
-        outcome: AttemptOutcome,
-        latency: Duration,
-        now: Instant,
-    ) {
-        let endpoint = guard.endpoint();
-        self.stats.attempts.increment();
-        self.stats.attempt_duration.observe(latency);
-        if outcome.is_failure() {
-            self.stats.attempt_failures.increment();
-            endpoint.latency().observe_failure(latency, now);
-        } else if let AttemptOutcome::Overloaded { .. } = outcome {
-            self.stats.overloaded.increment();
-            endpoint.latency().observe(latency, now);
-        } else if !outcome.says_nothing() {
-            endpoint.latency().observe(latency, now);
-        }
-        // Outlier detection first: the cap it judges by counts this endpoint as serving,
-        // as it was when the attempt was sent, even if this outcome trips its breaker.
-        if let Some(outliers) = &self.passive.outliers
-            && let Some(outcome) = outlier_outcome(outcome)
-            && !self.is_retired()
-        {
-            // Brings the cap up to date if health or breakers changed since the last pick.
-            drop(self.routing());
-            outliers.record(endpoint.address(), outcome, latency, now, |ids, event| {
-                self.apply_outlier_event(ids, event);
-            });
-        }
-        if let Some(permit) = guard.take_permit() {
-            let tripped = endpoint.is_tripped();
-            permit.record(outcome, now);
-            if endpoint.is_tripped() != tripped {
-                // Less capacity: outlier detection may have to let others back at once.
-                self.fit_ejection_cap(now);
             }
         }
     }

@@ -38,7 +38,8 @@ pub(super) fn outlier_outcome(outcome: AttemptOutcome) -> Option<Outcome> {
         | AttemptOutcome::ConnectFailed
         | AttemptOutcome::Refused
         | AttemptOutcome::Reset
-        | AttemptOutcome::Timeout => Some(Outcome::GatewayError),
+        | AttemptOutcome::Timeout
+        | AttemptOutcome::BodyFailed(_) => Some(Outcome::GatewayError),
     }
 }
 

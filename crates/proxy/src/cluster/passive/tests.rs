@@ -20,13 +20,13 @@ use crate::pipeline::{AttemptOutcome, ClientCause};
 
 const GATEWAY: AttemptOutcome = AttemptOutcome::GatewayError(StatusCode::BAD_GATEWAY);
 const OVERLOADED: AttemptOutcome = AttemptOutcome::Overloaded { retry_after: None };
-const MS: Duration = Duration::from_millis(1);
+pub(super) const MS: Duration = Duration::from_millis(1);
 
-fn address(last: u8) -> SocketAddr {
+pub(super) fn address(last: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, last], 80))
 }
 
-fn config(endpoints: u8, passive: PassiveConfig) -> ClusterConfig {
+pub(super) fn config(endpoints: u8, passive: PassiveConfig) -> ClusterConfig {
     ClusterConfig {
         name: "api".to_owned(),
         endpoints: (1..=endpoints)
@@ -52,7 +52,7 @@ fn config(endpoints: u8, passive: PassiveConfig) -> ClusterConfig {
     }
 }
 
-fn outliers(configure: impl FnOnce(&mut OutlierConfig)) -> PassiveConfig {
+pub(super) fn outliers(configure: impl FnOnce(&mut OutlierConfig)) -> PassiveConfig {
     let mut config = OutlierConfig {
         consecutive_errors: None,
         failure_percentage: None,
@@ -67,7 +67,7 @@ fn outliers(configure: impl FnOnce(&mut OutlierConfig)) -> PassiveConfig {
     }
 }
 
-fn breaker(failures: u32) -> BreakerConfig {
+pub(super) fn breaker(failures: u32) -> BreakerConfig {
     BreakerConfig {
         consecutive_failures: Some(failures),
         failure_rate: None,
@@ -78,7 +78,7 @@ fn breaker(failures: u32) -> BreakerConfig {
     }
 }
 
-fn request() -> http::request::Parts {
+pub(super) fn request() -> http::request::Parts {
     Request::builder()
         .body(())
         .expect("a request")

@@ -541,6 +541,11 @@ impl Body {
         }
     }
 
+    /// Whether the rest of the body is in hand (none of it is still to be read).
+    pub(crate) fn is_in_hand(&self) -> bool {
+        !matches!(self.state, State::Streaming(_))
+    }
+
     /// Ends the body: its connection goes back to the pool if it ended cleanly where the
     /// framing said and may carry another request.
     fn finish(&mut self) {

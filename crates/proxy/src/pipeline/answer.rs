@@ -1,0 +1,136 @@
+//! An endpoint's response body on its way to the client: it keeps the endpoint counted in
+//! flight until it ends, and it settles what the attempt says of the endpoint when the head
+//! alone could not.
+//!
+//! # Why the verdict waits for the body
+//!
+//! A head that says 200 is not yet a success: an endpoint that starts its answers and never
+//! finishes them (closes before its `Content-Length`, breaks its chunked framing, resets its
+//! HTTP/2 stream, stalls past `body_read_timeout`) fails every client it serves, and would
+//! never be ejected or tripped if the attempt were judged by its head. So a successful
+//! attempt whose body is still to come is judged here, once, when the body ends:
+//!
+//! - it ends whole: a success;
+//! - the endpoint's body fails: [`AttemptOutcome::BodyFailed`], a failure of the endpoint;
+//! - it is dropped before either (the client left, stopped reading until its connection
+//!   was closed, or a wrapper such as the stale-if-error capture stopped early): nothing.
+//!   Only the upstream body's own errors are seen here, below every wrapper, so no
+//!   client's doing can be charged to the endpoint.
+//!
+//! The endpoint's breaker permit stays with the guard until then, and the cluster breaker's
+//! permit with the body, so a half-open breaker's probe is judged by the whole answer too
+//! (dropped unjudged, each permit counts as ignored). A body already whole with its head (most small
+//! answers) is judged at once, as before, and costs nothing more here.
+//!
+//! [`AttemptOutcome::BodyFailed`]: super::AttemptOutcome::BodyFailed
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+
+use super::BodyFailure;
+use crate::cluster::{Cluster, ClusterPermit, EndpointGuard};
+use crate::forward::BoxError;
+use crate::upstream::UpstreamBody;
+
+/// An attempt not judged yet: it is judged when its body ends.
+#[derive(Debug)]
+pub(crate) struct Unjudged {
+    /// Where the verdict is recorded.
+    pub(crate) cluster: Arc<Cluster>,
+    /// The attempt's time to its head.
+    pub(crate) latency: Duration,
+    /// The cluster breaker's permit, when this attempt's answer is the request's.
+    pub(crate) permit: Option<ClusterPermit>,
+}
+
+/// A response body that keeps its endpoint counted in flight until the body ends or is
+/// dropped, and records the attempt's verdict when it ends (see the module doc).
+pub(crate) struct HoldingEndpoint {
+    body: UpstreamBody,
+    guard: EndpointGuard,
+    unjudged: Option<Unjudged>,
+}
+
+impl HoldingEndpoint {
+    pub(crate) fn new(
+        body: UpstreamBody,
+        guard: EndpointGuard,
+        unjudged: Option<Unjudged>,
+    ) -> Self {
+        Self {
+            body,
+            guard,
+            unjudged,
+        }
+    }
+
+    /// Records the verdict, once.
+    fn judge(&mut self, ended: Result<(), (BodyFailure, &BoxError)>) {
+        let Some(Unjudged {
+            cluster,
+            latency,
+            permit,
+        }) = self.unjudged.take()
+        else {
+            return;
+        };
+        let ended = ended.map_err(|(failure, error)| {
+            tracing::debug!(
+                cluster = cluster.name(), endpoint = %self.guard.endpoint().address(),
+                ?failure, %error, "upstream response body failed"
+            );
+            failure
+        });
+        let now = Instant::now();
+        let outcome = cluster.record_body_end(&self.guard, ended, latency, now);
+        if let Some(permit) = permit {
+            permit.record(outcome, now);
+        }
+    }
+}
+
+impl Body for HoldingEndpoint {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        if this.unjudged.is_some() {
+            match &frame {
+                None => this.judge(Ok(())),
+                Some(Err(error)) => this.judge(Err((BodyFailure::of(&**error), error))),
+                // The last frame: the server asks `is_end_stream` and polls no more.
+                Some(Ok(_)) if this.body.is_end_stream() => this.judge(Ok(())),
+                Some(Ok(_)) => {}
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for HoldingEndpoint {
+    fn drop(&mut self) {
+        // An HTTP/2 body can learn that it ended without being polled again; dropped short
+        // of its end, it says nothing.
+        if self.unjudged.is_some() && self.body.is_end_stream() {
+            self.judge(Ok(()));
+        }
+    }
+}
