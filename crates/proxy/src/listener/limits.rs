@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use super::tracker::Ticket;
+use super::tracker::{Ticket, WaitMark};
 use crate::forward::{BoxError, ProxyBody};
 
 /// The request body went past the listener's `max_request_body`.
@@ -48,8 +48,8 @@ pub(super) struct LimitedBody {
     limit: u64,
     left: u64,
     ticket: Arc<Ticket>,
-    /// Counted among the transfers waiting on the client.
-    waits: bool,
+    /// Counted among the transfers waiting on the client, in this bucket.
+    waits: Option<WaitMark>,
 }
 
 impl LimitedBody {
@@ -59,7 +59,7 @@ impl LimitedBody {
             limit,
             left: limit,
             ticket,
-            waits: false,
+            waits: None,
         }
     }
 }
@@ -74,15 +74,14 @@ impl Body for LimitedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        let waits = polled.is_pending();
-        if waits != this.waits {
-            this.waits = waits;
-            let bodies = &this.ticket.tracker().bodies;
-            if waits {
-                bodies.wait();
-            } else {
-                bodies.resume(true);
+        let bodies = &this.ticket.tracker().bodies;
+        match (polled.is_pending(), this.waits) {
+            (true, None) => this.waits = Some(bodies.wait()),
+            (false, Some(mark)) => {
+                this.waits = None;
+                bodies.resume(mark);
             }
+            _ => {}
         }
         match polled {
             Poll::Ready(Some(Ok(mut frame))) => {
@@ -119,8 +118,8 @@ impl Body for LimitedBody {
 
 impl Drop for LimitedBody {
     fn drop(&mut self) {
-        if self.waits {
-            self.ticket.tracker().bodies.resume(false);
+        if let Some(mark) = self.waits {
+            self.ticket.tracker().bodies.resume(mark);
         }
     }
 }
@@ -129,19 +128,16 @@ impl Drop for LimitedBody {
 pub(super) struct TrackedBody {
     inner: ProxyBody,
     ticket: Arc<Ticket>,
-    /// Counted among the transfers waiting on the client: a frame was handed to hyper and
-    /// it has not asked for the next.
-    waits: bool,
+    /// Counted among the transfers waiting on the client, in this bucket: a frame was
+    /// handed to hyper and it has not asked for the next.
+    waits: Option<WaitMark>,
 }
 
 impl TrackedBody {
     pub(super) fn new(inner: ProxyBody, ticket: Arc<Ticket>) -> Self {
         // NOTE: it waits from the start: hyper asks for a first frame only once the client's
         // window has room, so a client that opens none from the start is seen too.
-        let waits = !inner.is_end_stream();
-        if waits {
-            ticket.tracker().sends.wait();
-        }
+        let waits = (!inner.is_end_stream()).then(|| ticket.tracker().sends.wait());
         Self {
             inner,
             ticket,
@@ -152,8 +148,8 @@ impl TrackedBody {
 
 impl Drop for TrackedBody {
     fn drop(&mut self) {
-        if self.waits {
-            self.ticket.tracker().sends.resume(false);
+        if let Some(mark) = self.waits {
+            self.ticket.tracker().sends.resume(mark);
         }
     }
 }
@@ -168,18 +164,16 @@ impl Body for TrackedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let sends = &this.ticket.tracker().sends;
-        if this.waits {
+        if let Some(mark) = this.waits.take() {
             // Asked again: the client took the last frame.
-            this.waits = false;
-            sends.resume(true);
+            sends.resume(mark);
         }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && frame.is_data()
             && !this.inner.is_end_stream()
         {
-            this.waits = true;
-            sends.wait();
+            this.waits = Some(sends.wait());
         }
         polled
     }
