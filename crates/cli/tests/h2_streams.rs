@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use tokio::net::TcpStream;
 
-use support::{Mock, Proxy, admin_section, get};
+use support::{Mock, Proxy, admin_section, admin_url, get};
 
 /// Every stall timeout of the proxy under test, unless a test says otherwise.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -197,5 +197,123 @@ request_body_timeout = "2s""#,
     let (status, _, body) = get(&proxy.url("/large")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body.len(), LARGE);
+    assert_served(normal, &stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_trickled_below_the_minimum_rate_is_ended_after_the_grace() {
+    let grace = Duration::from_secs(1);
+    let (small, _large, proxy) = start(
+        r#"request_body_timeout = "5s"
+min_data_rate = "1000B/s"
+min_data_rate_grace = "1s""#,
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let normal = normal_client(&proxy, stop.clone());
+    let (client, _connection) = h2_client(&proxy).await;
+    let mut client = client.ready().await.expect("ready for a stream");
+    let request = Request::post(proxy.url("/upload"))
+        .body(())
+        .expect("a valid request");
+    let (response, mut body) = client.send_request(request, false).expect("sent");
+    let response = tokio::spawn(response);
+    // Ten bytes every 100 ms: 100 bytes a second, never silent for the 5 s timeout.
+    let started = Instant::now();
+    let ended = loop {
+        if response.is_finished() || started.elapsed() > BOUND {
+            break started.elapsed();
+        }
+        if body
+            .send_data(Bytes::from_static(b"0123456789"), false)
+            .is_err()
+        {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let answer = response.await.expect("the answer's task");
+    eprintln!("trickled body: ended after {ended:?} with {answer:?}");
+    assert!(
+        ended <= grace + SLACK,
+        "the trickled body went on for {ended:?} (grace {grace:?})"
+    );
+    if let Ok(answer) = answer {
+        assert_ne!(answer.status(), StatusCode::OK, "a trickled body was taken");
+    }
+    // The client's doing, not the endpoint's: no attempt failure is counted against it,
+    // and it still takes requests.
+    let (_, _, metrics) = get(&admin_url(&proxy, "/metrics")).await;
+    let failures: f64 = metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("blastwall_upstream_attempt_failures_total{")
+                && line.contains(r#"cluster="small""#)
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(failures, 0.0, "the endpoint was blamed for a slow client");
+    let (status, _, _) = get(&proxy.url("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(small.requests().await > 0);
+    assert_served(normal, &stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_window_is_trickled_below_the_minimum_rate_is_reset_after_the_grace() {
+    let grace = Duration::from_secs(1);
+    let (_small, _large, proxy) = start(
+        r#"send_timeout = "5s"
+min_data_rate = "100000B/s"
+min_data_rate_grace = "1s""#,
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let normal = normal_client(&proxy, stop.clone());
+    let tcp = TcpStream::connect(proxy.addr()).await.expect("connected");
+    // A small stream window, opened again only 100 ms after each piece: about 40 KB a
+    // second, never silent for the 5 s timeout.
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(4096)
+        .initial_connection_window_size(8 * 1024 * 1024)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .expect("h2c handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready for a stream");
+    let request = Request::get(proxy.url("/large"))
+        .body(())
+        .expect("a valid request");
+    let (response, _) = client.send_request(request, true).expect("sent");
+    let response = response.await.expect("the large answer's head");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let started = Instant::now();
+    let mut read = 0;
+    let ended = loop {
+        if started.elapsed() > BOUND {
+            break None;
+        }
+        match body.data().await {
+            Some(Ok(data)) => {
+                read += data.len();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            Some(Err(error)) => break Some((started.elapsed(), error)),
+            None => break None,
+        }
+    };
+    eprintln!("trickled window: {ended:?} after {read} bytes");
+    let (ended, error) = ended.expect("the trickled answer was never reset");
+    assert!(error.is_reset(), "ended by {error}");
+    assert!(
+        ended <= grace + SLACK,
+        "the trickled answer went on for {ended:?} (grace {grace:?})"
+    );
+    assert!(read < LARGE);
+    // Its slot on `/large` (a limit of one, no queue) is back.
+    let (status, _, answer) = get(&proxy.url("/large")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     assert_served(normal, &stop).await;
 }

@@ -296,7 +296,13 @@ async fn handle(
             forward::error_response(rejection.error, &rejection.reason)
         }
         Ok(()) => {
-            let body = LimitedBody::new(body, shared.limits.max_request_body, ticket.clone());
+            let limits = &shared.limits;
+            let body = LimitedBody::new(
+                body,
+                limits.max_request_body,
+                limits.min_data_rate,
+                ticket.clone(),
+            );
             let response = match route(&shared, &mut parts) {
                 Ok((snapshot, route_index)) => {
                     // NOTE: pinned where it is made and awaited through the pin, as above.
@@ -318,6 +324,11 @@ async fn handle(
                         shared.limits.max_request_body
                     ),
                 )
+            } else if ticket.body_stalled() {
+                forward::error_response(
+                    ProxyError::BodyReadTimeout,
+                    "the request body came slower than the minimum data rate",
+                )
             } else {
                 response
             }
@@ -328,7 +339,7 @@ async fn handle(
     }
     let (parts, body) = response.into_parts();
     // NOTE: not boxed again: hyper takes the wrapper as it is, one allocation less.
-    let body = TrackedBody::new(body, ticket);
+    let body = TrackedBody::new(body, shared.limits.min_data_rate, ticket);
     Ok(Response::from_parts(parts, body))
 }
 

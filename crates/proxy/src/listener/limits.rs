@@ -11,7 +11,11 @@
 //! Both tell the connection's tracker when they wait on the client (see [`Waits`]): a
 //! request body its reader polls and the client has not sent, an answer hyper has not
 //! asked for its first frame or for the next one after a frame it took (it asks only once
-//! the client's flow-control window and the socket have room).
+//! the client's flow-control window and the socket have room). And both hold their stream
+//! to `min_data_rate` ([`StreamPace`]), judged when such a wait ends: an answer too slow
+//! fails, which makes hyper reset its stream; a request body too slow fails and marks the
+//! [`Ticket`], so the listener answers 408, and the pipeline counts the failure as the
+//! client's.
 //!
 //! [`Waits`]: super::tracker::Waits
 
@@ -23,8 +27,11 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::Instant;
 
+use super::stream_pace::StreamPace;
 use super::tracker::{Ticket, WaitMark};
+use crate::config::MinDataRate;
 use crate::forward::{BoxError, ProxyBody};
 
 /// The request body went past the listener's `max_request_body`.
@@ -50,16 +57,24 @@ pub(super) struct LimitedBody {
     ticket: Arc<Ticket>,
     /// Counted among the transfers waiting on the client, in this bucket.
     waits: Option<WaitMark>,
+    /// Held to `min_data_rate`.
+    pace: StreamPace,
 }
 
 impl LimitedBody {
-    pub(super) fn new(inner: Incoming, limit: u64, ticket: Arc<Ticket>) -> Self {
+    pub(super) fn new(
+        inner: Incoming,
+        limit: u64,
+        min_rate: Option<MinDataRate>,
+        ticket: Arc<Ticket>,
+    ) -> Self {
         Self {
             inner,
             limit,
             left: limit,
             ticket,
             waits: None,
+            pace: StreamPace::new(min_rate),
         }
     }
 }
@@ -75,13 +90,29 @@ impl Body for LimitedBody {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         let bodies = &this.ticket.tracker().bodies;
-        match (polled.is_pending(), this.waits) {
-            (true, None) => this.waits = Some(bodies.wait()),
+        let resumed = match (polled.is_pending(), this.waits) {
+            (true, None) => {
+                this.waits = Some(bodies.wait());
+                this.pace.wait(Instant::now);
+                false
+            }
             (false, Some(mark)) => {
                 this.waits = None;
                 bodies.resume(mark);
+                true
             }
-            _ => {}
+            _ => false,
+        };
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            this.pace.moved(data.len() as u64);
+        }
+        if resumed && let Err(stall) = this.pace.resume(Instant::now()) {
+            // The client's doing: the pipeline sees a failed request body, never the
+            // endpoint's failure, and the listener answers 408.
+            this.ticket.mark_body_stalled();
+            return Poll::Ready(Some(Err(Box::new(stall))));
         }
         match polled {
             Poll::Ready(Some(Ok(mut frame))) => {
@@ -131,17 +162,25 @@ pub(super) struct TrackedBody {
     /// Counted among the transfers waiting on the client, in this bucket: a frame was
     /// handed to hyper and it has not asked for the next.
     waits: Option<WaitMark>,
+    /// Held to `min_data_rate`.
+    pace: StreamPace,
 }
 
 impl TrackedBody {
-    pub(super) fn new(inner: ProxyBody, ticket: Arc<Ticket>) -> Self {
+    pub(super) fn new(
+        inner: ProxyBody,
+        min_rate: Option<MinDataRate>,
+        ticket: Arc<Ticket>,
+    ) -> Self {
         // NOTE: it waits from the start: hyper asks for a first frame only once the client's
-        // window has room, so a client that opens none from the start is seen too.
+        // window has room, so a client that opens none from the start is seen too. The rate
+        // is measured from the first frame: the wait for the head is the upstream's.
         let waits = (!inner.is_end_stream()).then(|| ticket.tracker().sends.wait());
         Self {
             inner,
             ticket,
             waits,
+            pace: StreamPace::new(min_rate),
         }
     }
 }
@@ -164,16 +203,25 @@ impl Body for TrackedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let sends = &this.ticket.tracker().sends;
+        // NOTE: the clock is read at most once per poll, and only around a handed frame.
+        let mut now = None;
         if let Some(mark) = this.waits.take() {
             // Asked again: the client took the last frame.
             sends.resume(mark);
+            if this.pace.is_waiting() {
+                let at = *now.get_or_insert_with(Instant::now);
+                // Returning an error makes hyper reset this stream, and only it.
+                this.pace.resume(at)?;
+            }
         }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
-            && frame.is_data()
+            && let Some(data) = frame.data_ref()
             && !this.inner.is_end_stream()
         {
             this.waits = Some(sends.wait());
+            this.pace.moved(data.len() as u64);
+            this.pace.wait(|| *now.get_or_insert_with(Instant::now));
         }
         polled
     }

@@ -200,6 +200,7 @@ pub(super) struct Ticket {
     /// The request's number on its connection, from 1.
     pub(super) number: u64,
     body_overflowed: AtomicBool,
+    body_stalled: AtomicBool,
 }
 
 impl Ticket {
@@ -208,6 +209,7 @@ impl Ticket {
             tracker,
             number,
             body_overflowed: AtomicBool::new(false),
+            body_stalled: AtomicBool::new(false),
         }
     }
 
@@ -219,6 +221,16 @@ impl Ticket {
     /// Whether the request body went past the limit.
     pub(super) fn body_overflowed(&self) -> bool {
         self.body_overflowed.load(Ordering::Acquire)
+    }
+
+    /// Records that the client sent the request body slower than `min_data_rate`.
+    pub(super) fn mark_body_stalled(&self) {
+        self.body_stalled.store(true, Ordering::Release);
+    }
+
+    /// Whether the client sent the request body too slowly.
+    pub(super) fn body_stalled(&self) -> bool {
+        self.body_stalled.load(Ordering::Acquire)
     }
 
     /// The connection's tracker.
