@@ -29,6 +29,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Instant;
 
+use super::pace::Stall;
 use super::stream_pace::StreamPace;
 use super::tracker::{Ticket, WaitMark};
 use crate::config::MinDataRate;
@@ -79,6 +80,41 @@ impl LimitedBody {
     }
 }
 
+impl LimitedBody {
+    /// Tells the tracker and the pace whether the body now waits on the client, or stopped
+    /// waiting (with what came): whether the wait that ended left the body too slow.
+    fn note_wait(
+        &mut self,
+        polled: &Poll<Option<Result<Frame<Bytes>, hyper::Error>>>,
+    ) -> Result<(), Stall> {
+        let bodies = &self.ticket.tracker().bodies;
+        match (polled, self.waits) {
+            (Poll::Pending, None) => {
+                self.waits = Some(bodies.wait());
+                self.pace.wait(Instant::now);
+                Ok(())
+            }
+            (Poll::Ready(ready), Some(mark)) => {
+                self.waits = None;
+                bodies.resume(mark);
+                if let Some(Ok(frame)) = ready
+                    && let Some(data) = frame.data_ref()
+                {
+                    self.pace.moved(data.len() as u64);
+                }
+                self.pace.resume(Instant::now)
+            }
+            (Poll::Ready(Some(Ok(frame))), None) => {
+                if let Some(data) = frame.data_ref() {
+                    self.pace.moved(data.len() as u64);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Body for LimitedBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -89,26 +125,7 @@ impl Body for LimitedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        let bodies = &this.ticket.tracker().bodies;
-        let resumed = match (polled.is_pending(), this.waits) {
-            (true, None) => {
-                this.waits = Some(bodies.wait());
-                this.pace.wait(Instant::now);
-                false
-            }
-            (false, Some(mark)) => {
-                this.waits = None;
-                bodies.resume(mark);
-                true
-            }
-            _ => false,
-        };
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            this.pace.moved(data.len() as u64);
-        }
-        if resumed && let Err(stall) = this.pace.resume(Instant::now()) {
+        if let Err(stall) = this.note_wait(&polled) {
             // The client's doing: the pipeline sees a failed request body, never the
             // endpoint's failure, and the listener answers 408.
             this.ticket.mark_body_stalled();
@@ -208,11 +225,8 @@ impl Body for TrackedBody {
         if let Some(mark) = this.waits.take() {
             // Asked again: the client took the last frame.
             sends.resume(mark);
-            if this.pace.is_waiting() {
-                let at = *now.get_or_insert_with(Instant::now);
-                // Returning an error makes hyper reset this stream, and only it.
-                this.pace.resume(at)?;
-            }
+            // Returning an error makes hyper reset this stream, and only it.
+            this.pace.resume(|| *now.get_or_insert_with(Instant::now))?;
         }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
@@ -232,5 +246,91 @@ impl Body for TrackedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::listener::tracker::Tracker;
+
+    /// An upstream answer of pieces of ten bytes, each ready `every` after it is asked for.
+    struct Pieces {
+        left: usize,
+        every: Duration,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+
+    impl Body for Pieces {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            let this = self.get_mut();
+            if this.left == 0 {
+                return Poll::Ready(None);
+            }
+            let every = this.every;
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+            std::task::ready!(sleep.as_mut().poll(cx));
+            this.sleep = None;
+            this.left -= 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"0123456789")))))
+        }
+    }
+
+    /// An answer of `pieces` pieces, each `every` apart upstream, held to 1000 bytes a
+    /// second after 2 s.
+    fn answer(pieces: usize, every: Duration) -> TrackedBody {
+        let tracker = Arc::new(Tracker::new());
+        let ticket = Arc::new(Ticket::new(tracker.clone(), tracker.begin()));
+        let rate = MinDataRate {
+            bytes_per_second: 1000,
+            grace: Duration::from_secs(2),
+        };
+        let upstream = Pieces {
+            left: pieces,
+            every,
+            sleep: None,
+        };
+        TrackedBody::new(upstream.boxed(), Some(rate), ticket)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_the_client_takes_too_slowly_fails_after_the_grace() {
+        let mut body = answer(1000, Duration::ZERO);
+        let started = Instant::now();
+        let failed = loop {
+            match body.frame().await {
+                // The client takes each piece 100 ms after it was handed: 100 bytes a second.
+                Some(Ok(_)) => tokio::time::advance(Duration::from_millis(100)).await,
+                Some(Err(error)) => break error,
+                None => panic!("the whole answer was taken"),
+            }
+        };
+        assert!(failed.is::<Stall>(), "{failed}");
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_whose_upstream_is_slow_is_not_judged_for_it() {
+        // Ten bytes every 100 ms from upstream, taken at once by the client.
+        let mut body = answer(1000, Duration::from_millis(100));
+        let mut taken = 0;
+        while let Some(frame) = body.frame().await {
+            assert!(frame.is_ok());
+            taken += 1;
+        }
+        assert_eq!(taken, 1000);
     }
 }

@@ -58,13 +58,13 @@ impl StreamPace {
         }
     }
 
-    /// The wait under way ended at `now` (its bytes already credited): whether the
-    /// transfer is too slow.
-    pub(super) fn resume(&mut self, now: Instant) -> Result<(), Stall> {
+    /// The wait under way ended at `now` (its bytes already credited; read only if a wait
+    /// was under way): whether the transfer is too slow.
+    pub(super) fn resume(&mut self, now: impl FnOnce() -> Instant) -> Result<(), Stall> {
         let (Some(rate), Some(since)) = (self.rate, self.since.take()) else {
             return Ok(());
         };
-        self.waited += now.saturating_duration_since(since);
+        self.waited += now().saturating_duration_since(since);
         if self.waited < rate.grace {
             return Ok(());
         }
@@ -78,7 +78,8 @@ impl StreamPace {
     }
 
     /// Whether a wait is under way.
-    pub(super) fn is_waiting(&self) -> bool {
+    #[cfg(test)]
+    fn is_waiting(&self) -> bool {
         self.since.is_some()
     }
 }
@@ -106,7 +107,7 @@ mod tests {
             pace.wait(Instant::now);
             tokio::time::advance(wait).await;
             pace.moved(bytes);
-            if pace.resume(Instant::now()).is_err() {
+            if pace.resume(Instant::now).is_err() {
                 return Some(started.elapsed());
             }
         }
@@ -136,7 +137,7 @@ mod tests {
             pace.moved(10);
             pace.wait(Instant::now);
             tokio::time::advance(Duration::from_millis(1)).await;
-            assert_eq!(pace.resume(Instant::now()), Ok(()));
+            assert_eq!(pace.resume(Instant::now), Ok(()));
         }
     }
 
