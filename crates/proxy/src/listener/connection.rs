@@ -8,10 +8,10 @@
 //! connection idle for `idle_timeout`, a graceful GOAWAY after
 //! `max_requests_per_connection` streams or when the proxy drains, and a stall watch: when
 //! a stream waits on the client (it opens no flow-control window for an answer, or sends no
-//! more of a body) and nothing of that direction moves for `send_timeout` (or
-//! `request_body_timeout`), a GOAWAY, and the connection is closed a short grace later
-//! whatever its streams still hold: hyper does not poll an answer while its window is shut,
-//! so no timer of the stream's own could see it; and the flood guard
+//! more of a body) for `send_timeout` (or `request_body_timeout`), however busy the
+//! connection's other streams are, a GOAWAY, and the connection is closed a short grace
+//! later whatever its streams still hold: hyper does not poll an answer while its window is
+//! shut, so no timer of the stream's own could see it; and the flood guard
 //! ([`flood`](super::flood)) for the control-frame floods hyper lets through.
 
 use std::convert::Infallible;
@@ -39,7 +39,7 @@ use super::flood::FloodGuard;
 use super::h1::{self, Ended};
 use super::limits::{LimitedBody, TrackedBody};
 use super::side_wake::SideWake;
-use super::tracker::{StallWatch, Ticket, Tracker};
+use super::tracker::{EPOCHS_PER_TIMEOUT, StallWatch, Ticket, Tracker};
 use crate::config::ListenerLimits;
 use crate::forward::{self, Downstream, ProxyBody, ProxyError};
 use crate::pipeline;
@@ -187,14 +187,14 @@ async fn serve_http2<S>(
     let stopping = stopped(&mut stop);
     tokio::pin!(stopping);
     // NOTE: one more timer for the connection's life, ticking every eighth of the shorter
-    // stall timeout (3.75 s by default): a stall is seen within an eighth of its timeout.
+    // stall timeout (3.75 s by default): a stall is seen within two eighths of its timeout.
     let send_timeout = shared.limits.send_timeout;
     let body_timeout = shared.limits.request_body_timeout;
-    let tick = send_timeout.min(body_timeout) / 8;
+    let tick = send_timeout.min(body_timeout) / EPOCHS_PER_TIMEOUT;
     let stall_check = tokio::time::sleep(tick);
     tokio::pin!(stall_check);
-    let mut sends = StallWatch::new(tokio::time::Instant::now());
-    let mut bodies = StallWatch::new(tokio::time::Instant::now());
+    let mut sends = StallWatch::new(tokio::time::Instant::now(), send_timeout);
+    let mut bodies = StallWatch::new(tokio::time::Instant::now(), body_timeout);
     // Set once a stall was seen: the GOAWAY went out, the connection ends when it fires.
     let mut killing = false;
     let mut stopped_polled = false;
@@ -217,8 +217,8 @@ async fn serve_http2<S>(
             let mut side_cx = Context::from_waker(&side_waker);
             while !killing && stall_check.as_mut().poll(&mut side_cx).is_ready() {
                 let now = tokio::time::Instant::now();
-                let stalled_send = sends.tick(&tracker.sends, now, send_timeout);
-                let stalled_body = bodies.tick(&tracker.bodies, now, body_timeout);
+                let stalled_send = sends.tick(&tracker.sends, now);
+                let stalled_body = bodies.tick(&tracker.bodies, now);
                 if stalled_send || stalled_body {
                     tracing::debug!(
                         peer = %downstream.peer,
@@ -296,7 +296,13 @@ async fn handle(
             forward::error_response(rejection.error, &rejection.reason)
         }
         Ok(()) => {
-            let body = LimitedBody::new(body, shared.limits.max_request_body, ticket.clone());
+            let limits = &shared.limits;
+            let body = LimitedBody::new(
+                body,
+                limits.max_request_body,
+                limits.min_data_rate,
+                ticket.clone(),
+            );
             let response = match route(&shared, &mut parts) {
                 Ok((snapshot, route_index)) => {
                     // NOTE: pinned where it is made and awaited through the pin, as above.
@@ -318,6 +324,11 @@ async fn handle(
                         shared.limits.max_request_body
                     ),
                 )
+            } else if ticket.body_stalled() {
+                forward::error_response(
+                    ProxyError::BodyReadTimeout,
+                    "the request body came slower than the minimum data rate",
+                )
             } else {
                 response
             }
@@ -328,7 +339,7 @@ async fn handle(
     }
     let (parts, body) = response.into_parts();
     // NOTE: not boxed again: hyper takes the wrapper as it is, one allocation less.
-    let body = TrackedBody::new(body, ticket);
+    let body = TrackedBody::new(body, shared.limits.min_data_rate, ticket);
     Ok(Response::from_parts(parts, body))
 }
 

@@ -14,7 +14,8 @@
 //! - the connection ([`h1`] for HTTP/1.1, [`connection`] for HTTP/2): `idle_timeout`,
 //!   `max_requests_per_connection`, `http2_max_concurrent_streams`, and a graceful drain on
 //!   shutdown;
-//! - what waits on the client ([`pace`]): a request body that stops or trickles
+//! - what waits on the client ([`pace`]; on HTTP/2 per stream, [`stream_pace`] and the
+//!   connection's stall watch): a request body that stops or trickles
 //!   (`request_body_timeout`, `min_data_rate`), an answer the client does not read
 //!   (`send_timeout`), so that no client holds a connection, its permit, an upstream
 //!   connection or a concurrency slot forever;
@@ -33,6 +34,7 @@ pub mod h1;
 mod limits;
 pub mod pace;
 mod side_wake;
+mod stream_pace;
 pub mod tls;
 mod tracker;
 

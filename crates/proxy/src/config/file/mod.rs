@@ -163,15 +163,17 @@ pub struct ListenerSection {
     #[schemars(with = "Option<DurationValue>")]
     pub request_body_timeout: Option<Spanned<DurationValue>>,
     /// The longest writing an answer may make no progress because the client does not read
-    /// it (HTTP/2: does not open its flow-control window). Past it the connection is closed
-    /// (HTTP/2: GOAWAY, then closed). Default "30s".
+    /// it (HTTP/2: does not open a stream's flow-control window, even while it reads the
+    /// others). Past it the connection is closed (HTTP/2: GOAWAY, then closed). Default
+    /// "30s".
     #[schemars(with = "Option<DurationValue>")]
     pub send_timeout: Option<Spanned<DurationValue>>,
     /// The slowest a client may send a request body or read an answer, averaged from the
     /// first time the transfer waits on it, once `min_data_rate_grace` has passed: a client
     /// that trickles a byte at a time within `request_body_timeout`/`send_timeout` still
-    /// cannot hold a connection for long. HTTP/1.1; on HTTP/2 each frame must move within
-    /// `send_timeout`. "0B/s" turns it off. Default "256B/s".
+    /// cannot hold a connection for long. On HTTP/2 per stream, over the time the stream
+    /// waited on the client: a stream too slow is reset (a request body: 408).
+    /// "0B/s" turns it off. Default "256B/s".
     #[schemars(with = "Option<RateValue>")]
     pub min_data_rate: Option<Spanned<RateValue>>,
     /// How long a transfer may stay under `min_data_rate` before it is judged, so small
