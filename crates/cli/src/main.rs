@@ -1,5 +1,6 @@
 //! `blastwall`: the one binary.
 
+mod allocator;
 mod check;
 mod demo;
 mod load;
@@ -9,14 +10,6 @@ mod run;
 use std::num::NonZeroUsize;
 
 use clap::{Parser, Subcommand};
-
-/// jemalloc instead of glibc's malloc: a proxied request makes about eleven short-lived
-/// allocations (futures, header maps, bodies, and hyper's two 8 KiB read buffers, which are
-/// beyond glibc's per-thread cache). Measured with callgrind, jemalloc spends ~1,500
-/// instructions per request less on them than glibc, and ~470 less than mimalloc, which
-/// also raised a lightly loaded proxy's resident memory from 9.6 to 17 MiB (jemalloc: 10.5).
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Blastwall keeps services answering while their dependencies fail, and proves it.
 #[derive(Debug, Parser)]
