@@ -17,7 +17,8 @@ use tokio::net::TcpStream;
 
 /// Listeners `reject` (the default), `decode` and `keep`, each named for its
 /// `escaped_slashes`; a killed route `/m/` that ignores case; a route `/r/` that ignores
-/// case and rewrites its prefix to `/up/`; and a route taking the rest, all to the echoing
+/// case and rewrites its prefix to `/up/`; a route `/s` (ending inside a segment) that
+/// rewrites it to `/api/`; and a route taking the rest, all to the echoing
 /// `mock`.
 fn config(mock: &Mock) -> String {
     format!(
@@ -50,6 +51,12 @@ name = "r"
 cluster = "api"
 match = {{ path_prefix = "/r/", case_sensitive = false }}
 rewrite_prefix = "/up/"
+
+[[route]]
+name = "s"
+cluster = "api"
+match = {{ path_prefix = "/s" }}
+rewrite_prefix = "/api/"
 
 [[route]]
 name = "rest"
@@ -194,6 +201,34 @@ async fn h2_get(addr: SocketAddr, path: &str) -> (u16, Option<String>) {
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     (answer.status().as_u16(), error)
+}
+
+#[tokio::test]
+async fn a_rewrite_never_sends_the_endpoint_a_path_outside_its_replacement() {
+    let mock = Mock::start("a", &["--echo"]);
+    let proxy = Proxy::start(&config(&mock));
+    // What is left of a segment the prefix ended in becomes a segment of its own after
+    // `/api/`: as a dot segment it would climb out of it.
+    for target in [
+        "/s../admin",
+        "/s%2e%2e/admin",
+        "/s.%2E/admin",
+        "/s..;/admin",
+        "/s..",
+    ] {
+        let (status, _, body) = raw_get(proxy.addr(), target).await;
+        assert_eq!(
+            status,
+            400,
+            "{target} reached the endpoint as {}",
+            seen_uri(&body)
+        );
+    }
+    for (target, upstream) in [("/s/x", "/api/x"), ("/sx/y", "/api/x/y"), ("/s.", "/api/")] {
+        let (status, _, body) = raw_get(proxy.addr(), target).await;
+        assert_eq!(status, 200, "{target}: {body}");
+        assert_eq!(seen_uri(&body), upstream, "{target}");
+    }
 }
 
 #[tokio::test]

@@ -16,8 +16,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
 use crate::cluster::EndpointGuard;
-use crate::config::{HeaderEdits, PathMatch, RouteConfig};
+use crate::config::{EscapedSlashes, HeaderEdits, PathMatch, RouteConfig};
 use crate::pipeline::answer::{HoldingEndpoint, Unjudged};
+use crate::router::path::normalized;
 use crate::router::path_match::RoutedPath;
 use crate::upstream::UpstreamBody;
 
@@ -356,12 +357,19 @@ fn upstream_uri(route: &RouteConfig, guard: &EndpointGuard, uri: &Uri) -> Option
     Uri::builder()
         .scheme("http")
         .authority(authority)
-        .path_and_query(rewritten_path(route, uri))
+        .path_and_query(rewritten_path(route, uri)?)
         .build()
         .ok()
 }
 
-fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
+/// The path and query the endpoint gets on a route with `rewrite_prefix`: the route's prefix
+/// replaced, the result normalized again. `None` when it would leave the replacement.
+///
+/// Why again: the client's path was normalized before routing, but a prefix that ends inside
+/// a segment (`/r`) leaves the rest of that segment (`..` of `/r..`) to be joined to the
+/// replacement, where it becomes a dot segment (`/api/` + `../admin`): the endpoint would
+/// resolve it to a path outside the replacement, which the route never meant to reach.
+fn rewritten_path(route: &RouteConfig, uri: &Uri) -> Option<String> {
     let path = uri.path();
     let rewritten = match (&route.rewrite_prefix, &route.matcher.path) {
         (Some(replacement), PathMatch::Prefix(prefix)) => {
@@ -369,11 +377,16 @@ fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
             let end = RoutedPath::new(path).prefix_end(prefix, route.matcher.case_sensitive);
             match end.and_then(|end| path.get(end..)) {
                 Some(rest) => {
-                    let joined = format!("{replacement}{rest}");
-                    if joined.starts_with('/') {
-                        joined
-                    } else {
-                        format!("/{joined}")
+                    let mut joined = format!("{replacement}{rest}");
+                    if !joined.starts_with('/') {
+                        joined.insert(0, '/');
+                    }
+                    let replaced = joined.len() - rest.len();
+                    // `%2F` was refused, decoded or kept by the listener already: kept.
+                    match normalized(&joined, EscapedSlashes::Keep).ok()? {
+                        None => joined,
+                        Some(normal) if normal.starts_with(&joined[..replaced]) => normal,
+                        Some(_) => return None,
                     }
                 }
                 None => path.to_owned(),
@@ -381,10 +394,10 @@ fn rewritten_path(route: &RouteConfig, uri: &Uri) -> String {
         }
         _ => path.to_owned(),
     };
-    match uri.query() {
+    Some(match uri.query() {
         Some(query) => format!("{rewritten}?{query}"),
         None => rewritten,
-    }
+    })
 }
 
 /// The endpoint's response as the client should see it; its body holds `guard` and, when
