@@ -8,6 +8,7 @@
 
 mod chunked;
 mod fields;
+mod read_buffer;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -16,6 +17,7 @@ use smallvec::SmallVec;
 
 pub use self::chunked::{ChunkedError, Decoded, Decoder};
 pub use self::fields::{framing_look_alike, keep_allowed_trailers, trailer_allowed};
+pub use self::read_buffer::{MIN_READ_SPACE, READ_CHUNK, make_room};
 
 /// How a body is delimited on the wire, as its head announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,9 +60,6 @@ use crate::forward::{self, ProxyBody, ProxyError};
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Room kept free in the read buffer before a read, and what is added when there is less.
-const MIN_READ_SPACE: usize = 1024;
-const READ_CHUNK: usize = 8 * 1024;
 /// Answer bytes gathered before they are written.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Write buffer room kept between answers.
@@ -294,9 +291,7 @@ where
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     /// Reads what the socket has into the read buffer; `Ok(0)` at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.read.capacity() - self.read.len() < MIN_READ_SPACE {
-            self.read.reserve(READ_CHUNK);
-        }
+        codec::make_room(&mut self.read);
         let filled = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read);
         if let Poll::Ready(Ok(n)) = filled {
             self.moved_in += n as u64;

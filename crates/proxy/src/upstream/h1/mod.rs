@@ -46,13 +46,11 @@ use tokio::time::{Instant, Sleep};
 pub use self::head::{Framing, Head, HeadError, take_head};
 use super::{BodyStalled, Shared};
 use crate::codec::{
-    ChunkedError, Decoded, Decoder, Delimit, LengthMismatch, encode_end, encode_frame, encode_line,
+    self, ChunkedError, Decoded, Decoder, Delimit, LengthMismatch, encode_end, encode_frame,
+    encode_line,
 };
 use crate::forward::{AddedHeaders, BoxError, ProxyBody};
 
-/// Room kept free in the read buffer before a read, and what is added when there is less.
-const MIN_READ_SPACE: usize = 1024;
-const READ_CHUNK: usize = 8 * 1024;
 /// Request body bytes gathered before they are written.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 
@@ -193,9 +191,7 @@ impl Connection {
     // read shorter than the room it was given (the socket is then empty, under epoll),
     // which keeps `is_reusable` free of a system call after most answers.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.read.capacity() - self.read.len() < MIN_READ_SPACE {
-            self.read.reserve(READ_CHUNK);
-        }
+        codec::make_room(&mut self.read);
         let result = ready!(tokio_util::io::poll_read_buf(
             Pin::new(&mut self.io),
             cx,
