@@ -8,7 +8,7 @@
 //! blastwall --test memory`): there tokio keeps a connection's ~14 KiB future inside its
 //! task, which a finished task nobody reaped keeps; a debug build boxes futures over
 //! 2 KiB apart and frees the box when the connection ends, so there the test passes with
-//! or without the fix and guards only the allocator's part.
+//! or without the fix and guards only the allocator's part. `.ci/run` runs it in release.
 
 mod support;
 
