@@ -6,61 +6,12 @@
 
 mod support;
 
-use std::time::Duration;
-
-use support::{Mock, Proxy, admin_section, endpoint, route_config, seen_header};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{Mock, Proxy, Raw, admin_section, endpoint, raw_exchange, route_config, seen_header};
 use tokio::net::TcpStream;
-
-/// A raw answer: its status, its head (lower-case names, as the proxy writes them) and its
-/// body (chunks joined).
-struct Raw {
-    status: u16,
-    head: String,
-    body: String,
-}
 
 /// Writes `request` on a fresh connection and reads until the proxy closes it.
 async fn raw(proxy: &Proxy, request: &[u8]) -> Raw {
-    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connected");
-    stream.write_all(request).await.expect("written");
-    let mut output = Vec::new();
-    // A bound, not a wait: every request here says `Connection: close` or is refused.
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut output))
-        .await
-        .expect("the proxy answers and closes in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&output).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a whole answer");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("a status line");
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Raw {
-        status,
-        head: head.to_owned(),
-        body,
-    }
-}
-
-/// A chunked body's data, for answers this test reads whole.
-fn dechunk(mut body: &str) -> String {
-    let mut data = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("0"), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        data.push_str(&rest[..size]);
-        body = &rest[size + 2..];
-    }
-    data
+    raw_exchange(proxy.addr(), request).await
 }
 
 fn echo_proxy(mock: &Mock, route_keys: &str) -> Proxy {

@@ -9,10 +9,8 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use support::{Mock, Proxy, admin_section, endpoint};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{Mock, Proxy, admin_section, endpoint, raw_exchange};
 use tokio::net::TcpStream;
 
 /// Listeners `reject` (the default), `decode` and `keep`, each named for its
@@ -78,23 +76,9 @@ fn listener(proxy: &Proxy, name: &str) -> SocketAddr {
 
 /// A GET of `target` on a fresh HTTP/1.1 connection: the status, the head and the body.
 async fn raw_get(addr: SocketAddr, target: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connected");
     let request = format!("GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("written");
-    let mut output = Vec::new();
-    // A bound, not a wait: every request here says `Connection: close`.
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut output))
-        .await
-        .expect("the proxy answers and closes in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&output).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a whole answer");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("a status line");
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    let answer = raw_exchange(addr, request.as_bytes()).await;
+    (answer.status, answer.head.to_ascii_lowercase(), answer.body)
 }
 
 /// The target the echoing mock saw, from its answer.

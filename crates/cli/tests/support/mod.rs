@@ -417,3 +417,65 @@ impl Process {
 pub fn listening_address(line: &str) -> SocketAddr {
     address_in(line)
 }
+
+/// A raw answer: its status, its head (lower-case names, as the proxy writes them) and its
+/// body (chunks joined).
+pub struct Raw {
+    /// The status code.
+    pub status: u16,
+    /// The head, status line included.
+    pub head: String,
+    /// The body, chunks joined.
+    pub body: String,
+}
+
+/// Writes `request` on a fresh connection to `addr` and reads until the proxy closes it:
+/// for requests no well-behaved client library sends. The request must say
+/// `Connection: close` (or be refused), as the proxy's closing ends the read.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Raw {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connected");
+    stream.write_all(request).await.expect("written");
+    let mut output = Vec::new();
+    // A bound, not a wait: the proxy closes after its answer.
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut output))
+        .await
+        .expect("the proxy answers and closes in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&output).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a whole answer");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Raw {
+        status,
+        head: head.to_owned(),
+        body,
+    }
+}
+
+/// A chunked body's data, for answers read whole.
+fn dechunk(mut body: &str) -> String {
+    let mut data = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        data.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    data
+}
