@@ -73,6 +73,12 @@ fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Found<'a> {
     }
 }
 
+/// A `Retry-After` value in whole seconds, rounded up (a client told 0 would retry at once).
+pub fn retry_after_value(delay: std::time::Duration) -> HeaderValue {
+    let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    HeaderValue::from(seconds.max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use http::header;

@@ -20,6 +20,7 @@ pub mod health;
 pub mod listener;
 pub mod live;
 pub mod metrics;
+pub mod outcome;
 pub mod pipeline;
 pub mod reload;
 pub mod router;

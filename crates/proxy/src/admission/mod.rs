@@ -47,7 +47,8 @@ use self::ratelimit::RouteRateLimit;
 use crate::config::RouteConfig;
 use crate::config::admission::{ConcurrencyConfig, Priority, RouteAdmissionConfig};
 use crate::forward::{Downstream, ProxyBody, ProxyError, error_response};
-use crate::pipeline::{AttemptOutcome, retry_after_value};
+use crate::headers::retry_after_value;
+use crate::outcome::AttemptOutcome;
 use crate::stats::AdmissionStats;
 
 /// What a shed client is told to wait: slots free up within a request's time, so soon.

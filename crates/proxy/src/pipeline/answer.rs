@@ -32,10 +32,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::BodyFailure;
 use crate::cluster::{Cluster, ClusterPermit, EndpointGuard};
 use crate::forward::BoxError;
+use crate::outcome::BodyFailure;
 use crate::upstream::UpstreamBody;
+use crate::upstream::body_failure;
 
 /// An attempt not judged yet: it is judged when its body ends.
 #[derive(Debug)]
@@ -107,7 +108,7 @@ impl Body for HoldingEndpoint {
         if this.unjudged.is_some() {
             match &frame {
                 None => this.judge(Ok(())),
-                Some(Err(error)) => this.judge(Err((BodyFailure::of(&**error), error))),
+                Some(Err(error)) => this.judge(Err((body_failure(&**error), error))),
                 // The last frame: the server asks `is_end_stream` and polls no more.
                 Some(Ok(_)) if this.body.is_end_stream() => this.judge(Ok(())),
                 Some(Ok(_)) => {}

@@ -34,13 +34,14 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Response, header};
 use smallvec::SmallVec;
 
+use super::Context;
 use super::answer::Unjudged;
 use super::body::{RequestBody, Upload, UploadState};
 use super::deadline::{self, Deadline};
-use super::{AttemptOutcome, ClientCause, Context};
 use crate::cluster::{Cluster, ClusterPermit, EndpointGuard, with_rng};
 use crate::config::UpstreamProtocol;
 use crate::forward::{self, ProxyBody, ProxyError, error_response};
+use crate::outcome::{AttemptOutcome, ClientCause};
 use crate::telemetry::span::AttemptSpan;
 use crate::upstream::{UpstreamBody, UpstreamError};
 

@@ -13,7 +13,6 @@ pub(crate) mod answer;
 mod attempts;
 mod body;
 mod deadline;
-mod outcome;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +28,6 @@ use hyper::body::Body;
 pub use self::attempts::{idempotency, retry_after};
 pub use self::body::{RequestBody, Upload, UploadState};
 pub use self::deadline::{BadDeadline, Deadline};
-pub use self::outcome::{AttemptOutcome, BodyFailure, ClientCause};
 use crate::admission;
 use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::admission::Priority;
@@ -38,8 +36,10 @@ use crate::fallback::{FallbackReason, Provenance};
 use crate::forward::{
     self, BoxError, Downstream, ProxyBody, ProxyError, error_response, with_request_id,
 };
+use crate::headers::retry_after_value;
 use crate::live::LiveRoute;
 use crate::metrics;
+use crate::outcome::{AttemptOutcome, ClientCause};
 use crate::reload::Snapshot;
 use crate::telemetry::Served;
 
@@ -387,12 +387,6 @@ fn count_value(count: u32) -> HeaderValue {
         Some(text) => HeaderValue::from_static(text),
         None => HeaderValue::from(count),
     }
-}
-
-/// A `Retry-After` value in whole seconds, rounded up (a client told 0 would retry at once).
-pub fn retry_after_value(delay: std::time::Duration) -> HeaderValue {
-    let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-    HeaderValue::from(seconds.max(1))
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-pub use self::error::{BodyStalled, UpstreamError};
+pub use self::error::{BodyStalled, UpstreamError, body_failure};
 #[doc(hidden)]
 pub use self::h1::replay::{Replayed, replay};
 pub use self::h1::{Framing, Head, HeadError, take_head};

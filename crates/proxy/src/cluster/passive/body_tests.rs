@@ -9,7 +9,7 @@ use rand::rngs::SmallRng;
 
 use super::super::{Cluster, EndpointGuard};
 use super::tests::{MS, address, breaker, config, outliers, request};
-use crate::pipeline::BodyFailure;
+use crate::outcome::BodyFailure;
 
 /// A pick of endpoint 1 of two, as a retry avoiding the other would make.
 fn pick_first(cluster: &Cluster, now: Instant) -> EndpointGuard {

@@ -11,7 +11,7 @@ use blastwall_policy::breaker::{
 };
 
 use super::super::Endpoint;
-use crate::pipeline::AttemptOutcome;
+use crate::outcome::AttemptOutcome;
 use crate::stats::ClusterStats;
 
 /// What an attempt's outcome means to a breaker. Overload, cancellation and what the

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::outliers::outlier_outcome;
 use super::{Cluster, EndpointGuard};
-use crate::pipeline::{AttemptOutcome, BodyFailure};
+use crate::outcome::{AttemptOutcome, BodyFailure};
 
 impl Cluster {
     /// Records one attempt's outcome against its endpoint: latency estimate, counters, the

@@ -23,7 +23,7 @@ use arc_swap::ArcSwap;
 use blastwall_policy::outlier::{EndpointId, Event, Outcome, OutlierConfig, SharedOutlierDetector};
 
 use super::super::Endpoint;
-use crate::pipeline::AttemptOutcome;
+use crate::outcome::AttemptOutcome;
 
 /// What an attempt's outcome means to outlier detection; `None` for what must not be
 /// recorded at all: overload (a busy endpoint is not a broken one) and cancellation.

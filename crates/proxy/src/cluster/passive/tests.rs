@@ -16,7 +16,7 @@ use super::super::Cluster;
 use crate::config::{
     BalanceConfig, ClusterConfig, EndpointAddress, EndpointConfig, PassiveConfig, UpstreamProtocol,
 };
-use crate::pipeline::{AttemptOutcome, ClientCause};
+use crate::outcome::{AttemptOutcome, ClientCause};
 
 const GATEWAY: AttemptOutcome = AttemptOutcome::GatewayError(StatusCode::BAD_GATEWAY);
 const OVERLOADED: AttemptOutcome = AttemptOutcome::Overloaded { retry_after: None };
