@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod descriptors;
+pub mod events;
 pub mod fallback;
 pub mod forward;
 pub mod headers;

@@ -146,7 +146,7 @@ pub struct ClusterStats {
     /// last endpoint) was reached: the cluster may be failing as a whole.
     pub ejections_suppressed: Counter,
     /// Recent breaker, ejection and health events, for the admin API.
-    pub events: crate::admin::events::EventLog,
+    pub events: crate::events::EventLog,
     /// Duration of each attempt against an endpoint.
     pub attempt_duration: Histogram,
 }

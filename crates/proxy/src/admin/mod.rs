@@ -21,7 +21,6 @@
 //! again from the moment the drain starts.
 
 pub mod auth;
-pub mod events;
 pub mod reply;
 pub mod router;
 
@@ -48,9 +47,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-pub use self::events::{
-    breaker_event, health_event, kill_switch_event, outlier_event, reload_event,
-};
 use self::reply::{AdminBody, error_json};
 use self::router::{Call, NoRoute};
 use crate::config::ConfigError;

@@ -9,9 +9,9 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::AdminState;
-use super::events::{self, Event};
 use super::reply::{self, AdminBody};
 use crate::cluster::{Cluster, Endpoint};
+use crate::events::{self, Event};
 use crate::reload::{ReloadOutcome, Runtime};
 
 /// Events `/admin/events` returns at most.

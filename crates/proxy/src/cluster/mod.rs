@@ -326,12 +326,12 @@ impl Cluster {
             {
                 breaker.reset(Instant::now());
             }
-            self.stats.events.push(crate::admin::health_event(
+            self.stats.events.push(crate::health::event(
                 self.name(),
-                endpoint,
+                endpoint.address(),
                 transition,
                 &result,
-            )); // admin: events
+            ));
             match &result {
                 Ok(()) => tracing::info!(
                     cluster = self.name(), endpoint = %endpoint.address(),

@@ -13,6 +13,7 @@ mod probe;
 pub mod state;
 
 use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub use self::probe::{ProbeFailure, probe};
 pub use self::state::{HealthState, HealthStatus, Thresholds, Transition};
 use crate::cluster::{Cluster, Endpoint};
 use crate::config::HealthCheckConfig;
+use crate::events::{Event, EventKind};
 
 /// Starts checking `endpoint` of `cluster` (which must have health checks configured).
 pub(crate) fn spawn(cluster: &Arc<Cluster>, endpoint: Arc<Endpoint>) {
@@ -67,4 +69,21 @@ async fn check_loop(
 /// The time until the next check: the interval plus a uniform share of the jitter.
 pub fn next_delay(check: &HealthCheckConfig, rng: &mut impl Rng) -> Duration {
     check.interval + check.jitter.mul_f64(rng.random::<f64>())
+}
+/// The event of a health status change of `endpoint` in `cluster`, with the failed
+/// check's reason.
+pub fn event<E: std::fmt::Display>(
+    cluster: &str,
+    endpoint: SocketAddr,
+    transition: Transition,
+    result: &Result<(), E>,
+) -> Event {
+    let detail = match result {
+        Ok(()) => format!("health {} → {}", transition.from, transition.to),
+        Err(reason) => format!("health {} → {}: {reason}", transition.from, transition.to),
+    };
+    let mut event =
+        Event::now(EventKind::HealthChanged, detail).in_cluster(cluster, Some(endpoint));
+    event.failure = !transition.to.is_healthy();
+    event
 }

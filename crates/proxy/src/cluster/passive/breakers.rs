@@ -73,7 +73,7 @@ pub(super) fn cluster_breaker(
         log_transition(&cluster, None, transition);
         stats
             .events
-            .push(crate::admin::breaker_event(&cluster, None, transition)); // admin: events
+            .push(crate::events::breaker_event(&cluster, None, transition));
         match transition.to {
             State::Open => stats.breaker_opened.increment(),
             State::Closed if transition.from == State::HalfOpen => stats.breaker_closed.increment(),
@@ -105,11 +105,11 @@ pub(super) fn install_endpoint_breaker(
             return;
         }
         log_transition(&cluster, Some(&endpoint), transition);
-        stats.events.push(crate::admin::breaker_event(
+        stats.events.push(crate::events::breaker_event(
             &cluster,
             Some(endpoint.address()),
             transition,
-        )); // admin: events
+        ));
         match transition.to {
             State::Open => stats.endpoint_breaker_opened.increment(),
             State::Closed if transition.from == State::HalfOpen => {

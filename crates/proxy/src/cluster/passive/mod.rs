@@ -355,7 +355,7 @@ impl Cluster {
             }
         }
         let cluster = self.name();
-        if let Some(event) = crate::admin::outlier_event(cluster, address, &event) {
+        if let Some(event) = crate::events::outlier_event(cluster, address, &event) {
             self.stats.events.push(event); // admin: events
         }
         match event {

@@ -176,23 +176,6 @@ pub fn breaker_event(
     Event::now(kind, format!("{whose} breaker {transition}")).in_cluster(cluster, endpoint)
 }
 
-/// A health status change of `endpoint`, with the failed check's reason.
-pub fn health_event<E: std::fmt::Display>(
-    cluster: &str,
-    endpoint: &crate::cluster::Endpoint,
-    transition: crate::health::Transition,
-    result: &Result<(), E>,
-) -> Event {
-    let detail = match result {
-        Ok(()) => format!("health {} → {}", transition.from, transition.to),
-        Err(reason) => format!("health {} → {}: {reason}", transition.from, transition.to),
-    };
-    let mut event =
-        Event::now(EventKind::HealthChanged, detail).in_cluster(cluster, Some(endpoint.address()));
-    event.failure = !transition.to.is_healthy();
-    event
-}
-
 /// An ejection starting or ending; `None` for events that change nothing.
 pub fn outlier_event(
     cluster: &str,
@@ -212,26 +195,6 @@ pub fn outlier_event(
         Outlier::EjectionSuppressed { .. } => return None,
     };
     Some(Event::now(kind, detail).in_cluster(cluster, Some(endpoint)))
-}
-
-/// A reload attempt that applied or was refused; `None` when the config was unchanged.
-pub fn reload_event(attempt: &crate::reload::ReloadAttempt) -> Option<Event> {
-    use crate::reload::ReloadOutcome;
-    let (kind, detail) = match &attempt.outcome {
-        ReloadOutcome::Applied(applied) => (
-            EventKind::ReloadApplied,
-            format!(
-                "config {} → {} ({})",
-                applied.previous_hash, applied.hash, attempt.trigger
-            ),
-        ),
-        ReloadOutcome::Refused { errors, .. } => (
-            EventKind::ReloadRefused,
-            format!("reload refused ({}): {}", attempt.trigger, errors.summary()),
-        ),
-        ReloadOutcome::Unchanged { .. } => return None,
-    };
-    Some(Event::at(kind, detail, attempt.at))
 }
 
 /// A route's kill switch set on or off by an operator.
