@@ -356,7 +356,7 @@ impl Cluster {
         }
         let cluster = self.name();
         if let Some(event) = crate::events::outlier_event(cluster, address, &event) {
-            self.stats.events.push(event); // admin: events
+            self.stats.events.push(event);
         }
         match event {
             Event::Ejected(ejection) => {
