@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod admission;
 pub mod balance;
+pub mod body;
 pub mod cluster;
 pub mod codec;
 pub mod config;

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "vocabulary",
-        &["headers", "codec", "outcome", "events", "stats"],
+        &["headers", "codec", "body", "outcome", "events", "stats"],
     ),
     ("config", &["config"]),
     (

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 
 use super::AdmissionPermit;
-use crate::forward::{BoxError, ProxyBody};
+use crate::body::{BoxError, ProxyBody};
 
 /// `response` with `permit` held until its body ends. A permit that holds nothing (no
 /// limits on the route or cluster) is dropped at once and the body left as it is.

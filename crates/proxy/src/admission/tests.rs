@@ -457,7 +457,7 @@ struct OneChunk(bool);
 
 impl hyper::body::Body for OneChunk {
     type Data = bytes::Bytes;
-    type Error = crate::forward::BoxError;
+    type Error = crate::body::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,

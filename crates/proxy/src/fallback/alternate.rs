@@ -11,7 +11,8 @@ use std::time::Instant;
 use http::Response;
 use http::request::Parts;
 
-use crate::forward::{self, ProxyBody};
+use crate::body;
+use crate::body::ProxyBody;
 use crate::pipeline::{self, Context};
 
 /// The alternate cluster's answer, unless it could not give one that is not a failure
@@ -30,7 +31,7 @@ pub(super) async fn serve(
         context,
         cluster,
         request.clone(),
-        forward::full(""),
+        body::full(""),
         &mut permit,
     )
     .await;

@@ -35,8 +35,8 @@ use http::{Response, StatusCode, request::Parts};
 
 use self::kill_switch::KillSwitch;
 use self::stale::StaleCache;
+use crate::body::ProxyBody;
 use crate::config::RouteConfig;
-use crate::forward::ProxyBody;
 use crate::stats::FallbackStats;
 
 /// Why a request is taking its fallback.

@@ -40,8 +40,9 @@ use super::h1::{self, Ended};
 use super::limits::{LimitedBody, TrackedBody};
 use super::side_wake::SideWake;
 use super::tracker::{EPOCHS_PER_TIMEOUT, StallWatch, Ticket, Tracker};
+use crate::body::ProxyBody;
 use crate::config::ListenerLimits;
-use crate::forward::{self, Downstream, ProxyBody, ProxyError};
+use crate::forward::{self, Downstream, ProxyError};
 use crate::pipeline;
 use crate::reload::{Runtime, Snapshot};
 

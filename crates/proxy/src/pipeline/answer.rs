@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
+use crate::body::BoxError;
 use crate::cluster::{Cluster, ClusterPermit, EndpointGuard};
-use crate::forward::BoxError;
 use crate::outcome::BodyFailure;
 use crate::upstream::UpstreamBody;
 use crate::upstream::body_failure;

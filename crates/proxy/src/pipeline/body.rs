@@ -26,7 +26,7 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::forward::{BoxError, ProxyBody, empty, full};
+use crate::body::{BoxError, ProxyBody, empty, full};
 
 /// A request body, ready for one attempt or for many.
 #[derive(Debug)]

@@ -29,13 +29,12 @@ pub use self::attempts::{idempotency, retry_after};
 pub use self::body::{RequestBody, Upload, UploadState};
 pub use self::deadline::{BadDeadline, Deadline};
 use crate::admission;
+use crate::body::{BoxError, ProxyBody};
 use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::admission::Priority;
 use crate::config::{DecisionHeaders, RouteConfig};
 use crate::fallback::{FallbackReason, Provenance};
-use crate::forward::{
-    self, BoxError, Downstream, ProxyBody, ProxyError, error_response, with_request_id,
-};
+use crate::forward::{self, Downstream, ProxyError, error_response, with_request_id};
 use crate::headers::retry_after_value;
 use crate::live::LiveRoute;
 use crate::metrics;
@@ -123,7 +122,7 @@ where
     // allocating: most requests have none, and `RequestBody::prepare` would drop it anyway.
     let body = if context.request_body_empty {
         drop(body);
-        forward::empty()
+        crate::body::empty()
     } else {
         body.map_err(Into::into).boxed()
     };

@@ -35,9 +35,10 @@ pub use self::log_filter::{install_log_filter, set_log_filter};
 use self::record::Record;
 use self::span::{RequestSpan, RequestTrace, Tracer};
 use self::traceparent::{TraceId, TraceParent};
+use crate::body::ProxyBody;
 use crate::cluster::with_rng;
 use crate::config::TelemetryConfig;
-use crate::forward::{ERROR_HEADER, ProxyBody};
+use crate::headers::ERROR_HEADER;
 use crate::pipeline::{Context, FALLBACK_HEADER};
 
 /// The access log and the tracer of one config, carried over across reloads that keep them.
@@ -246,7 +247,7 @@ mod propagation_tests {
         headers.insert(TRACEPARENT, HeaderValue::from_static(parent));
         headers.insert(TRACESTATE, HeaderValue::from_static("a=1,b=2"));
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        crate::forward::remove_hop_by_hop(&mut headers, &[]);
+        crate::headers::remove_hop_by_hop(&mut headers, &[]);
         assert_eq!(headers[TRACEPARENT], parent);
         assert_eq!(headers[TRACESTATE], "a=1,b=2");
     }

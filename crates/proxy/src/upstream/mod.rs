@@ -48,9 +48,10 @@ pub use self::h1::replay::{Replayed, replay};
 pub use self::h1::{Framing, Head, HeadError, take_head};
 pub use self::http2_body::Http2Body;
 use self::pool::{Http1, Http2, Http2Checkout, Pool};
+use crate::body::{BoxError, ProxyBody};
 pub use crate::codec::{ChunkedError, Decoded, Decoder};
 use crate::config::{ClusterConfig, UpstreamProtocol};
-use crate::forward::{AddedHeaders, BoxError, ProxyBody};
+use crate::forward::AddedHeaders;
 
 /// How long a kept connection may go unused before it is closed: long enough to carry
 /// traffic over lulls, shorter than the idle timeouts most servers use (nginx 75 s

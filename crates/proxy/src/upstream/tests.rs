@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Barrier, Notify};
 
 use super::*;
+use crate::body::full;
 use crate::config::BalanceConfig;
-use crate::forward::full;
 
 fn config(protocol: UpstreamProtocol, max_idle: usize) -> ClusterConfig {
     ClusterConfig {

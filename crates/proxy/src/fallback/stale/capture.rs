@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 
 use super::{Pending, StaleCache};
-use crate::forward::{BoxError, ProxyBody};
+use crate::body::{BoxError, ProxyBody};
 
 /// The body a kept response streams through.
 #[derive(Debug)]

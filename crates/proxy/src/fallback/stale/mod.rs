@@ -31,8 +31,9 @@ use http::{Method, Response, request};
 use self::entry::{CacheKey, Entry};
 use self::store::{Inserted, Limits, Store};
 use super::Provenance;
+use crate::body;
+use crate::body::ProxyBody;
 use crate::config::fallback::StaleIfErrorConfig;
-use crate::forward::{self, ProxyBody};
 use crate::stats::FallbackStats;
 
 /// A route's stale-if-error cache.
@@ -221,7 +222,7 @@ impl StaleCache {
 }
 
 fn response_of(entry: &Entry, now: Instant) -> Response<ProxyBody> {
-    let mut response = Response::new(forward::full(entry.body.clone()));
+    let mut response = Response::new(body::full(entry.body.clone()));
     *response.status_mut() = entry.status;
     let headers = response.headers_mut();
     headers.clone_from(&entry.headers);

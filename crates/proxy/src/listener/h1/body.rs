@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::forward::BoxError;
+use crate::body::BoxError;
 
 /// A request body as the server hands it to whoever answers the request.
 #[derive(Debug)]

@@ -55,8 +55,9 @@ pub use self::request::{RequestHead, take_head};
 use super::checks::{self, Framing, HeadLimits, Rejection};
 use super::pace::{Pace, PaceRule, Stall};
 use super::side_wake::SideWake;
+use crate::body::ProxyBody;
 use crate::codec::{self, Decoded, Decoder, Delimit, encode_end, encode_frame, encode_line};
-use crate::forward::{self, ProxyBody, ProxyError};
+use crate::forward::{self, ProxyError};
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -731,7 +732,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         &mut self,
         cx: &mut Context<'_>,
         answer: &mut Writing,
-    ) -> Poll<Result<(), forward::BoxError>> {
+    ) -> Poll<Result<(), crate::body::BoxError>> {
         loop {
             while !answer.ended && self.write.len() < WRITE_HIGH_WATER {
                 match Pin::new(&mut answer.body).poll_frame(cx) {

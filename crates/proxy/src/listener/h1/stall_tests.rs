@@ -9,8 +9,8 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
+use crate::body::full;
 use crate::config::MinDataRate;
-use crate::forward::full;
 
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);

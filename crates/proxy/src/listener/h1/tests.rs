@@ -11,7 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::forward::full;
+use crate::body;
+use crate::body::full;
 
 fn settings() -> Settings {
     Settings {
@@ -72,12 +73,12 @@ struct UnknownLength(std::collections::VecDeque<Frame<Bytes>>);
 
 impl hyper::body::Body for UnknownLength {
     type Data = Bytes;
-    type Error = forward::BoxError;
+    type Error = body::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, forward::BoxError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, body::BoxError>>> {
         Poll::Ready(self.get_mut().0.pop_front().map(Ok))
     }
 }

@@ -5,7 +5,7 @@
 //! transfer coding other than `chunked` alone is refused (the proxy writes the body out in
 //! its own framing, so `gzip, chunked` would reach the client without its `gzip`), repeated
 //! equal lengths go on as one, and a `Connection` header cannot name away the
-//! `Content-Length` or `Trailer` of the answer ([`forward::remove_hop_by_hop`]).
+//! `Content-Length` or `Trailer` of the answer ([`headers::remove_hop_by_hop`]).
 
 use std::mem::MaybeUninit;
 
@@ -14,7 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 
 use crate::codec::{self, Span, Spans};
-use crate::forward;
+use crate::headers;
 
 /// The largest response head taken, in bytes (hyper's client takes about 400 KiB; nginx
 /// 4–8 KiB by default). Big enough for any sane set of cookies.
@@ -183,7 +183,7 @@ fn build(
                 None => length = Some(this),
             }
         }
-        match forward::hop_by_hop_index(name.as_str()) {
+        match headers::hop_by_hop_index(name.as_str()) {
             None => {}
             Some(0) => {
                 for option in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
@@ -238,7 +238,7 @@ fn build(
     if names_others {
         // The headers `Connection` names are this connection's too; with them gone the map
         // holds only end-to-end headers, and the proxy need not look again.
-        forward::remove_hop_by_hop(&mut headers, &[]);
+        headers::remove_hop_by_hop(&mut headers, &[]);
     }
     let keep_alive = framing != Framing::UntilClose
         && !(chunked && length.is_some())

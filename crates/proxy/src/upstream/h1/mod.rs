@@ -45,11 +45,12 @@ use tokio::time::{Instant, Sleep};
 
 pub use self::head::{Framing, Head, HeadError, take_head};
 use super::{BodyStalled, Shared};
+use crate::body::{BoxError, ProxyBody};
 use crate::codec::{
     self, ChunkedError, Decoded, Decoder, Delimit, LengthMismatch, encode_end, encode_frame,
     encode_line,
 };
-use crate::forward::{AddedHeaders, BoxError, ProxyBody};
+use crate::forward::AddedHeaders;
 
 /// Request body bytes gathered before they are written.
 const WRITE_HIGH_WATER: usize = 64 * 1024;

@@ -1,6 +1,7 @@
-//! Finding the few headers the proxy reads (the request id, `X-Forwarded-For`, the deadline
-//! and priority headers, `traceparent`, its own marks on a response) by comparing names
-//! rather than hashing them.
+//! The headers the proxy writes and reads: their names, the hop-by-hop rules
+//! ([`hop_by_hop`]), and finding the few it reads (the request id, `X-Forwarded-For`, the
+//! deadline and priority headers, `traceparent`, its own marks on a response) by comparing
+//! names rather than hashing them.
 //!
 //! NOTE: `HeaderMap::get` hashes the name it looks for, and for a name the HTTP standard
 //! does not define, as all of these are, that is a loop over its bytes: some 110–150
@@ -10,6 +11,22 @@
 //! rare); past that, lookups cost less and are used.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub mod hop_by_hop;
+
+pub(crate) use self::hop_by_hop::hop_by_hop_index;
+pub use self::hop_by_hop::remove_hop_by_hop;
+
+/// The request id header, kept when a client sends one and created otherwise.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Names why the proxy answered itself, on every response it makes.
+pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-blastwall-error");
+
+/// Who the request came through: the proxy appends the peer for every client.
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// The client's scheme: the proxy writes it for every client.
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Headers up to which [`find`] compares names rather than looking them up.
 pub const SCAN_UP_TO: usize = 16;
