@@ -17,8 +17,9 @@ use http_body_util::BodyExt;
 use crate::body::{ProxyBody, full};
 use crate::cluster::EndpointGuard;
 use crate::config::{EscapedSlashes, HeaderEdits, PathMatch, RouteConfig};
+use crate::headers::forwarding::is_forwarding;
 use crate::headers::{
-    ERROR_HEADER, REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_PROTO, remove_hop_by_hop,
+    AddedHeaders, ERROR_HEADER, REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_PROTO, remove_hop_by_hop,
 };
 use crate::pipeline::answer::{HoldingEndpoint, Unjudged};
 use crate::router::path::normalized;
@@ -32,37 +33,6 @@ pub const ATTEMPT_HEADER_ROOM: usize = 8;
 /// id and a trace context, then [`ATTEMPT_HEADER_ROOM`]. A map made with it to spare does
 /// not grow (rehash and reallocate, ~800 instructions) per request.
 pub const HEADER_ROOM: usize = ATTEMPT_HEADER_ROOM + 2;
-
-/// Header lines the proxy adds to a request for its endpoint, kept out of the request's
-/// header map: the HTTP/1.1 client writes them after the map's own lines, and the HTTP/2
-/// client appends them to the map. Only lines that replace nothing go here (the request
-/// has no header of the name, or the header is a list, as `Via` is), and only when the
-/// route's own header edits leave the name alone.
-// NOTE: kept apart because inserting into the map costs ~230 instructions a header
-// (hashing the name, probing, a bucket), four headers a request, where writing a line out
-// costs the same from here as from the map. A `Vec`, not an inline array: the lines travel
-// inside futures that are moved (copied) several times, and one allocation costs less.
-#[derive(Debug, Default)]
-pub struct AddedHeaders(Vec<(HeaderName, HeaderValue)>);
-
-impl AddedHeaders {
-    /// Adds a line after those already added.
-    pub fn push(&mut self, name: HeaderName, value: HeaderValue) {
-        self.0.push((name, value));
-    }
-
-    /// The lines, in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.0.iter().map(|(name, value)| (name, value))
-    }
-
-    /// Moves the lines into `headers`, each appended after any of its name.
-    pub fn append_to(self, headers: &mut HeaderMap) {
-        for (name, value) in self.0 {
-            headers.append(name, value);
-        }
-    }
-}
 
 /// Who sent the request, as the listener saw it.
 #[derive(Debug, Clone, Copy)]
@@ -419,7 +389,7 @@ pub(crate) struct Seen {
     pub forwarded_for: bool,
     /// `X-Forwarded-Proto`.
     pub forwarded_proto: bool,
-    /// Any of the forwarding headers only a trusted client may send ([`FORWARDING`]).
+    /// Any of the forwarding headers only a trusted client may send ([`FORWARDING`](crate::headers::forwarding::FORWARDING)).
     pub forwarded: bool,
     /// The caller's deadline header (`proxy.deadline_header`).
     pub deadline: bool,
@@ -465,63 +435,6 @@ impl Seen {
             priority,
             debug,
         }
-    }
-}
-
-/// Forwarding headers that name where the request was first sent, who sent it, or what it
-/// first asked for (`X-Forwarded-Host`, `-Port`, `-Prefix`, `-Ssl`, `-Scheme`, `-Server`,
-/// `Forwarded`, `X-Host`, `X-Original-Host`; `X-Real-IP`, `True-Client-IP`, `X-Client-IP`;
-/// `X-Original-URL`, `X-Rewrite-URL`): upstreams (frameworks, IIS, Rack) build links,
-/// redirects, access rules and even the routed path from them, so a client that could write
-/// them could make the upstream answer for another site, address or path, an answer the
-/// stale cache would then keep for everyone. They are taken only from `trusted_clients`
-/// (like the deadline and priority headers), and are then part of the cache's key.
-///
-/// The other two are the proxy's to write for every client: `X-Forwarded-For` gets the
-/// peer appended (an upstream trusts its last element, which is always the truth) and
-/// `X-Forwarded-Proto` is replaced.
-pub(crate) const FORWARDING: [HeaderName; 14] = [
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-prefix"),
-    HeaderName::from_static("x-forwarded-ssl"),
-    HeaderName::from_static("x-forwarded-scheme"),
-    HeaderName::from_static("x-forwarded-server"),
-    header::FORWARDED,
-    HeaderName::from_static("x-host"),
-    HeaderName::from_static("x-original-host"),
-    HeaderName::from_static("x-real-ip"),
-    HeaderName::from_static("true-client-ip"),
-    HeaderName::from_static("x-client-ip"),
-    HeaderName::from_static("x-original-url"),
-    HeaderName::from_static("x-rewrite-url"),
-];
-
-/// Whether `name` is one of [`FORWARDING`], by its text (see `headers::find_also`).
-fn is_forwarding(name: &str) -> bool {
-    matches!(
-        name,
-        "x-forwarded-host"
-            | "x-forwarded-port"
-            | "x-forwarded-prefix"
-            | "x-forwarded-ssl"
-            | "x-forwarded-scheme"
-            | "x-forwarded-server"
-            | "forwarded"
-            | "x-host"
-            | "x-original-host"
-            | "x-real-ip"
-            | "true-client-ip"
-            | "x-client-ip"
-            | "x-original-url"
-            | "x-rewrite-url"
-    )
-}
-
-/// Removes the [`FORWARDING`] headers: an untrusted client's, as its request arrives.
-pub(crate) fn remove_forwarding(headers: &mut HeaderMap) {
-    for name in &FORWARDING {
-        headers.remove(name);
     }
 }
 
@@ -657,6 +570,7 @@ fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::headers::forwarding::FORWARDING;
 
     #[test]
     fn an_http2_clients_cookie_fields_go_to_http1_as_one() {
@@ -708,7 +622,7 @@ mod tests {
             headers[header::FORWARDED],
             "for=192.0.2.1, for=10.1.2.3;proto=http, for=\"[2001:db8::1]\";proto=https"
         );
-        remove_forwarding(&mut headers);
+        crate::headers::forwarding::remove_forwarding(&mut headers);
         assert!(headers.is_empty());
         for name in &FORWARDING {
             assert!(is_forwarding(name.as_str()), "{name}");

@@ -63,10 +63,7 @@ const KNOWN: &[(&str, &str)] = &[
     // Fallback config types and TLS material loading move into config.
     ("config", "fallback"),
     ("config", "listener"),
-    // Body and error types (`forward::{ProxyBody, BoxError, ProxyError}`) move to the
-    // vocabulary; `pipeline::answer`'s body wrapper becomes the one generic wrapper there.
-    ("fallback", "forward"),
-    ("upstream", "forward"),
+    // `pipeline::answer`'s body wrapper becomes the one generic wrapper in `body`.
     ("forward", "pipeline"),
     // The alternate cluster calls back into the pipeline: it gets the attempt as a function.
     ("fallback", "pipeline"),

@@ -95,9 +95,9 @@ where
         &DEBUG_HEADER,
     );
     // Forwarding headers name the site the upstream answers for: only a trusted client's
-    // travel on (see `forward::FORWARDING`); from here on `seen.forwarded` means those.
+    // travel on (see `headers::forwarding::FORWARDING`); from here on `seen.forwarded` means those.
     if seen.forwarded && !route.admission.trust.trusts(downstream.peer.ip()) {
-        forward::remove_forwarding(&mut parts.headers);
+        crate::headers::forwarding::remove_forwarding(&mut parts.headers);
         seen.forwarded = false;
     }
     let request_id = forward::ensure_request_id(&mut parts.headers, seen.request_id);

@@ -51,7 +51,7 @@ use self::pool::{Http1, Http2, Http2Checkout, Pool};
 use crate::body::{BoxError, ProxyBody};
 pub use crate::codec::{ChunkedError, Decoded, Decoder};
 use crate::config::{ClusterConfig, UpstreamProtocol};
-use crate::forward::AddedHeaders;
+use crate::headers::AddedHeaders;
 
 /// How long a kept connection may go unused before it is closed: long enough to carry
 /// traffic over lulls, shorter than the idle timeouts most servers use (nginx 75 s

@@ -50,7 +50,7 @@ use crate::codec::{
     self, ChunkedError, Decoded, Decoder, Delimit, LengthMismatch, encode_end, encode_frame,
     encode_line,
 };
-use crate::forward::AddedHeaders;
+use crate::headers::AddedHeaders;
 
 /// Request body bytes gathered before they are written.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
