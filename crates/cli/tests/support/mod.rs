@@ -197,7 +197,7 @@ impl Proxy {
     pub fn start_with(config: &str, flags: &[&str]) -> Self {
         let folder = tempfile::tempdir().expect("temporary folder");
         let config_path = folder.path().join("blastwall.toml");
-        std::fs::write(&config_path, config).expect("config written");
+        std::fs::write(&config_path, with_admin(config)).expect("config written");
         let path = config_path.to_str().expect("utf-8 path").to_owned();
         let mut args = vec!["run", "-c", &path, "--log", "warn"];
         args.extend_from_slice(flags);
@@ -225,7 +225,7 @@ impl Proxy {
     /// over the old one, so the proxy never reads half of it.
     pub fn replace_config(&self, config: &str) {
         let fresh = self.config_path.with_extension("toml.new");
-        std::fs::write(&fresh, config).expect("config written");
+        std::fs::write(&fresh, with_admin(config)).expect("config written");
         std::fs::rename(&fresh, &self.config_path).expect("config renamed into place");
     }
 
@@ -237,6 +237,17 @@ impl Proxy {
     /// A URL on the first listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr())
+    }
+}
+
+/// `config`, with an admin listener on a free port when it names none: without `[admin]`
+/// a proxy takes the default port (127.0.0.1:9901), which tests running side by side, or
+/// a proxy the developer runs, would race for.
+pub fn with_admin(config: &str) -> String {
+    if config.contains("[admin]") {
+        config.to_owned()
+    } else {
+        config.to_owned() + &admin_section("")
     }
 }
 
