@@ -81,14 +81,12 @@ impl Process {
     /// Waits for the process to exit, at most `within`, and returns whether it exited
     /// successfully.
     pub fn wait_exit(&mut self, within: Duration) -> Option<bool> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status.success());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        let mut exited = None;
+        eventually_blocking(within, || {
+            exited = self.child.try_wait().ok().flatten();
+            exited.is_some()
+        });
+        exited.map(|status| status.success())
     }
 
     /// The process id.
@@ -311,6 +309,19 @@ where
             return true;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// [`eventually`] for a check that blocks or runs outside the runtime (a child process's
+/// status): polls it on this thread until it returns true, for at most `within`.
+pub fn eventually_blocking(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     false
 }
