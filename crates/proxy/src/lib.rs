@@ -13,6 +13,8 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod descriptors;
+#[cfg(test)]
+mod eventually;
 pub mod fallback;
 pub mod forward;
 pub mod headers;
