@@ -1,6 +1,7 @@
 //! The unit tests' one way to wait for a state they caused (a pool closing a connection, a
 //! server freeing a slot): poll until it holds, bounded, never sleep a fixed time. The
-//! twin of `support::eventually` in the cli's integration tests.
+//! twin of `support::eventually` in the cli's integration tests; [`eventually_blocking`]
+//! waits the same way outside a runtime (for a thread the test started).
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +21,19 @@ where
             return true;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+/// [`eventually`] for a test without a runtime: polls `check` on this thread until it
+/// returns true, for at most `within`.
+pub(crate) fn eventually_blocking(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
     false
 }
