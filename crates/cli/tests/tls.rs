@@ -65,6 +65,9 @@ cluster = "api"
 
 [cluster.api]
 endpoints = [{{ address = "{}" }}]
+
+[admin]
+listen = "off"
 "#,
         upstream.addr
     )

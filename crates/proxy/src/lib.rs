@@ -15,6 +15,8 @@ pub mod codec;
 pub mod config;
 pub mod descriptors;
 pub mod events;
+#[cfg(test)]
+mod eventually;
 pub mod fallback;
 pub mod forward;
 pub mod headers;

@@ -25,7 +25,16 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "vocabulary",
-        &["headers", "codec", "body", "outcome", "events", "stats"],
+        // `eventually` is the unit tests' poll-until, built for tests only.
+        &[
+            "headers",
+            "codec",
+            "body",
+            "outcome",
+            "events",
+            "stats",
+            "eventually",
+        ],
     ),
     ("config", &["config"]),
     (

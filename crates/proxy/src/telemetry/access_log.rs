@@ -298,12 +298,7 @@ mod tests {
 
     /// Polls a state the writer thread will reach, for at most 10 seconds.
     fn wait_until(check: impl Fn() -> bool) {
-        for _ in 0..1000 {
-            if check() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("the writer never got there");
+        let reached = crate::eventually::eventually_blocking(Duration::from_secs(10), check);
+        assert!(reached, "the writer never got there");
     }
 }
