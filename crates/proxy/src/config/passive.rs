@@ -4,7 +4,7 @@
 //! from them has no failure path.
 
 use blastwall_policy::breaker::ValidBreakerConfig;
-use blastwall_policy::outlier::OutlierConfig;
+use blastwall_policy::outlier::ValidOutlierConfig;
 
 /// A cluster's passive checks; each is off when `None`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -14,5 +14,5 @@ pub struct PassiveConfig {
     /// The breaker every endpoint gets.
     pub endpoint_circuit_breaker: Option<ValidBreakerConfig>,
     /// Passive outlier detection.
-    pub outlier_detection: Option<OutlierConfig>,
+    pub outlier_detection: Option<ValidOutlierConfig>,
 }

@@ -62,7 +62,11 @@ pub(super) fn outliers(configure: impl FnOnce(&mut OutlierConfig)) -> PassiveCon
     };
     configure(&mut config);
     PassiveConfig {
-        outlier_detection: Some(config),
+        outlier_detection: Some(
+            config
+                .validated()
+                .expect("the test outlier config is valid"),
+        ),
         ..PassiveConfig::default()
     }
 }

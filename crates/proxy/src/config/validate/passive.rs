@@ -12,6 +12,7 @@ use blastwall_policy::breaker::{
 };
 use blastwall_policy::outlier::{
     FailurePercentageConfig, MAX_EJECTION_TIME_LIMIT, OutlierConfig, SuccessRateConfig,
+    ValidOutlierConfig,
 };
 use toml::Spanned;
 
@@ -283,7 +284,7 @@ impl Place<'_, '_> {
         }
     }
 
-    fn outlier(&mut self, section: OutlierDetectionSection) -> Option<OutlierConfig> {
+    fn outlier(&mut self, section: OutlierDetectionSection) -> Option<ValidOutlierConfig> {
         let key = |field: &str| format!("outlier_detection.{field}");
         let errors = self.check.errors.len();
         let consecutive_errors = self.count(
@@ -409,12 +410,14 @@ impl Place<'_, '_> {
         if self.check.errors.len() > errors {
             return None;
         }
-        if let Err(error) = config.validate() {
-            let span = self.cluster_span.clone();
-            self.error_at(span, "outlier_detection", &error.to_string());
-            return None;
+        match config.validated() {
+            Ok(valid) => Some(valid),
+            Err(error) => {
+                let span = self.cluster_span.clone();
+                self.error_at(span, "outlier_detection", &error.to_string());
+                None
+            }
         }
-        Some(config)
     }
 
     /// A request volume: at least 1.
@@ -615,6 +618,44 @@ endpoints = [{{ address = "127.0.0.1:9001" }}]
                 let valid = config.clusters[0].passive.circuit_breaker.clone().expect("a breaker");
                 let breaker = blastwall_policy::breaker::CircuitBreaker::new(valid.config().clone());
                 proptest::prop_assert!(breaker.is_ok(), "{section}: {:?}", breaker.err());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever outlier detection the validator accepts, the policy accepts too.
+        #[test]
+        fn every_outlier_detection_the_validator_accepts_builds(
+            errors_in_a_row in proptest::option::of(0u32..5),
+            gateway in proptest::option::of(0u32..5),
+            interval_ms in proptest::option::of(0u64..20_000),
+            base_ms in proptest::option::of(0u64..60_000),
+            max_ms in proptest::option::of(0u64..600_000),
+            percent in proptest::option::of(0u32..120),
+            threshold in proptest::option::of(0u32..120),
+            stdev in proptest::option::of(-1.0f64..5.0),
+            hosts in proptest::option::of(0u32..10),
+        ) {
+            let mut section = String::from("[cluster.api.outlier_detection]\n");
+            let mut line = |key: &str, value: Option<String>| {
+                if let Some(value) = value {
+                    section.push_str(&format!("{key} = {value}\n"));
+                }
+            };
+            line("consecutive_errors", errors_in_a_row.map(|n| n.to_string()));
+            line("consecutive_gateway_errors", gateway.map(|n| n.to_string()));
+            line("interval", interval_ms.map(|n| format!("\"{n}ms\"")));
+            line("base_ejection_time", base_ms.map(|n| format!("\"{n}ms\"")));
+            line("max_ejection_time", max_ms.map(|n| format!("\"{n}ms\"")));
+            line("max_ejection_percent", percent.map(|n| n.to_string()));
+            line("failure_percentage", threshold.map(|n| format!("{{ threshold = {n} }}")));
+            line(
+                "success_rate",
+                stdev.zip(hosts).map(|(s, h)| format!("{{ stdev_factor = {s:?}, minimum_hosts = {h} }}")),
+            );
+            if let Ok(config) = Config::parse(&config(&section), Path::new("blastwall.toml")) {
+                let valid = config.clusters[0].passive.outlier_detection.clone().expect("outlier detection");
+                proptest::prop_assert_eq!(valid.config().clone().validate(), Ok(()));
             }
         }
     }
