@@ -40,8 +40,7 @@ impl LiveRoute {
             admission: RouteAdmission::new(config, previous.map(|previous| &previous.admission)),
             fallback: RouteFallback::new(config, previous.map(|previous| &previous.fallback)),
             stats: previous.map_or_else(Default::default, |previous| previous.stats.clone()),
-            retry: RetryPolicy::new(config.attempts.retry)
-                .expect("retry settings were validated with the config"),
+            retry: config.attempts.retry.clone(),
             hedge: config.attempts.hedge.map(|hedge| {
                 previous
                     .and_then(|previous| previous.hedge.as_ref())

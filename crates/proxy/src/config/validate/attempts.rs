@@ -6,7 +6,7 @@ use std::time::Duration;
 use blastwall_policy::backoff::{BackoffConfig, Jitter};
 use blastwall_policy::budget::BudgetConfig;
 use blastwall_policy::hedge::{HedgeConfig, HedgeDelay};
-use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, StatusSet};
+use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, RetryPolicy, StatusSet};
 use toml::Spanned;
 
 use super::{Checker, duration_or, size_or};
@@ -54,7 +54,13 @@ pub(super) fn route_attempts(
             }
             None => DEFAULT_BUFFER_LIMIT,
         };
-        attempts.retry = retry_config(check, route, section);
+        let config = retry_config(check, route, section);
+        match RetryPolicy::new(config) {
+            Ok(policy) => attempts.retry = policy,
+            Err(error) => {
+                check.error_at(anchor.clone(), format!("route \"{route}\": retry: {error}"))
+            }
+        }
     }
     attempts.hedge = hedge.and_then(|section| hedge_config(check, route, anchor, section));
     attempts
@@ -305,11 +311,29 @@ cluster = "api"
     fn without_a_retry_section_only_requests_that_never_left_are_retried_once() {
         let config = parse("").unwrap();
         let attempts = &config.routes[0].attempts;
-        assert_eq!(attempts.retry.max_attempts, 2);
-        assert!(attempts.retry.retry_on.covers(FailureKind::ConnectFailed));
-        assert!(attempts.retry.retry_on.covers(FailureKind::Refused));
-        assert!(!attempts.retry.retry_on.covers(FailureKind::Reset));
-        assert!(!attempts.retry.retry_on.covers(FailureKind::Status(503)));
+        assert_eq!(attempts.retry.config().max_attempts, 2);
+        assert!(
+            attempts
+                .retry
+                .config()
+                .retry_on
+                .covers(FailureKind::ConnectFailed)
+        );
+        assert!(
+            attempts
+                .retry
+                .config()
+                .retry_on
+                .covers(FailureKind::Refused)
+        );
+        assert!(!attempts.retry.config().retry_on.covers(FailureKind::Reset));
+        assert!(
+            !attempts
+                .retry
+                .config()
+                .retry_on
+                .covers(FailureKind::Status(503))
+        );
         assert_eq!(attempts.timeout, None);
         assert!(attempts.hedge.is_none());
         assert_eq!(config.clusters[0].retry_budget, BudgetConfig::default());
@@ -332,7 +356,7 @@ backoff = { base = "10ms", max = "80ms", jitter = "equal" }
         let attempts = &config.routes[0].attempts;
         assert_eq!(attempts.timeout, Some(Duration::from_secs(2)));
         assert_eq!(attempts.per_try_timeout, Some(Duration::from_millis(300)));
-        let retry = &attempts.retry;
+        let retry = attempts.retry.config();
         assert_eq!(retry.max_attempts, 4);
         assert!(retry.retry_on.covers(FailureKind::Reset));
         assert!(!retry.retry_on.covers(FailureKind::ConnectFailed));
