@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use blastwall_policy::backoff::{BackoffConfig, Jitter};
-use blastwall_policy::budget::BudgetConfig;
+use blastwall_policy::budget::{BudgetConfig, ValidBudgetConfig};
 use blastwall_policy::hedge::{HedgeConfig, HedgeDelay};
 use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, RetryPolicy, StatusSet};
 use toml::Spanned;
@@ -253,15 +253,17 @@ fn hedge_config(
     })
 }
 
-/// The cluster's retry budget.
+/// The cluster's retry budget, checked by the policy crate (a refusal is reported at the
+/// cluster's name).
 pub(super) fn retry_budget(
     check: &mut Checker<'_>,
     cluster: &str,
+    cluster_span: Range<usize>,
     section: Option<RetryBudgetSection>,
-) -> BudgetConfig {
+) -> ValidBudgetConfig {
     let mut budget = BudgetConfig::default();
     let Some(section) = section else {
-        return budget;
+        return ValidBudgetConfig::default();
     };
     if let Some(ratio) = section.ratio {
         let value = *ratio.get_ref();
@@ -277,7 +279,13 @@ pub(super) fn retry_budget(
     if let Some(floor) = section.min_per_second {
         budget.min_retries_per_second = floor;
     }
-    budget
+    budget.validated().unwrap_or_else(|error| {
+        check.error_at(
+            cluster_span,
+            format!("cluster \"{cluster}\": retry_budget: {error}"),
+        );
+        ValidBudgetConfig::default()
+    })
 }
 
 #[cfg(test)]
@@ -336,7 +344,7 @@ cluster = "api"
         );
         assert_eq!(attempts.timeout, None);
         assert!(attempts.hedge.is_none());
-        assert_eq!(config.clusters[0].retry_budget, BudgetConfig::default());
+        assert_eq!(*config.clusters[0].retry_budget, BudgetConfig::default());
         assert_eq!(config.proxy.deadline_header, "x-blastwall-timeout-ms");
     }
 
