@@ -44,14 +44,9 @@ impl LiveRoute {
             hedge: config.attempts.hedge.map(|hedge| {
                 previous
                     .and_then(|previous| previous.hedge.as_ref())
-                    .filter(|kept| *kept.config() == hedge)
+                    .filter(|kept| kept.config() == hedge.config())
                     .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(
-                            HedgePolicy::new(hedge)
-                                .expect("hedge settings were validated with the config"),
-                        )
-                    })
+                    .unwrap_or_else(|| Arc::new(HedgePolicy::from_valid(hedge)))
             }),
         }
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use blastwall_policy::backoff::BackoffConfig;
-use blastwall_policy::hedge::HedgeConfig;
+use blastwall_policy::hedge::ValidHedgeConfig;
 use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, RetryPolicy, StatusSet};
 
 /// How a route's requests are attempted.
@@ -18,8 +18,8 @@ pub struct RouteAttempts {
     pub retry: RetryPolicy,
     /// Request bodies up to this many bytes are kept for another attempt.
     pub buffer_limit: u64,
-    /// Hedging, if on.
-    pub hedge: Option<HedgeConfig>,
+    /// Hedging, if on; checked by the policy crate.
+    pub hedge: Option<ValidHedgeConfig>,
 }
 
 impl RouteAttempts {

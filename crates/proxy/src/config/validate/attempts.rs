@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use blastwall_policy::backoff::{BackoffConfig, Jitter};
 use blastwall_policy::budget::{BudgetConfig, ValidBudgetConfig};
-use blastwall_policy::hedge::{HedgeConfig, HedgeDelay};
+use blastwall_policy::hedge::{HedgeConfig, HedgeConfigError, HedgeDelay, ValidHedgeConfig};
 use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, RetryPolicy, StatusSet};
 use toml::Spanned;
 
@@ -188,7 +188,7 @@ fn hedge_config(
     route: &str,
     anchor: Range<usize>,
     section: HedgeSection,
-) -> Option<HedgeConfig> {
+) -> Option<ValidHedgeConfig> {
     let max_hedges = match section.max {
         Some(max) if !(1..=MAX_HEDGES).contains(max.get_ref()) => {
             check.error_at(
@@ -203,6 +203,7 @@ fn hedge_config(
         Some(max) => max.into_inner(),
         None => 1,
     };
+    let mut percentile_written = None;
     let delay = match (section.after, section.percentile) {
         (Some(after), None) => {
             let span = after.span();
@@ -218,13 +219,7 @@ fn hedge_config(
         }
         (None, Some(percentile)) => {
             let value = *percentile.get_ref();
-            if !(value > 0.0 && value <= 100.0) {
-                check.error_at(
-                    percentile.span(),
-                    format!("route \"{route}\": hedge.percentile must be above 0 and at most 100, got {value}"),
-                );
-                return None;
-            }
+            percentile_written = Some((percentile.span(), value));
             HedgeDelay::Percentile {
                 quantile: value / 100.0,
                 min_samples: section.min_samples.unwrap_or(DEFAULT_HEDGE_MIN_SAMPLES),
@@ -246,11 +241,26 @@ fn hedge_config(
             return None;
         }
     };
-    Some(HedgeConfig {
+    let config = HedgeConfig {
         delay,
         max_hedges,
         window: HEDGE_WINDOW,
-    })
+    };
+    match (config.validated(), percentile_written) {
+        (Ok(valid), _) => Some(valid),
+        // The policy's quantile, in the file's words: a percentile.
+        (Err(HedgeConfigError::Quantile(_)), Some((span, value))) => {
+            check.error_at(
+                span,
+                format!("route \"{route}\": hedge.percentile must be above 0 and at most 100, got {value}"),
+            );
+            None
+        }
+        (Err(error), _) => {
+            check.error_at(anchor, format!("route \"{route}\": hedge: {error}"));
+            None
+        }
+    }
 }
 
 /// The cluster's retry budget, checked by the policy crate (a refusal is reported at the
@@ -412,6 +422,22 @@ percentile = 120.0
                 .iter()
                 .all(|error| error.starts_with("blastwall.toml:"))
         );
+    }
+
+    #[test]
+    fn a_percentile_the_hedge_policy_refuses_is_located_at_its_key() {
+        for (value, shown) in [("0.0", "0"), ("nan", "NaN"), ("100.5", "100.5")] {
+            let errors = parse(&format!("[route.hedge]\npercentile = {value}\n")).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:#?}");
+            assert!(
+                errors[0].starts_with(&format!(
+                    "blastwall.toml:13:14: route \"api\": hedge.percentile must be above 0 and at most 100, got {shown}"
+                )),
+                "{errors:#?}"
+            );
+        }
+        let config = parse("[route.hedge]\npercentile = 100.0\n").unwrap();
+        assert!(config.routes[0].attempts.hedge.is_some());
     }
 
     #[test]
