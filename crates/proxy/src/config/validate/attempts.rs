@@ -3,10 +3,12 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use blastwall_policy::backoff::{BackoffConfig, Jitter};
+use blastwall_policy::backoff::{BackoffConfig, BackoffConfigError, Jitter};
 use blastwall_policy::budget::{BudgetConfig, ValidBudgetConfig};
 use blastwall_policy::hedge::{HedgeConfig, HedgeConfigError, HedgeDelay, ValidHedgeConfig};
-use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, RetryPolicy, StatusSet};
+use blastwall_policy::retry::{
+    RetryAfter, RetryConfig, RetryConfigError, RetryOn, RetryPolicy, StatusSet,
+};
 use toml::Spanned;
 
 use super::{Checker, duration_or, size_or};
@@ -54,9 +56,16 @@ pub(super) fn route_attempts(
             }
             None => DEFAULT_BUFFER_LIMIT,
         };
-        let config = retry_config(check, route, section);
+        let (config, base_span) = retry_config(check, route, section);
         match RetryPolicy::new(config) {
             Ok(policy) => attempts.retry = policy,
+            // The policy's backoff check, in the file's words, at the base.
+            Err(RetryConfigError::Backoff(BackoffConfigError::CapBelowBase { base, cap })) => {
+                check.error_at(
+                    base_span.unwrap_or_else(|| anchor.clone()),
+                    format!("route \"{route}\": retry.backoff.base must be more than zero and at most backoff.max ({cap:?}), got {base:?}"),
+                );
+            }
             Err(error) => {
                 check.error_at(anchor.clone(), format!("route \"{route}\": retry: {error}"))
             }
@@ -84,7 +93,12 @@ fn positive_duration(
     Some(duration)
 }
 
-fn retry_config(check: &mut Checker<'_>, route: &str, section: RetrySection) -> RetryConfig {
+/// The retry settings, and where `backoff.base` was written (for the policy's refusal).
+fn retry_config(
+    check: &mut Checker<'_>,
+    route: &str,
+    section: RetrySection,
+) -> (RetryConfig, Option<Range<usize>>) {
     let max_attempts = match section.attempts {
         Some(attempts) if !(1..=MAX_ATTEMPTS).contains(attempts.get_ref()) => {
             check.error_at(
@@ -150,16 +164,19 @@ fn retry_config(check: &mut Checker<'_>, route: &str, section: RetrySection) -> 
         Some(value) => duration_or(check, Some(value), DEFAULT_RETRY_AFTER_MAX),
         None => DEFAULT_RETRY_AFTER_MAX,
     };
+    let mut base_span = None;
     let backoff = section
         .backoff
         .map_or_else(BackoffConfig::default, |backoff| {
             let defaults = BackoffConfig::default();
-            let base_span = backoff.base.as_ref().map(Spanned::span);
+            base_span = backoff.base.as_ref().map(Spanned::span);
             let base = duration_or(check, backoff.base, defaults.base);
             let cap = duration_or(check, backoff.max, defaults.cap);
-            if base.is_zero() || base > cap {
+            // NOTE: a zero base is the proxy's own rule (the policy allows it); a base above
+            // the cap is the policy's, reported from its refusal.
+            if base.is_zero() {
                 check.error_at(
-                    base_span.unwrap_or(0..0),
+                    base_span.clone().unwrap_or(0..0),
                     format!("route \"{route}\": retry.backoff.base must be more than zero and at most backoff.max ({cap:?}), got {base:?}"),
                 );
             }
@@ -169,10 +186,9 @@ fn retry_config(check: &mut Checker<'_>, route: &str, section: RetrySection) -> 
                 JitterKind::Equal => Jitter::Equal,
                 JitterKind::Decorrelated => Jitter::Decorrelated,
             };
-            BackoffConfig::exponential(base.max(Duration::from_millis(1)), 2.0, cap.max(base))
-                .with_jitter(jitter)
+            BackoffConfig::exponential(base, 2.0, cap).with_jitter(jitter)
         });
-    RetryConfig {
+    let config = RetryConfig {
         max_attempts,
         backoff,
         retry_on,
@@ -180,7 +196,8 @@ fn retry_config(check: &mut Checker<'_>, route: &str, section: RetrySection) -> 
             max: retry_after_max,
         },
         retry_non_idempotent: section.non_idempotent.unwrap_or(false),
-    }
+    };
+    (config, base_span)
 }
 
 fn hedge_config(
@@ -421,6 +438,30 @@ percentile = 120.0
             errors
                 .iter()
                 .all(|error| error.starts_with("blastwall.toml:"))
+        );
+    }
+
+    #[test]
+    fn a_backoff_base_above_its_max_is_refused_by_the_policy_at_the_base() {
+        let errors =
+            parse("[route.retry]\nbackoff = { base = \"1s\", max = \"10ms\" }\n").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("blastwall.toml:13:20: route \"api\": retry.backoff.base must be more than zero and at most backoff.max (10ms), got 1s"),
+            "{errors:#?}"
+        );
+        let errors =
+            parse("[route.retry]\nbackoff = { base = \"0s\", max = \"0s\" }\n").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].contains("retry.backoff.base must be more than zero"),
+            "{errors:#?}"
+        );
+        let config = parse("[route.retry]\nbackoff = { base = \"10ms\", max = \"10ms\" }\n")
+            .expect("a base equal to the max is fine");
+        assert_eq!(
+            config.routes[0].attempts.retry.config().backoff.cap,
+            Duration::from_millis(10)
         );
     }
 
