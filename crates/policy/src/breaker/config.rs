@@ -156,6 +156,40 @@ pub enum ConfigError {
     ZeroProbeTimeout,
 }
 
+/// A [`BreakerConfig`] whose checks passed, with the compiled form the breaker runs on.
+///
+/// Made only by [`BreakerConfig::validated`]; a breaker built from it
+/// ([`CircuitBreaker::from_valid`](super::CircuitBreaker::from_valid)) cannot fail. A caller that
+/// validates once at load (the proxy's config) keeps this, not the plain config, so that
+/// building breakers later (on a reload, for a new endpoint) has no failure path to forget.
+#[derive(Debug, Clone)]
+pub struct ValidBreakerConfig {
+    config: BreakerConfig,
+    pub(crate) compiled: Compiled,
+}
+
+impl ValidBreakerConfig {
+    /// The configuration as given.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+}
+
+impl std::ops::Deref for ValidBreakerConfig {
+    type Target = BreakerConfig;
+
+    fn deref(&self) -> &BreakerConfig {
+        &self.config
+    }
+}
+
+impl PartialEq for ValidBreakerConfig {
+    /// Equal when the configurations are: the compiled form follows from it.
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+    }
+}
+
 /// A rate threshold in parts per million, and the ratio it came from (for messages).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct RateThreshold {
@@ -216,6 +250,16 @@ fn rate(value: f64, error: fn(f64) -> ConfigError) -> Result<RateThreshold, Conf
 }
 
 impl BreakerConfig {
+    /// Checks the configuration, keeping it with its compiled form; or the first setting
+    /// that makes no sense.
+    pub fn validated(self) -> Result<ValidBreakerConfig, ConfigError> {
+        let compiled = self.validate()?;
+        Ok(ValidBreakerConfig {
+            config: self,
+            compiled,
+        })
+    }
+
     /// Checks the configuration and compiles it for the breaker.
     pub(crate) fn validate(&self) -> Result<Compiled, ConfigError> {
         if self.consecutive_failures == Some(0) {

@@ -188,6 +188,13 @@ impl OutlierConfig {
         Ok(())
     }
 
+    /// Checks the configuration and keeps it as checked; or the first setting that makes no
+    /// sense.
+    pub fn validated(self) -> Result<ValidOutlierConfig, OutlierConfigError> {
+        self.validate()?;
+        Ok(ValidOutlierConfig(self))
+    }
+
     /// How many of `endpoints` may be ejected at once.
     ///
     /// `floor(endpoints × max_ejection_percent / 100)`, raised to one so that small clusters
@@ -200,6 +207,40 @@ impl OutlierConfig {
         }
         let by_percent = endpoints.saturating_mul(usize::from(self.max_ejection_percent)) / 100;
         by_percent.clamp(1, endpoints - 1)
+    }
+}
+
+/// An [`OutlierConfig`] whose checks passed.
+///
+/// Made only by [`OutlierConfig::validated`]; a detector built from it
+/// ([`OutlierDetector::from_valid`](super::OutlierDetector::from_valid)) or given it
+/// ([`set_valid_config`](super::OutlierDetector::set_valid_config)) cannot fail. A caller that
+/// validates once at load keeps this, not the plain config, so that later changes (a reload,
+/// a lowered cap) have no failure path to forget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidOutlierConfig(pub(super) OutlierConfig);
+
+impl ValidOutlierConfig {
+    /// The configuration as given.
+    pub fn config(&self) -> &OutlierConfig {
+        &self.0
+    }
+
+    /// The same configuration with `max_ejection_percent` at most `percent`: lowering the
+    /// cap keeps a valid configuration valid (0 turns ejection off).
+    pub fn with_ejection_cap(&self, percent: u8) -> Self {
+        Self(OutlierConfig {
+            max_ejection_percent: percent.min(self.0.max_ejection_percent),
+            ..self.0.clone()
+        })
+    }
+}
+
+impl std::ops::Deref for ValidOutlierConfig {
+    type Target = OutlierConfig;
+
+    fn deref(&self) -> &OutlierConfig {
+        &self.0
     }
 }
 

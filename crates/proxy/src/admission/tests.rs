@@ -277,12 +277,20 @@ async fn an_aimd_limit_falls_when_the_upstream_says_it_is_overloaded() {
 // ## Rate limits
 
 fn rate(rate: u32, burst: u32, key: RateLimitKey, max_keys: usize) -> RouteRateLimit {
+    let limit = blastwall_policy::ratelimit::RateLimitConfig {
+        rate,
+        period: Duration::from_secs(1),
+        burst,
+    }
+    .validated()
+    .expect("the test rate limit is valid");
     RouteRateLimit::new(RateLimitConfig {
         rate,
         per: Duration::from_secs(1),
         burst,
         key,
         max_keys,
+        limit,
     })
 }
 

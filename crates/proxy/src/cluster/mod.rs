@@ -154,10 +154,7 @@ impl Cluster {
             Some(previous) if previous.config.retry_budget == config.retry_budget => {
                 previous.retry_budget.clone()
             }
-            _ => Arc::new(
-                RetryBudget::new(config.retry_budget)
-                    .expect("the retry budget was validated with the config"),
-            ),
+            _ => Arc::new(RetryBudget::from_valid(config.retry_budget)),
         };
         let has_names = config
             .endpoints

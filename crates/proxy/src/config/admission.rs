@@ -213,6 +213,8 @@ pub struct RateLimitConfig {
     pub key: RateLimitKey,
     /// Most client keys tracked at once (memory stays bounded whatever clients send).
     pub max_keys: usize,
+    /// `rate`, `per` and `burst` as the policy crate's config, checked by it at load.
+    pub limit: blastwall_policy::ratelimit::ValidRateLimitConfig,
 }
 
 /// Whose requests share one rate limit.

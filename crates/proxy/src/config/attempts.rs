@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use blastwall_policy::backoff::BackoffConfig;
-use blastwall_policy::hedge::HedgeConfig;
-use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, StatusSet};
+use blastwall_policy::hedge::ValidHedgeConfig;
+use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, RetryPolicy, StatusSet};
 
 /// How a route's requests are attempted.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,18 +14,18 @@ pub struct RouteAttempts {
     /// The longest one attempt may wait for a response head; `None`: the cluster's
     /// `request_timeout`.
     pub per_try_timeout: Option<Duration>,
-    /// When to retry.
-    pub retry: RetryConfig,
+    /// When to retry: the policy itself, built (and so checked by the policy crate) at load.
+    pub retry: RetryPolicy,
     /// Request bodies up to this many bytes are kept for another attempt.
     pub buffer_limit: u64,
-    /// Hedging, if on.
-    pub hedge: Option<HedgeConfig>,
+    /// Hedging, if on; checked by the policy crate.
+    pub hedge: Option<ValidHedgeConfig>,
 }
 
 impl RouteAttempts {
     /// Whether a request may need its body twice (so it is worth keeping).
     pub fn may_repeat(&self) -> bool {
-        self.retry.max_attempts > 1 || self.hedge.is_some()
+        self.retry.config().max_attempts > 1 || self.hedge.is_some()
     }
 }
 
@@ -36,7 +36,7 @@ impl Default for RouteAttempts {
         Self {
             timeout: None,
             per_try_timeout: None,
-            retry: RetryConfig {
+            retry: RetryPolicy::new(RetryConfig {
                 max_attempts: 2,
                 backoff: BackoffConfig::default(),
                 retry_on: RetryOn {
@@ -48,7 +48,8 @@ impl Default for RouteAttempts {
                 },
                 retry_after: DEFAULT_RETRY_AFTER,
                 retry_non_idempotent: false,
-            },
+            })
+            .expect("two attempts with the default backoff are a valid retry config"),
             buffer_limit: DEFAULT_BUFFER_LIMIT,
             hedge: None,
         }
@@ -62,3 +63,13 @@ pub const DEFAULT_RETRY_AFTER: RetryAfter = RetryAfter::Honour {
 
 /// Request bodies kept for another attempt unless the route says otherwise.
 pub const DEFAULT_BUFFER_LIMIT: u64 = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::RouteAttempts;
+
+    #[test]
+    fn the_default_attempts_build() {
+        assert_eq!(RouteAttempts::default().retry.config().max_attempts, 2);
+    }
+}

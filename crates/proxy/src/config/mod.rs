@@ -270,8 +270,8 @@ pub struct ClusterConfig {
     pub max_idle_per_endpoint: usize,
     /// Active health checks, if any.
     pub health_check: Option<HealthCheckConfig>,
-    /// The budget retries and hedges to this cluster spend from.
-    pub retry_budget: blastwall_policy::budget::BudgetConfig,
+    /// The budget retries and hedges to this cluster spend from, checked by the policy crate.
+    pub retry_budget: blastwall_policy::budget::ValidBudgetConfig,
     /// A concurrency limit over all the cluster's requests, if any.
     pub concurrency: Option<admission::ConcurrencyConfig>,
     /// Breakers and outlier detection.

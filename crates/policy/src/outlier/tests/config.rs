@@ -6,6 +6,37 @@ fn default_config_is_valid() {
 }
 
 #[test]
+fn a_checked_config_only_lowers_its_cap_and_stays_checked() {
+    let valid = OutlierConfig::default()
+        .validated()
+        .expect("the default is valid");
+    assert_eq!(valid.with_ejection_cap(4).max_ejection_percent, 4);
+    assert_eq!(valid.with_ejection_cap(0).max_ejection_percent, 0);
+    assert_eq!(valid.with_ejection_cap(200).max_ejection_percent, 10);
+    for percent in 0..=u8::MAX {
+        assert_eq!(valid.with_ejection_cap(percent).validate(), Ok(()));
+    }
+}
+
+#[test]
+fn a_detector_from_a_checked_config_runs_it() {
+    let now = Instant::now();
+    let valid = OutlierConfig::default()
+        .validated()
+        .expect("the default is valid");
+    let detector = OutlierDetector::from_valid(valid.clone(), now);
+    assert_eq!(detector.config(), valid.config());
+    assert_eq!(
+        OutlierConfig {
+            interval: Duration::ZERO,
+            ..OutlierConfig::default()
+        }
+        .validated(),
+        Err(OutlierConfigError::ZeroInterval)
+    );
+}
+
+#[test]
 fn nonsense_configs_are_rejected_naming_the_setting() {
     use OutlierConfigError as E;
     let base = OutlierConfig::default();

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use blastwall_policy::breaker::{
-    BreakerConfig, CircuitBreaker, Outcome, Permit, SharedBreaker, State, Transition,
+    CircuitBreaker, Outcome, Permit, SharedBreaker, State, Transition, ValidBreakerConfig,
 };
 
 use super::super::Endpoint;
@@ -61,12 +61,11 @@ impl Drop for EndpointPermit {
 
 /// The cluster's breaker, logging and counting its transitions.
 pub(super) fn cluster_breaker(
-    config: &BreakerConfig,
+    config: &ValidBreakerConfig,
     cluster: &str,
     stats: &Arc<ClusterStats>,
 ) -> SharedBreaker {
-    let breaker =
-        CircuitBreaker::new(config.clone()).expect("breaker configs are validated at load");
+    let breaker = CircuitBreaker::from_valid(config);
     let cluster = cluster.to_owned();
     let stats = stats.clone();
     SharedBreaker::with_listener(breaker, move |transition| {
@@ -85,12 +84,11 @@ pub(super) fn cluster_breaker(
 /// Gives `endpoint` a fresh breaker (replacing any it had: its open state is forgotten).
 pub(super) fn install_endpoint_breaker(
     endpoint: &Arc<Endpoint>,
-    config: &BreakerConfig,
+    config: &ValidBreakerConfig,
     cluster: &str,
     stats: &Arc<ClusterStats>,
 ) {
-    let breaker =
-        CircuitBreaker::new(config.clone()).expect("breaker configs are validated at load");
+    let breaker = CircuitBreaker::from_valid(config);
     // NOTE: a replaced breaker may still see outcomes of attempts it admitted; the epoch
     // keeps its transitions from touching the endpoint's routing flag.
     let epoch = endpoint.breaker_epoch.fetch_add(1, Ordering::AcqRel) + 1;

@@ -229,16 +229,20 @@ fn rate_limit(
         period: per,
         burst,
     };
-    if let Err(error) = policy.validate() {
-        check.error_at(span, format!("{owner}: {error}"));
-        return None;
-    }
+    let limit = match policy.validated() {
+        Ok(limit) => limit,
+        Err(error) => {
+            check.error_at(span, format!("{owner}: {error}"));
+            return None;
+        }
+    };
     Some(RateLimitConfig {
         rate: section.rate,
         per,
         burst,
         key,
         max_keys: max_keys as usize,
+        limit,
     })
 }
 

@@ -527,7 +527,8 @@ fn cluster(
     let health_check = section
         .health_check
         .and_then(|health| self::health_check(check, &cluster_name, name.span(), health));
-    let retry_budget = attempts::retry_budget(check, &cluster_name, section.retry_budget);
+    let retry_budget =
+        attempts::retry_budget(check, &cluster_name, name.span(), section.retry_budget);
     let concurrency = section.concurrency.and_then(|section| {
         admission::concurrency(check, &format!("cluster \"{cluster_name}\""), section)
     });

@@ -7,10 +7,12 @@ use std::ops::Range;
 use std::time::Duration;
 
 use blastwall_policy::breaker::{
-    BreakerConfig, CircuitBreaker, MAX_OPEN_DURATION, MAX_WINDOW_SLOTS, OpenBackoff, SlidingWindow,
+    BreakerConfig, ConfigError as BreakerConfigError, MAX_OPEN_DURATION, MAX_WINDOW_SLOTS,
+    OpenBackoff, SlidingWindow, ValidBreakerConfig,
 };
 use blastwall_policy::outlier::{
     FailurePercentageConfig, MAX_EJECTION_TIME_LIMIT, OutlierConfig, SuccessRateConfig,
+    ValidOutlierConfig,
 };
 use toml::Spanned;
 
@@ -125,7 +127,11 @@ impl Place<'_, '_> {
         duration
     }
 
-    fn breaker(&mut self, name: &str, section: CircuitBreakerSection) -> Option<BreakerConfig> {
+    fn breaker(
+        &mut self,
+        name: &str,
+        section: CircuitBreakerSection,
+    ) -> Option<ValidBreakerConfig> {
         let key = |field: &str| format!("{name}.{field}");
         let errors = self.check.errors.len();
         let consecutive_failures = self.count(
@@ -184,17 +190,11 @@ impl Place<'_, '_> {
             .count(section.minimum_calls, &key("minimum_calls"), u32::MAX)
             .unwrap_or(DEFAULT_MINIMUM_CALLS);
         if let SlidingWindow::Count { calls } = window
-            && minimum_calls > calls
+            && minimum_span.is_none()
         {
-            match minimum_span {
-                Some(span) => self.error_at(
-                    span,
-                    &key("minimum_calls"),
-                    &format!("({minimum_calls}) cannot exceed window_calls ({calls})"),
-                ),
-                // The default minimum shrinks to a small written window.
-                None => minimum_calls = calls,
-            }
+            // The default minimum shrinks to a small written window; a written one that
+            // exceeds it is the policy's to refuse.
+            minimum_calls = minimum_calls.min(calls);
         }
         let open_duration = self.duration(
             section.open_duration,
@@ -209,17 +209,6 @@ impl Place<'_, '_> {
             open_duration,
             MAX_OPEN_DURATION,
         );
-        if let Some(span) = max_span
-            && max_open_duration < open_duration
-        {
-            self.error_at(
-                span,
-                &key("max_open_duration"),
-                &format!(
-                    "({max_open_duration:?}) cannot be less than open_duration ({open_duration:?})"
-                ),
-            );
-        }
         let half_open_probes = self
             .count(section.half_open_probes, &key("half_open_probes"), 1000)
             .unwrap_or(DEFAULT_HALF_OPEN_PROBES);
@@ -231,7 +220,8 @@ impl Place<'_, '_> {
             window,
             minimum_calls,
             open_duration,
-            open_backoff: (max_open_duration > open_duration).then_some(OpenBackoff {
+            // NOTE: a written maximum below the base is kept, for the policy to refuse.
+            open_backoff: (max_open_duration != open_duration).then_some(OpenBackoff {
                 multiplier: 2.0,
                 max: max_open_duration,
             }),
@@ -241,15 +231,60 @@ impl Place<'_, '_> {
         if self.check.errors.len() > errors {
             return None;
         }
-        if let Err(error) = CircuitBreaker::new(config.clone()) {
-            let span = self.cluster_span.clone();
-            self.error_at(span, name, &error.to_string());
-            return None;
+        match config.validated() {
+            Ok(valid) => Some(valid),
+            Err(error) => {
+                let spans = BreakerSpans {
+                    minimum_calls: minimum_span,
+                    max_open_duration: max_span,
+                    open_durations: (open_duration, max_open_duration),
+                };
+                self.breaker_refused(name, &error, spans);
+                None
+            }
         }
-        Some(config)
     }
 
-    fn outlier(&mut self, section: OutlierDetectionSection) -> Option<OutlierConfig> {
+    /// Reports the policy's refusal of a breaker at the key it is about, in the words of the
+    /// file (its keys, its units); a refusal no written key explains is put at the cluster.
+    fn breaker_refused(&mut self, name: &str, error: &BreakerConfigError, spans: BreakerSpans) {
+        let place = match *error {
+            BreakerConfigError::MinimumCallsExceedWindow {
+                minimum_calls,
+                window_calls,
+            } => spans.minimum_calls.map(|span| {
+                (
+                    span,
+                    "minimum_calls",
+                    format!("({minimum_calls}) cannot exceed window_calls ({window_calls})"),
+                )
+            }),
+            BreakerConfigError::BackoffMaxBelowOpenDuration => {
+                spans.max_open_duration.map(|span| {
+                    (
+                        span,
+                        "max_open_duration",
+                        format!(
+                            "({:?}) cannot be less than open_duration ({:?})",
+                            spans.open_durations.1, spans.open_durations.0
+                        ),
+                    )
+                })
+            }
+            _ => None,
+        };
+        match place {
+            Some((span, field, problem)) => {
+                self.error_at(span, &format!("{name}.{field}"), &problem);
+            }
+            None => {
+                let span = self.cluster_span.clone();
+                self.error_at(span, name, &error.to_string());
+            }
+        }
+    }
+
+    fn outlier(&mut self, section: OutlierDetectionSection) -> Option<ValidOutlierConfig> {
         let key = |field: &str| format!("outlier_detection.{field}");
         let errors = self.check.errors.len();
         let consecutive_errors = self.count(
@@ -375,12 +410,14 @@ impl Place<'_, '_> {
         if self.check.errors.len() > errors {
             return None;
         }
-        if let Err(error) = config.validate() {
-            let span = self.cluster_span.clone();
-            self.error_at(span, "outlier_detection", &error.to_string());
-            return None;
+        match config.validated() {
+            Ok(valid) => Some(valid),
+            Err(error) => {
+                let span = self.cluster_span.clone();
+                self.error_at(span, "outlier_detection", &error.to_string());
+                None
+            }
         }
-        Some(config)
     }
 
     /// A request volume: at least 1.
@@ -392,6 +429,14 @@ impl Place<'_, '_> {
         }
         Some(*value.get_ref())
     }
+}
+
+/// Where the keys a breaker refusal may be about were written, when they were.
+struct BreakerSpans {
+    minimum_calls: Option<Range<usize>>,
+    max_open_duration: Option<Range<usize>>,
+    /// `open_duration` and `max_open_duration`, for the message.
+    open_durations: (Duration, Duration),
 }
 
 fn section_has(written: &[bool]) -> bool {
@@ -505,6 +550,114 @@ endpoints = [{{ address = "127.0.0.1:9001" }}]
             passive.circuit_breaker.expect("a breaker").minimum_calls,
             10
         );
+    }
+
+    #[test]
+    fn the_policys_refusals_are_located_at_the_key_they_are_about() {
+        let found =
+            errors("[cluster.api.circuit_breaker]\nwindow_calls = 10\nminimum_calls = 11\n");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("blastwall.toml:13:17: cluster \"api\": circuit_breaker.minimum_calls (11) cannot exceed window_calls (10)"),
+            "{found:#?}"
+        );
+        let found = errors(
+            "[cluster.api.endpoint_circuit_breaker]\nopen_duration = \"10s\"\nmax_open_duration = \"5s\"\n",
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("blastwall.toml:13:21: cluster \"api\": endpoint_circuit_breaker.max_open_duration (5s) cannot be less than open_duration (10s)"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_maximum_open_duration_equal_to_the_base_means_no_backoff() {
+        let passive = passive(
+            "[cluster.api.circuit_breaker]\nopen_duration = \"2s\"\nmax_open_duration = \"2s\"\n",
+        );
+        assert_eq!(
+            passive.circuit_breaker.expect("a breaker").open_backoff,
+            None
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever numbers the validator accepts, the policy accepts too: a breaker built
+        /// from a loaded config (at start, on a reload, for a new endpoint) cannot fail.
+        #[test]
+        fn every_breaker_the_validator_accepts_builds(
+            failures in proptest::option::of(0u32..5),
+            rate in proptest::option::of(0u32..120),
+            slow in proptest::option::of(0u32..120),
+            slow_ms in 0u64..3000,
+            window_calls in proptest::option::of(0u32..300),
+            window_secs in proptest::option::of(0u64..30),
+            minimum in proptest::option::of(0u32..300),
+            open_ms in 0u64..5000,
+            max_open_ms in proptest::option::of(0u64..10_000),
+            probes in proptest::option::of(0u32..1200),
+        ) {
+            let mut section = String::from("[cluster.api.circuit_breaker]\n");
+            let mut line = |key: &str, value: Option<String>| {
+                if let Some(value) = value {
+                    section.push_str(&format!("{key} = {value}\n"));
+                }
+            };
+            line("consecutive_failures", failures.map(|n| n.to_string()));
+            line("failure_rate_percent", rate.map(|n| n.to_string()));
+            line("slow_call_percent", slow.map(|n| n.to_string()));
+            line("slow_call_duration", Some(format!("\"{slow_ms}ms\"")));
+            line("window_calls", window_calls.map(|n| n.to_string()));
+            line("window", window_secs.map(|n| format!("\"{n}s\"")));
+            line("minimum_calls", minimum.map(|n| n.to_string()));
+            line("open_duration", Some(format!("\"{open_ms}ms\"")));
+            line("max_open_duration", max_open_ms.map(|n| format!("\"{n}ms\"")));
+            line("half_open_probes", probes.map(|n| n.to_string()));
+            if let Ok(config) = Config::parse(&config(&section), Path::new("blastwall.toml")) {
+                let valid = config.clusters[0].passive.circuit_breaker.clone().expect("a breaker");
+                let breaker = blastwall_policy::breaker::CircuitBreaker::new(valid.config().clone());
+                proptest::prop_assert!(breaker.is_ok(), "{section}: {:?}", breaker.err());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever outlier detection the validator accepts, the policy accepts too.
+        #[test]
+        fn every_outlier_detection_the_validator_accepts_builds(
+            errors_in_a_row in proptest::option::of(0u32..5),
+            gateway in proptest::option::of(0u32..5),
+            interval_ms in proptest::option::of(0u64..20_000),
+            base_ms in proptest::option::of(0u64..60_000),
+            max_ms in proptest::option::of(0u64..600_000),
+            percent in proptest::option::of(0u32..120),
+            threshold in proptest::option::of(0u32..120),
+            stdev in proptest::option::of(-1.0f64..5.0),
+            hosts in proptest::option::of(0u32..10),
+        ) {
+            let mut section = String::from("[cluster.api.outlier_detection]\n");
+            let mut line = |key: &str, value: Option<String>| {
+                if let Some(value) = value {
+                    section.push_str(&format!("{key} = {value}\n"));
+                }
+            };
+            line("consecutive_errors", errors_in_a_row.map(|n| n.to_string()));
+            line("consecutive_gateway_errors", gateway.map(|n| n.to_string()));
+            line("interval", interval_ms.map(|n| format!("\"{n}ms\"")));
+            line("base_ejection_time", base_ms.map(|n| format!("\"{n}ms\"")));
+            line("max_ejection_time", max_ms.map(|n| format!("\"{n}ms\"")));
+            line("max_ejection_percent", percent.map(|n| n.to_string()));
+            line("failure_percentage", threshold.map(|n| format!("{{ threshold = {n} }}")));
+            line(
+                "success_rate",
+                stdev.zip(hosts).map(|(s, h)| format!("{{ stdev_factor = {s:?}, minimum_hosts = {h} }}")),
+            );
+            if let Ok(config) = Config::parse(&config(&section), Path::new("blastwall.toml")) {
+                let valid = config.clusters[0].passive.outlier_detection.clone().expect("outlier detection");
+                proptest::prop_assert_eq!(valid.config().clone().validate(), Ok(()));
+            }
+        }
     }
 
     #[test]
