@@ -72,8 +72,6 @@ const KNOWN: &[(&str, &str)] = &[
     // Fallback config types and TLS material loading move into config.
     ("config", "fallback"),
     ("config", "listener"),
-    // `pipeline::answer`'s body wrapper becomes the one generic wrapper in `body`.
-    ("forward", "pipeline"),
     // The alternate cluster calls back into the pipeline: it gets the attempt as a function.
     ("fallback", "pipeline"),
     // One record of the request, read by the observers after the pipeline returns it.

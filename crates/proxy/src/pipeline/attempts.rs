@@ -35,12 +35,12 @@ use http::{HeaderMap, Method, Response, header};
 use smallvec::SmallVec;
 
 use super::Context;
-use super::answer::Unjudged;
 use super::body::{RequestBody, Upload, UploadState};
 use super::deadline::{self, Deadline};
 use crate::body::ProxyBody;
 use crate::cluster::{Cluster, ClusterPermit, EndpointGuard, with_rng};
 use crate::config::UpstreamProtocol;
+use crate::forward::answer::Unjudged;
 use crate::forward::{self, ProxyError, error_response};
 use crate::outcome::{AttemptOutcome, ClientCause};
 use crate::telemetry::span::AttemptSpan;

@@ -9,7 +9,6 @@
 //! cluster's breakers and outlier detection); this module only decides the order and carries
 //! the request between them, so a reader sees in one place what happens to a request.
 
-pub(crate) mod answer;
 mod attempts;
 mod body;
 mod deadline;

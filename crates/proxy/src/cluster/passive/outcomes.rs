@@ -3,7 +3,7 @@
 //! breaker), at once or, for a success whose body still streams, when the body ends.
 //!
 //! A head that says success is not yet a success: the body may still break off (see
-//! `pipeline::answer`). Judging at the body's end is what lets outlier detection and the
+//! `forward::answer`). Judging at the body's end is what lets outlier detection and the
 //! breakers see an endpoint that starts every answer and finishes none.
 
 use std::time::{Duration, Instant};

@@ -3,7 +3,9 @@
 //!
 //! Bodies stream both ways; nothing is buffered whole. The endpoint stays counted in flight
 //! until the response body has been sent on, not just until its head arrives, so
-//! least-request and peak-EWMA balancing see the real load (see `pipeline::answer`).
+//! least-request and peak-EWMA balancing see the real load (see [`answer`]).
+
+pub(crate) mod answer;
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,6 +16,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue}
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
+use self::answer::{HoldingEndpoint, Unjudged};
 use crate::body::{ProxyBody, full};
 use crate::cluster::EndpointGuard;
 use crate::config::{EscapedSlashes, HeaderEdits, PathMatch, RouteConfig};
@@ -21,7 +24,6 @@ use crate::headers::forwarding::is_forwarding;
 use crate::headers::{
     AddedHeaders, ERROR_HEADER, REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_PROTO, remove_hop_by_hop,
 };
-use crate::pipeline::answer::{HoldingEndpoint, Unjudged};
 use crate::router::path::normalized;
 use crate::router::path_match::RoutedPath;
 use crate::upstream::UpstreamBody;

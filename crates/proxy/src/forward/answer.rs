@@ -22,7 +22,7 @@
 //! (dropped unjudged, each permit counts as ignored). A body already whole with its head (most small
 //! answers) is judged at once, as before, and costs nothing more here.
 //!
-//! [`AttemptOutcome::BodyFailed`]: super::AttemptOutcome::BodyFailed
+//! [`AttemptOutcome::BodyFailed`]: crate::outcome::AttemptOutcome::BodyFailed
 
 use std::pin::Pin;
 use std::sync::Arc;
