@@ -180,14 +180,16 @@ async fn half_sent_requests_past_the_cap_do_not_starve_the_traffic_listener() {
     // 160 descriptors: without a cap, 200 half-sent admin requests take them all.
     let proxy = Limited::start("-n 160", &config);
     let mut held = Vec::with_capacity(HALF_SENT);
-    let started = Instant::now();
     for _ in 0..HALF_SENT {
         let mut stream = TcpStream::connect(proxy.admin).await.expect("connects");
+        // Each connection's own bound: a connect the kernel delays (a SYN dropped while
+        // the backlog is full is sent again a second later) starts its clock later.
+        let closed_by = Instant::now() + HEADER_TIMEOUT + Duration::from_secs(1);
         // The kernel may already have closed a refused one: a failed write is fine.
         let _ = stream
             .write_all(b"GET /admin/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             .await;
-        held.push(stream);
+        held.push((stream, closed_by));
     }
     let url = format!("http://{}/work", proxy.listener);
     let answered =
@@ -198,8 +200,7 @@ async fn half_sent_requests_past_the_cap_do_not_starve_the_traffic_listener() {
         Some(StatusCode::OK),
         "the traffic listener did not answer while the admin listener was flooded"
     );
-    let closed_by = started + HEADER_TIMEOUT + Duration::from_secs(1);
-    for (index, mut stream) in held.into_iter().enumerate() {
+    for (index, (mut stream, closed_by)) in held.into_iter().enumerate() {
         let left = closed_by.saturating_duration_since(Instant::now());
         let mut sink = Vec::new();
         let closed = tokio::time::timeout(left, stream.read_to_end(&mut sink)).await;
