@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::StatusCode;
 use support::{
     Mock, Proxy, admin_section, admin_url, endpoint, eventually, get, single_cluster_config,
+    small_window_socket,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
@@ -123,20 +124,6 @@ async fn the_cluster_breaker_opens_on_bodies_cut_short() {
     let stats = cluster_stats(&proxy).await;
     assert_eq!(stats["breaker_opened"], 1, "{stats}");
     assert_eq!(stats["attempt_body_failures"], 3, "{stats}");
-}
-
-/// A socket that takes little at a time (see slow_clients.rs): the proxy cannot hand it a
-/// large answer at once, so it has to wait for the client.
-fn small_window_socket() -> std::io::Result<TcpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_tcp_mss(536)?;
-    socket.set_recv_buffer_size(4096)?;
-    socket.set_nonblocking(true)?;
-    Ok(TcpSocket::from_std_stream(socket.into()))
 }
 
 const LARGE: usize = 1024 * 1024;

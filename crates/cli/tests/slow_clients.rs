@@ -17,9 +17,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
-use support::{Mock, Proxy, admin_section, admin_url, eventually, get};
+use support::{Mock, Proxy, admin_section, admin_url, eventually, get, small_window_socket};
 
 /// Every slow-client timeout of the proxy under test.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -166,20 +166,6 @@ async fn slow_read(proxy: SocketAddr) -> Result<usize, String> {
         ));
     }
     Ok(output.len())
-}
-
-/// A socket that takes little at a time: a small receive buffer, and a small segment size
-/// (on loopback's 64 KiB one the proxy's first send buffer would take a large answer whole).
-fn small_window_socket() -> std::io::Result<TcpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_tcp_mss(536)?;
-    socket.set_recv_buffer_size(4096)?;
-    socket.set_nonblocking(true)?;
-    Ok(TcpSocket::from_std_stream(socket.into()))
 }
 
 /// Latencies of `count` GETs, one every 5 ms (or after the last, if slower), on one

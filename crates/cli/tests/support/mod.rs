@@ -501,3 +501,17 @@ fn dechunk(mut body: &str) -> String {
     }
     data
 }
+
+/// A socket that takes little at a time: a small receive buffer, and a small segment size
+/// (on loopback's 64 KiB one the proxy's first send buffer would take a large answer whole).
+pub fn small_window_socket() -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_tcp_mss(536)?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.set_nonblocking(true)?;
+    Ok(tokio::net::TcpSocket::from_std_stream(socket.into()))
+}
