@@ -30,34 +30,43 @@ const LAYERS: &[(&str, &[&str])] = &[
             "headers",
             "codec",
             "body",
+            "error",
             "outcome",
+            "record",
             "events",
+            "counters",
             "stats",
+            "rng",
             "eventually",
         ],
     ),
     ("config", &["config"]),
     (
         "state",
+        // Built from the config and shared by the requests; `telemetry` is here because the
+        // snapshot holds its sinks and each attempt carries its trace context.
         &[
             "health",
-            "upstream",
+            "endpoint",
             "balance",
+            "upstream",
             "cluster",
-            "live",
             "descriptors",
+            "telemetry",
         ],
     ),
     ("routing", &["router"]),
-    ("in force", &["reload"]),
-    ("fallback", &["fallback"]),
-    ("attempts", &["forward"]),
-    ("admission", &["admission"]),
+    // Each mechanism of the request path with the state it keeps per route; none sees the
+    // snapshot or the order of the stages.
+    ("mechanisms", &["fallback", "forward", "admission"]),
+    // The config in force: each route's mechanisms, clusters, router and telemetry, swapped
+    // whole on reload.
+    ("in force", &["live", "reload"]),
     ("pipeline", &["pipeline"]),
     ("listener", &["listener"]),
-    ("observers", &["telemetry", "metrics"]),
+    ("observers", &["metrics"]),
     ("admin", &["admin"]),
-    ("root", &["lib"]),
+    ("root", &["lib", "listeners"]),
 ];
 
 /// Imports still to remove, upward or closing a cycle in one layer: (from, to). Each goes
@@ -66,22 +75,18 @@ const LAYERS: &[(&str, &[&str])] = &[
 const KNOWN: &[(&str, &str)] = &[
     // The adaptive limiter a cluster holds is state, not the admission stage's.
     ("cluster", "admission"),
-    // `live` holds state whose types admission and fallback define: they move down.
-    ("live", "admission"),
-    ("live", "fallback"),
     // Fallback config types and TLS material loading move into config.
     ("config", "fallback"),
     ("config", "listener"),
     // The alternate cluster calls back into the pipeline: it gets the attempt as a function.
     ("fallback", "pipeline"),
-    // One record of the request, read by the observers after the pipeline returns it.
-    ("pipeline", "telemetry"),
-    ("pipeline", "metrics"),
-    ("reload", "telemetry"),
+    // One record of the request, in the vocabulary, read by telemetry and the counters.
+    ("telemetry", "pipeline"),
+    ("telemetry", "forward"),
     // One counters module instead of `stats` beside `metrics::histogram`.
+    ("pipeline", "metrics"),
     ("stats", "metrics"),
-    // The stale store is state the snapshot keeps; restarting listeners is the root's job.
-    ("reload", "fallback"),
+    // Restarting listeners is the root's job.
     ("reload", "listener"),
     // Balancers and health checks take `cluster::Endpoint`: it moves below them.
     ("balance", "cluster"),
