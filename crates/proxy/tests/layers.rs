@@ -75,8 +75,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 const KNOWN: &[(&str, &str)] = &[
     // The adaptive limiter a cluster holds is state, not the admission stage's.
     ("cluster", "admission"),
-    // Fallback config types and TLS material loading move into config.
-    ("config", "fallback"),
+    // TLS material loading moves into config.
     ("config", "listener"),
     // The alternate cluster calls back into the pipeline: it gets the attempt as a function.
     ("fallback", "pipeline"),

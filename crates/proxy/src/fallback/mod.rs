@@ -37,50 +37,8 @@ use self::kill_switch::KillSwitch;
 use self::stale::StaleCache;
 use crate::body::ProxyBody;
 use crate::config::RouteConfig;
+use crate::config::fallback::FallbackReason;
 use crate::stats::FallbackStats;
-
-/// Why a request is taking its fallback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FallbackReason {
-    /// Every attempt failed.
-    Failed,
-    /// The attempts ended on the endpoint's own 5xx answer (a 500, not a gateway error nor
-    /// overload): the application failed this one request, which a client can provoke with
-    /// input the application fails on. Configured as `failed`; it does not open the stale
-    /// cache (an application failing every request trips the breaker, which does).
-    ServerError,
-    /// The cluster's breaker is open (or no endpoint can be tried).
-    BreakerOpen,
-    /// The route's admission refused the request (its rate limit or its concurrency limit).
-    Shed,
-    /// The cluster's concurrency limit refused the request: the cluster is saturated (it
-    /// answers slower than its load needs). Configured as `shed`; unlike the route's own
-    /// limits, it opens the stale cache, which is what a saturated cluster should degrade to.
-    Overloaded,
-    /// The route's deadline passed, or an attempt's timeout, before the cluster answered.
-    Timeout,
-    /// The caller's own deadline (its deadline header) passed: the client's doing, which
-    /// says nothing about the cluster. Configured as `timeout`.
-    CallerDeadline,
-    /// The route's kill switch is on.
-    KillSwitch,
-}
-
-impl FallbackReason {
-    /// Whether the cluster itself failed the request (rather than the proxy refusing it or
-    /// the client running out of its own time): only then, or with the kill switch on, may
-    /// the stale-if-error cache answer, so that no client can read it while the cluster is
-    /// answering.
-    pub fn cluster_failed(self) -> bool {
-        matches!(
-            self,
-            FallbackReason::Failed
-                | FallbackReason::BreakerOpen
-                | FallbackReason::Timeout
-                | FallbackReason::Overloaded
-        )
-    }
-}
 
 /// What the upstream's answer to a request may depend on besides the request's head: part
 /// of the stale cache's key, with the method, host, target and the headers `Vary` names.

@@ -9,12 +9,11 @@ use toml::Spanned;
 
 use super::{Checker, duration_or, header_pair, resolve_file, size_or};
 use crate::config::fallback::{
-    FallbackConfig, FallbackTriggers, StaleIfErrorConfig, StaticResponse,
+    FallbackConfig, FallbackReason, FallbackTriggers, StaleIfErrorConfig, StaticResponse,
 };
 use crate::config::file::fallback::{
     FallbackOn, FallbackSection, StaleIfErrorSection, StaticSection,
 };
-use crate::fallback::FallbackReason;
 
 /// Largest static body, from `body` or `body_file`: it is held in memory for the route.
 const MAX_STATIC_BODY: u64 = 1024 * 1024;
@@ -249,8 +248,8 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
+    use crate::config::fallback::FallbackReason;
     use crate::config::{Config, ConfigErrors};
-    use crate::fallback::FallbackReason;
 
     fn config(fallback: &str) -> String {
         format!(
