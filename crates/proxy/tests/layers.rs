@@ -75,8 +75,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 const KNOWN: &[(&str, &str)] = &[
     // The adaptive limiter a cluster holds is state, not the admission stage's.
     ("cluster", "admission"),
-    // TLS material loading moves into config.
-    ("config", "listener"),
     // The alternate cluster calls back into the pipeline: it gets the attempt as a function.
     ("fallback", "pipeline"),
     // One record of the request, in the vocabulary, read by telemetry and the counters.

@@ -15,6 +15,7 @@ pub mod fallback;
 pub mod file;
 mod passive;
 pub mod telemetry;
+pub mod tls;
 mod validate;
 pub mod values;
 
@@ -31,6 +32,7 @@ pub use error::{ConfigError, ConfigErrors, Location};
 pub use file::{Balance, DecisionHeaders, EscapedSlashes, UpstreamProtocol};
 pub use passive::PassiveConfig;
 pub use telemetry::TelemetryConfig;
+pub use tls::TlsConfig;
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -100,19 +102,6 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// Limits that protect the proxy from clients.
     pub limits: ListenerLimits,
-}
-
-/// Certificate and key files, resolved against the config file's folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// The PEM certificate chain.
-    pub cert: PathBuf,
-    /// The PEM private key.
-    pub key: PathBuf,
-    /// Where `cert` is written, so a certificate that cannot be used can point at it.
-    pub cert_location: Location,
-    /// Where `key` is written.
-    pub key_location: Location,
 }
 
 /// Limits a listener enforces on clients.

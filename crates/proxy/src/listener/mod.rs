@@ -81,13 +81,13 @@ impl std::fmt::Debug for BoundListener {
 }
 
 impl BoundListener {
-    /// Binds a listener's socket and loads its TLS identity; a failure points at the `listen`
-    /// line (port in use, no permission) or the `tls` file at fault.
+    /// Binds a listener's socket; a failure points at the `listen` line (port in use, no
+    /// permission). Its TLS identity was built when the config loaded.
     pub async fn bind(
         config: ListenerConfig,
         config_path: &std::path::Path,
     ) -> Result<Self, ConfigError> {
-        let tls = load_tls(&config, config_path)?;
+        let tls = config.tls.as_ref().map(tls::acceptor);
         match TcpListener::bind(config.listen).await {
             Ok(socket) => Ok(Self {
                 config,
@@ -107,16 +107,12 @@ impl BoundListener {
 
     /// The same socket with new settings (TLS, limits), for a reload that changed them but
     /// not the address: connections waiting to be accepted are not refused.
-    pub fn reconfigure(
-        &self,
-        config: ListenerConfig,
-        config_path: &std::path::Path,
-    ) -> Result<Self, ConfigError> {
-        Ok(Self {
-            tls: load_tls(&config, config_path)?,
+    pub fn reconfigure(&self, config: ListenerConfig) -> Self {
+        Self {
+            tls: config.tls.as_ref().map(tls::acceptor),
             config,
             socket: self.socket.clone(),
-        })
+        }
     }
 
     /// The address actually bound (the port is chosen by the system when 0 was asked for).
@@ -235,30 +231,6 @@ impl BoundListener {
         tokio::join!(graceful.shutdown(), async {
             while connections.join_next().await.is_some() {}
         });
-    }
-}
-
-/// Loads a listener's TLS identity; a bad file is an error at its `tls` line.
-fn load_tls(
-    config: &ListenerConfig,
-    config_path: &std::path::Path,
-) -> Result<Option<TlsAcceptor>, ConfigError> {
-    let Some(tls_config) = &config.tls else {
-        return Ok(None);
-    };
-    match tls::server_config(tls_config) {
-        Ok(server) => Ok(Some(TlsAcceptor::from(server))),
-        Err(error) => {
-            let location = match error.file() {
-                tls::TlsFile::Certificate => &tls_config.cert_location,
-                tls::TlsFile::Key => &tls_config.key_location,
-            };
-            Err(ConfigError {
-                path: config_path.to_owned(),
-                location: Some(location.clone()),
-                message: format!("listener \"{}\": {error}", config.name),
-            })
-        }
     }
 }
 

@@ -112,9 +112,7 @@ impl ListenerSet {
                 Some(index) => {
                     claimed[index] = true;
                     changes.reconfigured += 1;
-                    self.running[index]
-                        .bound
-                        .reconfigure(listener.clone(), path)
+                    Ok(self.running[index].bound.reconfigure(listener.clone()))
                 }
                 None => {
                     changes.bound += 1;

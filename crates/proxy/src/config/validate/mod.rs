@@ -23,6 +23,7 @@ use super::file::{
     self, ClusterSection, ConfigFile, EndpointSection, HashOnSection, HeaderEditsSection,
     HealthCheckSection, ListenerSection, MatchSection, RouteSection, StatusOrRange,
 };
+use super::tls::{self, TlsFile};
 use super::values::{ByteSizeValue, DurationValue, RateValue};
 use super::{
     BalanceConfig, ClusterConfig, Config, ConfigError, ConfigErrors, EndpointAddress,
@@ -357,28 +358,27 @@ fn listeners(check: &mut Checker<'_>, sections: Vec<ListenerSection>) -> Vec<Lis
     listeners
 }
 
-/// Resolves the certificate and key files and checks that they make a usable TLS identity,
-/// so `blastwall check` catches what the listener would refuse at start.
+/// Resolves the certificate and key files and builds the TLS identity from them, so
+/// `blastwall check` refuses what the listener could not serve, and the listener serves what
+/// was checked.
 fn tls(check: &mut Checker<'_>, listener: &str, section: &file::TlsSection) -> Option<TlsConfig> {
     let errors_before = check.errors.len();
-    let config = TlsConfig {
-        cert: resolve_file(check, &section.cert, "certificate"),
-        key: resolve_file(check, &section.key, "private key"),
-        cert_location: check.location(section.cert.span()),
-        key_location: check.location(section.key.span()),
-    };
+    let cert = resolve_file(check, &section.cert, "certificate");
+    let key = resolve_file(check, &section.key, "private key");
     if check.errors.len() > errors_before {
         return None;
     }
-    if let Err(error) = crate::listener::tls::server_config(&config) {
-        let span = match error.file() {
-            crate::listener::tls::TlsFile::Certificate => section.cert.span(),
-            crate::listener::tls::TlsFile::Key => section.key.span(),
-        };
-        check.error_at(span, format!("listener \"{listener}\": {error}"));
-        return None;
+    match tls::load(&cert, &key) {
+        Ok(server) => Some(TlsConfig { cert, key, server }),
+        Err(error) => {
+            let span = match error.file() {
+                TlsFile::Certificate => section.cert.span(),
+                TlsFile::Key => section.key.span(),
+            };
+            check.error_at(span, format!("listener \"{listener}\": {error}"));
+            None
+        }
     }
-    Some(config)
 }
 
 /// More threads than this is a typo, not a machine.
