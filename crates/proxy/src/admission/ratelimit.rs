@@ -52,7 +52,7 @@ struct Entry {
 }
 
 impl RouteRateLimit {
-    /// The limit for `config` (validated at load).
+    /// The limit for `config`, whose GCRA config the policy checked at load.
     pub(crate) fn new(config: RateLimitConfig) -> Self {
         let gcra = config.limit.clone();
         let shared = RateLimiter::from_valid(&gcra);

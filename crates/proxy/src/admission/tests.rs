@@ -21,7 +21,15 @@ use crate::stats::AdmissionStats;
 fn fixed(limit: u32, queue: usize, queue_timeout: Duration) -> Arc<Limiter> {
     Arc::new(Limiter::new(
         ConcurrencyConfig {
-            limit: LimitConfig::Fixed(limit.try_into().expect("positive")),
+            limit: LimitConfig::Fixed(
+                blastwall_policy::bulkhead::BulkheadConfig {
+                    max_concurrent: limit,
+                    max_queue: 0,
+                    queue_timeout: Duration::ZERO,
+                }
+                .validated()
+                .expect("positive"),
+            ),
             queue,
             queue_timeout,
         },
@@ -244,11 +252,16 @@ async fn a_waiter_that_gives_up_loses_no_slot() {
 async fn an_aimd_limit_falls_when_the_upstream_says_it_is_overloaded() {
     let limiter = Arc::new(Limiter::new(
         ConcurrencyConfig {
-            limit: LimitConfig::Aimd(crate::config::admission::AdaptiveBounds {
-                min: 2,
-                max: 100,
-                initial: 40,
-            }),
+            limit: LimitConfig::Aimd(
+                blastwall_policy::concurrency::AimdConfig {
+                    min_limit: 2,
+                    max_limit: 100,
+                    initial_limit: 40,
+                    ..Default::default()
+                }
+                .validated()
+                .expect("ordered bounds"),
+            ),
             queue: 0,
             queue_timeout: Duration::ZERO,
         },
