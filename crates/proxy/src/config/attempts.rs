@@ -11,9 +11,11 @@ use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, RetryPolicy, Sta
 pub struct RouteAttempts {
     /// The longest a request may take in all.
     pub timeout: Option<Duration>,
-    /// The longest one attempt may wait for a response head; `None`: the cluster's
-    /// `request_timeout`.
-    pub per_try_timeout: Option<Duration>,
+    /// The longest one attempt against the route's cluster may wait for a response head:
+    /// the route's `per_try_timeout`, or else its cluster's `request_timeout` (resolved at
+    /// load; the alternate cluster's attempt has its own, see
+    /// [`AlternateCluster`](super::fallback::AlternateCluster)).
+    pub per_try_timeout: Duration,
     /// When to retry: the policy itself, built (and so checked by the policy crate) at load.
     pub retry: RetryPolicy,
     /// Request bodies up to this many bytes are kept for another attempt.
@@ -35,7 +37,7 @@ impl Default for RouteAttempts {
     fn default() -> Self {
         Self {
             timeout: None,
-            per_try_timeout: None,
+            per_try_timeout: super::DEFAULT_REQUEST_TIMEOUT,
             retry: RetryPolicy::new(RetryConfig {
                 max_attempts: 2,
                 backoff: BackoffConfig::default(),

@@ -23,8 +23,8 @@ pub struct FallbackConfig {
     pub kill_switch: bool,
     /// The stale-if-error cache, tried first.
     pub stale_if_error: Option<StaleIfErrorConfig>,
-    /// An alternate cluster (index into [`super::Config::clusters`]), tried second.
-    pub cluster: Option<usize>,
+    /// An alternate cluster, tried second.
+    pub cluster: Option<AlternateCluster>,
     /// A static response, tried last.
     pub static_response: Option<StaticResponse>,
 }
@@ -77,6 +77,17 @@ impl FallbackReason {
                 | FallbackReason::Overloaded
         )
     }
+}
+
+/// The cluster a route's fallback tries when its own failed, and how long its one attempt
+/// may wait for a response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlternateCluster {
+    /// Index into [`super::Config::clusters`].
+    pub index: usize,
+    /// The route's `per_try_timeout`, or else this cluster's `request_timeout` (resolved
+    /// at load, like the route's own attempts').
+    pub per_try_timeout: Duration,
 }
 
 /// A set of [`FallbackReason`]s.

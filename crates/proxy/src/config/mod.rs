@@ -71,6 +71,9 @@ impl Source {
     }
 }
 
+/// A cluster's `request_timeout` unless it says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Settings of the process as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxySettings {

@@ -13,6 +13,7 @@ use http::request::Parts;
 
 use crate::body;
 use crate::body::ProxyBody;
+use crate::config::fallback::AlternateCluster;
 use crate::pipeline::{self, Context};
 
 /// The alternate cluster's answer, unless it could not give one that is not a failure
@@ -20,12 +21,12 @@ use crate::pipeline::{self, Context};
 pub(super) async fn serve(
     context: &Context<'_>,
     request: &Parts,
-    cluster: usize,
+    alternate: AlternateCluster,
 ) -> Option<Response<ProxyBody>> {
     if !context.request_body_empty {
         return None;
     }
-    let cluster = context.snapshot.clusters.get(cluster)?;
+    let cluster = context.snapshot.clusters.get(alternate.index)?;
     let mut permit = Some(cluster.admit(Instant::now()).ok()?);
     let (result, outcome) = pipeline::attempt(
         context,

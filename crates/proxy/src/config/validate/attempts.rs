@@ -32,13 +32,13 @@ pub(super) fn route_attempts(
     route: &str,
     anchor: Range<usize>,
     timeout: Option<Spanned<DurationValue>>,
-    per_try_timeout: Option<Spanned<DurationValue>>,
+    per_try_timeout: Duration,
     retry: Option<RetrySection>,
     hedge: Option<HedgeSection>,
 ) -> RouteAttempts {
     let mut attempts = RouteAttempts {
         timeout: positive_duration(check, route, "timeout", timeout),
-        per_try_timeout: positive_duration(check, route, "per_try_timeout", per_try_timeout),
+        per_try_timeout,
         ..RouteAttempts::default()
     };
     if let Some(mut section) = retry {
@@ -75,7 +75,8 @@ pub(super) fn route_attempts(
     attempts
 }
 
-fn positive_duration(
+/// A duration that must be more than zero, if written.
+pub(super) fn positive_duration(
     check: &mut Checker<'_>,
     route: &str,
     key: &str,
@@ -390,7 +391,7 @@ backoff = { base = "10ms", max = "80ms", jitter = "equal" }
         .unwrap();
         let attempts = &config.routes[0].attempts;
         assert_eq!(attempts.timeout, Some(Duration::from_secs(2)));
-        assert_eq!(attempts.per_try_timeout, Some(Duration::from_millis(300)));
+        assert_eq!(attempts.per_try_timeout, Duration::from_millis(300));
         let retry = attempts.retry.config();
         assert_eq!(retry.max_attempts, 4);
         assert!(retry.retry_on.covers(FailureKind::Reset));

@@ -26,10 +26,10 @@ use super::file::{
 use super::tls::{self, TlsFile};
 use super::values::{ByteSizeValue, DurationValue, RateValue};
 use super::{
-    BalanceConfig, ClusterConfig, Config, ConfigError, ConfigErrors, EndpointAddress,
-    EndpointConfig, HashKey, HeaderEdits, HealthCheck, HealthCheckConfig, HostMatch,
-    ListenerConfig, ListenerLimits, Location, MinDataRate, PathMatch, ProxySettings, RouteConfig,
-    RouteMatch, Source, TlsConfig,
+    BalanceConfig, ClusterConfig, Config, ConfigError, ConfigErrors, DEFAULT_REQUEST_TIMEOUT,
+    EndpointAddress, EndpointConfig, HashKey, HeaderEdits, HealthCheck, HealthCheckConfig,
+    HostMatch, ListenerConfig, ListenerLimits, Location, MinDataRate, PathMatch, ProxySettings,
+    RouteConfig, RouteMatch, Source, TlsConfig,
 };
 
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,7 +47,6 @@ const DEFAULT_MIN_DATA_RATE_GRACE: Duration = Duration::from_secs(10);
 const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
 const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(30);
 const DEFAULT_PANIC_THRESHOLD_PERCENT: u8 = 50;
 const DEFAULT_MAX_IDLE_PER_ENDPOINT: u32 = 64;
@@ -155,7 +154,7 @@ pub(super) fn validate(file: ConfigFile, text: &str, path: &Path) -> Result<Conf
                 &mut check,
                 index,
                 route,
-                &cluster_index,
+                (&cluster_index, &clusters),
                 &listener_index,
                 &trust,
             )
@@ -719,7 +718,7 @@ fn route(
     check: &mut Checker<'_>,
     index: usize,
     section: RouteSection,
-    clusters: &HashMap<String, usize>,
+    (clusters, cluster_configs): (&HashMap<String, usize>, &[ClusterConfig]),
     listeners: &HashMap<&str, usize>,
     trust: &std::sync::Arc<super::admission::PriorityTrust>,
 ) -> Option<RouteConfig> {
@@ -785,12 +784,24 @@ fn route(
     }
     let request_headers = header_edits(check, section.request_headers);
     let response_headers = header_edits(check, section.response_headers);
+    // NOTE: resolved here, once: an attempt reads a `Duration`, never an `Option` to fall
+    // back from. Unset, each cluster's attempts wait as long as that cluster's
+    // `request_timeout`, the alternate's as well as the route's own.
+    let per_try_timeout =
+        attempts::positive_duration(check, &name, "per_try_timeout", section.per_try_timeout);
+    let per_try_timeout = |cluster: usize| {
+        per_try_timeout.unwrap_or_else(|| {
+            cluster_configs
+                .get(cluster)
+                .map_or(DEFAULT_REQUEST_TIMEOUT, |cluster| cluster.request_timeout)
+        })
+    };
     let attempts = attempts::route_attempts(
         check,
         &name,
         section.cluster.span(),
         section.timeout,
-        section.per_try_timeout,
+        cluster.map_or(DEFAULT_REQUEST_TIMEOUT, per_try_timeout),
         section.retry,
         section.hedge,
     );
@@ -802,7 +813,14 @@ fn route(
         section.rate_limit,
         trust,
     );
-    let fallback = fallback::fallback(check, &name, cluster, section.fallback, clusters);
+    let fallback = fallback::fallback(
+        check,
+        &name,
+        cluster,
+        section.fallback,
+        clusters,
+        per_try_timeout,
+    );
     Some(RouteConfig {
         name,
         listeners: route_listeners,
