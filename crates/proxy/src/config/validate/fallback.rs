@@ -8,7 +8,8 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use toml::Spanned;
 
-use super::{Checker, duration_or, header_pair, resolve_file, size_or};
+use super::headers::header_pair;
+use super::{Checker, duration_or, resolve_file, size_or};
 use crate::config::fallback::{
     AlternateCluster, FallbackConfig, FallbackReason, FallbackTriggers, StaleIfErrorConfig,
     StaticResponse,
