@@ -230,3 +230,48 @@ fn ejection_reasons_read_as_sentences() {
         "90 of 100 calls failed (0 slow), threshold 85%"
     );
 }
+
+#[test]
+fn every_error_is_reported_each_naming_its_field() {
+    use OutlierConfigError as E;
+    let config = OutlierConfig {
+        interval: Duration::ZERO,
+        max_ejection_percent: 150,
+        consecutive_errors: Some(0),
+        failure_percentage: Some(FailurePercentageConfig {
+            threshold_percent: 0,
+            request_volume: 0,
+        }),
+        slow_call_threshold: Some(Duration::ZERO),
+        ..OutlierConfig::default()
+    };
+    let errors = config.errors();
+    assert_eq!(
+        errors,
+        vec![
+            E::ZeroInterval,
+            E::PercentOutOfRange {
+                field: "max_ejection_percent",
+                value: 150
+            },
+            E::Zero("consecutive_errors"),
+            E::Zero("failure_percentage.threshold_percent"),
+            E::Zero("failure_percentage.request_volume"),
+            E::Zero("slow_call_threshold"),
+        ]
+    );
+    let fields: Vec<&str> = errors.iter().map(E::field).collect();
+    assert_eq!(
+        fields,
+        [
+            "interval",
+            "max_ejection_percent",
+            "consecutive_errors",
+            "failure_percentage.threshold_percent",
+            "failure_percentage.request_volume",
+            "slow_call_threshold",
+        ]
+    );
+    assert_eq!(config.validate(), Err(E::ZeroInterval), "the first of them");
+    assert!(OutlierConfig::default().errors().is_empty());
+}

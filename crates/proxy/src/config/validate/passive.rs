@@ -1,7 +1,13 @@
 //! Validation of `circuit_breaker`, `endpoint_circuit_breaker` and `outlier_detection`:
-//! every nonsense value is reported at its place, and what passes is checked once more by
-//! the policy crate itself, so the live breakers and detector are built without a failure
-//! path.
+//! every nonsense value is reported at its place, and the configs are checked by the policy
+//! crate itself and kept checked, so the live breakers and detector are built without a
+//! failure path.
+//!
+//! Outlier detection's ranges are the policy's alone: it reports every setting it refuses,
+//! each naming its field ([`OutlierConfigError::field`]), and this file says each refusal in
+//! the file's words at the key that holds it. What it checks itself are the proxy's own
+//! bounds, which the policy leaves open (no interval or ejection longer than the longest
+//! ejection, at most 100,000 hosts), and that at least one rule is on.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -11,8 +17,8 @@ use blastwall_policy::breaker::{
     OpenBackoff, SlidingWindow, ValidBreakerConfig,
 };
 use blastwall_policy::outlier::{
-    FailurePercentageConfig, MAX_EJECTION_TIME_LIMIT, OutlierConfig, SuccessRateConfig,
-    ValidOutlierConfig,
+    FailurePercentageConfig, MAX_EJECTION_TIME_LIMIT, OutlierConfig, OutlierConfigError,
+    SuccessRateConfig, ValidOutlierConfig,
 };
 use toml::Spanned;
 
@@ -32,6 +38,8 @@ const DEFAULT_HALF_OPEN_PROBES: u32 = 3;
 /// given up on after this, as a last safety net.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
+/// More hosts than this for success-rate ejection is a typo, not a cluster.
+const MAX_MINIMUM_HOSTS: u32 = 100_000;
 
 /// The typed passive checks of a cluster; `section` is taken apart (its three fields).
 pub(super) fn passive(
@@ -284,112 +292,16 @@ impl Place<'_, '_> {
         }
     }
 
+    /// Outlier detection, checked by the policy: every setting it refuses is reported at the
+    /// key that holds it, in the file's words. What is checked here is only the proxy's own:
+    /// the upper bounds the policy leaves open, and that at least one rule is on.
     fn outlier(&mut self, section: OutlierDetectionSection) -> Option<ValidOutlierConfig> {
-        let key = |field: &str| format!("outlier_detection.{field}");
         let errors = self.check.errors.len();
-        let consecutive_errors = self.count(
-            section.consecutive_errors,
-            &key("consecutive_errors"),
-            u32::MAX,
-        );
-        let consecutive_gateway_errors = self.count(
-            section.consecutive_gateway_errors,
-            &key("consecutive_gateway_errors"),
-            u32::MAX,
-        );
-        let interval = self.duration(
-            section.interval,
-            &key("interval"),
-            OutlierConfig::default().interval,
-            MAX_EJECTION_TIME_LIMIT,
-        );
-        let base_ejection_time = self.duration(
-            section.base_ejection_time,
-            &key("base_ejection_time"),
-            OutlierConfig::default().base_ejection_time,
-            MAX_EJECTION_TIME_LIMIT,
-        );
-        let max_span = section.max_ejection_time.as_ref().map(Spanned::span);
-        let max_ejection_time = self.duration(
-            section.max_ejection_time,
-            &key("max_ejection_time"),
-            DEFAULT_MAX_EJECTION_TIME.max(base_ejection_time),
-            MAX_EJECTION_TIME_LIMIT,
-        );
-        if let Some(span) = max_span
-            && max_ejection_time < base_ejection_time
-        {
-            self.error_at(
-                span,
-                &key("max_ejection_time"),
-                &format!("({max_ejection_time:?}) cannot be less than base_ejection_time ({base_ejection_time:?})"),
-            );
+        let mut written = Written::default();
+        let config = self.outlier_config(section, &mut written);
+        for refusal in config.errors() {
+            self.outlier_refused(&refusal, &written);
         }
-        let max_ejection_percent = self
-            .percent(
-                section.max_ejection_percent,
-                &key("max_ejection_percent"),
-                0,
-            )
-            .unwrap_or(OutlierConfig::default().max_ejection_percent);
-        let failure_percentage = section.failure_percentage.map(|fp| {
-            let defaults = FailurePercentageConfig::default();
-            FailurePercentageConfig {
-                threshold_percent: self
-                    .percent(fp.threshold, &key("failure_percentage.threshold"), 1)
-                    .unwrap_or(defaults.threshold_percent),
-                request_volume: self
-                    .volume(fp.request_volume, &key("failure_percentage.request_volume"))
-                    .unwrap_or(defaults.request_volume),
-            }
-        });
-        let success_rate = section.success_rate.map(|sr| {
-            let defaults = SuccessRateConfig::default();
-            let stdev_factor = match sr.stdev_factor {
-                Some(factor) if !(factor.get_ref().is_finite() && *factor.get_ref() >= 0.0) => {
-                    self.error_at(
-                        factor.span(),
-                        &key("success_rate.stdev_factor"),
-                        &format!("must be a number of at least 0, got {}", factor.get_ref()),
-                    );
-                    defaults.stdev_factor
-                }
-                Some(factor) => *factor.get_ref(),
-                None => defaults.stdev_factor,
-            };
-            SuccessRateConfig {
-                stdev_factor,
-                request_volume: self
-                    .volume(sr.request_volume, &key("success_rate.request_volume"))
-                    .unwrap_or(defaults.request_volume),
-                minimum_hosts: self
-                    .count(
-                        sr.minimum_hosts,
-                        &key("success_rate.minimum_hosts"),
-                        100_000,
-                    )
-                    .map_or(defaults.minimum_hosts, |hosts| hosts as usize),
-            }
-        });
-        let slow_call_threshold = section.slow_call.map(|slow| {
-            self.duration(
-                Some(slow.threshold),
-                &key("slow_call.threshold"),
-                DEFAULT_SLOW_CALL_DURATION,
-                MAX_EJECTION_TIME_LIMIT,
-            )
-        });
-        let config = OutlierConfig {
-            interval,
-            base_ejection_time,
-            max_ejection_time,
-            max_ejection_percent,
-            consecutive_errors,
-            consecutive_gateway_errors,
-            failure_percentage,
-            success_rate,
-            slow_call_threshold,
-        };
         // NOTE: slow_call is not a rule of its own: it makes slow calls failures for the others.
         if !section_has(&[
             config.consecutive_errors.is_some(),
@@ -420,14 +332,206 @@ impl Place<'_, '_> {
         }
     }
 
-    /// A request volume: at least 1.
-    fn volume(&mut self, value: Option<Spanned<u64>>, key: &str) -> Option<u64> {
+    /// The section as the policy's config, defaults filled in, each key's place noted in
+    /// `written`. Values out of the policy's ranges are kept for it to refuse.
+    fn outlier_config(
+        &mut self,
+        section: OutlierDetectionSection,
+        written: &mut Written,
+    ) -> OutlierConfig {
+        let defaults = OutlierConfig::default();
+        let interval = self.outlier_duration(section.interval, "interval", written);
+        let base_ejection_time =
+            self.outlier_duration(section.base_ejection_time, "base_ejection_time", written);
+        let base_ejection_time = base_ejection_time.unwrap_or(defaults.base_ejection_time);
+        let max_ejection_time = section.max_ejection_time.map(|max| {
+            written.note("max_ejection_time", max.span(), None);
+            duration_or(self.check, Some(max), DEFAULT_MAX_EJECTION_TIME)
+        });
+        let failure_percentage = section.failure_percentage.map(|fp| {
+            let defaults = FailurePercentageConfig::default();
+            FailurePercentageConfig {
+                threshold_percent: written
+                    .percent("failure_percentage.threshold_percent", fp.threshold)
+                    .unwrap_or(defaults.threshold_percent),
+                request_volume: written
+                    .number("failure_percentage.request_volume", fp.request_volume)
+                    .unwrap_or(defaults.request_volume),
+            }
+        });
+        let success_rate = section.success_rate.map(|sr| {
+            let defaults = SuccessRateConfig::default();
+            SuccessRateConfig {
+                stdev_factor: sr.stdev_factor.map_or(defaults.stdev_factor, |factor| {
+                    written.note("success_rate.stdev_factor", factor.span(), None);
+                    factor.into_inner()
+                }),
+                request_volume: written
+                    .number("success_rate.request_volume", sr.request_volume)
+                    .unwrap_or(defaults.request_volume),
+                minimum_hosts: self
+                    .minimum_hosts(sr.minimum_hosts, written)
+                    .unwrap_or(defaults.minimum_hosts),
+            }
+        });
+        OutlierConfig {
+            interval: interval.unwrap_or(defaults.interval),
+            base_ejection_time,
+            max_ejection_time: max_ejection_time
+                .unwrap_or(DEFAULT_MAX_EJECTION_TIME.max(base_ejection_time)),
+            max_ejection_percent: written
+                .percent("max_ejection_percent", section.max_ejection_percent)
+                .unwrap_or(defaults.max_ejection_percent),
+            consecutive_errors: written.number("consecutive_errors", section.consecutive_errors),
+            consecutive_gateway_errors: written.number(
+                "consecutive_gateway_errors",
+                section.consecutive_gateway_errors,
+            ),
+            failure_percentage,
+            success_rate,
+            slow_call_threshold: section.slow_call.map(|slow| {
+                self.outlier_duration(Some(slow.threshold), "slow_call_threshold", written)
+                    .unwrap_or(DEFAULT_SLOW_CALL_DURATION)
+            }),
+        }
+    }
+
+    /// A duration of outlier detection, noted; one longer than the longest ejection is an
+    /// error here (a bound of the proxy's: the policy bounds only `max_ejection_time`).
+    fn outlier_duration(
+        &mut self,
+        value: Option<Spanned<DurationValue>>,
+        field: &'static str,
+        written: &mut Written,
+    ) -> Option<Duration> {
         let value = value?;
-        if *value.get_ref() == 0 {
-            self.error_at(value.span(), key, "must be at least 1");
+        let span = value.span();
+        written.note(field, span.clone(), None);
+        let errors = self.check.errors.len();
+        let duration = duration_or(self.check, Some(value), Duration::ZERO);
+        if self.check.errors.len() > errors {
             return None;
         }
+        if duration > MAX_EJECTION_TIME_LIMIT {
+            let key = format!("outlier_detection.{}", outlier_key(field));
+            self.error_at(
+                span,
+                &key,
+                &format!("must be at most {MAX_EJECTION_TIME_LIMIT:?}"),
+            );
+            return None;
+        }
+        Some(duration)
+    }
+
+    /// `success_rate.minimum_hosts`, at most [`MAX_MINIMUM_HOSTS`] (a bound of the proxy's).
+    fn minimum_hosts(
+        &mut self,
+        value: Option<Spanned<u32>>,
+        written: &mut Written,
+    ) -> Option<usize> {
+        let hosts = written.number("success_rate.minimum_hosts", value)?;
+        if hosts > MAX_MINIMUM_HOSTS {
+            let span = written.span("success_rate.minimum_hosts");
+            let span = span.unwrap_or_else(|| self.cluster_span.clone());
+            self.error_at(
+                span,
+                "outlier_detection.success_rate.minimum_hosts",
+                &format!("must be from 1 to {MAX_MINIMUM_HOSTS}, got {hosts}"),
+            );
+            return None;
+        }
+        Some(hosts as usize)
+    }
+
+    /// Reports the policy's refusal of one outlier setting at the key that holds it, in the
+    /// words of the file.
+    fn outlier_refused(&mut self, refusal: &OutlierConfigError, written: &Written) {
+        use OutlierConfigError as E;
+        let field = refusal.field();
+        let value = written.value(field);
+        let problem = match refusal {
+            E::ZeroInterval | E::ZeroBaseEjectionTime | E::Zero("slow_call_threshold") => {
+                "must be more than zero".to_owned()
+            }
+            E::MaxBelowBase { max, .. } if max.is_zero() => "must be more than zero".to_owned(),
+            E::MaxBelowBase { base, max } => {
+                format!("({max:?}) cannot be less than base_ejection_time ({base:?})")
+            }
+            E::MaxEjectionTimeTooLong(_) => format!("must be at most {MAX_EJECTION_TIME_LIMIT:?}"),
+            E::PercentOutOfRange {
+                field: "max_ejection_percent",
+                ..
+            } => format!("is a percentage from 0 to 100, got {}", value.unwrap_or(0)),
+            E::PercentOutOfRange { .. } | E::Zero("failure_percentage.threshold_percent") => {
+                format!("is a percentage from 1 to 100, got {}", value.unwrap_or(0))
+            }
+            E::Zero("consecutive_errors" | "consecutive_gateway_errors") => {
+                format!("must be from 1 to {}, got 0", u32::MAX)
+            }
+            E::Zero("success_rate.minimum_hosts") => {
+                format!("must be from 1 to {MAX_MINIMUM_HOSTS}, got 0")
+            }
+            E::Zero(_) => "must be at least 1".to_owned(),
+            E::BadStdevFactor(factor) => {
+                format!("must be a number of at least 0, got {factor}")
+            }
+        };
+        let span = written
+            .span(field)
+            .unwrap_or_else(|| self.cluster_span.clone());
+        let key = format!("outlier_detection.{}", outlier_key(field));
+        self.error_at(span, &key, &problem);
+    }
+}
+
+/// Where the keys of `outlier_detection` were written (by the policy's field names), and the
+/// numbers written there, so that a refusal points at its key and quotes the file.
+#[derive(Default)]
+struct Written(Vec<(&'static str, Range<usize>, Option<u32>)>);
+
+impl Written {
+    fn note(&mut self, field: &'static str, span: Range<usize>, value: Option<u32>) {
+        self.0.push((field, span, value));
+    }
+
+    /// A count as written, noted.
+    fn number<T: Copy>(&mut self, field: &'static str, value: Option<Spanned<T>>) -> Option<T> {
+        let value = value?;
+        self.note(field, value.span(), None);
         Some(*value.get_ref())
+    }
+
+    /// A percentage as written, noted; one past `u8` is kept as 255, out of range all the
+    /// same, and the file's number is quoted.
+    fn percent(&mut self, field: &'static str, value: Option<Spanned<u32>>) -> Option<u8> {
+        let value = value?;
+        let number = *value.get_ref();
+        self.note(field, value.span(), Some(number));
+        Some(u8::try_from(number).unwrap_or(u8::MAX))
+    }
+
+    fn span(&self, field: &str) -> Option<Range<usize>> {
+        self.0
+            .iter()
+            .find(|(noted, ..)| *noted == field)
+            .map(|(_, span, _)| span.clone())
+    }
+
+    fn value(&self, field: &str) -> Option<u32> {
+        self.0
+            .iter()
+            .find(|(noted, ..)| *noted == field)
+            .and_then(|(.., value)| *value)
+    }
+}
+
+/// The key under `outlier_detection` that holds a field of the policy's config.
+fn outlier_key(field: &str) -> &str {
+    match field {
+        "failure_percentage.threshold_percent" => "failure_percentage.threshold",
+        "slow_call_threshold" => "slow_call.threshold",
+        other => other,
     }
 }
 
@@ -709,5 +813,42 @@ endpoints = [{{ address = "127.0.0.1:9001" }}]
             errors[4]
                 .contains("max_ejection_time (5s) cannot be less than base_ejection_time (10s)")
         );
+    }
+
+    #[test]
+    fn the_policys_outlier_refusals_are_located_at_their_keys_in_the_files_words() {
+        let errors = errors(
+            "[cluster.api.outlier_detection]\nfailure_percentage = { threshold = 300, request_volume = 0 }\n\
+             success_rate = { minimum_hosts = 0 }\nslow_call = { threshold = \"0s\" }\n",
+        );
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(
+            errors[0].contains(
+                "outlier_detection.failure_percentage.threshold is a percentage from 1 to 100, got 300"
+            ),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1]
+                .contains("outlier_detection.failure_percentage.request_volume must be at least 1"),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[2].contains(
+                "outlier_detection.success_rate.minimum_hosts must be from 1 to 100000, got 0"
+            ),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[3].contains("outlier_detection.slow_call.threshold must be more than zero"),
+            "{errors:#?}"
+        );
+        let line = |error: &str| error.split(':').nth(1).map(str::to_owned);
+        assert_eq!(
+            line(&errors[0]),
+            line(&errors[1]),
+            "both on the failure_percentage line"
+        );
+        assert_ne!(line(&errors[2]), line(&errors[3]));
     }
 }
