@@ -114,53 +114,7 @@ fn retry_config(
         Some(attempts) => attempts.into_inner(),
         None => DEFAULT_ATTEMPTS,
     };
-    let mut retry_on = RetryOn {
-        connect_failed: false,
-        refused: false,
-        reset: false,
-        timeout: false,
-        statuses: StatusSet::empty(),
-    };
-    let conditions = section.on.map_or_else(
-        || {
-            vec![
-                RetryCondition::ConnectFailure,
-                RetryCondition::Refused,
-                RetryCondition::Reset,
-                RetryCondition::Timeout,
-                RetryCondition::GatewayError,
-                RetryCondition::Overloaded,
-            ]
-        },
-        Spanned::into_inner,
-    );
-    let add = |set: &mut StatusSet, codes: &[u16]| {
-        for &code in codes {
-            // NOTE: these are all valid codes; insert only fails outside 100..=599.
-            let _ = set.insert(code);
-        }
-    };
-    for condition in conditions {
-        match condition {
-            RetryCondition::ConnectFailure => retry_on.connect_failed = true,
-            RetryCondition::Refused => retry_on.refused = true,
-            RetryCondition::Reset => retry_on.reset = true,
-            RetryCondition::Timeout => retry_on.timeout = true,
-            RetryCondition::GatewayError => add(&mut retry_on.statuses, &[502, 504]),
-            RetryCondition::Overloaded => add(&mut retry_on.statuses, &[429, 503]),
-            RetryCondition::ServerError => retry_on.statuses = StatusSet::server_errors(),
-        }
-    }
-    if let Some(statuses) = section.statuses {
-        for &code in statuses.get_ref() {
-            if retry_on.statuses.insert(code).is_err() || code < 400 {
-                check.error_at(
-                    statuses.span(),
-                    format!("route \"{route}\": retry.statuses holds {code}, which is not an error status (400 to 599)"),
-                );
-            }
-        }
-    }
+    let retry_on = retry_on(check, route, section.on, section.statuses);
     let retry_after_max = match section.retry_after_max {
         Some(value) => duration_or(check, Some(value), DEFAULT_RETRY_AFTER_MAX),
         None => DEFAULT_RETRY_AFTER_MAX,
@@ -199,6 +153,64 @@ fn retry_config(
         retry_non_idempotent: section.non_idempotent.unwrap_or(false),
     };
     (config, base_span)
+}
+
+/// What a route's attempts are retried on: the conditions `on` names (every one when it is
+/// not written) and the `statuses` added to them, each an error status.
+fn retry_on(
+    check: &mut Checker<'_>,
+    route: &str,
+    on: Option<Spanned<Vec<RetryCondition>>>,
+    statuses: Option<Spanned<Vec<u16>>>,
+) -> RetryOn {
+    let mut retry_on = RetryOn {
+        connect_failed: false,
+        refused: false,
+        reset: false,
+        timeout: false,
+        statuses: StatusSet::empty(),
+    };
+    let conditions = on.map_or_else(
+        || {
+            vec![
+                RetryCondition::ConnectFailure,
+                RetryCondition::Refused,
+                RetryCondition::Reset,
+                RetryCondition::Timeout,
+                RetryCondition::GatewayError,
+                RetryCondition::Overloaded,
+            ]
+        },
+        Spanned::into_inner,
+    );
+    let add = |set: &mut StatusSet, codes: &[u16]| {
+        for &code in codes {
+            // NOTE: these are all valid codes; insert only fails outside 100..=599.
+            let _ = set.insert(code);
+        }
+    };
+    for condition in conditions {
+        match condition {
+            RetryCondition::ConnectFailure => retry_on.connect_failed = true,
+            RetryCondition::Refused => retry_on.refused = true,
+            RetryCondition::Reset => retry_on.reset = true,
+            RetryCondition::Timeout => retry_on.timeout = true,
+            RetryCondition::GatewayError => add(&mut retry_on.statuses, &[502, 504]),
+            RetryCondition::Overloaded => add(&mut retry_on.statuses, &[429, 503]),
+            RetryCondition::ServerError => retry_on.statuses = StatusSet::server_errors(),
+        }
+    }
+    if let Some(statuses) = statuses {
+        for &code in statuses.get_ref() {
+            if retry_on.statuses.insert(code).is_err() || code < 400 {
+                check.error_at(
+                    statuses.span(),
+                    format!("route \"{route}\": retry.statuses holds {code}, which is not an error status (400 to 599)"),
+                );
+            }
+        }
+    }
+    retry_on
 }
 
 fn hedge_config(

@@ -167,32 +167,7 @@ impl Place<'_, '_> {
             DEFAULT_SLOW_CALL_DURATION,
             MAX_OPEN_DURATION,
         );
-        let window = match (section.window, section.window_calls) {
-            (Some(_), Some(calls)) => {
-                self.error_at(
-                    calls.span(),
-                    &key("window_calls"),
-                    "cannot be given with window: choose a count or a time window",
-                );
-                SlidingWindow::Count {
-                    calls: DEFAULT_WINDOW_CALLS,
-                }
-            }
-            (Some(span), None) => SlidingWindow::Time {
-                span: self.duration(
-                    Some(span),
-                    &key("window"),
-                    Duration::from_secs(10),
-                    MAX_OPEN_DURATION,
-                ),
-                buckets: TIME_WINDOW_BUCKETS,
-            },
-            (None, calls) => SlidingWindow::Count {
-                calls: self
-                    .count(calls, &key("window_calls"), MAX_WINDOW_SLOTS)
-                    .unwrap_or(DEFAULT_WINDOW_CALLS),
-            },
-        };
+        let window = self.breaker_window(name, section.window, section.window_calls);
         let minimum_span = section.minimum_calls.as_ref().map(Spanned::span);
         let mut minimum_calls = self
             .count(section.minimum_calls, &key("minimum_calls"), u32::MAX)
@@ -250,6 +225,42 @@ impl Place<'_, '_> {
                 self.breaker_refused(name, &error, spans);
                 None
             }
+        }
+    }
+
+    /// A breaker's window: by count (`window_calls`) or by time (`window`), not both.
+    fn breaker_window(
+        &mut self,
+        name: &str,
+        window: Option<Spanned<DurationValue>>,
+        window_calls: Option<Spanned<u32>>,
+    ) -> SlidingWindow {
+        let key = |field: &str| format!("{name}.{field}");
+        match (window, window_calls) {
+            (Some(_), Some(calls)) => {
+                self.error_at(
+                    calls.span(),
+                    &key("window_calls"),
+                    "cannot be given with window: choose a count or a time window",
+                );
+                SlidingWindow::Count {
+                    calls: DEFAULT_WINDOW_CALLS,
+                }
+            }
+            (Some(span), None) => SlidingWindow::Time {
+                span: self.duration(
+                    Some(span),
+                    &key("window"),
+                    Duration::from_secs(10),
+                    MAX_OPEN_DURATION,
+                ),
+                buckets: TIME_WINDOW_BUCKETS,
+            },
+            (None, calls) => SlidingWindow::Count {
+                calls: self
+                    .count(calls, &key("window_calls"), MAX_WINDOW_SLOTS)
+                    .unwrap_or(DEFAULT_WINDOW_CALLS),
+            },
         }
     }
 
