@@ -283,9 +283,10 @@ impl<'c> AttemptSet<'c, '_> {
     }
 
     /// How long an attempt may wait for a response head: resolved at load for the route's
-    /// own cluster and for its fallback's alternate, the only other cluster it attempts.
-    // NOTE: chosen here, not passed to `run`: a parameter there made every request's future
-    // 32 bytes larger (measured), for the sake of the rare fallback.
+    /// own cluster and for its fallback's alternate.
+    // NOTE: relies on the alternate being the only cluster a route attempts besides its own.
+    // Chosen here rather than passed to `run`, which would make every request's future
+    // larger for the sake of the rare fallback.
     fn per_try(&self) -> Duration {
         let route = self.context.route;
         match route.fallback.cluster {

@@ -37,8 +37,8 @@ pub(super) fn route(
     }
     let request_headers = header_edits(check, section.request_headers);
     let response_headers = header_edits(check, section.response_headers);
-    // NOTE: resolved here, once: an attempt reads a `Duration`, never an `Option` to fall
-    // back from. Unset, each cluster's attempts wait as long as that cluster's
+    // Resolved here, once: an attempt reads a `Duration`, never an `Option` to fall back
+    // from. Unset, each cluster's attempts wait as long as that cluster's
     // `request_timeout`, the alternate's as well as the route's own.
     let per_try_timeout =
         attempts::positive_duration(check, &name, "per_try_timeout", section.per_try_timeout);
