@@ -173,8 +173,16 @@ impl Proxy {
                 .map(|()| config)
                 .map_err(|error| ConfigErrors(vec![error]))
         });
+        // The same text with the same certificates behind its `tls` files changes nothing; a
+        // rotated certificate under the same names is a change to apply.
+        let unchanged = hash.as_ref() == Some(&previous_hash)
+            && loaded.as_ref().is_ok_and(|config| {
+                let serving = &self.runtime.snapshot().config.listeners;
+                let tls = |listener: &config::ListenerConfig| listener.tls.clone();
+                config.listeners.iter().map(tls).eq(serving.iter().map(tls))
+            });
         let outcome = match loaded {
-            _ if hash.as_ref() == Some(&previous_hash) => ReloadOutcome::Unchanged {
+            _ if unchanged => ReloadOutcome::Unchanged {
                 hash: previous_hash.clone(),
             },
             Err(errors) => ReloadOutcome::Refused { hash, errors },

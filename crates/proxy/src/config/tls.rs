@@ -10,6 +10,7 @@
 //! passed explicitly (ring) rather than installed process-wide; the protocols offered by
 //! ALPN are the listener's to add.
 
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,14 +28,26 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// The server side of TLS built from the two files, without ALPN.
     pub server: Arc<ServerConfig>,
+    /// A digest of what the two files held when they were read.
+    pub contents: u64,
 }
 
-/// Two identities are the same when they name the same files: a reload that keeps the files
-/// keeps the listener as it serves (as it did before the identity was built at load).
+/// Two identities are the same when they name the same files and the files hold what they
+/// held: a reload keeps a listener whose identity is unchanged as it serves, and serves a
+/// rotated certificate (new files behind the same names) on the connections that come next.
 impl PartialEq for TlsConfig {
     fn eq(&self, other: &Self) -> bool {
-        self.cert == other.cert && self.key == other.key
+        self.cert == other.cert && self.key == other.key && self.contents == other.contents
     }
+}
+
+/// The identity built from a certificate chain and key, and a digest of what they held.
+#[derive(Debug)]
+pub struct Identity {
+    /// The server side of TLS, without ALPN.
+    pub server: Arc<ServerConfig>,
+    /// A digest of the chain and key as read (see [`TlsConfig::contents`]).
+    pub contents: u64,
 }
 
 impl Eq for TlsConfig {}
@@ -107,7 +120,7 @@ impl std::fmt::Display for TlsFile {
 
 /// Reads the certificate chain and key and checks that rustls accepts them as a pair: the
 /// server side of TLS, without the protocols (the listener adds what it speaks).
-pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn load(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
     let unreadable = |what: TlsFile, path: &Path, error: pem::Error| TlsError::Unreadable {
         what,
         path: path.to_owned(),
@@ -131,6 +144,16 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
         }
         Err(error) => return Err(unreadable(TlsFile::Key, key, error)),
     };
+    // NOTE: a digest to tell whether a reload found other files, not a check of integrity:
+    // whoever can write these files can give the proxy any identity anyway.
+    let contents = {
+        let mut hasher = std::hash::DefaultHasher::new();
+        for der in &certs {
+            der.as_ref().hash(&mut hasher);
+        }
+        private_key.secret_der().hash(&mut hasher);
+        hasher.finish()
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let unusable = |error: rustls::Error| TlsError::Unusable {
         cert: cert.to_owned(),
@@ -143,7 +166,10 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
         .with_no_client_auth()
         .with_single_cert(certs, private_key)
         .map_err(unusable)?;
-    Ok(Arc::new(server))
+    Ok(Identity {
+        server: Arc::new(server),
+        contents,
+    })
 }
 
 fn pem_error(error: pem::Error) -> String {

@@ -196,7 +196,12 @@ fn tls(check: &mut Checker<'_>, listener: &str, section: &file::TlsSection) -> O
         return None;
     }
     match tls::load(&cert, &key) {
-        Ok(server) => Some(TlsConfig { cert, key, server }),
+        Ok(identity) => Some(TlsConfig {
+            cert,
+            key,
+            server: identity.server,
+            contents: identity.contents,
+        }),
         Err(error) => {
             let span = match error.file() {
                 TlsFile::Certificate => section.cert.span(),
