@@ -88,8 +88,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("stats", "metrics"),
     // Restarting listeners is the root's job.
     ("reload", "listener"),
-    // Balancers and health checks take `cluster::Endpoint`: it moves below them.
-    ("balance", "cluster"),
+    // Health checks are scheduled by `health`, which takes the cluster: the cluster will
+    // schedule them.
     ("health", "cluster"),
 ];
 

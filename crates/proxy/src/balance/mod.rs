@@ -25,8 +25,8 @@ use std::time::Instant;
 use http::request::Parts;
 use rand::Rng;
 
-use crate::cluster::Endpoint;
 use crate::config::{BalanceConfig, ClusterConfig};
+use crate::endpoint::Endpoint;
 pub use ring::Ring;
 
 /// A cluster's balancing algorithm.

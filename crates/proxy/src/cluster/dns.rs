@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{Cluster, Endpoint};
+use super::Cluster;
 use crate::config::{EndpointAddress, EndpointConfig};
+use crate::endpoint::Endpoint;
 use crate::health::{self, HealthStatus};
 
 /// A lookup that takes longer than this counts as failed (the resolver's own timeouts can

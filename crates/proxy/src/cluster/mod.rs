@@ -22,7 +22,6 @@
 //! cluster by a reload stops its tasks at once.
 
 mod dns;
-mod endpoint;
 mod passive;
 mod routing;
 
@@ -39,13 +38,15 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, watch};
 
-pub use self::endpoint::{Endpoint, EndpointGuard};
 use self::passive::Passive;
-pub use self::passive::{ClusterBreakerOpen, ClusterPermit, EndpointPermit};
+pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
 pub use self::routing::{Routing, RoutingRules};
+// For `health::spawn` until the cluster schedules its own checks.
 use crate::admission::ClusterAdmission;
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
+pub(crate) use crate::endpoint::Endpoint;
+use crate::endpoint::EndpointGuard;
 use crate::health::{self, HealthStatus, ProbeFailure, Thresholds};
 use crate::stats::ClusterStats;
 use crate::upstream::UpstreamClient;

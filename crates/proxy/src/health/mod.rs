@@ -52,7 +52,7 @@ async fn check_loop(
 ) {
     loop {
         let result = tokio::select! {
-            result = probe(&check, protocol, &endpoint) => result,
+            result = probe(&check, protocol, endpoint.address(), endpoint.authority()) => result,
             _ = alive.changed() => return,
         };
         match cluster.upgrade() {

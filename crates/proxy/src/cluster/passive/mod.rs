@@ -59,14 +59,14 @@ use blastwall_policy::outlier::{EndpointId, Event};
 use http::request::Parts;
 use rand::Rng;
 
-pub use self::breakers::EndpointPermit;
 use self::breakers::{
     breaker_outcome, cluster_breaker, install_endpoint_breaker, remove_endpoint_breaker,
 };
 use self::outliers::{Outliers, address_of};
 pub(super) use self::task::spawn;
-use super::{Cluster, Endpoint, EndpointGuard, RNG};
+use super::{Cluster, RNG};
 use crate::config::ClusterConfig;
+use crate::endpoint::{Endpoint, EndpointGuard, EndpointPermit};
 use crate::outcome::AttemptOutcome;
 use crate::stats::ClusterStats;
 
