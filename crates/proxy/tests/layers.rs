@@ -88,9 +88,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("stats", "metrics"),
     // Restarting listeners is the root's job.
     ("reload", "listener"),
-    // Health checks are scheduled by `health`, which takes the cluster: the cluster will
-    // schedule them.
-    ("health", "cluster"),
 ];
 
 /// One import of a module by another, where it stands.
