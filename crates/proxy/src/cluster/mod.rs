@@ -16,10 +16,10 @@
 //!
 //! # Tasks
 //!
-//! Health checks (one task per endpoint, see `checks`), DNS refresh (one per cluster) and the passive
-//! checks' clock (one per cluster with breakers or outlier detection) hold only a weak
-//! reference to the cluster and a receiver that closes when it is dropped, so replacing a
-//! cluster by a reload stops its tasks at once.
+//! Health checks (one task per endpoint, see `checks`), DNS refresh (one per cluster) and
+//! the passive checks' clock (one per cluster with breakers or outlier detection) hold only
+//! a weak reference to the cluster and a receiver that closes when it is dropped, so
+//! replacing a cluster by a reload stops its tasks at once.
 
 mod checks;
 mod dns;
