@@ -73,8 +73,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// when the redesign moves what it takes to the layer where it belongs (see
 /// `ARCHITECTURE.md`, "Not built yet").
 const KNOWN: &[(&str, &str)] = &[
-    // The adaptive limiter a cluster holds is state, not the admission stage's.
-    ("cluster", "admission"),
     // Fallback config types and TLS material loading move into config.
     ("config", "fallback"),
     ("config", "listener"),

@@ -10,10 +10,10 @@ use http::Request;
 use http::request::Parts;
 use proptest::prelude::*;
 
-use super::limiter::{LimitPermit, Limiter};
-use super::queue::{Decision, ShedReason, View, cap, decide};
 use super::ratelimit::RouteRateLimit;
 use super::*;
+use crate::cluster::limiter::queue::{Decision, ShedReason, View, cap, decide};
+use crate::cluster::limiter::{LimitPermit, Limiter};
 use crate::config::Config;
 use crate::config::admission::{ConcurrencyConfig, LimitConfig, RateLimitConfig, RateLimitKey};
 use crate::stats::AdmissionStats;

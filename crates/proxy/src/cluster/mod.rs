@@ -22,7 +22,9 @@
 //! replacing a cluster by a reload stops its tasks at once.
 
 mod checks;
+mod concurrency;
 mod dns;
+pub(crate) mod limiter;
 mod passive;
 mod routing;
 
@@ -39,10 +41,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, watch};
 
+pub use self::concurrency::{ClusterAdmission, ClusterShed, ConcurrencyPermit};
 use self::passive::Passive;
 pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
 pub use self::routing::{Routing, RoutingRules};
-use crate::admission::ClusterAdmission;
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
 use crate::endpoint::{Endpoint, EndpointGuard};
