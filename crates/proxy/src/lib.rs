@@ -23,6 +23,7 @@ pub mod forward;
 pub mod headers;
 pub mod health;
 pub mod listener;
+mod listeners;
 pub mod live;
 pub mod metrics;
 pub mod outcome;
@@ -41,7 +42,7 @@ use std::time::{Instant, SystemTime};
 use crate::admin::{AdminServer, ReloadRequest};
 use crate::config::{Config, ConfigError, ConfigErrors, Source};
 use crate::listener::BoundListener;
-use crate::reload::listeners::ListenerSet;
+use crate::listeners::ListenerSet;
 use crate::reload::{
     AppliedReload, DrainReport, ReloadAttempt, ReloadOutcome, ReloadTrigger, Runtime,
 };

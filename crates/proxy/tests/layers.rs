@@ -84,8 +84,6 @@ const KNOWN: &[(&str, &str)] = &[
     // One counters module instead of `stats` beside `metrics::histogram`.
     ("pipeline", "metrics"),
     ("stats", "metrics"),
-    // Restarting listeners is the root's job.
-    ("reload", "listener"),
 ];
 
 /// One import of a module by another, where it stands.
