@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
 pub mod reload;
+mod rng;
 pub mod router;
 pub mod stats;
 pub mod telemetry;

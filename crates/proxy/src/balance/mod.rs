@@ -12,8 +12,8 @@
 //! - `consistent_hash`: a ring (see [`ring`]); a request without the key falls back to
 //!   least request.
 //!
-//! Randomness comes from an RNG the caller passes (seeded in tests, thread-local in the
-//! proxy), and a pick allocates nothing.
+//! Randomness comes from an RNG the caller passes (seeded in tests, `crate::rng`'s
+//! thread-local one in the proxy), and a pick allocates nothing.
 
 pub mod load;
 pub mod ring;

@@ -12,18 +12,17 @@
 //! its members, where results go): `health` stands below the endpoint and the cluster and
 //! keeps what needs neither, the probe, the hysteresis and the event of a change.
 
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tokio::sync::watch;
 
 use super::Cluster;
 use crate::config::{HealthCheckConfig, UpstreamProtocol};
 use crate::endpoint::Endpoint;
 use crate::health::{self, ProbeFailure, Thresholds, probe};
+use crate::rng::with_rng;
 
 /// Starts checking `endpoint` of `cluster` (which must have health checks configured).
 pub(super) fn spawn(cluster: &Arc<Cluster>, endpoint: Arc<Endpoint>) {
@@ -33,11 +32,7 @@ pub(super) fn spawn(cluster: &Arc<Cluster>, endpoint: Arc<Endpoint>) {
     let protocol = cluster.config().protocol;
     let alive = cluster.alive();
     let weak = Arc::downgrade(cluster);
-    tokio::spawn(async move {
-        let seed = RandomState::new().hash_one(endpoint.address());
-        let mut rng = SmallRng::seed_from_u64(seed);
-        check_loop(weak, endpoint, check, protocol, alive, &mut rng).await;
-    });
+    tokio::spawn(check_loop(weak, endpoint, check, protocol, alive));
 }
 
 async fn check_loop(
@@ -46,7 +41,6 @@ async fn check_loop(
     check: HealthCheckConfig,
     protocol: UpstreamProtocol,
     mut alive: watch::Receiver<()>,
-    rng: &mut SmallRng,
 ) {
     loop {
         let result = tokio::select! {
@@ -58,7 +52,7 @@ async fn check_loop(
             _ => return,
         }
         tokio::select! {
-            () = tokio::time::sleep(next_delay(&check, rng)) => {}
+            () = tokio::time::sleep(with_rng(|rng| next_delay(&check, rng))) => {}
             _ = alive.changed() => return,
         }
     }

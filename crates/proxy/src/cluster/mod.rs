@@ -28,8 +28,6 @@ pub(crate) mod limiter;
 mod passive;
 mod routing;
 
-use std::cell::RefCell;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -37,8 +35,7 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 use blastwall_policy::budget::RetryBudget;
 use http::request::Parts;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tokio::sync::{Notify, watch};
 
 pub use self::concurrency::{ClusterAdmission, ClusterShed, ConcurrencyPermit};
@@ -81,18 +78,6 @@ pub struct Cluster {
     passive: Passive,
     /// Counters; shared with the clusters that replace this one.
     stats: Arc<ClusterStats>,
-}
-
-thread_local! {
-    /// The balancers' randomness: cheap, uncontended, seeded differently in every thread.
-    static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::seed_from_u64(
-        RandomState::new().hash_one(std::thread::current().id()),
-    ));
-}
-
-/// Runs `f` with this thread's random number generator (cheap, uncontended).
-pub(crate) fn with_rng<T>(f: impl FnOnce(&mut SmallRng) -> T) -> T {
-    RNG.with(|rng| f(&mut rng.borrow_mut()))
 }
 
 impl Cluster {
