@@ -430,3 +430,6 @@ impl Drop for LimitPermit {
         limiter.released();
     }
 }
+
+#[cfg(test)]
+mod tests;
