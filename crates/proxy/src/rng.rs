@@ -1,6 +1,6 @@
 //! The proxy's one source of randomness: a small, fast generator per thread.
 //!
-//! Balancers (two random choices), retry and hedge jitter, health-check jitter, trace and
+//! Balancers (two random choices), retry backoff jitter, health-check jitter, trace and
 //! span ids and access-log sampling all draw from it, some on every request. One
 //! generator per thread needs no lock and is never contended, and `SmallRng` costs a few
 //! instructions a draw. Each thread's is seeded differently at first use; nothing here

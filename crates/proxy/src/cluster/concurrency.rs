@@ -5,8 +5,8 @@
 //! together, and an adaptive one follows what the upstream can take. It is the cluster's
 //! state, not the admission stage's: every route to the cluster shares it, and a reload
 //! that keeps the section keeps it (slots held, queue, learnt limit) with the cluster. The
-//! admission stage asks it for a slot once the cluster's breaker let a request through, and
-//! turns a refusal into its answer (`admission::Refusal`).
+//! pipeline asks it for a slot once the cluster's breaker let a request through; the
+//! admission stage turns a refusal into its answer (`admission::Refusal`).
 
 use std::sync::Arc;
 use std::time::Instant;
