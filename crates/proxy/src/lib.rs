@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod descriptors;
+pub mod endpoint;
 pub mod events;
 #[cfg(test)]
 mod eventually;
@@ -22,11 +23,13 @@ pub mod forward;
 pub mod headers;
 pub mod health;
 pub mod listener;
+mod listeners;
 pub mod live;
 pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
 pub mod reload;
+mod rng;
 pub mod router;
 pub mod stats;
 pub mod telemetry;
@@ -40,7 +43,7 @@ use std::time::{Instant, SystemTime};
 use crate::admin::{AdminServer, ReloadRequest};
 use crate::config::{Config, ConfigError, ConfigErrors, Source};
 use crate::listener::BoundListener;
-use crate::reload::listeners::ListenerSet;
+use crate::listeners::ListenerSet;
 use crate::reload::{
     AppliedReload, DrainReport, ReloadAttempt, ReloadOutcome, ReloadTrigger, Runtime,
 };

@@ -73,8 +73,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// when the redesign moves what it takes to the layer where it belongs (see
 /// `ARCHITECTURE.md`, "Not built yet").
 const KNOWN: &[(&str, &str)] = &[
-    // The adaptive limiter a cluster holds is state, not the admission stage's.
-    ("cluster", "admission"),
     // The alternate cluster calls back into the pipeline: it gets the attempt as a function.
     ("fallback", "pipeline"),
     // One record of the request, in the vocabulary, read by telemetry and the counters.
@@ -83,11 +81,6 @@ const KNOWN: &[(&str, &str)] = &[
     // One counters module instead of `stats` beside `metrics::histogram`.
     ("pipeline", "metrics"),
     ("stats", "metrics"),
-    // Restarting listeners is the root's job.
-    ("reload", "listener"),
-    // Balancers and health checks take `cluster::Endpoint`: it moves below them.
-    ("balance", "cluster"),
-    ("health", "cluster"),
 ];
 
 /// One import of a module by another, where it stands.

@@ -13,8 +13,9 @@ use serde_json::json;
 
 use super::reply::{self, AdminBody, ApiError, error_json};
 use super::{AdminState, ReloadRequest};
-use crate::cluster::{Cluster, Endpoint};
+use crate::cluster::Cluster;
 use crate::config::ConfigError;
+use crate::endpoint::Endpoint;
 use crate::events::{Event, EventKind};
 use crate::reload::ReloadOutcome;
 

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use super::AdminState;
 use super::reply::{self, AdminBody};
-use crate::cluster::{Cluster, Endpoint};
+use crate::cluster::Cluster;
+use crate::endpoint::Endpoint;
 use crate::events::{self, Event};
 use crate::reload::{ReloadOutcome, Runtime};
 

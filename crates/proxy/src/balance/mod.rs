@@ -12,8 +12,8 @@
 //! - `consistent_hash`: a ring (see [`ring`]); a request without the key falls back to
 //!   least request.
 //!
-//! Randomness comes from an RNG the caller passes (seeded in tests, thread-local in the
-//! proxy), and a pick allocates nothing.
+//! Randomness comes from an RNG the caller passes (seeded in tests, `crate::rng`'s
+//! thread-local one in the proxy), and a pick allocates nothing.
 
 pub mod load;
 pub mod ring;
@@ -25,8 +25,8 @@ use std::time::Instant;
 use http::request::Parts;
 use rand::Rng;
 
-use crate::cluster::Endpoint;
 use crate::config::{BalanceConfig, ClusterConfig};
+use crate::endpoint::Endpoint;
 pub use ring::Ring;
 
 /// A cluster's balancing algorithm.

@@ -16,18 +16,18 @@
 //!
 //! # Tasks
 //!
-//! Health checks (one task per endpoint), DNS refresh (one per cluster) and the passive
-//! checks' clock (one per cluster with breakers or outlier detection) hold only a weak
-//! reference to the cluster and a receiver that closes when it is dropped, so replacing a
-//! cluster by a reload stops its tasks at once.
+//! Health checks (one task per endpoint, see `checks`), DNS refresh (one per cluster) and
+//! the passive checks' clock (one per cluster with breakers or outlier detection) hold only
+//! a weak reference to the cluster and a receiver that closes when it is dropped, so
+//! replacing a cluster by a reload stops its tasks at once.
 
+mod checks;
+mod concurrency;
 mod dns;
-mod endpoint;
+pub(crate) mod limiter;
 mod passive;
 mod routing;
 
-use std::cell::RefCell;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -35,18 +35,17 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 use blastwall_policy::budget::RetryBudget;
 use http::request::Parts;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tokio::sync::{Notify, watch};
 
-pub use self::endpoint::{Endpoint, EndpointGuard};
+pub use self::concurrency::{ClusterAdmission, ClusterShed, ConcurrencyPermit};
 use self::passive::Passive;
-pub use self::passive::{ClusterBreakerOpen, ClusterPermit, EndpointPermit};
+pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
 pub use self::routing::{Routing, RoutingRules};
-use crate::admission::ClusterAdmission;
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
-use crate::health::{self, HealthStatus, ProbeFailure, Thresholds};
+use crate::endpoint::{Endpoint, EndpointGuard};
+use crate::health::HealthStatus;
 use crate::stats::ClusterStats;
 use crate::upstream::UpstreamClient;
 
@@ -79,18 +78,6 @@ pub struct Cluster {
     passive: Passive,
     /// Counters; shared with the clusters that replace this one.
     stats: Arc<ClusterStats>,
-}
-
-thread_local! {
-    /// The balancers' randomness: cheap, uncontended, seeded differently in every thread.
-    static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::seed_from_u64(
-        RandomState::new().hash_one(std::thread::current().id()),
-    ));
-}
-
-/// Runs `f` with this thread's random number generator (cheap, uncontended).
-pub(crate) fn with_rng<T>(f: impl FnOnce(&mut SmallRng) -> T) -> T {
-    RNG.with(|rng| f(&mut rng.borrow_mut()))
 }
 
 impl Cluster {
@@ -303,48 +290,6 @@ impl Cluster {
         }
     }
 
-    /// Takes in one health check result for `endpoint`, logging a change of status.
-    pub(crate) fn record_check(&self, endpoint: &Endpoint, result: Result<(), ProbeFailure>) {
-        let Some(check) = &self.config.health_check else {
-            return;
-        };
-        let thresholds = Thresholds {
-            healthy: check.healthy_threshold,
-            unhealthy: check.unhealthy_threshold,
-        };
-        if let Some(transition) = endpoint.observe_health(result.is_ok(), thresholds) {
-            // NOTE: an active check that finds the endpoint healthy again is better evidence
-            // than the breaker's open timer (Envoy unejects on it likewise): without this, an
-            // endpoint that came back would wait out an open period that may have grown long
-            // while it was down.
-            if transition.to.is_healthy()
-                && endpoint.is_tripped()
-                && let Some(breaker) = endpoint.breaker()
-            {
-                breaker.reset(Instant::now());
-            }
-            self.stats.events.push(crate::health::event(
-                self.name(),
-                endpoint.address(),
-                transition,
-                &result,
-            ));
-            match &result {
-                Ok(()) => tracing::info!(
-                    cluster = self.name(), endpoint = %endpoint.address(),
-                    from = %transition.from, to = %transition.to,
-                    "endpoint health changed"
-                ),
-                Err(reason) => tracing::warn!(
-                    cluster = self.name(), endpoint = %endpoint.address(),
-                    from = %transition.from, to = %transition.to, %reason,
-                    "endpoint health changed"
-                ),
-            }
-        }
-        self.progress.notify_waiters();
-    }
-
     /// Whether `endpoint` is still one of the cluster's endpoints.
     pub(crate) fn contains(&self, endpoint: &Arc<Endpoint>) -> bool {
         self.endpoints
@@ -382,7 +327,7 @@ impl Cluster {
         }
         if self.config.health_check.is_some() {
             for endpoint in self.endpoints().iter() {
-                health::spawn(self, endpoint.clone());
+                checks::spawn(self, endpoint.clone());
             }
         }
         if has_names {

@@ -33,7 +33,8 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
 use crate::body::BoxError;
-use crate::cluster::{Cluster, ClusterPermit, EndpointGuard};
+use crate::cluster::{Cluster, ClusterPermit};
+use crate::endpoint::EndpointGuard;
 use crate::outcome::BodyFailure;
 use crate::upstream::UpstreamBody;
 use crate::upstream::body_failure;

@@ -18,8 +18,8 @@ use http_body_util::BodyExt;
 
 use self::answer::{HoldingEndpoint, Unjudged};
 use crate::body::{ProxyBody, full};
-use crate::cluster::EndpointGuard;
 use crate::config::{EscapedSlashes, HeaderEdits, PathMatch, RouteConfig};
+use crate::endpoint::EndpointGuard;
 use crate::headers::forwarding::is_forwarding;
 use crate::headers::{
     AddedHeaders, ERROR_HEADER, REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_PROTO, remove_hop_by_hop,

@@ -38,11 +38,13 @@ use super::Context;
 use super::body::{RequestBody, Upload, UploadState};
 use super::deadline::{self, Deadline};
 use crate::body::ProxyBody;
-use crate::cluster::{Cluster, ClusterPermit, EndpointGuard, with_rng};
+use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::UpstreamProtocol;
+use crate::endpoint::EndpointGuard;
 use crate::forward::answer::Unjudged;
 use crate::forward::{self, ProxyError, error_response};
 use crate::outcome::{AttemptOutcome, ClientCause};
+use crate::rng::with_rng;
 use crate::telemetry::span::AttemptSpan;
 use crate::upstream::{UpstreamBody, UpstreamError};
 

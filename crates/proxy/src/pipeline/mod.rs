@@ -222,8 +222,8 @@ async fn serve_routed(
     };
     match cluster.admission().admit(admitted.priority()).await {
         Ok(slot) => admitted.hold(slot),
-        Err(refusal) => {
-            let response = refusal.into_response();
+        Err(shed) => {
+            let response = admission::Refusal::from(shed).into_response();
             return fall_back(context, FallbackReason::Overloaded, &parts, response).await;
         }
     }

@@ -13,7 +13,6 @@
 //! notices a changed file without a signal.
 
 mod drain;
-pub(crate) mod listeners;
 mod status;
 pub mod watch;
 

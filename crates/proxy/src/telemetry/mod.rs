@@ -36,10 +36,10 @@ use self::record::Record;
 use self::span::{RequestSpan, RequestTrace, Tracer};
 use self::traceparent::{TraceId, TraceParent};
 use crate::body::ProxyBody;
-use crate::cluster::with_rng;
 use crate::config::TelemetryConfig;
 use crate::headers::ERROR_HEADER;
 use crate::pipeline::{Context, FALLBACK_HEADER};
+use crate::rng::with_rng;
 
 /// The access log and the tracer of one config, carried over across reloads that keep them.
 #[derive(Debug, Default)]

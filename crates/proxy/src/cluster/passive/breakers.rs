@@ -4,13 +4,13 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blastwall_policy::breaker::{
-    CircuitBreaker, Outcome, Permit, SharedBreaker, State, Transition, ValidBreakerConfig,
+    CircuitBreaker, Outcome, SharedBreaker, State, Transition, ValidBreakerConfig,
 };
 
-use super::super::Endpoint;
+use crate::endpoint::Endpoint;
 use crate::outcome::AttemptOutcome;
 use crate::stats::ClusterStats;
 
@@ -23,39 +23,6 @@ pub(super) fn breaker_outcome(outcome: AttemptOutcome) -> Outcome {
         AttemptOutcome::Overloaded { .. } => Outcome::Ignored,
         _ if outcome.says_nothing() => Outcome::Ignored,
         _ => Outcome::Failure,
-    }
-}
-
-/// A permit of an endpoint's breaker, recorded once: with the attempt's outcome, or as
-/// ignored when dropped unrecorded (so a cancelled probe frees its slot).
-#[derive(Debug)]
-pub struct EndpointPermit {
-    breaker: SharedBreaker,
-    permit: Option<Permit>,
-}
-
-impl EndpointPermit {
-    pub(super) fn new(breaker: SharedBreaker, permit: Permit) -> Self {
-        Self {
-            breaker,
-            permit: Some(permit),
-        }
-    }
-
-    /// Records the attempt's outcome, at `now`.
-    pub(super) fn record(mut self, outcome: AttemptOutcome, now: Instant) {
-        if let Some(permit) = self.permit.take() {
-            self.breaker.record(permit, breaker_outcome(outcome), now);
-        }
-    }
-}
-
-impl Drop for EndpointPermit {
-    fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            self.breaker
-                .record(permit, Outcome::Ignored, Instant::now());
-        }
     }
 }
 

@@ -8,8 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::Cluster;
+use super::breakers::breaker_outcome;
 use super::outliers::outlier_outcome;
-use super::{Cluster, EndpointGuard};
+use crate::endpoint::EndpointGuard;
 use crate::outcome::{AttemptOutcome, BodyFailure};
 
 impl Cluster {
@@ -102,7 +104,7 @@ impl Cluster {
         }
         if let Some(permit) = guard.take_permit() {
             let tripped = endpoint.is_tripped();
-            permit.record(outcome, now);
+            permit.record(breaker_outcome(outcome), now);
             if endpoint.is_tripped() != tripped {
                 // Less capacity: outlier detection may have to let others back at once.
                 self.fit_ejection_cap(now);

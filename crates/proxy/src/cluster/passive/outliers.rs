@@ -24,7 +24,7 @@ use blastwall_policy::outlier::{
     EndpointId, Event, Outcome, OutlierConfig, SharedOutlierDetector, ValidOutlierConfig,
 };
 
-use super::super::Endpoint;
+use crate::endpoint::Endpoint;
 use crate::outcome::AttemptOutcome;
 
 /// What an attempt's outcome means to outlier detection; `None` for what must not be

@@ -3,12 +3,19 @@
 //!
 //! The policy's own queue is FIFO, and a priority queue must let a critical request pass a
 //! low one, so the policy types are used without their queue (`try_acquire` only) and the
-//! waiting happens here, by the rules of [`super::queue`].
+//! waiting happens here, by the rules of [`queue`].
 //!
 //! A slot freed while someone waits is handed to the waiter chosen by those rules (the
 //! releaser takes a new slot from the gate on its behalf and sends it), so no later
 //! arrival can steal it. A waiter that gives up (timeout, client gone) takes itself out of
 //! the queue, or gives back a slot it was sent but never saw.
+//!
+//! It is state, shared by requests and kept across reloads, so it stands with the cluster
+//! that holds one for all the routes sending to it (`[cluster.NAME.concurrency]`, see
+//! [`ClusterAdmission`](super::ClusterAdmission)); the admission stage holds one per route
+//! and takes it from here.
+
+pub(crate) mod queue;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,7 +27,7 @@ use blastwall_policy::concurrency::{
 };
 use tokio::sync::oneshot;
 
-use super::queue::{self, Decision, ShedReason, View, Waiters};
+use self::queue::{Decision, ShedReason, View, Waiters};
 use crate::config::admission::{ConcurrencyConfig, LimitConfig, Priority};
 use crate::outcome::AttemptOutcome;
 use crate::stats::AdmissionStats;
@@ -395,3 +402,6 @@ impl Drop for LimitPermit {
         limiter.released();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -83,6 +83,15 @@ impl ShedReason {
             ShedReason::Displaced => "a higher-priority request took its place in the queue",
         }
     }
+
+    /// One line for the client and the log: which limit shed a request of `priority`
+    /// (`owner` "route" or "cluster", and its `name`), and why.
+    pub(crate) fn explain(self, owner: &str, name: &str, priority: Priority) -> String {
+        format!(
+            "{owner} \"{name}\" shed a {priority}-priority request: {}",
+            self.describe()
+        )
+    }
 }
 
 /// The rules of the module doc, for one request of `priority`.
