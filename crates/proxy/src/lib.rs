@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod descriptors;
+pub mod error;
 pub mod events;
 #[cfg(test)]
 mod eventually;
