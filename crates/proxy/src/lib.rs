@@ -27,6 +27,7 @@ pub mod live;
 pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
+pub mod record;
 pub mod reload;
 pub mod router;
 pub mod stats;

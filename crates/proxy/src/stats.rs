@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::metrics::{Histogram, InFlight, StatusClasses};
+use crate::record::FallbackKind;
 
 /// One monotonically increasing counter.
 #[derive(Debug, Default)]
@@ -81,14 +82,12 @@ pub struct FallbackStats {
 }
 
 impl FallbackStats {
-    /// The counter of requests served by the fallback of this kind (as named in
-    /// `x-blastwall-fallback`).
-    pub fn served(&self, kind: &str) -> Option<&Counter> {
+    /// The counter of requests served by the fallback of this kind.
+    pub fn served(&self, kind: FallbackKind) -> &Counter {
         match kind {
-            "stale" => Some(&self.served_stale),
-            "cluster" => Some(&self.served_cluster),
-            "static" => Some(&self.served_static),
-            _ => None,
+            FallbackKind::Stale => &self.served_stale,
+            FallbackKind::Cluster => &self.served_cluster,
+            FallbackKind::Static => &self.served_static,
         }
     }
 }

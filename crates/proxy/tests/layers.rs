@@ -80,9 +80,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("config", "listener"),
     // The alternate cluster calls back into the pipeline: it gets the attempt as a function.
     ("fallback", "pipeline"),
-    // One record of the request, in the vocabulary, read by telemetry and the counters.
-    ("telemetry", "pipeline"),
-    ("telemetry", "forward"),
     // One counters module instead of `stats` beside `metrics::histogram`.
     ("pipeline", "metrics"),
     ("stats", "metrics"),

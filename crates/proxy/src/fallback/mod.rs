@@ -15,8 +15,9 @@
 //!    (requests without a body only, until bodies are kept replayable);
 //! 3. the **static response** ([`static_response`]): always answers.
 //!
-//! The response carries `x-blastwall-fallback: stale | cluster | static` (set by the
-//! pipeline from the kind returned here). The **kill switch** ([`kill_switch`]) sends every
+//! The kind that answered ([`FallbackKind`]) goes into the request's record, and the response
+//! carries `x-blastwall-fallback: stale | cluster | static` when the proxy's decisions are
+//! shown (`proxy.decision_headers`; written by the pipeline from the record). The **kill switch** ([`kill_switch`]) sends every
 //! request to this path at once, without touching the cluster; with nothing to answer, the
 //! client gets 503 `kill_switch`.
 //!
@@ -37,6 +38,7 @@ use self::kill_switch::KillSwitch;
 use self::stale::StaleCache;
 use crate::body::ProxyBody;
 use crate::config::RouteConfig;
+use crate::record::FallbackKind;
 use crate::stats::FallbackStats;
 
 /// Why a request is taking its fallback.
@@ -169,14 +171,13 @@ impl RouteFallback {
     }
 
     /// The fallback response for a request that could not be served, if the route has one
-    /// for `reason`, with the kind that answered (`stale`, `cluster`, `static`). `None`: the
-    /// client gets the proxy's error.
+    /// for `reason`, with the kind that answered. `None`: the client gets the proxy's error.
     pub async fn serve(
         &self,
         reason: FallbackReason,
         request: &Parts,
         context: &crate::pipeline::Context<'_>,
-    ) -> Option<(Response<ProxyBody>, &'static str)> {
+    ) -> Option<(Response<ProxyBody>, FallbackKind)> {
         let config = &context.route.fallback;
         let answer = if config.on.contains(reason) {
             self.answer(reason, request, context).await
@@ -184,11 +185,7 @@ impl RouteFallback {
             None
         };
         match &answer {
-            Some((_, kind)) => {
-                if let Some(counter) = self.stats.served(kind) {
-                    counter.increment();
-                }
-            }
+            Some((_, kind)) => self.stats.served(*kind).increment(),
             None if reason == FallbackReason::KillSwitch => self.stats.killed.increment(),
             None if config.has_fallback() && config.on.contains(reason) => {
                 self.stats.unserved.increment();
@@ -204,21 +201,21 @@ impl RouteFallback {
         reason: FallbackReason,
         request: &Parts,
         context: &crate::pipeline::Context<'_>,
-    ) -> Option<(Response<ProxyBody>, &'static str)> {
+    ) -> Option<(Response<ProxyBody>, FallbackKind)> {
         let config = &context.route.fallback;
         if let Some(cache) = &self.stale
             && (reason.cluster_failed() || reason == FallbackReason::KillSwitch)
             && let Some(response) = cache.lookup(request, context.provenance(), Instant::now())
         {
-            return Some((response, "stale"));
+            return Some((response, FallbackKind::Stale));
         }
         if let Some(cluster) = config.cluster
             && let Some(response) = alternate::serve(context, request, cluster).await
         {
-            return Some((response, "cluster"));
+            return Some((response, FallbackKind::Cluster));
         }
         let response = static_response::response(config.static_response.as_ref()?);
-        Some((response, "static"))
+        Some((response, FallbackKind::Static))
     }
 
     /// Sees every response the upstream gave (for the stale-if-error cache) and returns it,

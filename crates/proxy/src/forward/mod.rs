@@ -8,7 +8,7 @@
 pub(crate) mod answer;
 
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
@@ -412,7 +412,7 @@ fn peer_value(ip: IpAddr) -> HeaderValue {
     last_made(&LAST, ip, |ip| {
         let mut buffer = [0u8; 15];
         match ip {
-            IpAddr::V4(ip) => shared_value(ipv4_text(ip, &mut buffer)),
+            IpAddr::V4(ip) => shared_value(crate::headers::ipv4_text(ip, &mut buffer)),
             IpAddr::V6(ip) => shared_value(ip.to_string().as_bytes()),
         }
         .expect("an address's text is a valid header value")
@@ -431,29 +431,6 @@ pub(crate) fn last_made<K: Copy + PartialEq>(
         Some((kept, value)) if *kept == key => value.clone(),
         _ => last.insert((key, make(key))).1.clone(),
     })
-}
-
-/// An IPv4 address in dotted decimal, as `Display` writes it, without the formatting
-/// machinery (this runs for every request).
-pub(crate) fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
-    let mut len = 0;
-    for (index, octet) in ip.octets().into_iter().enumerate() {
-        if index > 0 {
-            buffer[len] = b'.';
-            len += 1;
-        }
-        if octet >= 100 {
-            buffer[len] = b'0' + octet / 100;
-            len += 1;
-        }
-        if octet >= 10 {
-            buffer[len] = b'0' + octet / 10 % 10;
-            len += 1;
-        }
-        buffer[len] = b'0' + octet % 10;
-        len += 1;
-    }
-    &buffer[..len]
 }
 
 fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
@@ -621,21 +598,6 @@ mod tests {
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(peer_value(ip), ip.to_string());
-        }
-    }
-
-    #[test]
-    fn ipv4_text_is_what_display_writes() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.30.40",
-            "255.255.255.255",
-            "1.100.9.99",
-        ] {
-            let ip: Ipv4Addr = ip.parse().unwrap();
-            let mut buffer = [0u8; 15];
-            assert_eq!(ipv4_text(ip, &mut buffer), ip.to_string().as_bytes());
         }
     }
 

@@ -54,6 +54,8 @@ pub struct Attempted {
     /// the request failed (the upstream's own error response, or the proxy's), which a
     /// fallback may replace.
     pub result: Result<Response<ProxyBody>, Response<ProxyBody>>,
+    /// Why, when the failed answer is the proxy's own (not the upstream's).
+    pub error: Option<ProxyError>,
     /// The outcome of the attempt whose answer this is.
     pub outcome: AttemptOutcome,
     /// Attempts sent, hedges included.
@@ -230,6 +232,7 @@ pub async fn run(
                     ProxyError::NoHealthyEndpoint,
                     &format!("no endpoint of cluster \"{}\" answered", cluster.name()),
                 )),
+                error: Some(ProxyError::NoHealthyEndpoint),
                 outcome: AttemptOutcome::Cancelled,
                 sent: attempt_set.sent,
                 timed_out: false,
@@ -391,6 +394,7 @@ impl<'c> AttemptSet<'c, '_> {
     fn failed(&self, NotSent(error, detail): NotSent) -> Attempted {
         Attempted {
             result: Err(error_response(error, &detail)),
+            error: Some(error),
             outcome: AttemptOutcome::Cancelled,
             sent: self.sent,
             timed_out: false,
@@ -512,13 +516,16 @@ impl Judged<'_, '_> {
                             guard,
                             unjudged,
                         )),
+                        error: None,
                         outcome,
                         sent: self.sent,
                         timed_out: false,
                         upstream: Some((endpoint, latency)),
                     });
                 }
-                forward::downstream_response(self.context.route, response, guard, None)
+                let response =
+                    forward::downstream_response(self.context.route, response, guard, None);
+                (response, None)
             }
             // NOTE: what the client reads names the cluster, never the endpoint nor the
             // error's own text (an I/O or TLS error may name an address or a host): those
@@ -526,13 +533,11 @@ impl Judged<'_, '_> {
             // upstream.
             Err(SendFailure::Timeout) => {
                 tracing::debug!(cluster = cluster.name(), %endpoint, ?timeout, "upstream request timed out");
-                error_response(
-                    ProxyError::UpstreamTimeout,
-                    &format!(
-                        "an endpoint of cluster \"{}\" did not answer within {timeout:?}",
-                        cluster.name()
-                    ),
-                )
+                let detail = format!(
+                    "an endpoint of cluster \"{}\" did not answer within {timeout:?}",
+                    cluster.name()
+                );
+                own_error(ProxyError::UpstreamTimeout, &detail)
             }
             Err(SendFailure::Upstream(error)) => {
                 tracing::debug!(cluster = cluster.name(), %endpoint, %error, "upstream request failed");
@@ -544,15 +549,15 @@ impl Judged<'_, '_> {
                         "failed before its answer was complete",
                     )
                 };
-                error_response(
-                    proxy_error,
-                    &format!("an endpoint of cluster \"{}\" {what}", cluster.name()),
-                )
+                let detail = format!("an endpoint of cluster \"{}\" {what}", cluster.name());
+                own_error(proxy_error, &detail)
             }
             Err(SendFailure::Client(cause, error)) => client_caused(cause, error.as_ref()),
         };
+        let (response, error) = response;
         let failed = Attempted {
             result: Err(response),
+            error,
             outcome,
             sent: self.sent,
             timed_out: outcome == AttemptOutcome::ClientCaused(ClientCause::Deadline),
@@ -592,18 +597,26 @@ impl Judged<'_, '_> {
     }
 }
 
+/// The proxy's own answer for `error`, with its kind for the request's record.
+fn own_error(error: ProxyError, detail: &str) -> (Response<ProxyBody>, Option<ProxyError>) {
+    (error_response(error, detail), Some(error))
+}
+
 /// The answer for an attempt the client ended.
-fn client_caused(cause: ClientCause, error: Option<&UpstreamError>) -> Response<ProxyBody> {
+fn client_caused(
+    cause: ClientCause,
+    error: Option<&UpstreamError>,
+) -> (Response<ProxyBody>, Option<ProxyError>) {
     match cause {
-        ClientCause::Deadline => error_response(
+        ClientCause::Deadline => own_error(
             ProxyError::DeadlineExceeded,
             "no answer came within the time the request's caller gave it",
         ),
-        ClientCause::SlowBody => error_response(
+        ClientCause::SlowBody => own_error(
             ProxyError::BodyReadTimeout,
             "the request body did not arrive in time",
         ),
-        ClientCause::BodyFailed => error_response(
+        ClientCause::BodyFailed => own_error(
             ProxyError::BadRequest,
             &match error {
                 Some(error) => format!("the request body could not be read: {error}"),
@@ -631,6 +644,7 @@ fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Deadline>, now: Inst
                 cluster.name()
             ),
         )),
+        error: Some(ProxyError::DeadlineExceeded),
         outcome,
         sent,
         timed_out: true,

@@ -35,21 +35,19 @@ use crate::config::{DecisionHeaders, RouteConfig};
 use crate::error::{ProxyError, error_response};
 use crate::fallback::{FallbackReason, Provenance};
 use crate::forward::{self, Downstream, with_request_id};
-use crate::headers::retry_after_value;
+use crate::headers::{FALLBACK_HEADER, retry_after_value};
 use crate::live::LiveRoute;
 use crate::metrics;
 use crate::outcome::{AttemptOutcome, ClientCause};
+use crate::record::Record;
 use crate::reload::Snapshot;
-use crate::telemetry::Served;
+use crate::telemetry::RequestNames;
 
 /// The header saying how many attempts a request took, hedges included.
 pub const ATTEMPTS_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-attempts");
 
 /// A request carrying this header gets decision headers under `decision_headers = "on_request"`.
 pub const DEBUG_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-debug");
-
-/// The header naming which fallback answered, when one did.
-pub const FALLBACK_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-fallback");
 
 /// What every stage may need to know about the request being served.
 #[derive(Debug)]
@@ -72,6 +70,8 @@ pub struct Context<'a> {
     pub request_body_empty: bool,
     /// Its trace, when tracing is on.
     pub trace: Option<crate::telemetry::span::RequestTrace>,
+    /// Whether its response says what the proxy decided (`proxy.decision_headers`).
+    pub decision_headers: bool,
 }
 
 /// Serves a routed request: every stage above, and the response the client gets.
@@ -105,7 +105,13 @@ where
     let (started, trace) = snapshot
         .telemetry
         .start(&mut parts.headers, in_flight.started());
-    let (method, mut served) = (parts.method.clone(), Served::default());
+    let method = parts.method.clone();
+    let mut record = Record::default();
+    let decision_headers = match snapshot.config.proxy.decision_headers {
+        DecisionHeaders::Always => true,
+        DecisionHeaders::OnRequest => seen.debug,
+        DecisionHeaders::Never => false,
+    };
     let context = Context {
         downstream,
         snapshot: &snapshot,
@@ -116,6 +122,7 @@ where
         seen,
         request_body_empty: body.is_end_stream(),
         trace,
+        decision_headers,
     };
     context.live.stats.requests.increment();
     // NOTE: a body already at its end is dropped for an empty one, which boxes without
@@ -126,12 +133,24 @@ where
     } else {
         body.map_err(Into::into).boxed()
     };
-    let response = serve_routed(&context, parts, body, &mut served, in_flight.started()).await;
-    served.total = metrics::record_request(in_flight, response.status());
+    let mut response = serve_routed(&context, parts, body, &mut record, in_flight.started()).await;
+    if let Some(kind) = record.fallback
+        && context.decision_headers
+    {
+        response
+            .headers_mut()
+            .insert(FALLBACK_HEADER, kind.header_value());
+    }
+    record.total = metrics::record_request(in_flight, response.status());
     let response = with_request_id(response, &context.request_id);
-    // telemetry: the request's span and access log line.
-    let telemetry = &snapshot.telemetry;
-    telemetry.finish(&context, &method, started, &served, &response);
+    let names = RequestNames {
+        route: &context.route.name,
+        cluster: context.cluster.name(),
+        method: &method,
+        request_id: &context.request_id,
+    };
+    let trace = context.trace.as_ref();
+    (snapshot.telemetry).finish(started, trace, &names, &record, &response);
     response
 }
 
@@ -139,18 +158,17 @@ async fn serve_routed(
     context: &Context<'_>,
     mut parts: http::request::Parts,
     body: ProxyBody,
-    served: &mut Served,
+    record: &mut Record,
     arrived: Instant,
 ) -> Response<ProxyBody> {
     let fallback = &context.live.fallback;
     if fallback.killed() {
-        return fall_back(
-            context,
-            FallbackReason::KillSwitch,
-            &parts,
-            error_response(ProxyError::KillSwitch, "the route's kill switch is on"),
-        )
-        .await;
+        let error = own_error(
+            record,
+            ProxyError::KillSwitch,
+            "the route's kill switch is on",
+        );
+        return fall_back(context, record, FallbackReason::KillSwitch, &parts, error).await;
     }
     // NOTE: the deadline counts from the request's arrival, the instant its metrics read:
     // one clock read less, and only the microseconds spent getting here earlier.
@@ -164,11 +182,12 @@ async fn serve_routed(
         .flatten();
     let deadline = match deadline::deadline(callers, deadline_header, attempts.timeout, now) {
         Ok(deadline) => deadline,
-        Err(bad) => return error_response(ProxyError::BadRequest, &bad.to_string()),
+        Err(bad) => return own_error(record, ProxyError::BadRequest, &bad.to_string()),
     };
     if let Some(deadline) = deadline.filter(|deadline| deadline.at <= now) {
         context.live.stats.deadline_exceeded.increment();
-        let error = error_response(
+        let error = own_error(
+            record,
             ProxyError::DeadlineExceeded,
             "the caller's deadline had passed when the request arrived",
         );
@@ -177,7 +196,7 @@ async fn serve_routed(
         } else {
             FallbackReason::Timeout
         };
-        return fall_back(context, reason, &parts, error).await;
+        return fall_back(context, record, reason, &parts, error).await;
     }
     let mut admitted = match context
         .live
@@ -187,8 +206,9 @@ async fn serve_routed(
     {
         Ok(permit) => permit,
         Err(refusal) => {
+            record.error = Some(refusal.error);
             let response = refusal.into_response();
-            return fall_back(context, FallbackReason::Shed, &parts, response).await;
+            return fall_back(context, record, FallbackReason::Shed, &parts, response).await;
         }
     };
     // The next hop may trust this proxy's priority header: it carries the priority this
@@ -205,7 +225,8 @@ async fn serve_routed(
     let permit = match cluster.admit(now) {
         Ok(permit) => permit,
         Err(open) => {
-            let mut response = error_response(
+            let mut response = own_error(
+                record,
                 ProxyError::BreakerOpen,
                 &format!(
                     "the circuit breaker of cluster \"{}\" is open",
@@ -217,14 +238,29 @@ async fn serve_routed(
                     .headers_mut()
                     .insert(header::RETRY_AFTER, retry_after_value(retry_after));
             }
-            return fall_back(context, FallbackReason::BreakerOpen, &parts, response).await;
+            return fall_back(
+                context,
+                record,
+                FallbackReason::BreakerOpen,
+                &parts,
+                response,
+            )
+            .await;
         }
     };
     match cluster.admission().admit(admitted.priority()).await {
         Ok(slot) => admitted.hold(slot),
         Err(refusal) => {
+            record.error = Some(refusal.error);
             let response = refusal.into_response();
-            return fall_back(context, FallbackReason::Overloaded, &parts, response).await;
+            return fall_back(
+                context,
+                record,
+                FallbackReason::Overloaded,
+                &parts,
+                response,
+            )
+            .await;
         }
     }
     cluster.retry_budget().deposit(now);
@@ -244,13 +280,15 @@ async fn serve_routed(
         match prepared {
             Ok(Ok(body)) => body,
             Ok(Err(error)) => {
-                return error_response(
+                return own_error(
+                    record,
                     ProxyError::BadRequest,
                     &format!("the request body could not be read: {error}"),
                 );
             }
             Err(_elapsed) => {
-                return error_response(
+                return own_error(
+                    record,
                     ProxyError::BodyReadTimeout,
                     "the request body did not arrive in time",
                 );
@@ -261,15 +299,13 @@ async fn serve_routed(
     };
     let mut permit = Some(permit);
     let attempted = attempts::run(context, cluster, &mut parts, body, deadline, &mut permit).await;
-    // telemetry: who answered, and how fast.
-    (served.endpoint, served.upstream) = attempted.upstream.unzip();
-    served.attempts = attempted.sent;
+    (record.endpoint, record.upstream) = attempted.upstream.unzip();
+    record.attempts = attempted.sent;
     let now = Instant::now();
     if let Some(permit) = permit {
         permit.record(attempted.outcome, now);
     }
     admitted.observe(attempted.outcome, now);
-    let decorate = decision_headers(context);
     let mut response = match attempted.result {
         Ok(response) => {
             let response = fallback.observe(&parts, context.provenance(), response);
@@ -279,8 +315,12 @@ async fn serve_routed(
         }
         // An upstream's 429 goes to the client as it is, Retry-After and all: only 5xx
         // answers are errors a fallback may hide (RFC 5861).
-        Err(response) if !crate::fallback::is_failure_status(response.status()) => response,
+        Err(response) if !crate::fallback::is_failure_status(response.status()) => {
+            record.error = attempted.error;
+            response
+        }
         Err(response) => {
+            record.error = attempted.error;
             let reason = match attempted.outcome {
                 AttemptOutcome::ClientCaused(ClientCause::Deadline) => {
                     FallbackReason::CallerDeadline
@@ -289,16 +329,13 @@ async fn serve_routed(
                 AttemptOutcome::ServerError(_) => FallbackReason::ServerError,
                 _ => FallbackReason::Failed,
             };
-            fall_back(context, reason, &parts, response).await
+            fall_back(context, record, reason, &parts, response).await
         }
     };
-    if decorate {
+    if context.decision_headers {
         response
             .headers_mut()
             .insert(ATTEMPTS_HEADER, count_value(attempted.sent));
-    } else {
-        // telemetry: kept for the access log.
-        served.fallback = response.headers_mut().remove(FALLBACK_HEADER);
     }
     response
 }
@@ -316,15 +353,6 @@ impl Context<'_> {
             tls: self.downstream.tls,
             forwarded: self.seen.forwarded,
         }
-    }
-}
-
-/// Whether this request's response says what the proxy decided.
-fn decision_headers(context: &Context<'_>) -> bool {
-    match context.snapshot.config.proxy.decision_headers {
-        DecisionHeaders::Always => true,
-        DecisionHeaders::OnRequest => context.seen.debug,
-        DecisionHeaders::Never => false,
     }
 }
 
@@ -354,23 +382,29 @@ pub async fn attempt(
     (attempted.result, attempted.outcome)
 }
 
-/// The route's fallback for `reason` if it has one, marked with [`FALLBACK_HEADER`];
-/// otherwise `error`.
+/// The proxy's own answer for `error`, which the record keeps.
+fn own_error(record: &mut Record, error: ProxyError, detail: &str) -> Response<ProxyBody> {
+    record.error = Some(error);
+    error_response(error, detail)
+}
+
+/// The route's fallback for `reason` if it has one, its kind kept in the record (in place of
+/// the error it hides); otherwise `error`.
 // NOTE: boxed. Its future is ~1.9 KB, and inline it would make every request's future that
 // much larger, which is copied whole at each level on its way into hyper's connection task
 // (~1,000 instructions per request); a fallback is rare, one allocation then is nothing.
 fn fall_back<'a>(
     context: &'a Context<'_>,
+    record: &'a mut Record,
     reason: FallbackReason,
     parts: &'a http::request::Parts,
     error: Response<ProxyBody>,
 ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send + 'a>> {
     Box::pin(async move {
         match context.live.fallback.serve(reason, parts, context).await {
-            Some((mut response, kind)) => {
-                response
-                    .headers_mut()
-                    .insert(FALLBACK_HEADER, HeaderValue::from_static(kind));
+            Some((response, kind)) => {
+                record.error = None;
+                record.fallback = Some(kind);
                 response
             }
             None => error,
