@@ -13,6 +13,7 @@ pub mod body;
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod counters;
 pub mod descriptors;
 pub mod error;
 pub mod events;
@@ -30,7 +31,6 @@ pub mod pipeline;
 pub mod record;
 pub mod reload;
 pub mod router;
-pub mod stats;
 pub mod telemetry;
 pub mod upstream;
 

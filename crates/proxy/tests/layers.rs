@@ -35,7 +35,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "record",
             "events",
             "counters",
-            "stats",
             "rng",
             "eventually",
         ],
@@ -80,9 +79,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("config", "listener"),
     // The alternate cluster calls back into the pipeline: it gets the attempt as a function.
     ("fallback", "pipeline"),
-    // One counters module instead of `stats` beside `metrics::histogram`.
-    ("pipeline", "metrics"),
-    ("stats", "metrics"),
     // Restarting listeners is the root's job.
     ("reload", "listener"),
     // Balancers and health checks take `cluster::Endpoint`: it moves below them.

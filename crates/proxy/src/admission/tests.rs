@@ -16,7 +16,7 @@ use super::ratelimit::RouteRateLimit;
 use super::*;
 use crate::config::Config;
 use crate::config::admission::{ConcurrencyConfig, LimitConfig, RateLimitConfig, RateLimitKey};
-use crate::stats::AdmissionStats;
+use crate::counters::AdmissionStats;
 
 fn fixed(limit: u32, queue: usize, queue_timeout: Duration) -> Arc<Limiter> {
     Arc::new(Limiter::new(

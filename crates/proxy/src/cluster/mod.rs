@@ -46,8 +46,8 @@ pub use self::routing::{Routing, RoutingRules};
 use crate::admission::ClusterAdmission;
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
+use crate::counters::ClusterStats;
 use crate::health::{self, HealthStatus, ProbeFailure, Thresholds};
-use crate::stats::ClusterStats;
 use crate::upstream::UpstreamClient;
 
 /// A cluster: its config, its endpoints, how it chooses among them, and its connection pool.

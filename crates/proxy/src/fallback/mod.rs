@@ -38,8 +38,8 @@ use self::kill_switch::KillSwitch;
 use self::stale::StaleCache;
 use crate::body::ProxyBody;
 use crate::config::RouteConfig;
+use crate::counters::FallbackStats;
 use crate::record::FallbackKind;
-use crate::stats::FallbackStats;
 
 /// Why a request is taking its fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,12 +2,12 @@
 //! `route` and `cluster`, the route's cluster), then what retries, admission and fallbacks
 //! did (labelled `route`).
 
-use super::histogram::STATUS_CLASSES;
 use super::text::{Exposition, Kind, Value};
+use crate::counters::histogram::STATUS_CLASSES;
+use crate::counters::{AdmissionStats, FallbackStats};
 use crate::live::LiveRoute;
 use crate::record::FallbackKind;
 use crate::reload::Snapshot;
-use crate::stats::{AdmissionStats, FallbackStats};
 
 /// Writes every route family.
 pub(super) fn write(out: &mut Exposition, snapshot: &Snapshot) {

@@ -32,12 +32,12 @@ use crate::body::{BoxError, ProxyBody};
 use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::admission::Priority;
 use crate::config::{DecisionHeaders, RouteConfig};
+use crate::counters;
 use crate::error::{ProxyError, error_response};
 use crate::fallback::{FallbackReason, Provenance};
 use crate::forward::{self, Downstream, with_request_id};
 use crate::headers::{FALLBACK_HEADER, retry_after_value};
 use crate::live::LiveRoute;
-use crate::metrics;
 use crate::outcome::{AttemptOutcome, ClientCause};
 use crate::record::Record;
 use crate::reload::Snapshot;
@@ -86,7 +86,7 @@ where
     B::Error: Into<BoxError>,
 {
     // metrics: in flight until answered, then its duration and status class.
-    let in_flight = metrics::request_started(&snapshot.routes[route_index].stats);
+    let in_flight = counters::request_started(&snapshot.routes[route_index].stats);
     let route = &snapshot.config.routes[route_index];
     let mut seen = forward::Seen::of(
         &parts.headers,
@@ -141,7 +141,7 @@ where
             .headers_mut()
             .insert(FALLBACK_HEADER, kind.header_value());
     }
-    record.total = metrics::record_request(in_flight, response.status());
+    record.total = counters::record_request(in_flight, response.status());
     let response = with_request_id(response, &context.request_id);
     let names = RequestNames {
         route: &context.route.name,

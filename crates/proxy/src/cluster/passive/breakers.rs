@@ -11,8 +11,8 @@ use blastwall_policy::breaker::{
 };
 
 use super::super::Endpoint;
+use crate::counters::ClusterStats;
 use crate::outcome::AttemptOutcome;
-use crate::stats::ClusterStats;
 
 /// What an attempt's outcome means to a breaker. Overload, cancellation and what the
 /// client caused say nothing about the dependency: they neither trip nor heal it (see

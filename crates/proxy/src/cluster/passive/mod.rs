@@ -67,8 +67,8 @@ use self::outliers::{Outliers, address_of};
 pub(super) use self::task::spawn;
 use super::{Cluster, Endpoint, EndpointGuard, RNG};
 use crate::config::ClusterConfig;
+use crate::counters::ClusterStats;
 use crate::outcome::AttemptOutcome;
-use crate::stats::ClusterStats;
 
 /// Draws from the balancer before falling back to a scan of every candidate: enough that
 /// avoiding one failed endpoint rarely needs the scan, few enough to stay cheap.
