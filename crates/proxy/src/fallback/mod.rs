@@ -17,9 +17,9 @@
 //!
 //! The kind that answered ([`FallbackKind`]) goes into the request's record, and the response
 //! carries `x-blastwall-fallback: stale | cluster | static` when the proxy's decisions are
-//! shown (`proxy.decision_headers`; written by the pipeline from the record). The **kill switch** ([`kill_switch`]) sends every
-//! request to this path at once, without touching the cluster; with nothing to answer, the
-//! client gets 503 `kill_switch`.
+//! shown (`proxy.decision_headers`; written by the pipeline from the record). The **kill
+//! switch** ([`kill_switch`]) sends every request to this path at once, without touching the
+//! cluster; with nothing to answer, the client gets 503 `kill_switch`.
 //!
 //! The live state here (the cache, the switch, the counters) outlives a reload that keeps the
 //! route: see [`RouteFallback::new`].

@@ -7,7 +7,13 @@
 //!
 //! Each mechanism lives in its own module ([`crate::admission`], [`crate::fallback`], the
 //! cluster's breakers and outlier detection); this module only decides the order and carries
-//! the request between them, so a reader sees in one place what happens to a request.
+//! the request between them, so a reader sees in one place what happens to a request:
+//! `serve_routed` is that order, `admit` the stages before the attempts.
+//!
+//! What happens is written, as it happens, into the request's [`Record`] (the error kind,
+//! the fallback that answered, attempts, endpoint, times); the observers (the counters,
+//! telemetry) read it once, at the end (`answered`), rather than being called along the
+//! way or reading back the headers the client gets.
 
 mod attempts;
 mod body;
@@ -27,12 +33,12 @@ use hyper::body::Body;
 pub use self::attempts::{idempotency, retry_after};
 pub use self::body::{RequestBody, Upload, UploadState};
 pub use self::deadline::{BadDeadline, Deadline};
-use crate::admission;
+use crate::admission::{self, AdmissionPermit, Refusal};
 use crate::body::{BoxError, ProxyBody};
 use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::admission::Priority;
 use crate::config::{DecisionHeaders, RouteConfig};
-use crate::counters;
+use crate::counters::{self, RequestInFlight};
 use crate::error::{ProxyError, error_response};
 use crate::fallback::{FallbackReason, Provenance};
 use crate::forward::{self, Downstream, with_request_id};
@@ -41,7 +47,7 @@ use crate::live::LiveRoute;
 use crate::outcome::{AttemptOutcome, ClientCause};
 use crate::record::Record;
 use crate::reload::Snapshot;
-use crate::telemetry::RequestNames;
+use crate::telemetry::{RequestNames, Started};
 
 /// The header saying how many attempts a request took, hedges included.
 pub const ATTEMPTS_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-attempts");
@@ -74,7 +80,9 @@ pub struct Context<'a> {
     pub decision_headers: bool,
 }
 
-/// Serves a routed request: every stage above, and the response the client gets.
+/// Serves a routed request: every stage above, and the response the client gets. The
+/// observers (the counters, telemetry) read what happened once, at the end, from the
+/// request's [`Record`].
 pub async fn serve<B>(
     downstream: Downstream,
     snapshot: Arc<Snapshot>,
@@ -85,33 +93,16 @@ where
     B: Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    // metrics: in flight until answered, then its duration and status class.
+    // Counted in flight until answered; its instant is the request's arrival for every stage
+    // and observer (one clock read).
     let in_flight = counters::request_started(&snapshot.routes[route_index].stats);
+    let arrived = in_flight.started();
     let route = &snapshot.config.routes[route_index];
-    let mut seen = forward::Seen::of(
-        &parts.headers,
-        &snapshot.config.proxy.deadline_header,
-        &route.admission.trust.header,
-        &DEBUG_HEADER,
-    );
-    // Forwarding headers name the site the upstream answers for: only a trusted client's
-    // travel on (see `headers::forwarding::FORWARDING`); from here on `seen.forwarded` means those.
-    if seen.forwarded && !route.admission.trust.trusts(downstream.peer.ip()) {
-        crate::headers::forwarding::remove_forwarding(&mut parts.headers);
-        seen.forwarded = false;
-    }
+    let seen = seen(&snapshot, route, downstream, &mut parts.headers);
     let request_id = forward::ensure_request_id(&mut parts.headers, seen.request_id);
-    // telemetry: arrival (the metrics' instant) and trace, `None` at no cost when off.
-    let (started, trace) = snapshot
-        .telemetry
-        .start(&mut parts.headers, in_flight.started());
+    // The trace starts here, as its context travels upstream; `None` at no cost when off.
+    let (started, trace) = snapshot.telemetry.start(&mut parts.headers, arrived);
     let method = parts.method.clone();
-    let mut record = Record::default();
-    let decision_headers = match snapshot.config.proxy.decision_headers {
-        DecisionHeaders::Always => true,
-        DecisionHeaders::OnRequest => seen.debug,
-        DecisionHeaders::Never => false,
-    };
     let context = Context {
         downstream,
         snapshot: &snapshot,
@@ -122,7 +113,7 @@ where
         seen,
         request_body_empty: body.is_end_stream(),
         trace,
-        decision_headers,
+        decision_headers: decision_headers(&snapshot, seen),
     };
     context.live.stats.requests.increment();
     // NOTE: a body already at its end is dropped for an empty one, which boxes without
@@ -133,7 +124,21 @@ where
     } else {
         body.map_err(Into::into).boxed()
     };
-    let mut response = serve_routed(&context, parts, body, &mut record, in_flight.started()).await;
+    let mut record = Record::default();
+    let response = serve_routed(&context, parts, body, &mut record, arrived).await;
+    answered(&context, &method, started, record, in_flight, response)
+}
+
+/// The end of a request: the response gets the fallback's name (when decisions are shown)
+/// and the request id, and the observers (the counters, telemetry) read the record, once.
+fn answered(
+    context: &Context<'_>,
+    method: &http::Method,
+    started: Option<Started>,
+    mut record: Record,
+    in_flight: RequestInFlight<'_>,
+    mut response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
     if let Some(kind) = record.fallback
         && context.decision_headers
     {
@@ -146,14 +151,17 @@ where
     let names = RequestNames {
         route: &context.route.name,
         cluster: context.cluster.name(),
-        method: &method,
+        method,
         request_id: &context.request_id,
     };
     let trace = context.trace.as_ref();
-    (snapshot.telemetry).finish(started, trace, &names, &record, &response);
+    (context.snapshot.telemetry).finish(started, trace, &names, &record, &response);
     response
 }
 
+/// The stages in their order, for a routed request: those that admit it (any of which may
+/// refuse it, see [`admit`]), its attempts, and what their answer becomes (the route's
+/// fallback when they failed). What happened goes into `record`.
 async fn serve_routed(
     context: &Context<'_>,
     mut parts: http::request::Parts,
@@ -161,175 +169,39 @@ async fn serve_routed(
     record: &mut Record,
     arrived: Instant,
 ) -> Response<ProxyBody> {
-    let fallback = &context.live.fallback;
-    if fallback.killed() {
-        let error = own_error(
-            record,
-            ProxyError::KillSwitch,
-            "the route's kill switch is on",
-        );
-        return fall_back(context, record, FallbackReason::KillSwitch, &parts, error).await;
-    }
-    // NOTE: the deadline counts from the request's arrival, the instant its metrics read:
-    // one clock read less, and only the microseconds spent getting here earlier.
-    let now = arrived;
-    let attempts = &context.route.attempts;
-    let deadline_header = &context.snapshot.config.proxy.deadline_header;
-    // The caller's deadline only from a trusted client: see `deadline`. (Most requests have
-    // no such header, and pay nothing for the check.)
-    let callers = (context.seen.deadline && context.trusted())
-        .then(|| parts.headers.get(deadline_header))
-        .flatten();
-    let deadline = match deadline::deadline(callers, deadline_header, attempts.timeout, now) {
-        Ok(deadline) => deadline,
-        Err(bad) => return own_error(record, ProxyError::BadRequest, &bad.to_string()),
+    let mut admitted = match admit(context, &mut parts, body, arrived).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refuse(context, record, &parts, *refused).await,
     };
-    if let Some(deadline) = deadline.filter(|deadline| deadline.at <= now) {
-        context.live.stats.deadline_exceeded.increment();
-        let error = own_error(
-            record,
-            ProxyError::DeadlineExceeded,
-            "the caller's deadline had passed when the request arrived",
-        );
-        let reason = if deadline.callers {
-            FallbackReason::CallerDeadline
-        } else {
-            FallbackReason::Timeout
-        };
-        return fall_back(context, record, reason, &parts, error).await;
-    }
-    let mut admitted = match context
-        .live
-        .admission
-        .admit(&parts, context.downstream)
-        .await
-    {
-        Ok(permit) => permit,
-        Err(refusal) => {
-            record.error = Some(refusal.error);
-            let response = refusal.into_response();
-            return fall_back(context, record, FallbackReason::Shed, &parts, response).await;
-        }
-    };
-    // The next hop may trust this proxy's priority header: it carries the priority this
-    // request was admitted with, never what an untrusted client wrote. (Absent and normal,
-    // the default everywhere, it is left absent: one header insert less per request.)
-    let priority_header = &context.route.admission.trust.header;
-    if admitted.priority() != Priority::Normal || context.seen.priority {
-        parts.headers.insert(
-            priority_header.clone(),
-            HeaderValue::from_static(admitted.priority().name()),
-        );
-    }
-    let cluster = context.cluster;
-    let permit = match cluster.admit(now) {
-        Ok(permit) => permit,
-        Err(open) => {
-            let mut response = own_error(
-                record,
-                ProxyError::BreakerOpen,
-                &format!(
-                    "the circuit breaker of cluster \"{}\" is open",
-                    cluster.name()
-                ),
-            );
-            if let Some(retry_after) = open.retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, retry_after_value(retry_after));
-            }
-            return fall_back(
-                context,
-                record,
-                FallbackReason::BreakerOpen,
-                &parts,
-                response,
-            )
-            .await;
-        }
-    };
-    match cluster.admission().admit(admitted.priority()).await {
-        Ok(slot) => admitted.hold(slot),
-        Err(refusal) => {
-            record.error = Some(refusal.error);
-            let response = refusal.into_response();
-            return fall_back(
-                context,
-                record,
-                FallbackReason::Overloaded,
-                &parts,
-                response,
-            )
-            .await;
-        }
-    }
-    cluster.retry_budget().deposit(now);
-    // NOTE: most requests have no body; for them the timed read below would only wrap a
-    // future that is ready at once (~150 instructions of moving it and its timer about).
-    let body = if context.request_body_empty {
-        RequestBody::Empty
-    } else if attempts.may_repeat() {
-        let read_by = deadline.map_or(now + cluster.config().request_timeout, |deadline| {
-            deadline.at
-        });
-        let prepared = tokio::time::timeout_at(
-            read_by.into(),
-            RequestBody::prepare(body, attempts.buffer_limit),
-        )
-        .await;
-        match prepared {
-            Ok(Ok(body)) => body,
-            Ok(Err(error)) => {
-                return own_error(
-                    record,
-                    ProxyError::BadRequest,
-                    &format!("the request body could not be read: {error}"),
-                );
-            }
-            Err(_elapsed) => {
-                return own_error(
-                    record,
-                    ProxyError::BodyReadTimeout,
-                    "the request body did not arrive in time",
-                );
-            }
-        }
-    } else {
-        RequestBody::Streaming(body)
-    };
-    let mut permit = Some(permit);
-    let attempted = attempts::run(context, cluster, &mut parts, body, deadline, &mut permit).await;
-    (record.endpoint, record.upstream) = attempted.upstream.unzip();
-    record.attempts = attempted.sent;
-    let now = Instant::now();
-    if let Some(permit) = permit {
-        permit.record(attempted.outcome, now);
-    }
-    admitted.observe(attempted.outcome, now);
-    let mut response = match attempted.result {
-        Ok(response) => {
+    let mut cluster_permit = Some(admitted.cluster_permit);
+    let (cluster, deadline) = (context.cluster, admitted.deadline);
+    let body = admitted.body;
+    let attempted = attempts::run(
+        context,
+        cluster,
+        &mut parts,
+        body,
+        deadline,
+        &mut cluster_permit,
+    )
+    .await;
+    settle(&attempted, cluster_permit, &mut admitted.permit, record);
+    let reason = fallback_reason(&attempted);
+    let mut response = match (attempted.result, reason) {
+        (Ok(response), _) => {
+            let fallback = &context.live.fallback;
             let response = fallback.observe(&parts, context.provenance(), response);
             // The slots stay taken until the body ends: a streaming answer still occupies
             // the upstream.
-            admission::hold_until_body_end(response, admitted)
+            admission::hold_until_body_end(response, admitted.permit)
         }
-        // An upstream's 429 goes to the client as it is, Retry-After and all: only 5xx
-        // answers are errors a fallback may hide (RFC 5861).
-        Err(response) if !crate::fallback::is_failure_status(response.status()) => {
-            record.error = attempted.error;
-            response
-        }
-        Err(response) => {
-            record.error = attempted.error;
-            let reason = match attempted.outcome {
-                AttemptOutcome::ClientCaused(ClientCause::Deadline) => {
-                    FallbackReason::CallerDeadline
-                }
-                _ if attempted.timed_out => FallbackReason::Timeout,
-                AttemptOutcome::ServerError(_) => FallbackReason::ServerError,
-                _ => FallbackReason::Failed,
+        (Err(response), None) => response,
+        (Err(response), Some(reason)) => {
+            let held = Held {
+                permit: Some(admitted.permit),
+                cluster_permit: None,
             };
-            fall_back(context, record, reason, &parts, response).await
+            fall_back(context, record, reason, &parts, response, held).await
         }
     };
     if context.decision_headers {
@@ -338,6 +210,301 @@ async fn serve_routed(
             .insert(ATTEMPTS_HEADER, count_value(attempted.sent));
     }
     response
+}
+
+/// What the attempts came to, recorded: in the cluster's breaker and the admission limits
+/// that measure outcomes, and in the request's record.
+fn settle(
+    attempted: &attempts::Attempted,
+    cluster_permit: Option<ClusterPermit>,
+    permit: &mut AdmissionPermit,
+    record: &mut Record,
+) {
+    let now = Instant::now();
+    if let Some(cluster_permit) = cluster_permit {
+        cluster_permit.record(attempted.outcome, now);
+    }
+    permit.observe(attempted.outcome, now);
+    (record.endpoint, record.upstream) = attempted.upstream.unzip();
+    (record.attempts, record.error) = (attempted.sent, attempted.error);
+}
+
+/// The answer for a request a stage refused: the route's fallback for it when it has one,
+/// the proxy's error otherwise; the error's kind goes into the record either way (the
+/// fallback's kind replaces it when one answers).
+// NOTE: boxed, as `fall_back` is (see there); a refusal the client caused (a bad deadline
+// header, a body that could not be read) is boxed as well, which keeps it out of every
+// request's future, at one allocation on a path that allocates its answer anyway.
+fn refuse<'a>(
+    context: &'a Context<'_>,
+    record: &'a mut Record,
+    parts: &'a http::request::Parts,
+    refused: Refused,
+) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send + 'a>> {
+    record.error = Some(refused.error);
+    match refused.fallback {
+        Some(reason) => fall_back(
+            context,
+            record,
+            reason,
+            parts,
+            refused.response,
+            refused.held,
+        ),
+        None => Box::pin(std::future::ready(refused.response)),
+    }
+}
+
+/// Which of the headers the proxy reads the request has. Forwarding headers name the site
+/// the upstream answers for: only a trusted client's travel on (see
+/// `headers::forwarding::FORWARDING`), so an untrusted client's are removed here, and from
+/// here on `seen.forwarded` means those that travel.
+fn seen(
+    snapshot: &Snapshot,
+    route: &RouteConfig,
+    downstream: Downstream,
+    headers: &mut http::HeaderMap,
+) -> forward::Seen {
+    let mut seen = forward::Seen::of(
+        headers,
+        &snapshot.config.proxy.deadline_header,
+        &route.admission.trust.header,
+        &DEBUG_HEADER,
+    );
+    if seen.forwarded && !route.admission.trust.trusts(downstream.peer.ip()) {
+        crate::headers::forwarding::remove_forwarding(headers);
+        seen.forwarded = false;
+    }
+    seen
+}
+
+/// Whether the response says what the proxy decided (`proxy.decision_headers`).
+fn decision_headers(snapshot: &Snapshot, seen: forward::Seen) -> bool {
+    match snapshot.config.proxy.decision_headers {
+        DecisionHeaders::Always => true,
+        DecisionHeaders::OnRequest => seen.debug,
+        DecisionHeaders::Never => false,
+    }
+}
+
+/// What a request admitted to its attempts holds.
+struct Admitted {
+    /// Its deadline, the route's or its caller's.
+    deadline: Option<Deadline>,
+    /// Its route's (and cluster's) admission slots, held until its response ends.
+    permit: AdmissionPermit,
+    /// The cluster breaker's permit, recorded with the attempts' outcome.
+    cluster_permit: ClusterPermit,
+    /// Its body, as the attempts send it.
+    body: RequestBody,
+}
+
+/// A stage ended the request before its attempts: the proxy's answer, and the reason a
+/// fallback may answer in its place.
+// NOTE: boxed where it is returned: it holds the permits (some 360 bytes), which would make
+// every admitted request's `Result` that much larger to move; a refusal allocates anyway.
+struct Refused {
+    error: ProxyError,
+    response: Response<ProxyBody>,
+    /// `None`: the client's own mistake, which no fallback hides.
+    fallback: Option<FallbackReason>,
+    /// What the stages before took, held until the fallback has answered.
+    held: Held,
+}
+
+/// Permits a refused or failed request still holds while its fallback answers: it still
+/// counts against the route's concurrency (and a half-open breaker's probes) until then.
+#[derive(Default)]
+struct Held {
+    permit: Option<AdmissionPermit>,
+    cluster_permit: Option<ClusterPermit>,
+}
+
+impl Refused {
+    /// The proxy's answer for `error`.
+    fn new(error: ProxyError, detail: &str, fallback: Option<FallbackReason>) -> Box<Self> {
+        Box::new(Refused {
+            error,
+            response: error_response(error, detail),
+            fallback,
+            held: Held::default(),
+        })
+    }
+
+    /// Admission's refusal, which a fallback for `reason` may hide.
+    fn by(refusal: Refusal, reason: FallbackReason, held: Held) -> Box<Self> {
+        Box::new(Refused {
+            error: refusal.error,
+            response: refusal.into_response(),
+            fallback: Some(reason),
+            held,
+        })
+    }
+}
+
+/// The stages that admit a request to its attempts, in order: the kill switch, the
+/// deadline, the route's admission (rate limit, shedding, bulkhead), the cluster's breaker
+/// and concurrency limit, and the request body read when a retry may need it again.
+async fn admit(
+    context: &Context<'_>,
+    parts: &mut http::request::Parts,
+    body: ProxyBody,
+    now: Instant,
+) -> Result<Admitted, Box<Refused>> {
+    if context.live.fallback.killed() {
+        let reason = Some(FallbackReason::KillSwitch);
+        let detail = "the route's kill switch is on";
+        return Err(Refused::new(ProxyError::KillSwitch, detail, reason));
+    }
+    // NOTE: the deadline counts from the request's arrival, the instant its counters read:
+    // one clock read less, and only the microseconds spent getting here earlier.
+    let deadline = request_deadline(context, parts, now)?;
+    let mut permit = match context
+        .live
+        .admission
+        .admit(parts, context.downstream)
+        .await
+    {
+        Ok(permit) => permit,
+        Err(refusal) => return Err(Refused::by(refusal, FallbackReason::Shed, Held::default())),
+    };
+    carry_priority(context, parts, permit.priority());
+    let cluster = context.cluster;
+    let cluster_permit = match cluster.admit(now) {
+        Ok(cluster_permit) => cluster_permit,
+        Err(open) => {
+            let detail = format!(
+                "the circuit breaker of cluster \"{}\" is open",
+                cluster.name()
+            );
+            let reason = Some(FallbackReason::BreakerOpen);
+            let mut refused = Refused::new(ProxyError::BreakerOpen, &detail, reason);
+            if let Some(retry_after) = open.retry_after {
+                (refused.response.headers_mut())
+                    .insert(header::RETRY_AFTER, retry_after_value(retry_after));
+            }
+            refused.held.permit = Some(permit);
+            return Err(refused);
+        }
+    };
+    match cluster.admission().admit(permit.priority()).await {
+        Ok(slot) => permit.hold(slot),
+        Err(refusal) => {
+            let held = Held {
+                permit: Some(permit),
+                cluster_permit: Some(cluster_permit),
+            };
+            return Err(Refused::by(refusal, FallbackReason::Overloaded, held));
+        }
+    }
+    cluster.retry_budget().deposit(now);
+    let body = request_body(context, body, deadline, now).await?;
+    Ok(Admitted {
+        deadline,
+        permit,
+        cluster_permit,
+        body,
+    })
+}
+
+/// The request's deadline: the route's timeout, or the caller's own when sooner (only from a
+/// trusted client: see [`deadline`]). One that has passed already ends the request.
+fn request_deadline(
+    context: &Context<'_>,
+    parts: &http::request::Parts,
+    now: Instant,
+) -> Result<Option<Deadline>, Box<Refused>> {
+    let deadline_header = &context.snapshot.config.proxy.deadline_header;
+    // (Most requests have no such header, and pay nothing for the check.)
+    let callers = (context.seen.deadline && context.trusted())
+        .then(|| parts.headers.get(deadline_header))
+        .flatten();
+    let timeout = context.route.attempts.timeout;
+    let deadline = match deadline::deadline(callers, deadline_header, timeout, now) {
+        Ok(deadline) => deadline,
+        Err(bad) => return Err(Refused::new(ProxyError::BadRequest, &bad.to_string(), None)),
+    };
+    if let Some(deadline) = deadline.filter(|deadline| deadline.at <= now) {
+        context.live.stats.deadline_exceeded.increment();
+        let reason = if deadline.callers {
+            FallbackReason::CallerDeadline
+        } else {
+            FallbackReason::Timeout
+        };
+        let detail = "the caller's deadline had passed when the request arrived";
+        return Err(Refused::new(
+            ProxyError::DeadlineExceeded,
+            detail,
+            Some(reason),
+        ));
+    }
+    Ok(deadline)
+}
+
+/// The next hop may trust this proxy's priority header: it carries the priority this
+/// request was admitted with, never what an untrusted client wrote. (Absent and normal, the
+/// default everywhere, it is left absent: one header insert less per request.)
+fn carry_priority(context: &Context<'_>, parts: &mut http::request::Parts, priority: Priority) {
+    if priority != Priority::Normal || context.seen.priority {
+        parts.headers.insert(
+            context.route.admission.trust.header.clone(),
+            HeaderValue::from_static(priority.name()),
+        );
+    }
+}
+
+/// The request body as the attempts send it: read whole first (within the deadline) when a
+/// retry or hedge may send it again, streamed otherwise.
+async fn request_body(
+    context: &Context<'_>,
+    body: ProxyBody,
+    deadline: Option<Deadline>,
+    now: Instant,
+) -> Result<RequestBody, Box<Refused>> {
+    let attempts = &context.route.attempts;
+    // NOTE: most requests have no body; for them the timed read below would only wrap a
+    // future that is ready at once (~150 instructions of moving it and its timer about).
+    if context.request_body_empty {
+        return Ok(RequestBody::Empty);
+    }
+    if !attempts.may_repeat() {
+        return Ok(RequestBody::Streaming(body));
+    }
+    let read_by = deadline.map_or(now + context.cluster.config().request_timeout, |deadline| {
+        deadline.at
+    });
+    let prepared = tokio::time::timeout_at(
+        read_by.into(),
+        RequestBody::prepare(body, attempts.buffer_limit),
+    )
+    .await;
+    match prepared {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(error)) => {
+            let detail = format!("the request body could not be read: {error}");
+            Err(Refused::new(ProxyError::BadRequest, &detail, None))
+        }
+        Err(_elapsed) => {
+            let detail = "the request body did not arrive in time";
+            Err(Refused::new(ProxyError::BodyReadTimeout, detail, None))
+        }
+    }
+}
+
+/// The fallback reason of the attempts' answer, when it is a failure a fallback may hide.
+/// An upstream's 429 goes to the client as it is, Retry-After and all: only 5xx answers
+/// are errors a fallback may hide (RFC 5861).
+fn fallback_reason(attempted: &attempts::Attempted) -> Option<FallbackReason> {
+    let response = attempted.result.as_ref().err()?;
+    if !crate::fallback::is_failure_status(response.status()) {
+        return None;
+    }
+    Some(match attempted.outcome {
+        AttemptOutcome::ClientCaused(ClientCause::Deadline) => FallbackReason::CallerDeadline,
+        _ if attempted.timed_out => FallbackReason::Timeout,
+        AttemptOutcome::ServerError(_) => FallbackReason::ServerError,
+        _ => FallbackReason::Failed,
+    })
 }
 
 impl Context<'_> {
@@ -382,14 +549,8 @@ pub async fn attempt(
     (attempted.result, attempted.outcome)
 }
 
-/// The proxy's own answer for `error`, which the record keeps.
-fn own_error(record: &mut Record, error: ProxyError, detail: &str) -> Response<ProxyBody> {
-    record.error = Some(error);
-    error_response(error, detail)
-}
-
 /// The route's fallback for `reason` if it has one, its kind kept in the record (in place of
-/// the error it hides); otherwise `error`.
+/// the error it hides); otherwise `error`. What the request `held` is let go after.
 // NOTE: boxed. Its future is ~1.9 KB, and inline it would make every request's future that
 // much larger, which is copied whole at each level on its way into hyper's connection task
 // (~1,000 instructions per request); a fallback is rare, one allocation then is nothing.
@@ -399,16 +560,24 @@ fn fall_back<'a>(
     reason: FallbackReason,
     parts: &'a http::request::Parts,
     error: Response<ProxyBody>,
+    held: Held,
 ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send + 'a>> {
     Box::pin(async move {
-        match context.live.fallback.serve(reason, parts, context).await {
+        let answer = match context.live.fallback.serve(reason, parts, context).await {
             Some((response, kind)) => {
                 record.error = None;
                 record.fallback = Some(kind);
                 response
             }
             None => error,
-        }
+        };
+        // Let go only now: the request counted against them while its fallback answered.
+        let Held {
+            permit,
+            cluster_permit,
+        } = held;
+        drop((permit, cluster_permit));
+        answer
     })
 }
 
