@@ -77,8 +77,6 @@ const KNOWN: &[(&str, &str)] = &[
     // Fallback config types and TLS material loading move into config.
     ("config", "fallback"),
     ("config", "listener"),
-    // The alternate cluster calls back into the pipeline: it gets the attempt as a function.
-    ("fallback", "pipeline"),
     // Restarting listeners is the root's job.
     ("reload", "listener"),
     // Balancers and health checks take `cluster::Endpoint`: it moves below them.

@@ -1,38 +1,47 @@
-//! The alternate-cluster fallback: one attempt against another cluster, through the same
-//! [`crate::pipeline::attempt`] as the route's own (rewrites, header edits, the alternate
-//! cluster's balancer, breaker and outcome recording).
+//! The alternate-cluster fallback: one attempt against another cluster, sent the way the
+//! route's own attempts are (rewrites, header edits, the alternate cluster's balancer,
+//! breaker and outcome recording).
+//!
+//! The attempt itself is the pipeline's, handed in as a function (see
+//! [`super::RouteFallback::serve`]): this module knows what to send and what to make of the
+//! answer, not how a request is sent, nor the pipeline's context or the config in force.
 //!
 //! The request's body was given to the attempts that failed, so only a request without a
 //! body can be sent again. NOTE: when the pipeline keeps bounded request bodies replayable
 //! (for retries), `serve` takes the replay in place of the empty body.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::Response;
-use http::request::Parts;
 
+use super::{Attempted, FallbackRequest};
 use crate::body;
 use crate::body::ProxyBody;
-use crate::pipeline::{self, Context};
+use crate::cluster::{Cluster, ClusterPermit};
 
 /// The alternate cluster's answer, unless it could not give one that is not a failure
 /// (see [`super::is_failure_status`]).
-pub(super) async fn serve(
-    context: &Context<'_>,
-    request: &Parts,
+pub(super) async fn serve<A, F>(
+    request: &FallbackRequest<'_>,
     cluster: usize,
-) -> Option<Response<ProxyBody>> {
-    if !context.request_body_empty {
+    attempt: A,
+) -> Option<Response<ProxyBody>>
+where
+    A: FnOnce(Arc<Cluster>, http::request::Parts, ProxyBody, Option<ClusterPermit>) -> F,
+    F: Future<Output = Attempted>,
+{
+    if !request.body_empty {
         return None;
     }
-    let cluster = context.snapshot.clusters.get(cluster)?;
-    let mut permit = Some(cluster.admit(Instant::now()).ok()?);
-    let (result, outcome) = pipeline::attempt(
-        context,
-        cluster,
-        request.clone(),
+    let cluster = request.clusters.get(cluster)?;
+    let permit = Some(cluster.admit(Instant::now()).ok()?);
+    let (result, outcome, permit) = attempt(
+        Arc::clone(cluster),
+        request.parts.clone(),
         body::full(""),
-        &mut permit,
+        permit,
     )
     .await;
     if let Some(permit) = permit {

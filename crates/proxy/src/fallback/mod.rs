@@ -29,6 +29,7 @@ mod kill_switch;
 mod stale;
 mod static_response;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,7 +38,9 @@ use http::{Response, StatusCode, request::Parts};
 use self::kill_switch::KillSwitch;
 use self::stale::StaleCache;
 use crate::body::ProxyBody;
+use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::RouteConfig;
+use crate::config::fallback::FallbackConfig;
 use crate::counters::FallbackStats;
 use crate::record::FallbackKind;
 
@@ -94,6 +97,30 @@ pub struct Provenance {
     /// `-Prefix`, `Forwarded`) that travel upstream: only a trusted client's do.
     pub forwarded: bool,
 }
+
+/// What a fallback reads of the request it answers in its cluster's place.
+#[derive(Debug, Clone, Copy)]
+pub struct FallbackRequest<'a> {
+    /// The request's head.
+    pub parts: &'a Parts,
+    /// Its route's fallback config.
+    pub config: &'a FallbackConfig,
+    /// What the upstream's answer depends on besides the head (part of the stale cache's key).
+    pub provenance: Provenance,
+    /// Whether it has no body, so it can be sent again as it is (to the alternate cluster).
+    pub body_empty: bool,
+    /// The clusters in force, the alternate cluster among them.
+    pub clusters: &'a [Arc<Cluster>],
+}
+
+/// What one attempt came to: the response (`Err`: the error response, the upstream's or the
+/// proxy's), its outcome, and the cluster breaker's permit unless the attempt took it along
+/// with a body still to come.
+pub type Attempted = (
+    Result<Response<ProxyBody>, Response<ProxyBody>>,
+    crate::outcome::AttemptOutcome,
+    Option<ClusterPermit>,
+);
 
 /// Whether an upstream's answer with this status is a failure the fallback covers: the
 /// statuses RFC 5861 counts as errors for `stale-if-error` (500, 502, 503, 504).
@@ -172,15 +199,20 @@ impl RouteFallback {
 
     /// The fallback response for a request that could not be served, if the route has one
     /// for `reason`, with the kind that answered. `None`: the client gets the proxy's error.
-    pub async fn serve(
+    /// `attempt` sends one attempt to a cluster (the alternate), as the pipeline sends them.
+    pub async fn serve<A, F>(
         &self,
         reason: FallbackReason,
-        request: &Parts,
-        context: &crate::pipeline::Context<'_>,
-    ) -> Option<(Response<ProxyBody>, FallbackKind)> {
-        let config = &context.route.fallback;
+        request: FallbackRequest<'_>,
+        attempt: A,
+    ) -> Option<(Response<ProxyBody>, FallbackKind)>
+    where
+        A: FnOnce(Arc<Cluster>, Parts, ProxyBody, Option<ClusterPermit>) -> F,
+        F: Future<Output = Attempted>,
+    {
+        let config = request.config;
         let answer = if config.on.contains(reason) {
-            self.answer(reason, request, context).await
+            self.answer(reason, &request, attempt).await
         } else {
             None
         };
@@ -196,21 +228,25 @@ impl RouteFallback {
     }
 
     /// The first fallback that answers, in the order of the module doc.
-    async fn answer(
+    async fn answer<A, F>(
         &self,
         reason: FallbackReason,
-        request: &Parts,
-        context: &crate::pipeline::Context<'_>,
-    ) -> Option<(Response<ProxyBody>, FallbackKind)> {
-        let config = &context.route.fallback;
+        request: &FallbackRequest<'_>,
+        attempt: A,
+    ) -> Option<(Response<ProxyBody>, FallbackKind)>
+    where
+        A: FnOnce(Arc<Cluster>, Parts, ProxyBody, Option<ClusterPermit>) -> F,
+        F: Future<Output = Attempted>,
+    {
+        let config = request.config;
         if let Some(cache) = &self.stale
             && (reason.cluster_failed() || reason == FallbackReason::KillSwitch)
-            && let Some(response) = cache.lookup(request, context.provenance(), Instant::now())
+            && let Some(response) = cache.lookup(request.parts, request.provenance, Instant::now())
         {
             return Some((response, FallbackKind::Stale));
         }
         if let Some(cluster) = config.cluster
-            && let Some(response) = alternate::serve(context, request, cluster).await
+            && let Some(response) = alternate::serve(request, cluster, attempt).await
         {
             return Some((response, FallbackKind::Cluster));
         }

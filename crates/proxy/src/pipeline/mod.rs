@@ -40,7 +40,7 @@ use crate::config::admission::Priority;
 use crate::config::{DecisionHeaders, RouteConfig};
 use crate::counters::{self, RequestInFlight};
 use crate::error::{ProxyError, error_response};
-use crate::fallback::{FallbackReason, Provenance};
+use crate::fallback::{FallbackReason, FallbackRequest, Provenance};
 use crate::forward::{self, Downstream, with_request_id};
 use crate::headers::{FALLBACK_HEADER, retry_after_value};
 use crate::live::LiveRoute;
@@ -527,7 +527,7 @@ impl Context<'_> {
 /// fallback): the response, or the error response when it failed, and what it says about
 /// the endpoint. The body streams; it is not retried. The cluster breaker's `permit` is
 /// taken when a success's body is still to come (see [`attempts::run`]).
-pub async fn attempt(
+async fn attempt(
     context: &Context<'_>,
     cluster: &Arc<Cluster>,
     mut parts: http::request::Parts,
@@ -562,8 +562,20 @@ fn fall_back<'a>(
     error: Response<ProxyBody>,
     held: Held,
 ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send + 'a>> {
+    let request = FallbackRequest {
+        parts,
+        config: &context.route.fallback,
+        provenance: context.provenance(),
+        body_empty: context.request_body_empty,
+        clusters: &context.snapshot.clusters,
+    };
+    // The alternate cluster's attempt is sent as the route's own are.
+    let attempt = move |cluster: Arc<Cluster>, parts, body, mut permit| async move {
+        let (result, outcome) = attempt(context, &cluster, parts, body, &mut permit).await;
+        (result, outcome, permit)
+    };
     Box::pin(async move {
-        let answer = match context.live.fallback.serve(reason, parts, context).await {
+        let answer = match context.live.fallback.serve(reason, request, attempt).await {
             Some((response, kind)) => {
                 record.error = None;
                 record.fallback = Some(kind);
