@@ -16,22 +16,17 @@ use std::time::Instant;
 
 use http::Response;
 
-use super::{Attempted, FallbackRequest};
+use super::{Attempt, Attempted, FallbackRequest};
 use crate::body;
 use crate::body::ProxyBody;
-use crate::cluster::{Cluster, ClusterPermit};
 
 /// The alternate cluster's answer, unless it could not give one that is not a failure
 /// (see [`super::is_failure_status`]).
-pub(super) async fn serve<A, F>(
+pub(super) async fn serve<F: Future<Output = Attempted>>(
     request: &FallbackRequest<'_>,
     cluster: usize,
-    attempt: A,
-) -> Option<Response<ProxyBody>>
-where
-    A: FnOnce(Arc<Cluster>, http::request::Parts, ProxyBody, Option<ClusterPermit>) -> F,
-    F: Future<Output = Attempted>,
-{
+    attempt: impl Attempt<F>,
+) -> Option<Response<ProxyBody>> {
     if !request.body_empty {
         return None;
     }

@@ -122,6 +122,20 @@ pub type Attempted = (
     Option<ClusterPermit>,
 );
 
+/// One attempt against a cluster, sent as the pipeline sends the route's own: given the
+/// cluster, the request's head, a body and the cluster breaker's permit, what it came to.
+pub trait Attempt<F: Future<Output = Attempted>>:
+    FnOnce(Arc<Cluster>, Parts, ProxyBody, Option<ClusterPermit>) -> F
+{
+}
+
+impl<A, F> Attempt<F> for A
+where
+    A: FnOnce(Arc<Cluster>, Parts, ProxyBody, Option<ClusterPermit>) -> F,
+    F: Future<Output = Attempted>,
+{
+}
+
 /// Whether an upstream's answer with this status is a failure the fallback covers: the
 /// statuses RFC 5861 counts as errors for `stale-if-error` (500, 502, 503, 504).
 pub fn is_failure_status(status: StatusCode) -> bool {
@@ -200,16 +214,12 @@ impl RouteFallback {
     /// The fallback response for a request that could not be served, if the route has one
     /// for `reason`, with the kind that answered. `None`: the client gets the proxy's error.
     /// `attempt` sends one attempt to a cluster (the alternate), as the pipeline sends them.
-    pub async fn serve<A, F>(
+    pub async fn serve<F: Future<Output = Attempted>>(
         &self,
         reason: FallbackReason,
         request: FallbackRequest<'_>,
-        attempt: A,
-    ) -> Option<(Response<ProxyBody>, FallbackKind)>
-    where
-        A: FnOnce(Arc<Cluster>, Parts, ProxyBody, Option<ClusterPermit>) -> F,
-        F: Future<Output = Attempted>,
-    {
+        attempt: impl Attempt<F>,
+    ) -> Option<(Response<ProxyBody>, FallbackKind)> {
         let config = request.config;
         let answer = if config.on.contains(reason) {
             self.answer(reason, &request, attempt).await
@@ -228,16 +238,12 @@ impl RouteFallback {
     }
 
     /// The first fallback that answers, in the order of the module doc.
-    async fn answer<A, F>(
+    async fn answer<F: Future<Output = Attempted>>(
         &self,
         reason: FallbackReason,
         request: &FallbackRequest<'_>,
-        attempt: A,
-    ) -> Option<(Response<ProxyBody>, FallbackKind)>
-    where
-        A: FnOnce(Arc<Cluster>, Parts, ProxyBody, Option<ClusterPermit>) -> F,
-        F: Future<Output = Attempted>,
-    {
+        attempt: impl Attempt<F>,
+    ) -> Option<(Response<ProxyBody>, FallbackKind)> {
         let config = request.config;
         if let Some(cache) = &self.stale
             && (reason.cluster_failed() || reason == FallbackReason::KillSwitch)
