@@ -70,3 +70,24 @@ impl FallbackKind {
         HeaderValue::from_static(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_fallback_kind_has_its_own_name_in_the_header() {
+        let names: Vec<&str> = FallbackKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        assert_eq!(names, ["stale", "cluster", "static"]);
+        for kind in FallbackKind::ALL {
+            assert_eq!(kind.header_value(), kind.as_str());
+        }
+    }
+
+    #[test]
+    fn a_fresh_record_says_nothing_happened() {
+        let record = Record::default();
+        assert_eq!((record.error, record.fallback), (None, None));
+        assert_eq!((record.attempts, record.endpoint), (0, None));
+    }
+}
