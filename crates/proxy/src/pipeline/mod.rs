@@ -8,7 +8,7 @@
 //! Each mechanism lives in its own module ([`crate::admission`], [`crate::fallback`], the
 //! cluster's breakers and outlier detection); this module only decides the order and carries
 //! the request between them, so a reader sees in one place what happens to a request:
-//! `serve_routed` is that order, `admit` the stages before the attempts.
+//! `serve_routed` is that order, `gates` the stages before the attempts.
 //!
 //! What happens is written, as it happens, into the request's [`Record`] (the error kind,
 //! the fallback that answered, attempts, endpoint, times); the observers (the counters,
@@ -18,6 +18,7 @@
 mod attempts;
 mod body;
 mod deadline;
+mod gates;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,23 +27,22 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::Response;
-use http::header::{self, HeaderValue};
+use http::header::HeaderValue;
 use http_body_util::BodyExt;
 use hyper::body::Body;
 
 pub use self::attempts::{idempotency, retry_after};
 pub use self::body::{RequestBody, Upload, UploadState};
 pub use self::deadline::{BadDeadline, Deadline};
-use crate::admission::{self, AdmissionPermit, Refusal};
+use self::gates::{Held, Refused, admit};
+use crate::admission::{self, AdmissionPermit};
 use crate::body::{BoxError, ProxyBody};
 use crate::cluster::{Cluster, ClusterPermit};
-use crate::config::admission::Priority;
 use crate::config::{DecisionHeaders, RouteConfig};
 use crate::counters::{self, RequestInFlight};
-use crate::error::{ProxyError, error_response};
 use crate::fallback::{FallbackReason, FallbackRequest, Provenance};
 use crate::forward::{self, Downstream, with_request_id};
-use crate::headers::{FALLBACK_HEADER, retry_after_value};
+use crate::headers::FALLBACK_HEADER;
 use crate::live::LiveRoute;
 use crate::outcome::{AttemptOutcome, ClientCause};
 use crate::record::Record;
@@ -160,7 +160,7 @@ fn answered(
 }
 
 /// The stages in their order, for a routed request: those that admit it (any of which may
-/// refuse it, see [`admit`]), its attempts, and what their answer becomes (the route's
+/// refuse it, see `gates::admit`), its attempts, and what their answer becomes (the route's
 /// fallback when they failed). What happened goes into `record`.
 async fn serve_routed(
     context: &Context<'_>,
@@ -186,23 +186,24 @@ async fn serve_routed(
     )
     .await;
     settle(&attempted, cluster_permit, &mut admitted.permit, record);
-    let reason = fallback_reason(&attempted);
-    let mut response = match (attempted.result, reason) {
-        (Ok(response), _) => {
+    let mut response = match attempted.result {
+        Ok(response) => {
             let fallback = &context.live.fallback;
             let response = fallback.observe(&parts, context.provenance(), response);
             // The slots stay taken until the body ends: a streaming answer still occupies
             // the upstream.
             admission::hold_until_body_end(response, admitted.permit)
         }
-        (Err(response), None) => response,
-        (Err(response), Some(reason)) => {
-            let held = Held {
-                permit: Some(admitted.permit),
-                cluster_permit: None,
-            };
-            fall_back(context, record, reason, &parts, response, held).await
-        }
+        Err(response) => match fallback_reason(&response, attempted.outcome, attempted.timed_out) {
+            None => response,
+            Some(reason) => {
+                let held = Held {
+                    permit: Some(admitted.permit),
+                    cluster_permit: None,
+                };
+                fall_back(context, record, reason, &parts, response, held).await
+            }
+        },
     };
     if context.decision_headers {
         response
@@ -287,221 +288,20 @@ fn decision_headers(snapshot: &Snapshot, seen: forward::Seen) -> bool {
     }
 }
 
-/// What a request admitted to its attempts holds.
-struct Admitted {
-    /// Its deadline, the route's or its caller's.
-    deadline: Option<Deadline>,
-    /// Its route's (and cluster's) admission slots, held until its response ends.
-    permit: AdmissionPermit,
-    /// The cluster breaker's permit, recorded with the attempts' outcome.
-    cluster_permit: ClusterPermit,
-    /// Its body, as the attempts send it.
-    body: RequestBody,
-}
-
-/// A stage ended the request before its attempts: the proxy's answer, and the reason a
-/// fallback may answer in its place.
-// NOTE: boxed where it is returned: it holds the permits (some 360 bytes), which would make
-// every admitted request's `Result` that much larger to move; a refusal allocates anyway.
-struct Refused {
-    error: ProxyError,
-    response: Response<ProxyBody>,
-    /// `None`: the client's own mistake, which no fallback hides.
-    fallback: Option<FallbackReason>,
-    /// What the stages before took, held until the fallback has answered.
-    held: Held,
-}
-
-/// Permits a refused or failed request still holds while its fallback answers: it still
-/// counts against the route's concurrency (and a half-open breaker's probes) until then.
-#[derive(Default)]
-struct Held {
-    permit: Option<AdmissionPermit>,
-    cluster_permit: Option<ClusterPermit>,
-}
-
-impl Refused {
-    /// The proxy's answer for `error`.
-    fn new(error: ProxyError, detail: &str, fallback: Option<FallbackReason>) -> Box<Self> {
-        Box::new(Refused {
-            error,
-            response: error_response(error, detail),
-            fallback,
-            held: Held::default(),
-        })
-    }
-
-    /// Admission's refusal, which a fallback for `reason` may hide.
-    fn by(refusal: Refusal, reason: FallbackReason, held: Held) -> Box<Self> {
-        Box::new(Refused {
-            error: refusal.error,
-            response: refusal.into_response(),
-            fallback: Some(reason),
-            held,
-        })
-    }
-}
-
-/// The stages that admit a request to its attempts, in order: the kill switch, the
-/// deadline, the route's admission (rate limit, shedding, bulkhead), the cluster's breaker
-/// and concurrency limit, and the request body read when a retry may need it again.
-async fn admit(
-    context: &Context<'_>,
-    parts: &mut http::request::Parts,
-    body: ProxyBody,
-    now: Instant,
-) -> Result<Admitted, Box<Refused>> {
-    if context.live.fallback.killed() {
-        let reason = Some(FallbackReason::KillSwitch);
-        let detail = "the route's kill switch is on";
-        return Err(Refused::new(ProxyError::KillSwitch, detail, reason));
-    }
-    // NOTE: the deadline counts from the request's arrival, the instant its counters read:
-    // one clock read less, and only the microseconds spent getting here earlier.
-    let deadline = request_deadline(context, parts, now)?;
-    let mut permit = match context
-        .live
-        .admission
-        .admit(parts, context.downstream)
-        .await
-    {
-        Ok(permit) => permit,
-        Err(refusal) => return Err(Refused::by(refusal, FallbackReason::Shed, Held::default())),
-    };
-    carry_priority(context, parts, permit.priority());
-    let cluster = context.cluster;
-    let cluster_permit = match cluster.admit(now) {
-        Ok(cluster_permit) => cluster_permit,
-        Err(open) => {
-            let detail = format!(
-                "the circuit breaker of cluster \"{}\" is open",
-                cluster.name()
-            );
-            let reason = Some(FallbackReason::BreakerOpen);
-            let mut refused = Refused::new(ProxyError::BreakerOpen, &detail, reason);
-            if let Some(retry_after) = open.retry_after {
-                (refused.response.headers_mut())
-                    .insert(header::RETRY_AFTER, retry_after_value(retry_after));
-            }
-            refused.held.permit = Some(permit);
-            return Err(refused);
-        }
-    };
-    match cluster.admission().admit(permit.priority()).await {
-        Ok(slot) => permit.hold(slot),
-        Err(refusal) => {
-            let held = Held {
-                permit: Some(permit),
-                cluster_permit: Some(cluster_permit),
-            };
-            return Err(Refused::by(refusal, FallbackReason::Overloaded, held));
-        }
-    }
-    cluster.retry_budget().deposit(now);
-    let body = request_body(context, body, deadline, now).await?;
-    Ok(Admitted {
-        deadline,
-        permit,
-        cluster_permit,
-        body,
-    })
-}
-
-/// The request's deadline: the route's timeout, or the caller's own when sooner (only from a
-/// trusted client: see [`deadline`]). One that has passed already ends the request.
-fn request_deadline(
-    context: &Context<'_>,
-    parts: &http::request::Parts,
-    now: Instant,
-) -> Result<Option<Deadline>, Box<Refused>> {
-    let deadline_header = &context.snapshot.config.proxy.deadline_header;
-    // (Most requests have no such header, and pay nothing for the check.)
-    let callers = (context.seen.deadline && context.trusted())
-        .then(|| parts.headers.get(deadline_header))
-        .flatten();
-    let timeout = context.route.attempts.timeout;
-    let deadline = match deadline::deadline(callers, deadline_header, timeout, now) {
-        Ok(deadline) => deadline,
-        Err(bad) => return Err(Refused::new(ProxyError::BadRequest, &bad.to_string(), None)),
-    };
-    if let Some(deadline) = deadline.filter(|deadline| deadline.at <= now) {
-        context.live.stats.deadline_exceeded.increment();
-        let reason = if deadline.callers {
-            FallbackReason::CallerDeadline
-        } else {
-            FallbackReason::Timeout
-        };
-        let detail = "the caller's deadline had passed when the request arrived";
-        return Err(Refused::new(
-            ProxyError::DeadlineExceeded,
-            detail,
-            Some(reason),
-        ));
-    }
-    Ok(deadline)
-}
-
-/// The next hop may trust this proxy's priority header: it carries the priority this
-/// request was admitted with, never what an untrusted client wrote. (Absent and normal, the
-/// default everywhere, it is left absent: one header insert less per request.)
-fn carry_priority(context: &Context<'_>, parts: &mut http::request::Parts, priority: Priority) {
-    if priority != Priority::Normal || context.seen.priority {
-        parts.headers.insert(
-            context.route.admission.trust.header.clone(),
-            HeaderValue::from_static(priority.name()),
-        );
-    }
-}
-
-/// The request body as the attempts send it: read whole first (within the deadline) when a
-/// retry or hedge may send it again, streamed otherwise.
-async fn request_body(
-    context: &Context<'_>,
-    body: ProxyBody,
-    deadline: Option<Deadline>,
-    now: Instant,
-) -> Result<RequestBody, Box<Refused>> {
-    let attempts = &context.route.attempts;
-    // NOTE: most requests have no body; for them the timed read below would only wrap a
-    // future that is ready at once (~150 instructions of moving it and its timer about).
-    if context.request_body_empty {
-        return Ok(RequestBody::Empty);
-    }
-    if !attempts.may_repeat() {
-        return Ok(RequestBody::Streaming(body));
-    }
-    let read_by = deadline.map_or(now + context.cluster.config().request_timeout, |deadline| {
-        deadline.at
-    });
-    let prepared = tokio::time::timeout_at(
-        read_by.into(),
-        RequestBody::prepare(body, attempts.buffer_limit),
-    )
-    .await;
-    match prepared {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(error)) => {
-            let detail = format!("the request body could not be read: {error}");
-            Err(Refused::new(ProxyError::BadRequest, &detail, None))
-        }
-        Err(_elapsed) => {
-            let detail = "the request body did not arrive in time";
-            Err(Refused::new(ProxyError::BodyReadTimeout, detail, None))
-        }
-    }
-}
-
-/// The fallback reason of the attempts' answer, when it is a failure a fallback may hide.
+/// The fallback reason of the attempts' failed answer, when it is one a fallback may hide.
 /// An upstream's 429 goes to the client as it is, Retry-After and all: only 5xx answers
 /// are errors a fallback may hide (RFC 5861).
-fn fallback_reason(attempted: &attempts::Attempted) -> Option<FallbackReason> {
-    let response = attempted.result.as_ref().err()?;
-    if !crate::fallback::is_failure_status(response.status()) {
+fn fallback_reason(
+    failed: &Response<ProxyBody>,
+    outcome: AttemptOutcome,
+    timed_out: bool,
+) -> Option<FallbackReason> {
+    if !crate::fallback::is_failure_status(failed.status()) {
         return None;
     }
-    Some(match attempted.outcome {
+    Some(match outcome {
         AttemptOutcome::ClientCaused(ClientCause::Deadline) => FallbackReason::CallerDeadline,
-        _ if attempted.timed_out => FallbackReason::Timeout,
+        _ if timed_out => FallbackReason::Timeout,
         AttemptOutcome::ServerError(_) => FallbackReason::ServerError,
         _ => FallbackReason::Failed,
     })
