@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use blastwall_proxy::config::Config;
-use blastwall_proxy::metrics::{self, record_request, request_started};
+use blastwall_proxy::counters::{record_request, request_started};
+use blastwall_proxy::metrics;
 use blastwall_proxy::reload::Runtime;
 use http::StatusCode;
 

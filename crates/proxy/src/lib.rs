@@ -13,8 +13,10 @@ pub mod body;
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod counters;
 pub mod descriptors;
 pub mod endpoint;
+pub mod error;
 pub mod events;
 #[cfg(test)]
 mod eventually;
@@ -28,10 +30,10 @@ pub mod live;
 pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
+pub mod record;
 pub mod reload;
 mod rng;
 pub mod router;
-pub mod stats;
 pub mod telemetry;
 pub mod upstream;
 

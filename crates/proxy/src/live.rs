@@ -13,8 +13,8 @@ use blastwall_policy::retry::RetryPolicy;
 
 use crate::admission::RouteAdmission;
 use crate::config::RouteConfig;
+use crate::counters::RouteStats;
 use crate::fallback::RouteFallback;
-use crate::stats::RouteStats;
 
 /// One route's live state.
 #[derive(Debug)]

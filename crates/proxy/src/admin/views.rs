@@ -264,7 +264,7 @@ pub(super) fn routes(runtime: &Runtime) -> Value {
                 // Cumulative latency buckets (to the response head); the dashboard takes the
                 // difference between two snapshots for the p99 of the last interval.
                 "latency": {
-                    "bounds_ms": crate::metrics::histogram::BUCKET_BOUNDS_NANOS
+                    "bounds_ms": crate::counters::histogram::BUCKET_BOUNDS_NANOS
                         .iter()
                         .map(|nanos| *nanos as f64 / 1e6)
                         .collect::<Vec<f64>>(),

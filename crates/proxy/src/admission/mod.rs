@@ -50,10 +50,11 @@ use crate::cluster::limiter::{LimitPermit, Limiter};
 use crate::cluster::{ClusterShed, ConcurrencyPermit};
 use crate::config::RouteConfig;
 use crate::config::admission::{Priority, RouteAdmissionConfig};
-use crate::forward::{Downstream, ProxyError, error_response};
+use crate::counters::AdmissionStats;
+use crate::error::{ProxyError, error_response};
+use crate::forward::Downstream;
 use crate::headers::retry_after_value;
 use crate::outcome::AttemptOutcome;
-use crate::stats::AdmissionStats;
 
 /// What a shed client is told to wait: slots free up within a request's time, so soon.
 const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use blastwall_policy::ratelimit::{RateLimited, RateLimiter, ValidRateLimitConfig};
 
 use crate::config::admission::{RateLimitConfig, RateLimitKey};
-use crate::stats::AdmissionStats;
+use crate::counters::AdmissionStats;
 
 /// A route's rate limit.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use super::ratelimit::RouteRateLimit;
 use super::*;
 use crate::config::Config;
 use crate::config::admission::{RateLimitConfig, RateLimitKey};
-use crate::stats::AdmissionStats;
+use crate::counters::AdmissionStats;
 
 fn route(sections: &str, proxy: &str) -> RouteConfig {
     let text = format!(

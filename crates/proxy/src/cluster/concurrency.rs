@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::limiter::queue::ShedReason;
 use super::limiter::{LimitPermit, Limiter};
 use crate::config::admission::{ConcurrencyConfig, Priority};
-use crate::stats::AdmissionStats;
+use crate::counters::AdmissionStats;
 
 /// A cluster's concurrency limit, over all the routes that send to it.
 #[derive(Debug, Default)]

@@ -44,9 +44,9 @@ pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
 pub use self::routing::{Routing, RoutingRules};
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
+use crate::counters::ClusterStats;
 use crate::endpoint::{Endpoint, EndpointGuard};
 use crate::health::HealthStatus;
-use crate::stats::ClusterStats;
 use crate::upstream::UpstreamClient;
 
 /// A cluster: its config, its endpoints, how it chooses among them, and its connection pool.

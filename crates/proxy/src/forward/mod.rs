@@ -1,5 +1,5 @@
-//! The request as the upstream should see it, the response as the client should see it, and
-//! the answers the proxy makes itself.
+//! The request as the upstream should see it, and the response as the client should see it
+//! (the answers the proxy makes itself are [`crate::error`]'s).
 //!
 //! Bodies stream both ways; nothing is buffered whole. The endpoint stays counted in flight
 //! until the response body has been sent on, not just until its head arrives, so
@@ -8,21 +8,21 @@
 pub(crate) mod answer;
 
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
 use self::answer::{HoldingEndpoint, Unjudged};
-use crate::body::{ProxyBody, full};
+use crate::body::ProxyBody;
 use crate::config::{EscapedSlashes, HeaderEdits, PathMatch, RouteConfig};
 use crate::endpoint::EndpointGuard;
 use crate::headers::forwarding::is_forwarding;
 use crate::headers::{
-    AddedHeaders, ERROR_HEADER, REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_PROTO, remove_hop_by_hop,
+    AddedHeaders, REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_PROTO, remove_hop_by_hop,
 };
 use crate::router::path::normalized;
 use crate::router::path_match::RoutedPath;
@@ -43,110 +43,6 @@ pub struct Downstream {
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
-}
-
-/// Why the proxy answered a request itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyError {
-    /// No route matched.
-    NoRoute,
-    /// The cluster had no endpoint that could take the request.
-    NoHealthyEndpoint,
-    /// The endpoint refused or could not be reached.
-    ConnectFailed,
-    /// The endpoint did not answer within the cluster's request timeout.
-    UpstreamTimeout,
-    /// The connection to the endpoint failed after the request was sent.
-    UpstreamReset,
-    /// The request is malformed or ambiguous (framing, Host) and was not forwarded.
-    BadRequest,
-    /// The client did not send a complete request head in time.
-    HeaderReadTimeout,
-    /// The request body is larger than the listener allows.
-    RequestBodyTooLarge,
-    /// The request head is larger, or has more headers, than the listener allows.
-    RequestHeadersTooLarge,
-    /// Shed under overload (its priority, or its bulkhead is full).
-    Shed,
-    /// Over the route's rate limit.
-    RateLimited,
-    /// The cluster's circuit breaker is open.
-    BreakerOpen,
-    /// The request's deadline passed before an answer came.
-    DeadlineExceeded,
-    /// The route's kill switch is on and it has no fallback.
-    KillSwitch,
-    /// The client did not send the request body in time (it is read whole before the first
-    /// attempt when a retry may need it again).
-    BodyReadTimeout,
-    /// The request uses a transfer coding other than `chunked` alone, which the proxy
-    /// does not decode and so cannot pass on intact (RFC 9112 §6.1: 501).
-    UnsupportedTransferCoding,
-    /// A method the proxy does not forward: CONNECT (it tunnels nothing), RFC 9110 §9.1: 501.
-    UnsupportedMethod,
-}
-
-impl ProxyError {
-    /// The status the client gets, decided here and nowhere else.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::NoHealthyEndpoint => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::ConnectFailed | ProxyError::UpstreamReset => StatusCode::BAD_GATEWAY,
-            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
-            ProxyError::HeaderReadTimeout | ProxyError::BodyReadTimeout => {
-                StatusCode::REQUEST_TIMEOUT
-            }
-            ProxyError::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ProxyError::Shed | ProxyError::BreakerOpen | ProxyError::KillSwitch => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ProxyError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ProxyError::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::UnsupportedTransferCoding | ProxyError::UnsupportedMethod => {
-                StatusCode::NOT_IMPLEMENTED
-            }
-        }
-    }
-
-    /// A short name, sent in `x-blastwall-error` and used in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProxyError::NoRoute => "no_route",
-            ProxyError::NoHealthyEndpoint => "no_healthy_endpoint",
-            ProxyError::ConnectFailed => "connect_failed",
-            ProxyError::UpstreamTimeout => "upstream_timeout",
-            ProxyError::UpstreamReset => "upstream_reset",
-            ProxyError::BadRequest => "bad_request",
-            ProxyError::HeaderReadTimeout => "header_read_timeout",
-            ProxyError::RequestBodyTooLarge => "request_body_too_large",
-            ProxyError::RequestHeadersTooLarge => "request_headers_too_large",
-            ProxyError::Shed => "shed",
-            ProxyError::RateLimited => "rate_limited",
-            ProxyError::BreakerOpen => "breaker_open",
-            ProxyError::DeadlineExceeded => "deadline_exceeded",
-            ProxyError::KillSwitch => "kill_switch",
-            ProxyError::BodyReadTimeout => "body_read_timeout",
-            ProxyError::UnsupportedTransferCoding => "unsupported_transfer_coding",
-            ProxyError::UnsupportedMethod => "unsupported_method",
-        }
-    }
-}
-
-/// A response the proxy makes itself: the status of `error`, its name in a header, and a
-/// one-line explanation.
-pub fn error_response(error: ProxyError, detail: &str) -> Response<ProxyBody> {
-    let mut response = Response::new(full(format!("{}: {detail}\n", error.as_str())));
-    *response.status_mut() = error.status();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(ERROR_HEADER, HeaderValue::from_static(error.as_str()));
-    response
 }
 
 /// `response` with the request id.
@@ -516,7 +412,7 @@ fn peer_value(ip: IpAddr) -> HeaderValue {
     last_made(&LAST, ip, |ip| {
         let mut buffer = [0u8; 15];
         match ip {
-            IpAddr::V4(ip) => shared_value(ipv4_text(ip, &mut buffer)),
+            IpAddr::V4(ip) => shared_value(crate::headers::ipv4_text(ip, &mut buffer)),
             IpAddr::V6(ip) => shared_value(ip.to_string().as_bytes()),
         }
         .expect("an address's text is a valid header value")
@@ -535,29 +431,6 @@ pub(crate) fn last_made<K: Copy + PartialEq>(
         Some((kept, value)) if *kept == key => value.clone(),
         _ => last.insert((key, make(key))).1.clone(),
     })
-}
-
-/// An IPv4 address in dotted decimal, as `Display` writes it, without the formatting
-/// machinery (this runs for every request).
-pub(crate) fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
-    let mut len = 0;
-    for (index, octet) in ip.octets().into_iter().enumerate() {
-        if index > 0 {
-            buffer[len] = b'.';
-            len += 1;
-        }
-        if octet >= 100 {
-            buffer[len] = b'0' + octet / 100;
-            len += 1;
-        }
-        if octet >= 10 {
-            buffer[len] = b'0' + octet / 10 % 10;
-            len += 1;
-        }
-        buffer[len] = b'0' + octet % 10;
-        len += 1;
-    }
-    &buffer[..len]
 }
 
 fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
@@ -729,21 +602,6 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_text_is_what_display_writes() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.30.40",
-            "255.255.255.255",
-            "1.100.9.99",
-        ] {
-            let ip: Ipv4Addr = ip.parse().unwrap();
-            let mut buffer = [0u8; 15];
-            assert_eq!(ipv4_text(ip, &mut buffer), ip.to_string().as_bytes());
-        }
-    }
-
-    #[test]
     fn request_ids_are_kept_or_created_unique() {
         let mut headers = HeaderMap::new();
         headers.insert(REQUEST_ID, HeaderValue::from_static("abc"));
@@ -772,21 +630,5 @@ mod tests {
             assert_eq!(id.len(), 32);
             assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
         }
-    }
-
-    #[test]
-    fn every_proxy_error_maps_to_one_status() {
-        assert_eq!(
-            ProxyError::NoHealthyEndpoint.status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            ProxyError::UpstreamTimeout.status(),
-            StatusCode::GATEWAY_TIMEOUT
-        );
-        assert_eq!(ProxyError::ConnectFailed.status(), StatusCode::BAD_GATEWAY);
-        let response = error_response(ProxyError::NoRoute, "nothing here");
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        assert_eq!(response.headers()[ERROR_HEADER], "no_route");
     }
 }

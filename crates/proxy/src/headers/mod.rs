@@ -10,6 +10,8 @@
 //! one pass compares every distinct name (and looks up the values of a name found, which is
 //! rare); past that, lookups cost less and are used.
 
+use std::net::Ipv4Addr;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub mod forwarding;
@@ -23,6 +25,10 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Names why the proxy answered itself, on every response it makes.
 pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-blastwall-error");
+
+/// Names the fallback that answered ([`crate::record::FallbackKind`]), on the responses that
+/// say what the proxy decided (`proxy.decision_headers`).
+pub const FALLBACK_HEADER: HeaderName = HeaderName::from_static("x-blastwall-fallback");
 
 /// Who the request came through: the proxy appends the peer for every client.
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -128,6 +134,29 @@ pub fn retry_after_value(delay: std::time::Duration) -> HeaderValue {
     HeaderValue::from(seconds.max(1))
 }
 
+/// An IPv4 address in dotted decimal, as `Display` writes it, without the formatting
+/// machinery (this runs for every request).
+pub fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
+    let mut len = 0;
+    for (index, octet) in ip.octets().into_iter().enumerate() {
+        if index > 0 {
+            buffer[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buffer[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buffer[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buffer[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    &buffer[..len]
+}
+
 #[cfg(test)]
 mod tests {
     use http::header;
@@ -137,6 +166,21 @@ mod tests {
     const WANTED: HeaderName = HeaderName::from_static("x-wanted");
     const TWICE: HeaderName = HeaderName::from_static("x-twice");
     const ABSENT: HeaderName = HeaderName::from_static("x-absent");
+
+    #[test]
+    fn ipv4_text_is_what_display_writes() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "1.100.9.99",
+        ] {
+            let ip: Ipv4Addr = ip.parse().unwrap();
+            let mut buffer = [0u8; 15];
+            assert_eq!(ipv4_text(ip, &mut buffer), ip.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn comparing_names_finds_what_lookups_find_with_few_or_many_headers() {

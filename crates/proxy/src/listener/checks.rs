@@ -30,7 +30,7 @@ use http::request::Parts;
 use http::{Method, Version};
 
 use crate::codec::{Span, Spans};
-use crate::forward::ProxyError;
+use crate::error::ProxyError;
 
 /// Up to this many header lines are parsed into a stack array (the default limit is 100);
 /// above, into a heap array.

@@ -42,7 +42,8 @@ use super::side_wake::SideWake;
 use super::tracker::{EPOCHS_PER_TIMEOUT, StallWatch, Ticket, Tracker};
 use crate::body::ProxyBody;
 use crate::config::ListenerLimits;
-use crate::forward::{self, Downstream, ProxyError};
+use crate::error::{self, ProxyError};
+use crate::forward::Downstream;
 use crate::pipeline;
 use crate::reload::{Runtime, Snapshot};
 
@@ -145,7 +146,7 @@ async fn respond(
             ))
             .await
         }
-        Err((error, reason)) => forward::error_response(error, reason),
+        Err((error, reason)) => error::error_response(error, reason),
     }
 }
 
@@ -294,7 +295,7 @@ async fn handle(
     let response = match checks::check_parts(&parts, &shared.http1.head_limits) {
         Err(rejection) => {
             tracing::debug!(listener = %shared.name, peer = %downstream.peer, error = rejection.error.as_str(), reason = %rejection.reason, "request refused");
-            forward::error_response(rejection.error, &rejection.reason)
+            error::error_response(rejection.error, &rejection.reason)
         }
         Ok(()) => {
             let limits = &shared.limits;
@@ -315,10 +316,10 @@ async fn handle(
                     ))
                     .await
                 }
-                Err((error, reason)) => forward::error_response(error, reason),
+                Err((error, reason)) => error::error_response(error, reason),
             };
             if ticket.body_overflowed() {
-                forward::error_response(
+                error::error_response(
                     ProxyError::RequestBodyTooLarge,
                     &format!(
                         "request body over the limit of {} bytes",
@@ -326,7 +327,7 @@ async fn handle(
                     ),
                 )
             } else if ticket.body_stalled() {
-                forward::error_response(
+                error::error_response(
                     ProxyError::BodyReadTimeout,
                     "the request body came slower than the minimum data rate",
                 )

@@ -2,11 +2,12 @@
 //! `route` and `cluster`, the route's cluster), then what retries, admission and fallbacks
 //! did (labelled `route`).
 
-use super::histogram::STATUS_CLASSES;
 use super::text::{Exposition, Kind, Value};
+use crate::counters::histogram::STATUS_CLASSES;
+use crate::counters::{AdmissionStats, FallbackStats};
 use crate::live::LiveRoute;
+use crate::record::FallbackKind;
 use crate::reload::Snapshot;
-use crate::stats::{AdmissionStats, FallbackStats};
 
 /// Writes every route family.
 pub(super) fn write(out: &mut Exposition, snapshot: &Snapshot) {
@@ -194,9 +195,9 @@ fn fallback(out: &mut Exposition, snapshot: &Snapshot) {
         "Requests answered by a fallback, by kind.",
     );
     for (route, _, live) in routes(snapshot) {
-        for kind in ["stale", "cluster", "static"] {
-            let count = stats(live).served(kind).map_or(0, |counter| counter.get());
-            out.sample(name, &[("route", route), ("kind", kind)], count);
+        for kind in FallbackKind::ALL {
+            let count = stats(live).served(kind).get();
+            out.sample(name, &[("route", route), ("kind", kind.as_str())], count);
         }
     }
     per_route(

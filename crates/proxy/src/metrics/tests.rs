@@ -3,10 +3,11 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use super::histogram::{BUCKET_BOUNDS_NANOS, BUCKET_LABELS};
 use super::text::{Exposition, Kind};
 use super::*;
 use crate::config::Config;
+use crate::counters::histogram::{BUCKET_BOUNDS_NANOS, BUCKET_LABELS};
+use crate::counters::{Histogram, StatusClasses, record_request, request_started};
 
 fn runtime() -> Runtime {
     let text = r#"

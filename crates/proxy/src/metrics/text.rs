@@ -2,12 +2,12 @@
 //! one line per sample, every family's samples together.
 //!
 //! A few dozen lines instead of a client library: the values already live in the proxy's own
-//! atomics (see [`crate::stats`]), so all an exporter adds is the text, and a registry would
+//! atomics (see [`crate::counters`]), so all an exporter adds is the text, and a registry would
 //! only copy them.
 
 use std::fmt::Write;
 
-use super::histogram::{BUCKET_LABELS, HistogramSnapshot};
+use crate::counters::histogram::{BUCKET_LABELS, HistogramSnapshot};
 
 /// The content type of what [`super::render`] returns, for the admin listener's response.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

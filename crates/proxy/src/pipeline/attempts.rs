@@ -41,8 +41,9 @@ use crate::body::ProxyBody;
 use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::UpstreamProtocol;
 use crate::endpoint::EndpointGuard;
+use crate::error::{ProxyError, error_response};
+use crate::forward;
 use crate::forward::answer::Unjudged;
-use crate::forward::{self, ProxyError, error_response};
 use crate::outcome::{AttemptOutcome, ClientCause};
 use crate::rng::with_rng;
 use crate::telemetry::span::AttemptSpan;
@@ -55,6 +56,8 @@ pub struct Attempted {
     /// the request failed (the upstream's own error response, or the proxy's), which a
     /// fallback may replace.
     pub result: Result<Response<ProxyBody>, Response<ProxyBody>>,
+    /// Why, when the failed answer is the proxy's own (not the upstream's).
+    pub error: Option<ProxyError>,
     /// The outcome of the attempt whose answer this is.
     pub outcome: AttemptOutcome,
     /// Attempts sent, hedges included.
@@ -77,7 +80,7 @@ struct Finished {
     at: Instant,
     /// The per-try timeout it had.
     timeout: Duration,
-    /// telemetry: its span, when the request is traced.
+    /// Its span, when the request is traced.
     span: Option<AttemptSpan>,
 }
 
@@ -231,6 +234,7 @@ pub async fn run(
                     ProxyError::NoHealthyEndpoint,
                     &format!("no endpoint of cluster \"{}\" answered", cluster.name()),
                 )),
+                error: Some(ProxyError::NoHealthyEndpoint),
                 outcome: AttemptOutcome::Cancelled,
                 sent: attempt_set.sent,
                 timed_out: false,
@@ -369,7 +373,7 @@ impl<'c> AttemptSet<'c, '_> {
         }
         self.tried.push(guard.endpoint().address());
         self.sent += 1;
-        // telemetry: the attempt's span, and its id upstream as the parent.
+        // The attempt's span starts here because its id travels upstream as the parent.
         let span = (context.trace.as_ref()).map(|trace| {
             trace.attempt(request.headers_mut(), self.sent, guard.endpoint().address())
         });
@@ -403,6 +407,7 @@ impl<'c> AttemptSet<'c, '_> {
     fn failed(&self, NotSent(error, detail): NotSent) -> Attempted {
         Attempted {
             result: Err(error_response(error, &detail)),
+            error: Some(error),
             outcome: AttemptOutcome::Cancelled,
             sent: self.sent,
             timed_out: false,
@@ -459,38 +464,73 @@ impl Judged<'_, '_> {
             timeout,
             span,
         } = finished;
-        let cluster = self.cluster;
-        let (outcome, kind, retry_after) = match &result {
-            Ok(response) => {
-                // Only an overloaded answer's Retry-After matters (to retry or not): the clock
-                // and the header lookup are not paid on every response.
-                let overloaded = matches!(response.status().as_u16(), 429 | 503);
-                let retry_after = overloaded
-                    .then(|| retry_after(response.headers(), SystemTime::now()))
-                    .flatten();
-                let outcome = AttemptOutcome::of_status(response.status(), retry_after);
-                (
+        let (outcome, failure) = classify(&result);
+        let unjudged = self.record(&guard, &result, outcome, latency, now, permit);
+        if let (Some(trace), Some(span)) = (&self.context.trace, span) {
+            // The attempt's span ends with its answer (it began as the attempt was sent, its
+            // id upstream as the parent).
+            trace.end_attempt(
+                span,
+                result.as_ref().ok().map(|answer| answer.status().as_u16()),
+            );
+        }
+        let endpoint = guard.endpoint().address();
+        let upstream = Some((endpoint, latency));
+        let (response, error) = match result {
+            Ok(response) if outcome == AttemptOutcome::Success => {
+                if let Some(hedge) = hedge {
+                    hedge.record(latency, now);
+                }
+                let route = self.context.route;
+                return Verdict::Done(Attempted {
+                    result: Ok(forward::downstream_response(
+                        route, response, guard, unjudged,
+                    )),
+                    error: None,
                     outcome,
-                    FailureKind::Status(response.status().as_u16()),
-                    retry_after,
+                    sent: self.sent,
+                    timed_out: false,
+                    upstream,
+                });
+            }
+            Ok(response) => {
+                let route = self.context.route;
+                (
+                    forward::downstream_response(route, response, guard, None),
+                    None,
                 )
             }
-            Err(SendFailure::Timeout) => (AttemptOutcome::Timeout, FailureKind::Timeout, None),
-            Err(SendFailure::Upstream(error)) => {
-                (AttemptOutcome::of_failure(error.kind()), error.kind(), None)
-            }
-            Err(SendFailure::Client(cause, _)) => (
-                AttemptOutcome::ClientCaused(*cause),
-                FailureKind::Other,
-                None,
-            ),
+            Err(failed) => self.failed_answer(failed, endpoint, timeout),
         };
-        // A success whose body is still to come is judged when the body ends (`answer`).
-        let unjudged = match &result {
+        let failed = Attempted {
+            result: Err(response),
+            error,
+            outcome,
+            sent: self.sent,
+            timed_out: outcome == AttemptOutcome::ClientCaused(ClientCause::Deadline),
+            upstream,
+        };
+        self.after_failure(failed, failure, retry, now)
+    }
+
+    /// Records the attempt's outcome for its endpoint and cluster; a success whose body is
+    /// still to come is judged when the body ends (see [`forward::answer`]), and is returned
+    /// unjudged.
+    fn record(
+        &self,
+        guard: &EndpointGuard,
+        result: &Result<Response<UpstreamBody>, SendFailure>,
+        outcome: AttemptOutcome,
+        latency: Duration,
+        now: Instant,
+        permit: &mut Option<ClusterPermit>,
+    ) -> Option<Unjudged> {
+        let cluster = self.cluster;
+        match result {
             Ok(response)
                 if outcome == AttemptOutcome::Success && !response.body().is_complete() =>
             {
-                cluster.record_streaming_head(&guard, latency, now);
+                cluster.record_streaming_head(guard, latency, now);
                 // A success ends the request: the cluster's breaker waits for the body too.
                 Some(Unjudged {
                     cluster: Arc::clone(cluster),
@@ -499,54 +539,33 @@ impl Judged<'_, '_> {
                 })
             }
             _ => {
-                cluster.record_outcome(&guard, outcome, latency, now);
+                cluster.record_outcome(guard, outcome, latency, now);
                 None
             }
-        };
-        let endpoint = guard.endpoint().address();
-        if let (Some(trace), Some(span)) = (&self.context.trace, span) {
-            // telemetry: the attempt's span ends with its answer.
-            trace.end_attempt(
-                span,
-                result.as_ref().ok().map(|answer| answer.status().as_u16()),
-            );
         }
-        let response = match result {
-            Ok(response) => {
-                if outcome == AttemptOutcome::Success {
-                    if let Some(hedge) = hedge {
-                        hedge.record(latency, now);
-                    }
-                    return Verdict::Done(Attempted {
-                        result: Ok(forward::downstream_response(
-                            self.context.route,
-                            response,
-                            guard,
-                            unjudged,
-                        )),
-                        outcome,
-                        sent: self.sent,
-                        timed_out: false,
-                        upstream: Some((endpoint, latency)),
-                    });
-                }
-                forward::downstream_response(self.context.route, response, guard, None)
-            }
-            // NOTE: what the client reads names the cluster, never the endpoint nor the
-            // error's own text (an I/O or TLS error may name an address or a host): those
-            // go to the log here, and to the access log and the admin API as the attempt's
-            // upstream.
-            Err(SendFailure::Timeout) => {
+    }
+
+    /// The proxy's answer for an attempt that failed to get a response.
+    // NOTE: what the client reads names the cluster, never the endpoint nor the error's own
+    // text (an I/O or TLS error may name an address or a host): those go to the log here,
+    // and to the access log and the admin API as the attempt's upstream.
+    fn failed_answer(
+        &self,
+        failed: SendFailure,
+        endpoint: SocketAddr,
+        timeout: Duration,
+    ) -> (Response<ProxyBody>, Option<ProxyError>) {
+        let cluster = self.cluster;
+        match failed {
+            SendFailure::Timeout => {
                 tracing::debug!(cluster = cluster.name(), %endpoint, ?timeout, "upstream request timed out");
-                error_response(
-                    ProxyError::UpstreamTimeout,
-                    &format!(
-                        "an endpoint of cluster \"{}\" did not answer within {timeout:?}",
-                        cluster.name()
-                    ),
-                )
+                let detail = format!(
+                    "an endpoint of cluster \"{}\" did not answer within {timeout:?}",
+                    cluster.name()
+                );
+                own_error(ProxyError::UpstreamTimeout, &detail)
             }
-            Err(SendFailure::Upstream(error)) => {
+            SendFailure::Upstream(error) => {
                 tracing::debug!(cluster = cluster.name(), %endpoint, %error, "upstream request failed");
                 let (proxy_error, what) = if error.kind().never_processed() {
                     (ProxyError::ConnectFailed, "could not be reached")
@@ -556,20 +575,22 @@ impl Judged<'_, '_> {
                         "failed before its answer was complete",
                     )
                 };
-                error_response(
-                    proxy_error,
-                    &format!("an endpoint of cluster \"{}\" {what}", cluster.name()),
-                )
+                let detail = format!("an endpoint of cluster \"{}\" {what}", cluster.name());
+                own_error(proxy_error, &detail)
             }
-            Err(SendFailure::Client(cause, error)) => client_caused(cause, error.as_ref()),
-        };
-        let failed = Attempted {
-            result: Err(response),
-            outcome,
-            sent: self.sent,
-            timed_out: outcome == AttemptOutcome::ClientCaused(ClientCause::Deadline),
-            upstream: Some((endpoint, latency)),
-        };
+            SendFailure::Client(cause, error) => client_caused(cause, error.as_ref()),
+        }
+    }
+
+    /// What follows a failed attempt: wait for a hedge still out, give up, or retry when
+    /// the retry policy allows.
+    fn after_failure(
+        &self,
+        failed: Attempted,
+        failure: Failure,
+        retry: &mut RetryState,
+        now: Instant,
+    ) -> Verdict {
         if self.others_in_flight {
             // A hedge may still answer; decide about retrying when every copy is back.
             return Verdict::Continue {
@@ -578,17 +599,13 @@ impl Judged<'_, '_> {
             };
         }
         // The client's doing is not the endpoint's: another endpoint would fare no better.
-        if !self.replayable || matches!(outcome, AttemptOutcome::ClientCaused(_)) {
+        if !self.replayable || matches!(failed.outcome, AttemptOutcome::ClientCaused(_)) {
             return Verdict::Done(failed);
         }
-        let mut failure = Failure::new(kind);
-        failure.retry_after = retry_after;
-        let decision = with_rng(|rng| {
-            self.context
-                .live
-                .retry
-                .decide(retry, &failure, now, rng, cluster.retry_budget())
-        });
+        let cluster = self.cluster;
+        let live = self.context.live;
+        let decision =
+            with_rng(|rng| (live.retry).decide(retry, &failure, now, rng, cluster.retry_budget()));
         match decision {
             RetryDecision::RetryAfter(wait) => Verdict::Continue {
                 failed,
@@ -596,7 +613,7 @@ impl Judged<'_, '_> {
             },
             RetryDecision::GiveUp(reason) => {
                 if reason == GiveUp::BudgetExhausted {
-                    self.context.live.stats.budget_exhausted.increment();
+                    live.stats.budget_exhausted.increment();
                 }
                 Verdict::Done(failed)
             }
@@ -604,18 +621,59 @@ impl Judged<'_, '_> {
     }
 }
 
+/// What a finished attempt came to, and the failure the retry policy judges (with an
+/// overloaded answer's `Retry-After`).
+fn classify(result: &Result<Response<UpstreamBody>, SendFailure>) -> (AttemptOutcome, Failure) {
+    let (outcome, kind, retry_after) = match result {
+        Ok(response) => {
+            // Only an overloaded answer's Retry-After matters (to retry or not): the clock
+            // and the header lookup are not paid on every response.
+            let overloaded = matches!(response.status().as_u16(), 429 | 503);
+            let retry_after = overloaded
+                .then(|| retry_after(response.headers(), SystemTime::now()))
+                .flatten();
+            let outcome = AttemptOutcome::of_status(response.status(), retry_after);
+            (
+                outcome,
+                FailureKind::Status(response.status().as_u16()),
+                retry_after,
+            )
+        }
+        Err(SendFailure::Timeout) => (AttemptOutcome::Timeout, FailureKind::Timeout, None),
+        Err(SendFailure::Upstream(error)) => {
+            (AttemptOutcome::of_failure(error.kind()), error.kind(), None)
+        }
+        Err(SendFailure::Client(cause, _)) => (
+            AttemptOutcome::ClientCaused(*cause),
+            FailureKind::Other,
+            None,
+        ),
+    };
+    let mut failure = Failure::new(kind);
+    failure.retry_after = retry_after;
+    (outcome, failure)
+}
+
+/// The proxy's own answer for `error`, with its kind for the request's record.
+fn own_error(error: ProxyError, detail: &str) -> (Response<ProxyBody>, Option<ProxyError>) {
+    (error_response(error, detail), Some(error))
+}
+
 /// The answer for an attempt the client ended.
-fn client_caused(cause: ClientCause, error: Option<&UpstreamError>) -> Response<ProxyBody> {
+fn client_caused(
+    cause: ClientCause,
+    error: Option<&UpstreamError>,
+) -> (Response<ProxyBody>, Option<ProxyError>) {
     match cause {
-        ClientCause::Deadline => error_response(
+        ClientCause::Deadline => own_error(
             ProxyError::DeadlineExceeded,
             "no answer came within the time the request's caller gave it",
         ),
-        ClientCause::SlowBody => error_response(
+        ClientCause::SlowBody => own_error(
             ProxyError::BodyReadTimeout,
             "the request body did not arrive in time",
         ),
-        ClientCause::BodyFailed => error_response(
+        ClientCause::BodyFailed => own_error(
             ProxyError::BadRequest,
             &match error {
                 Some(error) => format!("the request body could not be read: {error}"),
@@ -643,6 +701,7 @@ fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Deadline>, now: Inst
                 cluster.name()
             ),
         )),
+        error: Some(ProxyError::DeadlineExceeded),
         outcome,
         sent,
         timed_out: true,

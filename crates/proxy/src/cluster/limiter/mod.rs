@@ -29,8 +29,8 @@ use tokio::sync::oneshot;
 
 use self::queue::{Decision, ShedReason, View, Waiters};
 use crate::config::admission::{ConcurrencyConfig, LimitConfig, Priority};
+use crate::counters::AdmissionStats;
 use crate::outcome::AttemptOutcome;
-use crate::stats::AdmissionStats;
 
 /// A concurrency limit shared by a route's (or a cluster's) requests.
 #[derive(Debug)]

@@ -10,9 +10,9 @@ use blastwall_policy::breaker::{
     CircuitBreaker, Outcome, SharedBreaker, State, Transition, ValidBreakerConfig,
 };
 
+use crate::counters::ClusterStats;
 use crate::endpoint::Endpoint;
 use crate::outcome::AttemptOutcome;
-use crate::stats::ClusterStats;
 
 /// What an attempt's outcome means to a breaker. Overload, cancellation and what the
 /// client caused say nothing about the dependency: they neither trip nor heal it (see

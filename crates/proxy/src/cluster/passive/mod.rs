@@ -66,10 +66,10 @@ use self::outliers::{Outliers, address_of};
 pub(super) use self::task::spawn;
 use super::Cluster;
 use crate::config::ClusterConfig;
+use crate::counters::ClusterStats;
 use crate::endpoint::{Endpoint, EndpointGuard, EndpointPermit};
 use crate::outcome::AttemptOutcome;
 use crate::rng::with_rng;
-use crate::stats::ClusterStats;
 
 /// Draws from the balancer before falling back to a scan of every candidate: enough that
 /// avoiding one failed endpoint rarely needs the scan, few enough to stay cheap.

@@ -34,7 +34,7 @@ use super::Provenance;
 use crate::body;
 use crate::body::ProxyBody;
 use crate::config::fallback::StaleIfErrorConfig;
-use crate::stats::FallbackStats;
+use crate::counters::FallbackStats;
 
 /// A route's stale-if-error cache.
 #[derive(Debug)]

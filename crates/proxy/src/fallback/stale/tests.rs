@@ -14,8 +14,8 @@ use proptest::prelude::*;
 use super::StaleCache;
 use crate::body::{BoxError, ProxyBody};
 use crate::config::fallback::StaleIfErrorConfig;
+use crate::counters::FallbackStats;
 use crate::fallback::Provenance;
-use crate::stats::FallbackStats;
 
 /// A body that yields these frames, then ends; `is_end_stream` only after the last poll, as
 /// a chunked body does.

@@ -57,7 +57,7 @@ use super::pace::{Pace, PaceRule, Stall};
 use super::side_wake::SideWake;
 use crate::body::ProxyBody;
 use crate::codec::{self, Decoded, Decoder, Delimit, encode_end, encode_frame, encode_line};
-use crate::forward::{self, ProxyError};
+use crate::error::{self, ProxyError};
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -490,7 +490,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 {
                     answer.set(None);
                     let response = match feed {
-                        Feed::Failed { too_large: true } => forward::error_response(
+                        Feed::Failed { too_large: true } => error::error_response(
                             ProxyError::RequestBodyTooLarge,
                             &format!(
                                 "request body over the limit of {} bytes",
@@ -548,7 +548,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                         // pipeline is dropped unfinished, so the endpoint is not blamed.
                         answer.set(None);
                         close = true;
-                        let response = forward::error_response(
+                        let response = error::error_response(
                             ProxyError::BodyReadTimeout,
                             &format!("the request body stalled: {stall}"),
                         );
@@ -873,7 +873,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     /// Answers a refused head (or one not whole in time), then closes.
     async fn refuse(&mut self, rejection: &Rejection) {
         tracing::debug!(error = rejection.error.as_str(), reason = %rejection.reason, "request refused");
-        let response = forward::error_response(rejection.error, &rejection.reason);
+        let response = error::error_response(rejection.error, &rejection.reason);
         let mut close = true;
         let mut answer = self.start_answer(response, false, Version::HTTP_11, false, &mut close);
         let limit = self.settings.header_read_timeout;
