@@ -27,5 +27,5 @@ pub fn hold_until_body_end(
 impl Guard<ProxyBody> for AdmissionPermit {
     /// However the body ended, the slots go back as the permit is dropped.
     #[inline]
-    fn ended(self, _end: End<'_, BoxError>) {}
+    fn ended(&mut self, _end: End<'_, BoxError>) {}
 }

@@ -37,8 +37,10 @@ pub(crate) trait Guard<B: Body>: Sized {
     #[inline]
     fn waiting(&mut self) {}
 
-    /// The body ended so; the guard is dropped right after.
-    fn ended(self, end: End<'_, B::Error>);
+    /// The body ended so; the guard is dropped right after, in place.
+    // NOTE: by reference, not by value: moving a large guard (a stale-cache copy holds a
+    // response head) out of the body to hand it over costs a copy per request.
+    fn ended(&mut self, end: End<'_, B::Error>);
 }
 
 /// How a body ended (see the module doc).
@@ -70,11 +72,12 @@ impl<B: Body, G: Guard<B>> Guarded<B, G> {
         }
     }
 
-    /// Tells the guard, once.
+    /// Tells the guard, once, and drops it.
     #[inline]
     fn end(&mut self, end: End<'_, B::Error>) {
-        if let Some(guard) = self.guard.take() {
+        if let Some(guard) = &mut self.guard {
             guard.ended(end);
+            self.guard = None;
         }
     }
 }
@@ -184,7 +187,7 @@ mod tests {
             self.0.lock().unwrap().push("waiting".into());
         }
 
-        fn ended(self, end: End<'_, &'static str>) {
+        fn ended(&mut self, end: End<'_, &'static str>) {
             self.0.lock().unwrap().push(format!("{end:?}"));
         }
     }

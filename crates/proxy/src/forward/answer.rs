@@ -65,12 +65,12 @@ pub(crate) struct HeldEndpoint {
 
 impl Guard<UpstreamBody> for HeldEndpoint {
     /// Records the verdict; the endpoint stops counting in flight as the guard is dropped.
-    fn ended(self, end: End<'_, BoxError>) {
+    fn ended(&mut self, end: End<'_, BoxError>) {
         let Some(Unjudged {
             cluster,
             latency,
             permit,
-        }) = self.unjudged
+        }) = self.unjudged.take()
         else {
             return;
         };

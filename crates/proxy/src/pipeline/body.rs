@@ -224,7 +224,7 @@ impl Guard<ProxyBody> for Upload {
         self.set(UploadState::Waiting);
     }
 
-    fn ended(self, end: End<'_, BoxError>) {
+    fn ended(&mut self, end: End<'_, BoxError>) {
         match end {
             End::Whole => self.set(UploadState::Ended),
             End::Failed(_) => self.set(UploadState::Failed),

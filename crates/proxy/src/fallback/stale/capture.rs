@@ -18,7 +18,7 @@ use crate::body::{BoxError, End, Guard, Guarded, ProxyBody};
 
 /// `body`, copied into `cache` as `pending`; kept at once if it is already complete.
 pub(crate) fn wrap(body: ProxyBody, cache: Arc<StaleCache>, pending: Pending) -> ProxyBody {
-    let copy = Copy {
+    let mut copy = Copy {
         cache,
         pending: Some(pending),
         buffer: BytesMut::new(),
@@ -45,8 +45,8 @@ impl Guard<ProxyBody> for Capture {
         }
     }
 
-    fn ended(self, end: End<'_, BoxError>) {
-        if let (End::Whole, Some(copy)) = (end, self.0) {
+    fn ended(&mut self, end: End<'_, BoxError>) {
+        if let (End::Whole, Some(copy)) = (end, &mut self.0) {
             copy.commit();
         }
     }
@@ -84,7 +84,9 @@ impl Copy {
         true
     }
 
-    fn commit(mut self) {
+    /// Makes the copy a cache entry; what is left of it releases nothing more when dropped.
+    // In place: the copy holds the response's head, which a move would copy.
+    fn commit(&mut self) {
         let body = std::mem::take(&mut self.buffer).freeze();
         self.cache.release(body.len() as u64);
         // NOTE: the buffer is empty now, so the drop releases nothing more.

@@ -198,6 +198,7 @@ impl Remaining {
 impl Feed {
     /// The body of a request framed so, and what the connection is to feed it: read whole
     /// from `read` when it came with its head.
+    #[inline]
     pub(super) fn start(
         framing: Framing,
         expect_continue: bool,

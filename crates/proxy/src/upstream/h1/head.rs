@@ -245,6 +245,7 @@ struct ConnectionOptions {
 
 impl ConnectionOptions {
     /// Reads one `Connection` field's value.
+    #[inline]
     fn read(&mut self, value: &[u8]) {
         for option in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
             if option.eq_ignore_ascii_case(b"close") {
