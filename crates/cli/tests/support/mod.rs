@@ -6,6 +6,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+mod eventually;
+
+// Not every suite waits for something.
+#[allow(unused_imports)]
+pub use self::eventually::{eventually, eventually_blocking};
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -294,36 +300,6 @@ pub async fn try_send(
 /// GET a URL.
 pub async fn get(url: &str) -> Answer {
     send(Method::GET, url, "", &[]).await
-}
-
-/// Polls `check` until it returns true, for at most `within`; for waiting on a state change
-/// the test caused (a health check noticing a dead endpoint), never for a fixed time.
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
-/// [`eventually`] for a check that blocks or runs outside the runtime (a child process's
-/// status): polls it on this thread until it returns true, for at most `within`.
-pub fn eventually_blocking(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// A config with one listener on a free port, one route taking everything, and one cluster

@@ -16,7 +16,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue}
 use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
-use self::answer::{HoldingEndpoint, Unjudged};
+use self::answer::{Unjudged, holding_endpoint};
 use crate::body::ProxyBody;
 use crate::config::{EscapedSlashes, HeaderEdits, PathMatch, RouteConfig};
 use crate::endpoint::EndpointGuard;
@@ -248,7 +248,7 @@ fn rewritten_path(route: &RouteConfig, uri: &Uri) -> Option<String> {
 }
 
 /// The endpoint's response as the client should see it; its body holds `guard` and, when
-/// the attempt is `unjudged`, records its verdict when it ends (see [`HoldingEndpoint`]).
+/// the attempt is `unjudged`, records its verdict when it ends (see [`answer::HoldingEndpoint`]).
 pub(crate) fn downstream_response(
     route: &RouteConfig,
     response: Response<UpstreamBody>,
@@ -264,7 +264,7 @@ pub(crate) fn downstream_response(
     }
     parts.headers.append(header::VIA, via);
     apply(&route.response_headers, &mut parts.headers);
-    let body = HoldingEndpoint::new(body, guard, unjudged);
+    let body = holding_endpoint(body, guard, unjudged);
     Response::from_parts(parts, body.boxed())
 }
 

@@ -26,7 +26,7 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::body::{BoxError, ProxyBody, empty, full};
+use crate::body::{BoxError, End, Guard, Guarded, ProxyBody, empty, full};
 
 /// A request body, ready for one attempt or for many.
 #[derive(Debug)]
@@ -116,10 +116,7 @@ impl RequestBody {
             RequestBody::Streaming(_) => match std::mem::replace(self, RequestBody::Spent) {
                 RequestBody::Streaming(body) => {
                     let upload = Upload::default();
-                    let watched = Watched {
-                        body,
-                        upload: upload.clone(),
-                    };
+                    let watched = Guarded::new(body, upload.clone());
                     Some((watched.boxed(), Some(upload)))
                 }
                 _ => None,
@@ -215,38 +212,25 @@ impl Upload {
     }
 }
 
-/// A streaming body that says what it was doing in its [`Upload`].
-struct Watched {
-    body: ProxyBody,
-    upload: Upload,
-}
-
-impl Body for Watched {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        this.upload.set(match &polled {
-            Poll::Pending => UploadState::Waiting,
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => UploadState::Ended,
-            Poll::Ready(Some(Ok(_))) => UploadState::Flowing,
-            Poll::Ready(Some(Err(_))) => UploadState::Failed,
-            Poll::Ready(None) => UploadState::Ended,
-        });
-        polled
+/// A streaming body says what it was doing in its [`Upload`].
+impl Guard<ProxyBody> for Upload {
+    #[inline]
+    fn frame(&mut self, _frame: &Frame<Bytes>) {
+        self.set(UploadState::Flowing);
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+    #[inline]
+    fn waiting(&mut self) {
+        self.set(UploadState::Waiting);
     }
 
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+    fn ended(&mut self, end: End<'_, BoxError>) {
+        match end {
+            End::Whole => self.set(UploadState::Ended),
+            End::Failed(_) => self.set(UploadState::Failed),
+            // The attempt that dropped it is done with it: nothing more to tell.
+            End::Dropped => {}
+        }
     }
 }
 

@@ -214,10 +214,7 @@ impl StaleCache {
         let Some(pending) = self.pending(request, provenance, &parts, now) else {
             return Response::from_parts(parts, body);
         };
-        Response::from_parts(
-            parts,
-            capture::CaptureBody::wrap(body, self.clone(), pending),
-        )
+        Response::from_parts(parts, capture::wrap(body, self.clone(), pending))
     }
 }
 

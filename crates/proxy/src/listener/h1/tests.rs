@@ -4,15 +4,19 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response};
+use http::{HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
+use hyper::body::Frame;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::oneshot;
 
+use super::feed::CONTINUE;
+use super::next_head::PREFACE;
 use super::*;
 use crate::body;
 use crate::body::full;
+use crate::listener::checks::Framing;
 
 fn settings() -> Settings {
     Settings {

@@ -1,10 +1,15 @@
-//! The body type the proxy serves and sends, both ways, and the two bodies it makes itself.
+//! The body type the proxy serves and sends, both ways, the two bodies it makes itself, and
+//! the one wrapper that holds something until a body ends ([`Guarded`]).
 //!
 //! Vocabulary: every stage hands bodies on, so the type sits below them all.
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
+
+mod guarded;
+
+pub(crate) use self::guarded::{End, Guard, Guarded};
 
 /// Errors inside bodies, boxed: they come from either side of the proxy.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
