@@ -7,8 +7,8 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use blastwall_proxy::config::Config;
-use blastwall_proxy::reload::{ReloadOutcome, ReloadTrigger};
+use blastwall_proxy::Config;
+use blastwall_proxy::{ReloadOutcome, ReloadTrigger};
 use http::{Method, StatusCode};
 use support::{Mock, Proxy, eventually, get, send};
 

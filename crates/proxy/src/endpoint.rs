@@ -291,7 +291,7 @@ impl Drop for EndpointGuard {
 /// A permit of an endpoint's breaker, recorded once: with the attempt's outcome, or as
 /// ignored when dropped unrecorded (so a cancelled probe frees its slot).
 #[derive(Debug)]
-pub struct EndpointPermit {
+pub(crate) struct EndpointPermit {
     breaker: SharedBreaker,
     permit: Option<Permit>,
 }

@@ -105,7 +105,7 @@ impl ProxyError {
 
 /// A response the proxy makes itself: the status of `error`, its name in a header, and a
 /// one-line explanation.
-pub fn error_response(error: ProxyError, detail: &str) -> Response<ProxyBody> {
+pub(crate) fn error_response(error: ProxyError, detail: &str) -> Response<ProxyBody> {
     let mut response = Response::new(full(format!("{}: {detail}\n", error.as_str())));
     *response.status_mut() = error.status();
     let headers = response.headers_mut();

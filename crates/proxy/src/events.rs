@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 /// Events kept per log.
-pub const EVENT_LOG_CAPACITY: usize = 256;
+pub(crate) const EVENT_LOG_CAPACITY: usize = 256;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -157,7 +157,7 @@ impl EventLog {
 }
 
 /// A breaker's transition in `cluster` (of `endpoint`'s breaker when given).
-pub fn breaker_event(
+pub(crate) fn breaker_event(
     cluster: &str,
     endpoint: Option<SocketAddr>,
     transition: &blastwall_policy::breaker::Transition,
@@ -177,7 +177,7 @@ pub fn breaker_event(
 }
 
 /// An ejection starting or ending; `None` for events that change nothing.
-pub fn outlier_event(
+pub(crate) fn outlier_event(
     cluster: &str,
     endpoint: SocketAddr,
     event: &blastwall_policy::outlier::Event,
@@ -198,7 +198,7 @@ pub fn outlier_event(
 }
 
 /// A route's kill switch set on or off by an operator.
-pub fn kill_switch_event(route: &str, on: bool) -> Event {
+pub(crate) fn kill_switch_event(route: &str, on: bool) -> Event {
     let mut event = Event::now(
         EventKind::KillSwitch,
         format!("kill switch {}", if on { "on" } else { "off" }),
@@ -209,7 +209,7 @@ pub fn kill_switch_event(route: &str, on: bool) -> Event {
 }
 
 /// The events of several logs, oldest first, the last `limit` of them.
-pub fn merge<'a>(logs: impl IntoIterator<Item = &'a EventLog>, limit: usize) -> Vec<Event> {
+pub(crate) fn merge<'a>(logs: impl IntoIterator<Item = &'a EventLog>, limit: usize) -> Vec<Event> {
     let mut all: Vec<Event> = logs.into_iter().flat_map(EventLog::recent).collect();
     // NOTE: a stable sort keeps each log's own order among events of the same millisecond.
     all.sort_by_key(|event| event.at_ms);

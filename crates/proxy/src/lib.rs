@@ -5,37 +5,60 @@
 //! force held by [`reload`]. [`Proxy`] is the whole lifecycle: bind, serve, reload without
 //! dropping a request, drain.
 #![warn(missing_docs)]
+// Everything the binary (and the fuzz targets, through `fuzzing`) does not use stays inside the
+// crate, and says so where it is declared.
+#![warn(unreachable_pub)]
 
-pub mod admin;
-pub mod admission;
-pub mod balance;
-pub mod body;
-pub mod cluster;
-pub mod codec;
-pub mod config;
-pub mod counters;
-pub mod descriptors;
-pub mod endpoint;
-pub mod error;
-pub mod events;
+mod admin;
+mod admission;
+mod balance;
+mod body;
+mod cluster;
+mod codec;
+mod config;
+mod counters;
+mod descriptors;
+mod endpoint;
+mod error;
+mod events;
 #[cfg(test)]
 mod eventually;
-pub mod fallback;
-pub mod forward;
-pub mod headers;
-pub mod health;
-pub mod listener;
+mod fallback;
+mod forward;
+mod headers;
+mod health;
+mod listener;
 mod listeners;
-pub mod live;
-pub mod metrics;
-pub mod outcome;
-pub mod pipeline;
-pub mod record;
-pub mod reload;
+mod live;
+mod metrics;
+mod outcome;
+mod pipeline;
+mod record;
+mod reload;
 mod rng;
-pub mod router;
-pub mod telemetry;
-pub mod upstream;
+mod router;
+mod telemetry;
+mod upstream;
+
+pub use crate::config::{Config, ConfigError, ConfigErrors};
+pub use crate::descriptors::raise_open_file_limit;
+pub use crate::reload::watch::ConfigWatcher;
+pub use crate::reload::{
+    AppliedReload, ClusterChanges, DrainReport, ListenerChanges, ReloadOutcome, ReloadTrigger,
+};
+pub use crate::telemetry::install_log_filter;
+
+/// The parsers that face the network, for the fuzz targets (`fuzz/`): not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::codec::{Decoded, Decoder};
+    pub use crate::listener::checks::{Framing, Head, HeadLimits, check_head};
+    pub use crate::listener::h1::take_head;
+    /// The upstream side's parsers.
+    pub mod upstream {
+        pub use crate::upstream::{Decoded, Decoder, Framing, replay, take_head};
+    }
+}
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,12 +66,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::admin::{AdminServer, ReloadRequest};
-use crate::config::{Config, ConfigError, ConfigErrors, Source};
+use crate::config::Source;
 use crate::listener::BoundListener;
 use crate::listeners::ListenerSet;
-use crate::reload::{
-    AppliedReload, DrainReport, ReloadAttempt, ReloadOutcome, ReloadTrigger, Runtime,
-};
+use crate::reload::{ReloadAttempt, Runtime};
 
 /// A running proxy: its listeners accept from the moment it is bound, until it is drained.
 ///

@@ -21,7 +21,7 @@ use crate::error::ProxyError;
 
 /// What happened to one request, from its arrival to its response head.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     /// Why the proxy answered itself, when the response is the proxy's own error (not when a
     /// fallback answered in its place, nor when the upstream's answer went through).
     pub error: Option<ProxyError>,

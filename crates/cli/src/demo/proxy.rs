@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use blastwall_chaos::mock::{self, Behaviour, MockConfig, MockHandle, NAME_HEADER};
+use blastwall_proxy::Config;
 use blastwall_proxy::Proxy;
-use blastwall_proxy::config::Config;
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::{BodyExt, Empty};

@@ -14,7 +14,7 @@ use crate::body::{BoxError, End, Guard, Guarded, ProxyBody};
 
 /// `response` with `permit` held until its body ends. A permit that holds nothing (no
 /// limits on the route or cluster) is dropped at once and the body left as it is.
-pub fn hold_until_body_end(
+pub(crate) fn hold_until_body_end(
     response: Response<ProxyBody>,
     permit: AdmissionPermit,
 ) -> Response<ProxyBody> {

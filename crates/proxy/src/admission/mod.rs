@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use http::header;
 use http::request::Parts;
 
-pub use self::body::hold_until_body_end;
+pub(crate) use self::body::hold_until_body_end;
 use self::ratelimit::RouteRateLimit;
 use crate::body::ProxyBody;
 use crate::cluster::limiter::queue::ShedReason;

@@ -38,10 +38,10 @@ use http::request::Parts;
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 
-pub use self::concurrency::{ClusterAdmission, ClusterShed, ConcurrencyPermit};
+pub(crate) use self::concurrency::{ClusterAdmission, ClusterShed, ConcurrencyPermit};
+pub(crate) use self::passive::ClusterPermit;
 use self::passive::Passive;
-pub use self::passive::{ClusterBreakerOpen, ClusterPermit};
-pub use self::routing::{Routing, RoutingRules};
+pub(crate) use self::routing::{Routing, RoutingRules};
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
 use crate::counters::ClusterStats;

@@ -59,12 +59,12 @@ impl Default for RouteAttempts {
 }
 
 /// How an upstream's `Retry-After` is treated unless the route says otherwise.
-pub const DEFAULT_RETRY_AFTER: RetryAfter = RetryAfter::Honour {
+pub(crate) const DEFAULT_RETRY_AFTER: RetryAfter = RetryAfter::Honour {
     max: Duration::from_secs(1),
 };
 
 /// Request bodies kept for another attempt unless the route says otherwise.
-pub const DEFAULT_BUFFER_LIMIT: u64 = 64 * 1024;
+pub(crate) const DEFAULT_BUFFER_LIMIT: u64 = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

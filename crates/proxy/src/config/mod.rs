@@ -7,17 +7,17 @@
 //! file, line and column (see [`error`]). Defaults are safe and written down in
 //! `examples/blastwall.toml`.
 
-pub mod admin;
-pub mod admission;
-pub mod attempts;
-pub mod error;
-pub mod fallback;
-pub mod file;
+pub(crate) mod admin;
+pub(crate) mod admission;
+pub(crate) mod attempts;
+pub(crate) mod error;
+pub(crate) mod fallback;
+pub(crate) mod file;
 mod passive;
-pub mod telemetry;
-pub mod tls;
+pub(crate) mod telemetry;
+pub(crate) mod tls;
 mod validate;
-pub mod values;
+pub(crate) mod values;
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -27,12 +27,13 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 
-pub use attempts::RouteAttempts;
-pub use error::{ConfigError, ConfigErrors, Location};
-pub use file::{Balance, DecisionHeaders, EscapedSlashes, UpstreamProtocol};
-pub use passive::PassiveConfig;
-pub use telemetry::TelemetryConfig;
-pub use tls::TlsConfig;
+pub(crate) use attempts::RouteAttempts;
+pub(crate) use error::Location;
+pub use error::{ConfigError, ConfigErrors};
+pub(crate) use file::{DecisionHeaders, EscapedSlashes, UpstreamProtocol};
+pub(crate) use passive::PassiveConfig;
+pub(crate) use telemetry::TelemetryConfig;
+pub(crate) use tls::TlsConfig;
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -72,7 +73,7 @@ impl Source {
 }
 
 /// A cluster's `request_timeout` unless it says otherwise.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Settings of the process as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,7 +43,7 @@ impl PartialEq for TlsConfig {
 
 /// The identity built from a certificate chain and key, and a digest of what they held.
 #[derive(Debug)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The server side of TLS, without ALPN.
     pub server: Arc<ServerConfig>,
     /// A digest of the chain and key as read (see [`TlsConfig::contents`]).
@@ -54,7 +54,7 @@ impl Eq for TlsConfig {}
 
 /// Which of the two files an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsFile {
+pub(crate) enum TlsFile {
     /// The certificate chain.
     Certificate,
     /// The private key.
@@ -63,7 +63,7 @@ pub enum TlsFile {
 
 /// Why a certificate and key cannot serve TLS.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// A file could not be read or is not PEM.
     #[error("cannot read the {what} file \"{}\": {reason}", path.display())]
     Unreadable {
@@ -100,7 +100,7 @@ pub enum TlsError {
 
 impl TlsError {
     /// The file the error is about, to point at the right line of the config.
-    pub fn file(&self) -> TlsFile {
+    pub(crate) fn file(&self) -> TlsFile {
         match self {
             TlsError::Unreadable { what, .. } => *what,
             TlsError::NoCertificate { .. } => TlsFile::Certificate,
@@ -120,7 +120,7 @@ impl std::fmt::Display for TlsFile {
 
 /// Reads the certificate chain and key and checks that rustls accepts them as a pair: the
 /// server side of TLS, without the protocols (the listener adds what it speaks).
-pub fn load(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
+pub(crate) fn load(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
     let unreadable = |what: TlsFile, path: &Path, error: pem::Error| TlsError::Unreadable {
         what,
         path: path.to_owned(),

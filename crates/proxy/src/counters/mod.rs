@@ -13,14 +13,14 @@
 //! and each attempt's duration on the cluster's; a few relaxed atomic adds per request, no
 //! lock, no allocation (see [`histogram`]).
 
-pub mod histogram;
+pub(crate) mod histogram;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-pub use self::histogram::{Histogram, InFlight, StatusClasses};
+pub(crate) use self::histogram::{Histogram, InFlight, StatusClasses};
 use crate::record::FallbackKind;
 
 /// One monotonically increasing counter.
@@ -194,13 +194,13 @@ pub struct AdmissionStats {
 /// client that goes away drops the request's future).
 #[derive(Debug)]
 #[must_use = "record the request with `record_request` when its response is ready"]
-pub struct RequestInFlight<'a> {
+pub(crate) struct RequestInFlight<'a> {
     stats: &'a RouteStats,
     started: Instant,
 }
 
 /// Starts counting a request of the route whose counters are `stats`.
-pub fn request_started(stats: &RouteStats) -> RequestInFlight<'_> {
+pub(crate) fn request_started(stats: &RouteStats) -> RequestInFlight<'_> {
     stats.in_flight.enter();
     RequestInFlight {
         stats,
@@ -210,7 +210,7 @@ pub fn request_started(stats: &RouteStats) -> RequestInFlight<'_> {
 
 /// Records a request's response: its status class and its duration (to the response
 /// headers; a streaming body may go on), which it returns for the access log.
-pub fn record_request(request: RequestInFlight<'_>, status: StatusCode) -> Duration {
+pub(crate) fn record_request(request: RequestInFlight<'_>, status: StatusCode) -> Duration {
     let duration = request.started.elapsed();
     request.stats.responses.record(status);
     request.stats.duration.observe(duration);
@@ -220,7 +220,7 @@ pub fn record_request(request: RequestInFlight<'_>, status: StatusCode) -> Durat
 impl RequestInFlight<'_> {
     /// When the request started: the instant telemetry tells its arrival from, so that a
     /// request reads the clock once for both.
-    pub fn started(&self) -> Instant {
+    pub(crate) fn started(&self) -> Instant {
         self.started
     }
 }

@@ -73,7 +73,7 @@ pub struct FallbackRequest<'a> {
 /// What one attempt came to: the response (`Err`: the error response, the upstream's or the
 /// proxy's), its outcome, and the cluster breaker's permit unless the attempt took it along
 /// with a body still to come.
-pub type Attempted = (
+pub(crate) type Attempted = (
     Result<Response<ProxyBody>, Response<ProxyBody>>,
     crate::outcome::AttemptOutcome,
     Option<ClusterPermit>,
@@ -95,7 +95,7 @@ where
 
 /// Whether an upstream's answer with this status is a failure the fallback covers: the
 /// statuses RFC 5861 counts as errors for `stale-if-error` (500, 502, 503, 504).
-pub fn is_failure_status(status: StatusCode) -> bool {
+pub(crate) fn is_failure_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 500 | 502 | 503 | 504)
 }
 

@@ -29,12 +29,12 @@ use crate::router::path_match::RoutedPath;
 use crate::upstream::UpstreamBody;
 
 /// Room an attempt's header map keeps for forwarding headers and a route's edits.
-pub const ATTEMPT_HEADER_ROOM: usize = 8;
+pub(crate) const ATTEMPT_HEADER_ROOM: usize = 8;
 
 /// Room a request's header map needs for what the proxy adds to it on the way: the request
 /// id and a trace context, then [`ATTEMPT_HEADER_ROOM`]. A map made with it to spare does
 /// not grow (rehash and reallocate, ~800 instructions) per request.
-pub const HEADER_ROOM: usize = ATTEMPT_HEADER_ROOM + 2;
+pub(crate) const HEADER_ROOM: usize = ATTEMPT_HEADER_ROOM + 2;
 
 /// Who sent the request, as the listener saw it.
 #[derive(Debug, Clone, Copy)]

@@ -49,7 +49,7 @@ const NOT_NAMEABLE: [HeaderName; 13] = [
 /// Removes hop-by-hop headers; `TE: trailers` alone survives, as gRPC needs it end to end.
 /// The headers `Connection` names go too, except those in [`NOT_NAMEABLE`] and `keep` (the
 /// configured headers the proxy writes for the next hop, such as its priority header).
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep: &[&HeaderName]) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep: &[&HeaderName]) {
     // NOTE: one pass over the names finds which of these headers are present (comparing
     // names is cheap; looking each one up would hash it), and only those are removed. Most
     // requests have none; most responses only `Connection`.

@@ -14,21 +14,21 @@ use std::net::Ipv4Addr;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-pub mod forwarding;
-pub mod hop_by_hop;
+pub(crate) mod forwarding;
+pub(crate) mod hop_by_hop;
 
 pub(crate) use self::hop_by_hop::hop_by_hop_index;
-pub use self::hop_by_hop::remove_hop_by_hop;
+pub(crate) use self::hop_by_hop::remove_hop_by_hop;
 
 /// The request id header, kept when a client sends one and created otherwise.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Names why the proxy answered itself, on every response it makes.
-pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-blastwall-error");
+pub(crate) const ERROR_HEADER: HeaderName = HeaderName::from_static("x-blastwall-error");
 
 /// Names the fallback that answered ([`crate::record::FallbackKind`]), on the responses that
 /// say what the proxy decided (`proxy.decision_headers`).
-pub const FALLBACK_HEADER: HeaderName = HeaderName::from_static("x-blastwall-fallback");
+pub(crate) const FALLBACK_HEADER: HeaderName = HeaderName::from_static("x-blastwall-fallback");
 
 /// Who the request came through: the proxy appends the peer for every client.
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -67,11 +67,11 @@ impl AddedHeaders {
 }
 
 /// Headers up to which [`find`] compares names rather than looking them up.
-pub const SCAN_UP_TO: usize = 16;
+pub(crate) const SCAN_UP_TO: usize = 16;
 
 /// What [`find`] found of one name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Found<'a> {
+pub(crate) struct Found<'a> {
     /// Its first value.
     pub first: Option<&'a HeaderValue>,
     /// Whether it has more than one.
@@ -79,7 +79,10 @@ pub struct Found<'a> {
 }
 
 /// Each of `names` in `headers`.
-pub fn find<'a, const N: usize>(headers: &'a HeaderMap, names: [&HeaderName; N]) -> [Found<'a>; N] {
+pub(crate) fn find<'a, const N: usize>(
+    headers: &'a HeaderMap,
+    names: [&HeaderName; N],
+) -> [Found<'a>; N] {
     if headers.len() > SCAN_UP_TO {
         return names.map(|name| lookup(headers, name));
     }
@@ -98,7 +101,7 @@ pub fn find<'a, const N: usize>(headers: &'a HeaderMap, names: [&HeaderName; N])
 // NOTE: `also` is meant to be a `match` on the name's text, which compares by length first,
 // so most names cost next to nothing; each name added to `find` instead costs a comparison
 // for every header (four more names measured at more than twice the cost of the walk).
-pub fn find_also<'a, const N: usize>(
+pub(crate) fn find_also<'a, const N: usize>(
     headers: &'a HeaderMap,
     names: [&HeaderName; N],
     also: impl Fn(&str) -> bool,
@@ -129,14 +132,14 @@ fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Found<'a> {
 }
 
 /// A `Retry-After` value in whole seconds, rounded up (a client told 0 would retry at once).
-pub fn retry_after_value(delay: std::time::Duration) -> HeaderValue {
+pub(crate) fn retry_after_value(delay: std::time::Duration) -> HeaderValue {
     let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
     HeaderValue::from(seconds.max(1))
 }
 
 /// An IPv4 address in dotted decimal, as `Display` writes it, without the formatting
 /// machinery (this runs for every request).
-pub fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
+pub(crate) fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
     let mut len = 0;
     for (index, octet) in ip.octets().into_iter().enumerate() {
         if index > 0 {

@@ -10,17 +10,17 @@
 //! that the endpoint accepts connections now, not that an old keep-alive connection survives.
 
 mod probe;
-pub mod state;
+pub(crate) mod state;
 
 use std::net::SocketAddr;
 
-pub use self::probe::{ProbeFailure, probe};
-pub use self::state::{HealthState, HealthStatus, Thresholds, Transition};
+pub(crate) use self::probe::{ProbeFailure, probe};
+pub(crate) use self::state::{HealthState, HealthStatus, Thresholds, Transition};
 use crate::events::{Event, EventKind};
 
 /// The event of a health status change of `endpoint` in `cluster`, with the failed
 /// check's reason.
-pub fn event<E: std::fmt::Display>(
+pub(crate) fn event<E: std::fmt::Display>(
     cluster: &str,
     endpoint: SocketAddr,
     transition: Transition,

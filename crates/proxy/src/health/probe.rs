@@ -20,7 +20,7 @@ use crate::config::{HealthCheck, HealthCheckConfig, UpstreamProtocol};
 
 /// Why a check failed, for the log line when an endpoint changes status.
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeFailure {
+pub(crate) enum ProbeFailure {
     /// No result within the check's timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -40,7 +40,7 @@ pub enum ProbeFailure {
 
 /// Checks the endpoint at `address` once; `authority` is that address as a URI authority
 /// (the Host of an HTTP check that names none).
-pub async fn probe(
+pub(crate) async fn probe(
     check: &HealthCheckConfig,
     protocol: UpstreamProtocol,
     address: SocketAddr,

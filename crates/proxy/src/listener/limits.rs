@@ -37,7 +37,7 @@ use crate::config::MinDataRate;
 
 /// The request body went past the listener's `max_request_body`.
 #[derive(Debug)]
-pub struct BodyTooLarge {
+pub(super) struct BodyTooLarge {
     limit: u64,
 }
 

@@ -15,7 +15,7 @@ const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// The acceptor for a listener's TLS identity, offering the protocols it serves. Built when
 /// a listener is bound or reconfigured, never per connection.
-pub fn acceptor(config: &TlsConfig) -> TlsAcceptor {
+pub(crate) fn acceptor(config: &TlsConfig) -> TlsAcceptor {
     let mut server = (*config.server).clone();
     server.alpn_protocols = ALPN.iter().map(|protocol| protocol.to_vec()).collect();
     TlsAcceptor::from(Arc::new(server))

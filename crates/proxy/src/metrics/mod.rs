@@ -13,18 +13,18 @@
 
 mod cluster;
 mod route;
-pub mod text;
+pub(crate) mod text;
 
 use std::time::{Instant, SystemTime};
 
-pub use self::text::CONTENT_TYPE;
+pub(crate) use self::text::CONTENT_TYPE;
 use self::text::{Exposition, Kind};
 use crate::reload::Runtime;
 
 /// Every metric of the proxy now, in the Prometheus text format 0.0.4 (served with
 /// [`CONTENT_TYPE`]). Safe to call while requests run: it only loads atomics and takes the
 /// breakers' and health states' short locks, one at a time.
-pub fn render(runtime: &Runtime) -> String {
+pub(crate) fn render(runtime: &Runtime) -> String {
     let snapshot = runtime.snapshot();
     let mut out = Exposition::default();
     route::write(&mut out, &snapshot);

@@ -31,9 +31,7 @@ use http::header::HeaderValue;
 use http_body_util::BodyExt;
 use hyper::body::Body;
 
-pub use self::attempts::{idempotency, retry_after};
-pub use self::body::{RequestBody, Upload, UploadState};
-pub use self::deadline::{BadDeadline, Deadline};
+pub(crate) use self::body::RequestBody;
 use self::gates::{Held, Refused, admit};
 use crate::admission::{self, AdmissionPermit};
 use crate::body::{BoxError, ProxyBody};
@@ -51,14 +49,16 @@ use crate::reload::Snapshot;
 use crate::telemetry::{RequestNames, Started};
 
 /// The header saying how many attempts a request took, hedges included.
-pub const ATTEMPTS_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-attempts");
+pub(crate) const ATTEMPTS_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-blastwall-attempts");
 
 /// A request carrying this header gets decision headers under `decision_headers = "on_request"`.
-pub const DEBUG_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-debug");
+pub(crate) const DEBUG_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-blastwall-debug");
 
 /// What every stage may need to know about the request being served.
 #[derive(Debug)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// Who sent it.
     pub downstream: Downstream,
     /// The config in force for it.
@@ -84,7 +84,7 @@ pub struct Context<'a> {
 /// Serves a routed request: every stage above, and the response the client gets. The
 /// observers (the counters, telemetry) read what happened once, at the end, from the
 /// request's [`Record`].
-pub async fn serve<B>(
+pub(crate) async fn serve<B>(
     downstream: Downstream,
     snapshot: Arc<Snapshot>,
     route_index: usize,
@@ -311,12 +311,12 @@ fn fallback_reason(
 impl Context<'_> {
     /// Whether the client is in `trusted_clients`: only then are the headers by which a
     /// client steers the proxy (priority, deadline, forwarding) taken from it.
-    pub fn trusted(&self) -> bool {
+    pub(crate) fn trusted(&self) -> bool {
         self.route.admission.trust.trusts(self.downstream.peer.ip())
     }
 
     /// What the upstream's answer depends on besides the request's head.
-    pub fn provenance(&self) -> Provenance {
+    pub(crate) fn provenance(&self) -> Provenance {
         Provenance {
             tls: self.downstream.tls,
             forwarded: self.seen.forwarded,

@@ -14,18 +14,17 @@
 
 mod drain;
 mod status;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
-pub use drain::{ConnectionGuard, DrainReport, RequestGuard, Traffic};
-pub use status::{
-    AppliedReload, ClusterChanges, ListenerChanges, ReloadAttempt, ReloadOutcome, ReloadStatus,
-    ReloadTrigger,
-};
+pub use drain::DrainReport;
+pub(crate) use drain::Traffic;
+pub use status::{AppliedReload, ClusterChanges, ListenerChanges, ReloadOutcome, ReloadTrigger};
+pub(crate) use status::{ReloadAttempt, ReloadStatus};
 
 use crate::cluster::Cluster;
 use crate::config::{ClusterConfig, Config};

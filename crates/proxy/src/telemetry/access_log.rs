@@ -28,7 +28,7 @@ use super::wall_clock::WallClock;
 use crate::config::telemetry::{AccessLogConfig, AccessLogTarget};
 
 /// Bytes waiting for the writer at most (some 30k lines); past this lines are dropped.
-pub const CAPACITY: usize = 8 * 1024 * 1024;
+pub(crate) const CAPACITY: usize = 8 * 1024 * 1024;
 
 /// How often the writer wakes to write what is buffered. It polls rather than being woken
 /// per line: a wake-up is a futex syscall on the request path and a context switch.

@@ -13,15 +13,15 @@
 //! attempt, and [`Telemetry::finish`] with the response head and the request's
 //! [`Record`]: what happened is read from the record, never from the response's headers.
 
-pub mod access_log;
-pub mod date;
-pub mod json;
-pub mod line;
+pub(crate) mod access_log;
+pub(crate) mod date;
+pub(crate) mod json;
+pub(crate) mod line;
 mod log_filter;
-pub mod otlp;
-pub mod span;
-pub mod traceparent;
-pub mod wall_clock;
+pub(crate) mod otlp;
+pub(crate) mod span;
+pub(crate) mod traceparent;
+pub(crate) mod wall_clock;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,7 +32,8 @@ use rand::Rng;
 
 use self::access_log::AccessLog;
 use self::line::Line;
-pub use self::log_filter::{install_log_filter, set_log_filter};
+pub use self::log_filter::install_log_filter;
+pub(crate) use self::log_filter::set_log_filter;
 use self::span::{RequestSpan, RequestTrace, Tracer};
 use self::traceparent::{TraceId, TraceParent};
 use crate::body::ProxyBody;
@@ -58,7 +59,7 @@ pub struct Started {
 
 /// What a request was, as its span and access log line name it.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestNames<'a> {
+pub(crate) struct RequestNames<'a> {
     /// Its route.
     pub route: &'a str,
     /// Its route's cluster.

@@ -150,7 +150,7 @@ fn h2_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a h2::
 /// What an error of an endpoint's response body means. Every error such a body fails with
 /// is the endpoint's (the client's side never reaches it: a client that leaves or stops
 /// reading drops or stops polling the body, which then fails with nothing).
-pub fn body_failure(error: &(dyn std::error::Error + 'static)) -> BodyFailure {
+pub(crate) fn body_failure(error: &(dyn std::error::Error + 'static)) -> BodyFailure {
     let mut cause = Some(error);
     while let Some(error) = cause {
         if error.is::<BodyStalled>() {

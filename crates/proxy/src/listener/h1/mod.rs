@@ -60,10 +60,11 @@ use http::request::Parts;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
-pub use self::body::{BodyError, RequestBody};
+pub(crate) use self::body::{BodyError, RequestBody};
 use self::exchange::Next;
 use self::next_head::Awaited;
-pub use self::request::{RequestHead, take_head};
+pub(crate) use self::request::RequestHead;
+pub use self::request::take_head;
 use super::checks::{self, HeadLimits};
 use super::pace::{Pace, PaceRule};
 use super::side_wake::SideWake;

@@ -38,7 +38,7 @@ use http::request::Parts;
 use smallvec::SmallVec;
 
 use self::judge::Judged;
-pub use self::repeat::{idempotency, retry_after};
+pub(super) use self::repeat::idempotency;
 use self::send::{AttemptSet, Finished};
 use super::Context;
 use super::body::RequestBody;
@@ -50,7 +50,7 @@ use crate::outcome::{AttemptOutcome, ClientCause};
 
 /// What the attempts came to.
 #[derive(Debug)]
-pub struct Attempted {
+pub(super) struct Attempted {
     /// The response for the client: `Ok` when an endpoint answered acceptably, `Err` when
     /// the request failed (the upstream's own error response, or the proxy's), which a
     /// fallback may replace.
@@ -83,7 +83,7 @@ enum Verdict {
 /// policy gives up, or the deadline passes. A success whose body is still to come takes the
 /// cluster breaker's `permit` along, to be recorded when the body ends; otherwise the
 /// caller records it with the outcome.
-pub async fn run(
+pub(super) async fn run(
     context: &Context<'_>,
     cluster: &Arc<Cluster>,
     parts: &mut Parts,

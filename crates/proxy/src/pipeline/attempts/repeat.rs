@@ -11,7 +11,7 @@ const IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("idempot
 
 /// Whether repeating the request is harmless: the methods RFC 9110 §9.2.2 calls idempotent,
 /// or any request carrying an `Idempotency-Key` (the server then deduplicates).
-pub fn idempotency(parts: &Parts) -> Idempotency {
+pub(crate) fn idempotency(parts: &Parts) -> Idempotency {
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -25,7 +25,7 @@ pub fn idempotency(parts: &Parts) -> Idempotency {
 
 /// The delay a `Retry-After` asks for: delta-seconds, or an HTTP date (a date in the past
 /// asks for no delay). `None` when absent or unreadable.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

@@ -18,9 +18,9 @@ use crate::headers;
 
 /// The largest response head taken, in bytes (hyper's client takes about 400 KiB; nginx
 /// 4–8 KiB by default). Big enough for any sane set of cookies.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most header lines a response head may have.
-pub const MAX_HEADERS: usize = 128;
+pub(super) const MAX_HEADERS: usize = 128;
 
 /// Headers a response usually gains in the proxy.
 const ADDED_ON_THE_WAY_BACK: usize = 4;

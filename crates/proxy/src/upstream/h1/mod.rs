@@ -23,7 +23,7 @@
 
 mod head;
 #[doc(hidden)]
-pub mod replay;
+pub(super) mod replay;
 #[cfg(test)]
 mod tests;
 
@@ -43,7 +43,8 @@ use tokio::io::{AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-pub use self::head::{Framing, Head, HeadError, take_head};
+pub use self::head::{Framing, take_head};
+pub(super) use self::head::{Head, HeadError};
 use super::{BodyStalled, Shared};
 use crate::body::{BoxError, ProxyBody};
 use crate::codec::{
