@@ -100,37 +100,7 @@ impl Cluster {
             return previous.clone();
         }
         let changes = previous.map_or_else(Default::default, |previous| previous.changes.clone());
-        let initial = if config.health_check.is_some() {
-            HealthStatus::Unknown
-        } else {
-            HealthStatus::Healthy
-        };
-        let current = previous
-            .map(|previous| previous.endpoints())
-            .unwrap_or_default();
-        // Until DNS answers, names keep the addresses they had in the previous cluster.
-        let resolved = dns::static_addresses(&config.endpoints);
-        let endpoints = dns::merge(&config.endpoints, &resolved, &current, |address, entry| {
-            Arc::new(Endpoint::new(
-                address,
-                entry.clone(),
-                initial,
-                changes.clone(),
-                now,
-            ))
-        });
-        if let Some(previous) = previous {
-            match (
-                previous.config.health_check.is_some(),
-                config.health_check.is_some(),
-            ) {
-                // Checks removed: nothing will ever take a kept endpoint out again.
-                (true, false) => force_all(&endpoints, HealthStatus::Healthy),
-                // Checks added: what was assumed is not known.
-                (false, true) => force_all(&endpoints, HealthStatus::Unknown),
-                _ => {}
-            }
-        }
+        let endpoints = endpoints_of(&config, previous, &changes, now);
         let client = match previous {
             Some(previous) if same_pool_settings(&previous.config, &config) => {
                 previous.client.clone()
@@ -335,6 +305,48 @@ impl Cluster {
         }
         passive::spawn(self);
     }
+}
+
+/// The endpoints of `config`: those `previous` had are kept with what is known of them, new
+/// ones start as its health checks say (unknown until checked, or healthy without checks).
+/// Until DNS answers, names keep the addresses they had in the previous cluster.
+fn endpoints_of(
+    config: &ClusterConfig,
+    previous: Option<&Arc<Cluster>>,
+    changes: &Arc<AtomicU64>,
+    now: Instant,
+) -> Vec<Arc<Endpoint>> {
+    let initial = if config.health_check.is_some() {
+        HealthStatus::Unknown
+    } else {
+        HealthStatus::Healthy
+    };
+    let current = previous
+        .map(|previous| previous.endpoints())
+        .unwrap_or_default();
+    let resolved = dns::static_addresses(&config.endpoints);
+    let endpoints = dns::merge(&config.endpoints, &resolved, &current, |address, entry| {
+        Arc::new(Endpoint::new(
+            address,
+            entry.clone(),
+            initial,
+            changes.clone(),
+            now,
+        ))
+    });
+    if let Some(previous) = previous {
+        match (
+            previous.config.health_check.is_some(),
+            config.health_check.is_some(),
+        ) {
+            // Checks removed: nothing will ever take a kept endpoint out again.
+            (true, false) => force_all(&endpoints, HealthStatus::Healthy),
+            // Checks added: what was assumed is not known.
+            (false, true) => force_all(&endpoints, HealthStatus::Unknown),
+            _ => {}
+        }
+    }
+    endpoints
 }
 
 fn force_all(endpoints: &[Arc<Endpoint>], status: HealthStatus) {

@@ -15,6 +15,7 @@ pub(super) fn write(out: &mut Exposition, snapshot: &Snapshot) {
     attempts(out, snapshot);
     admission(out, snapshot);
     fallback(out, snapshot);
+    stale_cache(out, snapshot);
 }
 
 fn requests(out: &mut Exposition, snapshot: &Snapshot) {
@@ -184,6 +185,7 @@ where
     }
 }
 
+/// What the fallbacks answered (by kind), what they could not, and the kill switches.
 fn fallback(out: &mut Exposition, snapshot: &Snapshot) {
     fn stats(live: &LiveRoute) -> &FallbackStats {
         live.fallback.stats()
@@ -224,6 +226,13 @@ fn fallback(out: &mut Exposition, snapshot: &Snapshot) {
         "1 while the route's kill switch is on.",
         |live| u64::from(live.fallback.killed()),
     );
+}
+
+/// The stale-if-error cache of each route: look-ups, what it stored and dropped, its size.
+fn stale_cache(out: &mut Exposition, snapshot: &Snapshot) {
+    fn stats(live: &LiveRoute) -> &FallbackStats {
+        live.fallback.stats()
+    }
     let name = "blastwall_stale_cache_lookups_total";
     out.family(
         name,
