@@ -3,11 +3,14 @@
 //! crate itself and kept checked, so the live breakers and detector are built without a
 //! failure path.
 //!
-//! Outlier detection's ranges are the policy's alone: it reports every setting it refuses,
-//! each naming its field ([`OutlierConfigError::field`]), and this file says each refusal in
-//! the file's words at the key that holds it. What it checks itself are the proxy's own
-//! bounds, which the policy leaves open (no interval or ejection longer than the longest
-//! ejection, at most 100,000 hosts), and that at least one rule is on.
+//! The ranges are the policy's alone: it reports every setting it refuses, each naming its
+//! field ([`BreakerConfigError::field`], [`OutlierConfigError::field`]), and this file says
+//! each refusal in the file's words at the key that holds it. What it checks itself are the
+//! proxy's own rules, which the policy leaves open: a breaker's window by count or by time,
+//! not both; a time window and a slow-call duration of at most a year, and no zero
+//! slow-call duration even when slow calls trip nothing; outlier detection's durations at
+//! most the longest ejection; at most 1000 probes and 100,000 hosts; outlier detection with
+//! at least one rule on.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -31,9 +34,12 @@ const DEFAULT_FAILURE_RATE_PERCENT: u32 = 50;
 const DEFAULT_SLOW_CALL_DURATION: Duration = Duration::from_secs(1);
 const DEFAULT_MINIMUM_CALLS: u32 = 20;
 const DEFAULT_WINDOW_CALLS: u32 = 100;
+const DEFAULT_WINDOW_SPAN: Duration = Duration::from_secs(10);
 const TIME_WINDOW_BUCKETS: u32 = 10;
 const DEFAULT_OPEN_DURATION: Duration = Duration::from_secs(5);
 const DEFAULT_HALF_OPEN_PROBES: u32 = 3;
+/// More probes than this at once is a typo, not a policy.
+const MAX_HALF_OPEN_PROBES: u32 = 1000;
 /// A probe whose permit is never given back (it cannot be: permits are recorded on drop) is
 /// given up on after this, as a last safety net.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -82,123 +88,86 @@ impl Place<'_, '_> {
         self.check.error_at(span, message);
     }
 
-    /// A count that must be at least 1 (and at most `max`).
-    fn count(&mut self, value: Option<Spanned<u32>>, key: &str, max: u32) -> Option<u32> {
-        let value = value?;
-        let number = *value.get_ref();
-        if number == 0 || number > max {
-            self.error_at(
-                value.span(),
-                key,
-                &format!("must be from 1 to {max}, got {number}"),
-            );
-            return None;
-        }
-        Some(number)
-    }
-
-    /// A percentage from `min` to 100.
-    fn percent(&mut self, value: Option<Spanned<u32>>, key: &str, min: u32) -> Option<u8> {
-        let value = value?;
-        let number = *value.get_ref();
-        if !(min..=100).contains(&number) {
-            self.error_at(
-                value.span(),
-                key,
-                &format!("is a percentage from {min} to 100, got {number}"),
-            );
-            return None;
-        }
-        u8::try_from(number).ok()
-    }
-
-    /// A duration that must be more than zero (and at most `max`).
-    fn duration(
-        &mut self,
-        value: Option<Spanned<DurationValue>>,
-        key: &str,
-        default: Duration,
-        max: Duration,
-    ) -> Duration {
-        let span = value.as_ref().map(Spanned::span);
-        let duration = duration_or(self.check, value, default);
-        if let Some(span) = span {
-            if duration.is_zero() {
-                self.error_at(span, key, "must be more than zero");
-                return default;
-            }
-            if duration > max {
-                self.error_at(span, key, &format!("must be at most {max:?}"));
-                return default;
-            }
-        }
-        duration
-    }
-
+    /// A breaker, checked by the policy: every setting it refuses is reported at the key
+    /// that holds it, in the file's words. What is checked here is only the proxy's own: a
+    /// window by count or by time (not both), the bounds the policy leaves open, and the
+    /// defaults the file promises.
     fn breaker(
         &mut self,
         name: &str,
         section: CircuitBreakerSection,
     ) -> Option<ValidBreakerConfig> {
-        let key = |field: &str| format!("{name}.{field}");
         let errors = self.check.errors.len();
-        let consecutive_failures = self.count(
-            section.consecutive_failures,
-            &key("consecutive_failures"),
-            u32::MAX,
-        );
-        let written_rate = self.percent(
-            section.failure_rate_percent,
-            &key("failure_rate_percent"),
-            1,
-        );
-        let slow_call_percent =
-            self.percent(section.slow_call_percent, &key("slow_call_percent"), 1);
-        let any_condition = section_has(&[
-            consecutive_failures.is_some(),
-            written_rate.is_some(),
-            slow_call_percent.is_some(),
-        ]);
+        let mut written = Written::default();
+        let config = self.breaker_config(name, section, &mut written);
+        for refusal in config.errors() {
+            self.breaker_refused(name, &refusal, &config, &written);
+        }
+        if self.check.errors.len() > errors {
+            return None;
+        }
+        match config.validated() {
+            Ok(valid) => Some(valid),
+            Err(error) => {
+                let span = self.cluster_span.clone();
+                self.error_at(span, name, &error.to_string());
+                None
+            }
+        }
+    }
+
+    /// The section as the policy's config, defaults filled in, each key's place (and number)
+    /// noted in `written` under the key's name. Values out of the policy's ranges are kept
+    /// for it to refuse.
+    fn breaker_config(
+        &mut self,
+        name: &str,
+        section: CircuitBreakerSection,
+        written: &mut Written,
+    ) -> BreakerConfig {
+        let consecutive_failures =
+            written.quoted("consecutive_failures", section.consecutive_failures);
         let failure_rate_percent =
-            written_rate.or_else(|| (!any_condition).then_some(DEFAULT_FAILURE_RATE_PERCENT as u8));
-        let slow_call_duration = self.duration(
-            section.slow_call_duration,
-            &key("slow_call_duration"),
-            DEFAULT_SLOW_CALL_DURATION,
-            MAX_OPEN_DURATION,
-        );
-        let window = self.breaker_window(name, section.window, section.window_calls);
-        let minimum_span = section.minimum_calls.as_ref().map(Spanned::span);
-        let mut minimum_calls = self
-            .count(section.minimum_calls, &key("minimum_calls"), u32::MAX)
-            .unwrap_or(DEFAULT_MINIMUM_CALLS);
-        if let SlidingWindow::Count { calls } = window
-            && minimum_span.is_none()
-        {
+            written.quoted("failure_rate_percent", section.failure_rate_percent);
+        let slow_call_percent = written.quoted("slow_call_percent", section.slow_call_percent);
+        // The default condition holds only for a section that writes none.
+        let failure_rate_percent = failure_rate_percent.or_else(|| {
+            let any_condition =
+                section_has(&[consecutive_failures.is_some(), slow_call_percent.is_some()]);
+            (!any_condition).then_some(DEFAULT_FAILURE_RATE_PERCENT)
+        });
+        let slow_call_duration = self
+            .slow_call_duration(name, section.slow_call_duration, slow_call_percent, written)
+            .unwrap_or(DEFAULT_SLOW_CALL_DURATION);
+        let window = self.breaker_window(name, section.window, section.window_calls, written);
+        let minimum_calls = match written.quoted("minimum_calls", section.minimum_calls) {
+            Some(written) => written,
             // The default minimum shrinks to a small written window; a written one that
             // exceeds it is the policy's to refuse.
-            minimum_calls = minimum_calls.min(calls);
-        }
-        let open_duration = self.duration(
-            section.open_duration,
-            &key("open_duration"),
-            DEFAULT_OPEN_DURATION,
-            MAX_OPEN_DURATION,
-        );
-        let max_span = section.max_open_duration.as_ref().map(Spanned::span);
-        let max_open_duration = self.duration(
-            section.max_open_duration,
-            &key("max_open_duration"),
-            open_duration,
-            MAX_OPEN_DURATION,
-        );
+            None => match window {
+                SlidingWindow::Count { calls } if calls > 0 => DEFAULT_MINIMUM_CALLS.min(calls),
+                _ => DEFAULT_MINIMUM_CALLS,
+            },
+        };
+        let open_duration = self
+            .breaker_duration(name, section.open_duration, "open_duration", None, written)
+            .unwrap_or(DEFAULT_OPEN_DURATION);
+        let max_open_duration = self
+            .breaker_duration(
+                name,
+                section.max_open_duration,
+                "max_open_duration",
+                None,
+                written,
+            )
+            .unwrap_or(open_duration);
         let half_open_probes = self
-            .count(section.half_open_probes, &key("half_open_probes"), 1000)
+            .half_open_probes(name, section.half_open_probes, written)
             .unwrap_or(DEFAULT_HALF_OPEN_PROBES);
-        let config = BreakerConfig {
+        BreakerConfig {
             consecutive_failures,
-            failure_rate: failure_rate_percent.map(|percent| f64::from(percent) / 100.0),
-            slow_call_rate: slow_call_percent.map(|percent| f64::from(percent) / 100.0),
+            failure_rate: failure_rate_percent.map(ratio),
+            slow_call_rate: slow_call_percent.map(ratio),
             slow_call_duration,
             window,
             minimum_calls,
@@ -210,37 +179,24 @@ impl Place<'_, '_> {
             }),
             half_open_probes,
             probe_timeout: Some(PROBE_TIMEOUT),
-        };
-        if self.check.errors.len() > errors {
-            return None;
-        }
-        match config.validated() {
-            Ok(valid) => Some(valid),
-            Err(error) => {
-                let spans = BreakerSpans {
-                    minimum_calls: minimum_span,
-                    max_open_duration: max_span,
-                    open_durations: (open_duration, max_open_duration),
-                };
-                self.breaker_refused(name, &error, spans);
-                None
-            }
         }
     }
 
-    /// A breaker's window: by count (`window_calls`) or by time (`window`), not both.
+    /// A breaker's window: by count (`window_calls`) or by time (`window`), not both (the
+    /// proxy's rule); a time window at most [`MAX_OPEN_DURATION`] long (a bound of the
+    /// proxy's: the policy bounds only its buckets).
     fn breaker_window(
         &mut self,
         name: &str,
         window: Option<Spanned<DurationValue>>,
         window_calls: Option<Spanned<u32>>,
+        written: &mut Written,
     ) -> SlidingWindow {
-        let key = |field: &str| format!("{name}.{field}");
         match (window, window_calls) {
             (Some(_), Some(calls)) => {
                 self.error_at(
                     calls.span(),
-                    &key("window_calls"),
+                    &format!("{name}.window_calls"),
                     "cannot be given with window: choose a count or a time window",
                 );
                 SlidingWindow::Count {
@@ -248,59 +204,151 @@ impl Place<'_, '_> {
                 }
             }
             (Some(span), None) => SlidingWindow::Time {
-                span: self.duration(
-                    Some(span),
-                    &key("window"),
-                    Duration::from_secs(10),
-                    MAX_OPEN_DURATION,
-                ),
+                span: self
+                    .breaker_duration(name, Some(span), "window", Some(MAX_OPEN_DURATION), written)
+                    .unwrap_or(DEFAULT_WINDOW_SPAN),
                 buckets: TIME_WINDOW_BUCKETS,
             },
             (None, calls) => SlidingWindow::Count {
-                calls: self
-                    .count(calls, &key("window_calls"), MAX_WINDOW_SLOTS)
+                calls: written
+                    .quoted("window_calls", calls)
                     .unwrap_or(DEFAULT_WINDOW_CALLS),
             },
         }
     }
 
-    /// Reports the policy's refusal of a breaker at the key it is about, in the words of the
-    /// file (its keys, its units); a refusal no written key explains is put at the cluster.
-    fn breaker_refused(&mut self, name: &str, error: &BreakerConfigError, spans: BreakerSpans) {
-        let place = match *error {
-            BreakerConfigError::MinimumCallsExceedWindow {
+    /// `slow_call_duration`, at most [`MAX_OPEN_DURATION`]; and more than zero even when
+    /// slow calls trip nothing (the policy refuses a zero only when they do, for then every
+    /// call would be slow; the file refuses a zero always, as it is no setting at all).
+    fn slow_call_duration(
+        &mut self,
+        name: &str,
+        value: Option<Spanned<DurationValue>>,
+        slow_call_percent: Option<u32>,
+        written: &mut Written,
+    ) -> Option<Duration> {
+        let field = "slow_call_duration";
+        let duration =
+            self.breaker_duration(name, value, field, Some(MAX_OPEN_DURATION), written)?;
+        if duration.is_zero() && slow_call_percent.is_none() {
+            let span = written
+                .span(field)
+                .unwrap_or_else(|| self.cluster_span.clone());
+            self.error_at(span, &format!("{name}.{field}"), "must be more than zero");
+            return None;
+        }
+        Some(duration)
+    }
+
+    /// A duration of a breaker as written, noted; one longer than `max` is an error here (a
+    /// bound of the proxy's, where the policy leaves one open).
+    fn breaker_duration(
+        &mut self,
+        name: &str,
+        value: Option<Spanned<DurationValue>>,
+        key: &'static str,
+        max: Option<Duration>,
+        written: &mut Written,
+    ) -> Option<Duration> {
+        let value = value?;
+        let span = value.span();
+        written.note(key, span.clone(), None);
+        let errors = self.check.errors.len();
+        let duration = duration_or(self.check, Some(value), Duration::ZERO);
+        if self.check.errors.len() > errors {
+            return None;
+        }
+        if let Some(max) = max.filter(|max| duration > *max) {
+            self.error_at(
+                span,
+                &format!("{name}.{key}"),
+                &format!("must be at most {max:?}"),
+            );
+            return None;
+        }
+        Some(duration)
+    }
+
+    /// `half_open_probes`, at most [`MAX_HALF_OPEN_PROBES`] (a bound of the proxy's).
+    fn half_open_probes(
+        &mut self,
+        name: &str,
+        value: Option<Spanned<u32>>,
+        written: &mut Written,
+    ) -> Option<u32> {
+        let probes = written.quoted("half_open_probes", value)?;
+        if probes > MAX_HALF_OPEN_PROBES {
+            let span = written.span("half_open_probes");
+            let span = span.unwrap_or_else(|| self.cluster_span.clone());
+            self.error_at(
+                span,
+                &format!("{name}.half_open_probes"),
+                &format!("must be from 1 to {MAX_HALF_OPEN_PROBES}, got {probes}"),
+            );
+            return None;
+        }
+        Some(probes)
+    }
+
+    /// Reports the policy's refusal of one breaker setting at the key that holds it, in the
+    /// words of the file (its keys, its units); a refusal no key explains (of a setting the
+    /// file does not have) is put at the cluster, in the policy's words.
+    fn breaker_refused(
+        &mut self,
+        name: &str,
+        refusal: &BreakerConfigError,
+        config: &BreakerConfig,
+        written: &Written,
+    ) {
+        use BreakerConfigError as E;
+        let Some(key) = breaker_key(refusal.field(), config.window) else {
+            let span = self.cluster_span.clone();
+            self.error_at(span, name, &refusal.to_string());
+            return;
+        };
+        let quoted = written.value(key).unwrap_or(0);
+        let problem = match *refusal {
+            E::ZeroConsecutiveFailures | E::ZeroMinimumCalls => {
+                format!("must be from 1 to {}, got 0", u32::MAX)
+            }
+            E::FailureRateOutOfRange(_) | E::SlowCallRateOutOfRange(_) => {
+                format!("is a percentage from 1 to 100, got {quoted}")
+            }
+            E::EmptyWindow | E::WindowTooLarge(_) if key == "window_calls" => {
+                format!("must be from 1 to {MAX_WINDOW_SLOTS}, got {quoted}")
+            }
+            E::BucketsTooFine => format!(
+                "must be at least {TIME_WINDOW_BUCKETS}ns (a nanosecond for each of its \
+                 {TIME_WINDOW_BUCKETS} buckets)"
+            ),
+            E::MinimumCallsExceedWindow {
                 minimum_calls,
                 window_calls,
-            } => spans.minimum_calls.map(|span| {
-                (
-                    span,
-                    "minimum_calls",
-                    format!("({minimum_calls}) cannot exceed window_calls ({window_calls})"),
-                )
-            }),
-            BreakerConfigError::BackoffMaxBelowOpenDuration => {
-                spans.max_open_duration.map(|span| {
-                    (
-                        span,
-                        "max_open_duration",
-                        format!(
-                            "({:?}) cannot be less than open_duration ({:?})",
-                            spans.open_durations.1, spans.open_durations.0
-                        ),
-                    )
-                })
+            } => format!("({minimum_calls}) cannot exceed window_calls ({window_calls})"),
+            E::OpenDurationTooLong | E::BackoffMaxTooLong => {
+                format!("must be at most {MAX_OPEN_DURATION:?}")
             }
-            _ => None,
+            E::BackoffMaxBelowOpenDuration => match config.open_backoff {
+                Some(backoff) if !backoff.max.is_zero() => format!(
+                    "({:?}) cannot be less than open_duration ({:?})",
+                    backoff.max, config.open_duration
+                ),
+                _ => "must be more than zero".to_owned(),
+            },
+            E::ZeroHalfOpenProbes => format!("must be from 1 to {MAX_HALF_OPEN_PROBES}, got 0"),
+            E::ZeroSlowCallDuration | E::ZeroOpenDuration | E::EmptyWindow => {
+                "must be more than zero".to_owned()
+            }
+            // Settings the file does not have (a time window's buckets, the backoff's
+            // multiplier, the probe timeout), in the policy's words.
+            E::WindowTooLarge(_) | E::BackoffMultiplierOutOfRange(_) | E::ZeroProbeTimeout => {
+                refusal.to_string()
+            }
         };
-        match place {
-            Some((span, field, problem)) => {
-                self.error_at(span, &format!("{name}.{field}"), &problem);
-            }
-            None => {
-                let span = self.cluster_span.clone();
-                self.error_at(span, name, &error.to_string());
-            }
-        }
+        let span = written
+            .span(key)
+            .unwrap_or_else(|| self.cluster_span.clone());
+        self.error_at(span, &format!("{name}.{key}"), &problem);
     }
 
     /// Outlier detection, checked by the policy: every setting it refuses is reported at the
@@ -496,8 +544,9 @@ impl Place<'_, '_> {
     }
 }
 
-/// Where the keys of `outlier_detection` were written (by the policy's field names), and the
-/// numbers written there, so that a refusal points at its key and quotes the file.
+/// Where the keys of a section were written (outlier detection's by the policy's field names,
+/// a breaker's by its own), and the numbers written there, so that a refusal points at its
+/// key and quotes the file.
 #[derive(Default)]
 struct Written(Vec<(&'static str, Range<usize>, Option<u32>)>);
 
@@ -511,6 +560,14 @@ impl Written {
         let value = value?;
         self.note(field, value.span(), None);
         Some(*value.get_ref())
+    }
+
+    /// A number as written, noted with its value, so that a refusal can quote the file.
+    fn quoted(&mut self, field: &'static str, value: Option<Spanned<u32>>) -> Option<u32> {
+        let value = value?;
+        let number = *value.get_ref();
+        self.note(field, value.span(), Some(number));
+        Some(number)
     }
 
     /// A percentage as written, noted; one past `u8` is kept as 255, out of range all the
@@ -546,12 +603,26 @@ fn outlier_key(field: &str) -> &str {
     }
 }
 
-/// Where the keys a breaker refusal may be about were written, when they were.
-struct BreakerSpans {
-    minimum_calls: Option<Range<usize>>,
-    max_open_duration: Option<Range<usize>>,
-    /// `open_duration` and `max_open_duration`, for the message.
-    open_durations: (Duration, Duration),
+/// The key of a breaker section that holds a field of the policy's config, if one does.
+fn breaker_key(field: &str, window: SlidingWindow) -> Option<&'static str> {
+    Some(match field {
+        "consecutive_failures" => "consecutive_failures",
+        "failure_rate" => "failure_rate_percent",
+        "slow_call_rate" => "slow_call_percent",
+        "slow_call_duration" => "slow_call_duration",
+        "window" if matches!(window, SlidingWindow::Count { .. }) => "window_calls",
+        "window" => "window",
+        "minimum_calls" => "minimum_calls",
+        "open_duration" => "open_duration",
+        "open_backoff.max" => "max_open_duration",
+        "half_open_probes" => "half_open_probes",
+        _ => return None,
+    })
+}
+
+/// A percentage as the ratio the policy takes; one past 100 is kept, for it to refuse.
+fn ratio(percent: u32) -> f64 {
+    f64::from(percent) / 100.0
 }
 
 fn section_has(written: &[bool]) -> bool {
@@ -682,6 +753,69 @@ endpoints = [{{ address = "127.0.0.1:9001" }}]
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(
             found[0].starts_with("blastwall.toml:13:21: cluster \"api\": endpoint_circuit_breaker.max_open_duration (5s) cannot be less than open_duration (10s)"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn the_policys_breaker_refusals_are_located_at_their_keys_in_the_files_words() {
+        let found = errors(
+            "[cluster.api.circuit_breaker]\nconsecutive_failures = 0\nslow_call_percent = 0\n\
+             slow_call_duration = \"0s\"\nwindow_calls = 0\nminimum_calls = 0\n\
+             open_duration = \"400d\"\nmax_open_duration = \"500d\"\n",
+        );
+        assert_eq!(found.len(), 7, "{found:#?}");
+        let expected = [
+            ":12:24: cluster \"api\": circuit_breaker.consecutive_failures must be from 1 to 4294967295, got 0",
+            ":13:21: cluster \"api\": circuit_breaker.slow_call_percent is a percentage from 1 to 100, got 0",
+            ":14:22: cluster \"api\": circuit_breaker.slow_call_duration must be more than zero",
+            ":15:16: cluster \"api\": circuit_breaker.window_calls must be from 1 to 1048576, got 0",
+            ":16:17: cluster \"api\": circuit_breaker.minimum_calls must be from 1 to 4294967295, got 0",
+            ":17:17: cluster \"api\": circuit_breaker.open_duration must be at most 31536000s",
+            ":18:21: cluster \"api\": circuit_breaker.max_open_duration must be at most 31536000s",
+        ];
+        for (error, expected) in found.iter().zip(expected) {
+            let first_line = error.lines().next().unwrap_or_default();
+            assert!(
+                first_line.ends_with(expected),
+                "{error} ends with {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_proxys_own_breaker_bounds_are_checked_beside_the_policys() {
+        let found = errors(
+            "[cluster.api.endpoint_circuit_breaker]\nslow_call_duration = \"0s\"\n\
+             window = \"5ns\"\nhalf_open_probes = 1001\n",
+        );
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].contains(":12:22:")
+                && found[0]
+                    .contains("endpoint_circuit_breaker.slow_call_duration must be more than zero"),
+            "a zero is refused even when slow calls trip nothing: {found:#?}"
+        );
+        assert!(
+            found[1].contains(":13:10:")
+                && found[1].contains("endpoint_circuit_breaker.window must be at least 10ns"),
+            "{found:#?}"
+        );
+        assert!(
+            found[2].contains(
+                "endpoint_circuit_breaker.half_open_probes must be from 1 to 1000, got 1001"
+            ),
+            "{found:#?}"
+        );
+        let found = errors("[cluster.api.circuit_breaker]\nwindow = \"400d\"\nwindow_calls = 10\n");
+        assert_eq!(
+            found.len(),
+            1,
+            "the window's length is not checked beside the conflict: {found:#?}"
+        );
+        let found = errors("[cluster.api.circuit_breaker]\nwindow = \"400d\"\n");
+        assert!(
+            found[0].contains("circuit_breaker.window must be at most 31536000s"),
             "{found:#?}"
         );
     }
