@@ -11,12 +11,14 @@
 mod admin;
 mod admission;
 mod attempts;
+mod breaker;
 mod clusters;
 mod fallback;
 mod headers;
 mod health;
 mod listeners;
 mod matcher;
+mod outlier;
 mod passive;
 mod proxy;
 mod routes;

@@ -1,51 +1,26 @@
-//! Validation of `circuit_breaker`, `endpoint_circuit_breaker` and `outlier_detection`:
-//! every nonsense value is reported at its place, and the configs are checked by the policy
-//! crate itself and kept checked, so the live breakers and detector are built without a
-//! failure path.
+//! A cluster's passive checks (`circuit_breaker`, `endpoint_circuit_breaker`,
+//! `outlier_detection`), which learn from the calls the cluster makes: where they are taken
+//! out of the cluster's section, and what their validators share, the place they report at
+//! and the note of where each key was written.
 //!
-//! The ranges are the policy's alone: it reports every setting it refuses, each naming its
-//! field ([`BreakerConfigError::field`], [`OutlierConfigError::field`]), and this file says
-//! each refusal in the file's words at the key that holds it. What it checks itself are the
-//! proxy's own rules, which the policy leaves open: a breaker's window by count or by time,
-//! not both; a time window and a slow-call duration of at most a year, and no zero
-//! slow-call duration even when slow calls trip nothing; outlier detection's durations at
-//! most the longest ejection; at most 1000 probes and 100,000 hosts; outlier detection with
-//! at least one rule on.
+//! Each is checked by the policy crate itself and kept checked, so the live breakers and
+//! detector are built without a failure path: the policy reports every setting it refuses,
+//! each naming its field, and `breaker.rs` and `outlier.rs` say each refusal in the file's
+//! words at the key that holds it ([`Written`]), checking themselves only what the policy
+//! leaves open.
 
 use std::ops::Range;
 use std::time::Duration;
 
-use blastwall_policy::breaker::{
-    BreakerConfig, ConfigError as BreakerConfigError, MAX_OPEN_DURATION, MAX_WINDOW_SLOTS,
-    OpenBackoff, SlidingWindow, ValidBreakerConfig,
-};
-use blastwall_policy::outlier::{
-    FailurePercentageConfig, MAX_EJECTION_TIME_LIMIT, OutlierConfig, OutlierConfigError,
-    SuccessRateConfig, ValidOutlierConfig,
-};
 use toml::Spanned;
 
-use super::{Checker, duration_or};
+use super::Checker;
 use crate::config::PassiveConfig;
-use crate::config::file::{CircuitBreakerSection, ClusterSection, OutlierDetectionSection};
-use crate::config::values::DurationValue;
+use crate::config::file::ClusterSection;
 
-const DEFAULT_FAILURE_RATE_PERCENT: u32 = 50;
-const DEFAULT_SLOW_CALL_DURATION: Duration = Duration::from_secs(1);
-const DEFAULT_MINIMUM_CALLS: u32 = 20;
-const DEFAULT_WINDOW_CALLS: u32 = 100;
-const DEFAULT_WINDOW_SPAN: Duration = Duration::from_secs(10);
-const TIME_WINDOW_BUCKETS: u32 = 10;
-const DEFAULT_OPEN_DURATION: Duration = Duration::from_secs(5);
-const DEFAULT_HALF_OPEN_PROBES: u32 = 3;
-/// More probes than this at once is a typo, not a policy.
-const MAX_HALF_OPEN_PROBES: u32 = 1000;
-/// A probe whose permit is never given back (it cannot be: permits are recorded on drop) is
-/// given up on after this, as a last safety net.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
-const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
-/// More hosts than this for success-rate ejection is a typo, not a cluster.
-const MAX_MINIMUM_HOSTS: u32 = 100_000;
+/// A call at least this long is slow, for a breaker and for outlier detection, unless the
+/// section says otherwise.
+pub(super) const DEFAULT_SLOW_CALL_DURATION: Duration = Duration::from_secs(1);
 
 /// The typed passive checks of a cluster; `section` is taken apart (its three fields).
 pub(super) fn passive(
@@ -76,471 +51,16 @@ pub(super) fn passive(
 }
 
 /// The checker, and the cluster whose sections are being checked (for messages).
-struct Place<'c, 'a> {
-    check: &'c mut Checker<'a>,
-    cluster: &'c str,
-    cluster_span: Range<usize>,
+pub(super) struct Place<'c, 'a> {
+    pub(super) check: &'c mut Checker<'a>,
+    pub(super) cluster: &'c str,
+    pub(super) cluster_span: Range<usize>,
 }
 
 impl Place<'_, '_> {
-    fn error_at(&mut self, span: Range<usize>, key: &str, problem: &str) {
+    pub(super) fn error_at(&mut self, span: Range<usize>, key: &str, problem: &str) {
         let message = format!("cluster \"{}\": {key} {problem}", self.cluster);
         self.check.error_at(span, message);
-    }
-
-    /// A breaker, checked by the policy: every setting it refuses is reported at the key
-    /// that holds it, in the file's words. What is checked here is only the proxy's own: a
-    /// window by count or by time (not both), the bounds the policy leaves open, and the
-    /// defaults the file promises.
-    fn breaker(
-        &mut self,
-        name: &str,
-        section: CircuitBreakerSection,
-    ) -> Option<ValidBreakerConfig> {
-        let errors = self.check.errors.len();
-        let mut written = Written::default();
-        let config = self.breaker_config(name, section, &mut written);
-        for refusal in config.errors() {
-            self.breaker_refused(name, &refusal, &config, &written);
-        }
-        if self.check.errors.len() > errors {
-            return None;
-        }
-        match config.validated() {
-            Ok(valid) => Some(valid),
-            Err(error) => {
-                let span = self.cluster_span.clone();
-                self.error_at(span, name, &error.to_string());
-                None
-            }
-        }
-    }
-
-    /// The section as the policy's config, defaults filled in, each key's place (and number)
-    /// noted in `written` under the key's name. Values out of the policy's ranges are kept
-    /// for it to refuse.
-    fn breaker_config(
-        &mut self,
-        name: &str,
-        section: CircuitBreakerSection,
-        written: &mut Written,
-    ) -> BreakerConfig {
-        let consecutive_failures =
-            written.quoted("consecutive_failures", section.consecutive_failures);
-        let failure_rate_percent =
-            written.quoted("failure_rate_percent", section.failure_rate_percent);
-        let slow_call_percent = written.quoted("slow_call_percent", section.slow_call_percent);
-        // The default condition holds only for a section that writes none.
-        let failure_rate_percent = failure_rate_percent.or_else(|| {
-            let any_condition =
-                section_has(&[consecutive_failures.is_some(), slow_call_percent.is_some()]);
-            (!any_condition).then_some(DEFAULT_FAILURE_RATE_PERCENT)
-        });
-        let slow_call_duration = self
-            .slow_call_duration(name, section.slow_call_duration, slow_call_percent, written)
-            .unwrap_or(DEFAULT_SLOW_CALL_DURATION);
-        let window = self.breaker_window(name, section.window, section.window_calls, written);
-        let minimum_calls = match written.quoted("minimum_calls", section.minimum_calls) {
-            Some(written) => written,
-            // The default minimum shrinks to a small written window; a written one that
-            // exceeds it is the policy's to refuse.
-            None => match window {
-                SlidingWindow::Count { calls } if calls > 0 => DEFAULT_MINIMUM_CALLS.min(calls),
-                _ => DEFAULT_MINIMUM_CALLS,
-            },
-        };
-        let open_duration = self
-            .breaker_duration(name, section.open_duration, "open_duration", None, written)
-            .unwrap_or(DEFAULT_OPEN_DURATION);
-        let max_open_duration = self
-            .breaker_duration(
-                name,
-                section.max_open_duration,
-                "max_open_duration",
-                None,
-                written,
-            )
-            .unwrap_or(open_duration);
-        let half_open_probes = self
-            .half_open_probes(name, section.half_open_probes, written)
-            .unwrap_or(DEFAULT_HALF_OPEN_PROBES);
-        BreakerConfig {
-            consecutive_failures,
-            failure_rate: failure_rate_percent.map(ratio),
-            slow_call_rate: slow_call_percent.map(ratio),
-            slow_call_duration,
-            window,
-            minimum_calls,
-            open_duration,
-            // NOTE: a written maximum below the base is kept, for the policy to refuse.
-            open_backoff: (max_open_duration != open_duration).then_some(OpenBackoff {
-                multiplier: 2.0,
-                max: max_open_duration,
-            }),
-            half_open_probes,
-            probe_timeout: Some(PROBE_TIMEOUT),
-        }
-    }
-
-    /// A breaker's window: by count (`window_calls`) or by time (`window`), not both (the
-    /// proxy's rule); a time window at most [`MAX_OPEN_DURATION`] long (a bound of the
-    /// proxy's: the policy bounds only its buckets).
-    fn breaker_window(
-        &mut self,
-        name: &str,
-        window: Option<Spanned<DurationValue>>,
-        window_calls: Option<Spanned<u32>>,
-        written: &mut Written,
-    ) -> SlidingWindow {
-        match (window, window_calls) {
-            (Some(_), Some(calls)) => {
-                self.error_at(
-                    calls.span(),
-                    &format!("{name}.window_calls"),
-                    "cannot be given with window: choose a count or a time window",
-                );
-                SlidingWindow::Count {
-                    calls: DEFAULT_WINDOW_CALLS,
-                }
-            }
-            (Some(span), None) => SlidingWindow::Time {
-                span: self
-                    .breaker_duration(name, Some(span), "window", Some(MAX_OPEN_DURATION), written)
-                    .unwrap_or(DEFAULT_WINDOW_SPAN),
-                buckets: TIME_WINDOW_BUCKETS,
-            },
-            (None, calls) => SlidingWindow::Count {
-                calls: written
-                    .quoted("window_calls", calls)
-                    .unwrap_or(DEFAULT_WINDOW_CALLS),
-            },
-        }
-    }
-
-    /// `slow_call_duration`, at most [`MAX_OPEN_DURATION`]; and more than zero even when
-    /// slow calls trip nothing (the policy refuses a zero only when they do, for then every
-    /// call would be slow; the file refuses a zero always, as it is no setting at all).
-    fn slow_call_duration(
-        &mut self,
-        name: &str,
-        value: Option<Spanned<DurationValue>>,
-        slow_call_percent: Option<u32>,
-        written: &mut Written,
-    ) -> Option<Duration> {
-        let field = "slow_call_duration";
-        let duration =
-            self.breaker_duration(name, value, field, Some(MAX_OPEN_DURATION), written)?;
-        if duration.is_zero() && slow_call_percent.is_none() {
-            let span = written
-                .span(field)
-                .unwrap_or_else(|| self.cluster_span.clone());
-            self.error_at(span, &format!("{name}.{field}"), "must be more than zero");
-            return None;
-        }
-        Some(duration)
-    }
-
-    /// A duration of a breaker as written, noted; one longer than `max` is an error here (a
-    /// bound of the proxy's, where the policy leaves one open).
-    fn breaker_duration(
-        &mut self,
-        name: &str,
-        value: Option<Spanned<DurationValue>>,
-        key: &'static str,
-        max: Option<Duration>,
-        written: &mut Written,
-    ) -> Option<Duration> {
-        let value = value?;
-        let span = value.span();
-        written.note(key, span.clone(), None);
-        let errors = self.check.errors.len();
-        let duration = duration_or(self.check, Some(value), Duration::ZERO);
-        if self.check.errors.len() > errors {
-            return None;
-        }
-        if let Some(max) = max.filter(|max| duration > *max) {
-            self.error_at(
-                span,
-                &format!("{name}.{key}"),
-                &format!("must be at most {max:?}"),
-            );
-            return None;
-        }
-        Some(duration)
-    }
-
-    /// `half_open_probes`, at most [`MAX_HALF_OPEN_PROBES`] (a bound of the proxy's).
-    fn half_open_probes(
-        &mut self,
-        name: &str,
-        value: Option<Spanned<u32>>,
-        written: &mut Written,
-    ) -> Option<u32> {
-        let probes = written.quoted("half_open_probes", value)?;
-        if probes > MAX_HALF_OPEN_PROBES {
-            let span = written.span("half_open_probes");
-            let span = span.unwrap_or_else(|| self.cluster_span.clone());
-            self.error_at(
-                span,
-                &format!("{name}.half_open_probes"),
-                &format!("must be from 1 to {MAX_HALF_OPEN_PROBES}, got {probes}"),
-            );
-            return None;
-        }
-        Some(probes)
-    }
-
-    /// Reports the policy's refusal of one breaker setting at the key that holds it, in the
-    /// words of the file (its keys, its units); a refusal no key explains (of a setting the
-    /// file does not have) is put at the cluster, in the policy's words.
-    fn breaker_refused(
-        &mut self,
-        name: &str,
-        refusal: &BreakerConfigError,
-        config: &BreakerConfig,
-        written: &Written,
-    ) {
-        use BreakerConfigError as E;
-        let Some(key) = breaker_key(refusal.field(), config.window) else {
-            let span = self.cluster_span.clone();
-            self.error_at(span, name, &refusal.to_string());
-            return;
-        };
-        let quoted = written.value(key).unwrap_or(0);
-        let problem = match *refusal {
-            E::ZeroConsecutiveFailures | E::ZeroMinimumCalls => {
-                format!("must be from 1 to {}, got 0", u32::MAX)
-            }
-            E::FailureRateOutOfRange(_) | E::SlowCallRateOutOfRange(_) => {
-                format!("is a percentage from 1 to 100, got {quoted}")
-            }
-            E::EmptyWindow | E::WindowTooLarge(_) if key == "window_calls" => {
-                format!("must be from 1 to {MAX_WINDOW_SLOTS}, got {quoted}")
-            }
-            E::BucketsTooFine => format!(
-                "must be at least {TIME_WINDOW_BUCKETS}ns (a nanosecond for each of its \
-                 {TIME_WINDOW_BUCKETS} buckets)"
-            ),
-            E::MinimumCallsExceedWindow {
-                minimum_calls,
-                window_calls,
-            } => format!("({minimum_calls}) cannot exceed window_calls ({window_calls})"),
-            E::OpenDurationTooLong | E::BackoffMaxTooLong => {
-                format!("must be at most {MAX_OPEN_DURATION:?}")
-            }
-            E::BackoffMaxBelowOpenDuration => match config.open_backoff {
-                Some(backoff) if !backoff.max.is_zero() => format!(
-                    "({:?}) cannot be less than open_duration ({:?})",
-                    backoff.max, config.open_duration
-                ),
-                _ => "must be more than zero".to_owned(),
-            },
-            E::ZeroHalfOpenProbes => format!("must be from 1 to {MAX_HALF_OPEN_PROBES}, got 0"),
-            E::ZeroSlowCallDuration | E::ZeroOpenDuration | E::EmptyWindow => {
-                "must be more than zero".to_owned()
-            }
-            // Settings the file does not have (a time window's buckets, the backoff's
-            // multiplier, the probe timeout), in the policy's words.
-            E::WindowTooLarge(_) | E::BackoffMultiplierOutOfRange(_) | E::ZeroProbeTimeout => {
-                refusal.to_string()
-            }
-        };
-        let span = written
-            .span(key)
-            .unwrap_or_else(|| self.cluster_span.clone());
-        self.error_at(span, &format!("{name}.{key}"), &problem);
-    }
-
-    /// Outlier detection, checked by the policy: every setting it refuses is reported at the
-    /// key that holds it, in the file's words. What is checked here is only the proxy's own:
-    /// the upper bounds the policy leaves open, and that at least one rule is on.
-    fn outlier(&mut self, section: OutlierDetectionSection) -> Option<ValidOutlierConfig> {
-        let errors = self.check.errors.len();
-        let mut written = Written::default();
-        let config = self.outlier_config(section, &mut written);
-        for refusal in config.errors() {
-            self.outlier_refused(&refusal, &written);
-        }
-        // NOTE: slow_call is not a rule of its own: it makes slow calls failures for the others.
-        if !section_has(&[
-            config.consecutive_errors.is_some(),
-            config.consecutive_gateway_errors.is_some(),
-            config.failure_percentage.is_some(),
-            config.success_rate.is_some(),
-        ]) && self.check.errors.len() == errors
-        {
-            let span = self.cluster_span.clone();
-            self.error_at(
-                span,
-                "outlier_detection",
-                "enables no rule: give at least one of consecutive_errors, \
-                 consecutive_gateway_errors, failure_percentage, success_rate \
-                 (slow_call only makes slow calls count as failures for those)",
-            );
-        }
-        if self.check.errors.len() > errors {
-            return None;
-        }
-        match config.validated() {
-            Ok(valid) => Some(valid),
-            Err(error) => {
-                let span = self.cluster_span.clone();
-                self.error_at(span, "outlier_detection", &error.to_string());
-                None
-            }
-        }
-    }
-
-    /// The section as the policy's config, defaults filled in, each key's place noted in
-    /// `written`. Values out of the policy's ranges are kept for it to refuse.
-    fn outlier_config(
-        &mut self,
-        section: OutlierDetectionSection,
-        written: &mut Written,
-    ) -> OutlierConfig {
-        let defaults = OutlierConfig::default();
-        let interval = self.outlier_duration(section.interval, "interval", written);
-        let base_ejection_time =
-            self.outlier_duration(section.base_ejection_time, "base_ejection_time", written);
-        let base_ejection_time = base_ejection_time.unwrap_or(defaults.base_ejection_time);
-        let max_ejection_time = section.max_ejection_time.map(|max| {
-            written.note("max_ejection_time", max.span(), None);
-            duration_or(self.check, Some(max), DEFAULT_MAX_EJECTION_TIME)
-        });
-        let failure_percentage = section.failure_percentage.map(|fp| {
-            let defaults = FailurePercentageConfig::default();
-            FailurePercentageConfig {
-                threshold_percent: written
-                    .percent("failure_percentage.threshold_percent", fp.threshold)
-                    .unwrap_or(defaults.threshold_percent),
-                request_volume: written
-                    .number("failure_percentage.request_volume", fp.request_volume)
-                    .unwrap_or(defaults.request_volume),
-            }
-        });
-        let success_rate = section.success_rate.map(|sr| {
-            let defaults = SuccessRateConfig::default();
-            SuccessRateConfig {
-                stdev_factor: sr.stdev_factor.map_or(defaults.stdev_factor, |factor| {
-                    written.note("success_rate.stdev_factor", factor.span(), None);
-                    factor.into_inner()
-                }),
-                request_volume: written
-                    .number("success_rate.request_volume", sr.request_volume)
-                    .unwrap_or(defaults.request_volume),
-                minimum_hosts: self
-                    .minimum_hosts(sr.minimum_hosts, written)
-                    .unwrap_or(defaults.minimum_hosts),
-            }
-        });
-        OutlierConfig {
-            interval: interval.unwrap_or(defaults.interval),
-            base_ejection_time,
-            max_ejection_time: max_ejection_time
-                .unwrap_or(DEFAULT_MAX_EJECTION_TIME.max(base_ejection_time)),
-            max_ejection_percent: written
-                .percent("max_ejection_percent", section.max_ejection_percent)
-                .unwrap_or(defaults.max_ejection_percent),
-            consecutive_errors: written.number("consecutive_errors", section.consecutive_errors),
-            consecutive_gateway_errors: written.number(
-                "consecutive_gateway_errors",
-                section.consecutive_gateway_errors,
-            ),
-            failure_percentage,
-            success_rate,
-            slow_call_threshold: section.slow_call.map(|slow| {
-                self.outlier_duration(Some(slow.threshold), "slow_call_threshold", written)
-                    .unwrap_or(DEFAULT_SLOW_CALL_DURATION)
-            }),
-        }
-    }
-
-    /// A duration of outlier detection, noted; one longer than the longest ejection is an
-    /// error here (a bound of the proxy's: the policy bounds only `max_ejection_time`).
-    fn outlier_duration(
-        &mut self,
-        value: Option<Spanned<DurationValue>>,
-        field: &'static str,
-        written: &mut Written,
-    ) -> Option<Duration> {
-        let value = value?;
-        let span = value.span();
-        written.note(field, span.clone(), None);
-        let errors = self.check.errors.len();
-        let duration = duration_or(self.check, Some(value), Duration::ZERO);
-        if self.check.errors.len() > errors {
-            return None;
-        }
-        if duration > MAX_EJECTION_TIME_LIMIT {
-            let key = format!("outlier_detection.{}", outlier_key(field));
-            self.error_at(
-                span,
-                &key,
-                &format!("must be at most {MAX_EJECTION_TIME_LIMIT:?}"),
-            );
-            return None;
-        }
-        Some(duration)
-    }
-
-    /// `success_rate.minimum_hosts`, at most [`MAX_MINIMUM_HOSTS`] (a bound of the proxy's).
-    fn minimum_hosts(
-        &mut self,
-        value: Option<Spanned<u32>>,
-        written: &mut Written,
-    ) -> Option<usize> {
-        let hosts = written.number("success_rate.minimum_hosts", value)?;
-        if hosts > MAX_MINIMUM_HOSTS {
-            let span = written.span("success_rate.minimum_hosts");
-            let span = span.unwrap_or_else(|| self.cluster_span.clone());
-            self.error_at(
-                span,
-                "outlier_detection.success_rate.minimum_hosts",
-                &format!("must be from 1 to {MAX_MINIMUM_HOSTS}, got {hosts}"),
-            );
-            return None;
-        }
-        Some(hosts as usize)
-    }
-
-    /// Reports the policy's refusal of one outlier setting at the key that holds it, in the
-    /// words of the file.
-    fn outlier_refused(&mut self, refusal: &OutlierConfigError, written: &Written) {
-        use OutlierConfigError as E;
-        let field = refusal.field();
-        let value = written.value(field);
-        let problem = match refusal {
-            E::ZeroInterval | E::ZeroBaseEjectionTime | E::Zero("slow_call_threshold") => {
-                "must be more than zero".to_owned()
-            }
-            E::MaxBelowBase { max, .. } if max.is_zero() => "must be more than zero".to_owned(),
-            E::MaxBelowBase { base, max } => {
-                format!("({max:?}) cannot be less than base_ejection_time ({base:?})")
-            }
-            E::MaxEjectionTimeTooLong(_) => format!("must be at most {MAX_EJECTION_TIME_LIMIT:?}"),
-            E::PercentOutOfRange {
-                field: "max_ejection_percent",
-                ..
-            } => format!("is a percentage from 0 to 100, got {}", value.unwrap_or(0)),
-            E::PercentOutOfRange { .. } | E::Zero("failure_percentage.threshold_percent") => {
-                format!("is a percentage from 1 to 100, got {}", value.unwrap_or(0))
-            }
-            E::Zero("consecutive_errors" | "consecutive_gateway_errors") => {
-                format!("must be from 1 to {}, got 0", u32::MAX)
-            }
-            E::Zero("success_rate.minimum_hosts") => {
-                format!("must be from 1 to {MAX_MINIMUM_HOSTS}, got 0")
-            }
-            E::Zero(_) => "must be at least 1".to_owned(),
-            E::BadStdevFactor(factor) => {
-                format!("must be a number of at least 0, got {factor}")
-            }
-        };
-        let span = written
-            .span(field)
-            .unwrap_or_else(|| self.cluster_span.clone());
-        let key = format!("outlier_detection.{}", outlier_key(field));
-        self.error_at(span, &key, &problem);
     }
 }
 
@@ -548,22 +68,30 @@ impl Place<'_, '_> {
 /// a breaker's by its own), and the numbers written there, so that a refusal points at its
 /// key and quotes the file.
 #[derive(Default)]
-struct Written(Vec<(&'static str, Range<usize>, Option<u32>)>);
+pub(super) struct Written(Vec<(&'static str, Range<usize>, Option<u32>)>);
 
 impl Written {
-    fn note(&mut self, field: &'static str, span: Range<usize>, value: Option<u32>) {
+    pub(super) fn note(&mut self, field: &'static str, span: Range<usize>, value: Option<u32>) {
         self.0.push((field, span, value));
     }
 
     /// A count as written, noted.
-    fn number<T: Copy>(&mut self, field: &'static str, value: Option<Spanned<T>>) -> Option<T> {
+    pub(super) fn number<T: Copy>(
+        &mut self,
+        field: &'static str,
+        value: Option<Spanned<T>>,
+    ) -> Option<T> {
         let value = value?;
         self.note(field, value.span(), None);
         Some(*value.get_ref())
     }
 
     /// A number as written, noted with its value, so that a refusal can quote the file.
-    fn quoted(&mut self, field: &'static str, value: Option<Spanned<u32>>) -> Option<u32> {
+    pub(super) fn quoted(
+        &mut self,
+        field: &'static str,
+        value: Option<Spanned<u32>>,
+    ) -> Option<u32> {
         let value = value?;
         let number = *value.get_ref();
         self.note(field, value.span(), Some(number));
@@ -572,21 +100,25 @@ impl Written {
 
     /// A percentage as written, noted; one past `u8` is kept as 255, out of range all the
     /// same, and the file's number is quoted.
-    fn percent(&mut self, field: &'static str, value: Option<Spanned<u32>>) -> Option<u8> {
+    pub(super) fn percent(
+        &mut self,
+        field: &'static str,
+        value: Option<Spanned<u32>>,
+    ) -> Option<u8> {
         let value = value?;
         let number = *value.get_ref();
         self.note(field, value.span(), Some(number));
         Some(u8::try_from(number).unwrap_or(u8::MAX))
     }
 
-    fn span(&self, field: &str) -> Option<Range<usize>> {
+    pub(super) fn span(&self, field: &str) -> Option<Range<usize>> {
         self.0
             .iter()
             .find(|(noted, ..)| *noted == field)
             .map(|(_, span, _)| span.clone())
     }
 
-    fn value(&self, field: &str) -> Option<u32> {
+    pub(super) fn value(&self, field: &str) -> Option<u32> {
         self.0
             .iter()
             .find(|(noted, ..)| *noted == field)
@@ -594,51 +126,19 @@ impl Written {
     }
 }
 
-/// The key under `outlier_detection` that holds a field of the policy's config.
-fn outlier_key(field: &str) -> &str {
-    match field {
-        "failure_percentage.threshold_percent" => "failure_percentage.threshold",
-        "slow_call_threshold" => "slow_call.threshold",
-        other => other,
-    }
-}
-
-/// The key of a breaker section that holds a field of the policy's config, if one does.
-fn breaker_key(field: &str, window: SlidingWindow) -> Option<&'static str> {
-    Some(match field {
-        "consecutive_failures" => "consecutive_failures",
-        "failure_rate" => "failure_rate_percent",
-        "slow_call_rate" => "slow_call_percent",
-        "slow_call_duration" => "slow_call_duration",
-        "window" if matches!(window, SlidingWindow::Count { .. }) => "window_calls",
-        "window" => "window",
-        "minimum_calls" => "minimum_calls",
-        "open_duration" => "open_duration",
-        "open_backoff.max" => "max_open_duration",
-        "half_open_probes" => "half_open_probes",
-        _ => return None,
-    })
-}
-
-/// A percentage as the ratio the policy takes; one past 100 is kept, for it to refuse.
-fn ratio(percent: u32) -> f64 {
-    f64::from(percent) / 100.0
-}
-
-fn section_has(written: &[bool]) -> bool {
+/// Whether any of the settings was written.
+pub(super) fn section_has(written: &[bool]) -> bool {
     written.iter().any(|written| *written)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::Path;
-    use std::time::Duration;
-
-    use blastwall_policy::breaker::SlidingWindow;
 
     use crate::config::{Config, PassiveConfig};
 
-    fn config(sections: &str) -> String {
+    /// A file with one cluster, `api`, holding `sections`.
+    pub(in crate::config::validate) fn config(sections: &str) -> String {
         format!(
             r#"
 [[listener]]
@@ -655,14 +155,16 @@ endpoints = [{{ address = "127.0.0.1:9001" }}]
         )
     }
 
-    fn passive(sections: &str) -> PassiveConfig {
+    /// The passive checks of `api` in a valid file.
+    pub(in crate::config::validate) fn passive(sections: &str) -> PassiveConfig {
         match Config::parse(&config(sections), Path::new("blastwall.toml")) {
             Ok(config) => config.clusters[0].passive.clone(),
             Err(errors) => panic!("{errors}"),
         }
     }
 
-    fn errors(sections: &str) -> Vec<String> {
+    /// The errors of an invalid file.
+    pub(in crate::config::validate) fn errors(sections: &str) -> Vec<String> {
         match Config::parse(&config(sections), Path::new("blastwall.toml")) {
             Ok(_) => panic!("expected errors"),
             Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
@@ -672,328 +174,5 @@ endpoints = [{{ address = "127.0.0.1:9001" }}]
     #[test]
     fn everything_is_off_unless_configured() {
         assert_eq!(passive(""), PassiveConfig::default());
-    }
-
-    #[test]
-    fn an_empty_breaker_section_trips_at_half_the_calls_failing() {
-        let passive = passive("[cluster.api.circuit_breaker]\n");
-        let breaker = passive.circuit_breaker.expect("a breaker");
-        assert_eq!(breaker.failure_rate, Some(0.5));
-        assert_eq!(breaker.consecutive_failures, None);
-        assert_eq!(breaker.window, SlidingWindow::Count { calls: 100 });
-        assert_eq!(breaker.minimum_calls, 20);
-        assert_eq!(breaker.open_duration, Duration::from_secs(5));
-        assert_eq!(breaker.open_backoff, None);
-        assert_eq!(breaker.half_open_probes, 3);
-        assert!(passive.endpoint_circuit_breaker.is_none());
-    }
-
-    #[test]
-    fn written_conditions_replace_the_default_one() {
-        let passive = passive(
-            "[cluster.api.endpoint_circuit_breaker]\nconsecutive_failures = 3\nwindow = \"10s\"\n\
-             open_duration = \"1s\"\nmax_open_duration = \"8s\"\n",
-        );
-        let breaker = passive.endpoint_circuit_breaker.expect("a breaker");
-        assert_eq!(breaker.consecutive_failures, Some(3));
-        assert_eq!(breaker.failure_rate, None);
-        assert!(matches!(
-            breaker.window,
-            SlidingWindow::Time { buckets: 10, .. }
-        ));
-        assert_eq!(
-            breaker.open_backoff.map(|backoff| backoff.max),
-            Some(Duration::from_secs(8))
-        );
-    }
-
-    #[test]
-    fn nonsense_breaker_values_are_located() {
-        let errors = errors(
-            "[cluster.api.circuit_breaker]\nfailure_rate_percent = 150\nopen_duration = \"0s\"\n\
-             window = \"10s\"\nwindow_calls = 10\nhalf_open_probes = 0\n",
-        );
-        assert_eq!(errors.len(), 4, "{errors:#?}");
-        assert!(errors[0].starts_with("blastwall.toml:12:24: cluster \"api\": circuit_breaker.failure_rate_percent is a percentage from 1 to 100, got 150"), "{errors:#?}");
-        assert!(
-            errors[1].contains(":13:17:")
-                && errors[1].contains("open_duration must be more than zero")
-        );
-        assert!(errors[2].contains(":15:16:") && errors[2].contains("cannot be given with window"));
-        assert!(errors[3].contains("half_open_probes must be from 1"));
-    }
-
-    #[test]
-    fn a_minimum_above_the_window_is_refused_but_the_default_shrinks() {
-        let errors =
-            errors("[cluster.api.circuit_breaker]\nwindow_calls = 10\nminimum_calls = 11\n");
-        assert!(
-            errors[0].contains("minimum_calls (11) cannot exceed window_calls (10)"),
-            "{errors:#?}"
-        );
-        let passive = passive("[cluster.api.circuit_breaker]\nwindow_calls = 10\n");
-        assert_eq!(
-            passive.circuit_breaker.expect("a breaker").minimum_calls,
-            10
-        );
-    }
-
-    #[test]
-    fn the_policys_refusals_are_located_at_the_key_they_are_about() {
-        let found =
-            errors("[cluster.api.circuit_breaker]\nwindow_calls = 10\nminimum_calls = 11\n");
-        assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(
-            found[0].starts_with("blastwall.toml:13:17: cluster \"api\": circuit_breaker.minimum_calls (11) cannot exceed window_calls (10)"),
-            "{found:#?}"
-        );
-        let found = errors(
-            "[cluster.api.endpoint_circuit_breaker]\nopen_duration = \"10s\"\nmax_open_duration = \"5s\"\n",
-        );
-        assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(
-            found[0].starts_with("blastwall.toml:13:21: cluster \"api\": endpoint_circuit_breaker.max_open_duration (5s) cannot be less than open_duration (10s)"),
-            "{found:#?}"
-        );
-    }
-
-    #[test]
-    fn the_policys_breaker_refusals_are_located_at_their_keys_in_the_files_words() {
-        let found = errors(
-            "[cluster.api.circuit_breaker]\nconsecutive_failures = 0\nslow_call_percent = 0\n\
-             slow_call_duration = \"0s\"\nwindow_calls = 0\nminimum_calls = 0\n\
-             open_duration = \"400d\"\nmax_open_duration = \"500d\"\n",
-        );
-        assert_eq!(found.len(), 7, "{found:#?}");
-        let expected = [
-            ":12:24: cluster \"api\": circuit_breaker.consecutive_failures must be from 1 to 4294967295, got 0",
-            ":13:21: cluster \"api\": circuit_breaker.slow_call_percent is a percentage from 1 to 100, got 0",
-            ":14:22: cluster \"api\": circuit_breaker.slow_call_duration must be more than zero",
-            ":15:16: cluster \"api\": circuit_breaker.window_calls must be from 1 to 1048576, got 0",
-            ":16:17: cluster \"api\": circuit_breaker.minimum_calls must be from 1 to 4294967295, got 0",
-            ":17:17: cluster \"api\": circuit_breaker.open_duration must be at most 31536000s",
-            ":18:21: cluster \"api\": circuit_breaker.max_open_duration must be at most 31536000s",
-        ];
-        for (error, expected) in found.iter().zip(expected) {
-            let first_line = error.lines().next().unwrap_or_default();
-            assert!(
-                first_line.ends_with(expected),
-                "{error} ends with {expected}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_proxys_own_breaker_bounds_are_checked_beside_the_policys() {
-        let found = errors(
-            "[cluster.api.endpoint_circuit_breaker]\nslow_call_duration = \"0s\"\n\
-             window = \"5ns\"\nhalf_open_probes = 1001\n",
-        );
-        assert_eq!(found.len(), 3, "{found:#?}");
-        assert!(
-            found[0].contains(":12:22:")
-                && found[0]
-                    .contains("endpoint_circuit_breaker.slow_call_duration must be more than zero"),
-            "a zero is refused even when slow calls trip nothing: {found:#?}"
-        );
-        assert!(
-            found[1].contains(":13:10:")
-                && found[1].contains("endpoint_circuit_breaker.window must be at least 10ns"),
-            "{found:#?}"
-        );
-        assert!(
-            found[2].contains(
-                "endpoint_circuit_breaker.half_open_probes must be from 1 to 1000, got 1001"
-            ),
-            "{found:#?}"
-        );
-        let found = errors("[cluster.api.circuit_breaker]\nwindow = \"400d\"\nwindow_calls = 10\n");
-        assert_eq!(
-            found.len(),
-            1,
-            "the window's length is not checked beside the conflict: {found:#?}"
-        );
-        let found = errors("[cluster.api.circuit_breaker]\nwindow = \"400d\"\n");
-        assert!(
-            found[0].contains("circuit_breaker.window must be at most 31536000s"),
-            "{found:#?}"
-        );
-    }
-
-    #[test]
-    fn a_maximum_open_duration_equal_to_the_base_means_no_backoff() {
-        let passive = passive(
-            "[cluster.api.circuit_breaker]\nopen_duration = \"2s\"\nmax_open_duration = \"2s\"\n",
-        );
-        assert_eq!(
-            passive.circuit_breaker.expect("a breaker").open_backoff,
-            None
-        );
-    }
-
-    proptest::proptest! {
-        /// Whatever numbers the validator accepts, the policy accepts too: a breaker built
-        /// from a loaded config (at start, on a reload, for a new endpoint) cannot fail.
-        #[test]
-        fn every_breaker_the_validator_accepts_builds(
-            failures in proptest::option::of(0u32..5),
-            rate in proptest::option::of(0u32..120),
-            slow in proptest::option::of(0u32..120),
-            slow_ms in 0u64..3000,
-            window_calls in proptest::option::of(0u32..300),
-            window_secs in proptest::option::of(0u64..30),
-            minimum in proptest::option::of(0u32..300),
-            open_ms in 0u64..5000,
-            max_open_ms in proptest::option::of(0u64..10_000),
-            probes in proptest::option::of(0u32..1200),
-        ) {
-            let mut section = String::from("[cluster.api.circuit_breaker]\n");
-            let mut line = |key: &str, value: Option<String>| {
-                if let Some(value) = value {
-                    section.push_str(&format!("{key} = {value}\n"));
-                }
-            };
-            line("consecutive_failures", failures.map(|n| n.to_string()));
-            line("failure_rate_percent", rate.map(|n| n.to_string()));
-            line("slow_call_percent", slow.map(|n| n.to_string()));
-            line("slow_call_duration", Some(format!("\"{slow_ms}ms\"")));
-            line("window_calls", window_calls.map(|n| n.to_string()));
-            line("window", window_secs.map(|n| format!("\"{n}s\"")));
-            line("minimum_calls", minimum.map(|n| n.to_string()));
-            line("open_duration", Some(format!("\"{open_ms}ms\"")));
-            line("max_open_duration", max_open_ms.map(|n| format!("\"{n}ms\"")));
-            line("half_open_probes", probes.map(|n| n.to_string()));
-            if let Ok(config) = Config::parse(&config(&section), Path::new("blastwall.toml")) {
-                let valid = config.clusters[0].passive.circuit_breaker.clone().expect("a breaker");
-                let breaker = blastwall_policy::breaker::CircuitBreaker::new(valid.config().clone());
-                proptest::prop_assert!(breaker.is_ok(), "{section}: {:?}", breaker.err());
-            }
-        }
-    }
-
-    proptest::proptest! {
-        /// Whatever outlier detection the validator accepts, the policy accepts too.
-        #[test]
-        fn every_outlier_detection_the_validator_accepts_builds(
-            errors_in_a_row in proptest::option::of(0u32..5),
-            gateway in proptest::option::of(0u32..5),
-            interval_ms in proptest::option::of(0u64..20_000),
-            base_ms in proptest::option::of(0u64..60_000),
-            max_ms in proptest::option::of(0u64..600_000),
-            percent in proptest::option::of(0u32..120),
-            threshold in proptest::option::of(0u32..120),
-            stdev in proptest::option::of(-1.0f64..5.0),
-            hosts in proptest::option::of(0u32..10),
-        ) {
-            let mut section = String::from("[cluster.api.outlier_detection]\n");
-            let mut line = |key: &str, value: Option<String>| {
-                if let Some(value) = value {
-                    section.push_str(&format!("{key} = {value}\n"));
-                }
-            };
-            line("consecutive_errors", errors_in_a_row.map(|n| n.to_string()));
-            line("consecutive_gateway_errors", gateway.map(|n| n.to_string()));
-            line("interval", interval_ms.map(|n| format!("\"{n}ms\"")));
-            line("base_ejection_time", base_ms.map(|n| format!("\"{n}ms\"")));
-            line("max_ejection_time", max_ms.map(|n| format!("\"{n}ms\"")));
-            line("max_ejection_percent", percent.map(|n| n.to_string()));
-            line("failure_percentage", threshold.map(|n| format!("{{ threshold = {n} }}")));
-            line(
-                "success_rate",
-                stdev.zip(hosts).map(|(s, h)| format!("{{ stdev_factor = {s:?}, minimum_hosts = {h} }}")),
-            );
-            if let Ok(config) = Config::parse(&config(&section), Path::new("blastwall.toml")) {
-                let valid = config.clusters[0].passive.outlier_detection.clone().expect("outlier detection");
-                proptest::prop_assert_eq!(valid.config().clone().validate(), Ok(()));
-            }
-        }
-    }
-
-    #[test]
-    fn outlier_detection_takes_only_the_rules_written() {
-        let passive = passive(
-            "[cluster.api.outlier_detection]\nconsecutive_gateway_errors = 3\n\
-             base_ejection_time = \"200ms\"\nslow_call = { threshold = \"300ms\" }\n\
-             failure_percentage = { threshold = 60 }\n",
-        );
-        let outlier = passive.outlier_detection.expect("outlier detection");
-        assert_eq!(outlier.consecutive_errors, None);
-        assert_eq!(outlier.consecutive_gateway_errors, Some(3));
-        assert_eq!(outlier.base_ejection_time, Duration::from_millis(200));
-        assert_eq!(outlier.max_ejection_time, Duration::from_secs(300));
-        assert_eq!(outlier.max_ejection_percent, 10);
-        assert_eq!(
-            outlier.slow_call_threshold,
-            Some(Duration::from_millis(300))
-        );
-        let failure = outlier.failure_percentage.expect("failure percentage");
-        assert_eq!(
-            (failure.threshold_percent, failure.request_volume),
-            (60, 50)
-        );
-        assert!(outlier.success_rate.is_none());
-    }
-
-    #[test]
-    fn outlier_detection_without_a_rule_or_with_nonsense_is_refused() {
-        let found = errors("[cluster.api.outlier_detection]\nslow_call = { threshold = \"1s\" }\n");
-        assert!(
-            found[0].contains("outlier_detection enables no rule"),
-            "{found:#?}"
-        );
-        let errors = errors(
-            "[cluster.api.outlier_detection]\nconsecutive_errors = 0\nmax_ejection_percent = 101\n\
-             interval = \"0ms\"\nsuccess_rate = { stdev_factor = -1.0 }\n\
-             base_ejection_time = \"10s\"\nmax_ejection_time = \"5s\"\n",
-        );
-        assert_eq!(errors.len(), 5, "{errors:#?}");
-        assert!(
-            errors[0].contains(":12:22:")
-                && errors[0].contains("consecutive_errors must be from 1")
-        );
-        assert!(errors[1].contains("max_ejection_percent is a percentage from 0 to 100, got 101"));
-        assert!(errors[2].contains("interval must be more than zero"));
-        assert!(errors[3].contains("stdev_factor must be a number of at least 0"));
-        assert!(
-            errors[4]
-                .contains("max_ejection_time (5s) cannot be less than base_ejection_time (10s)")
-        );
-    }
-
-    #[test]
-    fn the_policys_outlier_refusals_are_located_at_their_keys_in_the_files_words() {
-        let errors = errors(
-            "[cluster.api.outlier_detection]\nfailure_percentage = { threshold = 300, request_volume = 0 }\n\
-             success_rate = { minimum_hosts = 0 }\nslow_call = { threshold = \"0s\" }\n",
-        );
-        assert_eq!(errors.len(), 4, "{errors:#?}");
-        assert!(
-            errors[0].contains(
-                "outlier_detection.failure_percentage.threshold is a percentage from 1 to 100, got 300"
-            ),
-            "{errors:#?}"
-        );
-        assert!(
-            errors[1]
-                .contains("outlier_detection.failure_percentage.request_volume must be at least 1"),
-            "{errors:#?}"
-        );
-        assert!(
-            errors[2].contains(
-                "outlier_detection.success_rate.minimum_hosts must be from 1 to 100000, got 0"
-            ),
-            "{errors:#?}"
-        );
-        assert!(
-            errors[3].contains("outlier_detection.slow_call.threshold must be more than zero"),
-            "{errors:#?}"
-        );
-        let line = |error: &str| error.split(':').nth(1).map(str::to_owned);
-        assert_eq!(
-            line(&errors[0]),
-            line(&errors[1]),
-            "both on the failure_percentage line"
-        );
-        assert_ne!(line(&errors[2]), line(&errors[3]));
     }
 }
