@@ -16,7 +16,6 @@ use blastwall_policy::breaker::{
 };
 use toml::Spanned;
 
-use super::duration_or;
 use super::passive::{DEFAULT_SLOW_CALL_DURATION, Place, Written, section_has};
 use crate::config::file::CircuitBreakerSection;
 use crate::config::values::DurationValue;
@@ -28,7 +27,7 @@ const DEFAULT_WINDOW_SPAN: Duration = Duration::from_secs(10);
 const TIME_WINDOW_BUCKETS: u32 = 10;
 const DEFAULT_OPEN_DURATION: Duration = Duration::from_secs(5);
 const DEFAULT_HALF_OPEN_PROBES: u32 = 3;
-/// More probes than this at once is a typo, not a policy.
+/// More probes than this at once is a typo, not a policy (a bound of the proxy's).
 const MAX_HALF_OPEN_PROBES: u32 = 1000;
 /// A probe whose permit is never given back (it cannot be: permits are recorded on drop) is
 /// given up on after this, as a last safety net.
@@ -109,7 +108,13 @@ impl Place<'_, '_> {
             )
             .unwrap_or(open_duration);
         let half_open_probes = self
-            .half_open_probes(name, section.half_open_probes, written)
+            .written_count(
+                section.half_open_probes,
+                "half_open_probes",
+                MAX_HALF_OPEN_PROBES,
+                || format!("{name}.half_open_probes"),
+                written,
+            )
             .unwrap_or(DEFAULT_HALF_OPEN_PROBES);
         BreakerConfig {
             consecutive_failures,
@@ -187,8 +192,8 @@ impl Place<'_, '_> {
         Some(duration)
     }
 
-    /// A duration of a breaker as written, noted; one longer than `max` is an error here (a
-    /// bound of the proxy's, where the policy leaves one open).
+    /// A duration of a breaker as written, noted under its key; `max` is a bound of the
+    /// proxy's, where the policy leaves one open.
     fn breaker_duration(
         &mut self,
         name: &str,
@@ -197,44 +202,7 @@ impl Place<'_, '_> {
         max: Option<Duration>,
         written: &mut Written,
     ) -> Option<Duration> {
-        let value = value?;
-        let span = value.span();
-        written.note(key, span.clone(), None);
-        let errors = self.check.errors.len();
-        let duration = duration_or(self.check, Some(value), Duration::ZERO);
-        if self.check.errors.len() > errors {
-            return None;
-        }
-        if let Some(max) = max.filter(|max| duration > *max) {
-            self.error_at(
-                span,
-                &format!("{name}.{key}"),
-                &format!("must be at most {max:?}"),
-            );
-            return None;
-        }
-        Some(duration)
-    }
-
-    /// `half_open_probes`, at most [`MAX_HALF_OPEN_PROBES`] (a bound of the proxy's).
-    fn half_open_probes(
-        &mut self,
-        name: &str,
-        value: Option<Spanned<u32>>,
-        written: &mut Written,
-    ) -> Option<u32> {
-        let probes = written.quoted("half_open_probes", value)?;
-        if probes > MAX_HALF_OPEN_PROBES {
-            let span = written.span("half_open_probes");
-            let span = span.unwrap_or_else(|| self.cluster_span.clone());
-            self.error_at(
-                span,
-                &format!("{name}.half_open_probes"),
-                &format!("must be from 1 to {MAX_HALF_OPEN_PROBES}, got {probes}"),
-            );
-            return None;
-        }
-        Some(probes)
+        self.written_duration(value, key, max, || format!("{name}.{key}"), written)
     }
 
     /// Reports the policy's refusal of one breaker setting at the key that holds it, in the
@@ -328,7 +296,7 @@ mod tests {
 
     use blastwall_policy::breaker::SlidingWindow;
 
-    use super::super::passive::tests::{config, errors, passive};
+    use super::super::passive::tests::{config, errors, passive, section};
     use crate::config::Config;
 
     #[test]
@@ -504,22 +472,21 @@ mod tests {
             max_open_ms in proptest::option::of(0u64..10_000),
             probes in proptest::option::of(0u32..1200),
         ) {
-            let mut section = String::from("[cluster.api.circuit_breaker]\n");
-            let mut line = |key: &str, value: Option<String>| {
-                if let Some(value) = value {
-                    section.push_str(&format!("{key} = {value}\n"));
-                }
-            };
-            line("consecutive_failures", failures.map(|n| n.to_string()));
-            line("failure_rate_percent", rate.map(|n| n.to_string()));
-            line("slow_call_percent", slow.map(|n| n.to_string()));
-            line("slow_call_duration", Some(format!("\"{slow_ms}ms\"")));
-            line("window_calls", window_calls.map(|n| n.to_string()));
-            line("window", window_secs.map(|n| format!("\"{n}s\"")));
-            line("minimum_calls", minimum.map(|n| n.to_string()));
-            line("open_duration", Some(format!("\"{open_ms}ms\"")));
-            line("max_open_duration", max_open_ms.map(|n| format!("\"{n}ms\"")));
-            line("half_open_probes", probes.map(|n| n.to_string()));
+            let section = section(
+                "circuit_breaker",
+                &[
+                    ("consecutive_failures", failures.map(|n| n.to_string())),
+                    ("failure_rate_percent", rate.map(|n| n.to_string())),
+                    ("slow_call_percent", slow.map(|n| n.to_string())),
+                    ("slow_call_duration", Some(format!("\"{slow_ms}ms\""))),
+                    ("window_calls", window_calls.map(|n| n.to_string())),
+                    ("window", window_secs.map(|n| format!("\"{n}s\""))),
+                    ("minimum_calls", minimum.map(|n| n.to_string())),
+                    ("open_duration", Some(format!("\"{open_ms}ms\""))),
+                    ("max_open_duration", max_open_ms.map(|n| format!("\"{n}ms\""))),
+                    ("half_open_probes", probes.map(|n| n.to_string())),
+                ],
+            );
             if let Ok(config) = Config::parse(&config(&section), Path::new("blastwall.toml")) {
                 let valid = config.clusters[0].passive.circuit_breaker.clone().expect("a breaker");
                 let breaker = blastwall_policy::breaker::CircuitBreaker::new(valid.config().clone());

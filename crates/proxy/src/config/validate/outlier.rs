@@ -106,7 +106,14 @@ impl Place<'_, '_> {
                     .number("success_rate.request_volume", sr.request_volume)
                     .unwrap_or(defaults.request_volume),
                 minimum_hosts: self
-                    .minimum_hosts(sr.minimum_hosts, written)
+                    .written_count(
+                        sr.minimum_hosts,
+                        "success_rate.minimum_hosts",
+                        MAX_MINIMUM_HOSTS,
+                        || "outlier_detection.success_rate.minimum_hosts".to_owned(),
+                        written,
+                    )
+                    .map(|hosts| hosts as usize)
                     .unwrap_or(defaults.minimum_hosts),
             }
         });
@@ -140,44 +147,9 @@ impl Place<'_, '_> {
         field: &'static str,
         written: &mut Written,
     ) -> Option<Duration> {
-        let value = value?;
-        let span = value.span();
-        written.note(field, span.clone(), None);
-        let errors = self.check.errors.len();
-        let duration = duration_or(self.check, Some(value), Duration::ZERO);
-        if self.check.errors.len() > errors {
-            return None;
-        }
-        if duration > MAX_EJECTION_TIME_LIMIT {
-            let key = format!("outlier_detection.{}", outlier_key(field));
-            self.error_at(
-                span,
-                &key,
-                &format!("must be at most {MAX_EJECTION_TIME_LIMIT:?}"),
-            );
-            return None;
-        }
-        Some(duration)
-    }
-
-    /// `success_rate.minimum_hosts`, at most [`MAX_MINIMUM_HOSTS`] (a bound of the proxy's).
-    fn minimum_hosts(
-        &mut self,
-        value: Option<Spanned<u32>>,
-        written: &mut Written,
-    ) -> Option<usize> {
-        let hosts = written.number("success_rate.minimum_hosts", value)?;
-        if hosts > MAX_MINIMUM_HOSTS {
-            let span = written.span("success_rate.minimum_hosts");
-            let span = span.unwrap_or_else(|| self.cluster_span.clone());
-            self.error_at(
-                span,
-                "outlier_detection.success_rate.minimum_hosts",
-                &format!("must be from 1 to {MAX_MINIMUM_HOSTS}, got {hosts}"),
-            );
-            return None;
-        }
-        Some(hosts as usize)
+        let key = || format!("outlier_detection.{}", outlier_key(field));
+        let max = Some(MAX_EJECTION_TIME_LIMIT);
+        self.written_duration(value, field, max, key, written)
     }
 
     /// Reports the policy's refusal of one outlier setting at the key that holds it, in the
@@ -235,7 +207,7 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use super::super::passive::tests::{config, errors, passive};
+    use super::super::passive::tests::{config, errors, passive, section};
     use crate::config::Config;
 
     proptest::proptest! {
@@ -252,22 +224,23 @@ mod tests {
             stdev in proptest::option::of(-1.0f64..5.0),
             hosts in proptest::option::of(0u32..10),
         ) {
-            let mut section = String::from("[cluster.api.outlier_detection]\n");
-            let mut line = |key: &str, value: Option<String>| {
-                if let Some(value) = value {
-                    section.push_str(&format!("{key} = {value}\n"));
-                }
-            };
-            line("consecutive_errors", errors_in_a_row.map(|n| n.to_string()));
-            line("consecutive_gateway_errors", gateway.map(|n| n.to_string()));
-            line("interval", interval_ms.map(|n| format!("\"{n}ms\"")));
-            line("base_ejection_time", base_ms.map(|n| format!("\"{n}ms\"")));
-            line("max_ejection_time", max_ms.map(|n| format!("\"{n}ms\"")));
-            line("max_ejection_percent", percent.map(|n| n.to_string()));
-            line("failure_percentage", threshold.map(|n| format!("{{ threshold = {n} }}")));
-            line(
-                "success_rate",
-                stdev.zip(hosts).map(|(s, h)| format!("{{ stdev_factor = {s:?}, minimum_hosts = {h} }}")),
+            let section = section(
+                "outlier_detection",
+                &[
+                    ("consecutive_errors", errors_in_a_row.map(|n| n.to_string())),
+                    ("consecutive_gateway_errors", gateway.map(|n| n.to_string())),
+                    ("interval", interval_ms.map(|n| format!("\"{n}ms\""))),
+                    ("base_ejection_time", base_ms.map(|n| format!("\"{n}ms\""))),
+                    ("max_ejection_time", max_ms.map(|n| format!("\"{n}ms\""))),
+                    ("max_ejection_percent", percent.map(|n| n.to_string())),
+                    ("failure_percentage", threshold.map(|n| format!("{{ threshold = {n} }}"))),
+                    (
+                        "success_rate",
+                        stdev.zip(hosts).map(|(s, h)| {
+                            format!("{{ stdev_factor = {s:?}, minimum_hosts = {h} }}")
+                        }),
+                    ),
+                ],
             );
             if let Ok(config) = Config::parse(&config(&section), Path::new("blastwall.toml")) {
                 let valid = config.clusters[0].passive.outlier_detection.clone().expect("outlier detection");

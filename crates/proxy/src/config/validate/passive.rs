@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::Checker;
+use super::{Checker, duration_or};
 use crate::config::PassiveConfig;
 use crate::config::file::ClusterSection;
+use crate::config::values::DurationValue;
 
 /// A call at least this long is slow, for a breaker and for outlier detection, unless the
 /// section says otherwise.
@@ -61,6 +62,57 @@ impl Place<'_, '_> {
     pub(super) fn error_at(&mut self, span: Range<usize>, key: &str, problem: &str) {
         let message = format!("cluster \"{}\": {key} {problem}", self.cluster);
         self.check.error_at(span, message);
+    }
+
+    /// A count as written, noted under `field` with its number; `None` if it is more than
+    /// `max` (a bound of the proxy's, where the policy refuses only a zero; reported at `key`
+    /// in the words the zero's refusal is said in).
+    pub(super) fn written_count(
+        &mut self,
+        value: Option<Spanned<u32>>,
+        field: &'static str,
+        max: u32,
+        key: impl FnOnce() -> String,
+        written: &mut Written,
+    ) -> Option<u32> {
+        let count = written.quoted(field, value)?;
+        if count > max {
+            let span = written.span(field);
+            let span = span.unwrap_or_else(|| self.cluster_span.clone());
+            self.error_at(
+                span,
+                &key(),
+                &format!("must be from 1 to {max}, got {count}"),
+            );
+            return None;
+        }
+        Some(count)
+    }
+
+    /// A duration as written, noted under `field`; `None` if it did not parse (reported at
+    /// its place) or is longer than `max` (a bound of the proxy's, where the policy leaves
+    /// one open; reported at `key`).
+    pub(super) fn written_duration(
+        &mut self,
+        value: Option<Spanned<DurationValue>>,
+        field: &'static str,
+        max: Option<Duration>,
+        key: impl FnOnce() -> String,
+        written: &mut Written,
+    ) -> Option<Duration> {
+        let value = value?;
+        let span = value.span();
+        written.note(field, span.clone(), None);
+        let errors = self.check.errors.len();
+        let duration = duration_or(self.check, Some(value), Duration::ZERO);
+        if self.check.errors.len() > errors {
+            return None;
+        }
+        if let Some(max) = max.filter(|max| duration > *max) {
+            self.error_at(span, &key(), &format!("must be at most {max:?}"));
+            return None;
+        }
+        Some(duration)
     }
 }
 
@@ -153,6 +205,20 @@ endpoints = [{{ address = "127.0.0.1:9001" }}]
 {sections}
 "#
         )
+    }
+
+    /// The table `[cluster.api.{table}]` with the keys that have a value.
+    pub(in crate::config::validate) fn section(
+        table: &str,
+        keys: &[(&str, Option<String>)],
+    ) -> String {
+        let mut section = format!("[cluster.api.{table}]\n");
+        for (key, value) in keys {
+            if let Some(value) = value {
+                section.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        section
     }
 
     /// The passive checks of `api` in a valid file.
