@@ -494,4 +494,47 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        /// Every refusal of a breaker section, the policy's or the proxy's, is said at a key
+        /// of the section, never at the cluster in the policy's words.
+        #[test]
+        fn every_refusal_of_a_breaker_section_names_its_key(
+            failures in proptest::option::of(0u32..3),
+            rate in proptest::option::of(0u32..300),
+            slow in proptest::option::of(0u32..300),
+            slow_ns in proptest::option::of(0u64..3),
+            window_calls in proptest::option::of(0u32..3),
+            window_ns in proptest::option::of(0u64..30),
+            minimum in proptest::option::of(0u32..5),
+            open_ns in proptest::option::of(0u64..3),
+            max_open_ns in proptest::option::of(0u64..3),
+            probes in proptest::option::of(0u32..3),
+        ) {
+            let section = section(
+                "circuit_breaker",
+                &[
+                    ("consecutive_failures", failures.map(|n| n.to_string())),
+                    ("failure_rate_percent", rate.map(|n| n.to_string())),
+                    ("slow_call_percent", slow.map(|n| n.to_string())),
+                    ("slow_call_duration", slow_ns.map(|n| format!("\"{n}ns\""))),
+                    ("window_calls", window_calls.map(|n| n.to_string())),
+                    ("window", window_ns.map(|n| format!("\"{n}ns\""))),
+                    ("minimum_calls", minimum.map(|n| n.to_string())),
+                    ("open_duration", open_ns.map(|n| format!("\"{n}ns\""))),
+                    ("max_open_duration", max_open_ns.map(|n| format!("\"{n}ns\""))),
+                    ("half_open_probes", probes.map(|n| n.to_string())),
+                ],
+            );
+            if let Err(errors) = Config::parse(&config(&section), Path::new("blastwall.toml")) {
+                for error in errors.0.iter().map(ToString::to_string) {
+                    let first_line = error.lines().next().unwrap_or_default();
+                    proptest::prop_assert!(
+                        first_line.contains("circuit_breaker."),
+                        "{section}: {error}"
+                    );
+                }
+            }
+        }
+    }
 }
