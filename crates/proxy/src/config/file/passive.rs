@@ -1,6 +1,7 @@
 //! The TOML shape of what traffic may say about endpoints: the cluster's circuit breaker, one
 //! breaker per endpoint, and passive outlier detection. Validated in
-//! `config::validate::passive` into [`crate::config::PassiveConfig`].
+//! `config::validate::passive` (the breakers in `validate::breaker`, outlier detection in
+//! `validate::outlier`) into [`crate::config::PassiveConfig`].
 
 use schemars::JsonSchema;
 use serde::Deserialize;

@@ -6,18 +6,19 @@
 //! the values it resolves from them (a cluster's `request_timeout`). Checking goes on past
 //! an error, so that one run reports all of them; they are sorted into file order at the
 //! end. Each policy setting is checked by the policy crate's own `validated()` and kept
-//! checked; these files say its refusals in the file's words, at the right key (the
-//! breakers' zero and range checks in `passive.rs` are still made here as well).
+//! checked; these files say its refusals in the file's words, at the right key.
 
 mod admin;
 mod admission;
 mod attempts;
+mod breaker;
 mod clusters;
 mod fallback;
 mod headers;
 mod health;
 mod listeners;
 mod matcher;
+mod outlier;
 mod passive;
 mod proxy;
 mod routes;
