@@ -130,8 +130,9 @@ where
     answered(&context, &method, started, record, in_flight, response)
 }
 
-/// The end of a request: the response gets the fallback's name (when decisions are shown)
-/// and the request id, and the observers (the counters, telemetry) read the record, once.
+/// The end of a request: the response gets the fallback's name (when decisions are shown;
+/// when they are not, it carries none, not even its upstream's) and the request id, and the
+/// observers (the counters, telemetry) read the record, once.
 fn answered(
     context: &Context<'_>,
     method: &http::Method,
@@ -140,12 +141,18 @@ fn answered(
     in_flight: RequestInFlight<'_>,
     mut response: Response<ProxyBody>,
 ) -> Response<ProxyBody> {
-    if let Some(kind) = record.fallback
-        && context.decision_headers
-    {
-        response
-            .headers_mut()
-            .insert(FALLBACK_HEADER, kind.header_value());
+    if context.decision_headers {
+        if let Some(kind) = record.fallback {
+            response
+                .headers_mut()
+                .insert(FALLBACK_HEADER, kind.header_value());
+        }
+    } else {
+        // An upstream's own (a proxy behind this one that answered from its fallback, or
+        // a kept copy of such an answer) is a decision too, and is not shown either.
+        // NOTE: one lookup per request, and only where decisions are hidden (not the
+        // default), as the released proxy has always paid there.
+        response.headers_mut().remove(FALLBACK_HEADER);
     }
     record.total = counters::record_request(in_flight, response.status());
     let response = with_request_id(response, &context.request_id);
