@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use blastwall_proxy::config::Config;
+use blastwall_proxy::Config;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

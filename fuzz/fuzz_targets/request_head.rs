@@ -3,8 +3,8 @@
 //! it was given or than the limit, and a head cut in half is not whole.
 #![no_main]
 
-use blastwall_proxy::listener::checks::{Head, HeadLimits, check_head};
-use blastwall_proxy::listener::h1::take_head;
+use blastwall_proxy::fuzzing::{Head, HeadLimits, check_head};
+use blastwall_proxy::fuzzing::take_head;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 

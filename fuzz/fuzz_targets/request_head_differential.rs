@@ -45,9 +45,9 @@
 //!    read it as a second, unchecked framing header.
 #![no_main]
 
-use blastwall_proxy::codec::{Decoded, Decoder};
-use blastwall_proxy::listener::checks::{Framing, Head, HeadLimits, check_head};
-use blastwall_proxy::listener::h1::take_head;
+use blastwall_proxy::fuzzing::{Decoded, Decoder};
+use blastwall_proxy::fuzzing::{Framing, Head, HeadLimits, check_head};
+use blastwall_proxy::fuzzing::take_head;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 

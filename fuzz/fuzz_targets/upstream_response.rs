@@ -3,7 +3,7 @@
 //! whether the bytes come at once or split in two.
 #![no_main]
 
-use blastwall_proxy::upstream::{Decoded, Decoder, Framing, take_head};
+use blastwall_proxy::fuzzing::upstream::{Decoded, Decoder, Framing, take_head};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 

@@ -14,7 +14,7 @@
 //! reads.
 #![no_main]
 
-use blastwall_proxy::upstream::{Framing, replay};
+use blastwall_proxy::fuzzing::upstream::{Framing, replay};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,4 +2,5 @@
 //! fault-tolerance spec that `blastwall verify` runs. See `ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+pub mod load;
 pub mod mock;

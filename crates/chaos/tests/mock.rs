@@ -10,6 +10,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+// The suites' one poll-until, from the cli's test support (whose rest runs the binary).
+#[path = "../../cli/tests/support/eventually.rs"]
+mod eventually;
+
+use self::eventually::eventually;
+
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 fn client() -> HttpClient {
@@ -59,15 +65,14 @@ async fn get(
         .expect("mock answers")
 }
 
-/// Polls the mock's counters until `done` holds; bounded so a broken mock fails the test.
+/// Waits until the mock's counters say `done`; bounded so a broken mock fails the test.
 async fn until(mock: &MockHandle, done: impl Fn(&mock::Stats) -> bool) {
-    for _ in 0..500 {
-        if done(&mock.stats()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition never held; stats: {:?}", mock.stats());
+    let held = eventually(Duration::from_secs(5), || {
+        let held = done(&mock.stats());
+        async move { held }
+    })
+    .await;
+    assert!(held, "condition never held; stats: {:?}", mock.stats());
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use blastwall_proxy::config::Config;
+use blastwall_proxy::Config;
 use clap::Args;
 
 /// Flags of `blastwall check`.

@@ -33,10 +33,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use blastwall_proxy::ConfigWatcher;
 use blastwall_proxy::Proxy;
-use blastwall_proxy::config::{Config, ConfigErrors};
-use blastwall_proxy::reload::watch::ConfigWatcher;
-use blastwall_proxy::reload::{DrainReport, ReloadOutcome, ReloadTrigger};
+use blastwall_proxy::{Config, ConfigErrors};
+use blastwall_proxy::{DrainReport, ReloadOutcome, ReloadTrigger};
 use clap::Args;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -80,7 +80,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut stops = Stops::catch()?;
     // As many descriptors as the process may have, before the config is checked against
     // them (see `blastwall_proxy::descriptors`).
-    match blastwall_proxy::descriptors::raise_open_file_limit() {
+    match blastwall_proxy::raise_open_file_limit() {
         Ok(limit) => tracing::debug!(limit, "open-file limit raised to the hard limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
@@ -251,7 +251,7 @@ fn init_logging(filter: &str) {
         .with(fmt::layer().with_writer(std::io::stderr))
         .try_init();
     if installed.is_ok() {
-        blastwall_proxy::telemetry::install_log_filter(move |text| {
+        blastwall_proxy::install_log_filter(move |text| {
             let filter = EnvFilter::try_new(text).map_err(|error| error.to_string())?;
             handle.reload(filter).map_err(|error| error.to_string())
         });

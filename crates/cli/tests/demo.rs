@@ -5,7 +5,10 @@ use std::process::Command;
 /// Runs a demo scenario and returns its stdout and its table rows split into words.
 fn run_demo(scenario: &str) -> (String, Vec<Vec<String>>) {
     let output = Command::new(env!("CARGO_BIN_EXE_blastwall"))
-        .args(["demo", scenario, "--phase", "3s", "--rate", "40"])
+        // No dashboard: the default admin port may be another test's or program's.
+        .args([
+            "demo", scenario, "--phase", "3s", "--rate", "40", "--admin", "off",
+        ])
         .output()
         .expect("the demo runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

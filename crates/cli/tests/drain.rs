@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use support::{Mock, Proxy, eventually, get, try_send};
+use support::{Mock, Proxy, admin_url, eventually, get, try_send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -185,11 +185,27 @@ async fn a_request_half_sent_when_the_drain_begins_is_still_answered() {
         .write_all(b"GET /x HTTP/1.1\r\nhost: blastwall\r\n")
         .await
         .expect("first half written");
-    // Setup, not an assertion of timing: the proxy must have accepted the connection and
-    // read the first half before the drain begins, which loopback does in well under this.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The proxy must have taken the connection before the drain begins: it counts it in the
+    // task that goes on at once to read the first half, already waiting on the socket.
+    let metrics = admin_url(&proxy, "/metrics");
+    let taken = eventually(Duration::from_secs(10), || async {
+        get(&metrics)
+            .await
+            .2
+            .lines()
+            .any(|line| line == "blastwall_connections 1")
+    })
+    .await;
+    assert!(taken, "the proxy never counted the connection");
     proxy.process.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The drain has begun once the listener refuses new connections: the same stop tells
+    // the open connection to close after its request.
+    let addr = proxy.addr();
+    let draining = eventually(Duration::from_secs(10), || async {
+        TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+    assert!(draining, "the listener still takes connections");
     stream
         .write_all(b"\r\n")
         .await

@@ -7,8 +7,8 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use blastwall_proxy::config::Config;
-use blastwall_proxy::reload::{ReloadOutcome, ReloadTrigger};
+use blastwall_proxy::Config;
+use blastwall_proxy::{ReloadOutcome, ReloadTrigger};
 use http::{Method, StatusCode};
 use support::{Mock, Proxy, eventually, get, send};
 
@@ -223,4 +223,33 @@ async fn a_kill_switch_flipped_at_run_time_survives_reloads_that_keep_its_key() 
         .clone();
     assert_eq!(stats.served_static.get(), 3);
     drop(proxy);
+}
+
+/// `decision_headers = "never"` hides the fallback that answered, and an upstream's word for
+/// one too: the released proxy never let an `x-blastwall-fallback` through there.
+#[tokio::test]
+async fn a_proxy_showing_no_decisions_passes_on_no_fallback_header_of_its_upstream() {
+    // The upstream is a proxy of its own that answers from its fallback, and says so.
+    let dead = Mock::start("a", &[]);
+    let inner = Proxy::start(&config(
+        &dead,
+        None,
+        "kill_switch = true\nstatic = { status = 200, body = 'kept' }",
+    ));
+    let (status, headers, body) = get(&inner.url("/")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "kept"));
+    assert_eq!(headers["x-blastwall-fallback"], "static");
+
+    // A proxy in front of it, showing no decisions.
+    let in_front =
+        config(&dead, None, STATIC).replace(&dead.addr.to_string(), &inner.addr().to_string());
+    let outer = Proxy::start(&format!(
+        "[proxy]\ndecision_headers = \"never\"\n{in_front}"
+    ));
+    let (status, headers, body) = get(&outer.url("/")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "kept"));
+    assert!(
+        !headers.contains_key("x-blastwall-fallback"),
+        "a decision shown though decision_headers = \"never\": {headers:?}"
+    );
 }

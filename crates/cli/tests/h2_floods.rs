@@ -13,10 +13,12 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::StatusCode;
-use support::{Mock, Proxy, admin_section, endpoint, get, single_cluster_config};
+use support::{
+    Mock, Proxy, admin_section, endpoint, eventually_blocking, get, single_cluster_config,
+};
 
 /// The flood client.
 const FLOOD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h2/flood.py");
@@ -114,13 +116,12 @@ fn run_script(scenario: &str, address: String) -> Ending {
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 runs");
-    let deadline = Instant::now() + SCRIPT_WITHIN;
-    while child.try_wait().expect("the script's status").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the flood script ran past {SCRIPT_WITHIN:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let ended = eventually_blocking(SCRIPT_WITHIN, || {
+        child.try_wait().expect("the script's status").is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+        panic!("the flood script ran past {SCRIPT_WITHIN:?}");
     }
     let output = child.wait_with_output().expect("the script's output");
     assert!(output.status.success(), "the flood script failed");

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use blastwall_chaos::mock::{self, Behaviour, MockConfig, MockHandle};
+use blastwall_proxy::Config;
 use blastwall_proxy::Proxy;
-use blastwall_proxy::config::Config;
 use http::StatusCode;
 use support::{eventually, get};
 

@@ -13,7 +13,7 @@ use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::{Mock, Proxy, eventually, get};
+use support::{Mock, Proxy, admin_section, eventually, get};
 
 /// A config with one listener and, for each `(name, mock)`, a route `/name/` to a cluster
 /// `name` holding that mock.
@@ -32,6 +32,7 @@ fn config(routes: &[(&str, &Mock)]) -> String {
             mock.addr
         ));
     }
+    text.push_str(&admin_section(""));
     text
 }
 

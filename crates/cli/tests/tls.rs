@@ -1,6 +1,7 @@
 //! TLS listeners: HTTP/2 and HTTP/1.1 by ALPN with a certificate made by the test, the
-//! forwarded request marked https, handshake failures confined to their connection, and
-//! certificate problems refused at startup naming the file.
+//! forwarded request marked https, handshake failures confined to their connection, a rotated
+//! certificate served after a reload, and certificate problems refused at startup naming the
+//! file.
 
 mod support;
 
@@ -28,19 +29,26 @@ struct Identity {
 
 impl Identity {
     fn new() -> Self {
+        let mut identity = Self {
+            folder: tempfile::tempdir().expect("a folder"),
+            cert_der: CertificateDer::from(Vec::new()),
+        };
+        identity.rotate();
+        identity
+    }
+
+    /// A new certificate and key, written over the files (as a certificate rotation does).
+    fn rotate(&mut self) {
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
             .expect("a certificate");
-        let folder = tempfile::tempdir().expect("a folder");
-        std::fs::write(folder.path().join("cert.pem"), certified.cert.pem()).expect("written");
+        let folder = self.folder.path();
+        std::fs::write(folder.join("cert.pem"), certified.cert.pem()).expect("written");
         std::fs::write(
-            folder.path().join("key.pem"),
+            folder.join("key.pem"),
             certified.signing_key.serialize_pem(),
         )
         .expect("written");
-        Self {
-            cert_der: certified.cert.der().clone(),
-            folder,
-        }
+        self.cert_der = certified.cert.der().clone();
     }
 
     fn path(&self, name: &str) -> String {
@@ -65,6 +73,9 @@ cluster = "api"
 
 [cluster.api]
 endpoints = [{{ address = "{}" }}]
+
+[admin]
+listen = "off"
 "#,
         upstream.addr
     )
@@ -75,6 +86,19 @@ async fn connect(
     identity: &Identity,
     alpn: &[u8],
 ) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tls = try_connect(addr, identity, alpn)
+        .await
+        .expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn), "ALPN agreed");
+    tls
+}
+
+/// A TLS connection trusting only `identity`'s certificate, or the handshake's error.
+async fn try_connect(
+    addr: SocketAddr,
+    identity: &Identity,
+    alpn: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut roots = RootCertStore::empty();
     roots.add(identity.cert_der.clone()).expect("a root");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -85,12 +109,9 @@ async fn connect(
         .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
     let stream = TcpStream::connect(addr).await.expect("connects");
-    let tls = TlsConnector::from(Arc::new(config))
+    TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").expect("a name"), stream)
         .await
-        .expect("TLS handshake");
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn), "ALPN agreed");
-    tls
 }
 
 fn echo_header(body: &[u8], name: &str) -> Option<String> {
@@ -201,6 +222,38 @@ async fn a_failed_handshake_affects_only_its_own_connection() {
         let response = h1.send_request(get(addr)).await.expect("an answer");
         assert_eq!(response.status(), StatusCode::OK);
     }
+}
+
+#[tokio::test]
+async fn a_reload_serves_a_rotated_certificate_to_the_connections_that_come_next() {
+    let mut identity = Identity::new();
+    let upstream = Mock::start("a", &[]);
+    let mut proxy = Proxy::start(&config(
+        &upstream,
+        &identity.path("cert.pem"),
+        &identity.path("key.pem"),
+    ));
+    let addr = proxy.listeners[0].1;
+    assert!(
+        connect(addr, &identity, b"http/1.1")
+            .await
+            .get_ref()
+            .1
+            .peer_certificates()
+            .is_some()
+    );
+
+    let old = identity.cert_der.clone();
+    identity.rotate();
+    proxy.process.signal("HUP");
+    proxy.process.wait_for_line("config reloaded");
+
+    // New connections get the new certificate: a client trusting only it completes its
+    // handshake.
+    let tls = connect(addr, &identity, b"http/1.1").await;
+    let served = tls.get_ref().1.peer_certificates().expect("a certificate");
+    assert_eq!(served[0], identity.cert_der);
+    assert_ne!(served[0], old);
 }
 
 fn check(config: &Path) -> (bool, String) {

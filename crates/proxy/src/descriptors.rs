@@ -25,7 +25,7 @@ use crate::config::{Config, ConfigError};
 
 /// Descriptors for everything not counted per connection: listening sockets, the runtime's
 /// event queue and wakers, signal pipes, log and config files, DNS lookups.
-pub const MARGIN: u64 = 64;
+pub(crate) const MARGIN: u64 = 64;
 
 /// Raises the soft open-file limit to the hard limit; returns the soft limit now.
 pub fn raise_open_file_limit() -> io::Result<u64> {
@@ -33,14 +33,14 @@ pub fn raise_open_file_limit() -> io::Result<u64> {
 }
 
 /// The soft open-file limit in force; `None` when unlimited or unknown.
-pub fn open_file_limit() -> Option<u64> {
+pub(crate) fn open_file_limit() -> Option<u64> {
     let (soft, _) = rlimit::Resource::NOFILE.get().ok()?;
     (soft != rlimit::INFINITY).then_some(soft)
 }
 
 /// The descriptors a config may need at its busiest, by where they go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Need {
+pub(crate) struct Need {
     /// Client connections: the sum of the listeners' `max_connections`.
     pub clients: u64,
     /// One upstream connection per client connection.
@@ -54,7 +54,7 @@ pub struct Need {
 
 impl Need {
     /// What `config` may need.
-    pub fn of(config: &Config) -> Self {
+    pub(crate) fn of(config: &Config) -> Self {
         let clients: u64 = config
             .listeners
             .iter()
@@ -81,14 +81,14 @@ impl Need {
     }
 
     /// All of it, with the [`MARGIN`].
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.clients + self.upstream + self.pools + self.admin + MARGIN
     }
 }
 
 /// [`check`] against the soft limit in force, the warning logged: whether `config` may be
 /// put in force.
-pub fn fits_open_file_limit(config: &Config) -> Result<(), ConfigError> {
+pub(crate) fn fits_open_file_limit(config: &Config) -> Result<(), ConfigError> {
     let Some(limit) = open_file_limit() else {
         return Ok(());
     };
@@ -100,7 +100,7 @@ pub fn fits_open_file_limit(config: &Config) -> Result<(), ConfigError> {
 
 /// Whether `config` fits `limit` open files: `Ok(None)` if it does, `Ok(Some(warning))` if
 /// only defaults overcommit, an error at the largest `max_connections` written otherwise.
-pub fn check(config: &Config, limit: u64) -> Result<Option<String>, ConfigError> {
+pub(crate) fn check(config: &Config, limit: u64) -> Result<Option<String>, ConfigError> {
     let need = Need::of(config);
     let total = need.total();
     if total <= limit {

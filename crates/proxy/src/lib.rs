@@ -5,27 +5,60 @@
 //! force held by [`reload`]. [`Proxy`] is the whole lifecycle: bind, serve, reload without
 //! dropping a request, drain.
 #![warn(missing_docs)]
+// Everything the binary (and the fuzz targets, through `fuzzing`) does not use stays inside the
+// crate, and says so where it is declared.
+#![warn(unreachable_pub)]
 
-pub mod admin;
-pub mod admission;
-pub mod balance;
-pub mod cluster;
-pub mod codec;
-pub mod config;
-pub mod descriptors;
-pub mod fallback;
-pub mod forward;
-pub mod headers;
-pub mod health;
-pub mod listener;
-pub mod live;
-pub mod metrics;
-pub mod pipeline;
-pub mod reload;
-pub mod router;
-pub mod stats;
-pub mod telemetry;
-pub mod upstream;
+mod admin;
+mod admission;
+mod balance;
+mod body;
+mod cluster;
+mod codec;
+mod config;
+mod counters;
+mod descriptors;
+mod endpoint;
+mod error;
+mod events;
+#[cfg(test)]
+mod eventually;
+mod fallback;
+mod forward;
+mod headers;
+mod health;
+mod listener;
+mod listeners;
+mod live;
+mod metrics;
+mod outcome;
+mod pipeline;
+mod record;
+mod reload;
+mod rng;
+mod router;
+mod telemetry;
+mod upstream;
+
+pub use crate::config::{Config, ConfigError, ConfigErrors};
+pub use crate::descriptors::raise_open_file_limit;
+pub use crate::reload::watch::ConfigWatcher;
+pub use crate::reload::{
+    AppliedReload, ClusterChanges, DrainReport, ListenerChanges, ReloadOutcome, ReloadTrigger,
+};
+pub use crate::telemetry::install_log_filter;
+
+/// The parsers that face the network, for the fuzz targets (`fuzz/`): not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::codec::{Decoded, Decoder};
+    pub use crate::listener::checks::{Framing, Head, HeadLimits, check_head};
+    pub use crate::listener::h1::take_head;
+    /// The upstream side's parsers.
+    pub mod upstream {
+        pub use crate::upstream::{Decoded, Decoder, Framing, replay, take_head};
+    }
+}
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,12 +66,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::admin::{AdminServer, ReloadRequest};
-use crate::config::{Config, ConfigError, ConfigErrors, Source};
+use crate::config::Source;
 use crate::listener::BoundListener;
-use crate::reload::listeners::ListenerSet;
-use crate::reload::{
-    AppliedReload, DrainReport, ReloadAttempt, ReloadOutcome, ReloadTrigger, Runtime,
-};
+use crate::listeners::ListenerSet;
+use crate::reload::{ReloadAttempt, Runtime};
 
 /// A running proxy: its listeners accept from the moment it is bound, until it is drained.
 ///
@@ -168,8 +199,16 @@ impl Proxy {
                 .map(|()| config)
                 .map_err(|error| ConfigErrors(vec![error]))
         });
+        // The same text with the same certificates behind its `tls` files changes nothing; a
+        // rotated certificate under the same names is a change to apply.
+        let unchanged = hash.as_ref() == Some(&previous_hash)
+            && loaded.as_ref().is_ok_and(|config| {
+                let serving = &self.runtime.snapshot().config.listeners;
+                let tls = |listener: &config::ListenerConfig| listener.tls.clone();
+                config.listeners.iter().map(tls).eq(serving.iter().map(tls))
+            });
         let outcome = match loaded {
-            _ if hash.as_ref() == Some(&previous_hash) => ReloadOutcome::Unchanged {
+            _ if unchanged => ReloadOutcome::Unchanged {
                 hash: previous_hash.clone(),
             },
             Err(errors) => ReloadOutcome::Refused { hash, errors },

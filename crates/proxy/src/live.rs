@@ -13,8 +13,8 @@ use blastwall_policy::retry::RetryPolicy;
 
 use crate::admission::RouteAdmission;
 use crate::config::RouteConfig;
+use crate::counters::RouteStats;
 use crate::fallback::RouteFallback;
-use crate::stats::RouteStats;
 
 /// One route's live state.
 #[derive(Debug)]
@@ -40,19 +40,13 @@ impl LiveRoute {
             admission: RouteAdmission::new(config, previous.map(|previous| &previous.admission)),
             fallback: RouteFallback::new(config, previous.map(|previous| &previous.fallback)),
             stats: previous.map_or_else(Default::default, |previous| previous.stats.clone()),
-            retry: RetryPolicy::new(config.attempts.retry)
-                .expect("retry settings were validated with the config"),
+            retry: config.attempts.retry.clone(),
             hedge: config.attempts.hedge.map(|hedge| {
                 previous
                     .and_then(|previous| previous.hedge.as_ref())
-                    .filter(|kept| *kept.config() == hedge)
+                    .filter(|kept| kept.config() == hedge.config())
                     .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(
-                            HedgePolicy::new(hedge)
-                                .expect("hedge settings were validated with the config"),
-                        )
-                    })
+                    .unwrap_or_else(|| Arc::new(HedgePolicy::from_valid(hedge)))
             }),
         }
     }

@@ -15,8 +15,8 @@ use http::{HeaderMap, Uri, header};
 
 use crate::config::{Config, HostMatch, RouteConfig};
 
-pub mod path;
-pub mod path_match;
+pub(crate) mod path;
+pub(crate) mod path_match;
 
 use path_match::RoutedPath;
 
@@ -106,7 +106,7 @@ fn matches<'a>(
 /// is the same name as `shop.example`, and must not slip past a route that matches it): the
 /// URI's authority (HTTP/2 `:authority`, or an absolute-form HTTP/1.1 target), else the
 /// `Host` header.
-pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     let authority = match uri.authority() {
         Some(authority) => authority.as_str(),
         None => headers.get(header::HOST)?.to_str().ok()?,

@@ -28,6 +28,30 @@ pub struct DemoArgs {
     /// Requests per second sent.
     #[arg(long, default_value_t = 50)]
     rate: u32,
+    /// Where the proxy scenario's admin listener (its dashboard) binds: an address, or
+    /// `off`. Unset, it takes the default admin address, and runs without a dashboard when
+    /// that is taken.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_admin)]
+    admin: Option<Admin>,
+}
+
+/// Where the demo proxy's admin listener binds, when `--admin` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admin {
+    /// At this address (port 0: any free port).
+    At(std::net::SocketAddr),
+    /// Nowhere.
+    Off,
+}
+
+fn parse_admin(value: &str) -> Result<Admin, String> {
+    if value == "off" {
+        return Ok(Admin::Off);
+    }
+    value
+        .parse()
+        .map(Admin::At)
+        .map_err(|_| format!("`{value}` is neither an address (such as 127.0.0.1:0) nor `off`"))
 }
 
 /// The demo scenarios.

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use blastwall_chaos::mock::{self, Behaviour, MockConfig, MockHandle, NAME_HEADER};
+use blastwall_proxy::Config;
 use blastwall_proxy::Proxy;
-use blastwall_proxy::config::Config;
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::{BodyExt, Empty};
@@ -26,7 +26,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 
-use super::{DemoArgs, format_latency, open_loop_second, percentile};
+use super::{Admin, DemoArgs, format_latency, open_loop_second, percentile};
 
 const SLOW: Duration = Duration::from_millis(100);
 const REPLICAS: [&str; 3] = ["primary-a", "primary-b", "standby"];
@@ -35,7 +35,7 @@ const REPLICAS: [&str; 3] = ["primary-a", "primary-b", "standby"];
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let mut replicas = Replicas::start().await?;
     let config = Config::parse(
-        &built_in_config(&replicas.addrs),
+        &built_in_config(&replicas.addrs, args.admin),
         Path::new("(built-in demo config)"),
     )
     .map_err(|errors| anyhow::anyhow!("the built-in demo config is invalid:\n{errors}"))?;
@@ -95,9 +95,15 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn built_in_config(addrs: &[SocketAddr]) -> String {
+fn built_in_config(addrs: &[SocketAddr], admin: Option<Admin>) -> String {
+    // Unset, the default admin address, which may be taken (then there is no dashboard).
+    let admin = match admin {
+        None => String::new(),
+        Some(Admin::Off) => "[admin]\nlisten = \"off\"\n".to_owned(),
+        Some(Admin::At(addr)) => format!("[admin]\nlisten = \"{addr}\"\n"),
+    };
     format!(
-        r#"
+        r#"{admin}
 [[listener]]
 name = "demo"
 listen = "127.0.0.1:0"

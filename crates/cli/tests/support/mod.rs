@@ -6,6 +6,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+mod eventually;
+
+// Not every suite waits for something.
+#[allow(unused_imports)]
+pub use self::eventually::{eventually, eventually_blocking};
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,14 +87,12 @@ impl Process {
     /// Waits for the process to exit, at most `within`, and returns whether it exited
     /// successfully.
     pub fn wait_exit(&mut self, within: Duration) -> Option<bool> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status.success());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        let mut exited = None;
+        eventually_blocking(within, || {
+            exited = self.child.try_wait().ok().flatten();
+            exited.is_some()
+        });
+        exited.map(|status| status.success())
     }
 
     /// The process id.
@@ -197,7 +201,7 @@ impl Proxy {
     pub fn start_with(config: &str, flags: &[&str]) -> Self {
         let folder = tempfile::tempdir().expect("temporary folder");
         let config_path = folder.path().join("blastwall.toml");
-        std::fs::write(&config_path, config).expect("config written");
+        std::fs::write(&config_path, with_admin(config)).expect("config written");
         let path = config_path.to_str().expect("utf-8 path").to_owned();
         let mut args = vec!["run", "-c", &path, "--log", "warn"];
         args.extend_from_slice(flags);
@@ -225,7 +229,7 @@ impl Proxy {
     /// over the old one, so the proxy never reads half of it.
     pub fn replace_config(&self, config: &str) {
         let fresh = self.config_path.with_extension("toml.new");
-        std::fs::write(&fresh, config).expect("config written");
+        std::fs::write(&fresh, with_admin(config)).expect("config written");
         std::fs::rename(&fresh, &self.config_path).expect("config renamed into place");
     }
 
@@ -237,6 +241,17 @@ impl Proxy {
     /// A URL on the first listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr())
+    }
+}
+
+/// `config`, with an admin listener on a free port when it names none: without `[admin]`
+/// a proxy takes the default port (127.0.0.1:9901), which tests running side by side, or
+/// a proxy the developer runs, would race for.
+pub fn with_admin(config: &str) -> String {
+    if config.contains("[admin]") {
+        config.to_owned()
+    } else {
+        config.to_owned() + &admin_section("")
     }
 }
 
@@ -285,23 +300,6 @@ pub async fn try_send(
 /// GET a URL.
 pub async fn get(url: &str) -> Answer {
     send(Method::GET, url, "", &[]).await
-}
-
-/// Polls `check` until it returns true, for at most `within`; for waiting on a state change
-/// the test caused (a health check noticing a dead endpoint), never for a fixed time.
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
 }
 
 /// A config with one listener on a free port, one route taking everything, and one cluster

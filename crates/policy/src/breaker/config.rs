@@ -139,9 +139,12 @@ pub enum ConfigError {
     /// `open_duration` was zero.
     #[error("open_duration must be greater than zero")]
     ZeroOpenDuration,
-    /// `open_duration` or the backoff cap above [`MAX_OPEN_DURATION`].
+    /// `open_duration` above [`MAX_OPEN_DURATION`].
     #[error("open periods may last at most one year")]
     OpenDurationTooLong,
+    /// The backoff cap above [`MAX_OPEN_DURATION`].
+    #[error("open periods may last at most one year")]
+    BackoffMaxTooLong,
     /// Backoff multiplier below 1 or not finite.
     #[error("open_backoff.multiplier must be a finite number of at least 1, got {0}")]
     BackoffMultiplierOutOfRange(f64),
@@ -154,6 +157,61 @@ pub enum ConfigError {
     /// `probe_timeout` was `Some(0)`.
     #[error("probe_timeout must be greater than zero")]
     ZeroProbeTimeout,
+}
+
+impl ConfigError {
+    /// The field of [`BreakerConfig`] the error is about (`"open_backoff.max"`), so that a
+    /// caller reading the settings from a file can point at the key that holds it.
+    pub fn field(&self) -> &'static str {
+        use ConfigError as E;
+        match self {
+            E::ZeroConsecutiveFailures => "consecutive_failures",
+            E::FailureRateOutOfRange(_) => "failure_rate",
+            E::SlowCallRateOutOfRange(_) => "slow_call_rate",
+            E::ZeroSlowCallDuration => "slow_call_duration",
+            E::EmptyWindow | E::WindowTooLarge(_) | E::BucketsTooFine => "window",
+            E::ZeroMinimumCalls | E::MinimumCallsExceedWindow { .. } => "minimum_calls",
+            E::ZeroOpenDuration | E::OpenDurationTooLong => "open_duration",
+            E::BackoffMultiplierOutOfRange(_) => "open_backoff.multiplier",
+            E::BackoffMaxBelowOpenDuration | E::BackoffMaxTooLong => "open_backoff.max",
+            E::ZeroHalfOpenProbes => "half_open_probes",
+            E::ZeroProbeTimeout => "probe_timeout",
+        }
+    }
+}
+
+/// A [`BreakerConfig`] whose checks passed, with the compiled form the breaker runs on.
+///
+/// Made only by [`BreakerConfig::validated`]; a breaker built from it
+/// ([`CircuitBreaker::from_valid`](super::CircuitBreaker::from_valid)) cannot fail. A caller that
+/// validates once at load (the proxy's config) keeps this, not the plain config, so that
+/// building breakers later (on a reload, for a new endpoint) has no failure path to forget.
+#[derive(Debug, Clone)]
+pub struct ValidBreakerConfig {
+    config: BreakerConfig,
+    pub(crate) compiled: Compiled,
+}
+
+impl ValidBreakerConfig {
+    /// The configuration as given.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+}
+
+impl std::ops::Deref for ValidBreakerConfig {
+    type Target = BreakerConfig;
+
+    fn deref(&self) -> &BreakerConfig {
+        &self.config
+    }
+}
+
+impl PartialEq for ValidBreakerConfig {
+    /// Equal when the configurations are: the compiled form follows from it.
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+    }
 }
 
 /// A rate threshold in parts per million, and the ratio it came from (for messages).
@@ -203,47 +261,45 @@ impl Compiled {
     }
 }
 
-fn rate(value: f64, error: fn(f64) -> ConfigError) -> Result<RateThreshold, ConfigError> {
-    if !(value > 0.0 && value <= 1.0) {
-        return Err(error(value));
+/// The refusal of a ratio outside `(0, 1]` (NaN included).
+fn rate_error(value: Option<f64>, error: fn(f64) -> ConfigError) -> Option<ConfigError> {
+    value
+        .filter(|value| !(*value > 0.0 && *value <= 1.0))
+        .map(error)
+}
+
+impl RateThreshold {
+    /// A checked ratio (in `(0, 1]`) in parts per million.
+    fn new(ratio: f64) -> Self {
+        // `ratio` is in (0, 1], so this is in (0, 1e6] and the cast is exact after rounding.
+        let ppm = (ratio * 1_000_000.0).round() as u64;
+        Self {
+            ppm: ppm.max(1),
+            ratio,
+        }
     }
-    // `value` is in (0, 1], so this is in (0, 1e6] and the cast is exact after rounding.
-    let ppm = (value * 1_000_000.0).round() as u64;
-    Ok(RateThreshold {
-        ppm: ppm.max(1),
-        ratio: value,
-    })
 }
 
 impl BreakerConfig {
-    /// Checks the configuration and compiles it for the breaker.
+    /// Checks the configuration, keeping it with its compiled form; or the first setting
+    /// that makes no sense (the first of [`errors`](Self::errors)).
+    pub fn validated(self) -> Result<ValidBreakerConfig, ConfigError> {
+        let compiled = self.validate()?;
+        Ok(ValidBreakerConfig {
+            config: self,
+            compiled,
+        })
+    }
+
+    /// Checks the configuration and compiles it for the breaker; or the first refusal.
     pub(crate) fn validate(&self) -> Result<Compiled, ConfigError> {
-        if self.consecutive_failures == Some(0) {
-            return Err(ConfigError::ZeroConsecutiveFailures);
-        }
-        let failure_rate = self
-            .failure_rate
-            .map(|r| rate(r, ConfigError::FailureRateOutOfRange))
-            .transpose()?;
-        let slow_call_rate = self
-            .slow_call_rate
-            .map(|r| rate(r, ConfigError::SlowCallRateOutOfRange))
-            .transpose()?;
-        if slow_call_rate.is_some() && self.slow_call_duration.is_zero() {
-            return Err(ConfigError::ZeroSlowCallDuration);
-        }
-        self.validate_window()?;
-        self.validate_open()?;
-        if self.half_open_probes == 0 {
-            return Err(ConfigError::ZeroHalfOpenProbes);
-        }
-        if self.probe_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(ConfigError::ZeroProbeTimeout);
+        if let Some(error) = self.errors().into_iter().next() {
+            return Err(error);
         }
         Ok(Compiled {
             consecutive_failures: self.consecutive_failures,
-            failure_rate,
-            slow_call_rate,
+            failure_rate: self.failure_rate.map(RateThreshold::new),
+            slow_call_rate: self.slow_call_rate.map(RateThreshold::new),
             slow_call_duration: self.slow_call_duration,
             minimum_calls: u64::from(self.minimum_calls),
             open_duration: self.open_duration,
@@ -253,53 +309,80 @@ impl BreakerConfig {
         })
     }
 
-    fn validate_window(&self) -> Result<(), ConfigError> {
-        if self.minimum_calls == 0 {
-            return Err(ConfigError::ZeroMinimumCalls);
+    /// Every setting that makes no sense, in the order they are checked (the fields', but
+    /// `minimum_calls` before the window it is compared with), at most one per field (empty, and nothing allocated, when the configuration is valid). A caller that reads
+    /// the settings from a file reports them all at once, each at its own key:
+    /// [`ConfigError::field`].
+    pub fn errors(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if self.consecutive_failures == Some(0) {
+            errors.push(ConfigError::ZeroConsecutiveFailures);
         }
+        errors.extend(rate_error(
+            self.failure_rate,
+            ConfigError::FailureRateOutOfRange,
+        ));
+        let slow_call_rate = rate_error(self.slow_call_rate, ConfigError::SlowCallRateOutOfRange);
+        errors.extend(slow_call_rate);
+        if self.slow_call_rate.is_some() && self.slow_call_duration.is_zero() {
+            errors.push(ConfigError::ZeroSlowCallDuration);
+        }
+        if self.minimum_calls == 0 {
+            errors.push(ConfigError::ZeroMinimumCalls);
+        }
+        errors.extend(self.window_error());
+        self.open_errors(&mut errors);
+        if self.half_open_probes == 0 {
+            errors.push(ConfigError::ZeroHalfOpenProbes);
+        }
+        if self.probe_timeout.is_some_and(|t| t.is_zero()) {
+            errors.push(ConfigError::ZeroProbeTimeout);
+        }
+        errors
+    }
+
+    /// What is wrong with the window, or with `minimum_calls` against a count window.
+    fn window_error(&self) -> Option<ConfigError> {
         match self.window {
-            SlidingWindow::Count { calls: 0 } => Err(ConfigError::EmptyWindow),
+            SlidingWindow::Count { calls: 0 } => Some(ConfigError::EmptyWindow),
             SlidingWindow::Count { calls } if calls > MAX_WINDOW_SLOTS => {
-                Err(ConfigError::WindowTooLarge(calls))
+                Some(ConfigError::WindowTooLarge(calls))
             }
             SlidingWindow::Count { calls } if self.minimum_calls > calls => {
-                Err(ConfigError::MinimumCallsExceedWindow {
+                Some(ConfigError::MinimumCallsExceedWindow {
                     minimum_calls: self.minimum_calls,
                     window_calls: calls,
                 })
             }
-            SlidingWindow::Count { .. } => Ok(()),
+            SlidingWindow::Count { .. } => None,
             SlidingWindow::Time { span, buckets } if span.is_zero() || buckets == 0 => {
-                Err(ConfigError::EmptyWindow)
+                Some(ConfigError::EmptyWindow)
             }
             SlidingWindow::Time { buckets, .. } if buckets > MAX_WINDOW_SLOTS => {
-                Err(ConfigError::WindowTooLarge(buckets))
+                Some(ConfigError::WindowTooLarge(buckets))
             }
             SlidingWindow::Time { span, buckets } if span.as_nanos() < u128::from(buckets) => {
-                Err(ConfigError::BucketsTooFine)
+                Some(ConfigError::BucketsTooFine)
             }
-            SlidingWindow::Time { .. } => Ok(()),
+            SlidingWindow::Time { .. } => None,
         }
     }
 
-    fn validate_open(&self) -> Result<(), ConfigError> {
+    fn open_errors(&self, errors: &mut Vec<ConfigError>) {
         if self.open_duration.is_zero() {
-            return Err(ConfigError::ZeroOpenDuration);
-        }
-        if self.open_duration > MAX_OPEN_DURATION {
-            return Err(ConfigError::OpenDurationTooLong);
+            errors.push(ConfigError::ZeroOpenDuration);
+        } else if self.open_duration > MAX_OPEN_DURATION {
+            errors.push(ConfigError::OpenDurationTooLong);
         }
         if let Some(backoff) = self.open_backoff {
             if !(backoff.multiplier.is_finite() && backoff.multiplier >= 1.0) {
-                return Err(ConfigError::BackoffMultiplierOutOfRange(backoff.multiplier));
+                errors.push(ConfigError::BackoffMultiplierOutOfRange(backoff.multiplier));
             }
             if backoff.max < self.open_duration {
-                return Err(ConfigError::BackoffMaxBelowOpenDuration);
-            }
-            if backoff.max > MAX_OPEN_DURATION {
-                return Err(ConfigError::OpenDurationTooLong);
+                errors.push(ConfigError::BackoffMaxBelowOpenDuration);
+            } else if backoff.max > MAX_OPEN_DURATION {
+                errors.push(ConfigError::BackoffMaxTooLong);
             }
         }
-        Ok(())
     }
 }

@@ -123,6 +123,7 @@ use std::time::{Duration, Instant};
 
 pub use config::{
     BreakerConfig, ConfigError, MAX_OPEN_DURATION, MAX_WINDOW_SLOTS, OpenBackoff, SlidingWindow,
+    ValidBreakerConfig,
 };
 #[cfg(feature = "tower")]
 pub use layer::{
@@ -201,16 +202,20 @@ impl CircuitBreaker {
 
     /// A closed breaker, or why `config` cannot work.
     pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
-        let compiled = config.validate()?;
-        Ok(Self {
-            tally: TallyCell::new(config.window),
-            config,
-            compiled,
+        config.validated().map(|valid| Self::from_valid(&valid))
+    }
+
+    /// A closed breaker for a configuration already checked: cannot fail.
+    pub fn from_valid(valid: &ValidBreakerConfig) -> Self {
+        Self {
+            tally: TallyCell::new(valid.window),
+            config: valid.config().clone(),
+            compiled: valid.compiled.clone(),
             phase: Phase::Closed,
             reopens: 0,
             generation: 0,
             pending: TransitionQueue::new(),
-        })
+        }
     }
 
     /// The configuration the breaker was built from.

@@ -132,6 +132,43 @@ impl BudgetConfig {
     }
 }
 
+/// A [`BudgetConfig`] whose checks passed. Made by [`BudgetConfig::validated`] (or
+/// [`Default`], the default being valid); a budget built from it
+/// ([`RetryBudget::from_valid`]) cannot fail. A caller that validates once at load keeps
+/// this, so building budgets later (on a reload) has no failure path to forget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidBudgetConfig(BudgetConfig);
+
+impl ValidBudgetConfig {
+    /// The configuration as given.
+    pub fn config(&self) -> &BudgetConfig {
+        &self.0
+    }
+}
+
+impl Default for ValidBudgetConfig {
+    /// [`BudgetConfig::default`], which is valid (a test says so).
+    fn default() -> Self {
+        Self(BudgetConfig::default())
+    }
+}
+
+impl std::ops::Deref for ValidBudgetConfig {
+    type Target = BudgetConfig;
+
+    fn deref(&self) -> &BudgetConfig {
+        &self.0
+    }
+}
+
+impl BudgetConfig {
+    /// Checks every field and keeps the configuration as checked.
+    pub fn validated(self) -> Result<ValidBudgetConfig, BudgetConfigError> {
+        self.validate()?;
+        Ok(ValidBudgetConfig(self))
+    }
+}
+
 /// The retry budget had nothing left to spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("retry budget exhausted")]
@@ -162,7 +199,12 @@ pub struct RetryBudget {
 impl RetryBudget {
     /// An empty budget (only the floor's reserve is available).
     pub fn new(config: BudgetConfig) -> Result<Self, BudgetConfigError> {
-        config.validate()?;
+        Ok(Self::from_valid(config.validated()?))
+    }
+
+    /// An empty budget for a configuration already checked: cannot fail.
+    pub fn from_valid(config: ValidBudgetConfig) -> Self {
+        let config = config.0;
         let slice_nanos = nanos(config.window / config.buckets);
         // Rounded to the nearest thousandth; exact for ratios like 0.2 or 0.05.
         let deposit_units = (config.retry_ratio * UNITS_PER_RETRY as f64).round() as i64;
@@ -173,7 +215,7 @@ impl RetryBudget {
             / 1_000_000_000;
         let reserve_units = i64::try_from(reserve_units).unwrap_or(i64::MAX / 4);
         let ring = |_| AtomicI64::new(0);
-        Ok(Self {
+        Self {
             config,
             origin: OnceLock::new(),
             slice_nanos,
@@ -184,7 +226,7 @@ impl RetryBudget {
             deposited: (0..config.buckets).map(ring).collect(),
             withdrawn: (0..config.buckets).map(ring).collect(),
             rotation: Mutex::new(()),
-        })
+        }
     }
 
     /// The config this budget was built from.

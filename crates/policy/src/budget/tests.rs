@@ -192,6 +192,16 @@ fn concurrent_callers_moving_the_ring_forward_stay_within_the_floor() {
 }
 
 #[test]
+fn the_default_checked_config_is_the_default_config() {
+    assert_eq!(
+        BudgetConfig::default().validated(),
+        Ok(ValidBudgetConfig::default())
+    );
+    let budget = RetryBudget::from_valid(ValidBudgetConfig::default());
+    assert_eq!(budget.config(), &BudgetConfig::default());
+}
+
+#[test]
 fn validation_rejects_nonsense() {
     let ok = BudgetConfig::default();
     assert!(ok.validate().is_ok());

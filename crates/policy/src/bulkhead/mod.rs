@@ -81,7 +81,28 @@ impl Default for BulkheadConfig {
     }
 }
 
+/// A [`BulkheadConfig`] whose checks passed.
+///
+/// Made only by [`BulkheadConfig::validated`]; a bulkhead built from it
+/// ([`Bulkhead::from_valid`]) cannot fail. A caller that validates once at load keeps this,
+/// so building the bulkhead later (on a reload) has no failure path to forget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidBulkheadConfig(BulkheadConfig);
+
+impl ValidBulkheadConfig {
+    /// The configuration as given.
+    pub fn config(&self) -> &BulkheadConfig {
+        &self.0
+    }
+}
+
 impl BulkheadConfig {
+    /// Checks the config and keeps it as checked; or the first setting that makes no sense.
+    pub fn validated(self) -> Result<ValidBulkheadConfig, ConfigError> {
+        self.validate()?;
+        Ok(ValidBulkheadConfig(self))
+    }
+
     /// Checks that the config makes sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_concurrent == 0 {
@@ -164,8 +185,13 @@ struct Waiter {
 impl Bulkhead {
     /// A bulkhead with the given limits.
     pub fn new(config: BulkheadConfig) -> Result<Self, ConfigError> {
-        config.validate()?;
-        Ok(Self {
+        Ok(Self::from_valid(&config.validated()?))
+    }
+
+    /// A bulkhead for a config already checked: cannot fail.
+    pub fn from_valid(valid: &ValidBulkheadConfig) -> Self {
+        let config = valid.config();
+        Self {
             shared: Arc::new(Shared {
                 in_flight: AtomicU32::new(0),
                 limit: AtomicU32::new(config.max_concurrent),
@@ -178,7 +204,7 @@ impl Bulkhead {
                     waiters: VecDeque::with_capacity(config.max_queue.min(64)),
                 }),
             }),
-        })
+        }
     }
 
     /// Takes a permit if one is free and nobody is waiting; never waits.

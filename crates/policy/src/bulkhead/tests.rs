@@ -299,3 +299,30 @@ mod stress;
 
 #[cfg(feature = "tower")]
 mod layer;
+
+#[test]
+fn a_bulkhead_from_a_checked_config_behaves_as_one_from_new() {
+    let config = BulkheadConfig {
+        max_concurrent: 2,
+        max_queue: 0,
+        queue_timeout: Duration::ZERO,
+    };
+    let valid = config.clone().validated().expect("a valid config");
+    assert_eq!(valid.config(), &config);
+    let from_valid = Bulkhead::from_valid(&valid);
+    let from_new = Bulkhead::new(config).expect("a valid config");
+    let held: Vec<_> = (0..2)
+        .map(|_| (from_valid.try_acquire(), from_new.try_acquire()))
+        .collect();
+    assert!(held.iter().all(|(a, b)| a.is_ok() && b.is_ok()));
+    assert_eq!(from_valid.try_acquire().err(), Some(BulkheadFull));
+    assert_eq!(from_new.try_acquire().err(), Some(BulkheadFull));
+    assert_eq!(
+        BulkheadConfig {
+            max_concurrent: 0,
+            ..BulkheadConfig::default()
+        }
+        .validated(),
+        Err(ConfigError::ZeroConcurrency)
+    );
+}

@@ -47,7 +47,28 @@ impl Default for AimdConfig {
     }
 }
 
+/// An [`AimdConfig`] whose checks passed.
+///
+/// Made only by [`AimdConfig::validated`]; an algorithm built from it ([`Aimd::from_valid`])
+/// cannot fail. A caller that validates once at load keeps this, so building the algorithm
+/// later (on a reload) has no failure path to forget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidAimdConfig(AimdConfig);
+
+impl ValidAimdConfig {
+    /// The configuration as given.
+    pub fn config(&self) -> &AimdConfig {
+        &self.0
+    }
+}
+
 impl AimdConfig {
+    /// Checks the config and keeps it as checked; or the first setting that makes no sense.
+    pub fn validated(self) -> Result<ValidAimdConfig, ConfigError> {
+        self.validate()?;
+        Ok(ValidAimdConfig(self))
+    }
+
     /// Checks that the config makes sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_limits(self.min_limit, self.initial_limit, self.max_limit)?;
@@ -73,11 +94,16 @@ pub struct Aimd {
 impl Aimd {
     /// An algorithm at `initial_limit`.
     pub fn new(config: AimdConfig) -> Result<Self, ConfigError> {
-        config.validate()?;
-        Ok(Self {
+        Ok(Self::from_valid(&config.validated()?))
+    }
+
+    /// An algorithm at `initial_limit` for a config already checked: cannot fail.
+    pub fn from_valid(valid: &ValidAimdConfig) -> Self {
+        let config = valid.config().clone();
+        Self {
             limit: config.initial_limit,
             config,
-        })
+        }
     }
 }
 

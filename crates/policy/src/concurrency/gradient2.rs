@@ -61,7 +61,28 @@ impl Default for Gradient2Config {
     }
 }
 
+/// A [`Gradient2Config`] whose checks passed.
+///
+/// Made only by [`Gradient2Config::validated`]; an algorithm built from it
+/// ([`Gradient2::from_valid`]) cannot fail. A caller that validates once at load keeps this,
+/// so building the algorithm later (on a reload) has no failure path to forget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidGradient2Config(Gradient2Config);
+
+impl ValidGradient2Config {
+    /// The configuration as given.
+    pub fn config(&self) -> &Gradient2Config {
+        &self.0
+    }
+}
+
 impl Gradient2Config {
+    /// Checks the config and keeps it as checked; or the first setting that makes no sense.
+    pub fn validated(self) -> Result<ValidGradient2Config, ConfigError> {
+        self.validate()?;
+        Ok(ValidGradient2Config(self))
+    }
+
     /// Checks that the config makes sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_limits(self.min_limit, self.initial_limit, self.max_limit)?;
@@ -141,12 +162,17 @@ pub struct Gradient2 {
 impl Gradient2 {
     /// An algorithm at `initial_limit`, with no RTT history.
     pub fn new(config: Gradient2Config) -> Result<Self, ConfigError> {
-        config.validate()?;
-        Ok(Self {
+        Ok(Self::from_valid(&config.validated()?))
+    }
+
+    /// An algorithm at `initial_limit` for a config already checked: cannot fail.
+    pub fn from_valid(valid: &ValidGradient2Config) -> Self {
+        let config = valid.config().clone();
+        Self {
             estimate: f64::from(config.initial_limit),
             long_rtt: LongRtt::Warmup { sum: 0.0, count: 0 },
             config,
-        })
+        }
     }
 
     /// The long-term RTT in nanoseconds (0 before any sample).

@@ -36,8 +36,8 @@ mod tests;
 
 use std::time::{Duration, Instant};
 
-pub use aimd::{Aimd, AimdConfig};
-pub use gradient2::{Gradient2, Gradient2Config};
+pub use aimd::{Aimd, AimdConfig, ValidAimdConfig};
+pub use gradient2::{Gradient2, Gradient2Config, ValidGradient2Config};
 #[cfg(feature = "tower")]
 pub use layer::{
     AdaptiveConcurrencyLayer, AdaptiveConcurrencyService, ClassifyOutcome, DefaultClassifier,

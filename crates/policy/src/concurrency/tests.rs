@@ -187,3 +187,48 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn algorithms_from_checked_configs_behave_as_ones_from_new() {
+    let now = Instant::now();
+    let gradient = Gradient2Config::default();
+    let valid = gradient
+        .clone()
+        .validated()
+        .expect("the defaults are valid");
+    assert_eq!(valid.config(), &gradient);
+    let mut from_valid = Gradient2::from_valid(&valid);
+    let mut from_new = Gradient2::new(gradient).expect("the defaults are valid");
+    let aimd = AimdConfig::default();
+    let valid = aimd.clone().validated().expect("the defaults are valid");
+    assert_eq!(valid.config(), &aimd);
+    let mut aimd_from_valid = Aimd::from_valid(&valid);
+    let mut aimd_from_new = Aimd::new(aimd).expect("the defaults are valid");
+    for (rtt, in_flight) in [(10, 20), (10, 20), (40, 20), (5, 1)] {
+        assert_eq!(
+            from_valid.on_sample(sample(rtt, in_flight), now),
+            from_new.on_sample(sample(rtt, in_flight), now)
+        );
+        assert_eq!(
+            aimd_from_valid.on_sample(dropped(rtt, in_flight), now),
+            aimd_from_new.on_sample(dropped(rtt, in_flight), now)
+        );
+    }
+    let out_of_order = Gradient2Config {
+        min_limit: 30,
+        ..Gradient2Config::default()
+    };
+    assert_eq!(
+        out_of_order.validated(),
+        Err(ConfigError::LimitsOutOfOrder {
+            min: 30,
+            initial: 20,
+            max: 200
+        })
+    );
+    let zero_min = AimdConfig {
+        min_limit: 0,
+        ..AimdConfig::default()
+    };
+    assert_eq!(zero_min.validated(), Err(ConfigError::ZeroMinLimit));
+}

@@ -119,7 +119,34 @@ pub enum HedgeConfigError {
     Window(Duration),
 }
 
+/// A [`HedgeConfig`] whose checks passed. Made only by [`HedgeConfig::validated`]; a policy
+/// built from it ([`HedgePolicy::from_valid`]) cannot fail. A caller that validates once at
+/// load keeps this, so building policies later (on a reload) has no failure path to forget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidHedgeConfig(HedgeConfig);
+
+impl ValidHedgeConfig {
+    /// The configuration as given.
+    pub fn config(&self) -> &HedgeConfig {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ValidHedgeConfig {
+    type Target = HedgeConfig;
+
+    fn deref(&self) -> &HedgeConfig {
+        &self.0
+    }
+}
+
 impl HedgeConfig {
+    /// Checks every field and keeps the configuration as checked.
+    pub fn validated(self) -> Result<ValidHedgeConfig, HedgeConfigError> {
+        self.validate()?;
+        Ok(ValidHedgeConfig(self))
+    }
+
     /// Checks every field; [`HedgePolicy::new`] calls this.
     pub fn validate(&self) -> Result<(), HedgeConfigError> {
         if let HedgeDelay::Percentile { quantile, .. } = self.delay
@@ -214,19 +241,25 @@ pub struct HedgePolicy {
 impl HedgePolicy {
     /// A policy that has recorded no latency yet.
     pub fn new(config: HedgeConfig) -> Result<Self, HedgeConfigError> {
-        config.validate()?;
+        Ok(Self::from_valid(config.validated()?))
+    }
+
+    /// A policy that has recorded no latency yet, for a configuration already checked:
+    /// cannot fail.
+    pub fn from_valid(config: ValidHedgeConfig) -> Self {
+        let config = config.0;
         let initial = match config.delay {
             HedgeDelay::Fixed(delay) => Some(delay),
             HedgeDelay::Percentile { fallback, .. } => fallback,
         };
-        Ok(Self {
+        Self {
             config,
             recorder: Mutex::new(Recorder {
                 window: LatencyWindow::new(config.window, WINDOW_SLICES),
                 since_recompute: 0,
             }),
             delay_nanos: AtomicU64::new(encode(initial)),
-        })
+        }
     }
 
     /// The config in force.

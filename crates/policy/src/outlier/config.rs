@@ -136,56 +136,93 @@ pub enum OutlierConfigError {
     BadStdevFactor(f64),
 }
 
+impl OutlierConfigError {
+    /// The field of [`OutlierConfig`] the error is about, as the error names it
+    /// (`"failure_percentage.threshold_percent"`): so that a caller reading the settings from a
+    /// file can point at the key that holds it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            OutlierConfigError::ZeroInterval => "interval",
+            OutlierConfigError::ZeroBaseEjectionTime => "base_ejection_time",
+            OutlierConfigError::MaxBelowBase { .. }
+            | OutlierConfigError::MaxEjectionTimeTooLong(_) => "max_ejection_time",
+            OutlierConfigError::PercentOutOfRange { field, .. }
+            | OutlierConfigError::Zero(field) => field,
+            OutlierConfigError::BadStdevFactor(_) => "success_rate.stdev_factor",
+        }
+    }
+}
+
 impl OutlierConfig {
-    /// Checks the configuration, naming the first setting that makes no sense.
+    /// Checks the configuration, naming the first setting that makes no sense (the first of
+    /// [`errors`](Self::errors)).
     pub fn validate(&self) -> Result<(), OutlierConfigError> {
+        match self.errors().into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Every setting that makes no sense, in the order of the fields (empty, and nothing
+    /// allocated, when the configuration is valid). A caller that reads the settings from a
+    /// file reports them all at once, each at its own key: [`OutlierConfigError::field`].
+    pub fn errors(&self) -> Vec<OutlierConfigError> {
         use OutlierConfigError as E;
+        let mut errors = Vec::new();
         if self.interval.is_zero() {
-            return Err(E::ZeroInterval);
+            errors.push(E::ZeroInterval);
         }
         if self.base_ejection_time.is_zero() {
-            return Err(E::ZeroBaseEjectionTime);
+            errors.push(E::ZeroBaseEjectionTime);
         }
         if self.max_ejection_time < self.base_ejection_time {
-            return Err(E::MaxBelowBase {
+            errors.push(E::MaxBelowBase {
                 base: self.base_ejection_time,
                 max: self.max_ejection_time,
             });
         }
         if self.max_ejection_time > MAX_EJECTION_TIME_LIMIT {
-            return Err(E::MaxEjectionTimeTooLong(self.max_ejection_time));
+            errors.push(E::MaxEjectionTimeTooLong(self.max_ejection_time));
         }
-        percent("max_ejection_percent", self.max_ejection_percent)?;
+        errors.extend(percent("max_ejection_percent", self.max_ejection_percent));
         if self.consecutive_errors == Some(0) {
-            return Err(E::Zero("consecutive_errors"));
+            errors.push(E::Zero("consecutive_errors"));
         }
         if self.consecutive_gateway_errors == Some(0) {
-            return Err(E::Zero("consecutive_gateway_errors"));
+            errors.push(E::Zero("consecutive_gateway_errors"));
         }
         if let Some(fp) = &self.failure_percentage {
-            percent("failure_percentage.threshold_percent", fp.threshold_percent)?;
+            let field = "failure_percentage.threshold_percent";
+            errors.extend(percent(field, fp.threshold_percent));
             if fp.threshold_percent == 0 {
-                return Err(E::Zero("failure_percentage.threshold_percent"));
+                errors.push(E::Zero(field));
             }
             if fp.request_volume == 0 {
-                return Err(E::Zero("failure_percentage.request_volume"));
+                errors.push(E::Zero("failure_percentage.request_volume"));
             }
         }
         if let Some(sr) = &self.success_rate {
             if !sr.stdev_factor.is_finite() || sr.stdev_factor < 0.0 {
-                return Err(E::BadStdevFactor(sr.stdev_factor));
+                errors.push(E::BadStdevFactor(sr.stdev_factor));
             }
             if sr.request_volume == 0 {
-                return Err(E::Zero("success_rate.request_volume"));
+                errors.push(E::Zero("success_rate.request_volume"));
             }
             if sr.minimum_hosts == 0 {
-                return Err(E::Zero("success_rate.minimum_hosts"));
+                errors.push(E::Zero("success_rate.minimum_hosts"));
             }
         }
         if self.slow_call_threshold == Some(Duration::ZERO) {
-            return Err(E::Zero("slow_call_threshold"));
+            errors.push(E::Zero("slow_call_threshold"));
         }
-        Ok(())
+        errors
+    }
+
+    /// Checks the configuration and keeps it as checked; or the first setting that makes no
+    /// sense.
+    pub fn validated(self) -> Result<ValidOutlierConfig, OutlierConfigError> {
+        self.validate()?;
+        Ok(ValidOutlierConfig(self))
     }
 
     /// How many of `endpoints` may be ejected at once.
@@ -203,9 +240,40 @@ impl OutlierConfig {
     }
 }
 
-fn percent(field: &'static str, value: u8) -> Result<(), OutlierConfigError> {
-    if value > 100 {
-        return Err(OutlierConfigError::PercentOutOfRange { field, value });
+/// An [`OutlierConfig`] whose checks passed.
+///
+/// Made only by [`OutlierConfig::validated`]; a detector built from it
+/// ([`OutlierDetector::from_valid`](super::OutlierDetector::from_valid)) or given it
+/// ([`set_valid_config`](super::OutlierDetector::set_valid_config)) cannot fail. A caller that
+/// validates once at load keeps this, not the plain config, so that later changes (a reload,
+/// a lowered cap) have no failure path to forget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidOutlierConfig(pub(super) OutlierConfig);
+
+impl ValidOutlierConfig {
+    /// The configuration as given.
+    pub fn config(&self) -> &OutlierConfig {
+        &self.0
     }
-    Ok(())
+
+    /// The same configuration with `max_ejection_percent` at most `percent`: lowering the
+    /// cap keeps a valid configuration valid (0 turns ejection off).
+    pub fn with_ejection_cap(&self, percent: u8) -> Self {
+        Self(OutlierConfig {
+            max_ejection_percent: percent.min(self.0.max_ejection_percent),
+            ..self.0.clone()
+        })
+    }
+}
+
+impl std::ops::Deref for ValidOutlierConfig {
+    type Target = OutlierConfig;
+
+    fn deref(&self) -> &OutlierConfig {
+        &self.0
+    }
+}
+
+fn percent(field: &'static str, value: u8) -> Option<OutlierConfigError> {
+    (value > 100).then_some(OutlierConfigError::PercentOutOfRange { field, value })
 }

@@ -91,7 +91,7 @@ mod tests;
 
 pub use config::{
     FailurePercentageConfig, MAX_EJECTION_TIME_LIMIT, OutlierConfig, OutlierConfigError,
-    SuccessRateConfig,
+    SuccessRateConfig, ValidOutlierConfig,
 };
 pub use event::{Ejection, EjectionReason, EndpointId, EndpointStatus, Event, Outcome};
 pub use shared::SharedOutlierDetector;
@@ -122,15 +122,20 @@ pub struct OutlierDetector {
 impl OutlierDetector {
     /// A detector with no endpoints; the first interval evaluation is at `now + interval`.
     pub fn new(config: OutlierConfig, now: Instant) -> Result<Self, OutlierConfigError> {
-        config.validate()?;
+        Ok(Self::from_valid(config.validated()?, now))
+    }
+
+    /// A detector with no endpoints, for a configuration already checked: cannot fail.
+    pub fn from_valid(config: ValidOutlierConfig, now: Instant) -> Self {
+        let config = config.0;
         let next_evaluation = now + config.interval;
-        Ok(Self {
+        Self {
             config,
             endpoints: Vec::new(),
             len: 0,
             ejected_states: 0,
             next_evaluation,
-        })
+        }
     }
 
     /// The configuration in force.
@@ -146,11 +151,15 @@ impl OutlierDetector {
         config: OutlierConfig,
         now: Instant,
     ) -> Result<Vec<Event>, OutlierConfigError> {
-        config.validate()?;
-        self.config = config;
+        Ok(self.set_valid_config(config.validated()?, now))
+    }
+
+    /// [`set_config`](Self::set_config) for a configuration already checked: cannot fail.
+    pub fn set_valid_config(&mut self, config: ValidOutlierConfig, now: Instant) -> Vec<Event> {
+        self.config = config.0;
         let mut events = Vec::new();
         self.enforce_cap(now, &mut events);
-        Ok(events)
+        events
     }
 
     /// Adds an endpoint. Returns `false`, keeping its state, if `id` is already present.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     Ejection, EndpointId, EndpointIdTooLarge, EndpointStatus, Event, Outcome, OutlierConfig,
-    OutlierConfigError, OutlierDetector,
+    OutlierConfigError, OutlierDetector, ValidOutlierConfig,
 };
 
 /// An [`OutlierDetector`] shared by all requests to one cluster.
@@ -22,6 +22,11 @@ impl SharedOutlierDetector {
     /// See [`OutlierDetector::new`].
     pub fn new(config: OutlierConfig, now: Instant) -> Result<Self, OutlierConfigError> {
         Ok(Self::from(OutlierDetector::new(config, now)?))
+    }
+
+    /// See [`OutlierDetector::from_valid`].
+    pub fn from_valid(config: ValidOutlierConfig, now: Instant) -> Self {
+        Self::from(OutlierDetector::from_valid(config, now))
     }
 
     /// See [`OutlierDetector::record`].
@@ -72,6 +77,11 @@ impl SharedOutlierDetector {
         now: Instant,
     ) -> Result<Vec<Event>, OutlierConfigError> {
         self.lock().set_config(config, now)
+    }
+
+    /// See [`OutlierDetector::set_valid_config`].
+    pub fn set_valid_config(&self, config: ValidOutlierConfig, now: Instant) -> Vec<Event> {
+        self.lock().set_valid_config(config, now)
     }
 
     /// Runs `f` with the detector locked, for several reads or changes at once.

@@ -68,7 +68,35 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// A [`RateLimitConfig`] whose checks passed, with the intervals it comes to. Made only by
+/// [`RateLimitConfig::validated`]; a limiter built from it ([`RateLimiter::from_valid`])
+/// cannot fail, and costs no division. A caller that validates once at load keeps this, so
+/// building limiters later (for each new key, on a reload) has no failure path to forget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidRateLimitConfig {
+    config: RateLimitConfig,
+    emission: u64,
+    tolerance: u64,
+}
+
+impl ValidRateLimitConfig {
+    /// The configuration as given.
+    pub fn config(&self) -> &RateLimitConfig {
+        &self.config
+    }
+}
+
 impl RateLimitConfig {
+    /// Checks the config and keeps it as checked, with its intervals.
+    pub fn validated(self) -> Result<ValidRateLimitConfig, ConfigError> {
+        let (emission, tolerance) = self.intervals()?;
+        Ok(ValidRateLimitConfig {
+            config: self,
+            emission,
+            tolerance,
+        })
+    }
+
     /// Checks that the config makes sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.intervals().map(|_| ())
@@ -168,14 +196,18 @@ struct OwnCacheLine(AtomicU64);
 impl RateLimiter {
     /// A limiter with a full burst available.
     pub fn new(config: RateLimitConfig) -> Result<Self, ConfigError> {
-        let (emission, tolerance) = config.intervals()?;
-        Ok(Self {
+        Ok(Self::from_valid(&config.validated()?))
+    }
+
+    /// A limiter with a full burst available, for a config already checked: cannot fail.
+    pub fn from_valid(valid: &ValidRateLimitConfig) -> Self {
+        Self {
             origin: OnceLock::new(),
             tat: OwnCacheLine(AtomicU64::new(0)),
-            emission,
-            tolerance,
-            config,
-        })
+            emission: valid.emission,
+            tolerance: valid.tolerance,
+            config: valid.config.clone(),
+        }
     }
 
     /// Admits one cell at `now`, or says when one will be admitted.

@@ -319,3 +319,28 @@ proptest! {
 
 #[cfg(feature = "tower")]
 mod layer;
+
+#[test]
+fn a_limiter_from_a_checked_config_behaves_as_one_from_new() {
+    let config = RateLimitConfig {
+        rate: 10,
+        period: Duration::from_secs(1),
+        burst: 2,
+    };
+    let valid = config.clone().validated().expect("a valid config");
+    assert_eq!(valid.config(), &config);
+    let from_valid = RateLimiter::from_valid(&valid);
+    let from_new = RateLimiter::new(config).expect("a valid config");
+    let now = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(from_valid.check(now), from_new.check(now));
+    }
+    assert_eq!(
+        RateLimitConfig {
+            rate: 0,
+            ..RateLimitConfig::default()
+        }
+        .validated(),
+        Err(ConfigError::ZeroRate)
+    );
+}

@@ -189,7 +189,10 @@ impl RetryState {
 }
 
 /// Decides whether and when to retry. Immutable and cheap to share (`Arc` it or clone it).
-#[derive(Debug, Clone)]
+///
+/// Made only from a checked [`RetryConfig`], so a caller that builds it once at load (the
+/// proxy's config) and clones it afterwards has no failure path left.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     config: RetryConfig,
 }

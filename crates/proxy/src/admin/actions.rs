@@ -11,11 +11,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::events::{Event, EventKind};
 use super::reply::{self, AdminBody, ApiError, error_json};
 use super::{AdminState, ReloadRequest};
-use crate::cluster::{Cluster, Endpoint};
+use crate::cluster::Cluster;
 use crate::config::ConfigError;
+use crate::endpoint::Endpoint;
+use crate::events::{Event, EventKind};
 use crate::reload::ReloadOutcome;
 
 /// How long an API reload may wait for the run loop (busy with another reload or a drain).

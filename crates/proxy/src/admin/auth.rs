@@ -13,7 +13,7 @@ use crate::config::admin::AdminToken;
 
 /// Why a mutating call was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// No `Authorization: Bearer` header.
     #[error("this call needs an Authorization: Bearer <token> header")]
     Missing,
@@ -26,7 +26,7 @@ pub enum AuthError {
 }
 
 /// Whether a mutating call with `headers` may proceed.
-pub fn authorize(
+pub(crate) fn authorize(
     headers: &HeaderMap,
     token: Option<&AdminToken>,
     loopback: bool,

@@ -20,10 +20,9 @@
 //! starts after them) and every cluster has run its first round of health checks, and false
 //! again from the moment the drain starts.
 
-pub mod auth;
-pub mod events;
-pub mod reply;
-pub mod router;
+pub(crate) mod auth;
+pub(crate) mod reply;
+pub(crate) mod router;
 
 mod actions;
 mod guard;
@@ -48,9 +47,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-pub use self::events::{
-    breaker_event, health_event, kill_switch_event, outlier_event, reload_event,
-};
 use self::reply::{AdminBody, error_json};
 use self::router::{Call, NoRoute};
 use crate::config::ConfigError;
@@ -60,7 +56,10 @@ use crate::reload::{ReloadOutcome, Runtime};
 /// Binds the admin socket of `config` (`None` when off). An address written in the file
 /// must bind (a located error otherwise); the default one is skipped with a warning when
 /// taken, so a second proxy on a host still starts.
-pub async fn bind(config: &AdminConfig, path: &Path) -> Result<Option<TcpListener>, ConfigError> {
+pub(crate) async fn bind(
+    config: &AdminConfig,
+    path: &Path,
+) -> Result<Option<TcpListener>, ConfigError> {
     let Some(addr) = config.listen else {
         return Ok(None);
     };
@@ -116,7 +115,7 @@ pub(crate) struct AdminState {
 
 /// The running admin listener; stops serving when dropped.
 #[derive(Debug)]
-pub struct AdminServer {
+pub(crate) struct AdminServer {
     state: Arc<AdminState>,
     reloads: mpsc::Receiver<ReloadRequest>,
     stop: watch::Sender<()>,
@@ -124,7 +123,7 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// Starts serving on `listener` for `runtime`, whose traffic listeners are `listeners`.
-    pub fn start(
+    pub(crate) fn start(
         listener: TcpListener,
         runtime: Arc<Runtime>,
         listeners: Vec<(String, SocketAddr)>,
@@ -152,14 +151,14 @@ impl AdminServer {
     }
 
     /// Where it listens.
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.state.local_addr
     }
 
     /// After a reload: records where the traffic listeners are bound now, and warns that a
     /// new admin address or connection cap waits for a restart (the token and the header
     /// timeout apply at once: they are read from the config in force).
-    pub fn reconfigure(
+    pub(crate) fn reconfigure(
         &self,
         before: &AdminConfig,
         now: &AdminConfig,
@@ -185,12 +184,12 @@ impl AdminServer {
     }
 
     /// Marks the proxy draining: readiness fails from now on.
-    pub fn set_draining(&self) {
+    pub(crate) fn set_draining(&self) {
         self.state.draining.store(true, Ordering::Release);
     }
 
     /// The next reload asked for through the API.
-    pub async fn reload_requested(&mut self) -> ReloadRequest {
+    pub(crate) async fn reload_requested(&mut self) -> ReloadRequest {
         match self.reloads.recv().await {
             Some(request) => request,
             // NOTE: the state holds a sender for as long as this server lives.
@@ -405,7 +404,7 @@ async fn dispatch(state: &AdminState, call: Call, body: Bytes) -> Response<Admin
         Call::Dashboard => reply::with_type(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
         Call::Metrics => reply::with_type(
             StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::CONTENT_TYPE,
             crate::metrics::render(&state.runtime),
         ),
         Call::Drain { cluster, address } => actions::drain(state, &cluster, &address, true),
@@ -421,7 +420,7 @@ async fn dispatch(state: &AdminState, call: Call, body: Bytes) -> Response<Admin
 }
 
 /// The OpenAPI 3 document of this API.
-pub const OPENAPI: &str = include_str!("openapi.json");
+pub(crate) const OPENAPI: &str = include_str!("openapi.json");
 
 /// The dashboard page: one file, no external assets.
-pub const DASHBOARD: &str = include_str!("dashboard.html");
+pub(crate) const DASHBOARD: &str = include_str!("dashboard.html");

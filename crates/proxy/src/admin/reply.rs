@@ -10,10 +10,10 @@ use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 
 /// The body of every admin response (whole, or the event stream).
-pub type AdminBody = UnsyncBoxBody<Bytes, Infallible>;
+pub(crate) type AdminBody = UnsyncBoxBody<Bytes, Infallible>;
 
 /// A response with `content_type` and a whole body.
-pub fn with_type(
+pub(crate) fn with_type(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
@@ -27,7 +27,7 @@ pub fn with_type(
 }
 
 /// `value` as JSON.
-pub fn json(status: StatusCode, value: &impl Serialize) -> Response<AdminBody> {
+pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response<AdminBody> {
     match serde_json::to_vec(value) {
         Ok(body) => with_type(status, "application/json", body),
         Err(error) => error_json(
@@ -38,14 +38,14 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Response<AdminBody> {
 }
 
 /// `{"error": message}` with `status`.
-pub fn error_json(status: StatusCode, message: &str) -> Response<AdminBody> {
+pub(crate) fn error_json(status: StatusCode, message: &str) -> Response<AdminBody> {
     let body = serde_json::json!({ "error": message }).to_string();
     with_type(status, "application/json", body)
 }
 
 /// An error on its way to becoming a JSON error response (small, unlike a response).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// The status to answer with.
     pub status: StatusCode,
     /// What went wrong, for the operator.
@@ -54,7 +54,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with `status`.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -62,7 +62,7 @@ impl ApiError {
     }
 
     /// As a `{"error": ...}` response.
-    pub fn into_response(self) -> Response<AdminBody> {
+    pub(crate) fn into_response(self) -> Response<AdminBody> {
         error_json(self.status, &self.message)
     }
 }

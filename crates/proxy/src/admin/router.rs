@@ -7,7 +7,7 @@ use http::Method;
 
 /// What a request asks for, with the names taken from its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Call {
+pub(crate) enum Call {
     /// `GET /healthz/live`.
     Live,
     /// `GET /healthz/ready`.
@@ -70,7 +70,7 @@ pub enum Call {
 type Build = fn(&[String]) -> Call;
 
 /// Every route the admin listener serves: method, path template (OpenAPI syntax), handler.
-pub const ROUTES: &[(Method, &str, Build)] = &[
+pub(crate) const ROUTES: &[(Method, &str, Build)] = &[
     (Method::GET, "/healthz/live", |_| Call::Live),
     (Method::GET, "/healthz/ready", |_| Call::Ready),
     (Method::GET, "/admin/status", |_| Call::Status),
@@ -122,7 +122,7 @@ pub const ROUTES: &[(Method, &str, Build)] = &[
 
 /// Why no handler serves a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoRoute {
+pub(crate) enum NoRoute {
     /// No such path.
     NotFound,
     /// The path exists with these methods only.
@@ -130,7 +130,7 @@ pub enum NoRoute {
 }
 
 /// The call for `method` and `path` (without its query).
-pub fn route(method: &Method, path: &str) -> Result<Call, NoRoute> {
+pub(crate) fn route(method: &Method, path: &str) -> Result<Call, NoRoute> {
     let segments: Vec<String> = path
         .trim_start_matches('/')
         .split('/')

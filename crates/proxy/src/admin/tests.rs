@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -15,6 +16,7 @@ use tokio::net::TcpListener;
 use super::router::ROUTES;
 use super::{AdminServer, DASHBOARD, OPENAPI, views};
 use crate::config::Config;
+use crate::eventually::eventually;
 use crate::reload::Runtime;
 
 fn config(admin: &str) -> String {
@@ -288,15 +290,11 @@ async fn event_streams_take_at_most_a_quarter_of_the_connections_so_health_check
     assert_eq!(status, StatusCode::OK);
     // A stream's end gives its place back.
     drop((first, second));
-    let mut reopened = false;
-    for _ in 0..200 {
+    let reopened = eventually(Duration::from_secs(2), || async {
         let (_stream, head) = open_stream().await;
-        if head.starts_with("HTTP/1.1 200") {
-            reopened = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        head.starts_with("HTTP/1.1 200")
+    })
+    .await;
     assert!(reopened, "a closed stream's place was not given back");
 }
 
@@ -310,19 +308,14 @@ fn the_stream_cap_is_a_quarter_of_the_connection_cap_and_at_least_one() {
 /// Polls `GET /healthz/live` until it answers (a closed connection frees its slot a moment
 /// after the close).
 async fn eventually_ok(server: &AdminServer) -> bool {
-    for _ in 0..200 {
+    eventually(Duration::from_secs(2), || async {
         let request = Request::get(format!("http://{}/healthz/live", server.local_addr()))
             .body(Full::new(Bytes::new()))
             .expect("a request");
         let client = Client::builder(TokioExecutor::new()).build_http();
-        if let Ok(response) = client.request(request).await
-            && response.status() == StatusCode::OK
-        {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    false
+        matches!(client.request(request).await, Ok(response) if response.status() == StatusCode::OK)
+    })
+    .await
 }
 
 #[tokio::test]

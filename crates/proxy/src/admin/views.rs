@@ -9,9 +9,10 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::AdminState;
-use super::events::{self, Event};
 use super::reply::{self, AdminBody};
-use crate::cluster::{Cluster, Endpoint};
+use crate::cluster::Cluster;
+use crate::endpoint::Endpoint;
+use crate::events::{self, Event};
 use crate::reload::{ReloadOutcome, Runtime};
 
 /// Events `/admin/events` returns at most.
@@ -263,7 +264,7 @@ pub(super) fn routes(runtime: &Runtime) -> Value {
                 // Cumulative latency buckets (to the response head); the dashboard takes the
                 // difference between two snapshots for the p99 of the last interval.
                 "latency": {
-                    "bounds_ms": crate::metrics::histogram::BUCKET_BOUNDS_NANOS
+                    "bounds_ms": crate::counters::histogram::BUCKET_BOUNDS_NANOS
                         .iter()
                         .map(|nanos| *nanos as f64 / 1e6)
                         .collect::<Vec<f64>>(),

@@ -3,10 +3,13 @@
 //!
 //! A request meets, in order: its route's rate limit ([`ratelimit`]; 429 with the GCRA's
 //! `Retry-After`), then its route's concurrency limit, then (in the pipeline, once the
-//! cluster's breaker let it through) its cluster's concurrency limit ([`ClusterAdmission`]).
-//! Each concurrency limit is a [`Bulkhead`](blastwall_policy::bulkhead::Bulkhead) or an
+//! cluster's breaker let it through) its cluster's concurrency limit, which the cluster
+//! holds ([`ClusterAdmission`](crate::cluster::ClusterAdmission)). Each concurrency limit
+//! is a [`Bulkhead`](blastwall_policy::bulkhead::Bulkhead) or an
 //! [`AdaptiveLimiter`](blastwall_policy::concurrency::AdaptiveLimiter) with a priority queue
-//! on top ([`limiter`], rules in [`queue`]); a refusal is 503 `shed` with `Retry-After`.
+//! on top (`cluster::limiter`, rules in `cluster::limiter::queue`: state that requests
+//! share, so it stands in the state layer, below this stage); a refusal is 503 `shed` with
+//! `Retry-After`.
 //!
 //! # Why per route and per cluster
 //!
@@ -18,7 +21,8 @@
 //! # Priorities
 //!
 //! A request's priority is its route's (`priority`, default normal), or the value of the
-//! `[proxy] priority_header` when the client is in `trusted_clients`. See [`queue`] for how
+//! `[proxy] priority_header` when the client is in `trusted_clients`. See
+//! `cluster::limiter::queue` for how
 //! priorities share a limit; in short, lower priorities are shed first and can never take
 //! the capacity kept for higher ones.
 //!
@@ -28,8 +32,6 @@
 //! (slots held, queue, learnt limit, client keys); the counters always survive.
 
 mod body;
-mod limiter;
-mod queue;
 mod ratelimit;
 #[cfg(test)]
 mod tests;
@@ -40,15 +42,19 @@ use std::time::{Duration, Instant};
 use http::header;
 use http::request::Parts;
 
-pub use self::body::hold_until_body_end;
-use self::limiter::{LimitPermit, Limiter};
-pub use self::queue::ShedReason;
+pub(crate) use self::body::hold_until_body_end;
 use self::ratelimit::RouteRateLimit;
+use crate::body::ProxyBody;
+use crate::cluster::limiter::queue::ShedReason;
+use crate::cluster::limiter::{LimitPermit, Limiter};
+use crate::cluster::{ClusterShed, ConcurrencyPermit};
 use crate::config::RouteConfig;
-use crate::config::admission::{ConcurrencyConfig, Priority, RouteAdmissionConfig};
-use crate::forward::{Downstream, ProxyBody, ProxyError, error_response};
-use crate::pipeline::{AttemptOutcome, retry_after_value};
-use crate::stats::AdmissionStats;
+use crate::config::admission::{Priority, RouteAdmissionConfig};
+use crate::counters::AdmissionStats;
+use crate::error::{ProxyError, error_response};
+use crate::forward::Downstream;
+use crate::headers::retry_after_value;
+use crate::outcome::AttemptOutcome;
 
 /// What a shed client is told to wait: slots free up within a request's time, so soon.
 const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -164,63 +170,6 @@ impl RouteAdmission {
     }
 }
 
-/// A cluster's concurrency limit, over all the routes that send to it.
-#[derive(Debug, Default)]
-pub struct ClusterAdmission {
-    name: String,
-    limiter: Option<Arc<Limiter>>,
-    stats: Arc<AdmissionStats>,
-}
-
-impl ClusterAdmission {
-    /// The state for the cluster `name` with `config`, keeping `previous`'s limiter when
-    /// its config is unchanged, and its counters.
-    pub fn new(
-        name: &str,
-        config: Option<&ConcurrencyConfig>,
-        previous: Option<&ClusterAdmission>,
-    ) -> Self {
-        let stats = previous.map_or_else(Default::default, |previous| previous.stats.clone());
-        let limiter = config.map(|wanted| {
-            previous
-                .and_then(|previous| previous.limiter.as_ref())
-                .filter(|kept| kept.config() == wanted)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(Limiter::new(wanted.clone(), stats.clone())))
-        });
-        Self {
-            name: name.to_owned(),
-            limiter,
-            stats,
-        }
-    }
-
-    /// A slot in the cluster for a request of `priority` (see
-    /// [`AdmissionPermit::priority`]); hold it with [`AdmissionPermit::hold`].
-    pub async fn admit(&self, priority: Priority) -> Result<ConcurrencyPermit, Refusal> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(ConcurrencyPermit(None));
-        };
-        limiter
-            .acquire(priority, Instant::now())
-            .await
-            .map(|permit| ConcurrencyPermit(Some(permit)))
-            .map_err(|reason| Refusal::shed("cluster", &self.name, priority, reason))
-    }
-
-    /// What admission decided so far.
-    pub fn stats(&self) -> &Arc<AdmissionStats> {
-        &self.stats
-    }
-
-    /// The concurrency limit now, requests holding a slot, and requests waiting.
-    pub fn concurrency(&self) -> Option<(u32, u32, usize)> {
-        self.limiter
-            .as_ref()
-            .map(|limiter| (limiter.limit(), limiter.in_flight(), limiter.queued()))
-    }
-}
-
 /// Held while an admitted request is in progress (body included): its route's slot and,
 /// once [held](Self::hold), its cluster's.
 ///
@@ -259,10 +208,6 @@ impl AdmissionPermit {
     }
 }
 
-/// A cluster's slot for one request; see [`ClusterAdmission::admit`].
-#[derive(Debug)]
-pub struct ConcurrencyPermit(Option<LimitPermit>);
-
 /// Why a request was not admitted.
 #[derive(Debug, Clone)]
 pub struct Refusal {
@@ -279,10 +224,7 @@ impl Refusal {
         Refusal {
             error: ProxyError::Shed,
             retry_after: Some(SHED_RETRY_AFTER),
-            reason: format!(
-                "{owner} \"{name}\" shed a {priority}-priority request: {}",
-                reason.describe()
-            ),
+            reason: reason.explain(owner, name, priority),
         }
     }
 
@@ -295,5 +237,15 @@ impl Refusal {
                 .insert(header::RETRY_AFTER, retry_after_value(retry_after));
         }
         response
+    }
+}
+
+impl From<ClusterShed> for Refusal {
+    fn from(shed: ClusterShed) -> Self {
+        Refusal {
+            error: ProxyError::Shed,
+            retry_after: Some(SHED_RETRY_AFTER),
+            reason: shed.reason,
+        }
     }
 }

@@ -20,16 +20,16 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use blastwall_policy::ratelimit::{RateLimitConfig as GcraConfig, RateLimited, RateLimiter};
+use blastwall_policy::ratelimit::{RateLimited, RateLimiter, ValidRateLimitConfig};
 
 use crate::config::admission::{RateLimitConfig, RateLimitKey};
-use crate::stats::AdmissionStats;
+use crate::counters::AdmissionStats;
 
 /// A route's rate limit.
 #[derive(Debug)]
 pub(crate) struct RouteRateLimit {
     config: RateLimitConfig,
-    gcra: GcraConfig,
+    gcra: ValidRateLimitConfig,
     /// The route's one limiter (`key` unset), or the overflow limiter of a full map.
     shared: RateLimiter,
     keys: Mutex<Keys>,
@@ -52,14 +52,10 @@ struct Entry {
 }
 
 impl RouteRateLimit {
-    /// The limit for `config` (validated at load).
+    /// The limit for `config`, whose GCRA config the policy checked at load.
     pub(crate) fn new(config: RateLimitConfig) -> Self {
-        let gcra = GcraConfig {
-            rate: config.rate,
-            period: config.per,
-            burst: config.burst,
-        };
-        let shared = RateLimiter::new(gcra.clone()).expect("rate limits are checked at load");
+        let gcra = config.limit.clone();
+        let shared = RateLimiter::from_valid(&gcra);
         let idle_after = shared.emission_interval().saturating_mul(config.burst);
         Self {
             config,
@@ -106,7 +102,7 @@ impl RouteRateLimit {
             self.sweep(&mut keys, now);
         }
         let result = if keys.map.len() < self.config.max_keys {
-            let limiter = RateLimiter::new(self.gcra.clone()).expect("checked at load");
+            let limiter = RateLimiter::from_valid(&self.gcra);
             let result = limiter.check(now);
             keys.map.insert(
                 key,

@@ -28,11 +28,11 @@
 
 /// Headroom a level is assumed to have: 1.4 means a level at 1/1.4 ≈ 71 % healthy capacity
 /// still takes all of its traffic.
-pub const OVERPROVISIONING: f64 = 1.4;
+pub(crate) const OVERPROVISIONING: f64 = 1.4;
 
 /// Healthy and total weight of a group of endpoints (a level, or a zone within one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Capacity {
+pub(crate) struct Capacity {
     /// Weight of the endpoints that are healthy.
     pub healthy: u64,
     /// Weight of every endpoint.
@@ -41,7 +41,7 @@ pub struct Capacity {
 
 impl Capacity {
     /// Healthy weight over total weight; 0 for an empty group.
-    pub fn share(self) -> f64 {
+    pub(crate) fn share(self) -> f64 {
         if self.total == 0 {
             0.0
         } else {
@@ -50,7 +50,7 @@ impl Capacity {
     }
 
     /// Adds one endpoint's weight.
-    pub fn add(&mut self, weight: u32, healthy: bool) {
+    pub(crate) fn add(&mut self, weight: u32, healthy: bool) {
         self.total += u64::from(weight);
         if healthy {
             self.healthy += u64::from(weight);
@@ -61,7 +61,7 @@ impl Capacity {
 /// The traffic share of each priority level, in priority order, and whether the levels
 /// together have full capacity.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PriorityLoad {
+pub(crate) struct PriorityLoad {
     /// Share of traffic per level; they sum to 1 (for at least one level).
     pub loads: Vec<f64>,
     /// Whether the levels together have full health (normalized total health ≥ 1): then no
@@ -70,7 +70,7 @@ pub struct PriorityLoad {
 }
 
 /// Splits traffic over priority levels by their healthy capacity.
-pub fn priority_load(levels: &[Capacity]) -> PriorityLoad {
+pub(crate) fn priority_load(levels: &[Capacity]) -> PriorityLoad {
     let health: Vec<f64> = levels
         .iter()
         .map(|level| (level.share() * OVERPROVISIONING).min(1.0))
@@ -105,13 +105,13 @@ pub fn priority_load(levels: &[Capacity]) -> PriorityLoad {
 
 /// Whether a level spreads its traffic over all its endpoints, healthy or not.
 /// `threshold` is a share from 0 (never panic) to 1.
-pub fn in_panic(level: Capacity, threshold: f64, enough_capacity: bool) -> bool {
+pub(crate) fn in_panic(level: Capacity, threshold: f64, enough_capacity: bool) -> bool {
     !enough_capacity && level.share() < threshold
 }
 
 /// The share of a level's traffic that stays in the local zone, given the local zone's
 /// capacity and the whole level's (which includes the local zone's).
-pub fn local_zone_share(local: Capacity, level: Capacity) -> f64 {
+pub(crate) fn local_zone_share(local: Capacity, level: Capacity) -> f64 {
     if local.healthy == 0 {
         return 0.0;
     }

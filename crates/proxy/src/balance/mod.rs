@@ -12,11 +12,11 @@
 //! - `consistent_hash`: a ring (see [`ring`]); a request without the key falls back to
 //!   least request.
 //!
-//! Randomness comes from an RNG the caller passes (seeded in tests, thread-local in the
-//! proxy), and a pick allocates nothing.
+//! Randomness comes from an RNG the caller passes (seeded in tests, `crate::rng`'s
+//! thread-local one in the proxy), and a pick allocates nothing.
 
-pub mod load;
-pub mod ring;
+pub(crate) mod load;
+pub(crate) mod ring;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,9 +25,9 @@ use std::time::Instant;
 use http::request::Parts;
 use rand::Rng;
 
-use crate::cluster::Endpoint;
 use crate::config::{BalanceConfig, ClusterConfig};
-pub use ring::Ring;
+use crate::endpoint::Endpoint;
+pub(crate) use ring::Ring;
 
 /// A cluster's balancing algorithm.
 #[derive(Debug, Clone)]
@@ -176,7 +176,7 @@ fn two_distinct(count: usize, rng: &mut impl Rng) -> (usize, usize) {
 }
 
 /// Power of two choices: the cheaper of two distinct random indices below `count` (≥ 2).
-pub fn two_choices(count: usize, rng: &mut impl Rng, cost: impl Fn(usize) -> f64) -> usize {
+pub(crate) fn two_choices(count: usize, rng: &mut impl Rng, cost: impl Fn(usize) -> f64) -> usize {
     let (first, second) = two_distinct(count, rng);
     if cost(second) < cost(first) {
         second
@@ -188,20 +188,20 @@ pub fn two_choices(count: usize, rng: &mut impl Rng, cost: impl Fn(usize) -> f64
 /// nginx's smooth weighted round robin: each pick adds every weight to its current value,
 /// takes the largest, and subtracts the total from it.
 #[derive(Debug, Clone)]
-pub struct SmoothWeighted {
+pub(crate) struct SmoothWeighted {
     current: Vec<i64>,
 }
 
 impl SmoothWeighted {
     /// State for `count` endpoints.
-    pub fn new(count: usize) -> Self {
+    pub(crate) fn new(count: usize) -> Self {
         Self {
             current: vec![0; count],
         }
     }
 
     /// The next index, given the weights in the same order (as many as `count`).
-    pub fn next(&mut self, weights: impl Iterator<Item = u32>) -> usize {
+    pub(crate) fn next(&mut self, weights: impl Iterator<Item = u32>) -> usize {
         let mut total = 0_i64;
         let mut best: Option<usize> = None;
         for (index, weight) in weights.enumerate().take(self.current.len()) {

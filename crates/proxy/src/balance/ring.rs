@@ -19,11 +19,11 @@ use http::request::Parts;
 use crate::config::HashKey;
 
 /// Virtual nodes of the heaviest endpoint; lighter ones get fewer, by weight (at least 1).
-pub const VNODES_PER_HEAVIEST: u32 = 160;
+pub(crate) const VNODES_PER_HEAVIEST: u32 = 160;
 
 /// A consistent-hash ring over a list of endpoints.
 #[derive(Debug, Clone, Default)]
-pub struct Ring {
+pub(crate) struct Ring {
     /// (position, index of the endpoint), sorted by position.
     points: Vec<(u64, u32)>,
 }
@@ -31,7 +31,10 @@ pub struct Ring {
 impl Ring {
     /// A ring over endpoints given as (address, weight); `max_weight` is the heaviest weight
     /// configured in the cluster, so node counts do not change when others come and go.
-    pub fn new(endpoints: impl IntoIterator<Item = (SocketAddr, u32)>, max_weight: u32) -> Self {
+    pub(crate) fn new(
+        endpoints: impl IntoIterator<Item = (SocketAddr, u32)>,
+        max_weight: u32,
+    ) -> Self {
         let max_weight = max_weight.max(1);
         let mut points = Vec::new();
         for (index, (address, weight)) in endpoints.into_iter().enumerate() {
@@ -50,7 +53,7 @@ impl Ring {
     }
 
     /// The index of the endpoint that owns `hash`: the first node at or after it, wrapping.
-    pub fn get(&self, hash: u64) -> Option<usize> {
+    pub(crate) fn get(&self, hash: u64) -> Option<usize> {
         if self.points.is_empty() {
             return None;
         }
@@ -60,19 +63,15 @@ impl Ring {
     }
 
     /// Number of virtual nodes.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.points.len()
-    }
-
-    /// Whether the ring has no nodes.
-    pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
     }
 }
 
 /// The request's hash key, or `None` when it has none (the request is then balanced by
 /// least requests). An empty value counts as none.
-pub fn request_key(key: &HashKey, request: &Parts) -> Option<u64> {
+pub(crate) fn request_key(key: &HashKey, request: &Parts) -> Option<u64> {
     let value = match key {
         HashKey::Header(name) => request.headers.get(name).map(|value| value.as_bytes()),
         HashKey::Cookie(name) => cookie(request, name),
@@ -95,7 +94,7 @@ fn cookie<'a>(request: &'a Parts, name: &str) -> Option<&'a [u8]> {
 }
 
 /// FNV-1a over the bytes, then [`mix`]: stable across processes and versions.
-pub fn stable_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     let fnv = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     });
@@ -103,7 +102,7 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 }
 
 /// The 64-bit finalizer of MurmurHash3: spreads every input bit over the output.
-pub fn mix(mut value: u64) -> u64 {
+pub(crate) fn mix(mut value: u64) -> u64 {
     value ^= value >> 33;
     value = value.wrapping_mul(0xff51_afd7_ed55_8ccd);
     value ^= value >> 33;
@@ -113,7 +112,7 @@ pub fn mix(mut value: u64) -> u64 {
 
 /// A number in `[0, 1)` derived from a key, independent of its place on the ring (used to
 /// choose a priority level for keyed requests, so a key sticks to a level too).
-pub fn unit_interval(hash: u64) -> f64 {
+pub(crate) fn unit_interval(hash: u64) -> f64 {
     (mix(hash ^ 0x9e37_79b9_7f4a_7c15) >> 11) as f64 / (1_u64 << 53) as f64
 }
 

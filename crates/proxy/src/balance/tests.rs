@@ -7,8 +7,8 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use super::*;
-use crate::cluster::{Endpoint, EndpointGuard};
 use crate::config::{EndpointAddress, EndpointConfig, HashKey};
+use crate::endpoint::{Endpoint, EndpointGuard};
 use crate::health::HealthStatus;
 
 fn endpoints(weights: &[u32]) -> Vec<Arc<Endpoint>> {

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{Cluster, Endpoint};
+use super::Cluster;
 use crate::config::{EndpointAddress, EndpointConfig};
-use crate::health::{self, HealthStatus};
+use crate::endpoint::Endpoint;
+use crate::health::HealthStatus;
 
 /// A lookup that takes longer than this counts as failed (the resolver's own timeouts can
 /// be much longer).
@@ -201,7 +202,7 @@ impl Cluster {
             self.adopt_endpoints(now);
             if self.config.health_check.is_some() {
                 for endpoint in added {
-                    health::spawn(self, endpoint);
+                    super::checks::spawn(self, endpoint);
                 }
             }
         }

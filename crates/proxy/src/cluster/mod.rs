@@ -16,18 +16,18 @@
 //!
 //! # Tasks
 //!
-//! Health checks (one task per endpoint), DNS refresh (one per cluster) and the passive
-//! checks' clock (one per cluster with breakers or outlier detection) hold only a weak
-//! reference to the cluster and a receiver that closes when it is dropped, so replacing a
-//! cluster by a reload stops its tasks at once.
+//! Health checks (one task per endpoint, see `checks`), DNS refresh (one per cluster) and
+//! the passive checks' clock (one per cluster with breakers or outlier detection) hold only
+//! a weak reference to the cluster and a receiver that closes when it is dropped, so
+//! replacing a cluster by a reload stops its tasks at once.
 
+mod checks;
+mod concurrency;
 mod dns;
-mod endpoint;
+pub(crate) mod limiter;
 mod passive;
 mod routing;
 
-use std::cell::RefCell;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -35,19 +35,18 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Guard};
 use blastwall_policy::budget::RetryBudget;
 use http::request::Parts;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tokio::sync::{Notify, watch};
 
-pub use self::endpoint::{Endpoint, EndpointGuard};
+pub(crate) use self::concurrency::{ClusterAdmission, ClusterShed, ConcurrencyPermit};
+pub(crate) use self::passive::ClusterPermit;
 use self::passive::Passive;
-pub use self::passive::{ClusterBreakerOpen, ClusterPermit, EndpointPermit};
-pub use self::routing::{Routing, RoutingRules};
-use crate::admission::ClusterAdmission;
+pub(crate) use self::routing::{Routing, RoutingRules};
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
-use crate::health::{self, HealthStatus, ProbeFailure, Thresholds};
-use crate::stats::ClusterStats;
+use crate::counters::ClusterStats;
+use crate::endpoint::{Endpoint, EndpointGuard};
+use crate::health::HealthStatus;
 use crate::upstream::UpstreamClient;
 
 /// A cluster: its config, its endpoints, how it chooses among them, and its connection pool.
@@ -81,18 +80,6 @@ pub struct Cluster {
     stats: Arc<ClusterStats>,
 }
 
-thread_local! {
-    /// The balancers' randomness: cheap, uncontended, seeded differently in every thread.
-    static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::seed_from_u64(
-        RandomState::new().hash_one(std::thread::current().id()),
-    ));
-}
-
-/// Runs `f` with this thread's random number generator (cheap, uncontended).
-pub(crate) fn with_rng<T>(f: impl FnOnce(&mut SmallRng) -> T) -> T {
-    RNG.with(|rng| f(&mut rng.borrow_mut()))
-}
-
 impl Cluster {
     /// The live cluster for `config`, replacing `previous` (the cluster of the same name in
     /// the config being replaced, if any); `local_zone` is the proxy's `[proxy] zone`.
@@ -113,37 +100,7 @@ impl Cluster {
             return previous.clone();
         }
         let changes = previous.map_or_else(Default::default, |previous| previous.changes.clone());
-        let initial = if config.health_check.is_some() {
-            HealthStatus::Unknown
-        } else {
-            HealthStatus::Healthy
-        };
-        let current = previous
-            .map(|previous| previous.endpoints())
-            .unwrap_or_default();
-        // Until DNS answers, names keep the addresses they had in the previous cluster.
-        let resolved = dns::static_addresses(&config.endpoints);
-        let endpoints = dns::merge(&config.endpoints, &resolved, &current, |address, entry| {
-            Arc::new(Endpoint::new(
-                address,
-                entry.clone(),
-                initial,
-                changes.clone(),
-                now,
-            ))
-        });
-        if let Some(previous) = previous {
-            match (
-                previous.config.health_check.is_some(),
-                config.health_check.is_some(),
-            ) {
-                // Checks removed: nothing will ever take a kept endpoint out again.
-                (true, false) => force_all(&endpoints, HealthStatus::Healthy),
-                // Checks added: what was assumed is not known.
-                (false, true) => force_all(&endpoints, HealthStatus::Unknown),
-                _ => {}
-            }
-        }
+        let endpoints = endpoints_of(&config, previous, &changes, now);
         let client = match previous {
             Some(previous) if same_pool_settings(&previous.config, &config) => {
                 previous.client.clone()
@@ -154,10 +111,7 @@ impl Cluster {
             Some(previous) if previous.config.retry_budget == config.retry_budget => {
                 previous.retry_budget.clone()
             }
-            _ => Arc::new(
-                RetryBudget::new(config.retry_budget)
-                    .expect("the retry budget was validated with the config"),
-            ),
+            _ => Arc::new(RetryBudget::from_valid(config.retry_budget)),
         };
         let has_names = config
             .endpoints
@@ -306,48 +260,6 @@ impl Cluster {
         }
     }
 
-    /// Takes in one health check result for `endpoint`, logging a change of status.
-    pub(crate) fn record_check(&self, endpoint: &Endpoint, result: Result<(), ProbeFailure>) {
-        let Some(check) = &self.config.health_check else {
-            return;
-        };
-        let thresholds = Thresholds {
-            healthy: check.healthy_threshold,
-            unhealthy: check.unhealthy_threshold,
-        };
-        if let Some(transition) = endpoint.observe_health(result.is_ok(), thresholds) {
-            // NOTE: an active check that finds the endpoint healthy again is better evidence
-            // than the breaker's open timer (Envoy unejects on it likewise): without this, an
-            // endpoint that came back would wait out an open period that may have grown long
-            // while it was down.
-            if transition.to.is_healthy()
-                && endpoint.is_tripped()
-                && let Some(breaker) = endpoint.breaker()
-            {
-                breaker.reset(Instant::now());
-            }
-            self.stats.events.push(crate::admin::health_event(
-                self.name(),
-                endpoint,
-                transition,
-                &result,
-            )); // admin: events
-            match &result {
-                Ok(()) => tracing::info!(
-                    cluster = self.name(), endpoint = %endpoint.address(),
-                    from = %transition.from, to = %transition.to,
-                    "endpoint health changed"
-                ),
-                Err(reason) => tracing::warn!(
-                    cluster = self.name(), endpoint = %endpoint.address(),
-                    from = %transition.from, to = %transition.to, %reason,
-                    "endpoint health changed"
-                ),
-            }
-        }
-        self.progress.notify_waiters();
-    }
-
     /// Whether `endpoint` is still one of the cluster's endpoints.
     pub(crate) fn contains(&self, endpoint: &Arc<Endpoint>) -> bool {
         self.endpoints
@@ -385,7 +297,7 @@ impl Cluster {
         }
         if self.config.health_check.is_some() {
             for endpoint in self.endpoints().iter() {
-                health::spawn(self, endpoint.clone());
+                checks::spawn(self, endpoint.clone());
             }
         }
         if has_names {
@@ -393,6 +305,48 @@ impl Cluster {
         }
         passive::spawn(self);
     }
+}
+
+/// The endpoints of `config`: those `previous` had are kept with what is known of them, new
+/// ones start as its health checks say (unknown until checked, or healthy without checks).
+/// Until DNS answers, names keep the addresses they had in the previous cluster.
+fn endpoints_of(
+    config: &ClusterConfig,
+    previous: Option<&Arc<Cluster>>,
+    changes: &Arc<AtomicU64>,
+    now: Instant,
+) -> Vec<Arc<Endpoint>> {
+    let initial = if config.health_check.is_some() {
+        HealthStatus::Unknown
+    } else {
+        HealthStatus::Healthy
+    };
+    let current = previous
+        .map(|previous| previous.endpoints())
+        .unwrap_or_default();
+    let resolved = dns::static_addresses(&config.endpoints);
+    let endpoints = dns::merge(&config.endpoints, &resolved, &current, |address, entry| {
+        Arc::new(Endpoint::new(
+            address,
+            entry.clone(),
+            initial,
+            changes.clone(),
+            now,
+        ))
+    });
+    if let Some(previous) = previous {
+        match (
+            previous.config.health_check.is_some(),
+            config.health_check.is_some(),
+        ) {
+            // Checks removed: nothing will ever take a kept endpoint out again.
+            (true, false) => force_all(&endpoints, HealthStatus::Healthy),
+            // Checks added: what was assumed is not known.
+            (false, true) => force_all(&endpoints, HealthStatus::Unknown),
+            _ => {}
+        }
+    }
+    endpoints
 }
 
 fn force_all(endpoints: &[Arc<Endpoint>], status: HealthStatus) {

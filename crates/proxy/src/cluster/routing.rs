@@ -22,7 +22,7 @@ use rand::Rng;
 
 use crate::balance::load::{Capacity, in_panic, local_zone_share, priority_load};
 use crate::balance::{Balancer, Pool, ring};
-use crate::cluster::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// Where requests go, for one state of the cluster's endpoints.
 #[derive(Debug)]

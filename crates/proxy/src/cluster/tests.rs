@@ -13,6 +13,7 @@ use super::*;
 use crate::config::{
     BalanceConfig, EndpointConfig, HashKey, HealthCheck, HealthCheckConfig, UpstreamProtocol,
 };
+use crate::health::ProbeFailure;
 
 /// An endpoint entry: last octet of 10.0.0.x, priority, zone.
 fn entry(last: u8, priority: u32, zone: Option<&str>) -> EndpointConfig {

@@ -23,7 +23,7 @@ use http::HeaderMap;
 use http::header::HeaderName;
 
 /// Whether a field of this name may be passed on as a trailer (RFC 9110 §6.5.1).
-pub fn trailer_allowed(name: &HeaderName) -> bool {
+pub(crate) fn trailer_allowed(name: &HeaderName) -> bool {
     let name = name.as_str();
     // NOTE: `HeaderName`s are lower case, so the text compares exactly.
     if name.starts_with("proxy-") || name.starts_with("if-") {
@@ -55,7 +55,7 @@ pub fn trailer_allowed(name: &HeaderName) -> bool {
 
 /// Drops from `trailers` every field [`trailer_allowed`] refuses (without touching a map
 /// that has none).
-pub fn keep_allowed_trailers(trailers: &mut HeaderMap) {
+pub(crate) fn keep_allowed_trailers(trailers: &mut HeaderMap) {
     if trailers.keys().all(trailer_allowed) {
         return;
     }
@@ -74,7 +74,7 @@ pub fn keep_allowed_trailers(trailers: &mut HeaderMap) {
 
 /// Whether `name` is `content-length` or `transfer-encoding` with `_` for some `-` (any
 /// case), but not the name itself.
-pub fn framing_look_alike(name: &[u8]) -> bool {
+pub(crate) fn framing_look_alike(name: &[u8]) -> bool {
     const NAMES: [&[u8]; 2] = [b"content-length", b"transfer-encoding"];
     NAMES.iter().any(|wanted| {
         name.len() == wanted.len()

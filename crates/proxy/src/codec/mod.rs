@@ -15,13 +15,14 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::body::Frame;
 use smallvec::SmallVec;
 
-pub use self::chunked::{ChunkedError, Decoded, Decoder};
-pub use self::fields::{framing_look_alike, keep_allowed_trailers, trailer_allowed};
-pub use self::read_buffer::{MIN_READ_SPACE, READ_CHUNK, make_room};
+pub(crate) use self::chunked::ChunkedError;
+pub use self::chunked::{Decoded, Decoder};
+pub(crate) use self::fields::{framing_look_alike, keep_allowed_trailers, trailer_allowed};
+pub(crate) use self::read_buffer::make_room;
 
 /// How a body is delimited on the wire, as its head announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delimit {
+pub(crate) enum Delimit {
     /// No body.
     None,
     /// Exactly this many bytes.
@@ -37,7 +38,7 @@ pub enum Delimit {
 // NOTE: offsets, not the parser's slices: those borrow the buffer that is split off and
 // frozen afterwards. 32 bits, as every head the proxy takes is far below 4 GiB.
 #[derive(Debug, Clone, Copy)]
-pub struct Span {
+pub(crate) struct Span {
     name_at: u32,
     name_len: u32,
     value_at: u32,
@@ -45,11 +46,11 @@ pub struct Span {
 }
 
 /// The header places of one head; most heads fit inline.
-pub type Spans = SmallVec<[Span; 16]>;
+pub(crate) type Spans = SmallVec<[Span; 16]>;
 
 impl Span {
     /// The place in `head` (which the parser was given) of `header` (which it returned).
-    pub fn of(head: &[u8], header: &httparse::Header<'_>) -> Self {
+    pub(crate) fn of(head: &[u8], header: &httparse::Header<'_>) -> Self {
         let start = head.as_ptr() as usize;
         let at = |slice: &[u8]| (slice.as_ptr() as usize - start) as u32;
         Self {
@@ -61,12 +62,12 @@ impl Span {
     }
 
     /// The name's range in the head.
-    pub fn name(self) -> std::ops::Range<usize> {
+    pub(crate) fn name(self) -> std::ops::Range<usize> {
         self.name_at as usize..(self.name_at + self.name_len) as usize
     }
 
     /// The value's range in the head.
-    pub fn value(self) -> std::ops::Range<usize> {
+    pub(crate) fn value(self) -> std::ops::Range<usize> {
         self.value_at as usize..(self.value_at + self.value_len) as usize
     }
 }
@@ -77,7 +78,7 @@ impl Span {
 pub struct LengthMismatch(pub u64);
 
 /// Appends one header line.
-pub fn encode_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+pub(crate) fn encode_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
     out.extend_from_slice(name.as_str().as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());
@@ -87,7 +88,7 @@ pub fn encode_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
 /// Appends a body frame as `delimit` says; `left` counts down an announced length.
 /// `Ok(true)` when the frame ended the body (trailers come last). Trailers go out only in
 /// the chunked coding and when `trailers` allows; otherwise they are dropped, as hyper does.
-pub fn encode_frame(
+pub(crate) fn encode_frame(
     out: &mut Vec<u8>,
     frame: Frame<Bytes>,
     delimit: Delimit,
@@ -129,7 +130,7 @@ pub fn encode_frame(
 
 /// Appends the end of a body: the last chunk (and trailers), or nothing once an announced
 /// length is complete.
-pub fn encode_end(
+pub(crate) fn encode_end(
     out: &mut Vec<u8>,
     delimit: Delimit,
     left: u64,
@@ -167,7 +168,7 @@ fn write_hex(out: &mut Vec<u8>, mut value: usize) {
 
 /// A Content-Length value: decimal digits, or a list of the same repeated (RFC 9110
 /// §8.6 lets a recipient take `42, 42` as 42).
-pub fn content_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let mut length: Option<u64> = None;
     for item in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
         if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {

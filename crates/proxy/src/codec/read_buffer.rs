@@ -16,16 +16,16 @@ use bytes::BytesMut;
 
 /// Room kept free in a read buffer before a read; when there is less, [`READ_CHUNK`] more
 /// is reserved.
-pub const MIN_READ_SPACE: usize = 1024;
+pub(super) const MIN_READ_SPACE: usize = 1024;
 /// What a read buffer grows by.
-pub const READ_CHUNK: usize = 8 * 1024;
+pub(super) const READ_CHUNK: usize = 8 * 1024;
 /// How far into its allocation an empty buffer's reads may have walked before they are
 /// moved back to the front: half a page, so that they never reach the second one.
 const RECLAIM_AFTER: usize = 2048;
 
 /// Makes room in `read` for the next read: at least [`MIN_READ_SPACE`] free, and back at
 /// the front of its allocation when it is empty and nothing else holds it.
-pub fn make_room(read: &mut BytesMut) {
+pub(crate) fn make_room(read: &mut BytesMut) {
     // Only once the reads have walked half a page in: asked after every request, the
     // reclaim showed in the instructions per request (bench/README.md), for what one
     // reclaim in ~50 small requests keeps just as well inside the first page.

@@ -8,11 +8,11 @@ use std::time::Duration;
 use super::Location;
 
 /// The default admin address: loopback only.
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+pub(crate) const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 /// Admin connections served at once by default: a few dashboards, scripts and scrapers.
-pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
+pub(crate) const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
 /// The default time to send a request head (and body), and to send the next one.
-pub const DEFAULT_ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The admin listener's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

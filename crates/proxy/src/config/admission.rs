@@ -4,10 +4,11 @@
 //! a [`Priority`] enum, CIDRs as numbers, header names as [`HeaderName`]s.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use blastwall_policy::bulkhead::ValidBulkheadConfig;
+use blastwall_policy::concurrency::{ValidAimdConfig, ValidGradient2Config};
 use http::HeaderName;
 
 /// How important a request is. Under overload, lower priorities are shed first.
@@ -178,26 +179,17 @@ pub struct ConcurrencyConfig {
     pub queue_timeout: Duration,
 }
 
-/// How a concurrency limit is set.
+/// How a concurrency limit is set: the policy crate's config, checked by it at load, so the
+/// limiter built from it (on start, on a reload) has no failure path.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LimitConfig {
-    /// A fixed number of requests at once.
-    Fixed(NonZeroU32),
+    /// A fixed number of requests at once: a bulkhead without a queue of its own (the
+    /// proxy's queue, which orders by priority, is in front of it).
+    Fixed(ValidBulkheadConfig),
     /// Moved by latency (Gradient2).
-    Gradient2(AdaptiveBounds),
+    Gradient2(ValidGradient2Config),
     /// Moved by overload signals (AIMD).
-    Aimd(AdaptiveBounds),
-}
-
-/// The range an adaptive limit moves in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdaptiveBounds {
-    /// Never below this (at least 1).
-    pub min: u32,
-    /// Never above this.
-    pub max: u32,
-    /// Where it starts.
-    pub initial: u32,
+    Aimd(ValidAimdConfig),
 }
 
 /// A rate limit.
@@ -213,6 +205,8 @@ pub struct RateLimitConfig {
     pub key: RateLimitKey,
     /// Most client keys tracked at once (memory stays bounded whatever clients send).
     pub max_keys: usize,
+    /// `rate`, `per` and `burst` as the policy crate's config, checked by it at load.
+    pub limit: blastwall_policy::ratelimit::ValidRateLimitConfig,
 }
 
 /// Whose requests share one rate limit.

@@ -3,29 +3,31 @@
 use std::time::Duration;
 
 use blastwall_policy::backoff::BackoffConfig;
-use blastwall_policy::hedge::HedgeConfig;
-use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, StatusSet};
+use blastwall_policy::hedge::ValidHedgeConfig;
+use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, RetryPolicy, StatusSet};
 
 /// How a route's requests are attempted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteAttempts {
     /// The longest a request may take in all.
     pub timeout: Option<Duration>,
-    /// The longest one attempt may wait for a response head; `None`: the cluster's
-    /// `request_timeout`.
-    pub per_try_timeout: Option<Duration>,
-    /// When to retry.
-    pub retry: RetryConfig,
+    /// The longest one attempt against the route's cluster may wait for a response head:
+    /// the route's `per_try_timeout`, or else its cluster's `request_timeout` (resolved at
+    /// load; the alternate cluster's attempt has its own, see
+    /// [`AlternateCluster`](super::fallback::AlternateCluster)).
+    pub per_try_timeout: Duration,
+    /// When to retry: the policy itself, built (and so checked by the policy crate) at load.
+    pub retry: RetryPolicy,
     /// Request bodies up to this many bytes are kept for another attempt.
     pub buffer_limit: u64,
-    /// Hedging, if on.
-    pub hedge: Option<HedgeConfig>,
+    /// Hedging, if on; checked by the policy crate.
+    pub hedge: Option<ValidHedgeConfig>,
 }
 
 impl RouteAttempts {
     /// Whether a request may need its body twice (so it is worth keeping).
     pub fn may_repeat(&self) -> bool {
-        self.retry.max_attempts > 1 || self.hedge.is_some()
+        self.retry.config().max_attempts > 1 || self.hedge.is_some()
     }
 }
 
@@ -35,8 +37,8 @@ impl Default for RouteAttempts {
     fn default() -> Self {
         Self {
             timeout: None,
-            per_try_timeout: None,
-            retry: RetryConfig {
+            per_try_timeout: super::DEFAULT_REQUEST_TIMEOUT,
+            retry: RetryPolicy::new(RetryConfig {
                 max_attempts: 2,
                 backoff: BackoffConfig::default(),
                 retry_on: RetryOn {
@@ -48,7 +50,8 @@ impl Default for RouteAttempts {
                 },
                 retry_after: DEFAULT_RETRY_AFTER,
                 retry_non_idempotent: false,
-            },
+            })
+            .expect("two attempts with the default backoff are a valid retry config"),
             buffer_limit: DEFAULT_BUFFER_LIMIT,
             hedge: None,
         }
@@ -56,9 +59,19 @@ impl Default for RouteAttempts {
 }
 
 /// How an upstream's `Retry-After` is treated unless the route says otherwise.
-pub const DEFAULT_RETRY_AFTER: RetryAfter = RetryAfter::Honour {
+pub(crate) const DEFAULT_RETRY_AFTER: RetryAfter = RetryAfter::Honour {
     max: Duration::from_secs(1),
 };
 
 /// Request bodies kept for another attempt unless the route says otherwise.
-pub const DEFAULT_BUFFER_LIMIT: u64 = 64 * 1024;
+pub(crate) const DEFAULT_BUFFER_LIMIT: u64 = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::RouteAttempts;
+
+    #[test]
+    fn the_default_attempts_build() {
+        assert_eq!(RouteAttempts::default().retry.config().max_attempts, 2);
+    }
+}

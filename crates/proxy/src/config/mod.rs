@@ -7,16 +7,17 @@
 //! file, line and column (see [`error`]). Defaults are safe and written down in
 //! `examples/blastwall.toml`.
 
-pub mod admin;
-pub mod admission;
-pub mod attempts;
-pub mod error;
-pub mod fallback;
-pub mod file;
+pub(crate) mod admin;
+pub(crate) mod admission;
+pub(crate) mod attempts;
+pub(crate) mod error;
+pub(crate) mod fallback;
+pub(crate) mod file;
 mod passive;
-pub mod telemetry;
+pub(crate) mod telemetry;
+pub(crate) mod tls;
 mod validate;
-pub mod values;
+pub(crate) mod values;
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -26,11 +27,13 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 
-pub use attempts::RouteAttempts;
-pub use error::{ConfigError, ConfigErrors, Location};
-pub use file::{Balance, DecisionHeaders, EscapedSlashes, UpstreamProtocol};
-pub use passive::PassiveConfig;
-pub use telemetry::TelemetryConfig;
+pub(crate) use attempts::RouteAttempts;
+pub(crate) use error::Location;
+pub use error::{ConfigError, ConfigErrors};
+pub(crate) use file::{DecisionHeaders, EscapedSlashes, UpstreamProtocol};
+pub(crate) use passive::PassiveConfig;
+pub(crate) use telemetry::TelemetryConfig;
+pub(crate) use tls::TlsConfig;
 
 /// A validated config.
 #[derive(Debug, Clone)]
@@ -69,6 +72,9 @@ impl Source {
     }
 }
 
+/// A cluster's `request_timeout` unless it says otherwise.
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Settings of the process as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxySettings {
@@ -100,19 +106,6 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// Limits that protect the proxy from clients.
     pub limits: ListenerLimits,
-}
-
-/// Certificate and key files, resolved against the config file's folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// The PEM certificate chain.
-    pub cert: PathBuf,
-    /// The PEM private key.
-    pub key: PathBuf,
-    /// Where `cert` is written, so a certificate that cannot be used can point at it.
-    pub cert_location: Location,
-    /// Where `key` is written.
-    pub key_location: Location,
 }
 
 /// Limits a listener enforces on clients.
@@ -270,8 +263,8 @@ pub struct ClusterConfig {
     pub max_idle_per_endpoint: usize,
     /// Active health checks, if any.
     pub health_check: Option<HealthCheckConfig>,
-    /// The budget retries and hedges to this cluster spend from.
-    pub retry_budget: blastwall_policy::budget::BudgetConfig,
+    /// The budget retries and hedges to this cluster spend from, checked by the policy crate.
+    pub retry_budget: blastwall_policy::budget::ValidBudgetConfig,
     /// A concurrency limit over all the cluster's requests, if any.
     pub concurrency: Option<admission::ConcurrencyConfig>,
     /// Breakers and outlier detection.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer};
 /// A value that does not parse is kept as its error rather than failing the whole parse, so
 /// validation can report it at its place along with every other error in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DurationValue(pub Result<Duration, String>);
+pub(crate) struct DurationValue(pub Result<Duration, String>);
 
 impl<'de> Deserialize<'de> for DurationValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -42,7 +42,7 @@ impl<'de> Deserialize<'de> for DurationValue {
 }
 
 /// Parses `250ms`, `1.5s`, `1m 30s`; refuses negative durations with a message that says so.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.starts_with('-') {
         return Err(format!(
@@ -95,7 +95,7 @@ impl JsonSchema for DurationValue {
 /// A size in bytes written with its unit, like `16KiB` or `10MB`; kept as its error when it
 /// does not parse, like [`DurationValue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ByteSizeValue(pub Result<u64, String>);
+pub(crate) struct ByteSizeValue(pub Result<u64, String>);
 
 impl<'de> Deserialize<'de> for ByteSizeValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -147,7 +147,7 @@ impl JsonSchema for ByteSizeValue {
 /// A data rate written as a size per second, like `256B/s` or `1KiB/s`; kept as its error
 /// when it does not parse, like [`DurationValue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateValue(pub Result<u64, String>);
+pub(crate) struct RateValue(pub Result<u64, String>);
 
 impl<'de> Deserialize<'de> for RateValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -157,7 +157,7 @@ impl<'de> Deserialize<'de> for RateValue {
 }
 
 /// Parses `256B/s` or `1KiB/s` into bytes per second.
-pub fn parse_rate(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
     let bad = || {
         format!(
             "invalid rate \"{text}\": expected a size per second, like \"256B/s\" or \"1KiB/s\""

@@ -1,37 +1,43 @@
-//! The alternate-cluster fallback: one attempt against another cluster, through the same
-//! [`crate::pipeline::attempt`] as the route's own (rewrites, header edits, the alternate
-//! cluster's balancer, breaker and outcome recording).
+//! The alternate-cluster fallback: one attempt against another cluster, sent the way the
+//! route's own attempts are (rewrites, header edits, the alternate cluster's balancer,
+//! breaker and outcome recording).
+//!
+//! The attempt itself is the pipeline's, handed in as a function (see
+//! [`super::RouteFallback::serve`]): this module knows what to send and what to make of the
+//! answer, not how a request is sent, nor the pipeline's context or the config in force.
 //!
 //! The request's body was given to the attempts that failed, so only a request without a
 //! body can be sent again. NOTE: when the pipeline keeps bounded request bodies replayable
 //! (for retries), `serve` takes the replay in place of the empty body.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::Response;
-use http::request::Parts;
 
-use crate::forward::{self, ProxyBody};
-use crate::pipeline::{self, Context};
+use super::{Attempt, Attempted, FallbackRequest};
+use crate::body;
+use crate::body::ProxyBody;
+use crate::config::fallback::AlternateCluster;
 
 /// The alternate cluster's answer, unless it could not give one that is not a failure
 /// (see [`super::is_failure_status`]).
-pub(super) async fn serve(
-    context: &Context<'_>,
-    request: &Parts,
-    cluster: usize,
+pub(super) async fn serve<F: Future<Output = Attempted>>(
+    request: &FallbackRequest<'_>,
+    alternate: AlternateCluster,
+    attempt: impl Attempt<F>,
 ) -> Option<Response<ProxyBody>> {
-    if !context.request_body_empty {
+    if !request.body_empty {
         return None;
     }
-    let cluster = context.snapshot.clusters.get(cluster)?;
-    let mut permit = Some(cluster.admit(Instant::now()).ok()?);
-    let (result, outcome) = pipeline::attempt(
-        context,
-        cluster,
-        request.clone(),
-        forward::full(""),
-        &mut permit,
+    let cluster = request.clusters.get(alternate.index)?;
+    let permit = Some(cluster.admit(Instant::now()).ok()?);
+    let (result, outcome, permit) = attempt(
+        Arc::clone(cluster),
+        request.parts.clone(),
+        body::full(""),
+        permit,
     )
     .await;
     if let Some(permit) = permit {

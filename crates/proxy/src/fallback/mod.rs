@@ -15,10 +15,11 @@
 //!    (requests without a body only, until bodies are kept replayable);
 //! 3. the **static response** ([`static_response`]): always answers.
 //!
-//! The response carries `x-blastwall-fallback: stale | cluster | static` (set by the
-//! pipeline from the kind returned here). The **kill switch** ([`kill_switch`]) sends every
-//! request to this path at once, without touching the cluster; with nothing to answer, the
-//! client gets 503 `kill_switch`.
+//! The kind that answered ([`FallbackKind`]) goes into the request's record, and the response
+//! carries `x-blastwall-fallback: stale | cluster | static` when the proxy's decisions are
+//! shown (`proxy.decision_headers`; written by the pipeline from the record). The **kill
+//! switch** ([`kill_switch`]) sends every request to this path at once, without touching the
+//! cluster; with nothing to answer, the client gets 503 `kill_switch`.
 //!
 //! The live state here (the cache, the switch, the counters) outlives a reload that keeps the
 //! route: see [`RouteFallback::new`].
@@ -28,6 +29,7 @@ mod kill_switch;
 mod stale;
 mod static_response;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,52 +37,12 @@ use http::{Response, StatusCode, request::Parts};
 
 use self::kill_switch::KillSwitch;
 use self::stale::StaleCache;
+use crate::body::ProxyBody;
+use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::RouteConfig;
-use crate::forward::ProxyBody;
-use crate::stats::FallbackStats;
-
-/// Why a request is taking its fallback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FallbackReason {
-    /// Every attempt failed.
-    Failed,
-    /// The attempts ended on the endpoint's own 5xx answer (a 500, not a gateway error nor
-    /// overload): the application failed this one request, which a client can provoke with
-    /// input the application fails on. Configured as `failed`; it does not open the stale
-    /// cache (an application failing every request trips the breaker, which does).
-    ServerError,
-    /// The cluster's breaker is open (or no endpoint can be tried).
-    BreakerOpen,
-    /// The route's admission refused the request (its rate limit or its concurrency limit).
-    Shed,
-    /// The cluster's concurrency limit refused the request: the cluster is saturated (it
-    /// answers slower than its load needs). Configured as `shed`; unlike the route's own
-    /// limits, it opens the stale cache, which is what a saturated cluster should degrade to.
-    Overloaded,
-    /// The route's deadline passed, or an attempt's timeout, before the cluster answered.
-    Timeout,
-    /// The caller's own deadline (its deadline header) passed: the client's doing, which
-    /// says nothing about the cluster. Configured as `timeout`.
-    CallerDeadline,
-    /// The route's kill switch is on.
-    KillSwitch,
-}
-
-impl FallbackReason {
-    /// Whether the cluster itself failed the request (rather than the proxy refusing it or
-    /// the client running out of its own time): only then, or with the kill switch on, may
-    /// the stale-if-error cache answer, so that no client can read it while the cluster is
-    /// answering.
-    pub fn cluster_failed(self) -> bool {
-        matches!(
-            self,
-            FallbackReason::Failed
-                | FallbackReason::BreakerOpen
-                | FallbackReason::Timeout
-                | FallbackReason::Overloaded
-        )
-    }
-}
+use crate::config::fallback::{FallbackConfig, FallbackReason};
+use crate::counters::FallbackStats;
+use crate::record::FallbackKind;
 
 /// What the upstream's answer to a request may depend on besides the request's head: part
 /// of the stale cache's key, with the method, host, target and the headers `Vary` names.
@@ -93,9 +55,47 @@ pub struct Provenance {
     pub forwarded: bool,
 }
 
+/// What a fallback reads of the request it answers in its cluster's place.
+#[derive(Debug, Clone, Copy)]
+pub struct FallbackRequest<'a> {
+    /// The request's head.
+    pub parts: &'a Parts,
+    /// Its route's fallback config.
+    pub config: &'a FallbackConfig,
+    /// What the upstream's answer depends on besides the head (part of the stale cache's key).
+    pub provenance: Provenance,
+    /// Whether it has no body, so it can be sent again as it is (to the alternate cluster).
+    pub body_empty: bool,
+    /// The clusters in force, the alternate cluster among them.
+    pub clusters: &'a [Arc<Cluster>],
+}
+
+/// What one attempt came to: the response (`Err`: the error response, the upstream's or the
+/// proxy's), its outcome, and the cluster breaker's permit unless the attempt took it along
+/// with a body still to come.
+pub(crate) type Attempted = (
+    Result<Response<ProxyBody>, Response<ProxyBody>>,
+    crate::outcome::AttemptOutcome,
+    Option<ClusterPermit>,
+);
+
+/// One attempt against a cluster, sent as the pipeline sends the route's own: given the
+/// cluster, the request's head, a body and the cluster breaker's permit, what it came to.
+pub trait Attempt<F: Future<Output = Attempted>>:
+    FnOnce(Arc<Cluster>, Parts, ProxyBody, Option<ClusterPermit>) -> F
+{
+}
+
+impl<A, F> Attempt<F> for A
+where
+    A: FnOnce(Arc<Cluster>, Parts, ProxyBody, Option<ClusterPermit>) -> F,
+    F: Future<Output = Attempted>,
+{
+}
+
 /// Whether an upstream's answer with this status is a failure the fallback covers: the
 /// statuses RFC 5861 counts as errors for `stale-if-error` (500, 502, 503, 504).
-pub fn is_failure_status(status: StatusCode) -> bool {
+pub(crate) fn is_failure_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 500 | 502 | 503 | 504)
 }
 
@@ -169,26 +169,22 @@ impl RouteFallback {
     }
 
     /// The fallback response for a request that could not be served, if the route has one
-    /// for `reason`, with the kind that answered (`stale`, `cluster`, `static`). `None`: the
-    /// client gets the proxy's error.
-    pub async fn serve(
+    /// for `reason`, with the kind that answered. `None`: the client gets the proxy's error.
+    /// `attempt` sends one attempt to a cluster (the alternate), as the pipeline sends them.
+    pub async fn serve<F: Future<Output = Attempted>>(
         &self,
         reason: FallbackReason,
-        request: &Parts,
-        context: &crate::pipeline::Context<'_>,
-    ) -> Option<(Response<ProxyBody>, &'static str)> {
-        let config = &context.route.fallback;
+        request: FallbackRequest<'_>,
+        attempt: impl Attempt<F>,
+    ) -> Option<(Response<ProxyBody>, FallbackKind)> {
+        let config = request.config;
         let answer = if config.on.contains(reason) {
-            self.answer(reason, request, context).await
+            self.answer(reason, &request, attempt).await
         } else {
             None
         };
         match &answer {
-            Some((_, kind)) => {
-                if let Some(counter) = self.stats.served(kind) {
-                    counter.increment();
-                }
-            }
+            Some((_, kind)) => self.stats.served(*kind).increment(),
             None if reason == FallbackReason::KillSwitch => self.stats.killed.increment(),
             None if config.has_fallback() && config.on.contains(reason) => {
                 self.stats.unserved.increment();
@@ -199,26 +195,26 @@ impl RouteFallback {
     }
 
     /// The first fallback that answers, in the order of the module doc.
-    async fn answer(
+    async fn answer<F: Future<Output = Attempted>>(
         &self,
         reason: FallbackReason,
-        request: &Parts,
-        context: &crate::pipeline::Context<'_>,
-    ) -> Option<(Response<ProxyBody>, &'static str)> {
-        let config = &context.route.fallback;
+        request: &FallbackRequest<'_>,
+        attempt: impl Attempt<F>,
+    ) -> Option<(Response<ProxyBody>, FallbackKind)> {
+        let config = request.config;
         if let Some(cache) = &self.stale
             && (reason.cluster_failed() || reason == FallbackReason::KillSwitch)
-            && let Some(response) = cache.lookup(request, context.provenance(), Instant::now())
+            && let Some(response) = cache.lookup(request.parts, request.provenance, Instant::now())
         {
-            return Some((response, "stale"));
+            return Some((response, FallbackKind::Stale));
         }
         if let Some(cluster) = config.cluster
-            && let Some(response) = alternate::serve(context, request, cluster).await
+            && let Some(response) = alternate::serve(request, cluster, attempt).await
         {
-            return Some((response, "cluster"));
+            return Some((response, FallbackKind::Cluster));
         }
         let response = static_response::response(config.static_response.as_ref()?);
-        Some((response, "static"))
+        Some((response, FallbackKind::Static))
     }
 
     /// Sees every response the upstream gave (for the stale-if-error cache) and returns it,

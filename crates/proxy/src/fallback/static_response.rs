@@ -2,13 +2,14 @@
 
 use http::Response;
 
+use crate::body;
+use crate::body::ProxyBody;
 use crate::config::fallback::StaticResponse;
-use crate::forward::{self, ProxyBody};
 
 /// The configured response. Headers and body are shared buffers: nothing is copied but the
 /// header map.
 pub(super) fn response(config: &StaticResponse) -> Response<ProxyBody> {
-    let mut response = Response::new(forward::full(config.body.clone()));
+    let mut response = Response::new(body::full(config.body.clone()));
     *response.status_mut() = config.status;
     response.headers_mut().clone_from(&config.headers);
     response

@@ -5,8 +5,8 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 
 use super::{Provenance, RouteFallback};
+use crate::body;
 use crate::config::{Config, RouteConfig};
-use crate::forward;
 
 fn route(fallback: &str) -> RouteConfig {
     let text = format!(
@@ -24,7 +24,7 @@ async fn the_stale_cache_and_counters_survive_a_reload_that_keeps_the_route() {
     let observed = first.observe(
         &request,
         Provenance::default(),
-        Response::new(forward::full("kept")),
+        Response::new(body::full("kept")),
     );
     observed.into_body().collect().await.unwrap();
     assert_eq!(first.stats().stale_stored.get(), 1);

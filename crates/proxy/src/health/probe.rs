@@ -1,21 +1,26 @@
 //! One health check against one endpoint: an HTTP GET whose status must be expected, or a
 //! TCP connection that must open, within the check's timeout.
+//!
+//! It takes the endpoint's address and authority, not the endpoint: the endpoint keeps its
+//! health through [`state`](super::state), so taking it here would tie the two modules into
+//! a cycle.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
+use http::uri::Authority;
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::cluster::Endpoint;
 use crate::config::{HealthCheck, HealthCheckConfig, UpstreamProtocol};
 
 /// Why a check failed, for the log line when an endpoint changes status.
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeFailure {
+pub(crate) enum ProbeFailure {
     /// No result within the check's timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -33,13 +38,15 @@ pub enum ProbeFailure {
     Status(StatusCode),
 }
 
-/// Checks `endpoint` once.
-pub async fn probe(
+/// Checks the endpoint at `address` once; `authority` is that address as a URI authority
+/// (the Host of an HTTP check that names none).
+pub(crate) async fn probe(
     check: &HealthCheckConfig,
     protocol: UpstreamProtocol,
-    endpoint: &Endpoint,
+    address: SocketAddr,
+    authority: &Authority,
 ) -> Result<(), ProbeFailure> {
-    tokio::time::timeout(check.timeout, attempt(check, protocol, endpoint))
+    tokio::time::timeout(check.timeout, attempt(check, protocol, address, authority))
         .await
         .map_err(|_| ProbeFailure::Timeout(check.timeout))?
 }
@@ -47,9 +54,10 @@ pub async fn probe(
 async fn attempt(
     check: &HealthCheckConfig,
     protocol: UpstreamProtocol,
-    endpoint: &Endpoint,
+    address: SocketAddr,
+    authority: &Authority,
 ) -> Result<(), ProbeFailure> {
-    let stream = TcpStream::connect(endpoint.address())
+    let stream = TcpStream::connect(address)
         .await
         .map_err(ProbeFailure::Connect)?;
     let HealthCheck::Http {
@@ -63,7 +71,7 @@ async fn attempt(
     let _ = stream.set_nodelay(true);
     let host = match host {
         Some(host) => HeaderValue::from_str(host).map_err(http::Error::from)?,
-        None => HeaderValue::from_str(endpoint.authority().as_str()).map_err(http::Error::from)?,
+        None => HeaderValue::from_str(authority.as_str()).map_err(http::Error::from)?,
     };
     let status = match protocol {
         UpstreamProtocol::Http1 => {
@@ -81,7 +89,7 @@ async fn attempt(
         }
         UpstreamProtocol::Http2 => {
             // HTTP/2 carries the authority in the request target, not in Host.
-            let uri = format!("http://{}{path}", endpoint.authority());
+            let uri = format!("http://{authority}{path}");
             let request = Request::get(uri)
                 .header(USER_AGENT, "blastwall-health-check")
                 .body(Empty::<Bytes>::new())?;

@@ -61,7 +61,7 @@ impl fmt::Display for HealthStatus {
 
 /// Results in a row needed to flip a known state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     /// Passes in a row for an unhealthy endpoint to become healthy.
     pub healthy: NonZeroU32,
     /// Failures in a row for a healthy endpoint to become unhealthy.
@@ -79,7 +79,7 @@ pub struct Transition {
 
 /// An endpoint's status and the run of results that disagree with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HealthState {
+pub(crate) struct HealthState {
     status: HealthStatus,
     /// Consecutive results against `status` (failures while healthy, passes while unhealthy).
     against: u32,
@@ -87,17 +87,17 @@ pub struct HealthState {
 
 impl HealthState {
     /// A state with this status and no run of results.
-    pub fn new(status: HealthStatus) -> Self {
+    pub(crate) fn new(status: HealthStatus) -> Self {
         Self { status, against: 0 }
     }
 
     /// The status now.
-    pub fn status(&self) -> HealthStatus {
+    pub(crate) fn status(&self) -> HealthStatus {
         self.status
     }
 
     /// Takes in one check result; returns the transition if the status changed.
-    pub fn observe(&mut self, passed: bool, thresholds: Thresholds) -> Option<Transition> {
+    pub(crate) fn observe(&mut self, passed: bool, thresholds: Thresholds) -> Option<Transition> {
         let from = self.status;
         let to = match (from, passed) {
             // ## Unknown => (Healthy | Unhealthy): the first result decides.
@@ -129,7 +129,7 @@ impl HealthState {
     }
 
     /// Sets the status outright (an operator override, or a config that drops checks).
-    pub fn force(&mut self, status: HealthStatus) -> Option<Transition> {
+    pub(crate) fn force(&mut self, status: HealthStatus) -> Option<Transition> {
         if status == self.status {
             self.against = 0;
             return None;

@@ -30,7 +30,7 @@ use http::request::Parts;
 use http::{Method, Version};
 
 use crate::codec::{Span, Spans};
-use crate::forward::ProxyError;
+use crate::error::ProxyError;
 
 /// Up to this many header lines are parsed into a stack array (the default limit is 100);
 /// above, into a heap array.
@@ -111,7 +111,7 @@ pub fn check_head(bytes: &[u8], limits: &HeadLimits) -> Result<Head, Rejection> 
 
 /// Where the parts of a whole request head are in its bytes, to build the request from.
 #[derive(Debug, Default)]
-pub struct HeadPlaces {
+pub(crate) struct HeadPlaces {
     /// The method's range.
     pub method: std::ops::Range<usize>,
     /// The request target's range.
@@ -123,7 +123,7 @@ pub struct HeadPlaces {
 }
 
 /// [`check_head`], noting in `places` where the parts of a whole head are.
-pub fn locate_head(
+pub(crate) fn locate_head(
     bytes: &[u8],
     limits: &HeadLimits,
     places: &mut HeadPlaces,
@@ -286,7 +286,7 @@ fn content_length(value: &[u8]) -> Option<u64> {
 }
 
 /// Checks a request as hyper parsed it (HTTP/1 or HTTP/2).
-pub fn check_parts(parts: &Parts, limits: &HeadLimits) -> Result<(), Rejection> {
+pub(crate) fn check_parts(parts: &Parts, limits: &HeadLimits) -> Result<(), Rejection> {
     check_method_and_target(parts)?;
     let headers = HeaderSummary::of(parts);
     check_host(parts, &headers)?;

@@ -16,9 +16,10 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -31,6 +32,7 @@ use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 
 use super::StopSignal;
@@ -40,8 +42,10 @@ use super::h1::{self, Ended};
 use super::limits::{LimitedBody, TrackedBody};
 use super::side_wake::SideWake;
 use super::tracker::{EPOCHS_PER_TIMEOUT, StallWatch, Ticket, Tracker};
+use crate::body::ProxyBody;
 use crate::config::ListenerLimits;
-use crate::forward::{self, Downstream, ProxyBody, ProxyError};
+use crate::error::{self, ProxyError};
+use crate::forward::Downstream;
 use crate::pipeline;
 use crate::reload::{Runtime, Snapshot};
 
@@ -144,7 +148,7 @@ async fn respond(
             ))
             .await
         }
-        Err((error, reason)) => forward::error_response(error, reason),
+        Err((error, reason)) => error::error_response(error, reason),
     }
 }
 
@@ -186,15 +190,9 @@ async fn serve_http2<S>(
     tokio::pin!(changed);
     let stopping = stopped(&mut stop);
     tokio::pin!(stopping);
-    // NOTE: one more timer for the connection's life, ticking every eighth of the shorter
-    // stall timeout (3.75 s by default): a stall is seen within two eighths of its timeout.
-    let send_timeout = shared.limits.send_timeout;
-    let body_timeout = shared.limits.request_body_timeout;
-    let tick = send_timeout.min(body_timeout) / EPOCHS_PER_TIMEOUT;
-    let stall_check = tokio::time::sleep(tick);
+    let mut stalls = StreamStalls::new(&shared.limits);
+    let stall_check = tokio::time::sleep(stalls.tick);
     tokio::pin!(stall_check);
-    let mut sends = StallWatch::new(tokio::time::Instant::now(), send_timeout);
-    let mut bodies = StallWatch::new(tokio::time::Instant::now(), body_timeout);
     // Set once a stall was seen: the GOAWAY went out, the connection ends when it fires.
     let mut killing = false;
     let mut stopped_polled = false;
@@ -216,21 +214,13 @@ async fn serve_http2<S>(
             }
             let mut side_cx = Context::from_waker(&side_waker);
             while !killing && stall_check.as_mut().poll(&mut side_cx).is_ready() {
-                let now = tokio::time::Instant::now();
-                let stalled_send = sends.tick(&tracker.sends, now);
-                let stalled_body = bodies.tick(&tracker.bodies, now);
-                if stalled_send || stalled_body {
-                    tracing::debug!(
-                        peer = %downstream.peer,
-                        stalled_send,
-                        stalled_body,
-                        "closing a connection whose client stalls its streams"
-                    );
+                let now = Instant::now();
+                if stalls.look(&tracker, now, &downstream) {
                     killing = true;
                     shutting_down = true;
                 }
                 // Ticking on, or the end of the grace the GOAWAY gets.
-                stall_check.as_mut().reset(now + tick);
+                stall_check.as_mut().reset(now + stalls.tick);
             }
             if killing && stall_check.as_mut().poll(&mut side_cx).is_ready() {
                 // The grace is over: whatever the streams hold is dropped with them.
@@ -241,15 +231,8 @@ async fn serve_http2<S>(
                 shutting_down |= tracker.shutdown_requested();
             }
             while !shutting_down && idle_check.as_mut().poll(&mut side_cx).is_ready() {
-                let now = tokio::time::Instant::now();
-                match tracker.idle_deadline(idle_timeout) {
-                    Some(at) if at <= now => {
-                        tracing::debug!(peer = %downstream.peer, ?idle_timeout, "closing an idle connection");
-                        shutting_down = true;
-                    }
-                    Some(at) => idle_check.as_mut().reset(at),
-                    None => idle_check.as_mut().reset(now + idle_timeout),
-                }
+                shutting_down =
+                    idle_when_fired(idle_check.as_mut(), &tracker, idle_timeout, &downstream);
             }
             if !stopped_polled && stopping.as_mut().poll(&mut side_cx).is_ready() {
                 stopped_polled = true;
@@ -269,6 +252,67 @@ async fn serve_http2<S>(
     }
     drop(permit);
     drop(watcher);
+}
+
+/// The stall watch of an HTTP/2 connection's streams (see the module doc).
+struct StreamStalls {
+    sends: StallWatch,
+    bodies: StallWatch,
+    /// How often it looks: every eighth of the shorter stall timeout (3.75 s by default),
+    /// so a stall is seen within two eighths of its timeout.
+    // NOTE: on one more timer for the connection's life.
+    tick: Duration,
+}
+
+impl StreamStalls {
+    fn new(limits: &ListenerLimits) -> Self {
+        let now = Instant::now();
+        Self {
+            sends: StallWatch::new(now, limits.send_timeout),
+            bodies: StallWatch::new(now, limits.request_body_timeout),
+            tick: limits.send_timeout.min(limits.request_body_timeout) / EPOCHS_PER_TIMEOUT,
+        }
+    }
+
+    /// Looks at the connection's streams at `now`: whether one of them stalled.
+    fn look(&mut self, tracker: &Tracker, now: Instant, downstream: &Downstream) -> bool {
+        let stalled_send = self.sends.tick(&tracker.sends, now);
+        let stalled_body = self.bodies.tick(&tracker.bodies, now);
+        if stalled_send || stalled_body {
+            tracing::debug!(
+                peer = %downstream.peer,
+                stalled_send,
+                stalled_body,
+                "closing a connection whose client stalls its streams"
+            );
+        }
+        stalled_send || stalled_body
+    }
+}
+
+/// When the idle check fired: whether the connection has been idle for `idle_timeout`; if
+/// not, the check is moved to the earliest instant it could be.
+fn idle_when_fired(
+    check: Pin<&mut Sleep>,
+    tracker: &Tracker,
+    idle_timeout: Duration,
+    downstream: &Downstream,
+) -> bool {
+    let now = Instant::now();
+    match tracker.idle_deadline(idle_timeout) {
+        Some(at) if at <= now => {
+            tracing::debug!(peer = %downstream.peer, ?idle_timeout, "closing an idle connection");
+            true
+        }
+        Some(at) => {
+            check.reset(at);
+            false
+        }
+        None => {
+            check.reset(now + idle_timeout);
+            false
+        }
+    }
 }
 
 /// Resolves when the listener is told to stop: a snapshot is sent, or the sender is gone.
@@ -293,7 +337,7 @@ async fn handle(
     let response = match checks::check_parts(&parts, &shared.http1.head_limits) {
         Err(rejection) => {
             tracing::debug!(listener = %shared.name, peer = %downstream.peer, error = rejection.error.as_str(), reason = %rejection.reason, "request refused");
-            forward::error_response(rejection.error, &rejection.reason)
+            error::error_response(rejection.error, &rejection.reason)
         }
         Ok(()) => {
             let limits = &shared.limits;
@@ -314,10 +358,10 @@ async fn handle(
                     ))
                     .await
                 }
-                Err((error, reason)) => forward::error_response(error, reason),
+                Err((error, reason)) => error::error_response(error, reason),
             };
             if ticket.body_overflowed() {
-                forward::error_response(
+                error::error_response(
                     ProxyError::RequestBodyTooLarge,
                     &format!(
                         "request body over the limit of {} bytes",
@@ -325,7 +369,7 @@ async fn handle(
                     ),
                 )
             } else if ticket.body_stalled() {
-                forward::error_response(
+                error::error_response(
                     ProxyError::BodyReadTimeout,
                     "the request body came slower than the minimum data rate",
                 )

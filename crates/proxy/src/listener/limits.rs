@@ -32,12 +32,12 @@ use tokio::time::Instant;
 use super::pace::Stall;
 use super::stream_pace::StreamPace;
 use super::tracker::{Ticket, WaitMark};
+use crate::body::{BoxError, ProxyBody};
 use crate::config::MinDataRate;
-use crate::forward::{BoxError, ProxyBody};
 
 /// The request body went past the listener's `max_request_body`.
 #[derive(Debug)]
-pub struct BodyTooLarge {
+pub(super) struct BodyTooLarge {
     limit: u64,
 }
 

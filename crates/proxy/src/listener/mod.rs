@@ -27,15 +27,15 @@
 //! Every refusal is a response the proxy makes itself (`x-blastwall-error` and one line of
 //! reason) and touches only the connection it belongs to.
 
-pub mod checks;
+pub(crate) mod checks;
 mod connection;
 mod flood;
-pub mod h1;
+pub(crate) mod h1;
 mod limits;
-pub mod pace;
+pub(crate) mod pace;
 mod side_wake;
 mod stream_pace;
-pub mod tls;
+pub(crate) mod tls;
 mod tracker;
 
 use std::net::SocketAddr;
@@ -49,8 +49,6 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-pub use limits::BodyTooLarge;
-
 use crate::config::{ConfigError, ListenerConfig};
 use crate::reload::{Runtime, Snapshot};
 use checks::HeadLimits;
@@ -58,7 +56,7 @@ use connection::{Holds, ListenerShared};
 
 /// A listener whose socket is bound, ready to serve. Clones share the socket.
 #[derive(Clone)]
-pub struct BoundListener {
+pub(crate) struct BoundListener {
     config: ListenerConfig,
     // NOTE: shared so a reload can hand the socket to a reconfigured listener without ever
     // closing it; the socket closes when the last holder drops it.
@@ -68,7 +66,7 @@ pub struct BoundListener {
 
 /// Tells a serving listener to stop accepting: the value sent is the snapshot its remaining
 /// requests use if the new config no longer has this listener.
-pub type StopSignal = watch::Receiver<Option<Arc<Snapshot>>>;
+pub(crate) type StopSignal = watch::Receiver<Option<Arc<Snapshot>>>;
 
 impl std::fmt::Debug for BoundListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,13 +79,13 @@ impl std::fmt::Debug for BoundListener {
 }
 
 impl BoundListener {
-    /// Binds a listener's socket and loads its TLS identity; a failure points at the `listen`
-    /// line (port in use, no permission) or the `tls` file at fault.
-    pub async fn bind(
+    /// Binds a listener's socket; a failure points at the `listen` line (port in use, no
+    /// permission). Its TLS identity was built when the config loaded.
+    pub(crate) async fn bind(
         config: ListenerConfig,
         config_path: &std::path::Path,
     ) -> Result<Self, ConfigError> {
-        let tls = load_tls(&config, config_path)?;
+        let tls = config.tls.as_ref().map(tls::acceptor);
         match TcpListener::bind(config.listen).await {
             Ok(socket) => Ok(Self {
                 config,
@@ -107,43 +105,34 @@ impl BoundListener {
 
     /// The same socket with new settings (TLS, limits), for a reload that changed them but
     /// not the address: connections waiting to be accepted are not refused.
-    pub fn reconfigure(
-        &self,
-        config: ListenerConfig,
-        config_path: &std::path::Path,
-    ) -> Result<Self, ConfigError> {
-        Ok(Self {
-            tls: load_tls(&config, config_path)?,
+    pub(crate) fn reconfigure(&self, config: ListenerConfig) -> Self {
+        Self {
+            tls: config.tls.as_ref().map(tls::acceptor),
             config,
             socket: self.socket.clone(),
-        })
+        }
     }
 
     /// The address actually bound (the port is chosen by the system when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.socket.local_addr().unwrap_or(self.config.listen)
     }
 
     /// The listener's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.config.name
     }
 
     /// The listener's config.
-    pub fn config(&self) -> &ListenerConfig {
+    pub(crate) fn config(&self) -> &ListenerConfig {
         &self.config
-    }
-
-    /// Whether the listener serves TLS.
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
     }
 
     /// Serves until `stop` carries a snapshot (or its sender is dropped), then stops
     /// accepting, asks every connection to close once its requests are answered
     /// (`Connection: close` on HTTP/1.1, GOAWAY on HTTP/2) and returns when they have.
     /// Dropping the future closes every connection at once.
-    pub async fn serve(self, runtime: Arc<Runtime>, mut stop: StopSignal) {
+    pub(crate) async fn serve(self, runtime: Arc<Runtime>, mut stop: StopSignal) {
         let Self {
             config,
             socket,
@@ -235,30 +224,6 @@ impl BoundListener {
         tokio::join!(graceful.shutdown(), async {
             while connections.join_next().await.is_some() {}
         });
-    }
-}
-
-/// Loads a listener's TLS identity; a bad file is an error at its `tls` line.
-fn load_tls(
-    config: &ListenerConfig,
-    config_path: &std::path::Path,
-) -> Result<Option<TlsAcceptor>, ConfigError> {
-    let Some(tls_config) = &config.tls else {
-        return Ok(None);
-    };
-    match tls::server_config(tls_config) {
-        Ok(server) => Ok(Some(TlsAcceptor::from(server))),
-        Err(error) => {
-            let location = match error.file() {
-                tls::TlsFile::Certificate => &tls_config.cert_location,
-                tls::TlsFile::Key => &tls_config.key_location,
-            };
-            Err(ConfigError {
-                path: config_path.to_owned(),
-                location: Some(location.clone()),
-                message: format!("listener \"{}\": {error}", config.name),
-            })
-        }
     }
 }
 

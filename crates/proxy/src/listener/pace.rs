@@ -25,7 +25,7 @@ use crate::config::MinDataRate;
 
 /// Why a transfer waiting on the client was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Stall {
+pub(crate) enum Stall {
     /// Nothing moved for the whole timeout.
     #[error("nothing moved for {0:?}")]
     NoProgress(Duration),

@@ -10,7 +10,8 @@ use blastwall_policy::breaker::{SharedBreaker, State};
 
 use super::route::{bulkhead_families, shed_family};
 use super::text::{Exposition, Kind, Value};
-use crate::cluster::{Cluster, Endpoint};
+use crate::cluster::Cluster;
+use crate::endpoint::Endpoint;
 use crate::health::HealthStatus;
 use crate::reload::Snapshot;
 

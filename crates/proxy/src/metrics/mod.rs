@@ -1,11 +1,9 @@
 //! Prometheus metrics: what the proxy's counters say, in the text exposition format, for the
 //! admin listener's `GET /metrics`.
 //!
-//! Nothing is counted twice: the counters the mechanisms already keep (see [`crate::stats`],
-//! endpoint state, reload status) are read at scrape time. The request path adds only what no
-//! mechanism kept: each request's duration, its status class and an in-flight gauge, on the
-//! route's [`RouteStats`], and each attempt's duration on the cluster's stats; a few relaxed
-//! atomic adds per request, no lock, no allocation (see [`histogram`]).
+//! This module only reads: the counters live in [`crate::counters`] (with the mechanisms
+//! that add to them, and the request path's duration, status class and in-flight counts),
+//! and the rest (endpoint state, reload status) where it is kept; a scrape reads them all.
 //!
 //! Label values come from the config (route and cluster names), endpoint socket addresses and
 //! fixed enums, so the number of series is bounded by the config: never a path, a host header
@@ -14,71 +12,25 @@
 //! so they survive reloads that keep it.
 
 mod cluster;
-pub mod histogram;
 mod route;
-pub mod text;
+pub(crate) mod text;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use http::StatusCode;
-
-pub use self::histogram::{Histogram, InFlight, StatusClasses};
-pub use self::text::CONTENT_TYPE;
+pub(crate) use self::text::CONTENT_TYPE;
 use self::text::{Exposition, Kind};
 use crate::reload::Runtime;
-use crate::stats::RouteStats;
 
 /// Every metric of the proxy now, in the Prometheus text format 0.0.4 (served with
 /// [`CONTENT_TYPE`]). Safe to call while requests run: it only loads atomics and takes the
 /// breakers' and health states' short locks, one at a time.
-pub fn render(runtime: &Runtime) -> String {
+pub(crate) fn render(runtime: &Runtime) -> String {
     let snapshot = runtime.snapshot();
     let mut out = Exposition::default();
     route::write(&mut out, &snapshot);
     cluster::write(&mut out, &snapshot, Instant::now());
     proxy(&mut out, runtime);
     out.finish()
-}
-
-/// A routed request being served: counted in flight until it is recorded or dropped (a
-/// client that goes away drops the request's future).
-#[derive(Debug)]
-#[must_use = "record the request with `record_request` when its response is ready"]
-pub struct RequestInFlight<'a> {
-    stats: &'a RouteStats,
-    started: Instant,
-}
-
-/// Starts counting a request of the route whose counters are `stats`.
-pub fn request_started(stats: &RouteStats) -> RequestInFlight<'_> {
-    stats.in_flight.enter();
-    RequestInFlight {
-        stats,
-        started: Instant::now(),
-    }
-}
-
-/// Records a request's response: its status class and its duration (to the response
-/// headers; a streaming body may go on), which it returns for the access log.
-pub fn record_request(request: RequestInFlight<'_>, status: StatusCode) -> Duration {
-    let duration = request.started.elapsed();
-    request.stats.responses.record(status);
-    request.stats.duration.observe(duration);
-    duration
-}
-
-impl RequestInFlight<'_> {
-    /// When the request started: the instant telemetry tells its arrival from, so that a
-    /// request reads the clock once for both.
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-}
-
-impl Drop for RequestInFlight<'_> {
-    fn drop(&mut self) {
-        self.stats.in_flight.leave();
-    }
 }
 
 /// The proxy-wide families: connections, config reloads and the config in force.

@@ -2,11 +2,12 @@
 //! `route` and `cluster`, the route's cluster), then what retries, admission and fallbacks
 //! did (labelled `route`).
 
-use super::histogram::STATUS_CLASSES;
 use super::text::{Exposition, Kind, Value};
+use crate::counters::histogram::STATUS_CLASSES;
+use crate::counters::{AdmissionStats, FallbackStats};
 use crate::live::LiveRoute;
+use crate::record::FallbackKind;
 use crate::reload::Snapshot;
-use crate::stats::{AdmissionStats, FallbackStats};
 
 /// Writes every route family.
 pub(super) fn write(out: &mut Exposition, snapshot: &Snapshot) {
@@ -14,6 +15,7 @@ pub(super) fn write(out: &mut Exposition, snapshot: &Snapshot) {
     attempts(out, snapshot);
     admission(out, snapshot);
     fallback(out, snapshot);
+    stale_cache(out, snapshot);
 }
 
 fn requests(out: &mut Exposition, snapshot: &Snapshot) {
@@ -183,6 +185,7 @@ where
     }
 }
 
+/// What the fallbacks answered (by kind), what they could not, and the kill switches.
 fn fallback(out: &mut Exposition, snapshot: &Snapshot) {
     fn stats(live: &LiveRoute) -> &FallbackStats {
         live.fallback.stats()
@@ -194,9 +197,9 @@ fn fallback(out: &mut Exposition, snapshot: &Snapshot) {
         "Requests answered by a fallback, by kind.",
     );
     for (route, _, live) in routes(snapshot) {
-        for kind in ["stale", "cluster", "static"] {
-            let count = stats(live).served(kind).map_or(0, |counter| counter.get());
-            out.sample(name, &[("route", route), ("kind", kind)], count);
+        for kind in FallbackKind::ALL {
+            let count = stats(live).served(kind).get();
+            out.sample(name, &[("route", route), ("kind", kind.as_str())], count);
         }
     }
     per_route(
@@ -223,6 +226,13 @@ fn fallback(out: &mut Exposition, snapshot: &Snapshot) {
         "1 while the route's kill switch is on.",
         |live| u64::from(live.fallback.killed()),
     );
+}
+
+/// The stale-if-error cache of each route: look-ups, what it stored and dropped, its size.
+fn stale_cache(out: &mut Exposition, snapshot: &Snapshot) {
+    fn stats(live: &LiveRoute) -> &FallbackStats {
+        live.fallback.stats()
+    }
     let name = "blastwall_stale_cache_lookups_total";
     out.family(
         name,

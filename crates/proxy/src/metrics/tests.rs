@@ -3,10 +3,11 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use super::histogram::{BUCKET_BOUNDS_NANOS, BUCKET_LABELS};
 use super::text::{Exposition, Kind};
 use super::*;
 use crate::config::Config;
+use crate::counters::histogram::{BUCKET_BOUNDS_NANOS, BUCKET_LABELS};
+use crate::counters::{Histogram, StatusClasses, record_request, request_started};
 
 fn runtime() -> Runtime {
     let text = r#"
@@ -212,4 +213,88 @@ fn every_family_has_help_and_type_and_its_samples_together() {
     assert!(text.contains("blastwall_config_reloads_total{result=\"failure\"} 0\n"));
     let hash = &runtime().snapshot().config.source.hash;
     assert!(text.contains(&format!("blastwall_config_info{{hash=\"{hash}\"}} 1\n")));
+}
+
+mod cost {
+    use std::fmt::Write;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use http::StatusCode;
+
+    use super::super::render;
+    use crate::config::Config;
+    use crate::counters::{record_request, request_started};
+    use crate::reload::Runtime;
+
+    const REQUESTS: u32 = 5_000_000;
+
+    fn runtime_of(routes: usize, endpoints: usize) -> Runtime {
+        let mut text = String::from("[[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n");
+        for route in 0..routes {
+            let _ = write!(
+                text,
+                "\n[[route]]\nname = \"r{route}\"\ncluster = \"c{route}\"\nmatch = {{ path_prefix = \"/r{route}/\" }}\n"
+            );
+        }
+        for cluster in 0..routes {
+            let list: Vec<String> = (0..endpoints)
+                .map(|port| format!("{{ address = \"127.0.0.1:{}\" }}", 10_000 + port))
+                .collect();
+            let _ = write!(
+                text,
+                "\n[cluster.c{cluster}]\nendpoints = [{}]\n[cluster.c{cluster}.circuit_breaker]\n[cluster.c{cluster}.endpoint_circuit_breaker]\n",
+                list.join(", ")
+            );
+        }
+        Runtime::new(Config::parse(&text, Path::new("bench.toml")).expect("a valid config"))
+    }
+
+    /// Records `REQUESTS` requests against route 0, the way the pipeline does; ns per request.
+    fn record(runtime: &Runtime) -> f64 {
+        let snapshot = runtime.snapshot();
+        let (route, cluster) = (&snapshot.routes[0].stats, snapshot.clusters[0].stats());
+        let started = Instant::now();
+        for index in 0..REQUESTS {
+            let in_flight = request_started(route);
+            cluster
+                .attempt_duration
+                .observe(Duration::from_micros(u64::from(index % 5_000)));
+            record_request(in_flight, StatusCode::OK);
+        }
+        started.elapsed().as_nanos() as f64 / f64::from(REQUESTS)
+    }
+
+    /// What the metrics cost: the per-request recording on the hot path (in flight, status
+    /// class, request and attempt duration histograms) in nanoseconds, on one thread and on two
+    /// threads hitting the same route, and the time to render a scrape of a large config. A
+    /// measurement, not a check: run it in release, `cargo test --release -p blastwall-proxy
+    /// --lib metrics::tests::cost::what_the_metrics_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement: run in release with --ignored --nocapture"]
+    fn what_the_metrics_cost() {
+        let small = runtime_of(1, 2);
+        record(&small); // warm up
+        println!("recording, 1 thread:  {:.1} ns/request", record(&small));
+        let both = std::thread::scope(|scope| {
+            let one = scope.spawn(|| record(&small));
+            let two = record(&small);
+            (one.join().expect("no panic"), two)
+        });
+        println!(
+            "recording, 2 threads on one route: {:.1} / {:.1} ns/request",
+            both.0, both.1
+        );
+        let large = runtime_of(50, 10);
+        let started = Instant::now();
+        let mut bytes = 0;
+        for _ in 0..100 {
+            bytes = render(&large).len();
+        }
+        println!(
+            "render, 50 routes x 10 endpoints: {:.2} ms per scrape, {} KiB",
+            started.elapsed().as_secs_f64() * 1e3 / 100.0,
+            bytes / 1024
+        );
+    }
 }

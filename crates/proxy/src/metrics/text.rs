@@ -2,19 +2,19 @@
 //! one line per sample, every family's samples together.
 //!
 //! A few dozen lines instead of a client library: the values already live in the proxy's own
-//! atomics (see [`crate::stats`]), so all an exporter adds is the text, and a registry would
+//! atomics (see [`crate::counters`]), so all an exporter adds is the text, and a registry would
 //! only copy them.
 
 use std::fmt::Write;
 
-use super::histogram::{BUCKET_LABELS, HistogramSnapshot};
+use crate::counters::histogram::{BUCKET_LABELS, HistogramSnapshot};
 
 /// The content type of what [`super::render`] returns, for the admin listener's response.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A metric family's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Only goes up (names end in `_total`).
     Counter,
     /// Goes up and down.
@@ -35,12 +35,12 @@ impl Kind {
 
 /// The exposition being written.
 #[derive(Debug, Default)]
-pub struct Exposition {
+pub(crate) struct Exposition {
     out: String,
 }
 
 /// A sample's value: an integer count or a float measure.
-pub trait Value {
+pub(crate) trait Value {
     /// Appends it as the format writes numbers.
     fn write_to(&self, out: &mut String);
 }
@@ -72,7 +72,7 @@ impl Value for f64 {
 impl Exposition {
     /// Starts a family: its `# HELP` and `# TYPE` lines. Its samples must follow before the
     /// next family starts.
-    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
+    pub(crate) fn family(&mut self, name: &str, kind: Kind, help: &str) {
         self.out.push_str("# HELP ");
         self.out.push_str(name);
         self.out.push(' ');
@@ -85,7 +85,7 @@ impl Exposition {
     }
 
     /// One sample line.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Value) {
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Value) {
         self.out.push_str(name);
         self.labels(labels, None);
         self.out.push(' ');
@@ -95,7 +95,7 @@ impl Exposition {
 
     /// The `_bucket`, `_sum` and `_count` lines of one histogram series (its family started
     /// with [`Kind::Histogram`] under `name`).
-    pub fn histogram(
+    pub(crate) fn histogram(
         &mut self,
         name: &str,
         labels: &[(&str, &str)],
@@ -139,7 +139,7 @@ impl Exposition {
     }
 
     /// The text written.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.out
     }
 }

@@ -26,11 +26,11 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::forward::{BoxError, ProxyBody, empty, full};
+use crate::body::{BoxError, End, Guard, Guarded, ProxyBody, empty, full};
 
 /// A request body, ready for one attempt or for many.
 #[derive(Debug)]
-pub enum RequestBody {
+pub(crate) enum RequestBody {
     /// No body at all.
     Empty,
     /// Read whole and kept: every attempt gets a copy.
@@ -50,7 +50,7 @@ impl RequestBody {
     /// Reads `body` whole when it is at most `limit` bytes; otherwise hands it on unread
     /// past the first `limit` bytes. Errors are the client's body failing (or exceeding the
     /// listener's size limit) while it is read.
-    pub async fn prepare(body: ProxyBody, limit: u64) -> Result<Self, BoxError> {
+    pub(crate) async fn prepare(body: ProxyBody, limit: u64) -> Result<Self, BoxError> {
         if body.is_end_stream() {
             return Ok(RequestBody::Empty);
         }
@@ -88,14 +88,14 @@ impl RequestBody {
     }
 
     /// Whether another attempt can send it again.
-    pub fn is_replayable(&self) -> bool {
+    pub(crate) fn is_replayable(&self) -> bool {
         !matches!(self, RequestBody::Streaming(_) | RequestBody::Spent)
     }
 
     /// The body for one attempt: a copy when kept, the stream itself (once) otherwise,
     /// watched (see [`Upload`]). `None` when a streaming body has already been given to an
     /// attempt.
-    pub fn for_attempt(&mut self) -> Option<(ProxyBody, Option<Upload>)> {
+    pub(crate) fn for_attempt(&mut self) -> Option<(ProxyBody, Option<Upload>)> {
         match self {
             RequestBody::Empty => Some((empty(), None)),
             RequestBody::Kept {
@@ -116,10 +116,7 @@ impl RequestBody {
             RequestBody::Streaming(_) => match std::mem::replace(self, RequestBody::Spent) {
                 RequestBody::Streaming(body) => {
                     let upload = Upload::default();
-                    let watched = Watched {
-                        body,
-                        upload: upload.clone(),
-                    };
+                    let watched = Guarded::new(body, upload.clone());
                     Some((watched.boxed(), Some(upload)))
                 }
                 _ => None,
@@ -182,11 +179,11 @@ impl Body for Prefixed {
 // NOTE: one allocation per request whose body streams (kept bodies and empty ones, nearly
 // every request, are complete already and need no watching), and a relaxed store per poll.
 #[derive(Debug, Clone, Default)]
-pub struct Upload(Arc<AtomicU8>);
+pub(crate) struct Upload(Arc<AtomicU8>);
 
 /// What [`Upload`] says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadState {
+pub(crate) enum UploadState {
     /// Not polled yet, or its last poll gave data: the client was keeping up.
     Flowing,
     /// Its last poll found nothing: the attempt was waiting for the client.
@@ -206,7 +203,7 @@ impl Upload {
     ];
 
     /// What the body was doing when last polled.
-    pub fn state(&self) -> UploadState {
+    pub(crate) fn state(&self) -> UploadState {
         Self::STATES[usize::from(self.0.load(Ordering::Relaxed)) % Self::STATES.len()]
     }
 
@@ -215,38 +212,25 @@ impl Upload {
     }
 }
 
-/// A streaming body that says what it was doing in its [`Upload`].
-struct Watched {
-    body: ProxyBody,
-    upload: Upload,
-}
-
-impl Body for Watched {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        this.upload.set(match &polled {
-            Poll::Pending => UploadState::Waiting,
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => UploadState::Ended,
-            Poll::Ready(Some(Ok(_))) => UploadState::Flowing,
-            Poll::Ready(Some(Err(_))) => UploadState::Failed,
-            Poll::Ready(None) => UploadState::Ended,
-        });
-        polled
+/// A streaming body says what it was doing in its [`Upload`].
+impl Guard<ProxyBody> for Upload {
+    #[inline]
+    fn frame(&mut self, _frame: &Frame<Bytes>) {
+        self.set(UploadState::Flowing);
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+    #[inline]
+    fn waiting(&mut self) {
+        self.set(UploadState::Waiting);
     }
 
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+    fn ended(&mut self, end: End<'_, BoxError>) {
+        match end {
+            End::Whole => self.set(UploadState::Ended),
+            End::Failed(_) => self.set(UploadState::Failed),
+            // The attempt that dropped it is done with it: nothing more to tell.
+            End::Dropped => {}
+        }
     }
 }
 

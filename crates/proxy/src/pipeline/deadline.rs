@@ -19,7 +19,7 @@ use http::{HeaderName, HeaderValue};
 /// The caller's deadline header could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the {header} header must be a whole number of milliseconds, got {value:?}")]
-pub struct BadDeadline {
+pub(super) struct BadDeadline {
     /// The header's name.
     pub header: HeaderName,
     /// What it held (lossily).
@@ -32,7 +32,7 @@ const LONGEST: Duration = Duration::from_secs(24 * 3600);
 
 /// When a request runs out of time, and whose time it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadline {
+pub(super) struct Deadline {
     /// The instant.
     pub at: Instant,
     /// Whether it is the caller's (its header asked for less than the route's timeout):
@@ -50,7 +50,7 @@ impl Deadline {
 /// The request's deadline: the earlier of `now + route_timeout` and the caller's remaining
 /// time in `value`, the request's `header` (the caller's only when it is the earlier).
 /// `Ok(None)` when neither bounds it.
-pub fn deadline(
+pub(super) fn deadline(
     value: Option<&HeaderValue>,
     header: &HeaderName,
     route_timeout: Option<Duration>,
@@ -81,7 +81,7 @@ pub fn deadline(
 /// The header value announcing `remaining` to the next hop: whole milliseconds, rounded
 /// down so the next hop never believes it has more time than this one will wait, and at
 /// least 1 (0 would say "already too late" of a request still being attempted).
-pub fn header_value(remaining: Duration) -> HeaderValue {
+pub(super) fn header_value(remaining: Duration) -> HeaderValue {
     let millis = u64::try_from(remaining.as_millis())
         .unwrap_or(u64::MAX)
         .max(1);

@@ -7,13 +7,18 @@
 //!
 //! Each mechanism lives in its own module ([`crate::admission`], [`crate::fallback`], the
 //! cluster's breakers and outlier detection); this module only decides the order and carries
-//! the request between them, so a reader sees in one place what happens to a request.
+//! the request between them, so a reader sees in one place what happens to a request:
+//! `serve_routed` is that order, `gates` the stages before the attempts.
+//!
+//! What happens is written, as it happens, into the request's [`Record`] (the error kind,
+//! the fallback that answered, attempts, endpoint, times); the observers (the counters,
+//! telemetry) read it once, at the end (`answered`), rather than being called along the
+//! way or reading back the headers the client gets.
 
-pub(crate) mod answer;
 mod attempts;
 mod body;
 mod deadline;
-mod outcome;
+mod gates;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,39 +27,38 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::Response;
-use http::header::{self, HeaderValue};
+use http::header::HeaderValue;
 use http_body_util::BodyExt;
 use hyper::body::Body;
 
-pub use self::attempts::{idempotency, retry_after};
-pub use self::body::{RequestBody, Upload, UploadState};
-pub use self::deadline::{BadDeadline, Deadline};
-pub use self::outcome::{AttemptOutcome, BodyFailure, ClientCause};
-use crate::admission;
+pub(crate) use self::body::RequestBody;
+use self::gates::{Held, Refused, admit};
+use crate::admission::{self, AdmissionPermit};
+use crate::body::{BoxError, ProxyBody};
 use crate::cluster::{Cluster, ClusterPermit};
-use crate::config::admission::Priority;
+use crate::config::fallback::FallbackReason;
 use crate::config::{DecisionHeaders, RouteConfig};
-use crate::fallback::{FallbackReason, Provenance};
-use crate::forward::{
-    self, BoxError, Downstream, ProxyBody, ProxyError, error_response, with_request_id,
-};
+use crate::counters::{self, RequestInFlight};
+use crate::fallback::{FallbackRequest, Provenance};
+use crate::forward::{self, Downstream, with_request_id};
+use crate::headers::FALLBACK_HEADER;
 use crate::live::LiveRoute;
-use crate::metrics;
+use crate::outcome::{AttemptOutcome, ClientCause};
+use crate::record::Record;
 use crate::reload::Snapshot;
-use crate::telemetry::Served;
+use crate::telemetry::{RequestNames, Started};
 
 /// The header saying how many attempts a request took, hedges included.
-pub const ATTEMPTS_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-attempts");
+pub(crate) const ATTEMPTS_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-blastwall-attempts");
 
 /// A request carrying this header gets decision headers under `decision_headers = "on_request"`.
-pub const DEBUG_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-debug");
-
-/// The header naming which fallback answered, when one did.
-pub const FALLBACK_HEADER: http::HeaderName = http::HeaderName::from_static("x-blastwall-fallback");
+pub(crate) const DEBUG_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-blastwall-debug");
 
 /// What every stage may need to know about the request being served.
 #[derive(Debug)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// Who sent it.
     pub downstream: Downstream,
     /// The config in force for it.
@@ -73,10 +77,14 @@ pub struct Context<'a> {
     pub request_body_empty: bool,
     /// Its trace, when tracing is on.
     pub trace: Option<crate::telemetry::span::RequestTrace>,
+    /// Whether its response says what the proxy decided (`proxy.decision_headers`).
+    pub decision_headers: bool,
 }
 
-/// Serves a routed request: every stage above, and the response the client gets.
-pub async fn serve<B>(
+/// Serves a routed request: every stage above, and the response the client gets. The
+/// observers (the counters, telemetry) read what happened once, at the end, from the
+/// request's [`Record`].
+pub(crate) async fn serve<B>(
     downstream: Downstream,
     snapshot: Arc<Snapshot>,
     route_index: usize,
@@ -86,27 +94,16 @@ where
     B: Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    // metrics: in flight until answered, then its duration and status class.
-    let in_flight = metrics::request_started(&snapshot.routes[route_index].stats);
+    // Counted in flight until answered; its instant is the request's arrival for every stage
+    // and observer (one clock read).
+    let in_flight = counters::request_started(&snapshot.routes[route_index].stats);
+    let arrived = in_flight.started();
     let route = &snapshot.config.routes[route_index];
-    let mut seen = forward::Seen::of(
-        &parts.headers,
-        &snapshot.config.proxy.deadline_header,
-        &route.admission.trust.header,
-        &DEBUG_HEADER,
-    );
-    // Forwarding headers name the site the upstream answers for: only a trusted client's
-    // travel on (see `forward::FORWARDING`); from here on `seen.forwarded` means those.
-    if seen.forwarded && !route.admission.trust.trusts(downstream.peer.ip()) {
-        forward::remove_forwarding(&mut parts.headers);
-        seen.forwarded = false;
-    }
+    let seen = seen(&snapshot, route, downstream, &mut parts.headers);
     let request_id = forward::ensure_request_id(&mut parts.headers, seen.request_id);
-    // telemetry: arrival (the metrics' instant) and trace, `None` at no cost when off.
-    let (started, trace) = snapshot
-        .telemetry
-        .start(&mut parts.headers, in_flight.started());
-    let (method, mut served) = (parts.method.clone(), Served::default());
+    // The trace starts here, as its context travels upstream; `None` at no cost when off.
+    let (started, trace) = snapshot.telemetry.start(&mut parts.headers, arrived);
+    let method = parts.method.clone();
     let context = Context {
         downstream,
         snapshot: &snapshot,
@@ -117,202 +114,216 @@ where
         seen,
         request_body_empty: body.is_end_stream(),
         trace,
+        decision_headers: decision_headers(&snapshot, seen),
     };
     context.live.stats.requests.increment();
     // NOTE: a body already at its end is dropped for an empty one, which boxes without
     // allocating: most requests have none, and `RequestBody::prepare` would drop it anyway.
     let body = if context.request_body_empty {
         drop(body);
-        forward::empty()
+        crate::body::empty()
     } else {
         body.map_err(Into::into).boxed()
     };
-    let response = serve_routed(&context, parts, body, &mut served, in_flight.started()).await;
-    served.total = metrics::record_request(in_flight, response.status());
+    let mut record = Record::default();
+    let response = serve_routed(&context, parts, body, &mut record, arrived).await;
+    answered(&context, &method, started, record, in_flight, response)
+}
+
+/// The end of a request: the response gets the fallback's name (when decisions are shown;
+/// when they are not, it carries none, not even its upstream's) and the request id, and the
+/// observers (the counters, telemetry) read the record, once.
+fn answered(
+    context: &Context<'_>,
+    method: &http::Method,
+    started: Option<Started>,
+    mut record: Record,
+    in_flight: RequestInFlight<'_>,
+    mut response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
+    if context.decision_headers {
+        if let Some(kind) = record.fallback {
+            response
+                .headers_mut()
+                .insert(FALLBACK_HEADER, kind.header_value());
+        }
+    } else {
+        // An upstream's own (a proxy behind this one that answered from its fallback, or
+        // a kept copy of such an answer) is a decision too, and is not shown either.
+        // NOTE: one lookup per request, and only where decisions are hidden (not the
+        // default), as the released proxy has always paid there.
+        response.headers_mut().remove(FALLBACK_HEADER);
+    }
+    record.total = counters::record_request(in_flight, response.status());
     let response = with_request_id(response, &context.request_id);
-    // telemetry: the request's span and access log line.
-    let telemetry = &snapshot.telemetry;
-    telemetry.finish(&context, &method, started, &served, &response);
+    let names = RequestNames {
+        route: &context.route.name,
+        cluster: context.cluster.name(),
+        method,
+        request_id: &context.request_id,
+    };
+    let trace = context.trace.as_ref();
+    (context.snapshot.telemetry).finish(started, trace, &names, &record, &response);
     response
 }
 
+/// The stages in their order, for a routed request: those that admit it (any of which may
+/// refuse it, see `gates::admit`), its attempts, and what their answer becomes (the route's
+/// fallback when they failed). What happened goes into `record`.
 async fn serve_routed(
     context: &Context<'_>,
     mut parts: http::request::Parts,
     body: ProxyBody,
-    served: &mut Served,
+    record: &mut Record,
     arrived: Instant,
 ) -> Response<ProxyBody> {
-    let fallback = &context.live.fallback;
-    if fallback.killed() {
-        return fall_back(
-            context,
-            FallbackReason::KillSwitch,
-            &parts,
-            error_response(ProxyError::KillSwitch, "the route's kill switch is on"),
-        )
-        .await;
-    }
-    // NOTE: the deadline counts from the request's arrival, the instant its metrics read:
-    // one clock read less, and only the microseconds spent getting here earlier.
-    let now = arrived;
-    let attempts = &context.route.attempts;
-    let deadline_header = &context.snapshot.config.proxy.deadline_header;
-    // The caller's deadline only from a trusted client: see `deadline`. (Most requests have
-    // no such header, and pay nothing for the check.)
-    let callers = (context.seen.deadline && context.trusted())
-        .then(|| parts.headers.get(deadline_header))
-        .flatten();
-    let deadline = match deadline::deadline(callers, deadline_header, attempts.timeout, now) {
-        Ok(deadline) => deadline,
-        Err(bad) => return error_response(ProxyError::BadRequest, &bad.to_string()),
+    let mut admitted = match admit(context, &mut parts, body, arrived).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refuse(context, record, &parts, *refused).await,
     };
-    if let Some(deadline) = deadline.filter(|deadline| deadline.at <= now) {
-        context.live.stats.deadline_exceeded.increment();
-        let error = error_response(
-            ProxyError::DeadlineExceeded,
-            "the caller's deadline had passed when the request arrived",
-        );
-        let reason = if deadline.callers {
-            FallbackReason::CallerDeadline
-        } else {
-            FallbackReason::Timeout
-        };
-        return fall_back(context, reason, &parts, error).await;
-    }
-    let mut admitted = match context
-        .live
-        .admission
-        .admit(&parts, context.downstream)
-        .await
-    {
-        Ok(permit) => permit,
-        Err(refusal) => {
-            let response = refusal.into_response();
-            return fall_back(context, FallbackReason::Shed, &parts, response).await;
-        }
-    };
-    // The next hop may trust this proxy's priority header: it carries the priority this
-    // request was admitted with, never what an untrusted client wrote. (Absent and normal,
-    // the default everywhere, it is left absent: one header insert less per request.)
-    let priority_header = &context.route.admission.trust.header;
-    if admitted.priority() != Priority::Normal || context.seen.priority {
-        parts.headers.insert(
-            priority_header.clone(),
-            HeaderValue::from_static(admitted.priority().name()),
-        );
-    }
-    let cluster = context.cluster;
-    let permit = match cluster.admit(now) {
-        Ok(permit) => permit,
-        Err(open) => {
-            let mut response = error_response(
-                ProxyError::BreakerOpen,
-                &format!(
-                    "the circuit breaker of cluster \"{}\" is open",
-                    cluster.name()
-                ),
-            );
-            if let Some(retry_after) = open.retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, retry_after_value(retry_after));
-            }
-            return fall_back(context, FallbackReason::BreakerOpen, &parts, response).await;
-        }
-    };
-    match cluster.admission().admit(admitted.priority()).await {
-        Ok(slot) => admitted.hold(slot),
-        Err(refusal) => {
-            let response = refusal.into_response();
-            return fall_back(context, FallbackReason::Overloaded, &parts, response).await;
-        }
-    }
-    cluster.retry_budget().deposit(now);
-    // NOTE: most requests have no body; for them the timed read below would only wrap a
-    // future that is ready at once (~150 instructions of moving it and its timer about).
-    let body = if context.request_body_empty {
-        RequestBody::Empty
-    } else if attempts.may_repeat() {
-        let read_by = deadline.map_or(now + cluster.config().request_timeout, |deadline| {
-            deadline.at
-        });
-        let prepared = tokio::time::timeout_at(
-            read_by.into(),
-            RequestBody::prepare(body, attempts.buffer_limit),
-        )
-        .await;
-        match prepared {
-            Ok(Ok(body)) => body,
-            Ok(Err(error)) => {
-                return error_response(
-                    ProxyError::BadRequest,
-                    &format!("the request body could not be read: {error}"),
-                );
-            }
-            Err(_elapsed) => {
-                return error_response(
-                    ProxyError::BodyReadTimeout,
-                    "the request body did not arrive in time",
-                );
-            }
-        }
-    } else {
-        RequestBody::Streaming(body)
-    };
-    let mut permit = Some(permit);
-    let attempted = attempts::run(context, cluster, &mut parts, body, deadline, &mut permit).await;
-    // telemetry: who answered, and how fast.
-    (served.endpoint, served.upstream) = attempted.upstream.unzip();
-    served.attempts = attempted.sent;
-    let now = Instant::now();
-    if let Some(permit) = permit {
-        permit.record(attempted.outcome, now);
-    }
-    admitted.observe(attempted.outcome, now);
-    let decorate = decision_headers(context);
+    let mut cluster_permit = Some(admitted.cluster_permit);
+    let (cluster, deadline) = (context.cluster, admitted.deadline);
+    let body = admitted.body;
+    let attempted = attempts::run(
+        context,
+        cluster,
+        &mut parts,
+        body,
+        deadline,
+        &mut cluster_permit,
+    )
+    .await;
+    settle(&attempted, cluster_permit, &mut admitted.permit, record);
     let mut response = match attempted.result {
         Ok(response) => {
+            let fallback = &context.live.fallback;
             let response = fallback.observe(&parts, context.provenance(), response);
             // The slots stay taken until the body ends: a streaming answer still occupies
             // the upstream.
-            admission::hold_until_body_end(response, admitted)
+            admission::hold_until_body_end(response, admitted.permit)
         }
-        // An upstream's 429 goes to the client as it is, Retry-After and all: only 5xx
-        // answers are errors a fallback may hide (RFC 5861).
-        Err(response) if !crate::fallback::is_failure_status(response.status()) => response,
-        Err(response) => {
-            let reason = match attempted.outcome {
-                AttemptOutcome::ClientCaused(ClientCause::Deadline) => {
-                    FallbackReason::CallerDeadline
-                }
-                _ if attempted.timed_out => FallbackReason::Timeout,
-                AttemptOutcome::ServerError(_) => FallbackReason::ServerError,
-                _ => FallbackReason::Failed,
-            };
-            fall_back(context, reason, &parts, response).await
-        }
+        Err(response) => match fallback_reason(&response, attempted.outcome, attempted.timed_out) {
+            None => response,
+            Some(reason) => {
+                let held = Held {
+                    permit: Some(admitted.permit),
+                    cluster_permit: None,
+                };
+                fall_back(context, record, reason, &parts, response, held).await
+            }
+        },
     };
-    if decorate {
+    if context.decision_headers {
         response
             .headers_mut()
             .insert(ATTEMPTS_HEADER, count_value(attempted.sent));
-    } else {
-        // telemetry: kept for the access log.
-        served.fallback = response.headers_mut().remove(FALLBACK_HEADER);
     }
     response
+}
+
+/// What the attempts came to, recorded: in the cluster's breaker and the admission limits
+/// that measure outcomes, and in the request's record.
+fn settle(
+    attempted: &attempts::Attempted,
+    cluster_permit: Option<ClusterPermit>,
+    permit: &mut AdmissionPermit,
+    record: &mut Record,
+) {
+    let now = Instant::now();
+    if let Some(cluster_permit) = cluster_permit {
+        cluster_permit.record(attempted.outcome, now);
+    }
+    permit.observe(attempted.outcome, now);
+    (record.endpoint, record.upstream) = attempted.upstream.unzip();
+    (record.attempts, record.error) = (attempted.sent, attempted.error);
+}
+
+/// The answer for a request a stage refused: the route's fallback for it when it has one,
+/// the proxy's error otherwise; the error's kind goes into the record either way (the
+/// fallback's kind replaces it when one answers).
+// NOTE: boxed, as `fall_back` is (see there); a refusal the client caused (a bad deadline
+// header, a body that could not be read) is boxed as well, which keeps it out of every
+// request's future, at one allocation on a path that allocates its answer anyway.
+fn refuse<'a>(
+    context: &'a Context<'_>,
+    record: &'a mut Record,
+    parts: &'a http::request::Parts,
+    refused: Refused,
+) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send + 'a>> {
+    record.error = Some(refused.error);
+    match refused.fallback {
+        Some(reason) => fall_back(
+            context,
+            record,
+            reason,
+            parts,
+            refused.response,
+            refused.held,
+        ),
+        None => Box::pin(std::future::ready(refused.response)),
+    }
+}
+
+/// Which of the headers the proxy reads the request has. Forwarding headers name the site
+/// the upstream answers for: only a trusted client's travel on (see
+/// `headers::forwarding::FORWARDING`), so an untrusted client's are removed here, and from
+/// here on `seen.forwarded` means those that travel.
+fn seen(
+    snapshot: &Snapshot,
+    route: &RouteConfig,
+    downstream: Downstream,
+    headers: &mut http::HeaderMap,
+) -> forward::Seen {
+    let mut seen = forward::Seen::of(
+        headers,
+        &snapshot.config.proxy.deadline_header,
+        &route.admission.trust.header,
+        &DEBUG_HEADER,
+    );
+    if seen.forwarded && !route.admission.trust.trusts(downstream.peer.ip()) {
+        crate::headers::forwarding::remove_forwarding(headers);
+        seen.forwarded = false;
+    }
+    seen
+}
+
+/// Whether the response says what the proxy decided (`proxy.decision_headers`).
+fn decision_headers(snapshot: &Snapshot, seen: forward::Seen) -> bool {
+    match snapshot.config.proxy.decision_headers {
+        DecisionHeaders::Always => true,
+        DecisionHeaders::OnRequest => seen.debug,
+        DecisionHeaders::Never => false,
+    }
+}
+
+/// The fallback reason of the attempts' failed answer, when it is one a fallback may hide.
+/// An upstream's 429 goes to the client as it is, Retry-After and all: only 5xx answers
+/// are errors a fallback may hide (RFC 5861).
+fn fallback_reason(
+    failed: &Response<ProxyBody>,
+    outcome: AttemptOutcome,
+    timed_out: bool,
+) -> Option<FallbackReason> {
+    if !crate::fallback::is_failure_status(failed.status()) {
+        return None;
+    }
+    Some(match outcome {
+        AttemptOutcome::ClientCaused(ClientCause::Deadline) => FallbackReason::CallerDeadline,
+        _ if timed_out => FallbackReason::Timeout,
+        AttemptOutcome::ServerError(_) => FallbackReason::ServerError,
+        _ => FallbackReason::Failed,
+    })
 }
 
 impl Context<'_> {
     /// Whether the client is in `trusted_clients`: only then are the headers by which a
     /// client steers the proxy (priority, deadline, forwarding) taken from it.
-    pub fn trusted(&self) -> bool {
+    pub(crate) fn trusted(&self) -> bool {
         self.route.admission.trust.trusts(self.downstream.peer.ip())
     }
 
     /// What the upstream's answer depends on besides the request's head.
-    pub fn provenance(&self) -> Provenance {
+    pub(crate) fn provenance(&self) -> Provenance {
         Provenance {
             tls: self.downstream.tls,
             forwarded: self.seen.forwarded,
@@ -320,20 +331,11 @@ impl Context<'_> {
     }
 }
 
-/// Whether this request's response says what the proxy decided.
-fn decision_headers(context: &Context<'_>) -> bool {
-    match context.snapshot.config.proxy.decision_headers {
-        DecisionHeaders::Always => true,
-        DecisionHeaders::OnRequest => context.seen.debug,
-        DecisionHeaders::Never => false,
-    }
-}
-
 /// One attempt against an endpoint of `cluster` (another cluster than the route's, for a
 /// fallback): the response, or the error response when it failed, and what it says about
 /// the endpoint. The body streams; it is not retried. The cluster breaker's `permit` is
 /// taken when a success's body is still to come (see [`attempts::run`]).
-pub async fn attempt(
+async fn attempt(
     context: &Context<'_>,
     cluster: &Arc<Cluster>,
     mut parts: http::request::Parts,
@@ -355,27 +357,47 @@ pub async fn attempt(
     (attempted.result, attempted.outcome)
 }
 
-/// The route's fallback for `reason` if it has one, marked with [`FALLBACK_HEADER`];
-/// otherwise `error`.
+/// The route's fallback for `reason` if it has one, its kind kept in the record (in place of
+/// the error it hides); otherwise `error`. What the request `held` is let go after.
 // NOTE: boxed. Its future is ~1.9 KB, and inline it would make every request's future that
 // much larger, which is copied whole at each level on its way into hyper's connection task
 // (~1,000 instructions per request); a fallback is rare, one allocation then is nothing.
 fn fall_back<'a>(
     context: &'a Context<'_>,
+    record: &'a mut Record,
     reason: FallbackReason,
     parts: &'a http::request::Parts,
     error: Response<ProxyBody>,
+    held: Held,
 ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send + 'a>> {
+    let request = FallbackRequest {
+        parts,
+        config: &context.route.fallback,
+        provenance: context.provenance(),
+        body_empty: context.request_body_empty,
+        clusters: &context.snapshot.clusters,
+    };
+    // The alternate cluster's attempt is sent as the route's own are.
+    let attempt = move |cluster: Arc<Cluster>, parts, body, mut permit| async move {
+        let (result, outcome) = attempt(context, &cluster, parts, body, &mut permit).await;
+        (result, outcome, permit)
+    };
     Box::pin(async move {
-        match context.live.fallback.serve(reason, parts, context).await {
-            Some((mut response, kind)) => {
-                response
-                    .headers_mut()
-                    .insert(FALLBACK_HEADER, HeaderValue::from_static(kind));
+        let answer = match context.live.fallback.serve(reason, request, attempt).await {
+            Some((response, kind)) => {
+                record.error = None;
+                record.fallback = Some(kind);
                 response
             }
             None => error,
-        }
+        };
+        // Let go only now: the request counted against them while its fallback answered.
+        let Held {
+            permit,
+            cluster_permit,
+        } = held;
+        drop((permit, cluster_permit));
+        answer
     })
 }
 
@@ -387,12 +409,6 @@ fn count_value(count: u32) -> HeaderValue {
         Some(text) => HeaderValue::from_static(text),
         None => HeaderValue::from(count),
     }
-}
-
-/// A `Retry-After` value in whole seconds, rounded up (a client told 0 would retry at once).
-pub fn retry_after_value(delay: std::time::Duration) -> HeaderValue {
-    let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-    HeaderValue::from(seconds.max(1))
 }
 
 #[cfg(test)]

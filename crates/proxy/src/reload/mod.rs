@@ -13,23 +13,22 @@
 //! notices a changed file without a signal.
 
 mod drain;
-pub(crate) mod listeners;
 mod status;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
-pub use drain::{ConnectionGuard, DrainReport, RequestGuard, Traffic};
-pub use status::{
-    AppliedReload, ClusterChanges, ListenerChanges, ReloadAttempt, ReloadOutcome, ReloadStatus,
-    ReloadTrigger,
-};
+pub use drain::DrainReport;
+pub(crate) use drain::Traffic;
+pub use status::{AppliedReload, ClusterChanges, ListenerChanges, ReloadOutcome, ReloadTrigger};
+pub(crate) use status::{ReloadAttempt, ReloadStatus};
 
 use crate::cluster::Cluster;
 use crate::config::{ClusterConfig, Config};
+use crate::events::{Event, EventKind};
 use crate::fallback::UnknownRoute;
 use crate::live::LiveRoute;
 use crate::router::Router;
@@ -153,7 +152,7 @@ pub struct Runtime {
     status: Mutex<ReloadStatus>,
     traffic: Traffic,
     /// Reloads and kill switches, for the admin API's timeline.
-    events: crate::admin::events::EventLog,
+    events: crate::events::EventLog,
 }
 
 impl Runtime {
@@ -225,8 +224,8 @@ impl Runtime {
 
     /// Records the outcome of a reload attempt.
     pub fn record(&self, attempt: ReloadAttempt) {
-        if let Some(event) = crate::admin::reload_event(&attempt) {
-            self.events.push(event); // admin: events
+        if let Some(event) = reload_event(&attempt) {
+            self.events.push(event);
         }
         self.status
             .lock()
@@ -250,14 +249,34 @@ impl Runtime {
             .position(|config| config.name == route)
             .ok_or_else(|| UnknownRoute(route.to_owned()))?;
         snapshot.routes[index].fallback.set_kill_switch(on);
-        self.events.push(crate::admin::kill_switch_event(route, on)); // admin: events
+        self.events
+            .push(crate::events::kill_switch_event(route, on));
         Ok(())
     }
 
     /// Reloads and kill switches so far (clusters keep their own events in their stats).
-    pub fn events(&self) -> &crate::admin::events::EventLog {
+    pub fn events(&self) -> &crate::events::EventLog {
         &self.events
     }
+}
+
+/// A reload attempt that applied or was refused; `None` when the config was unchanged.
+fn reload_event(attempt: &ReloadAttempt) -> Option<Event> {
+    let (kind, detail) = match &attempt.outcome {
+        ReloadOutcome::Applied(applied) => (
+            EventKind::ReloadApplied,
+            format!(
+                "config {} → {} ({})",
+                applied.previous_hash, applied.hash, attempt.trigger
+            ),
+        ),
+        ReloadOutcome::Refused { errors, .. } => (
+            EventKind::ReloadRefused,
+            format!("reload refused ({}): {}", attempt.trigger, errors.summary()),
+        ),
+        ReloadOutcome::Unchanged { .. } => return None,
+    };
+    Some(Event::at(kind, detail, attempt.at))
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ fn config(listeners: &[(&str, &str)], clusters: &[(&str, &str)]) -> String {
             "\n[cluster.{name}]\nendpoints = [{{ address = \"{endpoint}\" }}]\n"
         ));
     }
+    // Without it a bound proxy would take the default admin port, which tests running side
+    // by side race for.
+    text.push_str("\n[admin]\nlisten = \"off\"\n");
     text
 }
 

@@ -35,11 +35,14 @@ use crate::config::EscapedSlashes;
 /// A path with a `%` that does not start an escape of two hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct MalformedPath(pub &'static str);
+pub(crate) struct MalformedPath(pub &'static str);
 
 /// Normalizes `uri`'s path in place; a path already normal is left untouched (the check is
 /// one scan, with no allocation).
-pub fn normalize(uri: &mut Uri, escaped_slashes: EscapedSlashes) -> Result<(), MalformedPath> {
+pub(crate) fn normalize(
+    uri: &mut Uri,
+    escaped_slashes: EscapedSlashes,
+) -> Result<(), MalformedPath> {
     let Some(path) = normalized(uri.path(), escaped_slashes)? else {
         return Ok(());
     };
@@ -59,7 +62,7 @@ pub fn normalize(uri: &mut Uri, escaped_slashes: EscapedSlashes) -> Result<(), M
 }
 
 /// `path` normalized, or `None` when it already is.
-pub fn normalized(
+pub(crate) fn normalized(
     path: &str,
     escaped_slashes: EscapedSlashes,
 ) -> Result<Option<String>, MalformedPath> {

@@ -23,7 +23,7 @@ use crate::config::PathMatch;
 
 /// A request's path as routes read it.
 #[derive(Debug, Clone, Copy)]
-pub struct RoutedPath<'a> {
+pub(crate) struct RoutedPath<'a> {
     path: &'a str,
     /// Whether it has a `;`: found once per request, so that a route whose spelling it
     /// does not start with costs no second look.
@@ -32,7 +32,7 @@ pub struct RoutedPath<'a> {
 
 impl<'a> RoutedPath<'a> {
     /// `path` (normalized) as routes read it.
-    pub fn new(path: &'a str) -> Self {
+    pub(crate) fn new(path: &'a str) -> Self {
         Self {
             path,
             parameters: path.as_bytes().contains(&b';'),
@@ -40,7 +40,7 @@ impl<'a> RoutedPath<'a> {
     }
 
     /// Whether `condition` takes this path.
-    pub fn matches(&self, condition: &PathMatch, case_sensitive: bool) -> bool {
+    pub(crate) fn matches(&self, condition: &PathMatch, case_sensitive: bool) -> bool {
         match condition {
             PathMatch::Any => true,
             PathMatch::Exact(exact) => {
@@ -60,7 +60,7 @@ impl<'a> RoutedPath<'a> {
 
     /// Where, in the path, the part that matched `prefix` ends: what a rewrite replaces is
     /// `path[..end]`. `None` when `prefix` does not match.
-    pub fn prefix_end(&self, prefix: &str, case_sensitive: bool) -> Option<usize> {
+    pub(crate) fn prefix_end(&self, prefix: &str, case_sensitive: bool) -> Option<usize> {
         // The spelling the route was written in, nearly every time: one comparison.
         let head = self.path.as_bytes().get(..prefix.len())?;
         if same(head, prefix.as_bytes(), case_sensitive) {
@@ -73,7 +73,7 @@ impl<'a> RoutedPath<'a> {
     }
 
     /// The path with each segment's parameters removed, borrowed when it has none.
-    pub fn without_parameters(&self) -> Cow<'a, str> {
+    pub(crate) fn without_parameters(&self) -> Cow<'a, str> {
         if !self.parameters {
             return Cow::Borrowed(self.path);
         }

@@ -23,12 +23,12 @@ use std::time::Duration;
 
 use super::date::DateCache;
 use super::json::ArrayBuffer;
-use super::record::Record;
+use super::line::Line;
 use super::wall_clock::WallClock;
 use crate::config::telemetry::{AccessLogConfig, AccessLogTarget};
 
 /// Bytes waiting for the writer at most (some 30k lines); past this lines are dropped.
-pub const CAPACITY: usize = 8 * 1024 * 1024;
+pub(crate) const CAPACITY: usize = 8 * 1024 * 1024;
 
 /// How often the writer wakes to write what is buffered. It polls rather than being woken
 /// per line: a wake-up is a futex syscall on the request path and a context switch.
@@ -99,20 +99,20 @@ impl AccessLog {
         }
     }
 
-    /// Appends `record`'s line; drops it (and counts it) if the writer is behind.
+    /// Appends `line`; drops it (and counts it) if the writer is behind.
     ///
     /// NOTE: all but the time is written on the stack, outside the lock; under it go only the
     /// time (the date cache lives there, under a lock a line takes anyway) and one copy. A
     /// line too long for the stack is written under the lock, rather than allocate.
-    pub fn append(&self, record: &Record<'_>) {
+    pub fn append(&self, line: &Line<'_>) {
         let mut bytes = [0; LINE];
         let mut rest = ArrayBuffer::new(&mut bytes);
-        record.write_rest(&mut rest);
+        line.write_rest(&mut rest);
         self.write_with(|pending| {
-            record.write_time(&mut pending.lines, &mut pending.dates);
+            line.write_time(&mut pending.lines, &mut pending.dates);
             match rest.written() {
                 Some(rest) => pending.lines.extend_from_slice(rest),
-                None => record.write_rest(&mut pending.lines),
+                None => line.write_rest(&mut pending.lines),
             }
         });
     }
@@ -285,12 +285,12 @@ mod tests {
     fn a_line_is_written_whole_whether_or_not_it_fits_on_the_stack() {
         let log = AccessLog::unstarted(AccessLogTarget::Stdout, CAPACITY);
         let long_route = "r".repeat(LINE);
-        let mut record = crate::telemetry::record::example();
-        let mut expected = record.to_line();
-        log.append(&record);
-        record.route = &long_route;
-        expected.push_str(&record.to_line());
-        log.append(&record);
+        let mut line = crate::telemetry::line::example();
+        let mut expected = line.to_line();
+        log.append(&line);
+        line.route = &long_route;
+        expected.push_str(&line.to_line());
+        log.append(&line);
         let mut batch = Vec::new();
         log.shared.take(&mut batch);
         assert_eq!(String::from_utf8(batch).unwrap(), expected);
@@ -298,12 +298,7 @@ mod tests {
 
     /// Polls a state the writer thread will reach, for at most 10 seconds.
     fn wait_until(check: impl Fn() -> bool) {
-        for _ in 0..1000 {
-            if check() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("the writer never got there");
+        let reached = crate::eventually::eventually_blocking(Duration::from_secs(10), check);
+        assert!(reached, "the writer never got there");
     }
 }

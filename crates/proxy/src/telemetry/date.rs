@@ -37,7 +37,7 @@ impl DateCache {
 }
 
 /// `2024-05-01T12:34:56.789Z` (RFC 3339, UTC, milliseconds).
-pub fn rfc3339(time: SystemTime, out: &mut impl Buffer) {
+pub(crate) fn rfc3339(time: SystemTime, out: &mut impl Buffer) {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since.as_secs();
     let days = seconds / 86_400;

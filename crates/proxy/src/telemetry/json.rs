@@ -57,7 +57,7 @@ impl Buffer for String {
 /// the whole is then copied where it goes. What does not fit is not written, and
 /// [`Self::written`] is `None`.
 #[derive(Debug)]
-pub struct ArrayBuffer<'a, const N: usize> {
+pub(crate) struct ArrayBuffer<'a, const N: usize> {
     bytes: &'a mut [u8; N],
     /// Bytes written; `N + 1` once something did not fit.
     len: usize,
@@ -65,12 +65,12 @@ pub struct ArrayBuffer<'a, const N: usize> {
 
 impl<'a, const N: usize> ArrayBuffer<'a, N> {
     /// An empty buffer over `bytes`.
-    pub fn new(bytes: &'a mut [u8; N]) -> Self {
+    pub(crate) fn new(bytes: &'a mut [u8; N]) -> Self {
         Self { bytes, len: 0 }
     }
 
     /// What was written, unless something did not fit.
-    pub fn written(&self) -> Option<&[u8]> {
+    pub(crate) fn written(&self) -> Option<&[u8]> {
         self.bytes.get(..self.len)
     }
 }
@@ -117,7 +117,7 @@ impl<const N: usize> Buffer for ArrayBuffer<'_, N> {
 /// and a copy of a run of unknown length is a call to `memcpy`, dearer than these moves.
 /// Inlined, as all the writing below is, so that a line is written by one function.
 #[inline(always)]
-pub fn string(value: &[u8], out: &mut impl Buffer) {
+pub(crate) fn string(value: &[u8], out: &mut impl Buffer) {
     out.put_byte(b'"');
     let mut rest = value;
     while let Some((&word, after)) = rest.split_first_chunk::<8>() {
@@ -217,7 +217,7 @@ fn escape(byte: u8, out: &mut impl Buffer) {
 /// A number in decimal: one byte for one digit (the usual attempt count), one move of a
 /// constant length up to eight (a port, a body's size), `itoa` past that.
 #[inline(always)]
-pub fn number(value: u64, out: &mut impl Buffer) {
+pub(crate) fn number(value: u64, out: &mut impl Buffer) {
     if value < 10 {
         return out.put_byte(b'0' + value as u8);
     }
@@ -236,7 +236,7 @@ pub fn number(value: u64, out: &mut impl Buffer) {
 
 /// A number in decimal, zero padded to `WIDTH` digits: one copy of a constant length.
 #[inline(always)]
-pub fn padded<const WIDTH: usize>(value: u64, out: &mut impl Buffer) {
+pub(crate) fn padded<const WIDTH: usize>(value: u64, out: &mut impl Buffer) {
     match digits::<WIDTH>(value) {
         Some(digits) => out.put(&digits),
         None => number(value, out),
@@ -246,7 +246,7 @@ pub fn padded<const WIDTH: usize>(value: u64, out: &mut impl Buffer) {
 /// `value` in `WIDTH` decimal digits, zero padded (the divisors are constants); `None` if it
 /// has more.
 #[inline(always)]
-pub fn digits<const WIDTH: usize>(value: u64) -> Option<[u8; WIDTH]> {
+pub(crate) fn digits<const WIDTH: usize>(value: u64) -> Option<[u8; WIDTH]> {
     let mut digits = [b'0'; WIDTH];
     let mut rest = value;
     for digit in digits.iter_mut().rev() {

@@ -22,7 +22,7 @@ pub fn install_log_filter(
 /// Changes the proxy's log filter at run time, in `EnvFilter` syntax (`info`,
 /// `blastwall_proxy=debug,warn`). An invalid filter is refused with the reason, and the
 /// filter in force stays.
-pub fn set_log_filter(filter: &str) -> Result<(), String> {
+pub(crate) fn set_log_filter(filter: &str) -> Result<(), String> {
     match LOG_FILTER.get() {
         Some(set) => set(filter),
         None => Err(

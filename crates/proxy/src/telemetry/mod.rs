@@ -10,35 +10,36 @@
 //!
 //! The pipeline calls this module three times: [`Telemetry::start`] when a request arrives,
 //! [`span::RequestTrace::attempt`] / [`span::RequestTrace::end_attempt`] around each
-//! attempt, and [`Telemetry::finish`] with the response head.
+//! attempt, and [`Telemetry::finish`] with the response head and the request's
+//! [`Record`]: what happened is read from the record, never from the response's headers.
 
-pub mod access_log;
-pub mod date;
-pub mod json;
+pub(crate) mod access_log;
+pub(crate) mod date;
+pub(crate) mod json;
+pub(crate) mod line;
 mod log_filter;
-pub mod otlp;
-pub mod record;
-pub mod span;
-pub mod traceparent;
-pub mod wall_clock;
+pub(crate) mod otlp;
+pub(crate) mod span;
+pub(crate) mod traceparent;
+pub(crate) mod wall_clock;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Method, Response};
 use hyper::body::Body;
 use rand::Rng;
 
 use self::access_log::AccessLog;
-pub use self::log_filter::{install_log_filter, set_log_filter};
-use self::record::Record;
+use self::line::Line;
+pub use self::log_filter::install_log_filter;
+pub(crate) use self::log_filter::set_log_filter;
 use self::span::{RequestSpan, RequestTrace, Tracer};
 use self::traceparent::{TraceId, TraceParent};
-use crate::cluster::with_rng;
+use crate::body::ProxyBody;
 use crate::config::TelemetryConfig;
-use crate::forward::{ERROR_HEADER, ProxyBody};
-use crate::pipeline::{Context, FALLBACK_HEADER};
+use crate::record::Record;
+use crate::rng::with_rng;
 
 /// The access log and the tracer of one config, carried over across reloads that keep them.
 #[derive(Debug, Default)]
@@ -56,19 +57,17 @@ pub struct Started {
     trace_id: Option<TraceId>,
 }
 
-/// What the pipeline learnt about a request on its way, for the access log and span.
-#[derive(Debug, Default)]
-pub struct Served {
-    /// The endpoint of the attempt whose answer (or failure) the client got.
-    pub endpoint: Option<SocketAddr>,
-    /// That attempt's time to its response head.
-    pub upstream: Option<Duration>,
-    /// Attempts sent.
-    pub attempts: u32,
-    /// The fallback that answered, when the response no longer says so.
-    pub fallback: Option<HeaderValue>,
-    /// From the request's arrival to its response head, as the metrics measured it.
-    pub total: Duration,
+/// What a request was, as its span and access log line name it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestNames<'a> {
+    /// Its route.
+    pub route: &'a str,
+    /// Its route's cluster.
+    pub cluster: &'a str,
+    /// Its method.
+    pub method: &'a Method,
+    /// Its request id, as sent upstream and to the client.
+    pub request_id: &'a HeaderValue,
 }
 
 impl Telemetry {
@@ -154,55 +153,51 @@ impl Telemetry {
     }
 
     /// The response head is ready: ends the request's span and writes its access log line
-    /// (sampled; failures always).
+    /// (sampled; failures always), from what `record` says happened.
     pub(crate) fn finish(
         &self,
-        context: &Context<'_>,
-        method: &Method,
         started: Option<Started>,
-        served: &Served,
+        trace: Option<&RequestTrace>,
+        request: &RequestNames<'_>,
+        record: &Record,
         response: &Response<ProxyBody>,
     ) {
         let Some(started) = started else { return };
         let status = response.status().as_u16();
-        if let Some(trace) = &context.trace {
+        if let Some(trace) = trace {
             trace.end(RequestSpan {
-                route: &context.route.name,
-                cluster: context.cluster.name(),
-                method: method.as_str(),
-                endpoint: served.endpoint,
+                route: request.route,
+                cluster: request.cluster,
+                method: request.method.as_str(),
+                endpoint: record.endpoint,
                 status,
-                attempts: served.attempts,
+                attempts: record.attempts,
             });
         }
         let Some((log, sample)) = &self.access_log else {
             return;
         };
-        let [error, fallback] =
-            crate::headers::find(response.headers(), [&ERROR_HEADER, &FALLBACK_HEADER])
-                .map(|found| found.first);
-        let failed = status >= 500 || error.is_some();
+        let failed = status >= 500 || record.error.is_some();
         if !failed && *sample < 1.0 && with_rng(|rng| rng.random::<f64>() >= *sample) {
             return;
         }
-        let fallback = served.fallback.as_ref().or(fallback);
-        let record = Record {
+        let line = Line {
             time: log.clock.time_of(started.at),
-            request_id: context.request_id.as_bytes(),
+            request_id: request.request_id.as_bytes(),
             trace_id: started.trace_id,
-            method: method.as_str(),
-            route: &context.route.name,
-            cluster: context.cluster.name(),
-            endpoint: served.endpoint,
+            method: request.method.as_str(),
+            route: request.route,
+            cluster: request.cluster,
+            endpoint: record.endpoint,
             status,
             bytes: response.body().size_hint().exact(),
-            upstream: served.upstream,
-            total: served.total,
-            attempts: served.attempts,
-            fallback: fallback.map(HeaderValue::as_bytes),
-            error: error.map(HeaderValue::as_bytes),
+            upstream: record.upstream,
+            total: record.total,
+            attempts: record.attempts,
+            fallback: record.fallback.map(|kind| kind.as_str().as_bytes()),
+            error: record.error.map(|error| error.as_str().as_bytes()),
         };
-        log.append(&record);
+        log.append(&line);
     }
 }
 
@@ -246,7 +241,7 @@ mod propagation_tests {
         headers.insert(TRACEPARENT, HeaderValue::from_static(parent));
         headers.insert(TRACESTATE, HeaderValue::from_static("a=1,b=2"));
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        crate::forward::remove_hop_by_hop(&mut headers, &[]);
+        crate::headers::remove_hop_by_hop(&mut headers, &[]);
         assert_eq!(headers[TRACEPARENT], parent);
         assert_eq!(headers[TRACESTATE], "a=1,b=2");
     }

@@ -25,10 +25,10 @@ use super::traceparent::hex;
 use crate::config::telemetry::TracingConfig;
 
 /// Spans waiting for export at most.
-pub const CAPACITY: usize = 4096;
+pub(crate) const CAPACITY: usize = 4096;
 
 /// Spans sent in one request at most.
-pub const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 512;
 
 /// The longest a span waits before its batch is sent.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -37,7 +37,7 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A tracer whose spans a new exporter thread sends to the configured collector.
-pub fn start(config: &TracingConfig) -> std::io::Result<Arc<Tracer>> {
+pub(crate) fn start(config: &TracingConfig) -> std::io::Result<Arc<Tracer>> {
     let (sender, receiver) = sync_channel(CAPACITY);
     let exporter = config.clone();
     std::thread::Builder::new()
@@ -82,7 +82,7 @@ fn export(receiver: &Receiver<SpanRecord>, config: &TracingConfig) {
 }
 
 /// An `ExportTraceServiceRequest` in OTLP JSON.
-pub fn encode(spans: &[SpanRecord], service_name: &str) -> Vec<u8> {
+pub(crate) fn encode(spans: &[SpanRecord], service_name: &str) -> Vec<u8> {
     let spans: Vec<Json> = spans.iter().map(span).collect();
     let request = json!({
         "resourceSpans": [{

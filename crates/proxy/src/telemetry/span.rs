@@ -16,8 +16,8 @@ use http::HeaderMap;
 use rand::Rng;
 
 use super::traceparent::{self, SAMPLED, SpanId, TRACEPARENT, TRACESTATE, TraceId, TraceParent};
-use crate::cluster::with_rng;
 use crate::config::telemetry::TracingConfig;
+use crate::rng::with_rng;
 
 /// OTLP span kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,26 +5,26 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The header carrying the trace id, the caller's span id and the sampled flag.
-pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// The header carrying vendor state; propagated as it is.
-pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// A trace id: 16 bytes, never all zero.
-pub type TraceId = [u8; 16];
+pub(crate) type TraceId = [u8; 16];
 
 /// A span id: 8 bytes, never all zero.
-pub type SpanId = [u8; 8];
+pub(crate) type SpanId = [u8; 8];
 
 /// The `sampled` bit of the trace flags.
-pub const SAMPLED: u8 = 0x01;
+pub(crate) const SAMPLED: u8 = 0x01;
 
 /// Length of a version-00 value: `00-` + 32 + `-` + 16 + `-` + 2.
 const LENGTH: usize = 55;
 
 /// A valid `traceparent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceParent {
+pub(crate) struct TraceParent {
     /// The trace this request belongs to.
     pub trace_id: TraceId,
     /// The caller's span.
@@ -35,7 +35,7 @@ pub struct TraceParent {
 
 impl TraceParent {
     /// The request's trace context; `None` when absent, repeated or malformed.
-    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Self> {
         let [found] = crate::headers::find(headers, [&TRACEPARENT]);
         if found.repeated {
             return None;
@@ -46,7 +46,7 @@ impl TraceParent {
     /// Parses one value per the spec: lower-case hex only; version `ff` is invalid; version
     /// 00 has exactly 55 characters; a later version may append fields after a `-`, and its
     /// first 55 characters are read as version 00 (flags other than sampled dropped).
-    pub fn parse(value: &[u8]) -> Option<Self> {
+    pub(crate) fn parse(value: &[u8]) -> Option<Self> {
         if value.len() < LENGTH {
             return None;
         }
@@ -84,13 +84,13 @@ impl TraceParent {
     }
 
     /// Whether the caller recorded its span.
-    pub fn sampled(&self) -> bool {
+    pub(crate) fn sampled(&self) -> bool {
         self.flags & SAMPLED != 0
     }
 }
 
 /// The version-00 value naming `span_id` as the parent of whatever the next hop does.
-pub fn header_value(trace_id: &TraceId, span_id: &SpanId, flags: u8) -> HeaderValue {
+pub(crate) fn header_value(trace_id: &TraceId, span_id: &SpanId, flags: u8) -> HeaderValue {
     let mut text = [0u8; LENGTH];
     text[0..3].copy_from_slice(b"00-");
     hex(trace_id, &mut text[3..35]);
@@ -102,7 +102,7 @@ pub fn header_value(trace_id: &TraceId, span_id: &SpanId, flags: u8) -> HeaderVa
 }
 
 /// Writes `bytes` as lower-case hex into `out` (twice as long).
-pub fn hex(bytes: &[u8], out: &mut [u8]) {
+pub(crate) fn hex(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
         pair[0] = DIGITS[usize::from(byte >> 4)];

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long after its anchor an instant may be before the system clock is read again.
-pub const ANCHOR_FOR: Duration = Duration::from_secs(1);
+pub(crate) const ANCHOR_FOR: Duration = Duration::from_secs(1);
 
 /// Wall-clock times of monotonic instants, from an anchor read at most once a second.
 #[derive(Debug)]

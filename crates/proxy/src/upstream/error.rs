@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use blastwall_policy::retry::FailureKind;
 
+use crate::outcome::BodyFailure;
+
 /// A send that failed, with what it means for a retry.
 #[derive(Debug, thiserror::Error)]
 #[error("{source}")]
@@ -143,4 +145,39 @@ fn h2_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a h2::
         source = cause.source();
     }
     None
+}
+
+/// What an error of an endpoint's response body means. Every error such a body fails with
+/// is the endpoint's (the client's side never reaches it: a client that leaves or stops
+/// reading drops or stops polling the body, which then fails with nothing).
+pub(crate) fn body_failure(error: &(dyn std::error::Error + 'static)) -> BodyFailure {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<BodyStalled>() {
+            return BodyFailure::Stalled;
+        }
+        cause = error.source();
+    }
+    BodyFailure::Broken
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_stall_is_told_from_other_body_errors_even_wrapped() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapped")]
+        struct Wrapped(#[source] BodyStalled);
+        let stalled = BodyStalled {
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(body_failure(&stalled), BodyFailure::Stalled);
+        assert_eq!(body_failure(&Wrapped(stalled)), BodyFailure::Stalled);
+        let closed = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(body_failure(&closed), BodyFailure::Broken);
+    }
 }

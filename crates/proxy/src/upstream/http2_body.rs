@@ -13,7 +13,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::BodyStalled;
-use crate::forward::BoxError;
+use crate::body::BoxError;
 
 /// An HTTP/2 response body that fails with [`BodyStalled`] once nothing came for `timeout`.
 #[derive(Debug)]

@@ -42,15 +42,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-pub use self::error::{BodyStalled, UpstreamError};
+pub(crate) use self::error::{BodyStalled, UpstreamError, body_failure};
 #[doc(hidden)]
-pub use self::h1::replay::{Replayed, replay};
-pub use self::h1::{Framing, Head, HeadError, take_head};
-pub use self::http2_body::Http2Body;
+pub use self::h1::replay::replay;
+pub use self::h1::{Framing, take_head};
+pub(crate) use self::http2_body::Http2Body;
 use self::pool::{Http1, Http2, Http2Checkout, Pool};
-pub use crate::codec::{ChunkedError, Decoded, Decoder};
+use crate::body::{BoxError, ProxyBody};
+pub use crate::codec::{Decoded, Decoder};
 use crate::config::{ClusterConfig, UpstreamProtocol};
-use crate::forward::{AddedHeaders, BoxError, ProxyBody};
+use crate::headers::AddedHeaders;
 
 /// How long a kept connection may go unused before it is closed: long enough to carry
 /// traffic over lulls, shorter than the idle timeouts most servers use (nginx 75 s

@@ -23,7 +23,7 @@ use hyper::client::conn::http2;
 use tokio::sync::watch;
 
 use super::h1;
-use crate::forward::ProxyBody;
+use crate::body::ProxyBody;
 
 /// A connection that carries one HTTP/1.1 request at a time.
 pub(super) type Http1 = Box<h1::Connection>;

@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use super::*;
+use crate::body::full;
 use crate::config::BalanceConfig;
-use crate::forward::full;
 
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(7);
 

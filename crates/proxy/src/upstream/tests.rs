@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Barrier, Notify};
 
 use super::*;
+use crate::body::full;
 use crate::config::BalanceConfig;
-use crate::forward::full;
 
 fn config(protocol: UpstreamProtocol, max_idle: usize) -> ClusterConfig {
     ClusterConfig {
@@ -67,13 +67,12 @@ fn soon() -> Instant {
 
 /// Polls `done` (bounded, 5 s) until it holds: waits for a state, asserts no timing.
 async fn eventually(mut done: impl FnMut() -> bool) {
-    for _ in 0..5000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("condition not reached within 5 s");
+    let reached = crate::eventually::eventually(Duration::from_secs(5), || {
+        let done = done();
+        async move { done }
+    })
+    .await;
+    assert!(reached, "condition not reached within 5 s");
 }
 
 /// What an HTTP/1.1 upstream does on each connection.

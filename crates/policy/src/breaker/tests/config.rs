@@ -190,7 +190,7 @@ fn nonsense_open_and_probe_settings_are_rejected() {
                 }),
                 ..quiet_config()
             },
-            ConfigError::OpenDurationTooLong,
+            ConfigError::BackoffMaxTooLong,
         ),
         (
             BreakerConfig {
@@ -232,4 +232,66 @@ fn open_period_grows_by_the_multiplier_and_stops_at_the_cap() {
     let periods: Vec<_> = (0..5).map(|k| compiled.open_period(k)).collect();
     assert_eq!(periods, [secs(1), secs(3), secs(9), secs(20), secs(20)]);
     assert_eq!(compiled.open_period(u32::MAX), secs(20));
+}
+
+#[test]
+fn every_refusal_is_reported_each_naming_its_field() {
+    let config = BreakerConfig {
+        consecutive_failures: Some(0),
+        failure_rate: Some(1.5),
+        slow_call_rate: Some(0.0),
+        slow_call_duration: Duration::ZERO,
+        window: SlidingWindow::Count { calls: 0 },
+        minimum_calls: 0,
+        open_duration: MAX_OPEN_DURATION + ms(1),
+        open_backoff: Some(OpenBackoff {
+            multiplier: f64::INFINITY,
+            max: secs(1),
+        }),
+        half_open_probes: 0,
+        probe_timeout: Some(Duration::ZERO),
+    };
+    let errors = config.errors();
+    let fields: Vec<_> = errors.iter().map(ConfigError::field).collect();
+    assert_eq!(
+        fields,
+        [
+            "consecutive_failures",
+            "failure_rate",
+            "slow_call_rate",
+            "slow_call_duration",
+            "minimum_calls",
+            "window",
+            "open_duration",
+            "open_backoff.multiplier",
+            "open_backoff.max",
+            "half_open_probes",
+            "probe_timeout",
+        ]
+    );
+    assert_eq!(
+        rejected(config),
+        errors[0],
+        "the first refusal is the one returned"
+    );
+}
+
+#[test]
+fn a_valid_config_has_no_refusals() {
+    assert_eq!(BreakerConfig::default().errors(), []);
+    assert_eq!(quiet_config().errors(), []);
+}
+
+#[test]
+fn a_backoff_cap_past_a_year_is_its_own_refusal() {
+    let config = BreakerConfig {
+        open_backoff: Some(OpenBackoff {
+            multiplier: 2.0,
+            max: MAX_OPEN_DURATION + ms(1),
+        }),
+        ..quiet_config()
+    };
+    let errors = config.errors();
+    assert_eq!(errors, [ConfigError::BackoffMaxTooLong]);
+    assert_eq!(errors[0].field(), "open_backoff.max");
 }

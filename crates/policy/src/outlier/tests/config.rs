@@ -6,6 +6,37 @@ fn default_config_is_valid() {
 }
 
 #[test]
+fn a_checked_config_only_lowers_its_cap_and_stays_checked() {
+    let valid = OutlierConfig::default()
+        .validated()
+        .expect("the default is valid");
+    assert_eq!(valid.with_ejection_cap(4).max_ejection_percent, 4);
+    assert_eq!(valid.with_ejection_cap(0).max_ejection_percent, 0);
+    assert_eq!(valid.with_ejection_cap(200).max_ejection_percent, 10);
+    for percent in 0..=u8::MAX {
+        assert_eq!(valid.with_ejection_cap(percent).validate(), Ok(()));
+    }
+}
+
+#[test]
+fn a_detector_from_a_checked_config_runs_it() {
+    let now = Instant::now();
+    let valid = OutlierConfig::default()
+        .validated()
+        .expect("the default is valid");
+    let detector = OutlierDetector::from_valid(valid.clone(), now);
+    assert_eq!(detector.config(), valid.config());
+    assert_eq!(
+        OutlierConfig {
+            interval: Duration::ZERO,
+            ..OutlierConfig::default()
+        }
+        .validated(),
+        Err(OutlierConfigError::ZeroInterval)
+    );
+}
+
+#[test]
 fn nonsense_configs_are_rejected_naming_the_setting() {
     use OutlierConfigError as E;
     let base = OutlierConfig::default();
@@ -198,4 +229,49 @@ fn ejection_reasons_read_as_sentences() {
         r.to_string(),
         "90 of 100 calls failed (0 slow), threshold 85%"
     );
+}
+
+#[test]
+fn every_error_is_reported_each_naming_its_field() {
+    use OutlierConfigError as E;
+    let config = OutlierConfig {
+        interval: Duration::ZERO,
+        max_ejection_percent: 150,
+        consecutive_errors: Some(0),
+        failure_percentage: Some(FailurePercentageConfig {
+            threshold_percent: 0,
+            request_volume: 0,
+        }),
+        slow_call_threshold: Some(Duration::ZERO),
+        ..OutlierConfig::default()
+    };
+    let errors = config.errors();
+    assert_eq!(
+        errors,
+        vec![
+            E::ZeroInterval,
+            E::PercentOutOfRange {
+                field: "max_ejection_percent",
+                value: 150
+            },
+            E::Zero("consecutive_errors"),
+            E::Zero("failure_percentage.threshold_percent"),
+            E::Zero("failure_percentage.request_volume"),
+            E::Zero("slow_call_threshold"),
+        ]
+    );
+    let fields: Vec<&str> = errors.iter().map(E::field).collect();
+    assert_eq!(
+        fields,
+        [
+            "interval",
+            "max_ejection_percent",
+            "consecutive_errors",
+            "failure_percentage.threshold_percent",
+            "failure_percentage.request_volume",
+            "slow_call_threshold",
+        ]
+    );
+    assert_eq!(config.validate(), Err(E::ZeroInterval), "the first of them");
+    assert!(OutlierConfig::default().errors().is_empty());
 }

@@ -7,9 +7,10 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use super::super::{Cluster, EndpointGuard};
+use super::super::Cluster;
 use super::tests::{MS, address, breaker, config, outliers, request};
-use crate::pipeline::BodyFailure;
+use crate::endpoint::EndpointGuard;
+use crate::outcome::BodyFailure;
 
 /// A pick of endpoint 1 of two, as a retry avoiding the other would make.
 fn pick_first(cluster: &Cluster, now: Instant) -> EndpointGuard {

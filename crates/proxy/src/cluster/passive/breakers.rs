@@ -4,15 +4,15 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blastwall_policy::breaker::{
-    BreakerConfig, CircuitBreaker, Outcome, Permit, SharedBreaker, State, Transition,
+    CircuitBreaker, Outcome, SharedBreaker, State, Transition, ValidBreakerConfig,
 };
 
-use super::super::Endpoint;
-use crate::pipeline::AttemptOutcome;
-use crate::stats::ClusterStats;
+use crate::counters::ClusterStats;
+use crate::endpoint::Endpoint;
+use crate::outcome::AttemptOutcome;
 
 /// What an attempt's outcome means to a breaker. Overload, cancellation and what the
 /// client caused say nothing about the dependency: they neither trip nor heal it (see
@@ -26,54 +26,20 @@ pub(super) fn breaker_outcome(outcome: AttemptOutcome) -> Outcome {
     }
 }
 
-/// A permit of an endpoint's breaker, recorded once: with the attempt's outcome, or as
-/// ignored when dropped unrecorded (so a cancelled probe frees its slot).
-#[derive(Debug)]
-pub struct EndpointPermit {
-    breaker: SharedBreaker,
-    permit: Option<Permit>,
-}
-
-impl EndpointPermit {
-    pub(super) fn new(breaker: SharedBreaker, permit: Permit) -> Self {
-        Self {
-            breaker,
-            permit: Some(permit),
-        }
-    }
-
-    /// Records the attempt's outcome, at `now`.
-    pub(super) fn record(mut self, outcome: AttemptOutcome, now: Instant) {
-        if let Some(permit) = self.permit.take() {
-            self.breaker.record(permit, breaker_outcome(outcome), now);
-        }
-    }
-}
-
-impl Drop for EndpointPermit {
-    fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            self.breaker
-                .record(permit, Outcome::Ignored, Instant::now());
-        }
-    }
-}
-
 /// The cluster's breaker, logging and counting its transitions.
 pub(super) fn cluster_breaker(
-    config: &BreakerConfig,
+    config: &ValidBreakerConfig,
     cluster: &str,
     stats: &Arc<ClusterStats>,
 ) -> SharedBreaker {
-    let breaker =
-        CircuitBreaker::new(config.clone()).expect("breaker configs are validated at load");
+    let breaker = CircuitBreaker::from_valid(config);
     let cluster = cluster.to_owned();
     let stats = stats.clone();
     SharedBreaker::with_listener(breaker, move |transition| {
         log_transition(&cluster, None, transition);
         stats
             .events
-            .push(crate::admin::breaker_event(&cluster, None, transition)); // admin: events
+            .push(crate::events::breaker_event(&cluster, None, transition));
         match transition.to {
             State::Open => stats.breaker_opened.increment(),
             State::Closed if transition.from == State::HalfOpen => stats.breaker_closed.increment(),
@@ -85,12 +51,11 @@ pub(super) fn cluster_breaker(
 /// Gives `endpoint` a fresh breaker (replacing any it had: its open state is forgotten).
 pub(super) fn install_endpoint_breaker(
     endpoint: &Arc<Endpoint>,
-    config: &BreakerConfig,
+    config: &ValidBreakerConfig,
     cluster: &str,
     stats: &Arc<ClusterStats>,
 ) {
-    let breaker =
-        CircuitBreaker::new(config.clone()).expect("breaker configs are validated at load");
+    let breaker = CircuitBreaker::from_valid(config);
     // NOTE: a replaced breaker may still see outcomes of attempts it admitted; the epoch
     // keeps its transitions from touching the endpoint's routing flag.
     let epoch = endpoint.breaker_epoch.fetch_add(1, Ordering::AcqRel) + 1;
@@ -105,11 +70,11 @@ pub(super) fn install_endpoint_breaker(
             return;
         }
         log_transition(&cluster, Some(&endpoint), transition);
-        stats.events.push(crate::admin::breaker_event(
+        stats.events.push(crate::events::breaker_event(
             &cluster,
             Some(endpoint.address()),
             transition,
-        )); // admin: events
+        ));
         match transition.to {
             State::Open => stats.endpoint_breaker_opened.increment(),
             State::Closed if transition.from == State::HalfOpen => {

@@ -59,16 +59,17 @@ use blastwall_policy::outlier::{EndpointId, Event};
 use http::request::Parts;
 use rand::Rng;
 
-pub use self::breakers::EndpointPermit;
 use self::breakers::{
     breaker_outcome, cluster_breaker, install_endpoint_breaker, remove_endpoint_breaker,
 };
 use self::outliers::{Outliers, address_of};
 pub(super) use self::task::spawn;
-use super::{Cluster, Endpoint, EndpointGuard, RNG};
+use super::Cluster;
 use crate::config::ClusterConfig;
-use crate::pipeline::AttemptOutcome;
-use crate::stats::ClusterStats;
+use crate::counters::ClusterStats;
+use crate::endpoint::{Endpoint, EndpointGuard, EndpointPermit};
+use crate::outcome::AttemptOutcome;
+use crate::rng::with_rng;
 
 /// Draws from the balancer before falling back to a scan of every candidate: enough that
 /// avoiding one failed endpoint rarely needs the scan, few enough to stay cheap.
@@ -217,7 +218,7 @@ impl Cluster {
         avoid: &[SocketAddr],
         now: Instant,
     ) -> Option<EndpointGuard> {
-        RNG.with(|rng| self.pick_avoiding_with(request, avoid, now, &mut rng.borrow_mut()))
+        with_rng(|rng| self.pick_avoiding_with(request, avoid, now, rng))
     }
 
     /// [`pick_avoiding`](Self::pick_avoiding) with the time and randomness given.
@@ -355,8 +356,8 @@ impl Cluster {
             }
         }
         let cluster = self.name();
-        if let Some(event) = crate::admin::outlier_event(cluster, address, &event) {
-            self.stats.events.push(event); // admin: events
+        if let Some(event) = crate::events::outlier_event(cluster, address, &event) {
+            self.stats.events.push(event);
         }
         match event {
             Event::Ejected(ejection) => {

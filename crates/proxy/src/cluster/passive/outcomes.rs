@@ -3,14 +3,16 @@
 //! breaker), at once or, for a success whose body still streams, when the body ends.
 //!
 //! A head that says success is not yet a success: the body may still break off (see
-//! `pipeline::answer`). Judging at the body's end is what lets outlier detection and the
+//! `forward::answer`). Judging at the body's end is what lets outlier detection and the
 //! breakers see an endpoint that starts every answer and finishes none.
 
 use std::time::{Duration, Instant};
 
+use super::Cluster;
+use super::breakers::breaker_outcome;
 use super::outliers::outlier_outcome;
-use super::{Cluster, EndpointGuard};
-use crate::pipeline::{AttemptOutcome, BodyFailure};
+use crate::endpoint::EndpointGuard;
+use crate::outcome::{AttemptOutcome, BodyFailure};
 
 impl Cluster {
     /// Records one attempt's outcome against its endpoint: latency estimate, counters, the
@@ -102,7 +104,7 @@ impl Cluster {
         }
         if let Some(permit) = guard.take_permit() {
             let tripped = endpoint.is_tripped();
-            permit.record(outcome, now);
+            permit.record(breaker_outcome(outcome), now);
             if endpoint.is_tripped() != tripped {
                 // Less capacity: outlier detection may have to let others back at once.
                 self.fit_ejection_cap(now);

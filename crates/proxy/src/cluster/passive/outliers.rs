@@ -20,10 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use blastwall_policy::outlier::{EndpointId, Event, Outcome, OutlierConfig, SharedOutlierDetector};
+use blastwall_policy::outlier::{
+    EndpointId, Event, Outcome, OutlierConfig, SharedOutlierDetector, ValidOutlierConfig,
+};
 
-use super::super::Endpoint;
-use crate::pipeline::AttemptOutcome;
+use crate::endpoint::Endpoint;
+use crate::outcome::AttemptOutcome;
 
 /// What an attempt's outcome means to outlier detection; `None` for what must not be
 /// recorded at all: overload (a busy endpoint is not a broken one) and cancellation.
@@ -48,23 +50,22 @@ pub(super) fn outlier_outcome(outcome: AttemptOutcome) -> Option<Outcome> {
 pub(super) struct Outliers {
     detector: SharedOutlierDetector,
     /// The config as written; the detector runs it with the cap lowered as needed.
-    configured: ArcSwap<OutlierConfig>,
+    configured: ArcSwap<ValidOutlierConfig>,
     /// Each endpoint address's slot in the detector. Written under the detector's lock.
     ids: ArcSwap<HashMap<SocketAddr, EndpointId>>,
 }
 
 impl Outliers {
-    pub(super) fn new(config: &OutlierConfig, now: Instant) -> Self {
+    pub(super) fn new(config: &ValidOutlierConfig, now: Instant) -> Self {
         Self {
-            detector: SharedOutlierDetector::new(config.clone(), now)
-                .expect("outlier configs are validated at load"),
+            detector: SharedOutlierDetector::from_valid(config.clone(), now),
             configured: ArcSwap::from_pointee(config.clone()),
             ids: ArcSwap::default(),
         }
     }
 
     /// Puts a new configuration in force, keeping every endpoint's state.
-    pub(super) fn reconfigure(&self, config: &OutlierConfig) {
+    pub(super) fn reconfigure(&self, config: &ValidOutlierConfig) {
         self.configured.store(Arc::new(config.clone()));
     }
 
@@ -181,16 +182,11 @@ impl Outliers {
                     spare,
                     panic_threshold,
                 );
-                let wanted = OutlierConfig {
-                    max_ejection_percent: cap,
-                    ..OutlierConfig::clone(&configured)
-                };
-                if *detector.config() == wanted {
+                let wanted = configured.with_ejection_cap(cap);
+                if detector.config() == wanted.config() {
                     return;
                 }
-                let events = detector
-                    .set_config(wanted, now)
-                    .expect("a valid config with a smaller percentage is valid");
+                let events = detector.set_valid_config(wanted, now);
                 for event in events {
                     apply(&ids, event);
                 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use blastwall_policy::breaker::BreakerConfig;
+use blastwall_policy::breaker::{BreakerConfig, ValidBreakerConfig};
 use blastwall_policy::outlier::OutlierConfig;
 use http::{Request, StatusCode};
 use proptest::prelude::*;
@@ -16,7 +16,7 @@ use super::super::Cluster;
 use crate::config::{
     BalanceConfig, ClusterConfig, EndpointAddress, EndpointConfig, PassiveConfig, UpstreamProtocol,
 };
-use crate::pipeline::{AttemptOutcome, ClientCause};
+use crate::outcome::{AttemptOutcome, ClientCause};
 
 const GATEWAY: AttemptOutcome = AttemptOutcome::GatewayError(StatusCode::BAD_GATEWAY);
 const OVERLOADED: AttemptOutcome = AttemptOutcome::Overloaded { retry_after: None };
@@ -62,12 +62,22 @@ pub(super) fn outliers(configure: impl FnOnce(&mut OutlierConfig)) -> PassiveCon
     };
     configure(&mut config);
     PassiveConfig {
-        outlier_detection: Some(config),
+        outlier_detection: Some(
+            config
+                .validated()
+                .expect("the test outlier config is valid"),
+        ),
         ..PassiveConfig::default()
     }
 }
 
-pub(super) fn breaker(failures: u32) -> BreakerConfig {
+pub(super) fn breaker(failures: u32) -> ValidBreakerConfig {
+    breaker_config(failures)
+        .validated()
+        .expect("the test breaker config is valid")
+}
+
+pub(super) fn breaker_config(failures: u32) -> BreakerConfig {
     BreakerConfig {
         consecutive_failures: Some(failures),
         failure_rate: None,
@@ -534,10 +544,14 @@ fn an_endpoint_that_passes_its_health_checks_again_has_its_breaker_closed() {
     use crate::health::ProbeFailure;
 
     let passive = PassiveConfig {
-        endpoint_circuit_breaker: Some(BreakerConfig {
-            open_duration: Duration::from_secs(60),
-            ..breaker(2)
-        }),
+        endpoint_circuit_breaker: Some(
+            BreakerConfig {
+                open_duration: Duration::from_secs(60),
+                ..breaker_config(2)
+            }
+            .validated()
+            .expect("the test breaker config is valid"),
+        ),
         ..PassiveConfig::default()
     };
     let mut config = config(2, passive);

@@ -9,7 +9,7 @@ use crate::config::values::DurationValue;
 /// The admin API and dashboard: JSON over HTTP on a listener of its own.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AdminSection {
+pub(crate) struct AdminSection {
     /// `address:port` of the admin listener, or "off" for none. Default "127.0.0.1:9901";
     /// when the default cannot be bound (another proxy on the host has it) the proxy runs
     /// without an admin listener and says so, while an address written here must bind. Bound

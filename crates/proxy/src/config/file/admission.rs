@@ -16,7 +16,7 @@ use crate::config::values::DurationValue;
 /// shedding the newest waiter of the lowest priority below it.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ConcurrencySection {
+pub(crate) struct ConcurrencySection {
     /// Requests served at once (a bulkhead). Not with `adaptive`.
     pub limit: Option<u32>,
     /// A limit that follows the upstream: `gradient2` (from latency) or `aimd` (lowered
@@ -40,7 +40,7 @@ pub struct ConcurrencySection {
 /// An adaptive limit's algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum AdaptiveAlgorithm {
+pub(crate) enum AdaptiveAlgorithm {
     /// Netflix's Gradient2: shrinks as latency rises above its long-term average.
     Gradient2,
     /// Additive increase, multiplicative decrease on overload (503 / 429) and timeouts.
@@ -51,7 +51,7 @@ pub enum AdaptiveAlgorithm {
 /// `Retry-After` saying when the next request would be admitted.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimitSection {
+pub(crate) struct RateLimitSection {
     /// Requests per `per`, at least 1.
     pub rate: u32,
     /// The period. Default "1s".
@@ -71,7 +71,7 @@ pub struct RateLimitSection {
 /// Whose requests share a rate limit.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum RateLimitKeySection {
+pub(crate) enum RateLimitKeySection {
     /// `"client_ip"`.
     Named(String),
     /// `{ header = "NAME" }`.
@@ -84,7 +84,7 @@ pub enum RateLimitKeySection {
 /// How important a route's requests are; under overload lower ones are shed first.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum PrioritySection {
+pub(crate) enum PrioritySection {
     /// Never limited by a priority share (may use all of a concurrency limit).
     Critical,
     /// May use 90% of a concurrency limit.

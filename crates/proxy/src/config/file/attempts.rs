@@ -11,7 +11,7 @@ use crate::config::values::{ByteSizeValue, DurationValue};
 /// (connection refused, HTTP/2 refused stream): safe for any method.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RetrySection {
+pub(crate) struct RetrySection {
     /// Attempts in all, counting the first; 1 turns retries off. Default 3, at most 10.
     #[schemars(with = "Option<u32>")]
     pub attempts: Option<Spanned<u32>>,
@@ -43,7 +43,7 @@ pub struct RetrySection {
 /// Exponential backoff between attempts.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct BackoffSection {
+pub(crate) struct BackoffSection {
     /// The first wait's ceiling. Default "25ms".
     #[schemars(with = "Option<DurationValue>")]
     pub base: Option<Spanned<DurationValue>>,
@@ -57,7 +57,7 @@ pub struct BackoffSection {
 /// How a wait is randomised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum JitterKind {
+pub(crate) enum JitterKind {
     /// Exactly the ceiling.
     None,
     /// Anywhere from zero to the ceiling.
@@ -71,7 +71,7 @@ pub enum JitterKind {
 /// A failure that may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum RetryCondition {
+pub(crate) enum RetryCondition {
     /// No connection could be made.
     ConnectFailure,
     /// The upstream refused the request unprocessed (HTTP/2 `REFUSED_STREAM`).
@@ -95,7 +95,7 @@ pub enum RetryCondition {
 /// retry budget.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HedgeSection {
+pub(crate) struct HedgeSection {
     /// Hedge after this long. Give this or `percentile`.
     #[schemars(with = "Option<DurationValue>")]
     pub after: Option<Spanned<DurationValue>>,
@@ -115,7 +115,7 @@ pub struct HedgeSection {
 /// a total outage this bounds the extra load retries bring (no retry storm).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RetryBudgetSection {
+pub(crate) struct RetryBudgetSection {
     /// Retries per request, 0 to 1. Default 0.2.
     #[schemars(with = "Option<f64>")]
     pub ratio: Option<Spanned<f64>>,

@@ -12,7 +12,7 @@ use crate::config::values::{ByteSizeValue, DurationValue};
 /// cluster, a static response, tried in that order (each that is given); and its kill switch.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FallbackSection {
+pub(crate) struct FallbackSection {
     /// Which failures take the fallback. Default: all of them.
     #[schemars(with = "Option<Vec<FallbackOn>>")]
     pub on: Option<Spanned<Vec<FallbackOn>>>,
@@ -37,7 +37,7 @@ pub struct FallbackSection {
 /// A reason for taking the fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum FallbackOn {
+pub(crate) enum FallbackOn {
     /// Every attempt failed (no connection, reset, timeout, or a 500, 502, 503 or 504 answer).
     Failed,
     /// The cluster's circuit breaker is open.
@@ -53,7 +53,7 @@ pub enum FallbackOn {
 /// A fixed response. Give `body` or `body_file`, not both.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StaticSection {
+pub(crate) struct StaticSection {
     /// Its status, 200 to 599. Default 503.
     #[schemars(with = "Option<u16>")]
     pub status: Option<Spanned<u16>>,
@@ -72,7 +72,7 @@ pub struct StaticSection {
 /// Limits and window of the stale-if-error cache.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StaleIfErrorSection {
+pub(crate) struct StaleIfErrorSection {
     /// How long after it became stale a response without its own `stale-if-error=N` may still
     /// be served on error. Default "5m".
     #[schemars(with = "Option<DurationValue>")]

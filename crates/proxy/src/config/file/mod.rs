@@ -5,8 +5,8 @@
 //! to point at themselves after parsing (names referring to other sections, addresses,
 //! patterns) keep their span.
 
-pub mod fallback;
-pub mod telemetry;
+pub(crate) mod fallback;
+pub(crate) mod telemetry;
 
 use std::collections::BTreeMap;
 
@@ -18,27 +18,24 @@ mod admin;
 mod admission;
 mod attempts;
 
-pub use self::admin::AdminSection;
-pub use self::admission::{
+pub(crate) use self::admin::AdminSection;
+pub(crate) use self::admission::{
     AdaptiveAlgorithm, ConcurrencySection, PrioritySection, RateLimitKeySection, RateLimitSection,
 };
-pub use self::attempts::{
-    BackoffSection, HedgeSection, JitterKind, RetryBudgetSection, RetryCondition, RetrySection,
+pub(crate) use self::attempts::{
+    HedgeSection, JitterKind, RetryBudgetSection, RetryCondition, RetrySection,
 };
 use super::values::{ByteSizeValue, DurationValue, RateValue};
 
 mod passive;
 
-pub use passive::{
-    CircuitBreakerSection, FailurePercentageSection, OutlierDetectionSection, SlowCallSection,
-    SuccessRateSection,
-};
+pub(crate) use passive::{CircuitBreakerSection, OutlierDetectionSection};
 
 /// A Blastwall config file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "Blastwall configuration")]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     /// Settings of the proxy process as a whole.
     #[serde(default)]
     pub proxy: ProxySection,
@@ -63,7 +60,7 @@ pub struct ConfigFile {
 /// Settings of the proxy process as a whole.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProxySection {
+pub(crate) struct ProxySection {
     /// The zone this proxy runs in. Endpoints in the same zone are preferred; traffic spills
     /// to other zones only as the local zone loses healthy capacity. Unset: no zone awareness.
     pub zone: Option<String>,
@@ -120,7 +117,7 @@ pub enum DecisionHeaders {
 /// One listening socket.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ListenerSection {
+pub(crate) struct ListenerSection {
     /// A name for logs and metrics, unique among listeners.
     #[schemars(with = "String")]
     pub name: Spanned<String>,
@@ -207,7 +204,7 @@ pub enum EscapedSlashes {
 /// TLS certificate and key, as PEM files. Relative paths are relative to the config file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TlsSection {
+pub(crate) struct TlsSection {
     /// The certificate chain, leaf first.
     #[schemars(with = "String")]
     pub cert: Spanned<String>,
@@ -219,7 +216,7 @@ pub struct TlsSection {
 /// A route: which requests it takes, what it changes, and the cluster it sends them to.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RouteSection {
+pub(crate) struct RouteSection {
     /// A name for logs and metrics. Default: `route-N`, counting from 1 in file order.
     pub name: Option<String>,
     /// Only requests on these listeners. Default: every listener.
@@ -270,7 +267,7 @@ pub struct RouteSection {
 /// Conditions on a request. Give at most one of `path`, `path_prefix`, `path_regex`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MatchSection {
+pub(crate) struct MatchSection {
     /// The `Host` (or HTTP/2 `:authority`), port ignored. `*.example.com` matches subdomains.
     #[schemars(with = "Option<String>")]
     pub host: Option<Spanned<String>>,
@@ -301,7 +298,7 @@ pub struct MatchSection {
 /// Headers to add (replacing any of the same name) and to remove.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HeaderEditsSection {
+pub(crate) struct HeaderEditsSection {
     /// Set these headers, replacing any existing value.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
@@ -315,7 +312,7 @@ pub struct HeaderEditsSection {
 /// A cluster: interchangeable endpoints and how to spread requests over them.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ClusterSection {
+pub(crate) struct ClusterSection {
     /// The endpoints. At least one.
     pub endpoints: Vec<EndpointSection>,
     /// How to choose an endpoint. Default `peak_ewma`.
@@ -371,7 +368,7 @@ pub struct ClusterSection {
 /// One upstream endpoint.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct EndpointSection {
+pub(crate) struct EndpointSection {
     /// `ip:port`, or `hostname:port` to resolve by DNS (every address it resolves to becomes
     /// an endpoint with these settings).
     #[schemars(with = "String")]
@@ -390,7 +387,7 @@ pub struct EndpointSection {
 /// How to choose an endpoint for a request.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Balance {
+pub(crate) enum Balance {
     /// In turn.
     RoundRobin,
     /// In turn, in proportion to weight (smooth weighted round robin).
@@ -407,7 +404,7 @@ pub enum Balance {
 /// What `consistent_hash` hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum HashOnSection {
+pub(crate) enum HashOnSection {
     /// The value of this request header.
     Header(String),
     /// The value of this cookie.
@@ -428,7 +425,7 @@ pub enum UpstreamProtocol {
 /// Active health checks of a cluster's endpoints.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HealthCheckSection {
+pub(crate) struct HealthCheckSection {
     /// `http` (a request whose status must be expected) or `tcp` (a connection must open).
     pub kind: HealthCheckKind,
     /// Path requested by `http` checks. Default "/healthz".
@@ -457,7 +454,7 @@ pub struct HealthCheckSection {
 /// Which kind of health check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum HealthCheckKind {
+pub(crate) enum HealthCheckKind {
     /// An HTTP request; healthy when the status is expected.
     Http,
     /// A TCP connection; healthy when it opens.
@@ -467,7 +464,7 @@ pub enum HealthCheckKind {
 /// A status code or a range written `"200-299"`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum StatusOrRange {
+pub(crate) enum StatusOrRange {
     /// One status code.
     Code(u16),
     /// A range, inclusive, like `"200-299"`.

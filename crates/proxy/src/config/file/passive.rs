@@ -1,6 +1,7 @@
 //! The TOML shape of what traffic may say about endpoints: the cluster's circuit breaker, one
 //! breaker per endpoint, and passive outlier detection. Validated in
-//! `config::validate::passive` into [`crate::config::PassiveConfig`].
+//! `config::validate::passive` (the breakers in `validate::breaker`, outlier detection in
+//! `validate::outlier`) into [`crate::config::PassiveConfig`].
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use super::super::values::DurationValue;
 /// failures: they count for nothing.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CircuitBreakerSection {
+pub(crate) struct CircuitBreakerSection {
     /// Trip after this many failures in a row (at least 1). Default: off.
     #[schemars(with = "Option<u32>")]
     pub consecutive_failures: Option<Spanned<u32>>,
@@ -64,7 +65,7 @@ pub struct CircuitBreakerSection {
 /// not a broken one.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct OutlierDetectionSection {
+pub(crate) struct OutlierDetectionSection {
     /// Eject after this many failures of any kind in a row (5xx other than 503, connection
     /// failures, resets, timeouts, slow calls).
     #[schemars(with = "Option<u32>")]
@@ -100,7 +101,7 @@ pub struct OutlierDetectionSection {
 /// `failure_percentage = { threshold = 85, request_volume = 50 }`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FailurePercentageSection {
+pub(crate) struct FailurePercentageSection {
     /// Eject when at least this percentage (1 to 100) of the interval's calls failed.
     /// Default 85.
     #[schemars(with = "Option<u32>")]
@@ -113,7 +114,7 @@ pub struct FailurePercentageSection {
 /// `success_rate = { stdev_factor = 1.9, request_volume = 100, minimum_hosts = 5 }`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SuccessRateSection {
+pub(crate) struct SuccessRateSection {
     /// Eject endpoints whose success rate is below the mean minus this many standard
     /// deviations. Default 1.9.
     #[schemars(with = "Option<f64>")]
@@ -129,7 +130,7 @@ pub struct SuccessRateSection {
 /// `slow_call = { threshold = "1s" }`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SlowCallSection {
+pub(crate) struct SlowCallSection {
     /// A call taking longer than this counts as a failure.
     #[schemars(with = "DurationValue")]
     pub threshold: Spanned<DurationValue>,

@@ -9,7 +9,7 @@ use toml::Spanned;
 /// One JSON line per request. Off unless `path` is set.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AccessLogSection {
+pub(crate) struct AccessLogSection {
     /// Where the lines go: a file (relative to the config file's folder; appended to, and
     /// opened again on SIGHUP or a reload, for log rotation), or "stdout". Unset: no access
     /// log.
@@ -25,7 +25,7 @@ pub struct AccessLogSection {
 /// is set; when off, the client's `traceparent` and `tracestate` go upstream unchanged.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TracingSection {
+pub(crate) struct TracingSection {
     /// The OTLP/HTTP collector, like "http://127.0.0.1:4318" (spans are POSTed as JSON to
     /// its `/v1/traces`, or to the path given). Plain HTTP only.
     #[schemars(with = "Option<String>")]
@@ -41,7 +41,7 @@ pub struct TracingSection {
 /// A ratio written as a float or an integer (`1` as well as `1.0`).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(untagged)]
-pub enum RatioValue {
+pub(crate) enum RatioValue {
     /// Written with a decimal point.
     Float(f64),
     /// Written as a whole number.
@@ -50,7 +50,7 @@ pub enum RatioValue {
 
 impl RatioValue {
     /// The value as a float.
-    pub fn get(self) -> f64 {
+    pub(crate) fn get(self) -> f64 {
         match self {
             RatioValue::Float(value) => value,
             // NOTE: only 0 and 1 are valid whole numbers; precision does not matter.

@@ -1,17 +1,18 @@
 //! Admission sections into typed values: priorities, trusted clients, concurrency and rate
 //! limits, each error at its place.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use blastwall_policy::bulkhead::{self, BulkheadConfig};
+use blastwall_policy::concurrency::{self as adaptive, AimdConfig, Gradient2Config};
 use http::HeaderName;
 use toml::Spanned;
 
 use super::{Checker, duration_or};
 use crate::config::admission::{
-    AdaptiveBounds, Cidr, ConcurrencyConfig, LimitConfig, Priority, PriorityTrust, RateLimitConfig,
-    RateLimitKey, RouteAdmissionConfig,
+    Cidr, ConcurrencyConfig, LimitConfig, Priority, PriorityTrust, RateLimitConfig, RateLimitKey,
+    RouteAdmissionConfig,
 };
 use crate::config::file::{
     AdaptiveAlgorithm, ConcurrencySection, PrioritySection, RateLimitKeySection, RateLimitSection,
@@ -124,24 +125,29 @@ pub(super) fn concurrency(
                 );
                 ok = false;
             }
-            match NonZeroU32::new(limit) {
-                Some(limit) => LimitConfig::Fixed(limit),
-                None => {
-                    check.error_at(
-                        span,
-                        format!("{owner}: concurrency limit must be at least 1 (0 would refuse every request)"),
-                    );
+            // The policy's bulkhead counts the slots; the proxy's queue, in front of it,
+            // orders the waiters by priority, so the bulkhead has none of its own.
+            let bulkhead = BulkheadConfig {
+                max_concurrent: limit,
+                max_queue: 0,
+                queue_timeout: Duration::ZERO,
+            };
+            match bulkhead.validated() {
+                Ok(bulkhead) => LimitConfig::Fixed(bulkhead),
+                Err(error) => {
+                    let message = match error {
+                        bulkhead::ConfigError::ZeroConcurrency => {
+                            "concurrency limit must be at least 1 (0 would refuse every request)"
+                                .to_owned()
+                        }
+                        other => format!("concurrency: {other}"),
+                    };
+                    check.error_at(span, format!("{owner}: {message}"));
                     return None;
                 }
             }
         }
-        (None, Some(algorithm)) => {
-            let bounds = adaptive_bounds(check, owner, span, &section)?;
-            match algorithm {
-                AdaptiveAlgorithm::Gradient2 => LimitConfig::Gradient2(bounds),
-                AdaptiveAlgorithm::Aimd => LimitConfig::Aimd(bounds),
-            }
-        }
+        (None, Some(algorithm)) => adaptive_limit(check, owner, span, &section, algorithm)?,
     };
     ok.then_some(ConcurrencyConfig {
         limit,
@@ -150,34 +156,51 @@ pub(super) fn concurrency(
     })
 }
 
-fn adaptive_bounds(
+/// An adaptive limit: the bounds the section gives (or their defaults), checked by the
+/// policy's algorithm, its refusal reported in the file's words.
+fn adaptive_limit(
     check: &mut Checker<'_>,
     owner: &str,
     span: std::ops::Range<usize>,
     section: &ConcurrencySection,
-) -> Option<AdaptiveBounds> {
+    algorithm: AdaptiveAlgorithm,
+) -> Option<LimitConfig> {
     let min = section.min.unwrap_or(DEFAULT_ADAPTIVE_MIN);
     let max = section.max.unwrap_or(DEFAULT_ADAPTIVE_MAX.max(min));
     let initial = section
         .initial
         .unwrap_or(DEFAULT_ADAPTIVE_INITIAL.clamp(min, max.max(min)));
-    if min == 0 {
-        check.error_at(
-            span,
-            format!("{owner}: concurrency min must be at least 1 (a limit of 0 would shut the route for good)"),
-        );
-        return None;
-    }
-    if !(min <= initial && initial <= max) {
-        check.error_at(
-            span,
-            format!(
-                "{owner}: concurrency must have min ({min}) <= initial ({initial}) <= max ({max})"
-            ),
-        );
-        return None;
-    }
-    Some(AdaptiveBounds { min, max, initial })
+    let checked = match algorithm {
+        AdaptiveAlgorithm::Gradient2 => Gradient2Config {
+            initial_limit: initial,
+            min_limit: min,
+            max_limit: max,
+            ..Gradient2Config::default()
+        }
+        .validated()
+        .map(LimitConfig::Gradient2),
+        AdaptiveAlgorithm::Aimd => AimdConfig {
+            initial_limit: initial,
+            min_limit: min,
+            max_limit: max,
+            ..AimdConfig::default()
+        }
+        .validated()
+        .map(LimitConfig::Aimd),
+    };
+    let message = match checked {
+        Ok(limit) => return Some(limit),
+        Err(adaptive::ConfigError::ZeroMinLimit) => {
+            "concurrency min must be at least 1 (a limit of 0 would shut the route for good)"
+                .to_owned()
+        }
+        Err(adaptive::ConfigError::LimitsOutOfOrder { min, initial, max }) => {
+            format!("concurrency must have min ({min}) <= initial ({initial}) <= max ({max})")
+        }
+        Err(other) => format!("concurrency: {other}"),
+    };
+    check.error_at(span, format!("{owner}: {message}"));
+    None
 }
 
 fn rate_limit(
@@ -229,16 +252,20 @@ fn rate_limit(
         period: per,
         burst,
     };
-    if let Err(error) = policy.validate() {
-        check.error_at(span, format!("{owner}: {error}"));
-        return None;
-    }
+    let limit = match policy.validated() {
+        Ok(limit) => limit,
+        Err(error) => {
+            check.error_at(span, format!("{owner}: {error}"));
+            return None;
+        }
+    };
     Some(RateLimitConfig {
         rate: section.rate,
         per,
         burst,
         key,
         max_keys: max_keys as usize,
+        limit,
     })
 }
 
@@ -279,15 +306,15 @@ mod tests {
         );
         let concurrency = admission.concurrency.as_ref().expect("concurrency");
         assert!(
-            matches!(concurrency.limit, LimitConfig::Aimd(bounds) if bounds.min == 1 && bounds.max == 50 && bounds.initial == 20)
+            matches!(&concurrency.limit, LimitConfig::Aimd(aimd) if aimd.config().min_limit == 1 && aimd.config().max_limit == 50 && aimd.config().initial_limit == 20)
         );
         assert_eq!(concurrency.queue, 10);
         let rate_limit = admission.rate_limit.as_ref().expect("rate limit");
         assert_eq!(rate_limit.burst, 5, "burst defaults to the rate");
         assert!(matches!(rate_limit.key, RateLimitKey::Header(_)));
         assert!(matches!(
-            config.clusters[0].concurrency.as_ref().expect("cluster limit").limit,
-            LimitConfig::Fixed(limit) if limit.get() == 64
+            &config.clusters[0].concurrency.as_ref().expect("cluster limit").limit,
+            LimitConfig::Fixed(bulkhead) if bulkhead.config().max_concurrent == 64
         ));
     }
 

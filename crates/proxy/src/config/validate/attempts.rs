@@ -3,10 +3,12 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use blastwall_policy::backoff::{BackoffConfig, Jitter};
-use blastwall_policy::budget::BudgetConfig;
-use blastwall_policy::hedge::{HedgeConfig, HedgeDelay};
-use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, StatusSet};
+use blastwall_policy::backoff::{BackoffConfig, BackoffConfigError, Jitter};
+use blastwall_policy::budget::{BudgetConfig, ValidBudgetConfig};
+use blastwall_policy::hedge::{HedgeConfig, HedgeConfigError, HedgeDelay, ValidHedgeConfig};
+use blastwall_policy::retry::{
+    RetryAfter, RetryConfig, RetryConfigError, RetryOn, RetryPolicy, StatusSet,
+};
 use toml::Spanned;
 
 use super::{Checker, duration_or, size_or};
@@ -30,13 +32,13 @@ pub(super) fn route_attempts(
     route: &str,
     anchor: Range<usize>,
     timeout: Option<Spanned<DurationValue>>,
-    per_try_timeout: Option<Spanned<DurationValue>>,
+    per_try_timeout: Duration,
     retry: Option<RetrySection>,
     hedge: Option<HedgeSection>,
 ) -> RouteAttempts {
     let mut attempts = RouteAttempts {
         timeout: positive_duration(check, route, "timeout", timeout),
-        per_try_timeout: positive_duration(check, route, "per_try_timeout", per_try_timeout),
+        per_try_timeout,
         ..RouteAttempts::default()
     };
     if let Some(mut section) = retry {
@@ -54,13 +56,27 @@ pub(super) fn route_attempts(
             }
             None => DEFAULT_BUFFER_LIMIT,
         };
-        attempts.retry = retry_config(check, route, section);
+        let (config, base_span) = retry_config(check, route, section);
+        match RetryPolicy::new(config) {
+            Ok(policy) => attempts.retry = policy,
+            // The policy's backoff check, in the file's words, at the base.
+            Err(RetryConfigError::Backoff(BackoffConfigError::CapBelowBase { base, cap })) => {
+                check.error_at(
+                    base_span.unwrap_or_else(|| anchor.clone()),
+                    format!("route \"{route}\": retry.backoff.base must be more than zero and at most backoff.max ({cap:?}), got {base:?}"),
+                );
+            }
+            Err(error) => {
+                check.error_at(anchor.clone(), format!("route \"{route}\": retry: {error}"))
+            }
+        }
     }
     attempts.hedge = hedge.and_then(|section| hedge_config(check, route, anchor, section));
     attempts
 }
 
-fn positive_duration(
+/// A duration that must be more than zero, if written.
+pub(super) fn positive_duration(
     check: &mut Checker<'_>,
     route: &str,
     key: &str,
@@ -78,7 +94,12 @@ fn positive_duration(
     Some(duration)
 }
 
-fn retry_config(check: &mut Checker<'_>, route: &str, section: RetrySection) -> RetryConfig {
+/// The retry settings, and where `backoff.base` was written (for the policy's refusal).
+fn retry_config(
+    check: &mut Checker<'_>,
+    route: &str,
+    section: RetrySection,
+) -> (RetryConfig, Option<Range<usize>>) {
     let max_attempts = match section.attempts {
         Some(attempts) if !(1..=MAX_ATTEMPTS).contains(attempts.get_ref()) => {
             check.error_at(
@@ -93,6 +114,55 @@ fn retry_config(check: &mut Checker<'_>, route: &str, section: RetrySection) -> 
         Some(attempts) => attempts.into_inner(),
         None => DEFAULT_ATTEMPTS,
     };
+    let retry_on = retry_on(check, route, section.on, section.statuses);
+    let retry_after_max = match section.retry_after_max {
+        Some(value) => duration_or(check, Some(value), DEFAULT_RETRY_AFTER_MAX),
+        None => DEFAULT_RETRY_AFTER_MAX,
+    };
+    let mut base_span = None;
+    let backoff = section
+        .backoff
+        .map_or_else(BackoffConfig::default, |backoff| {
+            let defaults = BackoffConfig::default();
+            base_span = backoff.base.as_ref().map(Spanned::span);
+            let base = duration_or(check, backoff.base, defaults.base);
+            let cap = duration_or(check, backoff.max, defaults.cap);
+            // NOTE: a zero base is the proxy's own rule (the policy allows it); a base above
+            // the cap is the policy's, reported from its refusal.
+            if base.is_zero() {
+                check.error_at(
+                    base_span.clone().unwrap_or(0..0),
+                    format!("route \"{route}\": retry.backoff.base must be more than zero and at most backoff.max ({cap:?}), got {base:?}"),
+                );
+            }
+            let jitter = match backoff.jitter.unwrap_or(JitterKind::Full) {
+                JitterKind::None => Jitter::None,
+                JitterKind::Full => Jitter::Full,
+                JitterKind::Equal => Jitter::Equal,
+                JitterKind::Decorrelated => Jitter::Decorrelated,
+            };
+            BackoffConfig::exponential(base, 2.0, cap).with_jitter(jitter)
+        });
+    let config = RetryConfig {
+        max_attempts,
+        backoff,
+        retry_on,
+        retry_after: RetryAfter::Honour {
+            max: retry_after_max,
+        },
+        retry_non_idempotent: section.non_idempotent.unwrap_or(false),
+    };
+    (config, base_span)
+}
+
+/// What a route's attempts are retried on: the conditions `on` names (every one when it is
+/// not written) and the `statuses` added to them, each an error status.
+fn retry_on(
+    check: &mut Checker<'_>,
+    route: &str,
+    on: Option<Spanned<Vec<RetryCondition>>>,
+    statuses: Option<Spanned<Vec<u16>>>,
+) -> RetryOn {
     let mut retry_on = RetryOn {
         connect_failed: false,
         refused: false,
@@ -100,7 +170,7 @@ fn retry_config(check: &mut Checker<'_>, route: &str, section: RetrySection) -> 
         timeout: false,
         statuses: StatusSet::empty(),
     };
-    let conditions = section.on.map_or_else(
+    let conditions = on.map_or_else(
         || {
             vec![
                 RetryCondition::ConnectFailure,
@@ -130,7 +200,7 @@ fn retry_config(check: &mut Checker<'_>, route: &str, section: RetrySection) -> 
             RetryCondition::ServerError => retry_on.statuses = StatusSet::server_errors(),
         }
     }
-    if let Some(statuses) = section.statuses {
+    if let Some(statuses) = statuses {
         for &code in statuses.get_ref() {
             if retry_on.statuses.insert(code).is_err() || code < 400 {
                 check.error_at(
@@ -140,41 +210,7 @@ fn retry_config(check: &mut Checker<'_>, route: &str, section: RetrySection) -> 
             }
         }
     }
-    let retry_after_max = match section.retry_after_max {
-        Some(value) => duration_or(check, Some(value), DEFAULT_RETRY_AFTER_MAX),
-        None => DEFAULT_RETRY_AFTER_MAX,
-    };
-    let backoff = section
-        .backoff
-        .map_or_else(BackoffConfig::default, |backoff| {
-            let defaults = BackoffConfig::default();
-            let base_span = backoff.base.as_ref().map(Spanned::span);
-            let base = duration_or(check, backoff.base, defaults.base);
-            let cap = duration_or(check, backoff.max, defaults.cap);
-            if base.is_zero() || base > cap {
-                check.error_at(
-                    base_span.unwrap_or(0..0),
-                    format!("route \"{route}\": retry.backoff.base must be more than zero and at most backoff.max ({cap:?}), got {base:?}"),
-                );
-            }
-            let jitter = match backoff.jitter.unwrap_or(JitterKind::Full) {
-                JitterKind::None => Jitter::None,
-                JitterKind::Full => Jitter::Full,
-                JitterKind::Equal => Jitter::Equal,
-                JitterKind::Decorrelated => Jitter::Decorrelated,
-            };
-            BackoffConfig::exponential(base.max(Duration::from_millis(1)), 2.0, cap.max(base))
-                .with_jitter(jitter)
-        });
-    RetryConfig {
-        max_attempts,
-        backoff,
-        retry_on,
-        retry_after: RetryAfter::Honour {
-            max: retry_after_max,
-        },
-        retry_non_idempotent: section.non_idempotent.unwrap_or(false),
-    }
+    retry_on
 }
 
 fn hedge_config(
@@ -182,7 +218,7 @@ fn hedge_config(
     route: &str,
     anchor: Range<usize>,
     section: HedgeSection,
-) -> Option<HedgeConfig> {
+) -> Option<ValidHedgeConfig> {
     let max_hedges = match section.max {
         Some(max) if !(1..=MAX_HEDGES).contains(max.get_ref()) => {
             check.error_at(
@@ -197,6 +233,7 @@ fn hedge_config(
         Some(max) => max.into_inner(),
         None => 1,
     };
+    let mut percentile_written = None;
     let delay = match (section.after, section.percentile) {
         (Some(after), None) => {
             let span = after.span();
@@ -212,13 +249,7 @@ fn hedge_config(
         }
         (None, Some(percentile)) => {
             let value = *percentile.get_ref();
-            if !(value > 0.0 && value <= 100.0) {
-                check.error_at(
-                    percentile.span(),
-                    format!("route \"{route}\": hedge.percentile must be above 0 and at most 100, got {value}"),
-                );
-                return None;
-            }
+            percentile_written = Some((percentile.span(), value));
             HedgeDelay::Percentile {
                 quantile: value / 100.0,
                 min_samples: section.min_samples.unwrap_or(DEFAULT_HEDGE_MIN_SAMPLES),
@@ -240,22 +271,39 @@ fn hedge_config(
             return None;
         }
     };
-    Some(HedgeConfig {
+    let config = HedgeConfig {
         delay,
         max_hedges,
         window: HEDGE_WINDOW,
-    })
+    };
+    match (config.validated(), percentile_written) {
+        (Ok(valid), _) => Some(valid),
+        // The policy's quantile, in the file's words: a percentile.
+        (Err(HedgeConfigError::Quantile(_)), Some((span, value))) => {
+            check.error_at(
+                span,
+                format!("route \"{route}\": hedge.percentile must be above 0 and at most 100, got {value}"),
+            );
+            None
+        }
+        (Err(error), _) => {
+            check.error_at(anchor, format!("route \"{route}\": hedge: {error}"));
+            None
+        }
+    }
 }
 
-/// The cluster's retry budget.
+/// The cluster's retry budget, checked by the policy crate (a refusal is reported at the
+/// cluster's name).
 pub(super) fn retry_budget(
     check: &mut Checker<'_>,
     cluster: &str,
+    cluster_span: Range<usize>,
     section: Option<RetryBudgetSection>,
-) -> BudgetConfig {
+) -> ValidBudgetConfig {
     let mut budget = BudgetConfig::default();
     let Some(section) = section else {
-        return budget;
+        return ValidBudgetConfig::default();
     };
     if let Some(ratio) = section.ratio {
         let value = *ratio.get_ref();
@@ -271,7 +319,13 @@ pub(super) fn retry_budget(
     if let Some(floor) = section.min_per_second {
         budget.min_retries_per_second = floor;
     }
-    budget
+    budget.validated().unwrap_or_else(|error| {
+        check.error_at(
+            cluster_span,
+            format!("cluster \"{cluster}\": retry_budget: {error}"),
+        );
+        ValidBudgetConfig::default()
+    })
 }
 
 #[cfg(test)]
@@ -305,14 +359,32 @@ cluster = "api"
     fn without_a_retry_section_only_requests_that_never_left_are_retried_once() {
         let config = parse("").unwrap();
         let attempts = &config.routes[0].attempts;
-        assert_eq!(attempts.retry.max_attempts, 2);
-        assert!(attempts.retry.retry_on.covers(FailureKind::ConnectFailed));
-        assert!(attempts.retry.retry_on.covers(FailureKind::Refused));
-        assert!(!attempts.retry.retry_on.covers(FailureKind::Reset));
-        assert!(!attempts.retry.retry_on.covers(FailureKind::Status(503)));
+        assert_eq!(attempts.retry.config().max_attempts, 2);
+        assert!(
+            attempts
+                .retry
+                .config()
+                .retry_on
+                .covers(FailureKind::ConnectFailed)
+        );
+        assert!(
+            attempts
+                .retry
+                .config()
+                .retry_on
+                .covers(FailureKind::Refused)
+        );
+        assert!(!attempts.retry.config().retry_on.covers(FailureKind::Reset));
+        assert!(
+            !attempts
+                .retry
+                .config()
+                .retry_on
+                .covers(FailureKind::Status(503))
+        );
         assert_eq!(attempts.timeout, None);
         assert!(attempts.hedge.is_none());
-        assert_eq!(config.clusters[0].retry_budget, BudgetConfig::default());
+        assert_eq!(*config.clusters[0].retry_budget, BudgetConfig::default());
         assert_eq!(config.proxy.deadline_header, "x-blastwall-timeout-ms");
     }
 
@@ -331,8 +403,8 @@ backoff = { base = "10ms", max = "80ms", jitter = "equal" }
         .unwrap();
         let attempts = &config.routes[0].attempts;
         assert_eq!(attempts.timeout, Some(Duration::from_secs(2)));
-        assert_eq!(attempts.per_try_timeout, Some(Duration::from_millis(300)));
-        let retry = &attempts.retry;
+        assert_eq!(attempts.per_try_timeout, Duration::from_millis(300));
+        let retry = attempts.retry.config();
         assert_eq!(retry.max_attempts, 4);
         assert!(retry.retry_on.covers(FailureKind::Reset));
         assert!(!retry.retry_on.covers(FailureKind::ConnectFailed));
@@ -380,6 +452,46 @@ percentile = 120.0
                 .iter()
                 .all(|error| error.starts_with("blastwall.toml:"))
         );
+    }
+
+    #[test]
+    fn a_backoff_base_above_its_max_is_refused_by_the_policy_at_the_base() {
+        let errors =
+            parse("[route.retry]\nbackoff = { base = \"1s\", max = \"10ms\" }\n").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("blastwall.toml:13:20: route \"api\": retry.backoff.base must be more than zero and at most backoff.max (10ms), got 1s"),
+            "{errors:#?}"
+        );
+        let errors =
+            parse("[route.retry]\nbackoff = { base = \"0s\", max = \"0s\" }\n").unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].contains("retry.backoff.base must be more than zero"),
+            "{errors:#?}"
+        );
+        let config = parse("[route.retry]\nbackoff = { base = \"10ms\", max = \"10ms\" }\n")
+            .expect("a base equal to the max is fine");
+        assert_eq!(
+            config.routes[0].attempts.retry.config().backoff.cap,
+            Duration::from_millis(10)
+        );
+    }
+
+    #[test]
+    fn a_percentile_the_hedge_policy_refuses_is_located_at_its_key() {
+        for (value, shown) in [("0.0", "0"), ("nan", "NaN"), ("100.5", "100.5")] {
+            let errors = parse(&format!("[route.hedge]\npercentile = {value}\n")).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:#?}");
+            assert!(
+                errors[0].starts_with(&format!(
+                    "blastwall.toml:13:14: route \"api\": hedge.percentile must be above 0 and at most 100, got {shown}"
+                )),
+                "{errors:#?}"
+            );
+        }
+        let config = parse("[route.hedge]\npercentile = 100.0\n").unwrap();
+        assert!(config.routes[0].attempts.hedge.is_some());
     }
 
     #[test]

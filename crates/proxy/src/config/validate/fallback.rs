@@ -2,30 +2,34 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use toml::Spanned;
 
-use super::{Checker, duration_or, header_pair, resolve_file, size_or};
+use super::headers::header_pair;
+use super::{Checker, duration_or, resolve_file, size_or};
 use crate::config::fallback::{
-    FallbackConfig, FallbackTriggers, StaleIfErrorConfig, StaticResponse,
+    AlternateCluster, FallbackConfig, FallbackReason, FallbackTriggers, StaleIfErrorConfig,
+    StaticResponse,
 };
 use crate::config::file::fallback::{
     FallbackOn, FallbackSection, StaleIfErrorSection, StaticSection,
 };
-use crate::fallback::FallbackReason;
 
 /// Largest static body, from `body` or `body_file`: it is held in memory for the route.
 const MAX_STATIC_BODY: u64 = 1024 * 1024;
 
-/// The route's fallback; the default (none) when the section is absent.
+/// The route's fallback; the default (none) when the section is absent. `per_try_timeout`
+/// is the route's resolved for a cluster (by index).
 pub(super) fn fallback(
     check: &mut Checker<'_>,
     route: &str,
     route_cluster: Option<usize>,
     section: Option<Spanned<FallbackSection>>,
     clusters: &HashMap<String, usize>,
+    per_try_timeout: impl Fn(usize) -> Duration,
 ) -> FallbackConfig {
     let Some(section) = section else {
         return FallbackConfig::default();
@@ -72,7 +76,10 @@ pub(super) fn fallback(
             );
             return None;
         }
-        Some(index)
+        Some(AlternateCluster {
+            index,
+            per_try_timeout: per_try_timeout(index),
+        })
     });
     let static_response = section
         .static_response
@@ -249,8 +256,8 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
+    use crate::config::fallback::FallbackReason;
     use crate::config::{Config, ConfigErrors};
-    use crate::fallback::FallbackReason;
 
     fn config(fallback: &str) -> String {
         format!(
@@ -286,6 +293,37 @@ endpoints = [{{ address = "127.0.0.1:9002" }}]
     }
 
     #[test]
+    fn each_clusters_attempts_wait_for_its_own_request_timeout_unless_the_route_says() {
+        let timeouts = |text: &str| {
+            let config = parse(text).expect("valid");
+            let route = &config.routes[0];
+            let alternate = route.fallback.cluster.expect("an alternate cluster");
+            (route.attempts.per_try_timeout, alternate.per_try_timeout)
+        };
+        let text = config("cluster = \"backup\"")
+            .replace(
+                "[cluster.api]\n",
+                "[cluster.api]\nrequest_timeout = \"2s\"\n",
+            )
+            .replace(
+                "[cluster.backup]\n",
+                "[cluster.backup]\nrequest_timeout = \"3s\"\n",
+            );
+        assert_eq!(
+            timeouts(&text),
+            (Duration::from_secs(2), Duration::from_secs(3))
+        );
+        let text = text.replace(
+            "cluster = \"api\"\n",
+            "cluster = \"api\"\nper_try_timeout = \"250ms\"\n",
+        );
+        assert_eq!(
+            timeouts(&text),
+            (Duration::from_millis(250), Duration::from_millis(250))
+        );
+    }
+
+    #[test]
     fn every_key_becomes_a_typed_value() {
         let config = parse(&config(
             r#"on = ["failed", "breaker_open"]
@@ -300,7 +338,7 @@ stale_if_error = { max_age = "30s", max_entries = 5, max_body = "4KiB", max_byte
         assert!(fallback.on.contains(FallbackReason::BreakerOpen));
         assert!(!fallback.on.contains(FallbackReason::Shed));
         assert!(fallback.kill_switch);
-        assert_eq!(fallback.cluster, Some(1));
+        assert_eq!(fallback.cluster.map(|alternate| alternate.index), Some(1));
         let response = fallback.static_response.as_ref().unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(response.headers["content-type"], "application/json");

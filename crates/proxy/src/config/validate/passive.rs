@@ -1,35 +1,27 @@
-//! Validation of `circuit_breaker`, `endpoint_circuit_breaker` and `outlier_detection`:
-//! every nonsense value is reported at its place, and what passes is checked once more by
-//! the policy crate itself, so the live breakers and detector are built without a failure
-//! path.
+//! A cluster's passive checks (`circuit_breaker`, `endpoint_circuit_breaker`,
+//! `outlier_detection`), which learn from the calls the cluster makes: where they are taken
+//! out of the cluster's section, and what their validators share, the place they report at
+//! and the note of where each key was written.
+//!
+//! Each is checked by the policy crate itself and kept checked, so the live breakers and
+//! detector are built without a failure path: the policy reports every setting it refuses,
+//! each naming its field, and `breaker.rs` and `outlier.rs` say each refusal in the file's
+//! words at the key that holds it ([`Written`]), checking themselves only what the policy
+//! leaves open.
 
 use std::ops::Range;
 use std::time::Duration;
 
-use blastwall_policy::breaker::{
-    BreakerConfig, CircuitBreaker, MAX_OPEN_DURATION, MAX_WINDOW_SLOTS, OpenBackoff, SlidingWindow,
-};
-use blastwall_policy::outlier::{
-    FailurePercentageConfig, MAX_EJECTION_TIME_LIMIT, OutlierConfig, SuccessRateConfig,
-};
 use toml::Spanned;
 
 use super::{Checker, duration_or};
 use crate::config::PassiveConfig;
-use crate::config::file::{CircuitBreakerSection, ClusterSection, OutlierDetectionSection};
+use crate::config::file::ClusterSection;
 use crate::config::values::DurationValue;
 
-const DEFAULT_FAILURE_RATE_PERCENT: u32 = 50;
-const DEFAULT_SLOW_CALL_DURATION: Duration = Duration::from_secs(1);
-const DEFAULT_MINIMUM_CALLS: u32 = 20;
-const DEFAULT_WINDOW_CALLS: u32 = 100;
-const TIME_WINDOW_BUCKETS: u32 = 10;
-const DEFAULT_OPEN_DURATION: Duration = Duration::from_secs(5);
-const DEFAULT_HALF_OPEN_PROBES: u32 = 3;
-/// A probe whose permit is never given back (it cannot be: permits are recorded on drop) is
-/// given up on after this, as a last safety net.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
-const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
+/// A call at least this long is slow, for a breaker and for outlier detection, unless the
+/// section says otherwise.
+pub(super) const DEFAULT_SLOW_CALL_DURATION: Duration = Duration::from_secs(1);
 
 /// The typed passive checks of a cluster; `section` is taken apart (its three fields).
 pub(super) fn passive(
@@ -60,354 +52,145 @@ pub(super) fn passive(
 }
 
 /// The checker, and the cluster whose sections are being checked (for messages).
-struct Place<'c, 'a> {
-    check: &'c mut Checker<'a>,
-    cluster: &'c str,
-    cluster_span: Range<usize>,
+pub(super) struct Place<'c, 'a> {
+    pub(super) check: &'c mut Checker<'a>,
+    pub(super) cluster: &'c str,
+    pub(super) cluster_span: Range<usize>,
 }
 
 impl Place<'_, '_> {
-    fn error_at(&mut self, span: Range<usize>, key: &str, problem: &str) {
+    pub(super) fn error_at(&mut self, span: Range<usize>, key: &str, problem: &str) {
         let message = format!("cluster \"{}\": {key} {problem}", self.cluster);
         self.check.error_at(span, message);
     }
 
-    /// A count that must be at least 1 (and at most `max`).
-    fn count(&mut self, value: Option<Spanned<u32>>, key: &str, max: u32) -> Option<u32> {
-        let value = value?;
-        let number = *value.get_ref();
-        if number == 0 || number > max {
+    /// A count as written, noted under `field` with its number; `None` if it is more than
+    /// `max` (a bound of the proxy's, where the policy refuses only a zero; reported at `key`
+    /// in the words the zero's refusal is said in).
+    pub(super) fn written_count(
+        &mut self,
+        value: Option<Spanned<u32>>,
+        field: &'static str,
+        max: u32,
+        key: impl FnOnce() -> String,
+        written: &mut Written,
+    ) -> Option<u32> {
+        let count = written.quoted(field, value)?;
+        if count > max {
+            let span = written.span(field);
+            let span = span.unwrap_or_else(|| self.cluster_span.clone());
             self.error_at(
-                value.span(),
-                key,
-                &format!("must be from 1 to {max}, got {number}"),
+                span,
+                &key(),
+                &format!("must be from 1 to {max}, got {count}"),
             );
             return None;
         }
-        Some(number)
+        Some(count)
     }
 
-    /// A percentage from `min` to 100.
-    fn percent(&mut self, value: Option<Spanned<u32>>, key: &str, min: u32) -> Option<u8> {
-        let value = value?;
-        let number = *value.get_ref();
-        if !(min..=100).contains(&number) {
-            self.error_at(
-                value.span(),
-                key,
-                &format!("is a percentage from {min} to 100, got {number}"),
-            );
-            return None;
-        }
-        u8::try_from(number).ok()
-    }
-
-    /// A duration that must be more than zero (and at most `max`).
-    fn duration(
+    /// A duration as written, noted under `field`; `None` if it did not parse (reported at
+    /// its place) or is longer than `max` (a bound of the proxy's, where the policy leaves
+    /// one open; reported at `key`).
+    pub(super) fn written_duration(
         &mut self,
         value: Option<Spanned<DurationValue>>,
-        key: &str,
-        default: Duration,
-        max: Duration,
-    ) -> Duration {
-        let span = value.as_ref().map(Spanned::span);
-        let duration = duration_or(self.check, value, default);
-        if let Some(span) = span {
-            if duration.is_zero() {
-                self.error_at(span, key, "must be more than zero");
-                return default;
-            }
-            if duration > max {
-                self.error_at(span, key, &format!("must be at most {max:?}"));
-                return default;
-            }
-        }
-        duration
-    }
-
-    fn breaker(&mut self, name: &str, section: CircuitBreakerSection) -> Option<BreakerConfig> {
-        let key = |field: &str| format!("{name}.{field}");
-        let errors = self.check.errors.len();
-        let consecutive_failures = self.count(
-            section.consecutive_failures,
-            &key("consecutive_failures"),
-            u32::MAX,
-        );
-        let written_rate = self.percent(
-            section.failure_rate_percent,
-            &key("failure_rate_percent"),
-            1,
-        );
-        let slow_call_percent =
-            self.percent(section.slow_call_percent, &key("slow_call_percent"), 1);
-        let any_condition = section_has(&[
-            consecutive_failures.is_some(),
-            written_rate.is_some(),
-            slow_call_percent.is_some(),
-        ]);
-        let failure_rate_percent =
-            written_rate.or_else(|| (!any_condition).then_some(DEFAULT_FAILURE_RATE_PERCENT as u8));
-        let slow_call_duration = self.duration(
-            section.slow_call_duration,
-            &key("slow_call_duration"),
-            DEFAULT_SLOW_CALL_DURATION,
-            MAX_OPEN_DURATION,
-        );
-        let window = match (section.window, section.window_calls) {
-            (Some(_), Some(calls)) => {
-                self.error_at(
-                    calls.span(),
-                    &key("window_calls"),
-                    "cannot be given with window: choose a count or a time window",
-                );
-                SlidingWindow::Count {
-                    calls: DEFAULT_WINDOW_CALLS,
-                }
-            }
-            (Some(span), None) => SlidingWindow::Time {
-                span: self.duration(
-                    Some(span),
-                    &key("window"),
-                    Duration::from_secs(10),
-                    MAX_OPEN_DURATION,
-                ),
-                buckets: TIME_WINDOW_BUCKETS,
-            },
-            (None, calls) => SlidingWindow::Count {
-                calls: self
-                    .count(calls, &key("window_calls"), MAX_WINDOW_SLOTS)
-                    .unwrap_or(DEFAULT_WINDOW_CALLS),
-            },
-        };
-        let minimum_span = section.minimum_calls.as_ref().map(Spanned::span);
-        let mut minimum_calls = self
-            .count(section.minimum_calls, &key("minimum_calls"), u32::MAX)
-            .unwrap_or(DEFAULT_MINIMUM_CALLS);
-        if let SlidingWindow::Count { calls } = window
-            && minimum_calls > calls
-        {
-            match minimum_span {
-                Some(span) => self.error_at(
-                    span,
-                    &key("minimum_calls"),
-                    &format!("({minimum_calls}) cannot exceed window_calls ({calls})"),
-                ),
-                // The default minimum shrinks to a small written window.
-                None => minimum_calls = calls,
-            }
-        }
-        let open_duration = self.duration(
-            section.open_duration,
-            &key("open_duration"),
-            DEFAULT_OPEN_DURATION,
-            MAX_OPEN_DURATION,
-        );
-        let max_span = section.max_open_duration.as_ref().map(Spanned::span);
-        let max_open_duration = self.duration(
-            section.max_open_duration,
-            &key("max_open_duration"),
-            open_duration,
-            MAX_OPEN_DURATION,
-        );
-        if let Some(span) = max_span
-            && max_open_duration < open_duration
-        {
-            self.error_at(
-                span,
-                &key("max_open_duration"),
-                &format!(
-                    "({max_open_duration:?}) cannot be less than open_duration ({open_duration:?})"
-                ),
-            );
-        }
-        let half_open_probes = self
-            .count(section.half_open_probes, &key("half_open_probes"), 1000)
-            .unwrap_or(DEFAULT_HALF_OPEN_PROBES);
-        let config = BreakerConfig {
-            consecutive_failures,
-            failure_rate: failure_rate_percent.map(|percent| f64::from(percent) / 100.0),
-            slow_call_rate: slow_call_percent.map(|percent| f64::from(percent) / 100.0),
-            slow_call_duration,
-            window,
-            minimum_calls,
-            open_duration,
-            open_backoff: (max_open_duration > open_duration).then_some(OpenBackoff {
-                multiplier: 2.0,
-                max: max_open_duration,
-            }),
-            half_open_probes,
-            probe_timeout: Some(PROBE_TIMEOUT),
-        };
-        if self.check.errors.len() > errors {
-            return None;
-        }
-        if let Err(error) = CircuitBreaker::new(config.clone()) {
-            let span = self.cluster_span.clone();
-            self.error_at(span, name, &error.to_string());
-            return None;
-        }
-        Some(config)
-    }
-
-    fn outlier(&mut self, section: OutlierDetectionSection) -> Option<OutlierConfig> {
-        let key = |field: &str| format!("outlier_detection.{field}");
-        let errors = self.check.errors.len();
-        let consecutive_errors = self.count(
-            section.consecutive_errors,
-            &key("consecutive_errors"),
-            u32::MAX,
-        );
-        let consecutive_gateway_errors = self.count(
-            section.consecutive_gateway_errors,
-            &key("consecutive_gateway_errors"),
-            u32::MAX,
-        );
-        let interval = self.duration(
-            section.interval,
-            &key("interval"),
-            OutlierConfig::default().interval,
-            MAX_EJECTION_TIME_LIMIT,
-        );
-        let base_ejection_time = self.duration(
-            section.base_ejection_time,
-            &key("base_ejection_time"),
-            OutlierConfig::default().base_ejection_time,
-            MAX_EJECTION_TIME_LIMIT,
-        );
-        let max_span = section.max_ejection_time.as_ref().map(Spanned::span);
-        let max_ejection_time = self.duration(
-            section.max_ejection_time,
-            &key("max_ejection_time"),
-            DEFAULT_MAX_EJECTION_TIME.max(base_ejection_time),
-            MAX_EJECTION_TIME_LIMIT,
-        );
-        if let Some(span) = max_span
-            && max_ejection_time < base_ejection_time
-        {
-            self.error_at(
-                span,
-                &key("max_ejection_time"),
-                &format!("({max_ejection_time:?}) cannot be less than base_ejection_time ({base_ejection_time:?})"),
-            );
-        }
-        let max_ejection_percent = self
-            .percent(
-                section.max_ejection_percent,
-                &key("max_ejection_percent"),
-                0,
-            )
-            .unwrap_or(OutlierConfig::default().max_ejection_percent);
-        let failure_percentage = section.failure_percentage.map(|fp| {
-            let defaults = FailurePercentageConfig::default();
-            FailurePercentageConfig {
-                threshold_percent: self
-                    .percent(fp.threshold, &key("failure_percentage.threshold"), 1)
-                    .unwrap_or(defaults.threshold_percent),
-                request_volume: self
-                    .volume(fp.request_volume, &key("failure_percentage.request_volume"))
-                    .unwrap_or(defaults.request_volume),
-            }
-        });
-        let success_rate = section.success_rate.map(|sr| {
-            let defaults = SuccessRateConfig::default();
-            let stdev_factor = match sr.stdev_factor {
-                Some(factor) if !(factor.get_ref().is_finite() && *factor.get_ref() >= 0.0) => {
-                    self.error_at(
-                        factor.span(),
-                        &key("success_rate.stdev_factor"),
-                        &format!("must be a number of at least 0, got {}", factor.get_ref()),
-                    );
-                    defaults.stdev_factor
-                }
-                Some(factor) => *factor.get_ref(),
-                None => defaults.stdev_factor,
-            };
-            SuccessRateConfig {
-                stdev_factor,
-                request_volume: self
-                    .volume(sr.request_volume, &key("success_rate.request_volume"))
-                    .unwrap_or(defaults.request_volume),
-                minimum_hosts: self
-                    .count(
-                        sr.minimum_hosts,
-                        &key("success_rate.minimum_hosts"),
-                        100_000,
-                    )
-                    .map_or(defaults.minimum_hosts, |hosts| hosts as usize),
-            }
-        });
-        let slow_call_threshold = section.slow_call.map(|slow| {
-            self.duration(
-                Some(slow.threshold),
-                &key("slow_call.threshold"),
-                DEFAULT_SLOW_CALL_DURATION,
-                MAX_EJECTION_TIME_LIMIT,
-            )
-        });
-        let config = OutlierConfig {
-            interval,
-            base_ejection_time,
-            max_ejection_time,
-            max_ejection_percent,
-            consecutive_errors,
-            consecutive_gateway_errors,
-            failure_percentage,
-            success_rate,
-            slow_call_threshold,
-        };
-        // NOTE: slow_call is not a rule of its own: it makes slow calls failures for the others.
-        if !section_has(&[
-            config.consecutive_errors.is_some(),
-            config.consecutive_gateway_errors.is_some(),
-            config.failure_percentage.is_some(),
-            config.success_rate.is_some(),
-        ]) && self.check.errors.len() == errors
-        {
-            let span = self.cluster_span.clone();
-            self.error_at(
-                span,
-                "outlier_detection",
-                "enables no rule: give at least one of consecutive_errors, \
-                 consecutive_gateway_errors, failure_percentage, success_rate \
-                 (slow_call only makes slow calls count as failures for those)",
-            );
-        }
-        if self.check.errors.len() > errors {
-            return None;
-        }
-        if let Err(error) = config.validate() {
-            let span = self.cluster_span.clone();
-            self.error_at(span, "outlier_detection", &error.to_string());
-            return None;
-        }
-        Some(config)
-    }
-
-    /// A request volume: at least 1.
-    fn volume(&mut self, value: Option<Spanned<u64>>, key: &str) -> Option<u64> {
+        field: &'static str,
+        max: Option<Duration>,
+        key: impl FnOnce() -> String,
+        written: &mut Written,
+    ) -> Option<Duration> {
         let value = value?;
-        if *value.get_ref() == 0 {
-            self.error_at(value.span(), key, "must be at least 1");
+        let span = value.span();
+        written.note(field, span.clone(), None);
+        let errors = self.check.errors.len();
+        let duration = duration_or(self.check, Some(value), Duration::ZERO);
+        if self.check.errors.len() > errors {
             return None;
         }
-        Some(*value.get_ref())
+        if let Some(max) = max.filter(|max| duration > *max) {
+            self.error_at(span, &key(), &format!("must be at most {max:?}"));
+            return None;
+        }
+        Some(duration)
     }
 }
 
-fn section_has(written: &[bool]) -> bool {
+/// Where the keys of a section were written (outlier detection's by the policy's field names,
+/// a breaker's by its own), and the numbers written there, so that a refusal points at its
+/// key and quotes the file.
+#[derive(Default)]
+pub(super) struct Written(Vec<(&'static str, Range<usize>, Option<u32>)>);
+
+impl Written {
+    pub(super) fn note(&mut self, field: &'static str, span: Range<usize>, value: Option<u32>) {
+        self.0.push((field, span, value));
+    }
+
+    /// A count as written, noted.
+    pub(super) fn number<T: Copy>(
+        &mut self,
+        field: &'static str,
+        value: Option<Spanned<T>>,
+    ) -> Option<T> {
+        let value = value?;
+        self.note(field, value.span(), None);
+        Some(*value.get_ref())
+    }
+
+    /// A number as written, noted with its value, so that a refusal can quote the file.
+    pub(super) fn quoted(
+        &mut self,
+        field: &'static str,
+        value: Option<Spanned<u32>>,
+    ) -> Option<u32> {
+        let value = value?;
+        let number = *value.get_ref();
+        self.note(field, value.span(), Some(number));
+        Some(number)
+    }
+
+    /// A percentage as written, noted; one past `u8` is kept as 255, out of range all the
+    /// same, and the file's number is quoted.
+    pub(super) fn percent(
+        &mut self,
+        field: &'static str,
+        value: Option<Spanned<u32>>,
+    ) -> Option<u8> {
+        let value = value?;
+        let number = *value.get_ref();
+        self.note(field, value.span(), Some(number));
+        Some(u8::try_from(number).unwrap_or(u8::MAX))
+    }
+
+    pub(super) fn span(&self, field: &str) -> Option<Range<usize>> {
+        self.0
+            .iter()
+            .find(|(noted, ..)| *noted == field)
+            .map(|(_, span, _)| span.clone())
+    }
+
+    pub(super) fn value(&self, field: &str) -> Option<u32> {
+        self.0
+            .iter()
+            .find(|(noted, ..)| *noted == field)
+            .and_then(|(.., value)| *value)
+    }
+}
+
+/// Whether any of the settings was written.
+pub(super) fn section_has(written: &[bool]) -> bool {
     written.iter().any(|written| *written)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::Path;
-    use std::time::Duration;
-
-    use blastwall_policy::breaker::SlidingWindow;
 
     use crate::config::{Config, PassiveConfig};
 
-    fn config(sections: &str) -> String {
+    /// A file with one cluster, `api`, holding `sections`.
+    pub(in crate::config::validate) fn config(sections: &str) -> String {
         format!(
             r#"
 [[listener]]
@@ -424,14 +207,30 @@ endpoints = [{{ address = "127.0.0.1:9001" }}]
         )
     }
 
-    fn passive(sections: &str) -> PassiveConfig {
+    /// The table `[cluster.api.{table}]` with the keys that have a value.
+    pub(in crate::config::validate) fn section(
+        table: &str,
+        keys: &[(&str, Option<String>)],
+    ) -> String {
+        let mut section = format!("[cluster.api.{table}]\n");
+        for (key, value) in keys {
+            if let Some(value) = value {
+                section.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        section
+    }
+
+    /// The passive checks of `api` in a valid file.
+    pub(in crate::config::validate) fn passive(sections: &str) -> PassiveConfig {
         match Config::parse(&config(sections), Path::new("blastwall.toml")) {
             Ok(config) => config.clusters[0].passive.clone(),
             Err(errors) => panic!("{errors}"),
         }
     }
 
-    fn errors(sections: &str) -> Vec<String> {
+    /// The errors of an invalid file.
+    pub(in crate::config::validate) fn errors(sections: &str) -> Vec<String> {
         match Config::parse(&config(sections), Path::new("blastwall.toml")) {
             Ok(_) => panic!("expected errors"),
             Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
@@ -441,120 +240,5 @@ endpoints = [{{ address = "127.0.0.1:9001" }}]
     #[test]
     fn everything_is_off_unless_configured() {
         assert_eq!(passive(""), PassiveConfig::default());
-    }
-
-    #[test]
-    fn an_empty_breaker_section_trips_at_half_the_calls_failing() {
-        let passive = passive("[cluster.api.circuit_breaker]\n");
-        let breaker = passive.circuit_breaker.expect("a breaker");
-        assert_eq!(breaker.failure_rate, Some(0.5));
-        assert_eq!(breaker.consecutive_failures, None);
-        assert_eq!(breaker.window, SlidingWindow::Count { calls: 100 });
-        assert_eq!(breaker.minimum_calls, 20);
-        assert_eq!(breaker.open_duration, Duration::from_secs(5));
-        assert_eq!(breaker.open_backoff, None);
-        assert_eq!(breaker.half_open_probes, 3);
-        assert!(passive.endpoint_circuit_breaker.is_none());
-    }
-
-    #[test]
-    fn written_conditions_replace_the_default_one() {
-        let passive = passive(
-            "[cluster.api.endpoint_circuit_breaker]\nconsecutive_failures = 3\nwindow = \"10s\"\n\
-             open_duration = \"1s\"\nmax_open_duration = \"8s\"\n",
-        );
-        let breaker = passive.endpoint_circuit_breaker.expect("a breaker");
-        assert_eq!(breaker.consecutive_failures, Some(3));
-        assert_eq!(breaker.failure_rate, None);
-        assert!(matches!(
-            breaker.window,
-            SlidingWindow::Time { buckets: 10, .. }
-        ));
-        assert_eq!(
-            breaker.open_backoff.map(|backoff| backoff.max),
-            Some(Duration::from_secs(8))
-        );
-    }
-
-    #[test]
-    fn nonsense_breaker_values_are_located() {
-        let errors = errors(
-            "[cluster.api.circuit_breaker]\nfailure_rate_percent = 150\nopen_duration = \"0s\"\n\
-             window = \"10s\"\nwindow_calls = 10\nhalf_open_probes = 0\n",
-        );
-        assert_eq!(errors.len(), 4, "{errors:#?}");
-        assert!(errors[0].starts_with("blastwall.toml:12:24: cluster \"api\": circuit_breaker.failure_rate_percent is a percentage from 1 to 100, got 150"), "{errors:#?}");
-        assert!(
-            errors[1].contains(":13:17:")
-                && errors[1].contains("open_duration must be more than zero")
-        );
-        assert!(errors[2].contains(":15:16:") && errors[2].contains("cannot be given with window"));
-        assert!(errors[3].contains("half_open_probes must be from 1"));
-    }
-
-    #[test]
-    fn a_minimum_above_the_window_is_refused_but_the_default_shrinks() {
-        let errors =
-            errors("[cluster.api.circuit_breaker]\nwindow_calls = 10\nminimum_calls = 11\n");
-        assert!(
-            errors[0].contains("minimum_calls (11) cannot exceed window_calls (10)"),
-            "{errors:#?}"
-        );
-        let passive = passive("[cluster.api.circuit_breaker]\nwindow_calls = 10\n");
-        assert_eq!(
-            passive.circuit_breaker.expect("a breaker").minimum_calls,
-            10
-        );
-    }
-
-    #[test]
-    fn outlier_detection_takes_only_the_rules_written() {
-        let passive = passive(
-            "[cluster.api.outlier_detection]\nconsecutive_gateway_errors = 3\n\
-             base_ejection_time = \"200ms\"\nslow_call = { threshold = \"300ms\" }\n\
-             failure_percentage = { threshold = 60 }\n",
-        );
-        let outlier = passive.outlier_detection.expect("outlier detection");
-        assert_eq!(outlier.consecutive_errors, None);
-        assert_eq!(outlier.consecutive_gateway_errors, Some(3));
-        assert_eq!(outlier.base_ejection_time, Duration::from_millis(200));
-        assert_eq!(outlier.max_ejection_time, Duration::from_secs(300));
-        assert_eq!(outlier.max_ejection_percent, 10);
-        assert_eq!(
-            outlier.slow_call_threshold,
-            Some(Duration::from_millis(300))
-        );
-        let failure = outlier.failure_percentage.expect("failure percentage");
-        assert_eq!(
-            (failure.threshold_percent, failure.request_volume),
-            (60, 50)
-        );
-        assert!(outlier.success_rate.is_none());
-    }
-
-    #[test]
-    fn outlier_detection_without_a_rule_or_with_nonsense_is_refused() {
-        let found = errors("[cluster.api.outlier_detection]\nslow_call = { threshold = \"1s\" }\n");
-        assert!(
-            found[0].contains("outlier_detection enables no rule"),
-            "{found:#?}"
-        );
-        let errors = errors(
-            "[cluster.api.outlier_detection]\nconsecutive_errors = 0\nmax_ejection_percent = 101\n\
-             interval = \"0ms\"\nsuccess_rate = { stdev_factor = -1.0 }\n\
-             base_ejection_time = \"10s\"\nmax_ejection_time = \"5s\"\n",
-        );
-        assert_eq!(errors.len(), 5, "{errors:#?}");
-        assert!(
-            errors[0].contains(":12:22:")
-                && errors[0].contains("consecutive_errors must be from 1")
-        );
-        assert!(errors[1].contains("max_ejection_percent is a percentage from 0 to 100, got 101"));
-        assert!(errors[2].contains("interval must be more than zero"));
-        assert!(errors[3].contains("stdev_factor must be a number of at least 0"));
-        assert!(
-            errors[4]
-                .contains("max_ejection_time (5s) cannot be less than base_ejection_time (10s)")
-        );
     }
 }

@@ -7,22 +7,49 @@
 //! copies in flight of the whole route would pass `max_bytes`, when trailers arrive (a kept
 //! response could not replay them), on an error, or when the client goes away first.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Frame};
 
 use super::{Pending, StaleCache};
-use crate::forward::{BoxError, ProxyBody};
+use crate::body::{BoxError, End, Guard, Guarded, ProxyBody};
 
-/// The body a kept response streams through.
+/// `body`, copied into `cache` as `pending`; kept at once if it is already complete.
+pub(crate) fn wrap(body: ProxyBody, cache: Arc<StaleCache>, pending: Pending) -> ProxyBody {
+    let mut copy = Copy {
+        cache,
+        pending: Some(pending),
+        buffer: BytesMut::new(),
+    };
+    if body.is_end_stream() {
+        copy.commit();
+        return body;
+    }
+    Guarded::new(body, Capture(Some(copy))).boxed()
+}
+
+/// What a kept response's body holds: its copy, until the copy is given up.
 #[derive(Debug)]
-pub(crate) struct CaptureBody {
-    inner: ProxyBody,
-    copy: Option<Copy>,
+struct Capture(Option<Copy>);
+
+impl Guard<ProxyBody> for Capture {
+    fn frame(&mut self, frame: &Frame<Bytes>) {
+        let Some(copy) = &mut self.0 else {
+            return;
+        };
+        // Trailers could not be replayed: a body with them is not kept.
+        if !frame.data_ref().is_some_and(|data| copy.extend(data)) {
+            self.0 = None;
+        }
+    }
+
+    fn ended(&mut self, end: End<'_, BoxError>) {
+        if let (End::Whole, Some(copy)) = (end, &mut self.0) {
+            copy.commit();
+        }
+    }
 }
 
 /// The copy so far, and the budget it holds.
@@ -57,78 +84,14 @@ impl Copy {
         true
     }
 
-    fn commit(mut self) {
+    /// Makes the copy a cache entry; what is left of it releases nothing more when dropped.
+    // In place: the copy holds the response's head, which a move would copy.
+    fn commit(&mut self) {
         let body = std::mem::take(&mut self.buffer).freeze();
         self.cache.release(body.len() as u64);
         // NOTE: the buffer is empty now, so the drop releases nothing more.
         if let Some(pending) = self.pending.take() {
             self.cache.commit(pending, body);
         }
-    }
-}
-
-impl CaptureBody {
-    /// `body`, copied into `cache` as `pending`; kept at once if it is already complete.
-    pub(crate) fn wrap(body: ProxyBody, cache: Arc<StaleCache>, pending: Pending) -> ProxyBody {
-        let copy = Copy {
-            cache,
-            pending: Some(pending),
-            buffer: BytesMut::new(),
-        };
-        if body.is_end_stream() {
-            copy.commit();
-            return body;
-        }
-        CaptureBody {
-            inner: body,
-            copy: Some(copy),
-        }
-        .boxed()
-    }
-}
-
-impl Body for CaptureBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Pending => {}
-            Poll::Ready(Some(Ok(frame))) => {
-                let keep = match (frame.data_ref(), &mut this.copy) {
-                    (Some(data), Some(copy)) => copy.extend(data),
-                    (None, Some(_)) => false,
-                    (_, None) => true,
-                };
-                if !keep {
-                    this.copy = None;
-                } else if this.inner.is_end_stream()
-                    && let Some(copy) = this.copy.take()
-                {
-                    // The body says it is complete: whoever serves it may never poll again.
-                    copy.commit();
-                }
-            }
-            Poll::Ready(Some(Err(_))) => this.copy = None,
-            Poll::Ready(None) => {
-                if let Some(copy) = this.copy.take() {
-                    copy.commit();
-                }
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

@@ -10,7 +10,7 @@ use http::{Method, StatusCode, request, response};
 
 use super::cache_control::CacheControl;
 use crate::fallback::Provenance;
-use crate::forward::FORWARDING;
+use crate::headers::forwarding::FORWARDING;
 
 /// Statuses kept: those RFC 9111 §4.2.2 calls heuristically cacheable, less 206 (a part is
 /// not the resource), 405, 414 and 501 (errors about the request or the server, not a last

@@ -31,9 +31,10 @@ use http::{Method, Response, request};
 use self::entry::{CacheKey, Entry};
 use self::store::{Inserted, Limits, Store};
 use super::Provenance;
+use crate::body;
+use crate::body::ProxyBody;
 use crate::config::fallback::StaleIfErrorConfig;
-use crate::forward::{self, ProxyBody};
-use crate::stats::FallbackStats;
+use crate::counters::FallbackStats;
 
 /// A route's stale-if-error cache.
 #[derive(Debug)]
@@ -213,15 +214,12 @@ impl StaleCache {
         let Some(pending) = self.pending(request, provenance, &parts, now) else {
             return Response::from_parts(parts, body);
         };
-        Response::from_parts(
-            parts,
-            capture::CaptureBody::wrap(body, self.clone(), pending),
-        )
+        Response::from_parts(parts, capture::wrap(body, self.clone(), pending))
     }
 }
 
 fn response_of(entry: &Entry, now: Instant) -> Response<ProxyBody> {
-    let mut response = Response::new(forward::full(entry.body.clone()));
+    let mut response = Response::new(body::full(entry.body.clone()));
     *response.status_mut() = entry.status;
     let headers = response.headers_mut();
     headers.clone_from(&entry.headers);

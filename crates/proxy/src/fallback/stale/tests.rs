@@ -12,10 +12,10 @@ use hyper::body::{Body, Frame};
 use proptest::prelude::*;
 
 use super::StaleCache;
+use crate::body::{BoxError, ProxyBody};
 use crate::config::fallback::StaleIfErrorConfig;
+use crate::counters::FallbackStats;
 use crate::fallback::Provenance;
-use crate::forward::{BoxError, ProxyBody};
-use crate::stats::FallbackStats;
 
 /// A body that yields these frames, then ends; `is_end_stream` only after the last poll, as
 /// a chunked body does.
@@ -371,7 +371,7 @@ async fn the_scheme_and_a_trusted_clients_forwarding_headers_are_in_the_key() {
 }
 
 fn full_body(text: &'static str) -> ProxyBody {
-    crate::forward::full(text)
+    crate::body::full(text)
 }
 
 #[tokio::test]
@@ -536,7 +536,7 @@ async fn a_complete_body_is_kept_even_if_never_polled_to_its_end() {
     let cache = cache(limits());
     let t0 = Instant::now();
     let request = get("/full", &[]);
-    let full = crate::forward::full("whole");
+    let full = crate::body::full("whole");
     let mut observed = cache
         .capture(
             &request,

@@ -15,11 +15,11 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::forward::BoxError;
+use crate::body::BoxError;
 
 /// A request body as the server hands it to whoever answers the request.
 #[derive(Debug)]
-pub struct RequestBody {
+pub(crate) struct RequestBody {
     state: State,
 }
 
@@ -59,7 +59,7 @@ impl RequestBody {
 
 /// Why a request body ended before it was whole.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// The client closed the connection, or sent what is not the body it announced.
     #[error("the client's request body failed: {0}")]
     Client(String),
@@ -74,7 +74,7 @@ pub enum BodyError {
 
 /// Where a streaming body's pieces pass from the connection to the body's reader.
 #[derive(Debug, Default)]
-pub struct Channel {
+pub(super) struct Channel {
     inner: Mutex<Shared>,
 }
 

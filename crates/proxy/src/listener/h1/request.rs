@@ -41,7 +41,7 @@ pub fn take_head(
 
 fn build(bytes: &Bytes, places: &HeadPlaces, framing: Framing) -> Result<RequestHead, Rejection> {
     let bad = |reason: &str| Rejection {
-        error: forward::ProxyError::BadRequest,
+        error: crate::error::ProxyError::BadRequest,
         reason: format!("malformed request head: {reason}"),
     };
     let method =

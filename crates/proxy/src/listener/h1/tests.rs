@@ -4,14 +4,19 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response};
+use http::{HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
+use hyper::body::Frame;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::oneshot;
 
+use super::feed::CONTINUE;
+use super::next_head::PREFACE;
 use super::*;
-use crate::forward::full;
+use crate::body;
+use crate::body::full;
+use crate::listener::checks::Framing;
 
 fn settings() -> Settings {
     Settings {
@@ -72,12 +77,12 @@ struct UnknownLength(std::collections::VecDeque<Frame<Bytes>>);
 
 impl hyper::body::Body for UnknownLength {
     type Data = Bytes;
-    type Error = forward::BoxError;
+    type Error = body::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, forward::BoxError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, body::BoxError>>> {
         Poll::Ready(self.get_mut().0.pop_front().map(Ok))
     }
 }

@@ -5,7 +5,7 @@
 //! transfer coding other than `chunked` alone is refused (the proxy writes the body out in
 //! its own framing, so `gzip, chunked` would reach the client without its `gzip`), repeated
 //! equal lengths go on as one, and a `Connection` header cannot name away the
-//! `Content-Length` or `Trailer` of the answer ([`forward::remove_hop_by_hop`]).
+//! `Content-Length` or `Trailer` of the answer ([`headers::remove_hop_by_hop`]).
 
 use std::mem::MaybeUninit;
 
@@ -14,13 +14,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 
 use crate::codec::{self, Span, Spans};
-use crate::forward;
+use crate::headers;
 
 /// The largest response head taken, in bytes (hyper's client takes about 400 KiB; nginx
 /// 4–8 KiB by default). Big enough for any sane set of cookies.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most header lines a response head may have.
-pub const MAX_HEADERS: usize = 128;
+pub(super) const MAX_HEADERS: usize = 128;
 
 /// Headers a response usually gains in the proxy.
 const ADDED_ON_THE_WAY_BACK: usize = 4;
@@ -166,7 +166,7 @@ fn build(
     let mut headers = HeaderMap::with_capacity(spans.len() + ADDED_ON_THE_WAY_BACK);
     let mut length: Option<u64> = None;
     let mut chunked = false;
-    let (mut close, mut keep_alive_asked, mut names_others) = (false, false, false);
+    let mut connection = ConnectionOptions::default();
     for &span in spans {
         let name = HeaderName::from_bytes(&bytes[span.name()])
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
@@ -183,38 +183,16 @@ fn build(
                 None => length = Some(this),
             }
         }
-        match forward::hop_by_hop_index(name.as_str()) {
+        match headers::hop_by_hop_index(name.as_str()) {
             None => {}
             Some(0) => {
-                for option in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
-                    if option.eq_ignore_ascii_case(b"close") {
-                        close = true;
-                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive_asked = true;
-                    } else if !option.is_empty() {
-                        names_others = true;
-                    }
-                }
-                if !names_others {
+                connection.read(value);
+                if !connection.names_others {
                     continue;
                 }
             }
             Some(5) => {
-                // Transfer-Encoding: `chunked`, once, and nothing else.
-                for coding in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
-                    if coding.is_empty() {
-                        continue;
-                    }
-                    if chunked || !coding.eq_ignore_ascii_case(b"chunked") {
-                        return Err(HeadError::Malformed(
-                            "a transfer coding other than chunked alone",
-                        ));
-                    }
-                    chunked = true;
-                }
-                if !chunked {
-                    return Err(HeadError::Malformed("empty Transfer-Encoding"));
-                }
+                chunked = transfer_coding(value, chunked)?;
                 continue;
             }
             Some(_) => continue,
@@ -235,16 +213,16 @@ fn build(
         // RFC 9112 §6.3: Transfer-Encoding overrides, and the length must not be passed on.
         headers.remove(header::CONTENT_LENGTH);
     }
-    if names_others {
+    if connection.names_others {
         // The headers `Connection` names are this connection's too; with them gone the map
         // holds only end-to-end headers, and the proxy need not look again.
-        forward::remove_hop_by_hop(&mut headers, &[]);
+        headers::remove_hop_by_hop(&mut headers, &[]);
     }
     let keep_alive = framing != Framing::UntilClose
         && !(chunked && length.is_some())
         && match version {
-            Version::HTTP_10 => keep_alive_asked && !close,
-            _ => !close,
+            Version::HTTP_10 => connection.keep_alive && !connection.close,
+            _ => !connection.close,
         };
     Ok(Head {
         status,
@@ -253,4 +231,51 @@ fn build(
         framing,
         keep_alive,
     })
+}
+
+/// What the `Connection` fields of a head say.
+#[derive(Debug, Default)]
+struct ConnectionOptions {
+    close: bool,
+    /// `keep-alive`, which an HTTP/1.0 answer needs to keep its connection.
+    keep_alive: bool,
+    /// Other options: the names of headers that are this connection's own.
+    names_others: bool,
+}
+
+impl ConnectionOptions {
+    /// Reads one `Connection` field's value.
+    #[inline]
+    fn read(&mut self, value: &[u8]) {
+        for option in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+            if option.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if !option.is_empty() {
+                self.names_others = true;
+            }
+        }
+    }
+}
+
+/// Reads one `Transfer-Encoding` field's value (`chunked` once the fields read so far said
+/// it): `chunked`, once, and nothing else, is all an answer may say.
+fn transfer_coding(value: &[u8], chunked: bool) -> Result<bool, HeadError> {
+    let mut seen = chunked;
+    for coding in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+        if coding.is_empty() {
+            continue;
+        }
+        if seen || !coding.eq_ignore_ascii_case(b"chunked") {
+            return Err(HeadError::Malformed(
+                "a transfer coding other than chunked alone",
+            ));
+        }
+        seen = true;
+    }
+    if !seen {
+        return Err(HeadError::Malformed("empty Transfer-Encoding"));
+    }
+    Ok(seen)
 }

@@ -23,7 +23,7 @@
 
 mod head;
 #[doc(hidden)]
-pub mod replay;
+pub(super) mod replay;
 #[cfg(test)]
 mod tests;
 
@@ -43,13 +43,15 @@ use tokio::io::{AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-pub use self::head::{Framing, Head, HeadError, take_head};
+pub use self::head::{Framing, take_head};
+pub(super) use self::head::{Head, HeadError};
 use super::{BodyStalled, Shared};
+use crate::body::{BoxError, ProxyBody};
 use crate::codec::{
     self, ChunkedError, Decoded, Decoder, Delimit, LengthMismatch, encode_end, encode_frame,
     encode_line,
 };
-use crate::forward::{AddedHeaders, BoxError, ProxyBody};
+use crate::headers::AddedHeaders;
 
 /// Request body bytes gathered before they are written.
 const WRITE_HIGH_WATER: usize = 64 * 1024;

@@ -402,7 +402,7 @@ fn streamed(frames: Vec<Result<Frame<Bytes>, BoxError>>) -> ProxyBody {
 
 #[test]
 fn request_heads_carry_their_framing() {
-    let get = request(Method::GET, &[("host", "a")], crate::forward::empty());
+    let get = request(Method::GET, &[("host", "a")], crate::body::empty());
     assert_eq!(encoded(&get), "GET /p?q=1 HTTP/1.1\r\nhost: a\r\n\r\n");
     let declared = request(
         Method::POST,
@@ -457,7 +457,7 @@ fn added_lines_follow_the_maps_own() {
     let get = request(
         Method::GET,
         &[("host", "a"), ("via", "1.0 edge")],
-        crate::forward::empty(),
+        crate::body::empty(),
     );
     let mut added = AddedHeaders::default();
     added.push(header::VIA, HeaderValue::from_static("1.1 blastwall"));
@@ -570,7 +570,7 @@ async fn a_small_answer_comes_whole_and_frees_its_connection_at_once() {
     })
     .await;
     let client = client();
-    let get = request(Method::GET, &[("host", "up")], crate::forward::empty());
+    let get = request(Method::GET, &[("host", "up")], crate::body::empty());
     let (response, idle) = exchange(&client, &authority, get).await.unwrap();
     assert!(idle.is_some(), "the body came with the head");
     assert_eq!(response.body().size_hint().exact(), Some(2));
@@ -596,7 +596,7 @@ async fn a_chunked_answer_streams_with_its_trailers_then_returns_the_connection(
     })
     .await;
     let client = client();
-    let get = request(Method::GET, &[], crate::forward::empty());
+    let get = request(Method::GET, &[], crate::body::empty());
     let (response, idle) = exchange(&client, &authority, get).await.unwrap();
     assert!(idle.is_none(), "the body holds the connection");
     let collected = response.into_body().collect().await.unwrap();
@@ -612,7 +612,7 @@ async fn an_answer_until_close_ends_with_the_connection_which_is_not_kept() {
     })
     .await;
     let client = client();
-    let get = request(Method::GET, &[], crate::forward::empty());
+    let get = request(Method::GET, &[], crate::body::empty());
     let (response, _) = exchange(&client, &authority, get).await.unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "all of it");
@@ -631,7 +631,7 @@ async fn a_body_cut_short_is_an_error_not_a_short_answer() {
     })
     .await;
     let client = client();
-    let get = request(Method::GET, &[], crate::forward::empty());
+    let get = request(Method::GET, &[], crate::body::empty());
     let (response, _) = exchange(&client, &authority, get).await.unwrap();
     let error = response.into_body().collect().await.unwrap_err();
     assert!(matches!(error, Error::ClosedInBody), "{error}");
@@ -727,7 +727,7 @@ async fn a_closed_connection_with_nothing_written_hands_the_request_back() {
     stream.set_nonblocking(true).unwrap();
     let connection = Connection::new(TcpStream::from_std(stream).unwrap());
     let client = client();
-    let get = request(Method::GET, &[], crate::forward::empty());
+    let get = request(Method::GET, &[], crate::body::empty());
     let failure = send(
         connection,
         get,
@@ -749,7 +749,7 @@ async fn no_answer_by_the_expiry_is_a_timeout() {
     // (paused time: the runtime jumps there once nothing else can happen).
     let (authority, _server) = raw_server(|_| None).await;
     let client = client();
-    let get = request(Method::GET, &[], crate::forward::empty());
+    let get = request(Method::GET, &[], crate::body::empty());
     let expires = Instant::now() + Duration::from_secs(3);
     let failure = send(
         connect(&authority).await,
@@ -860,7 +860,7 @@ impl Misbehaving {
         Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.authority))
-            .body(crate::forward::empty())
+            .body(crate::body::empty())
             .unwrap()
     }
 
@@ -1005,7 +1005,7 @@ async fn bytes_past_the_framing_in_the_same_read_retire_the_connection_at_once()
     })
     .await;
     let client = client();
-    let get = request(Method::GET, &[], crate::forward::empty());
+    let get = request(Method::GET, &[], crate::body::empty());
     let (response, idle) = exchange(&client, &authority, get).await.unwrap();
     assert!(idle.is_none(), "bytes past the framing: not kept");
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -1026,7 +1026,7 @@ async fn a_connection_back_from_a_small_answer_is_checked_without_a_system_call(
     })
     .await;
     let client = client();
-    let get = request(Method::GET, &[], crate::forward::empty());
+    let get = request(Method::GET, &[], crate::body::empty());
     let (_, idle) = exchange(&client, &authority, get).await.unwrap();
     let idle = idle.expect("kept");
     let mut cx = Context::from_waker(Waker::noop());

@@ -1,77 +1,40 @@
-//! The request as the upstream should see it, the response as the client should see it, and
-//! the answers the proxy makes itself.
+//! The request as the upstream should see it, and the response as the client should see it
+//! (the answers the proxy makes itself are [`crate::error`]'s).
 //!
 //! Bodies stream both ways; nothing is buffered whole. The endpoint stays counted in flight
 //! until the response body has been sent on, not just until its head arrives, so
-//! least-request and peak-EWMA balancing see the real load (see `pipeline::answer`).
+//! least-request and peak-EWMA balancing see the real load (see [`answer`]).
+
+pub(crate) mod answer;
 
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http::{Request, Response, Uri, Version};
+use http_body_util::BodyExt;
 
-use crate::cluster::EndpointGuard;
+use self::answer::{Unjudged, holding_endpoint};
+use crate::body::ProxyBody;
 use crate::config::{EscapedSlashes, HeaderEdits, PathMatch, RouteConfig};
-use crate::pipeline::answer::{HoldingEndpoint, Unjudged};
+use crate::endpoint::EndpointGuard;
+use crate::headers::forwarding::is_forwarding;
+use crate::headers::{
+    AddedHeaders, REQUEST_ID, X_FORWARDED_FOR, X_FORWARDED_PROTO, remove_hop_by_hop,
+};
 use crate::router::path::normalized;
 use crate::router::path_match::RoutedPath;
 use crate::upstream::UpstreamBody;
 
-/// Errors inside bodies, boxed: they come from either side of the proxy.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body type the proxy serves and sends.
-pub type ProxyBody = BoxBody<Bytes, BoxError>;
-
 /// Room an attempt's header map keeps for forwarding headers and a route's edits.
-pub const ATTEMPT_HEADER_ROOM: usize = 8;
+pub(crate) const ATTEMPT_HEADER_ROOM: usize = 8;
 
 /// Room a request's header map needs for what the proxy adds to it on the way: the request
 /// id and a trace context, then [`ATTEMPT_HEADER_ROOM`]. A map made with it to spare does
 /// not grow (rehash and reallocate, ~800 instructions) per request.
-pub const HEADER_ROOM: usize = ATTEMPT_HEADER_ROOM + 2;
-
-/// The request id header, kept when a client sends one and created otherwise.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Names why the proxy answered itself, on every response it makes.
-pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-blastwall-error");
-
-/// Header lines the proxy adds to a request for its endpoint, kept out of the request's
-/// header map: the HTTP/1.1 client writes them after the map's own lines, and the HTTP/2
-/// client appends them to the map. Only lines that replace nothing go here (the request
-/// has no header of the name, or the header is a list, as `Via` is), and only when the
-/// route's own header edits leave the name alone.
-// NOTE: kept apart because inserting into the map costs ~230 instructions a header
-// (hashing the name, probing, a bucket), four headers a request, where writing a line out
-// costs the same from here as from the map. A `Vec`, not an inline array: the lines travel
-// inside futures that are moved (copied) several times, and one allocation costs less.
-#[derive(Debug, Default)]
-pub struct AddedHeaders(Vec<(HeaderName, HeaderValue)>);
-
-impl AddedHeaders {
-    /// Adds a line after those already added.
-    pub fn push(&mut self, name: HeaderName, value: HeaderValue) {
-        self.0.push((name, value));
-    }
-
-    /// The lines, in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.0.iter().map(|(name, value)| (name, value))
-    }
-
-    /// Moves the lines into `headers`, each appended after any of its name.
-    pub fn append_to(self, headers: &mut HeaderMap) {
-        for (name, value) in self.0 {
-            headers.append(name, value);
-        }
-    }
-}
+pub(crate) const HEADER_ROOM: usize = ATTEMPT_HEADER_ROOM + 2;
 
 /// Who sent the request, as the listener saw it.
 #[derive(Debug, Clone, Copy)]
@@ -80,122 +43,6 @@ pub struct Downstream {
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
-}
-
-/// Why the proxy answered a request itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyError {
-    /// No route matched.
-    NoRoute,
-    /// The cluster had no endpoint that could take the request.
-    NoHealthyEndpoint,
-    /// The endpoint refused or could not be reached.
-    ConnectFailed,
-    /// The endpoint did not answer within the cluster's request timeout.
-    UpstreamTimeout,
-    /// The connection to the endpoint failed after the request was sent.
-    UpstreamReset,
-    /// The request is malformed or ambiguous (framing, Host) and was not forwarded.
-    BadRequest,
-    /// The client did not send a complete request head in time.
-    HeaderReadTimeout,
-    /// The request body is larger than the listener allows.
-    RequestBodyTooLarge,
-    /// The request head is larger, or has more headers, than the listener allows.
-    RequestHeadersTooLarge,
-    /// Shed under overload (its priority, or its bulkhead is full).
-    Shed,
-    /// Over the route's rate limit.
-    RateLimited,
-    /// The cluster's circuit breaker is open.
-    BreakerOpen,
-    /// The request's deadline passed before an answer came.
-    DeadlineExceeded,
-    /// The route's kill switch is on and it has no fallback.
-    KillSwitch,
-    /// The client did not send the request body in time (it is read whole before the first
-    /// attempt when a retry may need it again).
-    BodyReadTimeout,
-    /// The request uses a transfer coding other than `chunked` alone, which the proxy
-    /// does not decode and so cannot pass on intact (RFC 9112 §6.1: 501).
-    UnsupportedTransferCoding,
-    /// A method the proxy does not forward: CONNECT (it tunnels nothing), RFC 9110 §9.1: 501.
-    UnsupportedMethod,
-}
-
-impl ProxyError {
-    /// The status the client gets, decided here and nowhere else.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::NoHealthyEndpoint => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::ConnectFailed | ProxyError::UpstreamReset => StatusCode::BAD_GATEWAY,
-            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
-            ProxyError::HeaderReadTimeout | ProxyError::BodyReadTimeout => {
-                StatusCode::REQUEST_TIMEOUT
-            }
-            ProxyError::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ProxyError::Shed | ProxyError::BreakerOpen | ProxyError::KillSwitch => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ProxyError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ProxyError::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::UnsupportedTransferCoding | ProxyError::UnsupportedMethod => {
-                StatusCode::NOT_IMPLEMENTED
-            }
-        }
-    }
-
-    /// A short name, sent in `x-blastwall-error` and used in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProxyError::NoRoute => "no_route",
-            ProxyError::NoHealthyEndpoint => "no_healthy_endpoint",
-            ProxyError::ConnectFailed => "connect_failed",
-            ProxyError::UpstreamTimeout => "upstream_timeout",
-            ProxyError::UpstreamReset => "upstream_reset",
-            ProxyError::BadRequest => "bad_request",
-            ProxyError::HeaderReadTimeout => "header_read_timeout",
-            ProxyError::RequestBodyTooLarge => "request_body_too_large",
-            ProxyError::RequestHeadersTooLarge => "request_headers_too_large",
-            ProxyError::Shed => "shed",
-            ProxyError::RateLimited => "rate_limited",
-            ProxyError::BreakerOpen => "breaker_open",
-            ProxyError::DeadlineExceeded => "deadline_exceeded",
-            ProxyError::KillSwitch => "kill_switch",
-            ProxyError::BodyReadTimeout => "body_read_timeout",
-            ProxyError::UnsupportedTransferCoding => "unsupported_transfer_coding",
-            ProxyError::UnsupportedMethod => "unsupported_method",
-        }
-    }
-}
-
-/// A response the proxy makes itself: the status of `error`, its name in a header, and a
-/// one-line explanation.
-pub fn error_response(error: ProxyError, detail: &str) -> Response<ProxyBody> {
-    let mut response = Response::new(full(format!("{}: {detail}\n", error.as_str())));
-    *response.status_mut() = error.status();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(ERROR_HEADER, HeaderValue::from_static(error.as_str()));
-    response
-}
-
-/// A body of fixed bytes.
-pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-/// An empty body; boxing it allocates nothing (it is zero-sized), unlike an empty `Full`.
-pub fn empty() -> ProxyBody {
-    Empty::new().map_err(|never| match never {}).boxed()
 }
 
 /// `response` with the request id.
@@ -401,7 +248,7 @@ fn rewritten_path(route: &RouteConfig, uri: &Uri) -> Option<String> {
 }
 
 /// The endpoint's response as the client should see it; its body holds `guard` and, when
-/// the attempt is `unjudged`, records its verdict when it ends (see [`HoldingEndpoint`]).
+/// the attempt is `unjudged`, records its verdict when it ends (see [`answer::HoldingEndpoint`]).
 pub(crate) fn downstream_response(
     route: &RouteConfig,
     response: Response<UpstreamBody>,
@@ -417,7 +264,7 @@ pub(crate) fn downstream_response(
     }
     parts.headers.append(header::VIA, via);
     apply(&route.response_headers, &mut parts.headers);
-    let body = HoldingEndpoint::new(body, guard, unjudged);
+    let body = holding_endpoint(body, guard, unjudged);
     Response::from_parts(parts, body.boxed())
 }
 
@@ -427,131 +274,6 @@ fn via_entry(version: Version) -> HeaderValue {
         Version::HTTP_10 => "1.0 blastwall",
         _ => "1.1 blastwall",
     })
-}
-
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus any the
-/// `Connection` header names, and the credentials meant for this proxy
-/// (`Proxy-Authorization`, which must not travel on). `Trailer` is end to end: removing it
-/// would make hyper drop the trailers it announces.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-/// Headers a `Connection` option cannot remove. RFC 9110 §7.6.1 has a proxy remove the
-/// fields its `Connection` header names, but a sender must not name a field meant for every
-/// recipient, and these are: `Host` routes the message and `Content-Length` frames it (taking
-/// either away would let a client, or an endpoint, change how the next hop reads the
-/// message), `TE` and `Trailer` follow their own rules (`TE: trailers` goes on; `Trailer`
-/// announces trailers end to end), and the rest are what the proxy itself writes or reads
-/// for the next hop (the request id, forwarding headers, the trace context). A request or
-/// response that names them is not refused: `Connection: TE` is what RFC 9110 §10.1.4 asks
-/// of a client that sends `TE`, so real clients send it. The option is ignored instead.
-// NOTE: `Transfer-Encoding` is missing: it is hop by hop, always removed, and each side
-// writes its own framing.
-const NOT_NAMEABLE: [HeaderName; 13] = [
-    header::HOST,
-    header::CONTENT_LENGTH,
-    header::TE,
-    header::TRAILER,
-    REQUEST_ID,
-    X_FORWARDED_FOR,
-    X_FORWARDED_PROTO,
-    HeaderName::from_static("x-forwarded-host"),
-    header::FORWARDED,
-    header::VIA,
-    HeaderName::from_static("traceparent"),
-    HeaderName::from_static("tracestate"),
-    ERROR_HEADER,
-];
-
-/// Removes hop-by-hop headers; `TE: trailers` alone survives, as gRPC needs it end to end.
-/// The headers `Connection` names go too, except those in [`NOT_NAMEABLE`] and `keep` (the
-/// configured headers the proxy writes for the next hop, such as its priority header).
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep: &[&HeaderName]) {
-    // NOTE: one pass over the names finds which of these headers are present (comparing
-    // names is cheap; looking each one up would hash it), and only those are removed. Most
-    // requests have none; most responses only `Connection`.
-    let mut present = [false; 7];
-    let mut te = false;
-    for name in headers.keys() {
-        match hop_by_hop_index(name.as_str()) {
-            Some(index) if index < HOP_BY_HOP.len() => present[index] = true,
-            Some(_) => te = true,
-            None => {}
-        }
-    }
-    // Index 0 is `Connection`: other headers it names go too (without allocating unless
-    // one of them is there).
-    let mut named: Vec<HeaderName> = Vec::new();
-    if present[0] {
-        // NOTE: the options nearly every message carries name no header to look for; an
-        // unknown name would be parsed (and allocated) only to be found absent. A value that
-        // is one of them alone, as most are, is not even split.
-        let names_none = |option: &str| {
-            option.eq_ignore_ascii_case("keep-alive") || option.eq_ignore_ascii_case("close")
-        };
-        for value in &headers.get_all(header::CONNECTION) {
-            let Ok(value) = value.to_str() else {
-                continue;
-            };
-            if names_none(value) {
-                continue;
-            }
-            for option in value.split(',').map(str::trim) {
-                if !names_none(option)
-                    && let Ok(name) = HeaderName::from_bytes(option.as_bytes())
-                    && !HOP_BY_HOP.contains(&name)
-                    && !NOT_NAMEABLE.contains(&name)
-                    && !keep.contains(&&name)
-                    && headers.contains_key(&name)
-                {
-                    named.push(name);
-                }
-            }
-        }
-    }
-    for name in &named {
-        headers.remove(name);
-    }
-    for (name, present) in HOP_BY_HOP.iter().zip(present) {
-        if present {
-            headers.remove(name);
-        }
-    }
-    if te {
-        let keep_te_trailers = headers
-            .get_all(header::TE)
-            .iter()
-            .any(|value| value.as_bytes().eq_ignore_ascii_case(b"trailers"));
-        headers.remove(header::TE);
-        if keep_te_trailers {
-            headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        }
-    }
-}
-
-/// `name`'s place in [`HOP_BY_HOP`], or `HOP_BY_HOP.len()` for `TE`; `None` for the rest.
-// NOTE: by the name's text, which a match compares by length first: nearly every name is
-// none of these, and comparing it to eight header names in turn cost about 80 instructions
-// a name.
-pub(crate) fn hop_by_hop_index(name: &str) -> Option<usize> {
-    match name {
-        "connection" => Some(0),
-        "keep-alive" => Some(1),
-        "proxy-connection" => Some(2),
-        "proxy-authenticate" => Some(3),
-        "proxy-authorization" => Some(4),
-        "transfer-encoding" => Some(5),
-        "upgrade" => Some(6),
-        "te" => Some(7),
-        _ => None,
-    }
 }
 
 /// Which of the request headers the proxy reads a request has, found when it arrives.
@@ -565,7 +287,7 @@ pub(crate) struct Seen {
     pub forwarded_for: bool,
     /// `X-Forwarded-Proto`.
     pub forwarded_proto: bool,
-    /// Any of the forwarding headers only a trusted client may send ([`FORWARDING`]).
+    /// Any of the forwarding headers only a trusted client may send ([`FORWARDING`](crate::headers::forwarding::FORWARDING)).
     pub forwarded: bool,
     /// The caller's deadline header (`proxy.deadline_header`).
     pub deadline: bool,
@@ -611,66 +333,6 @@ impl Seen {
             priority,
             debug,
         }
-    }
-}
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-
-/// Forwarding headers that name where the request was first sent, who sent it, or what it
-/// first asked for (`X-Forwarded-Host`, `-Port`, `-Prefix`, `-Ssl`, `-Scheme`, `-Server`,
-/// `Forwarded`, `X-Host`, `X-Original-Host`; `X-Real-IP`, `True-Client-IP`, `X-Client-IP`;
-/// `X-Original-URL`, `X-Rewrite-URL`): upstreams (frameworks, IIS, Rack) build links,
-/// redirects, access rules and even the routed path from them, so a client that could write
-/// them could make the upstream answer for another site, address or path, an answer the
-/// stale cache would then keep for everyone. They are taken only from `trusted_clients`
-/// (like the deadline and priority headers), and are then part of the cache's key.
-///
-/// The other two are the proxy's to write for every client: `X-Forwarded-For` gets the
-/// peer appended (an upstream trusts its last element, which is always the truth) and
-/// `X-Forwarded-Proto` is replaced.
-pub(crate) const FORWARDING: [HeaderName; 14] = [
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-prefix"),
-    HeaderName::from_static("x-forwarded-ssl"),
-    HeaderName::from_static("x-forwarded-scheme"),
-    HeaderName::from_static("x-forwarded-server"),
-    header::FORWARDED,
-    HeaderName::from_static("x-host"),
-    HeaderName::from_static("x-original-host"),
-    HeaderName::from_static("x-real-ip"),
-    HeaderName::from_static("true-client-ip"),
-    HeaderName::from_static("x-client-ip"),
-    HeaderName::from_static("x-original-url"),
-    HeaderName::from_static("x-rewrite-url"),
-];
-
-/// Whether `name` is one of [`FORWARDING`], by its text (see `headers::find_also`).
-fn is_forwarding(name: &str) -> bool {
-    matches!(
-        name,
-        "x-forwarded-host"
-            | "x-forwarded-port"
-            | "x-forwarded-prefix"
-            | "x-forwarded-ssl"
-            | "x-forwarded-scheme"
-            | "x-forwarded-server"
-            | "forwarded"
-            | "x-host"
-            | "x-original-host"
-            | "x-real-ip"
-            | "true-client-ip"
-            | "x-client-ip"
-            | "x-original-url"
-            | "x-rewrite-url"
-    )
-}
-
-/// Removes the [`FORWARDING`] headers: an untrusted client's, as its request arrives.
-pub(crate) fn remove_forwarding(headers: &mut HeaderMap) {
-    for name in &FORWARDING {
-        headers.remove(name);
     }
 }
 
@@ -750,7 +412,7 @@ fn peer_value(ip: IpAddr) -> HeaderValue {
     last_made(&LAST, ip, |ip| {
         let mut buffer = [0u8; 15];
         match ip {
-            IpAddr::V4(ip) => shared_value(ipv4_text(ip, &mut buffer)),
+            IpAddr::V4(ip) => shared_value(crate::headers::ipv4_text(ip, &mut buffer)),
             IpAddr::V6(ip) => shared_value(ip.to_string().as_bytes()),
         }
         .expect("an address's text is a valid header value")
@@ -771,29 +433,6 @@ pub(crate) fn last_made<K: Copy + PartialEq>(
     })
 }
 
-/// An IPv4 address in dotted decimal, as `Display` writes it, without the formatting
-/// machinery (this runs for every request).
-pub(crate) fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
-    let mut len = 0;
-    for (index, octet) in ip.octets().into_iter().enumerate() {
-        if index > 0 {
-            buffer[len] = b'.';
-            len += 1;
-        }
-        if octet >= 100 {
-            buffer[len] = b'0' + octet / 100;
-            len += 1;
-        }
-        if octet >= 10 {
-            buffer[len] = b'0' + octet / 10 % 10;
-            len += 1;
-        }
-        buffer[len] = b'0' + octet % 10;
-        len += 1;
-    }
-    &buffer[..len]
-}
-
 fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
     for name in &edits.remove {
         headers.remove(name);
@@ -806,82 +445,7 @@ fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        headers.insert("x-secret", HeaderValue::from_static("1"));
-        headers.append(header::CONNECTION, HeaderValue::from_static("close"));
-        headers.append(
-            header::CONNECTION,
-            HeaderValue::from_static("x-other ,Keep-Alive"),
-        );
-        headers.insert("x-other", HeaderValue::from_static("2"));
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert("x-kept", HeaderValue::from_static("1"));
-        remove_hop_by_hop(&mut headers, &[]);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn connection_cannot_name_away_host_framing_or_the_proxys_own_headers() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static(
-                "host, content-length, TE, trailer, x-forwarded-for, x-request-id, \
-                 traceparent, x-prio, x-secret",
-            ),
-        );
-        for (name, value) in [
-            ("host", "shop.example"),
-            ("content-length", "5"),
-            ("te", "trailers"),
-            ("trailer", "x-sum"),
-            ("x-forwarded-for", "10.0.0.1"),
-            ("x-request-id", "abc"),
-            (
-                "traceparent",
-                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            ),
-            ("x-prio", "high"),
-            ("x-secret", "1"),
-        ] {
-            headers.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
-        }
-        remove_hop_by_hop(&mut headers, &[&PRIORITY]);
-        assert!(
-            !headers.contains_key("x-secret"),
-            "an ordinary named header goes"
-        );
-        assert!(!headers.contains_key(header::CONNECTION));
-        for name in [
-            "host",
-            "content-length",
-            "te",
-            "trailer",
-            "x-forwarded-for",
-            "x-request-id",
-            "traceparent",
-            "x-prio",
-        ] {
-            assert!(headers.contains_key(name), "{name} was removed");
-        }
-        assert_eq!(headers[header::TE], "trailers");
-    }
+    use crate::headers::forwarding::FORWARDING;
 
     #[test]
     fn an_http2_clients_cookie_fields_go_to_http1_as_one() {
@@ -894,18 +458,6 @@ mod tests {
         join_cookies(&mut headers);
         assert_eq!(headers.get_all(header::COOKIE).iter().count(), 1);
         assert_eq!(headers[header::COOKIE], "a=1; b=2; c=3");
-    }
-
-    #[test]
-    fn te_trailers_survives_other_te_values_do_not() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        remove_hop_by_hop(&mut headers, &[]);
-        assert_eq!(headers[header::TE], "trailers");
-        let mut headers = HeaderMap::new();
-        headers.insert(header::TE, HeaderValue::from_static("gzip"));
-        remove_hop_by_hop(&mut headers, &[]);
-        assert!(!headers.contains_key(header::TE));
     }
 
     #[test]
@@ -945,7 +497,7 @@ mod tests {
             headers[header::FORWARDED],
             "for=192.0.2.1, for=10.1.2.3;proto=http, for=\"[2001:db8::1]\";proto=https"
         );
-        remove_forwarding(&mut headers);
+        crate::headers::forwarding::remove_forwarding(&mut headers);
         assert!(headers.is_empty());
         for name in &FORWARDING {
             assert!(is_forwarding(name.as_str()), "{name}");
@@ -957,20 +509,6 @@ mod tests {
             "forward",
         ] {
             assert!(!is_forwarding(other), "{other}");
-        }
-    }
-
-    #[test]
-    fn hop_by_hop_names_are_known_by_their_text() {
-        for (index, name) in HOP_BY_HOP.iter().enumerate() {
-            assert_eq!(hop_by_hop_index(name.as_str()), Some(index), "{name}");
-        }
-        assert_eq!(
-            hop_by_hop_index(header::TE.as_str()),
-            Some(HOP_BY_HOP.len())
-        );
-        for other in ["host", "user-agent", "connections", "t", "x-forwarded-for"] {
-            assert_eq!(hop_by_hop_index(other), None, "{other}");
         }
     }
 
@@ -1064,21 +602,6 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_text_is_what_display_writes() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.30.40",
-            "255.255.255.255",
-            "1.100.9.99",
-        ] {
-            let ip: Ipv4Addr = ip.parse().unwrap();
-            let mut buffer = [0u8; 15];
-            assert_eq!(ipv4_text(ip, &mut buffer), ip.to_string().as_bytes());
-        }
-    }
-
-    #[test]
     fn request_ids_are_kept_or_created_unique() {
         let mut headers = HeaderMap::new();
         headers.insert(REQUEST_ID, HeaderValue::from_static("abc"));
@@ -1107,21 +630,5 @@ mod tests {
             assert_eq!(id.len(), 32);
             assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
         }
-    }
-
-    #[test]
-    fn every_proxy_error_maps_to_one_status() {
-        assert_eq!(
-            ProxyError::NoHealthyEndpoint.status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            ProxyError::UpstreamTimeout.status(),
-            StatusCode::GATEWAY_TIMEOUT
-        );
-        assert_eq!(ProxyError::ConnectFailed.status(), StatusCode::BAD_GATEWAY);
-        let response = error_response(ProxyError::NoRoute, "nothing here");
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        assert_eq!(response.headers()[ERROR_HEADER], "no_route");
     }
 }

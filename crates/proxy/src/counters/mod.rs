@@ -1,14 +1,27 @@
-//! Counters of what the proxy decided, per route and per cluster.
+//! The proxy's counters: what it decided and what its requests came to, per route and per
+//! cluster, in one place.
 //!
 //! Plain relaxed atomics, one field per counter: the request path only adds, and readers
-//! (the admin API and Prometheus exporter of the observability work, tests) only load, so no
+//! (the admin API, the Prometheus exposition in [`crate::metrics`], tests) only load, so no
 //! ordering between counters is promised or needed. They live on [`crate::live::LiveRoute`]
 //! and [`crate::cluster::Cluster`], so they survive a reload exactly when the route or
 //! cluster does.
+//!
+//! Nothing is counted twice: the mechanisms add to their own counters here, and the request
+//! path adds only what no mechanism keeps: each request's duration, its status class and an
+//! in-flight gauge on the route's [`RouteStats`] ([`request_started`], [`record_request`]),
+//! and each attempt's duration on the cluster's; a few relaxed atomic adds per request, no
+//! lock, no allocation (see [`histogram`]).
+
+pub(crate) mod histogram;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use crate::metrics::{Histogram, InFlight, StatusClasses};
+use http::StatusCode;
+
+pub(crate) use self::histogram::{Histogram, InFlight, StatusClasses};
+use crate::record::FallbackKind;
 
 /// One monotonically increasing counter.
 #[derive(Debug, Default)]
@@ -81,14 +94,12 @@ pub struct FallbackStats {
 }
 
 impl FallbackStats {
-    /// The counter of requests served by the fallback of this kind (as named in
-    /// `x-blastwall-fallback`).
-    pub fn served(&self, kind: &str) -> Option<&Counter> {
+    /// The counter of requests served by the fallback of this kind.
+    pub fn served(&self, kind: FallbackKind) -> &Counter {
         match kind {
-            "stale" => Some(&self.served_stale),
-            "cluster" => Some(&self.served_cluster),
-            "static" => Some(&self.served_static),
-            _ => None,
+            FallbackKind::Stale => &self.served_stale,
+            FallbackKind::Cluster => &self.served_cluster,
+            FallbackKind::Static => &self.served_static,
         }
     }
 }
@@ -106,7 +117,7 @@ pub struct RouteStats {
     pub budget_exhausted: Counter,
     /// Requests that ran out of their deadline.
     pub deadline_exceeded: Counter,
-    /// Responses by status class (see [`crate::metrics::record_request`]).
+    /// Responses by status class (see [`record_request`]).
     pub responses: StatusClasses,
     /// Time from routing to the response headers.
     pub duration: Histogram,
@@ -146,7 +157,7 @@ pub struct ClusterStats {
     /// last endpoint) was reached: the cluster may be failing as a whole.
     pub ejections_suppressed: Counter,
     /// Recent breaker, ejection and health events, for the admin API.
-    pub events: crate::admin::events::EventLog,
+    pub events: crate::events::EventLog,
     /// Duration of each attempt against an endpoint.
     pub attempt_duration: Histogram,
 }
@@ -177,4 +188,45 @@ pub struct AdmissionStats {
     pub limit: Gauge,
     /// Client keys the rate limit tracks now.
     pub rate_limit_keys: Gauge,
+}
+
+/// A routed request being served: counted in flight until it is recorded or dropped (a
+/// client that goes away drops the request's future).
+#[derive(Debug)]
+#[must_use = "record the request with `record_request` when its response is ready"]
+pub(crate) struct RequestInFlight<'a> {
+    stats: &'a RouteStats,
+    started: Instant,
+}
+
+/// Starts counting a request of the route whose counters are `stats`.
+pub(crate) fn request_started(stats: &RouteStats) -> RequestInFlight<'_> {
+    stats.in_flight.enter();
+    RequestInFlight {
+        stats,
+        started: Instant::now(),
+    }
+}
+
+/// Records a request's response: its status class and its duration (to the response
+/// headers; a streaming body may go on), which it returns for the access log.
+pub(crate) fn record_request(request: RequestInFlight<'_>, status: StatusCode) -> Duration {
+    let duration = request.started.elapsed();
+    request.stats.responses.record(status);
+    request.stats.duration.observe(duration);
+    duration
+}
+
+impl RequestInFlight<'_> {
+    /// When the request started: the instant telemetry tells its arrival from, so that a
+    /// request reads the clock once for both.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+}
+
+impl Drop for RequestInFlight<'_> {
+    fn drop(&mut self) {
+        self.stats.in_flight.leave();
+    }
 }

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 /// Events kept per log.
-pub const EVENT_LOG_CAPACITY: usize = 256;
+pub(crate) const EVENT_LOG_CAPACITY: usize = 256;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -157,7 +157,7 @@ impl EventLog {
 }
 
 /// A breaker's transition in `cluster` (of `endpoint`'s breaker when given).
-pub fn breaker_event(
+pub(crate) fn breaker_event(
     cluster: &str,
     endpoint: Option<SocketAddr>,
     transition: &blastwall_policy::breaker::Transition,
@@ -176,25 +176,8 @@ pub fn breaker_event(
     Event::now(kind, format!("{whose} breaker {transition}")).in_cluster(cluster, endpoint)
 }
 
-/// A health status change of `endpoint`, with the failed check's reason.
-pub fn health_event<E: std::fmt::Display>(
-    cluster: &str,
-    endpoint: &crate::cluster::Endpoint,
-    transition: crate::health::Transition,
-    result: &Result<(), E>,
-) -> Event {
-    let detail = match result {
-        Ok(()) => format!("health {} → {}", transition.from, transition.to),
-        Err(reason) => format!("health {} → {}: {reason}", transition.from, transition.to),
-    };
-    let mut event =
-        Event::now(EventKind::HealthChanged, detail).in_cluster(cluster, Some(endpoint.address()));
-    event.failure = !transition.to.is_healthy();
-    event
-}
-
 /// An ejection starting or ending; `None` for events that change nothing.
-pub fn outlier_event(
+pub(crate) fn outlier_event(
     cluster: &str,
     endpoint: SocketAddr,
     event: &blastwall_policy::outlier::Event,
@@ -214,28 +197,8 @@ pub fn outlier_event(
     Some(Event::now(kind, detail).in_cluster(cluster, Some(endpoint)))
 }
 
-/// A reload attempt that applied or was refused; `None` when the config was unchanged.
-pub fn reload_event(attempt: &crate::reload::ReloadAttempt) -> Option<Event> {
-    use crate::reload::ReloadOutcome;
-    let (kind, detail) = match &attempt.outcome {
-        ReloadOutcome::Applied(applied) => (
-            EventKind::ReloadApplied,
-            format!(
-                "config {} → {} ({})",
-                applied.previous_hash, applied.hash, attempt.trigger
-            ),
-        ),
-        ReloadOutcome::Refused { errors, .. } => (
-            EventKind::ReloadRefused,
-            format!("reload refused ({}): {}", attempt.trigger, errors.summary()),
-        ),
-        ReloadOutcome::Unchanged { .. } => return None,
-    };
-    Some(Event::at(kind, detail, attempt.at))
-}
-
 /// A route's kill switch set on or off by an operator.
-pub fn kill_switch_event(route: &str, on: bool) -> Event {
+pub(crate) fn kill_switch_event(route: &str, on: bool) -> Event {
     let mut event = Event::now(
         EventKind::KillSwitch,
         format!("kill switch {}", if on { "on" } else { "off" }),
@@ -246,7 +209,7 @@ pub fn kill_switch_event(route: &str, on: bool) -> Event {
 }
 
 /// The events of several logs, oldest first, the last `limit` of them.
-pub fn merge<'a>(logs: impl IntoIterator<Item = &'a EventLog>, limit: usize) -> Vec<Event> {
+pub(crate) fn merge<'a>(logs: impl IntoIterator<Item = &'a EventLog>, limit: usize) -> Vec<Event> {
     let mut all: Vec<Event> = logs.into_iter().flat_map(EventLog::recent).collect();
     // NOTE: a stable sort keeps each log's own order among events of the same millisecond.
     all.sort_by_key(|event| event.at_ms);

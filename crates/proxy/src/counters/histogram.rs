@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in nanoseconds: 1ms to 30s, roughly 1-2.5-5 per
 /// decade, like the Prometheus client defaults stretched to the proxy's timeouts.
-pub const BUCKET_BOUNDS_NANOS: [u64; 14] = [
+pub(crate) const BUCKET_BOUNDS_NANOS: [u64; 14] = [
     1_000_000,
     2_500_000,
     5_000_000,
@@ -30,7 +30,7 @@ pub const BUCKET_BOUNDS_NANOS: [u64; 14] = [
 
 /// The same bounds as `le` label values, in seconds (written once here, not formatted per
 /// scrape).
-pub const BUCKET_LABELS: [&str; 14] = [
+pub(crate) const BUCKET_LABELS: [&str; 14] = [
     "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
     "10", "30",
 ];
@@ -87,7 +87,7 @@ impl Histogram {
 }
 
 /// Status classes, as the `class` label writes them.
-pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+pub(crate) const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Responses counted by status class.
 #[derive(Debug, Default)]

@@ -3,28 +3,34 @@
 //!
 //! The policy's own queue is FIFO, and a priority queue must let a critical request pass a
 //! low one, so the policy types are used without their queue (`try_acquire` only) and the
-//! waiting happens here, by the rules of [`super::queue`].
+//! waiting happens here, by the rules of [`queue`].
 //!
 //! A slot freed while someone waits is handed to the waiter chosen by those rules (the
 //! releaser takes a new slot from the gate on its behalf and sends it), so no later
 //! arrival can steal it. A waiter that gives up (timeout, client gone) takes itself out of
 //! the queue, or gives back a slot it was sent but never saw.
+//!
+//! It is state, shared by requests and kept across reloads, so it stands with the cluster
+//! that holds one for all the routes sending to it (`[cluster.NAME.concurrency]`, see
+//! [`ClusterAdmission`](super::ClusterAdmission)); the admission stage holds one per route
+//! and takes it from here.
+
+pub(crate) mod queue;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use blastwall_policy::bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit};
+use blastwall_policy::bulkhead::{Bulkhead, BulkheadPermit};
 use blastwall_policy::concurrency::{
-    AdaptiveLimiter, AdaptivePermit, Aimd, AimdConfig, Gradient2, Gradient2Config, LimitAlgorithm,
-    Outcome, Sample,
+    AdaptiveLimiter, AdaptivePermit, Aimd, Gradient2, LimitAlgorithm, Outcome, Sample,
 };
 use tokio::sync::oneshot;
 
-use super::queue::{self, Decision, ShedReason, View, Waiters};
-use crate::config::admission::{AdaptiveBounds, ConcurrencyConfig, LimitConfig, Priority};
-use crate::pipeline::AttemptOutcome;
-use crate::stats::AdmissionStats;
+use self::queue::{Decision, ShedReason, View, Waiters};
+use crate::config::admission::{ConcurrencyConfig, LimitConfig, Priority};
+use crate::counters::AdmissionStats;
+use crate::outcome::AttemptOutcome;
 
 /// A concurrency limit shared by a route's (or a cluster's) requests.
 #[derive(Debug)]
@@ -86,43 +92,16 @@ impl LimitAlgorithm for Algorithm {
     }
 }
 
-fn gradient2(bounds: AdaptiveBounds) -> Gradient2 {
-    Gradient2::new(Gradient2Config {
-        initial_limit: bounds.initial,
-        min_limit: bounds.min,
-        max_limit: bounds.max,
-        ..Gradient2Config::default()
-    })
-    .expect("bounds were checked at load: 1 <= min <= initial <= max")
-}
-
-fn aimd(bounds: AdaptiveBounds) -> Aimd {
-    Aimd::new(AimdConfig {
-        initial_limit: bounds.initial,
-        min_limit: bounds.min,
-        max_limit: bounds.max,
-        ..AimdConfig::default()
-    })
-    .expect("bounds were checked at load: 1 <= min <= initial <= max")
-}
-
 impl Gate {
     fn new(limit: &LimitConfig) -> Self {
         match limit {
-            LimitConfig::Fixed(limit) => Gate::Fixed(
-                Bulkhead::new(BulkheadConfig {
-                    max_concurrent: limit.get(),
-                    max_queue: 0,
-                    queue_timeout: Duration::ZERO,
-                })
-                .expect("a limit of at least 1 without a queue is valid"),
-            ),
-            LimitConfig::Gradient2(bounds) => Gate::Adaptive(AdaptiveLimiter::new(
-                Algorithm::Gradient2(gradient2(*bounds)),
+            LimitConfig::Fixed(bulkhead) => Gate::Fixed(Bulkhead::from_valid(bulkhead)),
+            LimitConfig::Gradient2(config) => Gate::Adaptive(AdaptiveLimiter::new(
+                Algorithm::Gradient2(Gradient2::from_valid(config)),
             )),
-            LimitConfig::Aimd(bounds) => {
-                Gate::Adaptive(AdaptiveLimiter::new(Algorithm::Aimd(aimd(*bounds))))
-            }
+            LimitConfig::Aimd(config) => Gate::Adaptive(AdaptiveLimiter::new(Algorithm::Aimd(
+                Aimd::from_valid(config),
+            ))),
         }
     }
 
@@ -423,3 +402,6 @@ impl Drop for LimitPermit {
         limiter.released();
     }
 }
+
+#[cfg(test)]
+mod tests;

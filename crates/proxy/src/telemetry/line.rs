@@ -1,4 +1,5 @@
-//! One access log line: what happened to one request, as one JSON object.
+//! One access log line: what happened to one request (its [`crate::record::Line`] and
+//! what the request was), as one JSON object.
 //!
 //! Written by hand (see [`super::json`]) rather than through serde_json: the fields are few
 //! and fixed, the only text that needs escaping is the request id, method and names, and the
@@ -21,9 +22,9 @@ use super::date::{DateCache, rfc3339};
 use super::json::{Buffer, digits, number, string};
 use super::traceparent::{TraceId, hex};
 
-/// What one request came to.
+/// One request's access log line, before it is written.
 #[derive(Debug, Clone)]
-pub struct Record<'a> {
+pub struct Line<'a> {
     /// When the request arrived.
     pub time: SystemTime,
     /// `x-request-id`, as sent upstream and to the client.
@@ -54,7 +55,7 @@ pub struct Record<'a> {
     pub error: Option<&'a [u8]>,
 }
 
-impl Record<'_> {
+impl Line<'_> {
     /// The JSON line, newline included.
     #[cfg(test)]
     pub fn to_line(&self) -> String {
@@ -180,9 +181,9 @@ fn millis(duration: Duration, out: &mut impl Buffer) {
 fn socket_address(address: SocketAddr, out: &mut impl Buffer) {
     match address {
         SocketAddr::V4(v4) => {
-            // Written in one move of a constant length (`forward::ipv4_text` fills the array).
+            // Written in one move of a constant length (`headers::ipv4_text` fills the array).
             let mut text = [0u8; 15];
-            let len = crate::forward::ipv4_text(*v4.ip(), &mut text).len();
+            let len = crate::headers::ipv4_text(*v4.ip(), &mut text).len();
             out.put_prefix(text, len);
             out.put_byte(b':');
             number(u64::from(v4.port()), out);
@@ -199,10 +200,10 @@ fn optional_string(value: Option<&[u8]>, out: &mut impl Buffer) {
     }
 }
 
-/// A record to write in tests: a success, without fallback or error.
+/// A line to write in tests: a success, without fallback or error.
 #[cfg(test)]
-pub(crate) fn example() -> Record<'static> {
-    Record {
+pub(crate) fn example() -> Line<'static> {
+    Line {
         time: UNIX_EPOCH + Duration::from_millis(1_714_566_896_789),
         request_id: b"id-1",
         trace_id: Some([0xab; 16]),
@@ -225,8 +226,8 @@ mod tests {
     use super::*;
 
     /// The example, retried and failed, with an id that needs escaping.
-    fn record() -> Record<'static> {
-        Record {
+    fn record() -> Line<'static> {
+        Line {
             request_id: b"id-\"1\"",
             total: Duration::from_micros(2001),
             attempts: 2,
@@ -352,7 +353,7 @@ mod pieces {
     #[test]
     fn any_status_is_written_as_format_writes_it() {
         for status in [0, 99, 100, 200, 599, 999, 1_000, u16::MAX] {
-            let line = Record {
+            let line = Line {
                 status,
                 ..example()
             }
@@ -364,7 +365,7 @@ mod pieces {
     #[test]
     fn a_year_past_9999_is_written_whole() {
         let time = UNIX_EPOCH + Duration::from_millis(253_402_300_800_001);
-        let line = Record { time, ..example() }.to_line();
+        let line = Line { time, ..example() }.to_line();
         assert!(
             line.starts_with(r#"{"time":"10000-01-01T00:00:00.001Z","#),
             "{line}"
@@ -373,7 +374,7 @@ mod pieces {
 
     #[test]
     fn a_line_without_fallback_or_error_ends_with_both_null() {
-        let line = Record {
+        let line = Line {
             upstream: None,
             ..example()
         }

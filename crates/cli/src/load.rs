@@ -1,30 +1,15 @@
-//! `blastwall load`: an open-loop HTTP load generator.
-//!
-//! Requests are sent at a fixed rate on a timetable set before the run ([`schedule`]), over
-//! a bounded number of keep-alive connections ([`engine`]), and each one's latency is
-//! counted from when it was due ([`stats`]), so a server that stalls is charged for every
-//! request the stall delayed (no coordinated omission). A run is always bounded by a
-//! duration, a request count or both. The benchmarks use it as their client; its JSON
-//! report has counts by status and error kind, percentiles, a per-class breakdown when
-//! traffic is split by a header value, and a timeline to plot.
-
-mod engine;
-mod schedule;
-mod stats;
+//! `blastwall load`: the flags of the load generator, checked and turned into a
+//! [`Plan`] for [`blastwall_chaos::load`], which sends the load and measures it.
 
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use blastwall_chaos::load::{self, Plan, Report, Timetable};
 use bytes::Bytes;
 use clap::Args;
 use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
-use serde::Serialize;
-
-use engine::Plan;
-use schedule::Timetable;
-use stats::{Summary, TallySummary};
 
 /// Flags of `blastwall load`.
 #[derive(Debug, Args)]
@@ -111,21 +96,6 @@ fn parse_mix(text: &str) -> Result<HeaderMix, String> {
     })
 }
 
-/// The JSON report: what was asked, then what was measured.
-#[derive(Debug, Serialize)]
-struct Report {
-    url: String,
-    method: String,
-    rate: f64,
-    requests: u64,
-    connections: usize,
-    timeout_s: f64,
-    /// Names of the classes, `header=value`, in the order of `classes`.
-    class_names: Vec<String>,
-    #[serde(flatten)]
-    summary: Summary,
-}
-
 /// Runs the load and prints its report.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let plan = plan(&args).await?;
@@ -138,7 +108,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     };
     let timetable = plan.timetable;
     let connections = plan.connections;
-    let summary = engine::run(plan, || {
+    let summary = load::run(plan, || {
         // NOTE: scripts wait for this line on stderr to time their faults from it.
         eprintln!(
             "load started: {} requests at {}/s",
@@ -162,7 +132,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        write!(out, "{}", human(&report))?;
+        write!(out, "{report}")?;
     }
     Ok(())
 }
@@ -215,66 +185,6 @@ async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
         timeout: args.timeout,
         interval: args.timeline_interval,
     })
-}
-
-fn ms(micros: u64) -> String {
-    format!("{:.2}ms", micros as f64 / 1000.0)
-}
-
-fn tally_line(tally: &TallySummary) -> String {
-    let statuses: Vec<_> = tally
-        .statuses
-        .iter()
-        .map(|(status, count)| format!("{status}×{count}"))
-        .collect();
-    let errors: Vec<_> = tally
-        .errors
-        .iter()
-        .filter(|(_, count)| **count > 0)
-        .map(|(kind, count)| format!("{kind}×{count}"))
-        .collect();
-    let latency = &tally.latency_us;
-    format!(
-        "{} requests, {} ok, {} failed ({:.2}%); statuses [{}] errors [{}]\n    latency p50 {} p90 {} p99 {} p99.9 {} max {}\n",
-        tally.requests,
-        tally.ok,
-        tally.failed,
-        tally.error_rate * 100.0,
-        statuses.join(" "),
-        errors.join(" "),
-        ms(latency.p50),
-        ms(latency.p90),
-        ms(latency.p99),
-        ms(latency.p999),
-        ms(latency.max),
-    )
-}
-
-fn human(report: &Report) -> String {
-    let summary = &report.summary;
-    let mut text = format!(
-        "{} {} at {}/s over {} connections: {} requests in {:.2}s, {:.1} sent/s\n",
-        report.method,
-        report.url,
-        report.rate,
-        report.connections,
-        report.requests,
-        summary.elapsed_s,
-        summary.achieved_rate,
-    );
-    text += &format!("  all: {}", tally_line(&summary.total));
-    if report.class_names.len() > 1 {
-        for (name, tally) in report.class_names.iter().zip(&summary.classes) {
-            text += &format!("  {name}: {}", tally_line(tally));
-        }
-    }
-    text += &format!(
-        "  latency counts from each request's due time; sent late by p99 {} max {}; {} expired waiting for a connection\n",
-        ms(summary.send_delay_us.p99),
-        ms(summary.send_delay_us.max),
-        summary.expired_unsent,
-    );
-    text
 }
 
 #[cfg(test)]

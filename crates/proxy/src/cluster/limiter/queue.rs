@@ -62,7 +62,7 @@ pub(crate) enum Decision {
 
 /// Why a request was shed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShedReason {
+pub(crate) enum ShedReason {
     /// No slot its priority may use, and no room in the queue.
     QueueFull,
     /// The queue ahead of it could not be served within the queue timeout.
@@ -75,13 +75,22 @@ pub enum ShedReason {
 
 impl ShedReason {
     /// A few words for the client and the log.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             ShedReason::QueueFull => "every slot is taken and the queue is full",
             ShedReason::Hopeless => "the queue could not be served within its timeout",
             ShedReason::Timeout => "no slot came free within the queue timeout",
             ShedReason::Displaced => "a higher-priority request took its place in the queue",
         }
+    }
+
+    /// One line for the client and the log: which limit shed a request of `priority`
+    /// (`owner` "route" or "cluster", and its `name`), and why.
+    pub(crate) fn explain(self, owner: &str, name: &str, priority: Priority) -> String {
+        format!(
+            "{owner} \"{name}\" shed a {priority}-priority request: {}",
+            self.describe()
+        )
     }
 }
 

@@ -7,6 +7,10 @@
 //! before anything is swapped, so a failure leaves everything as it was. Committing the plan
 //! retires every listener that was not kept: it stops accepting at once and its connections
 //! finish their requests, for up to the drain timeout.
+//!
+//! It sits at the crate root, beside [`Proxy`](crate::Proxy) which owns the set, not in
+//! `reload`: restarting listeners needs the listener itself, a layer above the config in
+//! force, and the reload of the config in force needs no socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +19,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 
-use super::{ListenerChanges, Runtime, Snapshot};
 use crate::config::{Config, ConfigErrors, ListenerConfig};
 use crate::listener::BoundListener;
+use crate::reload::{ListenerChanges, Runtime, Snapshot};
 
 /// Every listener task, serving or finishing its connections.
 #[derive(Debug)]
@@ -112,9 +116,7 @@ impl ListenerSet {
                 Some(index) => {
                     claimed[index] = true;
                     changes.reconfigured += 1;
-                    self.running[index]
-                        .bound
-                        .reconfigure(listener.clone(), path)
+                    Ok(self.running[index].bound.reconfigure(listener.clone()))
                 }
                 None => {
                     changes.bound += 1;

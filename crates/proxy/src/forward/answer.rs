@@ -22,20 +22,16 @@
 //! (dropped unjudged, each permit counts as ignored). A body already whole with its head (most small
 //! answers) is judged at once, as before, and costs nothing more here.
 //!
-//! [`AttemptOutcome::BodyFailed`]: super::AttemptOutcome::BodyFailed
+//! [`AttemptOutcome::BodyFailed`]: crate::outcome::AttemptOutcome::BodyFailed
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
-
-use super::BodyFailure;
-use crate::cluster::{Cluster, ClusterPermit, EndpointGuard};
-use crate::forward::BoxError;
+use crate::body::{BoxError, End, Guard, Guarded};
+use crate::cluster::{Cluster, ClusterPermit};
+use crate::endpoint::EndpointGuard;
 use crate::upstream::UpstreamBody;
+use crate::upstream::body_failure;
 
 /// An attempt not judged yet: it is judged when its body ends.
 #[derive(Debug)]
@@ -50,27 +46,27 @@ pub(crate) struct Unjudged {
 
 /// A response body that keeps its endpoint counted in flight until the body ends or is
 /// dropped, and records the attempt's verdict when it ends (see the module doc).
-pub(crate) struct HoldingEndpoint {
+pub(crate) type HoldingEndpoint = Guarded<UpstreamBody, HeldEndpoint>;
+
+/// `body` holding its endpoint, and the attempt's verdict when that is still to be given.
+pub(crate) fn holding_endpoint(
     body: UpstreamBody,
+    guard: EndpointGuard,
+    unjudged: Option<Unjudged>,
+) -> HoldingEndpoint {
+    Guarded::new(body, HeldEndpoint { guard, unjudged })
+}
+
+/// What an endpoint's answer holds until it ends.
+#[derive(Debug)]
+pub(crate) struct HeldEndpoint {
     guard: EndpointGuard,
     unjudged: Option<Unjudged>,
 }
 
-impl HoldingEndpoint {
-    pub(crate) fn new(
-        body: UpstreamBody,
-        guard: EndpointGuard,
-        unjudged: Option<Unjudged>,
-    ) -> Self {
-        Self {
-            body,
-            guard,
-            unjudged,
-        }
-    }
-
-    /// Records the verdict, once.
-    fn judge(&mut self, ended: Result<(), (BodyFailure, &BoxError)>) {
+impl Guard<UpstreamBody> for HeldEndpoint {
+    /// Records the verdict; the endpoint stops counting in flight as the guard is dropped.
+    fn ended(&mut self, end: End<'_, BoxError>) {
         let Some(Unjudged {
             cluster,
             latency,
@@ -79,58 +75,23 @@ impl HoldingEndpoint {
         else {
             return;
         };
-        let ended = ended.map_err(|(failure, error)| {
-            tracing::debug!(
-                cluster = cluster.name(), endpoint = %self.guard.endpoint().address(),
-                ?failure, %error, "upstream response body failed"
-            );
-            failure
-        });
+        let ended = match end {
+            End::Whole => Ok(()),
+            End::Failed(error) => {
+                let failure = body_failure(&**error);
+                tracing::debug!(
+                    cluster = cluster.name(), endpoint = %self.guard.endpoint().address(),
+                    ?failure, %error, "upstream response body failed"
+                );
+                Err(failure)
+            }
+            // Only the upstream body's own errors are its endpoint's (see the module doc).
+            End::Dropped => return,
+        };
         let now = Instant::now();
         let outcome = cluster.record_body_end(&self.guard, ended, latency, now);
         if let Some(permit) = permit {
             permit.record(outcome, now);
-        }
-    }
-}
-
-impl Body for HoldingEndpoint {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
-        if this.unjudged.is_some() {
-            match &frame {
-                None => this.judge(Ok(())),
-                Some(Err(error)) => this.judge(Err((BodyFailure::of(&**error), error))),
-                // The last frame: the server asks `is_end_stream` and polls no more.
-                Some(Ok(_)) if this.body.is_end_stream() => this.judge(Ok(())),
-                Some(Ok(_)) => {}
-            }
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for HoldingEndpoint {
-    fn drop(&mut self) {
-        // An HTTP/2 body can learn that it ended without being polled again; dropped short
-        // of its end, it says nothing.
-        if self.unjudged.is_some() && self.body.is_end_stream() {
-            self.judge(Ok(()));
         }
     }
 }

@@ -16,8 +16,6 @@ use std::time::Duration;
 use blastwall_policy::retry::FailureKind;
 use http::StatusCode;
 
-use crate::upstream::BodyStalled;
-
 /// What one attempt against one endpoint came to.
 ///
 /// Breakers, outlier detection, adaptive limits and retries all read this one value, so they
@@ -74,27 +72,11 @@ pub enum ClientCause {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFailure {
     /// Nothing more came for the cluster's `body_read_timeout` while the proxy waited on it
-    /// ([`BodyStalled`]).
+    /// (`upstream::BodyStalled`).
     Stalled,
     /// It ended short: the connection closed before the length promised or the last chunk,
     /// the chunked framing was malformed, or the HTTP/2 stream or connection was reset.
     Broken,
-}
-
-impl BodyFailure {
-    /// What an error of an endpoint's response body means. Every error such a body fails
-    /// with is the endpoint's (the client's side never reaches it: a client that leaves or
-    /// stops reading drops or stops polling the body, which then fails with nothing).
-    pub fn of(error: &(dyn std::error::Error + 'static)) -> Self {
-        let mut cause = Some(error);
-        while let Some(error) = cause {
-            if error.is::<BodyStalled>() {
-                return BodyFailure::Stalled;
-            }
-            cause = error.source();
-        }
-        BodyFailure::Broken
-    }
 }
 
 impl AttemptOutcome {
@@ -214,19 +196,5 @@ mod tests {
             AttemptOutcome::BodyFailed(BodyFailure::Broken).failure_kind(),
             Some(FailureKind::Reset)
         );
-    }
-
-    #[test]
-    fn a_stall_is_told_from_other_body_errors_even_wrapped() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("wrapped")]
-        struct Wrapped(#[source] BodyStalled);
-        let stalled = BodyStalled {
-            timeout: Duration::from_secs(1),
-        };
-        assert_eq!(BodyFailure::of(&stalled), BodyFailure::Stalled);
-        assert_eq!(BodyFailure::of(&Wrapped(stalled)), BodyFailure::Stalled);
-        let closed = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
-        assert_eq!(BodyFailure::of(&closed), BodyFailure::Broken);
     }
 }

@@ -1,6 +1,7 @@
-//! Finding the few headers the proxy reads (the request id, `X-Forwarded-For`, the deadline
-//! and priority headers, `traceparent`, its own marks on a response) by comparing names
-//! rather than hashing them.
+//! The headers the proxy writes and reads: their names, the hop-by-hop rules
+//! ([`hop_by_hop`]), and finding the few it reads (the request id, `X-Forwarded-For`, the
+//! deadline and priority headers, `traceparent`, its own marks on a response) by comparing
+//! names rather than hashing them.
 //!
 //! NOTE: `HeaderMap::get` hashes the name it looks for, and for a name the HTTP standard
 //! does not define, as all of these are, that is a loop over its bytes: some 110–150
@@ -9,14 +10,68 @@
 //! one pass compares every distinct name (and looks up the values of a name found, which is
 //! rare); past that, lookups cost less and are used.
 
+use std::net::Ipv4Addr;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+pub(crate) mod forwarding;
+pub(crate) mod hop_by_hop;
+
+pub(crate) use self::hop_by_hop::hop_by_hop_index;
+pub(crate) use self::hop_by_hop::remove_hop_by_hop;
+
+/// The request id header, kept when a client sends one and created otherwise.
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Names why the proxy answered itself, on every response it makes.
+pub(crate) const ERROR_HEADER: HeaderName = HeaderName::from_static("x-blastwall-error");
+
+/// Names the fallback that answered ([`crate::record::FallbackKind`]), on the responses that
+/// say what the proxy decided (`proxy.decision_headers`).
+pub(crate) const FALLBACK_HEADER: HeaderName = HeaderName::from_static("x-blastwall-fallback");
+
+/// Who the request came through: the proxy appends the peer for every client.
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// The client's scheme: the proxy writes it for every client.
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Header lines the proxy adds to a request for its endpoint, kept out of the request's
+/// header map: the HTTP/1.1 client writes them after the map's own lines, and the HTTP/2
+/// client appends them to the map. Only lines that replace nothing go here (the request
+/// has no header of the name, or the header is a list, as `Via` is), and only when the
+/// route's own header edits leave the name alone.
+// NOTE: kept apart because inserting into the map costs ~230 instructions a header
+// (hashing the name, probing, a bucket), four headers a request, where writing a line out
+// costs the same from here as from the map. A `Vec`, not an inline array: the lines travel
+// inside futures that are moved (copied) several times, and one allocation costs less.
+#[derive(Debug, Default)]
+pub struct AddedHeaders(Vec<(HeaderName, HeaderValue)>);
+
+impl AddedHeaders {
+    /// Adds a line after those already added.
+    pub fn push(&mut self, name: HeaderName, value: HeaderValue) {
+        self.0.push((name, value));
+    }
+
+    /// The lines, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.0.iter().map(|(name, value)| (name, value))
+    }
+
+    /// Moves the lines into `headers`, each appended after any of its name.
+    pub fn append_to(self, headers: &mut HeaderMap) {
+        for (name, value) in self.0 {
+            headers.append(name, value);
+        }
+    }
+}
+
 /// Headers up to which [`find`] compares names rather than looking them up.
-pub const SCAN_UP_TO: usize = 16;
+pub(crate) const SCAN_UP_TO: usize = 16;
 
 /// What [`find`] found of one name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Found<'a> {
+pub(crate) struct Found<'a> {
     /// Its first value.
     pub first: Option<&'a HeaderValue>,
     /// Whether it has more than one.
@@ -24,7 +79,10 @@ pub struct Found<'a> {
 }
 
 /// Each of `names` in `headers`.
-pub fn find<'a, const N: usize>(headers: &'a HeaderMap, names: [&HeaderName; N]) -> [Found<'a>; N] {
+pub(crate) fn find<'a, const N: usize>(
+    headers: &'a HeaderMap,
+    names: [&HeaderName; N],
+) -> [Found<'a>; N] {
     if headers.len() > SCAN_UP_TO {
         return names.map(|name| lookup(headers, name));
     }
@@ -43,7 +101,7 @@ pub fn find<'a, const N: usize>(headers: &'a HeaderMap, names: [&HeaderName; N])
 // NOTE: `also` is meant to be a `match` on the name's text, which compares by length first,
 // so most names cost next to nothing; each name added to `find` instead costs a comparison
 // for every header (four more names measured at more than twice the cost of the walk).
-pub fn find_also<'a, const N: usize>(
+pub(crate) fn find_also<'a, const N: usize>(
     headers: &'a HeaderMap,
     names: [&HeaderName; N],
     also: impl Fn(&str) -> bool,
@@ -73,6 +131,35 @@ fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Found<'a> {
     }
 }
 
+/// A `Retry-After` value in whole seconds, rounded up (a client told 0 would retry at once).
+pub(crate) fn retry_after_value(delay: std::time::Duration) -> HeaderValue {
+    let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    HeaderValue::from(seconds.max(1))
+}
+
+/// An IPv4 address in dotted decimal, as `Display` writes it, without the formatting
+/// machinery (this runs for every request).
+pub(crate) fn ipv4_text(ip: Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
+    let mut len = 0;
+    for (index, octet) in ip.octets().into_iter().enumerate() {
+        if index > 0 {
+            buffer[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buffer[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buffer[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buffer[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    &buffer[..len]
+}
+
 #[cfg(test)]
 mod tests {
     use http::header;
@@ -82,6 +169,21 @@ mod tests {
     const WANTED: HeaderName = HeaderName::from_static("x-wanted");
     const TWICE: HeaderName = HeaderName::from_static("x-twice");
     const ABSENT: HeaderName = HeaderName::from_static("x-absent");
+
+    #[test]
+    fn ipv4_text_is_what_display_writes() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "1.100.9.99",
+        ] {
+            let ip: Ipv4Addr = ip.parse().unwrap();
+            let mut buffer = [0u8; 15];
+            assert_eq!(ipv4_text(ip, &mut buffer), ip.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn comparing_names_finds_what_lookups_find_with_few_or_many_headers() {

@@ -5,6 +5,11 @@
 //! ejected, tripped) or in a lock held for a few arithmetic operations (the latency estimate,
 //! the health hysteresis), never across an `.await`. An endpoint outlives a config reload or
 //! a DNS refresh that keeps it, so its state does too.
+//!
+//! It is a module of its own, below `balance` and `cluster`, because the balancers choose
+//! among endpoints and the cluster keeps them: both need the type, and neither should need
+//! the other to have it. Its health hysteresis is `health::state`'s; the checks that feed
+//! it are the cluster's to schedule (`cluster::checks`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -12,11 +17,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
-use blastwall_policy::breaker::SharedBreaker;
+use blastwall_policy::breaker::{Outcome, Permit, SharedBreaker};
 use blastwall_policy::ewma::{PeakEwmaConfig, SharedPeakEwma};
 use http::uri::Authority;
 
-use super::passive::EndpointPermit;
 use crate::config::EndpointConfig;
 use crate::health::{HealthState, HealthStatus, Thresholds, Transition};
 
@@ -41,7 +45,7 @@ pub struct Endpoint {
     breaker: ArcSwapOption<SharedBreaker>,
     /// Which installation of `breaker` is current; a replaced breaker's transitions are
     /// ignored (see `passive`).
-    pub(super) breaker_epoch: AtomicU64,
+    pub(crate) breaker_epoch: AtomicU64,
     /// Bumped on every health change; shared by every endpoint of a cluster (and of the
     /// clusters that replace it on reload), so the cluster knows its routing is stale.
     changes: Arc<AtomicU64>,
@@ -140,21 +144,21 @@ impl Endpoint {
     }
 
     /// Its breaker, without touching the reference count (the pick path).
-    pub(super) fn breaker_ref(&self) -> arc_swap::Guard<Option<Arc<SharedBreaker>>> {
+    pub(crate) fn breaker_ref(&self) -> arc_swap::Guard<Option<Arc<SharedBreaker>>> {
         self.breaker.load()
     }
 
-    pub(super) fn set_breaker(&self, breaker: Option<Arc<SharedBreaker>>) {
+    pub(crate) fn set_breaker(&self, breaker: Option<Arc<SharedBreaker>>) {
         self.breaker.store(breaker);
     }
 
     /// Marks it ejected or not; returns whether that changed anything.
-    pub(super) fn set_ejected(&self, ejected: bool) -> bool {
+    pub(crate) fn set_ejected(&self, ejected: bool) -> bool {
         self.set_flag(&self.ejected, ejected)
     }
 
     /// Marks its breaker open or not; returns whether that changed anything.
-    pub(super) fn set_tripped(&self, tripped: bool) -> bool {
+    pub(crate) fn set_tripped(&self, tripped: bool) -> bool {
         self.set_flag(&self.tripped, tripped)
     }
 
@@ -255,7 +259,7 @@ impl EndpointGuard {
         Self::with_permit(endpoint, None)
     }
 
-    pub(super) fn with_permit(endpoint: Arc<Endpoint>, permit: Option<EndpointPermit>) -> Self {
+    pub(crate) fn with_permit(endpoint: Arc<Endpoint>, permit: Option<EndpointPermit>) -> Self {
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         Self {
             endpoint,
@@ -264,7 +268,7 @@ impl EndpointGuard {
     }
 
     /// The breaker permit, once (the outcome is recorded on it).
-    pub(super) fn take_permit(&self) -> Option<EndpointPermit> {
+    pub(crate) fn take_permit(&self) -> Option<EndpointPermit> {
         self.permit
             .as_ref()?
             .lock()
@@ -281,5 +285,38 @@ impl EndpointGuard {
 impl Drop for EndpointGuard {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A permit of an endpoint's breaker, recorded once: with the attempt's outcome, or as
+/// ignored when dropped unrecorded (so a cancelled probe frees its slot).
+#[derive(Debug)]
+pub(crate) struct EndpointPermit {
+    breaker: SharedBreaker,
+    permit: Option<Permit>,
+}
+
+impl EndpointPermit {
+    pub(crate) fn new(breaker: SharedBreaker, permit: Permit) -> Self {
+        Self {
+            breaker,
+            permit: Some(permit),
+        }
+    }
+
+    /// Records what the attempt's outcome means to the breaker, at `now`.
+    pub(crate) fn record(mut self, outcome: Outcome, now: Instant) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker.record(permit, outcome, now);
+        }
+    }
+}
+
+impl Drop for EndpointPermit {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker
+                .record(permit, Outcome::Ignored, Instant::now());
+        }
     }
 }

@@ -1,0 +1,22 @@
+//! An open-loop HTTP load generator, the client of `blastwall load` and of the benchmarks.
+//!
+//! Requests are sent at a fixed rate on a timetable set before the run ([`Timetable`]), over
+//! a bounded number of keep-alive connections ([`run`]), and each one's latency is
+//! counted from when it was due ([`Summary`]), so a server that stalls is charged for every
+//! request the stall delayed (no coordinated omission). A run is always bounded by a
+//! duration, a request count or both. Its [`Report`] has counts by status and error kind,
+//! percentiles, a per-class breakdown when traffic is split by a header value, and a
+//! timeline to plot.
+//!
+//! It lives next to the mock service because the two are the halves of an experiment: one
+//! misbehaves on command, the other measures what a caller sees meanwhile.
+
+mod engine;
+mod report;
+mod schedule;
+mod stats;
+
+pub use engine::{Plan, run};
+pub use report::Report;
+pub use schedule::Timetable;
+pub use stats::{Percentiles, Summary, TallySummary, TimelinePoint};

@@ -1,0 +1,98 @@
+//! The report of a load run: what was asked, then what was measured, as JSON for scripts and
+//! plots or as a short summary for a person.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::stats::{Summary, TallySummary};
+
+/// The JSON report: what was asked, then what was measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The URL every request went to.
+    pub url: String,
+    /// The method of every request.
+    pub method: String,
+    /// Requests per second asked for.
+    pub rate: f64,
+    /// Requests the timetable held.
+    pub requests: u64,
+    /// Connections kept open at most.
+    pub connections: usize,
+    /// The per-request timeout, seconds.
+    pub timeout_s: f64,
+    /// Names of the classes, `header=value`, in the order of `classes`.
+    pub class_names: Vec<String>,
+    /// What the run measured.
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// The summary for a person: totals, each class when traffic was split, and how late
+/// requests were sent.
+impl fmt::Display for Report {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        out.write_str(&human(self))
+    }
+}
+
+fn ms(micros: u64) -> String {
+    format!("{:.2}ms", micros as f64 / 1000.0)
+}
+
+fn tally_line(tally: &TallySummary) -> String {
+    let statuses: Vec<_> = tally
+        .statuses
+        .iter()
+        .map(|(status, count)| format!("{status}×{count}"))
+        .collect();
+    let errors: Vec<_> = tally
+        .errors
+        .iter()
+        .filter(|(_, count)| **count > 0)
+        .map(|(kind, count)| format!("{kind}×{count}"))
+        .collect();
+    let latency = &tally.latency_us;
+    format!(
+        "{} requests, {} ok, {} failed ({:.2}%); statuses [{}] errors [{}]\n    latency p50 {} p90 {} p99 {} p99.9 {} max {}\n",
+        tally.requests,
+        tally.ok,
+        tally.failed,
+        tally.error_rate * 100.0,
+        statuses.join(" "),
+        errors.join(" "),
+        ms(latency.p50),
+        ms(latency.p90),
+        ms(latency.p99),
+        ms(latency.p999),
+        ms(latency.max),
+    )
+}
+
+fn human(report: &Report) -> String {
+    let summary = &report.summary;
+    let mut text = format!(
+        "{} {} at {}/s over {} connections: {} requests in {:.2}s, {:.1} sent/s\n",
+        report.method,
+        report.url,
+        report.rate,
+        report.connections,
+        report.requests,
+        summary.elapsed_s,
+        summary.achieved_rate,
+    );
+    text += &format!("  all: {}", tally_line(&summary.total));
+    if report.class_names.len() > 1 {
+        for (name, tally) in report.class_names.iter().zip(&summary.classes) {
+            text += &format!("  {name}: {}", tally_line(tally));
+        }
+    }
+    text += &format!(
+        "  latency counts from each request's due time; sent late by p99 {} max {}; {} expired waiting for a connection\n",
+        ms(summary.send_delay_us.p99),
+        ms(summary.send_delay_us.max),
+        summary.expired_unsent,
+    );
+    text
+}

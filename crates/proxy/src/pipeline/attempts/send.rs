@@ -1,0 +1,257 @@
+//! Sending an attempt: the endpoint not tried yet, the request as that endpoint sees it,
+//! the per-try timeout and what is left of the deadline, and the attempts in flight.
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use blastwall_policy::retry::FailureKind;
+use http::Response;
+use http::request::Parts;
+use smallvec::SmallVec;
+
+use super::super::Context;
+use super::super::body::{RequestBody, Upload, UploadState};
+use super::super::deadline::{self, Deadline};
+use super::{Attempted, Event, NotSent};
+use crate::cluster::Cluster;
+use crate::config::UpstreamProtocol;
+use crate::endpoint::EndpointGuard;
+use crate::error::{ProxyError, error_response};
+use crate::forward;
+use crate::outcome::{AttemptOutcome, ClientCause};
+use crate::telemetry::span::AttemptSpan;
+use crate::upstream::{UpstreamBody, UpstreamError};
+
+/// One attempt in flight.
+pub(super) type InFlight<'a> = Pin<Box<dyn Future<Output = Finished> + Send + 'a>>;
+
+/// One attempt, finished.
+pub(super) struct Finished {
+    pub(super) guard: EndpointGuard,
+    pub(super) result: Result<Response<UpstreamBody>, SendFailure>,
+    pub(super) latency: Duration,
+    /// When it finished: the instant it is judged at.
+    pub(super) at: Instant,
+    /// The per-try timeout it had.
+    pub(super) timeout: Duration,
+    /// Its span, when the request is traced.
+    pub(super) span: Option<AttemptSpan>,
+}
+
+pub(super) enum SendFailure {
+    Upstream(UpstreamError),
+    Timeout,
+    /// The client's doing, not the endpoint's.
+    Client(ClientCause, Option<UpstreamError>),
+}
+
+impl SendFailure {
+    /// What a failed send means: the client's doing when the attempt ran out of the
+    /// caller's own time (`callers_time`), or when its streaming body (`upload`) had the
+    /// attempt waiting for the client or failed; the endpoint's otherwise.
+    pub(super) fn of(error: UpstreamError, callers_time: bool, upload: Option<&Upload>) -> Self {
+        let timed_out = error.kind() == FailureKind::Timeout;
+        match upload.map(Upload::state) {
+            Some(UploadState::Failed) => {
+                return SendFailure::Client(ClientCause::BodyFailed, Some(error));
+            }
+            Some(UploadState::Waiting) if timed_out => {
+                return SendFailure::Client(ClientCause::SlowBody, None);
+            }
+            _ => {}
+        }
+        match (timed_out, callers_time) {
+            (true, true) => SendFailure::Client(ClientCause::Deadline, None),
+            (true, false) => SendFailure::Timeout,
+            (false, _) => SendFailure::Upstream(error),
+        }
+    }
+}
+
+/// The attempts of one request: those in flight, and the endpoints already tried.
+// NOTE: kept inline up to two tried and one in flight (most requests take one attempt), so
+// a request's attempts allocate nothing but the attempt's own future.
+pub(super) struct AttemptSet<'c, 'a> {
+    pub(super) context: &'c Context<'a>,
+    pub(super) cluster: &'c Cluster,
+    pub(super) parts: &'c mut Parts,
+    pub(super) tried: SmallVec<[SocketAddr; 2]>,
+    pub(super) in_flight: SmallVec<[InFlight<'c>; 1]>,
+    pub(super) sent: u32,
+}
+
+impl<'c> AttemptSet<'c, '_> {
+    /// Sends an attempt to an endpoint not tried yet when one can take it. `Err` is the
+    /// answer for the client when no attempt can be sent at all.
+    pub(super) fn launch(
+        &mut self,
+        body: &mut RequestBody,
+        deadline: Option<Deadline>,
+        now: Instant,
+    ) -> Result<(), NotSent> {
+        let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried, now) else {
+            return Err(NotSent(
+                ProxyError::NoHealthyEndpoint,
+                format!(
+                    "no endpoint of cluster \"{}\" can take requests",
+                    self.cluster.name()
+                ),
+            ));
+        };
+        self.send(guard, body, deadline, now)
+    }
+
+    /// How long an attempt may wait for a response head: resolved at load for the route's
+    /// own cluster and for its fallback's alternate.
+    // NOTE: relies on the alternate being the only cluster a route attempts besides its own.
+    // Chosen here rather than passed to `run`, which would make every request's future
+    // larger for the sake of the rare fallback.
+    fn per_try(&self) -> Duration {
+        let route = self.context.route;
+        match route.fallback.cluster {
+            Some(alternate) if !std::ptr::eq(self.cluster, &**self.context.cluster) => {
+                alternate.per_try_timeout
+            }
+            _ => route.attempts.per_try_timeout,
+        }
+    }
+
+    /// Sends a hedge to an endpoint that is not already working on this request; `false`
+    /// when there is none.
+    pub(super) fn hedge(
+        &mut self,
+        body: &mut RequestBody,
+        deadline: Option<Deadline>,
+        now: Instant,
+    ) -> bool {
+        let Some(guard) = self.cluster.pick_avoiding(self.parts, &self.tried, now) else {
+            return false;
+        };
+        if self.tried.contains(&guard.endpoint().address()) {
+            return false;
+        }
+        self.send(guard, body, deadline, now).is_ok()
+    }
+
+    fn send(
+        &mut self,
+        guard: EndpointGuard,
+        body: &mut RequestBody,
+        deadline: Option<Deadline>,
+        now: Instant,
+    ) -> Result<(), NotSent> {
+        let context = self.context;
+        let cluster = self.cluster;
+        let per_try = self.per_try();
+        // Whether the attempt's time is the caller's: running out of it is then its doing.
+        let (timeout, callers_time) = match deadline {
+            Some(deadline) if deadline.at.saturating_duration_since(now) < per_try => {
+                (deadline.at.saturating_duration_since(now), deadline.callers)
+            }
+            _ => (per_try, false),
+        };
+        let Some((attempt_body, upload)) = body.for_attempt() else {
+            return Err(NotSent(
+                ProxyError::UpstreamReset,
+                "the request body was already sent and cannot be sent again".to_owned(),
+            ));
+        };
+        let http2 = cluster.config().protocol == UpstreamProtocol::Http2;
+        let mut parts = self.parts.clone();
+        // NOTE: a cloned header map has no spare room (its entries are allocated to its
+        // length), and forwarding may add headers to it (a trace context; the forwarding
+        // headers when they replace a client's, or when the route edits headers). The
+        // attempt takes the request's own map instead, which the listener made with
+        // `forward::HEADER_ROOM` to spare, and the request keeps the exact copy, which is
+        // only read from here on. The reservation covers a map that did not have the room
+        // (a retry's: it gets the copy).
+        std::mem::swap(&mut parts.headers, &mut self.parts.headers);
+        parts.headers.reserve(forward::ATTEMPT_HEADER_ROOM);
+        let Some((mut request, mut added)) = forward::upstream_request(
+            context.downstream,
+            context.route,
+            &guard,
+            http2,
+            context.seen,
+            parts,
+            attempt_body,
+        ) else {
+            return Err(NotSent(
+                ProxyError::BadRequest,
+                "the request target cannot be forwarded".to_owned(),
+            ));
+        };
+        // The endpoint's deadline replaces the caller's (and a route's).
+        let deadline_header = context.snapshot.config.proxy.deadline_header.clone();
+        let remaining = deadline::header_value(timeout);
+        if context.seen.deadline || !context.route.request_headers.is_empty() {
+            request.headers_mut().insert(deadline_header, remaining);
+        } else {
+            added.push(deadline_header, remaining);
+        }
+        self.tried.push(guard.endpoint().address());
+        self.sent += 1;
+        // The attempt's span starts here because its id travels upstream as the parent.
+        let span = (context.trace.as_ref()).map(|trace| {
+            trace.attempt(request.headers_mut(), self.sent, guard.endpoint().address())
+        });
+        let client = cluster.client();
+        self.in_flight.push(Box::pin(async move {
+            // NOTE: one clock read starts both the latency and the per-try timeout, and the
+            // one at the end is also the instant the attempt is judged at. A timeout too
+            // long for an instant to hold waits 30 years, in effect forever.
+            let started = tokio::time::Instant::now();
+            let expires = started
+                .checked_add(timeout)
+                .unwrap_or_else(|| started + Duration::from_secs(86400 * 365 * 30));
+            let result = match client.send(request, added, expires).await {
+                Ok(response) => Ok(response),
+                Err(error) => Err(SendFailure::of(error, callers_time, upload.as_ref())),
+            };
+            let finished = tokio::time::Instant::now();
+            Finished {
+                guard,
+                result,
+                latency: finished.saturating_duration_since(started),
+                at: finished.into_std(),
+                timeout,
+                span,
+            }
+        }));
+        Ok(())
+    }
+
+    /// The answer for a request whose attempt could not be sent.
+    pub(super) fn failed(&self, NotSent(error, detail): NotSent) -> Attempted {
+        Attempted {
+            result: Err(error_response(error, &detail)),
+            error: Some(error),
+            outcome: AttemptOutcome::Cancelled,
+            sent: self.sent,
+            timed_out: false,
+            upstream: None,
+        }
+    }
+
+    /// The next attempt to finish, or `Woke` at `wake`.
+    pub(super) async fn next(&mut self, wake: Option<Instant>) -> Event {
+        let mut sleep = pin!(wake.map(|at| tokio::time::sleep_until(at.into())));
+        let in_flight = &mut self.in_flight;
+        poll_fn(|cx| {
+            for index in 0..in_flight.len() {
+                if let Poll::Ready(finished) = in_flight[index].as_mut().poll(cx) {
+                    drop(in_flight.swap_remove(index));
+                    return Poll::Ready(Event::Finished(finished));
+                }
+            }
+            match sleep.as_mut().as_pin_mut().map(|sleep| sleep.poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Event::Woke),
+                _ => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
