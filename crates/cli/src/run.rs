@@ -137,8 +137,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(asked) = asked {
             asked.reply(outcome);
         }
-        // telemetry: SIGHUP reopens the access log (log rotation), even when the config
-        // did not change.
+        // A reload also reopens the access log (log rotation), even when the config did not
+        // change.
         snapshot.telemetry.reopen();
     };
     let runtime = proxy.runtime();
