@@ -99,7 +99,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let worker_threads = proxy.runtime().snapshot().config.proxy.worker_threads;
+    let worker_threads = proxy.worker_threads();
     print_listeners(&proxy.local_addrs(), &[]);
     if let Some(addr) = proxy.admin_addr() {
         println!("admin listening on http://{addr}");
@@ -127,27 +127,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
         print_listeners(&proxy.local_addrs(), &before);
-        let snapshot = proxy.runtime().snapshot();
-        if snapshot.config.proxy.worker_threads != worker_threads {
+        if proxy.worker_threads() != worker_threads {
             tracing::warn!(
                 "[proxy] worker_threads changed: the thread count is set at start and stays as it is until a restart"
             );
         }
-        print_reload(&outcome, &snapshot.config.source.hash);
+        print_reload(&outcome, &proxy.config_hash());
         if let Some(asked) = asked {
             asked.reply(outcome);
         }
         // A reload also reopens the access log (log rotation), even when the config did not
         // change.
-        snapshot.telemetry.reopen();
+        proxy.reopen_access_log();
     };
-    let runtime = proxy.runtime();
-    let traffic = runtime.traffic();
-    println!(
-        "draining on {stopped_by} ({} connections, {} requests in flight)",
-        traffic.connections(),
-        traffic.requests()
-    );
+    let (connections, requests) = proxy.traffic();
+    println!("draining on {stopped_by} ({connections} connections, {requests} requests in flight)");
     tokio::select! {
         report = proxy.drain() => {
             print_drained(&report);

@@ -181,11 +181,10 @@ async fn a_kill_switch_flipped_at_run_time_survives_reloads_that_keep_its_key() 
     let upstream = Mock::start("a", &[]);
     let text = config(&upstream, None, STATIC);
     let (mut proxy, url) = in_process(&text).await;
-    let runtime = proxy.runtime();
     assert_eq!(get(&url).await.0, StatusCode::OK);
-    assert!(runtime.set_kill_switch("nope", true).is_err());
+    assert!(proxy.set_kill_switch("nope", true).is_err());
 
-    runtime
+    proxy
         .set_kill_switch("shop", true)
         .expect("the route exists");
     let seen = upstream.requests().await;
@@ -209,7 +208,7 @@ async fn a_kill_switch_flipped_at_run_time_survives_reloads_that_keep_its_key() 
     // One that changes the key sets the switch to it.
     let on = config(&upstream, None, &format!("kill_switch = true\n{STATIC}"));
     reload(&mut proxy, &on).await;
-    runtime
+    proxy
         .set_kill_switch("shop", false)
         .expect("the route exists");
     assert_eq!(get(&url).await.0, StatusCode::OK, "turned off at run time");
@@ -217,11 +216,13 @@ async fn a_kill_switch_flipped_at_run_time_survives_reloads_that_keep_its_key() 
     assert_eq!(get(&url).await.0, StatusCode::OK);
     reload(&mut proxy, &on).await;
     assert_eq!(get(&url).await.0, StatusCode::SERVICE_UNAVAILABLE);
-    let stats = proxy.runtime().snapshot().routes[0]
-        .fallback
-        .stats()
-        .clone();
-    assert_eq!(stats.served_static.get(), 3);
+    let metrics = proxy.metrics_text();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == r#"blastwall_fallbacks_total{route="shop",kind="static"} 3"#),
+        "{metrics}"
+    );
     drop(proxy);
 }
 

@@ -26,7 +26,7 @@ use crate::health::{HealthState, HealthStatus, Thresholds, Transition};
 
 /// One endpoint and what is known of it now.
 #[derive(Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     address: SocketAddr,
     authority: Authority,
     config: EndpointConfig,
@@ -82,64 +82,64 @@ impl Endpoint {
     }
 
     /// Where it is.
-    pub fn address(&self) -> SocketAddr {
+    pub(crate) fn address(&self) -> SocketAddr {
         self.address
     }
 
     /// Its address as a URI authority.
-    pub fn authority(&self) -> &Authority {
+    pub(crate) fn authority(&self) -> &Authority {
         &self.authority
     }
 
     /// Its configured weight, zone and priority (and the address as written, which for a DNS
     /// endpoint is the name it was resolved from).
-    pub fn config(&self) -> &EndpointConfig {
+    pub(crate) fn config(&self) -> &EndpointConfig {
         &self.config
     }
 
     /// Its weight, 1 to 1000.
-    pub fn weight(&self) -> u32 {
+    pub(crate) fn weight(&self) -> u32 {
         self.config.weight
     }
 
     /// Whether it may take traffic (outside of panic).
-    pub fn is_healthy(&self) -> bool {
+    pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }
 
     /// Whether routing may send it traffic: not ejected, its breaker not open, not drained.
     /// Health is separate ([`is_healthy`](Self::is_healthy)): panic may use unhealthy
     /// endpoints, never these.
-    pub fn is_routable(&self) -> bool {
+    pub(crate) fn is_routable(&self) -> bool {
         !self.ejected.load(Ordering::Acquire)
             && !self.tripped.load(Ordering::Acquire)
             && !self.drained.load(Ordering::Acquire)
     }
 
     /// Whether an operator drained it.
-    pub fn is_drained(&self) -> bool {
+    pub(crate) fn is_drained(&self) -> bool {
         self.drained.load(Ordering::Acquire)
     }
 
     /// Takes it out of routing (or puts it back) on an operator's order, apart from health:
     /// health checks go on judging it, and cannot bring a drained endpoint back. Returns
     /// whether that changed anything.
-    pub fn set_drained(&self, drained: bool) -> bool {
+    pub(crate) fn set_drained(&self, drained: bool) -> bool {
         self.set_flag(&self.drained, drained)
     }
 
     /// Whether outlier detection has ejected it.
-    pub fn is_ejected(&self) -> bool {
+    pub(crate) fn is_ejected(&self) -> bool {
         self.ejected.load(Ordering::Acquire)
     }
 
     /// Whether its breaker is open.
-    pub fn is_tripped(&self) -> bool {
+    pub(crate) fn is_tripped(&self) -> bool {
         self.tripped.load(Ordering::Acquire)
     }
 
     /// Its breaker, if any.
-    pub fn breaker(&self) -> Option<Arc<SharedBreaker>> {
+    pub(crate) fn breaker(&self) -> Option<Arc<SharedBreaker>> {
         self.breaker.load_full()
     }
 
@@ -178,13 +178,14 @@ impl Endpoint {
     }
 
     /// What health checks have concluded.
-    pub fn health(&self) -> HealthStatus {
+    pub(crate) fn health(&self) -> HealthStatus {
         self.lock_health().status()
     }
 
     /// Marks it healthy or not, outright (an operator's override; health checks go through
     /// their hysteresis instead). The cluster's routing follows at the next pick.
-    pub fn set_healthy(&self, healthy: bool) -> Option<Transition> {
+    #[cfg(test)]
+    pub(crate) fn set_healthy(&self, healthy: bool) -> Option<Transition> {
         let status = if healthy {
             HealthStatus::Healthy
         } else {
@@ -212,12 +213,12 @@ impl Endpoint {
     }
 
     /// Requests it is serving now.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Its latency estimate.
-    pub fn latency(&self) -> &SharedPeakEwma {
+    pub(crate) fn latency(&self) -> &SharedPeakEwma {
         &self.latency
     }
 
@@ -247,7 +248,7 @@ impl Endpoint {
 /// endpoint breaker's permit until the outcome is recorded (dropped unrecorded, the permit
 /// counts for nothing, which frees a half-open probe slot).
 #[derive(Debug)]
-pub struct EndpointGuard {
+pub(crate) struct EndpointGuard {
     endpoint: Arc<Endpoint>,
     /// NOTE: a lock only for `&self` access from `Cluster::record_outcome`; one owner, so
     /// never contended (one atomic to take, one to release).
@@ -277,7 +278,7 @@ impl EndpointGuard {
     }
 
     /// The endpoint held.
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
+    pub(crate) fn endpoint(&self) -> &Arc<Endpoint> {
         &self.endpoint
     }
 }

@@ -21,7 +21,7 @@ pub(crate) const EVENT_LOG_CAPACITY: usize = 256;
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EventKind {
+pub(crate) enum EventKind {
     /// A breaker opened (or was forced open).
     BreakerOpened,
     /// A breaker closed (or was forced closed or reset).
@@ -48,7 +48,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Whether the event is bad news (drawn in red on the dashboard).
-    pub fn is_failure(self) -> bool {
+    pub(crate) fn is_failure(self) -> bool {
         matches!(
             self,
             EventKind::BreakerOpened | EventKind::EndpointEjected | EventKind::ReloadRefused
@@ -58,7 +58,7 @@ impl EventKind {
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Event {
+pub(crate) struct Event {
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// What happened.
@@ -80,12 +80,12 @@ pub struct Event {
 
 impl Event {
     /// An event happening now.
-    pub fn now(kind: EventKind, detail: impl Into<String>) -> Self {
+    pub(crate) fn now(kind: EventKind, detail: impl Into<String>) -> Self {
         Self::at(kind, detail, SystemTime::now())
     }
 
     /// An event at `at`.
-    pub fn at(kind: EventKind, detail: impl Into<String>, at: SystemTime) -> Self {
+    pub(crate) fn at(kind: EventKind, detail: impl Into<String>, at: SystemTime) -> Self {
         Self {
             at_ms: at.duration_since(UNIX_EPOCH).map_or(0, |since| {
                 u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
@@ -100,14 +100,14 @@ impl Event {
     }
 
     /// In `cluster`, about `endpoint` when given.
-    pub fn in_cluster(mut self, cluster: &str, endpoint: Option<SocketAddr>) -> Self {
+    pub(crate) fn in_cluster(mut self, cluster: &str, endpoint: Option<SocketAddr>) -> Self {
         self.cluster = Some(cluster.to_owned());
         self.endpoint = endpoint.map(|address| address.to_string());
         self
     }
 
     /// About `route`.
-    pub fn on_route(mut self, route: &str) -> Self {
+    pub(crate) fn on_route(mut self, route: &str) -> Self {
         self.route = Some(route.to_owned());
         self
     }
@@ -115,7 +115,7 @@ impl Event {
 
 /// A bounded ring of recent events.
 #[derive(Debug)]
-pub struct EventLog {
+pub(crate) struct EventLog {
     events: Mutex<VecDeque<Event>>,
     capacity: usize,
 }
@@ -128,7 +128,7 @@ impl Default for EventLog {
 
 impl EventLog {
     /// A log keeping the last `capacity` events (at least one).
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         Self {
             events: Mutex::new(VecDeque::with_capacity(capacity)),
@@ -137,7 +137,7 @@ impl EventLog {
     }
 
     /// Adds an event, dropping the oldest when full.
-    pub fn push(&self, event: Event) {
+    pub(crate) fn push(&self, event: Event) {
         let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         if events.len() == self.capacity {
             events.pop_front();
@@ -146,7 +146,7 @@ impl EventLog {
     }
 
     /// The events kept, oldest first.
-    pub fn recent(&self) -> Vec<Event> {
+    pub(crate) fn recent(&self) -> Vec<Event> {
         self.events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

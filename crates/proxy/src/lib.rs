@@ -42,6 +42,7 @@ mod upstream;
 
 pub use crate::config::{Config, ConfigError, ConfigErrors};
 pub use crate::descriptors::raise_open_file_limit;
+pub use crate::fallback::UnknownRoute;
 pub use crate::reload::watch::ConfigWatcher;
 pub use crate::reload::{
     AppliedReload, ClusterChanges, DrainReport, ListenerChanges, ReloadOutcome, ReloadTrigger,
@@ -140,9 +141,38 @@ impl Proxy {
         self.listeners.local_addrs()
     }
 
-    /// The config in force, reload status and traffic, for the admin API.
-    pub fn runtime(&self) -> Arc<Runtime> {
+    /// The config in force, reload status and traffic (for the crate's own tests; the
+    /// binary asks the narrower questions below).
+    #[cfg(test)]
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
         self.runtime.clone()
+    }
+
+    /// The `[proxy] worker_threads` of the config in force.
+    pub fn worker_threads(&self) -> Option<std::num::NonZeroUsize> {
+        self.runtime.snapshot().config.proxy.worker_threads
+    }
+
+    /// The hash of the config in force, as logs and metrics name it.
+    pub fn config_hash(&self) -> String {
+        self.runtime.snapshot().config.source.hash.clone()
+    }
+
+    /// Opens the access log file again (after log rotation).
+    pub fn reopen_access_log(&self) {
+        self.runtime.snapshot().telemetry.reopen();
+    }
+
+    /// Client connections open and requests in flight now.
+    pub fn traffic(&self) -> (usize, usize) {
+        let traffic = self.runtime.traffic();
+        (traffic.connections(), traffic.requests())
+    }
+
+    /// Turns the kill switch of the route called `route` on or off, in the config in force;
+    /// it stays so across reloads that do not change that route's `kill_switch` key.
+    pub fn set_kill_switch(&self, route: &str, on: bool) -> Result<(), UnknownRoute> {
+        self.runtime.set_kill_switch(route, on)
     }
 
     /// Every metric now, in the Prometheus text format: what the admin listener serves at

@@ -18,7 +18,7 @@ use crate::fallback::RouteFallback;
 
 /// One route's live state.
 #[derive(Debug)]
-pub struct LiveRoute {
+pub(crate) struct LiveRoute {
     /// Rate limits, priority shedding, bulkhead.
     pub admission: RouteAdmission,
     /// Fallbacks, stale-if-error cache, kill switch.
@@ -35,7 +35,7 @@ pub struct LiveRoute {
 impl LiveRoute {
     /// The live state for `config`, keeping what is still valid of `previous` (the route of
     /// the same name in the config being replaced).
-    pub fn new(config: &RouteConfig, previous: Option<&LiveRoute>) -> Self {
+    pub(crate) fn new(config: &RouteConfig, previous: Option<&LiveRoute>) -> Self {
         Self {
             admission: RouteAdmission::new(config, previous.map(|previous| &previous.admission)),
             fallback: RouteFallback::new(config, previous.map(|previous| &previous.fallback)),

@@ -21,7 +21,7 @@ use http::StatusCode;
 /// Breakers, outlier detection, adaptive limits and retries all read this one value, so they
 /// cannot disagree on what a response meant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptOutcome {
+pub(crate) enum AttemptOutcome {
     /// A response that shows the endpoint working: 1xx–4xx except 429, and 5xx the
     /// upstream's application chose that are not gateway errors or overload (see
     /// [`AttemptOutcome::ServerError`]).
@@ -56,7 +56,7 @@ pub enum AttemptOutcome {
 
 /// How a client, not the endpoint, ended an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientCause {
+pub(crate) enum ClientCause {
     /// The caller's own deadline (its deadline header, shorter than the route's time) ran
     /// out before the endpoint answered.
     Deadline,
@@ -70,7 +70,7 @@ pub enum ClientCause {
 
 /// How an endpoint's response body failed after a head that said success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFailure {
+pub(crate) enum BodyFailure {
     /// Nothing more came for the cluster's `body_read_timeout` while the proxy waited on it
     /// (`upstream::BodyStalled`).
     Stalled,
@@ -81,7 +81,7 @@ pub enum BodyFailure {
 
 impl AttemptOutcome {
     /// The outcome of a response with this status.
-    pub fn of_status(status: StatusCode, retry_after: Option<Duration>) -> Self {
+    pub(crate) fn of_status(status: StatusCode, retry_after: Option<Duration>) -> Self {
         match status.as_u16() {
             429 | 503 => AttemptOutcome::Overloaded { retry_after },
             502 | 504 => AttemptOutcome::GatewayError(status),
@@ -91,7 +91,7 @@ impl AttemptOutcome {
     }
 
     /// The outcome of a send that failed with `kind`.
-    pub fn of_failure(kind: FailureKind) -> Self {
+    pub(crate) fn of_failure(kind: FailureKind) -> Self {
         match kind {
             FailureKind::ConnectFailed => AttemptOutcome::ConnectFailed,
             FailureKind::Refused => AttemptOutcome::Refused,
@@ -104,7 +104,7 @@ impl AttemptOutcome {
 
     /// Whether the endpoint failed (counts against it in breakers and outlier detection).
     /// Overload, cancellation and what the client caused do not.
-    pub fn is_failure(self) -> bool {
+    pub(crate) fn is_failure(self) -> bool {
         !matches!(
             self,
             AttemptOutcome::Success
@@ -116,7 +116,7 @@ impl AttemptOutcome {
 
     /// Whether it tells nothing about the endpoint: it must not be recorded as the
     /// endpoint's failure, success or latency.
-    pub fn says_nothing(self) -> bool {
+    pub(crate) fn says_nothing(self) -> bool {
         matches!(
             self,
             AttemptOutcome::Cancelled | AttemptOutcome::ClientCaused(_)
@@ -124,7 +124,8 @@ impl AttemptOutcome {
     }
 
     /// The same outcome as the retry policy's failure kind, `None` for success.
-    pub fn failure_kind(self) -> Option<FailureKind> {
+    #[cfg(test)]
+    pub(crate) fn failure_kind(self) -> Option<FailureKind> {
         match self {
             AttemptOutcome::Success
             | AttemptOutcome::Cancelled

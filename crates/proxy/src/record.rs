@@ -39,7 +39,7 @@ pub(crate) struct Record {
 
 /// Which fallback answered a request in its cluster's place (see [`crate::fallback`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FallbackKind {
+pub(crate) enum FallbackKind {
     /// The stale-if-error cache: the last good answer for the URL.
     Stale,
     /// One attempt against the route's alternate cluster.
@@ -50,14 +50,14 @@ pub enum FallbackKind {
 
 impl FallbackKind {
     /// Every kind, in the order they are tried.
-    pub const ALL: [FallbackKind; 3] = [
+    pub(crate) const ALL: [FallbackKind; 3] = [
         FallbackKind::Stale,
         FallbackKind::Cluster,
         FallbackKind::Static,
     ];
 
     /// Its name, as `x-blastwall-fallback`, the access log and the metrics write it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FallbackKind::Stale => "stale",
             FallbackKind::Cluster => "cluster",
@@ -66,7 +66,7 @@ impl FallbackKind {
     }
 
     /// Its name as the value of `x-blastwall-fallback` ([`crate::headers::FALLBACK_HEADER`]).
-    pub fn header_value(self) -> HeaderValue {
+    pub(crate) fn header_value(self) -> HeaderValue {
         HeaderValue::from_static(self.as_str())
     }
 }

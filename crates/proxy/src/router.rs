@@ -22,14 +22,14 @@ use path_match::RoutedPath;
 
 /// Routes by listener, in match order.
 #[derive(Debug, Clone)]
-pub struct Router {
+pub(crate) struct Router {
     /// Route indices into [`Config::routes`] for each listener, in match order.
     by_listener: Vec<Vec<usize>>,
 }
 
 impl Router {
     /// Builds the per-listener route lists of a config.
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         let by_listener = (0..config.listeners.len())
             .map(|listener| {
                 config
@@ -50,7 +50,7 @@ impl Router {
     }
 
     /// The index of the first route of `listener` that takes this request.
-    pub fn route(&self, config: &Config, listener: usize, request: &Parts) -> Option<usize> {
+    pub(crate) fn route(&self, config: &Config, listener: usize, request: &Parts) -> Option<usize> {
         // The host is found (a header lookup and a scan) only once a route asks for it.
         let host = OnceCell::new();
         let path = RoutedPath::new(request.uri.path());

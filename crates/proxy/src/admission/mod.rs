@@ -61,7 +61,7 @@ const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// A route's admission state.
 #[derive(Debug, Default)]
-pub struct RouteAdmission {
+pub(crate) struct RouteAdmission {
     name: String,
     config: RouteAdmissionConfig,
     concurrency: Option<Arc<Limiter>>,
@@ -72,7 +72,7 @@ pub struct RouteAdmission {
 impl RouteAdmission {
     /// The state for `config`, keeping what is still valid of `previous`: the limiter and
     /// the rate limit whose sections did not change, and the counters.
-    pub fn new(config: &RouteConfig, previous: Option<&RouteAdmission>) -> Self {
+    pub(crate) fn new(config: &RouteConfig, previous: Option<&RouteAdmission>) -> Self {
         let admission = &config.admission;
         let stats = previous.map_or_else(Default::default, |previous| previous.stats.clone());
         let concurrency = admission.concurrency.as_ref().map(|wanted| {
@@ -99,7 +99,7 @@ impl RouteAdmission {
     }
 
     /// Admits a request or refuses it; the permit is held until the response is complete.
-    pub async fn admit(
+    pub(crate) async fn admit(
         &self,
         parts: &Parts,
         downstream: Downstream,
@@ -109,7 +109,7 @@ impl RouteAdmission {
 
     /// [`admit`](Self::admit) at a given time (for tests; the queue timeout still runs on
     /// Tokio's clock).
-    pub async fn admit_at(
+    pub(crate) async fn admit_at(
         &self,
         parts: &Parts,
         downstream: Downstream,
@@ -144,7 +144,7 @@ impl RouteAdmission {
     }
 
     /// The request's priority: the header's, from a trusted client, else the route's.
-    pub fn priority(&self, parts: &Parts, downstream: Downstream) -> Priority {
+    pub(crate) fn priority(&self, parts: &Parts, downstream: Downstream) -> Priority {
         let trust = &self.config.trust;
         if !trust.trusted.is_empty()
             && let Some(value) = parts.headers.get(&trust.header)
@@ -157,13 +157,13 @@ impl RouteAdmission {
     }
 
     /// What admission decided so far.
-    pub fn stats(&self) -> &Arc<AdmissionStats> {
+    pub(crate) fn stats(&self) -> &Arc<AdmissionStats> {
         &self.stats
     }
 
     /// The concurrency limit now, requests holding a slot, and requests waiting; `None`
     /// without a `concurrency` section.
-    pub fn concurrency(&self) -> Option<(u32, u32, usize)> {
+    pub(crate) fn concurrency(&self) -> Option<(u32, u32, usize)> {
         self.concurrency
             .as_ref()
             .map(|limiter| (limiter.limit(), limiter.in_flight(), limiter.queued()))
@@ -176,7 +176,7 @@ impl RouteAdmission {
 /// Tell it what the request came to with [`observe`](Self::observe), so adaptive limits
 /// learn; attach it to the response with [`hold_until_body_end`].
 #[derive(Debug)]
-pub struct AdmissionPermit {
+pub(crate) struct AdmissionPermit {
     priority: Priority,
     route: Option<LimitPermit>,
     cluster: Option<LimitPermit>,
@@ -184,33 +184,33 @@ pub struct AdmissionPermit {
 
 impl AdmissionPermit {
     /// The request's priority, as admission decided it.
-    pub fn priority(&self) -> Priority {
+    pub(crate) fn priority(&self) -> Priority {
         self.priority
     }
 
     /// Holds the cluster's slot too, released with this permit.
-    pub fn hold(&mut self, cluster: ConcurrencyPermit) {
+    pub(crate) fn hold(&mut self, cluster: ConcurrencyPermit) {
         self.cluster = cluster.0;
     }
 
     /// What the request came to (its last attempt's outcome) and when its response head
     /// arrived: adaptive limits learn latency from it, and lower the limit on overload
     /// (503 / 429 from the upstream) or a timeout.
-    pub fn observe(&mut self, outcome: AttemptOutcome, at: Instant) {
+    pub(crate) fn observe(&mut self, outcome: AttemptOutcome, at: Instant) {
         for permit in [&mut self.route, &mut self.cluster].into_iter().flatten() {
             permit.observe(outcome, at);
         }
     }
 
     /// Whether it holds any slot (otherwise there is nothing to hold until the body ends).
-    pub fn holds_slots(&self) -> bool {
+    pub(crate) fn holds_slots(&self) -> bool {
         self.route.is_some() || self.cluster.is_some()
     }
 }
 
 /// Why a request was not admitted.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// [`ProxyError::Shed`] or [`ProxyError::RateLimited`].
     pub error: ProxyError,
     /// When the client may try again, sent as `Retry-After`.
@@ -229,7 +229,7 @@ impl Refusal {
     }
 
     /// The response a client gets: 503 `shed` or 429 `rate_limited`, with `Retry-After`.
-    pub fn into_response(self) -> http::Response<ProxyBody> {
+    pub(crate) fn into_response(self) -> http::Response<ProxyBody> {
         let mut response = error_response(self.error, &self.reason);
         if let Some(retry_after) = self.retry_after {
             response

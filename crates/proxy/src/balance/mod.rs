@@ -31,7 +31,7 @@ pub(crate) use ring::Ring;
 
 /// A cluster's balancing algorithm.
 #[derive(Debug, Clone)]
-pub struct Balancer {
+pub(crate) struct Balancer {
     config: BalanceConfig,
     /// The heaviest configured weight, which sizes the hash ring.
     max_weight: u32,
@@ -39,7 +39,7 @@ pub struct Balancer {
 
 /// Endpoints that may take a request, with the balancer's state over them.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     endpoints: Vec<Arc<Endpoint>>,
     state: PoolState,
 }
@@ -58,7 +58,7 @@ enum PoolState {
 
 impl Balancer {
     /// The balancer a cluster's config asks for.
-    pub fn new(config: &ClusterConfig) -> Self {
+    pub(crate) fn new(config: &ClusterConfig) -> Self {
         Self {
             config: config.balance.clone(),
             max_weight: config
@@ -71,12 +71,12 @@ impl Balancer {
     }
 
     /// Whether requests carry a key that decides their endpoint.
-    pub fn is_keyed(&self) -> bool {
+    pub(crate) fn is_keyed(&self) -> bool {
         matches!(self.config, BalanceConfig::ConsistentHash(_))
     }
 
     /// The request's hash key, for consistent hashing.
-    pub fn key(&self, request: &Parts) -> Option<u64> {
+    pub(crate) fn key(&self, request: &Parts) -> Option<u64> {
         match &self.config {
             BalanceConfig::ConsistentHash(key) => ring::request_key(key, request),
             _ => None,
@@ -84,7 +84,7 @@ impl Balancer {
     }
 
     /// A pool over these endpoints, with fresh state.
-    pub fn pool(&self, endpoints: Vec<Arc<Endpoint>>) -> Pool {
+    pub(crate) fn pool(&self, endpoints: Vec<Arc<Endpoint>>) -> Pool {
         let state = match self.config {
             BalanceConfig::RoundRobin => PoolState::Counter(AtomicUsize::new(0)),
             BalanceConfig::WeightedRoundRobin => {
@@ -102,7 +102,7 @@ impl Balancer {
     }
 
     /// Picks an endpoint of `pool`; `None` only when the pool is empty.
-    pub fn pick<'a>(
+    pub(crate) fn pick<'a>(
         &self,
         pool: &'a Pool,
         key: Option<u64>,
@@ -141,12 +141,12 @@ impl Balancer {
 
 impl Pool {
     /// The endpoints in the pool.
-    pub fn endpoints(&self) -> &[Arc<Endpoint>] {
+    pub(crate) fn endpoints(&self) -> &[Arc<Endpoint>] {
         &self.endpoints
     }
 
     /// Whether the pool has no endpoint.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.endpoints.is_empty()
     }
 }

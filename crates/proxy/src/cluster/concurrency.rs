@@ -18,7 +18,7 @@ use crate::counters::AdmissionStats;
 
 /// A cluster's concurrency limit, over all the routes that send to it.
 #[derive(Debug, Default)]
-pub struct ClusterAdmission {
+pub(crate) struct ClusterAdmission {
     name: String,
     limiter: Option<Arc<Limiter>>,
     stats: Arc<AdmissionStats>,
@@ -27,7 +27,7 @@ pub struct ClusterAdmission {
 impl ClusterAdmission {
     /// The state for the cluster `name` with `config`, keeping `previous`'s limiter when
     /// its config is unchanged, and its counters.
-    pub fn new(
+    pub(crate) fn new(
         name: &str,
         config: Option<&ConcurrencyConfig>,
         previous: Option<&ClusterAdmission>,
@@ -49,7 +49,7 @@ impl ClusterAdmission {
 
     /// A slot in the cluster for a request of `priority` (the priority admission gave it);
     /// the admission permit holds it until the response ends.
-    pub async fn admit(&self, priority: Priority) -> Result<ConcurrencyPermit, ClusterShed> {
+    pub(crate) async fn admit(&self, priority: Priority) -> Result<ConcurrencyPermit, ClusterShed> {
         let Some(limiter) = &self.limiter else {
             return Ok(ConcurrencyPermit(None));
         };
@@ -63,12 +63,12 @@ impl ClusterAdmission {
     }
 
     /// What admission decided so far.
-    pub fn stats(&self) -> &Arc<AdmissionStats> {
+    pub(crate) fn stats(&self) -> &Arc<AdmissionStats> {
         &self.stats
     }
 
     /// The concurrency limit now, requests holding a slot, and requests waiting.
-    pub fn concurrency(&self) -> Option<(u32, u32, usize)> {
+    pub(crate) fn concurrency(&self) -> Option<(u32, u32, usize)> {
         self.limiter
             .as_ref()
             .map(|limiter| (limiter.limit(), limiter.in_flight(), limiter.queued()))
@@ -77,11 +77,11 @@ impl ClusterAdmission {
 
 /// A cluster's slot for one request; see [`ClusterAdmission::admit`].
 #[derive(Debug)]
-pub struct ConcurrencyPermit(pub(crate) Option<LimitPermit>);
+pub(crate) struct ConcurrencyPermit(pub(crate) Option<LimitPermit>);
 
 /// The cluster's concurrency limit shed a request.
 #[derive(Debug, Clone)]
-pub struct ClusterShed {
+pub(crate) struct ClusterShed {
     /// One line for the client and the log.
     pub reason: String,
 }

@@ -34,8 +34,6 @@ use std::time::Instant;
 
 use arc_swap::{ArcSwap, Guard};
 use blastwall_policy::budget::RetryBudget;
-use http::request::Parts;
-use rand::Rng;
 use tokio::sync::{Notify, watch};
 
 pub(crate) use self::concurrency::{ClusterAdmission, ClusterShed, ConcurrencyPermit};
@@ -45,13 +43,13 @@ pub(crate) use self::routing::{Routing, RoutingRules};
 use crate::balance::Balancer;
 use crate::config::{ClusterConfig, EndpointAddress};
 use crate::counters::ClusterStats;
-use crate::endpoint::{Endpoint, EndpointGuard};
+use crate::endpoint::Endpoint;
 use crate::health::HealthStatus;
 use crate::upstream::UpstreamClient;
 
 /// A cluster: its config, its endpoints, how it chooses among them, and its connection pool.
 #[derive(Debug)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     config: ClusterConfig,
     local_zone: Option<String>,
     endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
@@ -87,7 +85,7 @@ impl Cluster {
     /// Returns `previous` itself when nothing changed. Otherwise keeps what is still valid of
     /// it (see the module doc). Health-check and DNS tasks start here when a Tokio runtime
     /// is running (none are started without one, as in some unit tests).
-    pub fn new(
+    pub(crate) fn new(
         config: ClusterConfig,
         local_zone: Option<&str>,
         previous: Option<&Arc<Cluster>>,
@@ -162,58 +160,54 @@ impl Cluster {
     }
 
     /// The cluster's config.
-    pub fn config(&self) -> &ClusterConfig {
+    pub(crate) fn config(&self) -> &ClusterConfig {
         &self.config
     }
 
     /// The cluster's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.config.name
     }
 
     /// The endpoints now (DNS names expanded to the addresses they resolve to).
-    pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
+    pub(crate) fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
         self.endpoints.load_full()
     }
 
     /// The cluster-wide concurrency limit (`[cluster.NAME.concurrency]`).
-    pub fn admission(&self) -> &ClusterAdmission {
+    pub(crate) fn admission(&self) -> &ClusterAdmission {
         &self.admission
     }
 
     /// The pooled client to this cluster's endpoints.
-    pub fn client(&self) -> &UpstreamClient {
+    pub(crate) fn client(&self) -> &UpstreamClient {
         &self.client
     }
 
     /// The retry budget every route to this cluster spends from.
-    pub fn retry_budget(&self) -> &RetryBudget {
+    pub(crate) fn retry_budget(&self) -> &RetryBudget {
         &self.retry_budget
     }
 
     /// What the cluster's mechanisms decided so far.
-    pub fn stats(&self) -> &Arc<ClusterStats> {
+    pub(crate) fn stats(&self) -> &Arc<ClusterStats> {
         &self.stats
     }
 
-    /// Chooses an endpoint for a request; `None` when no endpoint can take it. See
-    /// [`pick_avoiding`](Self::pick_avoiding).
-    pub fn pick(&self, request: &Parts) -> Option<EndpointGuard> {
-        self.pick_avoiding(request, &[], Instant::now())
-    }
-
-    /// [`pick`](Self::pick) with the time and randomness given, for deterministic tests.
-    pub fn pick_with(
+    /// An endpoint for a request, as [`pick_avoiding`](Self::pick_avoiding) chooses it, with
+    /// the time and randomness given, for deterministic tests.
+    #[cfg(test)]
+    pub(crate) fn pick_with(
         &self,
-        request: &Parts,
+        request: &http::request::Parts,
         now: Instant,
-        rng: &mut impl Rng,
-    ) -> Option<EndpointGuard> {
+        rng: &mut impl rand::Rng,
+    ) -> Option<crate::endpoint::EndpointGuard> {
         self.pick_avoiding_with(request, &[], now, rng)
     }
 
     /// Where traffic goes now, rebuilt first if endpoints changed since it was computed.
-    pub fn routing(&self) -> Guard<Arc<Routing>> {
+    pub(crate) fn routing(&self) -> Guard<Arc<Routing>> {
         let current = self.routing.load();
         let changes = self.changes.load(Ordering::Acquire);
         if current.changes == changes {
@@ -237,7 +231,7 @@ impl Cluster {
 
     /// Whether DNS names have been resolved once and every endpoint has had its first health
     /// check (always true for a cluster without names or checks). Readiness waits for this.
-    pub fn first_health_round_done(&self) -> bool {
+    pub(crate) fn first_health_round_done(&self) -> bool {
         self.resolved_once.load(Ordering::Acquire)
             && (self.config.health_check.is_none()
                 || self
@@ -248,7 +242,8 @@ impl Cluster {
     }
 
     /// Resolves once [`first_health_round_done`](Self::first_health_round_done) is true.
-    pub async fn first_health_round(&self) {
+    #[cfg(test)]
+    pub(crate) async fn first_health_round(&self) {
         loop {
             let progress = self.progress.notified();
             let mut progress = std::pin::pin!(progress);
@@ -277,7 +272,7 @@ impl Cluster {
     /// Stops the cluster's health-check and DNS tasks because a reload replaced it. Requests
     /// still holding it finish, but it no longer judges endpoints it may share with its
     /// successor, whose own tasks (and config) now decide their health.
-    pub fn retire(&self) {
+    pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
         self.alive.send_replace(());
     }

@@ -26,7 +26,7 @@ use crate::endpoint::Endpoint;
 
 /// Where requests go, for one state of the cluster's endpoints.
 #[derive(Debug)]
-pub struct Routing {
+pub(crate) struct Routing {
     /// The change count this routing reflects.
     pub(crate) changes: u64,
     /// Levels that take traffic, in priority order.
@@ -50,7 +50,7 @@ struct LevelRoute {
 
 /// The inputs of a routing beyond the endpoints.
 #[derive(Debug, Clone, Copy)]
-pub struct RoutingRules<'a> {
+pub(crate) struct RoutingRules<'a> {
     /// The proxy's zone, if zone aware.
     pub local_zone: Option<&'a str>,
     /// Share (0 to 1) under which a level is in panic; 0 disables panic.
@@ -60,7 +60,7 @@ pub struct RoutingRules<'a> {
 impl Routing {
     /// Works out where requests go; `changes` is the count read *before* the endpoints'
     /// health, so a change during the build makes the result stale rather than wrong.
-    pub fn build(
+    pub(crate) fn build(
         endpoints: &[Arc<Endpoint>],
         rules: RoutingRules<'_>,
         balancer: &Balancer,
@@ -143,7 +143,7 @@ impl Routing {
 
     /// The pool for a request, given a number in `[0, 1)` for the level (from the key for
     /// keyed requests) and one for the zone.
-    pub fn pool(&self, level_draw: f64, zone_draw: f64) -> Option<&Pool> {
+    pub(crate) fn pool(&self, level_draw: f64, zone_draw: f64) -> Option<&Pool> {
         let level = self
             .levels
             .iter()
@@ -155,7 +155,7 @@ impl Routing {
     }
 
     /// Picks an endpoint for a request with hash key `key` (if the balancer is keyed).
-    pub fn pick<'a>(
+    pub(crate) fn pick<'a>(
         &'a self,
         balancer: &Balancer,
         key: Option<u64>,
@@ -171,7 +171,7 @@ impl Routing {
     }
 
     /// Every endpoint that may take traffic now, level by level.
-    pub fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoint>> {
+    pub(crate) fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoint>> {
         self.levels.iter().flat_map(|level| {
             level
                 .local
@@ -182,7 +182,7 @@ impl Routing {
     }
 
     /// Whether any level is in panic (for status and logs).
-    pub fn in_panic(&self) -> bool {
+    pub(crate) fn in_panic(&self) -> bool {
         self.levels.iter().any(|level| level.panic)
     }
 }

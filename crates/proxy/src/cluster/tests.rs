@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use http::request::Parts;
 use http::{HeaderName, Request};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -13,6 +14,7 @@ use super::*;
 use crate::config::{
     BalanceConfig, EndpointConfig, HashKey, HealthCheck, HealthCheckConfig, UpstreamProtocol,
 };
+use crate::endpoint::EndpointGuard;
 use crate::health::ProbeFailure;
 
 /// An endpoint entry: last octet of 10.0.0.x, priority, zone.

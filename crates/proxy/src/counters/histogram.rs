@@ -37,7 +37,7 @@ pub(crate) const BUCKET_LABELS: [&str; 14] = [
 
 /// A latency histogram with the fixed buckets above and one overflow bucket (`+Inf`).
 #[derive(Debug, Default)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     /// Observations per bucket, not cumulative; the last is above every bound.
     buckets: [AtomicU64; BUCKET_BOUNDS_NANOS.len() + 1],
     /// Sum of the observations, in nanoseconds (overflows after 584 years of latency).
@@ -46,7 +46,7 @@ pub struct Histogram {
 
 /// A histogram as read at one moment: cumulative counts, ready to write out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistogramSnapshot {
+pub(crate) struct HistogramSnapshot {
     /// Observations at or under each bound of [`BUCKET_BOUNDS_NANOS`], cumulative.
     pub cumulative: [u64; BUCKET_BOUNDS_NANOS.len()],
     /// Every observation (the `+Inf` bucket and `_count`).
@@ -57,7 +57,7 @@ pub struct HistogramSnapshot {
 
 impl Histogram {
     /// Records one duration: two relaxed atomic adds.
-    pub fn observe(&self, duration: Duration) {
+    pub(crate) fn observe(&self, duration: Duration) {
         let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         let bucket = BUCKET_BOUNDS_NANOS
             .iter()
@@ -70,7 +70,7 @@ impl Histogram {
     /// Reads it. Each bucket is loaded once, so the cumulative counts never decrease along
     /// the bounds and `count` is their total, even while requests record concurrently (the
     /// sum may include an observation whose bucket was read just before it landed).
-    pub fn snapshot(&self) -> HistogramSnapshot {
+    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         let mut cumulative = [0; BUCKET_BOUNDS_NANOS.len()];
         let mut running = 0u64;
         for (slot, bucket) in cumulative.iter_mut().zip(&self.buckets) {
@@ -91,11 +91,11 @@ pub(crate) const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"]
 
 /// Responses counted by status class.
 #[derive(Debug, Default)]
-pub struct StatusClasses([AtomicU64; STATUS_CLASSES.len()]);
+pub(crate) struct StatusClasses([AtomicU64; STATUS_CLASSES.len()]);
 
 impl StatusClasses {
     /// Counts one response.
-    pub fn record(&self, status: http::StatusCode) {
+    pub(crate) fn record(&self, status: http::StatusCode) {
         // NOTE: `StatusCode` is always 100..=999; 6xx-9xx (non-standard) count as 5xx, so
         // every response lands in some class.
         let class = usize::from(status.as_u16() / 100).clamp(1, STATUS_CLASSES.len()) - 1;
@@ -103,18 +103,18 @@ impl StatusClasses {
     }
 
     /// Responses of each class of [`STATUS_CLASSES`], in that order.
-    pub fn counts(&self) -> [u64; STATUS_CLASSES.len()] {
+    pub(crate) fn counts(&self) -> [u64; STATUS_CLASSES.len()] {
         std::array::from_fn(|class| self.0[class].load(Ordering::Relaxed))
     }
 }
 
 /// Requests in progress: up when one starts, down when it ends.
 #[derive(Debug, Default)]
-pub struct InFlight(AtomicI64);
+pub(crate) struct InFlight(AtomicI64);
 
 impl InFlight {
     /// The count now (never negative once every start has its end).
-    pub fn get(&self) -> i64 {
+    pub(crate) fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
 

@@ -25,37 +25,37 @@ use crate::record::FallbackKind;
 
 /// One monotonically increasing counter.
 #[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
     /// Adds one.
-    pub fn increment(&self) {
+    pub(crate) fn increment(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds `n`.
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The count so far.
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// A value that goes up and down (a size, a queue's depth, a limit), last written wins.
 #[derive(Debug, Default)]
-pub struct Gauge(AtomicU64);
+pub(crate) struct Gauge(AtomicU64);
 
 impl Gauge {
     /// Sets the value.
-    pub fn set(&self, value: u64) {
+    pub(crate) fn set(&self, value: u64) {
         self.0.store(value, Ordering::Relaxed);
     }
 
     /// The value now.
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -64,7 +64,7 @@ impl Gauge {
 /// [`crate::fallback::RouteFallback`] (see `RouteFallback::stats`), across reloads that keep
 /// the route.
 #[derive(Debug, Default)]
-pub struct FallbackStats {
+pub(crate) struct FallbackStats {
     /// Requests answered from the stale-if-error cache.
     pub served_stale: Counter,
     /// Requests answered by the alternate cluster.
@@ -95,7 +95,7 @@ pub struct FallbackStats {
 
 impl FallbackStats {
     /// The counter of requests served by the fallback of this kind.
-    pub fn served(&self, kind: FallbackKind) -> &Counter {
+    pub(crate) fn served(&self, kind: FallbackKind) -> &Counter {
         match kind {
             FallbackKind::Stale => &self.served_stale,
             FallbackKind::Cluster => &self.served_cluster,
@@ -106,7 +106,7 @@ impl FallbackStats {
 
 /// What happened to a route's requests.
 #[derive(Debug, Default)]
-pub struct RouteStats {
+pub(crate) struct RouteStats {
     /// Requests the route took.
     pub requests: Counter,
     /// Attempts after the first (retries), over all requests.
@@ -127,7 +127,7 @@ pub struct RouteStats {
 
 /// What happened to a cluster's requests.
 #[derive(Debug, Default)]
-pub struct ClusterStats {
+pub(crate) struct ClusterStats {
     /// Attempts sent to the cluster's endpoints.
     pub attempts: Counter,
     /// Attempts that failed (any outcome but success or overload), those whose body failed
@@ -165,7 +165,7 @@ pub struct ClusterStats {
 /// What admission decided for a route or a cluster (see [`crate::admission`]). Owned by the
 /// route's or cluster's admission state, and carried over by reloads that keep it.
 #[derive(Debug, Default)]
-pub struct AdmissionStats {
+pub(crate) struct AdmissionStats {
     /// Requests admitted.
     pub admitted: Counter,
     /// Requests shed with 503, for any of the reasons below.

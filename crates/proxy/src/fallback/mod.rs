@@ -47,7 +47,7 @@ use crate::record::FallbackKind;
 /// What the upstream's answer to a request may depend on besides the request's head: part
 /// of the stale cache's key, with the method, host, target and the headers `Vary` names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Provenance {
+pub(crate) struct Provenance {
     /// Whether the client came over TLS (the upstream hears it in `X-Forwarded-Proto`).
     pub tls: bool,
     /// Whether the request carries forwarding headers (`X-Forwarded-Host`, `-Port`,
@@ -57,7 +57,7 @@ pub struct Provenance {
 
 /// What a fallback reads of the request it answers in its cluster's place.
 #[derive(Debug, Clone, Copy)]
-pub struct FallbackRequest<'a> {
+pub(crate) struct FallbackRequest<'a> {
     /// The request's head.
     pub parts: &'a Parts,
     /// Its route's fallback config.
@@ -81,7 +81,7 @@ pub(crate) type Attempted = (
 
 /// One attempt against a cluster, sent as the pipeline sends the route's own: given the
 /// cluster, the request's head, a body and the cluster breaker's permit, what it came to.
-pub trait Attempt<F: Future<Output = Attempted>>:
+pub(crate) trait Attempt<F: Future<Output = Attempted>>:
     FnOnce(Arc<Cluster>, Parts, ProxyBody, Option<ClusterPermit>) -> F
 {
 }
@@ -106,7 +106,7 @@ pub struct UnknownRoute(pub String);
 
 /// A route's fallback state.
 #[derive(Debug)]
-pub struct RouteFallback {
+pub(crate) struct RouteFallback {
     kill_switch: KillSwitch,
     stale: Option<Arc<StaleCache>>,
     stats: Arc<FallbackStats>,
@@ -126,7 +126,7 @@ impl RouteFallback {
     /// The state for `config`, keeping what is still valid of `previous`: the counters; the
     /// stale cache and its entries when the route still has one (its new limits applied at
     /// once); the kill switch as [`kill_switch`] says.
-    pub fn new(config: &RouteConfig, previous: Option<&RouteFallback>) -> Self {
+    pub(crate) fn new(config: &RouteConfig, previous: Option<&RouteFallback>) -> Self {
         let fallback = &config.fallback;
         let stats = previous.map_or_else(Arc::default, |previous| previous.stats.clone());
         let stale = fallback.stale_if_error.map(|limits| {
@@ -153,25 +153,25 @@ impl RouteFallback {
     }
 
     /// Whether the route's kill switch is on: every request takes the fallback.
-    pub fn killed(&self) -> bool {
+    pub(crate) fn killed(&self) -> bool {
         self.kill_switch.is_on()
     }
 
     /// Turns the route's kill switch on or off at run time. It stays so across reloads that
     /// do not change the route's `kill_switch` key (see [`kill_switch`]).
-    pub fn set_kill_switch(&self, on: bool) {
+    pub(crate) fn set_kill_switch(&self, on: bool) {
         self.kill_switch.set(on);
     }
 
     /// What the route's fallbacks and stale cache did.
-    pub fn stats(&self) -> &Arc<FallbackStats> {
+    pub(crate) fn stats(&self) -> &Arc<FallbackStats> {
         &self.stats
     }
 
     /// The fallback response for a request that could not be served, if the route has one
     /// for `reason`, with the kind that answered. `None`: the client gets the proxy's error.
     /// `attempt` sends one attempt to a cluster (the alternate), as the pipeline sends them.
-    pub async fn serve<F: Future<Output = Attempted>>(
+    pub(crate) async fn serve<F: Future<Output = Attempted>>(
         &self,
         reason: FallbackReason,
         request: FallbackRequest<'_>,
@@ -219,7 +219,7 @@ impl RouteFallback {
 
     /// Sees every response the upstream gave (for the stale-if-error cache) and returns it,
     /// possibly with a body that copies what it streams.
-    pub fn observe(
+    pub(crate) fn observe(
         &self,
         request: &Parts,
         provenance: Provenance,

@@ -38,7 +38,7 @@ pub(crate) const HEADER_ROOM: usize = ATTEMPT_HEADER_ROOM + 2;
 
 /// Who sent the request, as the listener saw it.
 #[derive(Debug, Clone, Copy)]
-pub struct Downstream {
+pub(crate) struct Downstream {
     /// The client's address.
     pub peer: SocketAddr,
     /// Whether the connection is TLS.

@@ -45,21 +45,21 @@ pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forw
 // costs the same from here as from the map. A `Vec`, not an inline array: the lines travel
 // inside futures that are moved (copied) several times, and one allocation costs less.
 #[derive(Debug, Default)]
-pub struct AddedHeaders(Vec<(HeaderName, HeaderValue)>);
+pub(crate) struct AddedHeaders(Vec<(HeaderName, HeaderValue)>);
 
 impl AddedHeaders {
     /// Adds a line after those already added.
-    pub fn push(&mut self, name: HeaderName, value: HeaderValue) {
+    pub(crate) fn push(&mut self, name: HeaderName, value: HeaderValue) {
         self.0.push((name, value));
     }
 
     /// The lines, in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
         self.0.iter().map(|(name, value)| (name, value))
     }
 
     /// Moves the lines into `headers`, each appended after any of its name.
-    pub fn append_to(self, headers: &mut HeaderMap) {
+    pub(crate) fn append_to(self, headers: &mut HeaderMap) {
         for (name, value) in self.0 {
             headers.append(name, value);
         }

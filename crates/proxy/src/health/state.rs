@@ -28,7 +28,7 @@ use std::num::NonZeroU32;
 
 /// What is known of an endpoint's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HealthStatus {
+pub(crate) enum HealthStatus {
     /// Never checked yet.
     Unknown,
     /// Taking traffic.
@@ -39,12 +39,12 @@ pub enum HealthStatus {
 
 impl HealthStatus {
     /// Whether the endpoint may take traffic outside of panic.
-    pub fn is_healthy(self) -> bool {
+    pub(crate) fn is_healthy(self) -> bool {
         self == HealthStatus::Healthy
     }
 
     /// A short lowercase name for logs and the admin API.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             HealthStatus::Unknown => "unknown",
             HealthStatus::Healthy => "healthy",
@@ -70,7 +70,7 @@ pub(crate) struct Thresholds {
 
 /// A change of status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transition {
+pub(crate) struct Transition {
     /// Before.
     pub from: HealthStatus,
     /// After.

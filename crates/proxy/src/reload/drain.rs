@@ -9,39 +9,39 @@ use std::time::Duration;
 
 /// Connections and requests in flight across every listener.
 #[derive(Debug, Default)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     connections: AtomicUsize,
     requests: AtomicUsize,
 }
 
 impl Traffic {
     /// Counts a downstream connection until the guard drops.
-    pub fn connection(&self) -> ConnectionGuard<'_> {
+    pub(crate) fn connection(&self) -> ConnectionGuard<'_> {
         self.connections.fetch_add(1, Ordering::Relaxed);
         ConnectionGuard(self)
     }
 
     /// Counts a request until the guard drops (the listener holds it until the response
     /// head is ready).
-    pub fn request(&self) -> RequestGuard<'_> {
+    pub(crate) fn request(&self) -> RequestGuard<'_> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         RequestGuard(self)
     }
 
     /// Downstream connections open now.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
 
     /// Requests being handled now.
-    pub fn requests(&self) -> usize {
+    pub(crate) fn requests(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
     }
 }
 
 /// Holds one connection in the count.
 #[derive(Debug)]
-pub struct ConnectionGuard<'a>(&'a Traffic);
+pub(crate) struct ConnectionGuard<'a>(&'a Traffic);
 
 impl Drop for ConnectionGuard<'_> {
     fn drop(&mut self) {
@@ -51,7 +51,7 @@ impl Drop for ConnectionGuard<'_> {
 
 /// Holds one request in the count.
 #[derive(Debug)]
-pub struct RequestGuard<'a>(&'a Traffic);
+pub(crate) struct RequestGuard<'a>(&'a Traffic);
 
 impl Drop for RequestGuard<'_> {
     fn drop(&mut self) {

@@ -35,7 +35,7 @@ use crate::router::Router;
 
 /// Everything a request reads from the config in force.
 #[derive(Debug)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The validated config.
     pub config: Arc<Config>,
     /// Routes by listener.
@@ -51,7 +51,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds a snapshot, carrying over the live state of each cluster of `previous` that
     /// keeps its name.
-    pub fn build(config: Config, previous: Option<&Snapshot>, now: Instant) -> Self {
+    pub(crate) fn build(config: Config, previous: Option<&Snapshot>, now: Instant) -> Self {
         let clusters = config
             .clusters
             .iter()
@@ -97,7 +97,7 @@ impl Snapshot {
     ///
     /// Listeners are known by name across reloads (their index moves when the file is
     /// reordered); there are a handful, so this is a few short comparisons.
-    pub fn listener_index(&self, name: &str) -> Option<usize> {
+    pub(crate) fn listener_index(&self, name: &str) -> Option<usize> {
         self.config
             .listeners
             .iter()
@@ -106,7 +106,7 @@ impl Snapshot {
 
     /// How this snapshot's clusters relate to `previous`'s: kept as they were, new or
     /// rebuilt, and gone.
-    pub fn cluster_changes(&self, previous: &Snapshot) -> ClusterChanges {
+    pub(crate) fn cluster_changes(&self, previous: &Snapshot) -> ClusterChanges {
         let kept = self
             .clusters
             .iter()
@@ -147,7 +147,7 @@ fn live_cluster(
 
 /// The snapshot in force, swapped atomically, with what reloads and traffic look like now.
 #[derive(Debug)]
-pub struct Runtime {
+pub(crate) struct Runtime {
     current: ArcSwap<Snapshot>,
     status: Mutex<ReloadStatus>,
     traffic: Traffic,
@@ -157,7 +157,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// Starts with `config`.
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         let status = ReloadStatus::new(config.source.hash.clone(), SystemTime::now());
         Self {
             current: ArcSwap::from_pointee(Snapshot::build(config, None, Instant::now())),
@@ -168,7 +168,7 @@ impl Runtime {
     }
 
     /// The snapshot in force now; hold it for the whole request.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
     }
 
@@ -177,7 +177,7 @@ impl Runtime {
     /// A listener that a reload removed (or renamed) still finishes the requests already on
     /// its connections: they use `retired()`, the last snapshot it belonged to (asked only
     /// when the snapshot in force does not have the listener).
-    pub fn snapshot_for(
+    pub(crate) fn snapshot_for(
         &self,
         name: &str,
         retired: impl FnOnce() -> Option<Arc<Snapshot>>,
@@ -193,12 +193,12 @@ impl Runtime {
 
     /// Builds the snapshot for a new, validated config on top of the one in force, without
     /// putting it in force.
-    pub fn prepare(&self, config: Config) -> Snapshot {
+    pub(crate) fn prepare(&self, config: Config) -> Snapshot {
         Snapshot::build(config, Some(&self.current.load()), Instant::now())
     }
 
     /// Puts a prepared snapshot in force and returns the one it replaces.
-    pub fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
+    pub(crate) fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
         let next = Arc::new(next);
         let replaced = self.current.swap(next.clone());
         for cluster in &replaced.clusters {
@@ -210,12 +210,13 @@ impl Runtime {
     }
 
     /// Puts a new, already validated config in force, listeners left as they are.
-    pub fn replace(&self, config: Config) -> Arc<Snapshot> {
+    #[cfg(test)]
+    pub(crate) fn replace(&self, config: Config) -> Arc<Snapshot> {
         self.swap(self.prepare(config))
     }
 
     /// What reloads have done so far, for the admin API.
-    pub fn reload_status(&self) -> ReloadStatus {
+    pub(crate) fn reload_status(&self) -> ReloadStatus {
         self.status
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -223,7 +224,7 @@ impl Runtime {
     }
 
     /// Records the outcome of a reload attempt.
-    pub fn record(&self, attempt: ReloadAttempt) {
+    pub(crate) fn record(&self, attempt: ReloadAttempt) {
         if let Some(event) = reload_event(&attempt) {
             self.events.push(event);
         }
@@ -234,13 +235,13 @@ impl Runtime {
     }
 
     /// Connections and requests in flight.
-    pub fn traffic(&self) -> &Traffic {
+    pub(crate) fn traffic(&self) -> &Traffic {
         &self.traffic
     }
 
     /// Turns the kill switch of the route called `route` on or off, in the config in force.
     /// It stays so across reloads that do not change that route's `kill_switch` key.
-    pub fn set_kill_switch(&self, route: &str, on: bool) -> Result<(), UnknownRoute> {
+    pub(crate) fn set_kill_switch(&self, route: &str, on: bool) -> Result<(), UnknownRoute> {
         let snapshot = self.snapshot();
         let index = snapshot
             .config
@@ -255,7 +256,7 @@ impl Runtime {
     }
 
     /// Reloads and kill switches so far (clusters keep their own events in their stats).
-    pub fn events(&self) -> &crate::events::EventLog {
+    pub(crate) fn events(&self) -> &crate::events::EventLog {
         &self.events
     }
 }

@@ -97,7 +97,7 @@ pub struct ClusterChanges {
 
 /// One reload attempt.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReloadAttempt {
+pub(crate) struct ReloadAttempt {
     /// When it was made.
     pub at: SystemTime,
     /// What asked for it.
@@ -108,7 +108,7 @@ pub struct ReloadAttempt {
 
 /// Reloads so far and the config in force, for the admin API.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReloadStatus {
+pub(crate) struct ReloadStatus {
     /// Hash of the config in force.
     pub current_hash: String,
     /// When the config in force was put in force.
@@ -125,7 +125,7 @@ pub struct ReloadStatus {
 
 impl ReloadStatus {
     /// Before any reload: the config loaded at start.
-    pub fn new(hash: String, loaded_at: SystemTime) -> Self {
+    pub(crate) fn new(hash: String, loaded_at: SystemTime) -> Self {
         Self {
             current_hash: hash,
             loaded_at,
@@ -137,13 +137,14 @@ impl ReloadStatus {
     }
 
     /// Every attempt made.
-    pub fn attempts(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn attempts(&self) -> u64 {
         self.applied + self.unchanged + self.refused
     }
 
     /// The errors of the last attempt, if it was refused: each at its file, line and
     /// column, without source text (see [`ConfigErrors::summary`]).
-    pub fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         match &self.last.as_ref()?.outcome {
             ReloadOutcome::Refused { errors, .. } => Some(errors.summary()),
             _ => None,

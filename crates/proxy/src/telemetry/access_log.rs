@@ -36,7 +36,7 @@ const WRITE_EVERY: Duration = Duration::from_millis(50);
 
 /// Where the request path writes lines.
 #[derive(Debug)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     /// Where lines go, to tell on reload whether the writer can be kept.
     pub target: AccessLogTarget,
     /// When requests arrived, in wall-clock time.
@@ -71,7 +71,7 @@ struct Shared {
 
 impl AccessLog {
     /// Opens the target and starts its writer thread.
-    pub fn start(config: &AccessLogConfig) -> std::io::Result<Self> {
+    pub(crate) fn start(config: &AccessLogConfig) -> std::io::Result<Self> {
         let output = Output::open(&config.target)?;
         let log = Self::unstarted(config.target.clone(), CAPACITY);
         let shared = log.shared.clone();
@@ -104,7 +104,7 @@ impl AccessLog {
     /// NOTE: all but the time is written on the stack, outside the lock; under it go only the
     /// time (the date cache lives there, under a lock a line takes anyway) and one copy. A
     /// line too long for the stack is written under the lock, rather than allocate.
-    pub fn append(&self, line: &Line<'_>) {
+    pub(crate) fn append(&self, line: &Line<'_>) {
         let mut bytes = [0; LINE];
         let mut rest = ArrayBuffer::new(&mut bytes);
         line.write_rest(&mut rest);
@@ -136,12 +136,13 @@ impl AccessLog {
     }
 
     /// Lines dropped so far because the writer was behind.
-    pub fn dropped(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Asks the writer to open the file again (after log rotation).
-    pub fn reopen(&self) {
+    pub(crate) fn reopen(&self) {
         self.shared.reopen.store(true, Ordering::Relaxed);
     }
 }

@@ -8,7 +8,7 @@ use super::json::{Buffer, digits, padded};
 /// The text of the last second written, `2024-05-01T12:34:56.`: the civil date is worked out
 /// once a second rather than for every line.
 #[derive(Debug, Default)]
-pub struct DateCache {
+pub(crate) struct DateCache {
     /// The second since the epoch that `text` spells, once it spells one.
     second: Option<u64>,
     /// RFC 3339 up to the second's dot (of a year of four digits: every other is written
@@ -19,7 +19,7 @@ pub struct DateCache {
 impl DateCache {
     /// `time` as [`rfc3339`] writes it, for a year of four digits (`None` past 9999).
     #[inline(always)]
-    pub fn text(&mut self, time: SystemTime) -> Option<[u8; 24]> {
+    pub(crate) fn text(&mut self, time: SystemTime) -> Option<[u8; 24]> {
         let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
         let second = since.as_secs();
         if self.second != Some(second) {

@@ -6,7 +6,7 @@
 //! that again, a loop over the bytes, for every piece appended.
 
 /// Where JSON text is written: the access log's bytes (a `String` in tests).
-pub trait Buffer {
+pub(crate) trait Buffer {
     /// Appends `bytes`, which are ASCII.
     fn put(&mut self, bytes: &[u8]);
 

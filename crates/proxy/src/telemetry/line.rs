@@ -24,7 +24,7 @@ use super::traceparent::{TraceId, hex};
 
 /// One request's access log line, before it is written.
 #[derive(Debug, Clone)]
-pub struct Line<'a> {
+pub(crate) struct Line<'a> {
     /// When the request arrived.
     pub time: SystemTime,
     /// `x-request-id`, as sent upstream and to the client.
@@ -58,7 +58,7 @@ pub struct Line<'a> {
 impl Line<'_> {
     /// The JSON line, newline included.
     #[cfg(test)]
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let mut line = String::with_capacity(320);
         self.write_to(&mut line, &mut DateCache::default());
         line
@@ -66,14 +66,15 @@ impl Line<'_> {
 
     /// Appends the JSON line, newline included, to `line`, taking the date up to the second
     /// from `dates` when it spells the same second.
-    pub fn write_to(&self, line: &mut impl Buffer, dates: &mut DateCache) {
+    #[cfg(test)]
+    pub(crate) fn write_to(&self, line: &mut impl Buffer, dates: &mut DateCache) {
         self.write_time(line, dates);
         self.write_rest(line);
     }
 
     /// The start of the line, `{"time":"…"`: the part that needs the date cache.
     #[inline(always)]
-    pub fn write_time(&self, line: &mut impl Buffer, dates: &mut DateCache) {
+    pub(crate) fn write_time(&self, line: &mut impl Buffer, dates: &mut DateCache) {
         const KEY: &[u8; 9] = b"{\"time\":\"";
         match dates.text(self.time) {
             Some(text) => {
@@ -92,7 +93,7 @@ impl Line<'_> {
 
     /// The rest of the line, from `,"request_id":` to the newline.
     #[inline(always)]
-    pub fn write_rest(&self, line: &mut impl Buffer) {
+    pub(crate) fn write_rest(&self, line: &mut impl Buffer) {
         line.put(b",\"request_id\":");
         string(self.request_id, line);
         match &self.trace_id {

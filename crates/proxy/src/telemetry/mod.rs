@@ -43,14 +43,14 @@ use crate::rng::with_rng;
 
 /// The access log and the tracer of one config, carried over across reloads that keep them.
 #[derive(Debug, Default)]
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     access_log: Option<(Arc<AccessLog>, f64)>,
     tracer: Option<Arc<Tracer>>,
 }
 
 /// When a request arrived, kept only when something will report it.
 #[derive(Debug, Clone, Copy)]
-pub struct Started {
+pub(crate) struct Started {
     /// The instant the pipeline took (for its metrics) when the request arrived.
     at: Instant,
     /// The caller's trace, for the access log when tracing is off.
@@ -75,7 +75,7 @@ impl Telemetry {
     /// settings did not change (the access log file is then opened again: a reload is also
     /// how a rotated log is reopened). A log file that cannot be opened is logged as an
     /// error and leaves the access log off; the proxy serves on.
-    pub fn build(config: &TelemetryConfig, previous: Option<&Telemetry>) -> Self {
+    pub(crate) fn build(config: &TelemetryConfig, previous: Option<&Telemetry>) -> Self {
         let access_log = config.access_log.as_ref().and_then(|wanted| {
             let kept = previous
                 .and_then(|previous| previous.access_log.as_ref())
@@ -113,17 +113,19 @@ impl Telemetry {
     }
 
     /// The access log, when on (its [`AccessLog::dropped`] count is worth exporting).
-    pub fn access_log(&self) -> Option<&AccessLog> {
+    #[cfg(test)]
+    pub(crate) fn access_log(&self) -> Option<&AccessLog> {
         self.access_log.as_ref().map(|(log, _)| &**log)
     }
 
     /// The tracer, when on.
-    pub fn tracer(&self) -> Option<&Arc<Tracer>> {
+    #[cfg(test)]
+    pub(crate) fn tracer(&self) -> Option<&Arc<Tracer>> {
         self.tracer.as_ref()
     }
 
     /// Opens the access log file again (on SIGHUP, after log rotation).
-    pub fn reopen(&self) {
+    pub(crate) fn reopen(&self) {
         if let Some((log, _)) = &self.access_log {
             log.reopen();
         }
@@ -135,7 +137,7 @@ impl Telemetry {
     ///
     /// NOTE: `at` is the instant the pipeline took anyway, and the access log tells the wall
     /// time from it ([`wall_clock`]): the access log reads no clock of its own per request.
-    pub fn start(
+    pub(crate) fn start(
         &self,
         headers: &mut HeaderMap,
         at: Instant,

@@ -21,7 +21,7 @@ use crate::rng::with_rng;
 
 /// OTLP span kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpanKind {
+pub(crate) enum SpanKind {
     /// The proxy serving a request.
     Server = 2,
     /// The proxy sending an attempt upstream.
@@ -30,7 +30,7 @@ pub enum SpanKind {
 
 /// An attribute value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     /// Text.
     Text(String),
     /// A whole number.
@@ -39,7 +39,7 @@ pub enum Value {
 
 /// A finished span, waiting for export.
 #[derive(Debug, Clone)]
-pub struct SpanRecord {
+pub(crate) struct SpanRecord {
     /// Its trace.
     pub trace_id: TraceId,
     /// Itself.
@@ -62,7 +62,7 @@ pub struct SpanRecord {
 
 /// The tracing side of [`super::Telemetry`]: sampling and the exporter's queue.
 #[derive(Debug)]
-pub struct Tracer {
+pub(crate) struct Tracer {
     /// The config it was built from, to tell on reload whether it can be kept.
     pub config: TracingConfig,
     sender: SyncSender<SpanRecord>,
@@ -73,7 +73,7 @@ pub struct Tracer {
 
 impl Tracer {
     /// A tracer queueing into `sender`.
-    pub fn new(config: TracingConfig, sender: SyncSender<SpanRecord>) -> Self {
+    pub(crate) fn new(config: TracingConfig, sender: SyncSender<SpanRecord>) -> Self {
         Self {
             config,
             sender,
@@ -82,20 +82,10 @@ impl Tracer {
         }
     }
 
-    /// Request traces started so far.
-    pub fn started(&self) -> u64 {
-        self.started.load(Ordering::Relaxed)
-    }
-
-    /// Spans dropped because the exporter was behind.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
     /// The trace of a request with these headers: the caller's when its `traceparent` is
     /// valid, else a new one (and the caller's `tracestate`, which belongs to the context
     /// just refused, is removed).
-    pub fn begin(self: &Arc<Self>, headers: &mut HeaderMap) -> RequestTrace {
+    pub(crate) fn begin(self: &Arc<Self>, headers: &mut HeaderMap) -> RequestTrace {
         self.started.fetch_add(1, Ordering::Relaxed);
         let parent = TraceParent::from_headers(headers);
         if parent.is_none() {
@@ -139,7 +129,7 @@ fn nonzero<const N: usize>(rng: &mut impl Rng) -> [u8; N] {
 
 /// One request's trace.
 #[derive(Debug)]
-pub struct RequestTrace {
+pub(crate) struct RequestTrace {
     tracer: Arc<Tracer>,
     /// The trace.
     pub trace_id: TraceId,
@@ -152,7 +142,7 @@ pub struct RequestTrace {
 
 /// An attempt's span, open.
 #[derive(Debug)]
-pub struct AttemptSpan {
+pub(crate) struct AttemptSpan {
     span_id: SpanId,
     number: u32,
     endpoint: SocketAddr,
@@ -161,13 +151,13 @@ pub struct AttemptSpan {
 
 impl RequestTrace {
     /// Whether its spans are recorded.
-    pub fn sampled(&self) -> bool {
+    pub(crate) fn sampled(&self) -> bool {
         self.flags & SAMPLED != 0
     }
 
     /// Opens the span of attempt `number` to `endpoint` and names it as the parent in the
     /// attempt's `traceparent`.
-    pub fn attempt(
+    pub(crate) fn attempt(
         &self,
         headers: &mut HeaderMap,
         number: u32,
@@ -187,7 +177,7 @@ impl RequestTrace {
     }
 
     /// Closes an attempt's span: `status` is the upstream's, `None` when it did not answer.
-    pub fn end_attempt(&self, span: AttemptSpan, status: Option<u16>) {
+    pub(crate) fn end_attempt(&self, span: AttemptSpan, status: Option<u16>) {
         if !self.sampled() {
             return;
         }
@@ -212,7 +202,7 @@ impl RequestTrace {
     }
 
     /// Closes the request's span.
-    pub fn end(&self, served: RequestSpan<'_>) {
+    pub(crate) fn end(&self, served: RequestSpan<'_>) {
         if !self.sampled() {
             return;
         }
@@ -245,7 +235,7 @@ impl RequestTrace {
 
 /// What the request span says about the request.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestSpan<'a> {
+pub(crate) struct RequestSpan<'a> {
     /// The route's name.
     pub route: &'a str,
     /// The cluster's name.

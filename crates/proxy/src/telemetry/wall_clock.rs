@@ -26,7 +26,7 @@ pub(crate) const ANCHOR_FOR: Duration = Duration::from_secs(1);
 
 /// Wall-clock times of monotonic instants, from an anchor read at most once a second.
 #[derive(Debug)]
-pub struct WallClock {
+pub(crate) struct WallClock {
     /// The instant every other is measured from (when the clock was made).
     base: Instant,
     /// The wall-clock time at `base`, in nanoseconds since the Unix epoch, as the last anchor
@@ -38,13 +38,13 @@ pub struct WallClock {
 
 impl WallClock {
     /// A clock anchored now.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (now, time) = read_clocks();
         Self::anchored(now, time)
     }
 
     /// A clock anchored at `anchor`, which was `time` on the wall clock.
-    pub fn anchored(anchor: Instant, time: SystemTime) -> Self {
+    pub(crate) fn anchored(anchor: Instant, time: SystemTime) -> Self {
         Self {
             base: anchor,
             base_time: AtomicU64::new(since_epoch(time)),
@@ -55,7 +55,7 @@ impl WallClock {
     /// The wall-clock time at `at`, reading the system clock again if `at` is more than
     /// [`ANCHOR_FOR`] past the anchor. (An instant before the clock was made, which no request
     /// of the access log that owns it has, is told as that moment.)
-    pub fn time_of(&self, at: Instant) -> SystemTime {
+    pub(crate) fn time_of(&self, at: Instant) -> SystemTime {
         self.time_of_with(at, read_clocks)
     }
 

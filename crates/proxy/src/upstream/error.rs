@@ -14,7 +14,7 @@ use crate::outcome::BodyFailure;
 /// A send that failed, with what it means for a retry.
 #[derive(Debug, thiserror::Error)]
 #[error("{source}")]
-pub struct UpstreamError {
+pub(crate) struct UpstreamError {
     kind: FailureKind,
     source: Box<dyn std::error::Error + Send + Sync>,
 }
@@ -50,7 +50,7 @@ impl UpstreamError {
     /// How the send failed: [`FailureKind::ConnectFailed`] or [`FailureKind::Refused`] when
     /// the endpoint cannot have processed the request, [`FailureKind::Reset`] when it may
     /// have.
-    pub fn kind(&self) -> FailureKind {
+    pub(crate) fn kind(&self) -> FailureKind {
         self.kind
     }
 

@@ -17,7 +17,7 @@ use crate::body::BoxError;
 
 /// An HTTP/2 response body that fails with [`BodyStalled`] once nothing came for `timeout`.
 #[derive(Debug)]
-pub struct Http2Body {
+pub(crate) struct Http2Body {
     inner: Incoming,
     timeout: Duration,
     /// Frames taken so far, and how many there were when the timer was last set.

@@ -60,7 +60,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The pooled keep-alive client to one cluster's endpoints.
 #[derive(Debug, Clone)]
-pub struct UpstreamClient {
+pub(crate) struct UpstreamClient {
     shared: Arc<Shared>,
 }
 
@@ -79,7 +79,7 @@ struct Shared {
 
 /// A response body from an endpoint.
 #[derive(Debug)]
-pub enum UpstreamBody {
+pub(crate) enum UpstreamBody {
     /// From an HTTP/1.1 connection of this module's own.
     Http1(h1::Body),
     /// From hyper's HTTP/2 client.
@@ -89,7 +89,7 @@ pub enum UpstreamBody {
 impl UpstreamBody {
     /// Whether the whole body is in hand already (read with the head, or empty): it can no
     /// longer fail.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         match self {
             UpstreamBody::Http1(body) => body.is_in_hand(),
             UpstreamBody::Http2(body) => body.is_end_stream(),
@@ -152,7 +152,7 @@ enum Attempt {
 
 impl UpstreamClient {
     /// A client with the cluster's connect timeout, pool size and protocol.
-    pub fn new(config: &ClusterConfig) -> Self {
+    pub(crate) fn new(config: &ClusterConfig) -> Self {
         Self::with_idle_timeout(config, IDLE_TIMEOUT)
     }
 
@@ -174,7 +174,7 @@ impl UpstreamClient {
     /// the body streams as the caller reads it.
     ///
     /// [`FailureKind::Timeout`]: blastwall_policy::retry::FailureKind::Timeout
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         mut request: Request<ProxyBody>,
         added: AddedHeaders,

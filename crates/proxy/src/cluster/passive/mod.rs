@@ -151,13 +151,13 @@ impl Passive {
 /// Leave from the cluster's breaker for one request; give it back with
 /// [`ClusterPermit::record`] (dropping it counts as cancelled).
 #[derive(Debug)]
-pub struct ClusterPermit {
+pub(crate) struct ClusterPermit {
     held: Option<(SharedBreaker, Permit)>,
 }
 
 impl ClusterPermit {
     /// Records how the request ended (its last attempt's outcome).
-    pub fn record(mut self, outcome: AttemptOutcome, now: Instant) {
+    pub(crate) fn record(mut self, outcome: AttemptOutcome, now: Instant) {
         if let Some((breaker, permit)) = self.held.take() {
             breaker.record(permit, breaker_outcome(outcome), now);
         }
@@ -179,19 +179,19 @@ impl Drop for ClusterPermit {
 /// The cluster's breaker is open: requests fail fast without touching an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the circuit breaker of the cluster is open")]
-pub struct ClusterBreakerOpen {
+pub(crate) struct ClusterBreakerOpen {
     /// When it will let a probe through, if known.
     pub retry_after: Option<Duration>,
 }
 
 impl Cluster {
     /// The cluster's breaker, if it has one (for the metrics and the admin API).
-    pub fn breaker(&self) -> Option<&SharedBreaker> {
+    pub(crate) fn breaker(&self) -> Option<&SharedBreaker> {
         self.passive.breaker.as_ref()
     }
 
     /// Asks the cluster's breaker for leave to send one request.
-    pub fn admit(&self, now: Instant) -> Result<ClusterPermit, ClusterBreakerOpen> {
+    pub(crate) fn admit(&self, now: Instant) -> Result<ClusterPermit, ClusterBreakerOpen> {
         let Some(breaker) = &self.passive.breaker else {
             return Ok(ClusterPermit { held: None });
         };
@@ -212,7 +212,7 @@ impl Cluster {
     /// already failed this request) while another endpoint can take it. Never an ejected
     /// endpoint or one whose breaker is open; a half-open one only while it has a probe slot.
     /// `now` is the caller's reading of the clock (it has one at hand).
-    pub fn pick_avoiding(
+    pub(crate) fn pick_avoiding(
         &self,
         request: &Parts,
         avoid: &[SocketAddr],
@@ -222,7 +222,7 @@ impl Cluster {
     }
 
     /// [`pick_avoiding`](Self::pick_avoiding) with the time and randomness given.
-    pub fn pick_avoiding_with(
+    pub(crate) fn pick_avoiding_with(
         &self,
         request: &Parts,
         avoid: &[SocketAddr],
@@ -273,7 +273,7 @@ impl Cluster {
     /// Does what time alone does: half-opens breakers whose open period is over, ends
     /// ejections whose time is up, runs outlier detection's interval rules, and fits its cap
     /// to the endpoints' health. Called by the cluster's task; public for tests and tools.
-    pub fn tick(&self, now: Instant) {
+    pub(crate) fn tick(&self, now: Instant) {
         if let Some(breaker) = &self.passive.breaker {
             breaker.advance(now);
         }

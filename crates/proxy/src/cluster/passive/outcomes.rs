@@ -17,7 +17,7 @@ use crate::outcome::{AttemptOutcome, BodyFailure};
 impl Cluster {
     /// Records one attempt's outcome against its endpoint: latency estimate, counters, the
     /// endpoint's breaker (on the permit the pick took) and outlier detection.
-    pub fn record_outcome(
+    pub(crate) fn record_outcome(
         &self,
         guard: &EndpointGuard,
         outcome: AttemptOutcome,
@@ -32,7 +32,12 @@ impl Cluster {
     /// counters and latency now, and what it says of the endpoint only when the body has
     /// ended ([`Cluster::record_body_end`]). The endpoint's breaker permit stays with the
     /// guard until then: the attempt has not succeeded before its body arrived.
-    pub fn record_streaming_head(&self, guard: &EndpointGuard, latency: Duration, now: Instant) {
+    pub(crate) fn record_streaming_head(
+        &self,
+        guard: &EndpointGuard,
+        latency: Duration,
+        now: Instant,
+    ) {
         self.record_head(guard, AttemptOutcome::Success, latency, now);
     }
 
@@ -40,7 +45,7 @@ impl Cluster {
     /// ended: whole, or failed by the endpoint (`latency` is still the time to the head).
     /// A body the client dropped is never recorded (the permit's drop ignores it). Returns
     /// the attempt's outcome, for the cluster's breaker.
-    pub fn record_body_end(
+    pub(crate) fn record_body_end(
         &self,
         guard: &EndpointGuard,
         ended: Result<(), BodyFailure>,

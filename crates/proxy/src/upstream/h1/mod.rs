@@ -489,7 +489,7 @@ pub(super) fn far_future() -> Instant {
 
 /// A response body from an HTTP/1.1 endpoint.
 #[derive(Debug)]
-pub struct Body {
+pub(crate) struct Body {
     state: State,
 }
 
