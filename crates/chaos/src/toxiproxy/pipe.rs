@@ -1,0 +1,319 @@
+//! One direction of one proxied connection: bytes read from one side go through the
+//! stream's chain of toxics and are written to the other side.
+//!
+//! The chain is read from a `watch` channel, so a toxic added, updated or removed through
+//! the API acts on connections already open, as in Toxiproxy. Each chunk read is turned by
+//! the chain into a plan (pieces to write, each after a wait, then maybe an end), and the
+//! plan is carried out before the next read: a slow toxic slows the sender by TCP
+//! backpressure instead of buffering without bound. Per connection, each toxic is drawn
+//! once against its toxicity, and `limit_data` counts the bytes it let through.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use rand::rngs::SmallRng;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::toxic::{Kind, Toxic};
+
+/// The toxics of one stream, in the order they were added.
+pub type Chain = Arc<Vec<Toxic>>;
+
+/// Bytes read at most at once.
+const READ_SIZE: usize = 32 * 1024;
+
+/// How a direction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The source closed; the destination was shut down for writing (a half close).
+    Eof,
+    /// A toxic (timeout, limit_data) or an I/O error closed the connection.
+    Close,
+    /// `reset_peer`: the connection is to be reset (TCP RST), both sides.
+    Reset,
+}
+
+/// What this connection knows about one toxic.
+#[derive(Debug)]
+struct Seen {
+    /// Whether the toxicity draw chose this connection.
+    applies: bool,
+    /// When this connection first saw the toxic (a timeout counts from here).
+    since: Instant,
+    /// Bytes `limit_data` let through so far.
+    sent: u64,
+}
+
+/// The pieces one chunk becomes, and what happens after them.
+#[derive(Debug, Default, PartialEq)]
+struct Plan {
+    /// Each piece is written after waiting its duration.
+    pieces: Vec<(Duration, Bytes)>,
+    /// Ends the connection after the pieces (`reset_peer` waits its timeout first).
+    end: Option<(Duration, End)>,
+}
+
+/// Copies `source` to `dest` through the chain until one of them ends or a toxic ends it.
+pub async fn pipe<R, W>(
+    mut source: R,
+    mut dest: W,
+    mut chain: watch::Receiver<Chain>,
+    mut rng: SmallRng,
+) -> End
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut seen: HashMap<String, Seen> = HashMap::new();
+    let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        let toxics = chain.borrow_and_update().clone();
+        refresh(&mut seen, &toxics, &mut rng);
+        let active: Vec<&Toxic> = toxics.iter().filter(|t| seen[&t.name].applies).collect();
+        let stall = stall_of(&active, &seen);
+        tokio::select! {
+            read = source.read(&mut buf) => match read {
+                Ok(0) | Err(_) => {
+                    let broken = read.is_err();
+                    tokio::time::sleep(slow_close_of(&active)).await;
+                    if broken {
+                        return End::Close;
+                    }
+                    let _ = dest.shutdown().await;
+                    return End::Eof;
+                }
+                Ok(_) if stall.is_some() => {} // a timeout toxic drops the data
+                Ok(n) => {
+                    let plan = plan(&active, &mut seen, Bytes::copy_from_slice(&buf[..n]), &mut rng);
+                    if let Some(end) = carry_out(plan, &mut dest).await {
+                        return end;
+                    }
+                }
+            },
+            changed = chain.changed() => {
+                if changed.is_err() {
+                    return End::Close; // the proxy is gone
+                }
+            }
+            () = sleep_until(stall.flatten()), if matches!(stall, Some(Some(_))) => {
+                return End::Close;
+            }
+        }
+    }
+}
+
+/// Forgets toxics no longer in the chain and draws the new ones against their toxicity.
+fn refresh(seen: &mut HashMap<String, Seen>, toxics: &[Toxic], rng: &mut SmallRng) {
+    seen.retain(|name, _| toxics.iter().any(|t| &t.name == name));
+    for toxic in toxics {
+        seen.entry(toxic.name.clone()).or_insert_with(|| Seen {
+            applies: rng.random::<f32>() < toxic.toxicity,
+            since: Instant::now(),
+            sent: 0,
+        });
+    }
+}
+
+/// With an active timeout toxic: `Some(deadline)` to close at, `Some(None)` to stall forever.
+fn stall_of(active: &[&Toxic], seen: &HashMap<String, Seen>) -> Option<Option<Instant>> {
+    active
+        .iter()
+        .filter_map(|toxic| match toxic.kind {
+            Kind::Timeout(attrs) if attrs.timeout == 0 => Some(None),
+            Kind::Timeout(attrs) => Some(Some(
+                seen[&toxic.name].since + Duration::from_millis(attrs.timeout),
+            )),
+            _ => None,
+        })
+        .min_by_key(|deadline| deadline.unwrap_or_else(far_future))
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    tokio::time::sleep_until(deadline.unwrap_or_else(far_future)).await;
+}
+
+fn slow_close_of(active: &[&Toxic]) -> Duration {
+    active
+        .iter()
+        .filter_map(|toxic| match toxic.kind {
+            Kind::SlowClose(attrs) => Some(Duration::from_millis(attrs.delay)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+/// Runs one chunk through the active toxics, in chain order.
+fn plan(
+    active: &[&Toxic],
+    seen: &mut HashMap<String, Seen>,
+    chunk: Bytes,
+    rng: &mut SmallRng,
+) -> Plan {
+    let mut plan = Plan {
+        pieces: vec![(Duration::ZERO, chunk)],
+        end: None,
+    };
+    for toxic in active {
+        match toxic.kind {
+            Kind::Latency(attrs) => {
+                let delay = jittered(attrs.latency, attrs.jitter, rng);
+                if let Some(first) = plan.pieces.first_mut() {
+                    first.0 += delay;
+                }
+            }
+            Kind::Bandwidth(attrs) if attrs.rate > 0 => {
+                plan.pieces = throttle(plan.pieces, attrs.rate);
+            }
+            Kind::Slicer(attrs) => {
+                plan.pieces = plan
+                    .pieces
+                    .into_iter()
+                    .flat_map(|(wait, piece)| slice(wait, piece, attrs, rng))
+                    .collect();
+            }
+            Kind::LimitData(attrs) => {
+                if let Some(state) = seen.get_mut(&toxic.name) {
+                    let ended = limit(&mut plan.pieces, &mut state.sent, attrs.bytes);
+                    if ended {
+                        plan.end = Some((Duration::ZERO, End::Close));
+                        return plan;
+                    }
+                }
+            }
+            Kind::ResetPeer(attrs) => {
+                // Toxiproxy drops the chunk that triggers the reset.
+                plan.pieces.clear();
+                plan.end = Some((Duration::from_millis(attrs.timeout), End::Reset));
+                return plan;
+            }
+            Kind::Bandwidth(_) | Kind::SlowClose(_) | Kind::Timeout(_) => {}
+        }
+    }
+    plan
+}
+
+/// `latency` ± `jitter` milliseconds, as Toxiproxy draws it: uniform in
+/// `[latency - jitter, latency + jitter)`, never below zero.
+fn jittered(latency: u64, jitter: u64, rng: &mut SmallRng) -> Duration {
+    let mut millis = i128::from(latency);
+    if jitter > 0 {
+        let jitter = i128::from(jitter);
+        millis += rng.random_range(-jitter..jitter);
+    }
+    Duration::from_millis(u64::try_from(millis.max(0)).unwrap_or(u64::MAX))
+}
+
+/// Pieces of at most 100 ms worth of bytes, each waiting for its share of the rate
+/// (`rate` KB/s is `rate` bytes per millisecond).
+fn throttle(pieces: Vec<(Duration, Bytes)>, rate: u64) -> Vec<(Duration, Bytes)> {
+    let most = usize::try_from(rate.saturating_mul(100)).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for (wait, mut piece) in pieces {
+        let mut wait = wait;
+        while !piece.is_empty() {
+            let part = piece.split_to(most.min(piece.len()));
+            let cost = Duration::from_micros(part.len() as u64 * 1000 / rate);
+            out.push((wait + cost, part));
+            wait = Duration::ZERO;
+        }
+    }
+    out
+}
+
+/// Splits a piece as Toxiproxy's slicer does; the first slice keeps the piece's wait.
+fn slice(
+    wait: Duration,
+    mut piece: Bytes,
+    attrs: super::toxic::Slicer,
+    rng: &mut SmallRng,
+) -> Vec<(Duration, Bytes)> {
+    let mut bounds = Vec::new();
+    cut_points(
+        0,
+        piece.len(),
+        attrs.average_size,
+        attrs.size_variation,
+        rng,
+        &mut bounds,
+    );
+    let delay = Duration::from_micros(attrs.delay);
+    let mut out = Vec::with_capacity(bounds.len());
+    let mut at = 0;
+    for (index, end) in bounds.into_iter().enumerate() {
+        let part = piece.split_to(end - at);
+        at = end;
+        out.push((if index == 0 { wait } else { delay }, part));
+    }
+    out
+}
+
+/// The ends of the slices of `start..end`: halves, moved by up to ± `variation`, until a
+/// slice is within `variation` of `average` or smaller.
+fn cut_points(
+    start: usize,
+    end: usize,
+    average: u64,
+    variation: u64,
+    rng: &mut SmallRng,
+    bounds: &mut Vec<usize>,
+) {
+    let (average, variation) = (average as usize, variation as usize);
+    if end - start <= average + variation {
+        bounds.push(end);
+        return;
+    }
+    let mut mid = start + (end - start) / 2;
+    if variation > 0 {
+        mid = mid + rng.random_range(0..variation * 2) - variation;
+    }
+    cut_points(start, mid, average as u64, variation as u64, rng, bounds);
+    cut_points(mid, end, average as u64, variation as u64, rng, bounds);
+}
+
+/// Keeps what fits in the `limit`, counting it in `sent`; true once the limit is reached.
+fn limit(pieces: &mut Vec<(Duration, Bytes)>, sent: &mut u64, limit: u64) -> bool {
+    let mut kept = Vec::with_capacity(pieces.len());
+    for (wait, mut piece) in pieces.drain(..) {
+        let room = usize::try_from(limit.saturating_sub(*sent)).unwrap_or(usize::MAX);
+        if room == 0 {
+            break;
+        }
+        piece.truncate(room);
+        *sent += piece.len() as u64;
+        kept.push((wait, piece));
+    }
+    *pieces = kept;
+    *sent >= limit
+}
+
+/// Writes the pieces, each after its wait; the end the plan asks for, or `Close` when the
+/// destination fails.
+async fn carry_out<W: AsyncWrite + Unpin>(plan: Plan, dest: &mut W) -> Option<End> {
+    for (wait, piece) in plan.pieces {
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        if dest.write_all(&piece).await.is_err() {
+            return Some(End::Close);
+        }
+    }
+    if dest.flush().await.is_err() {
+        return Some(End::Close);
+    }
+    let (wait, end) = plan.end?;
+    tokio::time::sleep(wait).await;
+    Some(end)
+}
+
+#[cfg(test)]
+mod tests;
