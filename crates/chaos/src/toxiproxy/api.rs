@@ -36,47 +36,62 @@ pub async fn handle(proxies: Arc<Collection>, request: Request<Incoming>) -> Res
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if !is_route(&segments) {
+        return text(StatusCode::NOT_FOUND, "404 page not found\n");
+    }
     let body = match read_body(request).await {
         Ok(body) => body,
         Err(err) => return error(&err),
     };
-    let answer = match (segments.as_slice(), &method) {
-        (["version"], &Method::GET) => {
-            let mut response = text(StatusCode::OK, &format!("{{\"version\": \"{VERSION}\"}}\n"));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json;charset=utf-8"),
-            );
-            return response;
-        }
-        (["reset"], &Method::POST) => proxies
-            .reset()
-            .await
-            .map(|()| (StatusCode::NO_CONTENT, None)),
-        (["proxies"], &Method::GET) => Ok((StatusCode::OK, Some(proxies.index().await))),
-        (["proxies"], &Method::POST) => create(&proxies, &body).await,
-        (["populate"], &Method::POST) => return populate(&proxies, &body).await,
-        (["proxies", name], &Method::GET) => ok(proxies.show(name).await),
-        (["proxies", name], m) if is_update(m) => match json(&body) {
+    let answer = match segments.as_slice() {
+        ["version"] if method == Method::GET => return version(),
+        ["populate"] if method == Method::POST => return populate(&proxies, &body).await,
+        ["reset"] if method == Method::POST => Some(
+            proxies
+                .reset()
+                .await
+                .map(|()| (StatusCode::NO_CONTENT, None)),
+        ),
+        ["proxies", ..] => proxy_route(&proxies, &method, &segments[1..], &body).await,
+        _ => None,
+    };
+    match answer {
+        None => text(StatusCode::METHOD_NOT_ALLOWED, ""),
+        Some(Ok((status, Some(value)))) => json_response(status, &value),
+        Some(Ok((status, None))) => text(status, ""),
+        Some(Err(err)) => error(&err),
+    }
+}
+
+/// The routes under `/proxies`; `None` when the method is not one the path takes.
+async fn proxy_route(
+    proxies: &Collection,
+    method: &Method,
+    segments: &[&str],
+    body: &Bytes,
+) -> Option<Answer> {
+    let deleted = |result: Result<(), ApiError>| result.map(|()| (StatusCode::NO_CONTENT, None));
+    Some(match (segments, method) {
+        ([], &Method::GET) => Ok((StatusCode::OK, Some(proxies.index().await))),
+        ([], &Method::POST) => create(proxies, body).await,
+        ([name], &Method::GET) => ok(proxies.show(name).await),
+        ([name], m) if is_update(m) => match json(body) {
             Ok(body) => ok(proxies.update(name, &body).await),
             Err(err) => Err(err),
         },
-        (["proxies", name], &Method::DELETE) => proxies
-            .delete(name)
-            .await
-            .map(|()| (StatusCode::NO_CONTENT, None)),
-        (["proxies", name, "toxics"], &Method::GET) => ok(proxies
+        ([name], &Method::DELETE) => deleted(proxies.delete(name).await),
+        ([name, "toxics"], &Method::GET) => ok(proxies
             .with_proxy(name, |proxy| {
                 Ok(Value::Array(
                     proxy.toxics().iter().map(|t| t.to_json()).collect(),
                 ))
             })
             .await),
-        (["proxies", name, "toxics"], &Method::POST) => match json(&body) {
+        ([name, "toxics"], &Method::POST) => match json(body) {
             Ok(body) => ok(proxies.add_toxic(name, &body).await),
             Err(err) => Err(err),
         },
-        (["proxies", name, "toxics", toxic], &Method::GET) => ok(proxies
+        ([name, "toxics", toxic], &Method::GET) => ok(proxies
             .with_proxy(name, |proxy| {
                 proxy
                     .toxic(toxic)
@@ -84,24 +99,27 @@ pub async fn handle(proxies: Arc<Collection>, request: Request<Incoming>) -> Res
                     .ok_or_else(ApiError::toxic_not_found)
             })
             .await),
-        (["proxies", name, "toxics", toxic], m) if is_update(m) => match json(&body) {
+        ([name, "toxics", toxic], m) if is_update(m) => match json(body) {
             Ok(body) => ok(proxies.update_toxic(name, toxic, &body).await),
             Err(err) => Err(err),
         },
-        (["proxies", name, "toxics", toxic], &Method::DELETE) => proxies
-            .with_proxy(name, |proxy| proxy.remove_toxic(toxic))
-            .await
-            .map(|()| (StatusCode::NO_CONTENT, None)),
-        (route, _) if is_route(route) => {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "");
-        }
-        _ => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
-    };
-    match answer {
-        Ok((status, Some(value))) => json_response(status, &value),
-        Ok((status, None)) => text(status, ""),
-        Err(err) => error(&err),
-    }
+        ([name, "toxics", toxic], &Method::DELETE) => deleted(
+            proxies
+                .with_proxy(name, |proxy| proxy.remove_toxic(toxic))
+                .await,
+        ),
+        _ => return None,
+    })
+}
+
+/// `GET /version`, with Toxiproxy's content type and trailing newline.
+fn version() -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::OK, &format!("{{\"version\": \"{VERSION}\"}}\n"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    response
 }
 
 /// Toxiproxy takes updates by POST (deprecated there) and PATCH.

@@ -112,7 +112,7 @@ fn refresh(seen: &mut HashMap<String, Seen>, toxics: &[Toxic], rng: &mut SmallRn
     seen.retain(|name, _| toxics.iter().any(|t| &t.name == name));
     for toxic in toxics {
         seen.entry(toxic.name.clone()).or_insert_with(|| Seen {
-            applies: rng.random::<f32>() < toxic.toxicity,
+            applies: rng.random::<f64>() < toxic.toxicity,
             since: Instant::now(),
             sent: 0,
         });

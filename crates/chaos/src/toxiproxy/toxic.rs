@@ -221,7 +221,7 @@ pub struct Toxic {
     /// Which way it acts.
     pub stream: Stream,
     /// Share of connections (0 to 1) it applies to, drawn once per connection.
-    pub toxicity: f32,
+    pub toxicity: f64,
     /// What it does.
     pub kind: Kind,
 }
@@ -305,11 +305,11 @@ impl Toxic {
     }
 }
 
-fn toxicity_in(object: &Map<String, Value>, default: f32) -> Result<f32, ApiError> {
+fn toxicity_in(object: &Map<String, Value>, default: f64) -> Result<f64, ApiError> {
     match object.get("toxicity") {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Number(number)) => match number.as_f64() {
-            Some(value) if (0.0..=1.0).contains(&value) => Ok(value as f32),
+            Some(value) if (0.0..=1.0).contains(&value) => Ok(value),
             _ => Err(ApiError::bad_body(format!(
                 "toxicity must be between 0 and 1, got {number}"
             ))),
