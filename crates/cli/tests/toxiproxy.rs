@@ -385,7 +385,7 @@ async fn latency_delays_the_answer_by_both_streams_latencies() {
 }
 
 #[tokio::test]
-async fn a_timeout_toxic_stalls_the_data_and_removing_it_lets_new_data_through() {
+async fn a_timeout_toxic_stalls_the_data_and_removing_it_closes_the_stalled_connection() {
     let server = Toxiproxy::start();
     let echo = echo_server().await;
     let listen = proxy(&server, "p", echo).await;
@@ -403,14 +403,19 @@ async fn a_timeout_toxic_stalls_the_data_and_removing_it_lets_new_data_through()
         read.is_err(),
         "nothing comes back while the timeout toxic is there: {read:?}"
     );
-    call(
+    let (status, _) = call(
         &server,
         Method::DELETE,
         "/proxies/p/toxics/timeout_downstream",
         Value::Null,
     )
     .await;
-    round_trip(&mut stream, b"again").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // As in Toxiproxy, removing a timeout toxic closes the connections it stalled.
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "closed: {read:?}");
+    let mut fresh = TcpStream::connect(listen).await.expect("connected");
+    round_trip(&mut fresh, b"again").await;
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 /// An API error: the message and the HTTP status it is answered with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message} ({status})")]
 pub struct ApiError {
     /// Toxiproxy's message, sometimes with a detail after `": "`.
     #[serde(rename = "error")]
@@ -70,11 +71,3 @@ impl ApiError {
         Self::new(format!("listen tcp {listen}: {err}"), 500)
     }
 }
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.message, self.status)
-    }
-}
-
-impl std::error::Error for ApiError {}

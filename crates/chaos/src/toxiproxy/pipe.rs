@@ -47,6 +47,8 @@ struct Seen {
     since: Instant,
     /// Bytes `limit_data` let through so far.
     sent: u64,
+    /// Whether it is a timeout toxic, whose removal closes the connection.
+    is_timeout: bool,
 }
 
 /// The pieces one chunk becomes, and what happens after them.
@@ -73,7 +75,9 @@ where
     let mut buf = vec![0u8; READ_SIZE];
     loop {
         let toxics = chain.borrow_and_update().clone();
-        refresh(&mut seen, &toxics, &mut rng);
+        if refresh(&mut seen, &toxics, &mut rng) {
+            return End::Close;
+        }
         let active: Vec<&Toxic> = toxics.iter().filter(|t| seen[&t.name].applies).collect();
         let stall = stall_of(&active, &seen);
         tokio::select! {
@@ -108,15 +112,24 @@ where
 }
 
 /// Forgets toxics no longer in the chain and draws the new ones against their toxicity.
-fn refresh(seen: &mut HashMap<String, Seen>, toxics: &[Toxic], rng: &mut SmallRng) {
-    seen.retain(|name, _| toxics.iter().any(|t| &t.name == name));
+/// True when a timeout toxic was removed: Toxiproxy then closes the connection (its
+/// timeout toxic's cleanup closes the stream, whether or not the toxicity draw chose it).
+fn refresh(seen: &mut HashMap<String, Seen>, toxics: &[Toxic], rng: &mut SmallRng) -> bool {
+    let mut timeout_removed = false;
+    seen.retain(|name, state| {
+        let kept = toxics.iter().any(|t| &t.name == name);
+        timeout_removed |= !kept && state.is_timeout;
+        kept
+    });
     for toxic in toxics {
         seen.entry(toxic.name.clone()).or_insert_with(|| Seen {
             applies: rng.random::<f64>() < toxic.toxicity,
             since: Instant::now(),
             sent: 0,
+            is_timeout: matches!(toxic.kind, Kind::Timeout(_)),
         });
     }
+    timeout_removed
 }
 
 /// With an active timeout toxic: `Some(deadline)` to close at, `Some(None)` to stall forever.

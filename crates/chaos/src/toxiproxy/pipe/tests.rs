@@ -219,3 +219,13 @@ async fn a_toxic_added_later_acts_on_the_open_connection_and_removing_it_lifts_i
     read_exactly(&mut rig.output, 1).await;
     assert_eq!(start.elapsed(), Duration::ZERO);
 }
+
+#[tokio::test(start_paused = true)]
+async fn removing_a_timeout_toxic_closes_the_connection_as_toxiproxy_does() {
+    let rig = rig(vec![toxic(
+        json!({"type": "timeout", "attributes": {"timeout": 0}}),
+    )]);
+    tokio::task::yield_now().await;
+    rig.chain.send_replace(Arc::new(Vec::new()));
+    assert_eq!(rig.task.await.expect("the pipe ends"), End::Close);
+}
