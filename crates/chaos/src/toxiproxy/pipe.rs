@@ -16,7 +16,7 @@ use bytes::Bytes;
 use rand::Rng;
 use rand::rngs::SmallRng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::toxic::{Kind, Toxic};
@@ -26,6 +26,9 @@ pub type Chain = Arc<Vec<Toxic>>;
 
 /// Bytes read at most at once.
 const READ_SIZE: usize = 32 * 1024;
+
+/// Chunks read ahead of the writing at most (so at most 2 MiB held per direction).
+const IN_FLIGHT: usize = 64;
 
 /// How a direction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,27 +55,71 @@ struct Seen {
 }
 
 /// The pieces one chunk becomes, and what happens after them.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, PartialEq)]
 struct Plan {
+    /// Nothing is written before this (latency moves it later).
+    start: Instant,
     /// Each piece is written after waiting its duration.
     pieces: Vec<(Duration, Bytes)>,
     /// Ends the connection after the pieces (`reset_peer` waits its timeout first).
     end: Option<(Duration, End)>,
 }
 
+/// What the reading half hands the writing half.
+#[derive(Debug)]
+enum Read {
+    /// Bytes, with when they were read (latency counts from there).
+    Chunk(Instant, Bytes),
+    /// The source closed cleanly.
+    Eof,
+    /// The source failed.
+    Broken,
+}
+
 /// Copies `source` to `dest` through the chain until one of them ends or a toxic ends it.
-pub async fn pipe<R, W>(
-    mut source: R,
-    mut dest: W,
-    mut chain: watch::Receiver<Chain>,
-    mut rng: SmallRng,
-) -> End
+///
+/// Reading runs ahead of writing by up to [`IN_FLIGHT`] chunks, each stamped with the time
+/// it was read, so latency delays a stream once rather than once per chunk, as in
+/// Toxiproxy's pipeline; past that, the sender is slowed by TCP backpressure.
+pub async fn pipe<R, W>(source: R, dest: W, chain: watch::Receiver<Chain>, rng: SmallRng) -> End
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut seen: HashMap<String, Seen> = HashMap::new();
+    let (sender, receiver) = mpsc::channel(IN_FLIGHT);
+    let reading = read_into(source, sender);
+    let writing = write_through(receiver, dest, chain, rng);
+    tokio::pin!(reading, writing);
+    tokio::select! {
+        end = &mut writing => end,
+        () = &mut reading => writing.await,
+    }
+}
+
+/// Reads chunks until the source ends, or the writing half is gone.
+async fn read_into<R: AsyncRead + Unpin>(mut source: R, sender: mpsc::Sender<Read>) {
     let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        let read = match source.read(&mut buf).await {
+            Ok(0) => Read::Eof,
+            Ok(n) => Read::Chunk(Instant::now(), Bytes::copy_from_slice(&buf[..n])),
+            Err(_) => Read::Broken,
+        };
+        let last = !matches!(read, Read::Chunk(..));
+        if sender.send(read).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Runs what was read through the chain as it stands, and writes it.
+async fn write_through<W: AsyncWrite + Unpin>(
+    mut reads: mpsc::Receiver<Read>,
+    mut dest: W,
+    mut chain: watch::Receiver<Chain>,
+    mut rng: SmallRng,
+) -> End {
+    let mut seen: HashMap<String, Seen> = HashMap::new();
     loop {
         let toxics = chain.borrow_and_update().clone();
         if refresh(&mut seen, &toxics, &mut rng) {
@@ -81,22 +128,22 @@ where
         let active: Vec<&Toxic> = toxics.iter().filter(|t| seen[&t.name].applies).collect();
         let stall = stall_of(&active, &seen);
         tokio::select! {
-            read = source.read(&mut buf) => match read {
-                Ok(0) | Err(_) => {
-                    let broken = read.is_err();
-                    tokio::time::sleep(slow_close_of(&active)).await;
-                    if broken {
-                        return End::Close;
-                    }
-                    let _ = dest.shutdown().await;
-                    return End::Eof;
-                }
-                Ok(_) if stall.is_some() => {} // a timeout toxic drops the data
-                Ok(n) => {
-                    let plan = plan(&active, &mut seen, Bytes::copy_from_slice(&buf[..n]), &mut rng);
+            read = reads.recv() => match read {
+                Some(Read::Chunk(..)) if stall.is_some() => {} // a timeout toxic drops the data
+                Some(Read::Chunk(read_at, chunk)) => {
+                    let plan = plan(&active, &mut seen, read_at, chunk, &mut rng);
                     if let Some(end) = carry_out(plan, &mut dest).await {
                         return end;
                     }
+                }
+                Some(Read::Eof) => {
+                    tokio::time::sleep(slow_close_of(&active)).await;
+                    let _ = dest.shutdown().await;
+                    return End::Eof;
+                }
+                Some(Read::Broken) | None => {
+                    tokio::time::sleep(slow_close_of(&active)).await;
+                    return End::Close;
                 }
             },
             changed = chain.changed() => {
@@ -169,20 +216,19 @@ fn slow_close_of(active: &[&Toxic]) -> Duration {
 fn plan(
     active: &[&Toxic],
     seen: &mut HashMap<String, Seen>,
+    read_at: Instant,
     chunk: Bytes,
     rng: &mut SmallRng,
 ) -> Plan {
     let mut plan = Plan {
+        start: read_at,
         pieces: vec![(Duration::ZERO, chunk)],
         end: None,
     };
     for toxic in active {
         match toxic.kind {
             Kind::Latency(attrs) => {
-                let delay = jittered(attrs.latency, attrs.jitter, rng);
-                if let Some(first) = plan.pieces.first_mut() {
-                    first.0 += delay;
-                }
+                plan.start += jittered(attrs.latency, attrs.jitter, rng);
             }
             Kind::Bandwidth(attrs) if attrs.rate > 0 => {
                 plan.pieces = throttle(plan.pieces, attrs.rate);
@@ -312,6 +358,7 @@ fn limit(pieces: &mut Vec<(Duration, Bytes)>, sent: &mut u64, limit: u64) -> boo
 /// Writes the pieces, each after its wait; the end the plan asks for, or `Close` when the
 /// destination fails.
 async fn carry_out<W: AsyncWrite + Unpin>(plan: Plan, dest: &mut W) -> Option<End> {
+    tokio::time::sleep_until(plan.start).await;
     for (wait, piece) in plan.pieces {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;

@@ -57,6 +57,27 @@ async fn latency_delays_each_chunk_by_its_milliseconds() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn latency_delays_a_stream_once_not_once_per_chunk() {
+    let mut rig = rig(vec![toxic(
+        json!({"type": "latency", "attributes": {"latency": 100}}),
+    )]);
+    let start = Instant::now();
+    let mut input = rig.input;
+    let writer = tokio::spawn(async move {
+        for byte in [b'a', b'b', b'c'] {
+            input.write_all(&[byte]).await.expect("written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        input
+    });
+    for (byte, at) in [(b'a', 100), (b'b', 110), (b'c', 120)] {
+        assert_eq!(read_exactly(&mut rig.output, 1).await, [byte]);
+        assert_eq!(start.elapsed(), Duration::from_millis(at));
+    }
+    drop(writer);
+}
+
+#[tokio::test(start_paused = true)]
 async fn jitter_keeps_latency_within_plus_or_minus_its_milliseconds() {
     let mut rig = rig(vec![toxic(
         json!({"type": "latency", "attributes": {"latency": 100, "jitter": 50}}),
