@@ -193,6 +193,61 @@ async fn api_errors_carry_toxiproxys_message_and_status() {
 }
 
 #[tokio::test]
+async fn malformed_input_gets_a_specific_400_and_the_server_keeps_serving() {
+    let server = Toxiproxy::start();
+    let echo = echo_server().await;
+    let listen = proxy(&server, "p", echo).await;
+    let mut stream = TcpStream::connect(listen).await.expect("connected");
+    let cases = [
+        (
+            "/proxies/p/toxics",
+            json!({"type": "latency", "toxicity": 2}),
+            "toxicity must be between 0 and 1",
+        ),
+        (
+            "/proxies/p/toxics",
+            json!({"type": "latency", "attributes": {"latency": "fast"}}),
+            "attributes: invalid type",
+        ),
+        (
+            "/proxies/p/toxics",
+            json!({"type": "slicer", "attributes": {"average_size": 0}}),
+            "average_size",
+        ),
+        (
+            "/proxies/p",
+            json!({"enabled": "yes"}),
+            "enabled: expected true or false",
+        ),
+        (
+            "/proxies",
+            json!(["not", "an", "object"]),
+            "expected a JSON object",
+        ),
+        (
+            "/populate",
+            json!({"name": "x"}),
+            "expected an array of proxies",
+        ),
+    ];
+    for (path, body, says) in cases {
+        let (status, answer) = call(&server, Method::POST, path, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("bad request body: ") && message.contains(says),
+            "{path}: {message}"
+        );
+    }
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let (status, _, _) = send(Method::POST, &server.url("/proxies"), &huge, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    round_trip(&mut stream, b"still here").await;
+    let (_, all) = call(&server, Method::GET, "/proxies", Value::Null).await;
+    assert_eq!(all["p"]["toxics"], json!([]));
+}
+
+#[tokio::test]
 async fn browsers_are_refused_and_the_version_is_json() {
     let server = Toxiproxy::start();
     let agent = [("user-agent", "Mozilla/5.0 (X11; Linux x86_64)")];
