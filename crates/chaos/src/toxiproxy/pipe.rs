@@ -50,8 +50,8 @@ struct Seen {
     since: Instant,
     /// Bytes `limit_data` let through so far.
     sent: u64,
-    /// Whether it is a timeout toxic, whose removal closes the connection.
-    is_timeout: bool,
+    /// The toxic as last seen: an update restarts it (a new draw, a new timeout).
+    toxic: Toxic,
 }
 
 /// The pieces one chunk becomes, and what happens after them.
@@ -158,23 +158,30 @@ async fn write_through<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Forgets toxics no longer in the chain and draws the new ones against their toxicity.
-/// True when a timeout toxic was removed: Toxiproxy then closes the connection (its
-/// timeout toxic's cleanup closes the stream, whether or not the toxicity draw chose it).
+/// Forgets toxics no longer in the chain, draws new ones against their toxicity, and
+/// restarts updated ones as Toxiproxy does (a new draw and timer; `limit_data` keeps its
+/// count). True when a timeout toxic was removed: Toxiproxy then closes the connection
+/// (the timeout toxic's cleanup closes the stream, whether or not the draw chose it).
 fn refresh(seen: &mut HashMap<String, Seen>, toxics: &[Toxic], rng: &mut SmallRng) -> bool {
     let mut timeout_removed = false;
     seen.retain(|name, state| {
         let kept = toxics.iter().any(|t| &t.name == name);
-        timeout_removed |= !kept && state.is_timeout;
+        timeout_removed |= !kept && matches!(state.toxic.kind, Kind::Timeout(_));
         kept
     });
     for toxic in toxics {
-        seen.entry(toxic.name.clone()).or_insert_with(|| Seen {
+        let sent = match seen.get(&toxic.name) {
+            Some(state) if state.toxic == *toxic => continue,
+            Some(state) => state.sent,
+            None => 0,
+        };
+        let state = Seen {
             applies: rng.random::<f64>() < toxic.toxicity,
             since: Instant::now(),
-            sent: 0,
-            is_timeout: matches!(toxic.kind, Kind::Timeout(_)),
-        });
+            sent,
+            toxic: toxic.clone(),
+        };
+        seen.insert(toxic.name.clone(), state);
     }
     timeout_removed
 }

@@ -250,3 +250,31 @@ async fn removing_a_timeout_toxic_closes_the_connection_as_toxiproxy_does() {
     rig.chain.send_replace(Arc::new(Vec::new()));
     assert_eq!(rig.task.await.expect("the pipe ends"), End::Close);
 }
+
+#[tokio::test(start_paused = true)]
+async fn updating_a_timeout_restarts_its_timer() {
+    let timeout = |ms: u64| toxic(json!({"type": "timeout", "attributes": {"timeout": ms}}));
+    let rig = rig(vec![timeout(1000)]);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    rig.chain.send_replace(Arc::new(vec![timeout(1000)]));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    rig.chain.send_replace(Arc::new(vec![timeout(800)]));
+    assert_eq!(rig.task.await.expect("the pipe ends"), End::Close);
+    assert_eq!(start.elapsed(), Duration::from_millis(1410));
+}
+
+#[tokio::test(start_paused = true)]
+async fn limit_data_keeps_its_count_across_an_update() {
+    let limit = |bytes: u64| toxic(json!({"type": "limit_data", "attributes": {"bytes": bytes}}));
+    let mut rig = rig(vec![limit(6)]);
+    rig.input.write_all(b"abcd").await.expect("written");
+    assert_eq!(read_exactly(&mut rig.output, 4).await, b"abcd");
+    rig.chain.send_replace(Arc::new(vec![limit(5)]));
+    tokio::task::yield_now().await;
+    rig.input.write_all(b"efgh").await.expect("written");
+    assert_eq!(rig.task.await.expect("the pipe ends"), End::Close);
+    let mut rest = Vec::new();
+    rig.output.read_to_end(&mut rest).await.expect("closed");
+    assert_eq!(rest, b"e");
+}
