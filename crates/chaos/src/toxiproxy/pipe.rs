@@ -3,10 +3,12 @@
 //!
 //! The chain is read from a `watch` channel, so a toxic added, updated or removed through
 //! the API acts on connections already open, as in Toxiproxy. Each chunk read is turned by
-//! the chain into a plan (pieces to write, each after a wait, then maybe an end), and the
-//! plan is carried out before the next read: a slow toxic slows the sender by TCP
-//! backpressure instead of buffering without bound. Per connection, each toxic is drawn
-//! once against its toxicity, and `limit_data` counts the bytes it let through.
+//! the chain into a plan (when to start, pieces to write each after a wait, then maybe an
+//! end), a pure function tested apart from the I/O. Reading runs a bounded number of chunks
+//! ahead of writing, stamped with their read time, so latency delays a stream once (as
+//! Toxiproxy's pipeline does) while a slow toxic still slows the sender by TCP backpressure
+//! instead of buffering without bound. Per connection, each toxic is drawn once against
+//! its toxicity (again when it is updated), and `limit_data` counts the bytes it let through.
 
 use std::collections::HashMap;
 use std::sync::Arc;
