@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde_json::json;
@@ -277,4 +278,32 @@ async fn limit_data_keeps_its_count_across_an_update() {
     let mut rest = Vec::new();
     rig.output.read_to_end(&mut rest).await.expect("closed");
     assert_eq!(rest, b"e");
+}
+
+#[test]
+fn a_plan_applies_the_chain_in_order_latency_then_limit() {
+    let toxics = [
+        toxic(json!({"type": "latency", "attributes": {"latency": 40}})),
+        toxic(json!({"type": "limit_data", "attributes": {"bytes": 3}})),
+    ];
+    let mut seen = HashMap::new();
+    let mut rng = SmallRng::seed_from_u64(3);
+    assert!(!refresh(&mut seen, &toxics, &mut rng));
+    let active: Vec<&Toxic> = toxics.iter().collect();
+    let read_at = Instant::now();
+    let planned = plan(
+        &active,
+        &mut seen,
+        read_at,
+        Bytes::from_static(b"hello"),
+        &mut rng,
+    );
+    assert_eq!(
+        planned,
+        Plan {
+            start: read_at + Duration::from_millis(40),
+            pieces: vec![(Duration::ZERO, Bytes::from_static(b"hel"))],
+            end: Some((Duration::ZERO, End::Close)),
+        }
+    );
 }
