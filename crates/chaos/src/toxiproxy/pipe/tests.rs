@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::super::toxic::Toxic;
+use super::plan::{Plan, cut_points, plan, refresh};
 use super::*;
 
 fn toxic(body: serde_json::Value) -> Toxic {
