@@ -4,7 +4,7 @@
 //! The chain is read from a `watch` channel, so a toxic added, updated or removed through
 //! the API acts on connections already open, as in Toxiproxy. Each chunk read is turned by
 //! the chain into a plan (when to start, pieces to write each after a wait, then maybe an
-//! end): a pure function in [`plan`], tested apart from the I/O. Reading runs a bounded number of chunks
+//! end): a pure function in `plan.rs`, tested apart from the I/O. Reading runs a bounded number of chunks
 //! ahead of writing, stamped with their read time, so latency delays a stream once (as
 //! Toxiproxy's pipeline does) while a slow toxic still slows the sender by TCP backpressure
 //! instead of buffering without bound. Per connection, each toxic is drawn once against
@@ -55,7 +55,7 @@ enum Read {
 
 /// Copies `source` to `dest` through the chain until one of them ends or a toxic ends it.
 ///
-/// Reading runs ahead of writing by up to [`IN_FLIGHT`] chunks, each stamped with the time
+/// Reading runs ahead of writing by up to `IN_FLIGHT` chunks, each stamped with the time
 /// it was read, so latency delays a stream once rather than once per chunk, as in
 /// Toxiproxy's pipeline; past that, the sender is slowed by TCP backpressure.
 pub async fn pipe<R, W>(source: R, dest: W, chain: watch::Receiver<Chain>, rng: SmallRng) -> End
