@@ -1,0 +1,114 @@
+//! `blastwall toxiproxy` driven by Toxiproxy's real client libraries, installed from their
+//! registries, so "compatible" means what the clients people use say it means.
+//!
+//! Each client runs a script from `tests/toxiproxy_clients/` against a fresh server and a TCP
+//! echo upstream on loopback; the script prints one line per check and fails if any did.
+//! Where a client is not installed the test skips with a loud line, unless
+//! `BLASTWALL_REQUIRE_TOXIPROXY_CLIENTS=1` (set by `.ci/run`, which installs them), where
+//! it fails: CI must not pass by not testing.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::{Toxiproxy, eventually_blocking};
+use tokio::net::TcpListener;
+
+/// The scripts' folder.
+const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/toxiproxy_clients");
+
+/// How long a client's script may run (its checks wait half a second at most each).
+const SCRIPT_WITHIN: Duration = Duration::from_secs(60);
+
+/// A TCP server on loopback that echoes every byte back.
+async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Whether `probe` (a command that exits 0 when the client is there) succeeds; if not, the
+/// test skips, or fails when CI requires the clients.
+fn client_available(client: &str, probe: &mut Command, install: &str) -> bool {
+    let found = probe
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if found {
+        return true;
+    }
+    if std::env::var("BLASTWALL_REQUIRE_TOXIPROXY_CLIENTS").as_deref() == Ok("1") {
+        panic!("BLASTWALL_REQUIRE_TOXIPROXY_CLIENTS=1 but {client} is missing ({install})");
+    }
+    eprintln!("\n!!!! SKIPPED the {client} test: it is not installed ({install}) !!!!\n");
+    false
+}
+
+/// Runs `command` to its end within [`SCRIPT_WITHIN`] (on a blocking thread, so the echo
+/// server keeps serving) and returns its output.
+async fn run_to_end(mut command: Command) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the client's script starts");
+        let ended = eventually_blocking(SCRIPT_WITHIN, || {
+            child.try_wait().expect("the script's status").is_some()
+        });
+        if !ended {
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output().expect("the script's output");
+        assert!(ended, "the script ran past {SCRIPT_WITHIN:?}: {output:?}");
+        output
+    })
+    .await
+    .expect("the script's thread")
+}
+
+/// Asserts the script passed, showing its lines either way.
+fn assert_passed(client: &str, output: &Output) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("--- {client}\n{stdout}{stderr}");
+    assert!(
+        output.status.success(),
+        "{client} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(!stdout.contains("FAIL"), "{client}:\n{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_client_manages_proxies_and_toxics_and_its_toxics_act_on_the_data() {
+    let mut probe = Command::new("python3");
+    probe.args(["-c", "import toxiproxy"]);
+    if !client_available(
+        "toxiproxy-python",
+        &mut probe,
+        "python3 -m pip install toxiproxy-python",
+    ) {
+        return;
+    }
+    let server = Toxiproxy::start();
+    let echo = echo_server().await;
+    let mut script = Command::new("python3");
+    script.args([
+        format!("{SCRIPTS}/python_client.py"),
+        server.addr.to_string(),
+        echo.to_string(),
+    ]);
+    let output = run_to_end(script).await;
+    assert_passed("toxiproxy-python", &output);
+}
