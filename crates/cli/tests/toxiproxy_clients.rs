@@ -1,8 +1,9 @@
 //! `blastwall toxiproxy` driven by Toxiproxy's real client libraries, installed from their
 //! registries, so "compatible" means what the clients people use say it means.
 //!
-//! Each client runs a script from `tests/toxiproxy_clients/` against a fresh server and a TCP
-//! echo upstream on loopback; the script prints one line per check and fails if any did.
+//! Each client runs what lives in `tests/toxiproxy_clients/` against a fresh server and a
+//! TCP echo upstream on loopback: a script that prints one line per check and fails if any
+//! did, or (chaostoolkit) an experiment whose journal says what each step came to.
 //! Where a client is not installed the test skips with a loud line, unless
 //! `BLASTWALL_REQUIRE_TOXIPROXY_CLIENTS=1` (set by `.ci/run`, which installs them), where
 //! it fails: CI must not pass by not testing.
@@ -13,7 +14,9 @@ use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::{Toxiproxy, eventually_blocking};
+use http::{Method, StatusCode};
+use serde_json::Value;
+use support::{Toxiproxy, eventually_blocking, send};
 use tokio::net::TcpListener;
 
 /// The scripts' folder.
@@ -111,4 +114,60 @@ async fn the_python_client_manages_proxies_and_toxics_and_its_toxics_act_on_the_
     ]);
     let output = run_to_end(script).await;
     assert_passed("toxiproxy-python", &output);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chaostoolkit_experiment_adds_latency_and_its_steady_state_sees_it_then_rolls_back() {
+    let mut probe = Command::new("chaos");
+    probe.args(["--no-version-check", "--no-log-file", "--version"]);
+    let mut extension = Command::new("python3");
+    extension.args(["-c", "import chaostoxi"]);
+    let install = "python3 -m pip install chaostoolkit chaostoolkit-toxiproxy";
+    if !client_available("chaostoolkit", &mut probe, install)
+        || !client_available("chaostoolkit-toxiproxy", &mut extension, install)
+    {
+        return;
+    }
+    let server = Toxiproxy::start();
+    let echo = echo_server().await;
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let journal = scratch.path().join("journal.json");
+    let mut chaos = Command::new("chaos");
+    chaos
+        .current_dir(SCRIPTS)
+        .env("TOXIPROXY_PORT", server.addr.port().to_string())
+        .env("ECHO_PORT", echo.port().to_string())
+        .arg("--no-version-check")
+        .arg("--no-log-file")
+        .arg("--settings")
+        .arg(scratch.path().join("settings.yaml"))
+        .args(["run", "--hypothesis-strategy", "after-method-only"])
+        .args(["--rollback-strategy", "always", "--journal-path"])
+        .arg(&journal)
+        .arg("latency_experiment.json");
+    let output = run_to_end(chaos).await;
+    assert_passed("chaostoolkit", &output);
+
+    let journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(&journal).expect("a journal"))
+            .expect("a JSON journal");
+    assert_eq!(journal["status"], "completed", "{journal:#}");
+    let after = &journal["steady_states"]["after"];
+    assert_eq!(after["steady_state_met"], true, "{after:#}");
+    for activity in ["run", "rollbacks"] {
+        let statuses: Vec<&Value> = journal[activity]
+            .as_array()
+            .expect("a list of activities")
+            .iter()
+            .map(|done| &done["status"])
+            .collect();
+        assert_eq!(
+            statuses,
+            ["succeeded", "succeeded"],
+            "{activity}: {journal:#}"
+        );
+    }
+    let (status, _, proxies) = send(Method::GET, &server.url("/proxies"), "", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(proxies, "{}", "the rollbacks removed the proxy");
 }
