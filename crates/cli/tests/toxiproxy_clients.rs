@@ -171,3 +171,25 @@ async fn a_chaostoolkit_experiment_adds_latency_and_its_steady_state_sees_it_the
     assert_eq!(status, StatusCode::OK);
     assert_eq!(proxies, "{}", "the rollbacks removed the proxy");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_client_manages_proxies_and_toxics_and_its_toxics_act_on_the_data() {
+    let mut probe = Command::new("node");
+    probe
+        .current_dir(SCRIPTS)
+        .args(["-e", "require.resolve('toxiproxy-node-client')"]);
+    let install = format!("node, then npm ci in {SCRIPTS}");
+    if !client_available("toxiproxy-node-client", &mut probe, &install) {
+        return;
+    }
+    let server = Toxiproxy::start();
+    let echo = echo_server().await;
+    let mut script = Command::new("node");
+    script
+        .current_dir(SCRIPTS)
+        .arg("node_client.mjs")
+        .arg(server.addr.to_string())
+        .arg(echo.to_string());
+    let output = run_to_end(script).await;
+    assert_passed("toxiproxy-node-client", &output);
+}
