@@ -22,6 +22,17 @@ use tokio::net::TcpListener;
 /// The scripts' folder.
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/toxiproxy_clients");
 
+/// The toxic types, in the order the lifecycle experiment adds them.
+const TOXIC_TYPES: [&str; 7] = [
+    "latency",
+    "bandwidth",
+    "slow_close",
+    "timeout",
+    "reset_peer",
+    "slicer",
+    "limit_data",
+];
+
 /// How long a client's script may run (its checks wait half a second at most each).
 const SCRIPT_WITHIN: Duration = Duration::from_secs(60);
 
@@ -116,20 +127,20 @@ async fn the_python_client_manages_proxies_and_toxics_and_its_toxics_act_on_the_
     assert_passed("toxiproxy-python", &output);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chaostoolkit_experiment_adds_latency_and_its_steady_state_sees_it_then_rolls_back() {
+/// Whether `chaos` and the Toxiproxy extension are installed (see [`client_available`]).
+fn chaostoolkit_available() -> bool {
     let mut probe = Command::new("chaos");
     probe.args(["--no-version-check", "--no-log-file", "--version"]);
     let mut extension = Command::new("python3");
     extension.args(["-c", "import chaostoxi"]);
     let install = "python3 -m pip install chaostoolkit chaostoolkit-toxiproxy";
-    if !client_available("chaostoolkit", &mut probe, install)
-        || !client_available("chaostoolkit-toxiproxy", &mut extension, install)
-    {
-        return;
-    }
-    let server = Toxiproxy::start();
-    let echo = echo_server().await;
+    client_available("chaostoolkit", &mut probe, install)
+        && client_available("chaostoolkit-toxiproxy", &mut extension, install)
+}
+
+/// Runs `chaos run` on an experiment of the scripts' folder against `server` (the steady
+/// state checked after the method only, every rollback played) and returns its journal.
+async fn run_experiment(experiment: &str, server: &Toxiproxy, echo: SocketAddr) -> Value {
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let journal = scratch.path().join("journal.json");
     let mut chaos = Command::new("chaos");
@@ -137,6 +148,7 @@ async fn a_chaostoolkit_experiment_adds_latency_and_its_steady_state_sees_it_the
         .current_dir(SCRIPTS)
         .env("TOXIPROXY_PORT", server.addr.port().to_string())
         .env("ECHO_PORT", echo.port().to_string())
+        .env("ECHO_ADDRESS", echo.to_string())
         .arg("--no-version-check")
         .arg("--no-log-file")
         .arg("--settings")
@@ -144,32 +156,116 @@ async fn a_chaostoolkit_experiment_adds_latency_and_its_steady_state_sees_it_the
         .args(["run", "--hypothesis-strategy", "after-method-only"])
         .args(["--rollback-strategy", "always", "--journal-path"])
         .arg(&journal)
-        .arg("latency_experiment.json");
+        .arg(experiment);
     let output = run_to_end(chaos).await;
     assert_passed("chaostoolkit", &output);
-
     let journal: Value =
         serde_json::from_str(&std::fs::read_to_string(&journal).expect("a journal"))
             .expect("a JSON journal");
     assert_eq!(journal["status"], "completed", "{journal:#}");
     let after = &journal["steady_states"]["after"];
     assert_eq!(after["steady_state_met"], true, "{after:#}");
-    for activity in ["run", "rollbacks"] {
-        let statuses: Vec<&Value> = journal[activity]
-            .as_array()
-            .expect("a list of activities")
-            .iter()
-            .map(|done| &done["status"])
-            .collect();
-        assert_eq!(
-            statuses,
-            ["succeeded", "succeeded"],
-            "{activity}: {journal:#}"
-        );
+    journal
+}
+
+/// The activities of a journal's `section` ("run", "rollbacks") as (name, status, output).
+fn activities<'a>(journal: &'a Value, section: &str) -> Vec<(&'a str, &'a str, &'a Value)> {
+    journal[section]
+        .as_array()
+        .expect("a list of activities")
+        .iter()
+        .map(|done| {
+            (
+                done["activity"]["name"].as_str().expect("a name"),
+                done["status"].as_str().expect("a status"),
+                &done["output"],
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chaostoolkit_experiment_adds_latency_and_its_steady_state_sees_it_then_rolls_back() {
+    if !chaostoolkit_available() {
+        return;
+    }
+    let server = Toxiproxy::start();
+    let echo = echo_server().await;
+    let journal = run_experiment("latency_experiment.json", &server, echo).await;
+    for section in ["run", "rollbacks"] {
+        for (name, status, _) in activities(&journal, section) {
+            assert_eq!(status, "succeeded", "{name}: {journal:#}");
+        }
     }
     let (status, _, proxies) = send(Method::GET, &server.url("/proxies"), "", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(proxies, "{}", "the rollbacks removed the proxy");
+}
+
+/// What each activity of the lifecycle experiment comes to, as "status output" (the output
+/// as JSON), in the order it runs them; the failures are the error cases, where the
+/// extension raises on Toxiproxy's error status.
+const LIFECYCLE_AFTER_TOXICS: [(&str, &str); 16] = [
+    ("list the toxics", "(its names are checked on their own)"),
+    ("remove latency_upstream", "succeeded true"),
+    ("point the proxy at the echo server again", "succeeded true"),
+    ("disable the proxy", "succeeded true"),
+    ("read enabled while disabled", "succeeded false"),
+    ("enable the proxy", "succeeded true"),
+    ("read enabled after enabling", "succeeded true"),
+    ("reset", "succeeded true"),
+    ("list the toxics after the reset", "succeeded []"),
+    ("create a proxy that exists (fails)", "failed null"),
+    ("add a toxic of no such type (fails)", "failed null"),
+    ("add a toxic on no such stream (fails)", "failed null"),
+    ("modify a proxy that does not exist (fails)", "failed null"),
+    ("ask whether a missing proxy exists", "succeeded false"),
+    ("remove a toxic that does not exist", "succeeded false"),
+    ("delete the proxy", "succeeded null"),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_chaostoolkit_toxiproxy_action_and_probe_does_what_it_says_and_errors_fail() {
+    if !chaostoolkit_available() {
+        return;
+    }
+    let server = Toxiproxy::start();
+    let echo = echo_server().await;
+    let journal = run_experiment("lifecycle_experiment.json", &server, echo).await;
+    let done: Vec<(String, String)> = activities(&journal, "run")
+        .into_iter()
+        .map(|(name, status, output)| (name.to_owned(), format!("{status} {output}")))
+        .collect();
+
+    let mut toxics = Vec::new();
+    for stream in ["upstream", "downstream"] {
+        toxics.extend(TOXIC_TYPES.map(|kind| format!("{kind}_{stream}")));
+    }
+    let mut expected = vec![("create the proxy".to_owned(), "succeeded true".to_owned())];
+    expected.extend(
+        toxics
+            .iter()
+            .map(|toxic| (format!("add {toxic}"), "succeeded true".to_owned())),
+    );
+    let listed = &journal["run"][expected.len()]["output"];
+    let names: Vec<String> = listed
+        .as_array()
+        .map(|all| all.iter().map(|toxic| toxic["name"].to_string()).collect())
+        .unwrap_or_default();
+    let wanted: Vec<String> = toxics.iter().map(|toxic| format!("\"{toxic}\"")).collect();
+    assert_eq!(
+        names, wanted,
+        "the toxics listed, in the order they were added"
+    );
+    expected.extend(
+        LIFECYCLE_AFTER_TOXICS
+            .iter()
+            .map(|(name, outcome)| ((*name).to_owned(), (*outcome).to_owned())),
+    );
+    expected[1 + toxics.len()]
+        .1
+        .clone_from(&done[1 + toxics.len()].1);
+    assert_eq!(done, expected);
 }
 
 #[tokio::test(flavor = "multi_thread")]
