@@ -6,6 +6,7 @@ mod demo;
 mod load;
 mod mock;
 mod run;
+mod toxiproxy;
 
 use std::num::NonZeroUsize;
 
@@ -31,6 +32,8 @@ enum Command {
     Mock(mock::MockArgs),
     /// Send HTTP load at a fixed rate (open loop) and report latency and errors.
     Load(load::LoadArgs),
+    /// Serve Toxiproxy's HTTP API: TCP proxies that break on demand (latency, timeouts, resets…).
+    Toxiproxy(toxiproxy::ToxiproxyArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -51,6 +54,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             .map(|()| std::process::ExitCode::SUCCESS),
         Command::Load(args) => runtime
             .block_on(load::run(args))
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Toxiproxy(args) => runtime
+            .block_on(toxiproxy::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
     }
 }

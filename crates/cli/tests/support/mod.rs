@@ -121,6 +121,31 @@ fn address_in(line: &str) -> SocketAddr {
     line[start..].trim().parse().expect("a socket address")
 }
 
+/// A `blastwall toxiproxy` server.
+pub struct Toxiproxy {
+    /// The process.
+    pub process: Process,
+    /// Where its HTTP API listens.
+    pub addr: SocketAddr,
+}
+
+impl Toxiproxy {
+    /// Starts one with its API on a free port.
+    pub fn start() -> Self {
+        let mut process = Process::spawn(&["toxiproxy", "--listen", "127.0.0.1:0"]);
+        let line = process.wait_for_line("toxiproxy API listening on");
+        Self {
+            addr: address_in(&line),
+            process,
+        }
+    }
+
+    /// The URL of an API path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
 /// A `blastwall mock` upstream.
 pub struct Mock {
     /// The process.

@@ -1,0 +1,227 @@
+//! Toxiproxy's HTTP API, route for route: the paths, methods, statuses and JSON of
+//! Shopify's server (`api.go`), so its client libraries and scripts work unchanged.
+//!
+//! Browsers are refused (403 to a `Mozilla/` user agent), as Toxiproxy does against
+//! cross-site requests: a web page must not be able to cut a developer's database.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use super::collection::{Collection, ProxyInput};
+use super::error::ApiError;
+
+/// The version `GET /version` reports.
+pub const VERSION: &str = concat!("blastwall-", env!("CARGO_PKG_VERSION"));
+
+/// Request bodies larger than this are refused (populate bodies are the largest).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// An answer: status and JSON, or 204 without a body.
+type Answer = Result<(StatusCode, Option<Value>), ApiError>;
+
+/// Answers one API request.
+pub async fn handle(proxies: Arc<Collection>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let from_browser = request
+        .headers()
+        .get(header::USER_AGENT)
+        .is_some_and(|agent| agent.as_bytes().starts_with(b"Mozilla/"));
+    if from_browser {
+        return text(StatusCode::FORBIDDEN, "User agent not allowed\n");
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if !is_route(&segments) {
+        return text(StatusCode::NOT_FOUND, "404 page not found\n");
+    }
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(err) => return error(&err),
+    };
+    let answer = match segments.as_slice() {
+        ["version"] if method == Method::GET => return version(),
+        ["populate"] if method == Method::POST => return populate(&proxies, &body).await,
+        ["reset"] if method == Method::POST => Some(
+            proxies
+                .reset()
+                .await
+                .map(|()| (StatusCode::NO_CONTENT, None)),
+        ),
+        ["proxies", ..] => proxy_route(&proxies, &method, &segments[1..], &body).await,
+        _ => None,
+    };
+    match answer {
+        None => text(StatusCode::METHOD_NOT_ALLOWED, ""),
+        Some(Ok((status, Some(value)))) => json_response(status, &value),
+        Some(Ok((status, None))) => text(status, ""),
+        Some(Err(err)) => error(&err),
+    }
+}
+
+/// The routes under `/proxies`; `None` when the method is not one the path takes.
+async fn proxy_route(
+    proxies: &Collection,
+    method: &Method,
+    segments: &[&str],
+    body: &Bytes,
+) -> Option<Answer> {
+    let deleted = |result: Result<(), ApiError>| result.map(|()| (StatusCode::NO_CONTENT, None));
+    Some(match (segments, method) {
+        ([], &Method::GET) => Ok((StatusCode::OK, Some(proxies.index().await))),
+        ([], &Method::POST) => create(proxies, body).await,
+        ([name], &Method::GET) => ok(proxies.show(name).await),
+        ([name], m) if is_update(m) => match json(body) {
+            Ok(body) => ok(proxies.update(name, &body).await),
+            Err(err) => Err(err),
+        },
+        ([name], &Method::DELETE) => deleted(proxies.delete(name).await),
+        ([name, "toxics"], &Method::GET) => ok(proxies
+            .with_proxy(name, |proxy| {
+                Ok(Value::Array(
+                    proxy.toxics().iter().map(|t| t.to_json()).collect(),
+                ))
+            })
+            .await),
+        ([name, "toxics"], &Method::POST) => match json(body) {
+            Ok(body) => ok(proxies.add_toxic(name, &body).await),
+            Err(err) => Err(err),
+        },
+        ([name, "toxics", toxic], &Method::GET) => ok(proxies
+            .with_proxy(name, |proxy| {
+                proxy
+                    .toxic(toxic)
+                    .map(|t| t.to_json())
+                    .ok_or_else(ApiError::toxic_not_found)
+            })
+            .await),
+        ([name, "toxics", toxic], m) if is_update(m) => match json(body) {
+            Ok(body) => ok(proxies.update_toxic(name, toxic, &body).await),
+            Err(err) => Err(err),
+        },
+        ([name, "toxics", toxic], &Method::DELETE) => deleted(
+            proxies
+                .with_proxy(name, |proxy| proxy.remove_toxic(toxic))
+                .await,
+        ),
+        _ => return None,
+    })
+}
+
+/// `GET /version`, with Toxiproxy's content type and trailing newline.
+fn version() -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::OK, &format!("{{\"version\": \"{VERSION}\"}}\n"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    response
+}
+
+/// Toxiproxy takes updates by POST (deprecated there) and PATCH.
+fn is_update(method: &Method) -> bool {
+    method == Method::POST || method == Method::PATCH
+}
+
+/// Whether a path is one of the API's, whatever the method.
+fn is_route(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        ["version" | "reset" | "proxies" | "populate"]
+            | ["proxies", _]
+            | ["proxies", _, "toxics"]
+            | ["proxies", _, "toxics", _]
+    )
+}
+
+fn ok(result: Result<Value, ApiError>) -> Answer {
+    result.map(|value| (StatusCode::OK, Some(value)))
+}
+
+async fn create(proxies: &Collection, body: &Bytes) -> Answer {
+    let body = json(body)?;
+    let input = ProxyInput::parse(&body, ProxyInput::new_defaults(), None)?;
+    let created = proxies.create(input).await?;
+    Ok((StatusCode::CREATED, Some(created)))
+}
+
+/// `POST /populate`: 201 with `{"proxies": [...]}`; on an error, its status with the
+/// error's fields and the proxies done before it, as Toxiproxy answers.
+async fn populate(proxies: &Collection, body: &Bytes) -> Response<Full<Bytes>> {
+    let inputs = json(body).and_then(|body| match body {
+        Value::Array(entries) => entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| ProxyInput::parse(entry, ProxyInput::new_defaults(), Some(i)))
+            .collect::<Result<Vec<_>, _>>(),
+        other => Err(ApiError::bad_body(format!(
+            "expected an array of proxies, got {other}"
+        ))),
+    });
+    let (done, failed) = match inputs {
+        Ok(inputs) => proxies.populate(inputs).await,
+        Err(err) => (Vec::new(), Some(err)),
+    };
+    match failed {
+        None => json_response(StatusCode::CREATED, &serde_json::json!({"proxies": done})),
+        Some(err) => {
+            let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let proxies = if done.is_empty() {
+                Value::Null
+            } else {
+                Value::Array(done)
+            };
+            json_response(
+                status,
+                &serde_json::json!({"error": err.message, "status": err.status, "proxies": proxies}),
+            )
+        }
+    }
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
+    match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) => Err(ApiError::bad_body(format!(
+            "cannot read the body (at most {MAX_BODY} bytes): {err}"
+        ))),
+    }
+}
+
+fn json(body: &Bytes) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_body("EOF".to_owned()));
+    }
+    serde_json::from_slice(body).map_err(|err| ApiError::bad_body(err.to_string()))
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
+    let mut response = text(status, &value.to_string());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(err: &ApiError) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_value(err).unwrap_or(Value::Null);
+    json_response(status, &body)
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    if !body.is_empty() {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    response
+}

@@ -1,0 +1,97 @@
+//! A Toxiproxy-compatible server: TCP proxies that break on demand, driven by the HTTP API
+//! of Shopify's Toxiproxy, so the scripts and client libraries teams already have for it
+//! work against `blastwall toxiproxy` unchanged.
+//!
+//! - [`toxic`]: the toxics, with Toxiproxy's names and units;
+//! - [`pipe`]: one direction of one connection through a chain of toxics (the data path);
+//! - [`proxy`]: one TCP proxy (listen, accept, connect, pipe both ways);
+//! - [`collection`]: the proxies by name and the API's semantics over them;
+//! - [`api`]: the HTTP routes; [`error`]: the API's errors.
+
+pub mod api;
+pub mod collection;
+pub mod error;
+pub mod pipe;
+pub mod proxy;
+pub mod toxic;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use collection::Collection;
+pub use error::ApiError;
+
+/// A running Toxiproxy-compatible server.
+#[derive(Debug)]
+pub struct ToxiproxyHandle {
+    addr: SocketAddr,
+    proxies: Arc<Collection>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ToxiproxyHandle {
+    /// The address the API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the API and every proxy (their connections close).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        self.proxies.stop_all().await;
+    }
+}
+
+/// Binds the API on `listen` and serves it.
+pub async fn start(listen: SocketAddr) -> std::io::Result<ToxiproxyHandle> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let proxies = Arc::new(Collection::default());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(serve(listener, Arc::clone(&proxies), stopped));
+    Ok(ToxiproxyHandle {
+        addr,
+        proxies,
+        stop,
+        task,
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    proxies: Arc<Collection>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                };
+                let proxies = Arc::clone(&proxies);
+                connections.spawn(async move {
+                    let service = service_fn(move |request| {
+                        let proxies = Arc::clone(&proxies);
+                        async move { Ok::<_, std::convert::Infallible>(api::handle(proxies, request).await) }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next() => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! What the chain of toxics does to one direction of one connection, without I/O: the
+//! state a connection keeps per toxic (its toxicity draw, when it started, the bytes
+//! `limit_data` let through) and the [`Plan`] one chunk becomes. Pure functions of the
+//! chain, the state, the chunk and a seeded random source, so each toxic's arithmetic is
+//! tested without sockets or clocks.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use rand::rngs::SmallRng;
+use tokio::time::Instant;
+
+use super::super::toxic::{Kind, Slicer, Toxic};
+use super::End;
+
+/// What this connection knows about one toxic.
+#[derive(Debug)]
+pub(super) struct Seen {
+    /// Whether the toxicity draw chose this connection.
+    pub(super) applies: bool,
+    /// When this connection first saw the toxic (a timeout counts from here).
+    pub(super) since: Instant,
+    /// Bytes `limit_data` let through so far.
+    pub(super) sent: u64,
+    /// The toxic as last seen: an update restarts it (a new draw, a new timeout).
+    pub(super) toxic: Toxic,
+}
+
+/// The pieces one chunk becomes, and what happens after them.
+#[derive(Debug, PartialEq)]
+pub(super) struct Plan {
+    /// Nothing is written before this (latency moves it later).
+    pub(super) start: Instant,
+    /// Each piece is written after waiting its duration.
+    pub(super) pieces: Vec<(Duration, Bytes)>,
+    /// Ends the connection after the pieces (`reset_peer` waits its timeout first).
+    pub(super) end: Option<(Duration, End)>,
+}
+
+/// Forgets toxics no longer in the chain, draws new ones against their toxicity, and
+/// restarts updated ones as Toxiproxy does (a new draw and timer; `limit_data` keeps its
+/// count). True when a timeout toxic was removed: Toxiproxy then closes the connection
+/// (the timeout toxic's cleanup closes the stream, whether or not the draw chose it).
+pub(super) fn refresh(
+    seen: &mut HashMap<String, Seen>,
+    toxics: &[Toxic],
+    rng: &mut SmallRng,
+) -> bool {
+    let mut timeout_removed = false;
+    seen.retain(|name, state| {
+        let kept = toxics.iter().any(|t| &t.name == name);
+        timeout_removed |= !kept && matches!(state.toxic.kind, Kind::Timeout(_));
+        kept
+    });
+    for toxic in toxics {
+        let sent = match seen.get(&toxic.name) {
+            Some(state) if state.toxic == *toxic => continue,
+            Some(state) => state.sent,
+            None => 0,
+        };
+        let state = Seen {
+            applies: rng.random::<f64>() < toxic.toxicity,
+            since: Instant::now(),
+            sent,
+            toxic: toxic.clone(),
+        };
+        seen.insert(toxic.name.clone(), state);
+    }
+    timeout_removed
+}
+
+/// With an active timeout toxic: `Some(deadline)` to close at, `Some(None)` to stall forever.
+pub(super) fn stall_of(active: &[&Toxic], seen: &HashMap<String, Seen>) -> Option<Option<Instant>> {
+    active
+        .iter()
+        .filter_map(|toxic| match toxic.kind {
+            Kind::Timeout(attrs) if attrs.timeout == 0 => Some(None),
+            Kind::Timeout(attrs) => Some(Some(
+                seen[&toxic.name].since + Duration::from_millis(attrs.timeout),
+            )),
+            _ => None,
+        })
+        .min_by_key(|deadline| deadline.unwrap_or_else(far_future))
+}
+
+pub(super) fn slow_close_of(active: &[&Toxic]) -> Duration {
+    active
+        .iter()
+        .filter_map(|toxic| match toxic.kind {
+            Kind::SlowClose(attrs) => Some(Duration::from_millis(attrs.delay)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+/// A time no timer reaches (a stall without a deadline).
+pub(super) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// Runs one chunk through the active toxics, in chain order.
+pub(super) fn plan(
+    active: &[&Toxic],
+    seen: &mut HashMap<String, Seen>,
+    read_at: Instant,
+    chunk: Bytes,
+    rng: &mut SmallRng,
+) -> Plan {
+    let mut plan = Plan {
+        start: read_at,
+        pieces: vec![(Duration::ZERO, chunk)],
+        end: None,
+    };
+    for toxic in active {
+        match toxic.kind {
+            Kind::Latency(attrs) => {
+                plan.start += jittered(attrs.latency, attrs.jitter, rng);
+            }
+            Kind::Bandwidth(attrs) if attrs.rate > 0 => {
+                plan.pieces = throttle(plan.pieces, attrs.rate);
+            }
+            Kind::Slicer(attrs) => {
+                plan.pieces = plan
+                    .pieces
+                    .into_iter()
+                    .flat_map(|(wait, piece)| slice(wait, piece, attrs, rng))
+                    .collect();
+            }
+            Kind::LimitData(attrs) => {
+                if let Some(state) = seen.get_mut(&toxic.name) {
+                    let ended = limit(&mut plan.pieces, &mut state.sent, attrs.bytes);
+                    if ended {
+                        plan.end = Some((Duration::ZERO, End::Close));
+                        return plan;
+                    }
+                }
+            }
+            Kind::ResetPeer(attrs) => {
+                // Toxiproxy drops the chunk that triggers the reset.
+                plan.pieces.clear();
+                plan.end = Some((Duration::from_millis(attrs.timeout), End::Reset));
+                return plan;
+            }
+            Kind::Bandwidth(_) | Kind::SlowClose(_) | Kind::Timeout(_) => {}
+        }
+    }
+    plan
+}
+
+/// `latency` ± `jitter` milliseconds, as Toxiproxy draws it: uniform in
+/// `[latency - jitter, latency + jitter)`, never below zero.
+fn jittered(latency: u64, jitter: u64, rng: &mut SmallRng) -> Duration {
+    let mut millis = i128::from(latency);
+    if jitter > 0 {
+        let jitter = i128::from(jitter);
+        millis += rng.random_range(-jitter..jitter);
+    }
+    Duration::from_millis(u64::try_from(millis.max(0)).unwrap_or(u64::MAX))
+}
+
+/// Pieces of at most 100 ms worth of bytes, each waiting for its share of the rate
+/// (`rate` KB/s is `rate` bytes per millisecond).
+fn throttle(pieces: Vec<(Duration, Bytes)>, rate: u64) -> Vec<(Duration, Bytes)> {
+    let most = usize::try_from(rate.saturating_mul(100)).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for (wait, mut piece) in pieces {
+        let mut wait = wait;
+        while !piece.is_empty() {
+            let part = piece.split_to(most.min(piece.len()));
+            let cost = Duration::from_micros(part.len() as u64 * 1000 / rate);
+            out.push((wait + cost, part));
+            wait = Duration::ZERO;
+        }
+    }
+    out
+}
+
+/// Splits a piece as Toxiproxy's slicer does; the first slice keeps the piece's wait.
+fn slice(
+    wait: Duration,
+    mut piece: Bytes,
+    attrs: Slicer,
+    rng: &mut SmallRng,
+) -> Vec<(Duration, Bytes)> {
+    let mut bounds = Vec::new();
+    cut_points(
+        0,
+        piece.len(),
+        attrs.average_size,
+        attrs.size_variation,
+        rng,
+        &mut bounds,
+    );
+    let delay = Duration::from_micros(attrs.delay);
+    let mut out = Vec::with_capacity(bounds.len());
+    let mut at = 0;
+    for (index, end) in bounds.into_iter().enumerate() {
+        let part = piece.split_to(end - at);
+        at = end;
+        out.push((if index == 0 { wait } else { delay }, part));
+    }
+    out
+}
+
+/// The ends of the slices of `start..end`: halves, moved by up to ± `variation`, until a
+/// slice is within `variation` of `average` or smaller.
+pub(super) fn cut_points(
+    start: usize,
+    end: usize,
+    average: u64,
+    variation: u64,
+    rng: &mut SmallRng,
+    bounds: &mut Vec<usize>,
+) {
+    let (average, variation) = (average as usize, variation as usize);
+    if end - start <= average + variation {
+        bounds.push(end);
+        return;
+    }
+    let mut mid = start + (end - start) / 2;
+    if variation > 0 {
+        mid = mid + rng.random_range(0..variation * 2) - variation;
+    }
+    cut_points(start, mid, average as u64, variation as u64, rng, bounds);
+    cut_points(mid, end, average as u64, variation as u64, rng, bounds);
+}
+
+/// Keeps what fits in the `limit`, counting it in `sent`; true once the limit is reached.
+fn limit(pieces: &mut Vec<(Duration, Bytes)>, sent: &mut u64, limit: u64) -> bool {
+    let mut kept = Vec::with_capacity(pieces.len());
+    for (wait, mut piece) in pieces.drain(..) {
+        let room = usize::try_from(limit.saturating_sub(*sent)).unwrap_or(usize::MAX);
+        if room == 0 {
+            break;
+        }
+        piece.truncate(room);
+        *sent += piece.len() as u64;
+        kept.push((wait, piece));
+    }
+    *pieces = kept;
+    *sent >= limit
+}

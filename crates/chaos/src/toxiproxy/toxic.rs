@@ -1,0 +1,388 @@
+//! A toxic as Toxiproxy's API describes it: a type, a stream, a toxicity and the type's
+//! attributes, with Toxiproxy's exact names and units (milliseconds, KB/s, bytes,
+//! microseconds for the slicer's delay), so its client libraries work unchanged.
+//!
+//! Attributes are parsed by merging the JSON given over the current values (defaults on
+//! create), which is how Toxiproxy's Go server decodes an update: fields left out keep
+//! their value.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+
+/// Which way the bytes a toxic acts on flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// From the client to the upstream.
+    Upstream,
+    /// From the upstream back to the client.
+    Downstream,
+}
+
+impl Stream {
+    /// Parses a stream name as Toxiproxy does (case-insensitive).
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        match text.to_ascii_lowercase().as_str() {
+            "upstream" => Ok(Self::Upstream),
+            "downstream" => Ok(Self::Downstream),
+            _ => Err(ApiError::invalid_stream()),
+        }
+    }
+
+    /// The name used in JSON and in default toxic names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upstream => "upstream",
+            Self::Downstream => "downstream",
+        }
+    }
+}
+
+/// What a toxic does, with its attributes in Toxiproxy's units.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// Delays every chunk by `latency` ± `jitter` milliseconds.
+    Latency(Latency),
+    /// Passes data at most `rate` KB/s.
+    Bandwidth(Bandwidth),
+    /// Delays the close by `delay` milliseconds.
+    SlowClose(SlowClose),
+    /// Drops all data; closes after `timeout` ms (0: never).
+    Timeout(TimeoutAttrs),
+    /// Resets the connection (TCP RST) `timeout` ms after data arrives.
+    ResetPeer(TimeoutAttrs),
+    /// Cuts chunks to about `average_size` ± `size_variation` bytes, `delay` µs apart.
+    Slicer(Slicer),
+    /// Closes the connection once `bytes` bytes went through.
+    LimitData(LimitData),
+}
+
+/// Attributes of `latency`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Milliseconds.
+    pub latency: u64,
+    /// Milliseconds either side.
+    pub jitter: u64,
+}
+
+/// Attributes of `bandwidth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bandwidth {
+    /// KB/s (1 KB = 1000 bytes, as Toxiproxy counts); 0 means no limit.
+    pub rate: u64,
+}
+
+/// Attributes of `slow_close`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlowClose {
+    /// Milliseconds.
+    pub delay: u64,
+}
+
+/// Attributes of `timeout` and `reset_peer`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutAttrs {
+    /// Milliseconds.
+    pub timeout: u64,
+}
+
+/// Attributes of `slicer`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slicer {
+    /// Bytes.
+    pub average_size: u64,
+    /// Bytes either side; must be below `average_size`.
+    pub size_variation: u64,
+    /// Microseconds between slices.
+    pub delay: u64,
+}
+
+/// Attributes of `limit_data`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitData {
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// The toxic types Toxiproxy ships, by their API names.
+pub const TYPES: [&str; 7] = [
+    "latency",
+    "bandwidth",
+    "slow_close",
+    "timeout",
+    "reset_peer",
+    "slicer",
+    "limit_data",
+];
+
+impl Kind {
+    /// The API name of this toxic's type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Latency(_) => "latency",
+            Self::Bandwidth(_) => "bandwidth",
+            Self::SlowClose(_) => "slow_close",
+            Self::Timeout(_) => "timeout",
+            Self::ResetPeer(_) => "reset_peer",
+            Self::Slicer(_) => "slicer",
+            Self::LimitData(_) => "limit_data",
+        }
+    }
+
+    /// The default attributes of a type, or `None` for a type Toxiproxy does not know.
+    pub fn default_of(type_name: &str) -> Option<Self> {
+        Some(match type_name {
+            "latency" => Self::Latency(Latency::default()),
+            "bandwidth" => Self::Bandwidth(Bandwidth::default()),
+            "slow_close" => Self::SlowClose(SlowClose::default()),
+            "timeout" => Self::Timeout(TimeoutAttrs::default()),
+            "reset_peer" => Self::ResetPeer(TimeoutAttrs::default()),
+            "slicer" => Self::Slicer(Slicer::default()),
+            "limit_data" => Self::LimitData(LimitData::default()),
+            _ => return None,
+        })
+    }
+
+    /// The attributes as JSON.
+    pub fn attributes(&self) -> Value {
+        let value = match self {
+            Self::Latency(a) => serde_json::to_value(a),
+            Self::Bandwidth(a) => serde_json::to_value(a),
+            Self::SlowClose(a) => serde_json::to_value(a),
+            Self::Timeout(a) | Self::ResetPeer(a) => serde_json::to_value(a),
+            Self::Slicer(a) => serde_json::to_value(a),
+            Self::LimitData(a) => serde_json::to_value(a),
+        };
+        value.unwrap_or(Value::Null)
+    }
+
+    /// These attributes with the fields of `given` (a JSON object, or null) put over them.
+    pub fn merged(&self, given: &Value) -> Result<Self, ApiError> {
+        let given = match given {
+            Value::Null => return Ok(self.clone()),
+            Value::Object(map) => map,
+            other => {
+                return Err(ApiError::bad_body(format!(
+                    "attributes must be an object, got {other}"
+                )));
+            }
+        };
+        let mut merged: Map<String, Value> = match self.attributes() {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        for (key, value) in given {
+            if merged.contains_key(key) {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        let merged = Value::Object(merged);
+        let bad = |err: serde_json::Error| ApiError::bad_body(format!("attributes: {err}"));
+        let kind = match self {
+            Self::Latency(_) => Self::Latency(serde_json::from_value(merged).map_err(bad)?),
+            Self::Bandwidth(_) => Self::Bandwidth(serde_json::from_value(merged).map_err(bad)?),
+            Self::SlowClose(_) => Self::SlowClose(serde_json::from_value(merged).map_err(bad)?),
+            Self::Timeout(_) => Self::Timeout(serde_json::from_value(merged).map_err(bad)?),
+            Self::ResetPeer(_) => Self::ResetPeer(serde_json::from_value(merged).map_err(bad)?),
+            Self::Slicer(_) => Self::Slicer(serde_json::from_value(merged).map_err(bad)?),
+            Self::LimitData(_) => Self::LimitData(serde_json::from_value(merged).map_err(bad)?),
+        };
+        kind.validate()?;
+        Ok(kind)
+    }
+
+    /// Refuses attributes the data path cannot honour (Toxiproxy's slicer loops forever on
+    /// an average size of 0; here it is a 400).
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Self::Slicer(slicer) = self {
+            if slicer.average_size == 0 {
+                return Err(ApiError::bad_body(
+                    "attributes: slicer average_size must be at least 1".to_owned(),
+                ));
+            }
+            if slicer.size_variation >= slicer.average_size {
+                return Err(ApiError::bad_body(
+                    "attributes: slicer size_variation must be less than average_size".to_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One toxic on a proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toxic {
+    /// Unique within its proxy (both streams).
+    pub name: String,
+    /// Which way it acts.
+    pub stream: Stream,
+    /// Share of connections (0 to 1) it applies to, drawn once per connection.
+    pub toxicity: f64,
+    /// What it does.
+    pub kind: Kind,
+}
+
+impl Toxic {
+    /// The JSON Toxiproxy answers for a toxic.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "attributes": self.kind.attributes(),
+            "name": self.name,
+            "type": self.kind.type_name(),
+            "stream": self.stream.as_str(),
+            "toxicity": self.toxicity,
+        })
+    }
+
+    /// A toxic from a create body: stream defaults to downstream, toxicity to 1, the name
+    /// to `{type}_{stream}`.
+    pub fn from_create(body: &Value) -> Result<Self, ApiError> {
+        let object = body
+            .as_object()
+            .ok_or_else(|| ApiError::bad_body("expected a JSON object".to_owned()))?;
+        let stream = match object.get("stream") {
+            None | Some(Value::Null) => Stream::Downstream,
+            Some(Value::String(text)) => Stream::parse(text)?,
+            Some(other) => {
+                return Err(ApiError::bad_body(format!(
+                    "stream: expected a string, got {other}"
+                )));
+            }
+        };
+        let type_name = match object.get("type") {
+            None | Some(Value::Null) => "",
+            Some(Value::String(text)) => text.as_str(),
+            Some(other) => {
+                return Err(ApiError::bad_body(format!(
+                    "type: expected a string, got {other}"
+                )));
+            }
+        };
+        let name = match object.get("name") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => {
+                return Err(ApiError::bad_body(format!(
+                    "name: expected a string, got {other}"
+                )));
+            }
+        };
+        let name = if name.is_empty() {
+            format!("{type_name}_{}", stream.as_str())
+        } else {
+            name
+        };
+        let toxicity = toxicity_in(object, 1.0)?;
+        let kind = Kind::default_of(type_name).ok_or_else(ApiError::invalid_toxic_type)?;
+        let kind = kind.merged(object.get("attributes").unwrap_or(&Value::Null))?;
+        Ok(Self {
+            name,
+            stream,
+            toxicity,
+            kind,
+        })
+    }
+
+    /// This toxic updated by a body: attributes and toxicity given replace the current ones,
+    /// the rest is kept.
+    pub fn updated(&self, body: &Value) -> Result<Self, ApiError> {
+        let object = body
+            .as_object()
+            .ok_or_else(|| ApiError::bad_body("expected a JSON object".to_owned()))?;
+        let toxicity = toxicity_in(object, self.toxicity)?;
+        let kind = self
+            .kind
+            .merged(object.get("attributes").unwrap_or(&Value::Null))?;
+        Ok(Self {
+            toxicity,
+            kind,
+            ..self.clone()
+        })
+    }
+}
+
+fn toxicity_in(object: &Map<String, Value>, default: f64) -> Result<f64, ApiError> {
+    match object.get("toxicity") {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(number)) => match number.as_f64() {
+            Some(value) if (0.0..=1.0).contains(&value) => Ok(value),
+            _ => Err(ApiError::bad_body(format!(
+                "toxicity must be between 0 and 1, got {number}"
+            ))),
+        },
+        Some(other) => Err(ApiError::bad_body(format!(
+            "toxicity: expected a number, got {other}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_create_body_with_only_a_type_gets_toxiproxys_defaults() {
+        let toxic = Toxic::from_create(&json!({"type": "latency"})).expect("valid");
+        assert_eq!(toxic.name, "latency_downstream");
+        assert_eq!(toxic.stream, Stream::Downstream);
+        assert_eq!(toxic.toxicity, 1.0);
+        assert_eq!(toxic.kind, Kind::Latency(Latency::default()));
+    }
+
+    #[test]
+    fn an_update_keeps_the_attributes_it_does_not_name() {
+        let toxic = Toxic::from_create(&json!({
+            "type": "latency", "stream": "upstream", "toxicity": 0.5,
+            "attributes": {"latency": 100, "jitter": 10}
+        }))
+        .expect("valid");
+        let updated = toxic
+            .updated(&json!({"attributes": {"latency": 300}}))
+            .expect("valid");
+        assert_eq!(updated.toxicity, 0.5);
+        assert_eq!(
+            updated.kind,
+            Kind::Latency(Latency {
+                latency: 300,
+                jitter: 10
+            })
+        );
+        assert_eq!(
+            updated.to_json(),
+            json!({"attributes": {"latency": 300, "jitter": 10}, "name": "latency_upstream",
+                   "type": "latency", "stream": "upstream", "toxicity": 0.5})
+        );
+    }
+
+    #[test]
+    fn unknown_types_streams_and_bad_attributes_are_400s_that_say_why() {
+        let unknown = Toxic::from_create(&json!({"type": "nope"})).expect_err("invalid");
+        assert_eq!(
+            (unknown.status, unknown.message.as_str()),
+            (400, "invalid toxic type")
+        );
+        let stream = Toxic::from_create(&json!({"type": "latency", "stream": "sideways"}))
+            .expect_err("invalid");
+        assert_eq!(
+            stream.message,
+            "stream was invalid, can be either upstream or downstream"
+        );
+        let negative =
+            Toxic::from_create(&json!({"type": "latency", "attributes": {"latency": -1}}))
+                .expect_err("invalid");
+        assert!(
+            negative.message.starts_with("bad request body: attributes"),
+            "{negative:?}"
+        );
+        let slicer =
+            Toxic::from_create(&json!({"type": "slicer", "attributes": {"average_size": 0}}))
+                .expect_err("invalid");
+        assert_eq!(slicer.status, 400);
+    }
+}
