@@ -1,6 +1,7 @@
 //! `blastwall mock`: a simulated service that misbehaves on demand.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -46,7 +47,17 @@ pub struct MockArgs {
     /// Answer with this many bytes instead of the body (a large answer).
     #[arg(long)]
     body_size: Option<usize>,
-    /// Seed for the failure and jitter draws.
+    /// Send the body at this many bytes a second.
+    #[arg(long)]
+    body_rate: Option<NonZeroU64>,
+    /// Break the body off after this many bytes (the connection is closed).
+    #[arg(long)]
+    truncate_after: Option<usize>,
+    /// More of the behaviour as JSON, over the flags above: what no flag says, such as
+    /// `latency_distribution`, `paths` and `phases` (see `PATCH /_mock/behaviour`).
+    #[arg(long, value_name = "JSON")]
+    behaviour: Option<String>,
+    /// Seed for the failure and latency draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -85,6 +96,15 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
         mode: args.mode.into(),
         echo: args.echo,
         body_size: args.body_size,
+        body_rate: args.body_rate,
+        truncate_after: args.truncate_after,
+        ..Behaviour::default()
+    };
+    let behaviour = match &args.behaviour {
+        Some(json) => behaviour
+            .patched(json.as_bytes())
+            .context("invalid --behaviour")?,
+        None => behaviour,
     };
     let handle = mock::start(MockConfig {
         name: args.name.clone(),

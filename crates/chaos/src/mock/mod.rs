@@ -1,9 +1,11 @@
 //! A simulated service that misbehaves on demand: the one fake upstream for demos and tests.
 //!
 //! A mock is a real HTTP/1.1 and HTTP/2 server on a real socket. It answers every request
-//! with its [`Behaviour`] (latency, status, failures, a capacity past which it answers 503
-//! like a saturated service, no answer at all: reset or hang, or an answer broken off
-//! half-way: its body cut or stalled, see [`body`]), and it can be told to
+//! with its [`Behaviour`] (latency, fixed or from a distribution, see [`latency`]; status,
+//! failures, a capacity past which it answers 503 like a saturated service; no answer at
+//! all: reset or hang; an answer sent slowly or broken off: its body cut or stalled, see
+//! [`body`]; behaviours of their own for some paths, and phases on a timetable, see
+//! [`phases`]), and it can be told to
 //! change at run time through its control API under `/_mock/` (see [`control`]), so a test
 //! turns a healthy replica into a slow, failing or dead one in one call. Stopping a mock
 //! drops every connection at once, as a crashed process would.
@@ -11,6 +13,9 @@
 pub mod behaviour;
 pub mod body;
 pub mod control;
+pub mod latency;
+pub mod patch;
+pub mod phases;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,9 +36,13 @@ use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-pub use behaviour::{Action, Behaviour, InvalidBehaviour, Mode};
-use body::{Cut, MockBody};
+pub use behaviour::{Action, Behaviour, Draws, InvalidBehaviour, Mode, PathBehaviour};
+use body::{MockBody, Shape};
+pub use latency::Latency;
+pub use patch::PatchError;
+pub use phases::{AfterPhases, Phase};
 
 /// The header every mock answer carries, naming the mock that answered.
 pub const NAME_HEADER: &str = "x-mock-name";
@@ -47,7 +56,7 @@ pub struct MockConfig {
     pub listen: SocketAddr,
     /// How to answer at first.
     pub behaviour: Behaviour,
-    /// Seed for the failure and jitter draws, so a run can be repeated exactly.
+    /// Seed for the failure and latency draws, so a run can be repeated exactly.
     pub seed: u64,
 }
 
@@ -79,11 +88,27 @@ pub struct Stats {
     pub cut_bodies: u64,
 }
 
+/// The behaviour in force and when it was set, which is when its phases start.
+#[derive(Debug, Clone)]
+struct Installed {
+    behaviour: Arc<Behaviour>,
+    since: Instant,
+}
+
+impl Installed {
+    fn now(behaviour: Behaviour) -> Self {
+        Self {
+            behaviour: Arc::new(behaviour),
+            since: Instant::now(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     name: String,
     seed: u64,
-    behaviour: RwLock<Arc<Behaviour>>,
+    behaviour: RwLock<Installed>,
     requests: AtomicU64,
     in_flight: AtomicU64,
     answered_by_class: [AtomicU64; 5],
@@ -109,7 +134,7 @@ pub async fn start(config: MockConfig) -> Result<MockHandle, StartError> {
     let shared = Arc::new(Shared {
         name: config.name,
         seed: config.seed,
-        behaviour: RwLock::new(Arc::new(config.behaviour)),
+        behaviour: RwLock::new(Installed::now(config.behaviour)),
         requests: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         answered_by_class: Default::default(),
@@ -156,8 +181,14 @@ impl MockHandle {
     }
 
     /// Replaces the behaviour; requests already waiting keep the one they started with.
+    /// Its phases, if any, start now.
     pub fn set_behaviour(&self, behaviour: Behaviour) -> Result<(), InvalidBehaviour> {
         self.shared.set_behaviour(behaviour)
+    }
+
+    /// Changes only the fields of the JSON object `patch` (see [`patch`]); phases restart.
+    pub fn patch_behaviour(&self, patch: &[u8]) -> Result<Behaviour, PatchError> {
+        self.shared.patch_behaviour(patch)
     }
 
     /// What has reached the mock so far.
@@ -179,7 +210,7 @@ impl Drop for MockHandle {
 }
 
 impl Shared {
-    fn behaviour(&self) -> Arc<Behaviour> {
+    fn installed(&self) -> Installed {
         // A poisoned lock still holds a valid behaviour: every write replaces it whole.
         self.behaviour
             .read()
@@ -187,13 +218,28 @@ impl Shared {
             .clone()
     }
 
+    fn behaviour(&self) -> Arc<Behaviour> {
+        self.installed().behaviour
+    }
+
     fn set_behaviour(&self, behaviour: Behaviour) -> Result<(), InvalidBehaviour> {
         behaviour.validate()?;
         *self
             .behaviour
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(behaviour);
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Installed::now(behaviour);
         Ok(())
+    }
+
+    /// Patches under the write lock, so two patches at once both take effect.
+    fn patch_behaviour(&self, patch: &[u8]) -> Result<Behaviour, PatchError> {
+        let mut installed = self
+            .behaviour
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let patched = installed.behaviour.patched(patch)?;
+        *installed = Installed::now(patched.clone());
+        Ok(patched)
     }
 
     fn stats(&self) -> Stats {
@@ -266,10 +312,17 @@ async fn answer(
     }
     let sequence = shared.requests.fetch_add(1, Ordering::Relaxed);
     let in_flight = InFlight::enter(&shared.in_flight);
-    let behaviour = shared.behaviour();
+    let installed = shared.installed();
+    let behaviour = installed
+        .behaviour
+        .resolve(installed.since.elapsed(), request.uri().path());
     let mut rng =
         SmallRng::seed_from_u64(shared.seed ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let action = behaviour.decide(in_flight.count, rng.random(), rng.random());
+    let draws = Draws {
+        failure: rng.random(),
+        latency: [rng.random(), rng.random()],
+    };
+    let action = behaviour.decide(in_flight.count, draws);
     let response = match action {
         Action::Reset => {
             shared.resets.fetch_add(1, Ordering::Relaxed);
@@ -292,7 +345,11 @@ async fn answer(
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             response
         }
-        Action::Respond { delay, status, cut } => {
+        Action::Respond {
+            delay,
+            status,
+            body: shape,
+        } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let (parts, body) = request.into_parts();
             // Reading the whole body lets keep-alive go on and lets echo report its size.
@@ -312,12 +369,13 @@ async fn answer(
             } else {
                 text(&shared, status, Bytes::from(behaviour.body.clone()))
             };
-            match cut {
-                Some(cut) => {
-                    shared.cut_bodies.fetch_add(1, Ordering::Relaxed);
-                    cut_off(response, cut)
-                }
-                None => response,
+            if shape.cut.is_some() {
+                shared.cut_bodies.fetch_add(1, Ordering::Relaxed);
+            }
+            if shape == Shape::default() {
+                response
+            } else {
+                shaped(response, shape)
             }
         }
     };
@@ -351,15 +409,15 @@ fn respond(
     response
 }
 
-/// `response` with its body broken off half-way by `cut`; its `Content-Length` promises
-/// the whole body.
-fn cut_off(response: MockResponse, cut: Cut) -> MockResponse {
+/// `response` with its body sent as `shape` says; its `Content-Length` promises the whole
+/// body, however much of it is sent.
+fn shaped(response: MockResponse, shape: Shape) -> MockResponse {
     let (mut parts, body) = response.into_parts();
-    let whole = body.into_whole();
+    let whole = body.into_pending();
     parts
         .headers
         .insert(header::CONTENT_LENGTH, whole.len().into());
-    Response::from_parts(parts, MockBody::cut(whole, cut))
+    Response::from_parts(parts, MockBody::shaped(whole, shape))
 }
 
 /// Counts a request in flight for as long as it lives, however its future ends.
