@@ -444,4 +444,166 @@ mod tests {
         let err = serde_json::from_str::<Behaviour>(r#"{"latncy":"1s"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `latncy`"), "{err}");
     }
+
+    fn status(status: u16) -> Behaviour {
+        Behaviour {
+            status,
+            ..Behaviour::default()
+        }
+    }
+
+    fn on(prefix: &str, behaviour: Behaviour) -> PathBehaviour {
+        PathBehaviour {
+            prefix: prefix.into(),
+            behaviour,
+        }
+    }
+
+    #[test]
+    fn the_longest_matching_prefix_answers_and_the_rest_take_the_default() {
+        let behaviour = Behaviour {
+            paths: vec![on("/api", status(201)), on("/api/slow", status(202))],
+            ..Behaviour::default()
+        };
+        let at = |path| behaviour.resolve(Duration::ZERO, path).status;
+        assert_eq!(at("/api/slow/1"), 202);
+        assert_eq!(at("/api/users"), 201);
+        assert_eq!(at("/health"), 200);
+    }
+
+    #[test]
+    fn phases_replace_the_behaviour_and_may_have_paths() {
+        let failing = Behaviour {
+            paths: vec![on("/health", status(200))],
+            ..status(503)
+        };
+        let behaviour = Behaviour {
+            phases: vec![
+                Phase {
+                    behaviour: status(200),
+                    duration: Duration::from_secs(10),
+                },
+                Phase {
+                    behaviour: failing,
+                    duration: Duration::from_secs(10),
+                },
+            ],
+            ..status(418)
+        };
+        let at = |seconds, path| behaviour.resolve(Duration::from_secs(seconds), path).status;
+        assert_eq!(at(0, "/"), 200);
+        assert_eq!(at(12, "/"), 503);
+        assert_eq!(at(12, "/health"), 200);
+        assert_eq!(at(60, "/"), 503, "the last phase holds");
+    }
+
+    #[test]
+    fn a_distribution_replaces_latency_and_jitter() {
+        let behaviour = Behaviour {
+            latency: Duration::from_secs(9),
+            latency_distribution: Some(Latency::Uniform {
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(30),
+            }),
+            ..Behaviour::default()
+        };
+        assert!(matches!(
+            behaviour.decide(1, draws(1.0, 0.5)),
+            Action::Respond { delay, .. } if delay == Duration::from_millis(20)
+        ));
+    }
+
+    #[test]
+    fn truncate_after_cuts_a_served_body_and_moves_a_stall() {
+        let truncated = Behaviour {
+            truncate_after: Some(3),
+            body_rate: NonZeroU64::new(100),
+            ..Behaviour::default()
+        };
+        let expected = Shape {
+            rate: NonZeroU64::new(100),
+            cut: Some((Keep::Bytes(3), Cut::Fail)),
+        };
+        assert!(matches!(
+            truncated.decide(1, draws(1.0, 0.0)),
+            Action::Respond { body, .. } if body == expected
+        ));
+        let stalled = Behaviour {
+            mode: Mode::StallBody,
+            ..truncated
+        };
+        assert!(matches!(
+            stalled.decide(1, draws(1.0, 0.0)),
+            Action::Respond {
+                body: Shape {
+                    cut: Some((Keep::Bytes(3), Cut::Stall)),
+                    ..
+                },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn nested_behaviours_are_validated_where_they_are() {
+        let bad_path = Behaviour {
+            paths: vec![on("/api", status(42))],
+            ..Behaviour::default()
+        };
+        assert_eq!(
+            bad_path.validate().unwrap_err().to_string(),
+            "paths[0].behaviour: status must be an HTTP status from 100 to 599, got 42"
+        );
+        let no_slash = Behaviour {
+            paths: vec![on("api", status(200))],
+            ..Behaviour::default()
+        };
+        assert_eq!(
+            no_slash.validate().unwrap_err().to_string(),
+            "paths[0].prefix must start with '/', got \"api\""
+        );
+        let nested_phases = Behaviour {
+            phases: vec![Phase {
+                behaviour: Behaviour {
+                    phases: vec![Phase {
+                        behaviour: status(200),
+                        duration: Duration::from_secs(1),
+                    }],
+                    ..Behaviour::default()
+                },
+                duration: Duration::from_secs(1),
+            }],
+            ..Behaviour::default()
+        };
+        assert_eq!(
+            nested_phases.validate().unwrap_err().to_string(),
+            "phases[0].behaviour cannot have phases of its own"
+        );
+        let instant_phase = Behaviour {
+            phases: vec![Phase {
+                behaviour: status(200),
+                duration: Duration::ZERO,
+            }],
+            ..Behaviour::default()
+        };
+        assert_eq!(
+            instant_phase.validate().unwrap_err().to_string(),
+            "phases[0].for must be more than zero"
+        );
+    }
+
+    #[test]
+    fn unset_new_fields_are_left_out_of_the_json() {
+        let json = serde_json::to_value(Behaviour::default()).expect("serializes");
+        for field in [
+            "latency_distribution",
+            "body_rate",
+            "truncate_after",
+            "paths",
+            "phases",
+            "after_phases",
+        ] {
+            assert!(json.get(field).is_none(), "{field} in {json}");
+        }
+    }
 }
