@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
@@ -349,41 +350,51 @@ async fn answer(
             delay,
             status,
             body: shape,
-        } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let (parts, body) = request.into_parts();
-            // Reading the whole body lets keep-alive go on and lets echo report its size.
-            let body_bytes = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes().len())
-                .unwrap_or(0);
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            let response = if behaviour.echo {
-                let echo = control::Echo::of(&shared.name, &parts, body_bytes);
-                control::json(&shared, status, &echo)
-            } else if let Some(size) = behaviour.body_size {
-                text(&shared, status, Bytes::from(vec![b'x'; size]))
-            } else {
-                text(&shared, status, Bytes::from(behaviour.body.clone()))
-            };
-            if shape.cut.is_some() {
-                shared.cut_bodies.fetch_add(1, Ordering::Relaxed);
-            }
-            if shape == Shape::default() {
-                response
-            } else {
-                shaped(response, shape)
-            }
-        }
+        } => serve(&shared, behaviour, request, delay, status, shape).await,
     };
     let class = usize::from(response.status().as_u16() / 100).saturating_sub(1);
     if let Some(counter) = shared.answered_by_class.get(class) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
     Ok(response)
+}
+
+/// Answers as `behaviour` says, after `delay`, with its body sent as `shape` says.
+async fn serve(
+    shared: &Shared,
+    behaviour: &Behaviour,
+    request: Request<Incoming>,
+    delay: Duration,
+    status: u16,
+    shape: Shape,
+) -> MockResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (parts, body) = request.into_parts();
+    // Reading the whole body lets keep-alive go on and lets echo report its size.
+    let body_bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len())
+        .unwrap_or(0);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let response = if behaviour.echo {
+        let echo = control::Echo::of(&shared.name, &parts, body_bytes);
+        control::json(shared, status, &echo)
+    } else if let Some(size) = behaviour.body_size {
+        text(shared, status, Bytes::from(vec![b'x'; size]))
+    } else {
+        text(shared, status, Bytes::from(behaviour.body.clone()))
+    };
+    if shape.cut.is_some() {
+        shared.cut_bodies.fetch_add(1, Ordering::Relaxed);
+    }
+    if shape == Shape::default() {
+        response
+    } else {
+        shaped(response, shape)
+    }
 }
 
 fn text(shared: &Shared, status: StatusCode, body: Bytes) -> MockResponse {

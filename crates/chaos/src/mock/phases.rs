@@ -115,4 +115,19 @@ mod tests {
         assert_eq!(phase.duration, 30 * S);
         assert_eq!(phase.behaviour.status, 503);
     }
+
+    #[test]
+    fn the_readme_script_is_a_valid_behaviour() {
+        let behaviour: Behaviour = serde_json::from_str(
+            r#"{"phases": [
+                {"behaviour": {}, "for": "30s"},
+                {"behaviour": {"latency": "300ms"}, "for": "30s"},
+                {"behaviour": {"failure_rate": 1, "paths": [{"prefix": "/health", "behaviour": {}}]}, "for": "30s"},
+                {"behaviour": {}, "for": "1h"}]}"#,
+        )
+        .expect("the README's example parses");
+        assert_eq!(behaviour.validate(), Ok(()));
+        assert_eq!(behaviour.resolve(65 * S, "/").failure_rate, 1.0);
+        assert_eq!(behaviour.resolve(65 * S, "/health/live").failure_rate, 0.0);
+    }
 }
