@@ -5,7 +5,7 @@
 //! | `GET /_mock/behaviour` | the behaviour in force, as JSON |
 //! | `PUT /_mock/behaviour` | replaces it; missing fields take their defaults; a bad one is refused with 400 and the old one stays |
 //! | `PATCH /_mock/behaviour` | changes only the fields given (see [`super::patch`]); a bad one is named in a 400 and the old behaviour stays |
-//! | `GET /_mock/stats` | counters of what reached the mock |
+//! | `GET /_mock/stats` | counters of what reached the mock, and the index of the phase in force (`phase`) when there are phases |
 //! | any `/_mock/echo` | a JSON description of the request as received |
 
 use bytes::Bytes;

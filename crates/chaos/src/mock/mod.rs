@@ -87,6 +87,9 @@ pub struct Stats {
     pub hangs: u64,
     /// Answers whose body was broken off half-way (cut or stalled).
     pub cut_bodies: u64,
+    /// The index of the phase in force, when the behaviour has phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<usize>,
 }
 
 /// The behaviour in force and when it was set, which is when its phases start.
@@ -243,6 +246,16 @@ impl Shared {
         Ok(patched)
     }
 
+    fn phase(&self) -> Option<usize> {
+        let installed = self.installed();
+        let behaviour = &installed.behaviour;
+        phases::phase_at(
+            &behaviour.phases,
+            behaviour.after_phases,
+            installed.since.elapsed(),
+        )
+    }
+
     fn stats(&self) -> Stats {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Stats {
@@ -253,6 +266,7 @@ impl Shared {
             resets: load(&self.resets),
             hangs: load(&self.hangs),
             cut_bodies: load(&self.cut_bodies),
+            phase: self.phase(),
         }
     }
 }
@@ -447,5 +461,51 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(status: u16, seconds: u64) -> Phase {
+        Phase {
+            behaviour: Behaviour {
+                status,
+                ..Behaviour::default()
+            },
+            duration: Duration::from_secs(seconds),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn phases_start_when_the_behaviour_is_set_and_follow_the_clock() {
+        let mock = start(MockConfig {
+            name: "scripted".into(),
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            behaviour: Behaviour::default(),
+            seed: 0,
+        })
+        .await
+        .expect("mock starts");
+        assert_eq!(mock.stats().phase, None);
+        tokio::time::advance(Duration::from_secs(100)).await;
+        mock.set_behaviour(Behaviour {
+            phases: vec![phase(200, 10), phase(503, 5)],
+            after_phases: AfterPhases::Loop,
+            ..Behaviour::default()
+        })
+        .expect("valid");
+        assert_eq!(mock.stats().phase, Some(0));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(mock.stats().phase, Some(1));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(mock.stats().phase, Some(0), "it loops");
+        mock.patch_behaviour(br#"{"after_phases":"hold"}"#)
+            .expect("valid");
+        tokio::time::advance(Duration::from_secs(12)).await;
+        assert_eq!(mock.stats().phase, Some(1), "a patch restarts the script");
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(mock.stats().phase, Some(1), "and the last phase holds");
     }
 }
