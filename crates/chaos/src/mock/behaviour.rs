@@ -18,6 +18,10 @@ use super::body::{Cut, Keep, Shape};
 use super::latency::{InvalidLatency, Latency};
 use super::phases::{AfterPhases, Phase, phase_at};
 
+/// The largest `body_size`: each answer allocates its body, so a size from the network must
+/// not be able to exhaust the mock's memory at once.
+pub const MAX_BODY_SIZE: usize = 64 * 1024 * 1024;
+
 /// How a mock answers every request that is not for its control API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -145,6 +149,9 @@ pub enum InvalidBehaviour {
     /// A capacity of zero would refuse everything; that is what `mode` or `failure_rate` are for.
     #[error("capacity must be at least 1 (leave it out for unbounded)")]
     ZeroCapacity,
+    /// A body too large to allocate for every answer.
+    #[error("body_size must be at most {MAX_BODY_SIZE} bytes, got {0}")]
+    BodySize(usize),
     /// A latency distribution that cannot be sampled.
     #[error(transparent)]
     Latency(#[from] InvalidLatency),
@@ -196,6 +203,9 @@ impl Behaviour {
         }
         if self.capacity == Some(0) {
             return Err(InvalidBehaviour::ZeroCapacity);
+        }
+        if let Some(size) = self.body_size.filter(|size| *size > MAX_BODY_SIZE) {
+            return Err(InvalidBehaviour::BodySize(size));
         }
         if let Some(latency) = &self.latency_distribution {
             latency.validate()?;
@@ -279,7 +289,9 @@ impl Behaviour {
         }
         let delay = match &self.latency_distribution {
             Some(latency) => latency.sample(draws.latency),
-            None => self.latency + self.latency_jitter.mul_f64(draws.latency[0]),
+            None => self
+                .latency
+                .saturating_add(self.latency_jitter.mul_f64(draws.latency[0])),
         };
         let status = if draws.failure < self.failure_rate {
             self.failure_status
@@ -579,6 +591,14 @@ mod tests {
             nested_phases.validate().unwrap_err().to_string(),
             "phases[0].behaviour cannot have phases of its own"
         );
+        let huge = Behaviour {
+            body_size: Some(usize::MAX),
+            ..Behaviour::default()
+        };
+        assert!(matches!(
+            huge.validate(),
+            Err(InvalidBehaviour::BodySize(_))
+        ));
         let instant_phase = Behaviour {
             phases: vec![Phase {
                 behaviour: status(200),

@@ -43,12 +43,20 @@ impl AfterPhases {
 /// The index of the phase in force `elapsed` after a script of `phases` started; `None`
 /// for an empty script.
 pub fn phase_at(phases: &[Phase], after: AfterPhases, elapsed: Duration) -> Option<usize> {
-    let total: Duration = phases.iter().map(|phase| phase.duration).sum();
+    // NOTE: durations come from the network; saturating keeps absurd ones from panicking.
+    let total = phases.iter().fold(Duration::ZERO, |sum, phase| {
+        sum.saturating_add(phase.duration)
+    });
     let last = phases.len().checked_sub(1)?;
     let mut into = match after {
         AfterPhases::Hold if elapsed >= total => return Some(last),
         AfterPhases::Loop if !total.is_zero() => {
-            Duration::from_nanos((elapsed.as_nanos() % total.as_nanos()) as u64)
+            let nanos = elapsed.as_nanos() % total.as_nanos();
+            // Less than `total`, so the seconds fit as a `Duration`'s do.
+            Duration::new(
+                (nanos / 1_000_000_000) as u64,
+                (nanos % 1_000_000_000) as u32,
+            )
         }
         _ => elapsed,
     };
@@ -129,5 +137,20 @@ mod tests {
         assert_eq!(behaviour.validate(), Ok(()));
         assert_eq!(behaviour.resolve(65 * S, "/").failure_rate, 1.0);
         assert_eq!(behaviour.resolve(65 * S, "/health/live").failure_rate, 0.0);
+    }
+
+    #[test]
+    fn absurdly_long_phases_do_not_overflow() {
+        let endless = |status| Phase {
+            behaviour: Behaviour {
+                status,
+                ..Behaviour::default()
+            },
+            duration: Duration::MAX,
+        };
+        let phases = [endless(200), endless(503)];
+        for after in [AfterPhases::Hold, AfterPhases::Loop] {
+            assert_eq!(phase_at(&phases, after, 3600 * S), Some(0));
+        }
     }
 }
