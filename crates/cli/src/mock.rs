@@ -5,7 +5,7 @@ use std::num::NonZeroU64;
 use std::time::Duration;
 
 use anyhow::Context;
-use blastwall_chaos::mock::{self, Behaviour, MockConfig, Mode};
+use blastwall_chaos::mock::{self, Behaviour, Latency, MockConfig, Mode};
 use clap::{Args, ValueEnum};
 
 /// Flags of `blastwall mock`.
@@ -23,6 +23,13 @@ pub struct MockArgs {
     /// Up to this much more latency, uniformly at random.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
     latency_jitter: Duration,
+    /// Median of a log-normal latency, like `20ms` (with --latency-p99; replaces --latency
+    /// and --latency-jitter).
+    #[arg(long, value_parser = humantime::parse_duration, requires = "latency_p99")]
+    latency_p50: Option<Duration>,
+    /// 99th percentile of a log-normal latency, like `400ms` (with --latency-p50).
+    #[arg(long, value_parser = humantime::parse_duration, requires = "latency_p50")]
+    latency_p99: Option<Duration>,
     /// Status of a normal answer.
     #[arg(long, default_value_t = 200)]
     status: u16,
@@ -96,6 +103,10 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
         mode: args.mode.into(),
         echo: args.echo,
         body_size: args.body_size,
+        latency_distribution: args
+            .latency_p50
+            .zip(args.latency_p99)
+            .map(|(p50, p99)| Latency::LogNormal { p50, p99 }),
         body_rate: args.body_rate,
         truncate_after: args.truncate_after,
         ..Behaviour::default()

@@ -66,3 +66,25 @@ fn a_bad_behaviour_flag_is_refused_naming_the_field() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn p50_and_p99_flags_make_a_log_normal_latency() {
+    let mock = Mock::start("tail", &["--latency-p50", "1ms", "--latency-p99", "5ms"]);
+    let (_, _, current) = get(&format!("http://{}/_mock/behaviour", mock.addr)).await;
+    let current: serde_json::Value = serde_json::from_str(&current).expect("JSON");
+    assert_eq!(
+        current["latency_distribution"],
+        serde_json::json!({"kind": "log_normal", "p50": "1ms", "p99": "5ms"})
+    );
+}
+
+#[test]
+fn an_unfittable_p50_and_p99_are_refused_with_both_values() {
+    let output = Command::new(env!("CARGO_BIN_EXE_blastwall"))
+        .args(["mock", "--latency-p50", "50ms", "--latency-p99", "5ms"])
+        .output()
+        .expect("blastwall runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("0 < p50 <= p99"), "{stderr}");
+}

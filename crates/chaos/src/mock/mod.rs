@@ -331,13 +331,7 @@ async fn answer(
     let behaviour = installed
         .behaviour
         .resolve(installed.since.elapsed(), request.uri().path());
-    let mut rng =
-        SmallRng::seed_from_u64(shared.seed ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let draws = Draws {
-        failure: rng.random(),
-        latency: [rng.random(), rng.random()],
-    };
-    let action = behaviour.decide(in_flight.count, draws);
+    let action = behaviour.decide(in_flight.count, draws_for(shared.seed, sequence));
     let response = match action {
         Action::Reset => {
             shared.resets.fetch_add(1, Ordering::Relaxed);
@@ -371,6 +365,16 @@ async fn answer(
         counter.fetch_add(1, Ordering::Relaxed);
     }
     Ok(response)
+}
+
+/// The random numbers of the `sequence`-th request of a mock seeded with `seed`: the same
+/// on every run, so a seeded mock repeats its failures and delays exactly.
+fn draws_for(seed: u64, sequence: u64) -> Draws {
+    let mut rng = SmallRng::seed_from_u64(seed ^ sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    Draws {
+        failure: rng.random(),
+        latency: [rng.random(), rng.random()],
+    }
 }
 
 /// Answers as `behaviour` says, after `delay`, with its body sent as `shape` says.
@@ -476,6 +480,21 @@ mod tests {
             },
             duration: Duration::from_secs(seconds),
         }
+    }
+
+    #[test]
+    fn a_seeded_mock_draws_the_same_delays_on_every_run() {
+        let latency = Latency::LogNormal {
+            p50: Duration::from_millis(20),
+            p99: Duration::from_millis(400),
+        };
+        let delays = |seed| -> Vec<Duration> {
+            (0..50)
+                .map(|sequence| latency.sample(draws_for(seed, sequence).latency))
+                .collect()
+        };
+        assert_eq!(delays(7), delays(7));
+        assert_ne!(delays(7), delays(8));
     }
 
     #[tokio::test(start_paused = true)]
