@@ -7,6 +7,9 @@
 //! (as in JSON Merge Patch for arrays; objects are not merged deeper). `null` clears an
 //! optional field such as `capacity`. Each field given is checked alone first, so a bad one
 //! is named in the error, and the result is validated as a `PUT` would be.
+//!
+//! A patch sets a new behaviour, so a script of `phases` starts again from its first phase;
+//! while phases run, a patch of the other top-level fields changes nothing that answers.
 
 use serde_json::{Map, Value};
 
