@@ -1,10 +1,11 @@
 //! `blastwall mock`: a simulated service that misbehaves on demand.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use anyhow::Context;
-use blastwall_chaos::mock::{self, Behaviour, MockConfig, Mode};
+use blastwall_chaos::mock::{self, Behaviour, Latency, MockConfig, Mode};
 use clap::{Args, ValueEnum};
 
 /// Flags of `blastwall mock`.
@@ -22,6 +23,13 @@ pub struct MockArgs {
     /// Up to this much more latency, uniformly at random.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0ms")]
     latency_jitter: Duration,
+    /// Median of a log-normal latency, like `20ms` (with --latency-p99; replaces --latency
+    /// and --latency-jitter).
+    #[arg(long, value_parser = humantime::parse_duration, requires = "latency_p99")]
+    latency_p50: Option<Duration>,
+    /// 99th percentile of a log-normal latency, like `400ms` (with --latency-p50).
+    #[arg(long, value_parser = humantime::parse_duration, requires = "latency_p50")]
+    latency_p99: Option<Duration>,
     /// Status of a normal answer.
     #[arg(long, default_value_t = 200)]
     status: u16,
@@ -46,7 +54,17 @@ pub struct MockArgs {
     /// Answer with this many bytes instead of the body (a large answer).
     #[arg(long)]
     body_size: Option<usize>,
-    /// Seed for the failure and jitter draws.
+    /// Send the body at this many bytes a second.
+    #[arg(long)]
+    body_rate: Option<NonZeroU64>,
+    /// Break the body off after this many bytes (the connection is closed).
+    #[arg(long)]
+    truncate_after: Option<usize>,
+    /// More of the behaviour as JSON, over the flags above: what no flag says, such as
+    /// `latency_distribution`, `paths` and `phases` (see `PATCH /_mock/behaviour`).
+    #[arg(long, value_name = "JSON")]
+    behaviour: Option<String>,
+    /// Seed for the failure and latency draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -85,6 +103,19 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
         mode: args.mode.into(),
         echo: args.echo,
         body_size: args.body_size,
+        latency_distribution: args
+            .latency_p50
+            .zip(args.latency_p99)
+            .map(|(p50, p99)| Latency::LogNormal { p50, p99 }),
+        body_rate: args.body_rate,
+        truncate_after: args.truncate_after,
+        ..Behaviour::default()
+    };
+    let behaviour = match &args.behaviour {
+        Some(json) => behaviour
+            .patched(json.as_bytes())
+            .context("invalid --behaviour")?,
+        None => behaviour,
     };
     let handle = mock::start(MockConfig {
         name: args.name.clone(),

@@ -4,7 +4,8 @@
 //! |---|---|
 //! | `GET /_mock/behaviour` | the behaviour in force, as JSON |
 //! | `PUT /_mock/behaviour` | replaces it; missing fields take their defaults; a bad one is refused with 400 and the old one stays |
-//! | `GET /_mock/stats` | counters of what reached the mock |
+//! | `PATCH /_mock/behaviour` | changes only the fields given (see [`super::patch`]); a bad one is named in a 400 and the old behaviour stays |
+//! | `GET /_mock/stats` | counters of what reached the mock, and the index of the phase in force (`phase`) when there are phases |
 //! | any `/_mock/echo` | a JSON description of the request as received |
 
 use bytes::Bytes;
@@ -72,6 +73,7 @@ pub(super) async fn handle(shared: &Shared, request: Request<Incoming>) -> MockR
     match (request.method(), path) {
         (&Method::GET, "behaviour") => json(shared, StatusCode::OK, shared.behaviour().as_ref()),
         (&Method::PUT, "behaviour") => put_behaviour(shared, request).await,
+        (&Method::PATCH, "behaviour") => patch_behaviour(shared, request).await,
         (&Method::GET, "stats") => json(shared, StatusCode::OK, &shared.stats()),
         (_, "echo") => {
             let (parts, body) = request.into_parts();
@@ -99,19 +101,39 @@ pub(super) async fn handle(shared: &Shared, request: Request<Incoming>) -> MockR
     }
 }
 
-async fn put_behaviour(shared: &Shared, request: Request<Incoming>) -> MockResponse {
-    let body = match Limited::new(request.into_body(), MAX_BEHAVIOUR_BYTES)
+/// The body of a behaviour call, or the answer that refuses it.
+async fn read_behaviour(
+    shared: &Shared,
+    request: Request<Incoming>,
+) -> Result<Bytes, MockResponse> {
+    match Limited::new(request.into_body(), MAX_BEHAVIOUR_BYTES)
         .collect()
         .await
     {
-        Ok(body) => body.to_bytes(),
-        Err(err) => {
-            return error(
-                shared,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("cannot read behaviour: {err}"),
-            );
-        }
+        Ok(body) => Ok(body.to_bytes()),
+        Err(err) => Err(error(
+            shared,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("cannot read behaviour: {err}"),
+        )),
+    }
+}
+
+async fn patch_behaviour(shared: &Shared, request: Request<Incoming>) -> MockResponse {
+    let body = match read_behaviour(shared, request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    match shared.patch_behaviour(&body) {
+        Ok(behaviour) => json(shared, StatusCode::OK, &behaviour),
+        Err(err) => error(shared, StatusCode::BAD_REQUEST, err.to_string()),
+    }
+}
+
+async fn put_behaviour(shared: &Shared, request: Request<Incoming>) -> MockResponse {
+    let body = match read_behaviour(shared, request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let behaviour: Behaviour = match serde_json::from_slice(&body) {
         Ok(behaviour) => behaviour,
