@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
-use support::{Mock, Proxy, endpoint, eventually, get, route_config, send};
+use support::{Mock, Proxy, admin_url, endpoint, eventually, get, route_config, send, with_admin};
 
 const STATIC: &str = "[route.fallback]\nstatic = { status = 503, body = \"degraded\" }\n";
 
@@ -162,7 +162,7 @@ async fn aborted_server_errors_open_the_cluster_breaker_for_every_request() {
         "",
         &[endpoint(&upstream, "")],
     ) + "\n[cluster.api.circuit_breaker]\nconsecutive_failures = 3\nopen_duration = \"60s\"\n";
-    let proxy = Proxy::start(&config);
+    let proxy = Proxy::start(&with_admin(&config));
     let url = proxy.url("/");
     for _ in 0..3 {
         let (status, _, _) = send(Method::GET, &url, "", &[("x-chaos", "1")]).await;
@@ -173,4 +173,7 @@ async fn aborted_server_errors_open_the_cluster_breaker_for_every_request() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(headers["x-blastwall-error"], "breaker_open");
     assert_eq!(upstream.requests().await, 0);
+    let (_, _, metrics) = get(&admin_url(&proxy, "/metrics")).await;
+    let counted = r#"blastwall_fault_aborts_total{route="api"} 3"#;
+    assert!(metrics.contains(counted), "{metrics}");
 }

@@ -7,10 +7,12 @@
 //! request has been admitted and counted like any other, and what the fault causes reaches
 //! the rest of the pipeline as a real failure of the upstream would:
 //! - **Delay**: the request waits before its first attempt, and the wait counts against the
-//!   route's `timeout` and the caller's deadline (it ends early when the deadline comes, and
-//!   the attempts then answer 504 `deadline_exceeded`, or the `timeout` fallback). The
-//!   per-try timeout and hedges are not triggered by it: they time attempts, and the delay
-//!   comes before the first.
+//!   route's `timeout` and the caller's deadline: it ends when the deadline comes, and the
+//!   request is then answered as one that ran out of time (504 `deadline_exceeded`, or the
+//!   `timeout` fallback), recorded in the cluster's breaker as a timeout. While it waits it
+//!   holds its admission slots, as a request to a slow upstream does. The per-try timeout
+//!   and hedges are not triggered by it: they time attempts, and the delay comes before the
+//!   first (a delay on the answer, which would, is not built yet).
 //! - **Abort**: its answer stands in for the attempts' answer, judged as an upstream's answer
 //!   with that status is ([`crate::outcome::AttemptOutcome::of_status`]): a 500 is a server
 //!   error that the cluster's breaker records as a failure and that a fallback for
