@@ -15,6 +15,7 @@ use crate::admission::RouteAdmission;
 use crate::config::RouteConfig;
 use crate::counters::RouteStats;
 use crate::fallback::RouteFallback;
+use crate::fault::RouteFaults;
 
 /// One route's live state.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub(crate) struct LiveRoute {
     pub admission: RouteAdmission,
     /// Fallbacks, stale-if-error cache, kill switch.
     pub fallback: RouteFallback,
+    /// Its fault rules.
+    pub fault: RouteFaults,
     /// Counters.
     pub stats: Arc<RouteStats>,
     /// When to retry.
@@ -39,6 +42,7 @@ impl LiveRoute {
         Self {
             admission: RouteAdmission::new(config, previous.map(|previous| &previous.admission)),
             fallback: RouteFallback::new(config, previous.map(|previous| &previous.fallback)),
+            fault: RouteFaults::new(&config.faults),
             stats: previous.map_or_else(Default::default, |previous| previous.stats.clone()),
             retry: config.attempts.retry.clone(),
             hedge: config.attempts.hedge.map(|hedge| {

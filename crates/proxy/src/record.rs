@@ -35,6 +35,27 @@ pub(crate) struct Record {
     pub upstream: Option<Duration>,
     /// From the request's arrival to its response head.
     pub total: Duration,
+    /// The fault a rule injected, when one did.
+    pub fault: Option<FaultKind>,
+}
+
+/// Which fault a rule injected into a request (see [`crate::fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultKind {
+    /// It was held before its attempts.
+    Delay,
+    /// It was answered in the upstream's place.
+    Abort,
+}
+
+impl FaultKind {
+    /// Its name, as the access log writes it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Delay => "delay",
+            FaultKind::Abort => "abort",
+        }
+    }
 }
 
 /// Which fallback answered a request in its cluster's place (see [`crate::fallback`]).

@@ -117,6 +117,10 @@ pub(crate) struct RouteStats {
     pub budget_exhausted: Counter,
     /// Requests that ran out of their deadline.
     pub deadline_exceeded: Counter,
+    /// Requests a fault rule delayed.
+    pub faults_delayed: Counter,
+    /// Requests a fault rule answered in the upstream's place.
+    pub faults_aborted: Counter,
     /// Responses by status class (see [`record_request`]).
     pub responses: StatusClasses,
     /// Time from routing to the response headers.

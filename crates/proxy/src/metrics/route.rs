@@ -88,6 +88,22 @@ fn attempts(out: &mut Exposition, snapshot: &Snapshot) {
         "Requests that ran out of their deadline.",
         |live| live.stats.deadline_exceeded.get(),
     );
+    per_route(
+        out,
+        snapshot,
+        "blastwall_fault_delays_total",
+        Kind::Counter,
+        "Requests a fault rule delayed.",
+        |live| live.stats.faults_delayed.get(),
+    );
+    per_route(
+        out,
+        snapshot,
+        "blastwall_fault_aborts_total",
+        Kind::Counter,
+        "Requests a fault rule answered in the upstream's place.",
+        |live| live.stats.faults_aborted.get(),
+    );
 }
 
 fn admission(out: &mut Exposition, snapshot: &Snapshot) {

@@ -1,14 +1,15 @@
 //! The path of one request through the resilience mechanisms, in the order they apply.
 //!
 //! ```text
-//! kill switch → admission (rate limit, shedding, bulkhead) → cluster breaker
+//! kill switch → admission (rate limit, shedding, bulkhead) → cluster breaker → fault
 //!   → attempts (pick, per-try timeout, send, judge, retry / hedge) → fallback → response
 //! ```
 //!
 //! Each mechanism lives in its own module ([`crate::admission`], [`crate::fallback`], the
 //! cluster's breakers and outlier detection); this module only decides the order and carries
 //! the request between them, so a reader sees in one place what happens to a request:
-//! `serve_routed` is that order, `gates` the stages before the attempts.
+//! `serve_routed` is that order, `gates` the stages before the attempts, `fault` the fault a
+//! route's rule drew.
 //!
 //! What happens is written, as it happens, into the request's [`Record`] (the error kind,
 //! the fallback that answered, attempts, endpoint, times); the observers (the counters,
@@ -18,6 +19,7 @@
 mod attempts;
 mod body;
 mod deadline;
+mod fault;
 mod gates;
 
 use std::future::Future;
@@ -184,15 +186,25 @@ async fn serve_routed(
     let mut cluster_permit = Some(admitted.cluster_permit);
     let (cluster, deadline) = (context.cluster, admitted.deadline);
     let body = admitted.body;
-    let attempted = attempts::run(
-        context,
-        cluster,
-        &mut parts,
-        body,
-        deadline,
-        &mut cluster_permit,
-    )
-    .await;
+    // NOTE: one branch when the route has no fault rule (see `crate::fault`).
+    let faulted = match context.live.fault.draw(&parts.headers) {
+        None => None,
+        Some(fault) => fault::inject(context, fault, deadline, record).await,
+    };
+    let attempted = match faulted {
+        Some(attempted) => attempted,
+        None => {
+            attempts::run(
+                context,
+                cluster,
+                &mut parts,
+                body,
+                deadline,
+                &mut cluster_permit,
+            )
+            .await
+        }
+    };
     settle(&attempted, cluster_permit, &mut admitted.permit, record);
     let mut response = match attempted.result {
         Ok(response) => {

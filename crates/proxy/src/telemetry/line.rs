@@ -53,6 +53,8 @@ pub(crate) struct Line<'a> {
     pub fallback: Option<&'a [u8]>,
     /// Why the proxy answered itself (`x-blastwall-error`).
     pub error: Option<&'a [u8]>,
+    /// The fault a rule injected; the key is written only on a faulted request.
+    pub fault: Option<&'a [u8]>,
 }
 
 impl Line<'_> {
@@ -148,7 +150,7 @@ impl Line<'_> {
         millis(self.total, line);
         line.put(b",\"attempts\":");
         number(u64::from(self.attempts), line);
-        if self.fallback.is_none() && self.error.is_none() {
+        if self.fallback.is_none() && self.error.is_none() && self.fault.is_none() {
             // The usual end, in one piece.
             return line.put(b",\"fallback\":null,\"error\":null}\n");
         }
@@ -156,6 +158,10 @@ impl Line<'_> {
         optional_string(self.fallback, line);
         line.put(b",\"error\":");
         optional_string(self.error, line);
+        if self.fault.is_some() {
+            line.put(b",\"fault\":");
+            optional_string(self.fault, line);
+        }
         line.put(b"}\n");
     }
 }
@@ -218,6 +224,7 @@ pub(crate) fn example() -> Line<'static> {
         total: Duration::from_micros(12_345_678),
         attempts: 1,
         fallback: None,
+        fault: None,
         error: None,
     }
 }
@@ -385,5 +392,20 @@ mod pieces {
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(json["upstream_ms"], serde_json::Value::Null);
         assert_eq!(json["fallback"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_faulted_line_names_its_fault_after_the_error() {
+        let line = Line {
+            fault: Some(b"delay"),
+            ..example()
+        }
+        .to_line();
+        assert!(
+            line.ends_with(",\"fallback\":null,\"error\":null,\"fault\":\"delay\"}\n"),
+            "{line}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(json["fault"], "delay");
     }
 }

@@ -14,6 +14,7 @@ mod attempts;
 mod breaker;
 mod clusters;
 mod fallback;
+mod fault;
 mod headers;
 mod health;
 mod listeners;

@@ -226,7 +226,12 @@ enum Event {
 
 /// The answer when the deadline passed before any attempt answered: the caller's doing
 /// when the deadline was its own.
-fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Deadline>, now: Instant) -> Attempted {
+pub(super) fn timed_out(
+    cluster: &Cluster,
+    sent: u32,
+    deadline: Option<Deadline>,
+    now: Instant,
+) -> Attempted {
     let late = deadline.map_or(Duration::ZERO, |deadline| {
         now.saturating_duration_since(deadline.at)
     });

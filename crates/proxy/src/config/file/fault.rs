@@ -1,0 +1,42 @@
+//! The `[[route.fault]]` sections as written: faults the proxy injects on a route.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::values::DurationValue;
+
+/// A fault injected into a route's requests: a `delay` before the attempts, or an `abort`
+/// answered in the upstream's place (give one, not both).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FaultSection {
+    /// Hold the request this long before its attempts; it counts against the route's
+    /// `timeout`.
+    #[schemars(with = "Option<DurationValue>")]
+    pub delay: Option<Spanned<DurationValue>>,
+    /// Answer with this status instead of sending the request.
+    #[schemars(with = "Option<AbortSection>")]
+    pub abort: Option<Spanned<AbortSection>>,
+    /// The share of matching requests faulted, 0 to 100 (fractions allowed). Default 100.
+    #[schemars(with = "Option<f64>")]
+    pub percent: Option<Spanned<f64>>,
+    /// Only requests carrying this header: `"name"` (any value) or `"name=value"`. Default:
+    /// every request of the route.
+    #[schemars(with = "Option<String>")]
+    pub header: Option<Spanned<String>>,
+}
+
+/// The answer of an abort fault.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AbortSection {
+    /// Its status, 400 to 599.
+    #[schemars(with = "u16")]
+    pub status: Spanned<u16>,
+    /// Its body, as text. Default: empty.
+    pub body: Option<String>,
+    /// Its `Retry-After`, whole seconds (e.g. "5s").
+    #[schemars(with = "Option<DurationValue>")]
+    pub retry_after: Option<Spanned<DurationValue>>,
+}

@@ -1,0 +1,152 @@
+//! Checks a route's `[[route.fault]]` rules and builds what the fault stage draws from.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
+use toml::Spanned;
+
+use super::{Checker, duration_or};
+use crate::config::fault::{AbortConfig, FaultAction, FaultRule};
+use crate::config::file::fault::{AbortSection, FaultSection};
+
+/// The route's fault rules, in file order; a rule with an error is left out (the errors
+/// fail the load anyway).
+pub(super) fn faults(
+    check: &mut Checker<'_>,
+    route: &str,
+    sections: Vec<Spanned<FaultSection>>,
+) -> Vec<FaultRule> {
+    sections
+        .into_iter()
+        .filter_map(|section| rule(check, route, section))
+        .collect()
+}
+
+/// One rule: exactly one of `delay` and `abort`, a percentage in 0–100, a valid header.
+fn rule(check: &mut Checker<'_>, route: &str, section: Spanned<FaultSection>) -> Option<FaultRule> {
+    let span = section.span();
+    let section = section.into_inner();
+    let action = match (section.delay, section.abort) {
+        (Some(delay), None) => {
+            let delay_span = delay.span();
+            let delay = duration_or(check, Some(delay), Duration::ZERO);
+            if delay.is_zero() {
+                let message = format!("route \"{route}\": fault.delay must be more than 0");
+                check.error_at(delay_span, message);
+            }
+            FaultAction::Delay(delay)
+        }
+        (None, Some(abort)) => FaultAction::Abort(abort_config(check, route, abort)?),
+        (Some(_), Some(abort)) => {
+            let message = format!(
+                "route \"{route}\": a fault gives `delay` or `abort`, not both; write two [[route.fault]] rules"
+            );
+            check.error_at(abort.span(), message);
+            return None;
+        }
+        (None, None) => {
+            let message = format!(
+                "route \"{route}\": a fault needs `delay` (a duration) or `abort` (a status)"
+            );
+            check.error_at(span, message);
+            return None;
+        }
+    };
+    let per_million = match section.percent {
+        None => 1_000_000,
+        Some(percent) => per_million(check, route, &percent)?,
+    };
+    let header = match section.header {
+        None => None,
+        Some(header) => Some(header_condition(check, route, &header)?),
+    };
+    Some(FaultRule {
+        header,
+        per_million,
+        action,
+    })
+}
+
+/// `percent`, 0 to 100, as a share of a million.
+fn per_million(check: &mut Checker<'_>, route: &str, percent: &Spanned<f64>) -> Option<u32> {
+    let value = *percent.get_ref();
+    if !(0.0..=100.0).contains(&value) {
+        let message = format!("route \"{route}\": fault.percent is {value}; give 0 to 100");
+        check.error_at(percent.span(), message);
+        return None;
+    }
+    // In range, so the product is within 0..=1_000_000.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Some((value * 10_000.0).round() as u32)
+}
+
+/// `"name"` or `"name=value"`.
+fn header_condition(
+    check: &mut Checker<'_>,
+    route: &str,
+    header: &Spanned<String>,
+) -> Option<(HeaderName, Option<HeaderValue>)> {
+    let text = header.get_ref();
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) => (name.trim(), Some(value.trim())),
+        None => (text.trim(), None),
+    };
+    let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+        let message = format!(
+            "route \"{route}\": fault.header \"{text}\" is not a valid header name; write \"name\" or \"name=value\""
+        );
+        check.error_at(header.span(), message);
+        return None;
+    };
+    let value = match value.map(HeaderValue::from_str) {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => {
+            let message = format!(
+                "route \"{route}\": fault.header \"{text}\" has a value a header cannot carry"
+            );
+            check.error_at(header.span(), message);
+            return None;
+        }
+    };
+    Some((name, value))
+}
+
+/// The abort's answer: a status 400 to 599, its body, a whole-second `Retry-After`.
+fn abort_config(
+    check: &mut Checker<'_>,
+    route: &str,
+    abort: Spanned<AbortSection>,
+) -> Option<AbortConfig> {
+    let abort = abort.into_inner();
+    let status = *abort.status.get_ref();
+    let Some(status) = StatusCode::from_u16(status)
+        .ok()
+        .filter(|_| (400..=599).contains(&status))
+    else {
+        let message = format!("route \"{route}\": fault.abort.status is {status}; give 400 to 599");
+        check.error_at(abort.status.span(), message);
+        return None;
+    };
+    let retry_after = match abort.retry_after {
+        None => None,
+        Some(value) => {
+            let span = value.span();
+            let duration = duration_or(check, Some(value), Duration::ZERO);
+            if duration.is_zero() || duration.subsec_nanos() != 0 {
+                let message = format!(
+                    "route \"{route}\": fault.abort.retry_after must be whole seconds, at least 1s"
+                );
+                check.error_at(span, message);
+                return None;
+            }
+            Some(duration)
+        }
+    };
+    Some(AbortConfig {
+        status,
+        body: Bytes::from(abort.body.unwrap_or_default()),
+        retry_after,
+    })
+}

@@ -1,0 +1,175 @@
+use std::path::Path;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::{RouteFaults, abort_response, delay};
+use crate::config::Config;
+use crate::config::fault::{FaultAction, FaultRule};
+use crate::record::FaultKind;
+
+fn config(faults: &str) -> Result<Config, crate::config::error::ConfigErrors> {
+    let text = format!(
+        "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nname = \"shop\"\ncluster = \"api\"\n{faults}\n\n[cluster.api]\nendpoints = [{{ address = \"127.0.0.1:9\" }}]\n"
+    );
+    Config::parse(&text, Path::new("blastwall.toml"))
+}
+
+fn rules(faults: &str) -> Vec<FaultRule> {
+    config(faults).expect("a valid config").routes[0]
+        .faults
+        .clone()
+}
+
+/// The first error's `line:column: message`.
+fn error(faults: &str) -> String {
+    let errors = config(faults).expect_err("an invalid config");
+    errors.0[0].summary()
+}
+
+fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            let name = http::HeaderName::from_static(name);
+            (name, HeaderValue::from_static(value))
+        })
+        .collect()
+}
+
+#[test]
+fn a_route_without_rules_draws_no_fault() {
+    let faults = RouteFaults::new(&rules(""));
+    assert_eq!(faults.draw(&headers(&[("x-test", "1")])), None);
+}
+
+#[test]
+fn a_delay_rule_reads_as_a_duration_for_every_request_by_default() {
+    let rules = rules("[[route.fault]]\ndelay = \"250ms\"");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].action,
+        FaultAction::Delay(Duration::from_millis(250))
+    );
+    assert_eq!((rules[0].per_million, &rules[0].header), (1_000_000, &None));
+    let faults = RouteFaults::new(&rules);
+    let drawn = faults.draw(&HeaderMap::new()).map(FaultAction::kind);
+    assert_eq!(drawn, Some(FaultKind::Delay));
+}
+
+#[test]
+fn a_header_rule_applies_only_to_requests_carrying_that_header_and_value() {
+    let faults = RouteFaults::new(&rules(
+        "[[route.fault]]\nabort = { status = 503 }\nheader = \"x-chaos=on\"",
+    ));
+    assert!(faults.draw(&HeaderMap::new()).is_none());
+    assert!(faults.draw(&headers(&[("x-chaos", "off")])).is_none());
+    assert!(faults.draw(&headers(&[("x-chaos", "on")])).is_some());
+
+    let any_value = RouteFaults::new(&rules(
+        "[[route.fault]]\ndelay = \"1s\"\nheader = \"x-chaos\"",
+    ));
+    assert!(
+        any_value
+            .draw(&headers(&[("x-chaos", "whatever")]))
+            .is_some()
+    );
+    assert!(any_value.draw(&headers(&[("x-other", "on")])).is_none());
+}
+
+#[test]
+fn the_first_rule_that_matches_and_wins_its_draw_applies() {
+    let faults = RouteFaults::new(&rules(
+        "[[route.fault]]\nabort = { status = 500 }\nheader = \"x-abort\"\n\n[[route.fault]]\ndelay = \"1s\"",
+    ));
+    let kind = |pairs| faults.draw(&headers(pairs)).map(FaultAction::kind);
+    assert_eq!(kind(&[("x-abort", "1")]), Some(FaultKind::Abort));
+    assert_eq!(kind(&[]), Some(FaultKind::Delay));
+}
+
+#[test]
+fn a_percentage_faults_about_that_share_of_requests_drawn_from_the_seeded_rng() {
+    let faults = RouteFaults::new(&rules("[[route.fault]]\ndelay = \"1s\"\npercent = 25"));
+    let count = |seed| {
+        crate::rng::seed(seed);
+        (0..10_000)
+            .filter(|_| faults.draw(&HeaderMap::new()).is_some())
+            .count()
+    };
+    let first = count(17);
+    assert!((2_200..2_800).contains(&first), "{first} of 10000");
+    assert_eq!(count(17), first, "the same seed draws the same requests");
+}
+
+#[test]
+fn zero_percent_never_faults_and_a_hundred_always_does() {
+    let never = RouteFaults::new(&rules("[[route.fault]]\ndelay = \"1s\"\npercent = 0"));
+    let always = RouteFaults::new(&rules("[[route.fault]]\ndelay = \"1s\"\npercent = 100"));
+    for _ in 0..1_000 {
+        assert!(never.draw(&HeaderMap::new()).is_none());
+        assert!(always.draw(&HeaderMap::new()).is_some());
+    }
+}
+
+#[test]
+fn an_abort_answers_its_status_body_and_retry_after() {
+    let rules =
+        rules("[[route.fault]]\nabort = { status = 503, body = \"chaos\", retry_after = \"5s\" }");
+    let FaultAction::Abort(abort) = &rules[0].action else {
+        panic!("an abort: {:?}", rules[0].action);
+    };
+    let response = abort_response(abort);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
+    assert_eq!(response.headers()[http::header::CONTENT_TYPE], "text/plain");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delay_waits_its_whole_time_without_a_deadline() {
+    let start = tokio::time::Instant::now();
+    delay(Duration::from_secs(3), start.into_std(), None).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delay_ends_at_the_deadline_when_that_comes_first() {
+    let start = tokio::time::Instant::now();
+    let deadline = start.into_std() + Duration::from_millis(500);
+    delay(Duration::from_secs(3), start.into_std(), Some(deadline)).await;
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
+}
+
+#[test]
+fn a_fault_with_neither_delay_nor_abort_is_refused_where_it_is_written() {
+    let message = error("[[route.fault]]\npercent = 50");
+    assert!(message.contains("blastwall.toml:"), "{message}");
+    assert!(message.contains("needs `delay`"), "{message}");
+}
+
+#[test]
+fn a_fault_with_both_delay_and_abort_is_refused() {
+    let message = error("[[route.fault]]\ndelay = \"1s\"\nabort = { status = 500 }");
+    assert!(message.contains(":10:9:"), "{message}");
+    assert!(message.contains("not both"), "{message}");
+}
+
+#[test]
+fn percentages_outside_0_to_100_are_refused_at_their_line_and_column() {
+    let message = error("[[route.fault]]\ndelay = \"1s\"\npercent = 150");
+    assert!(message.contains(":10:11:"), "{message}");
+    assert!(message.contains("give 0 to 100"), "{message}");
+}
+
+#[test]
+fn bad_statuses_durations_and_headers_are_refused_with_what_was_expected() {
+    let status = error("[[route.fault]]\nabort = { status = 200 }");
+    assert!(status.contains("give 400 to 599"), "{status}");
+    let zero = error("[[route.fault]]\ndelay = \"0s\"");
+    assert!(zero.contains("more than 0"), "{zero}");
+    let header = error("[[route.fault]]\ndelay = \"1s\"\nheader = \"bad name\"");
+    assert!(header.contains("not a valid header name"), "{header}");
+    let retry = error("[[route.fault]]\nabort = { status = 503, retry_after = \"1500ms\" }");
+    assert!(retry.contains("whole seconds"), "{retry}");
+    let unknown = error("[[route.fault]]\ndelay = \"1s\"\nprecent = 5");
+    assert!(unknown.contains("unknown field"), "{unknown}");
+}

@@ -1,0 +1,54 @@
+//! The fault stage's place in the pipeline: between the gates and the attempts, a fault a
+//! route's rule drew (see [`crate::fault`], which decides whom and what) is done here, and
+//! what it causes is handed on as the attempts' result would be, so the breaker, the
+//! admission limits, the record and the fallback read it as they read a real failure.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use super::attempts::{self, Attempted};
+use super::{Context, deadline};
+use crate::config::fault::FaultAction;
+use crate::outcome::AttemptOutcome;
+use crate::record::Record;
+
+/// A fault a rule drew for this request, done: a delay is waited out (within the deadline;
+/// `Some` answer of the deadline when it passed meanwhile, `None` to go on to the
+/// attempts), an abort is the answer in the attempts' place. Counted and recorded.
+// NOTE: boxed, as `fall_back` is: inline, its timer would make every request's future
+// larger, faulted or not; a faulted request pays one allocation.
+pub(super) fn inject<'a>(
+    context: &'a Context<'_>,
+    fault: &'a FaultAction,
+    deadline: Option<deadline::Deadline>,
+    record: &'a mut Record,
+) -> Pin<Box<dyn Future<Output = Option<Attempted>> + Send + 'a>> {
+    record.fault = Some(fault.kind());
+    let stats = &context.live.stats;
+    match fault {
+        FaultAction::Delay(delay) => {
+            stats.faults_delayed.increment();
+            let at = deadline.map(|deadline| deadline.at);
+            Box::pin(async move {
+                crate::fault::delay(*delay, Instant::now(), at).await;
+                let now = Instant::now();
+                at.is_some_and(|at| now >= at).then(|| {
+                    stats.deadline_exceeded.increment();
+                    attempts::timed_out(context.cluster, 0, deadline, now)
+                })
+            })
+        }
+        FaultAction::Abort(abort) => {
+            stats.faults_aborted.increment();
+            Box::pin(std::future::ready(Some(Attempted {
+                outcome: AttemptOutcome::of_status(abort.status, abort.retry_after),
+                result: Err(crate::fault::abort_response(abort)),
+                error: None,
+                sent: 0,
+                timed_out: false,
+                upstream: None,
+            })))
+        }
+    }
+}
