@@ -39,13 +39,13 @@ use crate::record::FaultKind;
 
 /// A route's fault rules, in file order.
 #[derive(Debug, Default)]
-pub struct RouteFaults {
+pub(crate) struct RouteFaults {
     rules: Box<[FaultRule]>,
 }
 
 impl RouteFaults {
     /// The rules of a route, as its config gives them.
-    pub fn new(rules: &[FaultRule]) -> Self {
+    pub(crate) fn new(rules: &[FaultRule]) -> Self {
         Self {
             rules: rules.into(),
         }
@@ -53,7 +53,7 @@ impl RouteFaults {
 
     /// The fault for a request with these headers: the first rule whose header matches and
     /// whose percentage the draw falls in. `None`, at one branch, when there are no rules.
-    pub fn draw(&self, headers: &HeaderMap) -> Option<&FaultAction> {
+    pub(crate) fn draw(&self, headers: &HeaderMap) -> Option<&FaultAction> {
         if self.rules.is_empty() {
             return None;
         }
