@@ -11,11 +11,15 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use support::{Mock, Proxy, admin_url, endpoint, eventually, get, route_config, send, with_admin};
 
+/// Header rules are read only from trusted clients; the tests' client is loopback.
+const TRUSTED: &str = "[proxy]\ntrusted_clients = [\"127.0.0.1\"]\n";
+
 const STATIC: &str = "[route.fallback]\nstatic = { status = 503, body = \"degraded\" }\n";
 
 /// A proxy with route `api` to `upstream`, with `route_keys` (its fault rules and sections).
 fn proxy(upstream: &Mock, route_keys: &str) -> Proxy {
-    Proxy::start(&route_config(route_keys, "", &[endpoint(upstream, "")]))
+    let config = route_config(route_keys, "", &[endpoint(upstream, "")]);
+    Proxy::start(&format!("{TRUSTED}{config}"))
 }
 
 /// The access log's lines so far, parsed.
@@ -162,7 +166,7 @@ async fn aborted_server_errors_open_the_cluster_breaker_for_every_request() {
         "",
         &[endpoint(&upstream, "")],
     ) + "\n[cluster.api.circuit_breaker]\nconsecutive_failures = 3\nopen_duration = \"60s\"\n";
-    let proxy = Proxy::start(&with_admin(&config));
+    let proxy = Proxy::start(&with_admin(&format!("{TRUSTED}{config}")));
     let url = proxy.url("/");
     for _ in 0..3 {
         let (status, _, _) = send(Method::GET, &url, "", &[("x-chaos", "1")]).await;
@@ -176,4 +180,21 @@ async fn aborted_server_errors_open_the_cluster_breaker_for_every_request() {
     let (_, _, metrics) = get(&admin_url(&proxy, "/metrics")).await;
     let counted = r#"blastwall_fault_aborts_total{route="api"} 3"#;
     assert!(metrics.contains(counted), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_client_not_trusted_cannot_fault_requests_with_the_header() {
+    let upstream = Mock::start("a", &[]);
+    // Loopback is not among the trusted networks, so the test's own header is ignored.
+    let config = route_config(
+        "[[route.fault]]\nabort = { status = 500 }\nheader = \"x-chaos\"\n",
+        "",
+        &[endpoint(&upstream, "")],
+    );
+    let proxy = Proxy::start(&format!(
+        "[proxy]\ntrusted_clients = [\"10.9.9.9\"]\n{config}"
+    ));
+    let (status, _, body) = send(Method::GET, &proxy.url("/"), "", &[("x-chaos", "1")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(upstream.requests().await, 1);
 }

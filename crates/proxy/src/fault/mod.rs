@@ -52,22 +52,26 @@ impl RouteFaults {
     }
 
     /// The fault for a request with these headers: the first rule whose header matches and
-    /// whose percentage the draw falls in. `None`, at one branch, when there are no rules.
-    pub(crate) fn draw(&self, headers: &HeaderMap) -> Option<&FaultAction> {
+    /// whose percentage the draw falls in. A rule with a header matches only a `trusted`
+    /// client's request: anyone else could fault their own requests at will and trip the
+    /// cluster's breaker for every user. `None`, at one branch, when there are no rules.
+    pub(crate) fn draw(&self, headers: &HeaderMap, trusted: bool) -> Option<&FaultAction> {
         if self.rules.is_empty() {
             return None;
         }
         self.rules
             .iter()
-            .find(|rule| matches(rule, headers) && drawn(rule.per_million))
+            .find(|rule| matches(rule, headers, trusted) && drawn(rule.per_million))
             .map(|rule| &rule.action)
     }
 }
 
-/// Whether the request carries the rule's header (with its value, when the rule gives one).
-fn matches(rule: &FaultRule, headers: &HeaderMap) -> bool {
+/// Whether the request carries the rule's header (with its value, when the rule gives one)
+/// from a trusted client.
+fn matches(rule: &FaultRule, headers: &HeaderMap, trusted: bool) -> bool {
     match &rule.header {
         None => true,
+        Some(_) if !trusted => false,
         Some((name, None)) => headers.contains_key(name),
         Some((name, Some(value))) => headers.get_all(name).iter().any(|given| given == value),
     }

@@ -10,7 +10,7 @@ use crate::record::FaultKind;
 
 fn config(faults: &str) -> Result<Config, crate::config::error::ConfigErrors> {
     let text = format!(
-        "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nname = \"shop\"\ncluster = \"api\"\n{faults}\n\n[cluster.api]\nendpoints = [{{ address = \"127.0.0.1:9\" }}]\n"
+        "[proxy]\ntrusted_clients = [\"10.0.0.0/8\"]\n\n[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n\n[[route]]\nname = \"shop\"\ncluster = \"api\"\n{faults}\n\n[cluster.api]\nendpoints = [{{ address = \"127.0.0.1:9\" }}]\n"
     );
     Config::parse(&text, Path::new("blastwall.toml"))
 }
@@ -40,7 +40,7 @@ fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
 #[test]
 fn a_route_without_rules_draws_no_fault() {
     let faults = RouteFaults::new(&rules(""));
-    assert_eq!(faults.draw(&headers(&[("x-test", "1")])), None);
+    assert_eq!(faults.draw(&headers(&[("x-test", "1")]), true), None);
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn a_delay_rule_reads_as_a_duration_for_every_request_by_default() {
     );
     assert_eq!((rules[0].per_million, &rules[0].header), (1_000_000, &None));
     let faults = RouteFaults::new(&rules);
-    let drawn = faults.draw(&HeaderMap::new()).map(FaultAction::kind);
+    let drawn = faults.draw(&HeaderMap::new(), true).map(FaultAction::kind);
     assert_eq!(drawn, Some(FaultKind::Delay));
 }
 
@@ -62,19 +62,42 @@ fn a_header_rule_applies_only_to_requests_carrying_that_header_and_value() {
     let faults = RouteFaults::new(&rules(
         "[[route.fault]]\nabort = { status = 503 }\nheader = \"x-chaos=on\"",
     ));
-    assert!(faults.draw(&HeaderMap::new()).is_none());
-    assert!(faults.draw(&headers(&[("x-chaos", "off")])).is_none());
-    assert!(faults.draw(&headers(&[("x-chaos", "on")])).is_some());
+    assert!(faults.draw(&HeaderMap::new(), true).is_none());
+    assert!(faults.draw(&headers(&[("x-chaos", "off")]), true).is_none());
+    assert!(faults.draw(&headers(&[("x-chaos", "on")]), true).is_some());
 
     let any_value = RouteFaults::new(&rules(
         "[[route.fault]]\ndelay = \"1s\"\nheader = \"x-chaos\"",
     ));
     assert!(
         any_value
-            .draw(&headers(&[("x-chaos", "whatever")]))
+            .draw(&headers(&[("x-chaos", "whatever")]), true)
             .is_some()
     );
-    assert!(any_value.draw(&headers(&[("x-other", "on")])).is_none());
+    assert!(
+        any_value
+            .draw(&headers(&[("x-other", "on")]), true)
+            .is_none()
+    );
+}
+
+#[test]
+fn a_header_rule_ignores_the_header_from_a_client_not_trusted() {
+    let faults = RouteFaults::new(&rules(
+        "[[route.fault]]\nabort = { status = 500 }\nheader = \"x-chaos\"",
+    ));
+    assert!(faults.draw(&headers(&[("x-chaos", "1")]), false).is_none());
+    let everyone = RouteFaults::new(&rules("[[route.fault]]\nabort = { status = 500 }"));
+    assert!(everyone.draw(&HeaderMap::new(), false).is_some());
+}
+
+#[test]
+fn a_header_rule_without_trusted_clients_is_an_error_that_says_what_to_add() {
+    let text = "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n\n[[route]]\ncluster = \"api\"\n[[route.fault]]\ndelay = \"1s\"\nheader = \"x-chaos\"\n\n[cluster.api]\nendpoints = [{ address = \"127.0.0.1:9\" }]\n";
+    let errors = Config::parse(text, Path::new("blastwall.toml")).expect_err("refused");
+    let summary = errors.0[0].summary();
+    assert!(summary.contains("trusted_clients"), "{summary}");
+    assert!(summary.contains("blastwall.toml:9:10:"), "{summary}");
 }
 
 #[test]
@@ -82,7 +105,7 @@ fn the_first_rule_that_matches_and_wins_its_draw_applies() {
     let faults = RouteFaults::new(&rules(
         "[[route.fault]]\nabort = { status = 500 }\nheader = \"x-abort\"\n\n[[route.fault]]\ndelay = \"1s\"",
     ));
-    let kind = |pairs| faults.draw(&headers(pairs)).map(FaultAction::kind);
+    let kind = |pairs| faults.draw(&headers(pairs), true).map(FaultAction::kind);
     assert_eq!(kind(&[("x-abort", "1")]), Some(FaultKind::Abort));
     assert_eq!(kind(&[]), Some(FaultKind::Delay));
 }
@@ -93,7 +116,7 @@ fn a_percentage_faults_about_that_share_of_requests_drawn_from_the_seeded_rng() 
     let count = |seed| {
         crate::rng::seed(seed);
         (0..10_000)
-            .filter(|_| faults.draw(&HeaderMap::new()).is_some())
+            .filter(|_| faults.draw(&HeaderMap::new(), true).is_some())
             .count()
     };
     let first = count(17);
@@ -106,8 +129,8 @@ fn zero_percent_never_faults_and_a_hundred_always_does() {
     let never = RouteFaults::new(&rules("[[route.fault]]\ndelay = \"1s\"\npercent = 0"));
     let always = RouteFaults::new(&rules("[[route.fault]]\ndelay = \"1s\"\npercent = 100"));
     for _ in 0..1_000 {
-        assert!(never.draw(&HeaderMap::new()).is_none());
-        assert!(always.draw(&HeaderMap::new()).is_some());
+        assert!(never.draw(&HeaderMap::new(), true).is_none());
+        assert!(always.draw(&HeaderMap::new(), true).is_some());
     }
 }
 
@@ -149,14 +172,14 @@ fn a_fault_with_neither_delay_nor_abort_is_refused_where_it_is_written() {
 #[test]
 fn a_fault_with_both_delay_and_abort_is_refused() {
     let message = error("[[route.fault]]\ndelay = \"1s\"\nabort = { status = 500 }");
-    assert!(message.contains(":10:9:"), "{message}");
+    assert!(message.contains(":13:9:"), "{message}");
     assert!(message.contains("not both"), "{message}");
 }
 
 #[test]
 fn percentages_outside_0_to_100_are_refused_at_their_line_and_column() {
     let message = error("[[route.fault]]\ndelay = \"1s\"\npercent = 150");
-    assert!(message.contains(":10:11:"), "{message}");
+    assert!(message.contains(":13:11:"), "{message}");
     assert!(message.contains("give 0 to 100"), "{message}");
 }
 

@@ -187,7 +187,7 @@ async fn serve_routed(
     let (cluster, deadline) = (context.cluster, admitted.deadline);
     let body = admitted.body;
     // NOTE: one branch when the route has no fault rule (see `crate::fault`).
-    let faulted = match context.live.fault.draw(&parts.headers) {
+    let faulted = match context.live.fault.draw(&parts.headers, context.trusted()) {
         None => None,
         Some(fault) => fault::inject(context, fault, deadline, record).await,
     };

@@ -7,6 +7,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use toml::Spanned;
 
 use super::{Checker, duration_or};
+use crate::config::admission::PriorityTrust;
 use crate::config::fault::{AbortConfig, FaultAction, FaultRule};
 use crate::config::file::fault::{AbortSection, FaultSection};
 
@@ -16,15 +17,22 @@ pub(super) fn faults(
     check: &mut Checker<'_>,
     route: &str,
     sections: Vec<Spanned<FaultSection>>,
+    trust: &PriorityTrust,
 ) -> Vec<FaultRule> {
     sections
         .into_iter()
-        .filter_map(|section| rule(check, route, section))
+        .filter_map(|section| rule(check, route, section, trust))
         .collect()
 }
 
-/// One rule: exactly one of `delay` and `abort`, a percentage in 0–100, a valid header.
-fn rule(check: &mut Checker<'_>, route: &str, section: Spanned<FaultSection>) -> Option<FaultRule> {
+/// One rule: exactly one of `delay` and `abort`, a percentage in 0–100, a valid header
+/// (and someone trusted to send it).
+fn rule(
+    check: &mut Checker<'_>,
+    route: &str,
+    section: Spanned<FaultSection>,
+    trust: &PriorityTrust,
+) -> Option<FaultRule> {
     let span = section.span();
     let section = section.into_inner();
     let action = match (section.delay, section.abort) {
@@ -59,7 +67,18 @@ fn rule(check: &mut Checker<'_>, route: &str, section: Spanned<FaultSection>) ->
     };
     let header = match section.header {
         None => None,
-        Some(header) => Some(header_condition(check, route, &header)?),
+        Some(header) => {
+            // A client that could fault its own requests could trip the cluster's breaker
+            // for everyone with a header, so only trusted clients' headers are read; with
+            // none trusted, the rule could never match, and saying so beats a silent no-op.
+            if trust.trusted.is_empty() {
+                let message = format!(
+                    "route \"{route}\": fault.header is honoured only from [proxy] trusted_clients, and none is given; add the networks the test traffic comes from (e.g. trusted_clients = [\"127.0.0.1\"])"
+                );
+                check.error_at(header.span(), message);
+            }
+            Some(header_condition(check, route, &header)?)
+        }
     };
     Some(FaultRule {
         header,

@@ -74,7 +74,7 @@ pub(super) fn route(
         clusters,
         per_try_timeout,
     );
-    let faults = fault::faults(check, &name, section.fault);
+    let faults = fault::faults(check, &name, section.fault, trust);
     Some(RouteConfig {
         name,
         listeners: route_listeners,
