@@ -21,8 +21,8 @@ pub(crate) struct FaultSection {
     /// The share of matching requests faulted, 0 to 100 (fractions allowed). Default 100.
     #[schemars(with = "Option<f64>")]
     pub percent: Option<Spanned<f64>>,
-    /// Only requests carrying this header: `"name"` (any value) or `"name=value"`. Default:
-    /// every request of the route.
+    /// Only requests carrying this header: `"name"` (any value) or `"name=value"`, read only
+    /// from `[proxy] trusted_clients`. Default: every request of the route.
     #[schemars(with = "Option<String>")]
     pub header: Option<Spanned<String>>,
 }
