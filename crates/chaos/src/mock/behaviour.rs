@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::body::{Cut, Keep, Shape};
-use super::latency::{InvalidLatency, Latency};
 use super::phases::{AfterPhases, Phase, phase_at};
+use super::{InvalidLatency, Latency};
 
 /// The largest `body_size`: each answer allocates its body, so a size from the network must
 /// not be able to exhaust the mock's memory at once.
@@ -153,7 +153,7 @@ pub enum InvalidBehaviour {
     #[error("body_size must be at most {MAX_BODY_SIZE} bytes, got {0}")]
     BodySize(usize),
     /// A latency distribution that cannot be sampled.
-    #[error(transparent)]
+    #[error("latency_distribution: {0}")]
     Latency(#[from] InvalidLatency),
     /// A path prefix that no request path can start with.
     #[error("{at}.prefix must start with '/', got {prefix:?}")]
@@ -523,6 +523,44 @@ mod tests {
             behaviour.decide(1, draws(1.0, 0.5)),
             Action::Respond { delay, .. } if delay == Duration::from_millis(20)
         ));
+    }
+
+    #[test]
+    fn a_distribution_is_json_that_names_its_kind_and_takes_human_durations() {
+        let behaviour: Behaviour = serde_json::from_str(
+            r#"{"latency_distribution":{"kind":"log_normal","p50":"20ms","p99":"1s"}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            behaviour.latency_distribution,
+            Some(Latency::LogNormal {
+                p50: Duration::from_millis(20),
+                p99: Duration::from_secs(1)
+            })
+        );
+        let json = serde_json::to_value(&behaviour).expect("serializes");
+        assert_eq!(
+            json["latency_distribution"],
+            serde_json::json!({"kind": "log_normal", "p50": "20ms", "p99": "1s"})
+        );
+        let err = serde_json::from_str::<Latency>(r#"{"kind":"normal","mean":"1s","stddev":"1s"}"#)
+            .expect_err("a misspelt field");
+        assert!(err.to_string().contains("stddev"), "{err}");
+    }
+
+    #[test]
+    fn an_unfittable_distribution_is_refused_under_its_field_name() {
+        let upside_down = Behaviour {
+            latency_distribution: Some(Latency::Uniform {
+                min: Duration::from_millis(20),
+                max: Duration::from_millis(10),
+            }),
+            ..Behaviour::default()
+        };
+        assert_eq!(
+            upside_down.validate().unwrap_err().to_string(),
+            "latency_distribution: uniform min (20ms) is more than max (10ms)"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A simulated service that misbehaves on demand: the one fake upstream for demos and tests.
 //!
 //! A mock is a real HTTP/1.1 and HTTP/2 server on a real socket. It answers every request
-//! with its [`Behaviour`] (latency, fixed or from a distribution, see [`latency`]; status,
+//! with its [`Behaviour`] (latency, fixed or from a distribution, see [`Latency`]; status,
 //! failures, a capacity past which it answers 503 like a saturated service; no answer at
 //! all: reset or hang; an answer sent slowly or broken off: its body cut or stalled, see
 //! [`body`]; behaviours of their own for some paths, and phases on a timetable, see
@@ -13,7 +13,6 @@
 pub mod behaviour;
 pub mod body;
 pub mod control;
-pub mod latency;
 pub mod patch;
 pub mod phases;
 
@@ -40,8 +39,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 pub use behaviour::{Action, Behaviour, Draws, InvalidBehaviour, Mode, PathBehaviour};
+/// The latency distributions, shared with the proxy's delay faults (the policy crate's).
+pub use blastwall_policy::latency::{InvalidLatency, Latency, MAX_DELAY};
 use body::{MockBody, Shape};
-pub use latency::Latency;
 pub use patch::PatchError;
 pub use phases::{AfterPhases, Phase};
 
