@@ -1,7 +1,7 @@
 //! Fault rules against the real binary: a delay that outlasts the route's timeout ends in
-//! the timeout's answer (or its fallback) without reaching the upstream, and an abort
-//! limited by a header answers only the requests that carry it, each written to the access
-//! log with its fault.
+//! the timeout's answer (or its fallback) without reaching the upstream, a delay drawn from
+//! a distribution holds each request, and an abort limited by a header answers only the
+//! requests that carry it, each written to the access log with its fault.
 
 mod support;
 
@@ -77,6 +77,25 @@ async fn a_short_delay_is_waited_out_and_the_upstream_then_answers() {
         "it was held"
     );
     assert_eq!(upstream.requests().await, 1);
+}
+
+#[tokio::test]
+async fn a_delay_drawn_from_a_distribution_holds_each_request_at_least_its_minimum() {
+    let upstream = Mock::start("a", &[]);
+    let proxy = proxy(
+        &upstream,
+        "timeout = \"10s\"\n[[route.fault]]\ndelay = { min = \"200ms\", max = \"400ms\" }\n",
+    );
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, _, body) = get(&proxy.url("/")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "it was held"
+        );
+    }
+    assert_eq!(upstream.requests().await, 3);
 }
 
 #[tokio::test]

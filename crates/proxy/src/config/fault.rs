@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use blastwall_policy::latency::Latency;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
@@ -22,8 +23,9 @@ pub struct FaultRule {
 /// What a fault does to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultAction {
-    /// Holds the request this long before its attempts.
-    Delay(Duration),
+    /// Holds the request before its attempts, for a delay drawn from this distribution
+    /// (a fixed one for `delay = "200ms"`).
+    Delay(Latency),
     /// Answers in the upstream's place, without sending the request.
     Abort(AbortConfig),
 }

@@ -6,7 +6,9 @@
 //! Where it sits: after admission and the cluster's breaker, before the attempts. A faulted
 //! request has been admitted and counted like any other, and what the fault causes reaches
 //! the rest of the pipeline as a real failure of the upstream would:
-//! - **Delay**: the request waits before its first attempt, and the wait counts against the
+//! - **Delay**: the request waits before its first attempt, for a time drawn from the
+//!   rule's distribution (fixed, uniform, normal or log-normal by p50/p99: the policy crate's
+//!   [`Latency`], the one the mock draws from too), and the wait counts against the
 //!   route's `timeout` and the caller's deadline: it ends when the deadline comes, and the
 //!   request is then answered as one that ran out of time (504 `deadline_exceeded`, or the
 //!   `timeout` fallback), recorded in the cluster's breaker as a timeout. While it waits it
@@ -29,6 +31,7 @@ mod tests;
 
 use std::time::{Duration, Instant};
 
+use blastwall_policy::latency::Latency;
 use http::{HeaderMap, Response, header};
 use rand::Rng;
 
@@ -94,6 +97,12 @@ impl FaultAction {
             FaultAction::Abort(_) => FaultKind::Abort,
         }
     }
+}
+
+/// The delay of one faulted request, drawn from its rule's distribution with [`crate::rng`]
+/// (a fixed delay draws nothing).
+pub(crate) fn draw_delay(latency: &Latency) -> Duration {
+    crate::rng::with_rng(|rng| latency.sample_with(rng))
 }
 
 /// Waits out a delay fault of `delay` from `now`, or until `deadline`, whichever is first.

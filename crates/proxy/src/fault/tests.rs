@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-use super::{RouteFaults, abort_response, delay};
+use blastwall_policy::latency::Latency;
+
+use super::{RouteFaults, abort_response, delay, draw_delay};
 use crate::config::Config;
 use crate::config::fault::{FaultAction, FaultRule};
 use crate::record::FaultKind;
@@ -49,7 +51,9 @@ fn a_delay_rule_reads_as_a_duration_for_every_request_by_default() {
     assert_eq!(rules.len(), 1);
     assert_eq!(
         rules[0].action,
-        FaultAction::Delay(Duration::from_millis(250))
+        FaultAction::Delay(Latency::Fixed {
+            value: Duration::from_millis(250)
+        })
     );
     assert_eq!((rules[0].per_million, &rules[0].header), (1_000_000, &None));
     let faults = RouteFaults::new(&rules);
@@ -195,4 +199,143 @@ fn bad_statuses_durations_and_headers_are_refused_with_what_was_expected() {
     assert!(retry.contains("whole seconds"), "{retry}");
     let unknown = error("[[route.fault]]\ndelay = \"1s\"\nprecent = 5");
     assert!(unknown.contains("unknown field"), "{unknown}");
+}
+
+/// The distribution of the one rule `delay = {table}`.
+fn delay_of(table: &str) -> Latency {
+    let rules = rules(&format!("[[route.fault]]\ndelay = {table}"));
+    match &rules[0].action {
+        FaultAction::Delay(latency) => *latency,
+        other => panic!("a delay: {other:?}"),
+    }
+}
+
+const MS: Duration = Duration::from_millis(1);
+
+#[test]
+fn a_delay_table_names_its_distribution_by_its_keys() {
+    assert_eq!(
+        delay_of("{ p50 = \"50ms\", p99 = \"2s\" }"),
+        Latency::LogNormal {
+            p50: 50 * MS,
+            p99: Duration::from_secs(2)
+        }
+    );
+    assert_eq!(
+        delay_of("{ min = \"10ms\", max = \"1s\" }"),
+        Latency::Uniform {
+            min: 10 * MS,
+            max: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(
+        delay_of("{ mean = \"100ms\", stddev = \"20ms\" }"),
+        Latency::Normal {
+            mean: 100 * MS,
+            std_dev: 20 * MS
+        }
+    );
+}
+
+#[test]
+fn a_delay_table_of_no_one_shape_is_refused_at_the_table_with_the_shapes_allowed() {
+    let mixed = error("[[route.fault]]\ndelay = { p50 = \"1s\", max = \"2s\" }");
+    assert!(mixed.contains(":12:9:"), "{mixed}");
+    assert!(
+        mixed.contains(
+            "{ p50, p99 } (log-normal), { min, max } (uniform) or { mean, stddev } (normal)"
+        ),
+        "{mixed}"
+    );
+    let empty = error("[[route.fault]]\ndelay = {}");
+    assert!(
+        empty.contains(":12:9:") && empty.contains("one distribution"),
+        "{empty}"
+    );
+    let half = error("[[route.fault]]\ndelay = { p50 = \"1s\" }");
+    assert!(half.contains(":12:9:"), "{half}");
+    assert!(half.contains("needs both p50 and p99"), "{half}");
+}
+
+#[test]
+fn an_unknown_key_in_a_delay_table_is_named_with_the_keys_allowed() {
+    let unknown = error("[[route.fault]]\ndelay = { p90 = \"1s\" }");
+    assert!(unknown.contains(":12:11:"), "{unknown}");
+    assert!(unknown.contains("unknown field `p90`"), "{unknown}");
+    assert!(unknown.contains("p50"), "{unknown}");
+    let number = error("[[route.fault]]\ndelay = 1.5");
+    assert!(number.contains(":12:9:"), "{number}");
+    assert!(
+        number.contains("a duration like \"200ms\", or a distribution"),
+        "{number}"
+    );
+}
+
+#[test]
+fn inconsistent_delay_values_are_refused_at_the_value_to_change() {
+    let tail = error("[[route.fault]]\ndelay = { p50 = \"2s\", p99 = \"50ms\" }");
+    assert!(tail.contains(":12:29:"), "{tail}");
+    assert!(
+        tail.contains("0 < p50 <= p99, got p50 2s and p99 50ms"),
+        "{tail}"
+    );
+    let range = error("[[route.fault]]\ndelay = { min = \"1s\", max = \"10ms\" }");
+    assert!(range.contains(":12:29:"), "{range}");
+    assert!(
+        range.contains("uniform min (1s) is more than max (10ms)"),
+        "{range}"
+    );
+    let zero_median = error("[[route.fault]]\ndelay = { p50 = \"0s\", p99 = \"1s\" }");
+    assert!(zero_median.contains(":12:17:"), "{zero_median}");
+    let never = error("[[route.fault]]\ndelay = { min = \"0ms\", max = \"0ms\" }");
+    assert!(never.contains("must be more than 0"), "{never}");
+}
+
+#[test]
+fn a_bad_duration_in_a_delay_table_is_refused_at_itself_once() {
+    let errors = config("[[route.fault]]\ndelay = { min = \"soon\", max = \"1s\" }")
+        .expect_err("an invalid config");
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let message = errors.0[0].summary();
+    assert!(message.contains(":12:17:"), "{message}");
+    assert!(message.contains("invalid duration \"soon\""), "{message}");
+    let fixed = config("[[route.fault]]\ndelay = \"soon\"").expect_err("an invalid config");
+    assert_eq!(fixed.0.len(), 1, "{fixed}");
+}
+
+#[test]
+fn a_distribution_delay_is_drawn_per_request_from_the_seeded_rng() {
+    let uniform = delay_of("{ min = \"10ms\", max = \"20ms\" }");
+    let draws = |seed| {
+        crate::rng::seed(seed);
+        (0..1_000).map(|_| draw_delay(&uniform)).collect::<Vec<_>>()
+    };
+    let first = draws(17);
+    assert!(
+        first
+            .iter()
+            .all(|delay| (10 * MS..=20 * MS).contains(delay))
+    );
+    assert!(
+        first.iter().any(|delay| *delay != first[0]),
+        "not one delay"
+    );
+    assert_eq!(draws(17), first, "the same seed draws the same delays");
+}
+
+#[test]
+fn a_log_normal_delay_has_about_the_median_it_was_given() {
+    let tail = delay_of("{ p50 = \"50ms\", p99 = \"2s\" }");
+    crate::rng::seed(17);
+    let mut delays: Vec<Duration> = (0..10_001).map(|_| draw_delay(&tail)).collect();
+    delays.sort();
+    let median = delays[5_000].as_secs_f64();
+    assert!((0.045..0.055).contains(&median), "median {median}s");
+    assert!(delays[9_999] > Duration::from_millis(500), "a slow tail");
+}
+
+#[test]
+fn a_fixed_delay_draws_nothing_and_is_always_its_value() {
+    let fixed = delay_of("\"200ms\"");
+    assert!((0..100).all(|_| draw_delay(&fixed) == 200 * MS));
 }

@@ -27,11 +27,12 @@ pub(super) fn inject<'a>(
     record.fault = Some(fault.kind());
     let stats = &context.live.stats;
     match fault {
-        FaultAction::Delay(delay) => {
+        FaultAction::Delay(latency) => {
             stats.faults_delayed.increment();
             let at = deadline.map(|deadline| deadline.at);
+            let delay = crate::fault::draw_delay(latency);
             Box::pin(async move {
-                crate::fault::delay(*delay, Instant::now(), at).await;
+                crate::fault::delay(delay, Instant::now(), at).await;
                 let now = Instant::now();
                 at.is_some_and(|at| now >= at).then(|| {
                     stats.deadline_exceeded.increment();

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::file::delay::{DelaySchema, DelayValue};
 use crate::config::values::DurationValue;
 
 /// A fault injected into a route's requests: a `delay` before the attempts, or an `abort`
@@ -11,10 +12,12 @@ use crate::config::values::DurationValue;
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FaultSection {
-    /// Hold the request this long before its attempts; it counts against the route's
+    /// Hold the request this long before its attempts: a duration ("200ms"), or a
+    /// distribution each request's delay is drawn from: { p50, p99 } (log-normal),
+    /// { min, max } (uniform) or { mean, stddev } (normal). It counts against the route's
     /// `timeout`.
-    #[schemars(with = "Option<DurationValue>")]
-    pub delay: Option<Spanned<DurationValue>>,
+    #[schemars(with = "Option<DelaySchema>")]
+    pub delay: Option<Spanned<DelayValue>>,
     /// Answer with this status instead of sending the request.
     #[schemars(with = "Option<AbortSection>")]
     pub abort: Option<Spanned<AbortSection>>,

@@ -5,6 +5,7 @@
 //! to point at themselves after parsing (names referring to other sections, addresses,
 //! patterns) keep their span.
 
+pub(crate) mod delay;
 pub(crate) mod fallback;
 pub(crate) mod fault;
 pub(crate) mod telemetry;

@@ -36,15 +36,7 @@ fn rule(
     let span = section.span();
     let section = section.into_inner();
     let action = match (section.delay, section.abort) {
-        (Some(delay), None) => {
-            let delay_span = delay.span();
-            let delay = duration_or(check, Some(delay), Duration::ZERO);
-            if delay.is_zero() {
-                let message = format!("route \"{route}\": fault.delay must be more than 0");
-                check.error_at(delay_span, message);
-            }
-            FaultAction::Delay(delay)
-        }
+        (Some(delay), None) => FaultAction::Delay(super::delay::latency(check, route, delay)?),
         (None, Some(abort)) => FaultAction::Abort(abort_config(check, route, abort)?),
         (Some(_), Some(abort)) => {
             let message = format!(

@@ -13,6 +13,7 @@ mod admission;
 mod attempts;
 mod breaker;
 mod clusters;
+mod delay;
 mod fallback;
 mod fault;
 mod headers;
