@@ -1,11 +1,19 @@
 //! `blastwall mock`: a simulated service that misbehaves on demand.
+//!
+//! The flags set the behaviour every request gets; `--path` gives some paths their own,
+//! `--phases` a timetable of behaviours read from a file, and `--behaviour` any field as JSON
+//! over all of them (the JSON `PATCH /_mock/behaviour` takes). Each is checked before the
+//! mock starts, and an error names the flag it came from.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use blastwall_chaos::mock::{self, Behaviour, Latency, MockConfig, Mode};
+use blastwall_chaos::mock::{
+    self, AfterPhases, Behaviour, Latency, MockConfig, Mode, PathBehaviour, Phase,
+};
 use clap::{Args, ValueEnum};
 
 /// Flags of `blastwall mock`.
@@ -60,8 +68,23 @@ pub struct MockArgs {
     /// Break the body off after this many bytes (the connection is closed).
     #[arg(long)]
     truncate_after: Option<usize>,
-    /// More of the behaviour as JSON, over the flags above: what no flag says, such as
-    /// `latency_distribution`, `paths` and `phases` (see `PATCH /_mock/behaviour`).
+    /// A path with a behaviour of its own, as PREFIX=JSON: requests whose path starts with
+    /// PREFIX get the behaviour JSON describes, like `--path '/orders={"status":503}'`. Its
+    /// fields not given take their defaults, not the other flags'. Repeat it for more paths;
+    /// the longest matching prefix answers.
+    #[arg(long = "path", value_name = "PREFIX=JSON", value_parser = path_behaviour)]
+    paths: Vec<PathBehaviour>,
+    /// A timetable of behaviours from a JSON file: a list of phases, like
+    /// `[{"behaviour": {}, "for": "30s"}, {"behaviour": {"status": 503}, "for": "10s"}]`.
+    /// It starts when the mock does; while it runs, the other flags are not used.
+    #[arg(long, value_name = "FILE")]
+    phases: Option<PathBuf>,
+    /// After the last phase: hold it (the default) or loop back to the first.
+    #[arg(long, value_enum, requires = "phases")]
+    after_phases: Option<AfterPhasesArg>,
+    /// More of the behaviour as JSON, over all the flags above (a field given replaces
+    /// theirs): what no flag says, such as `latency_distribution` (see
+    /// `PATCH /_mock/behaviour`).
     #[arg(long, value_name = "JSON")]
     behaviour: Option<String>,
     /// Seed for the failure and latency draws.
@@ -76,6 +99,21 @@ enum ModeArg {
     Hang,
     CutBody,
     StallBody,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AfterPhasesArg {
+    Hold,
+    Loop,
+}
+
+impl From<AfterPhasesArg> for AfterPhases {
+    fn from(after: AfterPhasesArg) -> Self {
+        match after {
+            AfterPhasesArg::Hold => AfterPhases::Hold,
+            AfterPhasesArg::Loop => AfterPhases::Loop,
+        }
+    }
 }
 
 impl From<ModeArg> for Mode {
@@ -109,7 +147,14 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
             .map(|(p50, p99)| Latency::LogNormal { p50, p99 }),
         body_rate: args.body_rate,
         truncate_after: args.truncate_after,
-        ..Behaviour::default()
+        paths: args.paths,
+        phases: match &args.phases {
+            Some(file) => phases(file)?,
+            None => Vec::new(),
+        },
+        after_phases: args
+            .after_phases
+            .map_or(AfterPhases::Hold, AfterPhases::from),
     };
     let behaviour = match &args.behaviour {
         Some(json) => behaviour
@@ -130,4 +175,45 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     crate::shutdown_signal().await;
     handle.stop().await;
     Ok(())
+}
+
+/// `--path PREFIX=JSON`: the prefix and its behaviour, each checked.
+fn path_behaviour(text: &str) -> Result<PathBehaviour, String> {
+    let Some((prefix, json)) = text.split_once('=') else {
+        return Err(format!(
+            "expected PREFIX=JSON, like '/orders={{\"status\":503}}', got {text:?}"
+        ));
+    };
+    if !prefix.starts_with('/') {
+        return Err(format!("the prefix must start with '/', got {prefix:?}"));
+    }
+    let behaviour: Behaviour =
+        serde_json::from_str(json).map_err(|err| format!("the behaviour of {prefix}: {err}"))?;
+    behaviour
+        .validate()
+        .map_err(|err| format!("the behaviour of {prefix}: {err}"))?;
+    Ok(PathBehaviour {
+        prefix: prefix.to_owned(),
+        behaviour,
+    })
+}
+
+/// `--phases FILE`: the list of phases it holds, checked as the mock will check them.
+fn phases(file: &Path) -> anyhow::Result<Vec<Phase>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read --phases {}", file.display()))?;
+    let phases: Vec<Phase> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "invalid --phases {}: expected a list of phases, like [{{\"behaviour\": {{\"status\": 503}}, \"for\": \"30s\"}}]",
+            file.display()
+        )
+    })?;
+    let script = Behaviour {
+        phases,
+        ..Behaviour::default()
+    };
+    script
+        .validate()
+        .with_context(|| format!("invalid --phases {}", file.display()))?;
+    Ok(script.phases)
 }
