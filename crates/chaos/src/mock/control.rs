@@ -15,7 +15,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
-use super::{Behaviour, MockResponse, Shared, respond};
+use super::server::{MockResponse, respond};
+use super::{Behaviour, Shared};
 
 /// The path prefix of the control API.
 pub const PREFIX: &str = "/_mock/";
