@@ -47,7 +47,7 @@ async fn server(admin: &str) -> AdminServer {
     AdminServer::start(socket, runtime, Vec::new()).expect("started")
 }
 
-async fn call(
+pub(super) async fn call(
     server: &AdminServer,
     method: Method,
     path: &str,
