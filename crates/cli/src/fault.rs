@@ -216,7 +216,10 @@ fn target(value: &Value) -> String {
     value
         .as_object()
         .and_then(|target| target.iter().next())
-        .map_or_else(|| "-".into(), |(kind, name)| format!("{kind} {name}"))
+        .map_or_else(
+            || "-".into(),
+            |(kind, name)| format!("{kind} {}", text(name)),
+        )
 }
 
 /// `/`, `%`, `?` and `#` escaped, so an id is one path segment.

@@ -27,14 +27,19 @@ use crate::config::fault::FaultRule;
 use crate::config::values::parse_duration;
 use crate::fault::ConfiguredFault;
 use crate::fault::table::{FaultTarget, NewRule, RuntimeRule};
-use crate::reload::Snapshot;
+use crate::reload::{Runtime, Snapshot};
 
 /// An example body, for errors.
 const EXAMPLE: &str = r#"{"route": "checkout", "delay": "2s", "ttl": "30s"}"#;
 
 /// `GET /admin/faults`: every rule in force, runtime ones first, and the kill switch.
 pub(super) fn list(state: &AdminState) -> Response<AdminBody> {
-    let snapshot = state.runtime.snapshot();
+    reply::json(StatusCode::OK, &view(&state.runtime))
+}
+
+/// What `GET /admin/faults` shows (and the dashboard draws).
+pub(super) fn view(runtime: &Runtime) -> Value {
+    let snapshot = runtime.snapshot();
     let now = Instant::now();
     let table = &snapshot.faults;
     let mut faults: Vec<Value> = table
@@ -42,19 +47,16 @@ pub(super) fn list(state: &AdminState) -> Response<AdminBody> {
         .iter()
         .map(|rule| runtime_view(rule, now))
         .collect();
-    faults.extend(
-        configured(&snapshot).map(|(route, rule)| config_view(route, rule, now, table.silenced())),
-    );
-    reply::json(
-        StatusCode::OK,
-        &json!({
-            "silenced": table.silenced(),
-            "runtime_rules": table.len(),
-            "max_faults": snapshot.config.admin.max_faults,
-            "fault_max_ttl": format!("{:?}", snapshot.config.admin.fault_max_ttl),
-            "faults": faults,
-        }),
-    )
+    let silenced = table.silenced();
+    faults
+        .extend(configured(&snapshot).map(|(route, rule)| config_view(route, rule, now, silenced)));
+    json!({
+        "silenced": silenced,
+        "runtime_rules": table.len(),
+        "max_faults": snapshot.config.admin.max_faults,
+        "fault_max_ttl": format!("{:?}", snapshot.config.admin.fault_max_ttl),
+        "faults": faults,
+    })
 }
 
 /// `GET /admin/faults/{id}`.
