@@ -201,8 +201,8 @@ fn print_list(list: &Value) {
             text(&rule["origin"]),
             target(&rule["target"]),
             text(&rule["action"]),
-            rule["percent"],
-            rule["faulted"],
+            rule["percent"].to_string(),
+            rule["faulted"].to_string(),
         );
     }
 }
