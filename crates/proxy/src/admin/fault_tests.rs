@@ -316,3 +316,22 @@ async fn runtime_rules_survive_a_reload_unless_it_takes_their_target_away() {
     let (_, events) = call(&server, Method::GET, "/admin/events", "", None).await;
     assert!(events.to_string().contains("fault_orphaned"), "{events}");
 }
+
+#[tokio::test]
+async fn fault_mutations_pass_the_same_guard_as_the_others() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let body = r#"{"route": "shop", "delay": "1s", "ttl": "1m"}"#;
+    let forged = format!(
+        "POST /admin/faults HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://evil.example\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = super::tests::raw_call(&server, &forged).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let untyped = format!(
+        "DELETE /admin/faults HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n"
+    );
+    let answer = super::tests::raw_call(&server, &untyped).await;
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+    assert!(server.state.runtime.snapshot().faults.is_empty());
+}

@@ -156,7 +156,7 @@ fallback = { static = { headers = { "x-f" = "f-secret" } } }
     assert_eq!(route["cluster"], "api");
 }
 
-async fn raw_call(server: &AdminServer, request: &str) -> String {
+pub(super) async fn raw_call(server: &AdminServer, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(server.local_addr())
         .await

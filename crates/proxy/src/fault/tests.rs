@@ -198,3 +198,30 @@ fn bad_statuses_durations_and_headers_are_refused_with_what_was_expected() {
     let unknown = error("[[route.fault]]\ndelay = \"1s\"\nprecent = 5");
     assert!(unknown.contains("unknown field"), "{unknown}");
 }
+
+#[test]
+fn first_and_a_wall_clock_window_read_from_the_file() {
+    let rules = rules(
+        "[[route.fault]]\ndelay = \"1s\"\nfirst = 3\nfrom = \"2026-12-07T21:00:00Z\"\nuntil = \"2026-12-07T21:30:00Z\"",
+    );
+    assert_eq!(rules[0].first.map(std::num::NonZeroU64::get), Some(3));
+    let from = humantime::parse_rfc3339("2026-12-07T21:00:00Z").expect("a time");
+    assert_eq!(rules[0].window.from, Some(from));
+    assert_eq!(
+        rules[0].window.until,
+        Some(from + Duration::from_secs(30 * 60))
+    );
+}
+
+#[test]
+fn a_zero_first_a_bad_time_and_a_window_that_ends_before_it_starts_are_refused() {
+    let zero = error("[[route.fault]]\ndelay = \"1s\"\nfirst = 0");
+    assert!(zero.contains("fault.first is 0"), "{zero}");
+    let time = error("[[route.fault]]\ndelay = \"1s\"\nfrom = \"tomorrow\"");
+    assert!(time.contains("not an RFC 3339 time"), "{time}");
+    assert!(time.contains(":13:8:"), "{time}");
+    let backwards = error(
+        "[[route.fault]]\ndelay = \"1s\"\nfrom = \"2026-12-07T21:00:00Z\"\nuntil = \"2026-12-07T20:00:00Z\"",
+    );
+    assert!(backwards.contains("until must be after"), "{backwards}");
+}
