@@ -37,8 +37,10 @@ mod table_tests;
 #[cfg(test)]
 mod tests;
 
+pub(crate) mod runtime_rule;
 pub(crate) mod table;
 
+use std::num::NonZeroU64;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -215,9 +217,27 @@ impl RouteFaults {
                 configured.live_at(now)
                     && matches(&configured.rule, headers, trusted)
                     && drawn(configured.rule.per_million)
-                    && table::take(&configured.faulted, configured.rule.first) != Take::Spent
+                    && take(&configured.faulted, configured.rule.first) != Take::Spent
             })
             .map(Drawn::Configured)
+    }
+}
+
+/// One request taken from a rule's `first`, counted in `faulted`.
+fn take(faulted: &AtomicU64, first: Option<NonZeroU64>) -> Take {
+    let Some(first) = first else {
+        faulted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Take::Taken;
+    };
+    let taken = faulted.fetch_update(
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+        |count| (count < first.get()).then_some(count + 1),
+    );
+    match taken {
+        Ok(count) if count + 1 == first.get() => Take::Last,
+        Ok(_) => Take::Taken,
+        Err(_) => Take::Spent,
     }
 }
 

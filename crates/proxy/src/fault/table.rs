@@ -16,7 +16,6 @@
 //! they take a short lock, build a new list and swap it in. Every method takes `now`, so
 //! tests move time by hand.
 
-use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -24,110 +23,11 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwap;
 use http::HeaderMap;
 
-use super::{Take, drawn, matches};
-use crate::config::fault::{FaultAction, FaultRule};
+use super::runtime_rule::describe;
+pub(crate) use super::runtime_rule::{FaultTarget, NewRule, RuntimeRule};
+use super::{Take, drawn, matches, take};
 use crate::counters::Counter;
 use crate::events::{Event, EventKind, EventLog};
-
-/// Whose requests a runtime rule faults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FaultTarget {
-    /// The route of this name.
-    Route(String),
-    /// Every route whose cluster this is.
-    Cluster(String),
-}
-
-impl FaultTarget {
-    /// Whether a request of `route`, whose cluster is `cluster`, is this target's.
-    fn covers(&self, route: &str, cluster: &str) -> bool {
-        match self {
-            FaultTarget::Route(name) => name == route,
-            FaultTarget::Cluster(name) => name == cluster,
-        }
-    }
-
-    /// `"route"` or `"cluster"`.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            FaultTarget::Route(_) => "route",
-            FaultTarget::Cluster(_) => "cluster",
-        }
-    }
-
-    /// The route's or cluster's name.
-    pub(crate) fn name(&self) -> &str {
-        match self {
-            FaultTarget::Route(name) | FaultTarget::Cluster(name) => name,
-        }
-    }
-}
-
-/// A rule to put in the table: what the admin API checked.
-#[derive(Debug)]
-pub(crate) struct NewRule {
-    /// Whose requests.
-    pub target: FaultTarget,
-    /// Which requests and what it does, checked as a config rule is.
-    pub rule: FaultRule,
-    /// The action's keys as the operator gave them, shown back as given.
-    pub given: serde_json::Value,
-    /// Time from its creation before it applies.
-    pub after: Duration,
-    /// Time it applies for, from when it starts.
-    pub ttl: Duration,
-}
-
-/// A rule made at run time, as the table keeps it.
-#[derive(Debug)]
-pub(crate) struct RuntimeRule {
-    /// `f1`, `f2`… in creation order, never reused while the proxy runs.
-    pub id: Arc<str>,
-    /// Its number (`f<number>`).
-    pub number: u64,
-    /// Whose requests.
-    pub target: FaultTarget,
-    /// Which requests and what it does.
-    pub rule: FaultRule,
-    /// The action's keys as given.
-    pub given: serde_json::Value,
-    /// When it was made.
-    pub created_at: SystemTime,
-    /// When it starts applying (`after` its creation).
-    pub starts_at: SystemTime,
-    /// When it stops applying.
-    pub expires_at: SystemTime,
-    starts: Instant,
-    expires: Instant,
-    faulted: AtomicU64,
-}
-
-impl RuntimeRule {
-    /// Whether it applies at `now`.
-    fn live_at(&self, now: Instant) -> bool {
-        self.starts <= now && now < self.expires
-    }
-
-    /// How long until it expires, from `now` (zero once it has).
-    pub(crate) fn expires_in(&self, now: Instant) -> Duration {
-        self.expires.saturating_duration_since(now)
-    }
-
-    /// How long until it starts applying, from `now` (zero once it has).
-    pub(crate) fn starts_in(&self, now: Instant) -> Duration {
-        self.starts.saturating_duration_since(now)
-    }
-
-    /// Requests it has faulted.
-    pub(crate) fn faulted(&self) -> u64 {
-        self.faulted.load(Ordering::Relaxed)
-    }
-
-    /// What it does.
-    pub(crate) fn action(&self) -> &FaultAction {
-        &self.rule.action
-    }
-}
 
 /// Why a runtime rule left the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,32 +336,6 @@ impl FaultTable {
         self.rules.store(Arc::new(rules));
         self.count.store(count, Ordering::Relaxed);
     }
-}
-
-/// One request taken from a rule's `first`, counted in `faulted`.
-pub(super) fn take(faulted: &AtomicU64, first: Option<NonZeroU64>) -> Take {
-    let Some(first) = first else {
-        faulted.fetch_add(1, Ordering::Relaxed);
-        return Take::Taken;
-    };
-    let taken = faulted.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
-        (count < first.get()).then_some(count + 1)
-    });
-    match taken {
-        Ok(count) if count + 1 == first.get() => Take::Last,
-        Ok(_) => Take::Taken,
-        Err(_) => Take::Spent,
-    }
-}
-
-/// `delay 2s on route "checkout"`.
-fn describe(rule: &RuntimeRule) -> String {
-    format!(
-        "{} on {} \"{}\"",
-        rule.rule.action.summary(),
-        rule.target.kind(),
-        rule.target.name()
-    )
 }
 
 fn event(kind: EventKind, rule: &RuntimeRule, detail: String) -> Event {
