@@ -124,6 +124,16 @@ async fn a_cluster_target_is_shown_and_unknown_targets_are_404() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     assert_eq!(made["target"]["cluster"], "api");
+    let (status, made) = create(
+        &server,
+        r#"{"route": "cart", "delay": "1.5s", "percent": 12.5, "first": 3, "after": "5s", "ttl": "1m"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["percent"], 12.5);
+    assert_eq!(made["first"], 3);
+    assert_eq!(made["action"], "delay 1.5s");
+    assert_eq!(made["active"], false, "it starts in 5s");
     let (status, body) = create(&server, r#"{"route": "nope", "delay": "1s", "ttl": "1m"}"#).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(error(&body).contains("no route named \"nope\""), "{body}");

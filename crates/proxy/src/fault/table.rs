@@ -229,9 +229,8 @@ impl FaultTable {
         let detail = format!(
             "fault kill switch: {removed} runtime rule(s) removed, the config's rules silenced until the next reload or POST /admin/faults/resume"
         );
-        let mut event = Event::now(EventKind::FaultsCleared, detail);
-        event.failure = false;
-        self.events.push(event);
+        self.events
+            .push(Event::now(EventKind::FaultsCleared, detail));
         removed
     }
 
