@@ -251,6 +251,13 @@ impl Admin {
         let address = match (&args.admin, &config) {
             (Some(admin), _) => admin.clone(),
             (None, Some(config)) => match config.admin.listen {
+                Some(addr) if addr.port() == 0 => bail!(
+                    "{}: [admin] listen is {addr}, any free port: give the address the proxy printed (`admin listening on ...`) with --admin",
+                    args.config
+                        .as_deref()
+                        .unwrap_or_else(|| "".as_ref())
+                        .display()
+                ),
                 Some(addr) => addr.to_string(),
                 None => bail!(
                     "{}: [admin] listen is \"off\", so the proxy has no admin API to talk to",

@@ -222,6 +222,26 @@ async fn the_cli_adds_lists_deletes_and_clears_faults_with_the_token() {
 }
 
 #[tokio::test]
+async fn the_cli_reads_the_token_from_the_proxys_config() {
+    let upstream = Mock::start("a", &[]);
+    let config = route_config("", "", &[endpoint(&upstream, "")])
+        + &admin_section("token = \"from-the-file\"");
+    let proxy = Proxy::start(&config);
+    let path = proxy.config_path.to_str().expect("utf-8");
+    let admin = admin_addr(&proxy).to_string();
+    let args = [
+        "add", "--config", path, "--admin", &admin, "--route", "api", "--abort", "500", "--for",
+        "1m",
+    ];
+    let (ok, stdout, stderr) = cli(&args, &[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("f1: abort 500"), "{stdout}");
+    // Its admin address there is port 0: the CLI cannot guess the port and says so.
+    let (ok, _, stderr) = cli(&["list", "--config", path], &[]);
+    assert!(!ok && stderr.contains("any free port"), "{stderr}");
+}
+
+#[tokio::test]
 async fn the_cli_says_where_it_looked_when_no_proxy_is_there() {
     let closed: SocketAddr = {
         let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
