@@ -3,6 +3,7 @@
 mod allocator;
 mod check;
 mod demo;
+mod fault;
 mod load;
 mod mock;
 mod run;
@@ -34,6 +35,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Serve Toxiproxy's HTTP API: TCP proxies that break on demand (latency, timeouts, resets…).
     Toxiproxy(toxiproxy::ToxiproxyArgs),
+    /// Put faults on a running proxy's routes, list and delete them (its admin API).
+    Fault(fault::FaultArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -57,6 +60,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             .map(|()| std::process::ExitCode::SUCCESS),
         Command::Toxiproxy(args) => runtime
             .block_on(toxiproxy::run(args))
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Fault(args) => runtime
+            .block_on(fault::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
     }
 }

@@ -16,6 +16,7 @@ use crate::config::RouteConfig;
 use crate::counters::RouteStats;
 use crate::fallback::RouteFallback;
 use crate::fault::RouteFaults;
+use crate::fault::table::FaultTable;
 
 /// One route's live state.
 #[derive(Debug)]
@@ -36,13 +37,24 @@ pub(crate) struct LiveRoute {
 }
 
 impl LiveRoute {
-    /// The live state for `config`, keeping what is still valid of `previous` (the route of
-    /// the same name in the config being replaced).
-    pub(crate) fn new(config: &RouteConfig, previous: Option<&LiveRoute>) -> Self {
+    /// The live state for `config` (whose cluster is `cluster`), keeping what is still
+    /// valid of `previous` (the route of the same name in the config being replaced); its
+    /// faults read the runtime fault rules of `faults`.
+    pub(crate) fn new(
+        config: &RouteConfig,
+        cluster: &str,
+        previous: Option<&LiveRoute>,
+        faults: &Arc<FaultTable>,
+    ) -> Self {
         Self {
             admission: RouteAdmission::new(config, previous.map(|previous| &previous.admission)),
             fallback: RouteFallback::new(config, previous.map(|previous| &previous.fallback)),
-            fault: RouteFaults::new(&config.faults),
+            fault: RouteFaults::for_route(
+                (&config.name, cluster),
+                &config.faults,
+                previous.map(|previous| &previous.fault),
+                faults.clone(),
+            ),
             stats: previous.map_or_else(Default::default, |previous| previous.stats.clone()),
             retry: config.attempts.retry.clone(),
             hedge: config.attempts.hedge.map(|hedge| {

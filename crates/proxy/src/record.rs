@@ -37,6 +37,28 @@ pub(crate) struct Record {
     pub total: Duration,
     /// The fault a rule injected, when one did.
     pub fault: Option<FaultKind>,
+    /// The rule that injected it.
+    pub fault_rule: Option<FaultRuleId>,
+}
+
+/// Which rule injected a fault, as the access log names it (`fault_rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultRuleId {
+    /// The route's `[[route.fault]]` rule of this number (from 1, in file order):
+    /// `config:<route>:<n>`.
+    Config(u32),
+    /// The rule made at run time with this number: `f<n>`.
+    Runtime(u64),
+}
+
+impl FaultRuleId {
+    /// The id as the admin API shows it, for a rule of `route`.
+    pub(crate) fn text(self, route: &str) -> String {
+        match self {
+            FaultRuleId::Config(number) => format!("config:{route}:{number}"),
+            FaultRuleId::Runtime(number) => format!("f{number}"),
+        }
+    }
 }
 
 /// Which fault a rule injected into a request (see [`crate::fault`]).

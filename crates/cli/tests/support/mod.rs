@@ -38,7 +38,8 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(args: &[&str]) -> Self {
+    /// Starts `blastwall` with `args`, its stdout read line by line.
+    pub fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_blastwall"))
             .args(args)
             .stdout(Stdio::piped())

@@ -3,7 +3,8 @@
 //! Decided at load (the header name parsed, the percentage turned into a threshold, the
 //! abort's answer built), so that drawing a fault on the request path parses nothing.
 
-use std::time::Duration;
+use std::num::NonZeroU64;
+use std::time::{Duration, SystemTime};
 
 use blastwall_policy::latency::Latency;
 use bytes::Bytes;
@@ -18,6 +19,23 @@ pub struct FaultRule {
     pub per_million: u32,
     /// What the fault does.
     pub action: FaultAction,
+    /// Faults only the first this many requests it draws, then is spent (`first`).
+    pub first: Option<NonZeroU64>,
+    /// When it applies: wall-clock times, so that a reload neither restarts nor stretches
+    /// the window (`from`, `until`).
+    pub window: FaultWindow,
+}
+
+/// When a config rule applies: from `from` (inclusive) until `until` (exclusive), either
+/// open. Wall-clock times rather than durations from the config's load: a reload (one an
+/// operator did not even mean for this rule, or a file watcher's) must not restart a
+/// window, and "until 14:30 UTC" reads the same in the file, the log and the dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultWindow {
+    /// Not before this time.
+    pub from: Option<SystemTime>,
+    /// Not from this time on.
+    pub until: Option<SystemTime>,
 }
 
 /// What a fault does to a request.

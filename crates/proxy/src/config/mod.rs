@@ -18,6 +18,8 @@ mod passive;
 pub(crate) mod telemetry;
 pub(crate) mod tls;
 mod validate;
+
+pub(crate) use self::validate::runtime_fault_rule;
 pub(crate) mod values;
 
 use std::net::SocketAddr;

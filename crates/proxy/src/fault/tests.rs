@@ -42,7 +42,7 @@ fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
 #[test]
 fn a_route_without_rules_draws_no_fault() {
     let faults = RouteFaults::new(&rules(""));
-    assert_eq!(faults.draw(&headers(&[("x-test", "1")]), true), None);
+    assert!(faults.draw(&headers(&[("x-test", "1")]), true).is_none());
 }
 
 #[test]
@@ -57,7 +57,9 @@ fn a_delay_rule_reads_as_a_duration_for_every_request_by_default() {
     );
     assert_eq!((rules[0].per_million, &rules[0].header), (1_000_000, &None));
     let faults = RouteFaults::new(&rules);
-    let drawn = faults.draw(&HeaderMap::new(), true).map(FaultAction::kind);
+    let drawn = faults
+        .draw(&HeaderMap::new(), true)
+        .map(|drawn| drawn.kind());
     assert_eq!(drawn, Some(FaultKind::Delay));
 }
 
@@ -109,7 +111,7 @@ fn the_first_rule_that_matches_and_wins_its_draw_applies() {
     let faults = RouteFaults::new(&rules(
         "[[route.fault]]\nabort = { status = 500 }\nheader = \"x-abort\"\n\n[[route.fault]]\ndelay = \"1s\"",
     ));
-    let kind = |pairs| faults.draw(&headers(pairs), true).map(FaultAction::kind);
+    let kind = |pairs| faults.draw(&headers(pairs), true).map(|drawn| drawn.kind());
     assert_eq!(kind(&[("x-abort", "1")]), Some(FaultKind::Abort));
     assert_eq!(kind(&[]), Some(FaultKind::Delay));
 }
@@ -338,4 +340,31 @@ fn a_log_normal_delay_has_about_the_median_it_was_given() {
 fn a_fixed_delay_draws_nothing_and_is_always_its_value() {
     let fixed = delay_of("\"200ms\"");
     assert!((0..100).all(|_| draw_delay(&fixed) == 200 * MS));
+}
+
+#[test]
+fn first_and_a_wall_clock_window_read_from_the_file() {
+    let rules = rules(
+        "[[route.fault]]\ndelay = \"1s\"\nfirst = 3\nfrom = \"2026-12-07T21:00:00Z\"\nuntil = \"2026-12-07T21:30:00Z\"",
+    );
+    assert_eq!(rules[0].first.map(std::num::NonZeroU64::get), Some(3));
+    let from = humantime::parse_rfc3339("2026-12-07T21:00:00Z").expect("a time");
+    assert_eq!(rules[0].window.from, Some(from));
+    assert_eq!(
+        rules[0].window.until,
+        Some(from + Duration::from_secs(30 * 60))
+    );
+}
+
+#[test]
+fn a_zero_first_a_bad_time_and_a_window_that_ends_before_it_starts_are_refused() {
+    let zero = error("[[route.fault]]\ndelay = \"1s\"\nfirst = 0");
+    assert!(zero.contains("fault.first is 0"), "{zero}");
+    let time = error("[[route.fault]]\ndelay = \"1s\"\nfrom = \"tomorrow\"");
+    assert!(time.contains("not an RFC 3339 time"), "{time}");
+    assert!(time.contains(":13:8:"), "{time}");
+    let backwards = error(
+        "[[route.fault]]\ndelay = \"1s\"\nfrom = \"2026-12-07T21:00:00Z\"\nuntil = \"2026-12-07T20:00:00Z\"",
+    );
+    assert!(backwards.contains("until must be after"), "{backwards}");
 }

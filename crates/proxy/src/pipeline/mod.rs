@@ -186,10 +186,13 @@ async fn serve_routed(
     let mut cluster_permit = Some(admitted.cluster_permit);
     let (cluster, deadline) = (context.cluster, admitted.deadline);
     let body = admitted.body;
-    // NOTE: one branch when the route has no fault rule (see `crate::fault`).
+    // NOTE: one branch and one relaxed load when there is no fault rule (see `crate::fault`).
     let faulted = match context.live.fault.draw(&parts.headers, context.trusted()) {
         None => None,
-        Some(fault) => fault::inject(context, fault, deadline, record).await,
+        Some(fault) => {
+            record.fault_rule = Some(fault.rule_id());
+            fault::inject(context, &fault, deadline, record).await
+        }
     };
     let attempted = match faulted {
         Some(attempted) => attempted,

@@ -30,6 +30,7 @@ use crate::cluster::Cluster;
 use crate::config::{ClusterConfig, Config};
 use crate::events::{Event, EventKind};
 use crate::fallback::UnknownRoute;
+use crate::fault::table::{FaultTable, FaultTarget};
 use crate::live::LiveRoute;
 use crate::router::Router;
 
@@ -46,12 +47,17 @@ pub(crate) struct Snapshot {
     pub routes: Vec<Arc<LiveRoute>>,
     /// The access log and tracer, kept across reloads that do not change them.
     pub telemetry: crate::telemetry::Telemetry,
+    /// The fault rules made at run time and the faults' kill switch, the same table from
+    /// one snapshot to the next.
+    pub faults: Arc<FaultTable>,
 }
 
 impl Snapshot {
     /// Builds a snapshot, carrying over the live state of each cluster of `previous` that
     /// keeps its name.
     pub(crate) fn build(config: Config, previous: Option<&Snapshot>, now: Instant) -> Self {
+        // NOTE: one table for the proxy's life: runtime fault rules outlive reloads.
+        let faults = previous.map_or_else(Arc::default, |previous| previous.faults.clone());
         let clusters = config
             .clusters
             .iter()
@@ -77,7 +83,8 @@ impl Snapshot {
                         .position(|old| old.name == route.name)
                         .map(|index| &*previous.routes[index])
                 });
-                Arc::new(LiveRoute::new(route, previous))
+                let cluster = &config.clusters[route.cluster].name;
+                Arc::new(LiveRoute::new(route, cluster, previous, &faults))
             })
             .collect();
         let telemetry = crate::telemetry::Telemetry::build(
@@ -85,6 +92,7 @@ impl Snapshot {
             previous.map(|previous| &previous.telemetry),
         );
         Self {
+            faults,
             router: Router::new(&config),
             telemetry,
             routes,
@@ -201,6 +209,13 @@ impl Runtime {
     pub(crate) fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
         let next = Arc::new(next);
         let replaced = self.current.swap(next.clone());
+        let config = &next.config;
+        next.faults.reloaded(|target| match target {
+            FaultTarget::Route(name) => config.routes.iter().any(|route| &route.name == name),
+            FaultTarget::Cluster(name) => {
+                config.clusters.iter().any(|cluster| &cluster.name == name)
+            }
+        });
         for cluster in &replaced.clusters {
             if !next.clusters.iter().any(|kept| Arc::ptr_eq(kept, cluster)) {
                 cluster.retire();

@@ -55,6 +55,8 @@ pub(crate) struct Line<'a> {
     pub error: Option<&'a [u8]>,
     /// The fault a rule injected; the key is written only on a faulted request.
     pub fault: Option<&'a [u8]>,
+    /// The rule that injected it (written after `fault`).
+    pub fault_rule: Option<crate::record::FaultRuleId>,
 }
 
 impl Line<'_> {
@@ -162,6 +164,11 @@ impl Line<'_> {
             line.put(b",\"fault\":");
             optional_string(self.fault, line);
         }
+        if let Some(rule) = self.fault_rule {
+            // NOTE: a faulted request only; one small string for its id.
+            line.put(b",\"fault_rule\":");
+            string(rule.text(self.route).as_bytes(), line);
+        }
         line.put(b"}\n");
     }
 }
@@ -225,6 +232,7 @@ pub(crate) fn example() -> Line<'static> {
         attempts: 1,
         fallback: None,
         fault: None,
+        fault_rule: None,
         error: None,
     }
 }
@@ -407,5 +415,22 @@ mod pieces {
         );
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(json["fault"], "delay");
+    }
+
+    #[test]
+    fn a_faulted_line_names_the_rule_that_faulted_it() {
+        use crate::record::FaultRuleId;
+        let line = |rule| {
+            let line = Line {
+                fault: Some(b"abort"),
+                fault_rule: Some(rule),
+                ..example()
+            }
+            .to_line();
+            serde_json::from_str::<serde_json::Value>(&line).expect("JSON")["fault_rule"].clone()
+        };
+        assert_eq!(line(FaultRuleId::Runtime(7)), "f7");
+        let route = example().route;
+        assert_eq!(line(FaultRuleId::Config(2)), format!("config:{route}:2"));
     }
 }

@@ -200,6 +200,7 @@ impl Telemetry {
             fallback: record.fallback.map(|kind| kind.as_str().as_bytes()),
             error: record.error.map(|error| error.as_str().as_bytes()),
             fault: record.fault.map(|kind| kind.as_str().as_bytes()),
+            fault_rule: record.fault_rule,
         };
         log.append(&line);
     }

@@ -28,6 +28,17 @@ pub(crate) struct FaultSection {
     /// from `[proxy] trusted_clients`. Default: every request of the route.
     #[schemars(with = "Option<String>")]
     pub header: Option<Spanned<String>>,
+    /// Fault only the first this many requests the rule draws (after `header` and
+    /// `percent`), then the rule is spent. Default: no limit.
+    #[schemars(with = "Option<u64>")]
+    pub first: Option<Spanned<u64>>,
+    /// Apply from this time on, RFC 3339 (e.g. "2026-12-07T21:00:00Z"). A wall-clock time,
+    /// so a reload does not restart the window. Default: from the load.
+    #[schemars(with = "Option<String>")]
+    pub from: Option<Spanned<String>>,
+    /// Apply until this time, RFC 3339. Default: for as long as the rule is in the file.
+    #[schemars(with = "Option<String>")]
+    pub until: Option<Spanned<String>>,
 }
 
 /// The answer of an abort fault.

@@ -52,6 +52,20 @@ pub(super) fn admin(check: &mut Checker<'_>, section: Option<AdminSection>) -> A
     {
         check.error_at(span, "[admin] header_read_timeout must be more than zero");
     }
+    let span = section.fault_max_ttl.as_ref().map(Spanned::span);
+    config.fault_max_ttl = duration_or(check, section.fault_max_ttl, config.fault_max_ttl);
+    if config.fault_max_ttl.is_zero()
+        && let Some(span) = span
+    {
+        check.error_at(span, "[admin] fault_max_ttl must be more than zero");
+    }
+    match section.max_faults {
+        Some(0) => check.error(
+            "[admin] max_faults must be at least 1 (the kill switch, DELETE /admin/faults, turns faults off)",
+        ),
+        Some(cap) => config.max_faults = cap as usize,
+        None => {}
+    }
     if let (Some(addr), None) = (config.listen, &config.token)
         && !addr.ip().is_loopback()
     {

@@ -1,14 +1,17 @@
 //! Checks a route's `[[route.fault]]` rules and builds what the fault stage draws from.
 
-use std::time::Duration;
+use std::num::NonZeroU64;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Checker, duration_or};
 use crate::config::admission::PriorityTrust;
-use crate::config::fault::{AbortConfig, FaultAction, FaultRule};
+use crate::config::fault::{AbortConfig, FaultAction, FaultRule, FaultWindow};
 use crate::config::file::fault::{AbortSection, FaultSection};
 
 /// The route's fault rules, in file order; a rule with an error is left out (the errors
@@ -72,11 +75,103 @@ fn rule(
             Some(header_condition(check, route, &header)?)
         }
     };
+    let first = match section.first {
+        None => None,
+        Some(first) => {
+            let Some(first) = NonZeroU64::new(*first.get_ref()) else {
+                let message = format!(
+                    "route \"{route}\": fault.first is 0; give at least 1 (or leave it out: no limit)"
+                );
+                check.error_at(first.span(), message);
+                return None;
+            };
+            Some(first)
+        }
+    };
+    let window = FaultWindow {
+        from: time(check, route, "from", section.from.as_ref())?,
+        until: time(check, route, "until", section.until.as_ref())?,
+    };
+    if let (Some(from), Some(until)) = (window.from, window.until)
+        && until <= from
+    {
+        let message = format!("route \"{route}\": fault.until must be after fault.from");
+        check.error_at(span, message);
+        return None;
+    }
     Some(FaultRule {
         header,
         per_million,
         action,
+        first,
+        window,
     })
+}
+
+/// `from` or `until`: an RFC 3339 time (`Ok(None)` when not given).
+#[allow(clippy::option_option)]
+fn time(
+    check: &mut Checker<'_>,
+    route: &str,
+    key: &str,
+    value: Option<&Spanned<String>>,
+) -> Option<Option<SystemTime>> {
+    let Some(value) = value else {
+        return Some(None);
+    };
+    match humantime::parse_rfc3339_weak(value.get_ref().trim()) {
+        Ok(time) => Some(Some(time)),
+        Err(_) => {
+            let message = format!(
+                "route \"{route}\": fault.{key} \"{}\" is not an RFC 3339 time; write e.g. \"2026-12-07T21:00:00Z\"",
+                value.get_ref()
+            );
+            check.error_at(value.span(), message);
+            None
+        }
+    }
+}
+
+/// A rule given at run time (the admin API's JSON without its target and timing keys, as
+/// TOML values), checked by the very code that checks a `[[route.fault]]` section, so both
+/// refuse the same input with the same words. `label` names the target, as the route's
+/// name does in the file's messages; the message comes without it and without a place.
+pub(crate) fn runtime_rule(
+    keys: toml::Table,
+    label: &str,
+    trust: &PriorityTrust,
+) -> Result<FaultRule, String> {
+    #[derive(Deserialize)]
+    struct Document {
+        fault: Spanned<FaultSection>,
+    }
+    let mut document = toml::Table::new();
+    document.insert("fault".into(), toml::Value::Table(keys));
+    let text = toml::to_string(&document).map_err(|error| error.to_string())?;
+    let parsed: Document = toml::from_str(&text).map_err(|error| error.message().to_owned())?;
+    let section = parsed.fault.get_ref();
+    if section.from.is_some() || section.until.is_some() {
+        return Err(
+            "`from` and `until` are for rules in the config file; a rule made at run time takes `after` and `ttl` (durations from its creation)"
+                .into(),
+        );
+    }
+    let mut check = Checker {
+        text: &text,
+        path: Path::new("(admin API)"),
+        errors: Vec::new(),
+    };
+    let rule = rule(&mut check, label, parsed.fault, trust);
+    let prefix = format!("route \"{label}\": ");
+    match (rule, check.errors.into_iter().next()) {
+        (Some(rule), None) => Ok(rule),
+        (_, Some(error)) => Err(error
+            .message
+            .strip_prefix(&prefix)
+            .unwrap_or(&error.message)
+            .to_owned()),
+        (None, None) => Err("the fault rule is not valid".into()),
+    }
 }
 
 /// `percent`, 0 to 100, as a share of a million.

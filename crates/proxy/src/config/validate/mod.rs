@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+pub(crate) use self::fault::runtime_rule as runtime_fault_rule;
 use super::file::ConfigFile;
 use super::values::{ByteSizeValue, DurationValue};
 use super::{Config, ConfigError, ConfigErrors, Location, RouteConfig, Source};

@@ -1,0 +1,364 @@
+//! Fault rules made at run time (`POST /admin/faults`) and the faults' kill switch: one
+//! table that every route's [`super::RouteFaults`] reads besides its own config rules.
+//!
+//! Why a table of its own rather than rules written into the config in force: an
+//! experiment's faults are not configuration. They must outlive a reload (an operator who
+//! fixes a typo in the file must not end an experiment), they must end by themselves (a
+//! script that crashes cannot leave a fault behind: every rule has an expiry, checked on the
+//! request path against the clock, and a sweeper removes it with an event), and there must
+//! be a kill switch that ends every fault at once. The snapshot of each reload hands the
+//! same table on (see `reload::Snapshot::build`); a reload removes the rules whose route or
+//! cluster it took away ([`FaultTable::reloaded`]).
+//!
+//! Reads never lock: the rules are an immutable list behind an `ArcSwap`, and a count in an
+//! atomic says whether there are any, so a request on a proxy without runtime rules pays one
+//! relaxed load and a branch. Writes (an operator's call, a rule spent or expired) are rare:
+//! they take a short lock, build a new list and swap it in. Every method takes `now`, so
+//! tests move time by hand.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use http::HeaderMap;
+
+use super::runtime_rule::describe;
+pub(crate) use super::runtime_rule::{FaultTarget, NewRule, RuntimeRule};
+use super::{Take, drawn, matches, take};
+use crate::counters::Counter;
+use crate::events::{Event, EventKind, EventLog};
+
+/// Why a runtime rule left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// Its `ttl` ran out.
+    Expired,
+    /// An operator deleted it.
+    Deleted,
+    /// It faulted its `first` requests.
+    Spent,
+    /// A reload took its route or cluster away.
+    Orphaned,
+}
+
+impl Removal {
+    fn event(self) -> EventKind {
+        match self {
+            Removal::Expired => EventKind::FaultExpired,
+            Removal::Deleted => EventKind::FaultDeleted,
+            Removal::Spent => EventKind::FaultSpent,
+            Removal::Orphaned => EventKind::FaultOrphaned,
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Removal::Expired => "expired",
+            Removal::Deleted => "deleted",
+            Removal::Spent => "spent (faulted its first requests)",
+            Removal::Orphaned => "removed: the reload took its target away",
+        }
+    }
+}
+
+/// The table is full: `[admin] max_faults` rules are in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TableFull {
+    /// The cap.
+    pub cap: usize,
+    /// When the next rule expires, from now.
+    pub next_expiry: Option<Duration>,
+}
+
+/// What happened to runtime rules, counted (`blastwall_fault_rule_events_total`).
+#[derive(Debug, Default)]
+pub(crate) struct FaultRuleStats {
+    /// Rules made.
+    pub created: Counter,
+    /// Rules whose `ttl` ran out.
+    pub expired: Counter,
+    /// Rules an operator deleted.
+    pub deleted: Counter,
+    /// Rules that faulted their `first` requests.
+    pub spent: Counter,
+    /// Rules a reload took the target of.
+    pub orphaned: Counter,
+    /// Kill switch uses.
+    pub cleared: Counter,
+}
+
+impl FaultRuleStats {
+    fn count(&self, why: Removal) {
+        match why {
+            Removal::Expired => self.expired.increment(),
+            Removal::Deleted => self.deleted.increment(),
+            Removal::Spent => self.spent.increment(),
+            Removal::Orphaned => self.orphaned.increment(),
+        }
+    }
+}
+
+/// The runtime fault rules and the kill switch's state.
+#[derive(Debug)]
+pub(crate) struct FaultTable {
+    rules: ArcSwap<Vec<Arc<RuntimeRule>>>,
+    // NOTE: equals `rules`' length, written under `writing`; the request path reads only
+    // this while it is zero.
+    count: AtomicUsize,
+    silenced: AtomicBool,
+    next_id: AtomicU64,
+    writing: Mutex<()>,
+    /// Rules made and gone, for `/admin/events`.
+    pub events: EventLog,
+    /// The same, counted.
+    pub stats: FaultRuleStats,
+}
+
+impl Default for FaultTable {
+    fn default() -> Self {
+        Self {
+            rules: ArcSwap::from_pointee(Vec::new()),
+            count: AtomicUsize::new(0),
+            silenced: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            writing: Mutex::new(()),
+            events: EventLog::default(),
+            stats: FaultRuleStats::default(),
+        }
+    }
+}
+
+impl FaultTable {
+    /// Whether there are no runtime rules: one relaxed load.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count.load(Ordering::Relaxed) == 0
+    }
+
+    /// Runtime rules in the table (expired ones not yet swept included).
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Whether the kill switch silences the config's rules.
+    pub(crate) fn silenced(&self) -> bool {
+        self.silenced.load(Ordering::Relaxed)
+    }
+
+    /// The runtime rules, in creation order.
+    pub(crate) fn rules(&self) -> Arc<Vec<Arc<RuntimeRule>>> {
+        self.rules.load_full()
+    }
+
+    /// The runtime rule `id`, if it is in the table.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<RuntimeRule>> {
+        self.rules
+            .load()
+            .iter()
+            .find(|rule| &*rule.id == id)
+            .cloned()
+    }
+
+    /// Puts `new` in the table at `now` (`wall` the same moment by the wall clock), unless
+    /// `cap` rules in force are there already (expired ones are swept first).
+    pub(crate) fn insert(
+        &self,
+        new: NewRule,
+        cap: usize,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<Arc<RuntimeRule>, TableFull> {
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.remove_locked(|rule| now >= rule.expires, Removal::Expired);
+        let rules = self.rules.load_full();
+        if rules.len() >= cap {
+            let next_expiry = rules.iter().map(|rule| rule.expires_in(now)).min();
+            return Err(TableFull { cap, next_expiry });
+        }
+        let number = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let rule = Arc::new(RuntimeRule {
+            id: format!("f{number}").into(),
+            number,
+            target: new.target,
+            rule: new.rule,
+            given: new.given,
+            created_at: wall,
+            starts_at: wall + new.after,
+            expires_at: wall + new.after + new.ttl,
+            starts: now + new.after,
+            expires: now + new.after + new.ttl,
+            faulted: AtomicU64::new(0),
+        });
+        let mut next = Vec::with_capacity(rules.len() + 1);
+        next.extend(rules.iter().cloned());
+        next.push(rule.clone());
+        self.store(next);
+        self.stats.created.increment();
+        let detail = format!(
+            "fault {} created: {} for {:?}{}",
+            rule.id,
+            describe(&rule),
+            new.ttl,
+            if new.after.is_zero() {
+                String::new()
+            } else {
+                format!(", starting in {:?}", new.after)
+            }
+        );
+        self.events
+            .push(event(EventKind::FaultCreated, &rule, detail));
+        Ok(rule)
+    }
+
+    /// Removes the runtime rule `id` (an operator's delete).
+    pub(crate) fn delete(&self, id: &str) -> Option<Arc<RuntimeRule>> {
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.remove_locked(|rule| &*rule.id == id, Removal::Deleted)
+            .into_iter()
+            .next()
+    }
+
+    /// The kill switch: removes every runtime rule and silences the config's rules until
+    /// the next reload or [`FaultTable::resume`]. Returns how many runtime rules it removed.
+    pub(crate) fn clear(&self) -> usize {
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let removed = self.rules.load().len();
+        self.store(Vec::new());
+        self.silenced.store(true, Ordering::Relaxed);
+        self.stats.cleared.increment();
+        let detail = format!(
+            "fault kill switch: {removed} runtime rule(s) removed, the config's rules silenced until the next reload or POST /admin/faults/resume"
+        );
+        self.events
+            .push(Event::now(EventKind::FaultsCleared, detail));
+        removed
+    }
+
+    /// Lets the config's rules apply again after the kill switch; `false` when they were
+    /// not silenced.
+    pub(crate) fn resume(&self) -> bool {
+        let was = self.silenced.swap(false, Ordering::Relaxed);
+        if was {
+            self.events.push(Event::now(
+                EventKind::FaultsResumed,
+                "the config's fault rules apply again",
+            ));
+        }
+        was
+    }
+
+    /// Removes the rules expired at `now`, each with an event; how many it removed.
+    pub(crate) fn sweep(&self, now: Instant) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.remove_locked(|rule| now >= rule.expires, Removal::Expired)
+            .len()
+    }
+
+    /// After a reload: the config's rules apply again (the kill switch lasts until the next
+    /// reload), and the rules whose target the new config lacks are removed, each with an
+    /// event.
+    pub(crate) fn reloaded(&self, exists: impl Fn(&FaultTarget) -> bool) {
+        if self.silenced.swap(false, Ordering::Relaxed) {
+            self.events.push(Event::now(
+                EventKind::FaultsResumed,
+                "the config's fault rules apply again: a new config is in force",
+            ));
+        }
+        if self.is_empty() {
+            return;
+        }
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.remove_locked(|rule| !exists(&rule.target), Removal::Orphaned);
+    }
+
+    /// The runtime rule that faults this request of `route` (of `cluster`) at `now`: the
+    /// first, in creation order, that covers it, is live, matches its headers, wins its draw
+    /// and has requests left. A rule that faults its last request leaves the table here.
+    pub(super) fn draw(
+        &self,
+        (route, cluster): (&str, &str),
+        headers: &HeaderMap,
+        trusted: bool,
+        now: Instant,
+    ) -> Option<Arc<RuntimeRule>> {
+        let rules = self.rules.load();
+        for rule in rules.iter() {
+            if !rule.target.covers(route, cluster)
+                || !rule.live_at(now)
+                || !matches(&rule.rule, headers, trusted)
+                || !drawn(rule.rule.per_million)
+            {
+                continue;
+            }
+            match take(&rule.faulted, rule.rule.first) {
+                Take::Spent => continue,
+                Take::Taken => return Some(rule.clone()),
+                Take::Last => {
+                    let rule = rule.clone();
+                    drop(rules);
+                    let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.remove_locked(|kept| std::ptr::eq(kept, &*rule), Removal::Spent);
+                    return Some(rule);
+                }
+            }
+        }
+        None
+    }
+
+    /// Removes the rules `which` picks, each with an event for `why`. Call with `writing`
+    /// held.
+    fn remove_locked(
+        &self,
+        which: impl Fn(&RuntimeRule) -> bool,
+        why: Removal,
+    ) -> Vec<Arc<RuntimeRule>> {
+        let rules = self.rules.load_full();
+        if !rules.iter().any(|rule| which(rule)) {
+            return Vec::new();
+        }
+        let (removed, kept): (Vec<_>, Vec<_>) = rules.iter().cloned().partition(|rule| which(rule));
+        self.store(kept);
+        for rule in &removed {
+            self.stats.count(why);
+            let detail = format!("fault {} {}: {}", rule.id, why.words(), describe(rule));
+            self.events.push(event(why.event(), rule, detail));
+            tracing::info!(fault = &*rule.id, "fault rule {}", why.words());
+        }
+        removed
+    }
+
+    fn store(&self, rules: Vec<Arc<RuntimeRule>>) {
+        let count = rules.len();
+        self.rules.store(Arc::new(rules));
+        self.count.store(count, Ordering::Relaxed);
+    }
+}
+
+fn event(kind: EventKind, rule: &RuntimeRule, detail: String) -> Event {
+    let event = Event::now(kind, detail);
+    match &rule.target {
+        FaultTarget::Route(name) => event.on_route(name),
+        FaultTarget::Cluster(name) => event.in_cluster(name, None),
+    }
+}
+
+/// Sweeps `table` every `period` until `stop` changes (or its sender goes).
+pub(crate) async fn sweep_every(
+    table: Arc<FaultTable>,
+    period: Duration,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            // NOTE: tokio's clock (the same as std's outside tests), so that a test with
+            // paused time moves it.
+            _ = ticks.tick() => { table.sweep(tokio::time::Instant::now().into_std()); }
+            _ = stop.changed() => return,
+        }
+    }
+}
