@@ -42,7 +42,7 @@ impl LiveRoute {
         Self {
             admission: RouteAdmission::new(config, previous.map(|previous| &previous.admission)),
             fallback: RouteFallback::new(config, previous.map(|previous| &previous.fallback)),
-            fault: RouteFaults::new(&config.faults),
+            fault: RouteFaults::for_route(&config.name, &config.faults),
             stats: previous.map_or_else(Default::default, |previous| previous.stats.clone()),
             retry: config.attempts.retry.clone(),
             hedge: config.attempts.hedge.map(|hedge| {

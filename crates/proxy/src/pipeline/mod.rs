@@ -187,13 +187,16 @@ async fn serve_routed(
     let (cluster, deadline) = (context.cluster, admitted.deadline);
     let body = admitted.body;
     // NOTE: one branch when the route has no fault rule (see `crate::fault`).
-    let faulted = match context.live.fault.draw(&parts.headers, context.trusted()) {
+    let drawn = context.live.fault.draw(&parts.headers, context.trusted());
+    let faulted = match drawn {
         None => None,
         Some(fault) => fault::inject(context, fault, deadline, record).await,
     };
     let attempted = match faulted {
         Some(attempted) => attempted,
         None => {
+            // A fault on the answer is done by the attempts, on each one's.
+            let on_answer = drawn.filter(|fault| fault.acts_on_answer());
             attempts::run(
                 context,
                 cluster,
@@ -201,6 +204,7 @@ async fn serve_routed(
                 body,
                 deadline,
                 &mut cluster_permit,
+                on_answer,
             )
             .await
         }
@@ -248,6 +252,9 @@ fn settle(
     permit.observe(attempted.outcome, now);
     (record.endpoint, record.upstream) = attempted.upstream.unzip();
     (record.attempts, record.error) = (attempted.sent, attempted.error);
+    if attempted.fault.is_some() {
+        record.fault = attempted.fault;
+    }
 }
 
 /// The answer for a request a stage refused: the route's fallback for it when it has one,
@@ -364,6 +371,7 @@ async fn attempt(
         RequestBody::Streaming(body),
         None,
         permit,
+        None,
     )
     .await;
     (attempted.result, attempted.outcome)

@@ -1,15 +1,14 @@
-//! Checks a route's `[[route.fault]]` rules and builds what the fault stage draws from.
+//! Checks a route's `[[route.fault]]` rules and builds what the fault stage draws from:
+//! whom a rule applies to here, what it does in `fault_action`.
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue};
 use toml::Spanned;
 
-use super::{Checker, duration_or};
+use super::{Checker, fault_action};
+use crate::config::EndpointConfig;
 use crate::config::admission::PriorityTrust;
-use crate::config::fault::{AbortConfig, FaultAction, FaultRule};
-use crate::config::file::fault::{AbortSection, FaultSection};
+use crate::config::fault::FaultRule;
+use crate::config::file::fault::FaultSection;
 
 /// The route's fault rules, in file order; a rule with an error is left out (the errors
 /// fail the load anyway).
@@ -18,54 +17,35 @@ pub(super) fn faults(
     route: &str,
     sections: Vec<Spanned<FaultSection>>,
     trust: &PriorityTrust,
+    endpoints: &[EndpointConfig],
 ) -> Vec<FaultRule> {
     sections
         .into_iter()
-        .filter_map(|section| rule(check, route, section, trust))
+        .filter_map(|section| rule(check, route, section, trust, endpoints))
         .collect()
 }
 
-/// One rule: exactly one of `delay` and `abort`, a percentage in 0–100, a valid header
-/// (and someone trusted to send it).
+/// One rule: exactly one action (see `fault_action`), where it is done, a percentage in
+/// 0–100, a valid header (and someone trusted to send it).
 fn rule(
     check: &mut Checker<'_>,
     route: &str,
     section: Spanned<FaultSection>,
     trust: &PriorityTrust,
+    endpoints: &[EndpointConfig],
 ) -> Option<FaultRule> {
     let span = section.span();
-    let section = section.into_inner();
-    let action = match (section.delay, section.abort) {
-        (Some(delay), None) => {
-            let delay_span = delay.span();
-            let delay = duration_or(check, Some(delay), Duration::ZERO);
-            if delay.is_zero() {
-                let message = format!("route \"{route}\": fault.delay must be more than 0");
-                check.error_at(delay_span, message);
-            }
-            FaultAction::Delay(delay)
-        }
-        (None, Some(abort)) => FaultAction::Abort(abort_config(check, route, abort)?),
-        (Some(_), Some(abort)) => {
-            let message = format!(
-                "route \"{route}\": a fault gives `delay` or `abort`, not both; write two [[route.fault]] rules"
-            );
-            check.error_at(abort.span(), message);
-            return None;
-        }
-        (None, None) => {
-            let message = format!(
-                "route \"{route}\": a fault needs `delay` (a duration) or `abort` (a status)"
-            );
-            check.error_at(span, message);
-            return None;
-        }
-    };
-    let per_million = match section.percent {
+    let mut section = section.into_inner();
+    let at = section.at.take();
+    let per_million = section.percent.take();
+    let header = section.header.take();
+    let action = fault_action::action(check, route, span, section, endpoints)?;
+    let at = fault_action::stage(check, route, at, &action)?;
+    let per_million = match per_million {
         None => 1_000_000,
-        Some(percent) => per_million(check, route, &percent)?,
+        Some(percent) => self::per_million(check, route, &percent)?,
     };
-    let header = match section.header {
+    let header = match header {
         None => None,
         Some(header) => {
             // A client that could fault its own requests could trip the cluster's breaker
@@ -84,6 +64,7 @@ fn rule(
         header,
         per_million,
         action,
+        at,
     })
 }
 
@@ -130,42 +111,4 @@ fn header_condition(
         }
     };
     Some((name, value))
-}
-
-/// The abort's answer: a status 400 to 599, its body, a whole-second `Retry-After`.
-fn abort_config(
-    check: &mut Checker<'_>,
-    route: &str,
-    abort: Spanned<AbortSection>,
-) -> Option<AbortConfig> {
-    let abort = abort.into_inner();
-    let status = *abort.status.get_ref();
-    let Some(status) = StatusCode::from_u16(status)
-        .ok()
-        .filter(|_| (400..=599).contains(&status))
-    else {
-        let message = format!("route \"{route}\": fault.abort.status is {status}; give 400 to 599");
-        check.error_at(abort.status.span(), message);
-        return None;
-    };
-    let retry_after = match abort.retry_after {
-        None => None,
-        Some(value) => {
-            let span = value.span();
-            let duration = duration_or(check, Some(value), Duration::ZERO);
-            if duration.is_zero() || duration.subsec_nanos() != 0 {
-                let message = format!(
-                    "route \"{route}\": fault.abort.retry_after must be whole seconds, at least 1s"
-                );
-                check.error_at(span, message);
-                return None;
-            }
-            Some(duration)
-        }
-    };
-    Some(AbortConfig {
-        status,
-        body: Bytes::from(abort.body.unwrap_or_default()),
-        retry_after,
-    })
 }

@@ -15,6 +15,7 @@ mod breaker;
 mod clusters;
 mod fallback;
 mod fault;
+mod fault_action;
 mod headers;
 mod health;
 mod listeners;
