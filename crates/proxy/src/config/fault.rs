@@ -23,6 +23,9 @@ pub struct FaultRule {
     /// Where in the pipeline it is drawn and done: once per request, before the attempts,
     /// or in each attempt.
     pub at: FaultStage,
+    /// Only attempts that pick this endpoint (an attempt-level rule's, and always an
+    /// endpoint down's).
+    pub endpoint: Option<FaultEndpoint>,
 }
 
 /// Where in the pipeline a fault rule is drawn and done (`at`).
@@ -55,13 +58,13 @@ pub enum FaultAction {
     },
     /// The upstream's answer's body comes at this many bytes a second (`throttle`).
     Throttle(NonZeroU64),
-    /// Attempts that pick this endpoint fail as refused connections (`down = true`).
-    EndpointDown(EndpointDown),
+    /// Attempts that pick the rule's endpoint fail as refused connections (`down = true`).
+    EndpointDown,
 }
 
-/// The endpoint an endpoint-down fault takes down.
+/// The endpoint a rule is limited to (`endpoint`), the one an endpoint down takes down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EndpointDown {
+pub struct FaultEndpoint {
     /// Its address, as the cluster lists it.
     pub address: SocketAddr,
     /// Whether it was picked at random (`endpoint = "random"`) when the config was loaded.

@@ -15,7 +15,7 @@ use super::body::{CutOff, Throttled, Truncated};
 use super::{RouteFaults, attempt};
 use crate::body::full;
 use crate::config::Config;
-use crate::config::fault::{EndpointDown, FaultAction, FaultRule, FaultStage};
+use crate::config::fault::{FaultAction, FaultEndpoint, FaultRule, FaultStage};
 use crate::record::FaultKind;
 use crate::upstream::{UpstreamBody, UpstreamError};
 
@@ -92,11 +92,12 @@ fn each_new_fault_reads_as_its_action_done_per_request_by_default() {
 #[test]
 fn an_endpoint_down_names_one_of_the_clusters_endpoints_and_acts_per_attempt() {
     let rules = rules("[[route.fault]]\ndown = true\nendpoint = \"127.0.0.1:9002\"");
-    let down = EndpointDown {
+    let endpoint = FaultEndpoint {
         address: address(1),
         random: false,
     };
-    assert_eq!(rules[0].action, FaultAction::EndpointDown(down));
+    assert_eq!(rules[0].action, FaultAction::EndpointDown);
+    assert_eq!(rules[0].endpoint, Some(endpoint));
     assert_eq!(rules[0].at, FaultStage::Attempt);
 }
 
@@ -104,10 +105,8 @@ fn an_endpoint_down_names_one_of_the_clusters_endpoints_and_acts_per_attempt() {
 fn a_random_endpoint_down_is_one_of_the_clusters_drawn_from_the_seeded_rng() {
     let picked = |seed| {
         crate::rng::seed(seed);
-        match action("[[route.fault]]\ndown = true\nendpoint = \"random\"") {
-            FaultAction::EndpointDown(down) => down,
-            other => panic!("an endpoint down: {other:?}"),
-        }
+        let rules = rules("[[route.fault]]\ndown = true\nendpoint = \"random\"");
+        rules[0].endpoint.expect("an endpoint")
     };
     let first = picked(3);
     assert!(first.random);
@@ -144,6 +143,23 @@ fn an_endpoint_down_applies_only_to_attempts_that_picked_its_endpoint() {
     };
     assert_eq!(on(0), Some(FaultKind::EndpointDown));
     assert_eq!((on(1), on(2)), (None, None));
+}
+
+#[test]
+fn any_fault_limited_to_an_endpoint_is_done_per_attempt_on_that_endpoint_only() {
+    let rules = rules("[[route.fault]]\ndelay = \"5s\"\nendpoint = \"127.0.0.1:9003\"");
+    assert_eq!(
+        rules[0].at,
+        FaultStage::Attempt,
+        "an endpoint makes it per attempt"
+    );
+    let faults = RouteFaults::new(&rules);
+    let on = |index| {
+        faults
+            .draw_attempt(&HeaderMap::new(), true, address(index))
+            .is_some()
+    };
+    assert_eq!((on(0), on(1), on(2)), (false, false, true));
 }
 
 #[test]
@@ -186,8 +202,8 @@ fn malformed_new_faults_are_refused_with_what_was_expected() {
             "acts on the attempts",
         ),
         (
-            "[[route.fault]]\nreset = true\nendpoint = \"127.0.0.1:9001\"",
-            "with `down = true` only",
+            "[[route.fault]]\nreset = true\nendpoint = \"127.0.0.1:9001\"\nat = \"request\"",
+            "acts on the attempts",
         ),
         (
             "[[route.fault]]\nreset = true\nat = \"later\"",
@@ -284,11 +300,8 @@ async fn replacing_faults_fail_an_attempt_as_the_real_failures_do_without_sendin
     };
     assert_eq!(kind(FaultAction::Reset).await, FailureKind::Reset);
     assert_eq!(kind(FaultAction::CloseBeforeHead).await, FailureKind::Reset);
-    let down = FaultAction::EndpointDown(EndpointDown {
-        address: address(0),
-        random: false,
-    });
-    assert_eq!(kind(down).await, FailureKind::ConnectFailed);
+    let down = kind(FaultAction::EndpointDown).await;
+    assert_eq!(down, FailureKind::ConnectFailed);
     let refused = UpstreamError::injected_refused().to_string();
     assert!(refused.contains("injected by a fault rule"), "{refused}");
 }

@@ -37,7 +37,7 @@ where
         FaultAction::Abort(abort) => Ok(super::abort_response(abort).map(UpstreamBody::Altered)),
         FaultAction::Reset => Err(UpstreamError::injected_reset()),
         FaultAction::CloseBeforeHead => Err(UpstreamError::injected_closed()),
-        FaultAction::EndpointDown(_) => Err(UpstreamError::injected_refused()),
+        FaultAction::EndpointDown => Err(UpstreamError::injected_refused()),
         FaultAction::CloseAfterHead { truncate_after } => {
             let response = send.await?;
             Ok(response

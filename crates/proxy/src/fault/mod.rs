@@ -4,7 +4,7 @@
 //! hedges, breakers, outlier detection and fallbacks can be tested against a failure caused
 //! on demand (Envoy's fault filter and Chaos Monkey are the models).
 //!
-//! # Where: `at = "request"` or `at = "attempt"`
+//! # Where: `at = "request"` or `at = "attempt"`, and `endpoint`
 //!
 //! A request-level rule (the default) is drawn once, after admission and the cluster's
 //! breaker, before the attempts (`pipeline::fault`): a faulted request has been admitted
@@ -12,7 +12,10 @@
 //! sends to its own cluster (retries and hedges included, not the fallback's alternate
 //! cluster), once the attempt has picked its endpoint, inside the attempt's per-try timeout
 //! (`pipeline::attempts::send`, through [`attempt`]): what it does is that attempt's
-//! result, judged as a real one from that endpoint. Either way, what a fault causes reaches
+//! result, judged as a real one from that endpoint. A rule with an `endpoint` (one of the
+//! cluster's, or `"random"`: picked when the config is loaded, logged as the route is built,
+//! picked again by a reload) is done only in the attempts that pick it, so it is always an
+//! attempt-level rule (an `at = "request"` is refused at load). Either way, what a fault causes reaches
 //! the rest of the pipeline as the real failure it imitates would:
 //!
 //! - **Delay** (`delay`). *Request*: the request waits before its first attempt; the wait
@@ -59,16 +62,15 @@
 //!   do not fire for it. A client that goes away drops the body, which stops it.
 //!   *Request*: every attempt of the faulted request has its answer altered. *Attempt*:
 //!   drawn for each attempt.
-//! - **Endpoint down** (`down = true`, `endpoint`): always per attempt (an `at = "request"`
-//!   is refused at load). An attempt that picks that endpoint fails as a refused
+//! - **Endpoint down** (`down = true`, `endpoint`): an attempt that picks that endpoint
+//!   fails as a refused
 //!   connection (`ConnectFailed`) without connecting: retried (even a POST, as it never
 //!   left), counted against the endpoint in its breaker and in passive outlier detection,
 //!   which ejects it so that the balancer stops picking it; the last failure is 502
 //!   `connect_failed` or the fallback's answer. Only the data path sees it: the active
 //!   health checks still reach the endpoint, so it stays healthy to them and comes back when
 //!   its ejection ends, to be ejected again (the state layer would have to read a flag the
-//!   fault sets; not built). `"random"` picks one of the cluster's endpoints given by
-//!   address when the config is loaded (a reload picks again), logged as the route is built.
+//!   fault sets; not built).
 //!
 //! Every faulted request (or attempt) is counted by kind (`blastwall_fault_*_total`) and
 //! its access-log line names the fault (`"fault"`: the request's rule, or the last fault
@@ -119,13 +121,14 @@ impl RouteFaults {
     /// The rules of route `route`, its endpoints taken down said in the log.
     pub(crate) fn for_route(route: &str, rules: &[FaultRule]) -> Self {
         for rule in rules {
-            if let FaultAction::EndpointDown(down) = &rule.action {
-                let picked = if down.random {
+            if let Some(endpoint) = &rule.endpoint {
+                let picked = if endpoint.random {
                     "picked at random"
                 } else {
                     "named"
                 };
-                tracing::info!(route, endpoint = %down.address, picked, "fault rule: the endpoint is down for the route's attempts");
+                let kind = rule.action.kind().as_str();
+                tracing::info!(route, endpoint = %endpoint.address, picked, fault = kind, "fault rule: on the attempts that pick this endpoint");
             }
         }
         Self::new(rules)
@@ -138,7 +141,7 @@ impl RouteFaults {
     }
 
     /// The fault for an attempt of a request with these headers that picked `endpoint`:
-    /// the first attempt-level rule that matches (an endpoint-down rule only on its
+    /// the first attempt-level rule that matches (a rule with an endpoint only on that
     /// endpoint) and wins its draw, as [`RouteFaults::draw`] chooses.
     pub(crate) fn draw_attempt(
         &self,
@@ -149,10 +152,7 @@ impl RouteFaults {
         self.attempt_rules
             .iter()
             .find(|rule| {
-                let on_endpoint = match &rule.action {
-                    FaultAction::EndpointDown(down) => down.address == endpoint,
-                    _ => true,
-                };
+                let on_endpoint = rule.endpoint.is_none_or(|only| only.address == endpoint);
                 on_endpoint && matches(rule, headers, trusted) && drawn(rule.per_million)
             })
             .map(|rule| &rule.action)
@@ -203,7 +203,7 @@ impl FaultAction {
             FaultAction::CloseBeforeHead => FaultKind::CloseBeforeHead,
             FaultAction::CloseAfterHead { .. } => FaultKind::CloseAfterHead,
             FaultAction::Throttle(_) => FaultKind::Throttle,
-            FaultAction::EndpointDown(_) => FaultKind::EndpointDown,
+            FaultAction::EndpointDown => FaultKind::EndpointDown,
         }
     }
 

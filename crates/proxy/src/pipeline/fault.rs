@@ -57,7 +57,7 @@ pub(super) fn inject<'a>(
         // at load, and would be theirs too.
         FaultAction::CloseAfterHead { .. }
         | FaultAction::Throttle(_)
-        | FaultAction::EndpointDown(_) => Box::pin(std::future::ready(None)),
+        | FaultAction::EndpointDown => Box::pin(std::future::ready(None)),
     }
 }
 

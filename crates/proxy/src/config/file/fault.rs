@@ -28,7 +28,8 @@ pub(crate) struct FaultSection {
     pub header: Option<Spanned<String>>,
     /// Where the fault is drawn and done: `request` (once, before the attempts) or
     /// `attempt` (in each attempt, retries and hedges included, within its per-try
-    /// timeout). Default `request`; `down` always acts on attempts.
+    /// timeout). Default `request`; a rule with `endpoint` (and so `down`) always acts on
+    /// attempts.
     #[schemars(with = "Option<FaultAt>")]
     pub at: Option<Spanned<FaultAt>>,
     /// `true`: the upstream connection is reset before an answer (502, or retried as a
@@ -51,8 +52,9 @@ pub(crate) struct FaultSection {
     /// connection made (passive outlier detection then ejects it).
     #[schemars(with = "Option<bool>")]
     pub down: Option<Spanned<bool>>,
-    /// With `down`: one of the cluster's endpoints, `"ip:port"`, or `"random"` (one picked
-    /// when the config is loaded, and logged).
+    /// Only attempts that pick this endpoint (the rule is then done per attempt); needed by
+    /// `down`. One of the cluster's endpoints, `"ip:port"`, or `"random"` (one picked when
+    /// the config is loaded, and logged). Default: every endpoint.
     #[schemars(with = "Option<String>")]
     pub endpoint: Option<Spanned<String>>,
 }

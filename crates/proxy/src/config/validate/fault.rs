@@ -39,8 +39,21 @@ fn rule(
     let at = section.at.take();
     let per_million = section.percent.take();
     let header = section.header.take();
-    let action = fault_action::action(check, route, span, section, endpoints)?;
-    let at = fault_action::stage(check, route, at, &action)?;
+    let endpoint = section.endpoint.take();
+    let down = section.down.as_ref().map(Spanned::span);
+    let action = fault_action::action(check, route, span, section)?;
+    let endpoint = match endpoint {
+        None => None,
+        Some(endpoint) => Some(fault_action::endpoint(check, route, &endpoint, endpoints)?),
+    };
+    if let (Some(down), None) = (down, endpoint) {
+        let message = format!(
+            "route \"{route}\": fault.down needs `endpoint`: one of the cluster's endpoints (\"ip:port\") or \"random\""
+        );
+        check.error_at(down, message);
+        return None;
+    }
+    let at = fault_action::stage(check, route, at, endpoint.is_some())?;
     let per_million = match per_million {
         None => 1_000_000,
         Some(percent) => self::per_million(check, route, &percent)?,
@@ -65,6 +78,7 @@ fn rule(
         per_million,
         action,
         at,
+        endpoint,
     })
 }
 

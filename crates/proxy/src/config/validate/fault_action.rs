@@ -12,21 +12,20 @@ use rand::Rng;
 use toml::Spanned;
 
 use super::{Checker, duration_or, size_or};
-use crate::config::fault::{AbortConfig, EndpointDown, FaultAction, FaultStage};
+use crate::config::fault::{AbortConfig, FaultAction, FaultEndpoint, FaultStage};
 use crate::config::file::fault::{AbortSection, CloseAt, FaultAt, FaultSection};
 use crate::config::{EndpointAddress, EndpointConfig};
 
 /// The keys that say what a fault does; a rule gives exactly one.
 const ACTIONS: &str = "`delay`, `abort`, `reset`, `close`, `throttle` or `down`";
 
-/// The rule's action: exactly one of the action keys, each checked; the keys that go with
-/// one action (`truncate_after`, `endpoint`) only with it.
+/// The rule's action: exactly one of the action keys, each checked; `truncate_after` only
+/// with the close it goes with.
 pub(super) fn action(
     check: &mut Checker<'_>,
     route: &str,
     span: Range<usize>,
     section: FaultSection,
-    endpoints: &[EndpointConfig],
 ) -> Option<FaultAction> {
     if !one_action(check, route, span, &section) {
         return None;
@@ -42,11 +41,6 @@ pub(super) fn action(
             "route \"{route}\": fault.truncate_after goes with close = \"after_head\" only"
         );
         check.error_at(truncate.span(), message);
-        return None;
-    }
-    if let (Some(endpoint), None) = (&section.endpoint, &section.down) {
-        let message = format!("route \"{route}\": fault.endpoint goes with `down = true` only");
-        check.error_at(endpoint.span(), message);
         return None;
     }
     if let Some(delay) = section.delay {
@@ -76,17 +70,7 @@ pub(super) fn action(
         return throttle_rate(check, route, &throttle).map(FaultAction::Throttle);
     }
     let down = section.down?;
-    if !set(check, route, "down", &down) {
-        return None;
-    }
-    let Some(endpoint) = section.endpoint else {
-        let message = format!(
-            "route \"{route}\": fault.down needs `endpoint`: one of the cluster's endpoints (\"ip:port\") or \"random\""
-        );
-        check.error_at(down.span(), message);
-        return None;
-    };
-    endpoint_down(check, route, &endpoint, endpoints).map(FaultAction::EndpointDown)
+    set(check, route, "down", &down).then_some(FaultAction::EndpointDown)
 }
 
 /// Whether the section gives exactly one action; an error at the rule, or at the second
@@ -162,14 +146,14 @@ fn throttle_rate(
     }
 }
 
-/// The endpoint to take down: one the cluster lists by address, or one of those picked at
-/// random (`"random"`) now, when the rule is built.
-fn endpoint_down(
+/// The endpoint a rule is limited to (or takes down): one the cluster lists by address, or
+/// one of those picked at random (`"random"`) now, when the rule is built.
+pub(super) fn endpoint(
     check: &mut Checker<'_>,
     route: &str,
     value: &Spanned<String>,
     endpoints: &[EndpointConfig],
-) -> Option<EndpointDown> {
+) -> Option<FaultEndpoint> {
     let addresses: Vec<SocketAddr> = endpoints
         .iter()
         .filter_map(|endpoint| match endpoint.address {
@@ -196,13 +180,13 @@ fn endpoint_down(
             return None;
         }
         let index = crate::rng::with_rng(|rng| rng.random_range(0..addresses.len()));
-        return Some(EndpointDown {
+        return Some(FaultEndpoint {
             address: addresses[index],
             random: true,
         });
     }
     match text.parse::<SocketAddr>() {
-        Ok(address) if addresses.contains(&address) => Some(EndpointDown {
+        Ok(address) if addresses.contains(&address) => Some(FaultEndpoint {
             address,
             random: false,
         }),
@@ -217,21 +201,21 @@ fn endpoint_down(
     }
 }
 
-/// Where the rule is done: `at`, by default once per request; an endpoint down acts on the
-/// attempts that pick its endpoint, so it cannot be done per request.
+/// Where the rule is done: `at`, by default once per request; a rule limited to an
+/// endpoint (an endpoint down always is) acts on the attempts that pick it, so it cannot be
+/// done per request.
 pub(super) fn stage(
     check: &mut Checker<'_>,
     route: &str,
     at: Option<Spanned<FaultAt>>,
-    action: &FaultAction,
+    per_endpoint: bool,
 ) -> Option<FaultStage> {
-    let down = matches!(action, FaultAction::EndpointDown(_));
     match at.as_ref().map(|at| (*at.get_ref(), at.span())) {
-        None if down => Some(FaultStage::Attempt),
+        None if per_endpoint => Some(FaultStage::Attempt),
         None => Some(FaultStage::Request),
-        Some((FaultAt::Request, span)) if down => {
+        Some((FaultAt::Request, span)) if per_endpoint => {
             let message = format!(
-                "route \"{route}\": an endpoint down acts on the attempts that pick it; leave `at` out or write at = \"attempt\""
+                "route \"{route}\": a rule with `endpoint` acts on the attempts that pick it; leave `at` out or write at = \"attempt\""
             );
             check.error_at(span, message);
             None
