@@ -289,3 +289,66 @@ async fn a_random_endpoint_down_takes_exactly_one_endpoint_out() {
     let served = (a.requests().await, b.requests().await);
     assert!(served == (0, 10) || served == (10, 0), "{served:?}");
 }
+
+/// Checks every 100ms, two in a row to change state.
+const HEALTH_CHECKS: &str = r#"
+[cluster.api.health_check]
+kind = "http"
+path = "/healthz"
+interval = "100ms"
+timeout = "500ms"
+healthy_threshold = 2
+unhealthy_threshold = 2
+jitter = "20ms"
+"#;
+
+/// The health of endpoint `index` of the cluster, as the admin API shows it.
+async fn health(proxy: &Proxy, index: usize) -> String {
+    let (_, _, body) = get(&admin_url(proxy, "/admin/clusters")).await;
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    body["clusters"][0]["endpoints"][index]["health"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn active_health_checks_see_an_endpoint_down_and_see_it_back_when_the_rule_goes() {
+    let (down, up) = (Mock::start("down", &[]), Mock::start("up", &[]));
+    let endpoints = [endpoint(&down, ""), endpoint(&up, "")];
+    let rule = format!(
+        "[[route.fault]]\ndown = true\nendpoint = \"{}\"\n",
+        down.addr
+    );
+    let with_rule = route_config(&rule, "", &endpoints) + HEALTH_CHECKS;
+    let proxy = Proxy::start(&with_rule);
+    let unhealthy = || async { health(&proxy, 0).await == "unhealthy" };
+    assert!(
+        eventually(WITHIN, unhealthy).await,
+        "the checks never saw it down"
+    );
+    assert_eq!(health(&proxy, 1).await, "healthy");
+    for _ in 0..10 {
+        let answer = get(&proxy.url("/")).await;
+        assert_eq!(
+            (answer.0, name(&answer)),
+            (StatusCode::OK, "up"),
+            "{answer:?}"
+        );
+    }
+
+    proxy.replace_config(&(route_config("", "", &endpoints) + HEALTH_CHECKS));
+    let healthy = || async { health(&proxy, 0).await == "healthy" };
+    assert!(
+        eventually(WITHIN, healthy).await,
+        "the checks never saw it back"
+    );
+    let back = || async {
+        get(&proxy.url("/"))
+            .await
+            .1
+            .get("x-mock-name")
+            .is_some_and(|name| name == "down")
+    };
+    assert!(eventually(WITHIN, back).await, "it never served again");
+}

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 
 use super::body::{CutOff, Throttled, Truncated};
-use super::{RouteFaults, attempt};
+use super::{RouteFaults, attempt, takes_down};
 use crate::body::full;
 use crate::config::Config;
 use crate::config::fault::{FaultAction, FaultEndpoint, FaultRule, FaultStage};
@@ -160,6 +160,23 @@ fn any_fault_limited_to_an_endpoint_is_done_per_attempt_on_that_endpoint_only() 
             .is_some()
     };
     assert_eq!((on(0), on(1), on(2)), (false, false, true));
+}
+
+#[test]
+fn only_an_unconditional_endpoint_down_takes_the_endpoint_down_for_health_checks() {
+    let down = |faults: &str| takes_down(&rules(faults), address(0));
+    assert!(down(
+        "[[route.fault]]\ndown = true\nendpoint = \"127.0.0.1:9001\""
+    ));
+    assert!(!down(
+        "[[route.fault]]\ndown = true\nendpoint = \"127.0.0.1:9002\""
+    ));
+    assert!(!down(
+        "[[route.fault]]\ndown = true\nendpoint = \"127.0.0.1:9001\"\npercent = 50"
+    ));
+    assert!(!down(
+        "[[route.fault]]\nreset = true\nendpoint = \"127.0.0.1:9001\""
+    ));
 }
 
 #[test]

@@ -15,8 +15,8 @@
 //! result, judged as a real one from that endpoint. A rule with an `endpoint` (one of the
 //! cluster's, or `"random"`: picked when the config is loaded, logged as the route is built,
 //! picked again by a reload) is done only in the attempts that pick it, so it is always an
-//! attempt-level rule (an `at = "request"` is refused at load). Either way, what a fault causes reaches
-//! the rest of the pipeline as the real failure it imitates would:
+//! attempt-level rule (an `at = "request"` is refused at load). Either way, what a fault
+//! causes reaches the rest of the pipeline as the real failure it imitates would:
 //!
 //! - **Delay** (`delay`). *Request*: the request waits before its first attempt; the wait
 //!   counts against the route's `timeout` and the caller's deadline and ends when the
@@ -63,14 +63,16 @@
 //!   *Request*: every attempt of the faulted request has its answer altered. *Attempt*:
 //!   drawn for each attempt.
 //! - **Endpoint down** (`down = true`, `endpoint`): an attempt that picks that endpoint
-//!   fails as a refused
-//!   connection (`ConnectFailed`) without connecting: retried (even a POST, as it never
-//!   left), counted against the endpoint in its breaker and in passive outlier detection,
+//!   fails as a refused connection (`ConnectFailed`) without connecting: retried (even a
+//!   POST, as it never left), counted against the endpoint in its breaker and in passive outlier detection,
 //!   which ejects it so that the balancer stops picking it; the last failure is 502
-//!   `connect_failed` or the fallback's answer. Only the data path sees it: the active
-//!   health checks still reach the endpoint, so it stays healthy to them and comes back when
-//!   its ejection ends, to be ejected again (the state layer would have to read a flag the
-//!   fault sets; not built).
+//!   `connect_failed` or the fallback's answer. When the rule takes it down for every attempt
+//!   (no `header`, 100 percent), the active health checks see it down too: as the config
+//!   comes into force, the endpoint's state is marked (`Endpoint::set_down_by_fault`, a flag
+//!   the state layer reads without knowing of faults) and its checks fail without
+//!   connecting, so it turns unhealthy and the balancer leaves it; a config without the
+//!   rule unmarks it and the checks bring it back. A rule limited by a header or a
+//!   percentage leaves the checks alone (the endpoint is down only for some attempts).
 //!
 //! Every faulted request (or attempt) is counted by kind (`blastwall_fault_*_total`) and
 //! its access-log line names the fault (`"fault"`: the request's rule, or the last fault
@@ -158,10 +160,11 @@ impl RouteFaults {
             .map(|rule| &rule.action)
     }
 
-    /// The fault for a request with these headers: the first request-level rule whose header matches and
-    /// whose percentage the draw falls in. A rule with a header matches only a `trusted`
-    /// client's request: anyone else could fault their own requests at will and trip the
-    /// cluster's breaker for every user. `None`, at one branch, when there are no rules.
+    /// The fault for a request with these headers: the first request-level rule whose
+    /// header matches and whose percentage the draw falls in. A rule with a header matches
+    /// only a `trusted` client's request: anyone else could fault their own requests at will
+    /// and trip the cluster's breaker for every user. `None`, at one branch, when there are
+    /// no rules.
     pub(crate) fn draw(&self, headers: &HeaderMap, trusted: bool) -> Option<&FaultAction> {
         if self.rules.is_empty() {
             return None;
@@ -171,6 +174,20 @@ impl RouteFaults {
             .find(|rule| matches(rule, headers, trusted) && drawn(rule.per_million))
             .map(|rule| &rule.action)
     }
+}
+
+/// Whether `rules` take the endpoint at `address` down for every attempt, whoever sends it
+/// (no header, 100 percent): then its active health checks should see it down too (see
+/// [`crate::endpoint::Endpoint::set_down_by_fault`]).
+pub(crate) fn takes_down(rules: &[FaultRule], address: SocketAddr) -> bool {
+    rules.iter().any(|rule| {
+        rule.action == FaultAction::EndpointDown
+            && rule.header.is_none()
+            && rule.per_million >= 1_000_000
+            && rule
+                .endpoint
+                .is_some_and(|endpoint| endpoint.address == address)
+    })
 }
 
 /// Whether the request carries the rule's header (with its value, when the rule gives one)
