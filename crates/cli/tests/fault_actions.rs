@@ -96,6 +96,35 @@ async fn an_attempt_delay_fires_the_per_try_timeout_and_the_retry_succeeds_on_th
 }
 
 #[tokio::test]
+async fn an_attempt_delay_makes_the_attempt_slow_enough_to_be_hedged_and_the_hedge_wins() {
+    let (slow, fast) = (Mock::start("slow", &[]), Mock::start("fast", &[]));
+    let route = format!(
+        "per_try_timeout = \"10s\"\n[route.hedge]\nafter = \"50ms\"\n[[route.fault]]\ndelay = \"3s\"\nendpoint = \"{}\"\n",
+        slow.addr
+    );
+    let proxy = proxy(&[&slow, &fast], &route, "");
+    let mut hedged = 0;
+    for _ in 0..4 {
+        let answer = get(&proxy.url("/")).await;
+        assert_eq!(
+            (answer.0, name(&answer)),
+            (StatusCode::OK, "fast"),
+            "{answer:?}"
+        );
+        hedged += usize::from(attempts(&answer) == "2");
+    }
+    assert!(
+        hedged >= 1,
+        "round robin sent some first attempts to the delayed endpoint"
+    );
+    assert_eq!(
+        slow.requests().await,
+        0,
+        "the delayed attempts lost and were dropped"
+    );
+}
+
+#[tokio::test]
 async fn an_attempt_abort_is_the_endpoints_answer_and_is_retried_on_the_other_endpoint() {
     let (failing, fine) = (Mock::start("failing", &[]), Mock::start("fine", &[]));
     let route = format!(
@@ -327,7 +356,11 @@ async fn active_health_checks_see_an_endpoint_down_and_see_it_back_when_the_rule
         eventually(WITHIN, unhealthy).await,
         "the checks never saw it down"
     );
-    assert_eq!(health(&proxy, 1).await, "healthy");
+    let other = || async { health(&proxy, 1).await == "healthy" };
+    assert!(
+        eventually(WITHIN, other).await,
+        "the other endpoint is checked healthy"
+    );
     for _ in 0..10 {
         let answer = get(&proxy.url("/")).await;
         assert_eq!(
