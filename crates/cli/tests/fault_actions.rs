@@ -126,10 +126,13 @@ async fn an_attempt_delay_makes_the_attempt_slow_enough_to_be_hedged_and_the_hed
 
 #[tokio::test]
 async fn an_attempt_abort_is_the_endpoints_answer_and_is_retried_on_the_other_endpoint() {
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let log = folder.path().join("access.log");
     let (failing, fine) = (Mock::start("failing", &[]), Mock::start("fine", &[]));
     let route = format!(
-        "{RETRY}[[route.fault]]\nabort = {{ status = 502 }}\nat = \"attempt\"\nendpoint = \"{}\"\n",
-        failing.addr
+        "{RETRY}[[route.fault]]\nabort = {{ status = 502 }}\nat = \"attempt\"\nendpoint = \"{}\"\n\n[access_log]\npath = {:?}\n",
+        failing.addr,
+        log.to_str().expect("utf-8")
     );
     let proxy = proxy(&[&failing, &fine], &route, "");
     let mut retried = 0;
@@ -148,6 +151,13 @@ async fn an_attempt_abort_is_the_endpoints_answer_and_is_retried_on_the_other_en
     );
     assert_eq!(failing.requests().await, 0);
     assert!(metric(&proxy, "blastwall_fault_aborts_total").await >= 1);
+    // A faulted request is always logged, its fault named even when its retry succeeded.
+    let logged = || async {
+        lines(&log)
+            .iter()
+            .any(|line| line["fault"] == "abort" && line["status"] == 200 && line["attempts"] == 2)
+    };
+    assert!(eventually(WITHIN, logged).await, "{:?}", lines(&log));
 }
 
 #[tokio::test]
