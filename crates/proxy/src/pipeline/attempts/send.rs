@@ -151,13 +151,6 @@ impl<'c> AttemptSet<'c, '_> {
     ) -> Result<(), NotSent> {
         let context = self.context;
         let cluster = self.cluster;
-        // NOTE: one branch when the route has no attempt-level rule and the request drew
-        // no fault on the answer.
-        let fault = if self.on_answer.is_none() && !context.live.fault.has_attempt_rules() {
-            None
-        } else {
-            self.fault_for(guard.endpoint().address())
-        };
         let per_try = self.per_try();
         // Whether the attempt's time is the caller's: running out of it is then its doing.
         let (timeout, callers_time) = match deadline {
@@ -205,6 +198,14 @@ impl<'c> AttemptSet<'c, '_> {
         } else {
             added.push(deadline_header, remaining);
         }
+        // Drawn once the attempt is sure to go (the request keeps its exact headers).
+        // NOTE: one branch when the route has no attempt-level rule and the request drew
+        // no fault on the answer.
+        let fault = if self.on_answer.is_none() && !context.live.fault.has_attempt_rules() {
+            None
+        } else {
+            self.fault_for(guard.endpoint().address())
+        };
         self.tried.push(guard.endpoint().address());
         self.sent += 1;
         // The attempt's span starts here because its id travels upstream as the parent.
