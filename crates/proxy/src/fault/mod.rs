@@ -71,8 +71,10 @@
 //!   comes into force, the endpoint's state is marked (`Endpoint::set_down_by_fault`, a flag
 //!   the state layer reads without knowing of faults) and its checks fail without
 //!   connecting, so it turns unhealthy and the balancer leaves it; a config without the
-//!   rule unmarks it and the checks bring it back. A rule limited by a header or a
-//!   percentage leaves the checks alone (the endpoint is down only for some attempts).
+//!   rule unmarks it and the checks bring it back. The health is the cluster's, so the
+//!   endpoint is then out for every route to the cluster, as a killed instance would be. A
+//!   rule limited by a header or a percentage leaves the checks alone (the endpoint is down
+//!   only for some attempts).
 //!
 //! Every faulted request (or attempt) is counted by kind (`blastwall_fault_*_total`) and
 //! its access-log line names the fault (`"fault"`: the request's rule, or the last fault

@@ -53,8 +53,9 @@ pub(crate) struct FaultSection {
     #[schemars(with = "Option<bool>")]
     pub down: Option<Spanned<bool>>,
     /// Only attempts that pick this endpoint (the rule is then done per attempt); needed by
-    /// `down`. One of the cluster's endpoints, `"ip:port"`, or `"random"` (one picked when
-    /// the config is loaded, and logged). Default: every endpoint.
+    /// `down`. One of the cluster's endpoints given by address, `"ip:port"`, or `"random"`
+    /// (one of those, picked when the config is loaded, and logged). Default: every
+    /// endpoint.
     #[schemars(with = "Option<String>")]
     pub endpoint: Option<Spanned<String>>,
 }
