@@ -395,3 +395,28 @@ async fn active_health_checks_see_an_endpoint_down_and_see_it_back_when_the_rule
     };
     assert!(eventually(WITHIN, back).await, "it never served again");
 }
+
+#[tokio::test]
+async fn attempts_reset_on_one_endpoint_are_retried_elsewhere_and_get_it_ejected() {
+    let (reset, fine) = (Mock::start("reset", &[]), Mock::start("fine", &[]));
+    // Without `[route.retry]` only failures that provably never left are retried, and a
+    // reset may have been processed, as a real one.
+    let route = format!(
+        "{RETRY}[[route.fault]]\nreset = true\nendpoint = \"{}\"\n",
+        reset.addr
+    );
+    let proxy = proxy(&[&reset, &fine], &route, EJECT_AFTER_THREE);
+    for _ in 0..12 {
+        let answer = get(&proxy.url("/")).await;
+        assert_eq!(
+            (answer.0, name(&answer)),
+            (StatusCode::OK, "fine"),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(reset.requests().await, 0);
+    let (_, _, body) = get(&admin_url(&proxy, "/admin/clusters")).await;
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["clusters"][0]["stats"]["ejections"], 1, "{body}");
+    assert_eq!(metric(&proxy, "blastwall_fault_resets_total").await, 3);
+}
