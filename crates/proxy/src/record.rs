@@ -68,6 +68,16 @@ pub(crate) enum FaultKind {
     Delay,
     /// It was answered in the upstream's place.
     Abort,
+    /// Its upstream connection was reset.
+    Reset,
+    /// Its upstream closed the connection without answering.
+    CloseBeforeHead,
+    /// Its upstream's answer broke off after the head (a truncated body).
+    CloseAfterHead,
+    /// Its upstream's answer's body came at a throttled rate.
+    Throttle,
+    /// Its attempt picked an endpoint a rule took down.
+    EndpointDown,
 }
 
 impl FaultKind {
@@ -76,6 +86,11 @@ impl FaultKind {
         match self {
             FaultKind::Delay => "delay",
             FaultKind::Abort => "abort",
+            FaultKind::Reset => "reset",
+            FaultKind::CloseBeforeHead => "close_before_head",
+            FaultKind::CloseAfterHead => "close_after_head",
+            FaultKind::Throttle => "throttle",
+            FaultKind::EndpointDown => "endpoint_down",
         }
     }
 }

@@ -279,7 +279,7 @@ fn not_found(id: &str) -> ApiError {
 /// Every route's config rules, with the route's name.
 fn configured(snapshot: &Snapshot) -> impl Iterator<Item = (&str, &ConfiguredFault)> {
     (snapshot.config.routes.iter().zip(&snapshot.routes)).flat_map(|(route, live)| {
-        (live.fault.configured().iter()).map(move |rule| (route.name.as_str(), rule))
+        (live.fault.configured()).map(move |rule| (route.name.as_str(), rule))
     })
 }
 

@@ -1,8 +1,10 @@
 //! A route's fault rules, typed: whom each applies to, how often, and what it does.
 //!
 //! Decided at load (the header name parsed, the percentage turned into a threshold, the
-//! abort's answer built), so that drawing a fault on the request path parses nothing.
+//! abort's answer built, the endpoint to take down chosen), so that drawing a fault on the
+//! request path parses nothing.
 
+use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +26,12 @@ pub struct FaultRule {
     /// When it applies: wall-clock times, so that a reload neither restarts nor stretches
     /// the window (`from`, `until`).
     pub window: FaultWindow,
+    /// Where in the pipeline it is drawn and done: once per request, before the attempts,
+    /// or in each attempt.
+    pub at: FaultStage,
+    /// Only attempts that pick this endpoint (an attempt-level rule's, and always an
+    /// endpoint down's).
+    pub endpoint: Option<FaultEndpoint>,
 }
 
 /// When a config rule applies: from `from` (inclusive) until `until` (exclusive), either
@@ -38,6 +46,17 @@ pub struct FaultWindow {
     pub until: Option<SystemTime>,
 }
 
+/// Where in the pipeline a fault rule is drawn and done (`at`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FaultStage {
+    /// Once per request, between the gates and the attempts (`at = "request"`).
+    #[default]
+    Request,
+    /// In each attempt, retries and hedges included, within its per-try timeout
+    /// (`at = "attempt"`).
+    Attempt,
+}
+
 /// What a fault does to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultAction {
@@ -46,6 +65,29 @@ pub enum FaultAction {
     Delay(Latency),
     /// Answers in the upstream's place, without sending the request.
     Abort(AbortConfig),
+    /// The upstream connection is reset before an answer (`reset = true`).
+    Reset,
+    /// The upstream closes the connection without answering (`close = "before_head"`).
+    CloseBeforeHead,
+    /// The upstream's answer comes, and its body breaks off after this many bytes
+    /// (`close = "after_head"`, `truncate_after`).
+    CloseAfterHead {
+        /// Bytes of the body passed on before it fails.
+        truncate_after: u64,
+    },
+    /// The upstream's answer's body comes at this many bytes a second (`throttle`).
+    Throttle(NonZeroU64),
+    /// Attempts that pick the rule's endpoint fail as refused connections (`down = true`).
+    EndpointDown,
+}
+
+/// The endpoint a rule is limited to (`endpoint`), the one an endpoint down takes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultEndpoint {
+    /// Its address, as the cluster lists it.
+    pub address: SocketAddr,
+    /// Whether it was picked at random (`endpoint = "random"`) when the config was loaded.
+    pub random: bool,
 }
 
 /// The answer of an abort fault.

@@ -1,27 +1,84 @@
-//! Faults injected on purpose: a route's `[[route.fault]]` rules delay its requests or
-//! answer them in the upstream's place, so that its timeouts, retries, breakers and
-//! fallbacks can be tested against a failure caused on demand (Envoy's fault filter is the
-//! model).
+//! Faults injected on purpose: a route's `[[route.fault]]` rules delay its requests, answer
+//! them in the upstream's place, reset or close the upstream connection, cut off or throttle
+//! the upstream's answer, or take one of its endpoints down, so that its timeouts, retries,
+//! hedges, breakers, outlier detection and fallbacks can be tested against a failure caused
+//! on demand (Envoy's fault filter and Chaos Monkey are the models).
 //!
-//! Where it sits: after admission and the cluster's breaker, before the attempts. A faulted
-//! request has been admitted and counted like any other, and what the fault causes reaches
-//! the rest of the pipeline as a real failure of the upstream would:
-//! - **Delay**: the request waits before its first attempt, for a time drawn from the
-//!   rule's distribution (fixed, uniform, normal or log-normal by p50/p99: the policy crate's
-//!   [`Latency`], the one the mock draws from too), and the wait counts against the
-//!   route's `timeout` and the caller's deadline: it ends when the deadline comes, and the
-//!   request is then answered as one that ran out of time (504 `deadline_exceeded`, or the
-//!   `timeout` fallback), recorded in the cluster's breaker as a timeout. While it waits it
-//!   holds its admission slots, as a request to a slow upstream does. The per-try timeout
-//!   and hedges are not triggered by it: they time attempts, and the delay comes before the
-//!   first (a delay on the answer, which would, is not built yet).
-//! - **Abort**: its answer stands in for the attempts' answer, judged as an upstream's answer
-//!   with that status is ([`crate::outcome::AttemptOutcome::of_status`]): a 500 is a server
-//!   error that the cluster's breaker records as a failure and that a fallback for
-//!   `failed`/`server_error` may answer; a 503 or 429 is overload, which trips no breaker.
-//!   It is drawn once per request, not per attempt: it is not retried (a retry would only
-//!   meet the same rule), and outlier detection, which judges endpoints, does not see it,
-//!   as no endpoint was asked.
+//! # Where: `at = "request"` or `at = "attempt"`, and `endpoint`
+//!
+//! A request-level rule (the default) is drawn once, after admission and the cluster's
+//! breaker, before the attempts (`pipeline::fault`): a faulted request has been admitted
+//! and counted like any other. An attempt-level rule is drawn in each attempt the route
+//! sends to its own cluster (retries and hedges included, not the fallback's alternate
+//! cluster), once the attempt has picked its endpoint, inside the attempt's per-try timeout
+//! (`pipeline::attempts::send`, through [`attempt`]): what it does is that attempt's
+//! result, judged as a real one from that endpoint. A rule with an `endpoint` (one of the
+//! cluster's, or `"random"`: picked when the config is loaded, logged as the route is built,
+//! picked again by a reload) is done only in the attempts that pick it, so it is always an
+//! attempt-level rule (an `at = "request"` is refused at load). Either way, what a fault
+//! causes reaches the rest of the pipeline as the real failure it imitates would:
+//!
+//! - **Delay** (`delay`). *Request*: the request waits before its first attempt; the wait
+//!   counts against the route's `timeout` and the caller's deadline and ends when the
+//!   deadline comes (504 `deadline_exceeded`, or the `timeout` fallback, recorded in the
+//!   cluster's breaker as a timeout). It holds its admission slots meanwhile. No per-try
+//!   timeout nor hedge is triggered: they time attempts, and it comes before the first.
+//!   *Attempt*: the attempt waits before it is sent, within its per-try timeout: a delay
+//!   longer than that times the attempt out (a `Timeout` of that endpoint for its breaker
+//!   and outlier detection, retried when the retry policy retries timeouts); a hedge goes
+//!   when the attempt has been out for the hedge delay, as for a slow endpoint; the wait
+//!   counts in the endpoint's latency (peak-EWMA steers away from it).
+//! - **Abort** (`abort`). *Request*: its answer stands in for the attempts' answer, judged as
+//!   an upstream's answer with that status ([`crate::outcome::AttemptOutcome::of_status`]):
+//!   a 500 is a server error the cluster's breaker records and a fallback for
+//!   `failed`/`server_error` may answer; a 503 or 429 is overload, which trips nothing. It
+//!   is not retried (a retry would meet the same rule), and outlier detection does not see
+//!   it, as no endpoint was asked. *Attempt*: it is the answer of the endpoint the attempt
+//!   picked, without sending the request: retried by the retry policy (and its budget) as
+//!   that status would be, recorded in that endpoint's breaker and outlier detection (a 5xx
+//!   counts against it, 502/504 as gateway errors), and, as the last answer, in the
+//!   cluster's breaker and answered by a fallback as the upstream's 5xx would be.
+//! - **Reset** (`reset = true`) and **close before the head** (`close = "before_head"`): the
+//!   upstream connection fails after the request was sent, with the error the HTTP/1.1
+//!   client reports for a real reset or close (a `FailureKind::Reset`: the endpoint may have
+//!   processed it). *Request*: the attempts' answer is the proxy's 502 `upstream_reset`,
+//!   recorded in the cluster's breaker as a reset and answered by a `failed` fallback; not
+//!   retried, not seen by outlier detection (no endpoint was asked). *Attempt*: that
+//!   attempt's failure: retried when the method allows and `reset` is retried, counted
+//!   against the endpoint (breaker, outlier detection as a gateway error); the last one is
+//!   502 `upstream_reset` or the fallback's answer.
+//! - **Close after the head** (`close = "after_head"`, `truncate_after`) and **throttle**
+//!   (`throttle`) act on the upstream's answer: the request is sent and the real answer
+//!   comes; its body is then cut off after `truncate_after` bytes with an error
+//!   ([`body::Truncated`]), or handed on at the rate given ([`body::Throttled`]). Both wrap
+//!   the endpoint's body below the guard that judges it (`forward::answer`), so a cut body
+//!   is the endpoint's `BodyFailed`, exactly as a real upstream's truncated body is: its
+//!   breaker and outlier detection count it, the cluster's breaker too (its permit waits for
+//!   the body), and the client's connection sees the truncation (a short `Content-Length`
+//!   body or a chunked one without its end, then the connection closed), not a clean end.
+//!   Its head has gone to the client, so it is neither retried nor replaced by a fallback.
+//!   A throttled body holds the endpoint in flight and the admission slots until it ends,
+//!   as a slow upstream's does; the per-try timeout and hedges time the head only, so they
+//!   do not fire for it. A client that goes away drops the body, which stops it.
+//!   *Request*: every attempt of the faulted request has its answer altered. *Attempt*:
+//!   drawn for each attempt.
+//! - **Endpoint down** (`down = true`, `endpoint`): an attempt that picks that endpoint
+//!   fails as a refused connection (`ConnectFailed`) without connecting: retried (even a
+//!   POST, as it never left), counted against the endpoint in its breaker and in passive outlier detection,
+//!   which ejects it so that the balancer stops picking it; the last failure is 502
+//!   `connect_failed` or the fallback's answer. When the rule takes it down for every attempt
+//!   (no `header`, 100 percent), the active health checks see it down too: as the config
+//!   comes into force, the endpoint's state is marked (`Endpoint::set_down_by_fault`, a flag
+//!   the state layer reads without knowing of faults) and its checks fail without
+//!   connecting, so it turns unhealthy and the balancer leaves it; a config without the
+//!   rule unmarks it and the checks bring it back. The health is the cluster's, so the
+//!   endpoint is then out for every route to the cluster, as a killed instance would be. A
+//!   rule limited by a header or a percentage leaves the checks alone (the endpoint is down
+//!   only for some attempts).
+//!
+//! Every faulted request (or attempt) is counted by kind (`blastwall_fault_*_total`) and
+//! its access-log line names the fault (`"fault"`: the request's rule, or the last fault
+//! done in its attempts).
 //!
 //! Whom: a rule applies to its route's requests (or, made at run time, to a route's or to
 //! every route of a cluster, see [`table`]), to those with a header from a trusted client,
@@ -31,9 +88,14 @@
 //! config's until the next reload.
 //!
 //! Cost when a route has no rule and nothing was made at run time: one branch on an empty
-//! slice and one relaxed atomic load; no allocation, no clock read, no draw, no lock. The
-//! draw uses [`crate::rng`], so unit tests reseed it.
+//! slice and one relaxed atomic load before the attempts, and one branch in each attempt; no
+//! allocation, no clock read, no draw, no lock. A faulted attempt pays one allocation for a
+//! body it alters. The draw uses [`crate::rng`], so unit tests reseed it.
 
+#[cfg(test)]
+mod action_tests;
+mod attempt;
+pub(crate) mod body;
 #[cfg(test)]
 mod table_tests;
 #[cfg(test)]
@@ -42,6 +104,7 @@ mod tests;
 pub(crate) mod runtime_rule;
 pub(crate) mod table;
 
+use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -52,16 +115,19 @@ use blastwall_policy::latency::Latency;
 use http::{HeaderMap, Response, header};
 use rand::Rng;
 
+pub(crate) use self::attempt::attempt;
 use self::table::{FaultTable, RuntimeRule};
 use crate::body::{ProxyBody, full};
-use crate::config::fault::{AbortConfig, FaultAction, FaultRule};
+use crate::config::fault::{AbortConfig, FaultAction, FaultRule, FaultStage};
 use crate::headers::retry_after_value;
 use crate::record::{FaultKind, FaultRuleId};
 
-/// A route's fault rules: its config rules, in file order, and the runtime table.
+/// A route's fault rules: its config rules, in file order (those drawn once per request,
+/// and those drawn in each attempt), and the runtime table.
 #[derive(Debug, Default)]
 pub(crate) struct RouteFaults {
     rules: Box<[ConfiguredFault]>,
+    attempt_rules: Box<[ConfiguredFault]>,
     table: Arc<FaultTable>,
     /// The route's name and its cluster's, which runtime rules target.
     names: (Box<str>, Box<str>),
@@ -153,14 +219,29 @@ impl RouteFaults {
         table: Arc<FaultTable>,
     ) -> Self {
         let (now, wall) = (Instant::now(), SystemTime::now());
-        let rules = rules
+        for rule in rules {
+            if let Some(endpoint) = &rule.endpoint {
+                let picked = if endpoint.random {
+                    "picked at random"
+                } else {
+                    "named"
+                };
+                let kind = rule.action.kind().as_str();
+                tracing::info!(route = names.0, endpoint = %endpoint.address, picked, fault = kind, "fault rule: on the attempts that pick this endpoint");
+            }
+        }
+        let kept = |index: usize, rule: &FaultRule| {
+            let previous = previous?;
+            (previous.rules.iter())
+                .chain(previous.attempt_rules.iter())
+                .find(|kept| kept.number as usize == index + 1 && kept.rule == *rule)
+                .map(|kept| kept.faulted.clone())
+        };
+        let (attempt_rules, rules): (Vec<ConfiguredFault>, Vec<ConfiguredFault>) = rules
             .iter()
             .enumerate()
             .map(|(index, rule)| {
-                let faulted = previous
-                    .and_then(|previous| previous.rules.get(index))
-                    .filter(|kept| kept.rule == *rule)
-                    .map_or_else(Arc::default, |kept| kept.faulted.clone());
+                let faulted = kept(index, rule).unwrap_or_default();
                 ConfiguredFault {
                     number: u32::try_from(index + 1).unwrap_or(u32::MAX),
                     id: format!("config:{}:{}", names.0, index + 1).into(),
@@ -170,17 +251,51 @@ impl RouteFaults {
                     faulted,
                 }
             })
-            .collect();
+            .partition(|configured| configured.rule.at == FaultStage::Attempt);
         Self {
-            rules,
+            rules: rules.into(),
+            attempt_rules: attempt_rules.into(),
             table,
             names: (names.0.into(), names.1.into()),
         }
     }
 
-    /// The route's config rules.
-    pub(crate) fn configured(&self) -> &[ConfiguredFault] {
-        &self.rules
+    /// The route's config rules (request-level, then attempt-level).
+    pub(crate) fn configured(&self) -> impl Iterator<Item = &ConfiguredFault> {
+        self.rules.iter().chain(self.attempt_rules.iter())
+    }
+
+    /// Whether any rule is drawn in the attempts.
+    #[inline]
+    pub(crate) fn has_attempt_rules(&self) -> bool {
+        !self.attempt_rules.is_empty()
+    }
+
+    /// The fault for an attempt of a request with these headers that picked `endpoint`:
+    /// the first attempt-level rule in its window that matches (a rule with an endpoint
+    /// only on that endpoint), wins its draw and has room in its `first`, as
+    /// [`RouteFaults::draw_at`] chooses. The kill switch silences them as well.
+    pub(crate) fn draw_attempt(
+        &self,
+        headers: &HeaderMap,
+        trusted: bool,
+        endpoint: SocketAddr,
+    ) -> Option<&FaultAction> {
+        if self.table.silenced() {
+            return None;
+        }
+        let now = Instant::now();
+        self.attempt_rules
+            .iter()
+            .find(|configured| {
+                let rule = &configured.rule;
+                rule.endpoint.is_none_or(|only| only.address == endpoint)
+                    && configured.live_at(now)
+                    && matches(rule, headers, trusted)
+                    && drawn(rule.per_million)
+                    && take(&configured.faulted, rule.first) != Take::Spent
+            })
+            .map(|configured| &configured.rule.action)
     }
 
     /// The fault for a request with these headers (see [`RouteFaults::draw_at`]). `None`,
@@ -253,6 +368,20 @@ fn instant_of(at: SystemTime, now: Instant, wall: SystemTime) -> Instant {
     }
 }
 
+/// Whether `rules` take the endpoint at `address` down for every attempt, whoever sends it
+/// (no header, 100 percent): then its active health checks should see it down too (see
+/// [`crate::endpoint::Endpoint::set_down_by_fault`]).
+pub(crate) fn takes_down(rules: &[FaultRule], address: SocketAddr) -> bool {
+    rules.iter().any(|rule| {
+        rule.action == FaultAction::EndpointDown
+            && rule.header.is_none()
+            && rule.per_million >= 1_000_000
+            && rule
+                .endpoint
+                .is_some_and(|endpoint| endpoint.address == address)
+    })
+}
+
 /// Whether the request carries the rule's header (with its value, when the rule gives one)
 /// from a trusted client.
 fn matches(rule: &FaultRule, headers: &HeaderMap, trusted: bool) -> bool {
@@ -279,7 +408,20 @@ impl FaultAction {
         match self {
             FaultAction::Delay(_) => FaultKind::Delay,
             FaultAction::Abort(_) => FaultKind::Abort,
+            FaultAction::Reset => FaultKind::Reset,
+            FaultAction::CloseBeforeHead => FaultKind::CloseBeforeHead,
+            FaultAction::CloseAfterHead { .. } => FaultKind::CloseAfterHead,
+            FaultAction::Throttle(_) => FaultKind::Throttle,
+            FaultAction::EndpointDown => FaultKind::EndpointDown,
         }
+    }
+
+    /// Whether it acts on the upstream's answer (its body), rather than in its place.
+    pub(crate) fn acts_on_answer(&self) -> bool {
+        matches!(
+            self,
+            FaultAction::CloseAfterHead { .. } | FaultAction::Throttle(_)
+        )
     }
 
     /// A line for a person: `delay 2s`, `abort 503`.
@@ -296,6 +438,13 @@ impl FaultAction {
                 format!("delay p50 {p50:?} p99 {p99:?}")
             }
             FaultAction::Abort(abort) => format!("abort {}", abort.status.as_u16()),
+            FaultAction::Reset => "reset".into(),
+            FaultAction::CloseBeforeHead => "close before the head".into(),
+            FaultAction::CloseAfterHead { truncate_after } => {
+                format!("close after the head, {truncate_after} body bytes")
+            }
+            FaultAction::Throttle(rate) => format!("throttle {rate} B/s"),
+            FaultAction::EndpointDown => "endpoint down".into(),
         }
     }
 }

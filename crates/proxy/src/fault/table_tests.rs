@@ -9,7 +9,7 @@ use http::HeaderMap;
 
 use super::RouteFaults;
 use super::table::{FaultTable, FaultTarget, NewRule, TableFull};
-use crate::config::fault::{AbortConfig, FaultAction, FaultRule, FaultWindow};
+use crate::config::fault::{AbortConfig, FaultAction, FaultRule, FaultStage, FaultWindow};
 use crate::events::EventKind;
 use crate::record::FaultRuleId;
 
@@ -24,6 +24,8 @@ fn abort(status: u16) -> FaultRule {
         }),
         first: None,
         window: FaultWindow::default(),
+        at: FaultStage::Request,
+        endpoint: None,
     }
 }
 
@@ -197,7 +199,7 @@ fn a_config_rule_with_first_is_spent_and_stays_spent_across_a_reload_that_keeps_
     );
     assert_eq!(status_drawn(&after, now), Some(500));
     assert_eq!(status_drawn(&after, now), None, "two faulted in all");
-    assert_eq!(after.configured()[0].faulted(), 2);
+    assert_eq!(after.configured().next().expect("a rule").faulted(), 2);
 }
 
 #[test]

@@ -10,12 +10,14 @@ use std::time::Instant;
 use super::attempts::{self, Attempted};
 use super::{Context, deadline};
 use crate::config::fault::FaultAction;
+use crate::error::{ProxyError, error_response};
 use crate::outcome::AttemptOutcome;
 use crate::record::Record;
 
 /// A fault a rule drew for this request, done: a delay is waited out (within the deadline;
 /// `Some` answer of the deadline when it passed meanwhile, `None` to go on to the
-/// attempts), an abort is the answer in the attempts' place. Counted and recorded.
+/// attempts), an abort, a reset or a close is the answer in the attempts' place, a fault on
+/// the answer (`None`) is done by the attempts on theirs. Counted and recorded.
 // NOTE: boxed, as `fall_back` is: inline, its timer would make every request's future
 // larger, faulted or not; a faulted request pays one allocation.
 pub(super) fn inject<'a>(
@@ -26,9 +28,9 @@ pub(super) fn inject<'a>(
 ) -> Pin<Box<dyn Future<Output = Option<Attempted>> + Send + 'a>> {
     record.fault = Some(fault.kind());
     let stats = &context.live.stats;
+    stats.fault(fault.kind()).increment();
     match fault {
         FaultAction::Delay(latency) => {
-            stats.faults_delayed.increment();
             let at = deadline.map(|deadline| deadline.at);
             let delay = crate::fault::draw_delay(latency);
             Box::pin(async move {
@@ -40,16 +42,44 @@ pub(super) fn inject<'a>(
                 })
             })
         }
-        FaultAction::Abort(abort) => {
-            stats.faults_aborted.increment();
-            Box::pin(std::future::ready(Some(Attempted {
-                outcome: AttemptOutcome::of_status(abort.status, abort.retry_after),
-                result: Err(crate::fault::abort_response(abort)),
-                error: None,
-                sent: 0,
-                timed_out: false,
-                upstream: None,
-            })))
+        FaultAction::Abort(abort) => Box::pin(std::future::ready(Some(Attempted {
+            outcome: AttemptOutcome::of_status(abort.status, abort.retry_after),
+            result: Err(crate::fault::abort_response(abort)),
+            error: None,
+            sent: 0,
+            timed_out: false,
+            upstream: None,
+            fault: None,
+        }))),
+        FaultAction::Reset | FaultAction::CloseBeforeHead => {
+            Box::pin(std::future::ready(Some(reset(context, fault))))
         }
+        // Done by the attempts, on each answer; an endpoint down is refused per request
+        // at load, and would be theirs too.
+        FaultAction::CloseAfterHead { .. }
+        | FaultAction::Throttle(_)
+        | FaultAction::EndpointDown => Box::pin(std::future::ready(None)),
+    }
+}
+
+/// The attempts' answer when the upstream connection was reset or closed before an answer:
+/// the proxy's 502, as for a real one after the request was sent.
+fn reset(context: &Context<'_>, fault: &FaultAction) -> Attempted {
+    let what = match fault {
+        FaultAction::CloseBeforeHead => "closed the connection without answering",
+        _ => "reset the connection",
+    };
+    let detail = format!(
+        "an endpoint of cluster \"{}\" {what} (injected by a fault rule)",
+        context.cluster.name()
+    );
+    Attempted {
+        result: Err(error_response(ProxyError::UpstreamReset, &detail)),
+        error: Some(ProxyError::UpstreamReset),
+        outcome: AttemptOutcome::Reset,
+        sent: 0,
+        timed_out: false,
+        upstream: None,
+        fault: None,
     }
 }

@@ -187,16 +187,19 @@ async fn serve_routed(
     let (cluster, deadline) = (context.cluster, admitted.deadline);
     let body = admitted.body;
     // NOTE: one branch and one relaxed load when there is no fault rule (see `crate::fault`).
-    let faulted = match context.live.fault.draw(&parts.headers, context.trusted()) {
+    let drawn = context.live.fault.draw(&parts.headers, context.trusted());
+    let faulted = match &drawn {
         None => None,
         Some(fault) => {
             record.fault_rule = Some(fault.rule_id());
-            fault::inject(context, &fault, deadline, record).await
+            fault::inject(context, fault, deadline, record).await
         }
     };
     let attempted = match faulted {
         Some(attempted) => attempted,
         None => {
+            // A fault on the answer is done by the attempts, on each one's.
+            let on_answer = drawn.as_deref().filter(|fault| fault.acts_on_answer());
             attempts::run(
                 context,
                 cluster,
@@ -204,6 +207,7 @@ async fn serve_routed(
                 body,
                 deadline,
                 &mut cluster_permit,
+                on_answer,
             )
             .await
         }
@@ -251,6 +255,9 @@ fn settle(
     permit.observe(attempted.outcome, now);
     (record.endpoint, record.upstream) = attempted.upstream.unzip();
     (record.attempts, record.error) = (attempted.sent, attempted.error);
+    if attempted.fault.is_some() {
+        record.fault = attempted.fault;
+    }
 }
 
 /// The answer for a request a stage refused: the route's fallback for it when it has one,
@@ -367,6 +374,7 @@ async fn attempt(
         RequestBody::Streaming(body),
         None,
         permit,
+        None,
     )
     .await;
     (attempted.result, attempted.outcome)

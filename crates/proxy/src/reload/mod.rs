@@ -101,6 +101,21 @@ impl Snapshot {
         }
     }
 
+    /// Marks each endpoint that a fault rule of this config takes down for every attempt, and
+    /// unmarks the others, so that active health checks see what the attempts see. Done as
+    /// the snapshot comes into force (a kept cluster's endpoints are shared with the one it
+    /// replaces).
+    fn mark_endpoints_down(&self) {
+        for (index, cluster) in self.clusters.iter().enumerate() {
+            let routes = || (self.config.routes.iter()).filter(|route| route.cluster == index);
+            for endpoint in cluster.endpoints().iter() {
+                let down = routes()
+                    .any(|route| crate::fault::takes_down(&route.faults, endpoint.address()));
+                endpoint.set_down_by_fault(down);
+            }
+        }
+    }
+
     /// The index of the listener called `name` in this snapshot's config, if it has one.
     ///
     /// Listeners are known by name across reloads (their index moves when the file is
@@ -167,8 +182,10 @@ impl Runtime {
     /// Starts with `config`.
     pub(crate) fn new(config: Config) -> Self {
         let status = ReloadStatus::new(config.source.hash.clone(), SystemTime::now());
+        let snapshot = Snapshot::build(config, None, Instant::now());
+        snapshot.mark_endpoints_down();
         Self {
-            current: ArcSwap::from_pointee(Snapshot::build(config, None, Instant::now())),
+            current: ArcSwap::from_pointee(snapshot),
             status: Mutex::new(status),
             traffic: Traffic::default(),
             events: Default::default(),
@@ -207,6 +224,7 @@ impl Runtime {
 
     /// Puts a prepared snapshot in force and returns the one it replaces.
     pub(crate) fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
+        next.mark_endpoints_down();
         let next = Arc::new(next);
         let replaced = self.current.swap(next.clone());
         let config = &next.config;

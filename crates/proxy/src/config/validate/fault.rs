@@ -1,18 +1,19 @@
-//! Checks a route's `[[route.fault]]` rules and builds what the fault stage draws from.
+//! Checks a route's `[[route.fault]]` rules and builds what the fault stage draws from:
+//! whom a rule applies to here, what it does in `fault_action`.
 
 use std::num::NonZeroU64;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Checker, duration_or};
+use super::{Checker, fault_action};
+use crate::config::EndpointConfig;
 use crate::config::admission::PriorityTrust;
-use crate::config::fault::{AbortConfig, FaultAction, FaultRule, FaultWindow};
-use crate::config::file::fault::{AbortSection, FaultSection};
+use crate::config::fault::{FaultRule, FaultWindow};
+use crate::config::file::fault::FaultSection;
 
 /// The route's fault rules, in file order; a rule with an error is left out (the errors
 /// fail the load anyway).
@@ -21,46 +22,50 @@ pub(super) fn faults(
     route: &str,
     sections: Vec<Spanned<FaultSection>>,
     trust: &PriorityTrust,
+    endpoints: &[EndpointConfig],
 ) -> Vec<FaultRule> {
     sections
         .into_iter()
-        .filter_map(|section| rule(check, route, section, trust))
+        .filter_map(|section| rule(check, route, section, trust, endpoints))
         .collect()
 }
 
-/// One rule: exactly one of `delay` and `abort`, a percentage in 0–100, a valid header
-/// (and someone trusted to send it).
+/// One rule: exactly one action (see `fault_action`), where it is done, a percentage in
+/// 0–100, a valid header (and someone trusted to send it).
 fn rule(
     check: &mut Checker<'_>,
     route: &str,
     section: Spanned<FaultSection>,
     trust: &PriorityTrust,
+    endpoints: &[EndpointConfig],
 ) -> Option<FaultRule> {
     let span = section.span();
-    let section = section.into_inner();
-    let action = match (section.delay, section.abort) {
-        (Some(delay), None) => FaultAction::Delay(super::delay::latency(check, route, delay)?),
-        (None, Some(abort)) => FaultAction::Abort(abort_config(check, route, abort)?),
-        (Some(_), Some(abort)) => {
-            let message = format!(
-                "route \"{route}\": a fault gives `delay` or `abort`, not both; write two [[route.fault]] rules"
-            );
-            check.error_at(abort.span(), message);
-            return None;
-        }
-        (None, None) => {
-            let message = format!(
-                "route \"{route}\": a fault needs `delay` (a duration) or `abort` (a status)"
-            );
-            check.error_at(span, message);
-            return None;
-        }
+    let mut section = section.into_inner();
+    let at = section.at.take();
+    let per_million = section.percent.take();
+    let header = section.header.take();
+    let endpoint = section.endpoint.take();
+    let down = section.down.as_ref().map(Spanned::span);
+    let first = section.first.take();
+    let (from, until) = (section.from.take(), section.until.take());
+    let action = fault_action::action(check, route, span.clone(), section)?;
+    let endpoint = match endpoint {
+        None => None,
+        Some(endpoint) => Some(fault_action::endpoint(check, route, &endpoint, endpoints)?),
     };
-    let per_million = match section.percent {
+    if let (Some(down), None) = (down, endpoint) {
+        let message = format!(
+            "route \"{route}\": fault.down needs `endpoint`: one of the cluster's endpoints (\"ip:port\") or \"random\""
+        );
+        check.error_at(down, message);
+        return None;
+    }
+    let at = fault_action::stage(check, route, at, endpoint.is_some())?;
+    let per_million = match per_million {
         None => 1_000_000,
-        Some(percent) => per_million(check, route, &percent)?,
+        Some(percent) => self::per_million(check, route, &percent)?,
     };
-    let header = match section.header {
+    let header = match header {
         None => None,
         Some(header) => {
             // A client that could fault its own requests could trip the cluster's breaker
@@ -75,7 +80,7 @@ fn rule(
             Some(header_condition(check, route, &header)?)
         }
     };
-    let first = match section.first {
+    let first = match first {
         None => None,
         Some(first) => {
             let Some(first) = NonZeroU64::new(*first.get_ref()) else {
@@ -89,8 +94,8 @@ fn rule(
         }
     };
     let window = FaultWindow {
-        from: time(check, route, "from", section.from.as_ref())?,
-        until: time(check, route, "until", section.until.as_ref())?,
+        from: time(check, route, "from", from.as_ref())?,
+        until: time(check, route, "until", until.as_ref())?,
     };
     if let (Some(from), Some(until)) = (window.from, window.until)
         && until <= from
@@ -105,6 +110,8 @@ fn rule(
         action,
         first,
         window,
+        at,
+        endpoint,
     })
 }
 
@@ -161,7 +168,15 @@ pub(crate) fn runtime_rule(
         path: Path::new("(admin API)"),
         errors: Vec::new(),
     };
-    let rule = rule(&mut check, label, parsed.fault, trust);
+    // A runtime rule is drawn once per request: the table does not draw per attempt (yet),
+    // so the keys that make a rule act on attempts are refused rather than ignored.
+    if section.at.is_some() || section.endpoint.is_some() || section.down.is_some() {
+        return Err(
+            "`at`, `endpoint` and `down` are for rules in the config file; a rule made at run time acts once per request, before the attempts"
+                .into(),
+        );
+    }
+    let rule = rule(&mut check, label, parsed.fault, trust, &[]);
     let prefix = format!("route \"{label}\": ");
     match (rule, check.errors.into_iter().next()) {
         (Some(rule), None) => Ok(rule),
@@ -217,42 +232,4 @@ fn header_condition(
         }
     };
     Some((name, value))
-}
-
-/// The abort's answer: a status 400 to 599, its body, a whole-second `Retry-After`.
-fn abort_config(
-    check: &mut Checker<'_>,
-    route: &str,
-    abort: Spanned<AbortSection>,
-) -> Option<AbortConfig> {
-    let abort = abort.into_inner();
-    let status = *abort.status.get_ref();
-    let Some(status) = StatusCode::from_u16(status)
-        .ok()
-        .filter(|_| (400..=599).contains(&status))
-    else {
-        let message = format!("route \"{route}\": fault.abort.status is {status}; give 400 to 599");
-        check.error_at(abort.status.span(), message);
-        return None;
-    };
-    let retry_after = match abort.retry_after {
-        None => None,
-        Some(value) => {
-            let span = value.span();
-            let duration = duration_or(check, Some(value), Duration::ZERO);
-            if duration.is_zero() || duration.subsec_nanos() != 0 {
-                let message = format!(
-                    "route \"{route}\": fault.abort.retry_after must be whole seconds, at least 1s"
-                );
-                check.error_at(span, message);
-                return None;
-            }
-            Some(duration)
-        }
-    };
-    Some(AbortConfig {
-        status,
-        body: Bytes::from(abort.body.unwrap_or_default()),
-        retry_after,
-    })
 }

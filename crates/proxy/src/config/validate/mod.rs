@@ -16,6 +16,7 @@ mod clusters;
 mod delay;
 mod fallback;
 mod fault;
+mod fault_action;
 mod headers;
 mod health;
 mod listeners;

@@ -74,7 +74,10 @@ pub(super) fn route(
         clusters,
         per_try_timeout,
     );
-    let faults = fault::faults(check, &name, section.fault, trust);
+    let endpoints = cluster
+        .and_then(|cluster| cluster_configs.get(cluster))
+        .map_or(&[][..], |cluster| &cluster.endpoints[..]);
+    let faults = fault::faults(check, &name, section.fault, trust, endpoints);
     Some(RouteConfig {
         name,
         listeners: route_listeners,

@@ -45,8 +45,10 @@ use super::body::RequestBody;
 use super::deadline::Deadline;
 use crate::body::ProxyBody;
 use crate::cluster::{Cluster, ClusterPermit};
+use crate::config::fault::FaultAction;
 use crate::error::{ProxyError, error_response};
 use crate::outcome::{AttemptOutcome, ClientCause};
+use crate::record::FaultKind;
 
 /// What the attempts came to.
 #[derive(Debug)]
@@ -65,6 +67,8 @@ pub(super) struct Attempted {
     pub timed_out: bool,
     /// The endpoint whose answer (or failure) this is, and its time to the response head.
     pub upstream: Option<(SocketAddr, Duration)>,
+    /// The last fault done in the attempts, when one was.
+    pub fault: Option<FaultKind>,
 }
 
 /// What happens next after an attempt finished.
@@ -83,17 +87,45 @@ enum Verdict {
 /// policy gives up, or the deadline passes. A success whose body is still to come takes the
 /// cluster breaker's `permit` along, to be recorded when the body ends; otherwise the
 /// caller records it with the outcome.
+///
+/// `on_answer` is a request-level fault rule's that acts on the answer: it is done on each
+/// attempt's (see [`crate::fault`]); attempt-level rules are drawn as each attempt is sent.
 pub(super) async fn run(
     context: &Context<'_>,
     cluster: &Arc<Cluster>,
     parts: &mut Parts,
+    body: RequestBody,
+    deadline: Option<Deadline>,
+    permit: &mut Option<ClusterPermit>,
+    on_answer: Option<&FaultAction>,
+) -> Attempted {
+    let mut attempt_set = AttemptSet {
+        context,
+        cluster,
+        parts,
+        tried: SmallVec::new(),
+        in_flight: SmallVec::new(),
+        sent: 0,
+        on_answer,
+        fault: None,
+    };
+    let mut attempted = drive(&mut attempt_set, cluster, body, deadline, permit).await;
+    attempted.fault = attempt_set.fault;
+    attempted
+}
+
+/// The loop of [`run`] over `attempt_set`.
+async fn drive(
+    attempt_set: &mut AttemptSet<'_, '_>,
+    cluster: &Arc<Cluster>,
     mut body: RequestBody,
     deadline: Option<Deadline>,
     permit: &mut Option<ClusterPermit>,
 ) -> Attempted {
+    let context = attempt_set.context;
     let live = context.live;
     let now = Instant::now();
-    let idempotency = idempotency(parts);
+    let idempotency = idempotency(attempt_set.parts);
     let mut retry = live
         .retry
         .start(idempotency, deadline.map(|deadline| deadline.at));
@@ -102,14 +134,6 @@ pub(super) async fn run(
         .as_ref()
         .filter(|_| idempotency == Idempotency::Idempotent && body.is_replayable())
         .map(|policy| (policy, policy.start(now)));
-    let mut attempt_set = AttemptSet {
-        context,
-        cluster,
-        parts,
-        tried: SmallVec::new(),
-        in_flight: SmallVec::new(),
-        sent: 0,
-    };
     if let Err(not_sent) = attempt_set.launch(&mut body, deadline, now) {
         return attempt_set.failed(not_sent);
     }
@@ -167,7 +191,7 @@ pub(super) async fn run(
                     && !attempt_set.in_flight.is_empty()
                 {
                     let decision = policy.poll_hedge(state, now, cluster.retry_budget());
-                    hedge_if_due(decision, &mut attempt_set, &mut body, deadline, now);
+                    hedge_if_due(decision, attempt_set, &mut body, deadline, now);
                 }
             }
         }
@@ -210,6 +234,7 @@ fn unanswered(cluster: &Cluster, sent: u32) -> Attempted {
         sent,
         timed_out: false,
         upstream: None,
+        fault: None,
     }
 }
 
@@ -252,5 +277,6 @@ pub(super) fn timed_out(
         sent,
         timed_out: true,
         upstream: None,
+        fault: None,
     }
 }

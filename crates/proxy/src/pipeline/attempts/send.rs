@@ -18,10 +18,12 @@ use super::super::deadline::{self, Deadline};
 use super::{Attempted, Event, NotSent};
 use crate::cluster::Cluster;
 use crate::config::UpstreamProtocol;
+use crate::config::fault::FaultAction;
 use crate::endpoint::EndpointGuard;
 use crate::error::{ProxyError, error_response};
 use crate::forward;
 use crate::outcome::{AttemptOutcome, ClientCause};
+use crate::record::FaultKind;
 use crate::telemetry::span::AttemptSpan;
 use crate::upstream::{UpstreamBody, UpstreamError};
 
@@ -81,6 +83,10 @@ pub(super) struct AttemptSet<'c, 'a> {
     pub(super) tried: SmallVec<[SocketAddr; 2]>,
     pub(super) in_flight: SmallVec<[InFlight<'c>; 1]>,
     pub(super) sent: u32,
+    /// A request-level fault rule's that acts on each attempt's answer.
+    pub(super) on_answer: Option<&'c FaultAction>,
+    /// The last fault done in an attempt.
+    pub(super) fault: Option<FaultKind>,
 }
 
 impl<'c> AttemptSet<'c, '_> {
@@ -192,6 +198,14 @@ impl<'c> AttemptSet<'c, '_> {
         } else {
             added.push(deadline_header, remaining);
         }
+        // Drawn once the attempt is sure to go (the request keeps its exact headers).
+        // NOTE: one branch when the route has no attempt-level rule and the request drew
+        // no fault on the answer.
+        let fault = if self.on_answer.is_none() && !context.live.fault.has_attempt_rules() {
+            None
+        } else {
+            self.fault_for(guard.endpoint().address())
+        };
         self.tried.push(guard.endpoint().address());
         self.sent += 1;
         // The attempt's span starts here because its id travels upstream as the parent.
@@ -199,29 +213,43 @@ impl<'c> AttemptSet<'c, '_> {
             trace.attempt(request.headers_mut(), self.sent, guard.endpoint().address())
         });
         let client = cluster.client();
-        self.in_flight.push(Box::pin(async move {
-            // NOTE: one clock read starts both the latency and the per-try timeout, and the
-            // one at the end is also the instant the attempt is judged at. A timeout too
-            // long for an instant to hold waits 30 years, in effect forever.
-            let started = tokio::time::Instant::now();
-            let expires = started
-                .checked_add(timeout)
-                .unwrap_or_else(|| started + Duration::from_secs(86400 * 365 * 30));
-            let result = match client.send(request, added, expires).await {
-                Ok(response) => Ok(response),
-                Err(error) => Err(SendFailure::of(error, callers_time, upload.as_ref())),
-            };
-            let finished = tokio::time::Instant::now();
-            Finished {
-                guard,
-                result,
-                latency: finished.saturating_duration_since(started),
-                at: finished.into_std(),
-                timeout,
-                span,
-            }
-        }));
+        let timing = Timing {
+            timeout,
+            callers_time,
+            upload,
+        };
+        match fault {
+            None => self
+                .in_flight
+                .push(Box::pin(timed(guard, span, timing, |expires| {
+                    client.send(request, added, expires)
+                }))),
+            // The fault is done inside the attempt's time, as the endpoint's own doing.
+            Some(fault) => self
+                .in_flight
+                .push(Box::pin(timed(guard, span, timing, |expires| {
+                    crate::fault::attempt(fault, expires, client.send(request, added, expires))
+                }))),
+        }
         Ok(())
+    }
+
+    /// The fault to do in an attempt to `endpoint` of the route's own cluster: an
+    /// attempt-level rule's drawn now (counted), or else the request's fault on the answer.
+    fn fault_for(&mut self, endpoint: SocketAddr) -> Option<&'c FaultAction> {
+        let context: &'c Context<'_> = self.context;
+        // The alternate cluster of a fallback is not the route's: its rules leave it alone.
+        let own_cluster = std::ptr::eq(self.cluster, &**context.cluster);
+        let faults = &context.live.fault;
+        let drawn = (own_cluster && faults.has_attempt_rules())
+            .then(|| faults.draw_attempt(&self.parts.headers, context.trusted(), endpoint))
+            .flatten();
+        if let Some(drawn) = drawn {
+            context.live.stats.fault(drawn.kind()).increment();
+        }
+        let fault = drawn.or(self.on_answer)?;
+        self.fault = Some(fault.kind());
+        Some(fault)
     }
 
     /// The answer for a request whose attempt could not be sent.
@@ -233,6 +261,7 @@ impl<'c> AttemptSet<'c, '_> {
             sent: self.sent,
             timed_out: false,
             upstream: None,
+            fault: None,
         }
     }
 
@@ -253,5 +282,53 @@ impl<'c> AttemptSet<'c, '_> {
             }
         })
         .await
+    }
+}
+
+/// How an attempt is timed and what its failure means.
+struct Timing {
+    /// Its per-try timeout (or what is left of the deadline).
+    timeout: Duration,
+    /// Whether that time is the caller's own.
+    callers_time: bool,
+    /// Its streaming upload, when it has one.
+    upload: Option<Upload>,
+}
+
+/// An attempt, timed: `send` is given the instant its time ends.
+async fn timed<S, F>(
+    guard: EndpointGuard,
+    span: Option<AttemptSpan>,
+    timing: Timing,
+    send: S,
+) -> Finished
+where
+    S: FnOnce(tokio::time::Instant) -> F,
+    F: Future<Output = Result<Response<UpstreamBody>, UpstreamError>>,
+{
+    let Timing {
+        timeout,
+        callers_time,
+        upload,
+    } = timing;
+    // NOTE: one clock read starts both the latency and the per-try timeout, and the one at
+    // the end is also the instant the attempt is judged at. A timeout too long for an
+    // instant to hold waits 30 years, in effect forever.
+    let started = tokio::time::Instant::now();
+    let expires = started
+        .checked_add(timeout)
+        .unwrap_or_else(|| started + Duration::from_secs(86400 * 365 * 30));
+    let result = match send(expires).await {
+        Ok(response) => Ok(response),
+        Err(error) => Err(SendFailure::of(error, callers_time, upload.as_ref())),
+    };
+    let finished = tokio::time::Instant::now();
+    Finished {
+        guard,
+        result,
+        latency: finished.saturating_duration_since(started),
+        at: finished.into_std(),
+        timeout,
+        span,
     }
 }
