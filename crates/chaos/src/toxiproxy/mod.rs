@@ -4,15 +4,24 @@
 //!
 //! - [`toxic`]: the toxics, with Toxiproxy's names and units;
 //! - [`pipe`]: one direction of one connection through a chain of toxics (the data path);
+//! - [`http`]: the `http_error` toxic and where one HTTP/1 request ends (`http::cutter`);
 //! - [`proxy`]: one TCP proxy (listen, accept, connect, pipe both ways);
+//! - [`stats`]: what a proxy counts; [`metrics`]: `GET /metrics`, the counts rendered;
 //! - [`collection`]: the proxies by name and the API's semantics over them;
 //! - [`api`]: the HTTP routes; [`error`]: the API's errors.
+//!
+//! Beyond Toxiproxy: the `http_error` toxic, `first_connections` on any toxic, and
+//! `GET /metrics`. The server can also start with proxies from a file
+//! ([`ToxiproxyHandle::populate`], `blastwall toxiproxy --config`).
 
 pub mod api;
 pub mod collection;
 pub mod error;
+pub mod http;
+pub mod metrics;
 pub mod pipe;
 pub mod proxy;
+pub mod stats;
 pub mod toxic;
 
 use std::net::SocketAddr;
@@ -41,6 +50,19 @@ impl ToxiproxyHandle {
     /// The address the API listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Creates or replaces the proxies of a populate body, as `POST /populate` does
+    /// (`--config`); on an error, the proxies before the failing one are kept.
+    pub async fn populate(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<Vec<serde_json::Value>, ApiError> {
+        let inputs = collection::ProxyInput::parse_all(body)?;
+        match self.proxies.populate(inputs).await {
+            (done, None) => Ok(done),
+            (_, Some(err)) => Err(err),
+        }
     }
 
     /// Stops the API and every proxy (their connections close).
