@@ -132,7 +132,14 @@ pub struct Toxiproxy {
 impl Toxiproxy {
     /// Starts one with its API on a free port.
     pub fn start() -> Self {
-        let mut process = Process::spawn(&["toxiproxy", "--listen", "127.0.0.1:0"]);
+        Self::start_with(&[])
+    }
+
+    /// Starts one with extra `blastwall toxiproxy` flags.
+    pub fn start_with(flags: &[&str]) -> Self {
+        let mut args = vec!["toxiproxy", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        let mut process = Process::spawn(&args);
         let line = process.wait_for_line("toxiproxy API listening on");
         Self {
             addr: address_in(&line),
