@@ -200,11 +200,17 @@ async fn write_through<W: AsyncWrite + Unpin>(
                     }
                 }
                 Some(Read::Eof) => {
+                    // NOTE: an answer is queued before the upstream direction passes the
+                    // client's end on, so it is here before the server's end that follows.
+                    if out.drain_answers(&mut dest, answers_in.as_mut()).await.is_err() {
+                        return End::Close;
+                    }
                     tokio::time::sleep(slow_close_of(&active)).await;
                     let _ = dest.shutdown().await;
                     return End::Eof;
                 }
                 Some(Read::Broken) | None => {
+                    let _ = out.drain_answers(&mut dest, answers_in.as_mut()).await;
                     tokio::time::sleep(slow_close_of(&active)).await;
                     return End::Close;
                 }
@@ -261,6 +267,20 @@ impl Out<'_> {
         dest.write_all(bytes).await?;
         dest.flush().await?;
         self.stats.sent(self.stream, bytes.len());
+        Ok(())
+    }
+
+    /// Writes the answers already made by the other direction, if any.
+    async fn drain_answers<W: AsyncWrite + Unpin>(
+        &self,
+        dest: &mut W,
+        receiver: Option<&mut mpsc::Receiver<Bytes>>,
+    ) -> std::io::Result<()> {
+        if let Some(receiver) = receiver {
+            while let Ok(answer) = receiver.try_recv() {
+                self.write(dest, &answer).await?;
+            }
+        }
         Ok(())
     }
 

@@ -431,3 +431,26 @@ async fn a_connection_only_forwards_and_counts_its_bytes_without_toxics() {
     assert_eq!(both.stats.received_total(Stream::Downstream), 4);
     assert_eq!(both.stats.sent_total(Stream::Downstream), 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_sends_its_request_and_its_end_still_gets_the_answer() {
+    let mut both = both(vec![toxic(json!({"type": "http_error"}))]);
+    both.client.write_all(GET).await.expect("written");
+    both.client.shutdown().await.expect("the client's end");
+    let mut seen = Vec::new();
+    both.server
+        .read_to_end(&mut seen)
+        .await
+        .expect("the end passed on");
+    assert!(seen.is_empty(), "the server saw {seen:?}");
+    drop(both.server);
+    let mut answer = Vec::new();
+    both.client
+        .read_to_end(&mut answer)
+        .await
+        .expect("answered, then closed");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"),
+        "{answer:?}"
+    );
+}

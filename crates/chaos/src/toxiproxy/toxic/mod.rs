@@ -18,6 +18,10 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 
+mod attributes;
+
+pub use attributes::{Bandwidth, HttpError, Latency, LimitData, Slicer, SlowClose, TimeoutAttrs};
+
 /// Which way the bytes a toxic acts on flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,72 +71,6 @@ pub enum Kind {
     /// Answers `status` to its toxicity's share of HTTP/1 requests instead of forwarding
     /// them (not Toxiproxy's).
     HttpError(HttpError),
-}
-
-/// Attributes of `latency`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Latency {
-    /// Milliseconds.
-    pub latency: u64,
-    /// Milliseconds either side.
-    pub jitter: u64,
-}
-
-/// Attributes of `bandwidth`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bandwidth {
-    /// KB/s (1 KB = 1000 bytes, as Toxiproxy counts); 0 means no limit.
-    pub rate: u64,
-}
-
-/// Attributes of `slow_close`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlowClose {
-    /// Milliseconds.
-    pub delay: u64,
-}
-
-/// Attributes of `timeout` and `reset_peer`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimeoutAttrs {
-    /// Milliseconds.
-    pub timeout: u64,
-}
-
-/// Attributes of `slicer`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Slicer {
-    /// Bytes.
-    pub average_size: u64,
-    /// Bytes either side; must be below `average_size`.
-    pub size_variation: u64,
-    /// Microseconds between slices.
-    pub delay: u64,
-}
-
-/// Attributes of `limit_data`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LimitData {
-    /// Bytes.
-    pub bytes: u64,
-}
-
-/// Attributes of `http_error`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HttpError {
-    /// The status answered (200 to 599).
-    pub status: u16,
-    /// The answer's body (text).
-    pub body: String,
-}
-
-impl Default for HttpError {
-    fn default() -> Self {
-        Self {
-            status: 503,
-            body: String::new(),
-        }
-    }
 }
 
 /// The toxic types, by their API names: Toxiproxy's seven, then Blastwall's own, in the
