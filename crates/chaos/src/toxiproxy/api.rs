@@ -21,6 +21,10 @@ pub const VERSION: &str = concat!("blastwall-", env!("CARGO_PKG_VERSION"));
 /// Request bodies larger than this are refused (populate bodies are the largest).
 const MAX_BODY: usize = 1024 * 1024;
 
+/// How long a request's head, then its body, may take to arrive: Toxiproxy's read timeout,
+/// so a client that stalls mid-request does not hold a connection forever.
+pub const READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// An answer: status and JSON, or 204 without a body.
 type Answer = Result<(StatusCode, Option<Value>), ApiError>;
 
@@ -186,10 +190,15 @@ async fn populate(proxies: &Collection, body: &Bytes) -> Response<Full<Bytes>> {
 }
 
 async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
-    match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) => Err(ApiError::bad_body(format!(
+    let body = Limited::new(request.into_body(), MAX_BODY).collect();
+    match tokio::time::timeout(READ_WITHIN, body).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) => Err(ApiError::bad_body(format!(
             "cannot read the body (at most {MAX_BODY} bytes): {err}"
+        ))),
+        Err(_) => Err(ApiError::bad_body(format!(
+            "the body did not arrive within {}s",
+            READ_WITHIN.as_secs()
         ))),
     }
 }

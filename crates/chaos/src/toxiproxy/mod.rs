@@ -28,11 +28,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+#[cfg(test)]
+mod tests;
 
 pub use collection::Collection;
 pub use error::ApiError;
@@ -107,9 +110,12 @@ async fn serve(
                         let proxies = Arc::clone(&proxies);
                         async move { Ok::<_, std::convert::Infallible>(api::handle(proxies, request).await) }
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let mut builder = auto::Builder::new(TokioExecutor::new());
+                    builder
+                        .http1()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(api::READ_WITHIN);
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                 });
             }
             Some(_) = connections.join_next() => {}

@@ -190,7 +190,26 @@ async fn write_through<W: AsyncWrite + Unpin>(
         }
         let active: Vec<&Toxic> = toxics.iter().filter(|t| seen[&t.name].applies).collect();
         let stall = stall_of(&active, &seen);
+        // NOTE: biased, a change of the chain first: a toxic updated or removed through
+        // the API acts on the bytes read after the API answered, not on a chunk that
+        // happened to be ready at the same time.
         tokio::select! {
+            biased;
+            changed = chain.changed() => {
+                if changed.is_err() {
+                    return End::Close; // the proxy is gone
+                }
+            }
+            received = next_answers(answers_in.as_mut(), &mut answers_buf) => {
+                if received == 0 {
+                    answers_in = None; // the upstream direction is over
+                }
+                for answer in answers_buf.drain(..) {
+                    if out.write(&mut dest, &answer).await.is_err() {
+                        return End::Close;
+                    }
+                }
+            }
             read = reads.recv() => match read {
                 Some(Read::Chunk(..)) if stall.is_some() => {} // a timeout toxic drops the data
                 Some(Read::Chunk(read_at, chunk)) => {
@@ -215,23 +234,8 @@ async fn write_through<W: AsyncWrite + Unpin>(
                     return End::Close;
                 }
             },
-            changed = chain.changed() => {
-                if changed.is_err() {
-                    return End::Close; // the proxy is gone
-                }
-            }
             () = sleep_until(stall.flatten()), if matches!(stall, Some(Some(_))) => {
                 return End::Close;
-            }
-            received = next_answers(answers_in.as_mut(), &mut answers_buf) => {
-                if received == 0 {
-                    answers_in = None; // the upstream direction is over
-                }
-                for answer in answers_buf.drain(..) {
-                    if out.write(&mut dest, &answer).await.is_err() {
-                        return End::Close;
-                    }
-                }
             }
         }
     }
