@@ -204,10 +204,9 @@ async fn write_through<W: AsyncWrite + Unpin>(
                 if received == 0 {
                     answers_in = None; // the upstream direction is over
                 }
-                for answer in answers_buf.drain(..) {
-                    if out.write(&mut dest, &answer).await.is_err() {
-                        return End::Close;
-                    }
+                let mut chain = Through { active: &active, seen: &mut seen, rng: &mut rng, stall };
+                if let Some(end) = chain.answer(&out, &mut dest, answers_buf.drain(..)).await {
+                    return end;
                 }
             }
             read = reads.recv() => match read {
@@ -221,15 +220,19 @@ async fn write_through<W: AsyncWrite + Unpin>(
                 Some(Read::Eof) => {
                     // NOTE: an answer is queued before the upstream direction passes the
                     // client's end on, so it is here before the server's end that follows.
-                    if out.drain_answers(&mut dest, answers_in.as_mut()).await.is_err() {
-                        return End::Close;
+                    let waiting = queued(answers_in.as_mut());
+                    let mut chain = Through { active: &active, seen: &mut seen, rng: &mut rng, stall };
+                    if let Some(end) = chain.answer(&out, &mut dest, waiting).await {
+                        return end;
                     }
                     tokio::time::sleep(slow_close_of(&active)).await;
                     let _ = dest.shutdown().await;
                     return End::Eof;
                 }
                 Some(Read::Broken) | None => {
-                    let _ = out.drain_answers(&mut dest, answers_in.as_mut()).await;
+                    let waiting = queued(answers_in.as_mut());
+                    let mut chain = Through { active: &active, seen: &mut seen, rng: &mut rng, stall };
+                    let _ = chain.answer(&out, &mut dest, waiting).await;
                     tokio::time::sleep(slow_close_of(&active)).await;
                     return End::Close;
                 }
@@ -238,6 +241,47 @@ async fn write_through<W: AsyncWrite + Unpin>(
                 return End::Close;
             }
         }
+    }
+}
+
+/// The answers the other direction already made, if any.
+fn queued(receiver: Option<&mut mpsc::Receiver<Bytes>>) -> Vec<Bytes> {
+    let mut waiting = Vec::new();
+    if let Some(receiver) = receiver {
+        while let Ok(answer) = receiver.try_recv() {
+            waiting.push(answer);
+        }
+    }
+    waiting
+}
+
+/// This direction's chain as it stands, for the answers the other direction made: they
+/// travel to the client through this stream's toxics as the upstream's bytes do (latency
+/// delays them, a timeout toxic drops them).
+struct Through<'a> {
+    active: &'a [&'a Toxic],
+    seen: &'a mut HashMap<String, Seen>,
+    rng: &'a mut SmallRng,
+    stall: Option<Option<Instant>>,
+}
+
+impl Through<'_> {
+    async fn answer<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &Out<'_>,
+        dest: &mut W,
+        answers: impl IntoIterator<Item = Bytes>,
+    ) -> Option<End> {
+        for answer in answers {
+            if self.stall.is_some() {
+                continue;
+            }
+            let plan = plan(self.active, self.seen, Instant::now(), answer, self.rng);
+            if let Some(end) = out.carry_out(plan, dest).await {
+                return Some(end);
+            }
+        }
+        None
     }
 }
 
@@ -271,20 +315,6 @@ impl Out<'_> {
         dest.write_all(bytes).await?;
         dest.flush().await?;
         self.stats.sent(self.stream, bytes.len());
-        Ok(())
-    }
-
-    /// Writes the answers already made by the other direction, if any.
-    async fn drain_answers<W: AsyncWrite + Unpin>(
-        &self,
-        dest: &mut W,
-        receiver: Option<&mut mpsc::Receiver<Bytes>>,
-    ) -> std::io::Result<()> {
-        if let Some(receiver) = receiver {
-            while let Ok(answer) = receiver.try_recv() {
-                self.write(dest, &answer).await?;
-            }
-        }
         Ok(())
     }
 

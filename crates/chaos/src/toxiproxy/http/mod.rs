@@ -7,14 +7,16 @@
 //!   connection, and the answer is written when the whole request was read (so a client
 //!   that sends `Expect: 100-continue` and then its body is answered after the body).
 //! - The answer keeps the connection open (`content-length`, no `connection: close`), so a
-//!   keep-alive client sends its next request on it, judged afresh.
+//!   keep-alive client sends its next request on it, judged afresh. It travels back to
+//!   the client through the downstream stream's toxics, as the upstream's answer would
+//!   (a downstream latency delays it).
 //! - Bytes the cutter cannot frame (not HTTP/1, an oversized head, a bad chunk size, an
 //!   upgraded connection) pass through untouched, with one log line per connection: the
 //!   toxic breaks requests, it is not a firewall, and the upstream judges those bytes as it
 //!   would without the proxy. Only when the bytes stop making sense inside a request
 //!   being answered (its body is being dropped) does the connection close, with its own
 //!   log line, since forwarding the rest of a body without its head would be worse.
-//! - The answer goes back at once: a client that pipelines (sends a request before the
+//! - The answer goes back without waiting for the upstream: a client that pipelines (sends a request before the
 //!   answer to the previous one came) may see it before the upstream's answer to an
 //!   earlier request. No common client pipelines; framing the answers to fix this would
 //!   mean parsing the upstream's side too.

@@ -351,6 +351,11 @@ struct Both {
 }
 
 fn both(toxics: Vec<Toxic>) -> Both {
+    both_ways(toxics, Vec::new())
+}
+
+/// [`both`] with toxics on the downstream stream too.
+fn both_ways(toxics: Vec<Toxic>, downstream: Vec<Toxic>) -> Both {
     let (client, proxy_client) = tokio::io::duplex(64 * 1024);
     let (proxy_server, server) = tokio::io::duplex(64 * 1024);
     let (client_read, client_write) = tokio::io::split(proxy_client);
@@ -358,7 +363,7 @@ fn both(toxics: Vec<Toxic>) -> Both {
     let stats = Arc::new(ProxyStats::default());
     let (up_link, down_link) = Link::pair(0, Arc::clone(&stats));
     let (up, up_chain) = watch::channel(Arc::new(toxics));
-    let (down, down_chain) = watch::channel(Arc::new(Vec::new()));
+    let (down, down_chain) = watch::channel(Arc::new(downstream));
     let rng = || SmallRng::seed_from_u64(11);
     tokio::spawn(pipe(client_read, server_write, up_chain, rng(), up_link));
     tokio::spawn(async move {
@@ -457,4 +462,18 @@ async fn a_client_that_sends_its_request_and_its_end_still_gets_the_answer() {
         answer.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"),
         "{answer:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_travels_back_through_the_downstream_toxics() {
+    let mut both = both_ways(
+        vec![toxic(json!({"type": "http_error"}))],
+        vec![toxic(
+            json!({"type": "latency", "attributes": {"latency": 200}}),
+        )],
+    );
+    let start = Instant::now();
+    both.client.write_all(GET).await.expect("written");
+    read_exactly(&mut both.client, 12).await;
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
 }
