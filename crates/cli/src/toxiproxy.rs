@@ -19,10 +19,15 @@ pub struct ToxiproxyArgs {
     /// array of `{"name", "listen", "upstream", "enabled"}`), as `toxiproxy-server -config`.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Log filter, like `info` or `blastwall_chaos=debug` (also read from RUST_LOG); the log
+    /// goes to stderr.
+    #[arg(long, default_value = "info")]
+    log: String,
 }
 
 /// Serves until interrupted or terminated, then closes every proxy.
 pub async fn run(args: ToxiproxyArgs) -> anyhow::Result<()> {
+    init_logging(&args.log);
     let handle = blastwall_chaos::toxiproxy::start(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -54,4 +59,15 @@ async fn populate(handle: &ToxiproxyHandle, file: &Path) -> anyhow::Result<()> {
         .map_err(|err| anyhow::anyhow!("the proxies file {shown} (--config): {}", err.message))?;
     tracing::info!(file = %shown, proxies = proxies.len(), "proxies created from the file");
     Ok(())
+}
+
+/// The log on stderr: proxies started and stopped, upstreams that refuse, what the
+/// `http_error` toxic could not frame (stdout keeps the one line scripts wait for).
+fn init_logging(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,6 +1,7 @@
 //! What `blastwall toxiproxy` does beyond Toxiproxy, on real sockets: toxics on the first
-//! connections only, the `http_error` toxic in front of a real HTTP server (the mock),
-//! `GET /metrics` counting real traffic, `--config`, and `/version` as Shopify's answers.
+//! connections only, `GET /metrics` counting real traffic, `--config`, and `/version` as
+//! Shopify's server answers it. The `http_error` toxic has its own suite
+//! (`toxiproxy_http_error.rs`).
 
 mod support;
 
@@ -11,53 +12,10 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Mock, Toxiproxy, eventually_blocking, send};
+use support::toxiproxy_api::{add_toxic, call, echo_server, proxy};
+use support::{Toxiproxy, eventually_blocking, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A TCP server on loopback that echoes every byte back.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
-    let addr = listener.local_addr().expect("an address");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut read, mut write) = stream.split();
-                let _ = tokio::io::copy(&mut read, &mut write).await;
-            });
-        }
-    });
-    addr
-}
-
-/// Sends a request to the API and parses the answer (null when it has no JSON body).
-async fn call(server: &Toxiproxy, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let (status, _, text) = send(method, &server.url(path), &body, &[]).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Creates proxy `name` in front of `upstream` and returns the address it really listens on.
-async fn proxy(server: &Toxiproxy, name: &str, upstream: SocketAddr) -> SocketAddr {
-    let body = json!({"name": name, "listen": "127.0.0.1:0", "upstream": upstream.to_string()});
-    let (status, created) = call(server, Method::POST, "/proxies", body).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    created["listen"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .expect("a real address")
-}
-
-async fn add_toxic(server: &Toxiproxy, name: &str, toxic: Value) -> Value {
-    let path = format!("/proxies/{name}/toxics");
-    let (status, created) = call(server, Method::POST, &path, toxic).await;
-    assert_eq!(status, StatusCode::OK, "{created}");
-    created
-}
+use tokio::net::TcpStream;
 
 /// Writes `data` and expects it back.
 async fn echoes(stream: &mut TcpStream, data: &[u8]) {
@@ -106,135 +64,6 @@ async fn a_toxic_with_first_connections_acts_on_that_many_new_connections_then_n
     assert_eq!(listed[0]["first_connections"], 2);
     let plain = add_toxic(&server, "p", json!({"type": "latency"})).await;
     assert!(plain.get("first_connections").is_none(), "{plain}");
-}
-
-/// A keep-alive HTTP/1.1 client on a raw connection: answers must have a `content-length`.
-struct Client {
-    stream: TcpStream,
-    got: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connected");
-        Self {
-            stream,
-            got: Vec::new(),
-        }
-    }
-
-    /// Writes `request` (maybe none, to read an answer to one sent before) and reads the
-    /// next answer: its status and body.
-    async fn exchange(&mut self, request: &[u8]) -> (u16, String) {
-        self.stream.write_all(request).await.expect("written");
-        tokio::time::timeout(Duration::from_secs(10), self.answer())
-            .await
-            .expect("answered in time")
-    }
-
-    async fn answer(&mut self) -> (u16, String) {
-        loop {
-            if let Some(end) = self.got.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.got[..end]).to_ascii_lowercase();
-                let length: usize = head
-                    .lines()
-                    .find_map(|line| line.strip_prefix("content-length:"))
-                    .and_then(|value| value.trim().parse().ok())
-                    .expect("an answer with a content-length");
-                if self.got.len() >= end + 4 + length {
-                    let status = head[9..12].parse().expect("a status");
-                    let body = String::from_utf8_lossy(&self.got[end + 4..end + 4 + length]);
-                    let answer = (status, body.into_owned());
-                    self.got.drain(..end + 4 + length);
-                    return answer;
-                }
-            }
-            let mut buf = [0; 4096];
-            let n = self.stream.read(&mut buf).await.expect("read");
-            assert!(
-                n > 0,
-                "closed mid-answer: {:?}",
-                String::from_utf8_lossy(&self.got)
-            );
-            self.got.extend_from_slice(&buf[..n]);
-        }
-    }
-}
-
-const GET: &[u8] = b"GET /a HTTP/1.1\r\nHost: mock\r\n\r\n";
-const POST_CHUNKED: &[u8] =
-    b"POST /b HTTP/1.1\r\nHost: mock\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-
-#[tokio::test]
-async fn http_error_answers_its_status_on_a_keep_alive_connection_and_lets_go_when_lifted() {
-    let server = Toxiproxy::start();
-    let mock = Mock::start("m", &[]);
-    let listen = proxy(&server, "web", mock.addr).await;
-    let created = add_toxic(
-        &server,
-        "web",
-        json!({"type": "http_error", "attributes": {"status": 503, "body": "toxic"}}),
-    )
-    .await;
-    assert_eq!(created["stream"], "upstream");
-    let mut client = Client::connect(listen).await;
-    assert_eq!(client.exchange(GET).await, (503, "toxic".to_owned()));
-    assert_eq!(
-        client.exchange(POST_CHUNKED).await,
-        (503, "toxic".to_owned())
-    );
-    assert_eq!(mock.requests().await, 0, "the mock saw none");
-    let (status, _) = call(
-        &server,
-        Method::POST,
-        "/proxies/web/toxics/http_error_upstream",
-        json!({"toxicity": 0}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = client.exchange(POST_CHUNKED).await;
-    assert_eq!(status, 200, "forwarded on the same connection");
-    assert_eq!(client.exchange(GET).await.0, 200);
-    assert_eq!(mock.requests().await, 2);
-}
-
-#[tokio::test]
-async fn hostile_bytes_through_http_error_neither_panic_nor_hang_the_proxy() {
-    let server = Toxiproxy::start();
-    let mock = Mock::start("m", &[]);
-    let listen = proxy(&server, "web", mock.addr).await;
-    add_toxic(
-        &server,
-        "web",
-        json!({"type": "http_error", "attributes": {"status": 500}}),
-    )
-    .await;
-    let mut oversized = b"GET / HTTP/1.1\r\n".to_vec();
-    oversized.extend(std::iter::repeat_n(b'a', 200 * 1024));
-    let bad_chunk = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec();
-    let pipelined = [GET, GET, GET].concat();
-    for hostile in [oversized, bad_chunk, b"\x00\x01\x02\r\n\r\n".to_vec()] {
-        let mut stream = TcpStream::connect(listen).await.expect("connected");
-        // The proxy closes or passes the bytes on; the mock answers or sees the client's
-        // end (a server may wait for the rest of a head): either way the connection ends.
-        let _ = stream.write_all(&hostile).await;
-        let _ = stream.shutdown().await;
-        let mut rest = Vec::new();
-        let ended =
-            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
-        assert!(ended.is_ok(), "the connection ended");
-    }
-    let mut client = Client::connect(listen).await;
-    assert_eq!(client.exchange(&pipelined).await.0, 500);
-    for _ in 0..2 {
-        assert_eq!(
-            client.exchange(b"").await.0,
-            500,
-            "each pipelined request answered"
-        );
-    }
-    let (status, _) = call(&server, Method::GET, "/proxies", Value::Null).await;
-    assert_eq!(status, StatusCode::OK, "the API still answers");
 }
 
 /// The samples of a Prometheus text exposition, by name and labels as written; panics on a
