@@ -8,7 +8,8 @@
 //! is always on: it costs nothing until scraped.
 //!
 //! A toxic is counted as applied once per connection its draw chose (its toxicity and
-//! `first_connections`), and `http_error` once per request it answered.
+//! `first_connections`; again after an update, which draws anew), and `http_error` once
+//! per request it answered.
 
 use std::fmt::Write;
 
