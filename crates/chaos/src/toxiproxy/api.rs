@@ -21,6 +21,10 @@ pub const VERSION: &str = concat!("blastwall-", env!("CARGO_PKG_VERSION"));
 /// Request bodies larger than this are refused (populate bodies are the largest).
 const MAX_BODY: usize = 1024 * 1024;
 
+/// How long a request's head, then its body, may take to arrive: Toxiproxy's read timeout,
+/// so a client that stalls mid-request does not hold a connection forever.
+pub const READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// An answer: status and JSON, or 204 without a body.
 type Answer = Result<(StatusCode, Option<Value>), ApiError>;
 
@@ -45,6 +49,7 @@ pub async fn handle(proxies: Arc<Collection>, request: Request<Incoming>) -> Res
     };
     let answer = match segments.as_slice() {
         ["version"] if method == Method::GET => return version(),
+        ["metrics"] if method == Method::GET => return metrics(&proxies).await,
         ["populate"] if method == Method::POST => return populate(&proxies, &body).await,
         ["reset"] if method == Method::POST => Some(
             proxies
@@ -122,6 +127,16 @@ fn version() -> Response<Full<Bytes>> {
     response
 }
 
+/// `GET /metrics` (Blastwall's; Toxiproxy serves one only with `-proxy-metrics`).
+async fn metrics(proxies: &Collection) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::OK, &proxies.metrics().await);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(super::metrics::CONTENT_TYPE),
+    );
+    response
+}
+
 /// Toxiproxy takes updates by POST (deprecated there) and PATCH.
 fn is_update(method: &Method) -> bool {
     method == Method::POST || method == Method::PATCH
@@ -131,7 +146,7 @@ fn is_update(method: &Method) -> bool {
 fn is_route(segments: &[&str]) -> bool {
     matches!(
         segments,
-        ["version" | "reset" | "proxies" | "populate"]
+        ["version" | "reset" | "proxies" | "populate" | "metrics"]
             | ["proxies", _]
             | ["proxies", _, "toxics"]
             | ["proxies", _, "toxics", _]
@@ -152,16 +167,7 @@ async fn create(proxies: &Collection, body: &Bytes) -> Answer {
 /// `POST /populate`: 201 with `{"proxies": [...]}`; on an error, its status with the
 /// error's fields and the proxies done before it, as Toxiproxy answers.
 async fn populate(proxies: &Collection, body: &Bytes) -> Response<Full<Bytes>> {
-    let inputs = json(body).and_then(|body| match body {
-        Value::Array(entries) => entries
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| ProxyInput::parse(entry, ProxyInput::new_defaults(), Some(i)))
-            .collect::<Result<Vec<_>, _>>(),
-        other => Err(ApiError::bad_body(format!(
-            "expected an array of proxies, got {other}"
-        ))),
-    });
+    let inputs = json(body).and_then(|body| ProxyInput::parse_all(&body));
     let (done, failed) = match inputs {
         Ok(inputs) => proxies.populate(inputs).await,
         Err(err) => (Vec::new(), Some(err)),
@@ -184,10 +190,15 @@ async fn populate(proxies: &Collection, body: &Bytes) -> Response<Full<Bytes>> {
 }
 
 async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
-    match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) => Err(ApiError::bad_body(format!(
+    let body = Limited::new(request.into_body(), MAX_BODY).collect();
+    match tokio::time::timeout(READ_WITHIN, body).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) => Err(ApiError::bad_body(format!(
             "cannot read the body (at most {MAX_BODY} bytes): {err}"
+        ))),
+        Err(_) => Err(ApiError::bad_body(format!(
+            "the body did not arrive within {}s",
+            READ_WITHIN.as_secs()
         ))),
     }
 }

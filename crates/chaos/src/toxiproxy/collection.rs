@@ -77,6 +77,21 @@ impl ProxyInput {
         Ok(input)
     }
 
+    /// The entries of a populate body (a JSON array of proxies), as `POST /populate` and
+    /// `--config` read them.
+    pub fn parse_all(body: &Value) -> Result<Vec<Self>, ApiError> {
+        match body {
+            Value::Array(entries) => entries
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| Self::parse(entry, Self::new_defaults(), Some(i)))
+                .collect(),
+            other => Err(ApiError::bad_body(format!(
+                "expected an array of proxies, got {other}"
+            ))),
+        }
+    }
+
     /// The defaults of a new proxy: enabled, on loopback.
     pub fn new_defaults() -> Self {
         Self {
@@ -147,6 +162,12 @@ impl Collection {
             proxies.insert(input.name, proxy);
         }
         (done, None)
+    }
+
+    /// `GET /metrics`: every proxy's counters in Prometheus' text format.
+    pub async fn metrics(&self) -> String {
+        let proxies = self.proxies.lock().await;
+        super::metrics::render(proxies.values())
     }
 
     /// A proxy's JSON.

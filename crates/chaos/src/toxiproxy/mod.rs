@@ -4,26 +4,38 @@
 //!
 //! - [`toxic`]: the toxics, with Toxiproxy's names and units;
 //! - [`pipe`]: one direction of one connection through a chain of toxics (the data path);
+//! - [`http`]: the `http_error` toxic and where one HTTP/1 request ends (`http::cutter`);
 //! - [`proxy`]: one TCP proxy (listen, accept, connect, pipe both ways);
+//! - [`stats`]: what a proxy counts; [`metrics`]: `GET /metrics`, the counts rendered;
 //! - [`collection`]: the proxies by name and the API's semantics over them;
 //! - [`api`]: the HTTP routes; [`error`]: the API's errors.
+//!
+//! Beyond Toxiproxy: the `http_error` toxic, `first_connections` on any toxic, and
+//! `GET /metrics`. The server can also start with proxies from a file
+//! ([`ToxiproxyHandle::populate`], `blastwall toxiproxy --config`).
 
 pub mod api;
 pub mod collection;
 pub mod error;
+pub mod http;
+pub mod metrics;
 pub mod pipe;
 pub mod proxy;
+pub mod stats;
 pub mod toxic;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+#[cfg(test)]
+mod tests;
 
 pub use collection::Collection;
 pub use error::ApiError;
@@ -41,6 +53,19 @@ impl ToxiproxyHandle {
     /// The address the API listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Creates or replaces the proxies of a populate body, as `POST /populate` does
+    /// (`--config`); on an error, the proxies before the failing one are kept.
+    pub async fn populate(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<Vec<serde_json::Value>, ApiError> {
+        let inputs = collection::ProxyInput::parse_all(body)?;
+        match self.proxies.populate(inputs).await {
+            (done, None) => Ok(done),
+            (_, Some(err)) => Err(err),
+        }
     }
 
     /// Stops the API and every proxy (their connections close).
@@ -85,9 +110,12 @@ async fn serve(
                         let proxies = Arc::clone(&proxies);
                         async move { Ok::<_, std::convert::Infallible>(api::handle(proxies, request).await) }
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let mut builder = auto::Builder::new(TokioExecutor::new());
+                    builder
+                        .http1()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(api::READ_WITHIN);
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                 });
             }
             Some(_) = connections.join_next() => {}

@@ -16,7 +16,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::error::ApiError;
-use super::pipe::{Chain, End, pipe};
+use super::pipe::{Chain, End, Link, pipe};
+use super::stats::ProxyStats;
 use super::toxic::{Stream, Toxic};
 
 /// A proxy as the API knows it, running or not.
@@ -32,6 +33,7 @@ pub struct Proxy {
     upstream_chain: watch::Sender<Chain>,
     downstream_chain: watch::Sender<Chain>,
     running: Option<JoinHandle<()>>,
+    stats: Arc<ProxyStats>,
 }
 
 impl Proxy {
@@ -45,6 +47,7 @@ impl Proxy {
             upstream_chain: watch::channel(Chain::default()).0,
             downstream_chain: watch::channel(Chain::default()).0,
             running: None,
+            stats: Arc::default(),
         }
     }
 
@@ -68,8 +71,11 @@ impl Proxy {
         self.running = Some(tokio::spawn(accept_loop(
             listener,
             self.upstream.clone(),
-            self.upstream_chain.subscribe(),
-            self.downstream_chain.subscribe(),
+            Chains {
+                upstream: self.upstream_chain.subscribe(),
+                downstream: self.downstream_chain.subscribe(),
+            },
+            Arc::clone(&self.stats),
         )));
         Ok(())
     }
@@ -94,11 +100,18 @@ impl Proxy {
         self.toxics.iter().find(|t| t.name == name)
     }
 
-    /// Adds a toxic; its name must be new on this proxy.
-    pub fn add_toxic(&mut self, toxic: Toxic) -> Result<&Toxic, ApiError> {
+    /// What it counted so far.
+    pub fn stats(&self) -> &ProxyStats {
+        &self.stats
+    }
+
+    /// Adds a toxic; its name must be new on this proxy. Its `first_connections` count
+    /// from the next connection accepted.
+    pub fn add_toxic(&mut self, mut toxic: Toxic) -> Result<&Toxic, ApiError> {
         if self.toxic(&toxic.name).is_some() {
             return Err(ApiError::toxic_exists());
         }
+        toxic.from_connection = self.stats.accepted_total();
         self.toxics.push(toxic);
         self.publish();
         self.toxics.last().ok_or_else(ApiError::toxic_not_found)
@@ -161,24 +174,28 @@ impl Proxy {
     }
 }
 
+/// The chains of toxics of both streams, as the connections watch them.
+#[derive(Debug, Clone)]
+struct Chains {
+    upstream: watch::Receiver<Chain>,
+    downstream: watch::Receiver<Chain>,
+}
+
 /// Accepts until aborted; aborting drops the set of connections, which closes them all.
 async fn accept_loop(
     listener: TcpListener,
     upstream: String,
-    upstream_chain: watch::Receiver<Chain>,
-    downstream_chain: watch::Receiver<Chain>,
+    chains: Chains,
+    stats: Arc<ProxyStats>,
 ) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((client, _)) => {
-                    connections.spawn(connection(
-                        client,
-                        upstream.clone(),
-                        upstream_chain.clone(),
-                        downstream_chain.clone(),
-                    ));
+                    let ordinal = stats.accept();
+                    let (up, down) = Link::pair(ordinal, Arc::clone(&stats));
+                    connections.spawn(connection(client, upstream.clone(), chains.clone(), up, down));
                 }
                 // Out of file descriptors and the like: this client is lost, not the proxy.
                 Err(err) => {
@@ -192,12 +209,9 @@ async fn accept_loop(
 }
 
 /// One client: connected to the upstream (or closed if it cannot be), piped both ways.
-async fn connection(
-    mut client: TcpStream,
-    upstream: String,
-    upstream_chain: watch::Receiver<Chain>,
-    downstream_chain: watch::Receiver<Chain>,
-) {
+async fn connection(mut client: TcpStream, upstream: String, chains: Chains, up: Link, down: Link) {
+    let stats = Arc::clone(&up.stats);
+    let _open = stats.open();
     let mut server = match TcpStream::connect(upstream.as_str()).await {
         Ok(server) => server,
         Err(err) => {
@@ -210,8 +224,8 @@ async fn connection(
     let end = {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
-        let up = pipe(client_read, server_write, upstream_chain, rng());
-        let down = pipe(server_read, client_write, downstream_chain, rng());
+        let up = pipe(client_read, server_write, chains.upstream, rng(), up);
+        let down = pipe(server_read, client_write, chains.downstream, rng(), down);
         tokio::pin!(up, down);
         let first = tokio::select! {
             end = &mut up => (end, true),

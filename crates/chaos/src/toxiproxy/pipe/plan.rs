@@ -12,6 +12,7 @@ use rand::Rng;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
+use super::super::http::{Filtered, HttpFaults, Release};
 use super::super::toxic::{Kind, Slicer, Toxic};
 use super::End;
 
@@ -26,6 +27,8 @@ pub(super) struct Seen {
     pub(super) sent: u64,
     /// The toxic as last seen: an update restarts it (a new draw, a new timeout).
     pub(super) toxic: Toxic,
+    /// `http_error`'s framing of the client's requests (kept across an update).
+    pub(super) http: Option<HttpFaults>,
 }
 
 /// The pieces one chunk becomes, and what happens after them.
@@ -37,38 +40,86 @@ pub(super) struct Plan {
     pub(super) pieces: Vec<(Duration, Bytes)>,
     /// Ends the connection after the pieces (`reset_peer` waits its timeout first).
     pub(super) end: Option<(Duration, End)>,
+    /// Answers for the client instead of the upstream (`http_error`), after the pieces.
+    pub(super) answers: Vec<Bytes>,
+}
+
+/// What a change of the chain comes to for one connection.
+#[derive(Debug, Default)]
+pub(super) struct Refreshed {
+    /// The connection must close (a timeout toxic was removed, or an `http_error` toxic
+    /// left in the middle of a request it was answering).
+    pub(super) close: bool,
+    /// Bytes a departing `http_error` toxic held, to forward before anything else.
+    pub(super) flush: Vec<Bytes>,
+    /// The types (their index) of the toxics newly drawn to act on this connection.
+    pub(super) drawn: Vec<usize>,
 }
 
 /// Forgets toxics no longer in the chain, draws new ones against their toxicity, and
 /// restarts updated ones as Toxiproxy does (a new draw and timer; `limit_data` keeps its
-/// count). True when a timeout toxic was removed: Toxiproxy then closes the connection
-/// (the timeout toxic's cleanup closes the stream, whether or not the draw chose it).
+/// count, `http_error` its place in the requests). Toxiproxy closes the connection when a
+/// timeout toxic is removed (its cleanup closes the stream, whether or not the draw chose
+/// it); so does this, and when an `http_error` toxic leaves in the middle of a request it
+/// was answering. `ordinal` is the connection's place in its proxy's (`first_connections`).
 pub(super) fn refresh(
     seen: &mut HashMap<String, Seen>,
     toxics: &[Toxic],
     rng: &mut SmallRng,
-) -> bool {
-    let mut timeout_removed = false;
-    seen.retain(|name, state| {
-        let kept = toxics.iter().any(|t| &t.name == name);
-        timeout_removed |= !kept && matches!(state.toxic.kind, Kind::Timeout(_));
-        kept
-    });
+    ordinal: u64,
+) -> Refreshed {
+    let mut refreshed = Refreshed::default();
+    let gone: Vec<String> = seen
+        .keys()
+        .filter(|name| !toxics.iter().any(|t| &t.name == *name))
+        .cloned()
+        .collect();
+    for name in gone {
+        if let Some(state) = seen.remove(&name) {
+            refreshed.close |= matches!(state.toxic.kind, Kind::Timeout(_));
+            release(state.http, &mut refreshed);
+        }
+    }
     for toxic in toxics {
-        let sent = match seen.get(&toxic.name) {
+        let (sent, http) = match seen.get_mut(&toxic.name) {
             Some(state) if state.toxic == *toxic => continue,
-            Some(state) => state.sent,
-            None => 0,
+            Some(state) => (state.sent, state.http.take()),
+            None => (0, None),
+        };
+        // NOTE: one draw per toxic, whether or not it is used, so a seeded connection
+        // draws the same sequence as before `first_connections` existed.
+        let drawn = rng.random::<f64>() < toxic.toxicity;
+        let per_request = matches!(toxic.kind, Kind::HttpError(_));
+        let applies = toxic.covers(ordinal) && (drawn || per_request);
+        if applies && !per_request {
+            refreshed.drawn.push(toxic.kind.index());
+        }
+        let http = if applies {
+            http
+        } else {
+            release(http, &mut refreshed);
+            None
         };
         let state = Seen {
-            applies: rng.random::<f64>() < toxic.toxicity,
+            applies,
             since: Instant::now(),
             sent,
             toxic: toxic.clone(),
+            http,
         };
         seen.insert(toxic.name.clone(), state);
     }
-    timeout_removed
+    refreshed
+}
+
+/// An `http_error` toxic stops acting on the connection: what it held goes on, or the
+/// connection closes.
+fn release(http: Option<HttpFaults>, refreshed: &mut Refreshed) {
+    match http.map(HttpFaults::release) {
+        Some(Release::Forward(held)) if !held.is_empty() => refreshed.flush.push(held),
+        Some(Release::Close) => refreshed.close = true,
+        _ => {}
+    }
 }
 
 /// With an active timeout toxic: `Some(deadline)` to close at, `Some(None)` to stall forever.
@@ -113,6 +164,7 @@ pub(super) fn plan(
         start: read_at,
         pieces: vec![(Duration::ZERO, chunk)],
         end: None,
+        answers: Vec::new(),
     };
     for toxic in active {
         match toxic.kind {
@@ -144,10 +196,47 @@ pub(super) fn plan(
                 plan.end = Some((Duration::from_millis(attrs.timeout), End::Reset));
                 return plan;
             }
+            Kind::HttpError(ref attrs) => {
+                if let Some(state) = seen.get_mut(&toxic.name) {
+                    let http = state.http.get_or_insert_default();
+                    let filtered = answer_requests(&mut plan.pieces, http, attrs, toxic, rng);
+                    plan.answers.extend(filtered.answers);
+                    if filtered.close {
+                        plan.end = Some((Duration::ZERO, End::Close));
+                        return plan;
+                    }
+                }
+            }
             Kind::Bandwidth(_) | Kind::SlowClose(_) | Kind::Timeout(_) => {}
         }
     }
     plan
+}
+
+/// Runs the pieces through `http_error`: what is forwarded keeps the waits (a wait whose
+/// piece was all answered moves to the next piece forwarded).
+fn answer_requests(
+    pieces: &mut Vec<(Duration, Bytes)>,
+    http: &mut HttpFaults,
+    attrs: &super::super::toxic::HttpError,
+    toxic: &Toxic,
+    rng: &mut SmallRng,
+) -> Filtered {
+    let mut filtered = Filtered::default();
+    let mut kept = Vec::with_capacity(pieces.len());
+    let mut carried = Duration::ZERO;
+    for (wait, piece) in pieces.drain(..) {
+        carried += wait;
+        http.filter(piece, attrs, toxic.toxicity, rng, &mut filtered);
+        for bytes in filtered.forward.drain(..) {
+            kept.push((std::mem::take(&mut carried), bytes));
+        }
+        if filtered.close {
+            break;
+        }
+    }
+    *pieces = kept;
+    filtered
 }
 
 /// `latency` ± `jitter` milliseconds, as Toxiproxy draws it: uniform in

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::super::toxic::Toxic;
+use super::super::stats::ProxyStats;
+use super::super::toxic::{Stream, Toxic};
 use super::plan::{Plan, cut_points, plan, refresh};
 use super::*;
 
@@ -29,10 +30,22 @@ struct Rig {
 }
 
 fn rig(toxics: Vec<Toxic>) -> Rig {
+    rig_for(0, toxics)
+}
+
+/// A [`rig`] for the proxy's `ordinal`-th connection.
+fn rig_for(ordinal: u64, toxics: Vec<Toxic>) -> Rig {
     let (input, source) = tokio::io::duplex(64 * 1024);
     let (dest, output) = tokio::io::duplex(64 * 1024);
     let (chain, receiver) = watch::channel(Arc::new(toxics));
-    let task = tokio::spawn(pipe(source, dest, receiver, SmallRng::seed_from_u64(7)));
+    let (_, down) = Link::pair(ordinal, Arc::default());
+    let task = tokio::spawn(pipe(
+        source,
+        dest,
+        receiver,
+        SmallRng::seed_from_u64(7),
+        down,
+    ));
     Rig {
         input,
         output,
@@ -289,7 +302,7 @@ fn a_plan_applies_the_chain_in_order_latency_then_limit() {
     ];
     let mut seen = HashMap::new();
     let mut rng = SmallRng::seed_from_u64(3);
-    assert!(!refresh(&mut seen, &toxics, &mut rng));
+    assert!(!refresh(&mut seen, &toxics, &mut rng, 0).close);
     let active: Vec<&Toxic> = toxics.iter().collect();
     let read_at = Instant::now();
     let planned = plan(
@@ -305,6 +318,162 @@ fn a_plan_applies_the_chain_in_order_latency_then_limit() {
             start: read_at + Duration::from_millis(40),
             pieces: vec![(Duration::ZERO, Bytes::from_static(b"hel"))],
             end: Some((Duration::ZERO, End::Close)),
+            answers: Vec::new(),
         }
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_connections_limits_a_toxic_to_the_connections_after_it_was_created() {
+    let mut latency = toxic(json!({"type": "latency", "first_connections": 2,
+        "attributes": {"latency": 100}}));
+    latency.from_connection = 1;
+    for (ordinal, delayed) in [(0, false), (1, true), (2, true), (3, false)] {
+        let mut rig = rig_for(ordinal, vec![latency.clone()]);
+        let start = Instant::now();
+        rig.input.write_all(b"x").await.expect("written");
+        read_exactly(&mut rig.output, 1).await;
+        let waited = start.elapsed();
+        assert_eq!(
+            waited == Duration::from_millis(100),
+            delayed,
+            "connection {ordinal}"
+        );
+    }
+}
+
+/// Both directions of one connection: what the client and the server see.
+struct Both {
+    client: DuplexStream,
+    server: DuplexStream,
+    up: watch::Sender<Chain>,
+    stats: Arc<ProxyStats>,
+}
+
+fn both(toxics: Vec<Toxic>) -> Both {
+    both_ways(toxics, Vec::new())
+}
+
+/// [`both`] with toxics on the downstream stream too.
+fn both_ways(toxics: Vec<Toxic>, downstream: Vec<Toxic>) -> Both {
+    let (client, proxy_client) = tokio::io::duplex(64 * 1024);
+    let (proxy_server, server) = tokio::io::duplex(64 * 1024);
+    let (client_read, client_write) = tokio::io::split(proxy_client);
+    let (server_read, server_write) = tokio::io::split(proxy_server);
+    let stats = Arc::new(ProxyStats::default());
+    let (up_link, down_link) = Link::pair(0, Arc::clone(&stats));
+    let (up, up_chain) = watch::channel(Arc::new(toxics));
+    let (down, down_chain) = watch::channel(Arc::new(downstream));
+    let rng = || SmallRng::seed_from_u64(11);
+    tokio::spawn(pipe(client_read, server_write, up_chain, rng(), up_link));
+    tokio::spawn(async move {
+        let end = pipe(server_read, client_write, down_chain, rng(), down_link).await;
+        drop(down);
+        end
+    });
+    Both {
+        client,
+        server,
+        up,
+        stats,
+    }
+}
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[tokio::test(start_paused = true)]
+async fn http_error_answers_the_client_itself_and_the_server_sees_nothing() {
+    let mut both = both(vec![toxic(json!({"type": "http_error",
+        "attributes": {"status": 502, "body": "no"}}))]);
+    both.client.write_all(GET).await.expect("written");
+    both.client.write_all(GET).await.expect("written");
+    let answer = b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 2\r\nx-blastwall-toxic: http_error\r\n\r\nno";
+    assert_eq!(read_exactly(&mut both.client, answer.len()).await, answer);
+    assert_eq!(read_exactly(&mut both.client, answer.len()).await, answer);
+    let mut buf = [0; 1];
+    let nothing = tokio::time::timeout(Duration::from_secs(60), both.server.read(&mut buf)).await;
+    assert!(nothing.is_err(), "the server saw {nothing:?}");
+    let http_error = 7;
+    assert_eq!(both.stats.applied_total(http_error, Stream::Upstream), 2);
+    assert_eq!(
+        both.stats.received_total(Stream::Upstream),
+        2 * GET.len() as u64
+    );
+    assert_eq!(
+        both.stats.sent_total(Stream::Downstream),
+        2 * answer.len() as u64
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn removing_http_error_mid_head_forwards_what_it_held_and_the_connection_goes_on() {
+    let mut both = both(vec![toxic(json!({"type": "http_error"}))]);
+    both.client.write_all(&GET[..10]).await.expect("written");
+    let mut buf = [0; 1];
+    let held = tokio::time::timeout(Duration::from_secs(1), both.server.read(&mut buf)).await;
+    assert!(held.is_err(), "half a head is held: {held:?}");
+    both.up.send_replace(Arc::new(Vec::new()));
+    assert_eq!(read_exactly(&mut both.server, 10).await, GET[..10]);
+    both.client.write_all(&GET[10..]).await.expect("written");
+    assert_eq!(
+        read_exactly(&mut both.server, GET.len() - 10).await,
+        GET[10..]
+    );
+    both.server
+        .write_all(b"HTTP/1.1 200 OK\r\n\r\n")
+        .await
+        .expect("written");
+    assert_eq!(
+        read_exactly(&mut both.client, 19).await,
+        b"HTTP/1.1 200 OK\r\n\r\n"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_only_forwards_and_counts_its_bytes_without_toxics() {
+    let mut both = both(Vec::new());
+    both.client.write_all(GET).await.expect("written");
+    assert_eq!(read_exactly(&mut both.server, GET.len()).await, GET);
+    both.server.write_all(b"pong").await.expect("written");
+    read_exactly(&mut both.client, 4).await;
+    assert_eq!(both.stats.sent_total(Stream::Upstream), GET.len() as u64);
+    assert_eq!(both.stats.received_total(Stream::Downstream), 4);
+    assert_eq!(both.stats.sent_total(Stream::Downstream), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_sends_its_request_and_its_end_still_gets_the_answer() {
+    let mut both = both(vec![toxic(json!({"type": "http_error"}))]);
+    both.client.write_all(GET).await.expect("written");
+    both.client.shutdown().await.expect("the client's end");
+    let mut seen = Vec::new();
+    both.server
+        .read_to_end(&mut seen)
+        .await
+        .expect("the end passed on");
+    assert!(seen.is_empty(), "the server saw {seen:?}");
+    drop(both.server);
+    let mut answer = Vec::new();
+    both.client
+        .read_to_end(&mut answer)
+        .await
+        .expect("answered, then closed");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_travels_back_through_the_downstream_toxics() {
+    let mut both = both_ways(
+        vec![toxic(json!({"type": "http_error"}))],
+        vec![toxic(
+            json!({"type": "latency", "attributes": {"latency": 200}}),
+        )],
+    );
+    let start = Instant::now();
+    both.client.write_all(GET).await.expect("written");
+    read_exactly(&mut both.client, 12).await;
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
 }

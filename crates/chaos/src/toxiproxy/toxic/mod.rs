@@ -5,11 +5,22 @@
 //! Attributes are parsed by merging the JSON given over the current values (defaults on
 //! create), which is how Toxiproxy's Go server decodes an update: fields left out keep
 //! their value.
+//!
+//! Two things Toxiproxy lacks, named so they cannot clash with its own: the `http_error`
+//! toxic (see [`super::http`]) and `first_connections`, a field of the toxic beside
+//! `toxicity` (not an attribute, which every type would then have to share) that limits
+//! it to the next N connections the proxy accepts after the toxic was created. It
+//! appears in the toxic's JSON only when set, so clients that compare JSON see
+//! Toxiproxy's shape.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+
+mod attributes;
+
+pub use attributes::{Bandwidth, HttpError, Latency, LimitData, Slicer, SlowClose, TimeoutAttrs};
 
 /// Which way the bytes a toxic acts on flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,58 +68,14 @@ pub enum Kind {
     Slicer(Slicer),
     /// Closes the connection once `bytes` bytes went through.
     LimitData(LimitData),
+    /// Answers `status` to its toxicity's share of HTTP/1 requests instead of forwarding
+    /// them (not Toxiproxy's).
+    HttpError(HttpError),
 }
 
-/// Attributes of `latency`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Latency {
-    /// Milliseconds.
-    pub latency: u64,
-    /// Milliseconds either side.
-    pub jitter: u64,
-}
-
-/// Attributes of `bandwidth`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bandwidth {
-    /// KB/s (1 KB = 1000 bytes, as Toxiproxy counts); 0 means no limit.
-    pub rate: u64,
-}
-
-/// Attributes of `slow_close`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlowClose {
-    /// Milliseconds.
-    pub delay: u64,
-}
-
-/// Attributes of `timeout` and `reset_peer`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimeoutAttrs {
-    /// Milliseconds.
-    pub timeout: u64,
-}
-
-/// Attributes of `slicer`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Slicer {
-    /// Bytes.
-    pub average_size: u64,
-    /// Bytes either side; must be below `average_size`.
-    pub size_variation: u64,
-    /// Microseconds between slices.
-    pub delay: u64,
-}
-
-/// Attributes of `limit_data`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LimitData {
-    /// Bytes.
-    pub bytes: u64,
-}
-
-/// The toxic types Toxiproxy ships, by their API names.
-pub const TYPES: [&str; 7] = [
+/// The toxic types, by their API names: Toxiproxy's seven, then Blastwall's own, in the
+/// order of [`Kind::index`].
+pub const TYPES: [&str; 8] = [
     "latency",
     "bandwidth",
     "slow_close",
@@ -116,6 +83,7 @@ pub const TYPES: [&str; 7] = [
     "reset_peer",
     "slicer",
     "limit_data",
+    "http_error",
 ];
 
 impl Kind {
@@ -129,7 +97,16 @@ impl Kind {
             Self::ResetPeer(_) => "reset_peer",
             Self::Slicer(_) => "slicer",
             Self::LimitData(_) => "limit_data",
+            Self::HttpError(_) => "http_error",
         }
+    }
+
+    /// The type's place in [`TYPES`].
+    pub fn index(&self) -> usize {
+        TYPES
+            .iter()
+            .position(|name| *name == self.type_name())
+            .unwrap_or_default()
     }
 
     /// The default attributes of a type, or `None` for a type Toxiproxy does not know.
@@ -142,6 +119,7 @@ impl Kind {
             "reset_peer" => Self::ResetPeer(TimeoutAttrs::default()),
             "slicer" => Self::Slicer(Slicer::default()),
             "limit_data" => Self::LimitData(LimitData::default()),
+            "http_error" => Self::HttpError(HttpError::default()),
             _ => return None,
         })
     }
@@ -155,6 +133,7 @@ impl Kind {
             Self::Timeout(a) | Self::ResetPeer(a) => serde_json::to_value(a),
             Self::Slicer(a) => serde_json::to_value(a),
             Self::LimitData(a) => serde_json::to_value(a),
+            Self::HttpError(a) => serde_json::to_value(a),
         };
         value.unwrap_or(Value::Null)
     }
@@ -189,6 +168,7 @@ impl Kind {
             Self::ResetPeer(_) => Self::ResetPeer(serde_json::from_value(merged).map_err(bad)?),
             Self::Slicer(_) => Self::Slicer(serde_json::from_value(merged).map_err(bad)?),
             Self::LimitData(_) => Self::LimitData(serde_json::from_value(merged).map_err(bad)?),
+            Self::HttpError(_) => Self::HttpError(serde_json::from_value(merged).map_err(bad)?),
         };
         kind.validate()?;
         Ok(kind)
@@ -197,6 +177,14 @@ impl Kind {
     /// Refuses attributes the data path cannot honour (Toxiproxy's slicer loops forever on
     /// an average size of 0; here it is a 400).
     fn validate(&self) -> Result<(), ApiError> {
+        if let Self::HttpError(attrs) = self
+            && !(200..=599).contains(&attrs.status)
+        {
+            return Err(ApiError::bad_body(format!(
+                "attributes: http_error status must be from 200 to 599, got {}",
+                attrs.status
+            )));
+        }
         if let Self::Slicer(slicer) = self {
             if slicer.average_size == 0 {
                 return Err(ApiError::bad_body(
@@ -224,35 +212,48 @@ pub struct Toxic {
     pub toxicity: f64,
     /// What it does.
     pub kind: Kind,
+    /// Only the next this many connections the proxy accepts after the toxic was created
+    /// (Blastwall's, not Toxiproxy's); `None`: every connection.
+    pub first_connections: Option<u64>,
+    /// The proxy's count of accepted connections when the toxic was created: the first
+    /// connection it counts for `first_connections` (set by the proxy).
+    pub from_connection: u64,
 }
 
 impl Toxic {
     /// The JSON Toxiproxy answers for a toxic.
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "attributes": self.kind.attributes(),
             "name": self.name,
             "type": self.kind.type_name(),
             "stream": self.stream.as_str(),
             "toxicity": self.toxicity,
-        })
+        });
+        if let (Some(first), Some(object)) = (self.first_connections, json.as_object_mut()) {
+            object.insert("first_connections".to_owned(), first.into());
+        }
+        json
     }
 
-    /// A toxic from a create body: stream defaults to downstream, toxicity to 1, the name
-    /// to `{type}_{stream}`.
+    /// Whether it acts on the connection the proxy accepted `ordinal`-th (0 first), before
+    /// any toxicity draw: within `first_connections`, and for `http_error` (which must
+    /// see each request from its first byte) only on connections accepted after it.
+    pub fn covers(&self, ordinal: u64) -> bool {
+        let after = ordinal >= self.from_connection;
+        let within = self
+            .first_connections
+            .is_none_or(|first| after && ordinal - self.from_connection < first);
+        within && (after || !matches!(self.kind, Kind::HttpError(_)))
+    }
+
+    /// A toxic from a create body: stream defaults to downstream (upstream for
+    /// `http_error`, the stream requests travel), toxicity to 1, the name to
+    /// `{type}_{stream}`.
     pub fn from_create(body: &Value) -> Result<Self, ApiError> {
         let object = body
             .as_object()
             .ok_or_else(|| ApiError::bad_body("expected a JSON object".to_owned()))?;
-        let stream = match object.get("stream") {
-            None | Some(Value::Null) => Stream::Downstream,
-            Some(Value::String(text)) => Stream::parse(text)?,
-            Some(other) => {
-                return Err(ApiError::bad_body(format!(
-                    "stream: expected a string, got {other}"
-                )));
-            }
-        };
         let type_name = match object.get("type") {
             None | Some(Value::Null) => "",
             Some(Value::String(text)) => text.as_str(),
@@ -262,6 +263,22 @@ impl Toxic {
                 )));
             }
         };
+        let stream = match object.get("stream") {
+            None | Some(Value::Null) if type_name == "http_error" => Stream::Upstream,
+            None | Some(Value::Null) => Stream::Downstream,
+            Some(Value::String(text)) => Stream::parse(text)?,
+            Some(other) => {
+                return Err(ApiError::bad_body(format!(
+                    "stream: expected a string, got {other}"
+                )));
+            }
+        };
+        if type_name == "http_error" && stream != Stream::Upstream {
+            return Err(ApiError::bad_body(
+                "http_error acts on the requests a client sends: its stream must be upstream"
+                    .to_owned(),
+            ));
+        }
         let name = match object.get("name") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(text)) => text.clone(),
@@ -277,6 +294,7 @@ impl Toxic {
             name
         };
         let toxicity = toxicity_in(object, 1.0)?;
+        let first_connections = first_connections_in(object, None)?;
         let kind = Kind::default_of(type_name).ok_or_else(ApiError::invalid_toxic_type)?;
         let kind = kind.merged(object.get("attributes").unwrap_or(&Value::Null))?;
         Ok(Self {
@@ -284,6 +302,8 @@ impl Toxic {
             stream,
             toxicity,
             kind,
+            first_connections,
+            from_connection: 0,
         })
     }
 
@@ -294,12 +314,14 @@ impl Toxic {
             .as_object()
             .ok_or_else(|| ApiError::bad_body("expected a JSON object".to_owned()))?;
         let toxicity = toxicity_in(object, self.toxicity)?;
+        let first_connections = first_connections_in(object, self.first_connections)?;
         let kind = self
             .kind
             .merged(object.get("attributes").unwrap_or(&Value::Null))?;
         Ok(Self {
             toxicity,
             kind,
+            first_connections,
             ..self.clone()
         })
     }
@@ -320,69 +342,24 @@ fn toxicity_in(object: &Map<String, Value>, default: f64) -> Result<f64, ApiErro
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn a_create_body_with_only_a_type_gets_toxiproxys_defaults() {
-        let toxic = Toxic::from_create(&json!({"type": "latency"})).expect("valid");
-        assert_eq!(toxic.name, "latency_downstream");
-        assert_eq!(toxic.stream, Stream::Downstream);
-        assert_eq!(toxic.toxicity, 1.0);
-        assert_eq!(toxic.kind, Kind::Latency(Latency::default()));
-    }
-
-    #[test]
-    fn an_update_keeps_the_attributes_it_does_not_name() {
-        let toxic = Toxic::from_create(&json!({
-            "type": "latency", "stream": "upstream", "toxicity": 0.5,
-            "attributes": {"latency": 100, "jitter": 10}
-        }))
-        .expect("valid");
-        let updated = toxic
-            .updated(&json!({"attributes": {"latency": 300}}))
-            .expect("valid");
-        assert_eq!(updated.toxicity, 0.5);
-        assert_eq!(
-            updated.kind,
-            Kind::Latency(Latency {
-                latency: 300,
-                jitter: 10
-            })
-        );
-        assert_eq!(
-            updated.to_json(),
-            json!({"attributes": {"latency": 300, "jitter": 10}, "name": "latency_upstream",
-                   "type": "latency", "stream": "upstream", "toxicity": 0.5})
-        );
-    }
-
-    #[test]
-    fn unknown_types_streams_and_bad_attributes_are_400s_that_say_why() {
-        let unknown = Toxic::from_create(&json!({"type": "nope"})).expect_err("invalid");
-        assert_eq!(
-            (unknown.status, unknown.message.as_str()),
-            (400, "invalid toxic type")
-        );
-        let stream = Toxic::from_create(&json!({"type": "latency", "stream": "sideways"}))
-            .expect_err("invalid");
-        assert_eq!(
-            stream.message,
-            "stream was invalid, can be either upstream or downstream"
-        );
-        let negative =
-            Toxic::from_create(&json!({"type": "latency", "attributes": {"latency": -1}}))
-                .expect_err("invalid");
-        assert!(
-            negative.message.starts_with("bad request body: attributes"),
-            "{negative:?}"
-        );
-        let slicer =
-            Toxic::from_create(&json!({"type": "slicer", "attributes": {"average_size": 0}}))
-                .expect_err("invalid");
-        assert_eq!(slicer.status, 400);
+/// `first_connections`: absent or null keeps `current`; a count of at least 1 sets it.
+fn first_connections_in(
+    object: &Map<String, Value>,
+    current: Option<u64>,
+) -> Result<Option<u64>, ApiError> {
+    match object.get("first_connections") {
+        None | Some(Value::Null) => Ok(current),
+        Some(Value::Number(number)) => match number.as_u64() {
+            Some(count) if count >= 1 => Ok(Some(count)),
+            _ => Err(ApiError::bad_body(format!(
+                "first_connections must be a whole number of at least 1 (leave it out for every connection), got {number}"
+            ))),
+        },
+        Some(other) => Err(ApiError::bad_body(format!(
+            "first_connections: expected a number, got {other}"
+        ))),
     }
 }
+
+#[cfg(test)]
+mod tests;
