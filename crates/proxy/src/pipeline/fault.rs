@@ -49,7 +49,6 @@ pub(super) fn inject<'a>(
             sent: 0,
             timed_out: false,
             upstream: None,
-            fault: None,
         }))),
         FaultAction::Reset | FaultAction::CloseBeforeHead => {
             Box::pin(std::future::ready(Some(reset(context, fault))))
@@ -80,6 +79,5 @@ fn reset(context: &Context<'_>, fault: &FaultAction) -> Attempted {
         sent: 0,
         timed_out: false,
         upstream: None,
-        fault: None,
     }
 }

@@ -207,7 +207,7 @@ async fn serve_routed(
                 body,
                 deadline,
                 &mut cluster_permit,
-                on_answer,
+                (on_answer, &mut record.fault),
             )
             .await
         }
@@ -255,9 +255,6 @@ fn settle(
     permit.observe(attempted.outcome, now);
     (record.endpoint, record.upstream) = attempted.upstream.unzip();
     (record.attempts, record.error) = (attempted.sent, attempted.error);
-    if attempted.fault.is_some() {
-        record.fault = attempted.fault;
-    }
 }
 
 /// The answer for a request a stage refused: the route's fallback for it when it has one,
@@ -374,7 +371,7 @@ async fn attempt(
         RequestBody::Streaming(body),
         None,
         permit,
-        None,
+        (None, &mut None),
     )
     .await;
     (attempted.result, attempted.outcome)

@@ -80,7 +80,6 @@ impl Judged<'_, '_> {
                     sent: self.sent,
                     timed_out: false,
                     upstream,
-                    fault: None,
                 });
             }
             Ok(response) => {
@@ -99,7 +98,6 @@ impl Judged<'_, '_> {
             sent: self.sent,
             timed_out: outcome == AttemptOutcome::ClientCaused(ClientCause::Deadline),
             upstream,
-            fault: None,
         };
         self.after_failure(failed, failure, retry, now)
     }

@@ -67,8 +67,6 @@ pub(super) struct Attempted {
     pub timed_out: bool,
     /// The endpoint whose answer (or failure) this is, and its time to the response head.
     pub upstream: Option<(SocketAddr, Duration)>,
-    /// The last fault done in the attempts, when one was.
-    pub fault: Option<FaultKind>,
 }
 
 /// What happens next after an attempt finished.
@@ -94,38 +92,14 @@ pub(super) async fn run(
     context: &Context<'_>,
     cluster: &Arc<Cluster>,
     parts: &mut Parts,
-    body: RequestBody,
-    deadline: Option<Deadline>,
-    permit: &mut Option<ClusterPermit>,
-    on_answer: Option<&FaultAction>,
-) -> Attempted {
-    let mut attempt_set = AttemptSet {
-        context,
-        cluster,
-        parts,
-        tried: SmallVec::new(),
-        in_flight: SmallVec::new(),
-        sent: 0,
-        on_answer,
-        fault: None,
-    };
-    let mut attempted = drive(&mut attempt_set, cluster, body, deadline, permit).await;
-    attempted.fault = attempt_set.fault;
-    attempted
-}
-
-/// The loop of [`run`] over `attempt_set`.
-async fn drive(
-    attempt_set: &mut AttemptSet<'_, '_>,
-    cluster: &Arc<Cluster>,
     mut body: RequestBody,
     deadline: Option<Deadline>,
     permit: &mut Option<ClusterPermit>,
+    (on_answer, fault): (Option<&FaultAction>, &mut Option<FaultKind>),
 ) -> Attempted {
-    let context = attempt_set.context;
     let live = context.live;
     let now = Instant::now();
-    let idempotency = idempotency(attempt_set.parts);
+    let idempotency = idempotency(parts);
     let mut retry = live
         .retry
         .start(idempotency, deadline.map(|deadline| deadline.at));
@@ -134,6 +108,16 @@ async fn drive(
         .as_ref()
         .filter(|_| idempotency == Idempotency::Idempotent && body.is_replayable())
         .map(|policy| (policy, policy.start(now)));
+    let mut attempt_set = AttemptSet {
+        context,
+        cluster,
+        parts,
+        tried: SmallVec::new(),
+        in_flight: SmallVec::new(),
+        sent: 0,
+        on_answer,
+        fault,
+    };
     if let Err(not_sent) = attempt_set.launch(&mut body, deadline, now) {
         return attempt_set.failed(not_sent);
     }
@@ -191,7 +175,7 @@ async fn drive(
                     && !attempt_set.in_flight.is_empty()
                 {
                     let decision = policy.poll_hedge(state, now, cluster.retry_budget());
-                    hedge_if_due(decision, attempt_set, &mut body, deadline, now);
+                    hedge_if_due(decision, &mut attempt_set, &mut body, deadline, now);
                 }
             }
         }
@@ -234,7 +218,6 @@ fn unanswered(cluster: &Cluster, sent: u32) -> Attempted {
         sent,
         timed_out: false,
         upstream: None,
-        fault: None,
     }
 }
 
@@ -277,6 +260,5 @@ pub(super) fn timed_out(
         sent,
         timed_out: true,
         upstream: None,
-        fault: None,
     }
 }
