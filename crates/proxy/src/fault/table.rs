@@ -131,6 +131,7 @@ impl Default for FaultTable {
 
 impl FaultTable {
     /// Whether there are no runtime rules: one relaxed load.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.count.load(Ordering::Relaxed) == 0
     }
