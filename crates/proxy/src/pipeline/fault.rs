@@ -50,6 +50,7 @@ pub(super) fn inject<'a>(
             timed_out: false,
             upstream: None,
             fault: None,
+            fault_rule: None,
         }))),
         FaultAction::Reset | FaultAction::CloseBeforeHead => {
             Box::pin(std::future::ready(Some(reset(context, fault))))
@@ -81,5 +82,6 @@ fn reset(context: &Context<'_>, fault: &FaultAction) -> Attempted {
         timed_out: false,
         upstream: None,
         fault: None,
+        fault_rule: None,
     }
 }

@@ -257,6 +257,8 @@ fn settle(
     (record.attempts, record.error) = (attempted.sent, attempted.error);
     if attempted.fault.is_some() {
         record.fault = attempted.fault;
+        // The last fault's rule: an attempt-level one's, or the request's (set already).
+        record.fault_rule = attempted.fault_rule.or(record.fault_rule);
     }
 }
 

@@ -81,6 +81,7 @@ impl Judged<'_, '_> {
                     timed_out: false,
                     upstream,
                     fault: None,
+                    fault_rule: None,
                 });
             }
             Ok(response) => {
@@ -100,6 +101,7 @@ impl Judged<'_, '_> {
             timed_out: outcome == AttemptOutcome::ClientCaused(ClientCause::Deadline),
             upstream,
             fault: None,
+            fault_rule: None,
         };
         self.after_failure(failed, failure, retry, now)
     }

@@ -48,7 +48,7 @@ use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::fault::FaultAction;
 use crate::error::{ProxyError, error_response};
 use crate::outcome::{AttemptOutcome, ClientCause};
-use crate::record::FaultKind;
+use crate::record::{FaultKind, FaultRuleId};
 
 /// What the attempts came to.
 #[derive(Debug)]
@@ -69,6 +69,9 @@ pub(super) struct Attempted {
     pub upstream: Option<(SocketAddr, Duration)>,
     /// The last fault done in the attempts, when one was.
     pub fault: Option<FaultKind>,
+    /// The attempt-level rule that did it (`None` when none did, or when it was the
+    /// request's rule acting on the answer).
+    pub fault_rule: Option<FaultRuleId>,
 }
 
 /// What happens next after an attempt finished.
@@ -108,9 +111,11 @@ pub(super) async fn run(
         sent: 0,
         on_answer,
         fault: None,
+        fault_rule: None,
     };
     let mut attempted = drive(&mut attempt_set, cluster, body, deadline, permit).await;
     attempted.fault = attempt_set.fault;
+    attempted.fault_rule = attempt_set.fault_rule;
     attempted
 }
 
@@ -235,6 +240,7 @@ fn unanswered(cluster: &Cluster, sent: u32) -> Attempted {
         timed_out: false,
         upstream: None,
         fault: None,
+        fault_rule: None,
     }
 }
 
@@ -278,5 +284,6 @@ pub(super) fn timed_out(
         timed_out: true,
         upstream: None,
         fault: None,
+        fault_rule: None,
     }
 }
