@@ -22,14 +22,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use http::HeaderMap;
-
-use std::net::SocketAddr;
 
 use super::runtime_rule::describe;
 pub(crate) use super::runtime_rule::{FaultTarget, NewRule, RuntimeRule};
-use super::{Take, drawn, matches, take};
-use crate::config::fault::{FaultAction, FaultStage};
+
+mod draw;
+use crate::config::fault::FaultStage;
 use crate::counters::Counter;
 use crate::events::{Event, EventKind, EventLog};
 
@@ -286,97 +284,6 @@ impl FaultTable {
         }
         let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
         self.remove_locked(|rule| !exists(&rule.target), Removal::Orphaned);
-    }
-
-    /// The request-level runtime rule that faults this request of `route` (of `cluster`) at
-    /// `now`: the first, in creation order, that covers it, is live, matches its headers,
-    /// wins its draw and has requests left. A rule that faults its last request leaves the
-    /// table here.
-    pub(super) fn draw(
-        &self,
-        names: (&str, &str),
-        headers: &HeaderMap,
-        trusted: bool,
-        now: Instant,
-    ) -> Option<Arc<RuntimeRule>> {
-        self.draw_where(names, headers, trusted, now, |rule| {
-            rule.at == FaultStage::Request
-        })
-    }
-
-    /// The attempt-level runtime rule that faults this attempt of `route` (of `cluster`),
-    /// which picked `endpoint`, at `now`: chosen as [`FaultTable::draw`] chooses, among the
-    /// rules drawn in the attempts whose endpoint, when they have one, is this one.
-    pub(super) fn draw_attempt(
-        &self,
-        names: (&str, &str),
-        headers: &HeaderMap,
-        trusted: bool,
-        endpoint: SocketAddr,
-        now: Instant,
-    ) -> Option<Arc<RuntimeRule>> {
-        self.draw_where(names, headers, trusted, now, |rule| {
-            rule.at == FaultStage::Attempt
-                && rule.endpoint.is_none_or(|only| only.address == endpoint)
-        })
-    }
-
-    fn draw_where(
-        &self,
-        (route, cluster): (&str, &str),
-        headers: &HeaderMap,
-        trusted: bool,
-        now: Instant,
-        stage: impl Fn(&crate::config::fault::FaultRule) -> bool,
-    ) -> Option<Arc<RuntimeRule>> {
-        let rules = self.rules.load();
-        for rule in rules.iter() {
-            if !stage(&rule.rule)
-                || !rule.target.covers(route, cluster)
-                || !rule.live_at(now)
-                || !matches(&rule.rule, headers, trusted)
-                || !drawn(rule.rule.per_million)
-            {
-                continue;
-            }
-            match take(&rule.faulted, rule.rule.first) {
-                Take::Spent => continue,
-                Take::Taken => return Some(rule.clone()),
-                Take::Last => {
-                    let rule = rule.clone();
-                    drop(rules);
-                    let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-                    self.remove_locked(|kept| std::ptr::eq(kept, &*rule), Removal::Spent);
-                    return Some(rule);
-                }
-            }
-        }
-        None
-    }
-
-    /// Whether a runtime rule live at `now`, on a target `covers` accepts, takes the
-    /// endpoint at `address` down for every attempt, whoever sends it (no header, 100
-    /// percent, no `first`): then its active health checks should see it down too (see
-    /// [`crate::endpoint::Endpoint::set_down_by_fault`]).
-    pub(crate) fn takes_down(
-        &self,
-        covers: impl Fn(&FaultTarget) -> bool,
-        address: SocketAddr,
-        now: Instant,
-    ) -> bool {
-        if self.is_empty() {
-            return false;
-        }
-        self.rules.load().iter().any(|rule| {
-            let fault = &rule.rule;
-            fault.action == FaultAction::EndpointDown
-                && fault.header.is_none()
-                && fault.per_million >= 1_000_000
-                && fault.first.is_none()
-                && fault.endpoint.is_some_and(|only| only.address == address)
-                && rule.live_at(now)
-                && covers(&rule.target)
-        })
     }
 
     /// Removes the rules `which` picks, each with an event for `why`. Call with `writing`
