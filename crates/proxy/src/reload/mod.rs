@@ -190,6 +190,10 @@ pub(crate) struct Runtime {
     traffic: Traffic,
     /// Reloads and kill switches, for the admin API's timeline.
     events: crate::events::EventLog,
+    /// Held while the endpoints taken down by faults are marked, and while a snapshot
+    /// comes into force, so that marks made as runtime rules change and a reload's are
+    /// made in turn, the last from the snapshot in force.
+    marking: Mutex<()>,
 }
 
 impl Runtime {
@@ -203,12 +207,14 @@ impl Runtime {
             status: Mutex::new(status),
             traffic: Traffic::default(),
             events: Default::default(),
+            marking: Mutex::new(()),
         }
     }
 
     /// After the runtime fault rules changed (or the kill switch): the endpoints they take
     /// down are marked again for the health checks, in the snapshot in force.
     pub(crate) fn faults_changed(&self) {
+        let _marking = self.marking.lock().unwrap_or_else(PoisonError::into_inner);
         self.snapshot().mark_endpoints_down();
     }
 
@@ -244,6 +250,7 @@ impl Runtime {
 
     /// Puts a prepared snapshot in force and returns the one it replaces.
     pub(crate) fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
+        let marking = self.marking.lock().unwrap_or_else(PoisonError::into_inner);
         let config = &next.config;
         // NOTE: before the marks: a reload ends the kill switch, which the marks read.
         next.faults.reloaded(|target| match target {
@@ -255,6 +262,7 @@ impl Runtime {
         next.mark_endpoints_down();
         let next = Arc::new(next);
         let replaced = self.current.swap(next.clone());
+        drop(marking);
         for cluster in &replaced.clusters {
             if !next.clusters.iter().any(|kept| Arc::ptr_eq(kept, cluster)) {
                 cluster.retire();
