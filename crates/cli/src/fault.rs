@@ -226,11 +226,15 @@ fn print_list(list: &Value) {
             text(&rule["id"]),
             if rule["active"] == true { "" } else { " (off)" }
         );
+        let action = match (rule["endpoint"].as_str(), rule["at"].as_str()) {
+            (Some(endpoint), _) => format!("{} on {endpoint}", text(&rule["action"])),
+            (None, Some("attempt")) => format!("{} per attempt", text(&rule["action"])),
+            _ => text(&rule["action"]).to_owned(),
+        };
         println!(
-            "{id:<20} {:<8} {:<24} {:<16} {:>8} {:>8} {expires:>10}",
+            "{id:<20} {:<8} {:<24} {action:<16} {:>8} {:>8} {expires:>10}",
             text(&rule["origin"]),
             target(&rule["target"]),
-            text(&rule["action"]),
             rule["percent"].to_string(),
             rule["faulted"].to_string(),
         );

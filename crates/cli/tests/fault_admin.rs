@@ -490,6 +490,12 @@ async fn the_cli_takes_a_random_endpoint_down_and_relays_the_proxys_words_for_a_
         .into_iter()
         .find(|address| stdout.contains(&format!("(endpoint {address}, picked at random)")));
     assert!(picked.is_some(), "{stdout}");
+    let (ok, stdout, _) = cli(&["list", "--admin", &admin], &[]);
+    let picked = picked.map(|address| format!("endpoint down on {address}"));
+    assert!(
+        ok && stdout.contains(&picked.unwrap_or_default()),
+        "{stdout}"
+    );
 
     let (ok, _, stderr) = add(&["--down"]);
     assert!(
