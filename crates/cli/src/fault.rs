@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -47,7 +47,7 @@ pub struct FaultArgs {
 #[derive(Debug, Subcommand)]
 enum FaultCommand {
     /// Put a fault on a route (or every route of a cluster) for a while.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Every fault rule in force, runtime and config ones.
     List,
     /// Delete a runtime fault rule by its id.
@@ -64,6 +64,7 @@ enum FaultCommand {
 
 /// Flags of `blastwall fault add`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("action").required(true).args(["delay", "abort", "down"])))]
 struct AddArgs {
     /// The route whose requests it faults.
     #[arg(long, conflicts_with = "cluster", required_unless_present = "cluster")]
@@ -71,8 +72,9 @@ struct AddArgs {
     /// Every route whose cluster this is.
     #[arg(long)]
     cluster: Option<String>,
-    /// Hold each request this long before its attempts (e.g. 2s).
-    #[arg(long, conflicts_with = "abort", required_unless_present = "abort")]
+    /// Hold each request this long before its attempts (e.g. 2s); with `--at attempt`,
+    /// each attempt within its per-try timeout.
+    #[arg(long)]
     delay: Option<String>,
     /// Answer with this status instead of sending the request (400 to 599).
     #[arg(long, value_name = "STATUS")]
@@ -86,6 +88,18 @@ struct AddArgs {
     /// Fault only the first N requests, then the rule is spent.
     #[arg(long, value_name = "N")]
     first: Option<u64>,
+    /// Where it is done: `request` (once, before the attempts; the default) or `attempt`
+    /// (in each attempt, retries and hedges included).
+    #[arg(long, value_name = "request|attempt")]
+    at: Option<String>,
+    /// Only the attempts that pick this endpoint of the target's cluster: `ip:port`, or
+    /// `random` (picked as the rule is made; `add` prints it).
+    #[arg(long, value_name = "ADDR|random")]
+    endpoint: Option<String>,
+    /// Take `--endpoint` down: its attempts fail as refused connections, and its health
+    /// checks fail, until the rule ends.
+    #[arg(long)]
+    down: bool,
     /// How long it lasts (its `ttl`; required: a fault made at run time always ends).
     #[arg(long = "for", value_name = "TTL")]
     ttl: String,
@@ -122,6 +136,15 @@ impl AddArgs {
         if let Some(first) = self.first {
             put("first", json!(first));
         }
+        if let Some(at) = &self.at {
+            put("at", json!(at));
+        }
+        if let Some(endpoint) = &self.endpoint {
+            put("endpoint", json!(endpoint));
+        }
+        if self.down {
+            put("down", json!(true));
+        }
         if let Some(after) = &self.after {
             put("after", json!(after));
         }
@@ -138,8 +161,15 @@ pub async fn run(args: FaultArgs) -> anyhow::Result<()> {
             let rule = admin
                 .call(Method::POST, "/admin/faults", Some(add.body()))
                 .await?;
+            let endpoint = match rule["endpoint"].as_str() {
+                Some(address) if rule["endpoint_random"] == true => {
+                    format!(" (endpoint {address}, picked at random)")
+                }
+                Some(address) => format!(" (endpoint {address})"),
+                None => String::new(),
+            };
             println!(
-                "{}: {} on {}, until {}",
+                "{}: {} on {}{endpoint}, until {}",
                 text(&rule["id"]),
                 text(&rule["action"]),
                 target(&rule["target"]),
@@ -196,11 +226,15 @@ fn print_list(list: &Value) {
             text(&rule["id"]),
             if rule["active"] == true { "" } else { " (off)" }
         );
+        let action = match (rule["endpoint"].as_str(), rule["at"].as_str()) {
+            (Some(endpoint), _) => format!("{} on {endpoint}", text(&rule["action"])),
+            (None, Some("attempt")) => format!("{} per attempt", text(&rule["action"])),
+            _ => text(&rule["action"]).to_owned(),
+        };
         println!(
-            "{id:<20} {:<8} {:<24} {:<16} {:>8} {:>8} {expires:>10}",
+            "{id:<20} {:<8} {:<24} {action:<16} {:>8} {:>8} {expires:>10}",
             text(&rule["origin"]),
             target(&rule["target"]),
-            text(&rule["action"]),
             rule["percent"].to_string(),
             rule["faulted"].to_string(),
         );

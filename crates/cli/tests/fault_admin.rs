@@ -1,7 +1,8 @@
 //! Fault rules made at run time, against the real binary: through the admin API as `curl`
 //! would (and as the README says), through `blastwall fault`, with the token, across a
 //! reload, and the README's demo steps: a latency fault on the demo's route opens its
-//! cluster's breaker.
+//! cluster's breaker. Rules on endpoints: one taken down at run time (its attempts and its
+//! health checks) until its ttl ends, an abort in the attempts retried elsewhere.
 
 mod support;
 
@@ -338,4 +339,171 @@ async fn the_readme_fault_on_the_demo_opens_its_clusters_breaker() {
         ok && stdout.starts_with("2 runtime rule(s) removed"),
         "{stdout}"
     );
+}
+
+/// Retries soon after a failure, to the other endpoint.
+const RETRY: &str = "[route.retry]\nattempts = 2\nbackoff = { base = \"1ms\", max = \"2ms\" }\n";
+
+/// Checks every 100ms, two in a row to change state.
+const HEALTH_CHECKS: &str = r#"
+[cluster.api.health_check]
+kind = "http"
+path = "/healthz"
+interval = "100ms"
+timeout = "500ms"
+healthy_threshold = 2
+unhealthy_threshold = 2
+jitter = "20ms"
+"#;
+
+/// The mock that answered.
+fn mock_name(answer: &support::Answer) -> &str {
+    (answer.1.get("x-mock-name")).map_or("", |name| name.to_str().unwrap_or(""))
+}
+
+/// The health of endpoint `index` of the cluster, as the admin API shows it.
+async fn health(admin: &str, index: usize) -> String {
+    let clusters = json(&format!("{admin}/admin/clusters")).await;
+    (clusters["clusters"][0]["endpoints"][index]["health"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_endpoint_taken_down_at_run_time_sends_everything_to_the_other_until_its_ttl_ends() {
+    let (down, up) = (Mock::start("down", &[]), Mock::start("up", &[]));
+    let endpoints = [endpoint(&down, ""), endpoint(&up, "")];
+    let proxy = Proxy::start(&(route_config(RETRY, "", &endpoints) + HEALTH_CHECKS));
+    let admin = admin_url(&proxy, "");
+    let healthy = |index| {
+        let admin = &admin;
+        move || async move { health(admin, index).await == "healthy" }
+    };
+    assert!(eventually(WITHIN, healthy(0)).await && eventually(WITHIN, healthy(1)).await);
+
+    // blastwall fault add --cluster api --endpoint <down> --down --for 4s
+    let address = down.addr.to_string();
+    let admin_addr = admin_addr(&proxy).to_string();
+    let args = [
+        "add",
+        "--admin",
+        &admin_addr,
+        "--cluster",
+        "api",
+        "--endpoint",
+        &address,
+        "--down",
+        "--for",
+        "4s",
+    ];
+    let (ok, stdout, stderr) = cli(&args, &[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with(&format!(
+            "f1: endpoint down on cluster api (endpoint {address}), until "
+        )),
+        "{stdout}"
+    );
+    let unhealthy = || async { health(&admin, 0).await == "unhealthy" };
+    assert!(
+        eventually(WITHIN, unhealthy).await,
+        "the checks never saw it down"
+    );
+    for _ in 0..10 {
+        let answer = get(&proxy.url("/")).await;
+        assert_eq!(
+            (answer.0, mock_name(&answer)),
+            (StatusCode::OK, "up"),
+            "{answer:?}"
+        );
+    }
+
+    // Its ttl ends: the sweeper removes it, the checks see the endpoint back, and it serves.
+    assert!(eventually(WITHIN, || has_event(&admin, "fault_expired")).await);
+    assert!(
+        eventually(WITHIN, healthy(0)).await,
+        "the checks never saw it back"
+    );
+    let back = || async { mock_name(&get(&proxy.url("/")).await) == "down" };
+    assert!(eventually(WITHIN, back).await, "it never served again");
+}
+
+#[tokio::test]
+async fn an_attempt_abort_made_at_run_time_is_retried_on_the_other_endpoint() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let log = folder.path().join("access.log");
+    let (failing, fine) = (Mock::start("failing", &[]), Mock::start("fine", &[]));
+    let endpoints = [endpoint(&failing, ""), endpoint(&fine, "")];
+    let access_log = format!(
+        "\n[access_log]\npath = {:?}\n",
+        log.to_str().expect("utf-8")
+    );
+    let proxy = Proxy::start(&(route_config(RETRY, "", &endpoints) + &access_log));
+    let admin = admin_url(&proxy, "");
+    let body = format!(
+        r#"{{"route": "api", "at": "attempt", "endpoint": "{}", "abort": {{"status": 502}}, "ttl": "1m"}}"#,
+        failing.addr
+    );
+    let (status, rule) = add(&admin, &body, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{rule}");
+    assert_eq!(
+        (&rule["at"], &rule["kind"]),
+        (&Value::from("attempt"), &Value::from("abort"))
+    );
+    let mut retried = 0;
+    for _ in 0..4 {
+        let answer = get(&proxy.url("/")).await;
+        assert_eq!(
+            (answer.0, mock_name(&answer)),
+            (StatusCode::OK, "fine"),
+            "{answer:?}"
+        );
+        let attempts = answer.1.get("x-blastwall-attempts");
+        retried += usize::from(attempts.is_some_and(|value| value == "2"));
+    }
+    assert!(
+        retried >= 1,
+        "some first attempts met the abort and were retried"
+    );
+    assert_eq!(failing.requests().await, 0);
+    let logged = || async {
+        lines(&log).iter().any(|line| {
+            line["fault"] == "abort" && line["fault_rule"] == "f1" && line["status"] == 200
+        })
+    };
+    assert!(eventually(WITHIN, logged).await, "{:?}", lines(&log));
+}
+
+#[tokio::test]
+async fn the_cli_takes_a_random_endpoint_down_and_relays_the_proxys_words_for_a_bad_one() {
+    let (a, b) = (Mock::start("a", &[]), Mock::start("b", &[]));
+    let proxy = Proxy::start(&route_config("", "", &[endpoint(&a, ""), endpoint(&b, "")]));
+    let admin = admin_addr(&proxy).to_string();
+    let add = |extra: &[&str]| {
+        let mut args = vec!["add", "--admin", &admin, "--cluster", "api", "--for", "1m"];
+        args.extend_from_slice(extra);
+        cli(&args, &[])
+    };
+    let (ok, stdout, stderr) = add(&["--endpoint", "random", "--down"]);
+    assert!(ok, "{stderr}");
+    let picked = [a.addr, b.addr]
+        .into_iter()
+        .find(|address| stdout.contains(&format!("(endpoint {address}, picked at random)")));
+    assert!(picked.is_some(), "{stdout}");
+    let (ok, stdout, _) = cli(&["list", "--admin", &admin], &[]);
+    let picked = picked.map(|address| format!("endpoint down on {address}"));
+    assert!(
+        ok && stdout.contains(&picked.unwrap_or_default()),
+        "{stdout}"
+    );
+
+    let (ok, _, stderr) = add(&["--down"]);
+    assert!(
+        !ok && stderr.contains("fault.down needs `endpoint`"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = add(&["--delay", "1s", "--at", "sometimes"]);
+    assert!(!ok && stderr.contains("400"), "{stderr}");
+    let (ok, _, stderr) = add(&["--delay", "1s", "--abort", "503"]);
+    assert!(!ok && stderr.contains("cannot be used with"), "{stderr}");
 }

@@ -167,6 +167,19 @@ async fn the_action_is_refused_with_the_very_words_the_config_file_gets() {
             "\"delay\": \"1s\", \"header\": \"x-chaos\"",
             "delay = \"1s\"\nheader = \"x-chaos\"",
         ),
+        ("\"down\": true", "down = true"),
+        (
+            "\"down\": true, \"endpoint\": \"127.0.0.1:10\"",
+            "down = true\nendpoint = \"127.0.0.1:10\"",
+        ),
+        (
+            "\"delay\": \"1s\", \"endpoint\": \"random\", \"at\": \"request\"",
+            "delay = \"1s\"\nendpoint = \"random\"\nat = \"request\"",
+        ),
+        (
+            "\"delay\": \"1s\", \"at\": \"sometimes\"",
+            "delay = \"1s\"\nat = \"sometimes\"",
+        ),
     ];
     for (json, toml) in cases {
         let (status, body) = create(

@@ -2,10 +2,19 @@
 //! switch.
 //!
 //! A rule's body is a `[[route.fault]]` rule in JSON (`delay`, `abort`, `percent`, `header`,
-//! `first`, …) plus its target (`route` or `cluster`), its `ttl` and an optional `after`.
-//! The action keys are checked by the config's own code (`config::runtime_fault_rule`), so
-//! the file and the API refuse the same input with the same words; only the keys that exist
-//! at run time alone (target, `ttl`, `after`) are read here.
+//! `first`, `at`, `endpoint`, `down`, …) plus its target (`route` or `cluster`), its `ttl`
+//! and an optional `after`. The action keys are checked by the config's own code
+//! (`config::runtime_fault_rule`, given the target's cluster's endpoints), so the file and
+//! the API refuse the same input with the same words; only the keys that exist at run time
+//! alone (target, `ttl`, `after`) are read here. `"endpoint": "random"` is picked once, as
+//! the rule is made, and the rule's JSON shows the endpoint picked.
+//!
+//! An endpoint taken down at run time (`down`, no `header`, 100 percent, no `first`) is down
+//! for its health checks too, as a config rule's is: every change to the table here (a
+//! rule made, deleted, the kill switch, resume) re-marks the endpoints at once, and the
+//! sweeper does after each tick while rules are in force (so one that starts `after` a
+//! while, or expires, reaches the checks within a second); see
+//! `reload::Snapshot::mark_endpoints_down`.
 //!
 //! Safety, as the break issue asks: a rule must have a `ttl`, at most `[admin]
 //! fault_max_ttl` (a 400 naming the cap); at most `[admin] max_faults` rules at once, past
@@ -23,7 +32,8 @@ use serde_json::{Map, Value, json};
 
 use super::AdminState;
 use super::reply::{self, AdminBody, ApiError};
-use crate::config::fault::FaultRule;
+use crate::config::EndpointConfig;
+use crate::config::fault::{FaultRule, FaultStage};
 use crate::config::values::parse_duration;
 use crate::fault::ConfiguredFault;
 use crate::fault::table::{FaultTarget, NewRule, RuntimeRule};
@@ -80,6 +90,7 @@ pub(super) fn delete(state: &AdminState, id: &str) -> Response<AdminBody> {
     let snapshot = state.runtime.snapshot();
     if snapshot.faults.delete(id).is_some() {
         tracing::warn!(fault = id, "fault rule deleted through the admin API");
+        state.runtime.faults_changed();
         return reply::with_type(StatusCode::NO_CONTENT, "application/json", Bytes::new());
     }
     if configured(&snapshot).any(|(_, rule)| &*rule.id == id) {
@@ -98,6 +109,7 @@ pub(super) fn delete(state: &AdminState, id: &str) -> Response<AdminBody> {
 pub(super) fn clear(state: &AdminState) -> Response<AdminBody> {
     let snapshot = state.runtime.snapshot();
     let removed = snapshot.faults.clear();
+    state.runtime.faults_changed();
     tracing::warn!(
         removed,
         "fault kill switch: runtime rules removed, config rules silenced"
@@ -112,6 +124,7 @@ pub(super) fn clear(state: &AdminState) -> Response<AdminBody> {
 pub(super) fn resume(state: &AdminState) -> Response<AdminBody> {
     let snapshot = state.runtime.snapshot();
     let changed = snapshot.faults.resume();
+    state.runtime.faults_changed();
     reply::json(
         StatusCode::OK,
         &json!({ "silenced": false, "changed": changed }),
@@ -128,6 +141,7 @@ pub(super) fn create(state: &AdminState, body: &Bytes) -> Response<AdminBody> {
     let admin = &snapshot.config.admin;
     match (snapshot.faults).insert(new, admin.max_faults, Instant::now(), SystemTime::now()) {
         Ok(rule) => {
+            state.runtime.faults_changed();
             tracing::warn!(fault = &*rule.id, target = rule.target.name(), action = %rule.action().summary(), "fault rule created through the admin API");
             reply::json(StatusCode::CREATED, &runtime_view(&rule, Instant::now()))
         }
@@ -183,7 +197,9 @@ fn new_rule(snapshot: &Snapshot, body: &Bytes) -> Result<NewRule, ApiError> {
     }
     let nobody = crate::config::admission::PriorityTrust::default();
     let trust = trust(snapshot, &target).unwrap_or(&nobody);
-    let rule = crate::config::runtime_fault_rule(table, target.name(), trust).map_err(bad)?;
+    let endpoints = endpoints(snapshot, &target);
+    let rule =
+        crate::config::runtime_fault_rule(table, target.name(), trust, endpoints).map_err(bad)?;
     Ok(NewRule {
         target,
         rule,
@@ -237,6 +253,19 @@ fn trust<'a>(
     route
         .or(config.routes.first())
         .map(|route| &*route.admission.trust)
+}
+
+/// The endpoints of the target's cluster (a route's, or the cluster itself), which a rule's
+/// `endpoint` names.
+fn endpoints<'a>(snapshot: &'a Snapshot, target: &FaultTarget) -> &'a [EndpointConfig] {
+    let config = &snapshot.config;
+    let cluster = match target {
+        FaultTarget::Route(name) => (config.routes.iter())
+            .find(|route| &route.name == name)
+            .and_then(|route| config.clusters.get(route.cluster)),
+        FaultTarget::Cluster(name) => config.clusters.iter().find(|cluster| &cluster.name == name),
+    };
+    cluster.map_or(&[], |cluster| &cluster.endpoints)
 }
 
 /// The string at `key`, taken out of `keys`.
@@ -342,6 +371,15 @@ fn common(rule: &FaultRule, faulted: u64) -> Map<String, Value> {
     );
     view.insert("header".into(), json!(header));
     view.insert("first".into(), json!(rule.first.map(|first| first.get())));
+    let at = match rule.at {
+        FaultStage::Request => "request",
+        FaultStage::Attempt => "attempt",
+    };
+    view.insert("at".into(), json!(at));
+    let endpoint = rule.endpoint.map(|endpoint| endpoint.address.to_string());
+    view.insert("endpoint".into(), json!(endpoint));
+    let random = rule.endpoint.is_some_and(|endpoint| endpoint.random);
+    view.insert("endpoint_random".into(), json!(random));
     view.insert("faulted".into(), json!(faulted));
     view
 }

@@ -31,6 +31,8 @@ mod stream;
 mod views;
 
 #[cfg(test)]
+mod fault_endpoint_tests;
+#[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
 mod tests;
@@ -150,12 +152,15 @@ impl AdminServer {
         let (stop, stopped) = watch::channel(());
         // Runtime fault rules are made here, so they are swept here: an expired rule stops
         // applying at once (the request path reads the clock), and leaves the table within
-        // a second, with its event.
+        // a second, with its event; the endpoints a rule takes down are marked again for
+        // the health checks as rules start and expire.
         let faults = state.runtime.snapshot().faults.clone();
+        let runtime = state.runtime.clone();
         tokio::spawn(crate::fault::table::sweep_every(
             faults,
             FAULT_SWEEP_PERIOD,
             stopped.clone(),
+            move || runtime.faults_changed(),
         ));
         tokio::spawn(accept(listener, state.clone(), cap, stopped));
         Ok(Self {

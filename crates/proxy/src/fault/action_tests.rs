@@ -133,7 +133,7 @@ fn attempt_rules_are_not_drawn_for_the_request_and_request_rules_not_for_attempt
     let request_only = RouteFaults::new(&rules("[[route.fault]]\nreset = true"));
     assert!(!request_only.has_attempt_rules());
     let none = request_only.draw_attempt(&HeaderMap::new(), true, address(0));
-    assert_eq!(none, None);
+    assert!(none.is_none());
 }
 
 #[test]

@@ -14,8 +14,9 @@
 //! (`pipeline::attempts::send`, through [`attempt`]): what it does is that attempt's
 //! result, judged as a real one from that endpoint. A rule with an `endpoint` (one of the
 //! cluster's, or `"random"`: picked when the config is loaded, logged as the route is built,
-//! picked again by a reload) is done only in the attempts that pick it, so it is always an
-//! attempt-level rule (an `at = "request"` is refused at load). Either way, what a fault
+//! picked again by a reload; for a rule made at run time, picked once as it is made and
+//! shown in its JSON) is done only in the attempts that pick it, so it is always an
+//! attempt-level rule (an `at = "request"` is refused at load, and by the admin API). Either way, what a fault
 //! causes reaches the rest of the pipeline as the real failure it imitates would:
 //!
 //! - **Delay** (`delay`). *Request*: the request waits before its first attempt; the wait
@@ -71,31 +72,41 @@
 //!   comes into force, the endpoint's state is marked (`Endpoint::set_down_by_fault`, a flag
 //!   the state layer reads without knowing of faults) and its checks fail without
 //!   connecting, so it turns unhealthy and the balancer leaves it; a config without the
-//!   rule unmarks it and the checks bring it back. The health is the cluster's, so the
+//!   rule unmarks it and the checks bring it back. A rule made at run time marks it the
+//!   same way while it is in force (not with a `first` either, being down only for some
+//!   attempts): as it is made, deleted or cleared by the kill switch, at once, and as it
+//!   starts (`after`) or expires, within the sweeper's period; the kill switch unmarks the
+//!   config's too while it silences them (`reload::Snapshot::mark_endpoints_down` decides,
+//!   from every rule in force, so several rules on one endpoint keep it marked until the
+//!   last goes, and a reload marks the endpoints it rebuilds). The health is the cluster's, so the
 //!   endpoint is then out for every route to the cluster, as a killed instance would be. A
 //!   rule limited by a header or a percentage leaves the checks alone (the endpoint is down
 //!   only for some attempts).
 //!
 //! Every faulted request (or attempt) is counted by kind (`blastwall_fault_*_total`) and
 //! its access-log line names the fault (`"fault"`: the request's rule, or the last fault
-//! done in its attempts).
+//! done in its attempts) and its rule (`"fault_rule"`, the one that did that fault).
 //!
 //! Whom: a rule applies to its route's requests (or, made at run time, to a route's or to
-//! every route of a cluster, see [`table`]), to those with a header from a trusted client,
+//! every route of a cluster, see [`table`]; drawn before the config's, per request or per
+//! attempt alike), to those with a header from a trusted client,
 //! to a percentage of them, to the first N only (`first`, then it is spent), within a time
 //! window (config rules: wall-clock `from`/`until`; runtime rules: `after` and `ttl` from
 //! their creation). The faults' kill switch removes the runtime rules and silences the
 //! config's until the next reload.
 //!
 //! Cost when a route has no rule and nothing was made at run time: one branch on an empty
-//! slice and one relaxed atomic load before the attempts, and one branch in each attempt; no
-//! allocation, no clock read, no draw, no lock. A faulted attempt pays one allocation for a
+//! slice and one relaxed atomic load before the attempts, and the same in each attempt (the
+//! table counts its attempt-level rules apart); no allocation, no clock read, no draw, no
+//! lock. A faulted attempt pays one allocation for a
 //! body it alters. The draw uses [`crate::rng`], so unit tests reseed it.
 
 #[cfg(test)]
 mod action_tests;
 mod attempt;
 pub(crate) mod body;
+#[cfg(test)]
+mod table_attempt_tests;
 #[cfg(test)]
 mod table_tests;
 #[cfg(test)]
@@ -265,26 +276,46 @@ impl RouteFaults {
         self.rules.iter().chain(self.attempt_rules.iter())
     }
 
-    /// Whether any rule is drawn in the attempts.
+    /// Whether any rule is drawn in the attempts: a config rule of the route's, or a
+    /// runtime rule (of any target). One branch and one relaxed load when there is none.
     #[inline]
     pub(crate) fn has_attempt_rules(&self) -> bool {
-        !self.attempt_rules.is_empty()
+        !self.attempt_rules.is_empty() || self.table.has_attempt_rules()
     }
 
-    /// The fault for an attempt of a request with these headers that picked `endpoint`:
-    /// the first attempt-level rule in its window that matches (a rule with an endpoint
-    /// only on that endpoint), wins its draw and has room in its `first`, as
-    /// [`RouteFaults::draw_at`] chooses. The kill switch silences them as well.
+    /// The fault for an attempt of a request with these headers that picked `endpoint`
+    /// (see [`RouteFaults::draw_attempt_at`]).
     pub(crate) fn draw_attempt(
         &self,
         headers: &HeaderMap,
         trusted: bool,
         endpoint: SocketAddr,
-    ) -> Option<&FaultAction> {
-        if self.table.silenced() {
+    ) -> Option<Drawn<'_>> {
+        self.draw_attempt_at(headers, trusted, endpoint, Instant::now())
+    }
+
+    /// The fault for an attempt of a request with these headers that picked `endpoint`, at
+    /// `now`: an attempt-level runtime rule first, as in [`RouteFaults::draw_at`], then the
+    /// first attempt-level config rule in its window that matches (a rule with an endpoint
+    /// only on that endpoint), wins its draw and has room in its `first`. The kill switch
+    /// silences the config's rules (and has removed the runtime ones).
+    pub(crate) fn draw_attempt_at(
+        &self,
+        headers: &HeaderMap,
+        trusted: bool,
+        endpoint: SocketAddr,
+        now: Instant,
+    ) -> Option<Drawn<'_>> {
+        if self.table.has_attempt_rules() {
+            let names = (&*self.names.0, &*self.names.1);
+            let drawn = (self.table).draw_attempt(names, headers, trusted, endpoint, now);
+            if let Some(rule) = drawn {
+                return Some(Drawn::Runtime(rule));
+            }
+        }
+        if self.attempt_rules.is_empty() || self.table.silenced() {
             return None;
         }
-        let now = Instant::now();
         self.attempt_rules
             .iter()
             .find(|configured| {
@@ -295,7 +326,7 @@ impl RouteFaults {
                     && drawn(rule.per_million)
                     && take(&configured.faulted, rule.first) != Take::Spent
             })
-            .map(|configured| &configured.rule.action)
+            .map(Drawn::Configured)
     }
 
     /// Whether no rule can apply to the route's requests: none in its config, none made at

@@ -12,7 +12,8 @@
 //!
 //! Reads never lock: the rules are an immutable list behind an `ArcSwap`, and a count in an
 //! atomic says whether there are any, so a request on a proxy without runtime rules pays one
-//! relaxed load and a branch. Writes (an operator's call, a rule spent or expired) are rare:
+//! relaxed load and a branch; a second count, of the attempt-level rules (`at = "attempt"`,
+//! or with an `endpoint`), does the same for each attempt. Writes (an operator's call, a rule spent or expired) are rare:
 //! they take a short lock, build a new list and swap it in. Every method takes `now`, so
 //! tests move time by hand.
 
@@ -21,11 +22,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use http::HeaderMap;
 
 use super::runtime_rule::describe;
 pub(crate) use super::runtime_rule::{FaultTarget, NewRule, RuntimeRule};
-use super::{Take, drawn, matches, take};
+
+mod draw;
+use crate::config::fault::FaultStage;
 use crate::counters::Counter;
 use crate::events::{Event, EventKind, EventLog};
 
@@ -106,6 +108,9 @@ pub(crate) struct FaultTable {
     // NOTE: equals `rules`' length, written under `writing`; the request path reads only
     // this while it is zero.
     count: AtomicUsize,
+    // NOTE: how many of `rules` are drawn in the attempts, written with `count`; an attempt
+    // reads only this while it is zero.
+    attempt_count: AtomicUsize,
     silenced: AtomicBool,
     next_id: AtomicU64,
     writing: Mutex<()>,
@@ -120,6 +125,7 @@ impl Default for FaultTable {
         Self {
             rules: ArcSwap::from_pointee(Vec::new()),
             count: AtomicUsize::new(0),
+            attempt_count: AtomicUsize::new(0),
             silenced: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             writing: Mutex::new(()),
@@ -134,6 +140,12 @@ impl FaultTable {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.count.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether some runtime rule is drawn in the attempts: one relaxed load.
+    #[inline]
+    pub(crate) fn has_attempt_rules(&self) -> bool {
+        self.attempt_count.load(Ordering::Relaxed) != 0
     }
 
     /// Runtime rules in the table (expired ones not yet swept included).
@@ -275,40 +287,6 @@ impl FaultTable {
         self.remove_locked(|rule| !exists(&rule.target), Removal::Orphaned);
     }
 
-    /// The runtime rule that faults this request of `route` (of `cluster`) at `now`: the
-    /// first, in creation order, that covers it, is live, matches its headers, wins its draw
-    /// and has requests left. A rule that faults its last request leaves the table here.
-    pub(super) fn draw(
-        &self,
-        (route, cluster): (&str, &str),
-        headers: &HeaderMap,
-        trusted: bool,
-        now: Instant,
-    ) -> Option<Arc<RuntimeRule>> {
-        let rules = self.rules.load();
-        for rule in rules.iter() {
-            if !rule.target.covers(route, cluster)
-                || !rule.live_at(now)
-                || !matches(&rule.rule, headers, trusted)
-                || !drawn(rule.rule.per_million)
-            {
-                continue;
-            }
-            match take(&rule.faulted, rule.rule.first) {
-                Take::Spent => continue,
-                Take::Taken => return Some(rule.clone()),
-                Take::Last => {
-                    let rule = rule.clone();
-                    drop(rules);
-                    let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-                    self.remove_locked(|kept| std::ptr::eq(kept, &*rule), Removal::Spent);
-                    return Some(rule);
-                }
-            }
-        }
-        None
-    }
-
     /// Removes the rules `which` picks, each with an event for `why`. Call with `writing`
     /// held.
     fn remove_locked(
@@ -333,8 +311,12 @@ impl FaultTable {
 
     fn store(&self, rules: Vec<Arc<RuntimeRule>>) {
         let count = rules.len();
+        let attempts = (rules.iter())
+            .filter(|rule| rule.rule.at == FaultStage::Attempt)
+            .count();
         self.rules.store(Arc::new(rules));
         self.count.store(count, Ordering::Relaxed);
+        self.attempt_count.store(attempts, Ordering::Relaxed);
     }
 }
 
@@ -346,11 +328,15 @@ fn event(kind: EventKind, rule: &RuntimeRule, detail: String) -> Event {
     }
 }
 
-/// Sweeps `table` every `period` until `stop` changes (or its sender goes).
+/// Sweeps `table` every `period` until `stop` changes (or its sender goes), and calls
+/// `after` after each sweep while the table holds rules or the sweep removed some, so that
+/// what depends on the rules in force (the endpoints a rule takes down, for health checks)
+/// follows a rule that starts or expires within a period.
 pub(crate) async fn sweep_every(
     table: Arc<FaultTable>,
     period: Duration,
     mut stop: tokio::sync::watch::Receiver<()>,
+    after: impl Fn() + Send + 'static,
 ) {
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -358,7 +344,12 @@ pub(crate) async fn sweep_every(
         tokio::select! {
             // NOTE: tokio's clock (the same as std's outside tests), so that a test with
             // paused time moves it.
-            _ = ticks.tick() => { table.sweep(tokio::time::Instant::now().into_std()); }
+            _ = ticks.tick() => {
+                let removed = table.sweep(tokio::time::Instant::now().into_std());
+                if removed > 0 || !table.is_empty() {
+                    after();
+                }
+            }
             _ = stop.changed() => return,
         }
     }

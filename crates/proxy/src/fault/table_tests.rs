@@ -330,7 +330,12 @@ async fn the_sweeper_removes_an_expired_rule_within_its_period() {
         .expect("room");
     let (stop, stopped) = tokio::sync::watch::channel(());
     let period = Duration::from_secs(1);
-    let sweeper = tokio::spawn(super::table::sweep_every(table.clone(), period, stopped));
+    let sweeper = tokio::spawn(super::table::sweep_every(
+        table.clone(),
+        period,
+        stopped,
+        || (),
+    ));
     tokio::time::sleep(ttl - period).await;
     assert_eq!(table.len(), 1, "not expired yet");
     tokio::time::sleep(2 * period).await;
@@ -343,4 +348,41 @@ async fn the_sweeper_removes_an_expired_rule_within_its_period() {
     sweeper
         .await
         .expect("the sweeper stops when its stop sender goes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweeper_calls_back_while_rules_are_in_force_and_once_after_the_last_goes() {
+    let table = Arc::new(FaultTable::default());
+    let now = tokio::time::Instant::now().into_std();
+    let ttl = Duration::from_secs(3);
+    table
+        .insert(
+            new_rule(route("shop"), abort(503), ttl),
+            8,
+            now,
+            SystemTime::now(),
+        )
+        .expect("room");
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let after = move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let period = Duration::from_secs(1);
+    let sweeper = tokio::spawn(super::table::sweep_every(
+        table.clone(),
+        period,
+        stopped,
+        after,
+    ));
+    tokio::time::sleep(ttl + 5 * period).await;
+    assert!(table.is_empty());
+    let called = calls.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        called, 4,
+        "at 0s, 1s, 2s with the rule in force, at 3s as it is swept, then no more"
+    );
+    drop(stop);
+    sweeper.await.expect("stops");
 }

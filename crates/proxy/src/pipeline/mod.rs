@@ -212,7 +212,7 @@ async fn serve_routed(
                 body,
                 deadline,
                 &mut cluster_permit,
-                (on_answer, &mut record.fault),
+                (on_answer, &mut *record),
             )
             .await
         }
@@ -376,7 +376,7 @@ async fn attempt(
         RequestBody::Streaming(body),
         None,
         permit,
-        (None, &mut None),
+        (None, &mut Record::default()),
     )
     .await;
     (attempted.result, attempted.outcome)

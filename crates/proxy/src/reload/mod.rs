@@ -101,16 +101,30 @@ impl Snapshot {
         }
     }
 
-    /// Marks each endpoint that a fault rule of this config takes down for every attempt, and
-    /// unmarks the others, so that active health checks see what the attempts see. Done as
-    /// the snapshot comes into force (a kept cluster's endpoints are shared with the one it
-    /// replaces).
-    fn mark_endpoints_down(&self) {
+    /// Marks each endpoint that a fault rule takes down for every attempt, and unmarks the
+    /// others, so that active health checks see what the attempts see: a rule of this
+    /// config (unless the kill switch silences them), or a runtime rule live now on the
+    /// endpoint's cluster or on one of its routes. Done as the snapshot comes into force (a
+    /// kept cluster's endpoints are shared with the one it replaces, a rebuilt one's are
+    /// marked afresh), and again whenever the runtime rules change
+    /// ([`Runtime::faults_changed`]); several rules on one endpoint keep it marked until
+    /// the last goes.
+    pub(crate) fn mark_endpoints_down(&self) {
+        let now = Instant::now();
+        let silenced = self.faults.silenced();
+        let routes = &self.config.routes;
         for (index, cluster) in self.clusters.iter().enumerate() {
-            let routes = || (self.config.routes.iter()).filter(|route| route.cluster == index);
+            let name = cluster.name();
+            let own = || routes.iter().filter(|route| route.cluster == index);
+            let covers = |target: &FaultTarget| match target {
+                FaultTarget::Cluster(cluster) => cluster == name,
+                FaultTarget::Route(route) => own().any(|own| &own.name == route),
+            };
             for endpoint in cluster.endpoints().iter() {
-                let down = routes()
-                    .any(|route| crate::fault::takes_down(&route.faults, endpoint.address()));
+                let address = endpoint.address();
+                let down = (!silenced
+                    && own().any(|route| crate::fault::takes_down(&route.faults, address)))
+                    || self.faults.takes_down(covers, address, now);
                 endpoint.set_down_by_fault(down);
             }
         }
@@ -176,6 +190,10 @@ pub(crate) struct Runtime {
     traffic: Traffic,
     /// Reloads and kill switches, for the admin API's timeline.
     events: crate::events::EventLog,
+    /// Held while the endpoints taken down by faults are marked, and while a snapshot
+    /// comes into force, so that marks made as runtime rules change and a reload's are
+    /// made in turn, the last from the snapshot in force.
+    marking: Mutex<()>,
 }
 
 impl Runtime {
@@ -189,7 +207,15 @@ impl Runtime {
             status: Mutex::new(status),
             traffic: Traffic::default(),
             events: Default::default(),
+            marking: Mutex::new(()),
         }
+    }
+
+    /// After the runtime fault rules changed (or the kill switch): the endpoints they take
+    /// down are marked again for the health checks, in the snapshot in force.
+    pub(crate) fn faults_changed(&self) {
+        let _marking = self.marking.lock().unwrap_or_else(PoisonError::into_inner);
+        self.snapshot().mark_endpoints_down();
     }
 
     /// The snapshot in force now; hold it for the whole request.
@@ -224,16 +250,19 @@ impl Runtime {
 
     /// Puts a prepared snapshot in force and returns the one it replaces.
     pub(crate) fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
-        next.mark_endpoints_down();
-        let next = Arc::new(next);
-        let replaced = self.current.swap(next.clone());
+        let marking = self.marking.lock().unwrap_or_else(PoisonError::into_inner);
         let config = &next.config;
+        // NOTE: before the marks: a reload ends the kill switch, which the marks read.
         next.faults.reloaded(|target| match target {
             FaultTarget::Route(name) => config.routes.iter().any(|route| &route.name == name),
             FaultTarget::Cluster(name) => {
                 config.clusters.iter().any(|cluster| &cluster.name == name)
             }
         });
+        next.mark_endpoints_down();
+        let next = Arc::new(next);
+        let replaced = self.current.swap(next.clone());
+        drop(marking);
         for cluster in &replaced.clusters {
             if !next.clusters.iter().any(|kept| Arc::ptr_eq(kept, cluster)) {
                 cluster.retire();

@@ -143,10 +143,13 @@ fn time(
 /// TOML values), checked by the very code that checks a `[[route.fault]]` section, so both
 /// refuse the same input with the same words. `label` names the target, as the route's
 /// name does in the file's messages; the message comes without it and without a place.
+/// `endpoints` are the target's cluster's, which `endpoint` names (or picks from, for
+/// `"random"`: picked here, once, as a config's is at load).
 pub(crate) fn runtime_rule(
     keys: toml::Table,
     label: &str,
     trust: &PriorityTrust,
+    endpoints: &[EndpointConfig],
 ) -> Result<FaultRule, String> {
     #[derive(Deserialize)]
     struct Document {
@@ -168,15 +171,7 @@ pub(crate) fn runtime_rule(
         path: Path::new("(admin API)"),
         errors: Vec::new(),
     };
-    // A runtime rule is drawn once per request: the table does not draw per attempt (yet),
-    // so the keys that make a rule act on attempts are refused rather than ignored.
-    if section.at.is_some() || section.endpoint.is_some() || section.down.is_some() {
-        return Err(
-            "`at`, `endpoint` and `down` are for rules in the config file; a rule made at run time acts once per request, before the attempts"
-                .into(),
-        );
-    }
-    let rule = rule(&mut check, label, parsed.fault, trust, &[]);
+    let rule = rule(&mut check, label, parsed.fault, trust, endpoints);
     let prefix = format!("route \"{label}\": ");
     match (rule, check.errors.into_iter().next()) {
         (Some(rule), None) => Ok(rule),

@@ -48,7 +48,7 @@ use crate::cluster::{Cluster, ClusterPermit};
 use crate::config::fault::FaultAction;
 use crate::error::{ProxyError, error_response};
 use crate::outcome::{AttemptOutcome, ClientCause};
-use crate::record::FaultKind;
+use crate::record::Record;
 
 /// What the attempts came to.
 #[derive(Debug)]
@@ -87,7 +87,8 @@ enum Verdict {
 /// caller records it with the outcome.
 ///
 /// `on_answer` is a request-level fault rule's that acts on the answer: it is done on each
-/// attempt's (see [`crate::fault`]); attempt-level rules are drawn as each attempt is sent.
+/// attempt's (see [`crate::fault`]); attempt-level rules are drawn as each attempt is sent,
+/// and the last fault done is written into `record`.
 pub(super) async fn run(
     context: &Context<'_>,
     cluster: &Arc<Cluster>,
@@ -95,7 +96,7 @@ pub(super) async fn run(
     mut body: RequestBody,
     deadline: Option<Deadline>,
     permit: &mut Option<ClusterPermit>,
-    (on_answer, fault): (Option<&FaultAction>, &mut Option<FaultKind>),
+    (on_answer, record): (Option<&FaultAction>, &mut Record),
 ) -> Attempted {
     let live = context.live;
     let now = Instant::now();
@@ -116,7 +117,7 @@ pub(super) async fn run(
         in_flight: SmallVec::new(),
         sent: 0,
         on_answer,
-        fault,
+        record,
     };
     if let Err(not_sent) = attempt_set.launch(&mut body, deadline, now) {
         return attempt_set.failed(not_sent);

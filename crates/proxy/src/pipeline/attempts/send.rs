@@ -3,7 +3,9 @@
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::pin::{Pin, pin};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -21,9 +23,11 @@ use crate::config::UpstreamProtocol;
 use crate::config::fault::FaultAction;
 use crate::endpoint::EndpointGuard;
 use crate::error::{ProxyError, error_response};
+use crate::fault::Drawn;
+use crate::fault::table::RuntimeRule;
 use crate::forward;
 use crate::outcome::{AttemptOutcome, ClientCause};
-use crate::record::FaultKind;
+use crate::record::Record;
 use crate::telemetry::span::AttemptSpan;
 use crate::upstream::{UpstreamBody, UpstreamError};
 
@@ -85,8 +89,28 @@ pub(super) struct AttemptSet<'c, 'a> {
     pub(super) sent: u32,
     /// A request-level fault rule's that acts on each attempt's answer.
     pub(super) on_answer: Option<&'c FaultAction>,
-    /// Where the last fault done in an attempt is written (the request's record).
-    pub(super) fault: &'c mut Option<FaultKind>,
+    /// Where the last fault done in an attempt is written: the request's record (its
+    /// `fault`, and its `fault_rule` when an attempt-level rule did it; the request's own
+    /// rule acting on the answer is there already).
+    pub(super) record: &'c mut Record,
+}
+
+/// The fault done in one attempt: a config rule's or the request's, borrowed for the
+/// request, or a runtime rule's, held (the table may drop it meanwhile).
+enum AttemptFault<'c> {
+    Borrowed(&'c FaultAction),
+    Held(Arc<RuntimeRule>),
+}
+
+impl Deref for AttemptFault<'_> {
+    type Target = FaultAction;
+
+    fn deref(&self) -> &FaultAction {
+        match self {
+            AttemptFault::Borrowed(action) => action,
+            AttemptFault::Held(rule) => rule.action(),
+        }
+    }
 }
 
 impl<'c> AttemptSet<'c, '_> {
@@ -234,16 +258,22 @@ impl<'c> AttemptSet<'c, '_> {
             callers_time,
             upload,
         };
-        self.in_flight
-            .push(Box::pin(timed(guard, span, timing, |expires| {
-                crate::fault::attempt(fault, expires, client.send(request, added, expires))
-            })));
+        self.in_flight.push(Box::pin(timed(
+            guard,
+            span,
+            timing,
+            move |expires| async move {
+                let send = client.send(request, added, expires);
+                crate::fault::attempt(&fault, expires, send).await
+            },
+        )));
         Ok(())
     }
 
     /// The fault to do in an attempt to `endpoint` of the route's own cluster: an
-    /// attempt-level rule's drawn now (counted), or else the request's fault on the answer.
-    fn fault_for(&mut self, endpoint: SocketAddr) -> Option<&'c FaultAction> {
+    /// attempt-level rule's drawn now (counted, and named for the record), or else the
+    /// request's fault on the answer.
+    fn fault_for(&mut self, endpoint: SocketAddr) -> Option<AttemptFault<'c>> {
         let context: &'c Context<'_> = self.context;
         // The alternate cluster of a fallback is not the route's: its rules leave it alone.
         let own_cluster = std::ptr::eq(self.cluster, &**context.cluster);
@@ -253,10 +283,16 @@ impl<'c> AttemptSet<'c, '_> {
             .flatten();
         if let Some(drawn) = drawn {
             context.live.stats.fault(drawn.kind()).increment();
+            self.record.fault = Some(drawn.kind());
+            self.record.fault_rule = Some(drawn.rule_id());
+            return Some(match drawn {
+                Drawn::Configured(rule) => AttemptFault::Borrowed(&rule.rule.action),
+                Drawn::Runtime(rule) => AttemptFault::Held(rule),
+            });
         }
-        let fault = drawn.or(self.on_answer)?;
-        *self.fault = Some(fault.kind());
-        Some(fault)
+        let fault = self.on_answer?;
+        self.record.fault = Some(fault.kind());
+        Some(AttemptFault::Borrowed(fault))
     }
 
     /// The answer for a request whose attempt could not be sent.
