@@ -30,6 +30,12 @@ enum Command {
     /// Show the fault-tolerance mechanisms surviving a failure, with nothing to configure.
     Demo(demo::DemoArgs),
     /// Run a simulated service that misbehaves on demand (control API under /_mock/).
+    ///
+    /// The control API (GET/PUT/PATCH /_mock/behaviour, GET /_mock/stats) is on the mock's
+    /// own port and answers only callers that reach the mock directly: a call that came
+    /// through a proxy (it carries Forwarded, X-Forwarded-For or Via, as Blastwall's proxy
+    /// adds) is refused with 403, so the clients of a proxy in front of the mock cannot
+    /// change how it answers everyone. /_mock/echo answers either way.
     Mock(mock::MockArgs),
     /// Send HTTP load at a fixed rate (open loop) and report latency and errors.
     Load(load::LoadArgs),

@@ -88,3 +88,35 @@ fn an_unfittable_p50_and_p99_are_refused_with_both_values() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("0 < p50 <= p99"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_client_of_a_catch_all_proxy_cannot_reconfigure_the_mock_behind_it() {
+    let mock = Mock::start("behind", &[]);
+    let proxy = support::Proxy::start(&support::single_cluster_config(
+        "",
+        &[support::endpoint(&mock, "")],
+        "",
+    ));
+    let (status, _, body) = send(
+        Method::PATCH,
+        &proxy.url("/_mock/behaviour"),
+        r#"{"status":500,"failure_status":500}"#,
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("came through a proxy"), "{body}");
+    let (status, _, _) = get(&proxy.url("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    // The mock's own port still takes the call: it is the mock's owner on the other end.
+    let (status, _, body) = send(
+        Method::PATCH,
+        &format!("http://{}/_mock/behaviour", mock.addr),
+        r#"{"status":500}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = get(&proxy.url("/")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}

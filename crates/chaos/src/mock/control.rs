@@ -7,6 +7,12 @@
 //! | `PATCH /_mock/behaviour` | changes only the fields given (see [`super::patch`]); a bad one is named in a 400 and the old behaviour stays |
 //! | `GET /_mock/stats` | counters of what reached the mock, and the index of the phase in force (`phase`) when there are phases |
 //! | any `/_mock/echo` | a JSON description of the request as received |
+//!
+//! Only a caller that talks to the mock directly may use it: a call that came through a
+//! proxy (it carries `Forwarded`, `X-Forwarded-For` or `Via`, which Blastwall's proxy and
+//! most others add) is refused with 403, echo aside. Otherwise any client of a proxy with
+//! a catch-all route in front of a mock (as `blastwall demo` builds) could make it fail
+//! every other client's requests with one `PATCH /_mock/behaviour`.
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -71,6 +77,16 @@ struct ErrorBody {
 
 pub(super) async fn handle(shared: &Shared, request: Request<Incoming>) -> MockResponse {
     let path = &request.uri().path()[PREFIX.len()..];
+    if path != "echo" && came_through_a_proxy(request.headers()) {
+        return error(
+            shared,
+            StatusCode::FORBIDDEN,
+            format!(
+                "{PREFIX}{path} came through a proxy (it carries Forwarded, X-Forwarded-For \
+                 or Via): the control API answers only callers that reach the mock directly"
+            ),
+        );
+    }
     match (request.method(), path) {
         (&Method::GET, "behaviour") => json(shared, StatusCode::OK, shared.behaviour().as_ref()),
         (&Method::PUT, "behaviour") => put_behaviour(shared, request).await,
@@ -100,6 +116,17 @@ pub(super) async fn handle(shared: &Shared, request: Request<Incoming>) -> MockR
             format!("no control call {PREFIX}{path}"),
         ),
     }
+}
+
+/// Whether a proxy forwarded the request: it names a hop before this one.
+fn came_through_a_proxy(headers: &http::HeaderMap) -> bool {
+    [
+        http::header::FORWARDED,
+        http::header::VIA,
+        http::HeaderName::from_static("x-forwarded-for"),
+    ]
+    .iter()
+    .any(|name| headers.contains_key(name))
 }
 
 /// The body of a behaviour call, or the answer that refuses it.

@@ -38,8 +38,13 @@ pub async fn handle(proxies: Arc<Collection>, request: Request<Incoming>) -> Res
         return text(StatusCode::FORBIDDEN, "User agent not allowed\n");
     }
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let Some(decoded) = decoded_segments(request.uri().path()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "400 Bad Request: invalid URL escape\n",
+        );
+    };
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     if !is_route(&segments) {
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
     }
@@ -135,6 +140,48 @@ async fn metrics(proxies: &Collection) -> Response<Full<Bytes>> {
         header::HeaderValue::from_static(super::metrics::CONTENT_TYPE),
     );
     response
+}
+
+/// The path's segments, percent-decoded as Go decodes the path gorilla/mux routes on (so
+/// `/proxies/sp%20ace` names the proxy `sp ace`). Split before decoding, so a `%2F` stays
+/// inside its segment, where it matches nothing (no name holds a `/`). `None` for a
+/// malformed escape, which Go's server refuses with a 400. A segment that is not UTF-8
+/// once decoded becomes `/`, which no route and no name matches (names are JSON text).
+fn decoded_segments(path: &str) -> Option<Vec<String>> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(|segment| {
+            let bytes = percent_decoded(segment.as_bytes())?;
+            Some(String::from_utf8(bytes).unwrap_or_else(|_| "/".to_owned()))
+        })
+        .collect()
+}
+
+/// `%XX` escapes turned into their bytes; `None` when a `%` is not followed by two hex
+/// digits.
+fn percent_decoded(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte != b'%' {
+            out.push(byte);
+            rest = tail;
+            continue;
+        }
+        let (high, low) = match tail.get(..2)? {
+            [high, low] => (hex_digit(*high)?, hex_digit(*low)?),
+            _ => return None,
+        };
+        out.push(high << 4 | low);
+        rest = &tail[2..];
+    }
+    Some(out)
+}
+
+fn hex_digit(byte: u8) -> Option<u8> {
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|digit| u8::try_from(digit).ok())
 }
 
 /// Toxiproxy takes updates by POST (deprecated there) and PATCH.

@@ -71,6 +71,9 @@ impl ProxyInput {
         if input.name.is_empty() {
             return Err(ApiError::missing_field(&format!("name{suffix}")));
         }
+        if input.name.contains('/') {
+            return Err(ApiError::slash_in_name("proxy", &input.name));
+        }
         if input.upstream.is_empty() {
             return Err(ApiError::missing_field(&format!("upstream{suffix}")));
         }

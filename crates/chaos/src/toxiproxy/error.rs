@@ -32,6 +32,14 @@ impl ApiError {
         Self::new(format!("missing required field: {field}"), 400)
     }
 
+    /// 400: a proxy or toxic name with a `/`, which no API path could address again
+    /// (Toxiproxy takes it, then answers 404 to every path that names it).
+    pub fn slash_in_name(what: &str, name: &str) -> Self {
+        Self::bad_body(format!(
+            "{what} name {name:?} cannot contain '/': no API path could name it again"
+        ))
+    }
+
     /// 404: no proxy by that name.
     pub fn proxy_not_found() -> Self {
         Self::new("proxy not found", 404)

@@ -299,3 +299,6 @@ async fn one_second(
         by_replica[2],
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 //! chain, the state, the chunk and a seeded random source, so each toxic's arithmetic is
 //! tested without sockets or clocks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -69,9 +69,12 @@ pub(super) fn refresh(
     ordinal: u64,
 ) -> Refreshed {
     let mut refreshed = Refreshed::default();
+    // A set, not a scan of the chain per name: a change costs each open connection time
+    // in proportion to the chain, not to its square.
+    let current: HashSet<&str> = toxics.iter().map(|t| t.name.as_str()).collect();
     let gone: Vec<String> = seen
         .keys()
-        .filter(|name| !toxics.iter().any(|t| &t.name == *name))
+        .filter(|name| !current.contains(name.as_str()))
         .cloned()
         .collect();
     for name in gone {
@@ -128,9 +131,10 @@ pub(super) fn stall_of(active: &[&Toxic], seen: &HashMap<String, Seen>) -> Optio
         .iter()
         .filter_map(|toxic| match toxic.kind {
             Kind::Timeout(attrs) if attrs.timeout == 0 => Some(None),
-            Kind::Timeout(attrs) => Some(Some(
-                seen[&toxic.name].since + Duration::from_millis(attrs.timeout),
-            )),
+            Kind::Timeout(attrs) => Some(Some(later(
+                seen[&toxic.name].since,
+                Duration::from_millis(attrs.timeout),
+            ))),
             _ => None,
         })
         .min_by_key(|deadline| deadline.unwrap_or_else(far_future))
@@ -152,6 +156,11 @@ pub(super) fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
+/// `at` plus `wait`, or a time no timer reaches when that is past what a clock holds.
+fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait).unwrap_or_else(far_future)
+}
+
 /// Runs one chunk through the active toxics, in chain order.
 pub(super) fn plan(
     active: &[&Toxic],
@@ -169,7 +178,7 @@ pub(super) fn plan(
     for toxic in active {
         match toxic.kind {
             Kind::Latency(attrs) => {
-                plan.start += jittered(attrs.latency, attrs.jitter, rng);
+                plan.start = later(plan.start, jittered(attrs.latency, attrs.jitter, rng));
             }
             Kind::Bandwidth(attrs) if attrs.rate > 0 => {
                 plan.pieces = throttle(plan.pieces, attrs.rate);
@@ -226,7 +235,7 @@ fn answer_requests(
     let mut kept = Vec::with_capacity(pieces.len());
     let mut carried = Duration::ZERO;
     for (wait, piece) in pieces.drain(..) {
-        carried += wait;
+        carried = carried.saturating_add(wait);
         http.filter(piece, attrs, toxic.toxicity, rng, &mut filtered);
         for bytes in filtered.forward.drain(..) {
             kept.push((std::mem::take(&mut carried), bytes));
@@ -259,8 +268,8 @@ fn throttle(pieces: Vec<(Duration, Bytes)>, rate: u64) -> Vec<(Duration, Bytes)>
         let mut wait = wait;
         while !piece.is_empty() {
             let part = piece.split_to(most.min(piece.len()));
-            let cost = Duration::from_micros(part.len() as u64 * 1000 / rate);
-            out.push((wait + cost, part));
+            let cost = Duration::from_micros((part.len() as u64).saturating_mul(1000) / rate);
+            out.push((wait.saturating_add(cost), part));
             wait = Duration::ZERO;
         }
     }
@@ -295,7 +304,11 @@ fn slice(
 }
 
 /// The ends of the slices of `start..end`: halves, moved by up to ± `variation`, until a
-/// slice is within `variation` of `average` or smaller.
+/// slice is within `variation` of `average` or smaller (Toxiproxy's slicer, which
+/// recurses; this keeps its own stack, so no attribute value reaches the thread's).
+///
+/// Total for any `u64`s: the sum saturates, a cut stays strictly inside its slice (so
+/// every slice shrinks and the loop ends), and a slice of one byte is never cut.
 pub(super) fn cut_points(
     start: usize,
     end: usize,
@@ -304,17 +317,28 @@ pub(super) fn cut_points(
     rng: &mut SmallRng,
     bounds: &mut Vec<usize>,
 ) {
-    let (average, variation) = (average as usize, variation as usize);
-    if end - start <= average + variation {
-        bounds.push(end);
-        return;
+    let within = average.saturating_add(variation);
+    // Slices still to cut, the leftmost last (so the ends come out in order).
+    let mut todo = vec![(start, end)];
+    while let Some((start, end)) = todo.pop() {
+        let len = end.saturating_sub(start);
+        if len <= 1 || u64::try_from(len).is_ok_and(|len| len <= within) {
+            bounds.push(end);
+            continue;
+        }
+        let mid = start + len / 2;
+        let mid = if variation > 0 {
+            let spread = i128::from(variation);
+            let moved =
+                i128::try_from(mid).unwrap_or(i128::MAX) + rng.random_range(-spread..spread);
+            let inside = moved.clamp(start as i128 + 1, end as i128 - 1);
+            usize::try_from(inside).unwrap_or(mid)
+        } else {
+            mid
+        };
+        todo.push((mid, end));
+        todo.push((start, mid));
     }
-    let mut mid = start + (end - start) / 2;
-    if variation > 0 {
-        mid = mid + rng.random_range(0..variation * 2) - variation;
-    }
-    cut_points(start, mid, average as u64, variation as u64, rng, bounds);
-    cut_points(mid, end, average as u64, variation as u64, rng, bounds);
 }
 
 /// Keeps what fits in the `limit`, counting it in `sent`; true once the limit is reached.
@@ -332,3 +356,6 @@ fn limit(pieces: &mut Vec<(Duration, Bytes)>, sent: &mut u64, limit: u64) -> boo
     *pieces = kept;
     *sent >= limit
 }
+
+#[cfg(test)]
+mod tests;

@@ -51,6 +51,10 @@ impl Stream {
     }
 }
 
+/// The largest number an attribute takes: Toxiproxy's attributes are Go `int`s (64 bits,
+/// signed), so a client cannot have relied on more.
+pub const LARGEST: u64 = i64::MAX as u64;
+
 /// What a toxic does, with its attributes in Toxiproxy's units.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
@@ -175,8 +179,19 @@ impl Kind {
     }
 
     /// Refuses attributes the data path cannot honour (Toxiproxy's slicer loops forever on
-    /// an average size of 0; here it is a 400).
+    /// an average size of 0; here it is a 400), and numbers past [`LARGEST`], which
+    /// Toxiproxy's Go server cannot decode into its `int` attributes either (a 400 there).
     fn validate(&self) -> Result<(), ApiError> {
+        if let Value::Object(attributes) = self.attributes() {
+            for (name, value) in &attributes {
+                if value.as_u64().is_some_and(|number| number > LARGEST) {
+                    return Err(ApiError::bad_body(format!(
+                        "attributes: {} {name} must be at most {LARGEST}, got {value}",
+                        self.type_name()
+                    )));
+                }
+            }
+        }
         if let Self::HttpError(attrs) = self
             && !(200..=599).contains(&attrs.status)
         {
@@ -293,6 +308,9 @@ impl Toxic {
         } else {
             name
         };
+        if name.contains('/') {
+            return Err(ApiError::slash_in_name("toxic", &name));
+        }
         let toxicity = toxicity_in(object, 1.0)?;
         let first_connections = first_connections_in(object, None)?;
         let kind = Kind::default_of(type_name).ok_or_else(ApiError::invalid_toxic_type)?;

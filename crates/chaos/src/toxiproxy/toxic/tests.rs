@@ -138,3 +138,31 @@ fn http_error_acts_on_requests_so_its_stream_is_upstream_and_its_status_a_real_o
     );
     assert!(toxic.covers(2));
 }
+
+#[test]
+fn attributes_past_what_toxiproxy_decodes_are_400s_that_name_the_field() {
+    let huge = LARGEST + 1;
+    for (kind, field) in [
+        ("latency", "latency"),
+        ("latency", "jitter"),
+        ("bandwidth", "rate"),
+        ("slow_close", "delay"),
+        ("timeout", "timeout"),
+        ("reset_peer", "timeout"),
+        ("slicer", "average_size"),
+        ("slicer", "delay"),
+        ("limit_data", "bytes"),
+    ] {
+        let err = Toxic::from_create(&json!({"type": kind, "attributes": {field: huge}}))
+            .expect_err("too large");
+        assert_eq!(err.status, 400, "{kind} {field}");
+        assert!(
+            err.message
+                .contains(&format!("{kind} {field} must be at most {LARGEST}")),
+            "{err:?}"
+        );
+    }
+    let slicer = json!({"type": "slicer",
+        "attributes": {"average_size": LARGEST, "size_variation": LARGEST - 1}});
+    assert!(Toxic::from_create(&slicer).is_ok());
+}
