@@ -3,63 +3,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::toxiproxy_api::{add_toxic, call, echo_server, proxy};
 use support::{Toxiproxy, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A TCP server on loopback that echoes every byte back.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
-    let addr = listener.local_addr().expect("an address");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut read, mut write) = stream.split();
-                let _ = tokio::io::copy(&mut read, &mut write).await;
-            });
-        }
-    });
-    addr
-}
-
-/// Sends a request to the API and parses the answer (null when it has no JSON body).
-async fn call(server: &Toxiproxy, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let (status, _, text) = send(method, &server.url(path), &body, &[]).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Creates proxy `name` in front of `upstream` and returns the address it really listens on.
-async fn proxy(server: &Toxiproxy, name: &str, upstream: SocketAddr) -> SocketAddr {
-    let body = json!({"name": name, "listen": "127.0.0.1:0", "upstream": upstream.to_string()});
-    let (status, created) = call(server, Method::POST, "/proxies", body).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    created["listen"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .expect("a real address")
-}
-
-async fn add_toxic(server: &Toxiproxy, name: &str, toxic: Value) -> Value {
-    let (status, created) = call(
-        server,
-        Method::POST,
-        &format!("/proxies/{name}/toxics"),
-        toxic,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{created}");
-    created
-}
+use tokio::net::TcpStream;
 
 /// Writes `data` and reads as many bytes back, with the time it took.
 async fn round_trip(stream: &mut TcpStream, data: &[u8]) -> Duration {
