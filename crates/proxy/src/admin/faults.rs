@@ -17,7 +17,8 @@
 //! `reload::Snapshot::mark_endpoints_down`.
 //!
 //! Safety, as the break issue asks: a rule must have a `ttl`, at most `[admin]
-//! fault_max_ttl` (a 400 naming the cap); at most `[admin] max_faults` rules at once, past
+//! fault_max_ttl` (a 400 naming the cap), and an `after` no longer than that either, so a
+//! rule ends within twice the cap of its making; at most `[admin] max_faults` rules at once, past
 //! which creating one is a **409 Conflict**: the table is full, a state, not a rate (429
 //! would invite a client to retry with backoff until a rule expires, hiding an experiment
 //! that leaks rules); the answer says when the next rule expires. `DELETE /admin/faults` is
@@ -36,7 +37,7 @@ use crate::config::EndpointConfig;
 use crate::config::fault::{FaultRule, FaultStage};
 use crate::config::values::parse_duration;
 use crate::fault::ConfiguredFault;
-use crate::fault::table::{FaultTarget, NewRule, RuntimeRule};
+use crate::fault::table::{FaultTarget, NewRule, Refused, RuntimeRule};
 use crate::reload::{Runtime, Snapshot};
 
 /// An example body, for errors.
@@ -139,13 +140,20 @@ pub(super) fn create(state: &AdminState, body: &Bytes) -> Response<AdminBody> {
         Err(error) => return error.into_response(),
     };
     let admin = &snapshot.config.admin;
-    match (snapshot.faults).insert(new, admin.max_faults, Instant::now(), SystemTime::now()) {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    // NOTE: the target asked again of the config in force under the table's lock: a reload
+    // since `snapshot` may have taken it away (see `FaultTable::insert_if`).
+    let exists = |target: &FaultTarget| known(&state.runtime.snapshot(), target);
+    let refused = match (snapshot.faults).insert_if(new, admin.max_faults, now, wall, exists) {
         Ok(rule) => {
             state.runtime.faults_changed();
             tracing::warn!(fault = &*rule.id, target = rule.target.name(), action = %rule.action().summary(), "fault rule created through the admin API");
-            reply::json(StatusCode::CREATED, &runtime_view(&rule, Instant::now()))
+            return reply::json(StatusCode::CREATED, &runtime_view(&rule, Instant::now()));
         }
-        Err(full) => {
+        Err(refused) => refused,
+    };
+    match refused {
+        Refused::Full(full) => {
             let next = full.next_expiry.map_or(String::new(), |next| {
                 format!(" (the next expires in {}s)", next.as_secs())
             });
@@ -156,9 +164,14 @@ pub(super) fn create(state: &AdminState, body: &Bytes) -> Response<AdminBody> {
                     full.cap
                 ),
             )
-            .into_response()
         }
+        Refused::Gone => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the rule's target is gone: a reload took it away while the rule was made",
+        ),
+        Refused::OutOfRange => bad("`after` and `ttl` put the rule's end past what the clock can hold"),
     }
+    .into_response()
 }
 
 /// The body as a rule for the table, or the 400 (404 for an unknown target) that says why.
@@ -188,11 +201,16 @@ fn new_rule(snapshot: &Snapshot, body: &Bytes) -> Result<NewRule, ApiError> {
         )));
     }
     let after = duration(&mut keys, "after")?.unwrap_or_default();
+    if after > admin.fault_max_ttl {
+        return Err(bad(format!(
+            "`after` {after:?} is longer than [admin] fault_max_ttl, {:?}: a rule must start within it",
+            admin.fault_max_ttl
+        )));
+    }
     let given = Value::Object(keys.clone());
     let mut table = toml::Table::new();
     for (key, value) in keys {
-        let value = toml::Value::try_from(&value)
-            .map_err(|_| bad(format!("`{key}` cannot be null; leave it out instead")))?;
+        let value = to_toml(&value).map_err(|problem| bad(format!("`{key}`: {problem}")))?;
         table.insert(key, value);
     }
     let nobody = crate::config::admission::PriorityTrust::default();
@@ -227,16 +245,20 @@ fn target(snapshot: &Snapshot, keys: &mut Map<String, Value>) -> Result<FaultTar
             )));
         }
     };
-    let config = &snapshot.config;
-    let known = match &target {
-        FaultTarget::Route(name) => config.routes.iter().any(|route| &route.name == name),
-        FaultTarget::Cluster(name) => config.clusters.iter().any(|cluster| &cluster.name == name),
-    };
-    if !known {
+    if !known(snapshot, &target) {
         let message = format!("no {} named {:?}", target.kind(), target.name());
         return Err(ApiError::new(StatusCode::NOT_FOUND, message));
     }
     Ok(target)
+}
+
+/// Whether `snapshot`'s config has `target`.
+fn known(snapshot: &Snapshot, target: &FaultTarget) -> bool {
+    let config = &snapshot.config;
+    match target {
+        FaultTarget::Route(name) => config.routes.iter().any(|route| &route.name == name),
+        FaultTarget::Cluster(name) => config.clusters.iter().any(|cluster| &cluster.name == name),
+    }
 }
 
 /// The clients whose headers a header rule reads: the target's routes' (one setting for
@@ -322,9 +344,9 @@ fn runtime_view(rule: &RuntimeRule, now: Instant) -> Value {
         ("origin", json!("runtime")),
         ("target", json!({ rule.target.kind(): rule.target.name() })),
         ("given", rule.given.clone()),
-        ("created_at", json!(rfc3339(rule.created_at))),
-        ("starts_at", json!(rfc3339(rule.starts_at))),
-        ("expires_at", json!(rfc3339(rule.expires_at))),
+        ("created_at", rfc3339(rule.created_at)),
+        ("starts_at", rfc3339(rule.starts_at)),
+        ("expires_at", rfc3339(rule.expires_at)),
         ("expires_in_ms", json!(millis(expires_in))),
         (
             "active",
@@ -384,8 +406,47 @@ fn common(rule: &FaultRule, faulted: u64) -> Map<String, Value> {
     view
 }
 
-fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
+/// `at` as an RFC 3339 date, or `null` for one it cannot write (a year past 9999): a view
+/// never panics on a date.
+pub(super) fn rfc3339(at: SystemTime) -> Value {
+    use std::fmt::Write;
+    let mut out = String::new();
+    match write!(out, "{}", humantime::format_rfc3339_millis(at)) {
+        Ok(()) => Value::String(out),
+        Err(_) => Value::Null,
+    }
+}
+
+/// A JSON value as the TOML value the config's code reads, or what TOML cannot hold: a
+/// null, or an integer past `i64::MAX` (TOML's integers are 64-bit signed).
+fn to_toml(value: &Value) -> Result<toml::Value, String> {
+    Ok(match value {
+        Value::Null => return Err("cannot be null; leave it out instead".into()),
+        Value::Bool(flag) => toml::Value::Boolean(*flag),
+        Value::Number(number) => match (number.as_i64(), number.as_f64()) {
+            (Some(integer), _) => toml::Value::Integer(integer),
+            (None, Some(_)) if number.is_u64() => {
+                return Err(format!(
+                    "{number} is too large: integers here are at most {}",
+                    i64::MAX
+                ));
+            }
+            (None, Some(float)) => toml::Value::Float(float),
+            (None, None) => return Err(format!("{number} is not a number TOML can hold")),
+        },
+        Value::String(text) => toml::Value::String(text.clone()),
+        Value::Array(items) => {
+            toml::Value::Array(items.iter().map(to_toml).collect::<Result<_, _>>()?)
+        }
+        Value::Object(keys) => {
+            let mut table = toml::Table::new();
+            for (key, item) in keys {
+                let item = to_toml(item).map_err(|problem| format!("`{key}`: {problem}"))?;
+                table.insert(key.clone(), item);
+            }
+            toml::Value::Table(table)
+        }
+    })
 }
 
 fn millis(duration: Duration) -> u64 {

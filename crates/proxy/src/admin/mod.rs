@@ -31,6 +31,8 @@ mod stream;
 mod views;
 
 #[cfg(test)]
+mod fault_bounds_tests;
+#[cfg(test)]
 mod fault_endpoint_tests;
 #[cfg(test)]
 mod fault_tests;

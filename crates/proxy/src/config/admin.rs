@@ -14,6 +14,11 @@ pub(crate) const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
 /// The longest `ttl` a fault made at run time may have by default: an experiment that
 /// crashes leaves its faults for an hour at most.
 pub(crate) const DEFAULT_FAULT_MAX_TTL: Duration = Duration::from_secs(3600);
+/// The most `[admin] fault_max_ttl` may be: a week. It bounds a runtime rule's `ttl` and
+/// its `after` alike, so a rule ends at most two weeks after it is made.
+pub(crate) const MAX_FAULT_MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The most `[admin] max_faults` may be (each change to the table copies its list).
+pub(crate) const MAX_MAX_FAULTS: u32 = 10_000;
 /// Runtime fault rules in force at once by default.
 pub(crate) const DEFAULT_MAX_FAULTS: usize = 64;
 /// The default time to send a request head (and body), and to send the next one.

@@ -108,6 +108,8 @@ pub(crate) mod body;
 #[cfg(test)]
 mod table_attempt_tests;
 #[cfg(test)]
+mod table_bounds_tests;
+#[cfg(test)]
 mod table_tests;
 #[cfg(test)]
 mod tests;

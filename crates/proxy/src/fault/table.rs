@@ -73,6 +73,19 @@ pub(crate) struct TableFull {
     pub next_expiry: Option<Duration>,
 }
 
+/// Why the table did not take a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// `[admin] max_faults` rules are in force.
+    Full(TableFull),
+    /// Its target is not in the config in force (a reload took it away after the rule was
+    /// checked).
+    Gone,
+    /// `after` and `ttl` put its end past what the clocks can hold (the admin API caps both
+    /// long before; the table does not trust it to).
+    OutOfRange,
+}
+
 /// What happened to runtime rules, counted (`blastwall_fault_rule_events_total`).
 #[derive(Debug, Default)]
 pub(crate) struct FaultRuleStats {
@@ -174,19 +187,50 @@ impl FaultTable {
 
     /// Puts `new` in the table at `now` (`wall` the same moment by the wall clock), unless
     /// `cap` rules in force are there already (expired ones are swept first).
+    #[cfg(test)]
     pub(crate) fn insert(
         &self,
         new: NewRule,
         cap: usize,
         now: Instant,
         wall: SystemTime,
-    ) -> Result<Arc<RuntimeRule>, TableFull> {
+    ) -> Result<Arc<RuntimeRule>, Refused> {
+        self.insert_if(new, cap, now, wall, |_| true)
+    }
+
+    /// [`FaultTable::insert`], if `exists` says its target is still in the config in force,
+    /// asked under the lock a reload's sweep takes (see [`FaultTable::reloaded_then`]): a
+    /// rule checked against a config that a reload replaces meanwhile is either swept by
+    /// that reload or refused here, never left behind with a target the config lacks.
+    pub(crate) fn insert_if(
+        &self,
+        new: NewRule,
+        cap: usize,
+        now: Instant,
+        wall: SystemTime,
+        exists: impl FnOnce(&FaultTarget) -> bool,
+    ) -> Result<Arc<RuntimeRule>, Refused> {
+        // NOTE: checked before the lock: nothing below panics while it is held.
+        let window = (new.after.checked_add(new.ttl)).and_then(|span| {
+            Some((
+                wall.checked_add(new.after)?,
+                wall.checked_add(span)?,
+                now.checked_add(new.after)?,
+                now.checked_add(span)?,
+            ))
+        });
+        let Some((starts_at, expires_at, starts, expires)) = window else {
+            return Err(Refused::OutOfRange);
+        };
         let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        if !exists(&new.target) {
+            return Err(Refused::Gone);
+        }
         self.remove_locked(|rule| now >= rule.expires, Removal::Expired);
         let rules = self.rules.load_full();
         if rules.len() >= cap {
             let next_expiry = rules.iter().map(|rule| rule.expires_in(now)).min();
-            return Err(TableFull { cap, next_expiry });
+            return Err(Refused::Full(TableFull { cap, next_expiry }));
         }
         let number = self.next_id.fetch_add(1, Ordering::Relaxed);
         let rule = Arc::new(RuntimeRule {
@@ -196,10 +240,10 @@ impl FaultTable {
             rule: new.rule,
             given: new.given,
             created_at: wall,
-            starts_at: wall + new.after,
-            expires_at: wall + new.after + new.ttl,
-            starts: now + new.after,
-            expires: now + new.after + new.ttl,
+            starts_at,
+            expires_at,
+            starts,
+            expires,
             faulted: AtomicU64::new(0),
         });
         let mut next = Vec::with_capacity(rules.len() + 1);
@@ -273,18 +317,30 @@ impl FaultTable {
     /// After a reload: the config's rules apply again (the kill switch lasts until the next
     /// reload), and the rules whose target the new config lacks are removed, each with an
     /// event.
+    #[cfg(test)]
     pub(crate) fn reloaded(&self, exists: impl Fn(&FaultTarget) -> bool) {
+        self.reloaded_then(exists, || ());
+    }
+
+    /// [`FaultTable::reloaded`], then `publish` (the new config put in force) before any
+    /// rule can be inserted: an [`FaultTable::insert_if`] waiting meanwhile asks its
+    /// `exists` of the config `publish` put in force.
+    pub(crate) fn reloaded_then<R>(
+        &self,
+        exists: impl Fn(&FaultTarget) -> bool,
+        publish: impl FnOnce() -> R,
+    ) -> R {
         if self.silenced.swap(false, Ordering::Relaxed) {
             self.events.push(Event::now(
                 EventKind::FaultsResumed,
                 "the config's fault rules apply again: a new config is in force",
             ));
         }
-        if self.is_empty() {
-            return;
-        }
         let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        self.remove_locked(|rule| !exists(&rule.target), Removal::Orphaned);
+        if !self.is_empty() {
+            self.remove_locked(|rule| !exists(&rule.target), Removal::Orphaned);
+        }
+        publish()
     }
 
     /// Removes the rules `which` picks, each with an event for `why`. Call with `writing`

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::HeaderMap;
 
 use super::RouteFaults;
-use super::table::{FaultTable, FaultTarget, NewRule, TableFull};
+use super::table::{FaultTable, FaultTarget, NewRule, Refused, TableFull};
 use crate::config::fault::{AbortConfig, FaultAction, FaultRule, FaultStage, FaultWindow};
 use crate::events::EventKind;
 use crate::record::FaultRuleId;
@@ -232,10 +232,10 @@ fn past_the_cap_the_table_refuses_and_says_when_the_next_rule_expires() {
     let refused = table.insert(new_rule(route("shop"), abort(503), MINUTE), 2, now, wall);
     assert_eq!(
         refused.err(),
-        Some(TableFull {
+        Some(Refused::Full(TableFull {
             cap: 2,
             next_expiry: Some(MINUTE)
-        })
+        }))
     );
     // Once the first has expired, its place is free (swept on the way in).
     let later = now + MINUTE;

@@ -252,16 +252,27 @@ impl Runtime {
     pub(crate) fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
         let marking = self.marking.lock().unwrap_or_else(PoisonError::into_inner);
         let config = &next.config;
-        // NOTE: before the marks: a reload ends the kill switch, which the marks read.
-        next.faults.reloaded(|target| match target {
-            FaultTarget::Route(name) => config.routes.iter().any(|route| &route.name == name),
-            FaultTarget::Cluster(name) => {
-                config.clusters.iter().any(|cluster| &cluster.name == name)
-            }
+        let routes: Vec<String> = (config.routes.iter())
+            .map(|route| route.name.clone())
+            .collect();
+        let clusters: Vec<String> = (config.clusters.iter())
+            .map(|cluster| cluster.name.clone())
+            .collect();
+        let exists = |target: &FaultTarget| match target {
+            FaultTarget::Route(name) => routes.contains(name),
+            FaultTarget::Cluster(name) => clusters.contains(name),
+        };
+        let faults = next.faults.clone();
+        // NOTE: the sweep, the marks and the swap under the table's lock, so that a rule
+        // made meanwhile is either swept here or checked against `next` (see
+        // `FaultTable::insert_if`). The sweep before the marks: a reload ends the kill
+        // switch, which the marks read.
+        let (next, replaced) = faults.reloaded_then(exists, || {
+            next.mark_endpoints_down();
+            let next = Arc::new(next);
+            let replaced = self.current.swap(next.clone());
+            (next, replaced)
         });
-        next.mark_endpoints_down();
-        let next = Arc::new(next);
-        let replaced = self.current.swap(next.clone());
         drop(marking);
         for cluster in &replaced.clusters {
             if !next.clusters.iter().any(|kept| Arc::ptr_eq(kept, cluster)) {

@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use blastwall_policy::latency::{InvalidLatency, Latency};
+use blastwall_policy::latency::{InvalidLatency, Latency, MAX_DELAY};
 use toml::Spanned;
 
 use super::{Checker, duration_or};
@@ -28,7 +28,7 @@ pub(super) fn latency(
     let span = delay.span();
     let latency = match delay.into_inner() {
         DelayValue::Fixed(fixed) => Latency::Fixed {
-            value: value(check, Spanned::new(span.clone(), fixed))?,
+            value: value(check, route, Spanned::new(span.clone(), fixed))?,
         },
         DelayValue::Distribution(table) => distribution(check, route, span.clone(), *table)?,
     };
@@ -86,7 +86,7 @@ fn distribution(
         return None;
     };
     let spans = (first.span(), second.span());
-    let (first, second) = (value(check, first), value(check, second));
+    let (first, second) = (value(check, route, first), value(check, route, second));
     let latency = match pair {
         Pair::LogNormal => Latency::LogNormal {
             p50: first?,
@@ -113,9 +113,20 @@ fn distribution(
     Some(latency)
 }
 
-/// One of the table's durations; `None` after reporting one that does not parse.
-fn value(check: &mut Checker<'_>, value: Spanned<DurationValue>) -> Option<Duration> {
+/// One of the table's durations; `None` after reporting one that does not parse, or one
+/// past [`MAX_DELAY`] (no draw waits longer, so a longer value would be listed as what it
+/// does not do).
+fn value(check: &mut Checker<'_>, route: &str, value: Spanned<DurationValue>) -> Option<Duration> {
     let parsed = value.get_ref().0.is_ok();
+    let span = value.span();
     let duration = duration_or(check, Some(value), Duration::ZERO);
+    if parsed && duration > MAX_DELAY {
+        let message = format!(
+            "route \"{route}\": fault.delay {duration:?} is longer than any delay is drawn: at most {}s (1h)",
+            MAX_DELAY.as_secs()
+        );
+        check.error_at(span, message);
+        return None;
+    }
     parsed.then_some(duration)
 }

@@ -14,6 +14,7 @@ use toml::Spanned;
 use super::{Checker, duration_or, size_or};
 use crate::config::fault::{AbortConfig, FaultAction, FaultEndpoint, FaultStage};
 use crate::config::file::fault::{AbortSection, CloseAt, FaultAt, FaultSection};
+use crate::config::values::parse_size;
 use crate::config::{EndpointAddress, EndpointConfig};
 
 /// The keys that say what a fault does; a rule gives exactly one.
@@ -124,20 +125,19 @@ fn throttle_rate(
 ) -> Option<NonZeroU64> {
     let text = value.get_ref().trim();
     let size = text.strip_suffix("/s").unwrap_or(text).trim();
-    let rate = size
-        .parse::<bytesize::ByteSize>()
-        .ok()
-        .map(|size| size.as_u64());
-    match rate.and_then(NonZeroU64::new) {
-        Some(rate) => Some(rate),
-        None => {
-            let message = format!(
-                "route \"{route}\": fault.throttle \"{text}\" is not a rate; give a size a second above zero, like \"10KiB\" or \"1MiB/s\""
-            );
-            check.error_at(value.span(), message);
-            None
-        }
-    }
+    let invalid = || {
+        format!(
+            "\"{text}\" is not a rate; give a size a second above zero, like \"10KiB\" or \"1MiB/s\""
+        )
+    };
+    let problem = match parse_size(size, invalid).map(NonZeroU64::new) {
+        Ok(Some(rate)) => return Some(rate),
+        Ok(None) => invalid(),
+        Err(problem) => problem,
+    };
+    let message = format!("route \"{route}\": fault.throttle: {problem}");
+    check.error_at(value.span(), message);
+    None
 }
 
 /// The endpoint a rule is limited to (or takes down): one the cluster lists by address, or
