@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 
 use super::body::{CutOff, Throttled, Truncated};
-use super::{RouteFaults, attempt, takes_down};
+use super::{RouteFaults, RuleEnd, attempt, takes_down};
 use crate::body::full;
 use crate::config::Config;
 use crate::config::fault::{FaultAction, FaultEndpoint, FaultRule, FaultStage};
@@ -282,6 +282,11 @@ async fn a_throttled_body_takes_its_size_over_its_rate_and_hands_on_every_byte()
     assert!(took <= Duration::from_millis(2100), "{took:?}");
 }
 
+/// The end of a rule that does not end meanwhile.
+fn no_end() -> RuleEnd {
+    RuleEnd::kill_switch_of(std::sync::Arc::default())
+}
+
 async fn never_sent() -> Result<Response<UpstreamBody>, UpstreamError> {
     panic!("the send was replaced by the fault")
 }
@@ -293,7 +298,7 @@ async fn an_attempt_delay_ends_at_the_attempts_time_as_a_timeout_without_sending
     let delay = FaultAction::Delay(Latency::Fixed {
         value: Duration::from_secs(5),
     });
-    let error = attempt(&delay, expires, never_sent())
+    let error = attempt(&delay, no_end(), expires, never_sent())
         .await
         .expect_err("timed out");
     assert_eq!(error.kind(), FailureKind::Timeout);
@@ -307,7 +312,7 @@ async fn a_short_attempt_delay_is_waited_out_and_the_attempt_then_sent() {
     let delay = FaultAction::Delay(Latency::Fixed {
         value: Duration::from_millis(200),
     });
-    let response = attempt(&delay, expires, async { Ok(answer("ok")) })
+    let response = attempt(&delay, no_end(), expires, async { Ok(answer("ok")) })
         .await
         .expect("sent");
     assert_eq!(response.status(), StatusCode::OK);
@@ -318,7 +323,7 @@ async fn a_short_attempt_delay_is_waited_out_and_the_attempt_then_sent() {
 async fn replacing_faults_fail_an_attempt_as_the_real_failures_do_without_sending() {
     let expires = tokio::time::Instant::now() + Duration::from_secs(1);
     let kind = |fault: FaultAction| async move {
-        (attempt(&fault, expires, never_sent()).await)
+        (attempt(&fault, no_end(), expires, never_sent()).await)
             .expect_err("failed")
             .kind()
     };
@@ -335,7 +340,7 @@ async fn an_attempt_abort_is_the_endpoints_answer_with_that_status() {
     let rules =
         rules("[[route.fault]]\nabort = { status = 500, body = \"boom\" }\nat = \"attempt\"");
     let expires = tokio::time::Instant::now() + Duration::from_secs(1);
-    let response = attempt(&rules[0].action, expires, never_sent())
+    let response = attempt(&rules[0].action, no_end(), expires, never_sent())
         .await
         .expect("an answer");
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -352,7 +357,7 @@ async fn an_attempt_abort_is_the_endpoints_answer_with_that_status() {
 async fn a_close_after_the_head_passes_the_real_answer_on_and_cuts_its_body() {
     let expires = tokio::time::Instant::now() + Duration::from_secs(1);
     let close = FaultAction::CloseAfterHead { truncate_after: 2 };
-    let response = attempt(&close, expires, async { Ok(answer("hello")) })
+    let response = attempt(&close, no_end(), expires, async { Ok(answer("hello")) })
         .await
         .expect("the answer");
     assert_eq!(response.status(), StatusCode::OK);

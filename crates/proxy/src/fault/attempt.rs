@@ -1,7 +1,8 @@
 //! A fault done inside one attempt: what the attempt's send becomes when an attempt-level
 //! rule was drawn for it (or a request-level rule acts on its answer). The caller times the
 //! result exactly as it times a real send, so a delay meets the per-try timeout, and a
-//! failure or an answer made here is judged as the endpoint's own.
+//! failure or an answer made here is judged as the endpoint's own. A delay or a throttle
+//! ends early when its rule does (`end`, see [`super::ending`]).
 
 use std::future::Future;
 
@@ -9,14 +10,18 @@ use http::Response;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
+use super::RuleEnd;
 use super::body::{Throttled, Truncated};
 use crate::config::fault::FaultAction;
 use crate::upstream::{UpstreamBody, UpstreamError};
 
 /// The attempt's result with `fault` done in it: `send` is the real send (not polled when
-/// the fault takes its place), `expires` the end of the attempt's time.
+/// the fault takes its place), `expires` the end of the attempt's time, `end` what ends
+/// the fault's rule: a delay cut short by it sends the attempt then, a throttled body
+/// hands the rest on at full speed.
 pub(crate) async fn attempt<S>(
     fault: &FaultAction,
+    end: RuleEnd,
     expires: Instant,
     send: S,
 ) -> Result<Response<UpstreamBody>, UpstreamError>
@@ -28,7 +33,10 @@ where
             let until = Instant::now()
                 .checked_add(super::draw_delay(delay))
                 .map_or(expires, |until| until.min(expires));
-            tokio::time::sleep_until(until).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = end.ended() => {}
+            }
             if Instant::now() >= expires {
                 return Err(UpstreamError::timed_out());
             }
@@ -45,7 +53,8 @@ where
         }
         FaultAction::Throttle(rate) => {
             let response = send.await?;
-            Ok(response.map(|body| UpstreamBody::Altered(Throttled::new(body, *rate).boxed())))
+            let throttled = |body| Throttled::new(body, *rate).until(end.ended());
+            Ok(response.map(|body| UpstreamBody::Altered(throttled(body).boxed())))
         }
     }
 }

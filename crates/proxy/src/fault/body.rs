@@ -6,7 +6,9 @@
 //! as the endpoint's `BodyFailed` and the client's connection sees as a truncation, as a
 //! real upstream's broken body is; a throttled one only takes longer. Neither spins: the
 //! throttle sleeps on the runtime's timer between pieces, and a body the client stops
-//! reading or drops is not polled, so it does nothing more.
+//! reading or drops is not polled, so it does nothing more. A throttle ends with its rule
+//! ([`Throttled::until`]): the rest of the body is then handed on as it comes; a cut
+//! already decided stands (the answer's length is the cut's).
 
 use std::future::Future;
 use std::num::NonZeroU64;
@@ -112,9 +114,12 @@ where
 /// does not come in bursts of a second's worth.
 const MAX_PIECE: u64 = 16 * 1024;
 
+/// What ends a throttle early: its rule's end, as the body holds it.
+type Ended = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
+
 /// A body handed on at `rate` bytes a second: each piece (a tenth of a second's worth, at
-/// most [`MAX_PIECE`]) after the time it takes at that rate.
-#[derive(Debug)]
+/// most [`MAX_PIECE`]) after the time it takes at that rate; once its rule has ended, as
+/// it comes.
 pub(crate) struct Throttled<B> {
     inner: B,
     rate: NonZeroU64,
@@ -124,6 +129,21 @@ pub(crate) struct Throttled<B> {
     wait: Option<Pin<Box<Sleep>>>,
     /// Whether the timer is set for the next piece.
     armed: bool,
+    /// Its rule's end, while the rule lasts; `None` once it has ended (or with no rule).
+    ended: Option<Ended>,
+    /// Whether the rule has ended: no more throttling.
+    released: bool,
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for Throttled<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttled")
+            .field("inner", &self.inner)
+            .field("rate", &self.rate)
+            .field("pending", &self.pending.len())
+            .field("released", &self.released)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B> Throttled<B> {
@@ -135,7 +155,29 @@ impl<B> Throttled<B> {
             pending: Bytes::new(),
             wait: None,
             armed: false,
+            ended: None,
+            released: false,
         }
+    }
+
+    /// The same, throttled only until `ended` is done (its rule's end), then handed on at
+    /// full speed.
+    pub(crate) fn until(mut self, ended: impl Future<Output = ()> + Send + Sync + 'static) -> Self {
+        self.ended = Some(Box::pin(ended));
+        self
+    }
+
+    /// Whether its rule has ended by now (polled while a piece waits, so that the end
+    /// wakes the body).
+    fn released(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(ended) = &mut self.ended
+            && ended.as_mut().poll(cx).is_ready()
+        {
+            self.ended = None;
+            self.released = true;
+            self.wait = None;
+        }
+        self.released
     }
 
     /// The next piece's size and how long it takes at the rate.
@@ -170,6 +212,9 @@ where
                 },
                 other => return Poll::Ready(other),
             }
+        }
+        if this.released(cx) {
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.pending)))));
         }
         let (size, takes) = this.piece();
         if !this.armed {

@@ -95,6 +95,24 @@
 //! their creation). The faults' kill switch removes the runtime rules and silences the
 //! config's until the next reload.
 //!
+//! # Safety: a fault in progress ends with its rule
+//!
+//! A delay (up to an hour) and a throttled body (as long as its body takes) last after
+//! they are drawn, holding the request's admission slots; they must not outlive their
+//! rule, or a kill switch or a `ttl` would leave other users refused by a route's
+//! concurrency limit for as long. So each waits on its rule's end as well ([`ending`]):
+//! a delay, request- or attempt-level, waits until the earliest of its drawn time, the
+//! deadline (or the attempt's time), its rule's expiry (a runtime rule's `ttl`, a config
+//! rule's `until`), the kill switch (which ends every fault in progress, config or runtime,
+//! a spent rule's too) and the rule's removal by an operator's delete or a reload that
+//! takes its target away; then the request goes on to its attempts (or the attempt is
+//! sent). A throttled body then hands the rest on as it comes. A cut (`truncate_after`)
+//! stands: the answer's length was decided with it. A rule spent by its `first` lets its
+//! last faults finish; a reload that changes a config rule does not end its faults in
+//! progress (their time, and the kill switch, still do). What ends them is a
+//! `tokio::sync::watch` channel of the table's, subscribed to only by a faulted request and
+//! waited on with the fault's own timer: a request without a fault does not look at it.
+//!
 //! Cost when a route has no rule and nothing was made at run time: one branch on an empty
 //! slice and one relaxed atomic load before the attempts, and the same in each attempt (the
 //! table counts its attempt-level rules apart); no allocation, no clock read, no draw, no
@@ -105,6 +123,9 @@
 mod action_tests;
 mod attempt;
 pub(crate) mod body;
+mod ending;
+#[cfg(test)]
+mod ending_tests;
 #[cfg(test)]
 mod table_attempt_tests;
 #[cfg(test)]
@@ -117,6 +138,7 @@ mod tests;
 pub(crate) mod runtime_rule;
 pub(crate) mod table;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::ops::Deref;
@@ -129,6 +151,7 @@ use http::{HeaderMap, Response, header};
 use rand::Rng;
 
 pub(crate) use self::attempt::attempt;
+pub(crate) use self::ending::RuleEnd;
 use self::table::{FaultTable, RuntimeRule};
 use crate::body::{ProxyBody, full};
 use crate::config::fault::{AbortConfig, FaultAction, FaultRule, FaultStage};
@@ -496,11 +519,20 @@ pub(crate) fn draw_delay(latency: &Latency) -> Duration {
     crate::rng::with_rng(|rng| latency.sample_with(rng))
 }
 
-/// Waits out a delay fault of `delay` from `now`, or until `deadline`, whichever is first.
-pub(crate) async fn delay(delay: Duration, now: Instant, deadline: Option<Instant>) {
+/// Waits out a delay fault of `delay` from `now`, or until `deadline`, or until its rule
+/// has `ended` (see [`RuleEnd::ended`]), whichever is first.
+pub(crate) async fn delay(
+    delay: Duration,
+    now: Instant,
+    deadline: Option<Instant>,
+    ended: impl Future<Output = ()>,
+) {
     let until = now + delay;
     let until = deadline.map_or(until, |deadline| deadline.min(until));
-    tokio::time::sleep_until(until.into()).await;
+    tokio::select! {
+        () = tokio::time::sleep_until(until.into()) => {}
+        () = ended => {}
+    }
 }
 
 /// The answer of an abort fault.

@@ -4,7 +4,7 @@
 //! them is [`super::table`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::fault::{FaultAction, FaultRule};
@@ -80,6 +80,8 @@ pub(crate) struct RuntimeRule {
     pub(super) starts: Instant,
     pub(super) expires: Instant,
     pub(super) faulted: AtomicU64,
+    /// Whether an operator or a reload removed it: its faults in progress end.
+    pub(super) ended: AtomicBool,
 }
 
 impl RuntimeRule {
@@ -96,6 +98,16 @@ impl RuntimeRule {
     /// How long until it starts applying, from `now` (zero once it has).
     pub(crate) fn starts_in(&self, now: Instant) -> Duration {
         self.starts.saturating_duration_since(now)
+    }
+
+    /// Ends its faults in progress (before the table tells them to look).
+    pub(super) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+    }
+
+    /// Whether an operator or a reload removed it.
+    pub(super) fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Requests it has faulted.

@@ -127,6 +127,10 @@ pub(crate) struct FaultTable {
     silenced: AtomicBool,
     next_id: AtomicU64,
     writing: Mutex<()>,
+    // NOTE: what faults in progress wait on to end with their rule (`super::ending`): the
+    // kill switch's uses, counted; sent again unchanged as an operator or a reload removes
+    // a rule (flagged ended first). Only a faulted request subscribes.
+    ends: tokio::sync::watch::Sender<u64>,
     /// Rules made and gone, for `/admin/events`.
     pub events: EventLog,
     /// The same, counted.
@@ -142,6 +146,7 @@ impl Default for FaultTable {
             silenced: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             writing: Mutex::new(()),
+            ends: tokio::sync::watch::Sender::new(0),
             events: EventLog::default(),
             stats: FaultRuleStats::default(),
         }
@@ -169,6 +174,11 @@ impl FaultTable {
     /// Whether the kill switch silences the config's rules.
     pub(crate) fn silenced(&self) -> bool {
         self.silenced.load(Ordering::Relaxed)
+    }
+
+    /// A receiver of what ends faults in progress (see `super::ending`).
+    pub(super) fn ends(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ends.subscribe()
     }
 
     /// The runtime rules, in creation order.
@@ -245,6 +255,7 @@ impl FaultTable {
             starts,
             expires,
             faulted: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
         });
         let mut next = Vec::with_capacity(rules.len() + 1);
         next.extend(rules.iter().cloned());
@@ -282,6 +293,8 @@ impl FaultTable {
         let removed = self.rules.load().len();
         self.store(Vec::new());
         self.silenced.store(true, Ordering::Relaxed);
+        // Every fault in progress ends, whatever its rule.
+        self.ends.send_modify(|kills| *kills += 1);
         self.stats.cleared.increment();
         let detail = format!(
             "fault kill switch: {removed} runtime rule(s) removed, the config's rules silenced until the next reload or POST /admin/faults/resume"
@@ -356,6 +369,12 @@ impl FaultTable {
         }
         let (removed, kept): (Vec<_>, Vec<_>) = rules.iter().cloned().partition(|rule| which(rule));
         self.store(kept);
+        if matches!(why, Removal::Deleted | Removal::Orphaned) {
+            // Their faults in progress end with them (an expired rule's end at its expiry
+            // by themselves; a spent rule's last faults are done in full).
+            removed.iter().for_each(|rule| rule.end());
+            self.ends.send_modify(|_| {});
+        }
         for rule in &removed {
             self.stats.count(why);
             let detail = format!("fault {} {}: {}", rule.id, why.words(), describe(rule));

@@ -156,7 +156,13 @@ fn an_abort_answers_its_status_body_and_retry_after() {
 #[tokio::test(start_paused = true)]
 async fn a_delay_waits_its_whole_time_without_a_deadline() {
     let start = tokio::time::Instant::now();
-    delay(Duration::from_secs(3), start.into_std(), None).await;
+    delay(
+        Duration::from_secs(3),
+        start.into_std(),
+        None,
+        std::future::pending(),
+    )
+    .await;
     assert_eq!(start.elapsed(), Duration::from_secs(3));
 }
 
@@ -164,7 +170,13 @@ async fn a_delay_waits_its_whole_time_without_a_deadline() {
 async fn a_delay_ends_at_the_deadline_when_that_comes_first() {
     let start = tokio::time::Instant::now();
     let deadline = start.into_std() + Duration::from_millis(500);
-    delay(Duration::from_secs(3), start.into_std(), Some(deadline)).await;
+    delay(
+        Duration::from_secs(3),
+        start.into_std(),
+        Some(deadline),
+        std::future::pending(),
+    )
+    .await;
     assert_eq!(start.elapsed(), Duration::from_millis(500));
 }
 

@@ -11,21 +11,23 @@ use super::attempts::{self, Attempted};
 use super::{Context, deadline};
 use crate::config::fault::FaultAction;
 use crate::error::{ProxyError, error_response};
+use crate::fault::Drawn;
 use crate::outcome::AttemptOutcome;
 use crate::record::Record;
 
-/// A fault a rule drew for this request, done: a delay is waited out (within the deadline;
-/// `Some` answer of the deadline when it passed meanwhile, `None` to go on to the
-/// attempts), an abort, a reset or a close is the answer in the attempts' place, a fault on
+/// A fault a rule drew for this request, done: a delay is waited out (within the deadline
+/// and its rule's life; `Some` answer of the deadline when it passed meanwhile, `None` to
+/// go on to the attempts), an abort, a reset or a close is the answer in the attempts' place, a fault on
 /// the answer (`None`) is done by the attempts on theirs. Counted and recorded.
 // NOTE: boxed, as `fall_back` is: inline, its timer would make every request's future
 // larger, faulted or not; a faulted request pays one allocation.
 pub(super) fn inject<'a>(
     context: &'a Context<'_>,
-    fault: &'a FaultAction,
+    drawn: &'a Drawn<'_>,
     deadline: Option<deadline::Deadline>,
     record: &'a mut Record,
 ) -> Pin<Box<dyn Future<Output = Option<Attempted>> + Send + 'a>> {
+    let fault: &FaultAction = drawn;
     record.fault = Some(fault.kind());
     let stats = &context.live.stats;
     stats.fault(fault.kind()).increment();
@@ -33,8 +35,9 @@ pub(super) fn inject<'a>(
         FaultAction::Delay(latency) => {
             let at = deadline.map(|deadline| deadline.at);
             let delay = crate::fault::draw_delay(latency);
+            let ended = context.live.fault.ending(drawn).ended();
             Box::pin(async move {
-                crate::fault::delay(delay, Instant::now(), at).await;
+                crate::fault::delay(delay, Instant::now(), at, ended).await;
                 let now = Instant::now();
                 at.is_some_and(|at| now >= at).then(|| {
                     stats.deadline_exceeded.increment();

@@ -204,7 +204,7 @@ async fn serve_routed(
         Some(attempted) => attempted,
         None => {
             // A fault on the answer is done by the attempts, on each one's.
-            let on_answer = drawn.as_deref().filter(|fault| fault.acts_on_answer());
+            let on_answer = drawn.as_ref().filter(|fault| fault.acts_on_answer());
             attempts::run(
                 context,
                 cluster,

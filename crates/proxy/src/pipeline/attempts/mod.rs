@@ -45,8 +45,8 @@ use super::body::RequestBody;
 use super::deadline::Deadline;
 use crate::body::ProxyBody;
 use crate::cluster::{Cluster, ClusterPermit};
-use crate::config::fault::FaultAction;
 use crate::error::{ProxyError, error_response};
+use crate::fault::Drawn;
 use crate::outcome::{AttemptOutcome, ClientCause};
 use crate::record::Record;
 
@@ -96,7 +96,7 @@ pub(super) async fn run(
     mut body: RequestBody,
     deadline: Option<Deadline>,
     permit: &mut Option<ClusterPermit>,
-    (on_answer, record): (Option<&FaultAction>, &mut Record),
+    (on_answer, record): (Option<&Drawn<'_>>, &mut Record),
 ) -> Attempted {
     let live = context.live;
     let now = Instant::now();

@@ -23,8 +23,8 @@ use crate::config::UpstreamProtocol;
 use crate::config::fault::FaultAction;
 use crate::endpoint::EndpointGuard;
 use crate::error::{ProxyError, error_response};
-use crate::fault::Drawn;
 use crate::fault::table::RuntimeRule;
+use crate::fault::{Drawn, RuleEnd};
 use crate::forward;
 use crate::outcome::{AttemptOutcome, ClientCause};
 use crate::record::Record;
@@ -88,7 +88,7 @@ pub(super) struct AttemptSet<'c, 'a> {
     pub(super) in_flight: SmallVec<[InFlight<'c>; 1]>,
     pub(super) sent: u32,
     /// A request-level fault rule's that acts on each attempt's answer.
-    pub(super) on_answer: Option<&'c FaultAction>,
+    pub(super) on_answer: Option<&'c Drawn<'c>>,
     /// Where the last fault done in an attempt is written: the request's record (its
     /// `fault`, and its `fault_rule` when an attempt-level rule did it; the request's own
     /// rule acting on the answer is there already).
@@ -258,22 +258,23 @@ impl<'c> AttemptSet<'c, '_> {
             callers_time,
             upload,
         };
+        let (fault, end) = fault;
         self.in_flight.push(Box::pin(timed(
             guard,
             span,
             timing,
             move |expires| async move {
                 let send = client.send(request, added, expires);
-                crate::fault::attempt(&fault, expires, send).await
+                crate::fault::attempt(&fault, end, expires, send).await
             },
         )));
         Ok(())
     }
 
-    /// The fault to do in an attempt to `endpoint` of the route's own cluster: an
-    /// attempt-level rule's drawn now (counted, and named for the record), or else the
-    /// request's fault on the answer.
-    fn fault_for(&mut self, endpoint: SocketAddr) -> Option<AttemptFault<'c>> {
+    /// The fault to do in an attempt to `endpoint` of the route's own cluster, and what ends
+    /// its rule: an attempt-level rule's drawn now (counted, and named for the record), or
+    /// else the request's fault on the answer.
+    fn fault_for(&mut self, endpoint: SocketAddr) -> Option<(AttemptFault<'c>, RuleEnd)> {
         let context: &'c Context<'_> = self.context;
         // The alternate cluster of a fallback is not the route's: its rules leave it alone.
         let own_cluster = std::ptr::eq(self.cluster, &**context.cluster);
@@ -285,14 +286,15 @@ impl<'c> AttemptSet<'c, '_> {
             context.live.stats.fault(drawn.kind()).increment();
             self.record.fault = Some(drawn.kind());
             self.record.fault_rule = Some(drawn.rule_id());
+            let end = faults.ending(&drawn);
             return Some(match drawn {
-                Drawn::Configured(rule) => AttemptFault::Borrowed(&rule.rule.action),
-                Drawn::Runtime(rule) => AttemptFault::Held(rule),
+                Drawn::Configured(rule) => (AttemptFault::Borrowed(&rule.rule.action), end),
+                Drawn::Runtime(rule) => (AttemptFault::Held(rule), end),
             });
         }
-        let fault = self.on_answer?;
+        let fault: &'c Drawn<'c> = self.on_answer?;
         self.record.fault = Some(fault.kind());
-        Some(AttemptFault::Borrowed(fault))
+        Some((AttemptFault::Borrowed(fault), faults.ending(fault)))
     }
 
     /// The answer for a request whose attempt could not be sent.
