@@ -300,5 +300,3 @@ async fn one_second(
     )
 }
 
-#[cfg(test)]
-mod tests;
