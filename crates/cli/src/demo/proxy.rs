@@ -299,4 +299,3 @@ async fn one_second(
         by_replica[2],
     )
 }
-
