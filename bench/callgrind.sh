@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production] [RUNS]
+# usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production|armed] [RUNS]
 #
 # Instructions per proxied request, counted by callgrind: repeatable for one binary whatever
 # else the machine is doing, so it is the figure to compare two builds by (the CPU-time
@@ -19,10 +19,13 @@
 #               three attempts with jittered backoff and a retry budget, an adaptive
 #               concurrency limit on the route and the cluster, stale-if-error, active HTTP
 #               health checks, cluster and endpoint breakers, outlier detection.
+#   armed       production plus two fault rules that wrk's requests never meet (a
+#               request-level abort and an attempt-level delay, both for a header wrk does
+#               not send, from a trusted client): what a rule in wait costs each request.
 # Needs valgrind, nginx and wrk (Debian: valgrind nginx-light wrk). Everything runs on
 # 127.0.0.1; everything it starts it stops.
 set -euo pipefail
-binary=${1:?usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production] [RUNS]}
+binary=${1:?usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production|armed] [RUNS]}
 kind=${2:-bare}
 runs=${3:-2}
 binary=$(realpath "$binary")
@@ -54,20 +57,38 @@ pids+=($!)
 
 config() {
   local port=$1
-  printf '[proxy]\nworker_threads = 1\n\n[admin]\nlisten = "off"\n\n'
+  printf '[proxy]\nworker_threads = 1\n'
+  # The armed rules' header is honoured only from trusted clients (and refused without any).
+  [ "$kind" = armed ] && printf 'trusted_clients = ["127.0.0.1"]\n'
+  printf '\n[admin]\nlisten = "off"\n\n'
   printf '[[listener]]\nname = "bench"\nlisten = "127.0.0.1:%s"\n\n' "$port"
   case "$kind" in
     bare)
       printf '[[route]]\nname = "all"\ncluster = "u"\n\n[cluster.u]\n'
       printf 'endpoints = [{ address = "127.0.0.1:%s" }]\n' "$up"
       ;;
-    production)
+    production|armed)
       cat <<EOC
 [[route]]
 name = "all"
 cluster = "u"
 timeout = "2s"
 per_try_timeout = "500ms"
+EOC
+      if [ "$kind" = armed ]; then
+        cat <<EOC
+
+[[route.fault]]
+abort = { status = 503 }
+header = "x-chaos=abort"
+
+[[route.fault]]
+at = "attempt"
+delay = "1s"
+header = "x-chaos=slow"
+EOC
+      fi
+      cat <<EOC
 
 [route.retry]
 attempts = 3
@@ -108,7 +129,7 @@ consecutive_gateway_errors = 3
 failure_percentage = { threshold = 85, request_volume = 50 }
 EOC
       ;;
-    *) echo "callgrind.sh: config is bare or production, not $kind" >&2; exit 2 ;;
+    *) echo "callgrind.sh: config is bare, production or armed, not $kind" >&2; exit 2 ;;
   esac
 }
 
@@ -140,6 +161,8 @@ for run in $(seq 1 "$runs"); do
   callgrind_control -d "$proxy" >/dev/null 2>&1
   kill "$proxy"
   wait "$proxy" 2>/dev/null || true
+  # CALLGRIND_KEEP=DIR keeps the loaded dump, for callgrind_annotate.
+  [ -n "${CALLGRIND_KEEP:-}" ] && cp "$work/callgrind.out.$proxy.1" "$CALLGRIND_KEEP/callgrind.$kind.$run.out"
   loaded=$(total_ir "$work/callgrind.out.$proxy.1")
   idle=$(total_ir "$work/callgrind.out.$proxy.2")
   per=$(((loaded - idle) / requests))

@@ -4,3 +4,4 @@
 
 pub mod load;
 pub mod mock;
+pub mod toxiproxy;

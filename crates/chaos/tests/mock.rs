@@ -110,6 +110,56 @@ async fn behaviour_changes_at_run_time_through_the_control_api() {
 }
 
 #[tokio::test]
+async fn the_control_api_refuses_calls_a_proxy_forwarded_but_still_echoes_them() {
+    let mock = start(Behaviour::default()).await;
+    let client = client();
+    for (header, value) in [
+        ("x-forwarded-for", "127.0.0.1"),
+        ("forwarded", "for=127.0.0.1"),
+        ("via", "1.1 blastwall"),
+    ] {
+        for (method, path) in [
+            (Method::PATCH, "/_mock/behaviour"),
+            (Method::PUT, "/_mock/behaviour"),
+            (Method::GET, "/_mock/stats"),
+        ] {
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(format!("http://{}{path}", mock.addr()))
+                .header(header, value)
+                .body(Full::new(Bytes::from_static(br#"{"status":500}"#)))
+                .expect("valid request");
+            let response = client.request(request).await.expect("answered");
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "{method} {path} {header}"
+            );
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            assert!(
+                String::from_utf8_lossy(&body).contains("came through a proxy"),
+                "{body:?}"
+            );
+        }
+        let echo = Request::builder()
+            .uri(format!("http://{}/_mock/echo", mock.addr()))
+            .header(header, value)
+            .body(Full::new(Bytes::new()))
+            .expect("valid request");
+        let echoed = client.request(echo).await.expect("answered");
+        assert_eq!(echoed.status(), StatusCode::OK);
+    }
+    assert_eq!(mock.behaviour(), Behaviour::default());
+    let (status, _, _) = get(&client, &mock, "/").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_bad_behaviour_is_refused_and_the_old_one_stays() {
     let mock = start(Behaviour::default()).await;
     let client = client();

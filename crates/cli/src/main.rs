@@ -3,9 +3,11 @@
 mod allocator;
 mod check;
 mod demo;
+mod fault;
 mod load;
 mod mock;
 mod run;
+mod toxiproxy;
 
 use std::num::NonZeroUsize;
 
@@ -28,9 +30,19 @@ enum Command {
     /// Show the fault-tolerance mechanisms surviving a failure, with nothing to configure.
     Demo(demo::DemoArgs),
     /// Run a simulated service that misbehaves on demand (control API under /_mock/).
+    ///
+    /// The control API (GET/PUT/PATCH /_mock/behaviour, GET /_mock/stats) is on the mock's
+    /// own port and answers only callers that reach the mock directly: a call that came
+    /// through a proxy (it carries Forwarded, X-Forwarded-For or Via, as Blastwall's proxy
+    /// adds) is refused with 403, so the clients of a proxy in front of the mock cannot
+    /// change how it answers everyone. /_mock/echo answers either way.
     Mock(mock::MockArgs),
     /// Send HTTP load at a fixed rate (open loop) and report latency and errors.
     Load(load::LoadArgs),
+    /// Serve Toxiproxy's HTTP API: TCP proxies that break on demand (latency, timeouts, resets…).
+    Toxiproxy(toxiproxy::ToxiproxyArgs),
+    /// Put faults on a running proxy's routes, list and delete them (its admin API).
+    Fault(fault::FaultArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -51,6 +63,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             .map(|()| std::process::ExitCode::SUCCESS),
         Command::Load(args) => runtime
             .block_on(load::run(args))
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Toxiproxy(args) => runtime
+            .block_on(toxiproxy::run(args))
+            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Fault(args) => runtime
+            .block_on(fault::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
     }
 }

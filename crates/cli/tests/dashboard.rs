@@ -114,3 +114,65 @@ async fn the_dashboard_shows_a_killed_upstream_down_with_its_breaker_open() {
     );
     println!("dashboard screenshot: {}", screenshot.display());
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_a_fault_made_at_run_time_and_the_breaker_it_opens() {
+    let folder = match browser() {
+        Ok(folder) => folder,
+        Err(missing) if std::env::var("BLASTWALL_REQUIRE_BROWSER").as_deref() == Ok("1") => {
+            panic!("BLASTWALL_REQUIRE_BROWSER=1 but the browser test cannot run: {missing}")
+        }
+        Err(missing) => {
+            eprintln!("\n!!!! SKIPPED the dashboard browser test: {missing} !!!!\n");
+            return;
+        }
+    };
+    let a = Mock::start("a", &[]);
+    let sections = format!(
+        "\n[cluster.api.circuit_breaker]\nconsecutive_failures = 2\nopen_duration = \"60s\"\n{}",
+        admin_section("")
+    );
+    let config = single_cluster_config("", &[endpoint(&a, "")], &sections).replace(
+        "cluster = \"api\"\n",
+        "name = \"api\"\ncluster = \"api\"\ntimeout = \"200ms\"\n",
+    );
+    let proxy = Proxy::start(&config);
+    let (status, _, body) = support::send(
+        http::Method::POST,
+        &admin_url(&proxy, "/admin/faults"),
+        r#"{"route": "api", "delay": "2s", "ttl": "60s"}"#,
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let opened = eventually(WITHIN, || async {
+        get(&proxy.url("/work")).await;
+        let (_, _, body) = get(&admin_url(&proxy, "/admin/clusters")).await;
+        body.contains("\"breaker\":\"open\"")
+    })
+    .await;
+    assert!(opened, "the fault never opened the cluster's breaker");
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-faults.png");
+    let output = tokio::task::spawn_blocking({
+        let (folder, url) = (folder.clone(), admin_url(&proxy, "/dashboard"));
+        let screenshot = screenshot.clone();
+        move || {
+            Command::new("node")
+                .arg(folder.join("check_faults.mjs"))
+                .arg(url)
+                .arg(&screenshot)
+                .current_dir(&folder)
+                .stderr(Stdio::inherit())
+                .output()
+        }
+    })
+    .await
+    .expect("joined")
+    .expect("node ran");
+    println!("browser: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "the browser check failed (see its output above)"
+    );
+    println!("dashboard screenshot: {}", screenshot.display());
+}

@@ -23,6 +23,7 @@ pub mod clock;
 pub mod concurrency;
 pub mod ewma;
 pub mod hedge;
+pub mod latency;
 pub mod outlier;
 pub mod ratelimit;
 pub mod retry;

@@ -41,6 +41,9 @@ pub(crate) struct Endpoint {
     tripped: AtomicBool,
     /// Drained by an operator (admin API): no traffic, whatever health checks say.
     drained: AtomicBool,
+    /// Taken down by a fault rule (`fault`, an endpoint down for every attempt): its active
+    /// health checks fail without connecting, as its attempts do.
+    down_by_fault: AtomicBool,
     /// Its breaker, if the cluster gives endpoints one.
     breaker: ArcSwapOption<SharedBreaker>,
     /// Which installation of `breaker` is current; a replaced breaker's transitions are
@@ -75,6 +78,7 @@ impl Endpoint {
             ejected: AtomicBool::new(false),
             tripped: AtomicBool::new(false),
             drained: AtomicBool::new(false),
+            down_by_fault: AtomicBool::new(false),
             breaker: ArcSwapOption::empty(),
             breaker_epoch: AtomicU64::new(0),
             changes,
@@ -126,6 +130,16 @@ impl Endpoint {
     /// whether that changed anything.
     pub(crate) fn set_drained(&self, drained: bool) -> bool {
         self.set_flag(&self.drained, drained)
+    }
+
+    /// Whether a fault rule in force takes it down (its health checks then fail).
+    pub(crate) fn is_down_by_fault(&self) -> bool {
+        self.down_by_fault.load(Ordering::Acquire)
+    }
+
+    /// Marks it taken down by a fault rule, or no longer; set as a config comes into force.
+    pub(crate) fn set_down_by_fault(&self, down: bool) {
+        self.down_by_fault.store(down, Ordering::Release);
     }
 
     /// Whether outlier detection has ejected it.

@@ -1,5 +1,5 @@
 //! Recent events for the operator: breakers opening and closing, endpoints ejected and
-//! returned, health changes, reloads, kill switches, drains.
+//! returned, health changes, reloads, kill switches, drains, fault rules made and gone.
 //!
 //! Logs say all this too, but an operator looking at the dashboard during an incident wants
 //! the last few minutes in order, without a log pipeline. Each [`EventLog`] is a small ring
@@ -44,6 +44,20 @@ pub(crate) enum EventKind {
     ReloadRefused,
     /// A route's kill switch was flipped.
     KillSwitch,
+    /// A fault rule was made through the admin API.
+    FaultCreated,
+    /// A runtime fault rule's `ttl` ran out.
+    FaultExpired,
+    /// A runtime fault rule was deleted through the admin API.
+    FaultDeleted,
+    /// A runtime fault rule faulted its `first` requests and was removed.
+    FaultSpent,
+    /// A reload took away a runtime fault rule's route or cluster, and the rule with it.
+    FaultOrphaned,
+    /// The faults' kill switch: every runtime rule removed, the config's rules silenced.
+    FaultsCleared,
+    /// The config's fault rules apply again (after the kill switch).
+    FaultsResumed,
 }
 
 impl EventKind {
@@ -51,7 +65,10 @@ impl EventKind {
     pub(crate) fn is_failure(self) -> bool {
         matches!(
             self,
-            EventKind::BreakerOpened | EventKind::EndpointEjected | EventKind::ReloadRefused
+            EventKind::BreakerOpened
+                | EventKind::EndpointEjected
+                | EventKind::ReloadRefused
+                | EventKind::FaultCreated
         )
     }
 }

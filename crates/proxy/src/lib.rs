@@ -24,6 +24,7 @@ mod events;
 #[cfg(test)]
 mod eventually;
 mod fallback;
+mod fault;
 mod forward;
 mod headers;
 mod health;

@@ -15,6 +15,8 @@ use crate::admission::RouteAdmission;
 use crate::config::RouteConfig;
 use crate::counters::RouteStats;
 use crate::fallback::RouteFallback;
+use crate::fault::RouteFaults;
+use crate::fault::table::FaultTable;
 
 /// One route's live state.
 #[derive(Debug)]
@@ -23,6 +25,8 @@ pub(crate) struct LiveRoute {
     pub admission: RouteAdmission,
     /// Fallbacks, stale-if-error cache, kill switch.
     pub fallback: RouteFallback,
+    /// Its fault rules.
+    pub fault: RouteFaults,
     /// Counters.
     pub stats: Arc<RouteStats>,
     /// When to retry.
@@ -33,12 +37,24 @@ pub(crate) struct LiveRoute {
 }
 
 impl LiveRoute {
-    /// The live state for `config`, keeping what is still valid of `previous` (the route of
-    /// the same name in the config being replaced).
-    pub(crate) fn new(config: &RouteConfig, previous: Option<&LiveRoute>) -> Self {
+    /// The live state for `config` (whose cluster is `cluster`), keeping what is still
+    /// valid of `previous` (the route of the same name in the config being replaced); its
+    /// faults read the runtime fault rules of `faults`.
+    pub(crate) fn new(
+        config: &RouteConfig,
+        cluster: &str,
+        previous: Option<&LiveRoute>,
+        faults: &Arc<FaultTable>,
+    ) -> Self {
         Self {
             admission: RouteAdmission::new(config, previous.map(|previous| &previous.admission)),
             fallback: RouteFallback::new(config, previous.map(|previous| &previous.fallback)),
+            fault: RouteFaults::for_route(
+                (&config.name, cluster),
+                &config.faults,
+                previous.map(|previous| &previous.fault),
+                faults.clone(),
+            ),
             stats: previous.map_or_else(Default::default, |previous| previous.stats.clone()),
             retry: config.attempts.retry.clone(),
             hedge: config.attempts.hedge.map(|hedge| {

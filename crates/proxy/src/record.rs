@@ -35,6 +35,64 @@ pub(crate) struct Record {
     pub upstream: Option<Duration>,
     /// From the request's arrival to its response head.
     pub total: Duration,
+    /// The fault a rule injected, when one did.
+    pub fault: Option<FaultKind>,
+    /// The rule that injected it.
+    pub fault_rule: Option<FaultRuleId>,
+}
+
+/// Which rule injected a fault, as the access log names it (`fault_rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultRuleId {
+    /// The route's `[[route.fault]]` rule of this number (from 1, in file order):
+    /// `config:<route>:<n>`.
+    Config(u32),
+    /// The rule made at run time with this number: `f<n>`.
+    Runtime(u64),
+}
+
+impl FaultRuleId {
+    /// The id as the admin API shows it, for a rule of `route`.
+    pub(crate) fn text(self, route: &str) -> String {
+        match self {
+            FaultRuleId::Config(number) => format!("config:{route}:{number}"),
+            FaultRuleId::Runtime(number) => format!("f{number}"),
+        }
+    }
+}
+
+/// Which fault a rule injected into a request (see [`crate::fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultKind {
+    /// It was held before its attempts.
+    Delay,
+    /// It was answered in the upstream's place.
+    Abort,
+    /// Its upstream connection was reset.
+    Reset,
+    /// Its upstream closed the connection without answering.
+    CloseBeforeHead,
+    /// Its upstream's answer broke off after the head (a truncated body).
+    CloseAfterHead,
+    /// Its upstream's answer's body came at a throttled rate.
+    Throttle,
+    /// Its attempt picked an endpoint a rule took down.
+    EndpointDown,
+}
+
+impl FaultKind {
+    /// Its name, as the access log writes it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Delay => "delay",
+            FaultKind::Abort => "abort",
+            FaultKind::Reset => "reset",
+            FaultKind::CloseBeforeHead => "close_before_head",
+            FaultKind::CloseAfterHead => "close_after_head",
+            FaultKind::Throttle => "throttle",
+            FaultKind::EndpointDown => "endpoint_down",
+        }
+    }
 }
 
 /// Which fallback answered a request in its cluster's place (see [`crate::fallback`]).

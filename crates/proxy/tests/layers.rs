@@ -59,7 +59,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("routing", &["router"]),
     // Each mechanism of the request path with the state it keeps per route; none sees the
     // snapshot or the order of the stages.
-    ("mechanisms", &["fallback", "forward", "admission"]),
+    ("mechanisms", &["fallback", "forward", "admission", "fault"]),
     // The config in force: each route's mechanisms, clusters, router and telemetry, swapped
     // whole on reload.
     ("in force", &["live", "reload"]),

@@ -4,8 +4,15 @@
 //! |---|---|
 //! | `GET /_mock/behaviour` | the behaviour in force, as JSON |
 //! | `PUT /_mock/behaviour` | replaces it; missing fields take their defaults; a bad one is refused with 400 and the old one stays |
-//! | `GET /_mock/stats` | counters of what reached the mock |
+//! | `PATCH /_mock/behaviour` | changes only the fields given (see [`super::patch`]); a bad one is named in a 400 and the old behaviour stays |
+//! | `GET /_mock/stats` | counters of what reached the mock, and the index of the phase in force (`phase`) when there are phases |
 //! | any `/_mock/echo` | a JSON description of the request as received |
+//!
+//! Only a caller that talks to the mock directly may use it: a call that came through a
+//! proxy (it carries `Forwarded`, `X-Forwarded-For` or `Via`, which Blastwall's proxy and
+//! most others add) is refused with 403, echo aside. Otherwise any client of a proxy with
+//! a catch-all route in front of a mock (as `blastwall demo` builds) could make it fail
+//! every other client's requests with one `PATCH /_mock/behaviour`.
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -14,7 +21,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
-use super::{Behaviour, MockResponse, Shared, respond};
+use super::server::{MockResponse, respond};
+use super::{Behaviour, Shared};
 
 /// The path prefix of the control API.
 pub const PREFIX: &str = "/_mock/";
@@ -69,9 +77,20 @@ struct ErrorBody {
 
 pub(super) async fn handle(shared: &Shared, request: Request<Incoming>) -> MockResponse {
     let path = &request.uri().path()[PREFIX.len()..];
+    if path != "echo" && came_through_a_proxy(request.headers()) {
+        return error(
+            shared,
+            StatusCode::FORBIDDEN,
+            format!(
+                "{PREFIX}{path} came through a proxy (it carries Forwarded, X-Forwarded-For \
+                 or Via): the control API answers only callers that reach the mock directly"
+            ),
+        );
+    }
     match (request.method(), path) {
         (&Method::GET, "behaviour") => json(shared, StatusCode::OK, shared.behaviour().as_ref()),
         (&Method::PUT, "behaviour") => put_behaviour(shared, request).await,
+        (&Method::PATCH, "behaviour") => patch_behaviour(shared, request).await,
         (&Method::GET, "stats") => json(shared, StatusCode::OK, &shared.stats()),
         (_, "echo") => {
             let (parts, body) = request.into_parts();
@@ -99,19 +118,50 @@ pub(super) async fn handle(shared: &Shared, request: Request<Incoming>) -> MockR
     }
 }
 
-async fn put_behaviour(shared: &Shared, request: Request<Incoming>) -> MockResponse {
-    let body = match Limited::new(request.into_body(), MAX_BEHAVIOUR_BYTES)
+/// Whether a proxy forwarded the request: it names a hop before this one.
+fn came_through_a_proxy(headers: &http::HeaderMap) -> bool {
+    [
+        http::header::FORWARDED,
+        http::header::VIA,
+        http::HeaderName::from_static("x-forwarded-for"),
+    ]
+    .iter()
+    .any(|name| headers.contains_key(name))
+}
+
+/// The body of a behaviour call, or the answer that refuses it.
+async fn read_behaviour(
+    shared: &Shared,
+    request: Request<Incoming>,
+) -> Result<Bytes, MockResponse> {
+    match Limited::new(request.into_body(), MAX_BEHAVIOUR_BYTES)
         .collect()
         .await
     {
-        Ok(body) => body.to_bytes(),
-        Err(err) => {
-            return error(
-                shared,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("cannot read behaviour: {err}"),
-            );
-        }
+        Ok(body) => Ok(body.to_bytes()),
+        Err(err) => Err(error(
+            shared,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("cannot read behaviour: {err}"),
+        )),
+    }
+}
+
+async fn patch_behaviour(shared: &Shared, request: Request<Incoming>) -> MockResponse {
+    let body = match read_behaviour(shared, request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    match shared.patch_behaviour(&body) {
+        Ok(behaviour) => json(shared, StatusCode::OK, &behaviour),
+        Err(err) => error(shared, StatusCode::BAD_REQUEST, err.to_string()),
+    }
+}
+
+async fn put_behaviour(shared: &Shared, request: Request<Incoming>) -> MockResponse {
+    let body = match read_behaviour(shared, request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let behaviour: Behaviour = match serde_json::from_slice(&body) {
         Ok(behaviour) => behaviour,

@@ -10,6 +10,11 @@
 //!   replica, so no client sees an error; then the standby (priority 1) takes all traffic;
 //! - **recovered**: the primaries come back; health checks return them and traffic fails
 //!   back to them.
+//!
+//! The cluster has a breaker (five failures in a row, timeouts included), which the
+//! scenario itself never opens (retries answer every request): it is there for the fault
+//! the README puts on the `checkout` route while the demo runs (a 2 s delay against the
+//! route's 1 s timeout), to show on the dashboard what a breaker does.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -126,6 +131,11 @@ endpoints = [
   {{ address = "{}" }},
   {{ address = "{}", priority = 1 }},
 ]
+
+# Counts timeouts too: a latency fault on the route (see the README) opens it.
+[cluster.checkout.circuit_breaker]
+consecutive_failures = 5
+open_duration = "5s"
 
 [cluster.checkout.health_check]
 kind = "http"

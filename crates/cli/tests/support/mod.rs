@@ -7,6 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod eventually;
+pub mod toxiproxy_api;
 
 // Not every suite waits for something.
 #[allow(unused_imports)]
@@ -38,11 +39,22 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(args: &[&str]) -> Self {
+    /// Starts `blastwall` with `args`, its stdout read line by line.
+    pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_stderr(args, Stdio::inherit())
+    }
+
+    /// Runs `blastwall` with `args`, its stderr (the log) written to `log`.
+    pub fn spawn_logged(args: &[&str], log: &std::path::Path) -> Self {
+        let log = std::fs::File::create(log).expect("a log file");
+        Self::spawn_with_stderr(args, Stdio::from(log))
+    }
+
+    fn spawn_with_stderr(args: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_blastwall"))
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("blastwall starts");
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -119,6 +131,50 @@ impl Drop for Process {
 fn address_in(line: &str) -> SocketAddr {
     let start = line.find("http://").expect("line has an address") + "http://".len();
     line[start..].trim().parse().expect("a socket address")
+}
+
+/// A `blastwall toxiproxy` server.
+pub struct Toxiproxy {
+    /// The process.
+    pub process: Process,
+    /// Where its HTTP API listens.
+    pub addr: SocketAddr,
+}
+
+impl Toxiproxy {
+    /// Starts one with its API on a free port.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with extra `blastwall toxiproxy` flags.
+    pub fn start_with(flags: &[&str]) -> Self {
+        Self::ready(Process::spawn(&Self::args(flags)))
+    }
+
+    /// Starts one with extra flags, its log (stderr) written to `log`.
+    pub fn start_logged(flags: &[&str], log: &std::path::Path) -> Self {
+        Self::ready(Process::spawn_logged(&Self::args(flags), log))
+    }
+
+    fn args<'a>(flags: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["toxiproxy", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        args
+    }
+
+    fn ready(mut process: Process) -> Self {
+        let line = process.wait_for_line("toxiproxy API listening on");
+        Self {
+            addr: address_in(&line),
+            process,
+        }
+    }
+
+    /// The URL of an API path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
 }
 
 /// A `blastwall mock` upstream.

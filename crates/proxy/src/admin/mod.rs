@@ -25,10 +25,17 @@ pub(crate) mod reply;
 pub(crate) mod router;
 
 mod actions;
+mod faults;
 mod guard;
 mod stream;
 mod views;
 
+#[cfg(test)]
+mod fault_bounds_tests;
+#[cfg(test)]
+mod fault_endpoint_tests;
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;
 
@@ -76,6 +83,9 @@ pub(crate) async fn bind(
         }),
     }
 }
+
+/// How often expired runtime fault rules are swept out of the table.
+const FAULT_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -142,6 +152,18 @@ impl AdminServer {
             streams: Arc::new(Semaphore::new(stream::cap(cap))),
         });
         let (stop, stopped) = watch::channel(());
+        // Runtime fault rules are made here, so they are swept here: an expired rule stops
+        // applying at once (the request path reads the clock), and leaves the table within
+        // a second, with its event; the endpoints a rule takes down are marked again for
+        // the health checks as rules start and expire.
+        let faults = state.runtime.snapshot().faults.clone();
+        let runtime = state.runtime.clone();
+        tokio::spawn(crate::fault::table::sweep_every(
+            faults,
+            FAULT_SWEEP_PERIOD,
+            stopped.clone(),
+            move || runtime.faults_changed(),
+        ));
         tokio::spawn(accept(listener, state.clone(), cap, stopped));
         Ok(Self {
             state,
@@ -374,6 +396,8 @@ fn is_read(call: &Call) -> bool {
             | Call::OpenApi
             | Call::Dashboard
             | Call::Metrics
+            | Call::Faults
+            | Call::Fault { .. }
     )
 }
 
@@ -416,6 +440,12 @@ async fn dispatch(state: &AdminState, call: Call, body: Bytes) -> Response<Admin
         Call::KillSwitch { route } => actions::kill_switch(state, &route, &body),
         Call::Reload => actions::reload(state).await,
         Call::LogLevel => actions::log_level(&body),
+        Call::Faults => faults::list(state),
+        Call::Fault { id } => faults::get(state, &id),
+        Call::FaultCreate => faults::create(state, &body),
+        Call::FaultDelete { id } => faults::delete(state, &id),
+        Call::FaultsClear => faults::clear(state),
+        Call::FaultsResume => faults::resume(state),
     }
 }
 

@@ -65,6 +65,24 @@ pub(crate) enum Call {
     Reload,
     /// `PUT /admin/log-level`.
     LogLevel,
+    /// `GET /admin/faults`.
+    Faults,
+    /// `POST /admin/faults`.
+    FaultCreate,
+    /// `DELETE /admin/faults`: the kill switch.
+    FaultsClear,
+    /// `POST /admin/faults/resume`.
+    FaultsResume,
+    /// `GET /admin/faults/{id}`.
+    Fault {
+        /// The rule's id.
+        id: String,
+    },
+    /// `DELETE /admin/faults/{id}`.
+    FaultDelete {
+        /// The rule's id.
+        id: String,
+    },
 }
 
 type Build = fn(&[String]) -> Call;
@@ -118,6 +136,18 @@ pub(crate) const ROUTES: &[(Method, &str, Build)] = &[
     }),
     (Method::POST, "/admin/reload", |_| Call::Reload),
     (Method::PUT, "/admin/log-level", |_| Call::LogLevel),
+    (Method::GET, "/admin/faults", |_| Call::Faults),
+    (Method::POST, "/admin/faults", |_| Call::FaultCreate),
+    (Method::DELETE, "/admin/faults", |_| Call::FaultsClear),
+    (Method::POST, "/admin/faults/resume", |_| Call::FaultsResume),
+    (Method::GET, "/admin/faults/{id}", |names| Call::Fault {
+        id: names[0].clone(),
+    }),
+    (Method::DELETE, "/admin/faults/{id}", |names| {
+        Call::FaultDelete {
+            id: names[0].clone(),
+        }
+    }),
 ];
 
 /// Why no handler serves a request.
@@ -221,6 +251,30 @@ mod tests {
             route(&Method::POST, "/admin/clusters/api/breaker"),
             Ok(Call::ClusterBreaker {
                 cluster: "api".into()
+            })
+        );
+    }
+
+    #[test]
+    fn fault_paths_route_by_method_and_resume_is_not_taken_for_an_id() {
+        assert_eq!(route(&Method::GET, "/admin/faults"), Ok(Call::Faults));
+        assert_eq!(route(&Method::POST, "/admin/faults"), Ok(Call::FaultCreate));
+        assert_eq!(
+            route(&Method::DELETE, "/admin/faults"),
+            Ok(Call::FaultsClear)
+        );
+        assert_eq!(
+            route(&Method::POST, "/admin/faults/resume"),
+            Ok(Call::FaultsResume)
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/admin/faults/f3"),
+            Ok(Call::FaultDelete { id: "f3".into() })
+        );
+        assert_eq!(
+            route(&Method::GET, "/admin/faults/config:shop:1"),
+            Ok(Call::Fault {
+                id: "config:shop:1".into()
             })
         );
     }

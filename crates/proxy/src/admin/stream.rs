@@ -63,6 +63,7 @@ pub(super) fn state(runtime: &Runtime) -> serde_json::Value {
         "clusters": views::clusters(runtime)["clusters"],
         "routes": views::routes(runtime),
         "events": views::events(runtime)["events"],
+        "faults": super::faults::view(runtime),
         "config_hash": runtime.snapshot().config.source.hash,
     })
 }

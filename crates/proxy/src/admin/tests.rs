@@ -47,7 +47,7 @@ async fn server(admin: &str) -> AdminServer {
     AdminServer::start(socket, runtime, Vec::new()).expect("started")
 }
 
-async fn call(
+pub(super) async fn call(
     server: &AdminServer,
     method: Method,
     path: &str,
@@ -156,7 +156,7 @@ fallback = { static = { headers = { "x-f" = "f-secret" } } }
     assert_eq!(route["cluster"], "api");
 }
 
-async fn raw_call(server: &AdminServer, request: &str) -> String {
+pub(super) async fn raw_call(server: &AdminServer, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(server.local_addr())
         .await

@@ -280,12 +280,14 @@ pub(super) fn routes(runtime: &Runtime) -> Value {
 /// `GET /admin/events`: the newest events of the runtime and every cluster, oldest first.
 pub(super) fn events(runtime: &Runtime) -> Value {
     let snapshot = runtime.snapshot();
-    let logs = std::iter::once(runtime.events()).chain(
-        snapshot
-            .clusters
-            .iter()
-            .map(|cluster| &cluster.stats().events),
-    );
+    let logs = [runtime.events(), &snapshot.faults.events]
+        .into_iter()
+        .chain(
+            snapshot
+                .clusters
+                .iter()
+                .map(|cluster| &cluster.stats().events),
+        );
     let events: Vec<Event> = events::merge(logs, EVENTS_SHOWN);
     json!({ "events": events })
 }

@@ -43,9 +43,14 @@ async fn check_loop(
     mut alive: watch::Receiver<()>,
 ) {
     loop {
-        let result = tokio::select! {
-            result = probe(&check, protocol, endpoint.address(), endpoint.authority()) => result,
-            _ = alive.changed() => return,
+        // An endpoint a fault rule takes down refuses its checks as it refuses attempts.
+        let result = if endpoint.is_down_by_fault() {
+            Err(ProbeFailure::FaultDown)
+        } else {
+            tokio::select! {
+                result = probe(&check, protocol, endpoint.address(), endpoint.authority()) => result,
+                _ = alive.changed() => return,
+            }
         };
         match cluster.upgrade() {
             Some(cluster) if cluster.contains(&endpoint) => cluster.record_check(&endpoint, result),

@@ -11,6 +11,16 @@ use super::Location;
 pub(crate) const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 /// Admin connections served at once by default: a few dashboards, scripts and scrapers.
 pub(crate) const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
+/// The longest `ttl` a fault made at run time may have by default: an experiment that
+/// crashes leaves its faults for an hour at most.
+pub(crate) const DEFAULT_FAULT_MAX_TTL: Duration = Duration::from_secs(3600);
+/// The most `[admin] fault_max_ttl` may be: a week. It bounds a runtime rule's `ttl` and
+/// its `after` alike, so a rule ends at most two weeks after it is made.
+pub(crate) const MAX_FAULT_MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The most `[admin] max_faults` may be (each change to the table copies its list).
+pub(crate) const MAX_MAX_FAULTS: u32 = 10_000;
+/// Runtime fault rules in force at once by default.
+pub(crate) const DEFAULT_MAX_FAULTS: usize = 64;
 /// The default time to send a request head (and body), and to send the next one.
 pub(crate) const DEFAULT_ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -29,6 +39,10 @@ pub struct AdminConfig {
     pub max_connections: usize,
     /// Time to send a request head, then its body; also the keep-alive idle time.
     pub header_read_timeout: Duration,
+    /// The longest `ttl` a fault rule made through the API may have.
+    pub fault_max_ttl: Duration,
+    /// Fault rules made through the API in force at once, at most.
+    pub max_faults: usize,
 }
 
 impl Default for AdminConfig {
@@ -40,6 +54,8 @@ impl Default for AdminConfig {
             token: None,
             max_connections: DEFAULT_ADMIN_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_ADMIN_HEADER_READ_TIMEOUT,
+            fault_max_ttl: DEFAULT_FAULT_MAX_TTL,
+            max_faults: DEFAULT_MAX_FAULTS,
         }
     }
 }

@@ -12,11 +12,14 @@ pub(crate) mod admission;
 pub(crate) mod attempts;
 pub(crate) mod error;
 pub(crate) mod fallback;
+pub(crate) mod fault;
 pub(crate) mod file;
 mod passive;
 pub(crate) mod telemetry;
 pub(crate) mod tls;
 mod validate;
+
+pub(crate) use self::validate::runtime_fault_rule;
 pub(crate) mod values;
 
 use std::net::SocketAddr;
@@ -169,6 +172,8 @@ pub struct RouteConfig {
     pub admission: admission::RouteAdmissionConfig,
     /// Its fallback and kill switch.
     pub fallback: fallback::FallbackConfig,
+    /// Its fault rules, in file order.
+    pub faults: Vec<fault::FaultRule>,
 }
 
 /// Conditions on a request; all must hold.

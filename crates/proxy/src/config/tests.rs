@@ -66,6 +66,10 @@ fn the_reference_config_in_examples_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/blastwall.toml");
     let config = Config::load(&path).unwrap_or_else(|errors| panic!("{errors}"));
     assert!(config.routes.len() >= 2);
+    assert!(
+        config.routes.iter().any(|route| !route.faults.is_empty()),
+        "the reference config shows a fault rule"
+    );
 }
 
 #[test]

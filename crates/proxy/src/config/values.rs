@@ -106,16 +106,11 @@ impl<'de> Deserialize<'de> for ByteSizeValue {
                 f.write_str("a size with its unit, like \"16KiB\" or \"10MB\"")
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ByteSizeValue, E> {
-                Ok(ByteSizeValue(
-                    text.trim()
-                        .parse::<bytesize::ByteSize>()
-                        .map(|size| size.as_u64())
-                        .map_err(|_| {
-                            format!(
-                                "invalid size \"{text}\": expected a number and a unit (B, KB, KiB, MB, MiB, GB, GiB), like \"16KiB\""
-                            )
-                        }),
-                ))
+                Ok(ByteSizeValue(parse_size(text, || {
+                    format!(
+                        "invalid size \"{text}\": expected a number and a unit (B, KB, KiB, MB, MiB, GB, GiB), like \"16KiB\""
+                    )
+                })))
             }
             fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<ByteSizeValue, E> {
                 Ok(ByteSizeValue(Err(format!(
@@ -128,6 +123,31 @@ impl<'de> Deserialize<'de> for ByteSizeValue {
         }
         deserializer.deserialize_any(Visitor)
     }
+}
+
+/// Parses `16KiB` or `10MB` into bytes; `invalid` words the error for text that is not a
+/// size. A size past `u64::MAX` bytes is refused as too large (bytesize multiplies in
+/// floating point and would give `u64::MAX`, which reads as "no limit").
+pub(crate) fn parse_size(text: &str, invalid: impl FnOnce() -> String) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let Ok(size) = trimmed.parse::<bytesize::ByteSize>() else {
+        return Err(invalid());
+    };
+    let split =
+        (trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.'))).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let unit = format!("1{}", unit.trim()).parse::<bytesize::ByteSize>();
+    let exact = match (number.parse::<f64>(), unit) {
+        (Ok(number), Ok(unit)) => number * unit.as_u64() as f64,
+        _ => return Err(invalid()),
+    };
+    // NOTE: 2^64 as a float; every product at or past it saturated.
+    if exact >= 18_446_744_073_709_551_616.0 {
+        return Err(format!(
+            "size \"{text}\" is too large: at most 16EiB (18446744073709551615 bytes)"
+        ));
+    }
+    Ok(size.as_u64())
 }
 
 impl JsonSchema for ByteSizeValue {
@@ -164,10 +184,7 @@ pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
         )
     };
     let size = text.trim().strip_suffix("/s").ok_or_else(bad)?;
-    size.trim()
-        .parse::<bytesize::ByteSize>()
-        .map(|size| size.as_u64())
-        .map_err(|_| bad())
+    parse_size(size, bad)
 }
 
 impl JsonSchema for RateValue {
@@ -218,5 +235,20 @@ mod tests {
         assert_eq!(parse_rate("0B/s"), Ok(0));
         let error = parse_rate("1KiB").unwrap_err();
         assert!(error.contains("like \"256B/s\""), "{error}");
+    }
+
+    #[test]
+    fn sizes_past_64_bits_are_refused_as_too_large_not_saturated() {
+        let invalid = || "invalid".to_owned();
+        assert_eq!(parse_size("16KiB", invalid), Ok(16 * 1024));
+        assert_eq!(parse_size("1.5KiB", invalid), Ok(1536));
+        assert_eq!(parse_size("15EiB", invalid), Ok(15 << 60));
+        for huge in ["99999999EiB", "16EiB", "18446744073709551616B", "20000PiB"] {
+            let error = parse_size(huge, invalid).unwrap_err();
+            assert!(error.contains("too large"), "{huge}: {error}");
+        }
+        assert_eq!(parse_size("lots", invalid), Err("invalid".to_owned()));
+        let error = parse_rate("99999999EiB/s").unwrap_err();
+        assert!(error.contains("too large"), "{error}");
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 
 pub(crate) use self::histogram::{Histogram, InFlight, StatusClasses};
-use crate::record::FallbackKind;
+use crate::record::{FallbackKind, FaultKind};
 
 /// One monotonically increasing counter.
 #[derive(Debug, Default)]
@@ -117,12 +117,41 @@ pub(crate) struct RouteStats {
     pub budget_exhausted: Counter,
     /// Requests that ran out of their deadline.
     pub deadline_exceeded: Counter,
+    /// Requests a fault rule delayed.
+    pub faults_delayed: Counter,
+    /// Requests a fault rule answered in the upstream's place.
+    pub faults_aborted: Counter,
+    /// Requests (or attempts) whose upstream connection a fault rule reset.
+    pub faults_reset: Counter,
+    /// Requests (or attempts) whose upstream a fault rule closed before any answer.
+    pub faults_closed: Counter,
+    /// Requests (or attempts) whose answer's body a fault rule cut off after its head.
+    pub faults_truncated: Counter,
+    /// Requests (or attempts) whose answer's body a fault rule throttled.
+    pub faults_throttled: Counter,
+    /// Attempts that failed on an endpoint a fault rule took down.
+    pub faults_endpoint_down: Counter,
     /// Responses by status class (see [`record_request`]).
     pub responses: StatusClasses,
     /// Time from routing to the response headers.
     pub duration: Histogram,
     /// Requests routed and not yet answered.
     pub in_flight: InFlight,
+}
+
+impl RouteStats {
+    /// The counter of faults of this kind.
+    pub(crate) fn fault(&self, kind: FaultKind) -> &Counter {
+        match kind {
+            FaultKind::Delay => &self.faults_delayed,
+            FaultKind::Abort => &self.faults_aborted,
+            FaultKind::Reset => &self.faults_reset,
+            FaultKind::CloseBeforeHead => &self.faults_closed,
+            FaultKind::CloseAfterHead => &self.faults_truncated,
+            FaultKind::Throttle => &self.faults_throttled,
+            FaultKind::EndpointDown => &self.faults_endpoint_down,
+        }
+    }
 }
 
 /// What happened to a cluster's requests.

@@ -36,6 +36,9 @@ pub(crate) enum ProbeFailure {
     /// The endpoint answered with a status that is not expected.
     #[error("unexpected status {0}")]
     Status(StatusCode),
+    /// A fault rule takes the endpoint down: the check was refused without connecting.
+    #[error("taken down by a fault rule (refused without connecting)")]
+    FaultDown,
 }
 
 /// Checks the endpoint at `address` once; `authority` is that address as a URI authority

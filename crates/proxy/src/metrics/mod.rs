@@ -30,7 +30,36 @@ pub(crate) fn render(runtime: &Runtime) -> String {
     route::write(&mut out, &snapshot);
     cluster::write(&mut out, &snapshot, Instant::now());
     proxy(&mut out, runtime);
+    faults(&mut out, &snapshot.faults);
     out.finish()
+}
+
+/// The runtime fault rules: how many are in force, and what happened to them.
+fn faults(out: &mut Exposition, table: &crate::fault::table::FaultTable) {
+    let name = "blastwall_fault_rules_active";
+    out.family(
+        name,
+        Kind::Gauge,
+        "Fault rules made through the admin API and still in the table.",
+    );
+    out.sample(name, &[], table.len() as u64);
+    let name = "blastwall_fault_rule_events_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "What happened to fault rules made through the admin API: created, expired, deleted, spent (faulted their first requests), orphaned (a reload took their target), cleared (kill switch uses).",
+    );
+    let stats = &table.stats;
+    for (event, counter) in [
+        ("created", &stats.created),
+        ("expired", &stats.expired),
+        ("deleted", &stats.deleted),
+        ("spent", &stats.spent),
+        ("orphaned", &stats.orphaned),
+        ("cleared", &stats.cleared),
+    ] {
+        out.sample(name, &[("event", event)], counter.get());
+    }
 }
 
 /// The proxy-wide families: connections, config reloads and the config in force.

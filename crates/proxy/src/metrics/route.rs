@@ -88,6 +88,62 @@ fn attempts(out: &mut Exposition, snapshot: &Snapshot) {
         "Requests that ran out of their deadline.",
         |live| live.stats.deadline_exceeded.get(),
     );
+    per_route(
+        out,
+        snapshot,
+        "blastwall_fault_delays_total",
+        Kind::Counter,
+        "Requests a fault rule delayed.",
+        |live| live.stats.faults_delayed.get(),
+    );
+    per_route(
+        out,
+        snapshot,
+        "blastwall_fault_aborts_total",
+        Kind::Counter,
+        "Requests a fault rule answered in the upstream's place.",
+        |live| live.stats.faults_aborted.get(),
+    );
+    per_route(
+        out,
+        snapshot,
+        "blastwall_fault_resets_total",
+        Kind::Counter,
+        "Requests or attempts whose upstream connection a fault rule reset.",
+        |live| live.stats.faults_reset.get(),
+    );
+    per_route(
+        out,
+        snapshot,
+        "blastwall_fault_closes_total",
+        Kind::Counter,
+        "Requests or attempts whose upstream a fault rule closed before any answer.",
+        |live| live.stats.faults_closed.get(),
+    );
+    per_route(
+        out,
+        snapshot,
+        "blastwall_fault_truncations_total",
+        Kind::Counter,
+        "Requests or attempts whose answer's body a fault rule cut off after its head.",
+        |live| live.stats.faults_truncated.get(),
+    );
+    per_route(
+        out,
+        snapshot,
+        "blastwall_fault_throttles_total",
+        Kind::Counter,
+        "Requests or attempts whose answer's body a fault rule throttled.",
+        |live| live.stats.faults_throttled.get(),
+    );
+    per_route(
+        out,
+        snapshot,
+        "blastwall_fault_endpoint_down_total",
+        Kind::Counter,
+        "Attempts that failed on an endpoint a fault rule took down.",
+        |live| live.stats.faults_endpoint_down.get(),
+    );
 }
 
 fn admission(out: &mut Exposition, snapshot: &Snapshot) {

@@ -1,14 +1,15 @@
 //! The path of one request through the resilience mechanisms, in the order they apply.
 //!
 //! ```text
-//! kill switch → admission (rate limit, shedding, bulkhead) → cluster breaker
+//! kill switch → admission (rate limit, shedding, bulkhead) → cluster breaker → fault
 //!   → attempts (pick, per-try timeout, send, judge, retry / hedge) → fallback → response
 //! ```
 //!
 //! Each mechanism lives in its own module ([`crate::admission`], [`crate::fallback`], the
 //! cluster's breakers and outlier detection); this module only decides the order and carries
 //! the request between them, so a reader sees in one place what happens to a request:
-//! `serve_routed` is that order, `gates` the stages before the attempts.
+//! `serve_routed` is that order, `gates` the stages before the attempts, `fault` the fault a
+//! route's rule drew.
 //!
 //! What happens is written, as it happens, into the request's [`Record`] (the error kind,
 //! the fallback that answered, attempts, endpoint, times); the observers (the counters,
@@ -18,6 +19,7 @@
 mod attempts;
 mod body;
 mod deadline;
+mod fault;
 mod gates;
 
 use std::future::Future;
@@ -184,15 +186,37 @@ async fn serve_routed(
     let mut cluster_permit = Some(admitted.cluster_permit);
     let (cluster, deadline) = (context.cluster, admitted.deadline);
     let body = admitted.body;
-    let attempted = attempts::run(
-        context,
-        cluster,
-        &mut parts,
-        body,
-        deadline,
-        &mut cluster_permit,
-    )
-    .await;
+    // NOTE: one branch and one relaxed load when there is no fault rule (see `crate::fault`).
+    let faults = &context.live.fault;
+    let drawn = if faults.idle() {
+        None
+    } else {
+        faults.draw(&parts.headers, context.trusted())
+    };
+    let faulted = match &drawn {
+        None => None,
+        Some(fault) => {
+            record.fault_rule = Some(fault.rule_id());
+            fault::inject(context, fault, deadline, record).await
+        }
+    };
+    let attempted = match faulted {
+        Some(attempted) => attempted,
+        None => {
+            // A fault on the answer is done by the attempts, on each one's.
+            let on_answer = drawn.as_ref().filter(|fault| fault.acts_on_answer());
+            attempts::run(
+                context,
+                cluster,
+                &mut parts,
+                body,
+                deadline,
+                &mut cluster_permit,
+                (on_answer, &mut *record),
+            )
+            .await
+        }
+    };
     settle(&attempted, cluster_permit, &mut admitted.permit, record);
     let mut response = match attempted.result {
         Ok(response) => {
@@ -352,6 +376,7 @@ async fn attempt(
         RequestBody::Streaming(body),
         None,
         permit,
+        (None, &mut Record::default()),
     )
     .await;
     (attempted.result, attempted.outcome)

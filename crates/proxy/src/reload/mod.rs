@@ -30,6 +30,7 @@ use crate::cluster::Cluster;
 use crate::config::{ClusterConfig, Config};
 use crate::events::{Event, EventKind};
 use crate::fallback::UnknownRoute;
+use crate::fault::table::{FaultTable, FaultTarget};
 use crate::live::LiveRoute;
 use crate::router::Router;
 
@@ -46,12 +47,17 @@ pub(crate) struct Snapshot {
     pub routes: Vec<Arc<LiveRoute>>,
     /// The access log and tracer, kept across reloads that do not change them.
     pub telemetry: crate::telemetry::Telemetry,
+    /// The fault rules made at run time and the faults' kill switch, the same table from
+    /// one snapshot to the next.
+    pub faults: Arc<FaultTable>,
 }
 
 impl Snapshot {
     /// Builds a snapshot, carrying over the live state of each cluster of `previous` that
     /// keeps its name.
     pub(crate) fn build(config: Config, previous: Option<&Snapshot>, now: Instant) -> Self {
+        // NOTE: one table for the proxy's life: runtime fault rules outlive reloads.
+        let faults = previous.map_or_else(Arc::default, |previous| previous.faults.clone());
         let clusters = config
             .clusters
             .iter()
@@ -77,7 +83,8 @@ impl Snapshot {
                         .position(|old| old.name == route.name)
                         .map(|index| &*previous.routes[index])
                 });
-                Arc::new(LiveRoute::new(route, previous))
+                let cluster = &config.clusters[route.cluster].name;
+                Arc::new(LiveRoute::new(route, cluster, previous, &faults))
             })
             .collect();
         let telemetry = crate::telemetry::Telemetry::build(
@@ -85,11 +92,41 @@ impl Snapshot {
             previous.map(|previous| &previous.telemetry),
         );
         Self {
+            faults,
             router: Router::new(&config),
             telemetry,
             routes,
             config: Arc::new(config),
             clusters,
+        }
+    }
+
+    /// Marks each endpoint that a fault rule takes down for every attempt, and unmarks the
+    /// others, so that active health checks see what the attempts see: a rule of this
+    /// config (unless the kill switch silences them), or a runtime rule live now on the
+    /// endpoint's cluster or on one of its routes. Done as the snapshot comes into force (a
+    /// kept cluster's endpoints are shared with the one it replaces, a rebuilt one's are
+    /// marked afresh), and again whenever the runtime rules change
+    /// ([`Runtime::faults_changed`]); several rules on one endpoint keep it marked until
+    /// the last goes.
+    pub(crate) fn mark_endpoints_down(&self) {
+        let now = Instant::now();
+        let silenced = self.faults.silenced();
+        let routes = &self.config.routes;
+        for (index, cluster) in self.clusters.iter().enumerate() {
+            let name = cluster.name();
+            let own = || routes.iter().filter(|route| route.cluster == index);
+            let covers = |target: &FaultTarget| match target {
+                FaultTarget::Cluster(cluster) => cluster == name,
+                FaultTarget::Route(route) => own().any(|own| &own.name == route),
+            };
+            for endpoint in cluster.endpoints().iter() {
+                let address = endpoint.address();
+                let down = (!silenced
+                    && own().any(|route| crate::fault::takes_down(&route.faults, address)))
+                    || self.faults.takes_down(covers, address, now);
+                endpoint.set_down_by_fault(down);
+            }
         }
     }
 
@@ -153,18 +190,32 @@ pub(crate) struct Runtime {
     traffic: Traffic,
     /// Reloads and kill switches, for the admin API's timeline.
     events: crate::events::EventLog,
+    /// Held while the endpoints taken down by faults are marked, and while a snapshot
+    /// comes into force, so that marks made as runtime rules change and a reload's are
+    /// made in turn, the last from the snapshot in force.
+    marking: Mutex<()>,
 }
 
 impl Runtime {
     /// Starts with `config`.
     pub(crate) fn new(config: Config) -> Self {
         let status = ReloadStatus::new(config.source.hash.clone(), SystemTime::now());
+        let snapshot = Snapshot::build(config, None, Instant::now());
+        snapshot.mark_endpoints_down();
         Self {
-            current: ArcSwap::from_pointee(Snapshot::build(config, None, Instant::now())),
+            current: ArcSwap::from_pointee(snapshot),
             status: Mutex::new(status),
             traffic: Traffic::default(),
             events: Default::default(),
+            marking: Mutex::new(()),
         }
+    }
+
+    /// After the runtime fault rules changed (or the kill switch): the endpoints they take
+    /// down are marked again for the health checks, in the snapshot in force.
+    pub(crate) fn faults_changed(&self) {
+        let _marking = self.marking.lock().unwrap_or_else(PoisonError::into_inner);
+        self.snapshot().mark_endpoints_down();
     }
 
     /// The snapshot in force now; hold it for the whole request.
@@ -199,8 +250,30 @@ impl Runtime {
 
     /// Puts a prepared snapshot in force and returns the one it replaces.
     pub(crate) fn swap(&self, next: Snapshot) -> Arc<Snapshot> {
-        let next = Arc::new(next);
-        let replaced = self.current.swap(next.clone());
+        let marking = self.marking.lock().unwrap_or_else(PoisonError::into_inner);
+        let config = &next.config;
+        let routes: Vec<String> = (config.routes.iter())
+            .map(|route| route.name.clone())
+            .collect();
+        let clusters: Vec<String> = (config.clusters.iter())
+            .map(|cluster| cluster.name.clone())
+            .collect();
+        let exists = |target: &FaultTarget| match target {
+            FaultTarget::Route(name) => routes.contains(name),
+            FaultTarget::Cluster(name) => clusters.contains(name),
+        };
+        let faults = next.faults.clone();
+        // NOTE: the sweep, the marks and the swap under the table's lock, so that a rule
+        // made meanwhile is either swept here or checked against `next` (see
+        // `FaultTable::insert_if`). The sweep before the marks: a reload ends the kill
+        // switch, which the marks read.
+        let (next, replaced) = faults.reloaded_then(exists, || {
+            next.mark_endpoints_down();
+            let next = Arc::new(next);
+            let replaced = self.current.swap(next.clone());
+            (next, replaced)
+        });
+        drop(marking);
         for cluster in &replaced.clusters {
             if !next.clusters.iter().any(|kept| Arc::ptr_eq(kept, cluster)) {
                 cluster.retire();

@@ -53,6 +53,10 @@ pub(crate) struct Line<'a> {
     pub fallback: Option<&'a [u8]>,
     /// Why the proxy answered itself (`x-blastwall-error`).
     pub error: Option<&'a [u8]>,
+    /// The fault a rule injected; the key is written only on a faulted request.
+    pub fault: Option<&'a [u8]>,
+    /// The rule that injected it (written after `fault`).
+    pub fault_rule: Option<crate::record::FaultRuleId>,
 }
 
 impl Line<'_> {
@@ -148,7 +152,7 @@ impl Line<'_> {
         millis(self.total, line);
         line.put(b",\"attempts\":");
         number(u64::from(self.attempts), line);
-        if self.fallback.is_none() && self.error.is_none() {
+        if self.fallback.is_none() && self.error.is_none() && self.fault.is_none() {
             // The usual end, in one piece.
             return line.put(b",\"fallback\":null,\"error\":null}\n");
         }
@@ -156,6 +160,15 @@ impl Line<'_> {
         optional_string(self.fallback, line);
         line.put(b",\"error\":");
         optional_string(self.error, line);
+        if self.fault.is_some() {
+            line.put(b",\"fault\":");
+            optional_string(self.fault, line);
+        }
+        if let Some(rule) = self.fault_rule {
+            // NOTE: a faulted request only; one small string for its id.
+            line.put(b",\"fault_rule\":");
+            string(rule.text(self.route).as_bytes(), line);
+        }
         line.put(b"}\n");
     }
 }
@@ -218,6 +231,8 @@ pub(crate) fn example() -> Line<'static> {
         total: Duration::from_micros(12_345_678),
         attempts: 1,
         fallback: None,
+        fault: None,
+        fault_rule: None,
         error: None,
     }
 }
@@ -385,5 +400,37 @@ mod pieces {
         let json: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(json["upstream_ms"], serde_json::Value::Null);
         assert_eq!(json["fallback"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_faulted_line_names_its_fault_after_the_error() {
+        let line = Line {
+            fault: Some(b"delay"),
+            ..example()
+        }
+        .to_line();
+        assert!(
+            line.ends_with(",\"fallback\":null,\"error\":null,\"fault\":\"delay\"}\n"),
+            "{line}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(json["fault"], "delay");
+    }
+
+    #[test]
+    fn a_faulted_line_names_the_rule_that_faulted_it() {
+        use crate::record::FaultRuleId;
+        let line = |rule| {
+            let line = Line {
+                fault: Some(b"abort"),
+                fault_rule: Some(rule),
+                ..example()
+            }
+            .to_line();
+            serde_json::from_str::<serde_json::Value>(&line).expect("JSON")["fault_rule"].clone()
+        };
+        assert_eq!(line(FaultRuleId::Runtime(7)), "f7");
+        let route = example().route;
+        assert_eq!(line(FaultRuleId::Config(2)), format!("config:{route}:2"));
     }
 }

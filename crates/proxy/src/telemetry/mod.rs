@@ -179,7 +179,8 @@ impl Telemetry {
         let Some((log, sample)) = &self.access_log else {
             return;
         };
-        let failed = status >= 500 || record.error.is_some();
+        // A faulted request is always written: the experiment wants to see every one.
+        let failed = status >= 500 || record.error.is_some() || record.fault.is_some();
         if !failed && *sample < 1.0 && with_rng(|rng| rng.random::<f64>() >= *sample) {
             return;
         }
@@ -198,6 +199,8 @@ impl Telemetry {
             attempts: record.attempts,
             fallback: record.fallback.map(|kind| kind.as_str().as_bytes()),
             error: record.error.map(|error| error.as_str().as_bytes()),
+            fault: record.fault.map(|kind| kind.as_str().as_bytes()),
+            fault_rule: record.fault_rule,
         };
         log.append(&line);
     }

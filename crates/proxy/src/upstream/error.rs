@@ -41,6 +41,11 @@ enum ConnectError {
     Handshake(#[source] hyper::Error),
 }
 
+/// A failure a fault rule made in the endpoint's place (see `crate::fault`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} (injected by a fault rule)")]
+struct Injected(#[source] Box<dyn std::error::Error + Send + Sync>);
+
 /// A request of which not a byte was written.
 #[derive(Debug, thiserror::Error)]
 #[error("request not sent, the connection closed first: {0}")]
@@ -71,7 +76,7 @@ impl UpstreamError {
     }
 
     /// No answer came within the attempt's timeout.
-    pub(super) fn timed_out() -> Self {
+    pub(crate) fn timed_out() -> Self {
         Self {
             kind: FailureKind::Timeout,
             source: Box::new(super::h1::Error::TimedOut),
@@ -106,6 +111,36 @@ impl UpstreamError {
                 kind: FailureKind::Reset,
                 source: Box::new(error),
             },
+        }
+    }
+
+    /// A refused connection, as a fault rule's endpoint down makes it without connecting:
+    /// the same kind and text as a real one, marked as injected.
+    pub(crate) fn injected_refused() -> Self {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        Self {
+            kind: FailureKind::ConnectFailed,
+            source: Box::new(Injected(Box::new(ConnectError::Io(refused)))),
+        }
+    }
+
+    /// A connection reset after the request was sent, as a fault rule makes it: what the
+    /// HTTP/1.1 client reports for a real one, marked as injected.
+    pub(crate) fn injected_reset() -> Self {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        Self::injected_sent(super::h1::Error::Read(reset))
+    }
+
+    /// A connection closed without an answer after the request was sent, as a fault rule
+    /// makes it: what the HTTP/1.1 client reports for a real one, marked as injected.
+    pub(crate) fn injected_closed() -> Self {
+        Self::injected_sent(super::h1::Error::ClosedBeforeAnswer)
+    }
+
+    fn injected_sent(error: super::h1::Error) -> Self {
+        Self {
+            kind: FailureKind::Reset,
+            source: Box::new(Injected(Box::new(error))),
         }
     }
 

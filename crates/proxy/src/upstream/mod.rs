@@ -84,6 +84,11 @@ pub(crate) enum UpstreamBody {
     Http1(h1::Body),
     /// From hyper's HTTP/2 client.
     Http2(Http2Body),
+    /// An endpoint's body altered on its way, or one made in an endpoint's place, by a
+    /// fault rule (`crate::fault`): judged as the endpoint's own, its errors the endpoint's.
+    // NOTE: boxed, so the other variants (every request's) stay as they are; only a
+    // faulted attempt allocates it.
+    Altered(ProxyBody),
 }
 
 impl UpstreamBody {
@@ -93,6 +98,7 @@ impl UpstreamBody {
         match self {
             UpstreamBody::Http1(body) => body.is_in_hand(),
             UpstreamBody::Http2(body) => body.is_end_stream(),
+            UpstreamBody::Altered(body) => body.is_end_stream(),
         }
     }
 }
@@ -124,6 +130,7 @@ impl Body for UpstreamBody {
                 }
                 Poll::Ready(frame)
             }
+            UpstreamBody::Altered(body) => Pin::new(body).poll_frame(cx),
         }
     }
 
@@ -131,6 +138,7 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Http1(body) => body.is_end_stream(),
             UpstreamBody::Http2(body) => body.is_end_stream(),
+            UpstreamBody::Altered(body) => body.is_end_stream(),
         }
     }
 
@@ -138,6 +146,7 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Http1(body) => body.size_hint(),
             UpstreamBody::Http2(body) => body.size_hint(),
+            UpstreamBody::Altered(body) => body.size_hint(),
         }
     }
 }

@@ -31,4 +31,14 @@ pub(crate) struct AdminSection {
     /// long a keep-alive connection may wait for its next request. Default "10s".
     #[schemars(with = "Option<DurationValue>")]
     pub header_read_timeout: Option<Spanned<DurationValue>>,
+    /// The longest `ttl` a fault rule made through the API (`POST /admin/faults`) may
+    /// have; every such rule must have one, so an experiment that crashes cannot leave a
+    /// fault behind for longer. Also the longest `after` (delay before a rule starts).
+    /// Default "1h", at most "7d".
+    #[schemars(with = "Option<DurationValue>")]
+    pub fault_max_ttl: Option<Spanned<DurationValue>>,
+    /// Fault rules made through the API in force at once, at most; past it, creating one is
+    /// refused (409). Default 64, at most 10000.
+    #[schemars(with = "Option<u32>")]
+    pub max_faults: Option<Spanned<u32>>,
 }

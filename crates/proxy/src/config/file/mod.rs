@@ -5,7 +5,9 @@
 //! to point at themselves after parsing (names referring to other sections, addresses,
 //! patterns) keep their span.
 
+pub(crate) mod delay;
 pub(crate) mod fallback;
+pub(crate) mod fault;
 pub(crate) mod telemetry;
 
 use std::collections::BTreeMap;
@@ -262,6 +264,12 @@ pub(crate) struct RouteSection {
     /// What the route answers when its cluster cannot, and its kill switch.
     #[schemars(with = "Option<fallback::FallbackSection>")]
     pub fallback: Option<Spanned<fallback::FallbackSection>>,
+    /// Faults injected into the route's requests (`[[route.fault]]`), to test what the
+    /// rest of its settings do when its upstream is slow or failing. The first rule that
+    /// matches a request and wins its draw applies. Default: none.
+    #[serde(default)]
+    #[schemars(with = "Vec<fault::FaultSection>")]
+    pub fault: Vec<Spanned<fault::FaultSection>>,
 }
 
 /// Conditions on a request. Give at most one of `path`, `path_prefix`, `path_regex`.

@@ -1,11 +1,11 @@
 //! Validation of `[admin]`: the address parses (or is "off"), exactly one way of giving the
 //! token, the token's variable is set, a listener off loopback has a token, and its limits
-//! are more than zero.
+//! are more than zero and bounded (a fault made at run time ends within two weeks).
 
 use toml::Spanned;
 
 use super::{Checker, duration_or};
-use crate::config::admin::{AdminConfig, AdminToken};
+use crate::config::admin::{AdminConfig, AdminToken, MAX_FAULT_MAX_TTL, MAX_MAX_FAULTS};
 use crate::config::file::AdminSection;
 
 /// The typed admin settings; errors are reported at their place.
@@ -51,6 +51,36 @@ pub(super) fn admin(check: &mut Checker<'_>, section: Option<AdminSection>) -> A
         && let Some(span) = span
     {
         check.error_at(span, "[admin] header_read_timeout must be more than zero");
+    }
+    let span = section.fault_max_ttl.as_ref().map(Spanned::span);
+    config.fault_max_ttl = duration_or(check, section.fault_max_ttl, config.fault_max_ttl);
+    if let Some(span) = span {
+        if config.fault_max_ttl.is_zero() {
+            check.error_at(span, "[admin] fault_max_ttl must be more than zero");
+        } else if config.fault_max_ttl > MAX_FAULT_MAX_TTL {
+            check.error_at(
+                span,
+                format!(
+                    "[admin] fault_max_ttl must be at most {}s (7 days): a fault made at run time must end by itself",
+                    MAX_FAULT_MAX_TTL.as_secs()
+                ),
+            );
+            config.fault_max_ttl = MAX_FAULT_MAX_TTL;
+        }
+    }
+    if let Some(cap) = section.max_faults {
+        let span = cap.span();
+        match cap.into_inner() {
+            0 => check.error_at(
+                span,
+                "[admin] max_faults must be at least 1 (the kill switch, DELETE /admin/faults, turns faults off)",
+            ),
+            cap if cap > MAX_MAX_FAULTS => check.error_at(
+                span,
+                format!("[admin] max_faults must be at most {MAX_MAX_FAULTS}"),
+            ),
+            cap => config.max_faults = cap as usize,
+        }
     }
     if let (Some(addr), None) = (config.listen, &config.token)
         && !addr.ip().is_loopback()
@@ -105,5 +135,42 @@ fn token(
             }
         },
         (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn errors(admin: &str) -> Vec<String> {
+        let text = format!(
+            "[admin]\n{admin}\n\n[[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n\n[[route]]\ncluster = \"api\"\n\n[cluster.api]\nendpoints = [{{ address = \"127.0.0.1:9\" }}]\n"
+        );
+        match Config::parse(&text, Path::new("blastwall.toml")) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_fault_max_ttl_past_a_week_is_refused_at_its_place() {
+        let found = errors("fault_max_ttl = \"30days\"");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("blastwall.toml:2:17:"), "{}", found[0]);
+        assert!(found[0].contains("at most 604800s"), "{}", found[0]);
+        assert!(errors("fault_max_ttl = \"7days\"").is_empty());
+    }
+
+    #[test]
+    fn max_faults_past_ten_thousand_or_zero_is_refused_at_its_place() {
+        let found = errors("max_faults = 10001");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("blastwall.toml:2:14:"), "{}", found[0]);
+        assert!(found[0].contains("at most 10000"), "{}", found[0]);
+        let found = errors("max_faults = 0");
+        assert!(found[0].starts_with("blastwall.toml:2:14:"), "{}", found[0]);
+        assert!(errors("max_faults = 10000").is_empty());
     }
 }

@@ -13,7 +13,10 @@ mod admission;
 mod attempts;
 mod breaker;
 mod clusters;
+mod delay;
 mod fallback;
+mod fault;
+mod fault_action;
 mod headers;
 mod health;
 mod listeners;
@@ -31,6 +34,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+pub(crate) use self::fault::runtime_rule as runtime_fault_rule;
 use super::file::ConfigFile;
 use super::values::{ByteSizeValue, DurationValue};
 use super::{Config, ConfigError, ConfigErrors, Location, RouteConfig, Source};

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::headers::header_edits;
 use super::matcher::route_match;
-use super::{Checker, admission, attempts, fallback};
+use super::{Checker, admission, attempts, fallback, fault};
 use crate::config::admission::PriorityTrust;
 use crate::config::file::RouteSection;
 use crate::config::{ClusterConfig, DEFAULT_REQUEST_TIMEOUT, PathMatch, RouteConfig, RouteMatch};
@@ -74,6 +74,10 @@ pub(super) fn route(
         clusters,
         per_try_timeout,
     );
+    let endpoints = cluster
+        .and_then(|cluster| cluster_configs.get(cluster))
+        .map_or(&[][..], |cluster| &cluster.endpoints[..]);
+    let faults = fault::faults(check, &name, section.fault, trust, endpoints);
     Some(RouteConfig {
         name,
         listeners: route_listeners,
@@ -85,6 +89,7 @@ pub(super) fn route(
         attempts,
         admission,
         fallback,
+        faults,
     })
 }
 

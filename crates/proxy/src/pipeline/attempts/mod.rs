@@ -46,7 +46,9 @@ use super::deadline::Deadline;
 use crate::body::ProxyBody;
 use crate::cluster::{Cluster, ClusterPermit};
 use crate::error::{ProxyError, error_response};
+use crate::fault::Drawn;
 use crate::outcome::{AttemptOutcome, ClientCause};
+use crate::record::Record;
 
 /// What the attempts came to.
 #[derive(Debug)]
@@ -83,6 +85,10 @@ enum Verdict {
 /// policy gives up, or the deadline passes. A success whose body is still to come takes the
 /// cluster breaker's `permit` along, to be recorded when the body ends; otherwise the
 /// caller records it with the outcome.
+///
+/// `on_answer` is a request-level fault rule's that acts on the answer: it is done on each
+/// attempt's (see [`crate::fault`]); attempt-level rules are drawn as each attempt is sent,
+/// and the last fault done is written into `record`.
 pub(super) async fn run(
     context: &Context<'_>,
     cluster: &Arc<Cluster>,
@@ -90,6 +96,7 @@ pub(super) async fn run(
     mut body: RequestBody,
     deadline: Option<Deadline>,
     permit: &mut Option<ClusterPermit>,
+    (on_answer, record): (Option<&Drawn<'_>>, &mut Record),
 ) -> Attempted {
     let live = context.live;
     let now = Instant::now();
@@ -109,6 +116,8 @@ pub(super) async fn run(
         tried: SmallVec::new(),
         in_flight: SmallVec::new(),
         sent: 0,
+        on_answer,
+        record,
     };
     if let Err(not_sent) = attempt_set.launch(&mut body, deadline, now) {
         return attempt_set.failed(not_sent);
@@ -226,7 +235,12 @@ enum Event {
 
 /// The answer when the deadline passed before any attempt answered: the caller's doing
 /// when the deadline was its own.
-fn timed_out(cluster: &Cluster, sent: u32, deadline: Option<Deadline>, now: Instant) -> Attempted {
+pub(super) fn timed_out(
+    cluster: &Cluster,
+    sent: u32,
+    deadline: Option<Deadline>,
+    now: Instant,
+) -> Attempted {
     let late = deadline.map_or(Duration::ZERO, |deadline| {
         now.saturating_duration_since(deadline.at)
     });

@@ -3,7 +3,9 @@
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::pin::{Pin, pin};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -18,10 +20,14 @@ use super::super::deadline::{self, Deadline};
 use super::{Attempted, Event, NotSent};
 use crate::cluster::Cluster;
 use crate::config::UpstreamProtocol;
+use crate::config::fault::FaultAction;
 use crate::endpoint::EndpointGuard;
 use crate::error::{ProxyError, error_response};
+use crate::fault::table::RuntimeRule;
+use crate::fault::{Drawn, RuleEnd};
 use crate::forward;
 use crate::outcome::{AttemptOutcome, ClientCause};
+use crate::record::Record;
 use crate::telemetry::span::AttemptSpan;
 use crate::upstream::{UpstreamBody, UpstreamError};
 
@@ -81,6 +87,30 @@ pub(super) struct AttemptSet<'c, 'a> {
     pub(super) tried: SmallVec<[SocketAddr; 2]>,
     pub(super) in_flight: SmallVec<[InFlight<'c>; 1]>,
     pub(super) sent: u32,
+    /// A request-level fault rule's that acts on each attempt's answer.
+    pub(super) on_answer: Option<&'c Drawn<'c>>,
+    /// Where the last fault done in an attempt is written: the request's record (its
+    /// `fault`, and its `fault_rule` when an attempt-level rule did it; the request's own
+    /// rule acting on the answer is there already).
+    pub(super) record: &'c mut Record,
+}
+
+/// The fault done in one attempt: a config rule's or the request's, borrowed for the
+/// request, or a runtime rule's, held (the table may drop it meanwhile).
+enum AttemptFault<'c> {
+    Borrowed(&'c FaultAction),
+    Held(Arc<RuntimeRule>),
+}
+
+impl Deref for AttemptFault<'_> {
+    type Target = FaultAction;
+
+    fn deref(&self) -> &FaultAction {
+        match self {
+            AttemptFault::Borrowed(action) => action,
+            AttemptFault::Held(rule) => rule.action(),
+        }
+    }
 }
 
 impl<'c> AttemptSet<'c, '_> {
@@ -192,6 +222,14 @@ impl<'c> AttemptSet<'c, '_> {
         } else {
             added.push(deadline_header, remaining);
         }
+        // Drawn once the attempt is sure to go (the request keeps its exact headers).
+        // NOTE: one branch when the route has no attempt-level rule and the request drew
+        // no fault on the answer.
+        let fault = if self.on_answer.is_none() && !context.live.fault.has_attempt_rules() {
+            None
+        } else {
+            self.fault_for(guard.endpoint().address())
+        };
         self.tried.push(guard.endpoint().address());
         self.sent += 1;
         // The attempt's span starts here because its id travels upstream as the parent.
@@ -199,29 +237,64 @@ impl<'c> AttemptSet<'c, '_> {
             trace.attempt(request.headers_mut(), self.sent, guard.endpoint().address())
         });
         let client = cluster.client();
-        self.in_flight.push(Box::pin(async move {
-            // NOTE: one clock read starts both the latency and the per-try timeout, and the
-            // one at the end is also the instant the attempt is judged at. A timeout too
-            // long for an instant to hold waits 30 years, in effect forever.
-            let started = tokio::time::Instant::now();
-            let expires = started
-                .checked_add(timeout)
-                .unwrap_or_else(|| started + Duration::from_secs(86400 * 365 * 30));
-            let result = match client.send(request, added, expires).await {
-                Ok(response) => Ok(response),
-                Err(error) => Err(SendFailure::of(error, callers_time, upload.as_ref())),
-            };
-            let finished = tokio::time::Instant::now();
-            Finished {
-                guard,
-                result,
-                latency: finished.saturating_duration_since(started),
-                at: finished.into_std(),
-                timeout,
-                span,
-            }
-        }));
+        let Some(fault) = fault else {
+            // NOTE: the unfaulted attempt is written out rather than sent through `timed`:
+            // the closure `timed` takes would move the request once more on every request
+            // (callgrind: some 200 instructions of copying each).
+            self.in_flight.push(Box::pin(async move {
+                let started = tokio::time::Instant::now();
+                let expires = expiry(started, timeout);
+                let result = match client.send(request, added, expires).await {
+                    Ok(response) => Ok(response),
+                    Err(error) => Err(SendFailure::of(error, callers_time, upload.as_ref())),
+                };
+                Finished::at_end(guard, result, started, timeout, span)
+            }));
+            return Ok(());
+        };
+        // The fault is done inside the attempt's time, as the endpoint's own doing.
+        let timing = Timing {
+            timeout,
+            callers_time,
+            upload,
+        };
+        let (fault, end) = fault;
+        self.in_flight.push(Box::pin(timed(
+            guard,
+            span,
+            timing,
+            move |expires| async move {
+                let send = client.send(request, added, expires);
+                crate::fault::attempt(&fault, end, expires, send).await
+            },
+        )));
         Ok(())
+    }
+
+    /// The fault to do in an attempt to `endpoint` of the route's own cluster, and what ends
+    /// its rule: an attempt-level rule's drawn now (counted, and named for the record), or
+    /// else the request's fault on the answer.
+    fn fault_for(&mut self, endpoint: SocketAddr) -> Option<(AttemptFault<'c>, RuleEnd)> {
+        let context: &'c Context<'_> = self.context;
+        // The alternate cluster of a fallback is not the route's: its rules leave it alone.
+        let own_cluster = std::ptr::eq(self.cluster, &**context.cluster);
+        let faults = &context.live.fault;
+        let drawn = (own_cluster && faults.has_attempt_rules())
+            .then(|| faults.draw_attempt(&self.parts.headers, context.trusted(), endpoint))
+            .flatten();
+        if let Some(drawn) = drawn {
+            context.live.stats.fault(drawn.kind()).increment();
+            self.record.fault = Some(drawn.kind());
+            self.record.fault_rule = Some(drawn.rule_id());
+            let end = faults.ending(&drawn);
+            return Some(match drawn {
+                Drawn::Configured(rule) => (AttemptFault::Borrowed(&rule.rule.action), end),
+                Drawn::Runtime(rule) => (AttemptFault::Held(rule), end),
+            });
+        }
+        let fault: &'c Drawn<'c> = self.on_answer?;
+        self.record.fault = Some(fault.kind());
+        Some((AttemptFault::Borrowed(fault), faults.ending(fault)))
     }
 
     /// The answer for a request whose attempt could not be sent.
@@ -253,5 +326,72 @@ impl<'c> AttemptSet<'c, '_> {
             }
         })
         .await
+    }
+}
+
+/// How an attempt is timed and what its failure means.
+struct Timing {
+    /// Its per-try timeout (or what is left of the deadline).
+    timeout: Duration,
+    /// Whether that time is the caller's own.
+    callers_time: bool,
+    /// Its streaming upload, when it has one.
+    upload: Option<Upload>,
+}
+
+/// An attempt, timed: `send` is given the instant its time ends.
+async fn timed<S, F>(
+    guard: EndpointGuard,
+    span: Option<AttemptSpan>,
+    timing: Timing,
+    send: S,
+) -> Finished
+where
+    S: FnOnce(tokio::time::Instant) -> F,
+    F: Future<Output = Result<Response<UpstreamBody>, UpstreamError>>,
+{
+    let Timing {
+        timeout,
+        callers_time,
+        upload,
+    } = timing;
+    let started = tokio::time::Instant::now();
+    let expires = expiry(started, timeout);
+    let result = match send(expires).await {
+        Ok(response) => Ok(response),
+        Err(error) => Err(SendFailure::of(error, callers_time, upload.as_ref())),
+    };
+    Finished::at_end(guard, result, started, timeout, span)
+}
+
+/// When an attempt started at `started` runs out of time. One clock read starts both the
+/// latency and the per-try timeout (and the one at the end is also the instant the attempt
+/// is judged at). A timeout too long for an instant to hold waits 30 years, in effect
+/// forever.
+fn expiry(started: tokio::time::Instant, timeout: Duration) -> tokio::time::Instant {
+    started
+        .checked_add(timeout)
+        .unwrap_or_else(|| started + Duration::from_secs(86400 * 365 * 30))
+}
+
+impl Finished {
+    /// An attempt that started at `started` and finished now with `result`.
+    #[inline]
+    fn at_end(
+        guard: EndpointGuard,
+        result: Result<Response<UpstreamBody>, SendFailure>,
+        started: tokio::time::Instant,
+        timeout: Duration,
+        span: Option<AttemptSpan>,
+    ) -> Self {
+        let finished = tokio::time::Instant::now();
+        Finished {
+            guard,
+            result,
+            latency: finished.saturating_duration_since(started),
+            at: finished.into_std(),
+            timeout,
+            span,
+        }
     }
 }
