@@ -17,8 +17,9 @@ use crate::record::Record;
 
 /// A fault a rule drew for this request, done: a delay is waited out (within the deadline
 /// and its rule's life; `Some` answer of the deadline when it passed meanwhile, `None` to
-/// go on to the attempts), an abort, a reset or a close is the answer in the attempts' place, a fault on
-/// the answer (`None`) is done by the attempts on theirs. Counted and recorded.
+/// go on to the attempts), an abort, a reset or a close is the answer in the attempts'
+/// place, a fault on the answer (`None`) is done by the attempts on theirs. Counted and
+/// recorded.
 // NOTE: boxed, as `fall_back` is: inline, its timer would make every request's future
 // larger, faulted or not; a faulted request pays one allocation.
 pub(super) fn inject<'a>(
