@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
@@ -20,15 +19,6 @@ const STATIC: &str = "[route.fallback]\nstatic = { status = 503, body = \"degrad
 fn proxy(upstream: &Mock, route_keys: &str) -> Proxy {
     let config = route_config(route_keys, "", &[endpoint(upstream, "")]);
     Proxy::start(&format!("{TRUSTED}{config}"))
-}
-
-/// The access log's lines so far, parsed.
-fn lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
-        .collect()
 }
 
 #[tokio::test]
@@ -137,9 +127,12 @@ async fn an_abort_with_a_header_answers_only_requests_carrying_that_header() {
         "the aborted request never left"
     );
 
-    let written = eventually(Duration::from_secs(10), || async { lines(&log).len() >= 3 }).await;
-    assert!(written, "access log: {:?}", lines(&log));
-    let lines = lines(&log);
+    let written = eventually(Duration::from_secs(10), || async {
+        support::access_log(&log).len() >= 3
+    })
+    .await;
+    assert!(written, "access log: {:?}", support::access_log(&log));
+    let lines = support::access_log(&log);
     let by_id = |id: &str| {
         lines
             .iter()

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -47,15 +46,6 @@ async fn metric(proxy: &Proxy, name: &str) -> u64 {
         .find_map(|line| line.strip_prefix(prefix.as_str()))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// The access log's lines so far, parsed.
-fn lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
-        .collect()
 }
 
 #[tokio::test]
@@ -153,11 +143,15 @@ async fn an_attempt_abort_is_the_endpoints_answer_and_is_retried_on_the_other_en
     assert!(metric(&proxy, "blastwall_fault_aborts_total").await >= 1);
     // A faulted request is always logged, its fault named even when its retry succeeded.
     let logged = || async {
-        lines(&log)
+        support::access_log(&log)
             .iter()
             .any(|line| line["fault"] == "abort" && line["status"] == 200 && line["attempts"] == 2)
     };
-    assert!(eventually(WITHIN, logged).await, "{:?}", lines(&log));
+    assert!(
+        eventually(WITHIN, logged).await,
+        "{:?}",
+        support::access_log(&log)
+    );
 }
 
 #[tokio::test]
@@ -195,8 +189,8 @@ async fn a_reset_ends_in_502_without_reaching_the_upstream_and_is_logged_as_a_re
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(headers["x-blastwall-error"], "upstream_reset");
     assert_eq!(upstream.requests().await, 0);
-    assert!(eventually(WITHIN, || async { !lines(&log).is_empty() }).await);
-    assert_eq!(lines(&log)[0]["fault"], "reset");
+    assert!(eventually(WITHIN, || async { !support::access_log(&log).is_empty() }).await);
+    assert_eq!(support::access_log(&log)[0]["fault"], "reset");
     assert_eq!(metric(&proxy, "blastwall_fault_resets_total").await, 1);
 }
 

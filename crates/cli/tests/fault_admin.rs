@@ -7,7 +7,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -77,14 +76,6 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     )
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_delay_made_at_run_time_times_its_route_out_until_its_ttl_ends() {
     let folder = tempfile::tempdir().expect("a folder");
@@ -117,12 +108,12 @@ async fn a_delay_made_at_run_time_times_its_route_out_until_its_ttl_ends() {
     );
     // The access log is written in batches: wait for the line.
     let logged = eventually(WITHIN, || async {
-        lines(&log)
+        support::access_log(&log)
             .iter()
             .any(|line| line["fault"] == "delay" && line["fault_rule"] == "f1")
     })
     .await;
-    assert!(logged, "{:?}", lines(&log));
+    assert!(logged, "{:?}", support::access_log(&log));
 
     // It ends by itself: requests go through again, and the sweeper leaves an event.
     assert!(
@@ -467,11 +458,15 @@ async fn an_attempt_abort_made_at_run_time_is_retried_on_the_other_endpoint() {
     );
     assert_eq!(failing.requests().await, 0);
     let logged = || async {
-        lines(&log).iter().any(|line| {
+        support::access_log(&log).iter().any(|line| {
             line["fault"] == "abort" && line["fault_rule"] == "f1" && line["status"] == 200
         })
     };
-    assert!(eventually(WITHIN, logged).await, "{:?}", lines(&log));
+    assert!(
+        eventually(WITHIN, logged).await,
+        "{:?}",
+        support::access_log(&log)
+    );
 }
 
 #[tokio::test]

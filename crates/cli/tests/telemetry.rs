@@ -5,7 +5,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use http::{Method, StatusCode};
@@ -27,15 +26,6 @@ fn proxy(endpoints: &[String], sections: &str) -> Proxy {
         "[route.retry]\nattempts = 2\nbackoff = {{ base = \"1ms\", max = \"2ms\" }}\n\n{sections}"
     );
     Proxy::start(&route_config(&route, "", endpoints))
-}
-
-/// The access log's lines so far, parsed.
-fn lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
-        .collect()
 }
 
 #[tokio::test]
@@ -82,9 +72,12 @@ async fn access_log_lines_record_a_success_a_retry_and_a_failure() {
     .await;
     assert_eq!(failed.0, StatusCode::BAD_GATEWAY);
 
-    let written = eventually(Duration::from_secs(10), || async { lines(&log).len() >= 4 }).await;
-    assert!(written, "access log: {:?}", lines(&log));
-    let lines = lines(&log);
+    let written = eventually(Duration::from_secs(10), || async {
+        support::access_log(&log).len() >= 4
+    })
+    .await;
+    assert!(written, "access log: {:?}", support::access_log(&log));
+    let lines = support::access_log(&log);
     let by_id = |id: &str| {
         lines
             .iter()
@@ -139,9 +132,12 @@ async fn access_log_times_are_the_utc_wall_clock_time_each_request_arrived() {
         assert_eq!(answer.0, StatusCode::OK);
         sent.push((id, before, SystemTime::now()));
     }
-    let written = eventually(Duration::from_secs(10), || async { lines(&log).len() >= 3 }).await;
-    assert!(written, "access log: {:?}", lines(&log));
-    let lines = lines(&log);
+    let written = eventually(Duration::from_secs(10), || async {
+        support::access_log(&log).len() >= 3
+    })
+    .await;
+    assert!(written, "access log: {:?}", support::access_log(&log));
+    let lines = support::access_log(&log);
     for (id, before, after) in sent {
         let line = lines
             .iter()

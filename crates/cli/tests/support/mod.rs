@@ -300,6 +300,17 @@ impl Proxy {
     }
 }
 
+/// The access log's whole lines so far, each parsed (a line still being written, without
+/// its newline, is left for the next read).
+pub fn access_log(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    whole
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect()
+}
+
 /// `config`, with an admin listener on a free port when it names none: without `[admin]`
 /// a proxy takes the default port (127.0.0.1:9901), which tests running side by side, or
 /// a proxy the developer runs, would race for.
