@@ -67,9 +67,9 @@
 //!   fails as a refused connection (`ConnectFailed`) without connecting: retried (even a
 //!   POST, as it never left), counted against the endpoint in its breaker and in passive outlier detection,
 //!   which ejects it so that the balancer stops picking it; the last failure is 502
-//!   `connect_failed` or the fallback's answer. When the rule takes it down for every attempt
-//!   (no `header`, 100 percent), the active health checks see it down too: as the config
-//!   comes into force, the endpoint's state is marked (`Endpoint::set_down_by_fault`, a flag
+//!   `connect_failed` or the fallback's answer. When the rule takes it down for every
+//!   attempt (no `header`, 100 percent, no `first`), the active health checks see it down
+//!   too: as the config comes into force, the endpoint's state is marked (`Endpoint::set_down_by_fault`, a flag
 //!   the state layer reads without knowing of faults) and its checks fail without
 //!   connecting, so it turns unhealthy and the balancer leaves it; a config without the
 //!   rule unmarks it and the checks bring it back. A rule made at run time marks it the

@@ -291,18 +291,24 @@ fn instant_of(at: SystemTime, now: Instant, wall: SystemTime) -> Instant {
     }
 }
 
-/// Whether `rules` take the endpoint at `address` down for every attempt, whoever sends it
-/// (no header, 100 percent): then its active health checks should see it down too (see
-/// [`crate::endpoint::Endpoint::set_down_by_fault`]).
+/// Whether `rules` take the endpoint at `address` down for every attempt (see
+/// [`FaultRule::downs_for_everyone`]).
 pub(crate) fn takes_down(rules: &[FaultRule], address: SocketAddr) -> bool {
-    rules.iter().any(|rule| {
-        rule.action == FaultAction::EndpointDown
-            && rule.header.is_none()
-            && rule.per_million >= 1_000_000
-            && rule
-                .endpoint
-                .is_some_and(|endpoint| endpoint.address == address)
-    })
+    rules.iter().any(|rule| rule.downs_for_everyone(address))
+}
+
+impl FaultRule {
+    /// Whether this rule takes the endpoint at `address` down for every attempt, whoever
+    /// sends it (no header, 100 percent, no `first`): then its active health checks should
+    /// see it down too (see [`crate::endpoint::Endpoint::set_down_by_fault`]). A rule that
+    /// spares some attempts leaves the checks alone.
+    pub(crate) fn downs_for_everyone(&self, address: SocketAddr) -> bool {
+        self.action == FaultAction::EndpointDown
+            && self.header.is_none()
+            && self.per_million >= 1_000_000
+            && self.first.is_none()
+            && self.endpoint.is_some_and(|only| only.address == address)
+    }
 }
 
 /// Whether the request carries the rule's header (with its value, when the rule gives one)

@@ -380,3 +380,19 @@ fn a_zero_first_a_bad_time_and_a_window_that_ends_before_it_starts_are_refused()
     );
     assert!(backwards.contains("until must be after"), "{backwards}");
 }
+
+#[test]
+fn only_a_down_rule_for_every_attempt_takes_the_endpoint_down_for_the_health_checks() {
+    let address: std::net::SocketAddr = "127.0.0.1:9".parse().expect("an address");
+    let down = |keys: &str| {
+        let rules = rules(&format!(
+            "[[route.fault]]\ndown = true\nendpoint = \"127.0.0.1:9\"\n{keys}"
+        ));
+        super::takes_down(&rules, address)
+    };
+    assert!(down(""));
+    assert!(!down("percent = 50"));
+    assert!(!down("header = \"x-chaos\""));
+    // A rule spent after its first requests spares the attempts after them.
+    assert!(!down("first = 3"));
+}

@@ -9,7 +9,7 @@ use std::time::Instant;
 use http::HeaderMap;
 
 use super::{FaultTable, FaultTarget, Removal, RuntimeRule};
-use crate::config::fault::{FaultAction, FaultRule, FaultStage};
+use crate::config::fault::{FaultRule, FaultStage};
 use crate::fault::{Take, drawn, matches, take};
 
 impl FaultTable {
@@ -80,9 +80,8 @@ impl FaultTable {
     }
 
     /// Whether a runtime rule live at `now`, on a target `covers` accepts, takes the
-    /// endpoint at `address` down for every attempt, whoever sends it (no header, 100
-    /// percent, no `first`): then its active health checks should see it down too (see
-    /// [`crate::endpoint::Endpoint::set_down_by_fault`]).
+    /// endpoint at `address` down for every attempt (see
+    /// [`crate::config::fault::FaultRule::downs_for_everyone`]).
     pub(crate) fn takes_down(
         &self,
         covers: impl Fn(&FaultTarget) -> bool,
@@ -93,14 +92,7 @@ impl FaultTable {
             return false;
         }
         self.rules.load().iter().any(|rule| {
-            let fault = &rule.rule;
-            fault.action == FaultAction::EndpointDown
-                && fault.header.is_none()
-                && fault.per_million >= 1_000_000
-                && fault.first.is_none()
-                && fault.endpoint.is_some_and(|only| only.address == address)
-                && rule.live_at(now)
-                && covers(&rule.target)
+            rule.rule.downs_for_everyone(address) && rule.live_at(now) && covers(&rule.target)
         })
     }
 }
