@@ -1,30 +1,49 @@
-//! `blastwall check`: validate a config and explain every error, or print the config's JSON
-//! Schema.
+//! `blastwall check`: validate a config or a fault-tolerance spec and explain every error,
+//! or print either's JSON Schema.
+//!
+//! A spec is told from a config by its top-level keys (`[system]`, `[[failure]]`, which a
+//! config never has), so one verb checks both. A spec's topology is checked through: its
+//! Blastwall config is validated as `verify` would run it (each `"{service:NAME}"` written
+//! as a loopback address), and its fault rules' `route` and `cluster` must be in that
+//! config. The binary does this, not the chaos crate, which never imports the proxy.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use blastwall_chaos::spec::{BlastwallConfig, Cause, Spec, System, Topology};
 use blastwall_proxy::Config;
 use clap::Args;
 
 /// Flags of `blastwall check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The config file to check.
-    #[arg(required_unless_present = "schema")]
+    /// The config file, or fault-tolerance spec, to check.
+    #[arg(required_unless_present_any = ["schema", "spec_schema"])]
     config: Option<PathBuf>,
     /// Print the JSON Schema of the config file instead.
-    #[arg(long, conflicts_with = "config")]
+    #[arg(long, conflicts_with_all = ["config", "spec_schema"])]
     schema: bool,
+    /// Print the JSON Schema of a fault-tolerance spec instead.
+    #[arg(long, conflicts_with = "config")]
+    spec_schema: bool,
 }
 
-/// Prints what is wrong, or a one-line summary of what the config defines.
+/// Prints what is wrong, or a one-line summary of what the config or spec defines.
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if args.schema {
         println!("{}", serde_json::to_string_pretty(&Config::json_schema())?);
         return Ok(ExitCode::SUCCESS);
     }
-    let path = args.config.expect("clap requires a config unless --schema");
+    if args.spec_schema {
+        println!("{}", serde_json::to_string_pretty(&Spec::json_schema())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = args
+        .config
+        .expect("clap requires a config unless a schema is asked");
+    if std::fs::read_to_string(&path).is_ok_and(|source| Spec::looks_like_spec(&source)) {
+        return Ok(check_spec(&path));
+    }
     match Config::load(&path) {
         Ok(config) => {
             println!(
@@ -46,5 +65,94 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{errors}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+fn check_spec(path: &Path) -> ExitCode {
+    let spec = match Spec::load(path) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let System::Topology(topology) = &spec.system
+        && let Err(problems) = check_topology(path, &spec, topology)
+    {
+        eprintln!("{problems}");
+        return ExitCode::FAILURE;
+    }
+    let expectations = spec
+        .failures
+        .iter()
+        .map(|failure| failure.expectations.len())
+        .sum::<usize>();
+    let system = match &spec.system {
+        System::Topology(topology) => {
+            format!("a topology of {} service(s)", topology.services.len())
+        }
+        System::Running(running) => format!("the running system at {}", running.traffic),
+    };
+    println!(
+        "{}: ok (spec {:?}: {system}, {} failure mode(s), {expectations} expectation(s), {} steady-state check(s))",
+        path.display(),
+        spec.name,
+        spec.failures.len(),
+        spec.steady_state.len()
+    );
+    ExitCode::SUCCESS
+}
+
+/// The topology's Blastwall config, as `verify` would run it, and the fault rules' targets
+/// in it.
+fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Result<(), String> {
+    let (mut text, config_path) = match &topology.blastwall {
+        BlastwallConfig::Path(path) => (
+            std::fs::read_to_string(path)
+                .map_err(|error| format!("{}: {error}", path.display()))?,
+            path.clone(),
+        ),
+        BlastwallConfig::Inline(text) => (
+            text.clone(),
+            PathBuf::from(format!(
+                "{} (the inline `blastwall` config)",
+                spec_path.display()
+            )),
+        ),
+    };
+    // Distinct made-up ports, so two services in one cluster are two endpoints; nothing
+    // connects to them here.
+    for (index, service) in topology.services.iter().enumerate() {
+        let address = format!("127.0.0.1:{}", 20_000 + index);
+        text = text.replace(&BlastwallConfig::placeholder(&service.name), &address);
+    }
+    let config = Config::parse(&text, &config_path).map_err(|errors| errors.to_string())?;
+    let mut problems = Vec::new();
+    for failure in &spec.failures {
+        let Cause::Fault(rule) = &failure.cause else {
+            continue;
+        };
+        let route = rule.get("route").and_then(|value| value.as_str());
+        let cluster = rule.get("cluster").and_then(|value| value.as_str());
+        let known = match (route, cluster) {
+            (Some(route), _) => config.routes.iter().any(|known| known.name == route),
+            (_, Some(cluster)) => config.clusters.iter().any(|known| known.name == cluster),
+            (None, None) => true,
+        };
+        if !known {
+            let (kind, name) = route.map_or(("cluster", cluster), |route| ("route", Some(route)));
+            problems.push(format!(
+                "error: {}: failure {:?}: its fault rule names {kind} {:?}, which {} does not have",
+                spec_path.display(),
+                failure.name,
+                name.unwrap_or_default(),
+                config_path.display()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
     }
 }
