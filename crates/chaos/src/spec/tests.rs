@@ -298,6 +298,18 @@ fn a_spec_is_told_from_a_proxy_config_by_its_top_level_keys() {
 }
 
 #[test]
+fn the_published_json_schema_is_current() {
+    let path = shop_path().with_file_name("spec.schema.json");
+    let published: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
+            .unwrap_or_default();
+    assert!(
+        published == Spec::json_schema(),
+        "examples/specs/spec.schema.json is stale: regenerate it with `blastwall check --spec-schema > examples/specs/spec.schema.json`"
+    );
+}
+
+#[test]
 fn the_json_schema_describes_the_spec() {
     let schema = Spec::json_schema();
     assert_eq!(schema["title"], "Blastwall fault-tolerance spec");
