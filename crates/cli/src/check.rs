@@ -4,13 +4,13 @@
 //! A spec is told from a config by its top-level keys (`[system]`, `[[failure]]`, which a
 //! config never has), so one verb checks both. A spec's topology is checked through: its
 //! Blastwall config is validated as `verify` would run it (each `"{service:NAME}"` written
-//! as a loopback address), and its fault rules' `route` and `cluster` must be in that
-//! config. The binary does this, not the chaos crate, which never imports the proxy.
+//! as a loopback address), and its fault rules' `route` and `cluster`, and the routes its
+//! expectations measure, must be in that config. The binary does this, not the chaos crate, which never imports the proxy.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use blastwall_chaos::spec::{BlastwallConfig, Cause, Spec, System, Topology};
+use blastwall_chaos::spec::{BlastwallConfig, Cause, Scope, Spec, System, Topology};
 use blastwall_proxy::Config;
 use clap::Args;
 
@@ -103,8 +103,8 @@ fn check_spec(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The topology's Blastwall config, as `verify` would run it, and the fault rules' targets
-/// in it.
+/// The topology's Blastwall config, as `verify` would run it, and the names the spec uses
+/// in it: fault rules' targets, measured routes.
 fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Result<(), String> {
     let (mut text, config_path) = match &topology.blastwall {
         BlastwallConfig::Path(path) => (
@@ -127,6 +127,27 @@ fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Result<
         text = text.replace(&BlastwallConfig::placeholder(&service.name), &address);
     }
     let config = Config::parse(&text, &config_path).map_err(|errors| errors.to_string())?;
+    let names = Names {
+        spec: spec_path,
+        config: &config_path,
+    };
+    let mut problems = unknown_fault_targets(&names, spec, &config);
+    problems.extend(unknown_routes_measured(&names, spec, &config));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// The files a problem names.
+struct Names<'a> {
+    spec: &'a Path,
+    config: &'a Path,
+}
+
+/// Fault rules whose `route` or `cluster` the config does not have.
+fn unknown_fault_targets(names: &Names<'_>, spec: &Spec, config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     for failure in &spec.failures {
         let Cause::Fault(rule) = &failure.cause else {
@@ -143,16 +164,40 @@ fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Result<
             let (kind, name) = route.map_or(("cluster", cluster), |route| ("route", Some(route)));
             problems.push(format!(
                 "error: {}: failure {:?}: its fault rule names {kind} {:?}, which {} does not have",
-                spec_path.display(),
+                names.spec.display(),
                 failure.name,
                 name.unwrap_or_default(),
-                config_path.display()
+                names.config.display()
             ));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
+    problems
+}
+
+/// Expectations that measure a route the config does not have.
+fn unknown_routes_measured(names: &Names<'_>, spec: &Spec, config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let expectations = spec
+        .steady_state
+        .iter()
+        .map(|expectation| ("the steady state".to_owned(), expectation));
+    let expectations = expectations.chain(spec.failures.iter().flat_map(|failure| {
+        let whose = format!("failure {:?}", failure.name);
+        failure
+            .expectations
+            .iter()
+            .map(move |expectation| (whose.clone(), expectation))
+    }));
+    for (whose, expectation) in expectations {
+        if let Scope::Route(route) = &expectation.scope
+            && !config.routes.iter().any(|known| &known.name == route)
+        {
+            problems.push(format!(
+                "error: {}: {whose}: an expectation measures route {route:?}, which {} does not have",
+                names.spec.display(),
+                names.config.display()
+            ));
+        }
     }
+    problems
 }

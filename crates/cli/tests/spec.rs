@@ -74,6 +74,18 @@ fn a_fault_rule_must_target_a_route_of_the_topologys_config() {
 }
 
 #[test]
+fn an_expectation_must_measure_a_route_of_the_topologys_config() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spec = shop_with(dir.path(), "route = \"catalog\"", "route = \"catalogue\"");
+    let (ok, text) = check(&[spec.to_str().expect("utf-8")]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("failure \"cache-down\": an expectation measures route \"catalogue\""),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_topology_config_the_proxy_refuses_fails_the_spec() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let spec = shop_with(dir.path(), "name = \"shop\"", "name = \"shop\"");

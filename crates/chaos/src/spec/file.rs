@@ -176,8 +176,8 @@ pub(crate) struct ExpectSection {
     /// Over which window: `run` (default), `fault` or `recovery`. Not in `steady_state`.
     #[schemars(with = "Option<String>")]
     pub during: Option<Spanned<String>>,
-    /// Only this route's requests (its first path of the mix that the route matches is
-    /// the author's business: the report groups by the proxy's route name).
+    /// Only the requests the proxy routed to this route (its `name` in the Blastwall
+    /// config).
     #[schemars(with = "Option<String>")]
     pub route: Option<Spanned<String>>,
     /// Only requests of this priority class: `critical`, `high`, `normal` or `low`.

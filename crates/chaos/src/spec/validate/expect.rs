@@ -175,68 +175,15 @@ fn metric(checker: &mut Checker<'_>, section: &ExpectSection, name: &str) -> Opt
             Some(Metric::Latency { quantile, at_most })
         }
         "fallback_share" => fallback_share(checker, section),
-        "statuses" => {
-            let Some(allowed) = &section.allowed else {
-                checker.error(
-                    span,
-                    "`statuses` needs `allowed`: the status codes allowed, e.g. [200, 503]",
-                );
-                return None;
-            };
-            if let Some(bad) = allowed
-                .get_ref()
-                .iter()
-                .find(|status| !(100..=599).contains(*status))
-            {
-                checker.error(
-                    allowed.span(),
-                    format!("`allowed`: {bad} is not an HTTP status (100 to 599)"),
-                );
-                return None;
-            }
-            Some(Metric::Statuses {
-                allowed: allowed.get_ref().clone(),
-            })
-        }
+        "statuses" => statuses(checker, section),
         "retry_amplification" => {
             let at_most = required(checker, &section.at_most, "at_most")?;
-            let factor = match at_most.get_ref() {
-                toml::Value::Float(factor) => Some(*factor),
-                toml::Value::Integer(factor) => Some(*factor as f64),
-                _ => None,
-            }
-            .filter(|factor| *factor >= 1.0);
-            if factor.is_none() {
-                checker.error(
-                    at_most.span(),
-                    "`at_most`: attempts per request, a number of at least 1 (e.g. 1.2)",
-                );
-            }
-            Some(Metric::RetryAmplification { at_most: factor? })
+            Some(Metric::RetryAmplification {
+                at_most: factor(checker, &at_most)?,
+            })
         }
         "time_to_detect" => {
-            let signal = match section
-                .signal
-                .as_ref()
-                .map(|signal| (signal.get_ref().as_str(), signal))
-            {
-                Some(("breaker_open", _)) => Some(Signal::BreakerOpen),
-                Some(("endpoint_ejected", _)) => Some(Signal::EndpointEjected),
-                Some((_, signal)) => {
-                    checker.error(
-                        signal.span(),
-                        "`signal`: `breaker_open` or `endpoint_ejected`",
-                    );
-                    None
-                }
-                None => {
-                    checker.error(
-                        span.clone(),
-                        "`time_to_detect` needs `signal`: `breaker_open` or `endpoint_ejected`",
-                    );
-                    None
-                }
-            };
+            let signal = signal(checker, section);
             let at_most = required(checker, &section.at_most, "at_most")?;
             let at_most = duration(checker, &at_most)?;
             Some(Metric::TimeToDetect {
@@ -249,6 +196,73 @@ fn metric(checker: &mut Checker<'_>, section: &ExpectSection, name: &str) -> Opt
             Some(Metric::TimeToRecover {
                 at_most: duration(checker, &at_most)?,
             })
+        }
+    }
+}
+
+fn statuses(checker: &mut Checker<'_>, section: &ExpectSection) -> Option<Metric> {
+    let Some(allowed) = &section.allowed else {
+        checker.error(
+            section.metric.span(),
+            "`statuses` needs `allowed`: the status codes allowed, e.g. [200, 503]",
+        );
+        return None;
+    };
+    if let Some(bad) = allowed
+        .get_ref()
+        .iter()
+        .find(|status| !(100..=599).contains(*status))
+    {
+        checker.error(
+            allowed.span(),
+            format!("`allowed`: {bad} is not an HTTP status (100 to 599)"),
+        );
+        return None;
+    }
+    Some(Metric::Statuses {
+        allowed: allowed.get_ref().clone(),
+    })
+}
+
+/// Retry amplification's bound: attempts per request, at least 1.
+fn factor(checker: &mut Checker<'_>, at_most: &Spanned<toml::Value>) -> Option<f64> {
+    let factor = match at_most.get_ref() {
+        toml::Value::Float(factor) => Some(*factor),
+        toml::Value::Integer(factor) => Some(*factor as f64),
+        _ => None,
+    }
+    .filter(|factor| *factor >= 1.0);
+    if factor.is_none() {
+        checker.error(
+            at_most.span(),
+            "`at_most`: attempts per request, a number of at least 1 (e.g. 1.2)",
+        );
+    }
+    factor
+}
+
+/// What `time_to_detect` waits for.
+fn signal(checker: &mut Checker<'_>, section: &ExpectSection) -> Option<Signal> {
+    match section
+        .signal
+        .as_ref()
+        .map(|signal| (signal.get_ref().as_str(), signal))
+    {
+        Some(("breaker_open", _)) => Some(Signal::BreakerOpen),
+        Some(("endpoint_ejected", _)) => Some(Signal::EndpointEjected),
+        Some((_, signal)) => {
+            checker.error(
+                signal.span(),
+                "`signal`: `breaker_open` or `endpoint_ejected`",
+            );
+            None
+        }
+        None => {
+            checker.error(
+                section.metric.span(),
+                "`time_to_detect` needs `signal`: `breaker_open` or `endpoint_ejected`",
+            );
+            None
         }
     }
 }
