@@ -317,3 +317,53 @@ fn the_json_schema_describes_the_spec() {
         assert!(schema["properties"].get(key).is_some(), "{key} in {schema}");
     }
 }
+
+#[test]
+fn the_steady_state_is_not_about_a_failure() {
+    let source = running(
+        "[[steady_state]]\nmetric = \"time_to_detect\"\nsignal = \"breaker_open\"\nat_most = \"1s\"\n",
+    );
+    assert!(errors(&source)[0].contains("it belongs in a [[failure.expect]]"));
+    let during =
+        running("[[steady_state]]\nmetric = \"p99\"\nduring = \"fault\"\nat_most = \"1s\"\n");
+    assert!(errors(&during)[0].contains("no `during`"));
+}
+
+#[test]
+fn a_header_mix_cannot_give_one_header_to_more_than_every_request() {
+    let source = running(
+        "[[load.header]]\nname = \"x-blastwall-priority\"\nvalue = \"high\"\nshare = \"60%\"\n[[load.header]]\nname = \"x-blastwall-priority\"\nvalue = \"low\"\nshare = 0.5\n",
+    );
+    assert!(errors(&source)[0].contains("add up to more than 100%"));
+}
+
+#[test]
+fn a_running_systems_urls_are_http_urls() {
+    let source = running("").replace("http://127.0.0.1:8080", "127.0.0.1:8080");
+    assert!(errors(&source)[0].contains("`traffic`: an http:// or https:// URL"));
+}
+
+proptest::proptest! {
+    /// The shop spec with any part of it replaced: a spec or located errors, never a panic.
+    #[test]
+    fn a_mangled_spec_is_refused_with_errors_inside_the_text(
+        start in 0usize..6000,
+        length in 0usize..40,
+        insert in "[ -~\n]{0,12}",
+    ) {
+        let path = shop_path();
+        let source = std::fs::read_to_string(&path).expect("the shop spec is readable");
+        let start = (0..=start.min(source.len())).rev().find(|at| source.is_char_boundary(*at)).unwrap_or(0);
+        let end = (start + length).min(source.len());
+        let end = (end..=source.len()).find(|at| source.is_char_boundary(*at)).unwrap_or(source.len());
+        let mangled = format!("{}{insert}{}", &source[..start], &source[end..]);
+        if let Err(errors) = Spec::parse(&mangled, &path) {
+            let lines = mangled.lines().count().max(1);
+            for error in &errors.0 {
+                if let Some((line, column)) = error.at {
+                    proptest::prop_assert!(line >= 1 && line <= lines + 1 && column >= 1, "{error}");
+                }
+            }
+        }
+    }
+}
