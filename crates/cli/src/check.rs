@@ -5,7 +5,8 @@
 //! config never has), so one verb checks both. A spec's topology is checked through: its
 //! Blastwall config is validated as `verify` would run it (each `"{service:NAME}"` written
 //! as a loopback address), and its fault rules' `route` and `cluster`, and the routes its
-//! expectations measure, must be in that config. The binary does this, not the chaos crate, which never imports the proxy.
+//! expectations measure, must be in that config; each fault rule is tried in it as a
+//! `[[route.fault]]`, so the proxy's own code judges it. The binary does this, not the chaos crate, which never imports the proxy.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -134,6 +135,9 @@ fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Result<
     let mut problems = unknown_fault_targets(&names, spec, &config);
     problems.extend(unknown_routes_measured(&names, spec, &config));
     if problems.is_empty() {
+        problems.extend(refused_fault_rules(&names, spec, &config, &text));
+    }
+    if problems.is_empty() {
         Ok(())
     } else {
         Err(problems.join("\n"))
@@ -200,4 +204,79 @@ fn unknown_routes_measured(names: &Names<'_>, spec: &Spec, config: &Config) -> V
         }
     }
     problems
+}
+
+/// Fault rules the proxy would refuse: each is tried as a `[[route.fault]]` of a route it
+/// targets (the first of its cluster's, for a cluster), in the config `verify` would run,
+/// so the proxy's own code judges its action keys, as `POST /admin/faults` does.
+fn refused_fault_rules(names: &Names<'_>, spec: &Spec, config: &Config, text: &str) -> Vec<String> {
+    let Ok(base) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for failure in &spec.failures {
+        let Cause::Fault(rule) = &failure.cause else {
+            continue;
+        };
+        let route = match (
+            rule.get("route").and_then(|value| value.as_str()),
+            rule.get("cluster").and_then(|value| value.as_str()),
+        ) {
+            (Some(route), _) => Some(route.to_owned()),
+            (None, Some(cluster)) => config
+                .routes
+                .iter()
+                .find(|route| config.clusters[route.cluster].name == cluster)
+                .map(|route| route.name.clone()),
+            (None, None) => None,
+        };
+        let Some(route) = route else {
+            continue;
+        };
+        let mut keys = rule.clone();
+        keys.remove("route");
+        keys.remove("cluster");
+        let refused = match with_fault(&base, &route, keys) {
+            Err(problem) => vec![problem],
+            Ok(trial) => Config::parse(&trial, names.config)
+                .err()
+                .map_or_else(Vec::new, |errors| {
+                    errors.0.into_iter().map(|error| error.message).collect()
+                }),
+        };
+        problems.extend(refused.into_iter().map(|message| {
+            format!(
+                "error: {}: failure {:?}: its fault rule: {message}",
+                names.spec.display(),
+                failure.name
+            )
+        }));
+    }
+    problems
+}
+
+/// `base` with `rule` added to route `route`'s `[[route.fault]]`, as TOML text.
+fn with_fault(
+    base: &toml::Table,
+    route: &str,
+    rule: serde_json::Map<String, serde_json::Value>,
+) -> Result<String, String> {
+    let rule: toml::Value = serde_json::from_value(serde_json::Value::Object(rule))
+        .map_err(|error| format!("not a TOML table: {error}"))?;
+    let mut trial = base.clone();
+    let routes = trial.get_mut("route").and_then(toml::Value::as_array_mut);
+    let target = routes
+        .into_iter()
+        .flatten()
+        .find(|section| section.get("name").and_then(toml::Value::as_str) == Some(route));
+    let Some(toml::Value::Table(target)) = target else {
+        return Err(format!("no route named {route:?}"));
+    };
+    let faults = target
+        .entry("fault")
+        .or_insert_with(|| toml::Value::Array(Vec::new()));
+    if let toml::Value::Array(faults) = faults {
+        faults.push(rule);
+    }
+    toml::to_string(&trial).map_err(|error| error.to_string())
 }

@@ -86,6 +86,29 @@ fn an_expectation_must_measure_a_route_of_the_topologys_config() {
 }
 
 #[test]
+fn a_fault_rule_the_proxy_would_refuse_fails_the_spec() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spec = shop_with(
+        dir.path(),
+        "cause = { stop = \"cache\" }",
+        "cause = { fault = { route = \"catalog\", abort = { status = 200 } } }",
+    );
+    let (ok, text) = check(&[spec.to_str().expect("utf-8")]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("failure \"cache-down\": its fault rule: "),
+        "{text}"
+    );
+    let good = shop_with(
+        dir.path(),
+        "cause = { stop = \"cache\" }",
+        "cause = { fault = { cluster = \"cache\", delay = \"2s\", percent = 50 } }",
+    );
+    let (ok, text) = check(&[good.to_str().expect("utf-8")]);
+    assert!(ok, "{text}");
+}
+
+#[test]
 fn a_topology_config_the_proxy_refuses_fails_the_spec() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let spec = shop_with(dir.path(), "name = \"shop\"", "name = \"shop\"");
