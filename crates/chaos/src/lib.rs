@@ -4,4 +4,5 @@
 
 pub mod load;
 pub mod mock;
+pub mod spec;
 pub mod toxiproxy;

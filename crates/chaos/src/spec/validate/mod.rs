@@ -1,0 +1,109 @@
+//! From the file as written ([`super::file`]) to the typed [`super::Spec`], collecting every
+//! error with its place. One file per part of the spec: the system, the load, the failures
+//! and their causes, the expectations.
+
+mod expect;
+mod failure;
+mod system;
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::file::SpecFile;
+use super::{Spec, SpecError, SpecErrors};
+
+/// What checking needs at hand: where errors point, and the errors so far.
+pub(super) struct Checker<'a> {
+    path: &'a Path,
+    source: &'a str,
+    errors: Vec<SpecError>,
+}
+
+impl Checker<'_> {
+    /// Records an error at `span`.
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let error = SpecError::at_span(self.path, self.source, span, message.into());
+        self.errors.push(error);
+    }
+
+    /// `value` as a duration ("250ms", "1m 30s"), or an error at it.
+    fn duration(&mut self, value: &Spanned<String>, what: &str) -> Option<Duration> {
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(duration) => Some(duration),
+            Err(error) => {
+                let message = format!("{what}: a duration like \"250ms\" or \"30s\": {error}");
+                self.error(value.span(), message);
+                None
+            }
+        }
+    }
+
+    /// `value` as a share from 0 to 1, written "99.5%" or 0.995, or an error at it.
+    fn share(&mut self, value: &Spanned<toml::Value>, what: &str) -> Option<f64> {
+        let share = match value.get_ref() {
+            // NOTE: "99.9%" is read as "99.9e-2", correctly rounded to the double nearest
+            // 0.999, as `0.999` is: `99.9 / 100.0` is not, and a bound one ulp off fails a
+            // measured 99.9%.
+            toml::Value::String(text) => text
+                .strip_suffix('%')
+                .map(str::trim)
+                .filter(|number| !number.contains(['e', 'E']))
+                .and_then(|number| format!("{number}e-2").parse::<f64>().ok()),
+            toml::Value::Float(number) => Some(*number),
+            toml::Value::Integer(number) => Some(*number as f64),
+            _ => None,
+        };
+        match share {
+            Some(share) if (0.0..=1.0).contains(&share) => Some(share),
+            _ => {
+                let message =
+                    format!("{what}: a share from 0% to 100%, written \"99.5%\" or 0.995");
+                self.error(value.span(), message);
+                None
+            }
+        }
+    }
+}
+
+/// Parses and checks a whole spec.
+pub(super) fn spec(source: &str, path: &Path) -> Result<Spec, SpecErrors> {
+    let file: SpecFile = toml::from_str(source).map_err(|error| {
+        let message = error.message().to_owned();
+        let error = match error.span() {
+            Some(span) => SpecError::at_span(path, source, span, message),
+            None => SpecError::whole_file(path, message),
+        };
+        SpecErrors(vec![error])
+    })?;
+    let mut checker = Checker {
+        path,
+        source,
+        errors: Vec::new(),
+    };
+    let system = system::system(&mut checker, file.system);
+    let load = system::load(&mut checker, file.load);
+    let steady_state = file
+        .steady_state
+        .into_iter()
+        .filter_map(|section| expect::steady(&mut checker, section))
+        .collect();
+    let failures = failure::failures(&mut checker, file.failures, system.as_ref(), load.as_ref());
+    match (system, load) {
+        (Some(system), Some(load)) if checker.errors.is_empty() => Ok(Spec {
+            name: file.name.unwrap_or_else(|| {
+                path.file_stem().map_or_else(
+                    || "spec".to_owned(),
+                    |stem| stem.to_string_lossy().into_owned(),
+                )
+            }),
+            system,
+            load,
+            steady_state,
+            failures,
+        }),
+        _ => Err(SpecErrors(checker.errors)),
+    }
+}
