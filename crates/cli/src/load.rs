@@ -1,11 +1,16 @@
 //! `blastwall load`: the flags of the load generator, checked and turned into a
 //! [`Plan`] for [`blastwall_chaos::load`], which sends the load and measures it.
+//!
+//! The exit code is for CI: 0 when the run happened and every `--expect` held,
+//! [`EXPECTATION_FAILED`] when one did not, [`COULD_NOT_RUN`] when the run could not happen
+//! (a bad flag, a URL that does not resolve; clap's own usage errors are 2 as well).
 
 use std::io::Write;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use blastwall_chaos::load::{self, Plan, Report, Timetable};
+use blastwall_chaos::load::{self, Plan, Report, Threshold, Timetable};
 use bytes::Bytes;
 use clap::Args;
 use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
@@ -50,7 +55,18 @@ pub struct LoadArgs {
     /// Print the report as JSON instead of a summary.
     #[arg(long)]
     json: bool,
+    /// A bound the run must meet, or the exit code is 3 (repeatable): `p99<300ms`,
+    /// `errors<1%`, `rps>900`. Figures: p50, p90, p99, p99.9, max, mean (latency of every
+    /// request from its due time), errors (share failed), rps (answers per second);
+    /// comparisons `<`, `<=`, `>`, `>=`.
+    #[arg(long = "expect", value_name = "FIGURE<BOUND")]
+    expectations: Vec<Threshold>,
 }
+
+/// The exit code when the run happened and a threshold did not hold.
+pub const EXPECTATION_FAILED: u8 = 3;
+/// The exit code when the run could not happen.
+pub const COULD_NOT_RUN: u8 = 2;
 
 /// The `--header-mix` flag: one header, several values with weights.
 #[derive(Debug, Clone)]
@@ -96,9 +112,21 @@ fn parse_mix(text: &str) -> Result<HeaderMix, String> {
     })
 }
 
-/// Runs the load and prints its report.
-pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    let plan = plan(&args).await?;
+/// Runs the load, prints its report and judges it: the exit code says how it went.
+pub async fn run(args: LoadArgs) -> ExitCode {
+    match measure(&args).await {
+        Ok(report) if report.passed() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(EXPECTATION_FAILED),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(COULD_NOT_RUN)
+        }
+    }
+}
+
+/// Runs the load and prints its report, thresholds judged.
+async fn measure(args: &LoadArgs) -> anyhow::Result<Report> {
+    let plan = plan(args).await?;
     let class_names = match &plan.mix {
         Some((name, classes)) => classes
             .iter()
@@ -125,6 +153,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         connections,
         timeout_s: args.timeout.as_secs_f64(),
         class_names,
+        verdicts: args
+            .expectations
+            .iter()
+            .map(|threshold| threshold.judge(&summary))
+            .collect(),
         summary,
     };
     let mut out = std::io::stdout().lock();
@@ -134,7 +167,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     } else {
         write!(out, "{report}")?;
     }
-    Ok(())
+    Ok(report)
 }
 
 async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {

@@ -6,7 +6,7 @@
 //! request the stall delayed (no coordinated omission). A run is always bounded by a
 //! duration, a request count or both. Its [`Report`] has counts by status and error kind,
 //! percentiles, a per-class breakdown when traffic is split by a header value, and a
-//! timeline to plot.
+//! timeline to plot. Thresholds ([`Threshold`]) judge a run's figures for CI.
 //!
 //! It lives next to the mock service because the two are the halves of an experiment: one
 //! misbehaves on command, the other measures what a caller sees meanwhile.
@@ -15,8 +15,10 @@ mod engine;
 mod report;
 mod schedule;
 mod stats;
+mod threshold;
 
 pub use engine::{Plan, run};
 pub use report::Report;
 pub use schedule::Timetable;
 pub use stats::{Percentiles, Summary, TallySummary, TimelinePoint};
+pub use threshold::{Comparison, Figure, Threshold, ThresholdError, Verdict, verdict_table};

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::stats::{Summary, TallySummary};
+use super::threshold::{Verdict, verdict_table};
 
 /// The JSON report: what was asked, then what was measured.
 #[derive(Debug, Serialize)]
@@ -27,6 +28,16 @@ pub struct Report {
     /// What the run measured.
     #[serde(flatten)]
     pub summary: Summary,
+    /// Each threshold judged against the run, in the order given (none when none was).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Report {
+    /// Whether every threshold held (true when there were none).
+    pub fn passed(&self) -> bool {
+        self.verdicts.iter().all(|verdict| verdict.pass)
+    }
 }
 
 /// The summary for a person: totals, each class when traffic was split, and how late
@@ -73,7 +84,7 @@ fn tally_line(tally: &TallySummary) -> String {
 fn human(report: &Report) -> String {
     let summary = &report.summary;
     let mut text = format!(
-        "{} {} at {}/s over {} connections: {} requests in {:.2}s, {:.1} sent/s\n",
+        "{} {} at {}/s over {} connections: {} requests in {:.2}s, {:.1} sent/s, {:.1} answers/s\n",
         report.method,
         report.url,
         report.rate,
@@ -81,6 +92,7 @@ fn human(report: &Report) -> String {
         report.requests,
         summary.elapsed_s,
         summary.achieved_rate,
+        summary.answer_rate,
     );
     text += &format!("  all: {}", tally_line(&summary.total));
     if report.class_names.len() > 1 {
@@ -94,5 +106,8 @@ fn human(report: &Report) -> String {
         ms(summary.send_delay_us.max),
         summary.expired_unsent,
     );
+    if !report.verdicts.is_empty() {
+        text += &verdict_table(&report.verdicts);
+    }
     text
 }

@@ -227,6 +227,8 @@ pub struct Recorder {
     send_delay: Histogram<u64>,
     expired_unsent: u64,
     last_send: Duration,
+    answered: u64,
+    last_answer: Duration,
 }
 
 impl Recorder {
@@ -241,6 +243,8 @@ impl Recorder {
             send_delay: histogram(3),
             expired_unsent: 0,
             last_send: Duration::ZERO,
+            answered: 0,
+            last_answer: Duration::ZERO,
         }
     }
 
@@ -259,6 +263,10 @@ impl Recorder {
     /// A request of `class` due at `due` came to `outcome`, `latency` after it was due.
     pub fn record(&mut self, class: usize, due: Duration, latency: Duration, outcome: Outcome) {
         let latency_us = micros(latency);
+        if let Outcome::Status(_) = outcome {
+            self.answered += 1;
+            self.last_answer = self.last_answer.max(due + latency);
+        }
         self.total.record(latency_us, outcome);
         if let Some(tally) = self.classes.get_mut(class) {
             tally.record(latency_us, outcome);
@@ -286,11 +294,18 @@ impl Recorder {
         let sent = self.send_delay.len();
         // A client that fell behind sent over a longer time than scheduled.
         let sending_time = span.max(self.last_send).as_secs_f64();
+        let answering_time = span.max(self.last_answer).as_secs_f64();
         Summary {
             elapsed_s: elapsed.as_secs_f64(),
             sent,
             achieved_rate: if sending_time > 0.0 {
                 sent as f64 / sending_time
+            } else {
+                0.0
+            },
+            answered: self.answered,
+            answer_rate: if answering_time > 0.0 {
+                self.answered as f64 / answering_time
             } else {
                 0.0
             },
@@ -325,6 +340,12 @@ pub struct Summary {
     /// `sent` per second of sending (the schedule's span, or longer if the client fell
     /// behind).
     pub achieved_rate: f64,
+    /// Requests that got a whole HTTP answer, whatever its status.
+    pub answered: u64,
+    /// `answered` per second, from the start to the last answer (or the schedule's span
+    /// if longer): the throughput the server achieved, where `achieved_rate` is the
+    /// client's.
+    pub answer_rate: f64,
     /// Requests that timed out waiting for a free connection, never sent (counted as
     /// timeouts in `total` too).
     pub expired_unsent: u64,
@@ -452,5 +473,22 @@ mod tests {
         assert!((summary.achieved_rate - 5.5).abs() < 1e-9);
         assert_eq!(summary.sent, 11);
         assert!(summary.send_delay_us.max >= 999_000);
+    }
+
+    #[test]
+    fn answer_rate_counts_whole_answers_until_the_last_one_arrived() {
+        let mut recorder = Recorder::new(1, Duration::from_secs(1));
+        for index in 0..9 {
+            recorder.record(0, ms(index * 100), ms(10), Outcome::Status(200));
+        }
+        recorder.record(0, ms(900), ms(10), Outcome::Error(ErrorKind::Reset));
+        let summary = recorder.summary(Duration::from_secs(1), Duration::from_secs(1));
+        assert_eq!(summary.answered, 9);
+        assert!((summary.answer_rate - 9.0).abs() < 1e-9);
+        // A 503 is an answer too, and this one arrived 1s after the schedule ended.
+        recorder.record(0, ms(900), ms(1100), Outcome::Status(503));
+        let summary = recorder.summary(Duration::from_secs(1), Duration::from_secs(2));
+        assert_eq!(summary.answered, 10);
+        assert!((summary.answer_rate - 5.0).abs() < 1e-9);
     }
 }
