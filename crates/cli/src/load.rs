@@ -5,7 +5,9 @@
 //! [`EXPECTATION_FAILED`] when one did not, [`COULD_NOT_RUN`] when the run could not happen
 //! (a bad flag, a URL that does not resolve; clap's own usage errors are 2 as well).
 
-use std::io::Write;
+mod progress;
+
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -61,6 +63,9 @@ pub struct LoadArgs {
     /// comparisons `<`, `<=`, `>`, `>=`.
     #[arg(long = "expect", value_name = "FIGURE<BOUND")]
     expectations: Vec<Threshold>,
+    /// No live progress line on stderr (it is shown only when stderr is a terminal).
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 /// The exit code when the run happened and a threshold did not hold.
@@ -136,15 +141,26 @@ async fn measure(args: &LoadArgs) -> anyhow::Result<Report> {
     };
     let timetable = plan.timetable;
     let connections = plan.connections;
-    let summary = load::run(plan, || {
+    let started = move || {
         // NOTE: scripts wait for this line on stderr to time their faults from it.
         eprintln!(
             "load started: {} requests at {}/s",
             timetable.total(),
             timetable.rate()
         );
-    })
-    .await;
+    };
+    let live = !args.quiet && std::io::stderr().is_terminal();
+    let summary = if live {
+        let mut line = progress::ProgressLine::default();
+        let summary = load::run_with_progress(plan, started, Duration::from_secs(1), move |now| {
+            progress::show(&line.line(now));
+        })
+        .await;
+        progress::clear();
+        summary
+    } else {
+        load::run(plan, started).await
+    };
     let report = Report {
         url: args.url.to_string(),
         method: args.method.to_string(),

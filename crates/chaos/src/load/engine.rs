@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::schedule::{ClassMix, Timetable};
-use super::stats::{ErrorKind, Outcome, Recorder, Summary};
+use super::stats::{ErrorKind, Outcome, Progress, Recorder, Summary};
 
 /// Everything a run needs, checked and parsed before it starts.
 #[derive(Debug, Clone)]
@@ -87,6 +87,17 @@ impl Shared {
 
 /// Runs the plan; calls `started` once the connections are open and the clock starts.
 pub async fn run(plan: Plan, started: impl FnOnce()) -> Summary {
+    run_with_progress(plan, started, Duration::MAX, |_| {}).await
+}
+
+/// Runs the plan as [`run`] does, and hands `on_progress` the counts so far every `every`
+/// while it runs (from a task of its own, so a slow terminal never delays a request).
+pub async fn run_with_progress(
+    plan: Plan,
+    started: impl FnOnce(),
+    every: Duration,
+    on_progress: impl FnMut(Progress) + Send + 'static,
+) -> Summary {
     let classes = plan.mix.as_ref().map_or(1, |(_, classes)| classes.len());
     let weights = plan.mix.as_ref().map_or_else(
         || vec![1.0],
@@ -125,11 +136,30 @@ pub async fn run(plan: Plan, started: impl FnOnce()) -> Summary {
         workers.spawn(worker(shared.clone(), jobs.clone(), connection));
     }
     started();
+    let ticker = tokio::spawn(tick(shared.clone(), every, on_progress));
     dispatch(&timetable, ClassMix::new(weights), start, &queue).await;
     drop(queue);
     while workers.join_next().await.is_some() {}
+    ticker.abort();
+    // NOTE: waiting for the aborted ticker means no progress is handed over after `run`
+    // returns, so the caller may erase its progress line for good.
+    let _ = ticker.await;
     let elapsed = start.elapsed();
     shared.recorder().summary(timetable.span(), elapsed)
+}
+
+/// Hands the counts so far to `on_progress` every `every`, until aborted.
+async fn tick(shared: Arc<Shared>, every: Duration, mut on_progress: impl FnMut(Progress)) {
+    let Some(first) = shared.start.checked_add(every) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval_at(first, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticks.tick().await;
+        let progress = shared.recorder().progress(shared.start.elapsed());
+        on_progress(progress);
+    }
 }
 
 /// How early the dispatcher queues a request. Tokio's timer ticks every millisecond and

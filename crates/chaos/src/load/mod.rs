@@ -17,8 +17,8 @@ mod schedule;
 mod stats;
 mod threshold;
 
-pub use engine::{Plan, run};
+pub use engine::{Plan, run, run_with_progress};
 pub use report::Report;
 pub use schedule::Timetable;
-pub use stats::{Percentiles, Summary, TallySummary, TimelinePoint};
+pub use stats::{Percentiles, Progress, Summary, TallySummary, TimelinePoint};
 pub use threshold::{Comparison, Figure, Threshold, ThresholdError, Verdict, verdict_table};

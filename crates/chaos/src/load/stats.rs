@@ -288,6 +288,17 @@ impl Recorder {
         bucket.latency.saturating_record(latency_us);
     }
 
+    /// The counts so far, for a live progress line, `elapsed` into the run.
+    pub fn progress(&self, elapsed: Duration) -> Progress {
+        Progress {
+            elapsed,
+            sent: self.send_delay.len(),
+            answered: self.answered,
+            failed: self.total.failed,
+            p99_us: Percentiles::of(&self.total.latency).p99,
+        }
+    }
+
     /// Everything recorded, for a run whose schedule spanned `span` and which took
     /// `elapsed` in all.
     pub fn summary(&self, span: Duration, elapsed: Duration) -> Summary {
@@ -328,6 +339,21 @@ impl Recorder {
                 .collect(),
         }
     }
+}
+
+/// How far a run has come, for a live progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// Requests put on a connection so far.
+    pub sent: u64,
+    /// Requests answered so far, whatever the status.
+    pub answered: u64,
+    /// Requests that failed so far (4xx, 5xx, no answer).
+    pub failed: u64,
+    /// The 99th percentile latency of every request so far, µs.
+    pub p99_us: u64,
 }
 
 /// What a run measured; [`super::Report`] adds what it was asked to do.
