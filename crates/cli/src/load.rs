@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use blastwall_chaos::load::{self, Plan, Report, Threshold, Timetable};
+use blastwall_chaos::load::{self, Plan, Report, Schedule, Threshold, Timetable};
 use bytes::Bytes;
 use clap::Args;
 use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
@@ -23,9 +23,11 @@ use http::{Method, Uri};
 pub struct LoadArgs {
     /// The URL every request goes to (`http://host:port/path?query`).
     url: Uri,
-    /// Requests per second, sent on a fixed timetable whatever the answers take.
-    #[arg(long)]
-    rate: f64,
+    /// Requests per second, sent on a fixed timetable whatever the answers take; or `max`:
+    /// each of --connections sends its next request as soon as the last is answered
+    /// (closed loop, the most the server answers; it hides stalls, so it is reported apart).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Rate,
     /// Stop scheduling after this long, like `10s` (default 10s when --requests is absent).
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
@@ -72,6 +74,28 @@ pub struct LoadArgs {
 pub const EXPECTATION_FAILED: u8 = 3;
 /// The exit code when the run could not happen.
 pub const COULD_NOT_RUN: u8 = 2;
+
+/// The `--rate` flag.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Requests per second, open loop.
+    PerSecond(f64),
+    /// As fast as the connections answer, closed loop.
+    Max,
+}
+
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    if text.trim().eq_ignore_ascii_case("max") {
+        return Ok(Rate::Max);
+    }
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(Rate::PerSecond(rate)),
+        Ok(rate) => Err(format!("the rate must be above 0, got {rate}")),
+        Err(_) => Err(format!(
+            "expected requests per second (like `500`) or `max`, got {text:?}"
+        )),
+    }
+}
 
 /// The `--header-mix` flag: one header, several values with weights.
 #[derive(Debug, Clone)]
@@ -139,15 +163,20 @@ async fn measure(args: &LoadArgs) -> anyhow::Result<Report> {
             .collect(),
         None => vec!["all".to_owned()],
     };
-    let timetable = plan.timetable;
+    let schedule = plan.schedule;
     let connections = plan.connections;
     let started = move || {
         // NOTE: scripts wait for this line on stderr to time their faults from it.
-        eprintln!(
-            "load started: {} requests at {}/s",
-            timetable.total(),
-            timetable.rate()
-        );
+        match schedule {
+            Schedule::Open(timetable) => eprintln!(
+                "load started: {} requests at {}/s",
+                timetable.total(),
+                timetable.rate()
+            ),
+            Schedule::Closed { .. } => eprintln!(
+                "load started: closed loop at the max rate over {connections} connections"
+            ),
+        }
     };
     let live = !args.quiet && std::io::stderr().is_terminal();
     let summary = if live {
@@ -164,8 +193,18 @@ async fn measure(args: &LoadArgs) -> anyhow::Result<Report> {
     let report = Report {
         url: args.url.to_string(),
         method: args.method.to_string(),
-        rate: args.rate,
-        requests: timetable.total(),
+        rate: match args.rate {
+            Rate::PerSecond(rate) => Some(rate),
+            Rate::Max => None,
+        },
+        mode: match schedule {
+            Schedule::Open(_) => "open",
+            Schedule::Closed { .. } => "closed",
+        },
+        requests: match schedule {
+            Schedule::Open(timetable) => timetable.total(),
+            Schedule::Closed { .. } => summary.total.requests,
+        },
         connections,
         timeout_s: args.timeout.as_secs_f64(),
         class_names,
@@ -187,9 +226,6 @@ async fn measure(args: &LoadArgs) -> anyhow::Result<Report> {
 }
 
 async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
-    if !(args.rate > 0.0 && args.rate.is_finite()) {
-        bail!("--rate must be above 0, got {}", args.rate);
-    }
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
@@ -229,7 +265,13 @@ async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
         headers,
         body: Bytes::from(args.body.clone()),
         mix: args.header_mix.clone().map(|mix| (mix.name, mix.classes)),
-        timetable: Timetable::new(args.rate, args.requests, duration),
+        schedule: match args.rate {
+            Rate::PerSecond(rate) => Schedule::Open(Timetable::new(rate, args.requests, duration)),
+            Rate::Max => Schedule::Closed {
+                requests: args.requests,
+                duration,
+            },
+        },
         connections: args.connections,
         timeout: args.timeout,
         interval: args.timeline_interval,
@@ -262,6 +304,18 @@ mod tests {
         assert!(parse_mix("x-p=high:0,low:1").is_err());
         assert!(parse_mix("x-p=high:-1").is_err());
         assert!(parse_mix("high:1").is_err());
+    }
+
+    #[test]
+    fn a_rate_is_a_positive_number_or_max() {
+        assert_eq!(parse_rate("500"), Ok(Rate::PerSecond(500.0)));
+        assert_eq!(parse_rate("0.5"), Ok(Rate::PerSecond(0.5)));
+        assert_eq!(parse_rate("max"), Ok(Rate::Max));
+        assert_eq!(parse_rate("MAX"), Ok(Rate::Max));
+        assert!(parse_rate("0").expect_err("zero").contains("above 0"));
+        assert!(parse_rate("-3").expect_err("negative").contains("above 0"));
+        assert!(parse_rate("inf").expect_err("infinite").contains("above 0"));
+        assert!(parse_rate("fast").expect_err("a word").contains("or `max`"));
     }
 
     #[test]

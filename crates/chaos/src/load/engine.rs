@@ -7,6 +7,9 @@
 //! A connection that fails is dropped and the worker opens a new one for its next request.
 //! Every request ends by its due time plus the timeout, sent or not, so a run ends at most
 //! one timeout after its last due time.
+//!
+//! In the closed loop ([`Schedule::Closed`]) there is no dispatcher: each worker takes a
+//! request due at once from [`ClosedLoop`] as soon as its previous one is answered.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,7 +25,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::schedule::{ClassMix, Timetable};
+use super::closed::ClosedLoop;
+use super::schedule::{ClassMix, Schedule, Timetable};
 use super::stats::{ErrorKind, Outcome, Progress, Recorder, Summary};
 
 /// Everything a run needs, checked and parsed before it starts.
@@ -40,8 +44,8 @@ pub struct Plan {
     pub body: Bytes,
     /// The header that tells traffic classes apart, with each class's value and weight.
     pub mix: Option<(HeaderName, Vec<(HeaderValue, f64)>)>,
-    /// When requests are due.
-    pub timetable: Timetable,
+    /// When requests are sent: on a timetable, or as fast as the connections answer.
+    pub schedule: Schedule,
     /// Connections kept open at most.
     pub connections: usize,
     /// How long a request may take from its due time.
@@ -121,7 +125,7 @@ pub async fn run_with_progress(
         );
     }
 
-    let timetable = plan.timetable;
+    let schedule = plan.schedule;
     let interval = plan.interval;
     let start = Instant::now();
     let shared = Arc::new(Shared {
@@ -129,15 +133,30 @@ pub async fn run_with_progress(
         start,
         recorder: Mutex::new(Recorder::new(classes, interval)),
     });
-    let (queue, jobs) = mpsc::unbounded_channel();
-    let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+    let (queue, receiver) = mpsc::unbounded_channel();
+    let jobs = Arc::new(match schedule {
+        Schedule::Open(_) => Jobs::Queue(tokio::sync::Mutex::new(receiver)),
+        Schedule::Closed { requests, duration } => Jobs::Closed(ClosedLoop::new(
+            start,
+            requests,
+            duration,
+            ClassMix::new(weights.clone()),
+        )),
+    });
     let mut workers = JoinSet::new();
     for connection in ready {
         workers.spawn(worker(shared.clone(), jobs.clone(), connection));
     }
     started();
     let ticker = tokio::spawn(tick(shared.clone(), every, on_progress));
-    dispatch(&timetable, ClassMix::new(weights), start, &queue).await;
+    // The closed loop's span is none: its rates count up to its last send and answer.
+    let span = match schedule {
+        Schedule::Open(timetable) => {
+            dispatch(&timetable, ClassMix::new(weights), start, &queue).await;
+            timetable.span()
+        }
+        Schedule::Closed { .. } => Duration::ZERO,
+    };
     drop(queue);
     while workers.join_next().await.is_some() {}
     ticker.abort();
@@ -145,7 +164,7 @@ pub async fn run_with_progress(
     // returns, so the caller may erase its progress line for good.
     let _ = ticker.await;
     let elapsed = start.elapsed();
-    shared.recorder().summary(timetable.span(), elapsed)
+    shared.recorder().summary(span, elapsed)
 }
 
 /// Hands the counts so far to `on_progress` every `every`, until aborted.
@@ -199,16 +218,31 @@ async fn dispatch(
 
 type Sender = SendRequest<Full<Bytes>>;
 
-async fn worker(
-    shared: Arc<Shared>,
-    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
-    mut connection: Option<Sender>,
-) {
+/// Where workers take their next request from.
+enum Jobs {
+    /// The dispatcher's queue of requests due (open loop).
+    Queue(tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>),
+    /// A request due now, while the run lasts (closed loop).
+    Closed(ClosedLoop),
+}
+
+impl Jobs {
+    async fn next(&self) -> Option<Job> {
+        match self {
+            // NOTE: the lock is held only while waiting for the next job, so idle workers
+            // queue for jobs in turn; none is held while a request is in flight.
+            Self::Queue(queue) => queue.lock().await.recv().await,
+            Self::Closed(closed) => {
+                let due = Instant::now();
+                closed.next(due).map(|class| Job { due, class })
+            }
+        }
+    }
+}
+
+async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, mut connection: Option<Sender>) {
     loop {
-        // NOTE: the lock is held only while waiting for the next job, so idle workers
-        // queue for jobs in turn; none is held while a request is in flight.
-        let job = jobs.lock().await.recv().await;
-        let Some(job) = job else { return };
+        let Some(job) = jobs.next().await else { return };
         let picked = Instant::now();
         // NOTE: latency counts from the due time, or from the send if the dispatcher
         // queued the request a little early: never from a time later than either.

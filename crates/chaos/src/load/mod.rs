@@ -1,4 +1,5 @@
 //! An open-loop HTTP load generator, the client of `blastwall load` and of the benchmarks.
+//! (A closed-loop max-throughput mode is there too, [`Schedule::Closed`], reported as such.)
 //!
 //! Requests are sent at a fixed rate on a timetable set before the run ([`Timetable`]), over
 //! a bounded number of keep-alive connections ([`run`]), and each one's latency is
@@ -11,6 +12,7 @@
 //! It lives next to the mock service because the two are the halves of an experiment: one
 //! misbehaves on command, the other measures what a caller sees meanwhile.
 
+mod closed;
 mod engine;
 mod report;
 mod schedule;
@@ -19,6 +21,6 @@ mod threshold;
 
 pub use engine::{Plan, run, run_with_progress};
 pub use report::Report;
-pub use schedule::Timetable;
+pub use schedule::{Schedule, Timetable};
 pub use stats::{Percentiles, Progress, Summary, TallySummary, TimelinePoint};
 pub use threshold::{Comparison, Figure, Threshold, ThresholdError, Verdict, verdict_table};
