@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use blastwall_chaos::load::{self, Plan, Report, Schedule, Threshold, Timetable};
+use blastwall_chaos::load::{self, Plan, Protocol, Report, Schedule, Threshold, Timetable};
 use bytes::Bytes;
 use clap::Args;
 use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
@@ -65,6 +65,9 @@ pub struct LoadArgs {
     /// comparisons `<`, `<=`, `>`, `>=`.
     #[arg(long = "expect", value_name = "FIGURE<BOUND")]
     expectations: Vec<Threshold>,
+    /// Send HTTP/2 by prior knowledge (h2c) instead of HTTP/1.1.
+    #[arg(long)]
+    http2: bool,
     /// No live progress line on stderr (it is shown only when stderr is a terminal).
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -275,6 +278,11 @@ async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
         connections: args.connections,
         timeout: args.timeout,
         interval: args.timeline_interval,
+        protocol: if args.http2 {
+            Protocol::Http2
+        } else {
+            Protocol::Http1
+        },
     })
 }
 

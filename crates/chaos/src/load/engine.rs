@@ -1,4 +1,5 @@
-//! Sends the timetable's requests over a bounded set of HTTP/1.1 keep-alive connections.
+//! Sends the timetable's requests over a bounded set of keep-alive connections (HTTP/1.1
+//! or HTTP/2, [`super::connection`]).
 //!
 //! One dispatcher wakes at each due time and queues the requests that are due; one worker
 //! per connection takes the next queued request, sends it and reads the whole answer. The
@@ -18,14 +19,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::closed::ClosedLoop;
+use super::connection::{Protocol, Sender, connect};
 use super::schedule::{ClassMix, Schedule, Timetable};
 use super::stats::{ErrorKind, Outcome, Progress, Recorder, Summary};
 
@@ -52,6 +51,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// Width of a timeline point.
     pub interval: Duration,
+    /// The HTTP version of every connection.
+    pub protocol: Protocol,
 }
 
 /// A request waiting for a connection.
@@ -108,11 +109,11 @@ pub async fn run_with_progress(
         |(_, classes)| classes.iter().map(|(_, weight)| *weight).collect(),
     );
     let connections = plan.connections.max(1);
-    let (addr, timeout) = (plan.addr, plan.timeout);
+    let (addr, timeout, protocol) = (plan.addr, plan.timeout, plan.protocol);
     // Connections are opened before the clock starts, as a long-running client has them.
     let mut opening = JoinSet::new();
     for _ in 0..connections {
-        opening.spawn(async move { tokio::time::timeout(timeout, connect(addr)).await });
+        opening.spawn(async move { tokio::time::timeout(timeout, connect(addr, protocol)).await });
     }
     let mut ready = Vec::with_capacity(connections);
     while let Some(opened) = opening.join_next().await {
@@ -216,8 +217,6 @@ async fn dispatch(
     }
 }
 
-type Sender = SendRequest<Full<Bytes>>;
-
 /// Where workers take their next request from.
 enum Jobs {
     /// The dispatcher's queue of requests due (open loop).
@@ -288,14 +287,14 @@ async fn attempt(connection: &mut Option<Sender>, shared: &Shared, class: usize)
         *connection = None;
     }
     if connection.is_none() {
-        match connect(shared.plan.addr).await {
+        match connect(shared.plan.addr, shared.plan.protocol).await {
             Ok(Ok(sender)) => *connection = Some(sender),
             Ok(Err(_)) => return Outcome::Error(ErrorKind::Protocol),
             Err(_) => return Outcome::Error(ErrorKind::Connect),
         }
     }
     let sender = connection.as_mut().expect("a connection was opened above");
-    let outcome = match sender.send_request(shared.request(class)).await {
+    let outcome = match sender.send(shared.request(class)).await {
         Ok(response) => {
             let status = response.status().as_u16();
             match response.into_body().collect().await {
@@ -309,20 +308,6 @@ async fn attempt(connection: &mut Option<Sender>, shared: &Shared, class: usize)
         *connection = None;
     }
     outcome
-}
-
-/// Opens a connection: the outer error is TCP's, the inner one the HTTP handshake's.
-async fn connect(addr: SocketAddr) -> std::io::Result<hyper::Result<Sender>> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(match http1::handshake(TokioIo::new(stream)).await {
-        Ok((sender, connection)) => {
-            // The connection task ends when the sender is dropped or the peer closes.
-            tokio::spawn(connection);
-            Ok(sender)
-        }
-        Err(error) => Err(error),
-    })
 }
 
 /// What a failed exchange on an open connection means to the client.

@@ -13,12 +13,14 @@
 //! misbehaves on command, the other measures what a caller sees meanwhile.
 
 mod closed;
+mod connection;
 mod engine;
 mod report;
 mod schedule;
 mod stats;
 mod threshold;
 
+pub use connection::Protocol;
 pub use engine::{Plan, run, run_with_progress};
 pub use report::Report;
 pub use schedule::{Schedule, Timetable};
