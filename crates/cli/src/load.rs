@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use blastwall_chaos::load::{self, Plan, Protocol, Report, Schedule, Threshold, Timetable};
+use blastwall_chaos::load::{
+    self, Plan, Protocol, Report, Schedule, Threshold, Timetable, TlsSettings, Trust,
+};
 use bytes::Bytes;
 use clap::Args;
 use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
@@ -21,7 +23,7 @@ use http::{Method, Uri};
 /// Flags of `blastwall load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The URL every request goes to (`http://host:port/path?query`).
+    /// The URL every request goes to (`http://` or `https://host:port/path?query`).
     url: Uri,
     /// Requests per second, sent on a fixed timetable whatever the answers take; or `max`:
     /// each of --connections sends its next request as soon as the last is answered
@@ -65,9 +67,16 @@ pub struct LoadArgs {
     /// comparisons `<`, `<=`, `>`, `>=`.
     #[arg(long = "expect", value_name = "FIGURE<BOUND")]
     expectations: Vec<Threshold>,
-    /// Send HTTP/2 by prior knowledge (h2c) instead of HTTP/1.1.
+    /// Send HTTP/2 instead of HTTP/1.1: by prior knowledge (h2c) on http://, offered by
+    /// ALPN on https:// (the server's choice decides).
     #[arg(long)]
     http2: bool,
+    /// For https://: trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<std::path::PathBuf>,
+    /// For https://: accept any certificate (self-signed test certificates).
+    #[arg(long, conflicts_with = "ca")]
+    insecure: bool,
     /// No live progress line on stderr (it is shown only when stderr is a terminal).
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -235,11 +244,33 @@ async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
     if args.timeout.is_zero() {
         bail!("--timeout must be above 0");
     }
-    if args.url.scheme_str() != Some("http") {
-        bail!("only http:// URLs are supported, got {}", args.url);
-    }
+    let https = match args.url.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => bail!(
+            "only http:// and https:// URLs are supported, got {}",
+            args.url
+        ),
+    };
     let authority = args.url.authority().context("the URL has no host")?.clone();
-    let port = authority.port_u16().unwrap_or(80);
+    let tls = match (https, &args.ca, args.insecure) {
+        (false, None, false) => None,
+        (false, _, _) => bail!("--ca and --insecure are for https:// URLs"),
+        (true, None, false) => bail!(
+            "an https:// URL needs --ca FILE (the CA to trust) or --insecure (any certificate); the system's roots are not read"
+        ),
+        (true, Some(path), _) => Some(TlsSettings::new(
+            authority.host(),
+            Trust::CaFile(path),
+            args.http2,
+        )?),
+        (true, None, true) => Some(TlsSettings::new(
+            authority.host(),
+            Trust::Anything,
+            args.http2,
+        )?),
+    };
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let addr = tokio::net::lookup_host((authority.host(), port))
         .await
         .with_context(|| format!("cannot resolve {}", authority.host()))?
@@ -283,6 +314,7 @@ async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
         } else {
             Protocol::Http1
         },
+        tls,
     })
 }
 

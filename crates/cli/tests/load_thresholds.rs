@@ -107,7 +107,10 @@ fn a_run_that_cannot_happen_exits_two_with_the_reason() {
     );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("only http:// URLs"), "{stderr}");
+    assert!(
+        stderr.contains("only http:// and https:// URLs"),
+        "{stderr}"
+    );
 }
 
 #[test]

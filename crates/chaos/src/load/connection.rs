@@ -1,5 +1,6 @@
 //! One client connection of the load generator: HTTP/1.1, or HTTP/2 by prior knowledge
-//! (h2c), the same requests and answers either way.
+//! (h2c), the same requests and answers either way; over TLS the server's ALPN choice
+//! decides ([`super::tls`]).
 //!
 //! Each worker keeps one request in flight on its connection in both versions, so
 //! `--connections` bounds the requests in flight whatever the protocol; HTTP/2 changes the
@@ -13,7 +14,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+use super::tls::TlsSettings;
 
 /// The HTTP version the load is sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,16 +56,36 @@ impl Sender {
     }
 }
 
-/// Opens a connection: the outer error is TCP's, the inner one the HTTP handshake's.
+/// Opens a connection: the outer error is TCP's or TLS's, the inner one the HTTP
+/// handshake's.
 pub(super) async fn connect(
     addr: SocketAddr,
     protocol: Protocol,
+    tls: Option<&TlsSettings>,
 ) -> std::io::Result<hyper::Result<Sender>> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let io = TokioIo::new(stream);
+    let Some(tls) = tls else {
+        return Ok(handshake(stream, protocol).await);
+    };
+    let stream = tls
+        .connector
+        .connect(tls.server_name.clone(), stream)
+        .await?;
+    let agreed = match stream.get_ref().1.alpn_protocol() {
+        Some(b"h2") => Protocol::Http2,
+        _ => Protocol::Http1,
+    };
+    Ok(handshake(stream, agreed).await)
+}
+
+async fn handshake<Io>(io: Io, protocol: Protocol) -> hyper::Result<Sender>
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     // The connection task ends when the sender is dropped or the peer closes.
-    Ok(match protocol {
+    match protocol {
         Protocol::Http1 => http1::handshake(io).await.map(|(sender, connection)| {
             tokio::spawn(connection);
             Sender::Http1(sender)
@@ -74,5 +98,5 @@ pub(super) async fn connect(
                     Sender::Http2(sender)
                 })
         }
-    })
+    }
 }

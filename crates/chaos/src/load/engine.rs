@@ -27,6 +27,7 @@ use super::closed::ClosedLoop;
 use super::connection::{Protocol, Sender, connect};
 use super::schedule::{ClassMix, Schedule, Timetable};
 use super::stats::{ErrorKind, Outcome, Progress, Recorder, Summary};
+use super::tls::TlsSettings;
 
 /// Everything a run needs, checked and parsed before it starts.
 #[derive(Debug, Clone)]
@@ -51,8 +52,10 @@ pub struct Plan {
     pub timeout: Duration,
     /// Width of a timeline point.
     pub interval: Duration,
-    /// The HTTP version of every connection.
+    /// The HTTP version of every connection (over TLS, what ALPN agrees instead).
     pub protocol: Protocol,
+    /// TLS for `https://` targets.
+    pub tls: Option<TlsSettings>,
 }
 
 /// A request waiting for a connection.
@@ -113,7 +116,10 @@ pub async fn run_with_progress(
     // Connections are opened before the clock starts, as a long-running client has them.
     let mut opening = JoinSet::new();
     for _ in 0..connections {
-        opening.spawn(async move { tokio::time::timeout(timeout, connect(addr, protocol)).await });
+        let tls = plan.tls.clone();
+        opening.spawn(async move {
+            tokio::time::timeout(timeout, connect(addr, protocol, tls.as_ref())).await
+        });
     }
     let mut ready = Vec::with_capacity(connections);
     while let Some(opened) = opening.join_next().await {
@@ -287,7 +293,13 @@ async fn attempt(connection: &mut Option<Sender>, shared: &Shared, class: usize)
         *connection = None;
     }
     if connection.is_none() {
-        match connect(shared.plan.addr, shared.plan.protocol).await {
+        match connect(
+            shared.plan.addr,
+            shared.plan.protocol,
+            shared.plan.tls.as_ref(),
+        )
+        .await
+        {
             Ok(Ok(sender)) => *connection = Some(sender),
             Ok(Err(_)) => return Outcome::Error(ErrorKind::Protocol),
             Err(_) => return Outcome::Error(ErrorKind::Connect),

@@ -19,6 +19,7 @@ mod report;
 mod schedule;
 mod stats;
 mod threshold;
+mod tls;
 
 pub use connection::Protocol;
 pub use engine::{Plan, run, run_with_progress};
@@ -26,3 +27,4 @@ pub use report::Report;
 pub use schedule::{Schedule, Timetable};
 pub use stats::{Percentiles, Progress, Summary, TallySummary, TimelinePoint};
 pub use threshold::{Comparison, Figure, Threshold, ThresholdError, Verdict, verdict_table};
+pub use tls::{TlsError, TlsSettings, Trust};
