@@ -29,6 +29,7 @@ async fn http2_requests_are_answered_and_counted_like_http1_ones() {
     );
     let report: Value = serde_json::from_slice(&output.stdout).expect("the report is JSON");
     assert_eq!(report["total"]["statuses"]["200"], 30, "{report}");
+    assert_eq!(report["versions"]["HTTP/2.0"], 30, "{report}");
     assert_eq!(mock.stats().await["requests"], 30);
 }
 

@@ -72,8 +72,10 @@ async fn https_with_the_ca_given_is_answered_over_http1_and_http2() {
     let ca = folder.path().join("cert.pem").display().to_string();
     let http1 = report(&load(&url, &["--ca", &ca]));
     assert_eq!(http1["total"]["statuses"]["200"], 20, "{http1}");
+    assert_eq!(http1["versions"]["HTTP/1.1"], 20, "{http1}");
     let http2 = report(&load(&url, &["--ca", &ca, "--http2"]));
     assert_eq!(http2["total"]["statuses"]["200"], 20, "{http2}");
+    assert_eq!(http2["versions"]["HTTP/2.0"], 20, "ALPN agreed h2: {http2}");
     assert_eq!(mock.stats().await["requests"], 40);
 }
 

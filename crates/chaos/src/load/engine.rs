@@ -309,8 +309,12 @@ async fn attempt(connection: &mut Option<Sender>, shared: &Shared, class: usize)
     let outcome = match sender.send(shared.request(class)).await {
         Ok(response) => {
             let status = response.status().as_u16();
+            let version = response.version();
             match response.into_body().collect().await {
-                Ok(_) => Outcome::Status(status),
+                Ok(_) => {
+                    shared.recorder().version(version);
+                    Outcome::Status(status)
+                }
                 Err(error) => Outcome::Error(classify(&error)),
             }
         }

@@ -229,6 +229,7 @@ pub struct Recorder {
     last_send: Duration,
     answered: u64,
     last_answer: Duration,
+    versions: BTreeMap<String, u64>,
 }
 
 impl Recorder {
@@ -245,6 +246,7 @@ impl Recorder {
             last_send: Duration::ZERO,
             answered: 0,
             last_answer: Duration::ZERO,
+            versions: BTreeMap::new(),
         }
     }
 
@@ -253,6 +255,11 @@ impl Recorder {
     pub fn sent(&mut self, due: Duration, delay: Duration) {
         self.send_delay.saturating_record(micros(delay));
         self.last_send = self.last_send.max(due + delay);
+    }
+
+    /// A whole answer came in this HTTP version.
+    pub fn version(&mut self, version: http::Version) {
+        *self.versions.entry(format!("{version:?}")).or_default() += 1;
     }
 
     /// A request timed out before a connection was free to send it.
@@ -315,6 +322,7 @@ impl Recorder {
                 0.0
             },
             answered: self.answered,
+            versions: self.versions.clone(),
             answer_rate: if answering_time > 0.0 {
                 self.answered as f64 / answering_time
             } else {
@@ -368,6 +376,8 @@ pub struct Summary {
     pub achieved_rate: f64,
     /// Requests that got a whole HTTP answer, whatever its status.
     pub answered: u64,
+    /// Whole answers by HTTP version (`HTTP/1.1`, `HTTP/2.0`): what ALPN agreed over TLS.
+    pub versions: BTreeMap<String, u64>,
     /// `answered` per second, from the start to the last answer (or the schedule's span
     /// if longer): the throughput the server achieved, where `achieved_rate` is the
     /// client's.
