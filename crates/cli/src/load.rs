@@ -190,18 +190,7 @@ async fn measure(args: &LoadArgs) -> anyhow::Result<Report> {
             ),
         }
     };
-    let live = !args.quiet && std::io::stderr().is_terminal();
-    let summary = if live {
-        let mut line = progress::ProgressLine::default();
-        let summary = load::run_with_progress(plan, started, Duration::from_secs(1), move |now| {
-            progress::show(&line.line(now));
-        })
-        .await;
-        progress::clear();
-        summary
-    } else {
-        load::run(plan, started).await
-    };
+    let summary = send(plan, started, args.quiet).await;
     let report = Report {
         url: args.url.to_string(),
         method: args.method.to_string(),
@@ -237,6 +226,20 @@ async fn measure(args: &LoadArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// Sends the load, with the live progress line when stderr is a terminal and not `quiet`.
+async fn send(plan: Plan, started: impl FnOnce(), quiet: bool) -> load::Summary {
+    if quiet || !std::io::stderr().is_terminal() {
+        return load::run(plan, started).await;
+    }
+    let mut line = progress::ProgressLine::default();
+    let summary = load::run_with_progress(plan, started, Duration::from_secs(1), move |now| {
+        progress::show(&line.line(now));
+    })
+    .await;
+    progress::clear();
+    summary
+}
+
 async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
     if args.connections == 0 {
         bail!("--connections must be at least 1");
@@ -253,23 +256,7 @@ async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
         ),
     };
     let authority = args.url.authority().context("the URL has no host")?.clone();
-    let tls = match (https, &args.ca, args.insecure) {
-        (false, None, false) => None,
-        (false, _, _) => bail!("--ca and --insecure are for https:// URLs"),
-        (true, None, false) => bail!(
-            "an https:// URL needs --ca FILE (the CA to trust) or --insecure (any certificate); the system's roots are not read"
-        ),
-        (true, Some(path), _) => Some(TlsSettings::new(
-            authority.host(),
-            Trust::CaFile(path),
-            args.http2,
-        )?),
-        (true, None, true) => Some(TlsSettings::new(
-            authority.host(),
-            Trust::Anything,
-            args.http2,
-        )?),
-    };
+    let tls = tls(args, https, authority.host())?;
     let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let addr = tokio::net::lookup_host((authority.host(), port))
         .await
@@ -316,6 +303,20 @@ async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
         },
         tls,
     })
+}
+
+/// The TLS settings of an https:// URL, as --ca or --insecure say to trust its server.
+fn tls(args: &LoadArgs, https: bool, host: &str) -> anyhow::Result<Option<TlsSettings>> {
+    let trust = match (https, &args.ca, args.insecure) {
+        (false, None, false) => return Ok(None),
+        (false, _, _) => bail!("--ca and --insecure are for https:// URLs"),
+        (true, None, false) => bail!(
+            "an https:// URL needs --ca FILE (the CA to trust) or --insecure (any certificate); the system's roots are not read"
+        ),
+        (true, Some(path), _) => Trust::CaFile(path),
+        (true, None, true) => Trust::Anything,
+    };
+    Ok(Some(TlsSettings::new(host, trust, args.http2)?))
 }
 
 #[cfg(test)]
