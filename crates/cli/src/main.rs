@@ -37,7 +37,8 @@ enum Command {
     /// adds) is refused with 403, so the clients of a proxy in front of the mock cannot
     /// change how it answers everyone. /_mock/echo answers either way.
     Mock(mock::MockArgs),
-    /// Send HTTP load at a fixed rate (open loop) and report latency and errors.
+    /// Send HTTP load at a fixed rate (open loop) and report latency and errors; with
+    /// --expect, judge the run (exit 0 when all held, 3 when one failed, 2 when it could not run).
     Load(load::LoadArgs),
     /// Serve Toxiproxy's HTTP API: TCP proxies that break on demand (latency, timeouts, resets…).
     Toxiproxy(toxiproxy::ToxiproxyArgs),
@@ -61,9 +62,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Mock(args) => runtime
             .block_on(mock::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
-        Command::Load(args) => runtime
-            .block_on(load::run(args))
-            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Load(args) => Ok(runtime.block_on(load::run(args))),
         Command::Toxiproxy(args) => runtime
             .block_on(toxiproxy::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),

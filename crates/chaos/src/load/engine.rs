@@ -1,4 +1,5 @@
-//! Sends the timetable's requests over a bounded set of HTTP/1.1 keep-alive connections.
+//! Sends the timetable's requests over a bounded set of keep-alive connections (HTTP/1.1
+//! or HTTP/2, [`super::connection`]).
 //!
 //! One dispatcher wakes at each due time and queues the requests that are due; one worker
 //! per connection takes the next queued request, sends it and reads the whole answer. The
@@ -7,6 +8,9 @@
 //! A connection that fails is dropped and the worker opens a new one for its next request.
 //! Every request ends by its due time plus the timeout, sent or not, so a run ends at most
 //! one timeout after its last due time.
+//!
+//! In the closed loop ([`Schedule::Closed`]) there is no dispatcher: each worker takes a
+//! request due at once from [`ClosedLoop`] as soon as its previous one is answered.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,15 +19,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::schedule::{ClassMix, Timetable};
-use super::stats::{ErrorKind, Outcome, Recorder, Summary};
+use super::closed::ClosedLoop;
+use super::connection::{Protocol, Sender, connect};
+use super::schedule::{ClassMix, Schedule, Timetable};
+use super::stats::{ErrorKind, Outcome, Progress, Recorder, Summary};
+use super::tls::TlsSettings;
 
 /// Everything a run needs, checked and parsed before it starts.
 #[derive(Debug, Clone)]
@@ -40,14 +44,18 @@ pub struct Plan {
     pub body: Bytes,
     /// The header that tells traffic classes apart, with each class's value and weight.
     pub mix: Option<(HeaderName, Vec<(HeaderValue, f64)>)>,
-    /// When requests are due.
-    pub timetable: Timetable,
+    /// When requests are sent: on a timetable, or as fast as the connections answer.
+    pub schedule: Schedule,
     /// Connections kept open at most.
     pub connections: usize,
     /// How long a request may take from its due time.
     pub timeout: Duration,
     /// Width of a timeline point.
     pub interval: Duration,
+    /// The HTTP version of every connection (over TLS, what ALPN agrees instead).
+    pub protocol: Protocol,
+    /// TLS for `https://` targets.
+    pub tls: Option<TlsSettings>,
 }
 
 /// A request waiting for a connection.
@@ -87,17 +95,31 @@ impl Shared {
 
 /// Runs the plan; calls `started` once the connections are open and the clock starts.
 pub async fn run(plan: Plan, started: impl FnOnce()) -> Summary {
+    run_with_progress(plan, started, Duration::MAX, |_| {}).await
+}
+
+/// Runs the plan as [`run`] does, and hands `on_progress` the counts so far every `every`
+/// while it runs (from a task of its own, so a slow terminal never delays a request).
+pub async fn run_with_progress(
+    plan: Plan,
+    started: impl FnOnce(),
+    every: Duration,
+    on_progress: impl FnMut(Progress) + Send + 'static,
+) -> Summary {
     let classes = plan.mix.as_ref().map_or(1, |(_, classes)| classes.len());
     let weights = plan.mix.as_ref().map_or_else(
         || vec![1.0],
         |(_, classes)| classes.iter().map(|(_, weight)| *weight).collect(),
     );
     let connections = plan.connections.max(1);
-    let (addr, timeout) = (plan.addr, plan.timeout);
+    let (addr, timeout, protocol) = (plan.addr, plan.timeout, plan.protocol);
     // Connections are opened before the clock starts, as a long-running client has them.
     let mut opening = JoinSet::new();
     for _ in 0..connections {
-        opening.spawn(async move { tokio::time::timeout(timeout, connect(addr)).await });
+        let tls = plan.tls.clone();
+        opening.spawn(async move {
+            tokio::time::timeout(timeout, connect(addr, protocol, tls.as_ref())).await
+        });
     }
     let mut ready = Vec::with_capacity(connections);
     while let Some(opened) = opening.join_next().await {
@@ -110,7 +132,7 @@ pub async fn run(plan: Plan, started: impl FnOnce()) -> Summary {
         );
     }
 
-    let timetable = plan.timetable;
+    let schedule = plan.schedule;
     let interval = plan.interval;
     let start = Instant::now();
     let shared = Arc::new(Shared {
@@ -118,18 +140,52 @@ pub async fn run(plan: Plan, started: impl FnOnce()) -> Summary {
         start,
         recorder: Mutex::new(Recorder::new(classes, interval)),
     });
-    let (queue, jobs) = mpsc::unbounded_channel();
-    let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+    let (queue, receiver) = mpsc::unbounded_channel();
+    let jobs = Arc::new(match schedule {
+        Schedule::Open(_) => Jobs::Queue(tokio::sync::Mutex::new(receiver)),
+        Schedule::Closed { requests, duration } => Jobs::Closed(ClosedLoop::new(
+            start,
+            requests,
+            duration,
+            ClassMix::new(weights.clone()),
+        )),
+    });
     let mut workers = JoinSet::new();
     for connection in ready {
         workers.spawn(worker(shared.clone(), jobs.clone(), connection));
     }
     started();
-    dispatch(&timetable, ClassMix::new(weights), start, &queue).await;
+    let ticker = tokio::spawn(tick(shared.clone(), every, on_progress));
+    // The closed loop's span is none: its rates count up to its last send and answer.
+    let span = match schedule {
+        Schedule::Open(timetable) => {
+            dispatch(&timetable, ClassMix::new(weights), start, &queue).await;
+            timetable.span()
+        }
+        Schedule::Closed { .. } => Duration::ZERO,
+    };
     drop(queue);
     while workers.join_next().await.is_some() {}
+    ticker.abort();
+    // NOTE: waiting for the aborted ticker means no progress is handed over after `run`
+    // returns, so the caller may erase its progress line for good.
+    let _ = ticker.await;
     let elapsed = start.elapsed();
-    shared.recorder().summary(timetable.span(), elapsed)
+    shared.recorder().summary(span, elapsed)
+}
+
+/// Hands the counts so far to `on_progress` every `every`, until aborted.
+async fn tick(shared: Arc<Shared>, every: Duration, mut on_progress: impl FnMut(Progress)) {
+    let Some(first) = shared.start.checked_add(every) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval_at(first, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticks.tick().await;
+        let progress = shared.recorder().progress(shared.start.elapsed());
+        on_progress(progress);
+    }
 }
 
 /// How early the dispatcher queues a request. Tokio's timer ticks every millisecond and
@@ -167,18 +223,31 @@ async fn dispatch(
     }
 }
 
-type Sender = SendRequest<Full<Bytes>>;
+/// Where workers take their next request from.
+enum Jobs {
+    /// The dispatcher's queue of requests due (open loop).
+    Queue(tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>),
+    /// A request due now, while the run lasts (closed loop).
+    Closed(ClosedLoop),
+}
 
-async fn worker(
-    shared: Arc<Shared>,
-    jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
-    mut connection: Option<Sender>,
-) {
+impl Jobs {
+    async fn next(&self) -> Option<Job> {
+        match self {
+            // NOTE: the lock is held only while waiting for the next job, so idle workers
+            // queue for jobs in turn; none is held while a request is in flight.
+            Self::Queue(queue) => queue.lock().await.recv().await,
+            Self::Closed(closed) => {
+                let due = Instant::now();
+                closed.next(due).map(|class| Job { due, class })
+            }
+        }
+    }
+}
+
+async fn worker(shared: Arc<Shared>, jobs: Arc<Jobs>, mut connection: Option<Sender>) {
     loop {
-        // NOTE: the lock is held only while waiting for the next job, so idle workers
-        // queue for jobs in turn; none is held while a request is in flight.
-        let job = jobs.lock().await.recv().await;
-        let Some(job) = job else { return };
+        let Some(job) = jobs.next().await else { return };
         let picked = Instant::now();
         // NOTE: latency counts from the due time, or from the send if the dispatcher
         // queued the request a little early: never from a time later than either.
@@ -224,18 +293,28 @@ async fn attempt(connection: &mut Option<Sender>, shared: &Shared, class: usize)
         *connection = None;
     }
     if connection.is_none() {
-        match connect(shared.plan.addr).await {
+        match connect(
+            shared.plan.addr,
+            shared.plan.protocol,
+            shared.plan.tls.as_ref(),
+        )
+        .await
+        {
             Ok(Ok(sender)) => *connection = Some(sender),
             Ok(Err(_)) => return Outcome::Error(ErrorKind::Protocol),
             Err(_) => return Outcome::Error(ErrorKind::Connect),
         }
     }
     let sender = connection.as_mut().expect("a connection was opened above");
-    let outcome = match sender.send_request(shared.request(class)).await {
+    let outcome = match sender.send(shared.request(class)).await {
         Ok(response) => {
             let status = response.status().as_u16();
+            let version = response.version();
             match response.into_body().collect().await {
-                Ok(_) => Outcome::Status(status),
+                Ok(_) => {
+                    shared.recorder().version(version);
+                    Outcome::Status(status)
+                }
                 Err(error) => Outcome::Error(classify(&error)),
             }
         }
@@ -245,20 +324,6 @@ async fn attempt(connection: &mut Option<Sender>, shared: &Shared, class: usize)
         *connection = None;
     }
     outcome
-}
-
-/// Opens a connection: the outer error is TCP's, the inner one the HTTP handshake's.
-async fn connect(addr: SocketAddr) -> std::io::Result<hyper::Result<Sender>> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(match http1::handshake(TokioIo::new(stream)).await {
-        Ok((sender, connection)) => {
-            // The connection task ends when the sender is dropped or the peer closes.
-            tokio::spawn(connection);
-            Ok(sender)
-        }
-        Err(error) => Err(error),
-    })
 }
 
 /// What a failed exchange on an open connection means to the client.

@@ -1,4 +1,5 @@
 //! An open-loop HTTP load generator, the client of `blastwall load` and of the benchmarks.
+//! (A closed-loop max-throughput mode is there too, [`Schedule::Closed`], reported as such.)
 //!
 //! Requests are sent at a fixed rate on a timetable set before the run ([`Timetable`]), over
 //! a bounded number of keep-alive connections ([`run`]), and each one's latency is
@@ -6,17 +7,24 @@
 //! request the stall delayed (no coordinated omission). A run is always bounded by a
 //! duration, a request count or both. Its [`Report`] has counts by status and error kind,
 //! percentiles, a per-class breakdown when traffic is split by a header value, and a
-//! timeline to plot.
+//! timeline to plot. Thresholds ([`Threshold`]) judge a run's figures for CI.
 //!
 //! It lives next to the mock service because the two are the halves of an experiment: one
 //! misbehaves on command, the other measures what a caller sees meanwhile.
 
+mod closed;
+mod connection;
 mod engine;
 mod report;
 mod schedule;
 mod stats;
+mod threshold;
+mod tls;
 
-pub use engine::{Plan, run};
+pub use connection::Protocol;
+pub use engine::{Plan, run, run_with_progress};
 pub use report::Report;
-pub use schedule::Timetable;
-pub use stats::{Percentiles, Summary, TallySummary, TimelinePoint};
+pub use schedule::{Schedule, Timetable};
+pub use stats::{Percentiles, Progress, Summary, TallySummary, TimelinePoint};
+pub use threshold::{Comparison, Figure, Threshold, ThresholdError, Verdict, verdict_table};
+pub use tls::{TlsError, TlsSettings, Trust};
