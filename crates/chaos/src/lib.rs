@@ -4,5 +4,6 @@
 
 pub mod load;
 pub mod mock;
+pub mod report;
 pub mod spec;
 pub mod toxiproxy;
