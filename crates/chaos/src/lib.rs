@@ -2,6 +2,7 @@
 //! fault-tolerance spec that `blastwall verify` runs. See `ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+pub mod experiment;
 pub mod load;
 pub mod mock;
 pub mod report;

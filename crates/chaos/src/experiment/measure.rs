@@ -1,0 +1,589 @@
+//! From the samples of one experiment's load to figures and verdicts: which requests a
+//! window and a scope count, each metric of the spec measured over them, and the per-second
+//! timeline the reports plot.
+//!
+//! Nothing here reads a clock or the network: an experiment hands over its samples (by due
+//! time, from the load's start), the proxy's events and when the fault was in force, so every
+//! rule below is tested with made-up requests.
+//!
+//! The rules worth knowing:
+//! - A request belongs to the window its **due time** falls in, as the load counts latency
+//!   from it: a request due in the fault's last second and answered after it is the fault's.
+//! - **Available** means an answer below 500: a 429 or a 404 is the system working as
+//!   designed, a 5xx or no answer is not (the spec's definition).
+//! - Latency quantiles count every request, failures included, by nearest rank.
+//! - **Retry amplification** is attempts at the upstreams (`x-blastwall-attempts`) per
+//!   request that made at least one: a request the proxy answered without trying (breaker
+//!   open, shed) sends nothing upstream and does not dilute the figure.
+//! - **Time to recover** is from the fault's end to the first whole second after which every
+//!   whole second's availability is at least the steady state's floor (99% when the steady
+//!   state sets none) to the end of the load.
+
+use std::time::Duration;
+
+use crate::load::{FallbackKind, Outcome, Sample, Source};
+use crate::report::{Check, ProxyEvent, Second, Sources, Totals};
+use crate::spec::{Expectation, Metric, Quantile, Scope, Signal, Window};
+
+/// The availability a recovered second needs when the steady state sets no floor.
+const DEFAULT_RECOVERED: f64 = 0.99;
+
+/// What a sample's request kind and extra headers mean for scopes.
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    /// The route of each request kind (by index), when known.
+    pub routes: Vec<Option<String>>,
+    /// The priority class each extra header sets (by index), when it is the priority header.
+    pub classes: Vec<Option<String>>,
+}
+
+impl Labels {
+    fn route(&self, sample: &Sample) -> Option<&str> {
+        self.routes
+            .get(usize::from(sample.kind))
+            .and_then(|route| route.as_deref())
+    }
+
+    /// A request's class: the first priority header it carried, else `normal`, the class of
+    /// a request that names none.
+    fn class(&self, sample: &Sample) -> &str {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| *index < 32 && sample.headers & (1 << index) != 0)
+            .find_map(|(_, class)| class.as_deref())
+            .unwrap_or("normal")
+    }
+}
+
+/// When things happened in one experiment, seconds from the load's start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// How long the load ran.
+    pub load: f64,
+    /// When the fault was in force, if it was injected.
+    pub fault: Option<(f64, f64)>,
+}
+
+impl Timing {
+    /// The span `window` covers: `None` when it does not exist (no fault injected).
+    fn span(&self, window: Window) -> Option<(f64, f64)> {
+        match window {
+            Window::Run => Some((0.0, self.load)),
+            Window::Fault => self.fault,
+            Window::Recovery => self.fault.map(|(_, end)| (end, self.load)),
+        }
+    }
+
+    /// The steady state's span before the fault: the load up to it (all of it without one).
+    pub fn before(&self) -> (f64, f64) {
+        (0.0, self.fault.map_or(self.load, |(start, _)| start))
+    }
+
+    /// The steady state's span after the fault: the load's last stretch, as long as the
+    /// stretch before the fault and never reaching back into it.
+    pub fn after(&self) -> (f64, f64) {
+        match self.fault {
+            Some((start, end)) => ((self.load - start).max(end), self.load),
+            None => (0.0, self.load),
+        }
+    }
+}
+
+/// Everything an experiment measured, and what its checks are judged on.
+#[derive(Debug)]
+pub struct Measured<'a> {
+    /// Every request, in any order.
+    pub samples: &'a [Sample],
+    /// What kinds and headers mean.
+    pub labels: &'a Labels,
+    /// When the fault was in force.
+    pub timing: Timing,
+    /// The proxy's events, `t` from the load's start.
+    pub events: &'a [ProxyEvent],
+    /// The availability a recovered second needs.
+    pub recovered_floor: Option<f64>,
+}
+
+impl Measured<'_> {
+    /// The requests of `scope` due within `span`.
+    fn select(&self, span: (f64, f64), scope: &Scope) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|sample| {
+                let due = sample.due.as_secs_f64();
+                due >= span.0 && due < span.1
+            })
+            .filter(|sample| match scope {
+                Scope::All => true,
+                Scope::Route(route) => self.labels.route(sample) == Some(route),
+                Scope::Class(class) => self.labels.class(sample) == class,
+            })
+            .collect()
+    }
+
+    /// Judges a failure mode's expectation over its own window.
+    pub fn check(&self, expectation: &Expectation) -> Check {
+        let span = self.timing.span(expectation.window);
+        self.judge(expectation, span, window_name(expectation.window))
+    }
+
+    /// Judges a steady-state expectation over the stretch before the fault.
+    pub fn check_before(&self, expectation: &Expectation) -> Check {
+        self.judge(expectation, Some(self.timing.before()), "before")
+    }
+
+    /// Judges a steady-state expectation over the load's last stretch.
+    pub fn check_after(&self, expectation: &Expectation) -> Check {
+        self.judge(expectation, Some(self.timing.after()), "after")
+    }
+
+    fn judge(&self, expectation: &Expectation, span: Option<(f64, f64)>, window: &str) -> Check {
+        let mut check = Check {
+            label: label(expectation, window),
+            metric: metric_name(&expectation.metric),
+            window: window.into(),
+            scope: scope_name(&expectation.scope),
+            bound: bound(&expectation.metric),
+            measured: None,
+            measured_text: String::new(),
+            unit: unit(&expectation.metric).into(),
+            passed: false,
+            note: None,
+        };
+        let Some(span) = span else {
+            check.measured_text = "not measured".into();
+            check.note = Some("the fault was never injected".into());
+            return check;
+        };
+        match &expectation.metric {
+            Metric::TimeToDetect { signal, at_most } => self.detect(&mut check, *signal, *at_most),
+            Metric::TimeToRecover { at_most } => {
+                self.recover(&mut check, &expectation.scope, *at_most);
+            }
+            metric => {
+                let requests = self.select(span, &expectation.scope);
+                if requests.is_empty() {
+                    check.measured_text = "no requests".into();
+                    check.note = Some(format!(
+                        "no request of {} was due from {:.1}s to {:.1}s",
+                        check.scope, span.0, span.1
+                    ));
+                    return check;
+                }
+                judge_requests(&mut check, metric, &requests);
+            }
+        }
+        check
+    }
+
+    fn detect(&self, check: &mut Check, signal: Signal, at_most: Duration) {
+        let Some((start, _)) = self.timing.fault else {
+            check.measured_text = "not measured".into();
+            return;
+        };
+        let kind = match signal {
+            Signal::BreakerOpen => "breaker_opened",
+            Signal::EndpointEjected => "endpoint_ejected",
+        };
+        let first = self
+            .events
+            .iter()
+            .filter(|event| event.kind == kind && event.t >= start)
+            .map(|event| event.t - start)
+            .min_by(f64::total_cmp);
+        match first {
+            Some(after) => seconds_check(check, after, at_most),
+            None => {
+                check.measured_text = "never".into();
+                check.note = Some(format!("no {kind} event from the fault's start to the end"));
+            }
+        }
+    }
+
+    fn recover(&self, check: &mut Check, scope: &Scope, at_most: Duration) {
+        let Some((_, end)) = self.timing.fault else {
+            check.measured_text = "not measured".into();
+            return;
+        };
+        let floor = self.recovered_floor.unwrap_or(DEFAULT_RECOVERED);
+        let first = end.ceil() as u64;
+        let last = self.timing.load.floor() as u64;
+        // Walking back from the load's end, the earliest second from which every second
+        // after it held the floor.
+        let mut recovered_at = None;
+        for second in (first..last).rev() {
+            let span = (second as f64, second as f64 + 1.0);
+            let requests = self.select(span, scope);
+            if !requests.is_empty() && availability(&requests) < floor {
+                break;
+            }
+            recovered_at = Some(second as f64);
+        }
+        match recovered_at {
+            Some(at) => {
+                let after = (at - end).max(0.0);
+                // A system already back in the fault's last partial second recovered at once.
+                let after = if at == first as f64 && self.held_from(end, first, scope, floor) {
+                    0.0
+                } else {
+                    after
+                };
+                seconds_check(check, after, at_most);
+            }
+            None => {
+                check.measured_text = "not recovered".into();
+                check.note = Some(format!(
+                    "availability was under {} in the load's last second",
+                    percent(floor)
+                ));
+            }
+        }
+    }
+
+    /// Whether the requests from `end` to `first` held `floor`.
+    fn held_from(&self, end: f64, first: u64, scope: &Scope, floor: f64) -> bool {
+        let requests = self.select((end, first as f64), scope);
+        requests.is_empty() || availability(&requests) >= floor
+    }
+
+    /// The totals of the whole load.
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for sample in self.samples {
+            totals.requests += 1;
+            if is_available(sample) {
+                totals.available += 1;
+            } else {
+                totals.errors += 1;
+            }
+            if matches!(sample.source, Source::Fallback(_)) {
+                totals.fallbacks += 1;
+            }
+            totals.attempts += u64::from(sample.attempts);
+        }
+        totals
+    }
+
+    /// One point per whole or partial second of load.
+    pub fn timeline(&self) -> Vec<Second> {
+        let seconds = self.timing.load.ceil().max(0.0) as usize;
+        let mut buckets: Vec<Vec<&Sample>> = vec![Vec::new(); seconds];
+        for sample in self.samples {
+            let second = sample.due.as_secs() as usize;
+            if let Some(bucket) = buckets.get_mut(second) {
+                bucket.push(sample);
+            }
+        }
+        buckets
+            .into_iter()
+            .enumerate()
+            .map(|(t, requests)| second(t, &requests))
+            .collect()
+    }
+}
+
+fn second(t: usize, requests: &[&Sample]) -> Second {
+    let mut latencies: Vec<Duration> = requests.iter().map(|sample| sample.latency).collect();
+    latencies.sort_unstable();
+    let ms = |quantile| nearest_rank(&latencies, quantile).map(|at| at.as_secs_f64() * 1000.0);
+    let mut sources = Sources::default();
+    for sample in requests {
+        *source_count(&mut sources, sample) += 1;
+    }
+    Second {
+        t: u32::try_from(t).unwrap_or(u32::MAX),
+        requests: requests.len() as u64,
+        error_rate: if requests.is_empty() {
+            0.0
+        } else {
+            1.0 - availability(requests)
+        },
+        p50_ms: ms(0.50),
+        p95_ms: ms(0.95),
+        p99_ms: ms(0.99),
+        sources,
+    }
+}
+
+/// The one count of `sources` a request adds to.
+fn source_count<'a>(sources: &'a mut Sources, sample: &Sample) -> &'a mut u64 {
+    match sample.source {
+        Source::Fallback(FallbackKind::Static) => &mut sources.fallback_static,
+        Source::Fallback(FallbackKind::Cluster) => &mut sources.fallback_cluster,
+        Source::Fallback(FallbackKind::Stale | FallbackKind::Other) => &mut sources.fallback_stale,
+        Source::Refused => &mut sources.shed,
+        Source::ProxyError | Source::NoAnswer => &mut sources.failed,
+        Source::Upstream => &mut sources.upstream,
+    }
+}
+
+fn is_available(sample: &Sample) -> bool {
+    matches!(sample.outcome, Outcome::Status(status) if status < 500)
+}
+
+fn availability(requests: &[&Sample]) -> f64 {
+    let available = requests.iter().filter(|sample| is_available(sample)).count();
+    available as f64 / requests.len() as f64
+}
+
+fn nearest_rank(sorted: &[Duration], quantile: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (quantile * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+/// Judges a metric measured over requests (all but the time-based ones).
+fn judge_requests(check: &mut Check, metric: &Metric, requests: &[&Sample]) {
+    let count = requests.len() as f64;
+    match metric {
+        Metric::Availability { at_least } => {
+            ratio_check(check, availability(requests), |value| value >= *at_least);
+        }
+        Metric::ErrorRate { at_most } => {
+            ratio_check(check, 1.0 - availability(requests), |value| value <= *at_most);
+        }
+        Metric::Latency { quantile, at_most } => {
+            let mut latencies: Vec<Duration> = requests.iter().map(|sample| sample.latency).collect();
+            latencies.sort_unstable();
+            let at = nearest_rank(&latencies, quantile_of(*quantile)).unwrap_or_default();
+            check.measured = Some(at.as_secs_f64() * 1000.0);
+            check.measured_text = milliseconds(at);
+            check.passed = at <= *at_most;
+        }
+        Metric::FallbackShare {
+            kind,
+            at_least,
+            at_most,
+        } => {
+            let served = requests
+                .iter()
+                .filter(|sample| match (sample.source, kind.as_deref()) {
+                    (Source::Fallback(_), None) => true,
+                    (Source::Fallback(served), Some(wanted)) => fallback_name(served) == wanted,
+                    _ => false,
+                })
+                .count() as f64;
+            ratio_check(check, served / count, |value| {
+                at_least.is_none_or(|floor| value >= floor)
+                    && at_most.is_none_or(|ceiling| value <= ceiling)
+            });
+        }
+        Metric::Statuses { allowed } => statuses_check(check, allowed, requests),
+        Metric::RetryAmplification { at_most } => {
+            let tried: Vec<u64> = requests
+                .iter()
+                .map(|sample| u64::from(sample.attempts))
+                .filter(|attempts| *attempts > 0)
+                .collect();
+            if tried.is_empty() {
+                check.measured_text = "no attempts".into();
+                check.passed = true;
+                check.note = Some("no request reached an upstream".into());
+                return;
+            }
+            let factor = tried.iter().sum::<u64>() as f64 / tried.len() as f64;
+            check.measured = Some(factor);
+            check.measured_text = format!("{factor:.2}×");
+            check.passed = factor <= *at_most + 1e-9;
+        }
+        Metric::TimeToDetect { .. } | Metric::TimeToRecover { .. } => {
+            unreachable!("time metrics are judged on events and seconds, not requests")
+        }
+    }
+}
+
+fn statuses_check(check: &mut Check, allowed: &[u16], requests: &[&Sample]) {
+    let mut others: std::collections::BTreeMap<String, u64> = Default::default();
+    for sample in requests {
+        let name = match sample.outcome {
+            Outcome::Status(status) if allowed.contains(&status) => continue,
+            Outcome::Status(status) => status.to_string(),
+            Outcome::Error(_) => "no answer".into(),
+        };
+        *others.entry(name).or_default() += 1;
+    }
+    check.passed = others.is_empty();
+    let outside: u64 = others.values().sum();
+    check.measured = Some(outside as f64 / requests.len() as f64);
+    check.unit = "ratio".into();
+    if others.is_empty() {
+        check.measured_text = "all allowed".into();
+    } else {
+        let named: Vec<String> = others
+            .iter()
+            .map(|(status, times)| format!("{status} ×{times}"))
+            .collect();
+        check.measured_text = named.join(", ");
+        check.note = Some(format!(
+            "{outside} of {} answers outside the allowed statuses",
+            requests.len()
+        ));
+    }
+}
+
+fn ratio_check(check: &mut Check, value: f64, holds: impl Fn(f64) -> bool) {
+    check.measured = Some(value);
+    check.measured_text = percent(value);
+    check.passed = holds(value);
+}
+
+fn seconds_check(check: &mut Check, seconds: f64, at_most: Duration) {
+    check.measured = Some(seconds);
+    check.measured_text = format!("{seconds:.1} s");
+    check.passed = seconds <= at_most.as_secs_f64();
+}
+
+fn quantile_of(quantile: Quantile) -> f64 {
+    match quantile {
+        Quantile::P50 => 0.50,
+        Quantile::P95 => 0.95,
+        Quantile::P99 => 0.99,
+    }
+}
+
+fn fallback_name(kind: FallbackKind) -> &'static str {
+    match kind {
+        FallbackKind::Static => "static",
+        FallbackKind::Cluster => "cluster",
+        FallbackKind::Stale => "stale",
+        FallbackKind::Other => "other",
+    }
+}
+
+/// A share as people read it: two decimals below 1%, and as many as tell 99.9% from 100%.
+pub fn percent(value: f64) -> String {
+    let percent = value * 100.0;
+    if percent > 99.0 && percent < 100.0 {
+        format!("{percent:.2}%")
+    } else {
+        format!("{percent:.1}%")
+    }
+}
+
+fn milliseconds(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+fn window_name(window: Window) -> &'static str {
+    match window {
+        Window::Run => "run",
+        Window::Fault => "fault",
+        Window::Recovery => "recovery",
+    }
+}
+
+fn scope_name(scope: &Scope) -> String {
+    match scope {
+        Scope::All => "all".into(),
+        Scope::Route(route) => format!("route {route}"),
+        Scope::Class(class) => format!("class {class}"),
+    }
+}
+
+/// The metric's name as the spec writes it.
+pub fn metric_name(metric: &Metric) -> String {
+    match metric {
+        Metric::Availability { .. } => "availability".into(),
+        Metric::ErrorRate { .. } => "error_rate".into(),
+        Metric::Latency { quantile, .. } => match quantile {
+            Quantile::P50 => "p50",
+            Quantile::P95 => "p95",
+            Quantile::P99 => "p99",
+        }
+        .into(),
+        Metric::FallbackShare { .. } => "fallback_share".into(),
+        Metric::Statuses { .. } => "statuses".into(),
+        Metric::RetryAmplification { .. } => "retry_amplification".into(),
+        Metric::TimeToDetect { .. } => "time_to_detect".into(),
+        Metric::TimeToRecover { .. } => "time_to_recover".into(),
+    }
+}
+
+fn unit(metric: &Metric) -> &'static str {
+    match metric {
+        Metric::Availability { .. }
+        | Metric::ErrorRate { .. }
+        | Metric::FallbackShare { .. }
+        | Metric::Statuses { .. } => "ratio",
+        Metric::Latency { .. } => "ms",
+        Metric::RetryAmplification { .. } => "factor",
+        Metric::TimeToDetect { .. } | Metric::TimeToRecover { .. } => "s",
+    }
+}
+
+fn bound(metric: &Metric) -> String {
+    match metric {
+        Metric::Availability { at_least } => format!("≥ {}", percent(*at_least)),
+        Metric::ErrorRate { at_most } => format!("≤ {}", percent(*at_most)),
+        Metric::Latency { at_most, .. } => format!("≤ {}", milliseconds(*at_most)),
+        Metric::FallbackShare {
+            at_least, at_most, ..
+        } => match (at_least, at_most) {
+            (Some(floor), Some(ceiling)) => format!("{} to {}", percent(*floor), percent(*ceiling)),
+            (Some(floor), None) => format!("≥ {}", percent(*floor)),
+            (None, Some(ceiling)) => format!("≤ {}", percent(*ceiling)),
+            (None, None) => "any".into(),
+        },
+        Metric::Statuses { allowed } => {
+            let allowed: Vec<String> = allowed.iter().map(u16::to_string).collect();
+            format!("only {}", allowed.join(", "))
+        }
+        Metric::RetryAmplification { at_most } => format!("≤ {at_most:.2}×"),
+        Metric::TimeToDetect { at_most, .. } | Metric::TimeToRecover { at_most } => {
+            format!("≤ {:.1} s", at_most.as_secs_f64())
+        }
+    }
+}
+
+fn label(expectation: &Expectation, window: &str) -> String {
+    let what = match &expectation.metric {
+        Metric::Availability { .. } => "availability".to_string(),
+        Metric::ErrorRate { .. } => "error rate".into(),
+        Metric::Latency { quantile, .. } => format!(
+            "{} latency",
+            match quantile {
+                Quantile::P50 => "p50",
+                Quantile::P95 => "p95",
+                Quantile::P99 => "p99",
+            }
+        ),
+        Metric::FallbackShare { kind, .. } => match kind {
+            Some(kind) => format!("answers from the {kind} fallback"),
+            None => "answers from a fallback".into(),
+        },
+        Metric::Statuses { .. } => "statuses".into(),
+        Metric::RetryAmplification { .. } => "retry amplification".into(),
+        Metric::TimeToDetect { signal, .. } => match signal {
+            Signal::BreakerOpen => "time to detect (breaker open)".into(),
+            Signal::EndpointEjected => "time to detect (endpoint ejected)".into(),
+        },
+        Metric::TimeToRecover { .. } => return "time to recover".into(),
+    };
+    if matches!(expectation.metric, Metric::TimeToDetect { .. }) {
+        return what;
+    }
+    let when = match window {
+        "fault" => "during the fault",
+        "recovery" => "after the fault",
+        "before" => "before the fault",
+        "after" => "after recovery",
+        _ => "over the run",
+    };
+    match &expectation.scope {
+        Scope::All => format!("{what} {when}"),
+        Scope::Route(route) => format!("{what} {when}, route {route}"),
+        Scope::Class(class) => format!("{what} {when}, class {class}"),
+    }
+}
+
+#[cfg(test)]
+#[path = "measure_tests.rs"]
+mod tests;
