@@ -367,3 +367,27 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_class_scope_needs_the_load_to_send_that_class() {
+    let expect =
+        "[[failure.expect]]\nmetric = \"availability\"\nclass = \"high\"\nat_least = \"99%\"\n";
+    let source = running(expect);
+    let found = errors(&source);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("the load sends no request of that class"),
+        "{found:?}"
+    );
+    assert!(
+        found[0].contains(&format!(":{}:", line_of(&source, "class = \"high\""))),
+        "{found:?}"
+    );
+    let sent = source.replace(
+        "[[failure]]",
+        "[[load.header]]\nname = \"x-blastwall-priority\"\nvalue = \"high\"\nshare = \"10%\"\n\n[[failure]]",
+    );
+    Spec::parse(&sent, Path::new("t.toml")).unwrap_or_else(|errors| panic!("{errors}"));
+    let normal = running(&expect.replace("high", "normal"));
+    Spec::parse(&normal, Path::new("t.toml")).unwrap_or_else(|errors| panic!("{errors}"));
+}

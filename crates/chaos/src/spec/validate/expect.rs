@@ -97,6 +97,9 @@ fn scope(checker: &mut Checker<'_>, section: &ExpectSection) -> Option<Scope> {
         }
         (Some(route), None) => Some(Scope::Route(route.get_ref().clone())),
         (None, Some(class)) if CLASSES.contains(&class.get_ref().as_str()) => {
+            checker
+                .classes_measured
+                .push((class.get_ref().clone(), class.span()));
             Some(Scope::Class(class.get_ref().clone()))
         }
         (None, Some(class)) => {

@@ -20,6 +20,9 @@ pub(super) struct Checker<'a> {
     path: &'a Path,
     source: &'a str,
     errors: Vec<SpecError>,
+    /// The priority classes expectations are scoped to, and where: checked against the
+    /// load's header mix once both are read.
+    classes_measured: Vec<(String, Range<usize>)>,
 }
 
 impl Checker<'_> {
@@ -82,6 +85,7 @@ pub(super) fn spec(source: &str, path: &Path) -> Result<Spec, SpecErrors> {
         path,
         source,
         errors: Vec::new(),
+        classes_measured: Vec::new(),
     };
     let system = system::system(&mut checker, file.system);
     let load = system::load(&mut checker, file.load);
@@ -91,6 +95,9 @@ pub(super) fn spec(source: &str, path: &Path) -> Result<Spec, SpecErrors> {
         .filter_map(|section| expect::steady(&mut checker, section))
         .collect();
     let failures = failure::failures(&mut checker, file.failures, system.as_ref(), load.as_ref());
+    if let Some(load) = &load {
+        classes_sent(&mut checker, load);
+    }
     match (system, load) {
         (Some(system), Some(load)) if checker.errors.is_empty() => Ok(Spec {
             name: file.name.unwrap_or_else(|| {
@@ -105,5 +112,30 @@ pub(super) fn spec(source: &str, path: &Path) -> Result<Spec, SpecErrors> {
             failures,
         }),
         _ => Err(SpecErrors(checker.errors)),
+    }
+}
+
+/// An error at each class scope the load never sends: a request names its class in a
+/// header (`[[load.header]]` with the class as its value); one that names none is
+/// `normal`, so `normal` needs nothing.
+fn classes_sent(checker: &mut Checker<'_>, load: &super::Load) {
+    let measured = std::mem::take(&mut checker.classes_measured);
+    for (class, span) in measured {
+        let sent = class == "normal"
+            || load.headers.iter().any(|share| {
+                share.share > 0.0
+                    && share
+                        .value
+                        .as_bytes()
+                        .eq_ignore_ascii_case(class.as_bytes())
+            });
+        if !sent {
+            checker.error(
+                span,
+                format!(
+                    "`class = {class:?}`: the load sends no request of that class (add a [[load.header]] with value = {class:?}, e.g. name = \"x-blastwall-priority\")"
+                ),
+            );
+        }
     }
 }
