@@ -323,7 +323,10 @@ fn is_available(sample: &Sample) -> bool {
 }
 
 fn availability(requests: &[&Sample]) -> f64 {
-    let available = requests.iter().filter(|sample| is_available(sample)).count();
+    let available = requests
+        .iter()
+        .filter(|sample| is_available(sample))
+        .count();
     available as f64 / requests.len() as f64
 }
 
@@ -343,10 +346,13 @@ fn judge_requests(check: &mut Check, metric: &Metric, requests: &[&Sample]) {
             ratio_check(check, availability(requests), |value| value >= *at_least);
         }
         Metric::ErrorRate { at_most } => {
-            ratio_check(check, 1.0 - availability(requests), |value| value <= *at_most);
+            ratio_check(check, 1.0 - availability(requests), |value| {
+                value <= *at_most
+            });
         }
         Metric::Latency { quantile, at_most } => {
-            let mut latencies: Vec<Duration> = requests.iter().map(|sample| sample.latency).collect();
+            let mut latencies: Vec<Duration> =
+                requests.iter().map(|sample| sample.latency).collect();
             latencies.sort_unstable();
             let at = nearest_rank(&latencies, quantile_of(*quantile)).unwrap_or_default();
             check.measured = Some(at.as_secs_f64() * 1000.0);

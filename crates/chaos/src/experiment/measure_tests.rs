@@ -31,7 +31,11 @@ fn load(seconds: u64, fails: impl Fn(u64) -> bool) -> Vec<Sample> {
     (0..seconds * 10)
         .map(|i| {
             let due = i * 100;
-            if fails(due / 1000) { failed(due) } else { ok(due) }
+            if fails(due / 1000) {
+                failed(due)
+            } else {
+                ok(due)
+            }
         })
         .collect()
 }
@@ -44,7 +48,11 @@ fn expect(metric: Metric, window: Window, scope: Scope) -> Expectation {
     }
 }
 
-fn measured<'a>(samples: &'a [Sample], labels: &'a Labels, events: &'a [ProxyEvent]) -> Measured<'a> {
+fn measured<'a>(
+    samples: &'a [Sample],
+    labels: &'a Labels,
+    events: &'a [ProxyEvent],
+) -> Measured<'a> {
     Measured {
         samples,
         labels,
@@ -162,7 +170,9 @@ fn a_class_is_the_priority_header_sent_else_normal() {
 
 #[test]
 fn latency_quantiles_are_nearest_rank_over_every_request() {
-    let samples: Vec<Sample> = (1..=100).map(|ms| sample(10_000 + ms, ms, Outcome::Status(200))).collect();
+    let samples: Vec<Sample> = (1..=100)
+        .map(|ms| sample(10_000 + ms, ms, Outcome::Status(200)))
+        .collect();
     let labels = Labels::default();
     let measured = measured(&samples, &labels, &[]);
     let p95 = |at_most| {
@@ -318,7 +328,9 @@ fn time_to_recover_is_from_the_fault_end_to_the_last_bad_second() {
     assert_eq!(check.measured, Some(3.0));
     assert!(check.passed);
     // A bad second after good ones counts: recovery is for good.
-    let check = recover(&load(40, |second| (10..30).contains(&second) || second == 36));
+    let check = recover(&load(40, |second| {
+        (10..30).contains(&second) || second == 36
+    }));
     assert_eq!(check.measured, Some(7.0));
     assert!(!check.passed);
 }
@@ -370,7 +382,12 @@ fn the_timeline_has_a_point_per_second_and_each_request_in_one_source() {
     assert_eq!(timeline[0].sources.fallback_static, 1);
     for point in &timeline {
         let s = point.sources;
-        let total = s.upstream + s.fallback_static + s.fallback_cluster + s.fallback_stale + s.shed + s.failed;
+        let total = s.upstream
+            + s.fallback_static
+            + s.fallback_cluster
+            + s.fallback_stale
+            + s.shed
+            + s.failed;
         assert_eq!(total, point.requests);
     }
     assert_eq!(timeline[2].p99_ms, Some(10.0));

@@ -1,0 +1,125 @@
+//! The few HTTP calls an experiment makes to the system under test: the Blastwall admin API
+//! (fault rules, events) and a Toxiproxy API (toxics), each bounded in time, JSON both ways.
+//!
+//! Errors are sentences for the report ("POST /admin/faults: 400 …: the proxy's words"), as
+//! a person reading why an experiment could not run needs the other side's reason.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// How long one call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest answer read (the events log is the largest, a few hundred KiB at most).
+const MAX_ANSWER: usize = 4 * 1024 * 1024;
+
+/// One HTTP API: its base URL and, for the admin API, its bearer token.
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: Uri,
+    token: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Api {
+    /// The API at `base` (`http://host:port`), sending `token` as a bearer token if given.
+    pub fn new(base: Uri, token: Option<String>) -> Self {
+        Self {
+            base,
+            token,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Calls `method path` with `body` as JSON; the answer's JSON (null when empty) when
+    /// its status is 2xx, else an error naming the call, the status and the answer.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
+        let what = format!("{method} {path}");
+        let uri = format!("{}{}", self.base.to_string().trim_end_matches('/'), path);
+        let mut request = Request::builder().method(method).uri(&uri);
+        if body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = &self.token {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = body.map_or_else(Bytes::new, |body| Bytes::from(body.to_string()));
+        let request = request
+            .body(Full::new(body))
+            .map_err(|error| format!("{what}: {error}"))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|error| error.to_string())?;
+            let status = response.status();
+            let bytes = Limited::new(response.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|error| error.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .map_err(|_| format!("{what} at {uri}: no answer within {CALL_TIMEOUT:?}"))?
+            .map_err(|error| format!("{what} at {uri}: {error}"))?;
+        if !status.is_success() {
+            return Err(format!("{what}: {status}: {}", reason(&bytes)));
+        }
+        if bytes.is_empty() || status == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|error| format!("{what}: the answer is not JSON: {error}"))
+    }
+}
+
+/// What an error answer says: its JSON `error` (Blastwall's, Toxiproxy's), else its text.
+fn reason(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let said = serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|value| {
+            value
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    let mut said = said.unwrap_or_else(|| text.trim().to_owned());
+    if said.len() > 500 {
+        let cut = (0..=500)
+            .rev()
+            .find(|at| said.is_char_boundary(*at))
+            .unwrap_or(0);
+        said.truncate(cut);
+        said.push('…');
+    }
+    said
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason;
+
+    #[test]
+    fn an_error_answer_is_told_by_its_json_error_else_its_text() {
+        assert_eq!(reason(br#"{"error":"no route \"x\""}"#), "no route \"x\"");
+        assert_eq!(reason(b" plain words \n"), "plain words");
+        let long = "é".repeat(400);
+        assert!(reason(long.as_bytes()).ends_with('…'));
+    }
+}
