@@ -175,7 +175,8 @@ impl FromStr for Threshold {
                 .ok_or_else(|| bad("expected a duration like `300ms`, `1.5s` or `800us`"))?,
             Figure::ErrorRate => parse_share(bound.trim())
                 .ok_or_else(|| bad("expected a share like `1%` or `0.01`, at most 100%"))?,
-            _ => parse_number(bound.trim())
+            // `/s` is allowed, as the verdict table writes the rate that way.
+            _ => parse_number(bound.trim().trim_end_matches("/s").trim_end())
                 .ok_or_else(|| bad("expected answers per second, like `900`"))?,
         };
         Ok(Self {

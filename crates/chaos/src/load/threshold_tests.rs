@@ -125,3 +125,26 @@ fn the_verdict_table_marks_each_line_and_says_whether_all_held() {
     assert!(table.contains("1 of 2 expectations failed"), "{table}");
     assert!(verdict_table(&verdicts[..1]).contains("all 1 expectations held"));
 }
+
+#[test]
+fn a_threshold_as_the_table_prints_it_parses_again() {
+    // Found by the `load_threshold` fuzz target: `rps>1` printed as `rps>1.0/s`.
+    for text in [
+        "rps>1",
+        "p99<=300ms",
+        "errors<0.5%",
+        "max<1.5s",
+        "rps >= 900/s",
+    ] {
+        let threshold = parse(text);
+        let again = parse(&threshold.to_string());
+        assert_eq!(
+            (again.figure, again.comparison),
+            (threshold.figure, threshold.comparison)
+        );
+        assert!(
+            (again.bound - threshold.bound).abs() <= threshold.bound * 1e-3,
+            "{text}"
+        );
+    }
+}
