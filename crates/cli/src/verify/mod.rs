@@ -1,0 +1,220 @@
+//! `blastwall verify SPEC`: runs each failure mode of a fault-tolerance spec as an
+//! experiment under load and says, per expectation, what was measured, against what bound,
+//! and whether it held; writes the reports (JSON, JUnit XML, HTML).
+//!
+//! The exit code is for CI, as `blastwall load`'s: 0 when every expectation held,
+//! [`EXPECTATION_FAILED`] (3) when one did not, [`COULD_NOT_RUN`] (2) when an experiment could
+//! not run (a bad spec, a system that does not start, a failure that could not be caused,
+//! Ctrl-C).
+//!
+//! A topology is started here ([`crate::topology`]) because starting processes and reading
+//! the proxy's config (which route a request kind goes to) is the binary's; the experiments
+//! themselves are the chaos crate's, which reach the system over HTTP only.
+
+mod output;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use blastwall_chaos::experiment::api::Api;
+use blastwall_chaos::experiment::inject::{NoServices, Services};
+use blastwall_chaos::experiment::measure::Labels;
+use blastwall_chaos::experiment::{self, Target};
+use blastwall_chaos::report::{self, Outcome, VerifyReport};
+use blastwall_chaos::spec::{Running, Spec, System};
+use clap::Args;
+use tokio::sync::watch;
+
+pub use output::Printer;
+
+/// Exit code when an expectation did not hold.
+pub const EXPECTATION_FAILED: u8 = 3;
+/// Exit code when an experiment could not run.
+pub const COULD_NOT_RUN: u8 = 2;
+
+/// The header whose values are priority classes, unless the config names another.
+const PRIORITY_HEADER: &str = "x-blastwall-priority";
+/// The priority classes a request may name.
+const CLASSES: [&str; 4] = ["critical", "high", "normal", "low"];
+
+/// Flags of `blastwall verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The spec (`blastwall check SPEC` checks it without running anything).
+    spec: PathBuf,
+    /// Where the reports go: report.json, junit.xml, report.html (and the started
+    /// processes' logs, for a topology).
+    #[arg(long, value_name = "DIR", default_value = "blastwall-report")]
+    report: PathBuf,
+    /// Run only this failure mode (repeatable); default: all of them.
+    #[arg(long, value_name = "NAME")]
+    only: Vec<String>,
+    /// A running system's admin token (default: the environment's BLASTWALL_ADMIN_TOKEN).
+    #[arg(long, env = "BLASTWALL_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Runs `blastwall verify`.
+pub async fn run(args: VerifyArgs) -> ExitCode {
+    let printer = Printer::new(!args.quiet && std::io::stderr().is_terminal());
+    match verify(&args, &printer).await {
+        Ok(report) => exit_code(&report),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(COULD_NOT_RUN)
+        }
+    }
+}
+
+/// The exit code a report earns.
+pub fn exit_code(report: &VerifyReport) -> ExitCode {
+    match report.outcome() {
+        Outcome::Passed => ExitCode::SUCCESS,
+        Outcome::Failed => ExitCode::from(EXPECTATION_FAILED),
+        Outcome::CouldNotRun => ExitCode::from(COULD_NOT_RUN),
+    }
+}
+
+async fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<VerifyReport> {
+    let mut spec = Spec::load(&args.spec).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    if !args.only.is_empty() {
+        for name in &args.only {
+            if !spec.failures.iter().any(|failure| &failure.name == name) {
+                let known: Vec<&str> = spec.failures.iter().map(|f| f.name.as_str()).collect();
+                bail!("--only {name:?}: the spec has no failure mode of that name (it has {})", known.join(", "));
+            }
+        }
+        spec.failures.retain(|failure| args.only.contains(&failure.name));
+    }
+    let report = match &spec.system {
+        System::Topology(topology) => {
+            crate::check::check_topology(&args.spec, &spec, topology)
+                .map_err(|problems| anyhow::anyhow!("{problems}"))?;
+            let logs = args.report.join("logs");
+            let started = crate::topology::Started::start(&args.spec, topology, &logs)
+                .await
+                .context("starting the topology")?;
+            printer.system(&format!(
+                "started {} service(s) and Blastwall ({}); traffic on http://{}, admin on {}",
+                topology.services.len(),
+                logs.display(),
+                started.traffic(),
+                started.admin()
+            ));
+            let labels = Labels {
+                routes: spec
+                    .load
+                    .requests
+                    .iter()
+                    .map(|kind| started.route_of(&kind.method, &kind.path))
+                    .collect(),
+                classes: classes(&spec),
+            };
+            let target = Target {
+                traffic: started.traffic(),
+                host: "localhost".into(),
+                admin: Some(Api::new(started.admin().clone(), started.admin_token())),
+                toxiproxy: None,
+                services: &started,
+                labels,
+            };
+            let report = run_experiments(&spec, &target, printer).await;
+            started.stop().await;
+            report
+        }
+        System::Running(running) => {
+            let target = running_target(running, args.token.clone(), &spec).await?;
+            run_experiments(&spec, &target, printer).await
+        }
+    };
+    let written = report::write_all(&report, &args.report)
+        .with_context(|| format!("writing the reports in {}", args.report.display()))?;
+    printer.summary(&report, &written.html);
+    Ok(report)
+}
+
+/// Runs the experiments, Ctrl-C stopping them (their failures taken away).
+pub async fn run_experiments<S: Services>(
+    spec: &Spec,
+    target: &Target<'_, S>,
+    printer: &Printer,
+) -> VerifyReport {
+    let (stop, stopped) = watch::channel(false);
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping: taking the failure away (Ctrl-C again to quit at once)");
+            let _ = stop.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(COULD_NOT_RUN));
+            }
+        }
+    });
+    let mut shown = usize::MAX;
+    let report = experiment::verify(spec, target, stopped, |progress| {
+        if progress.index != shown {
+            shown = progress.index;
+            printer.experiment_started(&spec.failures[progress.index], progress.index, progress.of);
+        }
+        printer.progress(progress);
+    })
+    .await;
+    interrupt.abort();
+    for experiment in &report.experiments {
+        printer.experiment(experiment);
+    }
+    report
+}
+
+/// The priority class each header share sets, when it is the priority header.
+fn classes(spec: &Spec) -> Vec<Option<String>> {
+    spec.load
+        .headers
+        .iter()
+        .map(|share| {
+            let value = share.value.to_str().unwrap_or("").to_ascii_lowercase();
+            (share.name.as_str() == PRIORITY_HEADER && CLASSES.contains(&value.as_str()))
+                .then_some(value)
+        })
+        .collect()
+}
+
+/// A running system's addresses, resolved.
+async fn running_target<'a>(
+    running: &Running,
+    token: Option<String>,
+    spec: &Spec,
+) -> anyhow::Result<Target<'a, NoServices>> {
+    let authority = running
+        .traffic
+        .authority()
+        .context("the traffic URL has no host")?;
+    let port = running.traffic.port_u16().unwrap_or(80);
+    let traffic = tokio::net::lookup_host((authority.host(), port))
+        .await
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} resolves to no address"))?;
+    Ok(Target {
+        traffic,
+        host: authority.to_string(),
+        admin: running.admin.clone().map(|admin| Api::new(admin, token)),
+        toxiproxy: running.toxiproxy.clone().map(|api| Api::new(api, None)),
+        services: &NoServices,
+        // NOTE: a running system's config is not here to say which route a request takes;
+        // route scopes count no request, and say so.
+        labels: Labels {
+            routes: vec![None; spec.load.requests.len()],
+            classes: classes(spec),
+        },
+    })
+}
+
+/// Where a report's spec-relative paths are, for messages.
+pub fn relative(path: &Path) -> String {
+    path.display().to_string()
+}
