@@ -375,3 +375,89 @@ fn write_all_says_which_path_it_could_not_write() {
     );
     let _ = std::fs::remove_file(&file);
 }
+
+/// The attributes of a plot that are coordinates or sizes, and so must be finite numbers.
+const GEOMETRY: [&str; 10] = [
+    "x", "y", "width", "height", "cx", "cy", "x1", "x2", "y1", "y2",
+];
+
+fn geometry_is_finite(html: &str) -> Result<(), String> {
+    for (start, _) in html.match_indices("<svg ") {
+        let end = start + html[start..].find("</svg>").ok_or("an unclosed svg")? + 6;
+        let document =
+            roxmltree::Document::parse(&html[start..end]).map_err(|error| error.to_string())?;
+        for node in document.descendants().filter(roxmltree::Node::is_element) {
+            for name in GEOMETRY {
+                if let Some(value) = node.attribute(name) {
+                    let number: f64 = value.parse().map_err(|_| format!("{name}={value}"))?;
+                    if !number.is_finite() {
+                        return Err(format!("{name}={value}"));
+                    }
+                }
+            }
+            for pair in node.attribute("points").unwrap_or("").split_whitespace() {
+                for value in pair.split(',') {
+                    if !value.parse::<f64>().is_ok_and(f64::is_finite) {
+                        return Err(format!("points {pair}"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_text_escaped_reads_back_as_itself_but_for_control_characters(text in ".*") {
+        let xml = format!(
+            "<a b=\"{}\">{}</a>",
+            super::escape::escape(&text),
+            super::escape::escape(&text)
+        );
+        let document = roxmltree::Document::parse(&xml).map_err(|error| {
+            proptest::test_runner::TestCaseError::fail(format!("{error}: {xml}"))
+        })?;
+        let expected: String = text
+            .chars()
+            .map(|c| {
+                let kept = matches!(c, '\t' | '\n' | '\r')
+                    || !(c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}');
+                if kept { c } else { super::escape::REPLACEMENT }
+            })
+            .collect();
+        proptest::prop_assert_eq!(document.root_element().attribute("b"), Some(expected.as_str()));
+        // As references, even carriage returns come through (a literal one would not).
+        let read = document.root_element().text().unwrap_or("");
+        proptest::prop_assert_eq!(read, expected.as_str());
+    }
+
+    #[test]
+    fn plots_of_any_figures_have_finite_geometry(
+        figures in proptest::collection::vec(
+            (proptest::num::f64::ANY, proptest::option::of(proptest::num::f64::ANY), proptest::num::u64::ANY),
+            0..20,
+        ),
+        load_s in proptest::num::f64::ANY,
+        event_t in proptest::num::f64::ANY,
+    ) {
+        let mut report = sample();
+        report.experiments.truncate(1);
+        let experiment = &mut report.experiments[0];
+        experiment.load_s = load_s;
+        experiment.events[0].t = event_t;
+        experiment.timeline = figures
+            .iter()
+            .zip(0u32..)
+            .map(|(&(error_rate, latency, count), t)| {
+                let mut second = second(t);
+                second.error_rate = error_rate;
+                (second.p50_ms, second.p99_ms) = (latency, latency);
+                second.sources.shed = count;
+                second
+            })
+            .collect();
+        let html = super::html(&report);
+        proptest::prop_assert!(geometry_is_finite(&html).is_ok(), "{:?}", geometry_is_finite(&html));
+    }
+}
