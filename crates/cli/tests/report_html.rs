@@ -1,8 +1,8 @@
 //! The HTML report of `blastwall verify` in a real browser: headless Chromium (Debian's
 //! `chromium`, driven by `playwright-core` from npm, see `dashboard/check_report.mjs`) opens a
 //! sample report written by `blastwall_chaos::report::html`, with no script or console error
-//! and no request but for the file; every plot has a size, and the figures the browser reads
-//! from the plots are the report's timeline. A screenshot is saved in the target folder
+//! and no request but for the file; every plot and every point has a size, and what the browser
+//! reads from the plots (points, event markers, the fault's band) is the report's. A screenshot is saved in the target folder
 //! (`CARGO_TARGET_TMPDIR/report.png`).
 //!
 //! As for the dashboard's test, `.ci/run` sets `BLASTWALL_REQUIRE_BROWSER=1`, so there a
@@ -246,6 +246,33 @@ fn the_html_report_renders_in_a_browser_and_its_plots_show_the_timeline() {
     );
     assert_eq!(found["plots"].as_array().map(Vec::len), Some(6));
     assert_eq!(read_back(&found), expected(&report));
+    for plot in found["plots"].as_array().expect("plots") {
+        let experiment = report
+            .experiments
+            .iter()
+            .find(|experiment| plot["experiment"] == experiment.name.as_str())
+            .expect("a plot of a known experiment");
+        let events: Vec<_> = plot["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|event| {
+                (
+                    event["kind"].as_str().unwrap_or("").to_owned(),
+                    event["t"].as_f64(),
+                )
+            })
+            .collect();
+        let known: Vec<_> = experiment
+            .events
+            .iter()
+            .map(|event| (event.kind.clone(), Some(event.t)))
+            .collect();
+        assert_eq!(events, known, "the markers of {}", plot["plot"]);
+        let window = experiment.fault.expect("the sample has a fault");
+        assert_eq!(plot["fault"]["start"].as_f64(), Some(window.start_s));
+        assert_eq!(plot["fault"]["end"].as_f64(), Some(window.end_s));
+    }
     assert!(
         screenshot.exists(),
         "no screenshot at {}",

@@ -28,7 +28,8 @@ figure{margin:8px 0 16px}svg.plot{max-width:100%;height:auto;display:block;borde
 svg.plot text{font:11px system-ui,sans-serif;fill:#57606a}svg.plot .plot-title{font-size:13px;font-weight:600;fill:#1b1f24}
 svg.plot .grid{stroke:#eaeef2}svg.plot .axis{stroke:#8c959f}svg.plot .line{stroke-width:2}
 svg.plot .fault{fill:#e45756;fill-opacity:.12}svg.plot .swatch.fault{stroke:#e45756;stroke-opacity:.4}
-svg.plot .event{stroke:#6e7781;stroke-width:1.5;stroke-dasharray:4 3}svg.plot .event.bad{stroke:#a40e26}
+svg.plot .event line{stroke:#6e7781;stroke-width:1.5;stroke-dasharray:4 3}svg.plot .event.bad line{stroke:#a40e26}
+svg.plot .event line.hit{stroke:transparent;stroke-width:9;stroke-dasharray:none}
 svg.plot .event-key{fill:none;stroke:#a40e26;stroke-dasharray:3 2}
 .summary td{font-size:13px}.summary td:last-child{min-width:24em}.summary td:first-child{font-weight:600}
 .events{font-size:13px}.events td{padding:3px 6px}

@@ -1,5 +1,9 @@
 //! An experiment's three plots: latency percentiles, error rate and answers by source, each
 //! over the seconds of its load, with the fault's window shaded and the proxy's events marked.
+//!
+//! The figures each point carries (`data-value`) are the timeline's as they are, but for the
+//! error rate, which is in percent (`error_rate × 100`, clamped to 0–100) as its axis is. A
+//! second with no latency (no request) has no point: its lines break there.
 
 use super::model::{ExperimentReport, Second};
 use super::svg::{Frame, Plot, nice_max};

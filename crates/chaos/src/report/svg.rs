@@ -302,15 +302,16 @@ impl Plot {
                 .copied()
                 .collect::<Vec<_>>()
                 .join(" ");
+            // A wide transparent line under the thin one: the tooltip is easy to hover.
             let _ = write!(
                 self.svg,
-                r#"<line class="{class}" x1="{x}" x2="{x}" y1="{}" y2="{}" data-t="{}" data-kind="{}"><title>{:.1} s: {}</title></line>"#,
-                at(self.y.to.0),
-                at(self.y.to.1),
+                r#"<g class="{class}" data-t="{}" data-kind="{}"><title>{:.1} s: {}</title><line class="hit" x1="{x}" x2="{x}" y1="{y0}" y2="{y1}"/><line x1="{x}" x2="{x}" y1="{y0}" y2="{y1}"/></g>"#,
                 event.t,
                 escape(&event.kind),
                 event.t,
                 escape(&what),
+                y0 = at(self.y.to.0),
+                y1 = at(self.y.to.1),
             );
         }
     }

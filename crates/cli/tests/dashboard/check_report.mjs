@@ -5,8 +5,9 @@
 //
 // Fails (exit 1) on a script error or console error on the page, a request for anything but
 // the file itself, or a plot that renders with no size. Otherwise saves a full-page screenshot
-// and prints one line of JSON: the summary's rows and, per plot, its experiment, kind, size
-// and every point's series, second and value, as the browser reads them from the DOM.
+// and prints one line of JSON: the summary's rows and, per plot, its experiment, kind, size,
+// every point's series, second and value, its event markers and its fault band, as the
+// browser reads them from the DOM.
 import { chromium } from "playwright-core";
 import { pathToFileURL } from "node:url";
 
@@ -47,7 +48,13 @@ try {
           drawn: size.width > 0 && size.height > 0,
         };
       });
-      return { experiment: svg.dataset.experiment, plot: svg.dataset.plot, width: box.width, height: box.height, points };
+      const events = [...svg.querySelectorAll("[data-kind]")].map((node) => {
+        const size = node.getBoundingClientRect();
+        return { kind: node.dataset.kind, t: Number(node.dataset.t), drawn: size.height > 0 };
+      });
+      const band = svg.querySelector("rect.fault");
+      const fault = band && { start: Number(band.dataset.start), end: Number(band.dataset.end) };
+      return { experiment: svg.dataset.experiment, plot: svg.dataset.plot, width: box.width, height: box.height, points, events, fault };
     });
     return { rows, plots, scripts: document.scripts.length };
   });
@@ -56,7 +63,7 @@ try {
   if (found.scripts) throw new Error(`${found.scripts} script element(s) on the page`);
   for (const plot of found.plots) {
     if (!(plot.width > 0 && plot.height > 0)) throw new Error(`plot ${plot.experiment}/${plot.plot} has no size`);
-    const hidden = plot.points.filter((point) => !point.drawn);
+    const hidden = [...plot.points, ...plot.events].filter((point) => !point.drawn);
     if (hidden.length) throw new Error(`plot ${plot.experiment}/${plot.plot}: ${hidden.length} point(s) not drawn`);
   }
   console.log(JSON.stringify(found));
