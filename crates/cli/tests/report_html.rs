@@ -2,8 +2,8 @@
 //! `chromium`, driven by `playwright-core` from npm, see `dashboard/check_report.mjs`) opens a
 //! sample report written by `blastwall_chaos::report::html`, with no script or console error
 //! and no request but for the file; every plot and every point has a size, and what the browser
-//! reads from the plots (points, event markers, the fault's band) is the report's. A screenshot is saved in the target folder
-//! (`CARGO_TARGET_TMPDIR/report.png`).
+//! reads from the plots (points, event markers, the fault's band) is the report's. A screenshot
+//! is saved in the target folder (`CARGO_TARGET_TMPDIR/report.png`).
 //!
 //! As for the dashboard's test, `.ci/run` sets `BLASTWALL_REQUIRE_BROWSER=1`, so there a
 //! missing browser fails the test; elsewhere it is skipped, loudly.
