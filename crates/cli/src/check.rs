@@ -106,7 +106,7 @@ fn check_spec(path: &Path) -> ExitCode {
 
 /// The topology's Blastwall config, as `verify` would run it, and the names the spec uses
 /// in it: fault rules' targets, measured routes.
-fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Result<(), String> {
+pub fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Result<(), String> {
     let (mut text, config_path) = match &topology.blastwall {
         BlastwallConfig::Path(path) => (
             std::fs::read_to_string(path)

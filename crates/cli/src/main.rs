@@ -7,7 +7,9 @@ mod fault;
 mod load;
 mod mock;
 mod run;
+mod topology;
 mod toxiproxy;
+mod verify;
 
 use std::num::NonZeroUsize;
 
@@ -44,6 +46,10 @@ enum Command {
     Toxiproxy(toxiproxy::ToxiproxyArgs),
     /// Put faults on a running proxy's routes, list and delete them (its admin API).
     Fault(fault::FaultArgs),
+    /// Run a fault-tolerance spec's failure modes as experiments under load and judge each
+    /// expectation (exit 0 when all held, 3 when one failed, 2 when one could not run);
+    /// writes report.json, junit.xml and report.html.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -56,9 +62,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Check(args) => check::run(args),
-        Command::Demo(args) => runtime
-            .block_on(demo::run(args))
-            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Mock(args) => runtime
             .block_on(mock::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
@@ -69,6 +73,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Fault(args) => runtime
             .block_on(fault::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Verify(args) => Ok(runtime.block_on(verify::run(args))),
     }
 }
 

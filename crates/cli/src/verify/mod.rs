@@ -14,7 +14,7 @@
 mod output;
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -25,6 +25,8 @@ use blastwall_chaos::experiment::{self, Target};
 use blastwall_chaos::report::{self, Outcome, VerifyReport};
 use blastwall_chaos::spec::{Running, Spec, System};
 use clap::Args;
+
+use crate::topology::Started;
 use tokio::sync::watch;
 
 pub use output::Printer;
@@ -106,23 +108,7 @@ async fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<VerifyRe
                 started.traffic(),
                 started.admin()
             ));
-            let labels = Labels {
-                routes: spec
-                    .load
-                    .requests
-                    .iter()
-                    .map(|kind| started.route_of(&kind.method, &kind.path))
-                    .collect(),
-                classes: classes(&spec),
-            };
-            let target = Target {
-                traffic: started.traffic(),
-                host: "localhost".into(),
-                admin: Some(Api::new(started.admin().clone(), started.admin_token())),
-                toxiproxy: None,
-                services: &started,
-                labels,
-            };
+            let target = topology_target(&spec, &started);
             let report = run_experiments(&spec, &target, printer).await;
             started.stop().await;
             report
@@ -170,6 +156,27 @@ pub async fn run_experiments<S: Services>(
     report
 }
 
+/// The target of a topology verify started: its addresses, its processes, and the route
+/// each request kind takes, asked of the proxy's own router.
+pub fn topology_target<'a>(spec: &Spec, started: &'a Started) -> Target<'a, Started> {
+    Target {
+        traffic: started.traffic(),
+        host: "localhost".into(),
+        admin: Some(Api::new(started.admin().clone(), started.admin_token())),
+        toxiproxy: None,
+        services: started,
+        labels: Labels {
+            routes: spec
+                .load
+                .requests
+                .iter()
+                .map(|kind| started.route_of(&kind.method, &kind.path))
+                .collect(),
+            classes: classes(spec),
+        },
+    }
+}
+
 /// The priority class each header share sets, when it is the priority header.
 fn classes(spec: &Spec) -> Vec<Option<String>> {
     spec.load
@@ -212,9 +219,4 @@ async fn running_target<'a>(
             classes: classes(spec),
         },
     })
-}
-
-/// Where a report's spec-relative paths are, for messages.
-pub fn relative(path: &Path) -> String {
-    path.display().to_string()
 }
