@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use blastwall_chaos::load::{
-    self, Plan, Protocol, Report, Schedule, Threshold, Timetable, TlsSettings, Trust,
+    self, Kind, Plan, Protocol, Report, Schedule, Threshold, Timetable, TlsSettings, Trust,
 };
 use bytes::Bytes;
 use clap::Args;
@@ -281,10 +281,14 @@ async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
     };
     Ok(Plan {
         addr,
-        method: args.method.clone(),
-        target,
+        kinds: vec![Kind {
+            body: Bytes::from(args.body.clone()),
+            ..Kind::new(args.method.clone(), target)
+        }],
         headers,
-        body: Bytes::from(args.body.clone()),
+        shared_headers: Vec::new(),
+        debug: false,
+        seed: 0,
         mix: args.header_mix.clone().map(|mix| (mix.name, mix.classes)),
         schedule: match args.rate {
             Rate::PerSecond(rate) => Schedule::Open(Timetable::new(rate, args.requests, duration)),

@@ -67,22 +67,37 @@ fn the_demo_proves_the_shops_four_failures_with_measured_verdicts_and_a_report()
         assert!(stdout.contains(row), "the table has {row:?}:\n{stdout}");
     }
     for name in ["zone-down", "payments-down", "cache-down", "analytics-down"] {
-        assert!(stdout.contains(&format!("✔ {name}: passed")), "{name}:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("✔ {name}: passed")),
+            "{name}:\n{stdout}"
+        );
     }
-    assert!(!stdout.contains("No request failed"), "the fixed line is gone");
+    assert!(
+        !stdout.contains("No request failed"),
+        "the fixed line is gone"
+    );
     assert!(stdout.contains("verdict: PASSED"), "{stdout}");
     let html = report.path().join("report.html");
-    assert!(stdout.contains(&html.display().to_string()), "it points at the report:\n{stdout}");
+    assert!(
+        stdout.contains(&html.display().to_string()),
+        "it points at the report:\n{stdout}"
+    );
 
     let json: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(report.path().join("report.json")).expect("report.json"),
     )
     .expect("JSON");
     let experiments = json["experiments"].as_array().expect("experiments");
-    let failures: Vec<&str> = experiments.iter().filter_map(|e| e["failure"].as_str()).collect();
+    let failures: Vec<&str> = experiments
+        .iter()
+        .filter_map(|e| e["failure"].as_str())
+        .collect();
     assert_eq!(failures, ROWS);
     for experiment in experiments {
-        assert!(experiment["fault"]["start_s"].as_f64().is_some(), "{experiment}");
+        assert!(
+            experiment["fault"]["start_s"].as_f64().is_some(),
+            "{experiment}"
+        );
         let checks = experiment["expectations"].as_array().expect("checks");
         assert!(!checks.is_empty());
         for check in checks {
@@ -92,7 +107,10 @@ fn the_demo_proves_the_shops_four_failures_with_measured_verdicts_and_a_report()
         }
     }
     let kinds = |name: &str| -> Vec<String> {
-        let experiment = experiments.iter().find(|e| e["name"] == name).expect("experiment");
+        let experiment = experiments
+            .iter()
+            .find(|e| e["name"] == name)
+            .expect("experiment");
         experiment["events"]
             .as_array()
             .expect("events")

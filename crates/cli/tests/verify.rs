@@ -102,7 +102,12 @@ fn an_expectation_the_system_cannot_meet_fails_verify_with_3_and_says_why() {
     let report = dir.path().join("report");
     let output = verify(&spec, &report);
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(3), "{stdout}\n{}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
     assert!(stdout.contains("✘ api-down: FAILED"), "{stdout}");
     assert!(
         stdout.contains("availability during the fault") && stdout.contains("(bound ≥ 99.0%)"),
@@ -117,7 +122,10 @@ fn an_expectation_the_system_cannot_meet_fails_verify_with_3_and_says_why() {
     assert!(measured < 0.5, "the fault failed most requests: {check}");
     // The steady state held before and after: the mock got its own behaviour back.
     for phase in ["steady_before", "steady_after"] {
-        assert_eq!(experiment[phase][0]["passed"], true, "{phase}: {experiment}");
+        assert_eq!(
+            experiment[phase][0]["passed"], true,
+            "{phase}: {experiment}"
+        );
     }
     let junit = std::fs::read_to_string(report.join("junit.xml")).expect("junit.xml");
     assert!(junit.contains("<failure"), "{junit}");
@@ -132,41 +140,62 @@ fn a_spec_the_system_meets_passes_with_0_and_its_timeline_covers_the_load() {
                   [[failure.expect]]\nmetric = \"statuses\"\nduring = \"fault\"\nallowed = [200]\n";
     std::fs::write(
         &spec,
-        small_topology(r#"{ behaviour = { service = "api", latency = "50ms" } }"#, expect),
+        small_topology(
+            r#"{ behaviour = { service = "api", latency = "50ms" } }"#,
+            expect,
+        ),
     )
     .expect("spec written");
     let report = dir.path().join("report");
     let output = verify(&spec, &report);
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
     let json = read_report(&report);
     let experiment = &json["experiments"][0];
     assert_eq!(experiment["outcome"], "passed");
     let timeline = experiment["timeline"].as_array().expect("a timeline");
     assert_eq!(timeline.len(), 4, "one point per second of load");
-    let requests: u64 = timeline.iter().map(|point| point["requests"].as_u64().unwrap_or(0)).sum();
+    let requests: u64 = timeline
+        .iter()
+        .map(|point| point["requests"].as_u64().unwrap_or(0))
+        .sum();
     assert_eq!(requests, 200, "50/s for 4 s, every request judged");
-    let p99 = experiment["expectations"][0]["measured"].as_f64().expect("a p99");
+    let p99 = experiment["expectations"][0]["measured"]
+        .as_f64()
+        .expect("a p99");
     assert!(p99 >= 50.0, "the mock's added latency shows: {p99} ms");
     let fault = &experiment["fault"];
-    let (start, end) = (fault["start_s"].as_f64().unwrap_or(0.0), fault["end_s"].as_f64().unwrap_or(0.0));
-    assert!((0.9..1.5).contains(&start) && (2.9..3.5).contains(&end), "{fault}");
+    let (start, end) = (
+        fault["start_s"].as_f64().unwrap_or(0.0),
+        fault["end_s"].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        (0.9..1.5).contains(&start) && (2.9..3.5).contains(&end),
+        "{fault}"
+    );
 }
 
 #[test]
 fn a_spec_with_errors_is_refused_with_2_and_the_place_of_each() {
     let dir = tempfile::tempdir().expect("a folder");
     let spec = dir.path().join("bad.toml");
-    std::fs::write(
-        &spec,
-        small_topology(r#"{ kill = "nobody" }"#, ""),
-    )
-    .expect("spec written");
+    std::fs::write(&spec, small_topology(r#"{ kill = "nobody" }"#, "")).expect("spec written");
     let output = verify(&spec, &dir.path().join("report"));
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("bad.toml:") && stderr.contains("nobody"), "{stderr}");
-    assert!(!dir.path().join("report/report.json").exists(), "nothing ran");
+    assert!(
+        stderr.contains("bad.toml:") && stderr.contains("nobody"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("report/report.json").exists(),
+        "nothing ran"
+    );
 }
 
 /// A running system: a proxy with an admin API in front of a mock, started by the test.
@@ -241,9 +270,17 @@ fn a_failure_that_cannot_be_caused_is_2_and_says_why() {
     let report = dir.path().join("report");
     let output = verify(&spec, &report);
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(2), "{stdout}\n{}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
     assert!(stdout.contains("causing the failure"), "{stdout}");
-    assert_eq!(read_report(&report)["experiments"][0]["outcome"], "could_not_run");
+    assert_eq!(
+        read_report(&report)["experiments"][0]["outcome"],
+        "could_not_run"
+    );
 }
 
 #[tokio::test]
@@ -253,7 +290,12 @@ async fn ctrl_c_during_the_fault_takes_it_away_and_exits_2() {
     let spec = dir.path().join("running.toml");
     std::fs::write(
         &spec,
-        running_spec(&proxy, "", 30, r#"{ fault = { route = "api", abort = { status = 503 } } }"#),
+        running_spec(
+            &proxy,
+            "",
+            30,
+            r#"{ fault = { route = "api", abort = { status = 503 } } }"#,
+        ),
     )
     .expect("spec written");
     let mut child = Command::new(env!("CARGO_BIN_EXE_blastwall"))
@@ -297,6 +339,13 @@ async fn ctrl_c_during_the_fault_takes_it_away_and_exits_2() {
         .expect("joined");
     assert_eq!(status.code(), Some(2), "{stdout}");
     let (_, _, body) = get(&faults).await;
-    assert_eq!(runtime_rules(&body), 0, "the fault rule was deleted: {body}");
-    assert!(stdout.contains("stopped during this experiment"), "{stdout}");
+    assert_eq!(
+        runtime_rules(&body),
+        0,
+        "the fault rule was deleted: {body}"
+    );
+    assert!(
+        stdout.contains("stopped during this experiment"),
+        "{stdout}"
+    );
 }

@@ -144,7 +144,10 @@ async fn experiment<S: Services>(
         services: target.services,
     };
     let load_s = spec.load.duration.as_secs_f64();
-    let run = LoadRun::start(&spec.load, target.traffic, &target.host);
+    let run = match LoadRun::start(&spec.load, target.traffic, &target.host) {
+        Ok(run) => run,
+        Err(reason) => return not_run(failure, spec, &format!("starting the load: {reason}")),
+    };
     let began = Instant::now();
     let began_unix_ms = unix_ms(SystemTime::now());
     let mut events = EventLog::new(target.admin.as_ref(), began_unix_ms);
