@@ -8,6 +8,9 @@ mod load;
 mod mock;
 mod run;
 mod toxiproxy;
+// NOTE: `verify` and the demo start topologies; until they do, only its tests use it.
+#[allow(dead_code)]
+mod topology;
 
 use std::num::NonZeroUsize;
 

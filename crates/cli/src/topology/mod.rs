@@ -1,0 +1,267 @@
+//! A spec's `[system]` topology, started on loopback: its mocks and the Blastwall in front,
+//! each a real `blastwall` child process, and the ways `verify` breaks them.
+//!
+//! Why processes and not tasks in this one: the spec's causes are what an operator does to a
+//! process (`kill` is SIGKILL, `stop` is SIGSTOP), and only a process has sockets that die
+//! with it, or stay open while nothing answers, as a real service's would. The proxy is the
+//! real `blastwall run` too, so what verify measures is the binary an operator runs, with
+//! its own runtime, not one sharing verify's threads and allocator.
+//!
+//! Starting, in order, each step stopping everything already started when it fails:
+//! 1. the Blastwall config is checked with every `"{service:NAME}"` standing for a dummy
+//!    address, so a bad config is refused before any process starts;
+//! 2. each service is `blastwall mock --listen 127.0.0.1:0 --name NAME --behaviour JSON`,
+//!    its address read from the line it prints when it listens;
+//! 3. the config with the real addresses is written to the log dir (`blastwall.toml`, beside
+//!    the logs, so a report can point at what ran) and `blastwall run --config` is started;
+//!    the first listener's address is where traffic goes, the admin's where faults go.
+//!
+//! Every child's stdout and stderr go to `LOGS/NAME.stdout.log` and `.stderr.log`
+//! (`blastwall.*` for the proxy, `mock-NAME.*` for a service), never to the terminal. Each
+//! child is killed (SIGKILL, after SIGCONT if it was stopped) when the topology is dropped;
+//! [`Topology::shutdown`] also waits until each has exited.
+//!
+//! The ways to break it are in [`faults`]; which route a kind of request takes is the
+//! proxy's own answer ([`blastwall_proxy::Config::route_of`]).
+
+mod child;
+mod faults;
+mod placeholders;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use blastwall_chaos::mock::Behaviour;
+use blastwall_chaos::spec::{self, BlastwallConfig};
+use blastwall_proxy::Config;
+use http::{Method, Uri};
+
+use child::Child;
+
+/// What the proxy prints when a listener is bound: `listener "name" listening on http://addr`.
+const LISTENER_LINE: &str = "listener ";
+/// What the proxy prints when its admin API listens.
+const ADMIN_LINE: &str = "admin listening on http://";
+/// What the proxy prints when it serves.
+const READY_LINE: &str = "blastwall ready";
+/// A well-formed address standing for every service while the config is checked first.
+const CHECK_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
+
+/// A started topology: its services and the proxy in front, each a child process.
+#[derive(Debug)]
+pub struct Topology {
+    exe: PathBuf,
+    logs: PathBuf,
+    services: Vec<Service>,
+    proxy: Child,
+    traffic: SocketAddr,
+    admin: Option<SocketAddr>,
+    config: Config,
+    config_path: PathBuf,
+}
+
+/// One mock service and what it needs to be started again.
+#[derive(Debug)]
+struct Service {
+    name: String,
+    behaviour: Behaviour,
+    addr: SocketAddr,
+    /// `None` while it is killed.
+    child: Option<Child>,
+}
+
+impl Topology {
+    /// Starts `topology`'s services and its proxy, running `exe` (the `blastwall` binary:
+    /// [`std::env::current_exe`], or the one a test was built with) for each, with their
+    /// output in files under `logs` (created if need be). On any error, everything already
+    /// started is stopped.
+    pub async fn start(topology: &spec::Topology, exe: &Path, logs: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(logs)
+            .with_context(|| format!("cannot create the log dir {}", logs.display()))?;
+        let config_path = logs.join("blastwall.toml");
+        let text = config_text(&topology.blastwall)?;
+        let dummies: Vec<(&str, SocketAddr)> = topology
+            .services
+            .iter()
+            .map(|service| (service.name.as_str(), CHECK_ADDR))
+            .collect();
+        load_config(&placeholders::fill_config(&text, &dummies)?, &config_path)?;
+        let mut services = Vec::with_capacity(topology.services.len());
+        for service in &topology.services {
+            let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+            let (child, addr) =
+                start_mock(exe, logs, &service.name, &service.behaviour, listen).await?;
+            services.push(Service {
+                name: service.name.clone(),
+                behaviour: service.behaviour.clone(),
+                addr,
+                child: Some(child),
+            });
+        }
+        let addrs: Vec<(&str, SocketAddr)> = services
+            .iter()
+            .map(|service| (service.name.as_str(), service.addr))
+            .collect();
+        let filled = placeholders::fill_config(&text, &addrs)?;
+        let config = load_config(&filled, &config_path)?;
+        std::fs::write(&config_path, &filled)
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        let (proxy, traffic, admin) = start_proxy(exe, logs, &config_path).await?;
+        Ok(Self {
+            exe: exe.to_owned(),
+            logs: logs.to_owned(),
+            services,
+            proxy,
+            traffic,
+            admin,
+            config,
+            config_path,
+        })
+    }
+
+    /// Where traffic goes: the proxy's first listener.
+    pub fn traffic_addr(&self) -> SocketAddr {
+        self.traffic
+    }
+
+    /// The proxy's admin API, unless its config turns it off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// Where service `name` listens (the same address across restarts).
+    pub fn service_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.services
+            .iter()
+            .find(|service| service.name == name)
+            .map(|service| service.addr)
+    }
+
+    /// The process ids of every child running now, the proxy's first.
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.proxy.pid())
+            .chain(
+                self.services
+                    .iter()
+                    .filter_map(|service| service.child.as_ref().map(Child::pid)),
+            )
+            .collect()
+    }
+
+    /// The directory of the children's logs and of the config the proxy runs.
+    pub fn logs(&self) -> &Path {
+        &self.logs
+    }
+
+    /// The config the proxy runs, with the services' addresses in it.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The route each `(method, path)` takes through the proxy's first listener, as the
+    /// proxy itself matches it; `None` for a request no route takes (or a path that is
+    /// not a URI path).
+    pub fn routes_of(&self, requests: &[(Method, String)]) -> Vec<Option<&str>> {
+        requests
+            .iter()
+            .map(|(method, path)| {
+                let uri = path.parse::<Uri>().ok()?;
+                self.config.route_of(method, &uri)
+            })
+            .collect()
+    }
+
+    /// Kills every child (SIGCONT first for a stopped one) and waits until each has exited.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let Self {
+            proxy, services, ..
+        } = self;
+        proxy.kill().await?;
+        for service in services {
+            if let Some(child) = service.child {
+                child.kill().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Blastwall config's text, placeholders and all.
+fn config_text(config: &BlastwallConfig) -> anyhow::Result<String> {
+    match config {
+        BlastwallConfig::Inline(text) => Ok(text.clone()),
+        BlastwallConfig::Path(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the Blastwall config {}", path.display())),
+    }
+}
+
+/// The config `text` as the proxy will load it from `path`, or every error it has.
+fn load_config(text: &str, path: &Path) -> anyhow::Result<Config> {
+    Config::parse(text, path)
+        .map_err(|errors| anyhow::anyhow!("the topology's Blastwall config is invalid:\n{errors}"))
+}
+
+/// Starts service `name` as a mock on `listen` and waits until it listens.
+async fn start_mock(
+    exe: &Path,
+    logs: &Path,
+    name: &str,
+    behaviour: &Behaviour,
+    listen: SocketAddr,
+) -> anyhow::Result<(Child, SocketAddr)> {
+    let json = serde_json::to_string(behaviour)
+        .with_context(|| format!("cannot write service {name:?}'s behaviour as JSON"))?;
+    let listen = listen.to_string();
+    let args = [
+        "mock",
+        "--listen",
+        &listen,
+        "--name",
+        name,
+        "--behaviour",
+        &json,
+    ];
+    let what = format!("mock {name:?}");
+    let mut child = Child::spawn(what.clone(), exe, &args, logs, &format!("mock-{name}"))?;
+    let prefix = format!("mock {name:?} listening on http://");
+    let rest = child.line_after(&prefix).await?;
+    let addr = rest
+        .trim()
+        .parse()
+        .with_context(|| format!("{what} printed an address that is not one: {rest:?}"))?;
+    Ok((child, addr))
+}
+
+/// Starts `blastwall run` on `config` and waits until it is ready: the child, the first
+/// listener's address and the admin API's.
+async fn start_proxy(
+    exe: &Path,
+    logs: &Path,
+    config: &Path,
+) -> anyhow::Result<(Child, SocketAddr, Option<SocketAddr>)> {
+    let config = config.to_string_lossy();
+    let args = ["run", "--config", &config, "--no-watch"];
+    let mut child = Child::spawn("blastwall run".into(), exe, &args, logs, "blastwall")?;
+    let lines = child.lines_until(READY_LINE).await?;
+    let traffic = lines
+        .iter()
+        .filter(|line| line.starts_with(LISTENER_LINE))
+        .find_map(|line| line.split_once(" listening on http://"))
+        .context("blastwall run is ready but printed no listener")?
+        .1;
+    let traffic = traffic.trim().parse().with_context(|| {
+        format!("blastwall run printed a listener address that is not one: {traffic:?}")
+    })?;
+    let admin = lines
+        .iter()
+        .find_map(|line| line.strip_prefix(ADMIN_LINE))
+        .map(|addr| {
+            addr.trim().parse().with_context(|| {
+                format!("blastwall run printed an admin address that is not one: {addr:?}")
+            })
+        })
+        .transpose()?;
+    Ok((child, traffic, admin))
+}
