@@ -391,3 +391,21 @@ async fn a_mock_that_cannot_start_says_why_and_stops_the_ones_started() {
         "the service started was stopped"
     );
 }
+
+#[tokio::test]
+async fn a_config_without_an_admin_address_gets_one_on_a_free_port() {
+    let logs = tempfile::tempdir().expect("a temp dir");
+    let config =
+        config_listening_on("127.0.0.1:0").replace("[admin]\nlisten = \"127.0.0.1:0\"\n", "");
+    assert!(!config.contains("[admin]"));
+    let topology = Topology::start(&one_service(&config), exe(), logs.path())
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
+    let admin = topology.admin_addr().expect("an admin API");
+    assert!(admin.ip().is_loopback());
+    assert_ne!(admin.port(), 9901, "not the fixed default");
+    let (status, _, _) = get(&url(admin, "/admin/faults")).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = get(&url(topology.traffic_addr(), "/")).await;
+    assert_eq!(mock_name(&answer), "one");
+}

@@ -52,7 +52,7 @@ impl Topology {
         }
         let deadline = Instant::now() + RESTART_WITHIN;
         let child = loop {
-            match start_mock(&exe, &logs, name, &service.behaviour, service.addr).await {
+            match start_mock(&exe, &logs, service).await {
                 Ok((child, _)) => break child,
                 Err(error) if Instant::now() >= deadline => {
                     return Err(error.context(format!(

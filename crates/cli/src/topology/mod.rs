@@ -12,7 +12,8 @@
 //!    address, so a bad config is refused before any process starts;
 //! 2. each service is `blastwall mock --listen 127.0.0.1:0 --name NAME --behaviour JSON`,
 //!    its address read from the line it prints when it listens;
-//! 3. the config with the real addresses is written to the log dir (`blastwall.toml`, beside
+//! 3. the config with the real addresses (and the admin API on a free port unless it says
+//!    where, see [`config`]) is written to the log dir (`blastwall.toml`, beside
 //!    the logs, so a report can point at what ran) and `blastwall run --config` is started;
 //!    the first listener's address is where traffic goes, the admin's where faults go.
 //!
@@ -25,8 +26,8 @@
 //! proxy's own answer ([`blastwall_proxy::Config::route_of`]).
 
 mod child;
+mod config;
 mod faults;
-mod placeholders;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,10 @@ pub struct Topology {
 struct Service {
     name: String,
     behaviour: Behaviour,
+    /// Its failure and latency draws' seed: its index, so that two services with the same
+    /// behaviour do not fail the same requests in step.
+    seed: u64,
+    /// Where it listens: port 0 until it first starts.
     addr: SocketAddr,
     /// `None` while it is killed.
     child: Option<Child>,
@@ -87,25 +92,27 @@ impl Topology {
             .iter()
             .map(|service| (service.name.as_str(), CHECK_ADDR))
             .collect();
-        load_config(&placeholders::fill_config(&text, &dummies)?, &config_path)?;
+        load_config(&config::prepare(&text, &dummies)?, &config_path)?;
         let mut services = Vec::with_capacity(topology.services.len());
-        for service in &topology.services {
-            let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-            let (child, addr) =
-                start_mock(exe, logs, &service.name, &service.behaviour, listen).await?;
-            services.push(Service {
+        for (seed, service) in (0..).zip(&topology.services) {
+            let mut started = Service {
                 name: service.name.clone(),
                 behaviour: service.behaviour.clone(),
-                addr,
-                child: Some(child),
-            });
+                seed,
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                child: None,
+            };
+            let (child, addr) = start_mock(exe, logs, &started).await?;
+            started.addr = addr;
+            started.child = Some(child);
+            services.push(started);
         }
         let addrs: Vec<(&str, SocketAddr)> = services
             .iter()
             .map(|service| (service.name.as_str(), service.addr))
             .collect();
-        let filled = placeholders::fill_config(&text, &addrs)?;
-        let config = load_config(&filled, &config_path)?;
+        let filled = config::prepare(&text, &addrs)?;
+        let loaded = load_config(&filled, &config_path)?;
         std::fs::write(&config_path, &filled)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
         let (proxy, traffic, admin) = start_proxy(exe, logs, &config_path).await?;
@@ -116,7 +123,7 @@ impl Topology {
             proxy,
             traffic,
             admin,
-            config,
+            config: loaded,
             config_path,
         })
     }
@@ -203,23 +210,24 @@ fn load_config(text: &str, path: &Path) -> anyhow::Result<Config> {
         .map_err(|errors| anyhow::anyhow!("the topology's Blastwall config is invalid:\n{errors}"))
 }
 
-/// Starts service `name` as a mock on `listen` and waits until it listens.
+/// Starts `service` as a mock on its address and waits until it listens there.
 async fn start_mock(
     exe: &Path,
     logs: &Path,
-    name: &str,
-    behaviour: &Behaviour,
-    listen: SocketAddr,
+    service: &Service,
 ) -> anyhow::Result<(Child, SocketAddr)> {
-    let json = serde_json::to_string(behaviour)
+    let name = &service.name;
+    let json = serde_json::to_string(&service.behaviour)
         .with_context(|| format!("cannot write service {name:?}'s behaviour as JSON"))?;
-    let listen = listen.to_string();
+    let (listen, seed) = (service.addr.to_string(), service.seed.to_string());
     let args = [
         "mock",
         "--listen",
         &listen,
         "--name",
         name,
+        "--seed",
+        &seed,
         "--behaviour",
         &json,
     ];

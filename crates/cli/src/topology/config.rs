@@ -1,5 +1,11 @@
-//! `"{service:NAME}"` in a topology's Blastwall config: where the address of the mock named
-//! NAME goes, known only once it listens on a port the system picked.
+//! A topology's Blastwall config made ready to run: `"{service:NAME}"` becomes the address
+//! of the mock named NAME, known only once it listens on a port the system picked, and an
+//! admin API the config leaves at its default address gets a free port instead.
+//!
+//! Why the admin: its default is a fixed port (9901), which a second topology, or the
+//! operator's own Blastwall, may hold; the proxy then starts without one (a default that
+//! cannot bind is not fatal) and verify could neither make fault rules nor read events. A
+//! `listen` the config writes, `"off"` included, is kept.
 //!
 //! Only string values are filled, as the spec check reads them: a comment that mentions the
 //! syntax is not a placeholder. The spec check already refuses a name no service has; this
@@ -13,15 +19,26 @@ use std::net::SocketAddr;
 use blastwall_chaos::spec::BlastwallConfig;
 
 const OPEN: &str = "{service:";
+/// Where a topology's admin API listens unless its config says.
+const FREE_ADMIN_LISTEN: &str = "127.0.0.1:0";
 
 /// The TOML config `text` with every placeholder in its string values replaced by its
-/// service's address, or an error naming the first unknown service (and the known ones).
-pub(super) fn fill_config(text: &str, services: &[(&str, SocketAddr)]) -> anyhow::Result<String> {
+/// service's address (or an error naming the first unknown service, and the known ones),
+/// and the admin API on a free loopback port unless it says where.
+pub(super) fn prepare(text: &str, services: &[(&str, SocketAddr)]) -> anyhow::Result<String> {
     let mut config: toml::Table = text
         .parse()
         .map_err(|error| anyhow::anyhow!("the topology's Blastwall config is not TOML: {error}"))?;
     for (_, value) in config.iter_mut() {
         fill_value(value, services)?;
+    }
+    let admin = config
+        .entry("admin")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(admin) = admin {
+        admin
+            .entry("listen")
+            .or_insert_with(|| toml::Value::String(FREE_ADMIN_LISTEN.to_owned()));
     }
     Ok(toml::to_string(&config)?)
 }
@@ -102,12 +119,26 @@ mod tests {
     #[test]
     fn only_string_values_are_filled_not_comments() {
         let text = "# endpoints are \"{service:NAME}\"\n[cluster.c]\nendpoints = [{ address = \"{service:one}\" }]\n";
-        let filled = fill_config(text, &[("one", addr(1))]).expect("known names");
+        let filled = prepare(text, &[("one", addr(1))]).expect("known names");
         let config: toml::Table = filled.parse().expect("TOML");
         assert_eq!(
             config["cluster"]["c"]["endpoints"][0]["address"].as_str(),
             Some("127.0.0.1:1")
         );
+    }
+
+    #[test]
+    fn the_admin_gets_a_free_port_unless_the_config_says_where() {
+        let listen = |text: &str| {
+            let config: toml::Table = prepare(text, &[]).expect("a config").parse().expect("TOML");
+            config["admin"]["listen"].as_str().map(str::to_owned)
+        };
+        assert_eq!(listen("").as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(
+            listen("[admin]\ntoken = \"t\"").as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert_eq!(listen("[admin]\nlisten = \"off\"").as_deref(), Some("off"));
     }
 
     #[test]
