@@ -10,55 +10,95 @@
 //! Only string values are filled, as the spec check reads them: a comment that mentions the
 //! syntax is not a placeholder. The spec check already refuses a name no service has; this
 //! refuses it again, because a config reaching the proxy with a placeholder left in it would
-//! fail with an error about an address, far from the cause. The filled config is written
-//! again from its values, so it loses its comments; it is a file for the proxy and for the
-//! curious, the spec's own config stays the one to read.
+//! fail with an error about an address, far from the cause. The text is changed only where a
+//! placeholder is, and the admin's `listen` is added at the end or on the line after the
+//! `[admin]` header, so the file the proxy runs keeps the spec's layout, comments and (up
+//! to that one line) its line numbers: an error points at the line the spec's author wrote.
+//! An `[admin]` written inline or with dotted keys and no `listen` keeps the default.
 
 use std::net::SocketAddr;
+use std::ops::Range;
 
 use blastwall_chaos::spec::BlastwallConfig;
+use toml::de::{DeTable, DeValue};
 
 const OPEN: &str = "{service:";
 /// Where a topology's admin API listens unless its config says.
-const FREE_ADMIN_LISTEN: &str = "127.0.0.1:0";
+const FREE_ADMIN_LISTEN: &str = "listen = \"127.0.0.1:0\"";
 
 /// The TOML config `text` with every placeholder in its string values replaced by its
-/// service's address (or an error naming the first unknown service, and the known ones),
-/// and the admin API on a free loopback port unless it says where.
-pub(super) fn prepare(text: &str, services: &[(&str, SocketAddr)]) -> anyhow::Result<String> {
-    let mut config: toml::Table = text
-        .parse()
-        .map_err(|error| anyhow::anyhow!("the topology's Blastwall config is not TOML: {error}"))?;
-    for (_, value) in config.iter_mut() {
-        fill_value(value, services)?;
+/// service's address, or an error naming the first unknown service (and the known ones).
+pub(super) fn fill_placeholders(
+    text: &str,
+    services: &[(&str, SocketAddr)],
+) -> anyhow::Result<String> {
+    let document = parse(text)?;
+    let mut spans = Vec::new();
+    for (_, value) in document.get_ref() {
+        string_spans(value, &mut spans);
     }
-    let admin = config
-        .entry("admin")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let toml::Value::Table(admin) = admin {
-        admin
-            .entry("listen")
-            .or_insert_with(|| toml::Value::String(FREE_ADMIN_LISTEN.to_owned()));
+    spans.sort_by_key(|span| span.start);
+    let mut filled = String::with_capacity(text.len());
+    let mut from = 0;
+    for span in spans {
+        filled.push_str(&text[from..span.start]);
+        filled.push_str(&fill(&text[span.clone()], services)?);
+        from = span.end;
     }
-    Ok(toml::to_string(&config)?)
+    filled.push_str(&text[from..]);
+    Ok(filled)
 }
 
-fn fill_value(value: &mut toml::Value, services: &[(&str, SocketAddr)]) -> anyhow::Result<()> {
-    match value {
-        toml::Value::String(text) => *text = fill(text, services)?,
-        toml::Value::Array(values) => {
-            for value in values {
-                fill_value(value, services)?;
-            }
-        }
-        toml::Value::Table(table) => {
-            for (_, value) in table.iter_mut() {
-                fill_value(value, services)?;
-            }
-        }
+/// The TOML config `text` with its admin API on a free loopback port, unless it says where.
+pub(super) fn with_free_admin(text: &str) -> anyhow::Result<String> {
+    let document = parse(text)?;
+    let admin = document
+        .get_ref()
+        .iter()
+        .find(|(key, _)| key.get_ref().as_ref() == "admin");
+    let Some((key, admin)) = admin else {
+        let newline = if text.ends_with('\n') || text.is_empty() {
+            ""
+        } else {
+            "\n"
+        };
+        return Ok(format!("{text}{newline}[admin]\n{FREE_ADMIN_LISTEN}\n"));
+    };
+    let DeValue::Table(table) = admin.get_ref() else {
+        return Ok(text.to_owned());
+    };
+    if table
+        .iter()
+        .any(|(key, _)| key.get_ref().as_ref() == "listen")
+    {
+        return Ok(text.to_owned());
+    }
+    let line_start = text[..key.span().start].rfind('\n').map_or(0, |at| at + 1);
+    if !text[line_start..].trim_start().starts_with('[') {
+        // Inline (`admin = { … }`) or dotted keys: no line of its own to add `listen` to.
+        return Ok(text.to_owned());
+    }
+    let line_end = text[key.span().end..]
+        .find('\n')
+        .map_or(text.len(), |at| key.span().end + at);
+    let mut with = text.to_owned();
+    with.insert_str(line_end, &format!("\n{FREE_ADMIN_LISTEN}"));
+    Ok(with)
+}
+
+fn parse(text: &str) -> anyhow::Result<toml::Spanned<DeTable<'_>>> {
+    DeTable::parse(text)
+        .map_err(|error| anyhow::anyhow!("the topology's Blastwall config is not TOML: {error}"))
+}
+
+/// Where each string value is in the text, quotes included.
+fn string_spans(value: &toml::Spanned<DeValue<'_>>, out: &mut Vec<Range<usize>>) {
+    match value.get_ref() {
+        DeValue::String(_) => out.push(value.span()),
+        DeValue::Array(values) => values.iter().for_each(|value| string_spans(value, out)),
+        DeValue::Table(table) => table.iter().for_each(|(_, value)| string_spans(value, out)),
         _ => {}
     }
-    Ok(())
 }
 
 /// `text` with every placeholder replaced by its service's address.
@@ -99,17 +139,18 @@ mod tests {
 
     #[test]
     fn every_placeholder_becomes_its_services_address() {
-        let text = r#"a = "{service:one}" b = ["{service:two}", "{service:one}"]"#;
-        let filled = fill(text, &[("one", addr(1)), ("two", addr(2))]).expect("known names");
+        let text = "a = \"{service:one}\"\nb = [\"{service:two}\", \"{service:one}\"]";
+        let filled =
+            fill_placeholders(text, &[("one", addr(1)), ("two", addr(2))]).expect("known names");
         assert_eq!(
             filled,
-            r#"a = "127.0.0.1:1" b = ["127.0.0.1:2", "127.0.0.1:1"]"#
+            "a = \"127.0.0.1:1\"\nb = [\"127.0.0.1:2\", \"127.0.0.1:1\"]"
         );
     }
 
     #[test]
     fn an_unknown_service_is_named_with_the_known_ones() {
-        let error = fill(r#"a = "{service:three}""#, &[("one", addr(1))])
+        let error = fill_placeholders(r#"a = "{service:three}""#, &[("one", addr(1))])
             .expect_err("unknown name")
             .to_string();
         assert!(error.contains("\"three\""), "{error}");
@@ -117,32 +158,43 @@ mod tests {
     }
 
     #[test]
-    fn only_string_values_are_filled_not_comments() {
+    fn only_string_values_are_filled_the_rest_of_the_text_kept() {
         let text = "# endpoints are \"{service:NAME}\"\n[cluster.c]\nendpoints = [{ address = \"{service:one}\" }]\n";
-        let filled = prepare(text, &[("one", addr(1))]).expect("known names");
-        let config: toml::Table = filled.parse().expect("TOML");
+        let filled = fill_placeholders(text, &[("one", addr(1))]).expect("known names");
         assert_eq!(
-            config["cluster"]["c"]["endpoints"][0]["address"].as_str(),
-            Some("127.0.0.1:1")
+            filled,
+            "# endpoints are \"{service:NAME}\"\n[cluster.c]\nendpoints = [{ address = \"127.0.0.1:1\" }]\n"
         );
     }
 
     #[test]
     fn the_admin_gets_a_free_port_unless_the_config_says_where() {
         let listen = |text: &str| {
-            let config: toml::Table = prepare(text, &[]).expect("a config").parse().expect("TOML");
-            config["admin"]["listen"].as_str().map(str::to_owned)
+            let config: toml::Table = with_free_admin(text)
+                .expect("a config")
+                .parse()
+                .expect("TOML");
+            config["admin"]
+                .get("listen")
+                .and_then(|listen| listen.as_str())
+                .map(str::to_owned)
         };
         assert_eq!(listen("").as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(listen("a = 1").as_deref(), Some("127.0.0.1:0"));
         assert_eq!(
-            listen("[admin]\ntoken = \"t\"").as_deref(),
+            listen("[admin] # the API\ntoken = \"t\"\n[proxy]\n").as_deref(),
             Some("127.0.0.1:0")
         );
         assert_eq!(listen("[admin]\nlisten = \"off\"").as_deref(), Some("off"));
+        assert_eq!(
+            listen("admin = { token = \"t\" }").as_deref(),
+            None,
+            "an inline table is kept as written"
+        );
     }
 
     #[test]
     fn an_unclosed_placeholder_is_refused() {
-        assert!(fill(r#"a = "{service:one"#, &[("one", addr(1))]).is_err());
+        assert!(fill_placeholders(r#"a = "{service:one""#, &[("one", addr(1))]).is_err());
     }
 }

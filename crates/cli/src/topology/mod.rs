@@ -8,14 +8,19 @@
 //! its own runtime, not one sharing verify's threads and allocator.
 //!
 //! Starting, in order, each step stopping everything already started when it fails:
-//! 1. the Blastwall config is checked with every `"{service:NAME}"` standing for a dummy
-//!    address, so a bad config is refused before any process starts;
-//! 2. each service is `blastwall mock --listen 127.0.0.1:0 --name NAME --behaviour JSON`,
-//!    its address read from the line it prints when it listens;
+//! 1. the Blastwall config is checked with every `"{service:NAME}"` standing for a made-up
+//!    address, so a bad config is refused, at its own file's lines, before any process
+//!    starts;
+//! 2. each service is `blastwall mock --listen 127.0.0.1:0 --name NAME --seed INDEX
+//!    --behaviour JSON` (the whole behaviour, over the flags' defaults), its address read
+//!    from the line it prints when it listens;
 //! 3. the config with the real addresses (and the admin API on a free port unless it says
-//!    where, see [`config`]) is written to the log dir (`blastwall.toml`, beside
-//!    the logs, so a report can point at what ran) and `blastwall run --config` is started;
-//!    the first listener's address is where traffic goes, the admin's where faults go.
+//!    where, see [`config`]) is written to the log dir (`blastwall.toml`, beside the logs,
+//!    so a report can point at what ran) and `blastwall run --config FILE --no-watch` is
+//!    started; the first listener's address is where traffic goes, the admin's where
+//!    faults go. A relative file the config names (a TLS certificate, the access log) is
+//!    therefore taken beside that copy, not beside the spec's config; a certificate missing
+//!    there is refused at this step, with the path looked at.
 //!
 //! Every child's stdout and stderr go to `LOGS/NAME.stdout.log` and `.stderr.log`
 //! (`blastwall.*` for the proxy, `mock-NAME.*` for a service), never to the terminal. Each
@@ -46,9 +51,10 @@ const LISTENER_LINE: &str = "listener ";
 const ADMIN_LINE: &str = "admin listening on http://";
 /// What the proxy prints when it serves.
 const READY_LINE: &str = "blastwall ready";
-/// A well-formed address standing for every service while the config is checked first.
-const CHECK_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
+/// The first of the made-up ports standing for the services while the config is checked
+/// first, one each, so two services in one cluster are two endpoints (as `blastwall check`
+/// does); nothing connects to them.
+const CHECK_FIRST_PORT: u16 = 20_000;
 
 /// A started topology: its services and the proxy in front, each a child process.
 #[derive(Debug)]
@@ -86,13 +92,7 @@ impl Topology {
         std::fs::create_dir_all(logs)
             .with_context(|| format!("cannot create the log dir {}", logs.display()))?;
         let config_path = logs.join("blastwall.toml");
-        let text = config_text(&topology.blastwall)?;
-        let dummies: Vec<(&str, SocketAddr)> = topology
-            .services
-            .iter()
-            .map(|service| (service.name.as_str(), CHECK_ADDR))
-            .collect();
-        load_config(&config::prepare(&text, &dummies)?, &config_path)?;
+        let text = checked_config(&topology.services, &topology.blastwall, &config_path)?;
         let mut services = Vec::with_capacity(topology.services.len());
         for (seed, service) in (0..).zip(&topology.services) {
             let mut started = Service {
@@ -111,7 +111,7 @@ impl Topology {
             .iter()
             .map(|service| (service.name.as_str(), service.addr))
             .collect();
-        let filled = config::prepare(&text, &addrs)?;
+        let filled = config::with_free_admin(&config::fill_placeholders(&text, &addrs)?)?;
         let loaded = load_config(&filled, &config_path)?;
         std::fs::write(&config_path, &filled)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -195,13 +195,34 @@ impl Topology {
     }
 }
 
-/// The Blastwall config's text, placeholders and all.
-fn config_text(config: &BlastwallConfig) -> anyhow::Result<String> {
-    match config {
-        BlastwallConfig::Inline(text) => Ok(text.clone()),
-        BlastwallConfig::Path(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the Blastwall config {}", path.display())),
-    }
+/// The Blastwall config's text, placeholders and all, once it is known to load with made-up
+/// addresses: before any process starts. Its errors point at the spec's own config file
+/// (placeholders change no line), or at `inline_path` for an inline one.
+fn checked_config(
+    services: &[spec::Service],
+    config: &BlastwallConfig,
+    inline_path: &Path,
+) -> anyhow::Result<String> {
+    let (text, path) = match config {
+        BlastwallConfig::Inline(text) => (text.clone(), inline_path),
+        BlastwallConfig::Path(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the Blastwall config {}", path.display()))?,
+            path.as_path(),
+        ),
+    };
+    let made_up: Vec<(&str, SocketAddr)> = services
+        .iter()
+        .zip(CHECK_FIRST_PORT..)
+        .map(|(service, port)| {
+            (
+                service.name.as_str(),
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            )
+        })
+        .collect();
+    load_config(&config::fill_placeholders(&text, &made_up)?, path)?;
+    Ok(text)
 }
 
 /// The config `text` as the proxy will load it from `path`, or every error it has.
