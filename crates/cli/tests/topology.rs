@@ -172,6 +172,16 @@ async fn a_killed_service_refuses_and_starts_again_on_the_same_address() {
     assert_eq!(shop.service_addr("payments"), Some(addr));
     let (status, _, _) = get(&url(addr, "/")).await;
     assert_eq!(status, StatusCode::OK);
+    let through = url(shop.traffic_addr(), "/pay/card");
+    let reached = eventually(WITHIN, || {
+        let through = through.clone();
+        async move {
+            let answer = send(Method::POST, &through, "", &[]).await;
+            mock_name(&answer) == "payments"
+        }
+    })
+    .await;
+    assert!(reached, "the proxy reaches the restarted service");
     let running = shop.restart("payments").await.expect_err("running");
     assert!(format!("{running:#}").contains("kill it"), "{running:#}");
 }
