@@ -128,6 +128,7 @@ async fn routes_of_names_each_request_kind_as_the_proxy_routes_it() {
         (Method::POST, "/analytics/events".to_owned()),
         (Method::GET, "/nowhere".to_owned()),
     ];
+    assert_eq!(shop.config().routes.len(), 4);
     assert_eq!(
         shop.routes_of(&kinds),
         [

@@ -167,6 +167,11 @@ impl Topology {
         &self.config_path
     }
 
+    /// The config the proxy runs, as it loaded it (its routes, its admin token).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The route each `(method, path)` takes through the proxy's first listener, as the
     /// proxy itself matches it; `None` for a request no route takes (or a path that is
     /// not a URI path).
