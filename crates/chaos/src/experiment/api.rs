@@ -48,8 +48,11 @@ impl Api {
     ) -> Result<Value, String> {
         let what = format!("{method} {path}");
         let uri = format!("{}{}", self.base.to_string().trim_end_matches('/'), path);
+        // NOTE: Blastwall's admin API takes a mutating call only with a JSON content type,
+        // body or not (a browser's form cannot forge one).
+        let mutates = method != Method::GET;
         let mut request = Request::builder().method(method).uri(&uri);
-        if body.is_some() {
+        if body.is_some() || mutates {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
         }
         if let Some(token) = &self.token {

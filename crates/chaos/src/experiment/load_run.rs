@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use http::HeaderValue;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::load::{self, Outcome, Plan, Sample, SampleLog};
@@ -38,14 +38,19 @@ struct Tally {
 }
 
 impl LoadRun {
-    /// Starts the spec's load against `addr`, `Host: host`.
-    pub(super) fn start(load: &Load, addr: SocketAddr, host: &str) -> Result<Self, String> {
+    /// Starts the spec's load against `addr`, `Host: host`, and returns once its
+    /// connections are open and its clock has started: due times count from then.
+    pub(super) async fn start(load: &Load, addr: SocketAddr, host: &str) -> Result<Self, String> {
         let host =
             HeaderValue::from_str(host).map_err(|_| format!("{host:?} is not a Host header"))?;
         let plan = Plan::from_spec(load, addr, host).map_err(|error| error.to_string())?;
         let log = SampleLog::new();
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(plan, log.clone(), stopped));
+        let (started, clock) = oneshot::channel();
+        let task = tokio::spawn(run(plan, log.clone(), started, stopped));
+        clock
+            .await
+            .map_err(|_| "the load ended before it started".to_owned())?;
         Ok(Self {
             log,
             stop,
@@ -81,12 +86,13 @@ impl LoadRun {
         tally.counts
     }
 
-    /// Ends the load's dispatch now; requests in flight finish.
+    /// Ends the load's dispatch now (Ctrl-C, an error); requests in flight finish.
     pub(super) fn stop(&self) {
         let _ = self.stop.send(true);
     }
 
-    /// Waits for the load to end and returns every request, by due time.
+    /// Waits for the load to end (its last due time, or the stop) and for the requests in
+    /// flight, and returns every request, by due time.
     pub(super) async fn finish(self) -> Vec<Sample> {
         let samples = self.task.await.unwrap_or_default();
         drop(self.stop);
@@ -94,11 +100,19 @@ impl LoadRun {
     }
 }
 
-async fn run(plan: Plan, log: SampleLog, mut stopped: watch::Receiver<bool>) -> Vec<Sample> {
+async fn run(
+    plan: Plan,
+    log: SampleLog,
+    started: oneshot::Sender<()>,
+    mut stopped: watch::Receiver<bool>,
+) -> Vec<Sample> {
     let stop = async move {
         // A dropped sender stops the load too.
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let (_, samples) = load::run_sampled(plan, || {}, log, stop).await;
+    let started = move || {
+        let _ = started.send(());
+    };
+    let (_, samples) = load::run_sampled(plan, started, log, stop).await;
     samples
 }

@@ -438,7 +438,11 @@ fn ratio_check(check: &mut Check, value: f64, holds: impl Fn(f64) -> bool) {
 
 fn seconds_check(check: &mut Check, seconds: f64, at_most: Duration) {
     check.measured = Some(seconds);
-    check.measured_text = format!("{seconds:.1} s");
+    check.measured_text = if seconds < 1.0 {
+        format!("{:.0} ms", seconds * 1000.0)
+    } else {
+        format!("{seconds:.1} s")
+    };
     check.passed = seconds <= at_most.as_secs_f64();
 }
 

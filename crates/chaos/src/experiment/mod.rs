@@ -98,13 +98,14 @@ pub enum Phase {
 }
 
 /// Runs every failure mode of `spec` against `target`, one after another, handing progress
-/// to `on_progress`; `stop` turning true ends the experiment in progress at once (its
+/// to `on_progress` and each experiment's findings to `on_done` as it ends; `stop` turning true ends the experiment in progress at once (its
 /// failure taken away) and skips the rest.
 pub async fn verify<S: Services>(
     spec: &Spec,
     target: &Target<'_, S>,
     mut stop: watch::Receiver<bool>,
     mut on_progress: impl FnMut(&Progress),
+    mut on_done: impl FnMut(&ExperimentReport),
 ) -> VerifyReport {
     let started = Instant::now();
     let started_unix_ms = unix_ms(SystemTime::now());
@@ -120,6 +121,7 @@ pub async fn verify<S: Services>(
             };
             experiment(spec, failure, target, &mut stop, &mut progress).await
         };
+        on_done(&report);
         experiments.push(report);
     }
     VerifyReport {
@@ -144,7 +146,7 @@ async fn experiment<S: Services>(
         services: target.services,
     };
     let load_s = spec.load.duration.as_secs_f64();
-    let run = match LoadRun::start(&spec.load, target.traffic, &target.host) {
+    let run = match LoadRun::start(&spec.load, target.traffic, &target.host).await {
         Ok(run) => run,
         Err(reason) => return not_run(failure, spec, &format!("starting the load: {reason}")),
     };
@@ -189,7 +191,9 @@ async fn experiment<S: Services>(
         }
     }
     let stopped = *stop.borrow();
-    run.stop();
+    if stopped || error.is_some() || steady_failed.is_some() {
+        run.stop();
+    }
     let samples = run.finish().await;
     events.read().await;
     let events = events.into_events();

@@ -34,8 +34,9 @@ pub(crate) struct SystemSection {
     /// Mock services `verify` starts on loopback.
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceSection>,
-    /// The Blastwall config in front of them: a path (relative to the spec) or the config
-    /// inline as a table. Endpoints are written `"{service:NAME}"`.
+    /// The Blastwall config in front of them: a path (relative to the spec), or the config
+    /// itself, as a multi-line string (`"""…"""`) or a table. Endpoints are written
+    /// `"{service:NAME}"`.
     #[schemars(with = "Option<serde_json::Value>")]
     pub blastwall: Option<Spanned<toml::Value>>,
     /// A running system: where its traffic goes, e.g. "http://127.0.0.1:8080".

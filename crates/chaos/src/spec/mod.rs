@@ -13,7 +13,7 @@
 //! name = "shop"
 //!
 //! [system]                       # a topology verify starts on loopback ...
-//! blastwall = "shop.blastwall.toml"   # or an inline table; endpoints "{service:payments}"
+//! blastwall = "shop.blastwall.toml"   # or the config itself: """…"""; endpoints "{service:payments}"
 //! [[system.service]]
 //! name = "payments"
 //! zone = "a"

@@ -391,3 +391,51 @@ fn a_class_scope_needs_the_load_to_send_that_class() {
     let normal = running(&expect.replace("high", "normal"));
     Spec::parse(&normal, Path::new("t.toml")).unwrap_or_else(|errors| panic!("{errors}"));
 }
+
+#[test]
+fn a_topologys_config_may_be_written_in_the_spec_as_a_multi_line_string() {
+    let source = r#"
+[system]
+blastwall = """
+[[listener]]
+name = "public"
+listen = "127.0.0.1:0"
+"""
+
+[[system.service]]
+name = "api"
+
+[load]
+rate = 10
+duration = "5s"
+
+[[failure]]
+name = "api-down"
+failure = "-"
+required_behaviour = "-"
+acceptable_degradation = "-"
+design = "-"
+start = "1s"
+duration = "1s"
+cause = { kill = "api" }
+"#;
+    let spec = Spec::parse(source, Path::new("t.toml")).unwrap_or_else(|errors| panic!("{errors}"));
+    let System::Topology(topology) = spec.system else {
+        panic!("a topology")
+    };
+    assert!(
+        matches!(&topology.blastwall, BlastwallConfig::Inline(text) if text.contains("[[listener]]"))
+    );
+    let start = source.find("blastwall = ").expect("the key");
+    let end = source.find("\"\"\"\n\n").expect("the string's end") + 4;
+    let path = format!(
+        "{}blastwall = \"missing.toml\"\n{}",
+        &source[..start],
+        &source[end..]
+    );
+    let found = errors(&path);
+    assert!(
+        found.iter().any(|error| error.contains("cannot read")),
+        "{found:?}"
+    );
+}

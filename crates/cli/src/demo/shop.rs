@@ -16,7 +16,7 @@ use blastwall_chaos::report::{Outcome, VerifyReport};
 use blastwall_chaos::spec::{Spec, System};
 
 use super::{Admin, DemoArgs};
-use crate::verify::{self, Printer};
+use crate::verify::{self, Printer, Started};
 
 /// The spec, as `examples/specs/` holds it.
 const SPEC: &str = include_str!("../../../../examples/specs/shop.toml");
@@ -32,20 +32,21 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = args.report.join("spec");
     let admin = admin_listen(args.admin);
     let spec_path = write_spec(&dir, admin)?;
-    let spec = Spec::load(&spec_path).map_err(|errors| anyhow::anyhow!("the built-in spec: {errors}"))?;
+    let spec =
+        Spec::load(&spec_path).map_err(|errors| anyhow::anyhow!("the built-in spec: {errors}"))?;
     let System::Topology(topology) = &spec.system else {
         anyhow::bail!("the built-in spec starts its own shop");
     };
     intro(&spec);
     let printer = Printer::new(!args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let started = crate::topology::Started::start(&spec_path, topology, &args.report.join("logs"))
+    let started = Started::start(topology, &args.report.join("logs"))
         .await
         .context("starting the shop")?;
     let dashboard = format!("{}dashboard", started.admin());
     if args.admin != Some(Admin::Off) {
         println!("watch it live: {dashboard}\n");
     }
-    let target = verify::topology_target(&spec, &started);
+    let target = verify::topology_target(&spec, &started).await;
     let report = verify::run_experiments(&spec, &target, &printer).await;
     let written = blastwall_chaos::report::write_all(&report, &args.report)
         .with_context(|| format!("writing the reports in {}", args.report.display()))?;
@@ -94,7 +95,9 @@ fn write_spec(dir: &Path, admin: SocketAddr) -> anyhow::Result<PathBuf> {
 }
 
 fn intro(spec: &Spec) {
-    println!("blastwall demo: a small shop on loopback, Blastwall in front, and its fault-tolerance spec");
+    println!(
+        "blastwall demo: a small shop on loopback, Blastwall in front, and its fault-tolerance spec"
+    );
     println!(
         "  (examples/specs/shop.toml): {} failures, each an experiment under {} requests/s for {:.0}s.\n",
         spec.failures.len(),
@@ -113,7 +116,12 @@ fn intro(spec: &Spec) {
             ]
         })
         .collect();
-    let header = ["failure", "required behaviour", "acceptable degradation", "design"];
+    let header = [
+        "failure",
+        "required behaviour",
+        "acceptable degradation",
+        "design",
+    ];
     let widths: Vec<usize> = (0..4)
         .map(|column| {
             rows.iter()
@@ -147,7 +155,12 @@ fn outro(report: &VerifyReport, html: &Path) {
         Outcome::Failed => println!(
             "Not every failure was contained as the table says: the ✘ lines above say which figure missed its bound."
         ),
-        Outcome::CouldNotRun => println!("Some experiments could not run: the ! lines above say why."),
+        Outcome::CouldNotRun => {
+            println!("Some experiments could not run: the ! lines above say why.")
+        }
     }
-    println!("Open the report for each failure's plots: {}", html.display());
+    println!(
+        "Open the report for each failure's plots: {}",
+        html.display()
+    );
 }

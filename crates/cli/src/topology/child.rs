@@ -53,6 +53,9 @@ impl Child {
         let stdout_file = append(&stdout_log)?;
         let mut process = Command::new(exe)
             .args(args)
+            // An error a child exits with is its last words in its log, not buried under a
+            // backtrace (a panic's still has one under RUST_BACKTRACE).
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -83,6 +86,7 @@ impl Child {
     }
 
     /// Its process id.
+    #[allow(dead_code)] // tests/topology.rs reads it, through Topology::pids
     pub(super) fn pid(&self) -> u32 {
         self.pid
     }

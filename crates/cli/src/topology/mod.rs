@@ -66,6 +66,7 @@ pub struct Topology {
     traffic: SocketAddr,
     admin: Option<SocketAddr>,
     config: Config,
+    #[allow(dead_code)] // tests/topology.rs reads it
     config_path: PathBuf,
 }
 
@@ -147,6 +148,7 @@ impl Topology {
     }
 
     /// The process ids of every child running now, the proxy's first.
+    #[allow(dead_code)] // tests/topology.rs reads it
     pub fn pids(&self) -> Vec<u32> {
         std::iter::once(self.proxy.pid())
             .chain(
@@ -158,11 +160,13 @@ impl Topology {
     }
 
     /// The directory of the children's logs and of the config the proxy runs.
+    #[allow(dead_code)] // tests/topology.rs reads it
     pub fn logs(&self) -> &Path {
         &self.logs
     }
 
     /// The config the proxy runs, with the services' addresses in it.
+    #[allow(dead_code)] // tests/topology.rs reads it
     pub fn config_path(&self) -> &Path {
         &self.config_path
     }

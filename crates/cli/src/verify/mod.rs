@@ -12,6 +12,7 @@
 //! themselves are the chaos crate's, which reach the system over HTTP only.
 
 mod output;
+mod started;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -25,11 +26,10 @@ use blastwall_chaos::experiment::{self, Target};
 use blastwall_chaos::report::{self, Outcome, VerifyReport};
 use blastwall_chaos::spec::{Running, Spec, System};
 use clap::Args;
-
-use crate::topology::Started;
 use tokio::sync::watch;
 
 pub use output::Printer;
+pub use started::Started;
 
 /// Exit code when an expectation did not hold.
 pub const EXPECTATION_FAILED: u8 = 3;
@@ -54,7 +54,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "NAME")]
     only: Vec<String>,
     /// A running system's admin token (default: the environment's BLASTWALL_ADMIN_TOKEN).
-    #[arg(long, env = "BLASTWALL_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(long)]
     token: Option<String>,
     /// No live progress line.
     #[arg(long)]
@@ -83,38 +83,53 @@ pub fn exit_code(report: &VerifyReport) -> ExitCode {
 }
 
 async fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<VerifyReport> {
-    let mut spec = Spec::load(&args.spec).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let mut spec = match Spec::load(&args.spec) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            eprintln!("{errors}");
+            bail!("the spec has errors: nothing ran");
+        }
+    };
     if !args.only.is_empty() {
         for name in &args.only {
             if !spec.failures.iter().any(|failure| &failure.name == name) {
                 let known: Vec<&str> = spec.failures.iter().map(|f| f.name.as_str()).collect();
-                bail!("--only {name:?}: the spec has no failure mode of that name (it has {})", known.join(", "));
+                bail!(
+                    "--only {name:?}: the spec has no failure mode of that name (it has {})",
+                    known.join(", ")
+                );
             }
         }
-        spec.failures.retain(|failure| args.only.contains(&failure.name));
+        spec.failures
+            .retain(|failure| args.only.contains(&failure.name));
     }
     let report = match &spec.system {
         System::Topology(topology) => {
             crate::check::check_topology(&args.spec, &spec, topology)
                 .map_err(|problems| anyhow::anyhow!("{problems}"))?;
             let logs = args.report.join("logs");
-            let started = crate::topology::Started::start(&args.spec, topology, &logs)
+            let started = Started::start(topology, &logs)
                 .await
                 .context("starting the topology")?;
             printer.system(&format!(
-                "started {} service(s) and Blastwall ({}); traffic on http://{}, admin on {}",
+                "started {} service(s) and Blastwall in front (logs in {}): traffic on http://{}, admin API on {}",
                 topology.services.len(),
                 logs.display(),
                 started.traffic(),
                 started.admin()
             ));
-            let target = topology_target(&spec, &started);
+            let target = topology_target(&spec, &started).await;
             let report = run_experiments(&spec, &target, printer).await;
             started.stop().await;
             report
         }
         System::Running(running) => {
-            let target = running_target(running, args.token.clone(), &spec).await?;
+            let token = args.token.clone().or_else(|| {
+                std::env::var("BLASTWALL_ADMIN_TOKEN")
+                    .ok()
+                    .filter(|token| !token.is_empty())
+            });
+            let target = running_target(running, token, &spec).await?;
             run_experiments(&spec, &target, printer).await
         }
     };
@@ -141,24 +156,24 @@ pub async fn run_experiments<S: Services>(
         }
     });
     let mut shown = usize::MAX;
-    let report = experiment::verify(spec, target, stopped, |progress| {
+    let on_progress = |progress: &experiment::Progress| {
         if progress.index != shown {
             shown = progress.index;
             printer.experiment_started(&spec.failures[progress.index], progress.index, progress.of);
         }
         printer.progress(progress);
+    };
+    let report = experiment::verify(spec, target, stopped, on_progress, |experiment| {
+        printer.experiment(experiment);
     })
     .await;
     interrupt.abort();
-    for experiment in &report.experiments {
-        printer.experiment(experiment);
-    }
     report
 }
 
 /// The target of a topology verify started: its addresses, its processes, and the route
 /// each request kind takes, asked of the proxy's own router.
-pub fn topology_target<'a>(spec: &Spec, started: &'a Started) -> Target<'a, Started> {
+pub async fn topology_target<'a>(spec: &Spec, started: &'a Started) -> Target<'a, Started> {
     Target {
         traffic: started.traffic(),
         host: "localhost".into(),
@@ -166,12 +181,7 @@ pub fn topology_target<'a>(spec: &Spec, started: &'a Started) -> Target<'a, Star
         toxiproxy: None,
         services: started,
         labels: Labels {
-            routes: spec
-                .load
-                .requests
-                .iter()
-                .map(|kind| started.route_of(&kind.method, &kind.path))
-                .collect(),
+            routes: started.routes(spec).await,
             classes: classes(spec),
         },
     }

@@ -30,7 +30,10 @@ impl Printer {
     }
 
     fn erase(&self) {
-        let mut drawn = self.drawn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut drawn = self
+            .drawn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if *drawn {
             eprint!("\r\x1b[2K");
             *drawn = false;
@@ -82,7 +85,10 @@ impl Printer {
         let p99 = progress
             .p99_ms
             .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0} ms"));
-        let mut drawn = self.drawn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut drawn = self
+            .drawn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         eprint!(
             "\r\x1b[2K  {}{} {:>4.0}/{:.0}s {phase} {:>7} req {:>5.1}% err  p99 {p99}",
             "█".repeat(cells),
@@ -107,8 +113,14 @@ impl Printer {
             outcome_word(experiment.outcome)
         );
         println!("  failure:                {}", experiment.failure);
-        println!("  required behaviour:     {}", experiment.required_behaviour);
-        println!("  acceptable degradation: {}", experiment.acceptable_degradation);
+        println!(
+            "  required behaviour:     {}",
+            experiment.required_behaviour
+        );
+        println!(
+            "  acceptable degradation: {}",
+            experiment.acceptable_degradation
+        );
         println!("  design:                 {}", experiment.design);
         let totals = experiment.totals;
         if totals.requests > 0 {
@@ -190,7 +202,10 @@ fn print_check(phase: &str, check: &Check, width: usize) {
 fn first_events(experiment: &ExperimentReport) -> String {
     let mut kinds: Vec<&str> = Vec::new();
     for event in &experiment.events {
-        if event.failure && !kinds.contains(&event.kind.as_str()) && !event.kind.starts_with("fault") {
+        if event.failure
+            && !kinds.contains(&event.kind.as_str())
+            && !event.kind.starts_with("fault")
+        {
             kinds.push(&event.kind);
         }
     }

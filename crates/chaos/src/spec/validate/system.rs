@@ -53,12 +53,16 @@ fn topology_of(checker: &mut Checker<'_>, section: SystemSection) -> Option<Topo
     let Some(blastwall) = section.blastwall else {
         checker.errors.push(crate::spec::SpecError::whole_file(
             checker.path,
-            "a topology needs `blastwall`: the Blastwall config in front of its services, a path or an inline table",
+            "a topology needs `blastwall`: the Blastwall config in front of its services, a path, or the config itself (a multi-line string or a table)",
         ));
         return None;
     };
     let span = blastwall.span();
     let (blastwall_config, text) = match blastwall.into_inner() {
+        // A path has no line break; a config has one at least (a multi-line string).
+        toml::Value::String(text) if text.contains('\n') => {
+            (BlastwallConfig::Inline(text.clone()), text)
+        }
         toml::Value::String(path) => {
             let resolved = checker
                 .path
@@ -81,7 +85,7 @@ fn topology_of(checker: &mut Checker<'_>, section: SystemSection) -> Option<Topo
         _ => {
             checker.error(
                 span,
-                "`blastwall`: a path to a config, or the config as a table",
+                "`blastwall`: a path to a config, or the config itself (a multi-line string or a table)",
             );
             return None;
         }
