@@ -9,6 +9,8 @@
 //! The rules worth knowing:
 //! - A request belongs to the window its **due time** falls in, as the load counts latency
 //!   from it: a request due in the fault's last second and answered after it is the fault's.
+//!   The steady state before the fault counts only requests that also *ended* before it: one
+//!   in flight when the failure came is hit by it.
 //! - **Available** means an answer below 500: a 429 or a 404 is the system working as
 //!   designed, a 5xx or no answer is not (the spec's definition).
 //! - Latency quantiles count every request, failures included, by nearest rank.
@@ -108,11 +110,18 @@ pub struct Measured<'a> {
 impl Measured<'_> {
     /// The requests of `scope` due within `span`.
     fn select(&self, span: (f64, f64), scope: &Scope) -> Vec<&Sample> {
+        self.select_ended(span, scope, f64::INFINITY)
+    }
+
+    /// The requests of `scope` due within `span` that ended before `ended_by`.
+    fn select_ended(&self, span: (f64, f64), scope: &Scope, ended_by: f64) -> Vec<&Sample> {
         self.samples
             .iter()
             .filter(|sample| {
                 let due = sample.due.as_secs_f64();
-                due >= span.0 && due < span.1
+                due >= span.0
+                    && due < span.1
+                    && (sample.due + sample.latency).as_secs_f64() < ended_by
             })
             .filter(|sample| match scope {
                 Scope::All => true,
@@ -162,7 +171,15 @@ impl Measured<'_> {
                 self.recover(&mut check, &expectation.scope, *at_most);
             }
             metric => {
-                let requests = self.select(span, &expectation.scope);
+                // Before the fault, only requests that ended before it: one in flight when
+                // the failure came (a POST whose upstream was killed under it) is the
+                // failure's, not the steady state's.
+                let ended_by = if window == "before" {
+                    span.1
+                } else {
+                    f64::INFINITY
+                };
+                let requests = self.select_ended(span, &expectation.scope, ended_by);
                 if requests.is_empty() {
                     check.measured_text = "no requests".into();
                     check.note = Some(format!(

@@ -408,3 +408,24 @@ fn the_steady_state_after_is_the_load_tail_as_long_as_before() {
     };
     assert_eq!(short.after(), (35.0, 40.0));
 }
+
+#[test]
+fn a_request_in_flight_when_the_fault_came_is_not_the_steady_states() {
+    // Due just before the fault, answered (502: its upstream killed under it) after it began.
+    let mut samples = load(40, |_| false);
+    samples.push(sample(9_990, 30, Outcome::Status(502)));
+    let labels = Labels::default();
+    let measured = measured(&samples, &labels, &[]);
+    let before = measured.check_before(&expect(
+        Metric::Availability { at_least: 1.0 },
+        Window::Run,
+        Scope::All,
+    ));
+    assert!(before.passed, "{before:?}");
+    let run = measured.check(&expect(
+        Metric::Availability { at_least: 1.0 },
+        Window::Run,
+        Scope::All,
+    ));
+    assert!(!run.passed, "the whole run still counts it");
+}

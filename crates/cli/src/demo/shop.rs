@@ -39,22 +39,30 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     intro(&spec);
     let printer = Printer::new(!args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let (stopped, _signals) = verify::stop_on_signals();
     let started = Started::start(topology, &args.report.join("logs"))
         .await
         .context("starting the shop")?;
     let dashboard = format!("{}dashboard", started.admin());
+    println!(
+        "the shop: http://{}/ (logs in {})",
+        started.traffic(),
+        args.report.join("logs").display()
+    );
     if args.admin != Some(Admin::Off) {
-        println!("watch it live: {dashboard}\n");
+        println!("watch it live: {dashboard}");
     }
+    println!();
     let target = verify::topology_target(&spec, &started).await;
-    let report = verify::run_experiments(&spec, &target, &printer).await;
+    let report = verify::run_experiments(&spec, &target, &printer, stopped.clone()).await;
     let written = blastwall_chaos::report::write_all(&report, &args.report)
         .with_context(|| format!("writing the reports in {}", args.report.display()))?;
     printer.summary(&report, &written.html);
     outro(&report, &written.html);
-    if args.keep && args.admin != Some(Admin::Off) {
+    if args.keep && args.admin != Some(Admin::Off) && !*stopped.borrow() {
         println!("the shop keeps running (--keep): {dashboard}; Ctrl-C stops it");
-        let _ = tokio::signal::ctrl_c().await;
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
     }
     started.stop().await;
     Ok(verify::exit_code(&report))

@@ -14,12 +14,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use blastwall_chaos::experiment::api::Api;
 use blastwall_chaos::mock::Behaviour;
-use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::Method;
 
 use super::{Service, Topology, start_mock};
 
@@ -27,8 +24,6 @@ use super::{Service, Topology, start_mock};
 const RESTART_WITHIN: Duration = Duration::from_secs(3);
 /// The pause between two tries of a restart.
 const RESTART_PAUSE: Duration = Duration::from_millis(50);
-/// How long a control call may take: a stopped mock never answers.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Topology {
     /// SIGKILLs service `name` and waits until it is gone: its connections are reset, its
@@ -124,33 +119,16 @@ fn addr_of(stopped: bool, name: &str, addr: Option<SocketAddr>) -> anyhow::Resul
     addr.with_context(|| format!("no service is named {name:?}"))
 }
 
-/// `PUT /_mock/behaviour` with `behaviour`, refused unless the mock answers 200.
+/// `PUT /_mock/behaviour` with `behaviour`, refused unless the mock answers 2xx (a call
+/// bounded in time, as every call verify makes: a stopped mock never answers).
 async fn put_behaviour(addr: SocketAddr, behaviour: &Behaviour) -> anyhow::Result<()> {
-    let body = serde_json::to_vec(behaviour).context("cannot write the behaviour as JSON")?;
-    let request = Request::builder()
-        .method(Method::PUT)
-        .uri(format!("http://{addr}/_mock/behaviour"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .context("cannot build the control request")?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let call = async {
-        let response = client.request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        anyhow::Ok((status, body))
-    };
-    let (status, body) = tokio::time::timeout(CONTROL_TIMEOUT, call)
+    let body = serde_json::to_value(behaviour).context("cannot write the behaviour as JSON")?;
+    let base = format!("http://{addr}")
+        .parse()
+        .context("the service's address as a URL")?;
+    Api::new(base, None)
+        .call(Method::PUT, "/_mock/behaviour", Some(&body))
         .await
-        .with_context(|| {
-            format!("http://{addr}/_mock/behaviour did not answer within {CONTROL_TIMEOUT:?}")
-        })?
-        .with_context(|| format!("PUT http://{addr}/_mock/behaviour failed"))?;
-    if status != StatusCode::OK {
-        bail!(
-            "PUT http://{addr}/_mock/behaviour answered {status}: {}",
-            String::from_utf8_lossy(&body).trim()
-        );
-    }
-    Ok(())
+        .map(drop)
+        .map_err(|error| anyhow::anyhow!("{error}"))
 }

@@ -83,6 +83,8 @@ pub fn exit_code(report: &VerifyReport) -> ExitCode {
 }
 
 async fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<VerifyReport> {
+    // Listening from the start: a signal while the topology starts stops it too.
+    let (stopped, _signals) = stop_on_signals();
     let mut spec = match Spec::load(&args.spec) {
         Ok(spec) => spec,
         Err(errors) => {
@@ -119,7 +121,7 @@ async fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<VerifyRe
                 started.admin()
             ));
             let target = topology_target(&spec, &started).await;
-            let report = run_experiments(&spec, &target, printer).await;
+            let report = run_experiments(&spec, &target, printer, stopped).await;
             started.stop().await;
             report
         }
@@ -130,7 +132,7 @@ async fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<VerifyRe
                     .filter(|token| !token.is_empty())
             });
             let target = running_target(running, token, &spec).await?;
-            run_experiments(&spec, &target, printer).await
+            run_experiments(&spec, &target, printer, stopped).await
         }
     };
     let written = report::write_all(&report, &args.report)
@@ -139,22 +141,14 @@ async fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<VerifyRe
     Ok(report)
 }
 
-/// Runs the experiments, Ctrl-C stopping them (their failures taken away).
+/// Runs the experiments until `stopped` turns true (then the one in progress takes its
+/// failure away and the rest are skipped).
 pub async fn run_experiments<S: Services>(
     spec: &Spec,
     target: &Target<'_, S>,
     printer: &Printer,
+    stopped: watch::Receiver<bool>,
 ) -> VerifyReport {
-    let (stop, stopped) = watch::channel(false);
-    let interrupt = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping: taking the failure away (Ctrl-C again to quit at once)");
-            let _ = stop.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(i32::from(COULD_NOT_RUN));
-            }
-        }
-    });
     let mut shown = usize::MAX;
     let on_progress = |progress: &experiment::Progress| {
         if progress.index != shown {
@@ -163,12 +157,52 @@ pub async fn run_experiments<S: Services>(
         }
         printer.progress(progress);
     };
-    let report = experiment::verify(spec, target, stopped, on_progress, |experiment| {
+    experiment::verify(spec, target, stopped, on_progress, |experiment| {
         printer.experiment(experiment);
     })
-    .await;
-    interrupt.abort();
-    report
+    .await
+}
+
+/// A flag that turns true on SIGINT (Ctrl-C), SIGTERM or SIGHUP, so that whoever stops
+/// verify (a person, CI's timeout, a closed terminal) gets the failure taken away and the
+/// started processes stopped; a second signal quits at once. Dropping the guard stops
+/// listening.
+pub fn stop_on_signals() -> (watch::Receiver<bool>, SignalGuard) {
+    let (stop, stopped) = watch::channel(false);
+    let listening = tokio::spawn(async move {
+        let Ok(first) = signal_name().await else {
+            return;
+        };
+        eprintln!("\n{first}: stopping, taking the failure away (again to quit at once)");
+        let _ = stop.send(true);
+        if signal_name().await.is_ok() {
+            std::process::exit(i32::from(COULD_NOT_RUN));
+        }
+    });
+    (stopped, SignalGuard(listening))
+}
+
+/// Stops listening for signals when dropped.
+#[derive(Debug)]
+pub struct SignalGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The next of SIGINT, SIGTERM, SIGHUP, by name.
+async fn signal_name() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    Ok(tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+        _ = hangup.recv() => "SIGHUP",
+    })
 }
 
 /// The target of a topology verify started: its addresses, its processes, and the route
