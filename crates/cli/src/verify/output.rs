@@ -125,10 +125,10 @@ impl Printer {
         let totals = experiment.totals;
         if totals.requests > 0 {
             println!(
-                "  what the system did:    {} requests, {} errors, {} served by a fallback, {} event(s) from the proxy{}",
+                "  what the system did:    {} requests: {} answered by a fallback, {} 5xx or unanswered; {} event(s) from the proxy{}",
                 totals.requests,
-                totals.errors,
                 totals.fallbacks,
+                totals.errors,
                 experiment.events.len(),
                 first_events(experiment)
             );
