@@ -8,35 +8,16 @@
 //! As for the dashboard's test, `.ci/run` sets `BLASTWALL_REQUIRE_BROWSER=1`, so there a
 //! missing browser fails the test; elsewhere it is skipped, loudly.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use blastwall_chaos::report::{
     Check, ExperimentReport, FaultWindow, Outcome, ProxyEvent, Second, Sources, Totals,
     VerifyReport,
 };
-
-/// The script's folder, and why the browser cannot run, if it cannot.
-fn browser() -> Result<PathBuf, String> {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!(
-            "no chromium at {chromium} (apt-get install chromium)"
-        ));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Err("no node on the PATH".into());
-    }
-    if !folder.join("node_modules/playwright-core").exists() {
-        return Err(format!(
-            "no playwright-core: run npm ci in {}",
-            folder.display()
-        ));
-    }
-    Ok(folder)
-}
 
 fn check(label: &str, passed: bool) -> Check {
     Check {
@@ -202,15 +183,8 @@ fn read_back(found: &serde_json::Value) -> Figures {
 
 #[test]
 fn the_html_report_renders_in_a_browser_and_its_plots_show_the_timeline() {
-    let folder = match browser() {
-        Ok(folder) => folder,
-        Err(missing) if std::env::var("BLASTWALL_REQUIRE_BROWSER").as_deref() == Ok("1") => {
-            panic!("BLASTWALL_REQUIRE_BROWSER=1 but the browser test cannot run: {missing}")
-        }
-        Err(missing) => {
-            eprintln!("\n!!!! SKIPPED the report browser test: {missing} !!!!\n");
-            return;
-        }
+    let Some(folder) = support::browser::browser_or_skip("report browser test") else {
+        return;
     };
     let report = sample();
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"));

@@ -15,13 +15,18 @@ use std::time::Duration;
 
 use support::{Mock, Proxy, admin_url, eventually, get};
 
-fn verify(spec: &Path, report: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_blastwall"))
+/// Runs `blastwall verify SPEC --report REPORT`, asserts its exit code, returns its stdout
+/// and stderr.
+fn verify(spec: &Path, report: &Path, code: i32) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_blastwall"))
         .args(["verify", "--quiet", "--report"])
         .arg(report)
         .arg(spec)
         .output()
-        .expect("verify runs")
+        .expect("verify runs");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(code), "{stdout}\n{stderr}");
+    (stdout, stderr)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -100,14 +105,7 @@ fn an_expectation_the_system_cannot_meet_fails_verify_with_3_and_says_why() {
     )
     .expect("spec written");
     let report = dir.path().join("report");
-    let output = verify(&spec, &report);
-    let stdout = text(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(3),
-        "{stdout}\n{}",
-        text(&output.stderr)
-    );
+    let (stdout, _) = verify(&spec, &report, 3);
     assert!(stdout.contains("✘ api-down: FAILED"), "{stdout}");
     assert!(
         stdout.contains("availability during the fault") && stdout.contains("(bound ≥ 99.0%)"),
@@ -147,14 +145,9 @@ fn a_spec_the_system_meets_passes_with_0_and_its_timeline_covers_the_load() {
     )
     .expect("spec written");
     let report = dir.path().join("report");
-    let output = verify(&spec, &report);
-    let stdout = text(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&output.stderr)
-    );
+    let (stdout, _) = verify(&spec, &report, 0);
+    assert!(stdout.contains("✔ api-down: passed"), "{stdout}");
+    assert!(stdout.contains("verdict: PASSED"), "{stdout}");
     let json = read_report(&report);
     let experiment = &json["experiments"][0];
     assert_eq!(experiment["outcome"], "passed");
@@ -185,9 +178,7 @@ fn a_spec_with_errors_is_refused_with_2_and_the_place_of_each() {
     let dir = tempfile::tempdir().expect("a folder");
     let spec = dir.path().join("bad.toml");
     std::fs::write(&spec, small_topology(r#"{ kill = "nobody" }"#, "")).expect("spec written");
-    let output = verify(&spec, &dir.path().join("report"));
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (_, stderr) = verify(&spec, &dir.path().join("report"), 2);
     assert!(
         stderr.contains("bad.toml:") && stderr.contains("nobody"),
         "{stderr}"
@@ -268,14 +259,7 @@ fn a_failure_that_cannot_be_caused_is_2_and_says_why() {
     )
     .expect("spec written");
     let report = dir.path().join("report");
-    let output = verify(&spec, &report);
-    let stdout = text(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{stdout}\n{}",
-        text(&output.stderr)
-    );
+    let (stdout, _) = verify(&spec, &report, 2);
     assert!(stdout.contains("causing the failure"), "{stdout}");
     assert_eq!(
         read_report(&report)["experiments"][0]["outcome"],
