@@ -134,6 +134,7 @@ pub fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Res
     };
     let mut problems = unknown_fault_targets(&names, spec, &config);
     problems.extend(unknown_routes_measured(&names, spec, &config));
+    problems.extend(requests_routed_elsewhere(&names, spec, &config));
     if problems.is_empty() {
         problems.extend(refused_fault_rules(&names, spec, &config, &text));
     }
@@ -198,6 +199,53 @@ fn unknown_routes_measured(names: &Names<'_>, spec: &Spec, config: &Config) -> V
         {
             problems.push(format!(
                 "error: {}: {whose}: an expectation measures route {route:?}, which {} does not have",
+                names.spec.display(),
+                names.config.display()
+            ));
+        }
+    }
+    problems
+}
+
+/// Request kinds whose `route` is not the one the proxy gives them, and measured routes
+/// no request kind goes to (their expectations would count nothing).
+fn requests_routed_elsewhere(names: &Names<'_>, spec: &Spec, config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut routed = Vec::new();
+    for kind in &spec.load.requests {
+        let found = kind
+            .path
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|uri| config.route_of(&kind.method, &uri));
+        if let Some(named) = &kind.route
+            && found != Some(named.as_str())
+        {
+            problems.push(format!(
+                "error: {}: the request {} {} names route {named:?}, but {} sends it to {}",
+                names.spec.display(),
+                kind.method,
+                kind.path,
+                names.config.display(),
+                found.map_or_else(|| "no route".to_owned(), |route| format!("route {route:?}"))
+            ));
+        }
+        routed.extend(found);
+    }
+    let measured = spec.steady_state.iter().chain(
+        spec.failures
+            .iter()
+            .flat_map(|failure| &failure.expectations),
+    );
+    let mut told = std::collections::BTreeSet::new();
+    for expectation in measured {
+        if let Scope::Route(route) = &expectation.scope
+            && config.routes.iter().any(|known| &known.name == route)
+            && !routed.contains(&route.as_str())
+            && told.insert(route)
+        {
+            problems.push(format!(
+                "error: {}: an expectation measures route {route:?} no request of [load] goes to ({} routes them elsewhere)",
                 names.spec.display(),
                 names.config.display()
             ));

@@ -131,3 +131,36 @@ fn the_spec_schema_is_printed_as_json() {
     let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
     assert_eq!(schema["title"], "Blastwall fault-tolerance spec");
 }
+
+#[test]
+fn every_example_spec_checks_ok() {
+    let folder = shop().with_file_name("");
+    for name in ["shop.toml", "running.toml"] {
+        let (ok, text) = check(&[folder.join(name).to_str().expect("utf-8")]);
+        assert!(ok, "{name}: {text}");
+    }
+}
+
+#[test]
+fn a_request_must_go_to_the_route_it_names_and_a_measured_route_get_requests() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spec = shop_with(
+        dir.path(),
+        "path = \"/pay/card\"",
+        "path = \"/pay/card\"\nroute = \"checkout\"",
+    );
+    let (ok, text) = check(&[spec.to_str().expect("utf-8")]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("the request POST /pay/card names route \"checkout\", but")
+            && text.contains("sends it to route \"payments\""),
+        "{text}"
+    );
+    let spec = shop_with(dir.path(), "path = \"/pay/card\"", "path = \"/elsewhere\"");
+    let (ok, text) = check(&[spec.to_str().expect("utf-8")]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("an expectation measures route \"payments\" no request of [load] goes to"),
+        "{text}"
+    );
+}

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Mock, Proxy, admin_url, eventually, get};
+use support::{Mock, Proxy, Toxiproxy, admin_url, eventually, get, toxiproxy_api};
 
 /// Runs `blastwall verify SPEC --report REPORT`, asserts its exit code, returns its stdout
 /// and stderr.
@@ -332,4 +332,78 @@ async fn ctrl_c_during_the_fault_takes_it_away_and_exits_2() {
         stdout.contains("stopped during this experiment"),
         "{stdout}"
     );
+}
+
+/// `examples/specs/running.toml` against the system its comment describes, started here:
+/// a mock behind a `blastwall toxiproxy` proxy named "api", Blastwall in front with retries.
+#[tokio::test]
+async fn the_running_system_example_passes_with_a_real_toxic_and_a_fault_rule() {
+    let mock = Mock::start("api", &[]);
+    let toxiproxy = Toxiproxy::start();
+    let through = toxiproxy_api::proxy(&toxiproxy, "api", mock.addr).await;
+    let proxy = Proxy::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+listen = "127.0.0.1:0"
+
+[[route]]
+name = "api"
+cluster = "api"
+timeout = "2s"
+per_try_timeout = "500ms"
+
+[route.retry]
+attempts = 3
+
+[cluster.api]
+endpoints = [{{ address = "{through}" }}]
+"#
+    ));
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/specs/running.toml");
+    let spec = std::fs::read_to_string(example)
+        .expect("the example")
+        .replace("http://127.0.0.1:8080", &proxy.url(""))
+        .replace("http://127.0.0.1:9901", &admin_url(&proxy, ""))
+        .replace("http://127.0.0.1:8474", &toxiproxy.url(""));
+    let dir = tempfile::tempdir().expect("a folder");
+    let path = dir.path().join("running.toml");
+    std::fs::write(&path, spec).expect("spec written");
+    let report = dir.path().join("report");
+    let (stdout, _) = tokio::task::spawn_blocking({
+        let (path, report) = (path.clone(), report.clone());
+        move || verify(&path, &report, 0)
+    })
+    .await
+    .expect("joined");
+    assert!(
+        stdout.contains("✔ api-slow: passed") && stdout.contains("✔ api-flaky: passed"),
+        "{stdout}"
+    );
+    let json = read_report(&report);
+    let slow = &json["experiments"][0];
+    let p50 = slow["expectations"][1]["measured"].as_f64().expect("a p50");
+    assert!(
+        p50 >= 100.0,
+        "the toxic's 100 ms shows in the p50 during the fault: {p50}"
+    );
+    let flaky = &json["experiments"][1];
+    let amplification = flaky["expectations"][1]["measured"]
+        .as_f64()
+        .expect("a factor");
+    assert!(
+        amplification > 1.0,
+        "retries met the fault: {amplification}"
+    );
+    // Nothing left behind: the toxic and the rule are gone.
+    let (_, toxics) = toxiproxy_api::call(
+        &toxiproxy,
+        http::Method::GET,
+        "/proxies/api/toxics",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(toxics, serde_json::json!([]), "the toxic was removed");
+    let (_, _, faults) = get(&admin_url(&proxy, "/admin/faults")).await;
+    assert!(faults.contains("\"runtime_rules\":0"), "{faults}");
 }

@@ -201,11 +201,13 @@ mod tests {
                     method: Method::POST,
                     path: "/checkout?fast=1".into(),
                     weight: NonZeroU32::new(3).expect("above 0"),
+                    route: None,
                 },
                 RequestKind {
                     method: Method::GET,
                     path: "/".into(),
                     weight: NonZeroU32::new(1).expect("above 0"),
+                    route: None,
                 },
             ],
             headers: vec![HeaderShare {

@@ -95,6 +95,11 @@ pub(crate) struct RequestSection {
     /// Its weight in the mix. Default 1.
     #[schemars(with = "Option<u32>", range(min = 1))]
     pub weight: Option<Spanned<u32>>,
+    /// The route the proxy sends it to, for expectations scoped to a route: a running
+    /// system's must be named here (verify cannot read its config); a topology's is found
+    /// from its config, and one named here must agree.
+    #[schemars(with = "Option<String>")]
+    pub route: Option<Spanned<String>>,
 }
 
 /// One header of the mix.

@@ -176,6 +176,8 @@ pub struct RequestKind {
     pub path: String,
     /// Its weight in the mix.
     pub weight: NonZeroU32,
+    /// The route it goes to, when the spec names it.
+    pub route: Option<String>,
 }
 
 /// A header on a share of the requests.

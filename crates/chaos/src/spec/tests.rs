@@ -439,3 +439,26 @@ cause = { kill = "api" }
         "{found:?}"
     );
 }
+
+#[test]
+fn a_running_systems_route_scope_needs_a_request_that_names_the_route() {
+    let expect =
+        "[[failure.expect]]\nmetric = \"availability\"\nroute = \"checkout\"\nat_least = \"99%\"\n";
+    let source = running(expect);
+    let found = errors(&source);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("no [[load.request]] names it"),
+        "{found:?}"
+    );
+    assert!(
+        found[0].contains(&format!(":{}:", line_of(&source, "route = \"checkout\""))),
+        "{found:?}"
+    );
+    let named = source.replace(
+        "[[failure]]",
+        "[[load.request]]\npath = \"/checkout\"\nroute = \"checkout\"\n\n[[failure]]",
+    );
+    let spec = Spec::parse(&named, Path::new("t.toml")).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(spec.load.requests[0].route.as_deref(), Some("checkout"));
+}

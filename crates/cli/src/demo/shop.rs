@@ -59,6 +59,11 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing the reports in {}", args.report.display()))?;
     printer.summary(&report, &written.html);
     outro(&report, &written.html);
+    if args.admin != Some(Admin::Off) && !args.keep {
+        println!(
+            "The dashboard ({dashboard}) was live while it ran; `blastwall demo --keep` keeps the shop up to explore it."
+        );
+    }
     if args.keep && args.admin != Some(Admin::Off) && !*stopped.borrow() {
         println!("the shop keeps running (--keep): {dashboard}; Ctrl-C stops it");
         let mut stopped = stopped;

@@ -256,10 +256,14 @@ async fn running_target<'a>(
         admin: running.admin.clone().map(|admin| Api::new(admin, token)),
         toxiproxy: running.toxiproxy.clone().map(|api| Api::new(api, None)),
         services: &NoServices,
-        // NOTE: a running system's config is not here to say which route a request takes;
-        // route scopes count no request, and say so.
+        // A running system's config is not here: the spec names each request's route.
         labels: Labels {
-            routes: vec![None; spec.load.requests.len()],
+            routes: spec
+                .load
+                .requests
+                .iter()
+                .map(|kind| kind.route.clone())
+                .collect(),
             classes: classes(spec),
         },
     })

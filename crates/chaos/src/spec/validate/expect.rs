@@ -95,7 +95,12 @@ fn scope(checker: &mut Checker<'_>, section: &ExpectSection) -> Option<Scope> {
             checker.error(class.span(), "give `route` or `class`, not both");
             None
         }
-        (Some(route), None) => Some(Scope::Route(route.get_ref().clone())),
+        (Some(route), None) => {
+            checker
+                .routes_measured
+                .push((route.get_ref().clone(), route.span()));
+            Some(Scope::Route(route.get_ref().clone()))
+        }
         (None, Some(class)) if CLASSES.contains(&class.get_ref().as_str()) => {
             checker
                 .classes_measured

@@ -23,6 +23,9 @@ pub(super) struct Checker<'a> {
     /// The priority classes expectations are scoped to, and where: checked against the
     /// load's header mix once both are read.
     classes_measured: Vec<(String, Range<usize>)>,
+    /// The routes expectations are scoped to, and where: a running system's must be named
+    /// by a request kind.
+    routes_measured: Vec<(String, Range<usize>)>,
 }
 
 impl Checker<'_> {
@@ -86,6 +89,7 @@ pub(super) fn spec(source: &str, path: &Path) -> Result<Spec, SpecErrors> {
         source,
         errors: Vec::new(),
         classes_measured: Vec::new(),
+        routes_measured: Vec::new(),
     };
     let system = system::system(&mut checker, file.system);
     let load = system::load(&mut checker, file.load);
@@ -97,6 +101,9 @@ pub(super) fn spec(source: &str, path: &Path) -> Result<Spec, SpecErrors> {
     let failures = failure::failures(&mut checker, file.failures, system.as_ref(), load.as_ref());
     if let Some(load) = &load {
         classes_sent(&mut checker, load);
+        if matches!(system, Some(super::System::Running(_))) {
+            routes_named(&mut checker, load);
+        }
     }
     match (system, load) {
         (Some(system), Some(load)) if checker.errors.is_empty() => Ok(Spec {
@@ -134,6 +141,27 @@ fn classes_sent(checker: &mut Checker<'_>, load: &super::Load) {
                 span,
                 format!(
                     "`class = {class:?}`: the load sends no request of that class (add a [[load.header]] with value = {class:?}, e.g. name = \"x-blastwall-priority\")"
+                ),
+            );
+        }
+    }
+}
+
+/// An error at each route scope of a running system that no request kind names: verify
+/// cannot read a running system's config, so the spec says which requests go where. (A
+/// topology's routes are found from its config, by `blastwall check` and `verify`.)
+fn routes_named(checker: &mut Checker<'_>, load: &super::Load) {
+    let measured = std::mem::take(&mut checker.routes_measured);
+    for (route, span) in measured {
+        if !load
+            .requests
+            .iter()
+            .any(|kind| kind.route.as_deref() == Some(route.as_str()))
+        {
+            checker.error(
+                span,
+                format!(
+                    "`route = {route:?}`: no [[load.request]] names it (`route = {route:?}` on the requests that go there): verify cannot read a running system's config"
                 ),
             );
         }

@@ -279,6 +279,7 @@ pub(super) fn load(checker: &mut Checker<'_>, section: LoadSection) -> Option<Lo
                 method,
                 path,
                 weight,
+                route: request.route.map(Spanned::into_inner),
             });
         }
     }
@@ -287,6 +288,7 @@ pub(super) fn load(checker: &mut Checker<'_>, section: LoadSection) -> Option<Lo
             method: Method::GET,
             path: "/".to_owned(),
             weight: NonZeroU32::MIN,
+            route: None,
         });
     }
     let headers = header_mix(checker, section.headers);
