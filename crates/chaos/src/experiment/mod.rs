@@ -18,28 +18,25 @@
 //! [`inject::Services`], a running system's are none.
 
 pub mod api;
+mod events;
 pub mod inject;
 mod load_run;
 pub mod measure;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::Method;
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::report::{ExperimentReport, FaultWindow, Outcome, ProxyEvent, VerifyReport};
+use crate::load::Sample;
+use crate::report::{Check, ExperimentReport, FaultWindow, Outcome, ProxyEvent, VerifyReport};
 use crate::spec::{Expectation, FailureMode, Metric, Spec};
 use api::Api;
+use events::EventReader;
 use inject::{Levers, Services, inject};
 use load_run::LoadRun;
 use measure::{Labels, Measured, Timing};
-
-/// How often the proxy's events are read while the load runs.
-const EVENTS_EVERY: Duration = Duration::from_secs(1);
 
 /// How often progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -140,119 +137,150 @@ async fn experiment<S: Services>(
     stop: &mut watch::Receiver<bool>,
     on_progress: &mut impl FnMut(Progress),
 ) -> ExperimentReport {
-    let levers = Levers {
-        admin: target.admin.as_ref(),
-        toxiproxy: target.toxiproxy.as_ref(),
-        services: target.services,
-    };
-    let load_s = spec.load.duration.as_secs_f64();
     let run = match LoadRun::start(&spec.load, target.traffic, &target.host).await {
         Ok(run) => run,
         Err(reason) => return not_run(failure, spec, &format!("starting the load: {reason}")),
     };
     let began = Instant::now();
-    let began_unix_ms = unix_ms(SystemTime::now());
-    let mut events = EventLog::new(target.admin.as_ref(), began_unix_ms);
+    let events = EventReader::start(target.admin.clone(), unix_ms(SystemTime::now()));
     let mut watcher = Watcher {
         run: &run,
         began,
-        load_s,
+        load_s: spec.load.duration.as_secs_f64(),
         name: &failure.name,
         on_progress,
-        events: &mut events,
     };
-
-    let mut error = None;
-    let mut fault = None;
-    let mut steady_failed = None;
-    if watcher.until(failure.start, Phase::Steady, stop).await {
-        let so_far = run.samples();
-        steady_failed = first_failed(spec, &so_far, target, load_s, failure.start);
-        if steady_failed.is_none() {
-            match inject(&failure.cause, failure.duration, &failure.name, &levers).await {
-                Ok(injected) => {
-                    let start_s = began.elapsed().as_secs_f64();
-                    let held = watcher
-                        .until(failure.start + failure.duration, Phase::Fault, stop)
-                        .await;
-                    let removed = injected.remove(&levers).await;
-                    let end_s = began.elapsed().as_secs_f64();
-                    fault = Some(FaultWindow { start_s, end_s });
-                    if let Err(reason) = removed {
-                        error = Some(format!("taking the failure away: {reason}"));
-                    } else if held {
-                        watcher
-                            .until(spec.load.duration, Phase::Recovery, stop)
-                            .await;
-                    }
-                }
-                Err(reason) => error = Some(format!("causing the failure: {reason}")),
-            }
-        }
-    }
+    let driven = drive(spec, failure, target, &mut watcher, stop).await;
     let stopped = *stop.borrow();
-    if stopped || error.is_some() || steady_failed.is_some() {
+    if stopped || driven.error.is_some() || driven.steady_failed.is_some() {
         run.stop();
     }
     let samples = run.finish().await;
-    events.read().await;
-    let events = events.into_events();
+    let events = events.finish(target.admin.as_ref()).await;
+    findings(spec, failure, target, &samples, events, driven, stopped)
+}
 
-    let timing = Timing {
-        load: load_s,
-        fault: fault.map(|window| (window.start_s, window.end_s)),
+/// How far an experiment went.
+#[derive(Debug, Default)]
+struct Driven {
+    /// When the failure was in force, if it was caused.
+    fault: Option<FaultWindow>,
+    /// Why it stopped short, if verify could not go on.
+    error: Option<String>,
+    /// The steady-state check that failed before the fault, if one did.
+    steady_failed: Option<String>,
+}
+
+/// The experiment's steps while the load runs: steady state, inject, hold, remove, recover.
+/// The failure, once caused, is taken away on every path out.
+async fn drive<S: Services>(
+    spec: &Spec,
+    failure: &FailureMode,
+    target: &Target<'_, S>,
+    watcher: &mut Watcher<'_, impl FnMut(Progress)>,
+    stop: &mut watch::Receiver<bool>,
+) -> Driven {
+    let mut driven = Driven::default();
+    if !watcher.until(failure.start, Phase::Steady, stop).await {
+        return driven;
+    }
+    driven.steady_failed = first_failed(spec, &watcher.run.samples(), target, failure.start);
+    if driven.steady_failed.is_some() {
+        return driven;
+    }
+    let levers = Levers {
+        admin: target.admin.as_ref(),
+        toxiproxy: target.toxiproxy.as_ref(),
+        services: target.services,
     };
+    let injected = match inject(&failure.cause, failure.duration, &failure.name, &levers).await {
+        Ok(injected) => injected,
+        Err(reason) => {
+            driven.error = Some(format!("causing the failure: {reason}"));
+            return driven;
+        }
+    };
+    let start_s = watcher.began.elapsed().as_secs_f64();
+    let held = watcher
+        .until(failure.start + failure.duration, Phase::Fault, stop)
+        .await;
+    let removed = injected.remove(&levers).await;
+    let end_s = watcher.began.elapsed().as_secs_f64();
+    driven.fault = Some(FaultWindow { start_s, end_s });
+    match removed {
+        Err(reason) => driven.error = Some(format!("taking the failure away: {reason}")),
+        Ok(()) if held => {
+            watcher
+                .until(spec.load.duration, Phase::Recovery, stop)
+                .await;
+        }
+        Ok(()) => {}
+    }
+    driven
+}
+
+/// What the experiment found: every check judged on its samples and events, and how it
+/// ended.
+fn findings<S>(
+    spec: &Spec,
+    failure: &FailureMode,
+    target: &Target<'_, S>,
+    samples: &[Sample],
+    events: Vec<ProxyEvent>,
+    driven: Driven,
+    stopped: bool,
+) -> ExperimentReport {
+    let load_s = spec.load.duration.as_secs_f64();
     let measured = Measured {
-        samples: &samples,
+        samples,
         labels: &target.labels,
-        timing,
+        timing: Timing {
+            load: load_s,
+            fault: driven.fault.map(|window| (window.start_s, window.end_s)),
+        },
         events: &events,
         recovered_floor: recovered_floor(&spec.steady_state),
     };
-    let steady_before: Vec<_> = spec
+    let steady_before: Vec<Check> = spec
         .steady_state
         .iter()
-        .map(|e| measured.check_before(e))
+        .map(|expectation| measured.check_before(expectation))
         .collect();
-    let (expectations, steady_after) = if fault.is_some() {
+    let (expectations, steady_after): (Vec<Check>, Vec<Check>) = if driven.fault.is_some() {
         (
             failure
                 .expectations
                 .iter()
-                .map(|e| measured.check(e))
+                .map(|expectation| measured.check(expectation))
                 .collect(),
             spec.steady_state
                 .iter()
-                .map(|e| measured.check_after(e))
+                .map(|expectation| measured.check_after(expectation))
                 .collect(),
         )
     } else {
         (Vec::new(), Vec::new())
     };
-    if stopped && error.is_none() {
-        error = Some("verify was stopped during this experiment".into());
-    }
-    if let Some(reason) = &steady_failed {
-        error = Some(format!(
-            "the steady state did not hold before the fault ({reason}): the failure was not caused"
-        ));
-    }
     let held = steady_before
         .iter()
         .chain(&expectations)
         .chain(&steady_after)
         .all(|check| check.passed);
-    let outcome = if stopped {
-        Outcome::CouldNotRun
-    } else if steady_failed.is_some() {
+    let (outcome, error) = match (stopped, driven.steady_failed, driven.error) {
+        (true, _, error) => (
+            Outcome::CouldNotRun,
+            Some(error.unwrap_or_else(|| "verify was stopped during this experiment".into())),
+        ),
         // The system, not verify, is why the experiment stopped there.
-        Outcome::Failed
-    } else if error.is_some() {
-        Outcome::CouldNotRun
-    } else if held {
-        Outcome::Passed
-    } else {
-        Outcome::Failed
+        (false, Some(reason), _) => (
+            Outcome::Failed,
+            Some(format!(
+                "the steady state did not hold before the fault ({reason}): the failure was not caused"
+            )),
+        ),
+        (false, None, Some(error)) => (Outcome::CouldNotRun, Some(error)),
+        (false, None, None) if held => (Outcome::Passed, None),
+        (false, None, None) => (Outcome::Failed, None),
     };
     ExperimentReport {
         name: failure.name.clone(),
@@ -263,7 +291,7 @@ async fn experiment<S: Services>(
         outcome,
         error,
         load_s,
-        fault,
+        fault: driven.fault,
         steady_before,
         expectations,
         steady_after,
@@ -276,16 +304,15 @@ async fn experiment<S: Services>(
 /// The first steady-state expectation the load before the fault fails, as a sentence.
 fn first_failed<S>(
     spec: &Spec,
-    samples: &[crate::load::Sample],
+    samples: &[Sample],
     target: &Target<'_, S>,
-    load_s: f64,
     start: Duration,
 ) -> Option<String> {
     let measured = Measured {
         samples,
         labels: &target.labels,
         timing: Timing {
-            load: load_s,
+            load: spec.load.duration.as_secs_f64(),
             fault: Some((start.as_secs_f64(), start.as_secs_f64())),
         },
         events: &[],
@@ -335,17 +362,16 @@ fn not_run(failure: &FailureMode, spec: &Spec, reason: &str) -> ExperimentReport
     }
 }
 
-/// Waits through the phases of an experiment, reading events and handing progress.
-struct Watcher<'a, 'b, P> {
-    run: &'b LoadRun,
+/// Waits through the phases of an experiment, handing progress.
+struct Watcher<'a, P> {
+    run: &'a LoadRun,
     began: Instant,
     load_s: f64,
-    name: &'b str,
-    on_progress: &'b mut P,
-    events: &'b mut EventLog<'a>,
+    name: &'a str,
+    on_progress: &'a mut P,
 }
 
-impl<P: FnMut(Progress)> Watcher<'_, '_, P> {
+impl<P: FnMut(Progress)> Watcher<'_, P> {
     /// Waits until `at` after the load began in `phase`: false when stopped first.
     async fn until(
         &mut self,
@@ -355,7 +381,6 @@ impl<P: FnMut(Progress)> Watcher<'_, '_, P> {
     ) -> bool {
         let deadline = self.began + at;
         let mut progress = tokio::time::interval(PROGRESS_EVERY);
-        let mut events = tokio::time::interval(EVENTS_EVERY);
         loop {
             if *stop.borrow() {
                 return false;
@@ -373,7 +398,6 @@ impl<P: FnMut(Progress)> Watcher<'_, '_, P> {
                     let progress = self.progress(phase);
                     (self.on_progress)(progress);
                 }
-                _ = events.tick() => self.events.read().await,
             }
         }
     }
@@ -391,81 +415,6 @@ impl<P: FnMut(Progress)> Watcher<'_, '_, P> {
             errors: counts.errors,
             p99_ms: counts.recent_p99_ms,
         }
-    }
-}
-
-/// The proxy's events seen during one experiment, read again and again and merged.
-struct EventLog<'a> {
-    admin: Option<&'a Api>,
-    began_unix_ms: u64,
-    seen: BTreeSet<(u64, String, String, String)>,
-    events: Vec<ProxyEvent>,
-}
-
-impl<'a> EventLog<'a> {
-    fn new(admin: Option<&'a Api>, began_unix_ms: u64) -> Self {
-        Self {
-            admin,
-            began_unix_ms,
-            seen: BTreeSet::new(),
-            events: Vec::new(),
-        }
-    }
-
-    /// Reads the admin API's events and keeps the new ones since the load began. An
-    /// unreachable admin API is not an experiment's failure: its events are then missing,
-    /// and an expectation on them fails saying so.
-    async fn read(&mut self) {
-        let Some(admin) = self.admin else { return };
-        let Ok(answer) = admin.call(Method::GET, "/admin/events", None).await else {
-            return;
-        };
-        let Some(list) = answer.get("events").and_then(Value::as_array) else {
-            return;
-        };
-        for event in list {
-            let Some(at_ms) = event.get("at_ms").and_then(Value::as_u64) else {
-                continue;
-            };
-            if at_ms < self.began_unix_ms {
-                continue;
-            }
-            let text = |key: &str| {
-                event
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            let kind = text("kind");
-            let target = [text("cluster"), text("endpoint"), text("route")]
-                .into_iter()
-                .filter(|part| !part.is_empty())
-                .collect::<Vec<_>>()
-                .join("/");
-            let detail = text("detail");
-            if !self
-                .seen
-                .insert((at_ms, kind.clone(), target.clone(), detail.clone()))
-            {
-                continue;
-            }
-            self.events.push(ProxyEvent {
-                t: (at_ms - self.began_unix_ms) as f64 / 1000.0,
-                kind,
-                target,
-                detail,
-                failure: event
-                    .get("failure")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-            });
-        }
-    }
-
-    fn into_events(mut self) -> Vec<ProxyEvent> {
-        self.events.sort_by(|a, b| a.t.total_cmp(&b.t));
-        self.events
     }
 }
 
