@@ -134,7 +134,9 @@ impl Api {
     }
 }
 
-/// What an error answer says: its JSON `error` (Blastwall's, Toxiproxy's), else its text.
+/// What an error answer says: its JSON `error` (Blastwall's, Toxiproxy's), else its text;
+/// one line, its control characters shown as `�` (a terminal prints the report's errors, and
+/// an answer's escape sequences must not drive it), at most 500 bytes.
 fn reason(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let said = serde_json::from_slice::<Value>(bytes)
@@ -145,7 +147,15 @@ fn reason(bytes: &[u8]) -> String {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         });
-    let mut said = said.unwrap_or_else(|| text.trim().to_owned());
+    let mut said: String = said
+        .unwrap_or_else(|| text.trim().to_owned())
+        .chars()
+        .map(|character| match character {
+            '\n' | '\r' | '\t' => ' ',
+            control if control.is_control() => '\u{FFFD}',
+            other => other,
+        })
+        .collect();
     if said.len() > 500 {
         let cut = (0..=500)
             .rev()
@@ -167,5 +177,12 @@ mod tests {
         assert_eq!(reason(b" plain words \n"), "plain words");
         let long = "é".repeat(400);
         assert!(reason(long.as_bytes()).ends_with('…'));
+    }
+
+    #[test]
+    fn an_error_answer_cannot_drive_the_terminal_it_is_printed_on() {
+        let said = reason(br#"{"error":"\u001b]0;pwned\u0007\u001b[2Jgone\r\nnext"}"#);
+        assert_eq!(said, "\u{FFFD}]0;pwned\u{FFFD}\u{FFFD}[2Jgone  next");
+        assert_eq!(reason(b"a\x1b[31mred\x00"), "a\u{FFFD}[31mred\u{FFFD}");
     }
 }
