@@ -143,12 +143,23 @@ pub async fn inject<S: Services>(
                 }
             };
             let path = format!("/proxies/{}/toxics", path_segment(proxy));
-            api.call(Method::POST, &path, Some(&Value::Object(toxic)))
-                .await?;
-            Ok(Injected::Toxic {
+            let injected = Injected::Toxic {
                 proxy: proxy.clone(),
                 name,
-            })
+            };
+            match api
+                .call(Method::POST, &path, Some(&Value::Object(toxic)))
+                .await
+            {
+                Ok(_) => Ok(injected),
+                // No answer (timed out, cut off): Toxiproxy may have made the toxic all the
+                // same, and a toxic has no ttl; it is deleted by its name, best effort.
+                Err(error) if error.status.is_none() => {
+                    let _ = injected.remove(levers).await;
+                    Err(error.into())
+                }
+                Err(error) => Err(error.into()),
+            }
         }
         Cause::Kill(name) => {
             levers.services.kill(name).await?;
@@ -351,6 +362,30 @@ mod tests {
         assert!(
             error.contains("no rule id") && error.contains("ttl"),
             "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_toxic_whose_post_got_no_answer_is_deleted_all_the_same() {
+        // Every connection is cut without an answer: the POST fails with no status.
+        let (toxiproxy, seen) = canned("").await;
+        let levers = Levers {
+            admin: None,
+            toxiproxy: Some(&toxiproxy),
+            services: &NoServices,
+        };
+        let cause = Cause::Toxic {
+            proxy: "shop".into(),
+            toxic: serde_json::Map::new(),
+        };
+        let made = inject(&cause, Duration::from_secs(2), "x", &levers).await;
+        assert!(made.is_err());
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            [
+                "POST /proxies/shop/toxics HTTP/1.1",
+                "DELETE /proxies/shop/toxics/blastwall-verify-x HTTP/1.1"
+            ]
         );
     }
 
