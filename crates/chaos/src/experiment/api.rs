@@ -2,7 +2,10 @@
 //! (fault rules, events) and a Toxiproxy API (toxics), each bounded in time, JSON both ways.
 //!
 //! Errors are sentences for the report ("POST /admin/faults: 400 …: the proxy's words"), as
-//! a person reading why an experiment could not run needs the other side's reason.
+//! a person reading why an experiment could not run needs the other side's reason. A
+//! [`CallError`] also keeps the answer's status apart from its words, so a caller that takes
+//! a 404 as "gone already" asks the status, never the sentence (whose URL, port or quoted
+//! answer may hold "404" too).
 
 use std::time::Duration;
 
@@ -19,6 +22,37 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The largest answer read (the events log is the largest, a few hundred KiB at most).
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
+
+/// Why a call failed: a sentence for the report and, when there was an answer, its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// The answer's status; `None` when there was no answer (refused, timed out, cut off).
+    pub status: Option<StatusCode>,
+    message: String,
+}
+
+impl CallError {
+    fn unanswered(message: String) -> Self {
+        Self {
+            status: None,
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl From<CallError> for String {
+    fn from(error: CallError) -> Self {
+        error.message
+    }
+}
 
 /// One HTTP API: its base URL and, for the admin API, its bearer token.
 #[derive(Debug, Clone)]
@@ -45,7 +79,7 @@ impl Api {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, CallError> {
         let what = format!("{method} {path}");
         let uri = format!("{}{}", self.base.to_string().trim_end_matches('/'), path);
         // NOTE: Blastwall's admin API takes a mutating call only with a JSON content type,
@@ -61,7 +95,7 @@ impl Api {
         let body = body.map_or_else(Bytes::new, |body| Bytes::from(body.to_string()));
         let request = request
             .body(Full::new(body))
-            .map_err(|error| format!("{what}: {error}"))?;
+            .map_err(|error| CallError::unanswered(format!("{what}: {error}")))?;
         let exchange = async {
             let response = self
                 .client
@@ -78,20 +112,31 @@ impl Api {
         };
         let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, exchange)
             .await
-            .map_err(|_| format!("{what} at {uri}: no answer within {CALL_TIMEOUT:?}"))?
-            .map_err(|error| format!("{what} at {uri}: {error}"))?;
+            .map_err(|_| {
+                CallError::unanswered(format!(
+                    "{what} at {uri}: no answer within {CALL_TIMEOUT:?}"
+                ))
+            })?
+            .map_err(|error| CallError::unanswered(format!("{what} at {uri}: {error}")))?;
         if !status.is_success() {
-            return Err(format!("{what}: {status}: {}", reason(&bytes)));
+            return Err(CallError {
+                status: Some(status),
+                message: format!("{what}: {status}: {}", reason(&bytes)),
+            });
         }
         if bytes.is_empty() || status == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|error| format!("{what}: the answer is not JSON: {error}"))
+        serde_json::from_slice(&bytes).map_err(|error| CallError {
+            status: Some(status),
+            message: format!("{what}: the answer is not JSON: {error}"),
+        })
     }
 }
 
-/// What an error answer says: its JSON `error` (Blastwall's, Toxiproxy's), else its text.
+/// What an error answer says: its JSON `error` (Blastwall's, Toxiproxy's), else its text;
+/// one line, its control characters shown as `�` (a terminal prints the report's errors, and
+/// an answer's escape sequences must not drive it), at most 500 bytes.
 fn reason(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let said = serde_json::from_slice::<Value>(bytes)
@@ -102,7 +147,15 @@ fn reason(bytes: &[u8]) -> String {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         });
-    let mut said = said.unwrap_or_else(|| text.trim().to_owned());
+    let mut said: String = said
+        .unwrap_or_else(|| text.trim().to_owned())
+        .chars()
+        .map(|character| match character {
+            '\n' | '\r' | '\t' => ' ',
+            control if control.is_control() => '\u{FFFD}',
+            other => other,
+        })
+        .collect();
     if said.len() > 500 {
         let cut = (0..=500)
             .rev()
@@ -124,5 +177,12 @@ mod tests {
         assert_eq!(reason(b" plain words \n"), "plain words");
         let long = "é".repeat(400);
         assert!(reason(long.as_bytes()).ends_with('…'));
+    }
+
+    #[test]
+    fn an_error_answer_cannot_drive_the_terminal_it_is_printed_on() {
+        let said = reason(br#"{"error":"\u001b]0;pwned\u0007\u001b[2Jgone\r\nnext"}"#);
+        assert_eq!(said, "\u{FFFD}]0;pwned\u{FFFD}\u{FFFD}[2Jgone  next");
+        assert_eq!(reason(b"a\x1b[31mred\x00"), "a\u{FFFD}[31mred\u{FFFD}");
     }
 }

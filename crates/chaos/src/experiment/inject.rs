@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use http::Method;
+use http::{Method, StatusCode};
 use serde_json::Value;
 
 use super::api::Api;
@@ -122,10 +122,13 @@ pub async fn inject<S: Services>(
             let made = admin
                 .call(Method::POST, "/admin/faults", Some(&Value::Object(rule)))
                 .await?;
-            let id = made
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or("POST /admin/faults: the answer has no rule id")?;
+            let id = made.get("id").and_then(Value::as_str).ok_or_else(|| {
+                format!(
+                    "POST /admin/faults: the answer has no rule id, so verify cannot delete the rule: it lives until its ttl ({} ms)",
+                    ttl.as_millis()
+                )
+            })?;
+            usable_id(id, ttl)?;
             Ok(Injected::Fault(id.to_owned()))
         }
         Cause::Toxic { proxy, toxic } => {
@@ -140,12 +143,23 @@ pub async fn inject<S: Services>(
                 }
             };
             let path = format!("/proxies/{}/toxics", path_segment(proxy));
-            api.call(Method::POST, &path, Some(&Value::Object(toxic)))
-                .await?;
-            Ok(Injected::Toxic {
+            let injected = Injected::Toxic {
                 proxy: proxy.clone(),
                 name,
-            })
+            };
+            match api
+                .call(Method::POST, &path, Some(&Value::Object(toxic)))
+                .await
+            {
+                Ok(_) => Ok(injected),
+                // No answer (timed out, cut off): Toxiproxy may have made the toxic all the
+                // same, and a toxic has no ttl; it is deleted by its name, best effort.
+                Err(error) if error.status.is_none() => {
+                    let _ = injected.remove(levers).await;
+                    Err(error.into())
+                }
+                Err(error) => Err(error.into()),
+            }
         }
         Cause::Kill(name) => {
             levers.services.kill(name).await?;
@@ -172,9 +186,10 @@ impl Injected {
                     .ok_or("a fault rule needs the proxy's admin API")?;
                 let path = format!("/admin/faults/{}", path_segment(id));
                 match admin.call(Method::DELETE, &path, None).await {
-                    // Gone already: its ttl ran out, or someone cleared the rules.
-                    Err(error) if error.contains("404") => Ok(()),
-                    other => other.map(drop),
+                    // Gone already: its ttl ran out, or someone cleared the rules. The status
+                    // says so, not the error's words (its URL's port may hold "404" too).
+                    Err(error) if error.status == Some(StatusCode::NOT_FOUND) => Ok(()),
+                    other => other.map(drop).map_err(String::from),
                 }
             }
             Injected::Toxic { proxy, name } => {
@@ -184,7 +199,10 @@ impl Injected {
                     path_segment(proxy),
                     path_segment(name)
                 );
-                api.call(Method::DELETE, &path, None).await.map(drop)
+                api.call(Method::DELETE, &path, None)
+                    .await
+                    .map(drop)
+                    .map_err(String::from)
             }
             Injected::Killed(name) => levers.services.restart(name).await,
             Injected::Stopped(name) => levers.services.resume(name).await,
@@ -193,9 +211,37 @@ impl Injected {
     }
 }
 
+/// The longest rule id taken from an answer (Blastwall's are `f1`, `f2`, …).
+const MAX_ID: usize = 128;
+
+/// Whether the rule id an answer gave can be deleted by its own path, and only it: a few
+/// unreserved characters, not `.` or `..` (which a server or a proxy in front of it may
+/// resolve to the rules' collection, whose DELETE clears every rule, not just verify's).
+fn usable_id(id: &str, ttl: Duration) -> Result<(), String> {
+    let unreserved =
+        |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~');
+    if !id.is_empty()
+        && id.len() <= MAX_ID
+        && id.bytes().all(unreserved)
+        && id.bytes().any(|byte| byte != b'.')
+    {
+        return Ok(());
+    }
+    let shown: String = id.chars().take(40).collect();
+    Err(format!(
+        "POST /admin/faults: the answer's rule id {shown:?}{} is not one verify can delete by its path (1 to {MAX_ID} letters, digits, `-`, `_`, `.`, `~`): the rule lives until its ttl ({} ms)",
+        if shown.len() < id.len() { "…" } else { "" },
+        ttl.as_millis()
+    ))
+}
+
 /// `text` as one path segment: everything but unreserved characters percent-encoded, so a
-/// name from a spec or an answer cannot reach another path.
+/// name from a spec or an answer cannot reach another path; `.` and `..` are encoded too, as
+/// a server (or a proxy in front of it) resolves those as relative steps.
 fn path_segment(text: &str) -> String {
+    if text.bytes().all(|byte| byte == b'.') {
+        return text.bytes().map(|_| "%2E").collect();
+    }
     let mut encoded = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
@@ -209,11 +255,162 @@ fn path_segment(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::path_segment;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An admin API on a raw socket that answers every request with `answer` (a whole HTTP
+    /// response) and keeps each request's first line.
+    async fn canned(answer: &'static str) -> (Api, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let lines = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let lines = lines.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match socket.read(&mut byte).await {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let length = head
+                        .lines()
+                        .filter_map(|line| line.split_once(':'))
+                        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    let _ = socket.read_exact(&mut body).await;
+                    let first = head.lines().next().unwrap_or("").to_owned();
+                    lines.lock().expect("lock").push(first);
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        let api = Api::new(format!("http://{addr}").parse().expect("uri"), None);
+        (api, seen)
+    }
+
+    fn levers(admin: &Api) -> Levers<'_, NoServices> {
+        Levers {
+            admin: Some(admin),
+            toxiproxy: None,
+            services: &NoServices,
+        }
+    }
+
+    fn abort_rule() -> Cause {
+        let rule = serde_json::json!({"route": "x", "abort": 500});
+        let Value::Object(rule) = rule else {
+            unreachable!("a JSON object")
+        };
+        Cause::Fault(rule)
+    }
+
+    #[tokio::test]
+    async fn a_delete_refused_with_404_in_its_words_is_not_taken_for_a_rule_gone() {
+        let (admin, seen) = canned(
+            "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 28\r\nconnection: close\r\n\r\n{\"error\":\"storage 404 lost\"}",
+        )
+        .await;
+        let removed = Injected::Fault("f1".into()).remove(&levers(&admin)).await;
+        let error = removed.expect_err("a 500 is not a removal");
+        assert!(error.contains("500"), "{error}");
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            ["DELETE /admin/faults/f1 HTTP/1.1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_delete_answered_404_is_a_rule_gone_already() {
+        let (admin, _) =
+            canned("HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+        let removed = Injected::Fault("f1".into()).remove(&levers(&admin)).await;
+        assert_eq!(removed, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_rule_made_with_a_hostile_id_is_refused_naming_its_ttl() {
+        let (admin, _) = canned(
+            "HTTP/1.1 201 Created\r\ncontent-length: 16\r\nconnection: close\r\n\r\n{\"id\":\"../../x\"}",
+        )
+        .await;
+        let made = inject(&abort_rule(), Duration::from_secs(2), "x", &levers(&admin)).await;
+        let error = made.expect_err("a hostile id is not an injected fault");
+        assert!(error.contains("12000 ms"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_rule_made_without_an_id_says_it_lives_until_its_ttl() {
+        let (admin, _) =
+            canned("HTTP/1.1 201 Created\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+        let made = inject(&abort_rule(), Duration::from_secs(2), "x", &levers(&admin)).await;
+        let error = made.expect_err("no id");
+        assert!(
+            error.contains("no rule id") && error.contains("ttl"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_toxic_whose_post_got_no_answer_is_deleted_all_the_same() {
+        // Every connection is cut without an answer: the POST fails with no status.
+        let (toxiproxy, seen) = canned("").await;
+        let levers = Levers {
+            admin: None,
+            toxiproxy: Some(&toxiproxy),
+            services: &NoServices,
+        };
+        let cause = Cause::Toxic {
+            proxy: "shop".into(),
+            toxic: serde_json::Map::new(),
+        };
+        let made = inject(&cause, Duration::from_secs(2), "x", &levers).await;
+        assert!(made.is_err());
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            [
+                "POST /proxies/shop/toxics HTTP/1.1",
+                "DELETE /proxies/shop/toxics/blastwall-verify-x HTTP/1.1"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_ids_that_name_one_rule_by_their_path_are_usable() {
+        let ttl = Duration::from_secs(12);
+        assert_eq!(usable_id("f12", ttl), Ok(()));
+        assert_eq!(usable_id("a.b-c_d~", ttl), Ok(()));
+        for hostile in ["", ".", "..", "../../x", "%2e%2e", "a/b", "f1?x=1", "é"] {
+            assert!(usable_id(hostile, ttl).is_err(), "{hostile:?}");
+        }
+        let long = "A".repeat(10 * 1024);
+        let error = usable_id(&long, ttl).expect_err("10 KB");
+        assert!(
+            error.len() < 400,
+            "the error quotes a little of it: {error}"
+        );
+    }
 
     #[test]
     fn a_name_cannot_leave_its_path_segment() {
         assert_eq!(path_segment("f12"), "f12");
         assert_eq!(path_segment("../admin?x=1"), "..%2Fadmin%3Fx%3D1");
+        assert_eq!(path_segment(".."), "%2E%2E");
+        assert_eq!(path_segment("."), "%2E");
+        assert_eq!(path_segment("a..b"), "a..b");
     }
 }

@@ -227,9 +227,11 @@ impl Measured<'_> {
         let first = end.ceil() as u64;
         let last = self.timing.load.floor() as u64;
         // Walking back from the load's end, the earliest second from which every second
-        // after it held the floor.
-        let mut recovered_at = None;
-        for second in (first..last).rev() {
+        // after it held the floor. The seconds after the last request (a stopped load's,
+        // of a spec's "100 years") have none, so hold: the walk starts at the last request.
+        let walk_from = last.min(self.busy_seconds().max(first));
+        let mut recovered_at = (walk_from < last).then_some(walk_from as f64);
+        for second in (first..walk_from).rev() {
             let span = (second as f64, second as f64 + 1.0);
             let requests = self.select(span, scope);
             if !requests.is_empty() && availability(&requests) < floor {
@@ -258,6 +260,15 @@ impl Measured<'_> {
         }
     }
 
+    /// The seconds from the load's start to the end of the one the last request was due in.
+    fn busy_seconds(&self) -> u64 {
+        self.samples
+            .iter()
+            .map(|sample| sample.due.as_secs().saturating_add(1))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether the requests from `end` to `first` held `floor`.
     fn held_from(&self, end: f64, first: u64, scope: &Scope, floor: f64) -> bool {
         let requests = self.select((end, first as f64), scope);
@@ -282,9 +293,11 @@ impl Measured<'_> {
         totals
     }
 
-    /// One point per whole or partial second of load.
+    /// One point per whole or partial second of load, up to the last request's: a stopped
+    /// load (of a spec's "100 years") ends there.
     pub fn timeline(&self) -> Vec<Second> {
-        let seconds = self.timing.load.ceil().max(0.0) as usize;
+        let seconds = (self.timing.load.ceil().max(0.0) as u64).min(self.busy_seconds());
+        let seconds = usize::try_from(seconds).unwrap_or(usize::MAX);
         let mut buckets: Vec<Vec<&Sample>> = vec![Vec::new(); seconds];
         for sample in self.samples {
             let second = sample.due.as_secs() as usize;

@@ -429,3 +429,47 @@ fn a_request_in_flight_when_the_fault_came_is_not_the_steady_states() {
     ));
     assert!(!run.passed, "the whole run still counts it");
 }
+
+#[test]
+fn a_load_of_a_hundred_years_stopped_early_is_measured_up_to_its_last_request() {
+    // The spec accepts a load of "100 years"; Ctrl-C after 40 s leaves 40 s of requests.
+    let samples = load(40, |second| (10..13).contains(&second));
+    let labels = Labels::default();
+    let measured = Measured {
+        timing: Timing {
+            load: Duration::from_secs(100 * 365 * 24 * 3600).as_secs_f64(),
+            fault: Some((10.0, 12.0)),
+        },
+        ..measured(&samples, &labels, &[])
+    };
+    let started = std::time::Instant::now();
+    assert_eq!(measured.timeline().len(), 40);
+    let check = measured.check(&expect(
+        Metric::TimeToRecover {
+            at_most: Duration::from_secs(5),
+        },
+        Window::Recovery,
+        Scope::All,
+    ));
+    assert_eq!(check.measured, Some(1.0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no walk over the years"
+    );
+}
+
+#[test]
+fn the_seconds_after_the_last_request_count_as_held_as_before() {
+    // Requests end at 35 s of a 40 s load (fault 10 s to 30 s): the walk back starts at
+    // them, and finds the last bad second as a walk from 40 s would.
+    let check = recover(&load(35, |second| (10..33).contains(&second)));
+    assert_eq!(check.measured, Some(3.0));
+    let ended_in_the_fault = recover(&load(20, |second| second >= 10));
+    assert_eq!(ended_in_the_fault.measured, Some(0.0));
+    let empty = recover(&[]);
+    assert_eq!(
+        empty.measured,
+        Some(0.0),
+        "no request at all: nothing failed"
+    );
+}

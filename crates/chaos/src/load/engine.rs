@@ -264,6 +264,9 @@ const LEAD: Duration = Duration::from_millis(1);
 
 /// Queues every request at its due time (up to [`LEAD`] early), catching up at once after
 /// a late wake-up, until all are queued or `stop` completes (then when, from the start).
+/// How many requests the dispatcher queues in a row before it lets other tasks run.
+const YIELD_EVERY: u64 = 1024;
+
 async fn dispatch(
     timetable: &Timetable,
     picker: &mut Picker,
@@ -283,6 +286,15 @@ async fn dispatch(
                 return None;
             }
             queued += 1;
+            if queued % YIELD_EVERY == 0 {
+                // A rate faster than jobs can be queued keeps this loop busy for good: it
+                // still lets the stop (and the runtime's other tasks) in.
+                tokio::select! {
+                    biased;
+                    () = stop.as_mut() => return Some(shared.stop()),
+                    () = tokio::task::yield_now() => {}
+                }
+            }
         }
         if queued < timetable.total() {
             let next = start + timetable.due(queued);

@@ -193,3 +193,34 @@ async fn the_closed_loop_draws_kinds_by_weight_and_stops_on_request_too() {
     assert!(samples.len() >= 10);
     assert_eq!(summary.total.requests, samples.len() as u64);
 }
+
+#[tokio::test]
+async fn a_rate_faster_than_requests_can_be_queued_still_stops_when_told() {
+    // A server that accepts and never answers, and a rate (the spec allows up to u32::MAX a
+    // second) the dispatcher cannot keep up with: it is busy queueing for good, and only
+    // its own pauses let the stop (here a timer on this one thread) be seen.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("bound");
+    let _held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut plan = plan(
+        addr,
+        Timetable::new(4e9, None, Some(Duration::from_secs(60))),
+    );
+    plan.connections = 1;
+    plan.timeout = Duration::from_millis(50);
+    let (_, samples) = run_sampled(
+        plan,
+        || {},
+        SampleLog::new(),
+        tokio::time::sleep(Duration::from_millis(20)),
+    )
+    .await;
+    assert!(!samples.is_empty());
+}
