@@ -54,6 +54,9 @@ enum Command {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run(_) | Command::Mock(_)) {
+        topology::die_with_parent();
+    }
     let threads = match &cli.command {
         Command::Run(args) => args.worker_threads(),
         _ => None,

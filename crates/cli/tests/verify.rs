@@ -407,3 +407,78 @@ endpoints = [{{ address = "{through}" }}]
     let (_, _, faults) = get(&admin_url(&proxy, "/admin/faults")).await;
     assert!(faults.contains("\"runtime_rules\":0"), "{faults}");
 }
+
+#[test]
+fn a_report_folder_that_cannot_be_written_stops_verify_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let spec = dir.path().join("small.toml");
+    std::fs::write(&spec, small_topology(r#"{ kill = "api" }"#, "")).expect("spec written");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").expect("file written");
+    let started = std::time::Instant::now();
+    let (stdout, stderr) = verify(&spec, &file, 2);
+    assert!(stderr.contains("the reports' folder"), "{stderr}");
+    assert!(!stdout.contains("api-down"), "no experiment ran: {stdout}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "refused before the 4 s load"
+    );
+}
+
+/// The children of process `parent`, from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid …: the ppid is the second field after the last ')'.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            after.split_whitespace().nth(1) == Some(parent.to_string().as_str())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_verify_killed_outright_takes_the_processes_it_started_with_it() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let spec = dir.path().join("small.toml");
+    let long = small_topology(r#"{ kill = "api" }"#, "")
+        .replace("duration = \"4s\"", "duration = \"30s\"");
+    std::fs::write(&spec, long).expect("spec written");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blastwall"))
+        .args(["verify", "--quiet", "--report"])
+        .arg(dir.path().join("report"))
+        .arg(&spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("verify starts");
+    let verify_pid = child.id();
+    let mut started = Vec::new();
+    let both = eventually(Duration::from_secs(20), || {
+        started = children_of(verify_pid);
+        let ready = started.len() == 2;
+        async move { ready }
+    })
+    .await;
+    assert!(both, "verify started the mock and the proxy: {started:?}");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let gone = eventually(Duration::from_secs(10), || {
+        let alive: Vec<u32> = started
+            .iter()
+            .copied()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| !stat.contains(") Z "))
+            })
+            .collect();
+        async move { alive.is_empty() }
+    })
+    .await;
+    assert!(gone, "the mock and the proxy died with verify: {started:?}");
+}

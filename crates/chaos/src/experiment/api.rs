@@ -147,15 +147,7 @@ fn reason(bytes: &[u8]) -> String {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         });
-    let mut said: String = said
-        .unwrap_or_else(|| text.trim().to_owned())
-        .chars()
-        .map(|character| match character {
-            '\n' | '\r' | '\t' => ' ',
-            control if control.is_control() => '\u{FFFD}',
-            other => other,
-        })
-        .collect();
+    let mut said = crate::report::one_line(&said.unwrap_or_else(|| text.trim().to_owned()));
     if said.len() > 500 {
         let cut = (0..=500)
             .rev()

@@ -24,6 +24,9 @@ const EVERY: Duration = Duration::from_secs(1);
 const MAX_EVENTS: usize = 10_000;
 /// The most characters of an event's text kept.
 const MAX_TEXT: usize = 512;
+/// How far ahead of this machine's clock an event may be dated (clocks differ a little);
+/// one dated later is not believed (it would count as detecting a failure not yet caused).
+const CLOCK_SKEW_MS: u64 = 60_000;
 
 /// Reads the events while an experiment runs.
 pub(super) struct EventReader {
@@ -82,9 +85,10 @@ async fn read(admin: &Api, log: &Mutex<EventLog>) {
         return;
     };
     if let Some(list) = answer.get("events").and_then(Value::as_array) {
+        let now_ms = super::unix_ms(std::time::SystemTime::now());
         log.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .merge(list);
+            .merge(list, now_ms);
     }
 }
 
@@ -104,8 +108,9 @@ impl EventLog {
         }
     }
 
-    /// Keeps the events of `list` not seen before that happened since the load began.
-    fn merge(&mut self, list: &[Value]) {
+    /// Keeps the events of `list` not seen before that happened since the load began and by
+    /// `now_ms` (give or take the clocks' skew).
+    fn merge(&mut self, list: &[Value], now_ms: u64) {
         for event in list {
             if self.events.len() >= MAX_EVENTS {
                 return;
@@ -116,6 +121,9 @@ impl EventLog {
             let Some(since) = at_ms.checked_sub(self.began_unix_ms) else {
                 continue;
             };
+            if at_ms > now_ms.saturating_add(CLOCK_SKEW_MS) {
+                continue;
+            }
             let text = |key: &str| {
                 let text = event.get(key).and_then(Value::as_str).unwrap_or("");
                 text.chars().take(MAX_TEXT).collect::<String>()
@@ -161,8 +169,8 @@ mod tests {
             json!({"at_ms": 12_500, "kind": "breaker_opened", "cluster": "payments", "detail": "x", "failure": true}),
             json!({"at_ms": 11_000, "kind": "endpoint_ejected", "cluster": "checkout", "endpoint": "127.0.0.1:1", "detail": "y"}),
         ];
-        log.merge(&events);
-        log.merge(&events);
+        log.merge(&events, 20_000);
+        log.merge(&events, 20_000);
         assert_eq!(log.events.len(), 2);
         assert_eq!(log.events[0].t, 2.5);
         assert_eq!(log.events[0].target, "payments");
@@ -171,18 +179,33 @@ mod tests {
     }
 
     #[test]
+    fn an_event_dated_past_the_clock_and_its_skew_is_not_believed() {
+        let mut log = EventLog::new(0);
+        let events = [
+            json!({"at_ms": 70_000, "kind": "breaker_opened"}),
+            json!({"at_ms": 50_000, "kind": "endpoint_ejected"}),
+        ];
+        log.merge(&events, 5_000);
+        let kinds: Vec<&str> = log.events.iter().map(|event| event.kind.as_str()).collect();
+        assert_eq!(kinds, ["endpoint_ejected"]);
+    }
+
+    #[test]
     fn a_hostile_admin_api_cannot_grow_the_log_without_bound() {
         let mut log = EventLog::new(0);
-        let huge = "x".repeat(100_000);
+        let huge = "x".repeat(4 * MAX_TEXT);
         let events: Vec<Value> = (0..MAX_EVENTS as u64 + 50)
             .map(|at| json!({"at_ms": at, "kind": "k", "detail": huge}))
             .collect();
-        log.merge(&events);
-        log.merge(&[
-            json!({"at_ms": "soon"}),
-            json!(null),
-            json!({"at_ms": u64::MAX, "kind": 7}),
-        ]);
+        log.merge(&events, 20_000);
+        log.merge(
+            &[
+                json!({"at_ms": "soon"}),
+                json!(null),
+                json!({"at_ms": u64::MAX, "kind": 7}),
+            ],
+            u64::MAX,
+        );
         assert_eq!(log.events.len(), MAX_EVENTS);
         assert!(
             log.events

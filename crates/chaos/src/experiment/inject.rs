@@ -134,19 +134,22 @@ pub async fn inject<S: Services>(
         Cause::Toxic { proxy, toxic } => {
             let api = levers.toxiproxy.ok_or("a toxic needs a Toxiproxy API")?;
             let mut toxic = toxic.clone();
-            let name = match toxic.get("name").and_then(Value::as_str) {
-                Some(name) => name.to_owned(),
-                None => {
-                    let name = format!("blastwall-verify-{experiment}");
-                    toxic.insert("name".into(), Value::String(name.clone()));
-                    name
-                }
-            };
-            let path = format!("/proxies/{}/toxics", path_segment(proxy));
+            let given = toxic.get("name").and_then(Value::as_str).map(str::to_owned);
             let injected = Injected::Toxic {
                 proxy: proxy.clone(),
-                name,
+                name: given
+                    .clone()
+                    .unwrap_or_else(|| format!("blastwall-verify-{experiment}")),
             };
+            if given.is_none() {
+                // A verify killed outright left its own toxic behind (Toxiproxy has no
+                // ttl): gone first, best effort, or this run's would be refused (409).
+                let _ = injected.remove(levers).await;
+                if let Injected::Toxic { name, .. } = &injected {
+                    toxic.insert("name".into(), Value::String(name.clone()));
+                }
+            }
+            let path = format!("/proxies/{}/toxics", path_segment(proxy));
             match api
                 .call(Method::POST, &path, Some(&Value::Object(toxic)))
                 .await
@@ -367,7 +370,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_toxic_whose_post_got_no_answer_is_deleted_all_the_same() {
-        // Every connection is cut without an answer: the POST fails with no status.
+        // Every connection is cut without an answer: the POST fails with no status. (The
+        // first DELETE clears what a verify killed outright may have left of its own.)
         let (toxiproxy, seen) = canned("").await;
         let levers = Levers {
             admin: None,
@@ -383,6 +387,7 @@ mod tests {
         assert_eq!(
             *seen.lock().expect("lock"),
             [
+                "DELETE /proxies/shop/toxics/blastwall-verify-x HTTP/1.1",
                 "POST /proxies/shop/toxics HTTP/1.1",
                 "DELETE /proxies/shop/toxics/blastwall-verify-x HTTP/1.1"
             ]

@@ -123,12 +123,17 @@ impl Measured<'_> {
                     && due < span.1
                     && (sample.due + sample.latency).as_secs_f64() < ended_by
             })
-            .filter(|sample| match scope {
-                Scope::All => true,
-                Scope::Route(route) => self.labels.route(sample) == Some(route),
-                Scope::Class(class) => self.labels.class(sample) == class,
-            })
+            .filter(|sample| self.in_scope(sample, scope))
             .collect()
+    }
+
+    /// Whether `sample` is one of the requests `scope` counts.
+    fn in_scope(&self, sample: &Sample, scope: &Scope) -> bool {
+        match scope {
+            Scope::All => true,
+            Scope::Route(route) => self.labels.route(sample) == Some(route),
+            Scope::Class(class) => self.labels.class(sample) == class,
+        }
     }
 
     /// Judges a failure mode's expectation over its own window.
@@ -230,14 +235,22 @@ impl Measured<'_> {
         // after it held the floor. The seconds after the last request (a stopped load's,
         // of a spec's "100 years") have none, so hold: the walk starts at the last request.
         let walk_from = last.min(self.busy_seconds().max(first));
+        // (available, requests) of each second from `first`, in one pass over the samples.
+        let mut seconds = vec![(0_u64, 0_u64); (walk_from - first) as usize];
+        for sample in self.samples {
+            let second = sample.due.as_secs();
+            if (first..walk_from).contains(&second) && self.in_scope(sample, scope) {
+                let counts = &mut seconds[(second - first) as usize];
+                counts.0 += u64::from(is_available(sample));
+                counts.1 += 1;
+            }
+        }
         let mut recovered_at = (walk_from < last).then_some(walk_from as f64);
-        for second in (first..walk_from).rev() {
-            let span = (second as f64, second as f64 + 1.0);
-            let requests = self.select(span, scope);
-            if !requests.is_empty() && availability(&requests) < floor {
+        for (index, (available, requests)) in seconds.into_iter().enumerate().rev() {
+            if requests > 0 && (available as f64) < floor * requests as f64 {
                 break;
             }
-            recovered_at = Some(second as f64);
+            recovered_at = Some((first + index as u64) as f64);
         }
         match recovered_at {
             Some(at) => {

@@ -34,6 +34,19 @@ pub(super) fn escape(text: &str) -> String {
     out
 }
 
+/// `text` as one line a terminal prints as it is: line breaks and tabs become spaces, other
+/// control characters `�`, so words from a spec or an answer cannot drive the terminal
+/// (escape sequences) nor forge lines of the output.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|character| match character {
+            '\n' | '\r' | '\t' => ' ',
+            control if control.is_control() => REPLACEMENT,
+            other => other,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +76,11 @@ mod tests {
     #[test]
     fn tabs_and_newlines_survive_as_references() {
         assert_eq!(escape("a\tb\nc\rd"), "a&#9;b&#10;c&#13;d");
+    }
+
+    #[test]
+    fn one_line_cannot_drive_a_terminal_nor_forge_a_line() {
+        assert_eq!(one_line("a\x1b[2Jb\nc\u{9b}d"), "a\u{FFFD}[2Jb c\u{FFFD}d");
     }
 
     #[test]

@@ -38,6 +38,19 @@ pub fn write_all(report: &VerifyReport, dir: &Path) -> io::Result<Paths> {
     Ok(paths)
 }
 
+/// Makes sure the reports can be written in `dir` before a run: the folder made, a file
+/// written in it and removed. A run of minutes must not end on "cannot write".
+///
+/// # Errors
+///
+/// What the file system says, with the path it was said about.
+pub fn prepare(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir).map_err(|error| about(dir, error))?;
+    let probe = dir.join(format!(".probe.{}.tmp", std::process::id()));
+    fs::write(&probe, b"").map_err(|error| about(&probe, error))?;
+    fs::remove_file(&probe).map_err(|error| about(&probe, error))
+}
+
 /// Writes `contents` to `path` through a temporary file in the same folder and a rename.
 fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let name = path

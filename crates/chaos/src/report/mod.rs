@@ -20,7 +20,8 @@ mod svg;
 #[cfg(test)]
 mod tests;
 
-pub use files::{Paths, write_all};
+pub use escape::one_line;
+pub use files::{Paths, prepare, write_all};
 pub use model::{
     Check, ExperimentReport, FaultWindow, Outcome, ProxyEvent, Second, Sources, Totals,
     VerifyReport,

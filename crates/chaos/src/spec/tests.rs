@@ -462,3 +462,41 @@ fn a_running_systems_route_scope_needs_a_request_that_names_the_route() {
     let spec = Spec::parse(&named, Path::new("t.toml")).unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(spec.load.requests[0].route.as_deref(), Some("checkout"));
 }
+
+#[test]
+fn a_spec_past_what_one_load_generator_can_do_is_refused_not_a_panic() {
+    for (from, to, says) in [
+        ("rate = 50", "rate = 4000000000", "`rate`: from 1 to 100000"),
+        (
+            "duration = \"30s\"",
+            "duration = \"100years\"",
+            "at most 1day",
+        ),
+        (
+            "rate = 50\nduration = \"30s\"",
+            "rate = 1000\nduration = \"4h\"",
+            "at most 10000000 requests an experiment",
+        ),
+        (
+            "start = \"5s\"",
+            "start = \"18446744073709551615s\"",
+            "it must end within the load",
+        ),
+    ] {
+        let source = running("").replacen(from, to, 1);
+        let found = errors(&source);
+        assert!(
+            found.iter().any(|error| error.contains(says)),
+            "{to}: {found:?}"
+        );
+    }
+    let headers: String = (0..33)
+        .map(|index| {
+            format!("[[load.header]]\nname = \"x-h{index}\"\nvalue = \"v\"\nshare = 0.5\n\n")
+        })
+        .collect();
+    let source = running("").replacen("[[failure]]", &format!("{headers}[[failure]]"), 1);
+    let found = errors(&source);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("at most 32 [[load.header]]"), "{found:?}");
+}

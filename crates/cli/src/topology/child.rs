@@ -56,6 +56,8 @@ impl Child {
             // An error a child exits with is its last words in its log, not buried under a
             // backtrace (a panic's still has one under RUST_BACKTRACE).
             .env("RUST_LIB_BACKTRACE", "0")
+            // It dies with verify, even a verify killed outright (super::die_with_parent).
+            .env(super::PARENT_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))

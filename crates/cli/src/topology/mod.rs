@@ -56,6 +56,37 @@ const READY_LINE: &str = "blastwall ready";
 /// does); nothing connects to them.
 const CHECK_FIRST_PORT: u16 = 20_000;
 
+/// The environment variable a topology's children find verify's process id in.
+pub const PARENT_PID_ENV: &str = "BLASTWALL_PARENT_PID";
+
+/// In a child a topology started (`blastwall mock`, `blastwall run` with
+/// [`PARENT_PID_ENV`] set): asks the kernel for SIGKILL when verify dies, however it dies
+/// (SIGKILL included, when no `Drop` runs), and exits at once if verify is already gone. A
+/// process started by hand has no such variable and is left alone.
+pub fn die_with_parent() {
+    let Some(parent) = std::env::var(PARENT_PID_ENV)
+        .ok()
+        .and_then(|pid| pid.parse::<i32>().ok())
+    else {
+        return;
+    };
+    // NOTE: the signal comes when the *thread* that started this process ends; verify starts
+    // children from its runtime's worker threads, which live as long as it does.
+    if rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .is_err()
+    {
+        return;
+    }
+    // Verify may have died before the line above: then this process's parent is another.
+    if rustix::process::getppid()
+        .map(rustix::process::Pid::as_raw_nonzero)
+        .map(|pid| pid.get())
+        != Some(parent)
+    {
+        std::process::exit(0);
+    }
+}
+
 /// A started topology: its services and the proxy in front, each a child process.
 #[derive(Debug)]
 pub struct Topology {

@@ -105,6 +105,9 @@ async fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<VerifyRe
         spec.failures
             .retain(|failure| args.only.contains(&failure.name));
     }
+    // The reports' folder first: a run of minutes must not end on "cannot write".
+    report::prepare(&args.report)
+        .with_context(|| format!("the reports' folder {}", args.report.display()))?;
     let report = match &spec.system {
         System::Topology(topology) => {
             crate::check::check_topology(&args.spec, &spec, topology)

@@ -1,12 +1,13 @@
 //! What `verify` (and the demo) print: a live progress line per experiment on a terminal's
-//! stderr, then on stdout each experiment's verdicts and a summary table.
+//! stderr, then on stdout each experiment's verdicts and a summary table. Every word from a
+//! spec or an answer is printed through `one_line`: it cannot drive the terminal.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
 use blastwall_chaos::experiment::{Phase, Progress};
-use blastwall_chaos::report::{Check, ExperimentReport, Outcome, VerifyReport};
+use blastwall_chaos::report::{Check, ExperimentReport, Outcome, VerifyReport, one_line};
 use blastwall_chaos::spec::FailureMode;
 
 /// Width of the progress bar, in cells.
@@ -52,8 +53,8 @@ impl Printer {
         println!(
             "[{}/{of}] {}: {} (fault from {:.0}s for {:.0}s)",
             index + 1,
-            failure.name,
-            failure.failure,
+            one_line(&failure.name),
+            one_line(&failure.failure),
             failure.start.as_secs_f64(),
             failure.duration.as_secs_f64()
         );
@@ -109,7 +110,7 @@ impl Printer {
         println!(
             "{} {}: {}",
             mark(experiment.outcome),
-            experiment.name,
+            one_line(&experiment.name),
             outcome_word(experiment.outcome)
         );
         println!("  failure:                {}", experiment.failure);
@@ -134,7 +135,7 @@ impl Printer {
             );
         }
         if let Some(error) = &experiment.error {
-            println!("  ! {error}");
+            println!("  ! {}", one_line(error));
         }
         let width = experiment
             .checks()
@@ -158,7 +159,7 @@ impl Printer {
         println!();
         println!(
             "{}: {} of {} experiment(s) passed, {held} of {} check(s) held, in {:.0}s",
-            report.spec,
+            one_line(&report.spec),
             report
                 .experiments
                 .iter()
@@ -183,18 +184,18 @@ fn print_check(phase: &str, check: &Check, width: usize) {
         "steady state after" => "after ",
         _ => "      ",
     };
+    let note = check
+        .note
+        .as_ref()
+        .filter(|_| !check.passed)
+        .map(|note| format!(": {}", one_line(note)))
+        .unwrap_or_default();
     println!(
-        "  {} {phase} {:<width$}  {:>12}  (bound {}){}",
+        "  {} {phase} {:<width$}  {:>12}  (bound {}){note}",
         if check.passed { "✔" } else { "✘" },
-        check.label,
-        check.measured_text,
-        check.bound,
-        check
-            .note
-            .as_ref()
-            .filter(|_| !check.passed)
-            .map(|note| format!(": {note}"))
-            .unwrap_or_default()
+        one_line(&check.label),
+        one_line(&check.measured_text),
+        one_line(&check.bound),
     );
 }
 
@@ -212,7 +213,7 @@ fn first_events(experiment: &ExperimentReport) -> String {
     if kinds.is_empty() {
         String::new()
     } else {
-        format!(" ({})", kinds.join(", ").replace('_', " "))
+        format!(" ({})", one_line(&kinds.join(", ").replace('_', " ")))
     }
 }
 

@@ -54,7 +54,9 @@ fn failure(
     }
     let recovery = match (start, duration, load) {
         (Some(start), Some(duration), Some(load)) => {
-            let end = start + duration;
+            // Saturating: durations as long as "584942417355years" parse, and an end past
+            // the load is the error, not an overflow.
+            let end = start.saturating_add(duration);
             if end > load.duration {
                 let message = format!(
                     "the fault ends at {}, after the load's {}: it must end within the load",

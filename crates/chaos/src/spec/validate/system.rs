@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, Uri};
 use toml::Spanned;
@@ -228,17 +229,46 @@ fn url(checker: &mut Checker<'_>, value: &Spanned<String>, what: &str) -> Option
     uri
 }
 
+/// The fastest load a spec may ask for: past it one load generator cannot keep its
+/// timetable (and its backlog of requests due grows without bound).
+const MAX_RATE: u32 = 100_000;
+/// The most requests of one experiment: each is kept (a few dozen bytes) to be judged.
+const MAX_REQUESTS: u64 = 10_000_000;
+/// The longest load of one experiment.
+const MAX_LOAD: Duration = Duration::from_secs(24 * 3600);
+/// The most header shares: a sample says which it carries in a `u32`
+/// (`crate::load::MAX_SHARED_HEADERS`).
+const MAX_HEADER_SHARES: usize = crate::load::MAX_SHARED_HEADERS;
+
 /// `[load]`.
 pub(super) fn load(checker: &mut Checker<'_>, section: LoadSection) -> Option<Load> {
-    let rate = NonZeroU32::new(*section.rate.get_ref());
+    let rate = NonZeroU32::new(*section.rate.get_ref()).filter(|rate| rate.get() <= MAX_RATE);
     if rate.is_none() {
-        checker.error(section.rate.span(), "`rate`: at least 1 request per second");
+        checker.error(
+            section.rate.span(),
+            format!("`rate`: from 1 to {MAX_RATE} requests per second"),
+        );
     }
     let duration = checker.duration(&section.duration, "`duration`");
-    if duration.is_some_and(|duration| duration.is_zero()) {
-        checker.error(section.duration.span(), "`duration`: more than 0");
+    let fits = |duration: &Duration| !duration.is_zero() && *duration <= MAX_LOAD;
+    if duration.is_some_and(|duration| !fits(&duration)) {
+        checker.error(
+            section.duration.span(),
+            format!(
+                "`duration`: more than 0 and at most {}",
+                humantime::format_duration(MAX_LOAD)
+            ),
+        );
     }
-    let duration = duration.filter(|duration| !duration.is_zero());
+    let duration = duration.filter(fits);
+    if let (Some(rate), Some(duration)) = (rate, duration)
+        && f64::from(rate.get()) * duration.as_secs_f64() > MAX_REQUESTS as f64
+    {
+        let message = format!(
+            "`rate` × `duration`: at most {MAX_REQUESTS} requests an experiment (each is kept to be judged)"
+        );
+        checker.error(section.duration.span(), message);
+    }
     let mut requests = Vec::new();
     for request in section.requests {
         let method = match &request.method {
@@ -329,6 +359,13 @@ fn header_mix(
                 "the shares of {name} add up to more than 100%: one request carries one value"
             );
             checker.error(header.share.span(), message);
+        }
+        if headers.len() == MAX_HEADER_SHARES {
+            let message = format!(
+                "at most {MAX_HEADER_SHARES} [[load.header]]: each request says which it carries in {MAX_HEADER_SHARES} bits"
+            );
+            checker.error(header.name.span(), message);
+            continue;
         }
         headers.push(HeaderShare { name, value, share });
     }
