@@ -22,6 +22,7 @@ mod events;
 pub mod inject;
 mod load_run;
 pub mod measure;
+mod wording;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
