@@ -29,6 +29,10 @@ pub struct DemoArgs {
     /// Keep the shop running after its experiments, for the dashboard, until Ctrl-C.
     #[arg(long)]
     keep: bool,
+    /// Run only this failure of the shop (repeatable: zone-down, payments-down,
+    /// cache-down, analytics-down); default: all four.
+    #[arg(long, value_name = "NAME")]
+    only: Vec<String>,
     /// No live progress line.
     #[arg(long)]
     quiet: bool,

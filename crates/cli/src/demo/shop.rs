@@ -32,8 +32,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = args.report.join("spec");
     let admin = admin_listen(args.admin);
     let spec_path = write_spec(&dir, admin)?;
-    let spec =
+    let mut spec =
         Spec::load(&spec_path).map_err(|errors| anyhow::anyhow!("the built-in spec: {errors}"))?;
+    verify::keep_only(&mut spec, &args.only)?;
     let System::Topology(topology) = &spec.system else {
         anyhow::bail!("the built-in spec starts its own shop");
     };

@@ -36,7 +36,8 @@ pub const EXPECTATION_FAILED: u8 = 3;
 /// Exit code when an experiment could not run.
 pub const COULD_NOT_RUN: u8 = 2;
 
-/// The header whose values are priority classes, unless the config names another.
+/// The header whose values are priority classes: Blastwall's default (a config that names
+/// another is not read for this).
 const PRIORITY_HEADER: &str = "x-blastwall-priority";
 /// The priority classes a request may name.
 const CLASSES: [&str; 4] = ["critical", "high", "normal", "low"];
@@ -73,6 +74,23 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
     }
 }
 
+/// Keeps only the failure modes `only` names (all of them when it names none).
+pub fn keep_only(spec: &mut Spec, only: &[String]) -> anyhow::Result<()> {
+    for name in only {
+        if !spec.failures.iter().any(|failure| &failure.name == name) {
+            let known: Vec<&str> = spec.failures.iter().map(|f| f.name.as_str()).collect();
+            bail!(
+                "--only {name:?}: the spec has no failure mode of that name (it has {})",
+                known.join(", ")
+            );
+        }
+    }
+    if !only.is_empty() {
+        spec.failures.retain(|failure| only.contains(&failure.name));
+    }
+    Ok(())
+}
+
 /// The exit code a report earns.
 pub fn exit_code(report: &VerifyReport) -> ExitCode {
     match report.outcome() {
@@ -92,26 +110,16 @@ async fn verify(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<VerifyRe
             bail!("the spec has errors: nothing ran");
         }
     };
-    if !args.only.is_empty() {
-        for name in &args.only {
-            if !spec.failures.iter().any(|failure| &failure.name == name) {
-                let known: Vec<&str> = spec.failures.iter().map(|f| f.name.as_str()).collect();
-                bail!(
-                    "--only {name:?}: the spec has no failure mode of that name (it has {})",
-                    known.join(", ")
-                );
-            }
-        }
-        spec.failures
-            .retain(|failure| args.only.contains(&failure.name));
-    }
+    keep_only(&mut spec, &args.only)?;
     // The reports' folder first: a run of minutes must not end on "cannot write".
     report::prepare(&args.report)
         .with_context(|| format!("the reports' folder {}", args.report.display()))?;
     let report = match &spec.system {
         System::Topology(topology) => {
-            crate::check::check_topology(&args.spec, &spec, topology)
-                .map_err(|problems| anyhow::anyhow!("{problems}"))?;
+            if let Err(problems) = crate::check::check_topology(&args.spec, &spec, topology) {
+                eprintln!("{problems}");
+                bail!("the spec's topology has errors: nothing ran");
+            }
             let logs = args.report.join("logs");
             let started = Started::start(topology, &logs)
                 .await
