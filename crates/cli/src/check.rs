@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use blastwall_chaos::spec::{BlastwallConfig, Cause, Scope, Spec, System, Topology};
+use blastwall_chaos::spec::{BlastwallConfig, Cause, Metric, Scope, Spec, System, Topology};
 use blastwall_proxy::Config;
 use clap::Args;
 
@@ -107,27 +107,17 @@ fn check_spec(path: &Path) -> ExitCode {
 /// The topology's Blastwall config, as `verify` would run it, and the names the spec uses
 /// in it: fault rules' targets, measured routes.
 pub fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Result<(), String> {
-    let (mut text, config_path) = match &topology.blastwall {
-        BlastwallConfig::Path(path) => (
-            std::fs::read_to_string(path)
-                .map_err(|error| format!("{}: {error}", path.display()))?,
-            path.clone(),
-        ),
-        BlastwallConfig::Inline(text) => (
-            text.clone(),
-            PathBuf::from(format!(
-                "{} (the inline `blastwall` config)",
-                spec_path.display()
-            )),
-        ),
+    let config_path = match &topology.blastwall {
+        BlastwallConfig::Path(path) => path.clone(),
+        BlastwallConfig::Inline(_) => PathBuf::from(format!(
+            "{} (the inline `blastwall` config)",
+            spec_path.display()
+        )),
     };
-    // Distinct made-up ports, so two services in one cluster are two endpoints; nothing
-    // connects to them here.
-    for (index, service) in topology.services.iter().enumerate() {
-        let address = format!("127.0.0.1:{}", 20_000 + index);
-        text = text.replace(&BlastwallConfig::placeholder(&service.name), &address);
-    }
-    let config = Config::parse(&text, &config_path).map_err(|errors| errors.to_string())?;
+    // Filled and loaded as verify's topology does it, by the same code.
+    let (_, text, config) =
+        crate::topology::made_up_config(&topology.services, &topology.blastwall, &config_path)
+            .map_err(|error| format!("{error:#}"))?;
     let names = Names {
         spec: spec_path,
         config: &config_path,
@@ -135,6 +125,7 @@ pub fn check_topology(spec_path: &Path, spec: &Spec, topology: &Topology) -> Res
     let mut problems = unknown_fault_targets(&names, spec, &config);
     problems.extend(unknown_routes_measured(&names, spec, &config));
     problems.extend(requests_routed_elsewhere(&names, spec, &config));
+    problems.extend(decisions_untold(&names, spec, &config));
     if problems.is_empty() {
         problems.extend(refused_fault_rules(&names, spec, &config, &text));
     }
@@ -207,14 +198,41 @@ fn unknown_routes_measured(names: &Names<'_>, spec: &Spec, config: &Config) -> V
     problems
 }
 
+/// Expectations that read what the proxy decided (attempts, fallbacks) from answers it
+/// will not tell (`decision_headers = "never"`): they could only be judged on nothing.
+fn decisions_untold(names: &Names<'_>, spec: &Spec, config: &Config) -> Vec<String> {
+    if config.tells_decisions() {
+        return Vec::new();
+    }
+    let reads_decisions = spec
+        .failures
+        .iter()
+        .flat_map(|failure| &failure.expectations)
+        .chain(&spec.steady_state)
+        .any(|expectation| {
+            matches!(
+                expectation.metric,
+                Metric::RetryAmplification { .. } | Metric::FallbackShare { .. }
+            )
+        });
+    if !reads_decisions {
+        return Vec::new();
+    }
+    vec![format!(
+        "error: {}: retry_amplification and fallback_share are read from the answers' x-blastwall-attempts and x-blastwall-fallback, which {} never sends (decision_headers = \"never\"): use \"on_request\" (verify asks) or \"always\"",
+        names.spec.display(),
+        names.config.display()
+    )]
+}
+
 /// Request kinds whose `route` is not the one the proxy gives them, and measured routes
 /// no request kind goes to (their expectations would count nothing).
 fn requests_routed_elsewhere(names: &Names<'_>, spec: &Spec, config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     let mut routed = Vec::new();
     for kind in &spec.load.requests {
-        let found = kind
-            .path
+        // As the load sends it: `Host: localhost`, which a route may match on.
+        let found = format!("http://localhost{}", kind.path)
             .parse::<http::Uri>()
             .ok()
             .and_then(|uri| config.route_of(&kind.method, &uri));

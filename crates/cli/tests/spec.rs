@@ -164,3 +164,19 @@ fn a_request_must_go_to_the_route_it_names_and_a_measured_route_get_requests() {
         "{text}"
     );
 }
+
+#[test]
+fn expectations_on_decisions_need_a_proxy_that_tells_them() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spec = shop_with(dir.path(), "name = \"shop\"", "name = \"shop\"");
+    let config = dir.path().join("shop.blastwall.toml");
+    let text = std::fs::read_to_string(&config).expect("the config");
+    std::fs::write(
+        &config,
+        text.replacen("[proxy]\n", "[proxy]\ndecision_headers = \"never\"\n", 1),
+    )
+    .expect("config written");
+    let (ok, text) = check(&[spec.to_str().expect("utf-8")]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("decision_headers = \"never\""), "{text}");
+}

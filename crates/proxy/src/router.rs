@@ -63,6 +63,16 @@ impl Router {
 }
 
 impl Config {
+    /// Whether answers can say what the proxy decided (`x-blastwall-attempts`,
+    /// `x-blastwall-fallback`): always, or when a request asks with `x-blastwall-debug` (as
+    /// `blastwall verify`'s do); not under `decision_headers = "never"`.
+    pub fn tells_decisions(&self) -> bool {
+        !matches!(
+            self.proxy.decision_headers,
+            crate::config::DecisionHeaders::Never
+        )
+    }
+
     /// The name of the route the first listener would give a request with this method and
     /// URI (a path, or an absolute URI whose authority stands for the `Host`), or `None` when
     /// no route takes it or its path is refused as malformed. The path is normalized and

@@ -173,7 +173,12 @@ pub async fn inject<S: Services>(
             Ok(Injected::Stopped(name.clone()))
         }
         Cause::Behaviour { service, behaviour } => {
-            levers.services.set_behaviour(service, behaviour).await?;
+            if let Err(error) = levers.services.set_behaviour(service, behaviour).await {
+                // The mock may have taken it all the same (an answer that did not come):
+                // its own behaviour back, best effort.
+                let _ = levers.services.restore_behaviour(service).await;
+                return Err(error);
+            }
             Ok(Injected::Behaviour(service.clone()))
         }
     }

@@ -204,7 +204,7 @@ impl Measured<'_> {
     }
 
     fn detect(&self, check: &mut Check, signal: Signal, at_most: Duration) {
-        let Some((start, _)) = self.timing.fault else {
+        let Some((start, end)) = self.timing.fault else {
             check.measured_text = "not measured".into();
             return;
         };
@@ -215,14 +215,15 @@ impl Measured<'_> {
         let first = self
             .events
             .iter()
-            .filter(|event| event.kind == kind && event.t >= start)
+            // Only while the failure was in force: an event after it is not its detection.
+            .filter(|event| event.kind == kind && event.t >= start && event.t <= end)
             .map(|event| event.t - start)
             .min_by(f64::total_cmp);
         match first {
             Some(after) => seconds_check(check, after, at_most),
             None => {
                 check.measured_text = "never".into();
-                check.note = Some(format!("no {kind} event from the fault's start to the end"));
+                check.note = Some(format!("no {kind} event while the fault was in force"));
             }
         }
     }
@@ -235,6 +236,17 @@ impl Measured<'_> {
         let floor = self.recovered_floor.unwrap_or(DEFAULT_RECOVERED);
         let first = end.ceil() as u64;
         let last = self.timing.load.floor() as u64;
+        if first >= last {
+            // No whole second after the fault (it was taken away late): the stretch that
+            // is left says whether the system was back.
+            if self.held_from(end, self.timing.load, scope, floor) {
+                seconds_check(check, 0.0, at_most);
+            } else {
+                check.measured_text = "not recovered".into();
+                check.note = Some("the load ended less than a second after the fault".into());
+            }
+            return;
+        }
         // Walking back from the load's end, the earliest second from which every second
         // after it held the floor. The seconds after the last request (a stopped load's,
         // of a spec's "100 years") have none, so hold: the walk starts at the last request.
@@ -260,7 +272,7 @@ impl Measured<'_> {
             Some(at) => {
                 let after = (at - end).max(0.0);
                 // A system already back in the fault's last partial second recovered at once.
-                let after = if at == first as f64 && self.held_from(end, first, scope, floor) {
+                let after = if at == first as f64 && self.held_from(end, at, scope, floor) {
                     0.0
                 } else {
                     after
@@ -286,9 +298,9 @@ impl Measured<'_> {
             .unwrap_or(0)
     }
 
-    /// Whether the requests from `end` to `first` held `floor`.
-    fn held_from(&self, end: f64, first: u64, scope: &Scope, floor: f64) -> bool {
-        let requests = self.select((end, first as f64), scope);
+    /// Whether the requests due from `end` to `until` held `floor`.
+    fn held_from(&self, end: f64, until: f64, scope: &Scope, floor: f64) -> bool {
+        let requests = self.select((end, until), scope);
         requests.is_empty() || availability(&requests) >= floor
     }
 
@@ -432,9 +444,13 @@ fn judge_requests(check: &mut Check, metric: &Metric, requests: &[&Sample]) {
                 .filter(|attempts| *attempts > 0)
                 .collect();
             if tried.is_empty() {
-                check.measured_text = "no attempts".into();
-                check.passed = true;
-                check.note = Some("no request reached an upstream".into());
+                // Not a pass: answers that do not say how many attempts they took (a proxy
+                // sending no decision headers) look the same, and nothing was measured.
+                check.measured_text = "not measured".into();
+                check.note = Some(
+                    "no answer said it reached an upstream (x-blastwall-attempts): are the proxy's decision headers off?"
+                        .into(),
+                );
                 return;
             }
             let factor = tried.iter().sum::<u64>() as f64 / tried.len() as f64;

@@ -473,3 +473,56 @@ fn the_seconds_after_the_last_request_count_as_held_as_before() {
         "no request at all: nothing failed"
     );
 }
+
+#[test]
+fn a_fault_taken_away_after_the_loads_last_whole_second_is_judged_not_a_panic() {
+    let samples = load(30, |_| false);
+    let labels = Labels::default();
+    let measured = Measured {
+        timing: Timing {
+            load: 30.5,
+            fault: Some((10.0, 30.2)),
+        },
+        ..measured(&samples, &labels, &[])
+    };
+    let check = measured.check(&expect(
+        Metric::TimeToRecover {
+            at_most: Duration::from_secs(5),
+        },
+        Window::Recovery,
+        Scope::All,
+    ));
+    assert_eq!(check.measured, Some(0.0), "{check:?}");
+}
+
+#[test]
+fn retry_amplification_with_no_attempt_said_is_not_measured_and_fails() {
+    let mut samples = load(40, |_| false);
+    for sample in &mut samples {
+        sample.attempts = 0;
+    }
+    let labels = Labels::default();
+    let check = measured(&samples, &labels, &[]).check(&expect(
+        Metric::RetryAmplification { at_most: 1.0 },
+        Window::Fault,
+        Scope::All,
+    ));
+    assert!(!check.passed);
+    assert_eq!(check.measured_text, "not measured");
+}
+
+#[test]
+fn an_event_after_the_fault_ended_is_not_its_detection() {
+    let samples = load(40, |_| false);
+    let labels = Labels::default();
+    let events = [event(31.0, "breaker_opened")];
+    let check = measured(&samples, &labels, &events).check(&expect(
+        Metric::TimeToDetect {
+            signal: Signal::BreakerOpen,
+            at_most: Duration::from_secs(60),
+        },
+        Window::Fault,
+        Scope::All,
+    ));
+    assert_eq!(check.measured_text, "never");
+}

@@ -91,8 +91,6 @@ pub enum Phase {
     Fault,
     /// Load after the fault.
     Recovery,
-    /// Done or stopping.
-    Done,
 }
 
 /// Runs every failure mode of `spec` against `target`, one after another, handing progress
@@ -108,9 +106,15 @@ pub async fn verify<S: Services>(
     let started = Instant::now();
     let started_unix_ms = unix_ms(SystemTime::now());
     let mut experiments = Vec::with_capacity(spec.failures.len());
+    let mut left_behind: Option<String> = None;
     for (index, failure) in spec.failures.iter().enumerate() {
-        let report = if *stop.borrow() {
-            not_run(failure, spec, "verify was stopped before this experiment")
+        let (report, failure_left) = if *stop.borrow() {
+            let reason = "verify was stopped before this experiment";
+            (not_run(failure, spec, reason), false)
+        } else if let Some(reason) = &left_behind {
+            // The system is not the one the spec describes any more: an experiment on it
+            // would blame it for what verify left.
+            (not_run(failure, spec, reason), false)
         } else {
             let mut progress = |mut progress: Progress| {
                 progress.index = index;
@@ -119,6 +123,12 @@ pub async fn verify<S: Services>(
             };
             experiment(spec, failure, target, &mut stop, &mut progress).await
         };
+        if let Some(error) = report.error.as_deref().filter(|_| failure_left) {
+            left_behind = Some(format!(
+                "experiment {:?} could not take its failure away ({error})",
+                report.name
+            ));
+        }
         on_done(&report);
         experiments.push(report);
     }
@@ -130,17 +140,21 @@ pub async fn verify<S: Services>(
     }
 }
 
-/// Runs one failure mode.
+/// Runs one failure mode; also says whether its failure was left in force (it could not be
+/// taken away).
 async fn experiment<S: Services>(
     spec: &Spec,
     failure: &FailureMode,
     target: &Target<'_, S>,
     stop: &mut watch::Receiver<bool>,
     on_progress: &mut impl FnMut(Progress),
-) -> ExperimentReport {
+) -> (ExperimentReport, bool) {
     let run = match LoadRun::start(&spec.load, target.traffic, &target.host).await {
         Ok(run) => run,
-        Err(reason) => return not_run(failure, spec, &format!("starting the load: {reason}")),
+        Err(reason) => {
+            let reason = format!("starting the load: {reason}");
+            return (not_run(failure, spec, &reason), false);
+        }
     };
     let began = Instant::now();
     let events = EventReader::start(target.admin.clone(), unix_ms(SystemTime::now()));
@@ -158,7 +172,11 @@ async fn experiment<S: Services>(
     }
     let samples = run.finish().await;
     let events = events.finish(target.admin.as_ref()).await;
-    findings(spec, failure, target, &samples, events, driven, stopped)
+    let left = driven.left_behind;
+    (
+        findings(spec, failure, target, &samples, events, driven, stopped),
+        left,
+    )
 }
 
 /// How far an experiment went.
@@ -170,6 +188,8 @@ struct Driven {
     error: Option<String>,
     /// The steady-state check that failed before the fault, if one did.
     steady_failed: Option<String>,
+    /// Whether the failure could not be taken away.
+    left_behind: bool,
 }
 
 /// The experiment's steps while the load runs: steady state, inject, hold, remove, recover.
@@ -194,6 +214,9 @@ async fn drive<S: Services>(
         toxiproxy: target.toxiproxy.as_ref(),
         services: target.services,
     };
+    // The fault starts as it is caused: what the proxy does during the call (a killed
+    // endpoint ejected at once) is its detection.
+    let start_s = watcher.began.elapsed().as_secs_f64();
     let injected = match inject(&failure.cause, failure.duration, &failure.name, &levers).await {
         Ok(injected) => injected,
         Err(reason) => {
@@ -201,7 +224,6 @@ async fn drive<S: Services>(
             return driven;
         }
     };
-    let start_s = watcher.began.elapsed().as_secs_f64();
     let held = watcher
         .until(failure.start + failure.duration, Phase::Fault, stop)
         .await;
@@ -209,7 +231,10 @@ async fn drive<S: Services>(
     let end_s = watcher.began.elapsed().as_secs_f64();
     driven.fault = Some(FaultWindow { start_s, end_s });
     match removed {
-        Err(reason) => driven.error = Some(format!("taking the failure away: {reason}")),
+        Err(reason) => {
+            driven.error = Some(format!("taking the failure away: {reason}"));
+            driven.left_behind = true;
+        }
         Ok(()) if held => {
             watcher
                 .until(spec.load.duration, Phase::Recovery, stop)

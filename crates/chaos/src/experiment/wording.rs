@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::load::FallbackKind;
 use crate::spec::{Expectation, Metric, Quantile, Scope, Signal, Window};
 
-/// A share as people read it: two decimals below 1%, and as many as tell 99.9% from 100%.
+/// A share as people read it: one decimal, two between 99% and 100% (where 99.95% and
+/// 99.9% must not both read 99.9%).
 pub(super) fn percent(value: f64) -> String {
     let percent = value * 100.0;
     if percent > 99.0 && percent < 100.0 {

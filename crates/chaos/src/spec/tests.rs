@@ -340,7 +340,13 @@ fn a_header_mix_cannot_give_one_header_to_more_than_every_request() {
 #[test]
 fn a_running_systems_urls_are_http_urls() {
     let source = running("").replace("http://127.0.0.1:8080", "127.0.0.1:8080");
-    assert!(errors(&source)[0].contains("`traffic`: an http:// or https:// URL"));
+    assert!(errors(&source)[0].contains("`traffic`: an http:// URL"));
+    let tls = running("").replacen("http://127.0.0.1:8080", "https://shop.example", 1);
+    assert!(
+        errors(&tls)[0].contains("https:// is not built yet"),
+        "{:?}",
+        errors(&tls)
+    );
 }
 
 proptest::proptest! {

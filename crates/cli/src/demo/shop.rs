@@ -38,6 +38,12 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let System::Topology(topology) = &spec.system else {
         anyhow::bail!("the built-in spec starts its own shop");
     };
+    // As verify does: the topology checked, the reports' folder writable, before anything.
+    if let Err(problems) = crate::check::check_topology(&spec_path, &spec, topology) {
+        anyhow::bail!("the built-in spec's topology: {problems}");
+    }
+    blastwall_chaos::report::prepare(&args.report)
+        .with_context(|| format!("the reports' folder {}", args.report.display()))?;
     intro(&spec);
     let printer = Printer::new(!args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let (stopped, _signals) = verify::stop_on_signals();

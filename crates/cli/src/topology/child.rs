@@ -21,6 +21,9 @@ use tokio::sync::mpsc;
 /// How long a child may take to print that it is ready.
 const READY_WITHIN: Duration = Duration::from_secs(10);
 
+/// Stdout lines held for whoever waits for one; past that they are only in the log.
+const LINES_KEPT: usize = 256;
+
 /// How much of a dead child's stderr an error quotes.
 const STDERR_TAIL_BYTES: usize = 2048;
 
@@ -31,7 +34,7 @@ pub(super) struct Child {
     what: String,
     process: TokioChild,
     pid: u32,
-    lines: mpsc::UnboundedReceiver<String>,
+    lines: mpsc::Receiver<String>,
     stderr_log: PathBuf,
     /// Whether it was sent SIGSTOP and not SIGCONT since.
     stopped: bool,
@@ -71,7 +74,7 @@ impl Child {
             .stdout
             .take()
             .with_context(|| format!("{what}: stdout is not piped"))?;
-        let (sender, lines) = mpsc::unbounded_channel();
+        let (sender, lines) = mpsc::channel(LINES_KEPT);
         tokio::spawn(copy_lines(
             stdout,
             tokio::fs::File::from_std(stdout_file),
@@ -204,17 +207,14 @@ fn append(path: &Path) -> anyhow::Result<File> {
 }
 
 /// Copies every stdout line to the log file and hands it on, until the child closes stdout.
-async fn copy_lines(
-    stdout: ChildStdout,
-    mut log: tokio::fs::File,
-    lines: mpsc::UnboundedSender<String>,
-) {
+async fn copy_lines(stdout: ChildStdout, mut log: tokio::fs::File, lines: mpsc::Sender<String>) {
     let mut reader = BufReader::new(stdout).lines();
     while let Ok(Some(line)) = reader.next_line().await {
         // NOTE: a log that cannot be written loses lines, never the child's readiness.
         let _ = log.write_all(format!("{line}\n").as_bytes()).await;
-        // Nobody waiting any more is fine: the line is in the log.
-        let _ = lines.send(line);
+        // Nobody waiting any more, or lines nobody reads (a proxy logging every request to
+        // stdout after it is ready) is fine: the line is in the log, and memory stays bounded.
+        let _ = lines.try_send(line);
     }
     let _ = log.flush().await;
 }

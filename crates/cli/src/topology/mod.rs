@@ -124,7 +124,7 @@ impl Topology {
         std::fs::create_dir_all(logs)
             .with_context(|| format!("cannot create the log dir {}", logs.display()))?;
         let config_path = logs.join("blastwall.toml");
-        let text = checked_config(&topology.services, &topology.blastwall, &config_path)?;
+        let (text, _, _) = made_up_config(&topology.services, &topology.blastwall, &config_path)?;
         let mut services = Vec::with_capacity(topology.services.len());
         for (seed, service) in (0..).zip(&topology.services) {
             let mut started = Service {
@@ -235,14 +235,17 @@ impl Topology {
     }
 }
 
-/// The Blastwall config's text, placeholders and all, once it is known to load with made-up
-/// addresses: before any process starts. Its errors point at the spec's own config file
-/// (placeholders change no line), or at `inline_path` for an inline one.
-fn checked_config(
+/// The topology's config as written, and checked as `blastwall check` judges it: its
+/// placeholders filled with distinct made-up addresses (two services of one cluster are two
+/// endpoints; nothing connects to them) and loaded by the proxy's own code, before any
+/// process starts. Its errors point at the spec's own config file (placeholders change no
+/// line), or at `inline_path` for an inline one. Returns the text as written, the filled
+/// text and the config loaded from it.
+pub fn made_up_config(
     services: &[spec::Service],
     config: &BlastwallConfig,
     inline_path: &Path,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, String, Config)> {
     let (text, path) = match config {
         BlastwallConfig::Inline(text) => (text.clone(), inline_path),
         BlastwallConfig::Path(path) => (
@@ -261,8 +264,9 @@ fn checked_config(
             )
         })
         .collect();
-    load_config(&config::fill_placeholders(&text, &made_up)?, path)?;
-    Ok(text)
+    let filled = config::fill_placeholders(&text, &made_up)?;
+    let loaded = load_config(&filled, path)?;
+    Ok((text, filled, loaded))
 }
 
 /// The config `text` as the proxy will load it from `path`, or every error it has.

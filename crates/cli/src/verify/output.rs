@@ -76,7 +76,6 @@ impl Printer {
             Phase::Steady => "steady  ",
             Phase::Fault => "FAULT   ",
             Phase::Recovery => "recovery",
-            Phase::Done => "done    ",
         };
         let errors = if progress.requests == 0 {
             0.0
@@ -113,16 +112,19 @@ impl Printer {
             one_line(&experiment.name),
             outcome_word(experiment.outcome)
         );
-        println!("  failure:                {}", experiment.failure);
+        println!(
+            "  failure:                {}",
+            one_line(&experiment.failure)
+        );
         println!(
             "  required behaviour:     {}",
-            experiment.required_behaviour
+            one_line(&experiment.required_behaviour)
         );
         println!(
             "  acceptable degradation: {}",
-            experiment.acceptable_degradation
+            one_line(&experiment.acceptable_degradation)
         );
-        println!("  design:                 {}", experiment.design);
+        println!("  design:                 {}", one_line(&experiment.design));
         let totals = experiment.totals;
         if totals.requests > 0 {
             println!(

@@ -69,7 +69,13 @@ impl Started {
             .load
             .requests
             .iter()
-            .map(|kind| (kind.method.clone(), kind.path.clone()))
+            // As the load sends them: `Host: localhost`, which a route may match on.
+            .map(|kind| {
+                (
+                    kind.method.clone(),
+                    format!("http://localhost{}", kind.path),
+                )
+            })
             .collect();
         let topology = self.topology.lock().await;
         topology

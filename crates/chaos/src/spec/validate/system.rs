@@ -216,14 +216,22 @@ fn running_of(checker: &mut Checker<'_>, section: SystemSection) -> Option<Runni
     })
 }
 
+/// A running system's URL. Plain HTTP only: verify's load and calls speak no TLS yet, and a
+/// URL it would quietly reach another way (an `https://` sent as plain HTTP to port 80) is
+/// refused here rather than misused.
 fn url(checker: &mut Checker<'_>, value: &Spanned<String>, what: &str) -> Option<Uri> {
-    let uri = value.get_ref().parse::<Uri>().ok().filter(|uri| {
-        matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
-    });
-    if uri.is_none() {
+    let parsed = value.get_ref().parse::<Uri>().ok();
+    if parsed.as_ref().and_then(Uri::scheme_str) == Some("https") {
         let message = format!(
-            "`{what}`: an http:// or https:// URL with a host, like \"http://127.0.0.1:8080\""
+            "`{what}`: verify reaches a running system over plain HTTP (https:// is not built yet): an http:// URL"
         );
+        checker.error(value.span(), message);
+        return None;
+    }
+    let uri = parsed.filter(|uri| uri.scheme_str() == Some("http") && uri.authority().is_some());
+    if uri.is_none() {
+        let message =
+            format!("`{what}`: an http:// URL with a host, like \"http://127.0.0.1:8080\"");
         checker.error(value.span(), message);
     }
     uri
