@@ -1,11 +1,20 @@
 //! `blastwall load`: the flags of the load generator, checked and turned into a
 //! [`Plan`] for [`blastwall_chaos::load`], which sends the load and measures it.
+//!
+//! The exit code is for CI: 0 when the run happened and every `--expect` held,
+//! [`EXPECTATION_FAILED`] when one did not, [`COULD_NOT_RUN`] when the run could not happen
+//! (a bad flag, a URL that does not resolve; clap's own usage errors are 2 as well).
 
-use std::io::Write;
+mod progress;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use blastwall_chaos::load::{self, Plan, Report, Timetable};
+use blastwall_chaos::load::{
+    self, Kind, Plan, Protocol, Report, Schedule, Threshold, Timetable, TlsSettings, Trust,
+};
 use bytes::Bytes;
 use clap::Args;
 use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
@@ -14,11 +23,13 @@ use http::{Method, Uri};
 /// Flags of `blastwall load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The URL every request goes to (`http://host:port/path?query`).
+    /// The URL every request goes to (`http://` or `https://host:port/path?query`).
     url: Uri,
-    /// Requests per second, sent on a fixed timetable whatever the answers take.
-    #[arg(long)]
-    rate: f64,
+    /// Requests per second, sent on a fixed timetable whatever the answers take; or `max`:
+    /// each of --connections sends its next request as soon as the last is answered
+    /// (closed loop, the most the server answers; it hides stalls, so it is reported apart).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Rate,
     /// Stop scheduling after this long, like `10s` (default 10s when --requests is absent).
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
@@ -50,6 +61,52 @@ pub struct LoadArgs {
     /// Print the report as JSON instead of a summary.
     #[arg(long)]
     json: bool,
+    /// A bound the run must meet, or the exit code is 3 (repeatable): `p99<300ms`,
+    /// `errors<1%`, `rps>900`. Figures: p50, p90, p99, p99.9, max, mean (latency of every
+    /// request from its due time), errors (share failed), rps (answers per second);
+    /// comparisons `<`, `<=`, `>`, `>=`.
+    #[arg(long = "expect", value_name = "FIGURE<BOUND")]
+    expectations: Vec<Threshold>,
+    /// Send HTTP/2 instead of HTTP/1.1: by prior knowledge (h2c) on http://, offered by
+    /// ALPN on https:// (the server's choice decides).
+    #[arg(long)]
+    http2: bool,
+    /// For https://: trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<std::path::PathBuf>,
+    /// For https://: accept any certificate (self-signed test certificates).
+    #[arg(long, conflicts_with = "ca")]
+    insecure: bool,
+    /// No live progress line on stderr (it is shown only when stderr is a terminal).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// The exit code when the run happened and a threshold did not hold.
+pub const EXPECTATION_FAILED: u8 = 3;
+/// The exit code when the run could not happen.
+pub const COULD_NOT_RUN: u8 = 2;
+
+/// The `--rate` flag.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Requests per second, open loop.
+    PerSecond(f64),
+    /// As fast as the connections answer, closed loop.
+    Max,
+}
+
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    if text.trim().eq_ignore_ascii_case("max") {
+        return Ok(Rate::Max);
+    }
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(Rate::PerSecond(rate)),
+        Ok(rate) => Err(format!("the rate must be above 0, got {rate}")),
+        Err(_) => Err(format!(
+            "expected requests per second (like `500`) or `max`, got {text:?}"
+        )),
+    }
 }
 
 /// The `--header-mix` flag: one header, several values with weights.
@@ -96,9 +153,21 @@ fn parse_mix(text: &str) -> Result<HeaderMix, String> {
     })
 }
 
-/// Runs the load and prints its report.
-pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    let plan = plan(&args).await?;
+/// Runs the load, prints its report and judges it: the exit code says how it went.
+pub async fn run(args: LoadArgs) -> ExitCode {
+    match measure(&args).await {
+        Ok(report) if report.passed() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(EXPECTATION_FAILED),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(COULD_NOT_RUN)
+        }
+    }
+}
+
+/// Runs the load and prints its report, thresholds judged.
+async fn measure(args: &LoadArgs) -> anyhow::Result<Report> {
+    let plan = plan(args).await?;
     let class_names = match &plan.mix {
         Some((name, classes)) => classes
             .iter()
@@ -106,25 +175,45 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             .collect(),
         None => vec!["all".to_owned()],
     };
-    let timetable = plan.timetable;
+    let schedule = plan.schedule;
     let connections = plan.connections;
-    let summary = load::run(plan, || {
+    let started = move || {
         // NOTE: scripts wait for this line on stderr to time their faults from it.
-        eprintln!(
-            "load started: {} requests at {}/s",
-            timetable.total(),
-            timetable.rate()
-        );
-    })
-    .await;
+        match schedule {
+            Schedule::Open(timetable) => eprintln!(
+                "load started: {} requests at {}/s",
+                timetable.total(),
+                timetable.rate()
+            ),
+            Schedule::Closed { .. } => eprintln!(
+                "load started: closed loop at the max rate over {connections} connections"
+            ),
+        }
+    };
+    let summary = send(plan, started, args.quiet).await;
     let report = Report {
         url: args.url.to_string(),
         method: args.method.to_string(),
-        rate: args.rate,
-        requests: timetable.total(),
+        rate: match args.rate {
+            Rate::PerSecond(rate) => Some(rate),
+            Rate::Max => None,
+        },
+        mode: match schedule {
+            Schedule::Open(_) => "open",
+            Schedule::Closed { .. } => "closed",
+        },
+        requests: match schedule {
+            Schedule::Open(timetable) => timetable.total(),
+            Schedule::Closed { .. } => summary.total.requests,
+        },
         connections,
         timeout_s: args.timeout.as_secs_f64(),
         class_names,
+        verdicts: args
+            .expectations
+            .iter()
+            .map(|threshold| threshold.judge(&summary))
+            .collect(),
         summary,
     };
     let mut out = std::io::stdout().lock();
@@ -134,24 +223,41 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     } else {
         write!(out, "{report}")?;
     }
-    Ok(())
+    Ok(report)
+}
+
+/// Sends the load, with the live progress line when stderr is a terminal and not `quiet`.
+async fn send(plan: Plan, started: impl FnOnce(), quiet: bool) -> load::Summary {
+    if quiet || !std::io::stderr().is_terminal() {
+        return load::run(plan, started).await;
+    }
+    let mut line = progress::ProgressLine::default();
+    let summary = load::run_with_progress(plan, started, Duration::from_secs(1), move |now| {
+        progress::show(&line.line(now));
+    })
+    .await;
+    progress::clear();
+    summary
 }
 
 async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
-    if !(args.rate > 0.0 && args.rate.is_finite()) {
-        bail!("--rate must be above 0, got {}", args.rate);
-    }
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
     if args.timeout.is_zero() {
         bail!("--timeout must be above 0");
     }
-    if args.url.scheme_str() != Some("http") {
-        bail!("only http:// URLs are supported, got {}", args.url);
-    }
+    let https = match args.url.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => bail!(
+            "only http:// and https:// URLs are supported, got {}",
+            args.url
+        ),
+    };
     let authority = args.url.authority().context("the URL has no host")?.clone();
-    let port = authority.port_u16().unwrap_or(80);
+    let tls = tls(args, https, authority.host())?;
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let addr = tokio::net::lookup_host((authority.host(), port))
         .await
         .with_context(|| format!("cannot resolve {}", authority.host()))?
@@ -175,16 +281,46 @@ async fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
     };
     Ok(Plan {
         addr,
-        method: args.method.clone(),
-        target,
+        kinds: vec![Kind {
+            body: Bytes::from(args.body.clone()),
+            ..Kind::new(args.method.clone(), target)
+        }],
         headers,
-        body: Bytes::from(args.body.clone()),
+        shared_headers: Vec::new(),
+        debug: false,
+        seed: 0,
         mix: args.header_mix.clone().map(|mix| (mix.name, mix.classes)),
-        timetable: Timetable::new(args.rate, args.requests, duration),
+        schedule: match args.rate {
+            Rate::PerSecond(rate) => Schedule::Open(Timetable::new(rate, args.requests, duration)),
+            Rate::Max => Schedule::Closed {
+                requests: args.requests,
+                duration,
+            },
+        },
         connections: args.connections,
         timeout: args.timeout,
         interval: args.timeline_interval,
+        protocol: if args.http2 {
+            Protocol::Http2
+        } else {
+            Protocol::Http1
+        },
+        tls,
     })
+}
+
+/// The TLS settings of an https:// URL, as --ca or --insecure say to trust its server.
+fn tls(args: &LoadArgs, https: bool, host: &str) -> anyhow::Result<Option<TlsSettings>> {
+    let trust = match (https, &args.ca, args.insecure) {
+        (false, None, false) => return Ok(None),
+        (false, _, _) => bail!("--ca and --insecure are for https:// URLs"),
+        (true, None, false) => bail!(
+            "an https:// URL needs --ca FILE (the CA to trust) or --insecure (any certificate); the system's roots are not read"
+        ),
+        (true, Some(path), _) => Trust::CaFile(path),
+        (true, None, true) => Trust::Anything,
+    };
+    Ok(Some(TlsSettings::new(host, trust, args.http2)?))
 }
 
 #[cfg(test)]
@@ -213,6 +349,18 @@ mod tests {
         assert!(parse_mix("x-p=high:0,low:1").is_err());
         assert!(parse_mix("x-p=high:-1").is_err());
         assert!(parse_mix("high:1").is_err());
+    }
+
+    #[test]
+    fn a_rate_is_a_positive_number_or_max() {
+        assert_eq!(parse_rate("500"), Ok(Rate::PerSecond(500.0)));
+        assert_eq!(parse_rate("0.5"), Ok(Rate::PerSecond(0.5)));
+        assert_eq!(parse_rate("max"), Ok(Rate::Max));
+        assert_eq!(parse_rate("MAX"), Ok(Rate::Max));
+        assert!(parse_rate("0").expect_err("zero").contains("above 0"));
+        assert!(parse_rate("-3").expect_err("negative").contains("above 0"));
+        assert!(parse_rate("inf").expect_err("infinite").contains("above 0"));
+        assert!(parse_rate("fast").expect_err("a word").contains("or `max`"));
     }
 
     #[test]

@@ -7,7 +7,9 @@ mod fault;
 mod load;
 mod mock;
 mod run;
+mod topology;
 mod toxiproxy;
+mod verify;
 
 use std::num::NonZeroUsize;
 
@@ -37,16 +39,24 @@ enum Command {
     /// adds) is refused with 403, so the clients of a proxy in front of the mock cannot
     /// change how it answers everyone. /_mock/echo answers either way.
     Mock(mock::MockArgs),
-    /// Send HTTP load at a fixed rate (open loop) and report latency and errors.
+    /// Send HTTP load at a fixed rate (open loop) and report latency and errors; with
+    /// --expect, judge the run (exit 0 when all held, 3 when one failed, 2 when it could not run).
     Load(load::LoadArgs),
     /// Serve Toxiproxy's HTTP API: TCP proxies that break on demand (latency, timeouts, resets…).
     Toxiproxy(toxiproxy::ToxiproxyArgs),
     /// Put faults on a running proxy's routes, list and delete them (its admin API).
     Fault(fault::FaultArgs),
+    /// Run a fault-tolerance spec's failure modes as experiments under load and judge each
+    /// expectation (exit 0 when all held, 3 when one failed, 2 when one could not run);
+    /// writes report.json, junit.xml and report.html.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run(_) | Command::Mock(_)) {
+        topology::die_with_parent();
+    }
     let threads = match &cli.command {
         Command::Run(args) => args.worker_threads(),
         _ => None,
@@ -55,21 +65,18 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Check(args) => check::run(args),
-        Command::Demo(args) => runtime
-            .block_on(demo::run(args))
-            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Mock(args) => runtime
             .block_on(mock::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
-        Command::Load(args) => runtime
-            .block_on(load::run(args))
-            .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Load(args) => Ok(runtime.block_on(load::run(args))),
         Command::Toxiproxy(args) => runtime
             .block_on(toxiproxy::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
         Command::Fault(args) => runtime
             .block_on(fault::run(args))
             .map(|()| std::process::ExitCode::SUCCESS),
+        Command::Verify(args) => Ok(runtime.block_on(verify::run(args))),
     }
 }
 

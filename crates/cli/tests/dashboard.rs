@@ -9,7 +9,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -21,38 +21,10 @@ use support::{
 
 const WITHIN: Duration = Duration::from_secs(30);
 
-/// The script's folder, and why the browser cannot run, if it cannot.
-fn browser() -> Result<PathBuf, String> {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!(
-            "no chromium at {chromium} (apt-get install chromium)"
-        ));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Err("no node on the PATH".into());
-    }
-    if !folder.join("node_modules/playwright-core").exists() {
-        return Err(format!(
-            "no playwright-core: run npm ci in {}",
-            folder.display()
-        ));
-    }
-    Ok(folder)
-}
-
 #[tokio::test]
 async fn the_dashboard_shows_a_killed_upstream_down_with_its_breaker_open() {
-    let folder = match browser() {
-        Ok(folder) => folder,
-        Err(missing) if std::env::var("BLASTWALL_REQUIRE_BROWSER").as_deref() == Ok("1") => {
-            panic!("BLASTWALL_REQUIRE_BROWSER=1 but the browser test cannot run: {missing}")
-        }
-        Err(missing) => {
-            eprintln!("\n!!!! SKIPPED the dashboard browser test: {missing} !!!!\n");
-            return;
-        }
+    let Some(folder) = support::browser::browser_or_skip("dashboard browser test") else {
+        return;
     };
     let (a, b) = (Mock::start("a", &[]), Mock::start("b", &[]));
     let endpoints = [endpoint(&a, ""), endpoint(&b, "")];
@@ -117,15 +89,8 @@ async fn the_dashboard_shows_a_killed_upstream_down_with_its_breaker_open() {
 
 #[tokio::test]
 async fn the_dashboard_shows_a_fault_made_at_run_time_and_the_breaker_it_opens() {
-    let folder = match browser() {
-        Ok(folder) => folder,
-        Err(missing) if std::env::var("BLASTWALL_REQUIRE_BROWSER").as_deref() == Ok("1") => {
-            panic!("BLASTWALL_REQUIRE_BROWSER=1 but the browser test cannot run: {missing}")
-        }
-        Err(missing) => {
-            eprintln!("\n!!!! SKIPPED the dashboard browser test: {missing} !!!!\n");
-            return;
-        }
+    let Some(folder) = support::browser::browser_or_skip("dashboard browser test") else {
+        return;
     };
     let a = Mock::start("a", &[]);
     let sections = format!(

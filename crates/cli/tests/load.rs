@@ -166,3 +166,23 @@ async fn a_reset_connection_counts_as_a_reset_and_a_new_connection_replaces_it()
     // Every request reached the mock: each reset connection was replaced.
     assert_eq!(count(&mock.stats().await["requests"]), 10);
 }
+
+#[tokio::test]
+async fn no_progress_line_is_written_when_stderr_is_not_a_terminal() {
+    let mock = Mock::start("a", &[]);
+    // Long enough for a progress tick (each second) to have come.
+    let output = Command::new(env!("CARGO_BIN_EXE_blastwall"))
+        .args(["load", &format!("http://{}/", mock.addr)])
+        .args(["--rate", "20", "--duration", "1500ms"])
+        .output()
+        .expect("blastwall load runs");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
+    assert!(!stderr.contains("answers/s"), "{stderr:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("answers/s"), "the report says it: {stdout}");
+}

@@ -11,7 +11,7 @@
 use std::cell::OnceCell;
 
 use http::request::Parts;
-use http::{HeaderMap, Uri, header};
+use http::{HeaderMap, Method, Uri, header};
 
 use crate::config::{Config, HostMatch, RouteConfig};
 
@@ -59,6 +59,35 @@ impl Router {
             .iter()
             .copied()
             .find(|&index| matches(&config.routes[index], &host, path, request))
+    }
+}
+
+impl Config {
+    /// Whether answers can say what the proxy decided (`x-blastwall-attempts`,
+    /// `x-blastwall-fallback`): always, or when a request asks with `x-blastwall-debug` (as
+    /// `blastwall verify`'s do); not under `decision_headers = "never"`.
+    pub fn tells_decisions(&self) -> bool {
+        !matches!(
+            self.proxy.decision_headers,
+            crate::config::DecisionHeaders::Never
+        )
+    }
+
+    /// The name of the route the first listener would give a request with this method and
+    /// URI (a path, or an absolute URI whose authority stands for the `Host`), or `None` when
+    /// no route takes it or its path is refused as malformed. The path is normalized and
+    /// matched exactly as a request arriving on that listener is, by the same router, so a
+    /// caller naming the route of a kind of request (what `blastwall verify` judges per route)
+    /// cannot disagree with the proxy. A route that matches on headers gets none here.
+    pub fn route_of(&self, method: &Method, uri: &Uri) -> Option<&str> {
+        let listener = self.listeners.first()?;
+        let mut uri = uri.clone();
+        path::normalize(&mut uri, listener.limits.escaped_slashes).ok()?;
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.method = method.clone();
+        parts.uri = uri;
+        let index = Router::new(self).route(self, 0, &parts)?;
+        Some(self.routes[index].name.as_str())
     }
 }
 
@@ -305,5 +334,30 @@ mod tests {
         assert_eq!(strip_port("[::1]"), "[::1]");
         assert_eq!(strip_port("example.com:80"), "example.com");
         assert_eq!(strip_port("example.com"), "example.com");
+    }
+
+    #[test]
+    fn route_of_names_the_route_the_first_listener_gives_a_method_and_uri() {
+        let config = config(concat!(
+            "[[route]]\nname = \"pay\"\ncluster = \"c\"\nmatch = { path_prefix = \"/pay/\", methods = [\"POST\"] }\n",
+            "[[route]]\nname = \"shop\"\ncluster = \"c\"\nmatch = { host = \"shop.example\" }\n",
+            "[[route]]\nname = \"only-b\"\ncluster = \"c\"\nlisteners = [\"b\"]\n",
+        ));
+        let uri = |text: &str| text.parse::<Uri>().unwrap();
+        assert_eq!(
+            config.route_of(&Method::POST, &uri("/pay/card")),
+            Some("pay")
+        );
+        assert_eq!(
+            config.route_of(&Method::POST, &uri("/x/../pay/card?id=1")),
+            Some("pay"),
+            "the path is normalized first, as on arrival"
+        );
+        assert_eq!(config.route_of(&Method::GET, &uri("/pay/card")), None);
+        assert_eq!(
+            config.route_of(&Method::GET, &uri("http://shop.example:8080/")),
+            Some("shop")
+        );
+        assert_eq!(config.route_of(&Method::GET, &uri("/%zz")), None);
     }
 }

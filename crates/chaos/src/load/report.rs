@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::stats::{Summary, TallySummary};
+use super::threshold::{Verdict, verdict_table};
 
 /// The JSON report: what was asked, then what was measured.
 #[derive(Debug, Serialize)]
@@ -14,9 +15,12 @@ pub struct Report {
     pub url: String,
     /// The method of every request.
     pub method: String,
-    /// Requests per second asked for.
-    pub rate: f64,
-    /// Requests the timetable held.
+    /// Requests per second asked for; none in the closed loop (`--rate max`).
+    pub rate: Option<f64>,
+    /// `open` (a fixed rate, latency from each due time) or `closed` (the max rate: each
+    /// connection sends when answered, latency from each send; a stall is hidden).
+    pub mode: &'static str,
+    /// Requests the timetable held (open loop), or that came to an outcome (closed).
     pub requests: u64,
     /// Connections kept open at most.
     pub connections: usize,
@@ -27,6 +31,16 @@ pub struct Report {
     /// What the run measured.
     #[serde(flatten)]
     pub summary: Summary,
+    /// Each threshold judged against the run, in the order given (none when none was).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Report {
+    /// Whether every threshold held (true when there were none).
+    pub fn passed(&self) -> bool {
+        self.verdicts.iter().all(|verdict| verdict.pass)
+    }
 }
 
 /// The summary for a person: totals, each class when traffic was split, and how late
@@ -72,15 +86,19 @@ fn tally_line(tally: &TallySummary) -> String {
 
 fn human(report: &Report) -> String {
     let summary = &report.summary;
+    let rate = match report.rate {
+        Some(rate) => format!("{rate}/s"),
+        None => "the max rate (closed loop)".to_owned(),
+    };
     let mut text = format!(
-        "{} {} at {}/s over {} connections: {} requests in {:.2}s, {:.1} sent/s\n",
+        "{} {} at {rate} over {} connections: {} requests in {:.2}s, {:.1} sent/s, {:.1} answers/s\n",
         report.method,
         report.url,
-        report.rate,
         report.connections,
         report.requests,
         summary.elapsed_s,
         summary.achieved_rate,
+        summary.answer_rate,
     );
     text += &format!("  all: {}", tally_line(&summary.total));
     if report.class_names.len() > 1 {
@@ -88,11 +106,18 @@ fn human(report: &Report) -> String {
             text += &format!("  {name}: {}", tally_line(tally));
         }
     }
-    text += &format!(
-        "  latency counts from each request's due time; sent late by p99 {} max {}; {} expired waiting for a connection\n",
-        ms(summary.send_delay_us.p99),
-        ms(summary.send_delay_us.max),
-        summary.expired_unsent,
-    );
+    text += &if report.rate.is_none() {
+        "  closed loop: latency counts from each send; a stall slows the sending rather than showing in the latency\n".to_owned()
+    } else {
+        format!(
+            "  latency counts from each request's due time; sent late by p99 {} max {}; {} expired waiting for a connection\n",
+            ms(summary.send_delay_us.p99),
+            ms(summary.send_delay_us.max),
+            summary.expired_unsent,
+        )
+    };
+    if !report.verdicts.is_empty() {
+        text += &verdict_table(&report.verdicts);
+    }
     text
 }

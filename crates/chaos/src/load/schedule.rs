@@ -12,6 +12,22 @@
 
 use std::time::Duration;
 
+/// How requests are sent: on a timetable (open loop), or as fast as the connections answer
+/// (closed loop, the max-throughput mode).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// At a fixed rate, whatever the answers take.
+    Open(Timetable),
+    /// Each connection sends its next request when the previous is answered, until
+    /// `requests` are sent or `duration` has passed (at least one is given).
+    Closed {
+        /// Requests to send at most.
+        requests: Option<u64>,
+        /// How long to keep sending at most.
+        duration: Option<Duration>,
+    },
+}
+
 /// The send times of a bounded run at a fixed rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timetable {

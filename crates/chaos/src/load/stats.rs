@@ -227,6 +227,9 @@ pub struct Recorder {
     send_delay: Histogram<u64>,
     expired_unsent: u64,
     last_send: Duration,
+    answered: u64,
+    last_answer: Duration,
+    versions: BTreeMap<String, u64>,
 }
 
 impl Recorder {
@@ -241,6 +244,9 @@ impl Recorder {
             send_delay: histogram(3),
             expired_unsent: 0,
             last_send: Duration::ZERO,
+            answered: 0,
+            last_answer: Duration::ZERO,
+            versions: BTreeMap::new(),
         }
     }
 
@@ -251,6 +257,11 @@ impl Recorder {
         self.last_send = self.last_send.max(due + delay);
     }
 
+    /// A whole answer came in this HTTP version.
+    pub fn version(&mut self, version: http::Version) {
+        *self.versions.entry(format!("{version:?}")).or_default() += 1;
+    }
+
     /// A request timed out before a connection was free to send it.
     pub fn expired_unsent(&mut self) {
         self.expired_unsent += 1;
@@ -259,6 +270,10 @@ impl Recorder {
     /// A request of `class` due at `due` came to `outcome`, `latency` after it was due.
     pub fn record(&mut self, class: usize, due: Duration, latency: Duration, outcome: Outcome) {
         let latency_us = micros(latency);
+        if let Outcome::Status(_) = outcome {
+            self.answered += 1;
+            self.last_answer = self.last_answer.max(due + latency);
+        }
         self.total.record(latency_us, outcome);
         if let Some(tally) = self.classes.get_mut(class) {
             tally.record(latency_us, outcome);
@@ -280,17 +295,36 @@ impl Recorder {
         bucket.latency.saturating_record(latency_us);
     }
 
+    /// The counts so far, for a live progress line, `elapsed` into the run.
+    pub fn progress(&self, elapsed: Duration) -> Progress {
+        Progress {
+            elapsed,
+            sent: self.send_delay.len(),
+            answered: self.answered,
+            failed: self.total.failed,
+            p99_us: Percentiles::of(&self.total.latency).p99,
+        }
+    }
+
     /// Everything recorded, for a run whose schedule spanned `span` and which took
     /// `elapsed` in all.
     pub fn summary(&self, span: Duration, elapsed: Duration) -> Summary {
         let sent = self.send_delay.len();
         // A client that fell behind sent over a longer time than scheduled.
         let sending_time = span.max(self.last_send).as_secs_f64();
+        let answering_time = span.max(self.last_answer).as_secs_f64();
         Summary {
             elapsed_s: elapsed.as_secs_f64(),
             sent,
             achieved_rate: if sending_time > 0.0 {
                 sent as f64 / sending_time
+            } else {
+                0.0
+            },
+            answered: self.answered,
+            versions: self.versions.clone(),
+            answer_rate: if answering_time > 0.0 {
+                self.answered as f64 / answering_time
             } else {
                 0.0
             },
@@ -315,6 +349,21 @@ impl Recorder {
     }
 }
 
+/// How far a run has come, for a live progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// Requests put on a connection so far.
+    pub sent: u64,
+    /// Requests answered so far, whatever the status.
+    pub answered: u64,
+    /// Requests that failed so far (4xx, 5xx, no answer).
+    pub failed: u64,
+    /// The 99th percentile latency of every request so far, µs.
+    pub p99_us: u64,
+}
+
 /// What a run measured; [`super::Report`] adds what it was asked to do.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -325,6 +374,14 @@ pub struct Summary {
     /// `sent` per second of sending (the schedule's span, or longer if the client fell
     /// behind).
     pub achieved_rate: f64,
+    /// Requests that got a whole HTTP answer, whatever its status.
+    pub answered: u64,
+    /// Whole answers by HTTP version (`HTTP/1.1`, `HTTP/2.0`): what ALPN agreed over TLS.
+    pub versions: BTreeMap<String, u64>,
+    /// `answered` per second, from the start to the last answer (or the schedule's span
+    /// if longer): the throughput the server achieved, where `achieved_rate` is the
+    /// client's.
+    pub answer_rate: f64,
     /// Requests that timed out waiting for a free connection, never sent (counted as
     /// timeouts in `total` too).
     pub expired_unsent: u64,
@@ -342,115 +399,5 @@ pub struct Summary {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ms(value: u64) -> Duration {
-        Duration::from_millis(value)
-    }
-
-    #[test]
-    fn counts_statuses_and_error_kinds_and_separates_ok_from_failed() {
-        let mut recorder = Recorder::new(1, Duration::from_secs(1));
-        recorder.record(0, ms(0), ms(1), Outcome::Status(200));
-        recorder.record(0, ms(1), ms(1), Outcome::Status(200));
-        recorder.record(0, ms(2), ms(1), Outcome::Status(302));
-        recorder.record(0, ms(3), ms(1), Outcome::Status(503));
-        recorder.record(0, ms(4), ms(1), Outcome::Error(ErrorKind::Reset));
-        recorder.record(0, ms(5), ms(1), Outcome::Error(ErrorKind::Timeout));
-        let total = recorder.summary(ms(10), ms(10)).total;
-        assert_eq!(total.requests, 6);
-        assert_eq!(total.ok, 3);
-        assert_eq!(total.failed, 3);
-        assert!((total.error_rate - 0.5).abs() < 1e-9);
-        assert_eq!(total.statuses["200"], 2);
-        assert_eq!(total.statuses["302"], 1);
-        assert_eq!(total.statuses["503"], 1);
-        assert_eq!(total.errors["reset"], 1);
-        assert_eq!(total.errors["timeout"], 1);
-        assert_eq!(total.errors["connect"], 0);
-        assert_eq!(total.errors["protocol"], 0);
-    }
-
-    #[test]
-    fn percentiles_come_from_every_request_and_from_ok_ones_apart() {
-        let mut recorder = Recorder::new(1, Duration::from_secs(1));
-        for index in 1..=100 {
-            recorder.record(0, ms(index), ms(index), Outcome::Status(200));
-        }
-        recorder.record(0, ms(101), Duration::from_secs(2), Outcome::Status(504));
-        let total = recorder.summary(ms(200), ms(200)).total;
-        let within = |value: u64, expected: u64| value.abs_diff(expected) <= expected / 500;
-        assert!(
-            within(total.latency_us.p50, 51_000),
-            "{:?}",
-            total.latency_us
-        );
-        assert!(
-            within(total.latency_us.max, 2_000_000),
-            "{:?}",
-            total.latency_us
-        );
-        assert!(
-            within(total.ok_latency_us.p50, 50_000),
-            "{:?}",
-            total.ok_latency_us
-        );
-        assert!(
-            within(total.ok_latency_us.p99, 99_000),
-            "{:?}",
-            total.ok_latency_us
-        );
-        assert!(
-            within(total.ok_latency_us.max, 100_000),
-            "{:?}",
-            total.ok_latency_us
-        );
-    }
-
-    #[test]
-    fn each_class_is_counted_apart_and_in_the_total() {
-        let mut recorder = Recorder::new(2, Duration::from_secs(1));
-        recorder.record(0, ms(0), ms(1), Outcome::Status(200));
-        recorder.record(1, ms(1), ms(1), Outcome::Status(503));
-        recorder.record(1, ms(2), ms(1), Outcome::Status(503));
-        let summary = recorder.summary(ms(3), ms(3));
-        assert_eq!(summary.total.requests, 3);
-        assert_eq!(summary.classes[0].ok, 1);
-        assert_eq!(summary.classes[0].failed, 0);
-        assert_eq!(summary.classes[1].ok, 0);
-        assert_eq!(summary.classes[1].failed, 2);
-    }
-
-    #[test]
-    fn the_timeline_buckets_requests_by_when_they_were_due() {
-        let mut recorder = Recorder::new(1, ms(500));
-        recorder.record(0, ms(10), ms(5), Outcome::Status(200));
-        // Due in the first interval, answered in the third: it counts where it was due.
-        recorder.record(0, ms(499), ms(1200), Outcome::Error(ErrorKind::Timeout));
-        recorder.record(0, ms(1600), ms(5), Outcome::Status(500));
-        let timeline = recorder.summary(ms(2000), ms(2000)).timeline;
-        assert_eq!(timeline.len(), 4);
-        assert_eq!((timeline[0].ok, timeline[0].failed), (1, 1));
-        assert!(timeline[0].p99_us >= 1_190_000, "{:?}", timeline[0]);
-        assert_eq!((timeline[1].ok, timeline[1].failed), (0, 0));
-        assert_eq!((timeline[3].ok, timeline[3].failed), (0, 1));
-        assert!((timeline[3].t - 1.5).abs() < 1e-9);
-    }
-
-    #[test]
-    fn achieved_rate_is_sent_over_the_schedule_or_the_longer_time_sending_took() {
-        let mut recorder = Recorder::new(1, Duration::from_secs(1));
-        for index in 0..10 {
-            recorder.sent(ms(index * 100), ms(1));
-        }
-        let summary = recorder.summary(Duration::from_secs(1), Duration::from_secs(2));
-        assert!((summary.achieved_rate - 10.0).abs() < 1e-9);
-        // The last request went out 1s late: 11 requests over 2s.
-        recorder.sent(ms(1000), ms(1000));
-        let summary = recorder.summary(Duration::from_secs(1), Duration::from_secs(3));
-        assert!((summary.achieved_rate - 5.5).abs() < 1e-9);
-        assert_eq!(summary.sent, 11);
-        assert!(summary.send_delay_us.max >= 999_000);
-    }
-}
+#[path = "stats_tests.rs"]
+mod tests;

@@ -1,17 +1,18 @@
 //! `blastwall demo`: Blastwall surviving failures, with nothing to configure.
 //!
-//! Two scenarios, each a few mock services on loopback under a steady open-loop load,
-//! printed second by second while the mocks fail on cue:
+//! Two scenarios, each a few mock services on loopback under a steady open-loop load:
 //!
-//! - `proxy` (the default): the proxy in front of three replicas of a service; one turns
-//!   slow, then the primaries crash and come back ([`proxy`]);
+//! - `shop` (the default): a small shop behind the proxy, and its fault-tolerance spec
+//!   run as `blastwall verify` runs one, each failure's verdicts measured ([`shop`]);
 //! - `library`: the policy library's stack in a caller, its dependency turning slow,
-//!   crashing and recovering ([`library`]).
+//!   crashing and recovering, printed second by second ([`library`]).
 
 mod library;
-mod proxy;
+mod shop;
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -20,17 +21,29 @@ use clap::{Args, ValueEnum};
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// What to show.
-    #[arg(value_enum, default_value_t = Scenario::Proxy)]
+    #[arg(value_enum, default_value_t = Scenario::Shop)]
     scenario: Scenario,
-    /// How long each phase lasts.
+    /// Where the shop's reports go (report.html, report.json, junit.xml, the processes' logs).
+    #[arg(long, value_name = "DIR", default_value = "blastwall-report")]
+    report: PathBuf,
+    /// Keep the shop running after its experiments, for the dashboard, until Ctrl-C.
+    #[arg(long)]
+    keep: bool,
+    /// Run only this failure of the shop (repeatable: zone-down, payments-down,
+    /// cache-down, analytics-down); default: all four.
+    #[arg(long, value_name = "NAME")]
+    only: Vec<String>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+    /// How long each phase of the library scenario lasts.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "4s")]
     phase: Duration,
-    /// Requests per second sent.
+    /// Requests per second the library scenario sends.
     #[arg(long, default_value_t = 50)]
     rate: u32,
-    /// Where the proxy scenario's admin listener (its dashboard) binds: an address, or
-    /// `off`. Unset, it takes the default admin address, and runs without a dashboard when
-    /// that is taken.
+    /// Where the shop's admin API (its dashboard) listens: an address, or `off` (any free
+    /// port, not shown). Unset, the default admin address when it is free, else any port.
     #[arg(long, value_name = "ADDR|off", value_parser = parse_admin)]
     admin: Option<Admin>,
 }
@@ -57,22 +70,24 @@ fn parse_admin(value: &str) -> Result<Admin, String> {
 /// The demo scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
-    /// The proxy in front of three replicas: gray failure, crash, failover, failback.
-    Proxy,
+    /// A small shop behind the proxy: four failures, each proved under load.
+    Shop,
     /// The policy library in a caller: breaker, retries with budget, bulkhead, timeout.
     Library,
 }
 
-/// Runs the chosen scenario and prints what happens.
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.rate > 0, "--rate must be at least 1");
-    anyhow::ensure!(
-        args.phase >= Duration::from_secs(3),
-        "--phase must be at least 3s, so health checks and the breaker's open time fit in it"
-    );
+/// Runs the chosen scenario and prints what happens; the shop's exit code is `verify`'s.
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     match args.scenario {
-        Scenario::Proxy => proxy::run(&args).await,
-        Scenario::Library => library::run(&args).await,
+        Scenario::Shop => shop::run(&args).await,
+        Scenario::Library => {
+            anyhow::ensure!(args.rate > 0, "--rate must be at least 1");
+            anyhow::ensure!(
+                args.phase >= Duration::from_secs(3),
+                "--phase must be at least 3s, so health checks and the breaker's open time fit in it"
+            );
+            library::run(&args).await.map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 

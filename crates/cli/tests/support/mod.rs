@@ -6,6 +6,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
 mod eventually;
 pub mod toxiproxy_api;
 
