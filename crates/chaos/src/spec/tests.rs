@@ -506,3 +506,11 @@ fn a_spec_past_what_one_load_generator_can_do_is_refused_not_a_panic() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("at most 32 [[load.header]]"), "{found:?}");
 }
+
+#[test]
+fn a_fault_cannot_start_before_the_steady_state_has_requests_to_judge() {
+    let source = running("").replacen("start = \"5s\"", "start = \"0s\"", 1);
+    let found = errors(&source);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("`start`: at least 1s"), "{found:?}");
+}

@@ -14,6 +14,9 @@ use crate::toxiproxy::toxic::Toxic;
 /// The fault rule keys that do something; a rule needs one.
 const FAULT_ACTIONS: [&str; 6] = ["delay", "abort", "reset", "close", "throttle", "down"];
 
+/// The earliest a fault may start: the load before it is the steady state's evidence.
+const MIN_START: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Every `[[failure]]`, names unique.
 pub(super) fn failures(
     checker: &mut Checker<'_>,
@@ -48,6 +51,13 @@ fn failure(
     load: Option<&Load>,
 ) -> Option<FailureMode> {
     let start = checker.duration(&section.start, "`start`");
+    if start.is_some_and(|start| start < MIN_START) {
+        checker.error(
+            section.start.span(),
+            "`start`: at least 1s: the steady state is judged on the load before the fault, which needs requests that ended",
+        );
+    }
+    let start = start.filter(|start| *start >= MIN_START);
     let duration = checker.duration(&section.duration, "`duration`");
     if duration.is_some_and(|duration| duration.is_zero()) {
         checker.error(section.duration.span(), "`duration`: more than 0");
