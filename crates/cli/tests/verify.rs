@@ -13,7 +13,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Mock, Proxy, Toxiproxy, admin_url, eventually, get, toxiproxy_api};
+use support::{
+    Mock, Proxy, Toxiproxy, admin_url, endpoint, eventually, get, route_config, toxiproxy_api,
+};
 
 /// Runs `blastwall verify SPEC --report REPORT`, asserts its exit code, returns its stdout
 /// and stderr.
@@ -192,21 +194,7 @@ fn a_spec_with_errors_is_refused_with_2_and_the_place_of_each() {
 /// A running system: a proxy with an admin API in front of a mock, started by the test.
 fn running_system() -> (Mock, Proxy) {
     let mock = Mock::start("api", &[]);
-    let proxy = Proxy::start(&format!(
-        r#"
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
-[[route]]
-name = "api"
-cluster = "api"
-
-[cluster.api]
-endpoints = [{{ address = "{}" }}]
-"#,
-        mock.addr
-    ));
+    let proxy = Proxy::start(&route_config("", "", &[endpoint(&mock, "")]));
     (mock, proxy)
 }
 
@@ -341,24 +329,10 @@ async fn the_running_system_example_passes_with_a_real_toxic_and_a_fault_rule() 
     let mock = Mock::start("api", &[]);
     let toxiproxy = Toxiproxy::start();
     let through = toxiproxy_api::proxy(&toxiproxy, "api", mock.addr).await;
-    let proxy = Proxy::start(&format!(
-        r#"
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
-[[route]]
-name = "api"
-cluster = "api"
-timeout = "2s"
-per_try_timeout = "500ms"
-
-[route.retry]
-attempts = 3
-
-[cluster.api]
-endpoints = [{{ address = "{through}" }}]
-"#
+    let proxy = Proxy::start(&route_config(
+        "timeout = \"2s\"\nper_try_timeout = \"500ms\"\n\n[route.retry]\nattempts = 3\n",
+        "",
+        &[format!("{{ address = \"{through}\" }}")],
     ));
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/specs/running.toml");
     let spec = std::fs::read_to_string(example)
