@@ -83,14 +83,113 @@ consecutive_failures = 2
 open_duration = "30s"
 "#,
     );
-    busy.set_behaviour(r#"{"status":503}"#).await;
-    let before = busy.requests().await;
-    let ok = burst(&proxy, 60).await;
-    let reached = busy.requests().await - before;
-    assert_eq!(ok, 30, "the other replica answers its half");
-    assert_eq!(
-        reached, 30,
-        "the busy replica keeps its share: overload is not failure"
+    // Busy: one request at a time, 50 ms each, a 503 for the others. It still serves.
+    busy.set_behaviour(r#"{"capacity":1,"latency":"50ms"}"#)
+        .await;
+    let (mut refused, mut served_before) = (0, 0);
+    for round in 0..12 {
+        let mut wave = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let url = proxy.url("/work");
+            wave.spawn(async move { get(&url).await.0 });
+        }
+        while let Some(status) = wave.join_next().await {
+            refused +=
+                usize::from(status.expect("a request task") == StatusCode::SERVICE_UNAVAILABLE);
+        }
+        if round == 5 {
+            served_before = busy.stats().await["answered_by_class"][1]
+                .as_u64()
+                .unwrap_or(0);
+        }
+    }
+    let served_after = busy.stats().await["answered_by_class"][1]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(refused > 0, "the busy replica refused some requests");
+    assert!(
+        served_after > served_before,
+        "the busy replica keeps its share past 600 ms of 503s: overload is not failure"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_answering_only_503_is_broken_and_ejected() {
+    let (a, broken) = (Mock::start("a", &[]), Mock::start("broken", &[]));
+    let proxy = proxy(
+        &[&a, &broken],
+        r#"
+[cluster.api.outlier_detection]
+consecutive_gateway_errors = 3
+base_ejection_time = "30s"
+"#,
+    );
+    assert_eq!(burst(&proxy, 4).await, 4);
+    broken.set_behaviour(r#"{"status":503}"#).await;
+    // Its 503s say busy until it has served nothing for 250 ms, then broken.
+    assert!(
+        eventually(WITHIN, || avoided(&proxy, &broken, 20)).await,
+        "a replica answering nothing but 503 was never ejected"
+    );
+}
+
+#[tokio::test]
+async fn an_all_503_outage_opens_the_breaker_which_the_health_check_probes_until_recovery() {
+    let (a, b) = (Mock::start("a", &[]), Mock::start("b", &[]));
+    let proxy = proxy(
+        &[&a, &b],
+        r#"
+[cluster.api.health_check]
+kind = "http"
+path = "/"
+interval = "10s"
+
+[cluster.api.circuit_breaker]
+consecutive_failures = 3
+open_duration = "50ms"
+half_open_probes = 1
+probe = "health_check"
+"#,
+    );
+    assert_eq!(burst(&proxy, 4).await, 4);
+    for mock in [&a, &b] {
+        mock.set_behaviour(r#"{"status":503}"#).await;
+    }
+    let breaker_open = |headers: &http::HeaderMap| {
+        headers
+            .get("x-blastwall-error")
+            .is_some_and(|value| value == "breaker_open")
+    };
+    let opened = eventually(WITHIN, || async {
+        let (status, headers, _) = get(&proxy.url("/work")).await;
+        status == StatusCode::SERVICE_UNAVAILABLE && breaker_open(&headers)
+    })
+    .await;
+    assert!(
+        opened,
+        "an outage where every replica answers 503 never opened the breaker"
+    );
+    // Open across many open periods: the health check probes, no request does.
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_millis(600) {
+        let (status, headers, _) = get(&proxy.url("/work")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(breaker_open(&headers), "a request was sent as a probe");
+        answered += 1;
+    }
+    assert!(answered > 10);
+    let probes = a.requests().await + b.requests().await;
+    for mock in [&a, &b] {
+        mock.set_behaviour("{}").await;
+    }
+    assert!(
+        eventually(WITHIN, || async { burst(&proxy, 5).await == 5 }).await,
+        "the breaker never closed after the upstreams recovered"
+    );
+    assert!(
+        a.requests().await + b.requests().await > probes,
+        "traffic came back"
     );
 }
 

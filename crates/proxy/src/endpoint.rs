@@ -52,6 +52,10 @@ pub(crate) struct Endpoint {
     /// Bumped on every health change; shared by every endpoint of a cluster (and of the
     /// clusters that replace it on reload), so the cluster knows its routing is stale.
     changes: Arc<AtomicU64>,
+    /// When it was created: [`last_success`](Self::last_success) counts from here.
+    born: Instant,
+    /// Nanoseconds from `born` to its last successful answer (0: none yet).
+    last_success: AtomicU64,
 }
 
 impl Endpoint {
@@ -82,7 +86,26 @@ impl Endpoint {
             breaker: ArcSwapOption::empty(),
             breaker_epoch: AtomicU64::new(0),
             changes,
+            born: now,
+            last_success: AtomicU64::new(0),
         }
+    }
+
+    /// Notes a successful answer at `now`.
+    pub(crate) fn note_success(&self, now: Instant) {
+        let since_birth = now.saturating_duration_since(self.born).as_nanos();
+        self.last_success.store(
+            u64::try_from(since_birth).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// How long it has served nothing at `now`: since its last successful answer, or since
+    /// it was created if it never answered well.
+    pub(crate) fn serving_nothing_for(&self, now: Instant) -> std::time::Duration {
+        let last =
+            self.born + std::time::Duration::from_nanos(self.last_success.load(Ordering::Relaxed));
+        now.saturating_duration_since(last)
     }
 
     /// Where it is.

@@ -32,6 +32,10 @@ pub(crate) enum AttemptOutcome {
         /// The endpoint's `Retry-After`, as a delay.
         retry_after: Option<Duration>,
     },
+    /// A 503 without `Retry-After` from an endpoint that has served nothing for a while
+    /// ([`broken_503`]): not a busy endpoint shedding some of its load but a broken one
+    /// refusing all of it. A failure, like a gateway error.
+    Unavailable,
     /// A 5xx other than 502, 503 and 504 (the application failed).
     ServerError(StatusCode),
     /// 502 or 504 from the endpoint (something behind it failed).
@@ -52,6 +56,36 @@ pub(crate) enum AttemptOutcome {
     /// The client ended the attempt (see [`ClientCause`]): says nothing about the endpoint,
     /// neither its health nor its latency, and is not retried.
     ClientCaused(ClientCause),
+}
+
+/// A busy endpoint serves nothing for at least this long before its 503s say broken; and
+/// at least [`BROKEN_AFTER_LATENCIES`] times its usual latency.
+pub(crate) const BROKEN_AFTER: Duration = Duration::from_millis(250);
+/// See [`BROKEN_AFTER`].
+pub(crate) const BROKEN_AFTER_LATENCIES: u32 = 4;
+
+/// Whether a 503 says the endpoint is broken (true) rather than busy (false).
+///
+/// A 503 means "busy" or "broken", and the two call for opposite answers: a busy endpoint
+/// must be sent less (ejecting it moves its load onto the others until none is left), a
+/// broken one must be stopped and its callers answered by a fallback at once (retrying it
+/// only multiplies the load). What tells them apart is whether the endpoint still serves:
+/// a busy one refuses the requests beyond its capacity and answers the rest, so successes
+/// keep coming between its 503s; a broken one answers nothing well. So a 503 is broken
+/// when the endpoint has answered nothing successfully for [`BROKEN_AFTER`] and
+/// [`BROKEN_AFTER_LATENCIES`] times its latency estimate (a slow service's successes are
+/// far apart), and busy otherwise; a `Retry-After` always says busy (the endpoint said so).
+///
+/// The proxy cannot see another proxy's successes: behind many proxies that each send
+/// little, a busy endpoint is best told with `Retry-After` (or 429), which never trips.
+pub(crate) fn broken_503(
+    retry_after: Option<Duration>,
+    serving_nothing_for: Duration,
+    latency_estimate: Duration,
+) -> bool {
+    retry_after.is_none()
+        && serving_nothing_for >= BROKEN_AFTER
+        && serving_nothing_for >= latency_estimate.saturating_mul(BROKEN_AFTER_LATENCIES)
 }
 
 /// How a client, not the endpoint, ended an attempt.
@@ -87,6 +121,19 @@ impl AttemptOutcome {
             502 | 504 => AttemptOutcome::GatewayError(status),
             500..=599 => AttemptOutcome::ServerError(status),
             _ => AttemptOutcome::Success,
+        }
+    }
+
+    /// A 503's outcome, busy or broken (see [`broken_503`]).
+    pub(crate) fn of_503(
+        retry_after: Option<Duration>,
+        serving_nothing_for: Duration,
+        latency_estimate: Duration,
+    ) -> Self {
+        if broken_503(retry_after, serving_nothing_for, latency_estimate) {
+            AttemptOutcome::Unavailable
+        } else {
+            AttemptOutcome::Overloaded { retry_after }
         }
     }
 
@@ -130,7 +177,9 @@ impl AttemptOutcome {
             AttemptOutcome::Success
             | AttemptOutcome::Cancelled
             | AttemptOutcome::ClientCaused(_) => None,
-            AttemptOutcome::Overloaded { .. } => Some(FailureKind::Status(503)),
+            AttemptOutcome::Overloaded { .. } | AttemptOutcome::Unavailable => {
+                Some(FailureKind::Status(503))
+            }
             AttemptOutcome::ServerError(status) | AttemptOutcome::GatewayError(status) => {
                 Some(FailureKind::Status(status.as_u16()))
             }
@@ -156,6 +205,45 @@ mod tests {
             assert!(matches!(outcome, AttemptOutcome::Overloaded { .. }));
             assert!(!outcome.is_failure());
         }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_503_from_an_endpoint_that_still_serves_is_busy() {
+        // Its last success was 10 ms ago: it sheds some load and serves the rest.
+        let outcome = AttemptOutcome::of_503(None, ms(10), ms(3));
+        assert_eq!(outcome, AttemptOutcome::Overloaded { retry_after: None });
+        assert!(!outcome.is_failure());
+    }
+
+    #[test]
+    fn a_503_from_an_endpoint_that_serves_nothing_is_broken() {
+        let outcome = AttemptOutcome::of_503(None, BROKEN_AFTER, ms(3));
+        assert_eq!(outcome, AttemptOutcome::Unavailable);
+        assert!(outcome.is_failure());
+        assert_eq!(outcome.failure_kind(), Some(FailureKind::Status(503)));
+    }
+
+    #[test]
+    fn a_slow_service_gets_four_of_its_latencies_before_its_503s_say_broken() {
+        // Successes 1 s apart are normal for a service answering in 1 s.
+        let latency = Duration::from_secs(1);
+        assert!(!broken_503(None, Duration::from_secs(3), latency));
+        assert!(broken_503(None, Duration::from_secs(4), latency));
+    }
+
+    #[test]
+    fn a_503_with_retry_after_is_always_busy() {
+        let outcome = AttemptOutcome::of_503(Some(ms(100)), Duration::from_secs(3600), ms(3));
+        assert_eq!(
+            outcome,
+            AttemptOutcome::Overloaded {
+                retry_after: Some(ms(100))
+            }
+        );
     }
 
     #[test]

@@ -49,6 +49,16 @@ pub struct BreakerConfig {
     /// breaker gives up on them and opens again. A safety net for permits that were never
     /// recorded; `None` trusts callers to always record.
     pub probe_timeout: Option<Duration>,
+    /// The caller probes the dependency by its own means (a health check) while the breaker
+    /// is open, rather than letting calls through as probes: the open period then only says
+    /// when the next probe is due ([`probe_due`]), and the breaker half-opens when one
+    /// passes ([`probe_passed`]), never by time alone. Calls that would have been probes are
+    /// rejected (and answered at once by a fallback) instead of waiting on a dependency that
+    /// is probably still down.
+    ///
+    /// [`probe_due`]: super::CircuitBreaker::probe_due
+    /// [`probe_passed`]: super::CircuitBreaker::probe_passed
+    pub external_probes: bool,
 }
 
 /// The sliding window the rate conditions are computed over.
@@ -97,6 +107,7 @@ impl Default for BreakerConfig {
             }),
             half_open_probes: 3,
             probe_timeout: Some(Duration::from_secs(60)),
+            external_probes: false,
         }
     }
 }
@@ -241,6 +252,7 @@ pub(crate) struct Compiled {
     pub(crate) open_backoff: Option<OpenBackoff>,
     pub(crate) half_open_probes: u32,
     pub(crate) probe_timeout: Option<Duration>,
+    pub(crate) external_probes: bool,
 }
 
 impl Compiled {
@@ -306,6 +318,7 @@ impl BreakerConfig {
             open_backoff: self.open_backoff,
             half_open_probes: self.half_open_probes,
             probe_timeout: self.probe_timeout,
+            external_probes: self.external_probes,
         })
     }
 

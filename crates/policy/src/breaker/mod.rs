@@ -355,6 +355,33 @@ impl CircuitBreaker {
         Some(self.transition(to, reason, now))
     }
 
+    /// Whether the caller's own probe is due at `now`: the breaker is open, probes
+    /// externally ([`BreakerConfig::external_probes`]) and its open period is over.
+    pub fn probe_due(&self, now: Instant) -> bool {
+        self.compiled.external_probes && matches!(self.phase, Phase::Open { until } if now >= until)
+    }
+
+    /// The caller's own probe passed: an open breaker half-opens, and calls then probe as
+    /// usual (so a health check that passes while real calls still fail reopens it, with a
+    /// longer open period). `None` in any other state: a probe that outlived the open state
+    /// (an operator reset or forced it) changes nothing.
+    pub fn probe_passed(&mut self, now: Instant) -> Option<Transition> {
+        matches!(self.phase, Phase::Open { .. })
+            .then(|| self.transition(State::HalfOpen, Reason::ExternalProbePassed, now))
+    }
+
+    /// The caller's own probe failed: an open breaker stays open for another open period
+    /// from `now` (not lengthened: a probe costs no call, and a dependency that comes back is
+    /// noticed within one period however long it was down). No transition.
+    pub fn probe_failed(&mut self, now: Instant) {
+        if let Phase::Open { until } = &mut self.phase {
+            let period = self.compiled.open_period(self.reopens);
+            *until = now
+                .checked_add(period)
+                .expect("open periods are validated to at most a year");
+        }
+    }
+
     /// Takes the oldest transition applied inside [`try_acquire`](Self::try_acquire).
     pub fn pop_transition(&mut self) -> Option<Transition> {
         self.pending.pop()
@@ -410,8 +437,8 @@ impl CircuitBreaker {
     /// The lazy transition due at `now`, if any.
     fn due(&self, now: Instant) -> Option<(State, Reason)> {
         match self.phase {
-            // ## Open => HalfOpen
-            Phase::Open { until } if now >= until => {
+            // ## Open => HalfOpen (by time; with external probes only by `probe_passed`)
+            Phase::Open { until } if now >= until && !self.compiled.external_probes => {
                 Some((State::HalfOpen, Reason::OpenTimeoutElapsed))
             }
             // ## HalfOpen => Open (forgotten probes)

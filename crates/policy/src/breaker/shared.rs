@@ -246,6 +246,23 @@ impl SharedBreaker {
         self.settle(&mut breaker, transition)
     }
 
+    /// See [`CircuitBreaker::probe_due`].
+    pub fn probe_due(&self, now: Instant) -> bool {
+        self.lock().probe_due(now)
+    }
+
+    /// See [`CircuitBreaker::probe_passed`].
+    pub fn probe_passed(&self, now: Instant) -> Option<Transition> {
+        let mut breaker = self.lock();
+        let transition = breaker.probe_passed(now);
+        self.settle(&mut breaker, transition)
+    }
+
+    /// See [`CircuitBreaker::probe_failed`].
+    pub fn probe_failed(&self, now: Instant) {
+        self.lock().probe_failed(now);
+    }
+
     /// See [`CircuitBreaker::force_open`].
     pub fn force_open(&self, now: Instant) -> Option<Transition> {
         let mut breaker = self.lock();

@@ -85,6 +85,9 @@ pub enum Reason {
     },
     /// The open period ended; probing starts.
     OpenTimeoutElapsed,
+    /// The caller's own probe of the dependency passed (with
+    /// [`external_probes`](super::BreakerConfig::external_probes)); calls probe next.
+    ExternalProbePassed,
     /// An operator forced the breaker open.
     ForcedOpen,
     /// An operator forced the breaker closed.
@@ -124,6 +127,7 @@ impl fmt::Display for Reason {
             Reason::ProbeTimedOut => f.write_str("probes made no progress"),
             Reason::ProbesSucceeded { probes } => write!(f, "{probes} probes succeeded"),
             Reason::OpenTimeoutElapsed => f.write_str("open period elapsed"),
+            Reason::ExternalProbePassed => f.write_str("a health probe passed"),
             Reason::ForcedOpen => f.write_str("forced open by operator"),
             Reason::ForcedClosed => f.write_str("forced closed by operator"),
             Reason::Reset => f.write_str("reset by operator"),

@@ -471,3 +471,24 @@ fn a_route_path_with_segment_parameters_is_refused_as_never_matching() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_breaker_probed_by_health_check_needs_a_health_check() {
+    let cluster = "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[route]]\ncluster = \"api\"\n[cluster.api]\nendpoints = [{ address = \"127.0.0.1:1\" }]\n";
+    let breaker = "[cluster.api.circuit_breaker]\nprobe = \"health_check\"\n";
+    let errors = errors(&format!("{cluster}{breaker}"));
+    assert!(
+        errors.iter().any(|error| error.contains(
+            "circuit_breaker.probe = \"health_check\" needs a [cluster.api.health_check]"
+        )),
+        "{errors:?}"
+    );
+    let checked = "[cluster.api.health_check]\nkind = \"http\"\npath = \"/\"\n";
+    let config = parse(&format!("{cluster}{breaker}{checked}")).expect("valid");
+    let breaker = config.clusters[0]
+        .passive
+        .circuit_breaker
+        .as_ref()
+        .expect("a breaker");
+    assert!(breaker.config().external_probes);
+}

@@ -250,6 +250,7 @@ fn every_refusal_is_reported_each_naming_its_field() {
         }),
         half_open_probes: 0,
         probe_timeout: Some(Duration::ZERO),
+        external_probes: false,
     };
     let errors = config.errors();
     let fields: Vec<_> = errors.iter().map(ConfigError::field).collect();

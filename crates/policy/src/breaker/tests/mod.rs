@@ -5,6 +5,7 @@ mod closed;
 mod concurrent;
 mod config;
 mod equivalence;
+mod external;
 mod forced;
 mod half_open;
 #[cfg(feature = "tower")]
@@ -40,6 +41,7 @@ pub(super) fn quiet_config() -> BreakerConfig {
         open_backoff: None,
         half_open_probes: 2,
         probe_timeout: None,
+        external_probes: false,
     }
 }
 

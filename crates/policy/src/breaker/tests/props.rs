@@ -76,6 +76,7 @@ pub(super) fn any_config() -> impl Strategy<Value = BreakerConfig> {
                     }),
                     half_open_probes: probes,
                     probe_timeout: timeout.then_some(secs(3)),
+                    external_probes: false,
                 }
             },
         )

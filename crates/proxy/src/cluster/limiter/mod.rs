@@ -371,6 +371,7 @@ impl LimitPermit {
             // Broken rather than busy, or nothing learnt (the client's doing included):
             // breakers and outlier detection deal with those.
             AttemptOutcome::GatewayError(_)
+            | AttemptOutcome::Unavailable
             | AttemptOutcome::ConnectFailed
             | AttemptOutcome::Refused
             | AttemptOutcome::Reset

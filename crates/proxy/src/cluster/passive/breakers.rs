@@ -14,9 +14,9 @@ use crate::counters::ClusterStats;
 use crate::endpoint::Endpoint;
 use crate::outcome::AttemptOutcome;
 
-/// What an attempt's outcome means to a breaker. Overload, cancellation and what the
-/// client caused say nothing about the dependency: they neither trip nor heal it (see
-/// `AttemptOutcome`).
+/// What an attempt's outcome means to a breaker. Overload (a busy 503, a 429),
+/// cancellation and what the client caused say nothing about the dependency: they neither
+/// trip nor heal it (see `AttemptOutcome`); a broken 503 is a failure.
 pub(super) fn breaker_outcome(outcome: AttemptOutcome) -> Outcome {
     match outcome {
         AttemptOutcome::Success => Outcome::Success,

@@ -18,12 +18,21 @@
 //!   out of routing like an open breaker, for a time that grows with each ejection, within a
 //!   cap (see [`outliers`]).
 //!
-//! # Overload is not failure
+//! # Overload is not failure; a broken 503 is
 //!
-//! A 503 or 429 is an endpoint saying it is busy. It is `Ignored` by the breakers and never
-//! recorded to outlier detection: ejecting busy replicas only moves their load onto the
-//! others, which then look busy in turn, until none is left. Overload is handled by backing
-//! off and shedding (admission, retries honouring Retry-After), never by removing capacity.
+//! A 429, or a 503 from an endpoint that still serves, is an endpoint saying it is busy. It
+//! is `Ignored` by the breakers and never recorded to outlier detection: ejecting busy
+//! replicas only moves their load onto the others, which then look busy in turn, until none
+//! is left. Overload is handled by backing off and shedding (admission, retries honouring
+//! Retry-After), never by removing capacity. But a 503 from an endpoint that has served
+//! nothing for a while says it is broken ([`AttemptOutcome::Unavailable`], see
+//! [`crate::outcome::broken_503`]): that one trips and ejects like a gateway error, so an
+//! outage where every replica answers 503 is detected and answered by a fallback at once.
+//!
+//! # Probing by health check
+//!
+//! A breaker with `probe = "health_check"` is probed by the proxy's own health check while
+//! open, never by a request (see [`probes`]).
 //!
 //! # Time
 //!
@@ -45,13 +54,15 @@ mod body_tests;
 mod breakers;
 mod outcomes;
 mod outliers;
+mod probes;
 mod task;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use blastwall_policy::breaker::{Permit, SharedBreaker};
@@ -81,6 +92,11 @@ pub(super) struct Passive {
     breaker: Option<SharedBreaker>,
     endpoint_breakers: bool,
     outliers: Option<Arc<Outliers>>,
+    /// The breakers whose health-check probe is out (`None`: the cluster's; else the
+    /// endpoint's address), see [`probes`].
+    probing: Mutex<Vec<Option<SocketAddr>>>,
+    /// Whose turn it is to be checked for the cluster's breaker.
+    probe_turn: AtomicUsize,
 }
 
 impl Passive {
@@ -139,7 +155,25 @@ impl Passive {
             breaker,
             endpoint_breakers: settings.endpoint_circuit_breaker.is_some(),
             outliers,
+            probing: Mutex::default(),
+            probe_turn: AtomicUsize::new(0),
         }
+    }
+
+    /// Notes a probe out for `key`; false if one already is.
+    fn probing_insert(&self, key: Option<SocketAddr>) -> bool {
+        let mut probing = self.probing.lock().unwrap_or_else(PoisonError::into_inner);
+        if probing.contains(&key) {
+            return false;
+        }
+        probing.push(key);
+        true
+    }
+
+    /// Notes the probe for `key` back.
+    fn probing_remove(&self, key: Option<SocketAddr>) {
+        let mut probing = self.probing.lock().unwrap_or_else(PoisonError::into_inner);
+        probing.retain(|out| *out != key);
     }
 
     /// Whether anything here needs [`Cluster::tick`].

@@ -83,6 +83,9 @@ impl Cluster {
             endpoint.latency().observe(latency, now);
         } else if !outcome.says_nothing() {
             endpoint.latency().observe(latency, now);
+            if outcome == AttemptOutcome::Success {
+                endpoint.note_success(now);
+            }
         }
     }
 

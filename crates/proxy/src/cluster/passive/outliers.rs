@@ -37,6 +37,7 @@ pub(super) fn outlier_outcome(outcome: AttemptOutcome) -> Option<Outcome> {
         AttemptOutcome::Success => Some(Outcome::Success),
         AttemptOutcome::ServerError(_) => Some(Outcome::ServerError),
         AttemptOutcome::GatewayError(_)
+        | AttemptOutcome::Unavailable
         | AttemptOutcome::ConnectFailed
         | AttemptOutcome::Refused
         | AttemptOutcome::Reset

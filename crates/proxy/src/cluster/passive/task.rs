@@ -30,7 +30,9 @@ pub(in crate::cluster) fn spawn(cluster: &Arc<Cluster>) {
             let Some(cluster) = weak.upgrade() else {
                 return;
             };
-            cluster.tick(Instant::now());
+            let now = Instant::now();
+            cluster.tick(now);
+            cluster.probe_open_breakers(now);
         }
     });
 }

@@ -31,7 +31,7 @@ use super::values::{ByteSizeValue, DurationValue, RateValue};
 
 mod passive;
 
-pub(crate) use passive::{CircuitBreakerSection, OutlierDetectionSection};
+pub(crate) use passive::{BreakerProbe, CircuitBreakerSection, OutlierDetectionSection};
 
 /// A Blastwall config file.
 #[derive(Debug, Deserialize, JsonSchema)]

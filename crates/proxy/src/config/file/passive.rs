@@ -14,8 +14,10 @@ use super::super::values::DurationValue;
 ///
 /// Trip conditions: `consecutive_failures`, `failure_rate_percent`, `slow_call_percent`; any
 /// one met trips. With none written, the breaker trips at a 50% failure rate over the window
-/// once it holds `minimum_calls`. Overload answers (503, 429) and cancelled calls are never
-/// failures: they count for nothing.
+/// once it holds `minimum_calls`. Overload answers (429, and a 503 from an endpoint that
+/// still serves) and cancelled calls are never failures: they count for nothing. A 503 from
+/// an endpoint that has served nothing for 250 ms (and 4 times its latency) is broken, and
+/// is a failure.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CircuitBreakerSection {
@@ -54,6 +56,23 @@ pub(crate) struct CircuitBreakerSection {
     /// Probes let through at once when half-open; that many successes close it. Default 3.
     #[schemars(with = "Option<u32>")]
     pub half_open_probes: Option<Spanned<u32>>,
+    /// What tests the dependency while the breaker is open. `"requests"` (the default):
+    /// once `open_duration` has passed, `half_open_probes` real requests go through.
+    /// `"health_check"`: the proxy sends the cluster's health check (to one endpoint, or to
+    /// the endpoint of an endpoint breaker) every `open_duration`, and no request waits on
+    /// a dependency that is probably still down; when a check passes, real requests probe
+    /// as usual. Needs `[cluster.NAME.health_check]`.
+    pub probe: Option<BreakerProbe>,
+}
+
+/// What tests an open breaker's dependency (`probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum BreakerProbe {
+    /// Real requests, once the open period has passed.
+    Requests,
+    /// The cluster's health check, sent by the proxy every open period.
+    HealthCheck,
 }
 
 /// Passive outlier detection: endpoints that fail real traffic are ejected (take no
@@ -61,17 +80,18 @@ pub(crate) struct CircuitBreakerSection {
 ///
 /// Only the rules written are on (`consecutive_errors`, `consecutive_gateway_errors`,
 /// `failure_percentage`, `success_rate`, `slow_call`); a section with none is an error.
-/// Overload answers (503, 429) and cancelled calls are never recorded: a busy endpoint is
-/// not a broken one.
+/// Overload answers (429, a 503 from an endpoint that still serves) and cancelled calls are
+/// never recorded: a busy endpoint is not a broken one. A 503 from an endpoint that has
+/// served nothing for 250 ms (and 4 times its latency) is a gateway error.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OutlierDetectionSection {
-    /// Eject after this many failures of any kind in a row (5xx other than 503, connection
-    /// failures, resets, timeouts, slow calls).
+    /// Eject after this many failures of any kind in a row (5xx other than a busy 503,
+    /// connection failures, resets, timeouts, slow calls).
     #[schemars(with = "Option<u32>")]
     pub consecutive_errors: Option<Spanned<u32>>,
-    /// Eject after this many gateway errors in a row (502, 504, connection failures,
-    /// resets, timeouts); a 500 breaks the run.
+    /// Eject after this many gateway errors in a row (502, 504, a broken 503, connection
+    /// failures, resets, timeouts); a 500 breaks the run.
     #[schemars(with = "Option<u32>")]
     pub consecutive_gateway_errors: Option<Spanned<u32>>,
     /// How often failure percentage and success rate are judged, over the calls of the

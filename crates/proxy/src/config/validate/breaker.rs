@@ -17,7 +17,7 @@ use blastwall_policy::breaker::{
 use toml::Spanned;
 
 use super::passive::{DEFAULT_SLOW_CALL_DURATION, Place, Written, section_has};
-use crate::config::file::CircuitBreakerSection;
+use crate::config::file::{BreakerProbe, CircuitBreakerSection};
 use crate::config::values::DurationValue;
 
 const DEFAULT_FAILURE_RATE_PERCENT: u32 = 50;
@@ -131,6 +131,7 @@ impl Place<'_, '_> {
             }),
             half_open_probes,
             probe_timeout: Some(PROBE_TIMEOUT),
+            external_probes: section.probe == Some(BreakerProbe::HealthCheck),
         }
     }
 

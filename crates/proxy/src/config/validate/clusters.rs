@@ -90,9 +90,24 @@ fn cluster(
             );
         }
     }
+    let has_health_check = section.health_check.is_some();
     let health_check = section
         .health_check
         .and_then(|health| health::health_check(check, &cluster_name, name.span(), health));
+    for (key, breaker) in [
+        ("circuit_breaker", &passive.circuit_breaker),
+        (
+            "endpoint_circuit_breaker",
+            &passive.endpoint_circuit_breaker,
+        ),
+    ] {
+        if !has_health_check && breaker.as_ref().is_some_and(|b| b.config().external_probes) {
+            check.error_at(
+                name.span(),
+                format!("cluster \"{cluster_name}\": {key}.probe = \"health_check\" needs a [cluster.{cluster_name}.health_check] to send"),
+            );
+        }
+    }
     let retry_budget =
         attempts::retry_budget(check, &cluster_name, name.span(), section.retry_budget);
     let concurrency = section.concurrency.and_then(|section| {

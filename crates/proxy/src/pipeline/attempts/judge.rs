@@ -16,7 +16,7 @@ use super::send::{Finished, SendFailure};
 use super::{Attempted, Verdict};
 use crate::body::ProxyBody;
 use crate::cluster::{Cluster, ClusterPermit};
-use crate::endpoint::EndpointGuard;
+use crate::endpoint::{Endpoint, EndpointGuard};
 use crate::error::{ProxyError, error_response};
 use crate::forward;
 use crate::forward::answer::Unjudged;
@@ -53,7 +53,7 @@ impl Judged<'_, '_> {
             timeout,
             span,
         } = finished;
-        let (outcome, failure) = classify(&result);
+        let (outcome, failure) = classify(&result, guard.endpoint(), now);
         let unjudged = self.record(&guard, &result, outcome, latency, now, permit);
         if let (Some(trace), Some(span)) = (&self.context.trace, span) {
             // The attempt's span ends with its answer (it began as the attempt was sent, its
@@ -210,18 +210,32 @@ impl Judged<'_, '_> {
     }
 }
 
-/// What a finished attempt came to, and the failure the retry policy judges (with an
-/// overloaded answer's `Retry-After`).
-fn classify(result: &Result<Response<UpstreamBody>, SendFailure>) -> (AttemptOutcome, Failure) {
+/// What a finished attempt at `endpoint` came to, and the failure the retry policy judges
+/// (with an overloaded answer's `Retry-After`). A 503 is told busy or broken by what the
+/// endpoint has served lately (see [`crate::outcome::broken_503`]).
+fn classify(
+    result: &Result<Response<UpstreamBody>, SendFailure>,
+    endpoint: &Endpoint,
+    now: Instant,
+) -> (AttemptOutcome, Failure) {
     let (outcome, kind, retry_after) = match result {
         Ok(response) => {
             // Only an overloaded answer's Retry-After matters (to retry or not): the clock
             // and the header lookup are not paid on every response.
-            let overloaded = matches!(response.status().as_u16(), 429 | 503);
+            let status = response.status().as_u16();
+            let overloaded = matches!(status, 429 | 503);
             let retry_after = overloaded
                 .then(|| retry_after(response.headers(), SystemTime::now()))
                 .flatten();
-            let outcome = AttemptOutcome::of_status(response.status(), retry_after);
+            let outcome = if status == 503 {
+                AttemptOutcome::of_503(
+                    retry_after,
+                    endpoint.serving_nothing_for(now),
+                    endpoint.latency().estimate(),
+                )
+            } else {
+                AttemptOutcome::of_status(response.status(), retry_after)
+            };
             (
                 outcome,
                 FailureKind::Status(response.status().as_u16()),
