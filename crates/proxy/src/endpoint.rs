@@ -12,7 +12,7 @@
 //! it are the cluster's to schedule (`cluster::checks`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -23,6 +23,13 @@ use http::uri::Authority;
 
 use crate::config::EndpointConfig;
 use crate::health::{HealthState, HealthStatus, Thresholds, Transition};
+
+/// An endpoint's capacity before it answered busy: no limit known.
+pub(crate) const UNKNOWN_CAPACITY: u32 = u32::MAX;
+/// A learnt capacity grows (by an eighth) after this long without a busy answer.
+pub(crate) const CAPACITY_GROWS_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+/// A learnt capacity that grew past this is forgotten (no limit known).
+pub(crate) const CAPACITY_FORGOTTEN: u32 = 100_000;
 
 /// One endpoint and what is known of it now.
 #[derive(Debug)]
@@ -56,6 +63,10 @@ pub(crate) struct Endpoint {
     born: Instant,
     /// Nanoseconds from `born` to its last successful answer (0: none yet).
     last_success: AtomicU64,
+    /// Requests at once it showed it can take ([`UNKNOWN_CAPACITY`]: no sign of a limit).
+    capacity: AtomicU32,
+    /// Nanoseconds from `born` to when `capacity` may grow again.
+    capacity_grows_at: AtomicU64,
 }
 
 impl Endpoint {
@@ -88,7 +99,62 @@ impl Endpoint {
             changes,
             born: now,
             last_success: AtomicU64::new(0),
+            capacity: AtomicU32::new(UNKNOWN_CAPACITY),
+            capacity_grows_at: AtomicU64::new(0),
         }
+    }
+
+    fn nanos_since_birth(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.born).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Learns from a busy answer (503 or 429) to a request sent while it had
+    /// `in_flight_at_send` requests of ours (that one included): it takes fewer than that
+    /// at once. Returns whether what it is known to take changed.
+    pub(crate) fn learn_refusal(&self, in_flight_at_send: u32, now: Instant) -> bool {
+        let learnt = in_flight_at_send.saturating_sub(1).max(1);
+        self.capacity_grows_at.store(
+            self.nanos_since_birth(now + CAPACITY_GROWS_AFTER),
+            Ordering::Relaxed,
+        );
+        self.capacity.fetch_min(learnt, Ordering::AcqRel) > learnt
+    }
+
+    /// Lets what it is known to take grow by an eighth (at least one) once
+    /// [`CAPACITY_GROWS_AFTER`] has passed without a busy answer: a capacity learnt once
+    /// must not cap it forever (it may have been scaled up). Past [`CAPACITY_FORGOTTEN`] it
+    /// is forgotten. Returns whether it grew.
+    pub(crate) fn grow_capacity(&self, now: Instant) -> bool {
+        let capacity = self.capacity.load(Ordering::Acquire);
+        if capacity == UNKNOWN_CAPACITY
+            || self.nanos_since_birth(now) < self.capacity_grows_at.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        let grown = capacity.saturating_add((capacity / 8).max(1));
+        let grown = if grown > CAPACITY_FORGOTTEN {
+            UNKNOWN_CAPACITY
+        } else {
+            grown
+        };
+        self.capacity_grows_at.store(
+            self.nanos_since_birth(now + CAPACITY_GROWS_AFTER),
+            Ordering::Relaxed,
+        );
+        // A refusal learnt meanwhile wins.
+        self.capacity
+            .compare_exchange(capacity, grown, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Requests at once it showed it can take; `None` while it has shown no limit.
+    pub(crate) fn capacity(&self) -> Option<u32> {
+        Some(self.capacity.load(Ordering::Acquire)).filter(|c| *c != UNKNOWN_CAPACITY)
+    }
+
+    /// Whether it holds as many requests as it showed it can take.
+    pub(crate) fn is_full(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) >= self.capacity.load(Ordering::Relaxed) as usize
     }
 
     /// Notes a successful answer at `now`.
@@ -287,6 +353,8 @@ impl Endpoint {
 #[derive(Debug)]
 pub(crate) struct EndpointGuard {
     endpoint: Arc<Endpoint>,
+    /// The endpoint's requests in flight as this one was sent, itself included.
+    in_flight_at_send: u32,
     /// NOTE: a lock only for `&self` access from `Cluster::record_outcome`; one owner, so
     /// never contended (one atomic to take, one to release).
     permit: Option<Mutex<Option<EndpointPermit>>>,
@@ -298,9 +366,10 @@ impl EndpointGuard {
     }
 
     pub(crate) fn with_permit(endpoint: Arc<Endpoint>, permit: Option<EndpointPermit>) -> Self {
-        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        let before = endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         Self {
             endpoint,
+            in_flight_at_send: u32::try_from(before).unwrap_or(u32::MAX).saturating_add(1),
             permit: permit.map(|permit| Mutex::new(Some(permit))),
         }
     }
@@ -317,6 +386,11 @@ impl EndpointGuard {
     /// The endpoint held.
     pub(crate) fn endpoint(&self) -> &Arc<Endpoint> {
         &self.endpoint
+    }
+
+    /// The endpoint's requests in flight as this one was sent, itself included.
+    pub(crate) fn in_flight_at_send(&self) -> u32 {
+        self.in_flight_at_send
     }
 }
 

@@ -62,6 +62,21 @@ impl ClusterAdmission {
             })
     }
 
+    /// Sets a capacity-following limit (see [`Limiter::follow_capacity`]).
+    pub(crate) fn follow_capacity(&self, capacity: Option<u32>) {
+        if let Some(limiter) = &self.limiter {
+            limiter.follow_capacity(capacity);
+        }
+    }
+
+    /// Whether its limit follows the endpoints' capacities (the cluster's task then grows
+    /// them).
+    pub(crate) fn follows_capacity(&self) -> bool {
+        self.limiter
+            .as_ref()
+            .is_some_and(|limiter| limiter.follows_capacity())
+    }
+
     /// What admission decided so far.
     pub(crate) fn stats(&self) -> &Arc<AdmissionStats> {
         &self.stats

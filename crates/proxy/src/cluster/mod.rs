@@ -21,6 +21,7 @@
 //! a weak reference to the cluster and a receiver that closes when it is dropped, so
 //! replacing a cluster by a reload stops its tasks at once.
 
+mod capacity;
 mod checks;
 mod concurrency;
 mod dns;

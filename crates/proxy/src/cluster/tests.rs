@@ -436,3 +436,103 @@ async fn dropping_a_cluster_stops_its_health_check_tasks() {
     .await;
     assert!(released.is_ok(), "the health check task still runs");
 }
+
+mod capacity {
+    use blastwall_policy::bulkhead::BulkheadConfig;
+
+    use super::*;
+    use crate::config::admission::{ConcurrencyConfig, LimitConfig};
+    use crate::endpoint::CAPACITY_GROWS_AFTER;
+
+    fn following_capacity() -> Arc<Cluster> {
+        let mut config = config(
+            vec![entry(1, 0, None), entry(2, 0, None)],
+            BalanceConfig::RoundRobin,
+        );
+        let max = BulkheadConfig {
+            max_concurrent: 100,
+            max_queue: 0,
+            queue_timeout: Duration::ZERO,
+        };
+        config.concurrency = Some(ConcurrencyConfig {
+            limit: LimitConfig::Capacity(max.validated().expect("valid")),
+            queue: 0,
+            queue_timeout: Duration::from_millis(10),
+            queue_from: crate::config::admission::Priority::Low,
+        });
+        Cluster::new(config, None, None, Instant::now())
+    }
+
+    fn limit(cluster: &Cluster) -> u32 {
+        cluster.admission().concurrency().expect("a limit").0
+    }
+
+    #[test]
+    fn the_limit_is_its_max_until_every_endpoint_refused_once() {
+        let cluster = following_capacity();
+        let now = Instant::now();
+        assert_eq!(limit(&cluster), 100);
+        let endpoints = cluster.endpoints();
+        let guards: Vec<_> = (0..3)
+            .map(|_| EndpointGuard::new(endpoints[0].clone()))
+            .collect();
+        // Refused with three of ours in flight: it takes two.
+        cluster.learn_refusal(&guards[2], now);
+        assert_eq!(endpoints[0].capacity(), Some(2));
+        assert_eq!(
+            limit(&cluster),
+            100,
+            "the other endpoint showed no limit yet"
+        );
+        let other = EndpointGuard::new(endpoints[1].clone());
+        cluster.learn_refusal(&other, now);
+        assert_eq!(endpoints[1].capacity(), Some(1), "never below one");
+        assert_eq!(limit(&cluster), 3);
+    }
+
+    #[test]
+    fn a_learnt_capacity_only_shrinks_on_refusals_and_grows_after_a_quiet_second() {
+        let cluster = following_capacity();
+        let now = Instant::now();
+        let endpoint = cluster.endpoints()[0].clone();
+        let guards: Vec<_> = (0..9)
+            .map(|_| EndpointGuard::new(endpoint.clone()))
+            .collect();
+        cluster.learn_refusal(&guards[8], now);
+        assert_eq!(endpoint.capacity(), Some(8));
+        // A refusal at a higher count than known says nothing new.
+        cluster.learn_refusal(&guards[8], now);
+        assert_eq!(endpoint.capacity(), Some(8));
+        cluster.grow_capacities(now + CAPACITY_GROWS_AFTER / 2);
+        assert_eq!(endpoint.capacity(), Some(8), "too soon");
+        cluster.grow_capacities(now + CAPACITY_GROWS_AFTER);
+        assert_eq!(endpoint.capacity(), Some(9), "an eighth, at least one");
+        cluster.grow_capacities(now + CAPACITY_GROWS_AFTER * 3 / 2);
+        assert_eq!(endpoint.capacity(), Some(9), "one growth a period");
+    }
+
+    #[test]
+    fn a_pick_prefers_an_endpoint_below_its_capacity() {
+        let cluster = following_capacity();
+        let now = Instant::now();
+        let endpoints = cluster.endpoints();
+        let full = EndpointGuard::new(endpoints[0].clone());
+        cluster.learn_refusal(&EndpointGuard::new(endpoints[0].clone()), now);
+        assert!(endpoints[0].is_full(), "one in flight, capacity one");
+        let mut rng = SmallRng::seed_from_u64(7);
+        for _ in 0..20 {
+            let picked = cluster
+                .pick_with(&request(), now, &mut rng)
+                .expect("a pick");
+            assert_eq!(picked.endpoint().address(), endpoints[1].address());
+        }
+        drop(full);
+        // Both full: better a full endpoint than none.
+        let _held = (
+            EndpointGuard::new(endpoints[0].clone()),
+            EndpointGuard::new(endpoints[1].clone()),
+        );
+        cluster.learn_refusal(&EndpointGuard::new(endpoints[1].clone()), now);
+        assert!(cluster.pick_with(&request(), now, &mut rng).is_some());
+    }
+}

@@ -177,6 +177,9 @@ pub struct ConcurrencyConfig {
     pub queue: usize,
     /// How long one may wait.
     pub queue_timeout: Duration,
+    /// The lowest priority that may wait; lower ones are shed at once when no slot is free
+    /// for them (`Priority::Low`: every priority may wait).
+    pub queue_from: Priority,
 }
 
 /// How a concurrency limit is set: the policy crate's config, checked by it at load, so the
@@ -190,6 +193,9 @@ pub enum LimitConfig {
     Gradient2(ValidGradient2Config),
     /// Moved by overload signals (AIMD).
     Aimd(ValidAimdConfig),
+    /// The sum of what a cluster's endpoints showed they take (see `cluster::capacity`),
+    /// at most the bulkhead's limit.
+    Capacity(ValidBulkheadConfig),
 }
 
 /// A rate limit.

@@ -492,3 +492,36 @@ fn a_breaker_probed_by_health_check_needs_a_health_check() {
         .expect("a breaker");
     assert!(breaker.config().external_probes);
 }
+
+#[test]
+fn a_capacity_limit_is_learnt_from_a_cluster_never_given_on_a_route() {
+    let base =
+        "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[route]]\ncluster = \"api\"\n";
+    let cluster = "[cluster.api]\nendpoints = [{ address = \"127.0.0.1:1\" }]\n";
+    let on_route = "[route.concurrency]\nadaptive = \"capacity\"\n";
+    let refused = errors(&format!("{base}{on_route}{cluster}"));
+    assert!(
+        refused
+            .iter()
+            .any(|error| error
+                .contains("adaptive = \"capacity\" is learnt from a cluster's endpoints")),
+        "{refused:?}"
+    );
+    let on_cluster =
+        "[cluster.api.concurrency]\nadaptive = \"capacity\"\nqueue = 5\nqueue_from = \"normal\"\n";
+    let config = parse(&format!("{base}{cluster}{on_cluster}")).expect("valid");
+    let concurrency = config.clusters[0].concurrency.as_ref().expect("a limit");
+    assert!(matches!(
+        concurrency.limit,
+        admission::LimitConfig::Capacity(_)
+    ));
+    assert_eq!(concurrency.queue_from, admission::Priority::Normal);
+    let misspelt = "[cluster.api.concurrency]\nadaptive = \"capacity\"\nqueue_from = \"urgent\"\n";
+    let refused = errors(&format!("{base}{cluster}{misspelt}"));
+    assert!(
+        refused
+            .iter()
+            .any(|error| error.contains("queue_from \"urgent\" is not a priority")),
+        "{refused:?}"
+    );
+}

@@ -95,7 +95,9 @@ impl LimitAlgorithm for Algorithm {
 impl Gate {
     fn new(limit: &LimitConfig) -> Self {
         match limit {
-            LimitConfig::Fixed(bulkhead) => Gate::Fixed(Bulkhead::from_valid(bulkhead)),
+            LimitConfig::Fixed(bulkhead) | LimitConfig::Capacity(bulkhead) => {
+                Gate::Fixed(Bulkhead::from_valid(bulkhead))
+            }
             LimitConfig::Gradient2(config) => Gate::Adaptive(AdaptiveLimiter::new(
                 Algorithm::Gradient2(Gradient2::from_valid(config)),
             )),
@@ -145,6 +147,31 @@ impl Limiter {
         self.gate.bulkhead().limit()
     }
 
+    /// Follows what the cluster's endpoints showed they take (`None`: no limit known), for
+    /// a limit that does (`adaptive = "capacity"`), within its `max`; a no-op for others.
+    /// A raised limit hands the new slots to waiters at once.
+    pub(crate) fn follow_capacity(&self, capacity: Option<u32>) {
+        let LimitConfig::Capacity(bulkhead) = &self.config.limit else {
+            return;
+        };
+        let max = bulkhead.config().max_concurrent;
+        let limit = capacity.map_or(max, |capacity| capacity.clamp(1, max));
+        let before = self.limit();
+        if limit == before {
+            return;
+        }
+        self.gate.bulkhead().set_limit(limit);
+        self.stats.limit.set(u64::from(limit));
+        if limit > before {
+            self.released();
+        }
+    }
+
+    /// Whether the limit follows the endpoints' capacities.
+    pub(crate) fn follows_capacity(&self) -> bool {
+        matches!(self.config.limit, LimitConfig::Capacity(_))
+    }
+
     /// Slots held now.
     pub(crate) fn in_flight(&self) -> u32 {
         self.gate.bulkhead().in_flight()
@@ -175,6 +202,7 @@ impl Limiter {
             max_queue: self.config.queue,
             queue_timeout: self.config.queue_timeout,
             hold: self.hold(),
+            queue_from: self.config.queue_from,
         }
     }
 

@@ -13,7 +13,11 @@
 //! - **room**: a full queue makes room for a request by shedding the newest waiter of the
 //!   lowest priority below it; and a request that could not be served within the queue
 //!   timeout at the current pace (waiters ahead × time a slot is held ÷ its slots) is shed
-//!   at once rather than queued behind doomed work.
+//!   at once rather than queued behind doomed work;
+//! - **who waits**: priorities below `queue_from` never wait: without a free slot they
+//!   are shed at once (in well under a millisecond, with Retry-After), which is what a
+//!   sheddable request's caller wants from an overloaded service, and keeps the queue for
+//!   the requests that must get through.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -44,6 +48,8 @@ pub(crate) struct View {
     pub queue_timeout: Duration,
     /// How long a slot is typically held, once known.
     pub hold: Option<Duration>,
+    /// The lowest priority that may wait.
+    pub queue_from: Priority,
 }
 
 /// What to do with one request.
@@ -101,7 +107,7 @@ pub(crate) fn decide(view: &View, priority: Priority) -> Decision {
     if ahead == 0 && view.in_flight < slots {
         return Decision::Take;
     }
-    if view.max_queue == 0 {
+    if view.max_queue == 0 || priority < view.queue_from {
         return Decision::Shed(ShedReason::QueueFull);
     }
     if let Some(hold) = view.hold {

@@ -28,6 +28,7 @@ fn fixed(limit: u32, queue: usize, queue_timeout: Duration) -> Arc<Limiter> {
             ),
             queue,
             queue_timeout,
+            queue_from: Priority::Low,
         },
         Arc::default(),
     ))
@@ -129,6 +130,27 @@ async fn waiters_are_served_highest_priority_first_then_oldest() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn priorities_below_queue_from_are_shed_at_once_while_higher_ones_wait() {
+    let limiter = Arc::new(Limiter::new(
+        ConcurrencyConfig {
+            queue_from: Priority::Normal,
+            ..fixed(1, 10, Duration::from_secs(1)).config().clone()
+        },
+        Arc::default(),
+    ));
+    let running = limiter
+        .acquire(Priority::Critical, Instant::now())
+        .await
+        .unwrap();
+    let shed = limiter.acquire(Priority::Low, Instant::now()).await;
+    assert_eq!(shed.err(), Some(ShedReason::QueueFull), "low never waits");
+    let mut normal = acquiring(&limiter, Priority::Normal);
+    assert!(poll_once(&mut normal).await.is_pending(), "normal waits");
+    drop(running);
+    assert!(matches!(poll_once(&mut normal).await, Poll::Ready(Ok(_))));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_full_queue_sheds_its_newest_low_waiter_for_a_high_request() {
     let limiter = fixed(1, 2, Duration::from_secs(1));
     let _running = limiter
@@ -222,6 +244,7 @@ async fn an_aimd_limit_falls_when_the_upstream_says_it_is_overloaded() {
             ),
             queue: 0,
             queue_timeout: Duration::ZERO,
+            queue_from: Priority::Low,
         },
         Arc::default(),
     ));
@@ -258,15 +281,19 @@ fn view() -> impl Strategy<Value = View> {
         prop::array::uniform4(0usize..4),
         0usize..12,
         prop::option::of(1u64..300),
+        priority(),
     )
-        .prop_map(|(in_flight, limit, queued, max_queue, hold)| View {
-            in_flight,
-            limit,
-            queued,
-            max_queue: max_queue.max(queued.iter().sum()),
-            queue_timeout: Duration::from_millis(100),
-            hold: hold.map(Duration::from_millis),
-        })
+        .prop_map(
+            |(in_flight, limit, queued, max_queue, hold, queue_from)| View {
+                in_flight,
+                limit,
+                queued,
+                max_queue: max_queue.max(queued.iter().sum()),
+                queue_timeout: Duration::from_millis(100),
+                hold: hold.map(Duration::from_millis),
+                queue_from,
+            },
+        )
 }
 
 #[derive(Debug, Clone)]

@@ -269,18 +269,25 @@ impl Cluster {
         for _ in 0..DRAWS {
             let endpoint = routing.pick(&self.balancer, key, now, rng)?;
             if !avoid.contains(&endpoint.address())
+                && !endpoint.is_full()
                 && let Some(guard) = admit_endpoint(endpoint, now)
             {
                 return Some(guard);
             }
         }
-        // Then the least loaded candidate that is not avoided; then a healthy endpoint of a
+        // Then the least loaded candidate that is not avoided (one below the capacity it
+        // showed first, see `capacity`); then a healthy endpoint of a
         // priority that takes no traffic now (a retry whose every candidate failed spills
         // over to the standby, as Envoy's previous-priorities retry does); and only then one
         // already tried: better the endpoint that failed than none.
         let mut candidates: Vec<&Arc<Endpoint>> = routing.endpoints().collect();
-        candidates
-            .sort_by_key(|endpoint| (avoid.contains(&endpoint.address()), endpoint.in_flight()));
+        candidates.sort_by_key(|endpoint| {
+            (
+                avoid.contains(&endpoint.address()),
+                endpoint.is_full(),
+                endpoint.in_flight(),
+            )
+        });
         if let Some(guard) = candidates
             .iter()
             .filter(|endpoint| !avoid.contains(&endpoint.address()))

@@ -13,7 +13,8 @@ const MIN_PERIOD: Duration = Duration::from_millis(10);
 /// Starts ticking `cluster` (if it has anything to tick); the task holds a weak reference
 /// and ends when the cluster is retired or dropped.
 pub(in crate::cluster) fn spawn(cluster: &Arc<Cluster>) {
-    if !cluster.passive.needs_ticks() {
+    let capacity = cluster.admission().follows_capacity();
+    if !cluster.passive.needs_ticks() && !capacity {
         return;
     }
     let period = period(cluster);
@@ -33,6 +34,9 @@ pub(in crate::cluster) fn spawn(cluster: &Arc<Cluster>) {
             let now = Instant::now();
             cluster.tick(now);
             cluster.probe_open_breakers(now);
+            if capacity {
+                cluster.grow_capacities(now);
+            }
         }
     });
 }

@@ -19,8 +19,9 @@ use crate::config::values::DurationValue;
 pub(crate) struct ConcurrencySection {
     /// Requests served at once (a bulkhead). Not with `adaptive`.
     pub limit: Option<u32>,
-    /// A limit that follows the upstream: `gradient2` (from latency) or `aimd` (lowered
-    /// on overload answers and timeouts, raised while used).
+    /// A limit that follows the upstream: `gradient2` (from latency), `aimd` (lowered
+    /// on overload answers and timeouts, raised while used) or, on a cluster, `capacity`
+    /// (the sum of what its endpoints showed they take).
     pub adaptive: Option<AdaptiveAlgorithm>,
     /// Lowest adaptive limit. Default 1.
     pub min: Option<u32>,
@@ -35,6 +36,10 @@ pub(crate) struct ConcurrencySection {
     /// be served within this time at the current pace is shed at once. Default "100ms".
     #[schemars(with = "Option<DurationValue>")]
     pub queue_timeout: Option<Spanned<DurationValue>>,
+    /// The lowest priority that may wait in the queue (`low`, `normal`, `high`,
+    /// `critical`); lower priorities are shed at once, with Retry-After, when no slot is
+    /// free for them. Default "low" (every priority may wait).
+    pub queue_from: Option<String>,
 }
 
 /// An adaptive limit's algorithm.
@@ -45,6 +50,11 @@ pub(crate) enum AdaptiveAlgorithm {
     Gradient2,
     /// Additive increase, multiplicative decrease on overload (503 / 429) and timeouts.
     Aimd,
+    /// Only on a cluster: the sum of what its endpoints showed they take. An endpoint that
+    /// answers busy (503, 429) to a request sent while it had N in flight takes at most
+    /// N - 1; unbounded (up to `max`) until one refuses; a learnt capacity grows by an
+    /// eighth after a second without a refusal.
+    Capacity,
 }
 
 /// A rate limit: `rate` requests per `per`, with bursts of up to `burst`. Past it: 429 with

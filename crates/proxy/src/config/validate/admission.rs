@@ -77,21 +77,37 @@ pub(super) fn route(
             PrioritySection::Low => Priority::Low,
         },
         trust: trust.clone(),
-        concurrency: concurrency.and_then(|section| self::concurrency(check, &owner, section)),
+        concurrency: concurrency
+            .and_then(|section| self::concurrency(check, &owner, section, false)),
         rate_limit: rate_limit.and_then(|section| self::rate_limit(check, &owner, section)),
     }
 }
 
 /// A `concurrency` section of a route or cluster (`owner` names it in errors).
+/// A route's or (`on_cluster`) a cluster's concurrency limit.
 pub(super) fn concurrency(
     check: &mut Checker<'_>,
     owner: &str,
     section: Spanned<ConcurrencySection>,
+    on_cluster: bool,
 ) -> Option<ConcurrencyConfig> {
     let span = section.span();
     let mut section = section.into_inner();
     let queue_timeout = duration_or(check, section.queue_timeout.take(), DEFAULT_QUEUE_TIMEOUT);
     let queue = section.queue.unwrap_or(0) as usize;
+    let queue_from = match section.queue_from.as_deref() {
+        None => Priority::Low,
+        Some(name) => match Priority::from_header(name.as_bytes()) {
+            Some(priority) => priority,
+            None => {
+                check.error_at(
+                    span.clone(),
+                    format!("{owner}: concurrency queue_from \"{name}\" is not a priority: expected \"low\", \"normal\", \"high\" or \"critical\""),
+                );
+                return None;
+            }
+        },
+    };
     let mut ok = true;
     if queue > 0 && queue_timeout.is_zero() {
         check.error_at(
@@ -147,13 +163,55 @@ pub(super) fn concurrency(
                 }
             }
         }
+        (None, Some(AdaptiveAlgorithm::Capacity)) => {
+            capacity_limit(check, owner, span, &section, on_cluster)?
+        }
         (None, Some(algorithm)) => adaptive_limit(check, owner, span, &section, algorithm)?,
     };
     ok.then_some(ConcurrencyConfig {
         limit,
         queue,
         queue_timeout,
+        queue_from,
     })
+}
+
+/// A limit that follows what the cluster's endpoints showed they take (`adaptive =
+/// "capacity"`): only on a cluster (a route does not see endpoints), bounded by `max`.
+fn capacity_limit(
+    check: &mut Checker<'_>,
+    owner: &str,
+    span: std::ops::Range<usize>,
+    section: &ConcurrencySection,
+    on_cluster: bool,
+) -> Option<LimitConfig> {
+    if !on_cluster {
+        check.error_at(
+            span,
+            format!("{owner}: adaptive = \"capacity\" is learnt from a cluster's endpoints: give it in [cluster.NAME.concurrency], or use \"gradient2\" or \"aimd\" here"),
+        );
+        return None;
+    }
+    if section.min.is_some() || section.initial.is_some() {
+        check.error_at(
+            span,
+            format!("{owner}: adaptive = \"capacity\" takes only max (the limit is the sum of what the endpoints showed they take, unbounded until one refuses)"),
+        );
+        return None;
+    }
+    let max = section.max.unwrap_or(DEFAULT_ADAPTIVE_MAX);
+    let bulkhead = BulkheadConfig {
+        max_concurrent: max,
+        max_queue: 0,
+        queue_timeout: Duration::ZERO,
+    };
+    match bulkhead.validated() {
+        Ok(bulkhead) => Some(LimitConfig::Capacity(bulkhead)),
+        Err(_) => {
+            check.error_at(span, format!("{owner}: concurrency max must be at least 1"));
+            None
+        }
+    }
 }
 
 /// An adaptive limit: the bounds the section gives (or their defaults), checked by the
@@ -171,6 +229,7 @@ fn adaptive_limit(
         .initial
         .unwrap_or(DEFAULT_ADAPTIVE_INITIAL.clamp(min, max.max(min)));
     let checked = match algorithm {
+        AdaptiveAlgorithm::Capacity => unreachable!("handled by capacity_limit"),
         AdaptiveAlgorithm::Gradient2 => Gradient2Config {
             initial_limit: initial,
             min_limit: min,

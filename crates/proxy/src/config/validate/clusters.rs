@@ -111,7 +111,7 @@ fn cluster(
     let retry_budget =
         attempts::retry_budget(check, &cluster_name, name.span(), section.retry_budget);
     let concurrency = section.concurrency.and_then(|section| {
-        admission::concurrency(check, &format!("cluster \"{cluster_name}\""), section)
+        admission::concurrency(check, &format!("cluster \"{cluster_name}\""), section, true)
     });
     Some(ClusterConfig {
         name: cluster_name,

@@ -128,6 +128,9 @@ impl Judged<'_, '_> {
                 })
             }
             _ => {
+                if let AttemptOutcome::Overloaded { .. } = outcome {
+                    cluster.learn_refusal(guard, now);
+                }
                 cluster.record_outcome(guard, outcome, latency, now);
                 None
             }
