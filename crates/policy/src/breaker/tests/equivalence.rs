@@ -54,6 +54,12 @@ proptest! {
                     prop_assert_eq!(plain.force_closed(now), shared.force_closed(now));
                 }
                 Op::Reset => prop_assert_eq!(plain.reset(now), shared.reset(now)),
+                Op::Probe(true) => prop_assert_eq!(plain.probe_passed(now), shared.probe_passed(now)),
+                Op::Probe(false) => {
+                    plain.probe_failed(now);
+                    shared.probe_failed(now);
+                    prop_assert_eq!(plain.probe_due(now), shared.probe_due(now));
+                }
             }
             prop_assert_eq!(plain.state(now), shared.state(now));
             prop_assert_eq!(plain.window_counts(now), shared.window_counts(now));

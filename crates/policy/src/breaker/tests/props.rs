@@ -21,12 +21,17 @@ fn outcome() -> impl Strategy<Value = Outcome> {
 #[derive(Debug, Clone)]
 pub(super) enum Op {
     Acquire,
-    Record { pick: usize, outcome: Outcome },
+    Record {
+        pick: usize,
+        outcome: Outcome,
+    },
     Advance(Duration),
     Tick,
     ForceOpen,
     ForceClosed,
     Reset,
+    /// The caller's own probe (external probes): passed or failed.
+    Probe(bool),
 }
 
 pub(super) fn op() -> impl Strategy<Value = Op> {
@@ -35,6 +40,7 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
         10 => (any::<usize>(), outcome()).prop_map(|(pick, outcome)| Op::Record { pick, outcome }),
         4 => (0u64..4_000).prop_map(|n| Op::Advance(ms(n))),
         1 => Just(Op::Tick),
+        2 => any::<bool>().prop_map(Op::Probe),
         1 => prop_oneof![
             1 => Just(Op::ForceOpen),
             1 => Just(Op::ForceClosed),
@@ -51,10 +57,15 @@ pub(super) fn any_config() -> impl Strategy<Value = BreakerConfig> {
             proptest::option::of(1u32..=10),
         ),
         (any::<bool>(), 1u32..=5),
-        (any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
     )
         .prop_map(
-            |((probes, consecutive), (failure, slow), (time_window, minimum), (grow, timeout))| {
+            |(
+                (probes, consecutive),
+                (failure, slow),
+                (time_window, minimum),
+                (grow, timeout, external),
+            )| {
                 BreakerConfig {
                     consecutive_failures: consecutive,
                     failure_rate: failure.map(|k| f64::from(k) / 10.0),
@@ -76,7 +87,7 @@ pub(super) fn any_config() -> impl Strategy<Value = BreakerConfig> {
                     }),
                     half_open_probes: probes,
                     probe_timeout: timeout.then_some(secs(3)),
-                    external_probes: false,
+                    external_probes: external,
                 }
             },
         )
@@ -135,6 +146,7 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..200),
     ) {
         let probes = config.half_open_probes;
+        let external = config.external_probes;
         let mut b = breaker(config);
         let mut now = Instant::now();
         let mut outstanding: Vec<Permit> = Vec::new();
@@ -176,6 +188,26 @@ proptest! {
                     }
                 }
                 Op::Reset => observer.see(b.reset(now))?,
+                Op::Probe(passed) => {
+                    let was_open = b.phase.state() == State::Open;
+                    if passed {
+                        let t = b.probe_passed(now);
+                        prop_assert_eq!(t.is_some(), was_open, "only an open breaker half-opens");
+                        if let Some(t) = t {
+                            observer.see(t)?;
+                        }
+                    } else {
+                        b.probe_failed(now);
+                        prop_assert_eq!(b.phase.state() == State::Open, was_open);
+                    }
+                }
+            }
+            if external {
+                // Externally probed: time alone never half-opens it.
+                prop_assert!(
+                    !matches!(b.due(now), Some((State::HalfOpen, _))),
+                    "an externally probed breaker half-opened by time"
+                );
             }
             prop_assert_eq!(b.pop_transition(), None, "nothing left unobserved");
             prop_assert_eq!(b.missed_transitions(), 0);
