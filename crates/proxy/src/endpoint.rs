@@ -63,6 +63,9 @@ pub(crate) struct Endpoint {
     born: Instant,
     /// Nanoseconds from `born` to its last successful answer (0: none yet).
     last_success: AtomicU64,
+    /// A moving average of its successes' latency, in nanoseconds (0: none yet). Unlike
+    /// the balancer's estimate, failures never move it (they penalise that one by a second).
+    success_latency: AtomicU64,
     /// Requests at once it showed it can take ([`UNKNOWN_CAPACITY`]: no sign of a limit).
     capacity: AtomicU32,
     /// Nanoseconds from `born` to when `capacity` may grow again.
@@ -99,6 +102,7 @@ impl Endpoint {
             changes,
             born: now,
             last_success: AtomicU64::new(0),
+            success_latency: AtomicU64::new(0),
             capacity: AtomicU32::new(UNKNOWN_CAPACITY),
             capacity_grows_at: AtomicU64::new(0),
         }
@@ -157,13 +161,24 @@ impl Endpoint {
         self.in_flight.load(Ordering::Relaxed) >= self.capacity.load(Ordering::Relaxed) as usize
     }
 
-    /// Notes a successful answer at `now`.
-    pub(crate) fn note_success(&self, now: Instant) {
-        let since_birth = now.saturating_duration_since(self.born).as_nanos();
-        self.last_success.store(
-            u64::try_from(since_birth).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+    /// Notes a successful answer at `now`, `latency` after it was sent.
+    pub(crate) fn note_success(&self, latency: std::time::Duration, now: Instant) {
+        self.last_success
+            .store(self.nanos_since_birth(now), Ordering::Relaxed);
+        let sample = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let previous = self.success_latency.load(Ordering::Relaxed);
+        // An average over about 8 successes; racing updates lose a sample, which is fine.
+        let next = if previous == 0 {
+            sample
+        } else {
+            previous - previous / 8 + sample / 8
+        };
+        self.success_latency.store(next.max(1), Ordering::Relaxed);
+    }
+
+    /// Its successes' usual latency (zero before the first).
+    pub(crate) fn success_latency(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.success_latency.load(Ordering::Relaxed))
     }
 
     /// How long it has served nothing at `now`: since its last successful answer, or since

@@ -73,19 +73,19 @@ pub(crate) const BROKEN_AFTER_LATENCIES: u32 = 4;
 /// a busy one refuses the requests beyond its capacity and answers the rest, so successes
 /// keep coming between its 503s; a broken one answers nothing well. So a 503 is broken
 /// when the endpoint has answered nothing successfully for [`BROKEN_AFTER`] and
-/// [`BROKEN_AFTER_LATENCIES`] times its latency estimate (a slow service's successes are
-/// far apart), and busy otherwise; a `Retry-After` always says busy (the endpoint said so).
+/// [`BROKEN_AFTER_LATENCIES`] times its successes' usual latency (a slow service's
+/// successes are far apart; failures do not count, which the balancer's estimate penalises), and busy otherwise; a `Retry-After` always says busy (the endpoint said so).
 ///
 /// The proxy cannot see another proxy's successes: behind many proxies that each send
 /// little, a busy endpoint is best told with `Retry-After` (or 429), which never trips.
 pub(crate) fn broken_503(
     retry_after: Option<Duration>,
     serving_nothing_for: Duration,
-    latency_estimate: Duration,
+    success_latency: Duration,
 ) -> bool {
     retry_after.is_none()
         && serving_nothing_for >= BROKEN_AFTER
-        && serving_nothing_for >= latency_estimate.saturating_mul(BROKEN_AFTER_LATENCIES)
+        && serving_nothing_for >= success_latency.saturating_mul(BROKEN_AFTER_LATENCIES)
 }
 
 /// How a client, not the endpoint, ended an attempt.
@@ -128,9 +128,9 @@ impl AttemptOutcome {
     pub(crate) fn of_503(
         retry_after: Option<Duration>,
         serving_nothing_for: Duration,
-        latency_estimate: Duration,
+        success_latency: Duration,
     ) -> Self {
-        if broken_503(retry_after, serving_nothing_for, latency_estimate) {
+        if broken_503(retry_after, serving_nothing_for, success_latency) {
             AttemptOutcome::Unavailable
         } else {
             AttemptOutcome::Overloaded { retry_after }

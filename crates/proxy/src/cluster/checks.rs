@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use super::Cluster;
 use crate::config::{HealthCheckConfig, UpstreamProtocol};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointGuard};
 use crate::health::{self, ProbeFailure, Thresholds, probe};
 use crate::rng::with_rng;
 
@@ -47,6 +47,10 @@ async fn check_loop(
         let result = if endpoint.is_down_by_fault() {
             Err(ProbeFailure::FaultDown)
         } else {
+            // The check is one of our requests at the endpoint while it runs: an endpoint
+            // that refuses a request because the check holds one of its slots must not be
+            // taken to have less capacity than it has (`cluster::capacity`).
+            let _held = EndpointGuard::new(endpoint.clone());
             tokio::select! {
                 result = probe(&check, protocol, endpoint.address(), endpoint.authority()) => result,
                 _ = alive.changed() => return,

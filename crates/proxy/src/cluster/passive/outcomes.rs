@@ -84,7 +84,7 @@ impl Cluster {
         } else if !outcome.says_nothing() {
             endpoint.latency().observe(latency, now);
             if outcome == AttemptOutcome::Success {
-                endpoint.note_success(now);
+                endpoint.note_success(latency, now);
             }
         }
     }

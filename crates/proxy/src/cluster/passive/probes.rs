@@ -21,7 +21,7 @@ use std::time::Instant;
 use blastwall_policy::breaker::SharedBreaker;
 
 use super::super::Cluster;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointGuard};
 use crate::health::{ProbeFailure, probe};
 
 impl Cluster {
@@ -77,6 +77,8 @@ impl Cluster {
             let result = if endpoint.is_down_by_fault() {
                 Err(ProbeFailure::FaultDown)
             } else {
+                // One of our requests at the endpoint while it runs (see `checks`).
+                let _held = EndpointGuard::new(endpoint.clone());
                 tokio::select! {
                     result = probe(&check, protocol, endpoint.address(), endpoint.authority()) => result,
                     _ = alive.changed() => return,

@@ -234,7 +234,7 @@ fn classify(
                 AttemptOutcome::of_503(
                     retry_after,
                     endpoint.serving_nothing_for(now),
-                    endpoint.latency().estimate(),
+                    endpoint.success_latency(),
                 )
             } else {
                 AttemptOutcome::of_status(response.status(), retry_after)
