@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use support::{Mock, Proxy, eventually, get, send, try_send};
+use support::{Mock, Proxy, admin_url, eventually, get, send, try_send, with_admin};
 
 const HIGH: &[(&str, &str)] = &[("x-blastwall-priority", "high")];
 const LOW: &[(&str, &str)] = &[("x-blastwall-priority", "low")];
@@ -160,6 +160,127 @@ endpoints = [{{ address = "{}" }}]
         stats["overloaded"].as_u64().unwrap_or_default(),
         0,
         "the upstream was never pushed past its capacity: {stats}"
+    );
+}
+
+/// Runs `workers` clients at once, half high and half low priority, each sending
+/// `requests` one after another; returns the answers (status, Retry-After, error) of each
+/// priority, high first.
+async fn high_and_low(url: &str, workers: usize, requests: usize) -> (Answers, Answers) {
+    let tasks: Vec<_> = (0..workers)
+        .map(|worker| {
+            let url = url.to_owned();
+            let headers = if worker % 2 == 0 { HIGH } else { LOW };
+            tokio::spawn(async move {
+                let mut answers = Vec::with_capacity(requests);
+                for _ in 0..requests {
+                    let (status, headers_back, _) = send(Method::GET, &url, "", headers).await;
+                    let retry_after = headers_back.contains_key("retry-after");
+                    let error = headers_back
+                        .get("x-blastwall-error")
+                        .map(|value| value.to_str().unwrap_or_default().to_owned());
+                    answers.push((status, retry_after, error));
+                }
+                (headers == HIGH, answers)
+            })
+        })
+        .collect();
+    let (mut high, mut low) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (is_high, answers) = task.await.expect("worker finished");
+        if is_high { &mut high } else { &mut low }.extend(answers);
+    }
+    (high, low)
+}
+
+type Answers = Vec<(StatusCode, bool, Option<String>)>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_never_written_is_learnt_from_the_upstreams_refusals_and_low_is_shed_at_once() {
+    const CAPACITY: usize = 4;
+    let upstream = Mock::start(
+        "api",
+        &["--latency", "40ms", "--capacity", &CAPACITY.to_string()],
+    );
+    let proxy = Proxy::start(&with_admin(&format!(
+        r#"
+[proxy]
+trusted_clients = ["127.0.0.1/32"]
+
+[[listener]]
+name = "public"
+listen = "127.0.0.1:0"
+
+[[route]]
+cluster = "api"
+
+[cluster.api]
+endpoints = [{{ address = "{}" }}]
+
+[cluster.api.concurrency]
+adaptive = "capacity"
+queue = 8
+queue_timeout = "200ms"
+queue_from = "normal"
+"#,
+        upstream.addr
+    )));
+    let (high, low) = high_and_low(&proxy.url("/work"), 12, 20).await;
+    let ok = |answers: &Answers| {
+        answers
+            .iter()
+            .filter(|(s, ..)| *s == StatusCode::OK)
+            .count()
+    };
+    let high_ok = ok(&high) as f64 / high.len() as f64;
+    let why = |answers: &Answers| {
+        let mut kinds = std::collections::BTreeMap::new();
+        for (status, _, error) in answers {
+            *kinds.entry((status.as_u16(), error.clone())).or_insert(0) += 1;
+        }
+        kinds
+    };
+    // Less than with the capacity written (0.95): the first requests teach the limit.
+    assert!(
+        high_ok >= 0.75,
+        "high priority success {high_ok:.2}: {:?}",
+        why(&high)
+    );
+    assert!(
+        ok(&low) < ok(&high),
+        "low {} ≥ high {}",
+        ok(&low),
+        ok(&high)
+    );
+    let shed_by_proxy = low
+        .iter()
+        .filter(|(_, retry_after, error)| error.as_deref() == Some("shed") && *retry_after)
+        .count();
+    assert!(
+        shed_by_proxy > 0,
+        "low priority was never shed by the learnt limit"
+    );
+    let refused = upstream.stats().await["overloaded"]
+        .as_u64()
+        .unwrap_or_default();
+    let sent = (high.len() + low.len()) as u64;
+    assert!(
+        refused * 10 < sent,
+        "learning the capacity cost {refused} refusals of {sent} requests"
+    );
+    let (_, _, metrics) = get(&admin_url(&proxy, "/metrics")).await;
+    let limit = metrics
+        .lines()
+        .find(|line| line.starts_with("blastwall_cluster_concurrency_limit{"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<u64>().ok())
+        .expect("the cluster's limit is exported");
+    // Learnt, never above what the upstream showed (plus the growth of a quiet second);
+    // it can be below it for a while when a refusal raced an answer (the upstream may still
+    // hold the slot of an answer the proxy already has).
+    assert!(
+        (1..=CAPACITY as u64 + 1).contains(&limit),
+        "the limit learnt is {limit}, the capacity {CAPACITY}"
     );
 }
 

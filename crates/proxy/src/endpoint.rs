@@ -70,6 +70,11 @@ pub(crate) struct Endpoint {
     capacity: AtomicU32,
     /// Nanoseconds from `born` to when `capacity` may grow again.
     capacity_grows_at: AtomicU64,
+    /// The most requests of ours it had at once when one of them succeeded, lately (the
+    /// cluster's task forgets it every [`CAPACITY_GROWS_AFTER`]): it takes that many.
+    served_at_once: AtomicU32,
+    /// Nanoseconds from `born` to when `served_at_once` is next forgotten.
+    served_forgotten_at: AtomicU64,
 }
 
 impl Endpoint {
@@ -105,6 +110,8 @@ impl Endpoint {
             success_latency: AtomicU64::new(0),
             capacity: AtomicU32::new(UNKNOWN_CAPACITY),
             capacity_grows_at: AtomicU64::new(0),
+            served_at_once: AtomicU32::new(0),
+            served_forgotten_at: AtomicU64::new(0),
         }
     }
 
@@ -115,8 +122,13 @@ impl Endpoint {
     /// Learns from a busy answer (503 or 429) to a request sent while it had
     /// `in_flight_at_send` requests of ours (that one included): it takes fewer than that
     /// at once. Returns whether what it is known to take changed.
+    ///
+    /// Our count can run a moment behind the endpoint's (it may still hold a slot for an
+    /// answer we already have), so a refusal never teaches less than the most it was seen
+    /// to serve at once lately.
     pub(crate) fn learn_refusal(&self, in_flight_at_send: u32, now: Instant) -> bool {
-        let learnt = in_flight_at_send.saturating_sub(1).max(1);
+        let served = self.served_at_once.load(Ordering::Acquire);
+        let learnt = in_flight_at_send.saturating_sub(1).max(served).max(1);
         self.capacity_grows_at.store(
             self.nanos_since_birth(now + CAPACITY_GROWS_AFTER),
             Ordering::Relaxed,
@@ -130,6 +142,14 @@ impl Endpoint {
     /// is forgotten. Returns whether it grew.
     pub(crate) fn grow_capacity(&self, now: Instant) -> bool {
         let capacity = self.capacity.load(Ordering::Acquire);
+        if self.nanos_since_birth(now) >= self.served_forgotten_at.load(Ordering::Relaxed) {
+            // What it served lately, not once long ago: a capacity may shrink too.
+            self.served_at_once.store(0, Ordering::Release);
+            self.served_forgotten_at.store(
+                self.nanos_since_birth(now + CAPACITY_GROWS_AFTER),
+                Ordering::Relaxed,
+            );
+        }
         if capacity == UNKNOWN_CAPACITY
             || self.nanos_since_birth(now) < self.capacity_grows_at.load(Ordering::Relaxed)
         {
@@ -149,6 +169,15 @@ impl Endpoint {
         self.capacity
             .compare_exchange(capacity, grown, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+
+    /// Notes that a request sent while it had `in_flight_at_send` of ours succeeded (only
+    /// once it has shown a limit: nothing to bound before).
+    pub(crate) fn note_served_at_once(&self, in_flight_at_send: u32) {
+        if self.capacity.load(Ordering::Relaxed) != UNKNOWN_CAPACITY {
+            self.served_at_once
+                .fetch_max(in_flight_at_send, Ordering::AcqRel);
+        }
     }
 
     /// Requests at once it showed it can take; `None` while it has shown no limit.

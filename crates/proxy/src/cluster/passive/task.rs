@@ -8,7 +8,7 @@ use super::super::Cluster;
 
 /// The longest and shortest time between ticks.
 const MAX_PERIOD: Duration = Duration::from_secs(1);
-const MIN_PERIOD: Duration = Duration::from_millis(10);
+const MIN_PERIOD: Duration = Duration::from_millis(5);
 
 /// Starts ticking `cluster` (if it has anything to tick); the task holds a weak reference
 /// and ends when the cluster is retired or dropped.

@@ -119,6 +119,9 @@ impl Judged<'_, '_> {
             Ok(response)
                 if outcome == AttemptOutcome::Success && !response.body().is_complete() =>
             {
+                guard
+                    .endpoint()
+                    .note_served_at_once(guard.in_flight_at_send());
                 cluster.record_streaming_head(guard, latency, now);
                 // A success ends the request: the cluster's breaker waits for the body too.
                 Some(Unjudged {
@@ -128,8 +131,14 @@ impl Judged<'_, '_> {
                 })
             }
             _ => {
-                if let AttemptOutcome::Overloaded { .. } = outcome {
-                    cluster.learn_refusal(guard, now);
+                match outcome {
+                    AttemptOutcome::Overloaded { .. } => cluster.learn_refusal(guard, now),
+                    AttemptOutcome::Success => {
+                        guard
+                            .endpoint()
+                            .note_served_at_once(guard.in_flight_at_send());
+                    }
+                    _ => {}
                 }
                 cluster.record_outcome(guard, outcome, latency, now);
                 None
