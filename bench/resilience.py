@@ -692,12 +692,14 @@ def time_until(timeline: list[dict], interval: float, since: float,
 
 
 def analyse(name: str, report: dict, faults: list[Fault], received: int,
-            received_after_fault: int) -> dict:
+            received_after_fault: int, side: dict | None = None) -> dict:
+    """The run's figures; `side` is the side POST load's, whose requests count as sent."""
     total = report["total"]
-    sent = report["sent"]
     fault_at = faults[0].happened or 0.0
+    sent = report["sent"] + (side["sent"] if side else 0)
     # Requests due from the fault on (the timetable is fixed: index / rate).
-    due_after_fault = max(1, report["requests"] - math.floor(fault_at * report["rate"]))
+    due_after_fault = max(1, report["requests"] - math.floor(fault_at * report["rate"])
+                          + (side["rate"] * (report["elapsed_s"] - fault_at) if side else 0))
     result = {
         "requests": report["requests"],
         "sent": sent,
@@ -843,7 +845,7 @@ def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Pa
         counters_after = total_counters(replicas)
         before, after = counters_before["requests"], counters_after["requests"]
         result = analyse(scenario, report, faults, after - before,
-                         after - at_fault.get("received", before))
+                         after - at_fault.get("received", before), side_report)
         raw = {"report": report, "marks": marks, "side": side_report,
                "counters_before": counters_before, "counters_after": counters_after,
                "probe": probe.answers if probe else [],
