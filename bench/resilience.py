@@ -763,8 +763,10 @@ def finish_side_posts(procs: Processes, process: subprocess.Popen, rate: float) 
     if process.returncode != 0:
         raise RuntimeError(f"side POST load failed: {process.log.read_text()[-2000:]}")
     report = json.loads(stdout)
-    return {"rate": rate, "sent": report["sent"], "error_rate": report["total"]["error_rate"],
-            "statuses": report["total"]["statuses"]}
+    total = report["total"]
+    return {"rate": rate, "sent": report["sent"], "failed": total["failed"],
+            "max_ms": total["latency_us"]["max"] / 1000, "error_rate": total["error_rate"],
+            "statuses": total["statuses"]}
 
 
 class RefusalProbe(threading.Thread):

@@ -53,8 +53,10 @@ def post_duplicates(raw: dict) -> int | None:
 
 
 def _failed_and_max(raw: dict) -> dict:
-    total = raw["report"]["total"]
-    return {"failed": total["failed"], "max_ms": total["latency_us"]["max"] / 1000}
+    """Failed requests and the slowest, the side POSTs' included."""
+    total, side = raw["report"]["total"], raw.get("side") or {}
+    return {"failed": total["failed"] + side.get("failed", 0),
+            "max_ms": max(total["latency_us"]["max"] / 1000, side.get("max_ms", 0))}
 
 
 def _gray(raw: dict) -> dict:
