@@ -853,8 +853,11 @@ def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Pa
                "probe": probe.answers if probe else [],
                "overload": overload_shape(settings)}
         result["issue19"] = resilience_targets.figures(scenario, raw)
+        # Everything the figures come from, so they can be recomputed from the JSON.
         result["side_posts"] = side_report
         result["marks"] = marks
+        result["counters"] = {"before": counters_before, "after": counters_after}
+        result["probe"] = raw["probe"]
         result["report"] = report
         return result
     finally:
