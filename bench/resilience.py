@@ -28,11 +28,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import proxies
+import resilience_targets
 from proxies import (
     LOAD_CORE,
     PROXY_CORE,
@@ -51,8 +53,12 @@ from proxies import (
 )
 
 PROXIES = ("blastwall", "nginx", "haproxy")
-SCENARIOS = ("crash", "gray", "down", "overload", "recovery")
+SCENARIOS = ("crash", "gray", "hang", "down", "outage", "overload", "recovery")
+# Scenarios with a side load of POSTs (no Idempotency-Key) to count double deliveries.
+POST_SCENARIOS = ("crash", "hang", "overload")
+POST_PATH = "/orders"
 REPLICAS = 3
+COUNTERS = ("requests", "ok", "duplicates")
 
 # The same numbers go into every proxy's config, so each gets the same budget of time.
 CONNECT_TIMEOUT_MS = 250
@@ -65,6 +71,10 @@ CLIENT_TIMEOUT = "3s"         # the client gives up after the proxies have
 HEALTHY = {"latency": "2ms", "latency_jitter": "3ms"}
 SLOW_BY_MS = 200              # gray failure: one replica this much slower
 OVERLOAD_CAPACITY = 2         # requests in flight per replica when overloaded
+OUTAGE_DETECTED_AFTER_S = 1.0  # outage figures count from this long after it starts
+OUTAGE_INTERVAL = "20ms"       # outage's timeline points (recovery target: 50 ms)
+SIDE_POST_SHARE = 0.1         # side load of POSTs, as a share of the main rate
+PROBE_EVERY_S = 0.02          # overload: one probe request this often
 FAIL_FAST_MS = 100            # "failing fast": a timeline point's p99 below this
 RECOVERED_OK_SHARE = 0.99     # "recovered": every later timeline point at least this ok
 
@@ -112,7 +122,8 @@ class Replica:
         self.taskset = taskset
         self.port = 0
         self.process: subprocess.Popen | None = None
-        self.received_before = 0   # requests counted by processes since killed
+        self.counted_before = dict.fromkeys(COUNTERS, 0)  # by processes since killed
+        self.frozen: dict | None = None   # counters when paused (a stopped process answers nothing)
         self.start()
 
     def start(self) -> None:
@@ -133,16 +144,41 @@ class Replica:
         if self.alive():
             mock_call(self.port, "PUT", "/_mock/behaviour", {**HEALTHY, **changes})
 
+    def counters(self) -> dict[str, int]:
+        """`COUNTERS` of every process on this port so far (see `/_mock/stats`)."""
+        if self.frozen is not None:
+            return self.frozen
+        live = dict.fromkeys(COUNTERS, 0)
+        if self.alive():
+            stats = mock_call(self.port, "GET", "/_mock/stats")
+            live = {"requests": stats["requests"], "ok": stats["answered_by_class"][1],
+                    # An older mock has no duplicate counter: None says "not counted".
+                    "duplicates": stats.get("duplicates")}
+        return {name: (None if live[name] is None or self.counted_before[name] is None
+                       else self.counted_before[name] + live[name])
+                for name in COUNTERS}
+
     def received(self) -> int:
-        live = mock_call(self.port, "GET", "/_mock/stats")["requests"] if self.alive() else 0
-        return self.received_before + live
+        return self.counters()["requests"]
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets open and answers nothing (a hang)."""
+        if self.alive() and self.frozen is None:
+            self.frozen = self.counters()
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.alive() and self.frozen is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.frozen = None
 
     def kill(self) -> None:
         """kill -9: every connection drops at once, new ones are refused."""
         if not self.alive():
             return
+        self.resume()
         try:
-            self.received_before = self.received()
+            self.counted_before = self.counters()
         except (OSError, RuntimeError):
             pass
         os.kill(self.process.pid, signal.SIGKILL)
@@ -152,6 +188,7 @@ class Replica:
 
     def stop(self) -> None:
         if self.process is not None:
+            self.resume()
             self.procs.stop(self.process)
             self.process = None
 
@@ -274,7 +311,95 @@ slow_call = {{ threshold = "100ms" }}
 """
 
 
-BLASTWALL_CONFIGS = {"today": blastwall_today, "issue4": blastwall_issue4}
+def blastwall_issue19(ports: list[int]) -> str:
+    """The round-two config (issue 19): ONE config for every scenario, and it names no
+    capacity. Issue 4's config with its bulkhead (`limit = 6`, the replicas' known
+    capacity) replaced by an adaptive limit (AIMD: lowered on 503/429 and timeouts, raised
+    while used), so concurrency is learned, not written down; the same retries under a
+    budget, breakers, outlier detection, priority queue, static fallback and health
+    checks. Not tuned per scenario."""
+    endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
+    return f"""
+[proxy]
+worker_threads = 1          # one worker, like nginx's worker_processes 1 and HAProxy's nbthread 1
+deadline_header = "x-blastwall-timeout-ms"
+priority_header = "x-blastwall-priority"
+trusted_clients = ["127.0.0.1/32"]
+
+[[listener]]
+name = "bench"
+listen = "127.0.0.1:0"
+
+[[route]]
+name = "all"
+cluster = "api"
+timeout = "{OVERALL_TIMEOUT_MS}ms"
+per_try_timeout = "{PER_TRY_TIMEOUT_MS}ms"
+priority = "normal"
+
+[route.retry]
+attempts = {ATTEMPTS}
+backoff = {{ base = "10ms", max = "100ms", jitter = "full" }}
+on = ["connect_failure", "refused", "reset", "timeout", "gateway_error", "overloaded"]
+retry_after_max = "100ms"
+
+
+[route.fallback]
+on = ["failed", "breaker_open", "shed", "timeout"]
+static = {{ status = 503, headers = {{ "content-type" = "text/plain", "retry-after" = "1" }}, body = "degraded\\n" }}
+
+[cluster.api]
+balance = "peak_ewma"
+connect_timeout = "{CONNECT_TIMEOUT_MS}ms"
+request_timeout = "{PER_TRY_TIMEOUT_MS}ms"
+endpoints = [{endpoints}]
+
+[cluster.api.health_check]
+kind = "http"
+path = "/"
+interval = "{HEALTH_INTERVAL_MS}ms"
+timeout = "{CONNECT_TIMEOUT_MS}ms"
+healthy_threshold = 2
+unhealthy_threshold = 2
+
+[cluster.api.retry_budget]
+ratio = 0.2
+min_per_second = 10
+
+# No capacity written down: the limit is learned from the answers (AIMD lowers it on
+# 503/429 and timeouts, raises it while it is used); past it requests wait briefly in a
+# queue served highest priority first, or are shed at once.
+[cluster.api.concurrency]
+adaptive = "aimd"
+queue = 50
+queue_timeout = "100ms"
+
+[cluster.api.circuit_breaker]
+failure_rate_percent = 50
+slow_call_percent = 80
+slow_call_duration = "{PER_TRY_TIMEOUT_MS}ms"
+minimum_calls = 20
+window = "2s"
+open_duration = "1s"
+half_open_probes = 3
+
+[cluster.api.endpoint_circuit_breaker]
+consecutive_failures = 5
+open_duration = "1s"
+half_open_probes = 1
+
+[cluster.api.outlier_detection]
+consecutive_errors = 5
+consecutive_gateway_errors = 5
+interval = "1s"
+base_ejection_time = "5s"
+max_ejection_percent = 34
+slow_call = {{ threshold = "100ms" }}
+"""
+
+
+BLASTWALL_CONFIGS = {"today": blastwall_today, "issue4": blastwall_issue4,
+                     "issue19": blastwall_issue19}
 
 
 def nginx_config(workdir: Path, port: int, ports: list[int]) -> str:
@@ -308,6 +433,8 @@ http {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # The same id on every attempt, so the mocks can count double deliveries.
+            proxy_set_header X-Request-Id $request_id;
             proxy_connect_timeout {CONNECT_TIMEOUT_MS}ms;
             proxy_send_timeout {PER_TRY_TIMEOUT_MS}ms;
             proxy_read_timeout {PER_TRY_TIMEOUT_MS}ms;
@@ -345,6 +472,9 @@ defaults
 
 frontend bench
     bind 127.0.0.1:{port}
+    # The same id on every attempt, so the mocks can count double deliveries.
+    unique-id-format %{{+X}}o%ci%cp%fi%fp%Ts%rt%pid
+    unique-id-header X-Request-Id
     http-request set-priority-class int(-10) if {{ req.hdr(x-blastwall-priority) -m str high }}
     http-request set-priority-class int(10) if {{ req.hdr(x-blastwall-priority) -m str low }}
     default_backend replicas
@@ -461,24 +591,59 @@ def run_load(procs: Processes, blastwall: Path, taskset: str, port: int, setting
 # Scenarios: what breaks, when, and what is measured.
 
 
+def overload_shape(settings: Settings) -> dict:
+    """Overload's replicas: service time such that the cluster's capacity (replicas ×
+    capacity ÷ service time) is a third of the offered rate."""
+    latency_ms = round(3 * REPLICAS * OVERLOAD_CAPACITY * 1000 / settings.rate)
+    return {"service_ms": latency_ms,
+            "capacity_per_s": REPLICAS * OVERLOAD_CAPACITY * 1000 / latency_ms}
+
+
+def total_counters(replicas: list[Replica]) -> dict[str, int | None]:
+    """The replicas' `COUNTERS` summed (None if one of them does not count it)."""
+    each = [replica.counters() for replica in replicas]
+    return {name: (None if any(c[name] is None for c in each) else sum(c[name] for c in each))
+            for name in COUNTERS}
+
+
 def scenario_faults(name: str, replicas: list[Replica], settings: Settings,
-                    down_mode: str) -> tuple[list[Fault], str | None]:
-    """The faults of a scenario (offsets from the load's start) and its header mix."""
+                    down_mode: str, marks: dict) -> tuple[list[Fault], str | None]:
+    """The faults of a scenario (offsets from the load's start) and its header mix. Acts
+    that measure put the replicas' counters (and when, in `<mark>_at`) into `marks`."""
     d = settings.duration
     first = replicas[0]
+
+    def mark(key: str, started: float) -> None:
+        marks[key] = total_counters(replicas)
+        marks[f"{key}_at"] = started
     if name == "crash":
         return [Fault(d / 3, f"kill -9 {first.name}", first.kill)], None
     if name == "gray":
         slow = {"latency": f"{2 + SLOW_BY_MS}ms"}
         return [Fault(d / 3, f"{first.name} +{SLOW_BY_MS}ms", lambda: first.behave(**slow))], None
+    if name == "hang":
+        # SIGCONT comes when the replica is stopped, after the load.
+        return [Fault(d / 3, f"SIGSTOP {first.name}", first.pause)], None
+    if name == "outage":
+        def outage() -> None:
+            for replica in replicas:
+                replica.behave(status=503)
+
+        def recover() -> None:
+            mark("outage_ended", 3 * d / 4)
+            for replica in replicas:
+                replica.behave()
+        return [Fault(d / 4, "every replica answers 503 (no Retry-After)", outage),
+                Fault(d / 4 + OUTAGE_DETECTED_AFTER_S, "(outage figures measured from here)",
+                      lambda: mark("outage_measured", d / 4 + OUTAGE_DETECTED_AFTER_S)),
+                Fault(3 * d / 4, "every replica answers again", recover)], None
     if name == "down":
         def down() -> None:
             for replica in replicas:
                 replica.behave(mode=down_mode)
         return [Fault(d / 3, f"every replica: mode {down_mode}", down)], None
     if name == "overload":
-        # Cluster capacity = replicas × capacity / latency = rate / 3.
-        latency_ms = round(3 * REPLICAS * OVERLOAD_CAPACITY * 1000 / settings.rate)
+        latency_ms = overload_shape(settings)["service_ms"]
 
         def overload() -> None:
             for replica in replicas:
@@ -527,12 +692,14 @@ def time_until(timeline: list[dict], interval: float, since: float,
 
 
 def analyse(name: str, report: dict, faults: list[Fault], received: int,
-            received_after_fault: int) -> dict:
+            received_after_fault: int, side: dict | None = None) -> dict:
+    """The run's figures; `side` is the side POST load's, whose requests count as sent."""
     total = report["total"]
-    sent = report["sent"]
     fault_at = faults[0].happened or 0.0
+    sent = report["sent"] + (side["sent"] if side else 0)
     # Requests due from the fault on (the timetable is fixed: index / rate).
-    due_after_fault = max(1, report["requests"] - math.floor(fault_at * report["rate"]))
+    due_after_fault = max(1, report["requests"] - math.floor(fault_at * report["rate"])
+                          + (side["rate"] * (report["elapsed_s"] - fault_at) if side else 0))
     result = {
         "requests": report["requests"],
         "sent": sent,
@@ -574,6 +741,65 @@ def analyse(name: str, report: dict, faults: list[Fault], received: int,
     return result
 
 
+def start_side_posts(procs: Processes, blastwall: Path, taskset: str, port: int,
+                     settings: Settings, label: str) -> tuple[subprocess.Popen, float]:
+    """A second `blastwall load` beside the main one: POSTs without an Idempotency-Key to
+    `POST_PATH`, so the mocks can count the ones a proxy delivered twice."""
+    rate = max(5.0, settings.rate * SIDE_POST_SHARE)
+    command = pinned(taskset, LOAD_CORE) + [
+        str(blastwall), "load", f"http://127.0.0.1:{port}{POST_PATH}", "--method", "POST",
+        "--body", "{}", "-H", "content-type: application/json",
+        "--rate", f"{rate:g}", "--duration", f"{settings.duration}s",
+        "--connections", str(math.ceil(rate * 3.2)), "--timeout", CLIENT_TIMEOUT,
+        "--timeline-interval", "1s", "--json"]
+    return procs.start(label, command, capture=True), rate
+
+
+def finish_side_posts(procs: Processes, process: subprocess.Popen, rate: float) -> dict:
+    try:
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        procs.stop(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"side POST load failed: {process.log.read_text()[-2000:]}")
+    report = json.loads(stdout)
+    total = report["total"]
+    return {"rate": rate, "sent": report["sent"], "failed": total["failed"],
+            "max_ms": total["latency_us"]["max"] / 1000, "error_rate": total["error_rate"],
+            "statuses": total["statuses"]}
+
+
+class RefusalProbe(threading.Thread):
+    """Overload: one low-priority GET every `PROBE_EVERY_S` on a connection of its own,
+    recording each answer's status, latency and whether it carries Retry-After (the load
+    client does not keep headers). Status 0 is a request that got no answer."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.answers: list[dict] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        connection = None
+        while not self.stopping.wait(PROBE_EVERY_S):
+            if connection is None:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=3)
+            started = time.monotonic()
+            try:
+                connection.request("GET", "/", headers={"x-blastwall-priority": "low"})
+                response = connection.getresponse()
+                response.read()
+                status, retry_after = response.status, response.getheader("retry-after")
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection, status, retry_after = None, 0, None
+            self.answers.append({"status": status, "retry_after": retry_after is not None,
+                                 "ms": (time.monotonic() - started) * 1000})
+        if connection is not None:
+            connection.close()
+
+
 def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Path,
                  paths: dict[str, str], settings: Settings, variant: str,
                  down_mode: str) -> dict:
@@ -586,22 +812,52 @@ def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Pa
         proxy = start_proxy(proxy_name, procs, blastwall, paths, workdir, ports, variant)
         run_load(procs, blastwall, paths["taskset"], proxy.port, settings, settings.warmup,
                  [], None, f"warmup-{scenario}-{proxy_name}")
-        faults, mix = scenario_faults(scenario, replicas, settings, down_mode)
-        before = sum(replica.received() for replica in replicas)
+        marks: dict = {}
+        faults, mix = scenario_faults(scenario, replicas, settings, down_mode, marks)
+        side = None
+        if scenario in POST_SCENARIOS:
+            side = start_side_posts(procs, blastwall, paths["taskset"], proxy.port,
+                                    settings, f"posts-{scenario}-{proxy_name}")
+        probe = RefusalProbe(proxy.port) if scenario == "overload" else None
+        if probe is not None:
+            probe.start()
+        counters_before = total_counters(replicas)
         # What the replicas had received when the first fault struck, for the
         # amplification of the faulty part of the run.
         at_fault: dict[str, int] = {}
         first_act = faults[0].act
 
         def snapshot_then_act() -> None:
-            at_fault["received"] = sum(replica.received() for replica in replicas)
+            at_fault["received"] = total_counters(replicas)["requests"]
+            marks["fault_at"] = faults[0].at
             first_act()
         faults[0].act = snapshot_then_act
-        report = run_load(procs, blastwall, paths["taskset"], proxy.port, settings,
-                          settings.duration, faults, mix, f"load-{scenario}-{proxy_name}")
-        after = sum(replica.received() for replica in replicas)
+        try:
+            # Outage: recovery is judged against 50 ms, so finer timeline points.
+            measured = replace(settings, interval=OUTAGE_INTERVAL) if scenario == "outage" \
+                else settings
+            report = run_load(procs, blastwall, paths["taskset"], proxy.port, measured,
+                              settings.duration, faults, mix,
+                              f"load-{scenario}-{proxy_name}")
+        finally:
+            if probe is not None:
+                probe.stopping.set()
+                probe.join(timeout=5)
+        side_report = finish_side_posts(procs, *side) if side else None
+        counters_after = total_counters(replicas)
+        before, after = counters_before["requests"], counters_after["requests"]
         result = analyse(scenario, report, faults, after - before,
-                         after - at_fault.get("received", before))
+                         after - at_fault.get("received", before), side_report)
+        raw = {"report": report, "marks": marks, "side": side_report,
+               "counters_before": counters_before, "counters_after": counters_after,
+               "probe": probe.answers if probe else [],
+               "overload": overload_shape(settings)}
+        result["issue19"] = resilience_targets.figures(scenario, raw)
+        # Everything the figures come from, so they can be recomputed from the JSON.
+        result["side_posts"] = side_report
+        result["marks"] = marks
+        result["counters"] = {"before": counters_before, "after": counters_after}
+        result["probe"] = raw["probe"]
         result["report"] = report
         return result
     finally:
@@ -683,12 +939,14 @@ def main() -> int:
                         help="comma-separated subset of " + ",".join(PROXIES))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="comma-separated subset of " + ",".join(SCENARIOS))
-    parser.add_argument("--blastwall-config", choices=("auto", "today", "issue4"),
+    parser.add_argument("--blastwall-config", choices=("auto", "today", "issue4", "issue19"),
                         default="auto",
-                        help="issue4: retries, budget, breakers, outlier detection, "
-                             "shedding and fallbacks (needs issue 4 merged); today: only "
-                             "keys that existed before; auto (default): issue4 if "
-                             "`blastwall check` accepts it, else today, with a warning")
+                        help="issue19: the round-two config, one for every scenario, no "
+                             "capacity written (adaptive limit); issue4: retries, budget, "
+                             "breakers, outlier detection, a bulkhead of 6 and fallbacks; "
+                             "today: only keys that existed before issue 4; auto (default): "
+                             "the first of issue19, issue4, today that `blastwall check` "
+                             "accepts, with a warning if not issue19")
     parser.add_argument("--down-mode", choices=("hang", "reset"), default="hang",
                         help="how the dependency is down in scenario 'down' (default "
                              "hang: requests never answered)")
@@ -732,14 +990,17 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="blastwall-resilience-"))
     variant = args.blastwall_config
-    refused = check_blastwall_config(blastwall, blastwall_issue4([1, 2, 3]), workdir)
+    refusals = {name: check_blastwall_config(blastwall, BLASTWALL_CONFIGS[name]([1, 2, 3]),
+                                             workdir)
+                for name in ("issue19", "issue4")}
     if variant == "auto":
-        variant = "today" if refused else "issue4"
-        if refused:
-            log("WARNING: this blastwall refuses issue 4's config, so it runs with only "
-                "today's keys (no retries, breakers, shedding):\n" + refused)
-    elif variant == "issue4" and refused:
-        sys.exit(f"blastwall check refuses issue 4's config:\n{refused}")
+        variant = next((name for name in ("issue19", "issue4") if not refusals[name]),
+                       "today")
+        if variant != "issue19":
+            log(f"WARNING: this blastwall refuses the issue 19 config, so it runs with "
+                f"{variant}'s:\n" + refusals["issue19"])
+    elif variant in refusals and refusals[variant]:
+        sys.exit(f"blastwall check refuses the {variant} config:\n{refusals[variant]}")
 
     info = {"machine": machine(), "versions": tool_versions(paths, blastwall),
             "settings": settings.__dict__, "blastwall_config": variant,
@@ -786,6 +1047,11 @@ def main() -> int:
           f"requests the client sent, both from the first fault on.")
     print()
     print(table(results))
+    print()
+    print("Issue 19's figures (see bench/README.md, \"Resilience benchmark\", for how each is "
+          "computed):")
+    print()
+    print(resilience_targets.table(results, chosen_proxies))
     if args.json:
         args.json.write_text(json.dumps({"info": info, "results": results}, indent=2) + "\n")
         log(f"figures written to {args.json}")

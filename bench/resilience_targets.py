@@ -1,0 +1,206 @@
+"""Issue 19's figures and targets, computed from one resilience run (see resilience.py).
+
+resilience.py runs the scenarios and keeps everything raw: `blastwall load`'s report, the
+mocks' counters (`/_mock/stats`) at marked moments, a side load of POSTs, a probe of the
+refused answers in overload. This module turns that into the figures the issue's table
+asks for, one function per scenario, and prints the table with a column per proxy, so the
+targets are read in one place and a scenario's figures are computed the same way for
+every proxy. A figure that could not be measured is None and prints as "-", never as 0.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+# Targets as the issue states them (text for the table; the figures are not judged here:
+# a pass/fail column would hide how far off a figure is).
+RETRY_BUDGET_RATIO = 0.2                # blastwall_issue19's [cluster.api.retry_budget]
+OUTAGE_FRESH_SHARE = 0.8                # "80% of traffic served fresh"
+
+
+def _points(report: dict, start: float, end: float | None = None) -> list[dict]:
+    """Timeline points (by due time) that start at or after `start` and before `end`,
+    those without requests left out."""
+    interval = report["timeline_interval_s"]
+    return [p for p in report["timeline"]
+            if p["t"] + 1e-9 >= start and (end is None or p["t"] + interval <= end + 1e-9)
+            and p["ok"] + p["failed"] > 0]
+
+
+def _delta(after: dict | None, before: dict | None, name: str) -> int | None:
+    if after is None or before is None or after.get(name) is None or before.get(name) is None:
+        return None
+    return after[name] - before[name]
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    return None if part is None or not whole else part / whole
+
+
+def amplification(raw: dict) -> float | None:
+    """Upstream hits ÷ client requests over the measured run, the side POSTs included in
+    both (health checks are counted as hits: under 1% at these rates)."""
+    sent = raw["report"]["sent"] + (raw["side"]["sent"] if raw.get("side") else 0)
+    return _ratio(_delta(raw["counters_after"], raw["counters_before"], "requests"), sent)
+
+
+def post_duplicates(raw: dict) -> int | None:
+    """POSTs without an Idempotency-Key that reached a mock a second time (same request
+    id, same path), over the measured run; None without a side load or an older mock."""
+    if not raw.get("side"):
+        return None
+    return _delta(raw["counters_after"], raw["counters_before"], "duplicates")
+
+
+def _failed_and_max(raw: dict) -> dict:
+    """Failed requests and the slowest, the side POSTs' included."""
+    total, side = raw["report"]["total"], raw.get("side") or {}
+    return {"failed": total["failed"] + side.get("failed", 0),
+            "max_ms": max(total["latency_us"]["max"] / 1000, side.get("max_ms", 0))}
+
+
+def _gray(raw: dict) -> dict:
+    report = raw["report"]
+    fault_at = raw["marks"].get("fault_at") or 0.0
+    healthy = [p["p99_us"] for p in _points(report, 0.0, fault_at)]
+    healthy_p99 = statistics.median(healthy) / 1000 if healthy else None
+    p99 = report["total"]["latency_us"]["p99"] / 1000
+    return {"p99_ms": p99, "healthy_p99_ms": healthy_p99,
+            "p99_over_healthy": _ratio(p99, healthy_p99)}
+
+
+def _outage(raw: dict) -> dict:
+    """From 1 s after the outage starts to the moment the replicas answer again: hits ÷
+    client requests due in that window, and the worst timeline point's p99 (every answer
+    there is a fallback or a relayed 503); then the time from the replicas answering again
+    to the first point from which every later one is at least 80% ok (2xx from upstream:
+    the fallback is a 503)."""
+    report, marks = raw["report"], raw["marks"]
+    measured_at, ended_at = marks.get("outage_measured_at"), marks.get("outage_ended_at")
+    figures: dict = {"hits_per_request": None, "answer_p99_ms": None, "recovery_s": None}
+    if measured_at is None or ended_at is None:
+        return figures
+    hits = _delta(marks.get("outage_ended"), marks.get("outage_measured"), "requests")
+    side_rate = raw["side"]["rate"] if raw.get("side") else 0
+    due = (report["rate"] + side_rate) * (ended_at - measured_at)
+    figures["hits_per_request"] = _ratio(hits, due)
+    window = _points(report, measured_at, ended_at)
+    if window:
+        figures["answer_p99_ms"] = max(p["p99_us"] for p in window) / 1000
+    interval = report["timeline_interval_s"]
+    first_good = None
+    for point in _points(report, ended_at - interval + 1e-9):
+        fresh = point["ok"] / (point["ok"] + point["failed"]) >= OUTAGE_FRESH_SHARE
+        first_good = (first_good if first_good is not None else point["t"]) if fresh else None
+    if first_good is not None:
+        figures["recovery_s"] = max(0.0, first_good - ended_at)
+    return figures
+
+
+def _overload(raw: dict) -> dict:
+    """2xx the upstreams served ÷ what the replicas can serve in the run (replicas ×
+    capacity ÷ service time × duration); the p99 of the answers that were 2xx (served by an
+    upstream); the probe's refused answers (p99, share with Retry-After); the high class's
+    success rate."""
+    report, overload = raw["report"], raw["overload"]
+    capacity = overload["capacity_per_s"] * report["elapsed_s"]
+    served = _delta(raw["counters_after"], raw["counters_before"], "ok")
+    figures = {
+        "served_of_capacity": _ratio(served, capacity),
+        "served_p99_ms": report["total"]["ok_latency_us"]["p99"] / 1000,
+        "service_ms": overload["service_ms"],
+        "served_p99_text": None,
+        "shed_p99_ms": None, "shed_with_retry_after": None, "high_success": None,
+    }
+    p99, service = figures["served_p99_ms"], overload["service_ms"]
+    if p99:
+        figures["served_p99_text"] = f"{p99:.0f} ms = {p99 / service:.2f}× {service} ms"
+    refused = [a for a in raw.get("probe", []) if a["status"] >= 429 or a["status"] == 0]
+    if refused:
+        latencies = sorted(a["ms"] for a in refused)
+        figures["shed_p99_ms"] = latencies[min(len(latencies) - 1,
+                                               int(0.99 * len(latencies)))]
+        figures["shed_with_retry_after"] = (sum(a["retry_after"] for a in refused)
+                                            / len(refused))
+    for name, tally in zip(report["class_names"], report["classes"]):
+        if name.endswith("=high"):
+            figures["high_success"] = 1 - tally["error_rate"]
+    return figures
+
+
+def figures(scenario: str, raw: dict) -> dict:
+    """Every issue-19 figure of one scenario run by one proxy."""
+    found = {"amplification": amplification(raw), "post_duplicates": post_duplicates(raw)}
+    if scenario in ("crash", "hang"):
+        found.update(_failed_and_max(raw))
+    elif scenario == "gray":
+        found.update(_gray(raw))
+    elif scenario == "outage":
+        found.update(_outage(raw))
+    elif scenario == "overload":
+        found.update(_overload(raw))
+    return found
+
+
+def _num(pattern: str):
+    return lambda value: "-" if value is None else pattern.format(value)
+
+
+# (scenario, figure, target, key in figures(), format)
+ROWS = [
+    ("crash", "failed requests", "0", "failed", _num("{:d}")),
+    ("crash", "max latency", "≤ 5 ms", "max_ms", _num("{:.0f} ms")),
+    ("gray", "p99 ÷ healthy p99", "≤ 1.5×", "p99_over_healthy", _num("{:.2f}×")),
+    ("hang", "failed requests", "0", "failed", _num("{:d}")),
+    ("hang", "max latency", "≤ 100 ms", "max_ms", _num("{:.0f} ms")),
+    ("outage", "upstream hits ÷ client requests, from 1 s in", "≤ 0.2",
+     "hits_per_request", _num("{:.2f}")),
+    ("outage", "answers' p99 once detected (worst 20 ms point)", "≤ 1 ms",
+     "answer_p99_ms", _num("{:.1f} ms")),
+    ("outage", "back to 80% served fresh", "≤ 50 ms", "recovery_s",
+     lambda v: "-" if v is None else f"{v * 1000:.0f} ms"),
+    ("overload", "2xx served by the upstreams, of capacity", "≥ 95%",
+     "served_of_capacity", _num("{:.0%}")),
+    ("overload", "p99 of upstream-served (2xx) answers", "≤ 1.25 × service time",
+     "served_p99_text", lambda v: "-" if v is None else v),
+    ("overload", "refused answers' p99 (probe)", "≤ 1 ms", "shed_p99_ms",
+     _num("{:.1f} ms")),
+    ("overload", "refused answers with Retry-After", "100%", "shed_with_retry_after",
+     _num("{:.0%}")),
+    ("overload", "high-priority class success", "≥ 99%", "high_success", _num("{:.1%}")),
+]
+PER_SCENARIO_ROWS = [
+    ("upstream amplification", f"≤ {1 + RETRY_BUDGET_RATIO:g}", "amplification",
+     _num("{:.2f}×")),
+    ("POSTs delivered twice", "0", "post_duplicates", _num("{:d}")),
+]
+
+
+def table(results: dict[str, dict[str, dict]], proxies: list[str]) -> str:
+    """The issue's table: scenario, figure, target, then one column per proxy."""
+    lines = ["| scenario | figure | target | " + " | ".join(proxies) + " |",
+             "|---|---|---|" + "---|" * len(proxies)]
+
+    def cells(scenario: str, key: str, show) -> str:
+        out = []
+        for proxy in proxies:
+            row = results.get(scenario, {}).get(proxy, {})
+            if "failed" in row and "issue19" not in row:
+                out.append("run failed")
+            else:
+                out.append(show(row.get("issue19", {}).get(key)))
+        return " | ".join(out)
+
+    for scenario in results:
+        for name, figure, target, key, show in ROWS:
+            if name == scenario:
+                lines.append(f"| {scenario} | {figure} | {target} | "
+                             f"{cells(scenario, key, show)} |")
+        for figure, target, key, show in PER_SCENARIO_ROWS:
+            if key == "post_duplicates" and not any(
+                    results[scenario].get(p, {}).get("issue19", {}).get(key) is not None
+                    for p in proxies):
+                continue
+            lines.append(f"| {scenario} | {figure} | {target} | "
+                         f"{cells(scenario, key, show)} |")
+    return "\n".join(lines)
