@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
-"""Five failures, three proxies: Blastwall, nginx and HAProxy in front of the same replicas.
+"""Seven failures, three proxies: Blastwall, nginx and HAProxy in front of the same replicas.
 
 Three `blastwall mock` replicas serve behind each proxy in turn; `blastwall load` sends
 open-loop traffic at a fixed rate through the proxy while the script breaks the replicas
-in the same way at the same moments for every proxy: a replica crashes (kill -9), one
-replica turns slow, the whole dependency stops answering, the dependency is overloaded 3×
-with half the traffic high priority, and the dependency goes away and comes back. For each
-proxy and scenario it prints the client-visible error rate, p50/p99 latency (from each
-request's due time, so stalls are not hidden) and retry amplification (requests the
-replicas received ÷ requests the client sent), and writes everything as JSON. See
-bench/README.md ("Resilience benchmark") for what each scenario does.
+in the same way at the same moments for every proxy: a replica crashes (kill -9), turns
+slow, or hangs (SIGSTOP); the whole dependency stops answering, or answers 503 (an
+outage); the dependency is overloaded 3× with a quarter of the traffic high priority; the
+dependency goes away and comes back. Blastwall runs one config; nginx and HAProxy run two
+variants each (tuned for failures, tuned to the known capacity). For each run it prints
+the client-visible error rate, p50/p99 latency (from each request's due time, so stalls
+are not hidden) and retry amplification, then issue 19's table, and writes everything as
+JSON. See bench/README.md ("Resilience benchmark") for what each scenario does.
 
-Python 3 standard library only; shares its helpers with bench/proxies.py. Run as root (it
-may apt-get install nginx-light and haproxy; neither is started as a service).
+The configs are in resilience_configs.py, the figures in resilience_targets.py. Python 3
+standard library only; shares its helpers with bench/proxies.py. Run as root (it may
+apt-get install nginx-light and haproxy; neither is started as a service).
 """
 
 from __future__ import annotations
@@ -51,26 +53,30 @@ from proxies import (
     wait_for_line,
     wait_for_port,
 )
+from resilience_configs import (  # noqa: F401 (soak.py imports the shared numbers from here)
+    ANCHOR_VARIANTS,
+    ATTEMPTS,
+    BLASTWALL_CONFIGS,
+    CONNECT_TIMEOUT_MS,
+    HEALTH_INTERVAL_MS,
+    OVERALL_TIMEOUT_MS,
+    OVERLOAD_CAPACITY,
+    PER_TRY_TIMEOUT_MS,
+    REPLICAS,
+    haproxy_config,
+    nginx_config,
+)
 
 PROXIES = ("blastwall", "nginx", "haproxy")
 SCENARIOS = ("crash", "gray", "hang", "down", "outage", "overload", "recovery")
 # Scenarios with a side load of POSTs (no Idempotency-Key) to count double deliveries.
 POST_SCENARIOS = ("crash", "hang", "overload")
 POST_PATH = "/orders"
-REPLICAS = 3
 COUNTERS = ("requests", "ok", "duplicates")
-
-# The same numbers go into every proxy's config, so each gets the same budget of time.
-CONNECT_TIMEOUT_MS = 250
-PER_TRY_TIMEOUT_MS = 500      # one attempt (nginx proxy_read_timeout, HAProxy timeout server)
-OVERALL_TIMEOUT_MS = 2000     # all attempts (nginx proxy_next_upstream_timeout)
-ATTEMPTS = 3                  # counting the first (HAProxy: retries 2)
-HEALTH_INTERVAL_MS = 1000
 CLIENT_TIMEOUT = "3s"         # the client gives up after the proxies have
 # A healthy replica: 2-5 ms per request.
 HEALTHY = {"latency": "2ms", "latency_jitter": "3ms"}
 SLOW_BY_MS = 200              # gray failure: one replica this much slower
-OVERLOAD_CAPACITY = 2         # requests in flight per replica when overloaded
 OUTAGE_DETECTED_AFTER_S = 1.0  # outage figures count from this long after it starts
 OUTAGE_INTERVAL = "20ms"       # outage's timeline points (recovery target: 50 ms)
 SIDE_POST_SHARE = 0.1         # side load of POSTs, as a share of the main rate
@@ -194,298 +200,7 @@ class Replica:
 
 
 # --------------------------------------------------------------------------------------
-# Proxies, each with its best equivalent of the same resilience settings.
-
-
-def blastwall_today(ports: list[int]) -> str:
-    """Only keys the proxy parses before issue 4: peak-EWMA balancing, timeouts and active
-    health checks. No retries, no breakers, no shedding."""
-    endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
-    return f"""
-[[listener]]
-name = "bench"
-listen = "127.0.0.1:0"
-
-[[route]]
-name = "all"
-cluster = "api"
-
-[cluster.api]
-balance = "peak_ewma"
-connect_timeout = "{CONNECT_TIMEOUT_MS}ms"
-request_timeout = "{PER_TRY_TIMEOUT_MS}ms"
-endpoints = [{endpoints}]
-
-[cluster.api.health_check]
-kind = "http"
-path = "/"
-interval = "{HEALTH_INTERVAL_MS}ms"
-timeout = "{CONNECT_TIMEOUT_MS}ms"
-healthy_threshold = 2
-unhealthy_threshold = 2
-"""
-
-
-def blastwall_issue4(ports: list[int]) -> str:
-    """Blastwall's best config for these scenarios: retries under a budget, breakers,
-    outlier detection, a bulkhead sized like HAProxy's maxconn with priority shedding, a
-    static fallback, health checks (see bench/README.md for why each setting)."""
-    endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
-    return f"""
-[proxy]
-worker_threads = 1          # one worker, like nginx's worker_processes 1 and HAProxy's nbthread 1
-deadline_header = "x-blastwall-timeout-ms"
-priority_header = "x-blastwall-priority"
-trusted_clients = ["127.0.0.1/32"]
-
-[[listener]]
-name = "bench"
-listen = "127.0.0.1:0"
-
-[[route]]
-name = "all"
-cluster = "api"
-timeout = "{OVERALL_TIMEOUT_MS}ms"
-per_try_timeout = "{PER_TRY_TIMEOUT_MS}ms"
-priority = "normal"
-
-[route.retry]
-attempts = {ATTEMPTS}
-backoff = {{ base = "10ms", max = "100ms", jitter = "full" }}
-on = ["connect_failure", "refused", "reset", "timeout", "gateway_error", "overloaded"]
-retry_after_max = "100ms"
-
-
-[route.fallback]
-on = ["failed", "breaker_open", "shed", "timeout"]
-static = {{ status = 503, headers = {{ "content-type" = "text/plain", "retry-after" = "1" }}, body = "degraded\\n" }}
-
-[cluster.api]
-balance = "peak_ewma"
-connect_timeout = "{CONNECT_TIMEOUT_MS}ms"
-request_timeout = "{PER_TRY_TIMEOUT_MS}ms"
-endpoints = [{endpoints}]
-
-[cluster.api.health_check]
-kind = "http"
-path = "/"
-interval = "{HEALTH_INTERVAL_MS}ms"
-timeout = "{CONNECT_TIMEOUT_MS}ms"
-healthy_threshold = 2
-unhealthy_threshold = 2
-
-[cluster.api.retry_budget]
-ratio = 0.2
-min_per_second = 10
-
-# The cluster's bulkhead, sized like HAProxy's per-server maxconn (the replicas'
-# capacity): a hung or saturated dependency holds only that many requests; the rest wait
-# briefly in a queue served highest priority first, or are shed at once when the queue
-# cannot be served in time, rather than queued behind doomed work.
-[cluster.api.concurrency]
-limit = {REPLICAS * OVERLOAD_CAPACITY}
-queue = 50
-queue_timeout = "100ms"
-
-[cluster.api.circuit_breaker]
-failure_rate_percent = 50
-slow_call_percent = 80
-slow_call_duration = "{PER_TRY_TIMEOUT_MS}ms"
-minimum_calls = 20
-window = "2s"
-open_duration = "1s"
-half_open_probes = 3
-
-[cluster.api.endpoint_circuit_breaker]
-consecutive_failures = 5
-open_duration = "1s"
-half_open_probes = 1
-
-[cluster.api.outlier_detection]
-consecutive_errors = 5
-consecutive_gateway_errors = 5
-interval = "1s"
-base_ejection_time = "5s"
-max_ejection_percent = 34
-slow_call = {{ threshold = "100ms" }}
-"""
-
-
-def blastwall_issue19(ports: list[int]) -> str:
-    """The round-two config (issue 19): ONE config for every scenario, and it names no
-    capacity. Issue 4's config with its bulkhead (`limit = 6`, the replicas' known
-    capacity) replaced by an adaptive limit (AIMD: lowered on 503/429 and timeouts, raised
-    while used), so concurrency is learned, not written down; the same retries under a
-    budget, breakers, outlier detection, priority queue, static fallback and health
-    checks. Not tuned per scenario."""
-    endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
-    return f"""
-[proxy]
-worker_threads = 1          # one worker, like nginx's worker_processes 1 and HAProxy's nbthread 1
-deadline_header = "x-blastwall-timeout-ms"
-priority_header = "x-blastwall-priority"
-trusted_clients = ["127.0.0.1/32"]
-
-[[listener]]
-name = "bench"
-listen = "127.0.0.1:0"
-
-[[route]]
-name = "all"
-cluster = "api"
-timeout = "{OVERALL_TIMEOUT_MS}ms"
-per_try_timeout = "{PER_TRY_TIMEOUT_MS}ms"
-priority = "normal"
-
-[route.retry]
-attempts = {ATTEMPTS}
-backoff = {{ base = "10ms", max = "100ms", jitter = "full" }}
-on = ["connect_failure", "refused", "reset", "timeout", "gateway_error", "overloaded"]
-retry_after_max = "100ms"
-
-
-[route.fallback]
-on = ["failed", "breaker_open", "shed", "timeout"]
-static = {{ status = 503, headers = {{ "content-type" = "text/plain", "retry-after" = "1" }}, body = "degraded\\n" }}
-
-[cluster.api]
-balance = "peak_ewma"
-connect_timeout = "{CONNECT_TIMEOUT_MS}ms"
-request_timeout = "{PER_TRY_TIMEOUT_MS}ms"
-endpoints = [{endpoints}]
-
-[cluster.api.health_check]
-kind = "http"
-path = "/"
-interval = "{HEALTH_INTERVAL_MS}ms"
-timeout = "{CONNECT_TIMEOUT_MS}ms"
-healthy_threshold = 2
-unhealthy_threshold = 2
-
-[cluster.api.retry_budget]
-ratio = 0.2
-min_per_second = 10
-
-# No capacity written down: the limit is learned from the answers (AIMD lowers it on
-# 503/429 and timeouts, raises it while it is used); past it requests wait briefly in a
-# queue served highest priority first, or are shed at once.
-[cluster.api.concurrency]
-adaptive = "aimd"
-queue = 50
-queue_timeout = "100ms"
-
-[cluster.api.circuit_breaker]
-failure_rate_percent = 50
-slow_call_percent = 80
-slow_call_duration = "{PER_TRY_TIMEOUT_MS}ms"
-minimum_calls = 20
-window = "2s"
-open_duration = "1s"
-half_open_probes = 3
-
-[cluster.api.endpoint_circuit_breaker]
-consecutive_failures = 5
-open_duration = "1s"
-half_open_probes = 1
-
-[cluster.api.outlier_detection]
-consecutive_errors = 5
-consecutive_gateway_errors = 5
-interval = "1s"
-base_ejection_time = "5s"
-max_ejection_percent = 34
-slow_call = {{ threshold = "100ms" }}
-"""
-
-
-BLASTWALL_CONFIGS = {"today": blastwall_today, "issue4": blastwall_issue4,
-                     "issue19": blastwall_issue19}
-
-
-def nginx_config(workdir: Path, port: int, ports: list[int]) -> str:
-    # least_conn is nginx's nearest to peak-EWMA; passive health is max_fails/fail_timeout.
-    # No max_conns: without NGINX Plus's `queue`, a full server group answers 502 at once.
-    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;"
-                        for p in ports)
-    return f"""
-worker_processes 1;
-daemon off;
-pid {workdir}/nginx.pid;
-error_log {workdir}/nginx.error.log error;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    client_body_temp_path {workdir}/nginx-body;
-    proxy_temp_path {workdir}/nginx-proxy-temp;
-    fastcgi_temp_path {workdir}/nginx-fastcgi;
-    uwsgi_temp_path {workdir}/nginx-uwsgi;
-    scgi_temp_path {workdir}/nginx-scgi;
-    keepalive_requests 1000000;
-    upstream backend {{
-        least_conn;
-{servers}
-        keepalive 64;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # The same id on every attempt, so the mocks can count double deliveries.
-            proxy_set_header X-Request-Id $request_id;
-            proxy_connect_timeout {CONNECT_TIMEOUT_MS}ms;
-            proxy_send_timeout {PER_TRY_TIMEOUT_MS}ms;
-            proxy_read_timeout {PER_TRY_TIMEOUT_MS}ms;
-            proxy_next_upstream error timeout http_502 http_503 http_504;
-            proxy_next_upstream_tries {ATTEMPTS};
-            proxy_next_upstream_timeout {OVERALL_TIMEOUT_MS}ms;
-        }}
-    }}
-}}
-"""
-
-
-def haproxy_config(port: int, ports: list[int]) -> str:
-    # leastconn; passive health (observe layer7, error-limit, on-error mark-down) with
-    # active checks to bring a server back; retries with redispatch to another server;
-    # per-server maxconn (the replicas' capacity) so excess waits in HAProxy's queue,
-    # where the priority class lets high-priority requests go first.
-    servers = "\n".join(f"    server r{i} 127.0.0.1:{p} check" for i, p in enumerate(ports))
-    return f"""
-global
-    nbthread 1
-    maxconn 8192
-
-defaults
-    mode http
-    option http-keep-alive
-    timeout connect {CONNECT_TIMEOUT_MS}ms
-    timeout client 30s
-    timeout server {PER_TRY_TIMEOUT_MS}ms
-    timeout queue {PER_TRY_TIMEOUT_MS}ms
-    timeout http-keep-alive 30s
-    retries {ATTEMPTS - 1}
-    option redispatch 1
-    retry-on conn-failure empty-response response-timeout 502 503 504
-
-frontend bench
-    bind 127.0.0.1:{port}
-    # The same id on every attempt, so the mocks can count double deliveries.
-    unique-id-format %{{+X}}o%ci%cp%fi%fp%Ts%rt%pid
-    unique-id-header X-Request-Id
-    http-request set-priority-class int(-10) if {{ req.hdr(x-blastwall-priority) -m str high }}
-    http-request set-priority-class int(10) if {{ req.hdr(x-blastwall-priority) -m str low }}
-    default_backend replicas
-
-backend replicas
-    balance leastconn
-    option httpchk GET /
-    http-check expect status 200
-    default-server inter {HEALTH_INTERVAL_MS}ms fall 2 rise 2 observe layer7 error-limit 5 on-error mark-down maxconn {OVERLOAD_CAPACITY}
-{servers}
-"""
+# Proxies: started with their configs from resilience_configs.py.
 
 
 def check_blastwall_config(blastwall: Path, text: str, workdir: Path) -> str | None:
@@ -504,8 +219,20 @@ class Proxy:
     process: subprocess.Popen
 
 
+def run_key(proxy: str, variant: str) -> str:
+    """How a run is named in the results: `blastwall` (it runs one config), or
+    `nginx/capacity`: an anchor and its variant."""
+    return proxy if proxy == "blastwall" else f"{proxy}/{variant}"
+
+
+def run_label(key: str) -> str:
+    proxy, _, variant = key.partition("/")
+    return f"{proxy} ({variant})" if variant else proxy
+
+
 def start_proxy(name: str, procs: Processes, blastwall: Path, paths: dict[str, str],
                 workdir: Path, ports: list[int], variant: str) -> Proxy:
+    """Starts `name` with `variant`: Blastwall's config name, or an anchor's variant."""
     taskset = pinned(paths["taskset"], PROXY_CORE)
     if name == "blastwall":
         config = workdir / "blastwall.toml"
@@ -520,7 +247,7 @@ def start_proxy(name: str, procs: Processes, blastwall: Path, paths: dict[str, s
     elif name == "nginx":
         port = free_port()
         config = workdir / "nginx.conf"
-        config.write_text(nginx_config(workdir, port, ports))
+        config.write_text(nginx_config(workdir, port, ports, variant))
         process = procs.start("nginx", taskset + [
             paths["nginx"], "-c", str(config), "-p", str(workdir),
             "-e", str(workdir / "nginx.error.log")])
@@ -528,7 +255,7 @@ def start_proxy(name: str, procs: Processes, blastwall: Path, paths: dict[str, s
     else:
         port = free_port()
         config = workdir / "haproxy.cfg"
-        config.write_text(haproxy_config(port, ports))
+        config.write_text(haproxy_config(port, ports, variant))
         process = procs.start("haproxy", taskset + [paths["haproxy"], "-f", str(config),
                                                     "-db"])
         wait_for_port(port, process)
@@ -803,7 +530,9 @@ class RefusalProbe(threading.Thread):
 def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Path,
                  paths: dict[str, str], settings: Settings, variant: str,
                  down_mode: str) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix=f"resilience-{scenario}-{proxy_name}-",
+    key = run_key(proxy_name, variant)
+    label = key.replace("/", "-")
+    workdir = Path(tempfile.mkdtemp(prefix=f"resilience-{scenario}-{label}-",
                                     dir=procs.logs))
     replicas = [Replica(i, procs, blastwall, paths["taskset"]) for i in range(REPLICAS)]
     proxy = None
@@ -811,13 +540,13 @@ def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Pa
         ports = [replica.port for replica in replicas]
         proxy = start_proxy(proxy_name, procs, blastwall, paths, workdir, ports, variant)
         run_load(procs, blastwall, paths["taskset"], proxy.port, settings, settings.warmup,
-                 [], None, f"warmup-{scenario}-{proxy_name}")
+                 [], None, f"warmup-{scenario}-{label}")
         marks: dict = {}
         faults, mix = scenario_faults(scenario, replicas, settings, down_mode, marks)
         side = None
         if scenario in POST_SCENARIOS:
             side = start_side_posts(procs, blastwall, paths["taskset"], proxy.port,
-                                    settings, f"posts-{scenario}-{proxy_name}")
+                                    settings, f"posts-{scenario}-{label}")
         probe = RefusalProbe(proxy.port) if scenario == "overload" else None
         if probe is not None:
             probe.start()
@@ -838,7 +567,7 @@ def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Pa
                 else settings
             report = run_load(procs, blastwall, paths["taskset"], proxy.port, measured,
                               settings.duration, faults, mix,
-                              f"load-{scenario}-{proxy_name}")
+                              f"load-{scenario}-{label}")
         finally:
             if probe is not None:
                 probe.stopping.set()
@@ -852,6 +581,7 @@ def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Pa
                "counters_before": counters_before, "counters_after": counters_after,
                "probe": probe.answers if probe else [],
                "overload": overload_shape(settings)}
+        result["proxy"], result["variant"] = proxy_name, variant
         result["issue19"] = resilience_targets.figures(scenario, raw)
         # Everything the figures come from, so they can be recomputed from the JSON.
         result["side_posts"] = side_report
@@ -895,13 +625,13 @@ def table(results: dict[str, dict[str, dict]]) -> str:
              "| retry amplification (from the fault) | |",
              "|---|---|---|---|---|---|---|"]
     for scenario, rows in results.items():
-        for proxy_name, row in rows.items():
+        for key, row in rows.items():
             if "failed" in row:
-                lines.append(f"| {scenario} | {proxy_name} | failed: {row['failed']} "
+                lines.append(f"| {scenario} | {run_label(key)} | failed: {row['failed']} "
                              f"| | | | |")
                 continue
             lines.append(
-                f"| {scenario} | {proxy_name} | {fmt(row['error_rate'], '{:.2%}')} "
+                f"| {scenario} | {run_label(key)} | {fmt(row['error_rate'], '{:.2%}')} "
                 f"| {fmt(row['p50_ms'], '{:.1f}')} | {fmt(row['p99_ms'], '{:.0f}')} "
                 f"| {fmt(row['amplification_after_fault'], '{:.2f}×')} "
                 f"| {note(scenario, row)} |")
@@ -937,13 +667,20 @@ def main() -> int:
     parser.add_argument("--duration", type=float, help="seconds of load per scenario")
     parser.add_argument("--proxies", default=",".join(PROXIES),
                         help="comma-separated subset of " + ",".join(PROXIES))
+    parser.add_argument("--variants", default=",".join(ANCHOR_VARIANTS),
+                        help="the anchors' variants, each run in every scenario: "
+                             "comma-separated subset of " + ",".join(ANCHOR_VARIANTS)
+                             + " (failure: passive health, retries on 5xx; capacity: "
+                             "max_conns / maxconn at the replicas' capacity)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="comma-separated subset of " + ",".join(SCENARIOS))
     parser.add_argument("--blastwall-config", choices=("auto", "today", "issue4", "issue19"),
                         default="auto",
                         help="issue19: the round-two config, one for every scenario, no "
-                             "capacity written (adaptive limit); issue4: retries, budget, "
-                             "breakers, outlier detection, a bulkhead of 6 and fallbacks; "
+                             "capacity written (adaptive limit; "
+                             "blastwall_issue19 in resilience_configs.py); issue4: retries, "
+                             "budget, breakers, outlier detection, a bulkhead of 6 and "
+                             "fallbacks; "
                              "today: only keys that existed before issue 4; auto (default): "
                              "the first of issue19, issue4, today that `blastwall check` "
                              "accepts, with a warning if not issue19")
@@ -973,6 +710,12 @@ def main() -> int:
     for name in chosen_scenarios:
         if name not in SCENARIOS:
             sys.exit(f"unknown scenario {name!r}")
+    chosen_variants = [v for v in args.variants.split(",") if v]
+    for name in chosen_variants:
+        if name not in ANCHOR_VARIANTS:
+            sys.exit(f"unknown variant {name!r} (known: {', '.join(ANCHOR_VARIANTS)})")
+    if not chosen_variants and any(p != "blastwall" for p in chosen_proxies):
+        sys.exit("--variants is empty: nginx and HAProxy need at least one")
     if os.cpu_count() is None or os.cpu_count() < 2:
         sys.exit("needs at least 2 CPUs (core 0 for proxies, core 1 for load + replicas)")
     raise_fd_limit()
@@ -989,36 +732,43 @@ def main() -> int:
         blastwall = build_blastwall()
 
     workdir = Path(tempfile.mkdtemp(prefix="blastwall-resilience-"))
-    variant = args.blastwall_config
+    blastwall_config = args.blastwall_config
     refusals = {name: check_blastwall_config(blastwall, BLASTWALL_CONFIGS[name]([1, 2, 3]),
                                              workdir)
                 for name in ("issue19", "issue4")}
-    if variant == "auto":
-        variant = next((name for name in ("issue19", "issue4") if not refusals[name]),
-                       "today")
-        if variant != "issue19":
+    if blastwall_config == "auto":
+        blastwall_config = next(
+            (name for name in ("issue19", "issue4") if not refusals[name]), "today")
+        if blastwall_config != "issue19":
             log(f"WARNING: this blastwall refuses the issue 19 config, so it runs with "
-                f"{variant}'s:\n" + refusals["issue19"])
-    elif variant in refusals and refusals[variant]:
-        sys.exit(f"blastwall check refuses the {variant} config:\n{refusals[variant]}")
+                f"{blastwall_config}'s:\n" + refusals["issue19"])
+    elif blastwall_config in refusals and refusals[blastwall_config]:
+        sys.exit(f"blastwall check refuses the {blastwall_config} config:\n"
+                 f"{refusals[blastwall_config]}")
 
     info = {"machine": machine(), "versions": tool_versions(paths, blastwall),
-            "settings": settings.__dict__, "blastwall_config": variant,
+            "settings": settings.__dict__, "blastwall_config": blastwall_config,
+            "variants": chosen_variants,
             "down_mode": args.down_mode, "nice": args.nice,
             "connections": connections_for(settings)}
-    log(f"versions: {info['versions']}; blastwall config: {variant}")
+    log(f"versions: {info['versions']}; blastwall config: {blastwall_config}")
 
     procs = Processes(workdir)
     results: dict[str, dict[str, dict]] = {}
+    # (proxy, variant): Blastwall once with its config, each anchor once per variant.
+    runs = [(proxy_name, blastwall_config if proxy_name == "blastwall" else anchor_variant)
+            for proxy_name in chosen_proxies
+            for anchor_variant in (chosen_variants if proxy_name != "blastwall" else [None])]
     try:
         for scenario in chosen_scenarios:
             results[scenario] = {}
-            for proxy_name in chosen_proxies:
-                log(f"{scenario} / {proxy_name}: {settings.duration:g} s at "
+            for proxy_name, run_variant in runs:
+                key = run_key(proxy_name, run_variant)
+                log(f"{scenario} / {run_label(key)}: {settings.duration:g} s at "
                     f"{settings.rate}/s")
                 try:
                     row = run_scenario(scenario, proxy_name, procs, blastwall, paths,
-                                       settings, variant, args.down_mode)
+                                       settings, run_variant, args.down_mode)
                 except (RuntimeError, OSError, ValueError,
                         subprocess.TimeoutExpired) as error:
                     log(f"  FAILED: {error}")
@@ -1028,7 +778,7 @@ def main() -> int:
                         f"p99 {row['p99_ms']:.0f} ms, amplification from the fault "
                         f"{fmt(row['amplification_after_fault'], '{:.2f}')}; "
                         f"{note(scenario, row)}")
-                results[scenario][proxy_name] = row
+                results[scenario][key] = row
     except BaseException:
         log(f"interrupted; configs and logs kept in {workdir}")
         raise
@@ -1042,7 +792,8 @@ def main() -> int:
 
     print()
     print(f"{settings.rate} requests/s for {settings.duration:g} s per scenario and proxy, "
-          f"{REPLICAS} replicas, blastwall config: {variant}. Latency from each request's "
+          f"{REPLICAS} replicas, blastwall config: {blastwall_config}, anchors' variants: "
+          f"{', '.join(chosen_variants)}. Latency from each request's "
           f"due time (open loop); amplification = requests the replicas received ÷ "
           f"requests the client sent, both from the first fault on.")
     print()
