@@ -677,7 +677,7 @@ def main() -> int:
     parser.add_argument("--blastwall-config", choices=("auto", "today", "issue4", "issue19"),
                         default="auto",
                         help="issue19: the round-two config, one for every scenario, no "
-                             "capacity written (adaptive limit; "
+                             "capacity written (adaptive limit, hedging; "
                              "blastwall_issue19 in resilience_configs.py); issue4: retries, "
                              "budget, breakers, outlier detection, a bulkhead of 6 and "
                              "fallbacks; "

@@ -31,9 +31,9 @@ def blastwall_issue19(ports: list[int]) -> str:
     """The round-two config (issue 19): ONE config for every scenario, and it names no
     capacity. Issue 4's config with its bulkhead (`limit = 6`, the replicas' known
     capacity) replaced by an adaptive limit (AIMD: lowered on 503/429 and timeouts, raised
-    while used), so concurrency is learned, not written down; the same retries under a
-    budget, breakers, outlier detection, priority queue, static fallback and health
-    checks. Not tuned per scenario.
+    while used), so concurrency is learned, not written down; hedging after the route's
+    own p95 (learned, like the limit); the same retries under a budget, breakers, outlier
+    detection, priority queue, static fallback and health checks. Not tuned per scenario.
 
     NOTE: this is the one place the benchmark's Blastwall config is written; the README
     shows it from here, and every scenario runs it."""
@@ -62,6 +62,13 @@ backoff = {{ base = "10ms", max = "100ms", jitter = "full" }}
 on = ["connect_failure", "refused", "reset", "timeout", "gateway_error", "overloaded"]
 retry_after_max = "100ms"
 
+# A GET still unanswered at the route's own p95 of the last 10 s (once 100 latencies are
+# known) gets one copy on another replica; the first answer wins. Hedges spend from the
+# retry budget below, so they cannot amplify past it.
+[route.hedge]
+percentile = 95
+min_samples = 100
+max = 1
 
 [route.fallback]
 on = ["failed", "breaker_open", "shed", "timeout"]
