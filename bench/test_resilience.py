@@ -157,6 +157,7 @@ class OutageTest(unittest.TestCase):
 
 def overload_run(served: int, probe: list[dict], high_error_rate: float = 0.0) -> dict:
     report = load_report([point(0.0, 10)], ok_p99_ms=66.0, elapsed_s=10.0)
+    report["total"]["statuses"] = {"200": 700, "204": 100, "503": 2000}
     report["class_names"] = ["x-blastwall-priority=high", "x-blastwall-priority=low"]
     report["classes"] = [{"error_rate": high_error_rate}, {"error_rate": 0.9}]
     return raw_run(report, counters(0, ok=0), counters(served * 2, ok=served),
@@ -171,6 +172,13 @@ class OverloadTest(unittest.TestCase):
     def test_served_share_is_upstream_2xx_over_capacity_for_the_runs_length(self):
         found = targets.figures("overload", overload_run(950, []))
         self.assertAlmostEqual(found["served_of_capacity"], 950 / (100.0 * 10.0))
+
+    def test_served_by_clients_counts_every_clients_2xx_and_no_health_check(self):
+        raw = overload_run(950, [answer(200, 60.0), answer(503, 0.5)])
+        raw["side"] = side_posts() | {"statuses": {"201": 49, "503": 30}}
+        found = targets.figures("overload", raw)
+        self.assertAlmostEqual(found["served_of_capacity_by_clients"],
+                               (700 + 100 + 49 + 1) / 1000)
 
     def test_served_p99_is_compared_with_the_service_time(self):
         found = targets.figures("overload", overload_run(950, []))
