@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
-"""Five failures, three proxies: Blastwall, nginx and HAProxy in front of the same replicas.
+"""Seven failures, three proxies: Blastwall, nginx and HAProxy in front of the same replicas.
 
 Three `blastwall mock` replicas serve behind each proxy in turn; `blastwall load` sends
 open-loop traffic at a fixed rate through the proxy while the script breaks the replicas
-in the same way at the same moments for every proxy: a replica crashes (kill -9), one
-replica turns slow, the whole dependency stops answering, the dependency is overloaded 3×
-with half the traffic high priority, and the dependency goes away and comes back. For each
-proxy and scenario it prints the client-visible error rate, p50/p99 latency (from each
-request's due time, so stalls are not hidden) and retry amplification (requests the
-replicas received ÷ requests the client sent), and writes everything as JSON. See
-bench/README.md ("Resilience benchmark") for what each scenario does.
+in the same way at the same moments for every proxy: a replica crashes (kill -9), turns
+slow, or hangs (SIGSTOP); the whole dependency stops answering, or answers 503 (an
+outage); the dependency is overloaded 3× with a quarter of the traffic high priority; the
+dependency goes away and comes back. Blastwall runs one config; nginx and HAProxy run two
+variants each (tuned for failures, tuned to the known capacity). For each run it prints
+the client-visible error rate, p50/p99 latency (from each request's due time, so stalls
+are not hidden) and retry amplification, then issue 19's table, and writes everything as
+JSON. See bench/README.md ("Resilience benchmark") for what each scenario does.
 
-Python 3 standard library only; shares its helpers with bench/proxies.py. Run as root (it
-may apt-get install nginx-light and haproxy; neither is started as a service).
+The configs are in resilience_configs.py, the figures in resilience_targets.py. Python 3
+standard library only; shares its helpers with bench/proxies.py. Run as root (it may
+apt-get install nginx-light and haproxy; neither is started as a service).
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import proxies
+import resilience_targets
 from proxies import (
     LOAD_CORE,
     PROXY_CORE,
@@ -49,22 +53,34 @@ from proxies import (
     wait_for_line,
     wait_for_port,
 )
+from resilience_configs import (  # noqa: F401 (soak.py imports the shared numbers from here)
+    ANCHOR_VARIANTS,
+    ATTEMPTS,
+    BLASTWALL_CONFIGS,
+    CONNECT_TIMEOUT_MS,
+    HEALTH_INTERVAL_MS,
+    OVERALL_TIMEOUT_MS,
+    OVERLOAD_CAPACITY,
+    PER_TRY_TIMEOUT_MS,
+    REPLICAS,
+    haproxy_config,
+    nginx_config,
+)
 
 PROXIES = ("blastwall", "nginx", "haproxy")
-SCENARIOS = ("crash", "gray", "down", "overload", "recovery")
-REPLICAS = 3
-
-# The same numbers go into every proxy's config, so each gets the same budget of time.
-CONNECT_TIMEOUT_MS = 250
-PER_TRY_TIMEOUT_MS = 500      # one attempt (nginx proxy_read_timeout, HAProxy timeout server)
-OVERALL_TIMEOUT_MS = 2000     # all attempts (nginx proxy_next_upstream_timeout)
-ATTEMPTS = 3                  # counting the first (HAProxy: retries 2)
-HEALTH_INTERVAL_MS = 1000
+SCENARIOS = ("crash", "gray", "hang", "down", "outage", "overload", "recovery")
+# Scenarios with a side load of POSTs (no Idempotency-Key) to count double deliveries.
+POST_SCENARIOS = ("crash", "hang", "overload")
+POST_PATH = "/orders"
+COUNTERS = ("requests", "ok", "duplicates")
 CLIENT_TIMEOUT = "3s"         # the client gives up after the proxies have
 # A healthy replica: 2-5 ms per request.
 HEALTHY = {"latency": "2ms", "latency_jitter": "3ms"}
 SLOW_BY_MS = 200              # gray failure: one replica this much slower
-OVERLOAD_CAPACITY = 2         # requests in flight per replica when overloaded
+OUTAGE_DETECTED_AFTER_S = 1.0  # outage figures count from this long after it starts
+OUTAGE_INTERVAL = "20ms"       # outage's timeline points (recovery target: 50 ms)
+SIDE_POST_SHARE = 0.1         # side load of POSTs, as a share of the main rate
+PROBE_EVERY_S = 0.02          # overload: one probe request this often
 FAIL_FAST_MS = 100            # "failing fast": a timeline point's p99 below this
 RECOVERED_OK_SHARE = 0.99     # "recovered": every later timeline point at least this ok
 
@@ -77,8 +93,11 @@ class Settings:
     interval: str = "100ms"
 
 
-FULL = Settings(rate=300, duration=20, warmup=2)
-QUICK = Settings(rate=150, duration=6, warmup=1)
+# 7 scenarios × 5 runs (Blastwall, nginx and HAProxy in two variants each): the full run
+# takes about 12 minutes on 2 cores, the quick one about 4 (each run adds well under a
+# second of starting and stopping; down adds the 2 s its last requests wait).
+FULL = Settings(rate=300, duration=18, warmup=1.5)
+QUICK = Settings(rate=150, duration=5, warmup=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -112,7 +131,8 @@ class Replica:
         self.taskset = taskset
         self.port = 0
         self.process: subprocess.Popen | None = None
-        self.received_before = 0   # requests counted by processes since killed
+        self.counted_before = dict.fromkeys(COUNTERS, 0)  # by processes since killed
+        self.frozen: dict | None = None   # counters when paused (a stopped process answers nothing)
         self.start()
 
     def start(self) -> None:
@@ -133,16 +153,41 @@ class Replica:
         if self.alive():
             mock_call(self.port, "PUT", "/_mock/behaviour", {**HEALTHY, **changes})
 
+    def counters(self) -> dict[str, int]:
+        """`COUNTERS` of every process on this port so far (see `/_mock/stats`)."""
+        if self.frozen is not None:
+            return self.frozen
+        live = dict.fromkeys(COUNTERS, 0)
+        if self.alive():
+            stats = mock_call(self.port, "GET", "/_mock/stats")
+            live = {"requests": stats["requests"], "ok": stats["answered_by_class"][1],
+                    # An older mock has no duplicate counter: None says "not counted".
+                    "duplicates": stats.get("duplicates")}
+        return {name: (None if live[name] is None or self.counted_before[name] is None
+                       else self.counted_before[name] + live[name])
+                for name in COUNTERS}
+
     def received(self) -> int:
-        live = mock_call(self.port, "GET", "/_mock/stats")["requests"] if self.alive() else 0
-        return self.received_before + live
+        return self.counters()["requests"]
+
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets open and answers nothing (a hang)."""
+        if self.alive() and self.frozen is None:
+            self.frozen = self.counters()
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.alive() and self.frozen is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.frozen = None
 
     def kill(self) -> None:
         """kill -9: every connection drops at once, new ones are refused."""
         if not self.alive():
             return
+        self.resume()
         try:
-            self.received_before = self.received()
+            self.counted_before = self.counters()
         except (OSError, RuntimeError):
             pass
         os.kill(self.process.pid, signal.SIGKILL)
@@ -152,210 +197,13 @@ class Replica:
 
     def stop(self) -> None:
         if self.process is not None:
+            self.resume()
             self.procs.stop(self.process)
             self.process = None
 
 
 # --------------------------------------------------------------------------------------
-# Proxies, each with its best equivalent of the same resilience settings.
-
-
-def blastwall_today(ports: list[int]) -> str:
-    """Only keys the proxy parses before issue 4: peak-EWMA balancing, timeouts and active
-    health checks. No retries, no breakers, no shedding."""
-    endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
-    return f"""
-[[listener]]
-name = "bench"
-listen = "127.0.0.1:0"
-
-[[route]]
-name = "all"
-cluster = "api"
-
-[cluster.api]
-balance = "peak_ewma"
-connect_timeout = "{CONNECT_TIMEOUT_MS}ms"
-request_timeout = "{PER_TRY_TIMEOUT_MS}ms"
-endpoints = [{endpoints}]
-
-[cluster.api.health_check]
-kind = "http"
-path = "/"
-interval = "{HEALTH_INTERVAL_MS}ms"
-timeout = "{CONNECT_TIMEOUT_MS}ms"
-healthy_threshold = 2
-unhealthy_threshold = 2
-"""
-
-
-def blastwall_issue4(ports: list[int]) -> str:
-    """Blastwall's best config for these scenarios: retries under a budget, breakers,
-    outlier detection, a bulkhead sized like HAProxy's maxconn with priority shedding, a
-    static fallback, health checks (see bench/README.md for why each setting)."""
-    endpoints = ", ".join(f'{{ address = "127.0.0.1:{port}" }}' for port in ports)
-    return f"""
-[proxy]
-worker_threads = 1          # one worker, like nginx's worker_processes 1 and HAProxy's nbthread 1
-deadline_header = "x-blastwall-timeout-ms"
-priority_header = "x-blastwall-priority"
-trusted_clients = ["127.0.0.1/32"]
-
-[[listener]]
-name = "bench"
-listen = "127.0.0.1:0"
-
-[[route]]
-name = "all"
-cluster = "api"
-timeout = "{OVERALL_TIMEOUT_MS}ms"
-per_try_timeout = "{PER_TRY_TIMEOUT_MS}ms"
-priority = "normal"
-
-[route.retry]
-attempts = {ATTEMPTS}
-backoff = {{ base = "10ms", max = "100ms", jitter = "full" }}
-on = ["connect_failure", "refused", "reset", "timeout", "gateway_error", "overloaded"]
-retry_after_max = "100ms"
-
-
-[route.fallback]
-on = ["failed", "breaker_open", "shed", "timeout"]
-static = {{ status = 503, headers = {{ "content-type" = "text/plain", "retry-after" = "1" }}, body = "degraded\\n" }}
-
-[cluster.api]
-balance = "peak_ewma"
-connect_timeout = "{CONNECT_TIMEOUT_MS}ms"
-request_timeout = "{PER_TRY_TIMEOUT_MS}ms"
-endpoints = [{endpoints}]
-
-[cluster.api.health_check]
-kind = "http"
-path = "/"
-interval = "{HEALTH_INTERVAL_MS}ms"
-timeout = "{CONNECT_TIMEOUT_MS}ms"
-healthy_threshold = 2
-unhealthy_threshold = 2
-
-[cluster.api.retry_budget]
-ratio = 0.2
-min_per_second = 10
-
-# The cluster's bulkhead, sized like HAProxy's per-server maxconn (the replicas'
-# capacity): a hung or saturated dependency holds only that many requests; the rest wait
-# briefly in a queue served highest priority first, or are shed at once when the queue
-# cannot be served in time, rather than queued behind doomed work.
-[cluster.api.concurrency]
-limit = {REPLICAS * OVERLOAD_CAPACITY}
-queue = 50
-queue_timeout = "100ms"
-
-[cluster.api.circuit_breaker]
-failure_rate_percent = 50
-slow_call_percent = 80
-slow_call_duration = "{PER_TRY_TIMEOUT_MS}ms"
-minimum_calls = 20
-window = "2s"
-open_duration = "1s"
-half_open_probes = 3
-
-[cluster.api.endpoint_circuit_breaker]
-consecutive_failures = 5
-open_duration = "1s"
-half_open_probes = 1
-
-[cluster.api.outlier_detection]
-consecutive_errors = 5
-consecutive_gateway_errors = 5
-interval = "1s"
-base_ejection_time = "5s"
-max_ejection_percent = 34
-slow_call = {{ threshold = "100ms" }}
-"""
-
-
-BLASTWALL_CONFIGS = {"today": blastwall_today, "issue4": blastwall_issue4}
-
-
-def nginx_config(workdir: Path, port: int, ports: list[int]) -> str:
-    # least_conn is nginx's nearest to peak-EWMA; passive health is max_fails/fail_timeout.
-    # No max_conns: without NGINX Plus's `queue`, a full server group answers 502 at once.
-    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=2 fail_timeout=5s;"
-                        for p in ports)
-    return f"""
-worker_processes 1;
-daemon off;
-pid {workdir}/nginx.pid;
-error_log {workdir}/nginx.error.log error;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    client_body_temp_path {workdir}/nginx-body;
-    proxy_temp_path {workdir}/nginx-proxy-temp;
-    fastcgi_temp_path {workdir}/nginx-fastcgi;
-    uwsgi_temp_path {workdir}/nginx-uwsgi;
-    scgi_temp_path {workdir}/nginx-scgi;
-    keepalive_requests 1000000;
-    upstream backend {{
-        least_conn;
-{servers}
-        keepalive 64;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_connect_timeout {CONNECT_TIMEOUT_MS}ms;
-            proxy_send_timeout {PER_TRY_TIMEOUT_MS}ms;
-            proxy_read_timeout {PER_TRY_TIMEOUT_MS}ms;
-            proxy_next_upstream error timeout http_502 http_503 http_504;
-            proxy_next_upstream_tries {ATTEMPTS};
-            proxy_next_upstream_timeout {OVERALL_TIMEOUT_MS}ms;
-        }}
-    }}
-}}
-"""
-
-
-def haproxy_config(port: int, ports: list[int]) -> str:
-    # leastconn; passive health (observe layer7, error-limit, on-error mark-down) with
-    # active checks to bring a server back; retries with redispatch to another server;
-    # per-server maxconn (the replicas' capacity) so excess waits in HAProxy's queue,
-    # where the priority class lets high-priority requests go first.
-    servers = "\n".join(f"    server r{i} 127.0.0.1:{p} check" for i, p in enumerate(ports))
-    return f"""
-global
-    nbthread 1
-    maxconn 8192
-
-defaults
-    mode http
-    option http-keep-alive
-    timeout connect {CONNECT_TIMEOUT_MS}ms
-    timeout client 30s
-    timeout server {PER_TRY_TIMEOUT_MS}ms
-    timeout queue {PER_TRY_TIMEOUT_MS}ms
-    timeout http-keep-alive 30s
-    retries {ATTEMPTS - 1}
-    option redispatch 1
-    retry-on conn-failure empty-response response-timeout 502 503 504
-
-frontend bench
-    bind 127.0.0.1:{port}
-    http-request set-priority-class int(-10) if {{ req.hdr(x-blastwall-priority) -m str high }}
-    http-request set-priority-class int(10) if {{ req.hdr(x-blastwall-priority) -m str low }}
-    default_backend replicas
-
-backend replicas
-    balance leastconn
-    option httpchk GET /
-    http-check expect status 200
-    default-server inter {HEALTH_INTERVAL_MS}ms fall 2 rise 2 observe layer7 error-limit 5 on-error mark-down maxconn {OVERLOAD_CAPACITY}
-{servers}
-"""
+# Proxies: started with their configs from resilience_configs.py.
 
 
 def check_blastwall_config(blastwall: Path, text: str, workdir: Path) -> str | None:
@@ -374,8 +222,20 @@ class Proxy:
     process: subprocess.Popen
 
 
+def run_key(proxy: str, variant: str) -> str:
+    """How a run is named in the results: `blastwall` (it runs one config), or
+    `nginx/capacity`: an anchor and its variant."""
+    return proxy if proxy == "blastwall" else f"{proxy}/{variant}"
+
+
+def run_label(key: str) -> str:
+    proxy, _, variant = key.partition("/")
+    return f"{proxy} ({variant})" if variant else proxy
+
+
 def start_proxy(name: str, procs: Processes, blastwall: Path, paths: dict[str, str],
                 workdir: Path, ports: list[int], variant: str) -> Proxy:
+    """Starts `name` with `variant`: Blastwall's config name, or an anchor's variant."""
     taskset = pinned(paths["taskset"], PROXY_CORE)
     if name == "blastwall":
         config = workdir / "blastwall.toml"
@@ -390,7 +250,7 @@ def start_proxy(name: str, procs: Processes, blastwall: Path, paths: dict[str, s
     elif name == "nginx":
         port = free_port()
         config = workdir / "nginx.conf"
-        config.write_text(nginx_config(workdir, port, ports))
+        config.write_text(nginx_config(workdir, port, ports, variant))
         process = procs.start("nginx", taskset + [
             paths["nginx"], "-c", str(config), "-p", str(workdir),
             "-e", str(workdir / "nginx.error.log")])
@@ -398,7 +258,7 @@ def start_proxy(name: str, procs: Processes, blastwall: Path, paths: dict[str, s
     else:
         port = free_port()
         config = workdir / "haproxy.cfg"
-        config.write_text(haproxy_config(port, ports))
+        config.write_text(haproxy_config(port, ports, variant))
         process = procs.start("haproxy", taskset + [paths["haproxy"], "-f", str(config),
                                                     "-db"])
         wait_for_port(port, process)
@@ -461,24 +321,59 @@ def run_load(procs: Processes, blastwall: Path, taskset: str, port: int, setting
 # Scenarios: what breaks, when, and what is measured.
 
 
+def overload_shape(settings: Settings) -> dict:
+    """Overload's replicas: service time such that the cluster's capacity (replicas ×
+    capacity ÷ service time) is a third of the offered rate."""
+    latency_ms = round(3 * REPLICAS * OVERLOAD_CAPACITY * 1000 / settings.rate)
+    return {"service_ms": latency_ms,
+            "capacity_per_s": REPLICAS * OVERLOAD_CAPACITY * 1000 / latency_ms}
+
+
+def total_counters(replicas: list[Replica]) -> dict[str, int | None]:
+    """The replicas' `COUNTERS` summed (None if one of them does not count it)."""
+    each = [replica.counters() for replica in replicas]
+    return {name: (None if any(c[name] is None for c in each) else sum(c[name] for c in each))
+            for name in COUNTERS}
+
+
 def scenario_faults(name: str, replicas: list[Replica], settings: Settings,
-                    down_mode: str) -> tuple[list[Fault], str | None]:
-    """The faults of a scenario (offsets from the load's start) and its header mix."""
+                    down_mode: str, marks: dict) -> tuple[list[Fault], str | None]:
+    """The faults of a scenario (offsets from the load's start) and its header mix. Acts
+    that measure put the replicas' counters (and when, in `<mark>_at`) into `marks`."""
     d = settings.duration
     first = replicas[0]
+
+    def mark(key: str, started: float) -> None:
+        marks[key] = total_counters(replicas)
+        marks[f"{key}_at"] = started
     if name == "crash":
         return [Fault(d / 3, f"kill -9 {first.name}", first.kill)], None
     if name == "gray":
         slow = {"latency": f"{2 + SLOW_BY_MS}ms"}
         return [Fault(d / 3, f"{first.name} +{SLOW_BY_MS}ms", lambda: first.behave(**slow))], None
+    if name == "hang":
+        # SIGCONT comes when the replica is stopped, after the load.
+        return [Fault(d / 3, f"SIGSTOP {first.name}", first.pause)], None
+    if name == "outage":
+        def outage() -> None:
+            for replica in replicas:
+                replica.behave(status=503)
+
+        def recover() -> None:
+            mark("outage_ended", 3 * d / 4)
+            for replica in replicas:
+                replica.behave()
+        return [Fault(d / 4, "every replica answers 503 (no Retry-After)", outage),
+                Fault(d / 4 + OUTAGE_DETECTED_AFTER_S, "(outage figures measured from here)",
+                      lambda: mark("outage_measured", d / 4 + OUTAGE_DETECTED_AFTER_S)),
+                Fault(3 * d / 4, "every replica answers again", recover)], None
     if name == "down":
         def down() -> None:
             for replica in replicas:
                 replica.behave(mode=down_mode)
         return [Fault(d / 3, f"every replica: mode {down_mode}", down)], None
     if name == "overload":
-        # Cluster capacity = replicas × capacity / latency = rate / 3.
-        latency_ms = round(3 * REPLICAS * OVERLOAD_CAPACITY * 1000 / settings.rate)
+        latency_ms = overload_shape(settings)["service_ms"]
 
         def overload() -> None:
             for replica in replicas:
@@ -527,12 +422,14 @@ def time_until(timeline: list[dict], interval: float, since: float,
 
 
 def analyse(name: str, report: dict, faults: list[Fault], received: int,
-            received_after_fault: int) -> dict:
+            received_after_fault: int, side: dict | None = None) -> dict:
+    """The run's figures; `side` is the side POST load's, whose requests count as sent."""
     total = report["total"]
-    sent = report["sent"]
     fault_at = faults[0].happened or 0.0
+    sent = report["sent"] + (side["sent"] if side else 0)
     # Requests due from the fault on (the timetable is fixed: index / rate).
-    due_after_fault = max(1, report["requests"] - math.floor(fault_at * report["rate"]))
+    due_after_fault = max(1, report["requests"] - math.floor(fault_at * report["rate"])
+                          + (side["rate"] * (report["elapsed_s"] - fault_at) if side else 0))
     result = {
         "requests": report["requests"],
         "sent": sent,
@@ -574,10 +471,71 @@ def analyse(name: str, report: dict, faults: list[Fault], received: int,
     return result
 
 
+def start_side_posts(procs: Processes, blastwall: Path, taskset: str, port: int,
+                     settings: Settings, label: str) -> tuple[subprocess.Popen, float]:
+    """A second `blastwall load` beside the main one: POSTs without an Idempotency-Key to
+    `POST_PATH`, so the mocks can count the ones a proxy delivered twice."""
+    rate = max(5.0, settings.rate * SIDE_POST_SHARE)
+    command = pinned(taskset, LOAD_CORE) + [
+        str(blastwall), "load", f"http://127.0.0.1:{port}{POST_PATH}", "--method", "POST",
+        "--body", "{}", "-H", "content-type: application/json",
+        "--rate", f"{rate:g}", "--duration", f"{settings.duration}s",
+        "--connections", str(math.ceil(rate * 3.2)), "--timeout", CLIENT_TIMEOUT,
+        "--timeline-interval", "1s", "--json"]
+    return procs.start(label, command, capture=True), rate
+
+
+def finish_side_posts(procs: Processes, process: subprocess.Popen, rate: float) -> dict:
+    try:
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        procs.stop(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"side POST load failed: {process.log.read_text()[-2000:]}")
+    report = json.loads(stdout)
+    total = report["total"]
+    return {"rate": rate, "sent": report["sent"], "failed": total["failed"],
+            "max_ms": total["latency_us"]["max"] / 1000, "error_rate": total["error_rate"],
+            "statuses": total["statuses"]}
+
+
+class RefusalProbe(threading.Thread):
+    """Overload: one low-priority GET every `PROBE_EVERY_S` on a connection of its own,
+    recording each answer's status, latency and whether it carries Retry-After (the load
+    client does not keep headers). Status 0 is a request that got no answer."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.answers: list[dict] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        connection = None
+        while not self.stopping.wait(PROBE_EVERY_S):
+            if connection is None:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=3)
+            started = time.monotonic()
+            try:
+                connection.request("GET", "/", headers={"x-blastwall-priority": "low"})
+                response = connection.getresponse()
+                response.read()
+                status, retry_after = response.status, response.getheader("retry-after")
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection, status, retry_after = None, 0, None
+            self.answers.append({"status": status, "retry_after": retry_after is not None,
+                                 "ms": (time.monotonic() - started) * 1000})
+        if connection is not None:
+            connection.close()
+
+
 def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Path,
                  paths: dict[str, str], settings: Settings, variant: str,
                  down_mode: str) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix=f"resilience-{scenario}-{proxy_name}-",
+    key = run_key(proxy_name, variant)
+    label = key.replace("/", "-")
+    workdir = Path(tempfile.mkdtemp(prefix=f"resilience-{scenario}-{label}-",
                                     dir=procs.logs))
     replicas = [Replica(i, procs, blastwall, paths["taskset"]) for i in range(REPLICAS)]
     proxy = None
@@ -585,23 +543,54 @@ def run_scenario(scenario: str, proxy_name: str, procs: Processes, blastwall: Pa
         ports = [replica.port for replica in replicas]
         proxy = start_proxy(proxy_name, procs, blastwall, paths, workdir, ports, variant)
         run_load(procs, blastwall, paths["taskset"], proxy.port, settings, settings.warmup,
-                 [], None, f"warmup-{scenario}-{proxy_name}")
-        faults, mix = scenario_faults(scenario, replicas, settings, down_mode)
-        before = sum(replica.received() for replica in replicas)
+                 [], None, f"warmup-{scenario}-{label}")
+        marks: dict = {}
+        faults, mix = scenario_faults(scenario, replicas, settings, down_mode, marks)
+        side = None
+        if scenario in POST_SCENARIOS:
+            side = start_side_posts(procs, blastwall, paths["taskset"], proxy.port,
+                                    settings, f"posts-{scenario}-{label}")
+        probe = RefusalProbe(proxy.port) if scenario == "overload" else None
+        if probe is not None:
+            probe.start()
+        counters_before = total_counters(replicas)
         # What the replicas had received when the first fault struck, for the
         # amplification of the faulty part of the run.
         at_fault: dict[str, int] = {}
         first_act = faults[0].act
 
         def snapshot_then_act() -> None:
-            at_fault["received"] = sum(replica.received() for replica in replicas)
+            at_fault["received"] = total_counters(replicas)["requests"]
+            marks["fault_at"] = faults[0].at
             first_act()
         faults[0].act = snapshot_then_act
-        report = run_load(procs, blastwall, paths["taskset"], proxy.port, settings,
-                          settings.duration, faults, mix, f"load-{scenario}-{proxy_name}")
-        after = sum(replica.received() for replica in replicas)
+        try:
+            # Outage: recovery is judged against 50 ms, so finer timeline points.
+            measured = replace(settings, interval=OUTAGE_INTERVAL) if scenario == "outage" \
+                else settings
+            report = run_load(procs, blastwall, paths["taskset"], proxy.port, measured,
+                              settings.duration, faults, mix,
+                              f"load-{scenario}-{label}")
+        finally:
+            if probe is not None:
+                probe.stopping.set()
+                probe.join(timeout=5)
+        side_report = finish_side_posts(procs, *side) if side else None
+        counters_after = total_counters(replicas)
+        before, after = counters_before["requests"], counters_after["requests"]
         result = analyse(scenario, report, faults, after - before,
-                         after - at_fault.get("received", before))
+                         after - at_fault.get("received", before), side_report)
+        raw = {"report": report, "marks": marks, "side": side_report,
+               "counters_before": counters_before, "counters_after": counters_after,
+               "probe": probe.answers if probe else [],
+               "overload": overload_shape(settings)}
+        result["proxy"], result["variant"] = proxy_name, variant
+        result["issue19"] = resilience_targets.figures(scenario, raw)
+        # Everything the figures come from, so they can be recomputed from the JSON.
+        result["side_posts"] = side_report
+        result["marks"] = marks
+        result["counters"] = {"before": counters_before, "after": counters_after}
+        result["probe"] = raw["probe"]
         result["report"] = report
         return result
     finally:
@@ -639,13 +628,13 @@ def table(results: dict[str, dict[str, dict]]) -> str:
              "| retry amplification (from the fault) | |",
              "|---|---|---|---|---|---|---|"]
     for scenario, rows in results.items():
-        for proxy_name, row in rows.items():
+        for key, row in rows.items():
             if "failed" in row:
-                lines.append(f"| {scenario} | {proxy_name} | failed: {row['failed']} "
+                lines.append(f"| {scenario} | {run_label(key)} | failed: {row['failed']} "
                              f"| | | | |")
                 continue
             lines.append(
-                f"| {scenario} | {proxy_name} | {fmt(row['error_rate'], '{:.2%}')} "
+                f"| {scenario} | {run_label(key)} | {fmt(row['error_rate'], '{:.2%}')} "
                 f"| {fmt(row['p50_ms'], '{:.1f}')} | {fmt(row['p99_ms'], '{:.0f}')} "
                 f"| {fmt(row['amplification_after_fault'], '{:.2f}×')} "
                 f"| {note(scenario, row)} |")
@@ -681,14 +670,23 @@ def main() -> int:
     parser.add_argument("--duration", type=float, help="seconds of load per scenario")
     parser.add_argument("--proxies", default=",".join(PROXIES),
                         help="comma-separated subset of " + ",".join(PROXIES))
+    parser.add_argument("--variants", default=",".join(ANCHOR_VARIANTS),
+                        help="the anchors' variants, each run in every scenario: "
+                             "comma-separated subset of " + ",".join(ANCHOR_VARIANTS)
+                             + " (failure: passive health, retries on 5xx; capacity: "
+                             "max_conns / maxconn at the replicas' capacity)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="comma-separated subset of " + ",".join(SCENARIOS))
-    parser.add_argument("--blastwall-config", choices=("auto", "today", "issue4"),
+    parser.add_argument("--blastwall-config", choices=("auto", "today", "issue4", "issue19"),
                         default="auto",
-                        help="issue4: retries, budget, breakers, outlier detection, "
-                             "shedding and fallbacks (needs issue 4 merged); today: only "
-                             "keys that existed before; auto (default): issue4 if "
-                             "`blastwall check` accepts it, else today, with a warning")
+                        help="issue19: the round-two config, one for every scenario, no "
+                             "capacity written (adaptive limit, hedging; "
+                             "blastwall_issue19 in resilience_configs.py); issue4: retries, "
+                             "budget, breakers, outlier detection, a bulkhead of 6 and "
+                             "fallbacks; "
+                             "today: only keys that existed before issue 4; auto (default): "
+                             "the first of issue19, issue4, today that `blastwall check` "
+                             "accepts, with a warning if not issue19")
     parser.add_argument("--down-mode", choices=("hang", "reset"), default="hang",
                         help="how the dependency is down in scenario 'down' (default "
                              "hang: requests never answered)")
@@ -715,6 +713,12 @@ def main() -> int:
     for name in chosen_scenarios:
         if name not in SCENARIOS:
             sys.exit(f"unknown scenario {name!r}")
+    chosen_variants = [v for v in args.variants.split(",") if v]
+    for name in chosen_variants:
+        if name not in ANCHOR_VARIANTS:
+            sys.exit(f"unknown variant {name!r} (known: {', '.join(ANCHOR_VARIANTS)})")
+    if not chosen_variants and any(p != "blastwall" for p in chosen_proxies):
+        sys.exit("--variants is empty: nginx and HAProxy need at least one")
     if os.cpu_count() is None or os.cpu_count() < 2:
         sys.exit("needs at least 2 CPUs (core 0 for proxies, core 1 for load + replicas)")
     raise_fd_limit()
@@ -731,33 +735,47 @@ def main() -> int:
         blastwall = build_blastwall()
 
     workdir = Path(tempfile.mkdtemp(prefix="blastwall-resilience-"))
-    variant = args.blastwall_config
-    refused = check_blastwall_config(blastwall, blastwall_issue4([1, 2, 3]), workdir)
-    if variant == "auto":
-        variant = "today" if refused else "issue4"
-        if refused:
-            log("WARNING: this blastwall refuses issue 4's config, so it runs with only "
-                "today's keys (no retries, breakers, shedding):\n" + refused)
-    elif variant == "issue4" and refused:
-        sys.exit(f"blastwall check refuses issue 4's config:\n{refused}")
+    blastwall_config = args.blastwall_config
+    refusals = {name: check_blastwall_config(blastwall, BLASTWALL_CONFIGS[name]([1, 2, 3]),
+                                             workdir)
+                for name in ("issue19", "issue4")}
+    if blastwall_config == "auto":
+        blastwall_config = next(
+            (name for name in ("issue19", "issue4") if not refusals[name]), "today")
+        if blastwall_config != "issue19":
+            log(f"WARNING: this blastwall refuses the issue 19 config, so it runs with "
+                f"{blastwall_config}'s:\n" + refusals["issue19"])
+    elif blastwall_config in refusals and refusals[blastwall_config]:
+        sys.exit(f"blastwall check refuses the {blastwall_config} config:\n"
+                 f"{refusals[blastwall_config]}")
 
     info = {"machine": machine(), "versions": tool_versions(paths, blastwall),
-            "settings": settings.__dict__, "blastwall_config": variant,
+            "settings": settings.__dict__, "blastwall_config": blastwall_config,
+            "variants": chosen_variants,
             "down_mode": args.down_mode, "nice": args.nice,
             "connections": connections_for(settings)}
-    log(f"versions: {info['versions']}; blastwall config: {variant}")
+    log(f"versions: {info['versions']}; blastwall config: {blastwall_config}")
 
     procs = Processes(workdir)
     results: dict[str, dict[str, dict]] = {}
+    # (proxy, variant): Blastwall once with its config, each anchor once per variant.
+    runs = [(proxy_name, blastwall_config if proxy_name == "blastwall" else anchor_variant)
+            for proxy_name in chosen_proxies
+            for anchor_variant in (chosen_variants if proxy_name != "blastwall" else [None])]
+    count = len(runs) * len(chosen_scenarios)
+    log(f"{count} runs of {settings.warmup:g} + {settings.duration:g} s: about "
+        f"{count * (settings.warmup + settings.duration + 0.5) / 60:.0f} min")
+    started = time.monotonic()
     try:
         for scenario in chosen_scenarios:
             results[scenario] = {}
-            for proxy_name in chosen_proxies:
-                log(f"{scenario} / {proxy_name}: {settings.duration:g} s at "
+            for proxy_name, run_variant in runs:
+                key = run_key(proxy_name, run_variant)
+                log(f"{scenario} / {run_label(key)}: {settings.duration:g} s at "
                     f"{settings.rate}/s")
                 try:
                     row = run_scenario(scenario, proxy_name, procs, blastwall, paths,
-                                       settings, variant, args.down_mode)
+                                       settings, run_variant, args.down_mode)
                 except (RuntimeError, OSError, ValueError,
                         subprocess.TimeoutExpired) as error:
                     log(f"  FAILED: {error}")
@@ -767,12 +785,14 @@ def main() -> int:
                         f"p99 {row['p99_ms']:.0f} ms, amplification from the fault "
                         f"{fmt(row['amplification_after_fault'], '{:.2f}')}; "
                         f"{note(scenario, row)}")
-                results[scenario][proxy_name] = row
+                results[scenario][key] = row
     except BaseException:
         log(f"interrupted; configs and logs kept in {workdir}")
         raise
     finally:
         procs.stop_all()
+    info["run_time_s"] = round(time.monotonic() - started, 1)
+    log(f"ran for {info['run_time_s']:.0f} s")
     failed = any("failed" in row for rows in results.values() for row in rows.values())
     if failed:
         log(f"some runs failed; configs and logs kept in {workdir}")
@@ -781,11 +801,17 @@ def main() -> int:
 
     print()
     print(f"{settings.rate} requests/s for {settings.duration:g} s per scenario and proxy, "
-          f"{REPLICAS} replicas, blastwall config: {variant}. Latency from each request's "
+          f"{REPLICAS} replicas, blastwall config: {blastwall_config}, anchors' variants: "
+          f"{', '.join(chosen_variants)}. Latency from each request's "
           f"due time (open loop); amplification = requests the replicas received ÷ "
           f"requests the client sent, both from the first fault on.")
     print()
     print(table(results))
+    print()
+    print("Issue 19's figures (see bench/README.md, \"Resilience benchmark\", for how each is "
+          "computed):")
+    print()
+    print(resilience_targets.table(results, chosen_proxies))
     if args.json:
         args.json.write_text(json.dumps({"info": info, "results": results}, indent=2) + "\n")
         log(f"figures written to {args.json}")

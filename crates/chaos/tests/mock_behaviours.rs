@@ -192,3 +192,34 @@ async fn phases_change_the_answer_on_their_timetable() {
     .await;
     assert!(recovered, "the second phase never came");
 }
+
+/// A `POST` carrying `x-request-id: id` on its own connection; the answer is read whole.
+async fn post_with_id(addr: SocketAddr, id: &str, extra: &str) {
+    let mut stream = TcpStream::connect(addr).await.expect("mock accepts");
+    let request = format!(
+        "POST /orders HTTP/1.1\r\nhost: mock\r\nx-request-id: {id}\r\n{extra}content-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("request sent");
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received).await;
+    assert!(received.starts_with(b"HTTP/1.1 200"), "answered 200");
+}
+
+#[tokio::test]
+async fn a_post_delivered_twice_is_counted_once_as_a_duplicate_by_its_request_id() {
+    let mock = start(Behaviour::default()).await;
+    post_with_id(mock.addr(), "order-1", "").await;
+    post_with_id(mock.addr(), "order-2", "").await;
+    post_with_id(mock.addr(), "order-1", "").await;
+    post_with_id(mock.addr(), "keyed", "idempotency-key: k1\r\n").await;
+    post_with_id(mock.addr(), "keyed", "idempotency-key: k1\r\n").await;
+    assert_eq!(mock.stats().requests, 5);
+    assert_eq!(
+        mock.stats().duplicates,
+        1,
+        "only the unkeyed order-1 came twice"
+    );
+}

@@ -16,6 +16,7 @@
 pub mod behaviour;
 pub mod body;
 pub mod control;
+pub mod duplicates;
 pub mod patch;
 pub mod phases;
 mod server;
@@ -77,6 +78,9 @@ pub struct Stats {
     pub hangs: u64,
     /// Answers whose body was broken off half-way (cut or stalled).
     pub cut_bodies: u64,
+    /// `POST`/`PATCH` requests without an `Idempotency-Key` whose `x-request-id` had
+    /// already reached this mock on the same path (see [`duplicates`]).
+    pub duplicates: u64,
     /// The index of the phase in force, when the behaviour has phases.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<usize>,
@@ -110,6 +114,8 @@ struct Shared {
     resets: AtomicU64,
     hangs: AtomicU64,
     cut_bodies: AtomicU64,
+    recent: duplicates::Recent,
+    duplicates: AtomicU64,
 }
 
 /// Starts a mock; it serves until the handle is stopped or dropped.
@@ -136,6 +142,8 @@ pub async fn start(config: MockConfig) -> Result<MockHandle, StartError> {
         resets: AtomicU64::new(0),
         hangs: AtomicU64::new(0),
         cut_bodies: AtomicU64::new(0),
+        recent: duplicates::Recent::new(duplicates::WINDOW),
+        duplicates: AtomicU64::new(0),
     });
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(server::accept_loop(listener, shared.clone(), stopped));
@@ -256,6 +264,7 @@ impl Shared {
             resets: load(&self.resets),
             hangs: load(&self.hangs),
             cut_bodies: load(&self.cut_bodies),
+            duplicates: load(&self.duplicates),
             phase: self.phase(),
         }
     }

@@ -82,6 +82,12 @@ async fn answer(
         return Ok(control::handle(&shared, request).await);
     }
     let sequence = shared.requests.fetch_add(1, Ordering::Relaxed);
+    if shared
+        .recent
+        .is_duplicate(request.method(), request.uri().path(), request.headers())
+    {
+        shared.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
     let in_flight = InFlight::enter(&shared.in_flight);
     let installed = shared.installed();
     let behaviour = installed
