@@ -29,11 +29,14 @@ RETRY_BUDGET_RATIO = 0.2      # blastwall_issue19's [cluster.api.retry_budget] r
 
 def blastwall_issue19(ports: list[int]) -> str:
     """The round-two config (issue 19): ONE config for every scenario, and it names no
-    capacity. Issue 4's config with its bulkhead (`limit = 6`, the replicas' known
-    capacity) replaced by an adaptive limit (AIMD: lowered on 503/429 and timeouts, raised
-    while used), so concurrency is learned, not written down; hedging after the route's
-    own p95 (learned, like the limit); the same retries under a budget, breakers, outlier
-    detection, priority queue, static fallback and health checks. Not tuned per scenario.
+    capacity. Concurrency is learnt from the replicas' own refusals (`adaptive =
+    "capacity"`: a replica that answers 503 with N of ours in flight takes N - 1), low
+    priority is shed at once past it and high waits briefly (`queue_from = "normal"`);
+    a 503 from a replica that still serves is busy, one from a replica that has served
+    nothing for 250 ms is broken and trips the breaker, which the health check then
+    probes every 25 ms (no request waits on a dependency that is down); hedging after the
+    route's own p95; retries under a budget, outlier detection, a static fallback. Not
+    tuned per scenario.
 
     NOTE: this is the one place the benchmark's Blastwall config is written; the README
     shows it from here, and every scenario runs it."""
@@ -92,27 +95,29 @@ unhealthy_threshold = 2
 ratio = {RETRY_BUDGET_RATIO}
 min_per_second = 10
 
-# No capacity written down: the limit is learned from the answers (AIMD lowers it on
-# 503/429 and timeouts, raises it while it is used); past it requests wait briefly in a
-# queue served highest priority first, or are shed at once.
+# No capacity written down: the limit is the sum of what the replicas showed they take
+# (a replica answering 503 with N of ours in flight takes N - 1; it grows back after a
+# quiet second). Past it, high priority waits up to 30 ms in a queue served highest first;
+# low priority is shed at once (503 + Retry-After from the fallback).
 [cluster.api.concurrency]
-adaptive = "aimd"
+adaptive = "capacity"
 queue = 50
-queue_timeout = "100ms"
+queue_timeout = "30ms"
+queue_from = "normal"
 
+# Trips on 10 failed requests in a row (a broken 503 counts; a busy one does not) or half
+# failing; while open, every request gets the fallback at once and the proxy probes with
+# the health check every 25 ms; a pass lets one request through, whose success closes it.
 [cluster.api.circuit_breaker]
+consecutive_failures = 10
 failure_rate_percent = 50
 slow_call_percent = 80
 slow_call_duration = "{PER_TRY_TIMEOUT_MS}ms"
 minimum_calls = 20
 window = "2s"
-open_duration = "1s"
-half_open_probes = 3
-
-[cluster.api.endpoint_circuit_breaker]
-consecutive_failures = 5
-open_duration = "1s"
+open_duration = "25ms"
 half_open_probes = 1
+probe = "health_check"
 
 [cluster.api.outlier_detection]
 consecutive_errors = 5
