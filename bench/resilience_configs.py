@@ -97,7 +97,7 @@ min_per_second = 10
 
 # No capacity written down: the limit is the sum of what the replicas showed they take
 # (a replica answering 503 with N of ours in flight takes N - 1; it grows back after a
-# quiet second). Past it, high priority waits up to 30 ms in a queue served highest first;
+# 2 quiet seconds). Past it, high priority waits up to 30 ms in a queue served highest first;
 # low priority is shed at once (503 + Retry-After from the fallback).
 [cluster.api.concurrency]
 adaptive = "capacity"

@@ -275,7 +275,7 @@ queue_from = "normal"
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse::<u64>().ok())
         .expect("the cluster's limit is exported");
-    // Learnt, never above what the upstream showed (plus the growth of a quiet second);
+    // Learnt, never above what the upstream showed (plus the growth of 2 quiet seconds);
     // it can be below it for a while when a refusal raced an answer (the upstream may still
     // hold the slot of an answer the proxy already has).
     assert!(

@@ -27,7 +27,7 @@ use crate::health::{HealthState, HealthStatus, Thresholds, Transition};
 /// An endpoint's capacity before it answered busy: no limit known.
 pub(crate) const UNKNOWN_CAPACITY: u32 = u32::MAX;
 /// A learnt capacity grows (by an eighth) after this long without a busy answer.
-pub(crate) const CAPACITY_GROWS_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const CAPACITY_GROWS_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 /// A learnt capacity that grew past this is forgotten (no limit known).
 pub(crate) const CAPACITY_FORGOTTEN: u32 = 100_000;
 

@@ -8,9 +8,9 @@
 //! would be refused while another has room; and a cluster whose concurrency is
 //! `adaptive = "capacity"` admits at most the sum of its routable endpoints' capacities,
 //! so the requests past it wait in the cluster's priority queue or are shed at once by
-//! priority, rather than being sent to be refused. A capacity grows by an eighth after a
-//! second without a busy answer (the endpoint may have been scaled up), so the limit is
-//! probed upwards gently: one request past it a second per endpoint.
+//! priority, rather than being sent to be refused. A capacity grows by an eighth after two
+//! seconds without a busy answer (the endpoint may have been scaled up), so the limit is
+//! probed upwards gently: one request past it every two seconds per endpoint.
 
 use std::time::Instant;
 

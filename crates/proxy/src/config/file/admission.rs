@@ -53,7 +53,7 @@ pub(crate) enum AdaptiveAlgorithm {
     /// Only on a cluster: the sum of what its endpoints showed they take. An endpoint that
     /// answers busy (503, 429) to a request sent while it had N in flight takes at most
     /// N - 1; unbounded (up to `max`) until one refuses; a learnt capacity grows by an
-    /// eighth after a second without a refusal.
+    /// eighth after two seconds without a refusal.
     Capacity,
 }
 
