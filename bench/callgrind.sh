@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production|armed|MECHANISM] [RUNS]
+# usage: bench/callgrind.sh BLASTWALL_BINARY [bare|full|production|armed|MECHANISM] [RUNS]
 #
 # Instructions per proxied request, counted by callgrind: repeatable for one binary whatever
 # else the machine is doing, so it is the figure to compare two builds by (the CPU-time
@@ -15,6 +15,10 @@
 # Configs:
 #   bare        one route, one endpoint, nothing else (the `cgf.py` config of the passes in
 #               bench/README.md);
+#   full        issue 19's "every mechanism on", exactly its list (bench/full.toml): retries
+#               and budget, per-try timeout, breakers, outlier detection, health checks,
+#               adaptive concurrency, stale-if-error; production less its route timeout and
+#               peak-EWMA balancer;
 #   production  what a production team would write: route timeout and per-try timeout,
 #               three attempts with jittered backoff and a retry budget, an adaptive
 #               concurrency limit on the route and the cluster, stale-if-error, active HTTP
@@ -40,10 +44,11 @@
 # Needs valgrind, nginx and wrk (Debian: valgrind nginx-light wrk). Everything runs on
 # 127.0.0.1; everything it starts it stops.
 set -euo pipefail
-binary=${1:?usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production|armed|MECHANISM] [RUNS]}
+binary=${1:?usage: bench/callgrind.sh BLASTWALL_BINARY [bare|full|production|armed|MECHANISM] [RUNS]}
 kind=${2:-bare}
 runs=${3:-2}
 binary=$(realpath "$binary")
+here=$(cd "$(dirname "$0")" && pwd)
 for tool in valgrind callgrind_control nginx wrk; do
   command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool is missing" >&2; exit 2; }
 done
@@ -84,6 +89,7 @@ config() {
       printf '[[route]]\nname = "all"\ncluster = "u"\n\n[cluster.u]\n'
       printf 'endpoints = [{ address = "127.0.0.1:%s" }]\n' "$up"
       ;;
+    full) sed "s/@UPSTREAM@/$up/" "$here/full.toml" ;;
     route_timeout|per_try_timeout|retry|breaker|outlier|health_check|adaptive|stale_if_error|hedge|peak_ewma)
       mechanism
       ;;
@@ -149,7 +155,7 @@ consecutive_gateway_errors = 3
 failure_percentage = { threshold = 85, request_volume = 50 }
 EOC
       ;;
-    *) echo "callgrind.sh: config is bare, production, armed or a mechanism (see the head of this script), not $kind" >&2; exit 2 ;;
+    *) echo "callgrind.sh: config is bare, full, production, armed or a mechanism (see the head of this script), not $kind" >&2; exit 2 ;;
   esac
 }
 
