@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production|armed] [RUNS]
+# usage: bench/callgrind.sh BLASTWALL_BINARY [bare|full|production|armed|MECHANISM] [RUNS]
 #
 # Instructions per proxied request, counted by callgrind: repeatable for one binary whatever
 # else the machine is doing, so it is the figure to compare two builds by (the CPU-time
@@ -15,6 +15,10 @@
 # Configs:
 #   bare        one route, one endpoint, nothing else (the `cgf.py` config of the passes in
 #               bench/README.md);
+#   full        issue 19's "every mechanism on", exactly its list (bench/full.toml): retries
+#               and budget, per-try timeout, breakers, outlier detection, health checks,
+#               adaptive concurrency, stale-if-error; production less its route timeout and
+#               peak-EWMA balancer;
 #   production  what a production team would write: route timeout and per-try timeout,
 #               three attempts with jittered backoff and a retry budget, an adaptive
 #               concurrency limit on the route and the cluster, stale-if-error, active HTTP
@@ -22,13 +26,29 @@
 #   armed       production plus two fault rules that wrk's requests never meet (a
 #               request-level abort and an attempt-level delay, both for a header wrk does
 #               not send, from a trusted client): what a rule in wait costs each request.
+#   MECHANISM   the bare config plus ONE mechanism, configured as in production (the cost of
+#               each alone; "Cost of each mechanism" in bench/README.md):
+#                 route_timeout    the route's timeout = "2s"
+#                 per_try_timeout  per_try_timeout = "500ms" (no route timeout)
+#                 retry            three attempts with jittered backoff, the cluster's retry budget
+#                 breaker          the cluster's and the endpoints' circuit breakers
+#                 outlier          outlier detection
+#                 health_check     active HTTP health checks every second
+#                 adaptive         Gradient2 on the route and AIMD on the cluster
+#                 stale_if_error   the route's stale-if-error fallback
+#                 hedge            a hedge after 50 ms (never sent: the upstream answers first)
+#                 peak_ewma        balance = "peak_ewma" instead of round robin
+#                 access_log       an access log line per request, to a file
+#                 no_decision_headers   decision_headers = "never" (bare has "always", the
+#                                  default): what the x-blastwall-* answer headers cost, negated
 # Needs valgrind, nginx and wrk (Debian: valgrind nginx-light wrk). Everything runs on
 # 127.0.0.1; everything it starts it stops.
 set -euo pipefail
-binary=${1:?usage: bench/callgrind.sh BLASTWALL_BINARY [bare|production|armed] [RUNS]}
+binary=${1:?usage: bench/callgrind.sh BLASTWALL_BINARY [bare|full|production|armed|MECHANISM] [RUNS]}
 kind=${2:-bare}
 runs=${3:-2}
 binary=$(realpath "$binary")
+here=$(cd "$(dirname "$0")" && pwd)
 for tool in valgrind callgrind_control nginx wrk; do
   command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool is missing" >&2; exit 2; }
 done
@@ -60,12 +80,18 @@ config() {
   printf '[proxy]\nworker_threads = 1\n'
   # The armed rules' header is honoured only from trusted clients (and refused without any).
   [ "$kind" = armed ] && printf 'trusted_clients = ["127.0.0.1"]\n'
+  [ "$kind" = no_decision_headers ] && printf 'decision_headers = "never"\n'
   printf '\n[admin]\nlisten = "off"\n\n'
+  [ "$kind" = access_log ] && printf '[access_log]\npath = "%s"\n\n' "$work/access.log"
   printf '[[listener]]\nname = "bench"\nlisten = "127.0.0.1:%s"\n\n' "$port"
   case "$kind" in
-    bare)
+    bare|access_log|no_decision_headers)
       printf '[[route]]\nname = "all"\ncluster = "u"\n\n[cluster.u]\n'
       printf 'endpoints = [{ address = "127.0.0.1:%s" }]\n' "$up"
+      ;;
+    full) sed "s/@UPSTREAM@/$up/" "$here/full.toml" ;;
+    route_timeout|per_try_timeout|retry|breaker|outlier|health_check|adaptive|stale_if_error|hedge|peak_ewma)
+      mechanism
       ;;
     production|armed)
       cat <<EOC
@@ -129,7 +155,39 @@ consecutive_gateway_errors = 3
 failure_percentage = { threshold = 85, request_volume = 50 }
 EOC
       ;;
-    *) echo "callgrind.sh: config is bare, production or armed, not $kind" >&2; exit 2 ;;
+    *) echo "callgrind.sh: config is bare, full, production, armed or a mechanism (see the head of this script), not $kind" >&2; exit 2 ;;
+  esac
+}
+
+mechanism() { # the bare config plus the one mechanism $kind names, set as production sets it
+  printf '[[route]]\nname = "all"\ncluster = "u"\n'
+  case "$kind" in
+    route_timeout) printf 'timeout = "2s"\n' ;;
+    per_try_timeout) printf 'per_try_timeout = "500ms"\n' ;;
+    retry) printf '\n[route.retry]\nattempts = 3\nbackoff = { base = "25ms", max = "250ms", jitter = "full" }\n' ;;
+    adaptive) printf '\n[route.concurrency]\nadaptive = "gradient2"\nmax = 1000\nqueue = 50\n' ;;
+    stale_if_error) printf '\n[route.fallback]\nstale_if_error = { max_age = "5m" }\n' ;;
+    hedge) printf '\n[route.hedge]\nafter = "50ms"\n' ;;
+  esac
+  printf '\n[cluster.u]\n'
+  case "$kind" in
+    retry) printf 'retry_budget = { ratio = 0.2, min_per_second = 10 }\n' ;;
+    peak_ewma) printf 'balance = "peak_ewma"\n' ;;
+  esac
+  printf 'endpoints = [{ address = "127.0.0.1:%s" }]\n' "$up"
+  case "$kind" in
+    adaptive) printf '\n[cluster.u.concurrency]\nadaptive = "aimd"\nmax = 1000\nqueue = 100\n' ;;
+    health_check)
+      printf '\n[cluster.u.health_check]\nkind = "http"\npath = "/healthz"\ninterval = "1s"\ntimeout = "500ms"\n'
+      ;;
+    breaker)
+      printf '\n[cluster.u.circuit_breaker]\nfailure_rate_percent = 50\n'
+      printf '\n[cluster.u.endpoint_circuit_breaker]\nconsecutive_failures = 5\n'
+      ;;
+    outlier)
+      printf '\n[cluster.u.outlier_detection]\nconsecutive_gateway_errors = 3\n'
+      printf 'failure_percentage = { threshold = 85, request_volume = 50 }\n'
+      ;;
   esac
 }
 

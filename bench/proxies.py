@@ -35,6 +35,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_CORE = "0"
 LOAD_CORE = "1"
 TARGETS = ("blastwall", "nginx", "haproxy", "direct")
+# With --full: Blastwall with every mechanism of issue 19 on (bench/full.toml) as well.
+FULL_TARGET = "blastwall-full"
+BLASTWALLS = ("blastwall", FULL_TARGET)
 # Niceness of every process we start (set from --nice): the same for all of them, so
 # other work on the machine takes less from whichever target is being measured.
 NICE = 0
@@ -404,6 +407,21 @@ endpoints = [{{ address = "127.0.0.1:{upstream}" }}]
 """
 
 
+def blastwall_full_config(upstream: int) -> str:
+    """The bare config's proxy and listener, with bench/full.toml's route and cluster:
+    issue 19's "every mechanism on" (the same file bench/callgrind.sh's `full` reads)."""
+    mechanisms = (REPO / "bench" / "full.toml").read_text()
+    return f"""
+[proxy]
+worker_threads = 1
+
+[[listener]]
+name = "bench"
+listen = "127.0.0.1:0"
+
+{mechanisms.replace("@UPSTREAM@", str(upstream))}"""
+
+
 def nginx_proxy_config(workdir: Path, port: int, upstream: int) -> str:
     return f"""
 worker_processes 1;
@@ -678,13 +696,14 @@ def start_target(name: str, procs: Processes, blastwall: Path, paths: dict[str, 
     taskset = pinned(paths["taskset"], PROXY_CORE)
     if name == "direct":
         return Target(name, upstream.port, None)
-    if name == "blastwall":
-        config = workdir / "blastwall.toml"
-        config.write_text(blastwall_config(upstream.port))
+    if name in BLASTWALLS:
+        config = workdir / f"{name}.toml"
+        config.write_text(blastwall_config(upstream.port) if name == "blastwall"
+                          else blastwall_full_config(upstream.port))
         # `[proxy] worker_threads = 1` in the config: the main thread serves everything;
         # the thread names are checked after the run.
         process = procs.start(
-            "blastwall", taskset + [str(blastwall), "run", "-c", str(config), "--log", "warn"],
+            name, taskset + [str(blastwall), "run", "-c", str(config), "--log", "warn"],
             capture=True)
         line = wait_for_line(process, "listener ")
         port = int(line.rsplit(":", 1)[1])
@@ -839,9 +858,9 @@ SUMMARY_KEYS = ("rps", "p50_us", "p99_us", "paced_rps", "proxy_cpu_us_per_reques
                 "disturbance")
 
 
-def summarize(runs: list[dict]) -> dict[str, dict]:
+def summarize(runs: list[dict], targets: tuple[str, ...]) -> dict[str, dict]:
     summary = {}
-    for name in TARGETS:
+    for name in targets:
         mine = [run for run in runs if run["target"] == name]
         if mine:
             summary[name] = {key: median([run[key] for run in mine]) for key in SUMMARY_KEYS}
@@ -871,10 +890,11 @@ def table(summary: dict[str, dict]) -> str:
             f"| {fmt(row['proxy_cpu_us_per_request'], 1)} "
             f"| {fmt(row['core0_us_per_request'], 1) if name != 'direct' else '-'} "
             f"| {fmt(row['peak_rss_kib'], 1, 1 / 1024)} |")
-    for other in ("nginx", "haproxy"):
-        if "blastwall" not in summary or other not in summary:
+    for blastwall, other in [(mine, other) for mine in BLASTWALLS
+                             for other in ("nginx", "haproxy")]:
+        if blastwall not in summary or other not in summary:
             continue
-        mine, theirs = summary["blastwall"], summary[other]
+        mine, theirs = summary[blastwall], summary[other]
 
         def ratio(key: str) -> str:
             if mine[key] is None or not theirs[key]:
@@ -882,9 +902,49 @@ def table(summary: dict[str, dict]) -> str:
             return f"{mine[key] / theirs[key]:.2f}×"
 
         lines.append(
-            f"| blastwall ÷ {other} | {ratio('rps')} | {ratio('p50_us')} "
+            f"| {blastwall} ÷ {other} | {ratio('rps')} | {ratio('p50_us')} "
             f"| {ratio('p99_us')} | {ratio('proxy_cpu_us_per_request')} "
             f"| {ratio('core0_us_per_request')} | {ratio('peak_rss_kib')} |")
+    return "\n".join(lines)
+
+
+def cost_of_resilience(summary: dict[str, dict], runs: list[dict]) -> str:
+    """Issue 19's two CPU figures: the full config over the bare one (target ≤ 1.05) and
+    over min(nginx, HAProxy) (target ≤ 1.00), in proxy CPU per request (closed loop). Each
+    as the ratio of the medians and as the median of the ratios within a round (the
+    targets of one round ran minutes apart, so that one cancels slower drift)."""
+    if FULL_TARGET not in summary or "blastwall" not in summary:
+        return ""
+    key = "proxy_cpu_us_per_request"
+
+    def per_round(name: str) -> dict[int, float]:
+        return {run["round"]: run[key] for run in runs if run["target"] == name}
+
+    def best_anchor(round_number: int | None) -> float | None:
+        figures = [(per_round(name).get(round_number) if round_number else
+                    summary[name][key]) for name in ("nginx", "haproxy") if name in summary]
+        figures = [figure for figure in figures if figure]
+        return min(figures) if figures else None
+
+    full, bare = per_round(FULL_TARGET), per_round("blastwall")
+    rounds = sorted(set(full) & set(bare))
+    over_bare = [full[r] / bare[r] for r in rounds]
+    over_anchor = [full[r] / best_anchor(r) for r in rounds if best_anchor(r)]
+    lines = ["| proxy CPU µs/req (closed loop) | ratio of medians | median of per-round "
+             "ratios | per round | target |", "|---|---|---|---|---|"]
+
+    def row(label: str, numerator: float, denominator: float | None, ratios: list[float],
+            target: str) -> None:
+        if not denominator or not ratios:
+            return
+        lines.append(f"| {label} | {numerator / denominator:.3f} "
+                     f"| {statistics.median(ratios):.3f} "
+                     f"| {', '.join(f'{ratio:.3f}' for ratio in ratios)} | {target} |")
+
+    row("full ÷ bare", summary[FULL_TARGET][key], summary["blastwall"][key], over_bare,
+        "≤ 1.05")
+    row("full ÷ min(nginx, HAProxy)", summary[FULL_TARGET][key], best_anchor(None),
+        over_anchor, "≤ 1.00")
     return "\n".join(lines)
 
 
@@ -942,6 +1002,10 @@ def main() -> int:
                              "closed loop)")
     parser.add_argument("--paced-rate", type=int,
                         help="requests/s of the open-loop latency phase (default 4500)")
+    parser.add_argument("--full", action="store_true",
+                        help="measure Blastwall with every mechanism of issue 19 on "
+                             "(bench/full.toml) beside the bare one, and print the ratios "
+                             "full/bare and full/min(nginx, HAProxy)")
     parser.add_argument("--json", type=Path, help="write every run's raw figures here")
     parser.add_argument("--skip-install", action="store_true")
     parser.add_argument("--skip-build", action="store_true")
@@ -953,6 +1017,7 @@ def main() -> int:
         settings.rounds = args.rounds
     if args.paced_rate:
         settings.paced_rate = args.paced_rate
+    targets = (("blastwall", FULL_TARGET, *TARGETS[1:]) if args.full else TARGETS)
     if os.cpu_count() is None or os.cpu_count() < 2:
         sys.exit("needs at least 2 CPUs (core 0 for proxies, core 1 for load + upstream)")
 
@@ -985,7 +1050,7 @@ def main() -> int:
 
         runs = []
         for round_number in range(1, settings.rounds + 1):
-            for name in TARGETS:
+            for name in targets:
                 result = measure_undisturbed(name, settings, procs, blastwall, paths,
                                              workdir, upstream, load)
                 result["round"] = round_number
@@ -1006,9 +1071,9 @@ def main() -> int:
     finally:
         procs.stop_all()
 
-    summary = summarize(runs)
+    summary = summarize(runs, targets)
     info["loadavg_at_end"] = Path("/proc/loadavg").read_text().strip()
-    bw_threads = [run["threads"] for run in runs if run["target"] == "blastwall"]
+    bw_threads = [run["threads"] for run in runs if run["target"] in BLASTWALLS]
     # With `worker_threads = 1` blastwall runs tokio's current-thread runtime on its main
     # thread ("blastwall"); the only other threads are its blocking pool ("blastwall-block",
     # the config watcher's file reads). A "tokio-..." worker would mean a work-stealing pool.
@@ -1031,13 +1096,20 @@ def main() -> int:
     print()
     print(diagnostics(summary))
     print()
+    resilience = cost_of_resilience(summary, runs)
+    if resilience:
+        print("The cost of resilience (issue 19), blastwall-full = bench/full.toml:")
+        print()
+        print(resilience)
+        print()
     for name, row in summary.items():
         print(f"{name}: req/s per round {row['rps_all']}"
               + (f", CPU µs/req per round {row['cpu_all']}" if name != "direct" else "")
               + f", p99 µs per round {row['p99_all']}")
     if args.json:
         args.json.write_text(json.dumps(
-            {"info": info, "summary": summary, "runs": runs}, indent=2) + "\n")
+            {"info": info, "summary": summary, "runs": runs,
+             "blastwall_full_config": (blastwall_full_config(0) if args.full else None)}, indent=2) + "\n")
         log(f"raw figures written to {args.json}")
     return 0
 

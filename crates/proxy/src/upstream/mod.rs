@@ -47,6 +47,7 @@ pub(crate) use self::error::{BodyStalled, UpstreamError, body_failure};
 pub use self::h1::replay::replay;
 pub use self::h1::{Framing, take_head};
 pub(crate) use self::http2_body::Http2Body;
+pub(crate) use self::pool::AuthorityHasher;
 use self::pool::{Http1, Http2, Http2Checkout, Pool};
 use crate::body::{BoxError, ProxyBody};
 pub use crate::codec::{Decoded, Decoder};

@@ -300,11 +300,12 @@ impl Drop for Connecting<'_> {
     }
 }
 
-/// FxHash (rustc's): a multiply and a rotate per word. Fine for keys we choose ourselves;
+/// FxHash (rustc's): a multiply and a rotate per word. Fine for keys we choose ourselves
+/// (endpoint authorities and addresses, from the config or DNS, never from a client);
 /// SipHash's flood resistance would buy nothing here and cost a few thousand instructions
 /// a request.
 #[derive(Debug, Default)]
-pub(super) struct AuthorityHasher {
+pub(crate) struct AuthorityHasher {
     hash: u64,
 }
 

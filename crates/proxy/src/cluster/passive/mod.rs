@@ -59,21 +59,20 @@ mod task;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use blastwall_policy::breaker::{Permit, SharedBreaker};
-use blastwall_policy::outlier::{EndpointId, Event};
+use blastwall_policy::outlier::Event;
 use http::request::Parts;
 use rand::Rng;
 
 use self::breakers::{
     breaker_outcome, cluster_breaker, install_endpoint_breaker, remove_endpoint_breaker,
 };
-use self::outliers::{Outliers, address_of};
+use self::outliers::{Outliers, SlotIds, address_of};
 pub(super) use self::task::spawn;
 use super::Cluster;
 use crate::config::ClusterConfig;
@@ -380,7 +379,7 @@ impl Cluster {
 
     /// Puts one of the detector's events in force: the endpoint's routing flag, a log line,
     /// a counter. Runs under the detector's lock, so flags follow the detector's order.
-    fn apply_outlier_event(&self, ids: &HashMap<SocketAddr, EndpointId>, event: Event) {
+    fn apply_outlier_event(&self, ids: &SlotIds, event: Event) {
         let (id, ejected) = match &event {
             Event::Ejected(ejection) => (ejection.id, Some(true)),
             Event::Unejected(ejection) => (ejection.id, Some(false)),

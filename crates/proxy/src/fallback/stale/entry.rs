@@ -2,11 +2,13 @@
 //! §3 with the shared-cache rules) and for how long it may be served on error (§4.2 with
 //! RFC 5861's `stale-if-error`).
 
+use std::borrow::Borrow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, request, response};
+use smallvec::SmallVec;
 
 use super::cache_control::CacheControl;
 use crate::fallback::Provenance;
@@ -16,6 +18,10 @@ use crate::headers::forwarding::FORWARDING;
 /// not the resource), 405, 414 and 501 (errors about the request or the server, not a last
 /// good answer).
 const KEPT_STATUSES: [u16; 8] = [200, 203, 204, 300, 301, 308, 404, 410];
+
+/// The longest a kept entry stands for its URL's later answers before one replaces it (see
+/// [`Entry::stands_for`]); shorter for an entry whose whole window is short.
+pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 
 /// The primary key of a response: method, scheme, host and target (path and query), and,
 /// when a trusted client sent them, the forwarding headers that travel upstream (they name
@@ -27,27 +33,45 @@ const KEPT_STATUSES: [u16; 8] = [200, 203, 204, 300, 301, 308, 404, 410];
 /// headers are removed as it arrives; `X-Forwarded-For` ends with the peer, and an answer
 /// that depends on the client's address must say so (`Vary`, `private`), as it must to any
 /// shared cache.
+///
+/// It is bytes, not text: a forwarding header's value is kept as sent. A key is looked up
+/// as [`KeyBytes`], written on the stack, so that a look-up allocates nothing; it is boxed
+/// only to be stored.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct CacheKey(Box<str>);
+pub(crate) struct CacheKey(Box<[u8]>);
+
+/// A [`CacheKey`]'s bytes as a look-up writes them: inline up to a long URL.
+pub(crate) type KeyBytes = SmallVec<[u8; 192]>;
+
+// NOTE: the derived `Hash` and `Eq` are the boxed slice's, so a key and its bytes hash and
+// compare alike, as `Borrow` requires.
+impl Borrow<[u8]> for CacheKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&[u8]> for CacheKey {
+    fn from(bytes: &[u8]) -> Self {
+        Self(bytes.into())
+    }
+}
 
 impl CacheKey {
-    /// The key of a GET or HEAD request; `None` for other methods, which are never kept.
-    pub(crate) fn of(request: &request::Parts, provenance: Provenance) -> Option<Self> {
+    /// The bytes of the key of a GET or HEAD request, without allocating for a usual URL;
+    /// `None` for other methods, which are never kept.
+    pub(crate) fn bytes(request: &request::Parts, provenance: Provenance) -> Option<KeyBytes> {
         let method = match request.method {
-            Method::GET => 'G',
-            Method::HEAD => 'H',
+            Method::GET => b'G',
+            Method::HEAD => b'H',
             _ => return None,
         };
         let host = request
             .uri
             .authority()
             .map(|authority| authority.as_str())
-            .or_else(|| {
-                request
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|host| host.to_str().ok())
-            })
+            .map(str::as_bytes)
+            .or_else(|| request.headers.get(header::HOST).map(HeaderValue::as_bytes))
             .unwrap_or_default();
         let target = request
             .uri
@@ -58,24 +82,27 @@ impl CacheKey {
         } else {
             "http://"
         };
-        let mut key = String::with_capacity(2 + scheme.len() + host.len() + target.len());
-        key.push(method);
-        key.push(' ');
-        key.push_str(scheme);
-        key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
-        key.push_str(target);
+        let mut key = KeyBytes::new();
+        key.extend_from_slice(&[method, b' ']);
+        key.extend_from_slice(scheme.as_bytes());
+        let at = key.len();
+        key.extend_from_slice(host);
+        if host.iter().any(u8::is_ascii_uppercase) {
+            key[at..].make_ascii_lowercase();
+        }
+        key.extend_from_slice(target.as_bytes());
         if provenance.forwarded {
             // After the target, each on a line of its own: neither can hold a newline.
             for name in &FORWARDING {
                 for value in request.headers.get_all(name) {
-                    key.push('\n');
-                    key.push_str(name.as_str());
-                    key.push(':');
-                    key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                    key.push(b'\n');
+                    key.extend_from_slice(name.as_str().as_bytes());
+                    key.push(b':');
+                    key.extend_from_slice(value.as_bytes());
                 }
             }
         }
-        Some(Self(key.into_boxed_str()))
+        Some(key)
     }
 
     /// Bytes it takes.
@@ -89,6 +116,8 @@ impl CacheKey {
 pub(crate) struct Entry {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// Its `Cache-Control` field lines, as received (what [`Entry::stands_for`] compares).
+    pub cache_control: Vec<HeaderValue>,
     pub body: Bytes,
     /// The request's values of each header the response's `Vary` names: a request matches
     /// only with the same values (RFC 9111 §4.1). One variant per key is kept, the latest.
@@ -160,9 +189,15 @@ impl Entry {
             .unwrap_or_default();
         let mut headers = response.headers.clone();
         headers.remove(header::AGE);
+        let cache_control = headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .cloned()
+            .collect();
         Some(Self {
             status: response.status,
             headers,
+            cache_control,
             body: Bytes::new(),
             vary,
             received: now,
@@ -183,6 +218,40 @@ impl Entry {
     pub(crate) fn servable(&self, now: Instant, max_age: Duration) -> bool {
         let staleness = self.age(now).saturating_sub(self.freshness);
         staleness <= self.stale_window.unwrap_or(max_age)
+    }
+
+    /// How long after it was received it stands for its URL's later answers: [`REFRESH`],
+    /// or a tenth of the time it may be served at all (fresh, then stale) if that is less,
+    /// so that an entry never goes unreplaced for a large part of its window.
+    pub(crate) fn refresh_interval(&self, max_age: Duration) -> Duration {
+        let window = self.freshness + self.stale_window.unwrap_or(max_age);
+        REFRESH.min(window / 10)
+    }
+
+    /// Whether it may stay as it is in place of `response`, a new answer to `request` at
+    /// `now`: it is younger than its [refresh interval](Self::refresh_interval), and the new
+    /// answer would be kept by the same rules (same status, same `Cache-Control`) for the
+    /// same variant (`request` matches its `Vary`). Then the new answer is not copied.
+    ///
+    /// This is what keeps the cache off a healthy route's fast path: a URL asked for again
+    /// and again is copied once per interval, not once per answer. The price is that a
+    /// stale answer may be up to one interval older than the last good one, its window
+    /// counted from when it was received.
+    pub(crate) fn stands_for(
+        &self,
+        request: &request::Parts,
+        response: &response::Parts,
+        now: Instant,
+        max_age: Duration,
+    ) -> bool {
+        now.saturating_duration_since(self.received) < self.refresh_interval(max_age)
+            && self.status == response.status
+            && response
+                .headers
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .eq(self.cache_control.iter())
+            && self.matches(request)
     }
 
     /// Whether `request` selects this variant.

@@ -10,12 +10,21 @@
 //! least recently used first) in [`store`]; how a body is copied while it streams to the
 //! client, never buffered ahead of it, in [`capture`].
 //!
-//! NOTE: one short lock guards the map; it is taken once per kept response (at its end) and
-//! once per fallback look-up, never across an `.await`.
+//! While the upstream answers, the cache costs its route as little as it can: a URL's entry
+//! is replaced at most once per refresh interval ([`entry::REFRESH`], one second or less;
+//! [`Entry::stands_for`]). An answer that its URL's younger entry stands for is passed on
+//! untouched, its head not copied, its body not wrapped; what that costs is the key and one
+//! look-up. A stale answer is then at most one interval older than the last good one.
+//!
+//! NOTE: one short lock guards the map; it is taken once per answer that may be kept (to
+//! look its entry up), once per kept response (at its end) and once per fallback look-up,
+//! never across an `.await`.
 
 mod cache_control;
 mod capture;
 mod entry;
+#[cfg(test)]
+mod refresh_tests;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -108,8 +117,8 @@ impl StaleCache {
         self.stats.cache_bytes.set(state.store.bytes());
     }
 
-    /// The entry a response to `request` would make, if it may be kept and its declared
-    /// length fits.
+    /// The entry a response to `request` would make, if it may be kept, its declared length
+    /// fits, and the entry kept for its URL does not stand for it ([`Entry::stands_for`]).
     pub(crate) fn pending(
         &self,
         request: &request::Parts,
@@ -120,8 +129,11 @@ impl StaleCache {
         if !matches!(request.method, Method::GET | Method::HEAD) {
             return None;
         }
+        let key = CacheKey::bytes(request, provenance)?;
+        if self.kept_for(&key, request, response, now) {
+            return None;
+        }
         let entry = Entry::storable(request, response, now)?;
-        let key = CacheKey::of(request, provenance)?;
         let max_body = self.max_body.load(Ordering::Relaxed);
         let declared = response
             .headers
@@ -132,11 +144,29 @@ impl StaleCache {
             return None;
         }
         Some(Pending {
-            key,
+            key: CacheKey::from(&key[..]),
             entry,
             max_body,
             max_bytes: self.max_bytes.load(Ordering::Relaxed),
         })
+    }
+
+    /// Whether the entry kept under `key` stands for `response` (see [`Entry::stands_for`]):
+    /// one look-up under the lock, the entry's place in the use order left as it is (it is
+    /// stored again within an interval while its URL is asked for).
+    fn kept_for(
+        &self,
+        key: &[u8],
+        request: &request::Parts,
+        response: &http::response::Parts,
+        now: Instant,
+    ) -> bool {
+        let state = self.lock();
+        let max_age = state.config.max_age;
+        state
+            .store
+            .peek(key)
+            .is_some_and(|entry| entry.stands_for(request, response, now, max_age))
     }
 
     /// Keeps `pending` with the body it streamed, whole.
@@ -165,16 +195,17 @@ impl StaleCache {
         provenance: Provenance,
         now: Instant,
     ) -> Option<Response<ProxyBody>> {
-        let found = CacheKey::of(request, provenance).and_then(|key| {
+        let found = CacheKey::bytes(request, provenance).and_then(|key| {
+            let key = &key[..];
             let mut state = self.lock();
             let max_age = state.config.max_age;
-            let entry = state.store.get(&key)?;
+            let entry = state.store.get(key)?;
             if !entry.matches(request) {
                 return None;
             }
             if !entry.servable(now, max_age) {
                 // Past its window for good: free the memory now.
-                state.store.remove(&key);
+                state.store.remove(key);
                 self.publish(&state, 0);
                 return None;
             }

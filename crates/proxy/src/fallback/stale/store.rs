@@ -3,7 +3,14 @@
 //!
 //! Plain data, no HTTP and no time: the cache above decides what goes in and what may come
 //! out; this only keeps the promise the proptests check, that neither limit is ever passed.
+//!
+//! The map hashes with foldhash, seeded at random per process, not the standard SipHash:
+//! the stale cache looks a client's URL up on every answer that may be kept, and SipHash
+//! was a sixth of what the cache then cost (see bench/README.md, issue 19). Its keys are
+//! the clients' own, so a keyed hash it stays: guessing collisions needs the seed, and the
+//! store holds at most `max_entries` keys to collide.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
@@ -26,7 +33,7 @@ struct Slot<V> {
 /// Entries by key, in least-recently-used order.
 #[derive(Debug)]
 pub(crate) struct Store<K, V> {
-    slots: HashMap<K, Slot<V>>,
+    slots: HashMap<K, Slot<V>, foldhash::fast::RandomState>,
     /// Keys by their last use (a counter, so no two are equal).
     order: BTreeMap<u64, K>,
     clock: u64,
@@ -49,7 +56,7 @@ impl<K: Hash + Eq + Clone, V> Store<K, V> {
     /// An empty store.
     pub(crate) fn new() -> Self {
         Self {
-            slots: HashMap::new(),
+            slots: HashMap::default(),
             order: BTreeMap::new(),
             clock: 0,
             bytes: 0,
@@ -88,7 +95,10 @@ impl<K: Hash + Eq + Clone, V> Store<K, V> {
     }
 
     /// The entry under `key`, now the most recently used.
-    pub(crate) fn get(&mut self, key: &K) -> Option<&V> {
+    pub(crate) fn get<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
         let used = self.tick();
         let slot = self.slots.get_mut(key)?;
         let key = self
@@ -100,8 +110,19 @@ impl<K: Hash + Eq + Clone, V> Store<K, V> {
         Some(&slot.value)
     }
 
+    /// The entry under `key`, its place in the use order left as it is.
+    pub(crate) fn peek<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        self.slots.get(key).map(|slot| &slot.value)
+    }
+
     /// Removes the entry under `key`, if there is one.
-    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+    pub(crate) fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         let slot = self.slots.remove(key)?;
         self.order.remove(&slot.used);
         self.bytes -= slot.size;

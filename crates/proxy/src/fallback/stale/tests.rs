@@ -33,7 +33,7 @@ impl Body for Frames {
     }
 }
 
-fn chunks(parts: &[&str]) -> ProxyBody {
+pub(super) fn chunks(parts: &[&str]) -> ProxyBody {
     Frames(
         parts
             .iter()
@@ -43,7 +43,7 @@ fn chunks(parts: &[&str]) -> ProxyBody {
     .boxed()
 }
 
-fn limits() -> StaleIfErrorConfig {
+pub(super) fn limits() -> StaleIfErrorConfig {
     StaleIfErrorConfig {
         max_age: Duration::from_secs(60),
         max_entries: NonZeroUsize::new(10).unwrap(),
@@ -52,11 +52,11 @@ fn limits() -> StaleIfErrorConfig {
     }
 }
 
-fn cache(config: StaleIfErrorConfig) -> Arc<StaleCache> {
+pub(super) fn cache(config: StaleIfErrorConfig) -> Arc<StaleCache> {
     Arc::new(StaleCache::new(config, Arc::new(FallbackStats::default())))
 }
 
-fn get(path: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+pub(super) fn get(path: &str, headers: &[(&str, &str)]) -> http::request::Parts {
     request("GET", path, headers)
 }
 
@@ -69,7 +69,11 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> http::request:
     builder.body(()).unwrap().into_parts().0
 }
 
-fn response(status: u16, headers: &[(&str, &str)], body: ProxyBody) -> Response<ProxyBody> {
+pub(super) fn response(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: ProxyBody,
+) -> Response<ProxyBody> {
     let mut builder = Response::builder().status(status);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -79,7 +83,7 @@ fn response(status: u16, headers: &[(&str, &str)], body: ProxyBody) -> Response<
 
 /// Streams a response through the cache as the client would read it; returns what the
 /// client read (or the error it saw).
-async fn pass(
+pub(super) async fn pass(
     cache: &Arc<StaleCache>,
     request: &http::request::Parts,
     response: Response<ProxyBody>,
@@ -93,7 +97,7 @@ async fn pass(
         .map(|body| body.to_bytes())
 }
 
-async fn keep(
+pub(super) async fn keep(
     cache: &Arc<StaleCache>,
     path: &str,
     headers: &[(&str, &str)],
@@ -111,7 +115,7 @@ async fn keep(
     .unwrap();
 }
 
-async fn served(
+pub(super) async fn served(
     cache: &StaleCache,
     request: &http::request::Parts,
     now: Instant,
@@ -125,7 +129,7 @@ async fn served(
     ))
 }
 
-fn secs(n: u64) -> Duration {
+pub(super) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
