@@ -78,6 +78,9 @@ impl Cluster {
             healthy: check.healthy_threshold,
             unhealthy: check.unhealthy_threshold,
         };
+        if result.is_ok() {
+            self.heard_from(endpoint, None, Instant::now());
+        }
         if let Some(transition) = endpoint.observe_health(result.is_ok(), thresholds) {
             // NOTE: an active check that finds the endpoint healthy again is better evidence
             // than the breaker's open timer (Envoy unejects on it likewise): without this, an

@@ -378,13 +378,14 @@ impl Finished {
     /// An attempt that started at `started` and finished now with `result`.
     #[inline]
     fn at_end(
-        guard: EndpointGuard,
+        mut guard: EndpointGuard,
         result: Result<Response<UpstreamBody>, SendFailure>,
         started: tokio::time::Instant,
         timeout: Duration,
         span: Option<AttemptSpan>,
     ) -> Self {
         let finished = tokio::time::Instant::now();
+        guard.finish();
         Finished {
             guard,
             result,
