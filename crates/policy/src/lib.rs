@@ -27,5 +27,6 @@ pub mod latency;
 pub mod outlier;
 pub mod ratelimit;
 pub mod retry;
+pub mod timeout;
 
 pub use clock::{Clock, ManualClock, SystemClock};

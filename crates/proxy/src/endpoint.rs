@@ -19,6 +19,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 use blastwall_policy::breaker::{Outcome, Permit, SharedBreaker};
 use blastwall_policy::ewma::{PeakEwmaConfig, SharedPeakEwma};
+use blastwall_policy::outlier::stall::{Silence, StallEvent, StallInput};
 use http::uri::Authority;
 
 use crate::config::EndpointConfig;
@@ -48,6 +49,13 @@ pub(crate) struct Endpoint {
     tripped: AtomicBool,
     /// Drained by an operator (admin API): no traffic, whatever health checks say.
     drained: AtomicBool,
+    /// Stalled: busy and silent for too long (stall detection); no traffic until it answers.
+    stalled: AtomicBool,
+    /// Whether its cluster detects stalls: only then is its silence kept.
+    watches_stalls: AtomicBool,
+    /// How long it has been busy without answering (stall detection). Locked as it turns
+    /// busy or idle, on each answer, and by the cluster's tick; never across an `.await`.
+    silence: Mutex<Silence>,
     /// Taken down by a fault rule (`fault`, an endpoint down for every attempt): its active
     /// health checks fail without connecting, as its attempts do.
     down_by_fault: AtomicBool,
@@ -101,6 +109,9 @@ impl Endpoint {
             ejected: AtomicBool::new(false),
             tripped: AtomicBool::new(false),
             drained: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            watches_stalls: AtomicBool::new(false),
+            silence: Mutex::new(Silence::new()),
             down_by_fault: AtomicBool::new(false),
             breaker: ArcSwapOption::empty(),
             breaker_epoch: AtomicU64::new(0),
@@ -244,11 +255,13 @@ impl Endpoint {
         self.healthy.load(Ordering::Acquire)
     }
 
-    /// Whether routing may send it traffic: not ejected, its breaker not open, not drained.
+    /// Whether routing may send it traffic: not ejected, not stalled, its breaker not open,
+    /// not drained.
     /// Health is separate ([`is_healthy`](Self::is_healthy)): panic may use unhealthy
     /// endpoints, never these.
     pub(crate) fn is_routable(&self) -> bool {
         !self.ejected.load(Ordering::Acquire)
+            && !self.stalled.load(Ordering::Acquire)
             && !self.tripped.load(Ordering::Acquire)
             && !self.drained.load(Ordering::Acquire)
     }
@@ -278,6 +291,56 @@ impl Endpoint {
     /// Whether outlier detection has ejected it.
     pub(crate) fn is_ejected(&self) -> bool {
         self.ejected.load(Ordering::Acquire)
+    }
+
+    /// Whether stall detection has taken it out of routing.
+    pub(crate) fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
+    }
+
+    /// Marks it stalled or not; returns whether that changed anything.
+    pub(crate) fn set_stalled(&self, stalled: bool) -> bool {
+        self.set_flag(&self.stalled, stalled)
+    }
+
+    /// Starts (or stops) keeping its silence, as its cluster detects stalls or not. Stopping
+    /// puts a stalled endpoint back and forgets its silence.
+    pub(crate) fn watch_stalls(&self, watch: bool) {
+        if self.watches_stalls.swap(watch, Ordering::AcqRel) == watch {
+            return;
+        }
+        let mut silence = self.lock_silence();
+        *silence = Silence::new();
+        if watch {
+            silence.transition(StallInput::Busy(self.in_flight() > 0), Instant::now());
+        } else {
+            drop(silence);
+            self.set_stalled(false);
+        }
+    }
+
+    /// Whether its silence is kept (its cluster detects stalls).
+    pub(crate) fn watches_stalls(&self) -> bool {
+        self.watches_stalls.load(Ordering::Relaxed)
+    }
+
+    /// Feeds its silence one input (see the policy's `outlier::stall`); what the operator
+    /// should hear of comes back. The routing flag is the caller's to set.
+    pub(crate) fn stall_transition(&self, input: StallInput, now: Instant) -> Option<StallEvent> {
+        self.lock_silence().transition(input, now)
+    }
+
+    /// Tells its silence whether it is busy, as its in-flight count is now: called as the
+    /// count leaves or reaches zero. The count is read under the lock, so whichever of two
+    /// racing changes comes last leaves the right state.
+    fn busy_changed(&self, now: Instant) {
+        let mut silence = self.lock_silence();
+        let busy = self.in_flight.load(Ordering::Acquire) > 0;
+        silence.transition(StallInput::Busy(busy), now);
+    }
+
+    fn lock_silence(&self) -> std::sync::MutexGuard<'_, Silence> {
+        self.silence.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether its breaker is open.
@@ -394,28 +457,54 @@ impl Endpoint {
 /// A request's hold on an endpoint: counts it in flight until dropped, and holds the
 /// endpoint breaker's permit until the outcome is recorded (dropped unrecorded, the permit
 /// counts for nothing, which frees a half-open probe slot).
+///
+/// Dropped before its attempt finished (a hedge won elsewhere, the client left), it tells
+/// the latency estimate that the endpoint took at least the time it was out: a censored
+/// sample, which only ever raises the estimate. A hung endpoint whose attempts are all
+/// cancelled would otherwise keep the estimate of its last answers, and its share of the
+/// traffic. Breakers and outlier detection still hear nothing of it.
 #[derive(Debug)]
 pub(crate) struct EndpointGuard {
     endpoint: Arc<Endpoint>,
     /// The endpoint's requests in flight as this one was sent, itself included.
     in_flight_at_send: u32,
+    /// When the attempt was sent (picked).
+    since: Instant,
+    /// Whether its attempt finished (answered or failed); unset, the drop is a cancellation.
+    finished: bool,
     /// NOTE: a lock only for `&self` access from `Cluster::record_outcome`; one owner, so
     /// never contended (one atomic to take, one to release).
     permit: Option<Mutex<Option<EndpointPermit>>>,
 }
 
 impl EndpointGuard {
+    #[cfg(test)]
     pub(crate) fn new(endpoint: Arc<Endpoint>) -> Self {
-        Self::with_permit(endpoint, None)
+        Self::with_permit(endpoint, None, Instant::now())
     }
 
-    pub(crate) fn with_permit(endpoint: Arc<Endpoint>, permit: Option<EndpointPermit>) -> Self {
+    /// A hold taken at `now`, with the breaker's `permit` if it has one.
+    pub(crate) fn with_permit(
+        endpoint: Arc<Endpoint>,
+        permit: Option<EndpointPermit>,
+        now: Instant,
+    ) -> Self {
         let before = endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        if before == 0 && endpoint.watches_stalls() {
+            endpoint.busy_changed(now);
+        }
         Self {
             endpoint,
             in_flight_at_send: u32::try_from(before).unwrap_or(u32::MAX).saturating_add(1),
+            since: now,
+            finished: false,
             permit: permit.map(|permit| Mutex::new(Some(permit))),
         }
+    }
+
+    /// Marks its attempt finished: dropped from now on, it is not a cancellation.
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
     }
 
     /// The breaker permit, once (the outcome is recorded on it).
@@ -440,7 +529,16 @@ impl EndpointGuard {
 
 impl Drop for EndpointGuard {
     fn drop(&mut self) {
-        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let endpoint = &self.endpoint;
+        // NOTE: the clock is read only for a cancellation or the last request out leaving.
+        if !self.finished {
+            let now = Instant::now();
+            let out_for = now.saturating_duration_since(self.since);
+            endpoint.latency.observe_censored(out_for, now);
+        }
+        if endpoint.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 && endpoint.watches_stalls() {
+            endpoint.busy_changed(Instant::now());
+        }
     }
 }
 

@@ -32,6 +32,10 @@ pub(crate) enum EventKind {
     EndpointEjected,
     /// An ejection ended.
     EndpointReturned,
+    /// Stall detection took an endpoint out: requests out, nothing answered.
+    EndpointStalled,
+    /// A stalled endpoint answered: it takes traffic again.
+    EndpointAnsweredAgain,
     /// Health checks changed an endpoint's status.
     HealthChanged,
     /// An operator drained an endpoint.
@@ -67,6 +71,7 @@ impl EventKind {
             self,
             EventKind::BreakerOpened
                 | EventKind::EndpointEjected
+                | EventKind::EndpointStalled
                 | EventKind::ReloadRefused
                 | EventKind::FaultCreated
         )

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use blastwall_policy::hedge::HedgePolicy;
 use blastwall_policy::retry::RetryPolicy;
+use blastwall_policy::timeout::LearnedTimeout;
 
 use crate::admission::RouteAdmission;
 use crate::config::RouteConfig;
@@ -34,6 +35,9 @@ pub(crate) struct LiveRoute {
     /// When to hedge, with the route's recent latencies (kept across reloads while the
     /// hedge settings do not change).
     pub hedge: Option<Arc<HedgePolicy>>,
+    /// The per-try timeout learned from the route's attempts (`per_try_timeout = "auto"`),
+    /// kept across reloads while its settings do not change.
+    pub per_try: Option<Arc<LearnedTimeout>>,
 }
 
 impl LiveRoute {
@@ -63,6 +67,15 @@ impl LiveRoute {
                     .filter(|kept| kept.config() == hedge.config())
                     .cloned()
                     .unwrap_or_else(|| Arc::new(HedgePolicy::from_valid(hedge)))
+            }),
+            per_try: config.attempts.learned_per_try.and_then(|learned| {
+                let kept = previous
+                    .and_then(|previous| previous.per_try.as_ref())
+                    .filter(|kept| *kept.config() == learned)
+                    .cloned();
+                // NOTE: checked at load (a floor within the ceiling, the defaults' multiple
+                // and window), so it is never refused here.
+                kept.or_else(|| LearnedTimeout::new(learned).ok().map(Arc::new))
             }),
         }
     }

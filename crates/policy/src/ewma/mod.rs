@@ -56,6 +56,14 @@
 //! (overload answers, client cancellations) should be recorded with
 //! [`observe`](PeakEwma::observe) or not at all.
 //!
+//! # Abandoned calls
+//!
+//! A call abandoned before its answer (a hedge won elsewhere, its client gave up) is a
+//! *censored* sample: its latency is at least the time it was out.
+//! [`PeakEwma::observe_censored`] takes it as a peak when it is above the estimate and
+//! ignores it otherwise. An endpoint that stopped answering, whose calls are all abandoned,
+//! then looks as slow as they were out, instead of keeping the estimate of its last answers.
+//!
 //! # Sharing
 //!
 //! The plain types take `&mut self`. [`SharedPeakEwma`] and [`SharedEwma`] wrap them in a

@@ -97,6 +97,26 @@ impl PeakEwma {
         self.sampled = true;
     }
 
+    /// Records a call abandoned at `now` after `at_least` without an answer (a hedge that
+    /// lost, a call its client gave up on): its latency is unknown but at least that, a
+    /// *censored* sample. It can only raise the estimate, as a peak: a censored sample shorter
+    /// than the estimate says nothing, since the call might have taken as long.
+    ///
+    /// Without it an endpoint that answers nothing, whose calls are all abandoned, keeps the
+    /// estimate of its last answers and goes on looking as good as ever.
+    pub fn observe_censored(&mut self, at_least: Duration, now: Instant) {
+        let at_least = nanos(at_least);
+        if self.sampled && at_least <= self.estimate {
+            return;
+        }
+        if !self.sampled && at_least <= self.default_nanos {
+            return;
+        }
+        self.estimate = at_least;
+        self.at = later(self.at, now);
+        self.sampled = true;
+    }
+
     /// The estimate as of the last sample, without the fall-back of idle time: the
     /// time-weighted peak average of the samples (or `default_rtt` before any).
     pub fn estimate(&self) -> Duration {

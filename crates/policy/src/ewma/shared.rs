@@ -32,6 +32,11 @@ impl SharedPeakEwma {
         self.lock().observe_failure(rtt, now);
     }
 
+    /// See [`PeakEwma::observe_censored`].
+    pub fn observe_censored(&self, at_least: Duration, now: Instant) {
+        self.lock().observe_censored(at_least, now);
+    }
+
     /// See [`PeakEwma::estimate`].
     pub fn estimate(&self) -> Duration {
         self.lock().estimate()

@@ -367,3 +367,29 @@ fn a_forgotten_peak_ewma_is_back_to_its_default_and_unsampled() {
         PeakEwmaConfig::default().default_rtt
     );
 }
+
+#[test]
+fn a_censored_sample_only_raises_the_estimate() {
+    let start = Instant::now();
+    let mut ewma = peak(start);
+    ewma.observe(ms(3), start);
+    // A call abandoned after 1 ms might have taken 3 ms: nothing learned.
+    ewma.observe_censored(ms(1), start + ms(10));
+    assert_eq!(ewma.estimate(), ms(3));
+    // One abandoned after 8 ms took at least that: a peak.
+    ewma.observe_censored(ms(8), start + ms(20));
+    assert_eq!(ewma.estimate(), ms(8));
+    // And a real answer afterwards is averaged in as usual.
+    ewma.observe(ms(3), start + ms(30));
+    assert!(ewma.estimate() < ms(8) && ewma.estimate() > ms(3));
+}
+
+#[test]
+fn a_censored_sample_below_the_default_leaves_an_unsampled_estimate_alone() {
+    let start = Instant::now();
+    let mut ewma = peak(start);
+    ewma.observe_censored(ms(5), start);
+    assert!(!ewma.has_samples());
+    ewma.observe_censored(ms(50), start);
+    assert_eq!(ewma.estimate(), ms(50));
+}

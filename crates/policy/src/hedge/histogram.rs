@@ -46,7 +46,7 @@ pub(super) fn bucket_end(bucket: usize) -> u64 {
 
 /// Latencies recorded over the last `window`, in a ring of `slices`.
 #[derive(Debug)]
-pub(super) struct LatencyWindow {
+pub(crate) struct LatencyWindow {
     slices: Box<[[u32; BUCKETS]]>,
     slice_totals: Box<[u64]>,
     merged: Box<[u64; BUCKETS]>,
@@ -58,7 +58,7 @@ pub(super) struct LatencyWindow {
 
 impl LatencyWindow {
     /// An empty window; `window / slices` must be at least a nanosecond.
-    pub(super) fn new(window: Duration, slices: u32) -> Self {
+    pub(crate) fn new(window: Duration, slices: u32) -> Self {
         let slices = slices.max(1);
         Self {
             slices: vec![[0; BUCKETS]; slices as usize].into_boxed_slice(),
@@ -72,13 +72,13 @@ impl LatencyWindow {
     }
 
     /// How many latencies are in the window.
-    pub(super) fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.total
     }
 
     /// Adds one latency, observed at `now`. Returns whether the window moved on (expiring
     /// old slices) first.
-    pub(super) fn record(&mut self, latency: Duration, now: Instant) -> bool {
+    pub(crate) fn record(&mut self, latency: Duration, now: Instant) -> bool {
         let moved = self.advance(now);
         let bucket = bucket_of(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
         let slot = (self.head % self.slices.len() as u64) as usize;
@@ -95,7 +95,7 @@ impl LatencyWindow {
 
     /// The smallest bucket end at or above the `quantile` (0 < q <= 1) of the window's
     /// latencies: at most 12.5% above the true quantile. `None` when the window is empty.
-    pub(super) fn quantile(&self, quantile: f64) -> Option<Duration> {
+    pub(crate) fn quantile(&self, quantile: f64) -> Option<Duration> {
         if self.total == 0 {
             return None;
         }
@@ -111,7 +111,7 @@ impl LatencyWindow {
     }
 
     /// Moves the ring forward to `now`, expiring slices that left the window.
-    pub(super) fn advance(&mut self, now: Instant) -> bool {
+    pub(crate) fn advance(&mut self, now: Instant) -> bool {
         let origin = *self.origin.get_or_insert(now);
         let slice = nanos(now.saturating_duration_since(origin)) / self.slice_nanos;
         if slice <= self.head {

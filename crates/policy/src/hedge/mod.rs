@@ -39,7 +39,7 @@ use crate::budget::RetryBudget;
 
 #[cfg(feature = "tower")]
 mod future;
-mod histogram;
+pub(crate) mod histogram;
 #[cfg(feature = "tower")]
 mod layer;
 #[cfg(all(test, feature = "tower"))]

@@ -86,6 +86,7 @@ mod endpoint;
 mod event;
 mod interval;
 mod shared;
+pub mod stall;
 #[cfg(test)]
 mod tests;
 

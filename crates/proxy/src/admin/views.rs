@@ -225,6 +225,7 @@ fn endpoint_json(endpoint: &Endpoint, now: Instant) -> Value {
         "zone": endpoint.config().zone,
         "health": endpoint.health().as_str(),
         "ejected": endpoint.is_ejected(),
+        "stalled": endpoint.is_stalled(),
         "drained": endpoint.is_drained(),
         "routable": endpoint.is_routable(),
         "breaker": endpoint.breaker().map(|breaker| breaker.state(now).as_str()),

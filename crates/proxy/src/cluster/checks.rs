@@ -50,7 +50,8 @@ async fn check_loop(
             // The check is one of our requests at the endpoint while it runs: an endpoint
             // that refuses a request because the check holds one of its slots must not be
             // taken to have less capacity than it has (`cluster::capacity`).
-            let _held = EndpointGuard::new(endpoint.clone());
+            let mut held = EndpointGuard::with_permit(endpoint.clone(), None, Instant::now());
+            held.finish();
             tokio::select! {
                 result = probe(&check, protocol, endpoint.address(), endpoint.authority()) => result,
                 _ = alive.changed() => return,
@@ -82,6 +83,9 @@ impl Cluster {
             healthy: check.healthy_threshold,
             unhealthy: check.unhealthy_threshold,
         };
+        if result.is_ok() {
+            self.heard_from(endpoint, None, Instant::now());
+        }
         if let Some(transition) = endpoint.observe_health(result.is_ok(), thresholds) {
             // NOTE: an active check that finds the endpoint healthy again is better evidence
             // than the breaker's open timer (Envoy unejects on it likewise): without this, an

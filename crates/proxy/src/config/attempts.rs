@@ -5,6 +5,7 @@ use std::time::Duration;
 use blastwall_policy::backoff::BackoffConfig;
 use blastwall_policy::hedge::ValidHedgeConfig;
 use blastwall_policy::retry::{RetryAfter, RetryConfig, RetryOn, RetryPolicy, StatusSet};
+use blastwall_policy::timeout::LearnedTimeoutConfig;
 
 /// How a route's requests are attempted.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,9 @@ pub struct RouteAttempts {
     pub buffer_limit: u64,
     /// Hedging, if on; checked by the policy crate.
     pub hedge: Option<ValidHedgeConfig>,
+    /// `per_try_timeout = "auto"`: the per-try timeout is learned from the route's attempts,
+    /// with [`per_try_timeout`](Self::per_try_timeout) as its ceiling.
+    pub learned_per_try: Option<LearnedTimeoutConfig>,
 }
 
 impl RouteAttempts {
@@ -54,6 +58,7 @@ impl Default for RouteAttempts {
             .expect("two attempts with the default backoff are a valid retry config"),
             buffer_limit: DEFAULT_BUFFER_LIMIT,
             hedge: None,
+            learned_per_try: None,
         }
     }
 }

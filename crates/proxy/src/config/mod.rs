@@ -34,7 +34,7 @@ pub(crate) use attempts::RouteAttempts;
 pub(crate) use error::Location;
 pub use error::{ConfigError, ConfigErrors};
 pub(crate) use file::{DecisionHeaders, EscapedSlashes, UpstreamProtocol};
-pub(crate) use passive::PassiveConfig;
+pub(crate) use passive::{PassiveConfig, StallConfig};
 pub(crate) use telemetry::TelemetryConfig;
 pub(crate) use tls::TlsConfig;
 

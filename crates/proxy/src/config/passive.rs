@@ -5,6 +5,7 @@
 
 use blastwall_policy::breaker::ValidBreakerConfig;
 use blastwall_policy::outlier::ValidOutlierConfig;
+use blastwall_policy::outlier::stall::StallAfter;
 
 /// A cluster's passive checks; each is off when `None`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -15,4 +16,17 @@ pub struct PassiveConfig {
     pub endpoint_circuit_breaker: Option<ValidBreakerConfig>,
     /// Passive outlier detection.
     pub outlier_detection: Option<ValidOutlierConfig>,
+    /// Stall detection (`outlier_detection.stall_after`).
+    pub stall: Option<StallConfig>,
+}
+
+/// Stall detection: when an endpoint that is busy and silent is taken out of routing, and how
+/// many may be at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StallConfig {
+    /// The silence that stalls an endpoint.
+    pub after: StallAfter,
+    /// At most this percentage of the endpoints out at once (stalled or ejected), at least
+    /// one and never the last: outlier detection's `max_ejection_percent`.
+    pub max_ejection_percent: u8,
 }

@@ -92,6 +92,69 @@ impl JsonSchema for DurationValue {
     }
 }
 
+/// A duration the proxy may learn: `"auto"`, or a duration with its unit like `"50ms"`. Kept
+/// as its error when it is neither, like [`DurationValue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LearnedDurationValue(pub Result<Learned, String>);
+
+/// What a [`LearnedDurationValue`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Learned {
+    /// `"auto"`: learned from what is observed.
+    Auto,
+    /// Always this long.
+    Fixed(Duration),
+}
+
+impl<'de> Deserialize<'de> for LearnedDurationValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = LearnedDurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\" or a duration with its unit, like \"50ms\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                if text.trim() == "auto" {
+                    return Ok(LearnedDurationValue(Ok(Learned::Auto)));
+                }
+                Ok(LearnedDurationValue(parse_duration(text).map(Learned::Fixed).map_err(
+                    |_| {
+                        format!(
+                            "invalid value \"{text}\": expected \"auto\" or a number and a unit (ms, s, m, h), like \"50ms\""
+                        )
+                    },
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Self::Value, E> {
+                Ok(LearnedDurationValue(Err(format!(
+                    "a bare number ({number}) has no unit: write \"auto\", or a string with a unit, like \"{number}ms\""
+                ))))
+            }
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Self::Value, E> {
+                self.visit_i64(i64::try_from(number).unwrap_or(i64::MAX))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl JsonSchema for LearnedDurationValue {
+    fn schema_name() -> Cow<'static, str> {
+        "LearnedDuration".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "\"auto\" (learned from what is observed), or a duration with its unit, like \"50ms\".",
+            "anyOf": [
+                { "const": "auto" },
+                generator.subschema_for::<DurationValue>()
+            ]
+        })
+    }
+}
+
 /// A size in bytes written with its unit, like `16KiB` or `10MB`; kept as its error when it
 /// does not parse, like [`DurationValue`].
 #[derive(Debug, Clone, PartialEq, Eq)]

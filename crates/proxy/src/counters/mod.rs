@@ -185,6 +185,12 @@ pub(crate) struct ClusterStats {
     /// Ejections refused because the cap (`max_ejection_percent`, the panic threshold, the
     /// last endpoint) was reached: the cluster may be failing as a whole.
     pub ejections_suppressed: Counter,
+    /// Endpoints stalled: busy, and silent for `stall_after`.
+    pub stalls: Counter,
+    /// Stalled endpoints that answered again.
+    pub stalls_ended: Counter,
+    /// Stalls refused because the cap was reached (once per silent spell).
+    pub stalls_suppressed: Counter,
     /// Recent breaker, ejection and health events, for the admin API.
     pub events: crate::events::EventLog,
     /// Duration of each attempt against an endpoint.

@@ -175,6 +175,30 @@ fn ejections(out: &mut Exposition, snapshot: &Snapshot) {
         "Ejections refused because the ejection cap was reached.",
         |cluster| cluster.stats().ejections_suppressed.get(),
     );
+    per_cluster(
+        out,
+        snapshot,
+        "blastwall_stalls_total",
+        Kind::Counter,
+        "Endpoints stalled by stall detection (busy, and nothing answered for stall_after).",
+        |cluster| cluster.stats().stalls.get(),
+    );
+    per_cluster(
+        out,
+        snapshot,
+        "blastwall_stalls_ended_total",
+        Kind::Counter,
+        "Stalled endpoints that answered again.",
+        |cluster| cluster.stats().stalls_ended.get(),
+    );
+    per_cluster(
+        out,
+        snapshot,
+        "blastwall_stalls_suppressed_total",
+        Kind::Counter,
+        "Stalls refused because the ejection cap was reached.",
+        |cluster| cluster.stats().stalls_suppressed.get(),
+    );
 }
 
 fn admission(out: &mut Exposition, snapshot: &Snapshot) {
@@ -238,6 +262,14 @@ fn endpoints(out: &mut Exposition, snapshot: &Snapshot, now: Instant) {
         Kind::Gauge,
         "1 while outlier detection has the endpoint ejected.",
         |endpoint| Some(u64::from(endpoint.is_ejected())),
+    );
+    per_endpoint(
+        out,
+        &clusters,
+        "blastwall_endpoint_stalled",
+        Kind::Gauge,
+        "1 while stall detection has the endpoint out of routing.",
+        |endpoint| Some(u64::from(endpoint.is_stalled())),
     );
     per_endpoint(
         out,

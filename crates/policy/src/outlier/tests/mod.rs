@@ -11,6 +11,7 @@ mod ejection_time;
 mod interval;
 mod membership;
 mod props;
+mod stall;
 
 const MS: Duration = Duration::from_millis(1);
 const FAST: Duration = Duration::from_millis(5);

@@ -16,7 +16,11 @@
 //!   open, requests fail fast without touching an endpoint;
 //! - **outlier detection** (`[cluster.X.outlier_detection]`) ejects endpoints that fail,
 //!   out of routing like an open breaker, for a time that grows with each ejection, within a
-//!   cap (see [`outliers`]).
+//!   cap (see [`outliers`]);
+//! - **stall detection** (`outlier_detection.stall_after`) takes out an endpoint that has
+//!   had requests out and answered nothing for a while, until it answers anything, within
+//!   the same cap (see [`stalls`]): a hung endpoint fails nothing, so only its silence
+//!   shows.
 //!
 //! # Overload is not failure; a broken 503 is
 //!
@@ -55,6 +59,9 @@ mod breakers;
 mod outcomes;
 mod outliers;
 mod probes;
+#[cfg(test)]
+mod stall_tests;
+mod stalls;
 mod task;
 #[cfg(test)]
 mod tests;
@@ -75,7 +82,7 @@ use self::breakers::{
 use self::outliers::{Outliers, SlotIds, address_of};
 pub(super) use self::task::spawn;
 use super::Cluster;
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, StallConfig};
 use crate::counters::ClusterStats;
 use crate::endpoint::{Endpoint, EndpointGuard, EndpointPermit};
 use crate::outcome::AttemptOutcome;
@@ -96,6 +103,7 @@ pub(super) struct Passive {
     probing: Mutex<Vec<Option<SocketAddr>>>,
     /// Whose turn it is to be checked for the cluster's breaker.
     probe_turn: AtomicUsize,
+    stall: Option<StallConfig>,
 }
 
 impl Passive {
@@ -150,12 +158,16 @@ impl Passive {
                 endpoint.set_ejected(false);
             }
         }
+        for endpoint in endpoints {
+            endpoint.watch_stalls(settings.stall.is_some());
+        }
         Self {
             breaker,
             endpoint_breakers: settings.endpoint_circuit_breaker.is_some(),
             outliers,
             probing: Mutex::default(),
             probe_turn: AtomicUsize::new(0),
+            stall: settings.stall,
         }
     }
 
@@ -177,7 +189,10 @@ impl Passive {
 
     /// Whether anything here needs [`Cluster::tick`].
     pub(super) fn needs_ticks(&self) -> bool {
-        self.breaker.is_some() || self.endpoint_breakers || self.outliers.is_some()
+        self.breaker.is_some()
+            || self.endpoint_breakers
+            || self.outliers.is_some()
+            || self.stall.is_some()
     }
 }
 
@@ -311,8 +326,9 @@ impl Cluster {
     }
 
     /// Does what time alone does: half-opens breakers whose open period is over, ends
-    /// ejections whose time is up, runs outlier detection's interval rules, and fits its cap
-    /// to the endpoints' health. Called by the cluster's task; public for tests and tools.
+    /// ejections whose time is up, runs outlier detection's interval rules, fits its cap
+    /// to the endpoints' health, and stalls endpoints silent for too long. Called by the
+    /// cluster's task; public for tests and tools.
     pub(crate) fn tick(&self, now: Instant) {
         if let Some(breaker) = &self.passive.breaker {
             breaker.advance(now);
@@ -337,6 +353,11 @@ impl Cluster {
                 },
             );
         }
+        if let Some(stall) = &self.passive.stall
+            && !self.is_retired()
+        {
+            self.check_stalls(stall, now);
+        }
     }
 
     /// Makes outlier detection follow a change of endpoints (reload, DNS) and gives new
@@ -347,6 +368,9 @@ impl Cluster {
             for endpoint in endpoints.iter().filter(|e| e.breaker().is_none()) {
                 install_endpoint_breaker(endpoint, config, &self.config.name, &self.stats);
             }
+        }
+        for endpoint in endpoints.iter() {
+            endpoint.watch_stalls(self.passive.stall.is_some());
         }
         if let Some(outliers) = &self.passive.outliers {
             outliers.sync(
@@ -438,11 +462,12 @@ fn admit_endpoint(endpoint: &Arc<Endpoint>, now: Instant) -> Option<EndpointGuar
         .as_ref()
         .map(|breaker| SharedBreaker::clone(breaker))
     else {
-        return Some(EndpointGuard::new(endpoint.clone()));
+        return Some(EndpointGuard::with_permit(endpoint.clone(), None, now));
     };
     let permit = breaker.try_acquire(now).ok()?;
     Some(EndpointGuard::with_permit(
         endpoint.clone(),
         Some(EndpointPermit::new(breaker, permit)),
+        now,
     ))
 }

@@ -73,6 +73,9 @@ impl Cluster {
         now: Instant,
     ) {
         let endpoint = guard.endpoint();
+        if endpoint.watches_stalls() && super::stalls::answered(outcome) {
+            self.heard_from(endpoint, Some(latency), now);
+        }
         self.stats.attempts.increment();
         self.stats.attempt_duration.observe(latency);
         if outcome.is_failure() {

@@ -175,8 +175,9 @@ impl Outliers {
             // anyway (its breaker is open), which lowers the cap again: repeat until it
             // holds, at most once per endpoint.
             for _ in 0..=endpoints.len() {
-                let available =
-                    |endpoint: &&Arc<Endpoint>| endpoint.is_healthy() && !endpoint.is_tripped();
+                let available = |endpoint: &&Arc<Endpoint>| {
+                    endpoint.is_healthy() && !endpoint.is_tripped() && !endpoint.is_stalled()
+                };
                 let serving = endpoints.iter().filter(available).count();
                 // Ejected endpoints that could not serve anyway cost nothing to keep ejected.
                 let spare = endpoints

@@ -78,7 +78,8 @@ impl Cluster {
                 Err(ProbeFailure::FaultDown)
             } else {
                 // One of our requests at the endpoint while it runs (see `checks`).
-                let _held = EndpointGuard::new(endpoint.clone());
+                let mut held = EndpointGuard::with_permit(endpoint.clone(), None, Instant::now());
+                held.finish();
                 tokio::select! {
                     result = probe(&check, protocol, endpoint.address(), endpoint.authority()) => result,
                     _ = alive.changed() => return,

@@ -42,7 +42,8 @@ pub(in crate::cluster) fn spawn(cluster: &Arc<Cluster>) {
 }
 
 /// A tenth of the shortest period the settings name (open duration, ejection time,
-/// interval), so a state ends at most ~10% late; within [`MIN_PERIOD`, `MAX_PERIOD`].
+/// interval, the shortest stall threshold), so a state ends at most ~10% late; within
+/// [`MIN_PERIOD`, `MAX_PERIOD`].
 fn period(cluster: &Cluster) -> Duration {
     let passive = &cluster.config().passive;
     let breakers = [&passive.circuit_breaker, &passive.endpoint_circuit_breaker]
@@ -53,8 +54,10 @@ fn period(cluster: &Cluster) -> Duration {
         .outlier_detection
         .iter()
         .flat_map(|outlier| [outlier.base_ejection_time, outlier.interval]);
+    let stall = passive.stall.iter().map(|stall| stall.after.shortest());
     breakers
         .chain(outliers)
+        .chain(stall)
         .min()
         .map_or(MAX_PERIOD, |shortest| shortest / 10)
         .clamp(MIN_PERIOD, MAX_PERIOD)

@@ -113,7 +113,7 @@ fn attempt(cluster: &Cluster, last: u8, outcome: AttemptOutcome, now: Instant) {
 }
 
 /// The endpoints `samples` picks reach (last octets).
-fn reached(cluster: &Cluster, samples: usize, now: Instant) -> BTreeSet<u8> {
+pub(super) fn reached(cluster: &Cluster, samples: usize, now: Instant) -> BTreeSet<u8> {
     let mut rng = SmallRng::seed_from_u64(7);
     (0..samples)
         .filter_map(|_| cluster.pick_with(&request(), now, &mut rng))
@@ -121,7 +121,7 @@ fn reached(cluster: &Cluster, samples: usize, now: Instant) -> BTreeSet<u8> {
         .collect()
 }
 
-fn last_octet(address: SocketAddr) -> u8 {
+pub(super) fn last_octet(address: SocketAddr) -> u8 {
     match address {
         SocketAddr::V4(address) => address.ip().octets()[3],
         SocketAddr::V6(_) => unreachable!("test endpoints are IPv4"),

@@ -27,7 +27,7 @@ pub(crate) use self::admission::{
 pub(crate) use self::attempts::{
     HedgeSection, JitterKind, RetryBudgetSection, RetryCondition, RetrySection,
 };
-use super::values::{ByteSizeValue, DurationValue, RateValue};
+use super::values::{ByteSizeValue, DurationValue, LearnedDurationValue, RateValue};
 
 mod passive;
 
@@ -243,9 +243,11 @@ pub(crate) struct RouteSection {
     #[schemars(with = "Option<DurationValue>")]
     pub timeout: Option<Spanned<DurationValue>>,
     /// The longest one attempt may wait for a response head. Default: the cluster's
-    /// `request_timeout`.
-    #[schemars(with = "Option<DurationValue>")]
-    pub per_try_timeout: Option<Spanned<DurationValue>>,
+    /// `request_timeout`. `"auto"` learns it from the route's attempts: 4 × their p99 over
+    /// the last 10s (a timed-out attempt counting as long as it waited), at least "50ms"
+    /// and at most the cluster's `request_timeout`, which it is until 100 attempts are known.
+    #[schemars(with = "Option<LearnedDurationValue>")]
+    pub per_try_timeout: Option<Spanned<LearnedDurationValue>>,
     /// Retries. See the section.
     pub retry: Option<RetrySection>,
     /// Hedged requests. Unset: none.

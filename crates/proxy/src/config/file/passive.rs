@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::super::values::DurationValue;
+use super::super::values::{DurationValue, LearnedDurationValue};
 
 /// A circuit breaker: when calls fail (or are slow) too much, stop sending for
 /// `open_duration`, then let `half_open_probes` probes test recovery.
@@ -79,7 +79,8 @@ pub(crate) enum BreakerProbe {
 /// traffic) for a while, longer each time they are ejected again.
 ///
 /// Only the rules written are on (`consecutive_errors`, `consecutive_gateway_errors`,
-/// `failure_percentage`, `success_rate`, `slow_call`); a section with none is an error.
+/// `failure_percentage`, `success_rate`, `slow_call`, `stall_after`); a section with none is
+/// an error.
 /// Overload answers (429, a 503 from an endpoint that still serves) and cancelled calls are
 /// never recorded: a busy endpoint is not a broken one. A 503 from an endpoint that has
 /// served nothing for 250 ms (and 4 times its latency) is a gateway error.
@@ -116,6 +117,14 @@ pub(crate) struct OutlierDetectionSection {
     pub success_rate: Option<SuccessRateSection>,
     /// Count calls slower than this as failures in every rule but the gateway-error run.
     pub slow_call: Option<SlowCallSection>,
+    /// Stall detection: an endpoint that has had requests out and has answered nothing (no
+    /// response head, nor a passing health check) for this long in all is stalled: it takes
+    /// no new requests until it answers anything again. `"auto"` learns it per endpoint:
+    /// 10 × the average latency of its answers, at least "25ms" (300ms before its first
+    /// answer). Within `max_ejection_percent` and `panic_threshold`, as ejections are. A rule
+    /// of its own: it may be the section's only one. Default: off.
+    #[schemars(with = "Option<LearnedDurationValue>")]
+    pub stall_after: Option<Spanned<LearnedDurationValue>>,
 }
 
 /// `failure_percentage = { threshold = 85, request_volume = 50 }`.

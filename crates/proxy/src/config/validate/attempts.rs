@@ -16,7 +16,7 @@ use crate::config::attempts::{DEFAULT_BUFFER_LIMIT, RouteAttempts};
 use crate::config::file::{
     HedgeSection, JitterKind, RetryBudgetSection, RetryCondition, RetrySection,
 };
-use crate::config::values::DurationValue;
+use crate::config::values::{DurationValue, Learned, LearnedDurationValue};
 
 const DEFAULT_ATTEMPTS: u32 = 3;
 const MAX_ATTEMPTS: u32 = 10;
@@ -76,6 +76,34 @@ pub(super) fn route_attempts(
 }
 
 /// A duration that must be more than zero, if written.
+/// `per_try_timeout`: a duration more than zero, or `"auto"` (`true`: learned, within the
+/// cluster's `request_timeout`); errors at the value.
+pub(super) fn per_try_timeout(
+    check: &mut Checker<'_>,
+    route: &str,
+    value: Option<Spanned<LearnedDurationValue>>,
+) -> (Option<Duration>, bool) {
+    let Some(value) = value else {
+        return (None, false);
+    };
+    let span = value.span();
+    match value.into_inner().0 {
+        Ok(Learned::Auto) => (None, true),
+        Ok(Learned::Fixed(duration)) if !duration.is_zero() => (Some(duration), false),
+        Ok(Learned::Fixed(_)) => {
+            check.error_at(
+                span,
+                format!("route \"{route}\": per_try_timeout must be more than zero"),
+            );
+            (None, false)
+        }
+        Err(message) => {
+            check.error_at(span, message);
+            (None, false)
+        }
+    }
+}
+
 pub(super) fn positive_duration(
     check: &mut Checker<'_>,
     route: &str,
@@ -417,6 +445,30 @@ backoff = { base = "10ms", max = "80ms", jitter = "equal" }
         assert_eq!(retry.backoff.jitter, Jitter::Equal);
         assert!(!retry.retry_non_idempotent);
         assert_eq!(attempts.buffer_limit, DEFAULT_BUFFER_LIMIT);
+    }
+
+    #[test]
+    fn an_auto_per_try_timeout_is_learned_within_the_clusters_request_timeout() {
+        let config = parse("per_try_timeout = \"auto\"\n").unwrap();
+        let attempts = &config.routes[0].attempts;
+        let learned = attempts.learned_per_try.expect("learned");
+        assert_eq!(learned.ceiling, attempts.per_try_timeout);
+        assert_eq!(attempts.per_try_timeout, config.clusters[0].request_timeout);
+        assert_eq!(learned.floor, Duration::from_millis(50));
+        assert!(
+            parse("").unwrap().routes[0]
+                .attempts
+                .learned_per_try
+                .is_none()
+        );
+        for (value, expected) in [
+            ("\"soon\"", "expected \"auto\" or a number and a unit"),
+            ("\"0ms\"", "per_try_timeout must be more than zero"),
+        ] {
+            let errors = parse(&format!("per_try_timeout = {value}\n")).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:#?}");
+            assert!(errors[0].contains(expected), "{errors:#?}");
+        }
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! field ([`OutlierConfigError::field`]), and this file says each refusal in the file's words
 //! at the key that holds it. What it checks itself are the proxy's own bounds, which the
 //! policy leaves open (no interval or ejection longer than the longest ejection, at most
-//! 100,000 hosts), and that at least one rule is on.
+//! 100,000 hosts), that at least one rule is on, and stall detection (`stall_after`), which
+//! is the proxy's own rule (the policy's `outlier::stall`) beside the detector's.
 
 use std::time::Duration;
 
+use blastwall_policy::outlier::stall::StallAfter;
 use blastwall_policy::outlier::{
     FailurePercentageConfig, MAX_EJECTION_TIME_LIMIT, OutlierConfig, OutlierConfigError,
     SuccessRateConfig, ValidOutlierConfig,
@@ -17,55 +19,87 @@ use toml::Spanned;
 
 use super::duration_or;
 use super::passive::{DEFAULT_SLOW_CALL_DURATION, Place, Written, section_has};
+use crate::config::StallConfig;
 use crate::config::file::OutlierDetectionSection;
-use crate::config::values::DurationValue;
+use crate::config::values::{DurationValue, Learned, LearnedDurationValue};
 
 const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
 /// More hosts than this for success-rate ejection is a typo, not a cluster.
 const MAX_MINIMUM_HOSTS: u32 = 100_000;
 
 impl Place<'_, '_> {
-    /// Outlier detection, checked by the policy: every setting it refuses is reported at the
-    /// key that holds it, in the file's words. What is checked here is only the proxy's own:
-    /// the upper bounds the policy leaves open, and that at least one rule is on.
+    /// Outlier detection, checked by the policy, and stall detection beside it: every
+    /// setting the policy refuses is reported at the key that holds it, in the file's words.
+    /// What is checked here is only the proxy's own: the upper bounds the policy leaves open,
+    /// and that at least one rule is on (`stall_after` alone is one: the detector is then
+    /// left out).
     pub(super) fn outlier(
         &mut self,
-        section: OutlierDetectionSection,
-    ) -> Option<ValidOutlierConfig> {
+        mut section: OutlierDetectionSection,
+    ) -> (Option<ValidOutlierConfig>, Option<StallConfig>) {
         let errors = self.check.errors.len();
+        let stall_after = section
+            .stall_after
+            .take()
+            .and_then(|value| self.stall_after(value));
+        let stall_written = self.check.errors.len() > errors || stall_after.is_some();
         let mut written = Written::default();
         let config = self.outlier_config(section, &mut written);
         for refusal in config.errors() {
             self.outlier_refused(&refusal, &written);
         }
         // NOTE: slow_call is not a rule of its own: it makes slow calls failures for the others.
-        if !section_has(&[
+        let has_rule = section_has(&[
             config.consecutive_errors.is_some(),
             config.consecutive_gateway_errors.is_some(),
             config.failure_percentage.is_some(),
             config.success_rate.is_some(),
-        ]) && self.check.errors.len() == errors
-        {
+        ]);
+        if !has_rule && !stall_written && self.check.errors.len() == errors {
             let span = self.cluster_span.clone();
             self.error_at(
                 span,
                 "outlier_detection",
                 "enables no rule: give at least one of consecutive_errors, \
-                 consecutive_gateway_errors, failure_percentage, success_rate \
+                 consecutive_gateway_errors, failure_percentage, success_rate, stall_after \
                  (slow_call only makes slow calls count as failures for those)",
             );
         }
         if self.check.errors.len() > errors {
-            return None;
+            return (None, None);
+        }
+        let stall = stall_after.map(|after| StallConfig {
+            after,
+            max_ejection_percent: config.max_ejection_percent,
+        });
+        if !has_rule {
+            return (None, stall);
         }
         match config.validated() {
-            Ok(valid) => Some(valid),
+            Ok(valid) => (Some(valid), stall),
             Err(error) => {
                 let span = self.cluster_span.clone();
                 self.error_at(span, "outlier_detection", &error.to_string());
-                None
+                (None, None)
             }
         }
+    }
+
+    /// `stall_after`: `"auto"`, or a duration more than zero and at most the longest
+    /// ejection; `None` (reported at the value) otherwise.
+    fn stall_after(&mut self, value: Spanned<LearnedDurationValue>) -> Option<StallAfter> {
+        let span = value.span();
+        let problem = match value.into_inner().0 {
+            Ok(Learned::Auto) => return Some(StallAfter::Auto),
+            Ok(Learned::Fixed(after)) if after.is_zero() => "must be more than zero".to_owned(),
+            Ok(Learned::Fixed(after)) if after > MAX_EJECTION_TIME_LIMIT => {
+                format!("must be at most {MAX_EJECTION_TIME_LIMIT:?}")
+            }
+            Ok(Learned::Fixed(after)) => return Some(StallAfter::Fixed(after)),
+            Err(message) => message,
+        };
+        self.error_at(span, "outlier_detection.stall_after", &problem);
+        None
     }
 
     /// The section as the policy's config, defaults filled in, each key's place noted in
@@ -272,6 +306,53 @@ mod tests {
             (60, 50)
         );
         assert!(outlier.success_rate.is_none());
+    }
+
+    #[test]
+    fn stall_after_is_auto_or_a_duration_and_may_be_the_only_rule() {
+        use blastwall_policy::outlier::stall::StallAfter;
+
+        let alone = passive("[cluster.api.outlier_detection]\nstall_after = \"auto\"\n");
+        assert_eq!(
+            alone.outlier_detection, None,
+            "no detector without its rules"
+        );
+        let stall = alone.stall.expect("stall detection");
+        assert_eq!(stall.after, StallAfter::Auto);
+        assert_eq!(stall.max_ejection_percent, 10);
+        let beside = passive(
+            "[cluster.api.outlier_detection]\nconsecutive_errors = 5\nstall_after = \"50ms\"\n\
+             max_ejection_percent = 34\n",
+        );
+        assert!(beside.outlier_detection.is_some());
+        let stall = beside.stall.expect("stall detection");
+        assert_eq!(stall.after, StallAfter::Fixed(Duration::from_millis(50)));
+        assert_eq!(stall.max_ejection_percent, 34);
+        let without = passive("[cluster.api.outlier_detection]\nconsecutive_errors = 5\n");
+        assert_eq!(without.stall, None, "off unless written");
+    }
+
+    #[test]
+    fn a_stall_after_that_is_neither_auto_nor_a_positive_duration_is_refused_at_its_value() {
+        for (value, expected) in [
+            (
+                "\"fast\"",
+                "invalid value \"fast\": expected \"auto\" or a number and a unit",
+            ),
+            ("50", "a bare number (50) has no unit: write \"auto\""),
+            (
+                "\"0ms\"",
+                "outlier_detection.stall_after must be more than zero",
+            ),
+            ("\"30d\"", "outlier_detection.stall_after must be at most"),
+        ] {
+            let found = errors(&format!(
+                "[cluster.api.outlier_detection]\nstall_after = {value}\n"
+            ));
+            assert_eq!(found.len(), 1, "{value}: {found:#?}");
+            assert!(found[0].contains(expected), "{value}: {found:#?}");
+            assert!(found[0].contains(":12:15:"), "at the value: {found:#?}");
+        }
     }
 
     #[test]

@@ -35,19 +35,23 @@ pub(super) fn passive(
         cluster,
         cluster_span,
     };
+    let circuit_breaker = section
+        .circuit_breaker
+        .take()
+        .and_then(|breaker| at.breaker("circuit_breaker", breaker));
+    let endpoint_circuit_breaker = section
+        .endpoint_circuit_breaker
+        .take()
+        .and_then(|breaker| at.breaker("endpoint_circuit_breaker", breaker));
+    let (outlier_detection, stall) = section
+        .outlier_detection
+        .take()
+        .map_or((None, None), |outlier| at.outlier(outlier));
     PassiveConfig {
-        circuit_breaker: section
-            .circuit_breaker
-            .take()
-            .and_then(|breaker| at.breaker("circuit_breaker", breaker)),
-        endpoint_circuit_breaker: section
-            .endpoint_circuit_breaker
-            .take()
-            .and_then(|breaker| at.breaker("endpoint_circuit_breaker", breaker)),
-        outlier_detection: section
-            .outlier_detection
-            .take()
-            .and_then(|outlier| at.outlier(outlier)),
+        circuit_breaker,
+        endpoint_circuit_breaker,
+        outlier_detection,
+        stall,
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use blastwall_policy::timeout::LearnedTimeoutConfig;
 use toml::Spanned;
 
 use super::headers::header_edits;
@@ -40,8 +41,8 @@ pub(super) fn route(
     // Resolved here, once: an attempt reads a `Duration`, never an `Option` to fall back
     // from. Unset, each cluster's attempts wait as long as that cluster's
     // `request_timeout`, the alternate's as well as the route's own.
-    let per_try_timeout =
-        attempts::positive_duration(check, &name, "per_try_timeout", section.per_try_timeout);
+    let (per_try_timeout, learn_per_try) =
+        attempts::per_try_timeout(check, &name, section.per_try_timeout);
     let per_try_timeout = |cluster: usize| {
         per_try_timeout.unwrap_or_else(|| {
             cluster_configs
@@ -49,7 +50,7 @@ pub(super) fn route(
                 .map_or(DEFAULT_REQUEST_TIMEOUT, |cluster| cluster.request_timeout)
         })
     };
-    let attempts = attempts::route_attempts(
+    let mut attempts = attempts::route_attempts(
         check,
         &name,
         section.cluster.span(),
@@ -58,6 +59,11 @@ pub(super) fn route(
         section.retry,
         section.hedge,
     );
+    if learn_per_try {
+        // Learned within the cluster's request_timeout, which it is until it knows.
+        attempts.learned_per_try =
+            Some(LearnedTimeoutConfig::with_ceiling(attempts.per_try_timeout));
+    }
     let admission = admission::route(
         check,
         &name,

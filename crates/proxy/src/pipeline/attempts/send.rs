@@ -10,6 +10,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use blastwall_policy::retry::FailureKind;
+use blastwall_policy::timeout::LearnedTimeout;
 use http::Response;
 use http::request::Parts;
 use smallvec::SmallVec;
@@ -141,12 +142,27 @@ impl<'c> AttemptSet<'c, '_> {
     // larger for the sake of the rare fallback.
     fn per_try(&self) -> Duration {
         let route = self.context.route;
-        match route.fallback.cluster {
-            Some(alternate) if !std::ptr::eq(self.cluster, &**self.context.cluster) => {
-                alternate.per_try_timeout
-            }
+        match (route.fallback.cluster, self.learned_per_try()) {
+            (Some(alternate), _) if !self.own_cluster() => alternate.per_try_timeout,
+            (_, Some(learned)) => learned.timeout(),
             _ => route.attempts.per_try_timeout,
         }
+    }
+
+    /// Whether the attempts go to the route's own cluster (not a fallback's alternate).
+    fn own_cluster(&self) -> bool {
+        std::ptr::eq(self.cluster, &**self.context.cluster)
+    }
+
+    /// The route's learned per-try timeout (`per_try_timeout = "auto"`), for attempts to
+    /// its own cluster: the alternate's attempts keep the alternate's.
+    fn learned_per_try(&self) -> Option<&'c LearnedTimeout> {
+        let context: &'c Context<'_> = self.context;
+        context
+            .live
+            .per_try
+            .as_deref()
+            .filter(|_| self.own_cluster())
     }
 
     /// Sends a hedge to an endpoint that is not already working on this request; `false`
@@ -176,6 +192,7 @@ impl<'c> AttemptSet<'c, '_> {
         let context = self.context;
         let cluster = self.cluster;
         let per_try = self.per_try();
+        let learned = self.learned_per_try();
         // Whether the attempt's time is the caller's: running out of it is then its doing.
         let (timeout, callers_time) = match deadline {
             Some(deadline) if deadline.at.saturating_duration_since(now) < per_try => {
@@ -248,7 +265,7 @@ impl<'c> AttemptSet<'c, '_> {
                     Ok(response) => Ok(response),
                     Err(error) => Err(SendFailure::of(error, callers_time, upload.as_ref())),
                 };
-                Finished::at_end(guard, result, started, timeout, span)
+                Finished::at_end(guard, result, started, timeout, span).teach(learned)
             }));
             return Ok(());
         };
@@ -257,6 +274,7 @@ impl<'c> AttemptSet<'c, '_> {
             timeout,
             callers_time,
             upload,
+            learned,
         };
         let (fault, end) = fault;
         self.in_flight.push(Box::pin(timed(
@@ -330,20 +348,22 @@ impl<'c> AttemptSet<'c, '_> {
 }
 
 /// How an attempt is timed and what its failure means.
-struct Timing {
+struct Timing<'a> {
     /// Its per-try timeout (or what is left of the deadline).
     timeout: Duration,
     /// Whether that time is the caller's own.
     callers_time: bool,
     /// Its streaming upload, when it has one.
     upload: Option<Upload>,
+    /// The learned per-try timeout its time tells, if the route learns one.
+    learned: Option<&'a LearnedTimeout>,
 }
 
 /// An attempt, timed: `send` is given the instant its time ends.
 async fn timed<S, F>(
     guard: EndpointGuard,
     span: Option<AttemptSpan>,
-    timing: Timing,
+    timing: Timing<'_>,
     send: S,
 ) -> Finished
 where
@@ -354,6 +374,7 @@ where
         timeout,
         callers_time,
         upload,
+        learned,
     } = timing;
     let started = tokio::time::Instant::now();
     let expires = expiry(started, timeout);
@@ -361,7 +382,7 @@ where
         Ok(response) => Ok(response),
         Err(error) => Err(SendFailure::of(error, callers_time, upload.as_ref())),
     };
-    Finished::at_end(guard, result, started, timeout, span)
+    Finished::at_end(guard, result, started, timeout, span).teach(learned)
 }
 
 /// When an attempt started at `started` runs out of time. One clock read starts both the
@@ -375,16 +396,32 @@ fn expiry(started: tokio::time::Instant, timeout: Duration) -> tokio::time::Inst
 }
 
 impl Finished {
+    /// Tells the route's learned per-try timeout, if any, what this attempt took: an answer
+    /// its latency, a timeout the time it waited (a censored sample: at least that). Other
+    /// failures (refused, reset, the client's doing) say nothing of how long answers take.
+    #[inline]
+    fn teach(self, learned: Option<&LearnedTimeout>) -> Self {
+        if let Some(learned) = learned {
+            match &self.result {
+                Ok(_) => learned.record_answer(self.latency, self.at),
+                Err(SendFailure::Timeout) => learned.record_timeout(self.latency, self.at),
+                Err(_) => {}
+            }
+        }
+        self
+    }
+
     /// An attempt that started at `started` and finished now with `result`.
     #[inline]
     fn at_end(
-        guard: EndpointGuard,
+        mut guard: EndpointGuard,
         result: Result<Response<UpstreamBody>, SendFailure>,
         started: tokio::time::Instant,
         timeout: Duration,
         span: Option<AttemptSpan>,
     ) -> Self {
         let finished = tokio::time::Instant::now();
+        guard.finish();
         Finished {
             guard,
             result,
