@@ -126,6 +126,9 @@ interval = "1s"
 base_ejection_time = "5s"
 max_ejection_percent = 34
 slow_call = {{ threshold = "100ms" }}
+# A replica with requests out that has answered nothing for 10 × its own latency (a hang)
+# takes no new request until it answers again.
+stall_after = "auto"
 """
 
 
