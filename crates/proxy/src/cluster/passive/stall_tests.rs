@@ -198,3 +198,27 @@ fn a_cancelled_attempt_raises_the_latency_estimate_by_the_time_it_was_out() {
     drop(finished);
     assert_eq!(endpoint.latency().estimate(), Duration::from_millis(30));
 }
+
+#[test]
+fn an_ejected_endpoint_and_a_stalled_one_share_one_cap() {
+    let mut passive = super::tests::outliers(|outliers| {
+        outliers.consecutive_gateway_errors = Some(1);
+        outliers.max_ejection_percent = 34;
+    });
+    passive.stall = Some(StallConfig {
+        after: StallAfter::Fixed(50 * MS),
+        max_ejection_percent: 34,
+    });
+    let cluster = Cluster::new(config(3, passive), None, None, Instant::now());
+    let start = Instant::now();
+    let failed = send(&cluster, 1, start);
+    let bad_gateway = AttemptOutcome::GatewayError(StatusCode::BAD_GATEWAY);
+    cluster.record_outcome(&failed, bad_gateway, MS, start);
+    drop(failed);
+    assert!(cluster.endpoints()[0].is_ejected());
+    // A second endpoint goes silent: one of three may be out, and one is.
+    let _hung = send(&cluster, 2, start);
+    cluster.tick(start + 60 * MS);
+    assert!(stalled(&cluster).is_empty());
+    assert_eq!(cluster.stats().stalls_suppressed.get(), 1);
+}
