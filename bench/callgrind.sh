@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: bench/callgrind.sh BLASTWALL_BINARY [bare|full|production|armed|MECHANISM] [RUNS]
+# usage: bench/callgrind.sh BLASTWALL_BINARY [bare|full|full_capacity|production|armed|MECHANISM] [RUNS]
 #
 # Instructions per proxied request, counted by callgrind: repeatable for one binary whatever
 # else the machine is doing, so it is the figure to compare two builds by (the CPU-time
@@ -19,6 +19,9 @@
 #               and budget, per-try timeout, breakers, outlier detection, health checks,
 #               adaptive concurrency, stale-if-error; production less its route timeout and
 #               peak-EWMA balancer;
+#   full_capacity  full with issue 19's round-two concurrency instead: one limit, the cluster's
+#               capacity learnt from its endpoints' refusals (adaptive = "capacity"), no
+#               Gradient2 on the route;
 #   production  what a production team would write: route timeout and per-try timeout,
 #               three attempts with jittered backoff and a retry budget, an adaptive
 #               concurrency limit on the route and the cluster, stale-if-error, active HTTP
@@ -44,7 +47,7 @@
 # Needs valgrind, nginx and wrk (Debian: valgrind nginx-light wrk). Everything runs on
 # 127.0.0.1; everything it starts it stops.
 set -euo pipefail
-binary=${1:?usage: bench/callgrind.sh BLASTWALL_BINARY [bare|full|production|armed|MECHANISM] [RUNS]}
+binary=${1:?usage: bench/callgrind.sh BLASTWALL_BINARY [bare|full|full_capacity|production|armed|MECHANISM] [RUNS]}
 kind=${2:-bare}
 runs=${3:-2}
 binary=$(realpath "$binary")
@@ -90,6 +93,10 @@ config() {
       printf 'endpoints = [{ address = "127.0.0.1:%s" }]\n' "$up"
       ;;
     full) sed "s/@UPSTREAM@/$up/" "$here/full.toml" ;;
+    full_capacity)
+      sed -e "s/@UPSTREAM@/$up/" -e '/^\[route.concurrency\]/,/^$/d' \
+        -e 's/^adaptive = "aimd"/adaptive = "capacity"/' "$here/full.toml"
+      ;;
     route_timeout|per_try_timeout|retry|breaker|outlier|health_check|adaptive|stale_if_error|hedge|peak_ewma)
       mechanism
       ;;
@@ -155,7 +162,7 @@ consecutive_gateway_errors = 3
 failure_percentage = { threshold = 85, request_volume = 50 }
 EOC
       ;;
-    *) echo "callgrind.sh: config is bare, full, production, armed or a mechanism (see the head of this script), not $kind" >&2; exit 2 ;;
+    *) echo "callgrind.sh: config is bare, full, full_capacity, production, armed or a mechanism (see the head of this script), not $kind" >&2; exit 2 ;;
   esac
 }
 
