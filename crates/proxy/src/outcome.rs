@@ -74,16 +74,24 @@ pub(crate) const BROKEN_AFTER_LATENCIES: u32 = 4;
 /// keep coming between its 503s; a broken one answers nothing well. So a 503 is broken
 /// when the endpoint has answered nothing successfully for [`BROKEN_AFTER`] and
 /// [`BROKEN_AFTER_LATENCIES`] times its successes' usual latency (a slow service's
-/// successes are far apart; failures do not count, which the balancer's estimate penalises), and busy otherwise; a `Retry-After` always says busy (the endpoint said so).
+/// successes are far apart; failures do not count, which the balancer's estimate
+/// penalises), and busy otherwise; a `Retry-After` with a delay always says busy (the
+/// endpoint said so).
 ///
 /// The proxy cannot see another proxy's successes: behind many proxies that each send
 /// little, a busy endpoint is best told with `Retry-After` (or 429), which never trips.
+/// And an endpoint that still answers now and then is busy by this rule, however much it
+/// refuses (one success every 200 ms keeps its 503s busy): that is what a small capacity
+/// looks like, and a learnt capacity (`cluster::capacity`) then sends it only what it
+/// takes.
 pub(crate) fn broken_503(
     retry_after: Option<Duration>,
     serving_nothing_for: Duration,
     success_latency: Duration,
 ) -> bool {
-    retry_after.is_none()
+    // A Retry-After of no delay (0, or a date already past) asks for nothing: it does not
+    // say busy, or a broken service whose error page always carries one would never trip.
+    retry_after.is_none_or(|delay| delay.is_zero())
         && serving_nothing_for >= BROKEN_AFTER
         && serving_nothing_for >= success_latency.saturating_mul(BROKEN_AFTER_LATENCIES)
 }
@@ -233,6 +241,12 @@ mod tests {
         let latency = Duration::from_secs(1);
         assert!(!broken_503(None, Duration::from_secs(3), latency));
         assert!(broken_503(None, Duration::from_secs(4), latency));
+    }
+
+    #[test]
+    fn a_retry_after_of_no_delay_does_not_say_busy() {
+        let outcome = AttemptOutcome::of_503(Some(Duration::ZERO), BROKEN_AFTER, ms(3));
+        assert_eq!(outcome, AttemptOutcome::Unavailable);
     }
 
     #[test]
