@@ -116,8 +116,6 @@ impl CacheKey {
 pub(crate) struct Entry {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    /// Its `Cache-Control` field lines, as received (what [`Entry::stands_for`] compares).
-    pub cache_control: Vec<HeaderValue>,
     pub body: Bytes,
     /// The request's values of each header the response's `Vary` names: a request matches
     /// only with the same values (RFC 9111 §4.1). One variant per key is kept, the latest.
@@ -189,15 +187,9 @@ impl Entry {
             .unwrap_or_default();
         let mut headers = response.headers.clone();
         headers.remove(header::AGE);
-        let cache_control = headers
-            .get_all(header::CACHE_CONTROL)
-            .iter()
-            .cloned()
-            .collect();
         Some(Self {
             status: response.status,
             headers,
-            cache_control,
             body: Bytes::new(),
             vary,
             received: now,
@@ -228,15 +220,19 @@ impl Entry {
         REFRESH.min(window / 10)
     }
 
-    /// Whether it may stay as it is in place of `response`, a new answer to `request` at
-    /// `now`: it is younger than its [refresh interval](Self::refresh_interval), and the new
-    /// answer would be kept by the same rules (same status, same `Cache-Control`) for the
-    /// same variant (`request` matches its `Vary`). Then the new answer is not copied.
+    /// Whether it stands for `response`, a new answer to `request` at `now`: it is younger
+    /// than its [refresh interval](Self::refresh_interval), the new answer has the same
+    /// status and the same fields (bar `Date`; so no `Age`, which a kept head has not), and
+    /// `request` is of the same variant (it matches the `Vary`) and carries none of the
+    /// fields that decide whether an answer may be kept (`Cookie`, `Authorization`,
+    /// `Cache-Control`). Then the new answer's head is not copied nor its rules read again:
+    /// only its body is compared with the entry's as it streams, and becomes the entry's
+    /// body if it differs.
     ///
     /// This is what keeps the cache off a healthy route's fast path: a URL asked for again
-    /// and again is copied once per interval, not once per answer. The price is that a
-    /// stale answer may be up to one interval older than the last good one, its window
-    /// counted from when it was received.
+    /// and again is copied when its answer changes or once per interval, not once per
+    /// answer. The price: within an interval the entry keeps its first `Date` and its
+    /// window counts from the first answer, up to one interval early.
     pub(crate) fn stands_for(
         &self,
         request: &request::Parts,
@@ -246,11 +242,12 @@ impl Entry {
     ) -> bool {
         now.saturating_duration_since(self.received) < self.refresh_interval(max_age)
             && self.status == response.status
-            && response
-                .headers
-                .get_all(header::CACHE_CONTROL)
-                .iter()
-                .eq(self.cache_control.iter())
+            && same_fields(&self.headers, &response.headers)
+            && !request.headers.keys().any(|name| {
+                name == header::COOKIE
+                    || name == header::AUTHORIZATION
+                    || name == header::CACHE_CONTROL
+            })
             && self.matches(request)
     }
 
@@ -283,6 +280,14 @@ impl Entry {
             .sum();
         (self.body.len() + fields + vary + 2 * key.len() + size_of::<Self>()) as u64
     }
+}
+
+/// Whether `kept` (a kept head) and `new` hold the same fields in the same order, `Date`
+/// aside: one walk, no look-up.
+fn same_fields(kept: &HeaderMap, new: &HeaderMap) -> bool {
+    kept.iter()
+        .filter(|(name, _)| *name != header::DATE)
+        .eq(new.iter().filter(|(name, _)| *name != header::DATE))
 }
 
 /// Request headers whose value the endpoint sees is the proxy's, written per client or per

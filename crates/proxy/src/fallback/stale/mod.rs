@@ -11,10 +11,12 @@
 //! client, never buffered ahead of it, in [`capture`].
 //!
 //! While the upstream answers, the cache costs its route as little as it can: a URL's entry
-//! is replaced at most once per refresh interval ([`entry::REFRESH`], one second or less;
-//! [`Entry::stands_for`]). An answer that its URL's younger entry stands for is passed on
-//! untouched, its head not copied, its body not wrapped; what that costs is the key and one
-//! look-up. A stale answer is then at most one interval older than the last good one.
+//! stands for the answers with the same head that follow it within a refresh interval
+//! ([`entry::REFRESH`], one second or less; [`Entry::stands_for`]). Such an answer's head is
+//! not copied nor its rules read again, and its body is only compared with the entry's as
+//! it streams ([`capture::compare`]): the entry takes it only if it differs. What that
+//! costs is the key, one look-up and the comparison; a stale answer is still the last body
+//! the upstream sent, with the head (bar `Date`) of the first answer of its interval.
 //!
 //! NOTE: one short lock guards the map; it is taken once per answer that may be kept (to
 //! look its entry up), once per kept response (at its end) and once per fallback look-up,
@@ -72,6 +74,33 @@ impl State {
     }
 }
 
+/// What the cache does with an answer that may be kept.
+#[derive(Debug)]
+pub(crate) enum Keep {
+    /// Nothing: it may not be kept.
+    Not,
+    /// Copy its body into a new entry.
+    Copy(Pending),
+    /// Its URL's younger entry stands for it: only compare its body with the entry's.
+    Compare(Standing),
+}
+
+/// An answer the kept entry of its URL stands for ([`Entry::stands_for`]): its body is
+/// compared with the entry's as it streams, and only if it differs does it become the
+/// entry's body (so a stale answer is always the last body the upstream sent).
+#[derive(Debug)]
+pub(crate) struct Standing {
+    key: entry::KeyBytes,
+    /// The entry's body.
+    kept: Bytes,
+    /// When the entry was received: which entry it is (another may replace it meanwhile).
+    received: Instant,
+    /// When this answer was received.
+    now: Instant,
+    max_body: u64,
+    max_bytes: u64,
+}
+
 /// A response being kept: its entry, waiting for its body.
 #[derive(Debug)]
 pub(crate) struct Pending {
@@ -117,22 +146,45 @@ impl StaleCache {
         self.stats.cache_bytes.set(state.store.bytes());
     }
 
-    /// The entry a response to `request` would make, if it may be kept, its declared length
-    /// fits, and the entry kept for its URL does not stand for it ([`Entry::stands_for`]).
-    pub(crate) fn pending(
+    /// What to do with a response to `request`: compare it with the entry kept for its URL
+    /// if that stands for it ([`Entry::stands_for`]); else copy it into the entry it would
+    /// make, if it may be kept and its declared length fits.
+    pub(crate) fn keep(
         &self,
         request: &request::Parts,
         provenance: Provenance,
         response: &http::response::Parts,
         now: Instant,
-    ) -> Option<Pending> {
+    ) -> Keep {
         if !matches!(request.method, Method::GET | Method::HEAD) {
-            return None;
+            return Keep::Not;
         }
-        let key = CacheKey::bytes(request, provenance)?;
-        if self.kept_for(&key, request, response, now) {
-            return None;
+        let Some(key) = CacheKey::bytes(request, provenance) else {
+            return Keep::Not;
+        };
+        if let Some((kept, received)) = self.kept_for(&key, request, response, now) {
+            return Keep::Compare(Standing {
+                key,
+                kept,
+                received,
+                now,
+                max_body: self.max_body.load(Ordering::Relaxed),
+                max_bytes: self.max_bytes.load(Ordering::Relaxed),
+            });
         }
+        self.pending(&key, request, response, now)
+            .map_or(Keep::Not, Keep::Copy)
+    }
+
+    /// The entry a response to `request` would make under `key`, if it may be kept and its
+    /// declared length fits.
+    fn pending(
+        &self,
+        key: &[u8],
+        request: &request::Parts,
+        response: &http::response::Parts,
+        now: Instant,
+    ) -> Option<Pending> {
         let entry = Entry::storable(request, response, now)?;
         let max_body = self.max_body.load(Ordering::Relaxed);
         let declared = response
@@ -144,29 +196,50 @@ impl StaleCache {
             return None;
         }
         Some(Pending {
-            key: CacheKey::from(&key[..]),
+            key: CacheKey::from(key),
             entry,
             max_body,
             max_bytes: self.max_bytes.load(Ordering::Relaxed),
         })
     }
 
-    /// Whether the entry kept under `key` stands for `response` (see [`Entry::stands_for`]):
-    /// one look-up under the lock, the entry's place in the use order left as it is (it is
-    /// stored again within an interval while its URL is asked for).
+    /// The body and receipt time of the entry kept under `key`, if it stands for `response`
+    /// (see [`Entry::stands_for`]): one look-up under the lock, the entry's place in the use
+    /// order left as it is (it is stored again within an interval while its URL is asked
+    /// for).
     fn kept_for(
         &self,
         key: &[u8],
         request: &request::Parts,
         response: &http::response::Parts,
         now: Instant,
-    ) -> bool {
+    ) -> Option<(Bytes, Instant)> {
         let state = self.lock();
         let max_age = state.config.max_age;
-        state
-            .store
-            .peek(key)
-            .is_some_and(|entry| entry.stands_for(request, response, now, max_age))
+        let entry = state.store.peek(key)?;
+        entry
+            .stands_for(request, response, now, max_age)
+            .then(|| (entry.body.clone(), entry.received))
+    }
+
+    /// The answer `standing` was compared for ended whole with another body than its
+    /// entry's: the entry takes that body, as received at the answer's time (its head is
+    /// the same, bar its `Date`). Nothing when the entry was replaced or dropped meanwhile.
+    pub(crate) fn refresh(&self, standing: &Standing, body: Bytes) {
+        let key = &standing.key[..];
+        let mut state = self.lock();
+        let entry = match state.store.peek(key) {
+            Some(entry) if entry.received == standing.received => Entry {
+                body,
+                received: standing.now,
+                ..entry.clone()
+            },
+            _ => return,
+        };
+        let key = CacheKey::from(key);
+        let size = entry.size(&key);
+        let limits = state.limits();
+        self.store(&mut state, key, entry, size, limits);
     }
 
     /// Keeps `pending` with the body it streamed, whole.
@@ -176,14 +249,18 @@ impl StaleCache {
         let size = entry.size(&key);
         let mut state = self.lock();
         let limits = state.limits();
+        self.store(&mut state, key, entry, size, limits);
+    }
+
+    fn store(&self, state: &mut State, key: CacheKey, entry: Entry, size: u64, limits: Limits) {
         match state.store.insert(key, entry, size, limits) {
             Inserted::Stored { evicted } => {
                 self.stats.stale_stored.increment();
-                self.publish(&state, evicted);
+                self.publish(state, evicted);
             }
             Inserted::TooLarge => {
                 self.stats.stale_too_large.increment();
-                self.publish(&state, 0);
+                self.publish(state, 0);
             }
         }
     }
@@ -242,10 +319,12 @@ impl StaleCache {
         now: Instant,
     ) -> Response<ProxyBody> {
         let (parts, body) = response.into_parts();
-        let Some(pending) = self.pending(request, provenance, &parts, now) else {
-            return Response::from_parts(parts, body);
+        let body = match self.keep(request, provenance, &parts, now) {
+            Keep::Not => body,
+            Keep::Copy(pending) => capture::wrap(body, self.clone(), pending),
+            Keep::Compare(standing) => capture::compare(body, self.clone(), standing),
         };
-        Response::from_parts(parts, capture::wrap(body, self.clone(), pending))
+        Response::from_parts(parts, body)
     }
 }
 

@@ -1,14 +1,20 @@
 //! The refresh rule: an entry younger than its refresh interval stands for its URL's next
-//! answers (they pass untouched, uncopied), unless they would be kept by other rules or for
-//! another variant. Time is the `now` each call is given, never waited for.
+//! answers with the same head (their bodies compared, not copied; a changed body becomes the
+//! entry's), unless they would be kept by other rules or for another variant. Time is the
+//! `now` each call is given, never waited for.
 
 use std::time::Duration;
 use std::time::Instant;
 
+use std::collections::VecDeque;
+
+use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt;
+use hyper::body::Frame;
 
-use super::tests::{cache, chunks, get, keep, limits, pass, response, secs, served};
+use super::tests::{Frames, cache, chunks, get, keep, limits, pass, response, secs, served};
+use crate::body::BoxError;
 use crate::config::fallback::StaleIfErrorConfig;
 use crate::fallback::Provenance;
 
@@ -22,39 +28,131 @@ async fn body_served(cache: &super::StaleCache, path: &str, now: Instant) -> Opt
 }
 
 #[tokio::test]
-async fn an_entry_younger_than_its_refresh_interval_stands_for_its_urls_next_answers() {
+async fn an_entry_younger_than_its_refresh_interval_stands_for_the_same_answer() {
     let cache = cache(limits());
     let t0 = Instant::now();
     keep(&cache, "/a", &[], "v1", t0).await;
     let read = pass(
         &cache,
         &get("/a", &[]),
-        response(200, &[], chunks(&["v", "2"])),
+        response(200, &[], chunks(&["v", "1"])),
         t0 + millis(999),
     )
     .await
     .unwrap();
+    assert_eq!(&read[..], b"v1", "the client still reads the answer whole");
+    assert_eq!(cache.stats.stale_stored.get(), 1, "not stored again");
+    let (_, headers, _) = served(&cache, &get("/a", &[]), t0 + secs(2)).await.unwrap();
     assert_eq!(
-        &read[..],
-        b"v2",
-        "the client still reads the new answer whole"
+        headers["age"], "2",
+        "its window counts from the first answer"
     );
-    assert_eq!(
-        body_served(&cache, "/a", t0 + secs(2)).await.as_deref(),
-        Some("v1")
-    );
-    assert_eq!(cache.stats.stale_stored.get(), 1);
 
-    keep(&cache, "/a", &[], "v3", t0 + secs(1)).await;
+    keep(&cache, "/a", &[], "v1", t0 + secs(1)).await;
     assert_eq!(
-        body_served(&cache, "/a", t0 + secs(2)).await.as_deref(),
-        Some("v3")
+        cache.stats.stale_stored.get(),
+        2,
+        "stored again after the interval"
     );
-    assert_eq!(cache.stats.stale_stored.get(), 2);
 }
 
 #[tokio::test]
-async fn an_answer_the_entry_stands_for_is_neither_wrapped_nor_copied() {
+async fn a_changed_body_becomes_the_entrys_body_at_once() {
+    let cache = cache(limits());
+    let t0 = Instant::now();
+    keep(&cache, "/a", &[], "catalog v1", t0).await;
+    let changed = response(200, &[], chunks(&["catalog", " v2"]));
+    pass(&cache, &get("/a", &[]), changed, t0 + millis(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        body_served(&cache, "/a", t0 + secs(1)).await.as_deref(),
+        Some("catalog v2")
+    );
+    let shorter = response(200, &[], chunks(&["cat"]));
+    pass(&cache, &get("/a", &[]), shorter, t0 + millis(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        body_served(&cache, "/a", t0 + secs(1)).await.as_deref(),
+        Some("cat"),
+        "a body that ends short of the entry's"
+    );
+    let longer = response(200, &[], chunks(&["cat", "alog v3"]));
+    pass(&cache, &get("/a", &[]), longer, t0 + millis(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        body_served(&cache, "/a", t0 + secs(1)).await.as_deref(),
+        Some("catalog v3")
+    );
+    assert_eq!(
+        cache.capturing.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "every copy returned its budget"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_body_that_fails_or_has_trailers_leaves_the_entry_as_it_was() {
+    let cache = cache(limits());
+    let t0 = Instant::now();
+    keep(&cache, "/a", &[], "v1", t0).await;
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", "0".parse().unwrap());
+    let with_trailers = Frames(VecDeque::from([
+        Ok(Frame::data(Bytes::from_static(b"v2"))),
+        Ok(Frame::trailers(trailers)),
+    ]));
+    pass(
+        &cache,
+        &get("/a", &[]),
+        response(200, &[], with_trailers.boxed()),
+        t0 + millis(1),
+    )
+    .await
+    .unwrap();
+    let failing = Frames(VecDeque::from([
+        Ok(Frame::data(Bytes::from_static(b"v3"))),
+        Err(BoxError::from("connection reset")),
+    ]));
+    let read = pass(
+        &cache,
+        &get("/a", &[]),
+        response(200, &[], failing.boxed()),
+        t0 + millis(2),
+    )
+    .await;
+    assert!(read.is_err());
+    assert_eq!(
+        body_served(&cache, "/a", t0 + secs(1)).await.as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        cache.capturing.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_request_with_a_cookie_is_never_stood_for() {
+    // Its answer is judged by the rules again: not kept unless it says public, so a
+    // cookie-holder's page never becomes the entry's body by being compared.
+    let cache = cache(limits());
+    let t0 = Instant::now();
+    keep(&cache, "/me", &[], "anyone's", t0).await;
+    let alice = get("/me", &[("cookie", "session=alice")]);
+    pass(&cache, &alice, response(200, &[], chunks(&["alice's"])), t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        body_served(&cache, "/me", t0).await.as_deref(),
+        Some("anyone's")
+    );
+}
+
+#[tokio::test]
+async fn an_answer_the_entry_stands_for_is_compared_not_copied() {
     let cache = cache(limits());
     let t0 = Instant::now();
     let request = get("/a", &[]);
@@ -143,20 +241,14 @@ async fn an_entry_with_a_short_window_is_refreshed_within_a_tenth_of_it() {
     });
     let t0 = Instant::now();
     keep(&cache, "/a", &[], "v1", t0).await;
-    keep(&cache, "/a", &[], "v2", t0 + millis(499)).await;
-    assert_eq!(
-        body_served(&cache, "/a", t0 + secs(1)).await.as_deref(),
-        Some("v1")
-    );
-    keep(&cache, "/a", &[], "v3", t0 + millis(500)).await;
-    assert_eq!(
-        body_served(&cache, "/a", t0 + secs(1)).await.as_deref(),
-        Some("v3")
-    );
+    keep(&cache, "/a", &[], "v1", t0 + millis(499)).await;
+    assert_eq!(cache.stats.stale_stored.get(), 1);
+    keep(&cache, "/a", &[], "v1", t0 + millis(500)).await;
+    assert_eq!(cache.stats.stale_stored.get(), 2);
 
     // Served stale for no time at all (s-maxage without stale-if-error): never stands.
     let never = [("cache-control", "s-maxage=0")];
     keep(&cache, "/s", &never, "s1", t0).await;
-    keep(&cache, "/s", &never, "s2", t0).await;
-    assert_eq!(body_served(&cache, "/s", t0).await.as_deref(), Some("s2"));
+    keep(&cache, "/s", &never, "s1", t0).await;
+    assert_eq!(cache.stats.stale_stored.get(), 4);
 }

@@ -19,7 +19,7 @@ use crate::fallback::Provenance;
 
 /// A body that yields these frames, then ends; `is_end_stream` only after the last poll, as
 /// a chunked body does.
-struct Frames(VecDeque<Result<Frame<Bytes>, BoxError>>);
+pub(super) struct Frames(pub(super) VecDeque<Result<Frame<Bytes>, BoxError>>);
 
 impl Body for Frames {
     type Data = Bytes;
