@@ -104,30 +104,12 @@ endpoints = [{{ address = "{}" }}]
 "#,
         upstream.addr
     ));
-    let url = proxy.url("/work");
-    let workers: Vec<_> = (0..WORKERS_PER_PRIORITY * 2)
-        .map(|worker| {
-            let url = url.clone();
-            let headers = if worker % 2 == 0 { HIGH } else { LOW };
-            tokio::spawn(async move {
-                let mut answers = Vec::with_capacity(REQUESTS_PER_WORKER);
-                for _ in 0..REQUESTS_PER_WORKER {
-                    let (status, headers_back, _) = send(Method::GET, &url, "", headers).await;
-                    let retry_after = headers_back.contains_key("retry-after");
-                    let error = headers_back
-                        .get("x-blastwall-error")
-                        .map(|value| value.to_str().unwrap_or_default().to_owned());
-                    answers.push((status, retry_after, error));
-                }
-                (headers == HIGH, answers)
-            })
-        })
-        .collect();
-    let (mut high, mut low) = (Vec::new(), Vec::new());
-    for worker in workers {
-        let (is_high, answers) = worker.await.expect("worker finished");
-        if is_high { &mut high } else { &mut low }.extend(answers);
-    }
+    let (high, low) = high_and_low(
+        &proxy.url("/work"),
+        WORKERS_PER_PRIORITY * 2,
+        REQUESTS_PER_WORKER,
+    )
+    .await;
     let ok = |answers: &[(StatusCode, bool, Option<String>)]| {
         answers
             .iter()

@@ -43,19 +43,8 @@ async fn check_loop(
     mut alive: watch::Receiver<()>,
 ) {
     loop {
-        // An endpoint a fault rule takes down refuses its checks as it refuses attempts.
-        let result = if endpoint.is_down_by_fault() {
-            Err(ProbeFailure::FaultDown)
-        } else {
-            // The check is one of our requests at the endpoint while it runs: an endpoint
-            // that refuses a request because the check holds one of its slots must not be
-            // taken to have less capacity than it has (`cluster::capacity`).
-            let mut held = EndpointGuard::with_permit(endpoint.clone(), None, Instant::now());
-            held.finish();
-            tokio::select! {
-                result = probe(&check, protocol, endpoint.address(), endpoint.authority()) => result,
-                _ = alive.changed() => return,
-            }
+        let Some(result) = check_once(&endpoint, &check, protocol, &mut alive).await else {
+            return;
         };
         match cluster.upgrade() {
             Some(cluster) if cluster.contains(&endpoint) => cluster.record_check(&endpoint, result),
@@ -65,6 +54,28 @@ async fn check_loop(
             () = tokio::time::sleep(with_rng(|rng| next_delay(&check, rng))) => {}
             _ = alive.changed() => return,
         }
+    }
+}
+
+/// One check of `endpoint`; `None` if the cluster went away meanwhile. An endpoint a fault
+/// rule takes down refuses its checks as it refuses attempts.
+pub(super) async fn check_once(
+    endpoint: &Arc<Endpoint>,
+    check: &HealthCheckConfig,
+    protocol: UpstreamProtocol,
+    alive: &mut watch::Receiver<()>,
+) -> Option<Result<(), ProbeFailure>> {
+    if endpoint.is_down_by_fault() {
+        return Some(Err(ProbeFailure::FaultDown));
+    }
+    // The check is one of our requests at the endpoint while it runs: an endpoint that
+    // refuses a request because the check holds one of its slots must not be taken to have
+    // less capacity than it has (`cluster::capacity`).
+    let mut held = EndpointGuard::with_permit(endpoint.clone(), None, Instant::now());
+    held.finish();
+    tokio::select! {
+        result = probe(check, protocol, endpoint.address(), endpoint.authority()) => Some(result),
+        _ = alive.changed() => None,
     }
 }
 

@@ -21,8 +21,8 @@ use std::time::Instant;
 use blastwall_policy::breaker::SharedBreaker;
 
 use super::super::Cluster;
-use crate::endpoint::{Endpoint, EndpointGuard};
-use crate::health::{ProbeFailure, probe};
+use super::super::checks::check_once;
+use crate::endpoint::Endpoint;
 
 impl Cluster {
     /// Sends a health check for every open breaker whose check is due (see the module
@@ -74,16 +74,8 @@ impl Cluster {
         let weak = Arc::downgrade(self);
         let mut alive = self.alive();
         tokio::spawn(async move {
-            let result = if endpoint.is_down_by_fault() {
-                Err(ProbeFailure::FaultDown)
-            } else {
-                // One of our requests at the endpoint while it runs (see `checks`).
-                let mut held = EndpointGuard::with_permit(endpoint.clone(), None, Instant::now());
-                held.finish();
-                tokio::select! {
-                    result = probe(&check, protocol, endpoint.address(), endpoint.authority()) => result,
-                    _ = alive.changed() => return,
-                }
+            let Some(result) = check_once(&endpoint, &check, protocol, &mut alive).await else {
+                return;
             };
             let Some(cluster) = weak.upgrade() else {
                 return;
