@@ -29,16 +29,16 @@ impl Cluster {
         }
     }
 
-    /// Lets learnt capacities grow when their time has come (see the module doc). Called
-    /// by the cluster's passive task.
+    /// Lets learnt capacities grow when their time has come (see the module doc), and
+    /// refits the limit: an endpoint ejected, tripped or back changes what the routable
+    /// ones take, and a reload's new limiter starts from its `max`. Called by the cluster's
+    /// passive task on every tick (a sum over the endpoints; the limit is only set when it
+    /// changed).
     pub(crate) fn grow_capacities(&self, now: Instant) {
-        let mut grew = false;
         for endpoint in self.endpoints().iter() {
-            grew |= endpoint.grow_capacity(now);
+            endpoint.grow_capacity(now);
         }
-        if grew {
-            self.fit_capacity();
-        }
+        self.fit_capacity();
     }
 
     /// The sum of the routable endpoints' capacities, `None` while one of them has shown

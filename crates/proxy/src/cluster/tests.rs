@@ -512,6 +512,26 @@ mod capacity {
     }
 
     #[test]
+    fn an_ejected_endpoints_capacity_leaves_the_limit_at_the_next_tick() {
+        let cluster = following_capacity();
+        let now = Instant::now();
+        let endpoints = cluster.endpoints();
+        for endpoint in endpoints.iter() {
+            let held: Vec<_> = (0..3)
+                .map(|_| EndpointGuard::new(endpoint.clone()))
+                .collect();
+            cluster.learn_refusal(&held[2], now);
+        }
+        assert_eq!(limit(&cluster), 4);
+        endpoints[0].set_ejected(true);
+        cluster.grow_capacities(now);
+        assert_eq!(limit(&cluster), 2, "only the routable endpoint's capacity");
+        endpoints[0].set_ejected(false);
+        cluster.grow_capacities(now);
+        assert_eq!(limit(&cluster), 4);
+    }
+
+    #[test]
     fn a_pick_prefers_an_endpoint_below_its_capacity() {
         let cluster = following_capacity();
         let now = Instant::now();
