@@ -13,6 +13,17 @@ fn probed_externally() -> BreakerConfig {
     }
 }
 
+/// [`probed_externally`], its open period doubling (up to 100 s) each time probing fails.
+fn probed_externally_with_backoff() -> BreakerConfig {
+    BreakerConfig {
+        open_backoff: Some(OpenBackoff {
+            multiplier: 2.0,
+            max: secs(100),
+        }),
+        ..probed_externally()
+    }
+}
+
 #[test]
 fn an_externally_probed_breaker_stays_open_past_its_open_period() {
     let t0 = Instant::now();
@@ -60,13 +71,7 @@ fn a_passing_probe_half_opens_and_calls_then_close_it() {
 #[test]
 fn a_failing_probe_keeps_it_open_one_more_period_without_backoff() {
     let t0 = Instant::now();
-    let mut b = breaker(BreakerConfig {
-        open_backoff: Some(OpenBackoff {
-            multiplier: 2.0,
-            max: secs(100),
-        }),
-        ..probed_externally()
-    });
+    let mut b = breaker(probed_externally_with_backoff());
     trip(&mut b, t0);
     for round in 1..=5u64 {
         let at = t0 + secs(10 * round);
@@ -81,13 +86,7 @@ fn a_failing_probe_keeps_it_open_one_more_period_without_backoff() {
 #[test]
 fn calls_failing_after_a_passing_probe_reopen_it_for_longer() {
     let t0 = Instant::now();
-    let mut b = breaker(BreakerConfig {
-        open_backoff: Some(OpenBackoff {
-            multiplier: 2.0,
-            max: secs(100),
-        }),
-        ..probed_externally()
-    });
+    let mut b = breaker(probed_externally_with_backoff());
     trip(&mut b, t0);
     let at = t0 + secs(10);
     b.probe_passed(at).expect("half-opens");
